@@ -1,0 +1,72 @@
+"""Command-line interface: ``voxelstudio <command> ...``.
+
+Each sub-module registers its sub-commands and calls into :mod:`voxelstudio.tasks`; none holds logic of its own.
+Errors users can act on become one line on stderr and exit code 2 (``--debug`` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from voxelstudio import __version__
+from voxelstudio.core.errors import VoxelStudioError
+
+# Modules that each define ``register(subparsers)``. Importing them must stay cheap (no TensorFlow at module level).
+COMMAND_MODULES = (
+    "voxelstudio.cli.data_commands",
+    "voxelstudio.cli.denoise_commands",
+    "voxelstudio.cli.classify_commands",
+    "voxelstudio.cli.gui_commands",
+)
+
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="voxelstudio",
+        description="View 3D microscope volumes and clean them with deep learning. "
+        "Without a command, the desktop window opens.",
+    )
+    parser.add_argument("--version", action="version", version=f"voxelstudio {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue  # a command group not built yet
+        module.register(subparsers)
+    return parser
+
+
+def _fail(message: str) -> int:
+    print(f"voxelstudio: error: {' '.join(message.split())}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the process exit code."""
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv)
+    if args.command is None:  # plain ``voxelstudio`` opens the window
+        args = parser.parse_args([*argv, "gui"])
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("voxelstudio: interrupted", file=sys.stderr)
+        return 130
+    except (VoxelStudioError, OSError, ValueError) as exc:
+        if args.debug:
+            raise
+        return _fail(str(exc))
+    except MemoryError:
+        if args.debug:
+            raise
+        return _fail("out of memory; try a smaller volume or more tiles")

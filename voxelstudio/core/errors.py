@@ -1,0 +1,48 @@
+"""Exceptions users see. Each message is one line that names the file (if any) and the problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class VoxelStudioError(Exception):
+    """Base class for errors that are shown to the user as a one-line message."""
+
+
+def _one_line(path: str | Path | None, problem: str) -> str:
+    problem = " ".join(str(problem).split())
+    return f"{path}: {problem}" if path is not None else problem
+
+
+class VolumeReadError(VoxelStudioError):
+    """A volume file could not be read (missing, corrupt, unsupported content)."""
+
+    def __init__(self, path: str | Path | None, problem: str) -> None:
+        self.path = None if path is None else Path(path)
+        self.problem = problem
+        super().__init__(_one_line(path, problem))
+
+
+class VolumeWriteError(VoxelStudioError):
+    """A volume could not be written; no partial output was left behind."""
+
+    def __init__(self, path: str | Path | None, problem: str) -> None:
+        self.path = None if path is None else Path(path)
+        self.problem = problem
+        super().__init__(_one_line(path, problem))
+
+
+class ModelError(VoxelStudioError):
+    """A model file is unusable for the task (corrupt, unsafe, wrong shape)."""
+
+    def __init__(self, path: str | Path | None, problem: str) -> None:
+        self.path = None if path is None else Path(path)
+        self.problem = problem
+        super().__init__(_one_line(path, problem))
+
+
+class Cancelled(VoxelStudioError):
+    """A long job stopped because its cancel token was set."""
+
+    def __init__(self, what: str = "job") -> None:
+        super().__init__(f"{what} cancelled")

@@ -1,0 +1,1 @@
+"""voxelstudio.render."""
