@@ -1,0 +1,153 @@
+"""Frozen, JSON-serialisable configurations for models and training. Imports no TensorFlow."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+ARCHITECTURES = ("simple", "unet", "resunet")
+LOSSES = ("imbalanced", "mae", "mse", "ssim", "mae+ssim")
+NORMALIZATIONS = ("none", "batch", "layer", "instance", "group")
+
+T = TypeVar("T", bound="_JsonConfig")
+
+
+class _JsonConfig:
+    """Mixin: dict/JSON round-trip for frozen dataclasses whose tuple fields come back as tuples."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+        known = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} field(s): {', '.join(unknown)}")
+        values = {}
+        for name, value in data.items():
+            factory = known[name].default_factory
+            if isinstance(value, list):
+                value = tuple(value)
+            elif isinstance(value, dict) and factory is not dataclasses.MISSING:
+                value = type(factory()).from_dict(value)  # nested config
+            values[name] = value
+        return cls(**values)  # type: ignore[call-arg]
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls: type[T], text: str) -> T:
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def load(cls: type[T], path: str | Path) -> T:
+        return cls.from_json(Path(path).read_text())
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+@dataclass(frozen=True)
+class DenoiserConfig(_JsonConfig):
+    """Architecture of a 3-D denoiser.
+
+    - ``simple``: ``n_layers`` stacked Conv3D of ``filters`` channels with a large anisotropic ``kernel`` (the
+      original 16x16x8 plain CNN), no pooling.
+    - ``unet``: 3-D U-Net with ``depth`` levels, ``filters`` at the top doubling per level, concatenated skips.
+    - ``resunet``: CARE-style U-Net that predicts a correction added to the input, with ``norm`` normalisation.
+
+    ``pool_z=False`` pools only in y and x (z holds few slices). Input (H, W, Z) of any size is padded to the
+    network's multiple and cropped back.
+    """
+
+    arch: str = "simple"
+    filters: int = 8
+    kernel: tuple[int, int, int] = (16, 16, 8)
+    n_layers: int = 4
+    depth: int = 3
+    norm: str = "group"
+    pool_z: bool = True
+    dropout: float = 0.0
+
+    def validate(self) -> DenoiserConfig:
+        _check(
+            self.arch in ARCHITECTURES, f"unknown architecture {self.arch!r}; choose from {', '.join(ARCHITECTURES)}"
+        )
+        _check(self.filters >= 1, "filters must be >= 1")
+        _check(len(self.kernel) == 3 and all(k >= 1 for k in self.kernel), "kernel must be three sizes >= 1")
+        _check(self.n_layers >= 1, "n_layers must be >= 1")
+        _check(1 <= self.depth <= 5, "depth must be between 1 and 5")
+        _check(self.norm in NORMALIZATIONS, f"unknown normalisation {self.norm!r}; choose from {NORMALIZATIONS}")
+        _check(0.0 <= self.dropout < 1.0, "dropout must be in [0, 1)")
+        return self
+
+    @classmethod
+    def for_arch(cls, arch: str, **overrides: Any) -> DenoiserConfig:
+        """Sensible defaults per architecture (the original work's where it had them)."""
+        defaults: dict[str, dict[str, Any]] = {
+            "simple": {"filters": 8, "kernel": (16, 16, 8), "n_layers": 4},
+            "unet": {"filters": 8, "kernel": (3, 3, 3), "depth": 3, "norm": "none"},
+            "resunet": {"filters": 16, "kernel": (3, 3, 3), "depth": 2, "norm": "group", "pool_z": False},
+        }
+        if arch not in defaults:
+            raise ValueError(f"unknown architecture {arch!r}; choose from {', '.join(ARCHITECTURES)}")
+        return cls(arch=arch, **{**defaults[arch], **overrides}).validate()
+
+
+@dataclass(frozen=True)
+class LossConfig(_JsonConfig):
+    """Training loss. ``imbalanced``: mean(w * |y - yhat|), w = ``weight`` where y >= ``threshold`` else 1.
+
+    ``mae+ssim`` is ``mae_weight * MAE + ssim_weight * (1 - SSIM)``.
+    """
+
+    name: str = "imbalanced"
+    threshold: float = 0.1
+    weight: float = 1000.0
+    mae_weight: float = 1.0
+    ssim_weight: float = 1.0
+
+    def validate(self) -> LossConfig:
+        _check(self.name in LOSSES, f"unknown loss {self.name!r}; choose from {', '.join(LOSSES)}")
+        _check(self.weight > 0, "loss weight must be > 0")
+        return self
+
+
+@dataclass(frozen=True)
+class TrainConfig(_JsonConfig):
+    """Everything that decides a denoiser training run. Defaults work on the bundled sample on a CPU."""
+
+    model: DenoiserConfig = field(default_factory=DenoiserConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    epochs: int = 100
+    minutes: float | None = None
+    learning_rate: float = 1e-3
+    batch_size: int = 4
+    patch_shape: tuple[int, int, int] = (64, 64, 32)
+    steps_per_epoch: int = 16
+    val_fraction: float = 0.2
+    bead_bias: float = 0.7
+    augment: bool = True
+    lr_patience: int = 10
+    early_stopping_patience: int = 30
+    seed: int = 0
+
+    def validate(self) -> TrainConfig:
+        self.model.validate()
+        self.loss.validate()
+        _check(self.epochs >= 1, "epochs must be >= 1")
+        _check(self.minutes is None or self.minutes > 0, "minutes must be > 0")
+        _check(self.learning_rate > 0, "learning rate must be > 0")
+        _check(self.batch_size >= 1, "batch size must be >= 1")
+        _check(len(self.patch_shape) == 3 and all(p >= 4 for p in self.patch_shape), "patch sizes must be >= 4")
+        _check(self.steps_per_epoch >= 1, "steps per epoch must be >= 1")
+        _check(0.0 <= self.val_fraction < 1.0, "validation fraction must be in [0, 1)")
+        _check(0.0 <= self.bead_bias <= 1.0, "bead bias must be in [0, 1]")
+        return self
