@@ -1,0 +1,66 @@
+"""The CLI entry point: version, error handling and the default command."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from voxelstudio import __version__, cli
+from voxelstudio.core.errors import VolumeReadError
+
+
+def test_version_is_printed(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--version"])
+    assert exc.value.code == 0
+    assert __version__ in capsys.readouterr().out
+
+
+def _parser_with(func) -> argparse.ArgumentParser:  # type: ignore[no-untyped-def]
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--debug", action="store_true")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("boom").set_defaults(func=func)
+    sub.add_parser("gui").set_defaults(func=lambda args: 7)
+    return parser
+
+
+def test_user_errors_become_one_line_and_exit_code_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def boom(args: argparse.Namespace) -> int:
+        raise VolumeReadError("scan.mat", "file is truncated\n(expected 4096 more bytes)")
+
+    monkeypatch.setattr(cli, "build_parser", lambda: _parser_with(boom))
+    assert cli.main(["boom"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "scan.mat: file is truncated (expected 4096 more bytes)" in err
+    assert "Traceback" not in err
+
+
+def test_debug_flag_shows_the_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(args: argparse.Namespace) -> int:
+        raise VolumeReadError("scan.mat", "bad")
+
+    monkeypatch.setattr(cli, "build_parser", lambda: _parser_with(boom))
+    with pytest.raises(VolumeReadError):
+        cli.main(["--debug", "boom"])
+
+
+def test_no_command_runs_the_gui_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli, "build_parser", lambda: _parser_with(lambda args: 0))
+    assert cli.main([]) == 7
+
+
+def test_every_command_module_registers_without_importing_tensorflow() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from voxelstudio.cli import build_parser; build_parser(); "
+        "bad = [m for m in ('tensorflow', 'keras', 'PySide6', 'pyvista') if m in sys.modules]; print(bad)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
