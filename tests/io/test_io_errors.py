@@ -1,0 +1,112 @@
+"""Reading failures: every one is a one-line VolumeReadError naming the file, with library errors chained."""
+
+from __future__ import annotations
+
+import os
+
+import h5py
+import numpy as np
+import pytest
+
+from voxelstudio.core.volume import Volume
+from voxelstudio.io import VolumeReadError, VolumeWriteError, list_variables, load_volume, save_volume
+from voxelstudio.io import variables as variables_module
+
+
+def _message(exc_info: pytest.ExceptionInfo[VolumeReadError]) -> str:
+    message = str(exc_info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_missing_file(tmp_path) -> None:
+    with pytest.raises(VolumeReadError) as info:
+        load_volume(tmp_path / "absent.mat")
+    assert _message(info) == f"{tmp_path / 'absent.mat'}: file not found"
+
+
+def test_folder_instead_of_file(tmp_path) -> None:
+    (tmp_path / "scan.tif").mkdir()
+    with pytest.raises(VolumeReadError, match=r"scan\.tif: is a folder, not a file$"):
+        load_volume(tmp_path / "scan.tif")
+
+
+def test_zero_byte_file(tmp_path) -> None:
+    (tmp_path / "empty.npy").touch()
+    with pytest.raises(VolumeReadError, match=r"empty\.npy: file is empty \(0 bytes\)$"):
+        list_variables(tmp_path / "empty.npy")
+
+
+def test_unknown_suffix_for_reading_and_writing(tmp_path, asymmetric) -> None:
+    (tmp_path / "scan.raw").write_bytes(b"\0" * 64)
+    with pytest.raises(VolumeReadError, match=r"scan\.raw: unsupported file type '\.raw'; use \.mat"):
+        load_volume(tmp_path / "scan.raw")
+    with pytest.raises(VolumeWriteError, match=r"scan\.png: unsupported file type '\.png'"):
+        save_volume(Volume(asymmetric), tmp_path / "scan.png")
+
+
+def test_unreadable_file_is_reported_as_permission_denied(tmp_path, asymmetric, monkeypatch) -> None:
+    path = save_volume(Volume(asymmetric), tmp_path / "locked.npy")
+    real_access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda p, mode: False if os.fspath(p) == os.fspath(path) else real_access(p, mode)
+    )
+    with pytest.raises(VolumeReadError, match=r"locked\.npy: permission denied"):
+        load_volume(path)
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_unreadable_file_with_real_permissions(tmp_path, asymmetric) -> None:
+    path = save_volume(Volume(asymmetric), tmp_path / "locked.npy")
+    path.chmod(0)
+    try:
+        with pytest.raises(VolumeReadError, match="permission denied"):
+            load_volume(path)
+    finally:
+        path.chmod(0o600)
+
+
+def test_library_errors_are_wrapped_with_the_cause_chained(tmp_path) -> None:
+    (tmp_path / "notes.mat").write_bytes(b"these are my notes, not a MAT-file\n" * 8)
+    with pytest.raises(VolumeReadError) as info:
+        load_volume(tmp_path / "notes.mat")
+    assert info.value.__cause__ is not None
+    assert info.value.path == tmp_path / "notes.mat"
+    assert "notes.mat: cannot read the file" in _message(info)
+
+
+def test_hdf5_that_is_not_matlab_is_refused(tmp_path, asymmetric) -> None:
+    with h5py.File(tmp_path / "data.mat", "w") as file:
+        file["voxel"] = asymmetric
+    with pytest.raises(VolumeReadError, match=r"an HDF5 file but not a MATLAB 7\.3 MAT-file"):
+        load_volume(tmp_path / "data.mat")
+
+
+def test_arrays_that_do_not_fit_in_memory_are_refused_before_reading(tmp_path, asymmetric, monkeypatch) -> None:
+    path = save_volume(Volume(asymmetric), tmp_path / "v.npy")
+
+    class _Tight:
+        available = 500
+
+    monkeypatch.setattr(variables_module.psutil, "virtual_memory", lambda: _Tight())
+    monkeypatch.setattr(np, "load", lambda *a, **k: pytest.fail("the array was read before the memory check"))
+    with pytest.raises(VolumeReadError) as info:
+        load_volume(path)
+    message = _message(info)
+    assert "needs 840 B of memory to load but only 500 B is available" in message  # 105 values x (4 + 4) bytes
+
+
+def test_claims_far_beyond_the_file_size_are_corrupt(tmp_path, monkeypatch) -> None:
+    header = b"MATLAB 7.3 MAT-file, Platform: x, Created on: x HDF5 schema 1.00 .".ljust(116)
+    with h5py.File(tmp_path / "sparse.mat", "w", userblock_size=512) as file:
+        dataset = file.create_dataset("voxel", shape=(100, 1000, 1000), dtype="f8", chunks=(10, 10, 10))
+        dataset.attrs["MATLAB_class"] = np.bytes_("double")
+    with open(tmp_path / "sparse.mat", "r+b") as handle:
+        handle.write(header + b"\0" * 8 + b"\x00\x02IM")
+
+    class _Plenty:
+        available = 2**60
+
+    monkeypatch.setattr(variables_module.psutil, "virtual_memory", lambda: _Plenty())
+    with pytest.raises(VolumeReadError, match=r"header claims 800\.0 MB of data for 'voxel' but the file is only"):
+        load_volume(tmp_path / "sparse.mat")

@@ -1,0 +1,196 @@
+"""One entry point per direction: :func:`load_volume` / :func:`save_volume` pick the format by file suffix.
+
+Every failure to read becomes a one-line :class:`VolumeReadError` naming the file (the library's own exception is
+chained as the cause); every failure to write becomes a :class:`VolumeWriteError` and leaves no partial file.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+
+from voxelstudio.core.errors import VolumeReadError, VolumeWriteError
+from voxelstudio.core.volume import Spacing, Volume
+from voxelstudio.io.atomic import write_atomically
+from voxelstudio.io.variables import (
+    DEFAULT_VARIABLE,
+    VariableInfo,
+    choose_variable,
+    ensure_loadable,
+    refuse_unusable,
+    to_volume_array,
+)
+
+_FORMATS = {  # suffix -> (module in voxelstudio.io, whether the format names its arrays)
+    ".mat": ("matlab", True),
+    ".tif": ("tiff", False),
+    ".tiff": ("tiff", False),
+    ".npy": ("numpy_", False),
+    ".npz": ("numpy_", True),
+}
+SUPPORTED_SUFFIXES = tuple(_FORMATS)
+_MAX_CAUSE_CHARS = 200
+
+
+def _format(path: Path, error: type[VolumeReadError] | type[VolumeWriteError]) -> tuple[ModuleType, bool]:
+    entry = _FORMATS.get(path.suffix.lower())
+    if entry is None:
+        raise error(
+            path, f"unsupported file type {path.suffix or '(no suffix)'!r}; use {', '.join(SUPPORTED_SUFFIXES)}"
+        )
+    module_name, names_arrays = entry
+    return importlib.import_module(f"voxelstudio.io.{module_name}"), names_arrays  # heavy libraries load on use
+
+
+def _check_readable(path: Path) -> None:
+    if not path.exists():
+        raise VolumeReadError(path, "file not found")
+    if path.is_dir():
+        raise VolumeReadError(path, "is a folder, not a file")
+    if not path.is_file():
+        raise VolumeReadError(path, "is not a regular file")
+    if not os.access(path, os.R_OK):
+        raise VolumeReadError(path, "permission denied (the file is not readable)")
+    if path.stat().st_size == 0:
+        raise VolumeReadError(path, "file is empty (0 bytes)")
+
+
+def _read_problem(exc: Exception) -> str:
+    if isinstance(exc, PermissionError):
+        return "permission denied (the file is not readable)"
+    if isinstance(exc, MemoryError):
+        return "not enough memory to read the file"
+    detail = " ".join(str(exc).split()) or "no details"
+    if len(detail) > _MAX_CAUSE_CHARS:
+        detail = detail[:_MAX_CAUSE_CHARS] + "..."
+    return f"cannot read the file; it is truncated, corrupt or of another type ({type(exc).__name__}: {detail})"
+
+
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Turn anything a reader library raises into a VolumeReadError naming ``path``."""
+    try:
+        yield
+    except VolumeReadError:
+        raise
+    except Exception as exc:
+        raise VolumeReadError(path, _read_problem(exc)) from exc
+
+
+def _open_listing(path: str | Path) -> tuple[Path, ModuleType, bool, list[VariableInfo]]:
+    path = Path(path)
+    module, names_arrays = _format(path, VolumeReadError)
+    _check_readable(path)
+    with _reading(path):
+        return path, module, names_arrays, module.list_entries(path)
+
+
+def _read(path: Path, module: ModuleType, info: VariableInfo) -> np.ndarray:
+    """The raw array of ``info`` after the checks that need no data (type, rank, memory)."""
+    refuse_unusable(path, info)
+    ensure_loadable(path, info, np.dtype(info.dtype).itemsize)
+    return module.read_array(path, info.name)
+
+
+def list_variables(path: str | Path) -> list[VariableInfo]:
+    """The numeric arrays in a file, in file order (what a variable picker offers); metadata arrays are left out."""
+    path, module, _, entries = _open_listing(path)
+    return [v for v in entries if v.is_numeric and v.name != module.SPACING_VARIABLE]
+
+
+def load_volume(path: str | Path, variable: str | None = None) -> Volume:
+    """Read a volume from .mat (v4-v7.3), .tif/.tiff, .npy or .npz.
+
+    The array is ``variable`` if given; else ``voxel``; else the only numeric array with >= 3 dimensions. A trailing
+    singleton channel (H, W, Z, 1) is dropped. Values become float32; spacing comes from the file's metadata (1.0 per
+    axis when absent). Metadata: ``variable`` (None for .npy/.tif, which do not name arrays), ``format`` and
+    ``source_dtype``.
+    """
+    path, module, names_arrays, entries = _open_listing(path)
+    name = choose_variable(path, entries, variable, reserved=module.SPACING_VARIABLE or "")
+    info = next(v for v in entries if v.name == name)
+    with _reading(path):
+        data = to_volume_array(path, name, _read(path, module, info))
+        spacing = module.read_spacing(path, entries) or (1.0, 1.0, 1.0)
+        file_format = module.describe(path)
+    metadata = {"variable": name if names_arrays else None, "format": file_format, "source_dtype": info.dtype}
+    return Volume(data, spacing=spacing, name=path.stem, source=path, metadata=metadata)
+
+
+def read_variable(path: str | Path, name: str) -> np.ndarray:
+    """One array exactly as stored (MATLAB axis order, original dtype, no checks on its values), e.g. for ``info``."""
+    path, module, _, entries = _open_listing(path)
+    info = next((v for v in entries if v.name == name), None)
+    if info is None:
+        raise VolumeReadError(path, f"no variable named {name!r}")
+    with _reading(path):
+        if not info.is_numeric:
+            refuse_unusable(path, info)
+        ensure_loadable(path, info, np.dtype(info.dtype).itemsize)
+        return np.asarray(module.read_array(path, name))
+
+
+@dataclass(frozen=True)
+class FileSummary:
+    """What ``voxelstudio info`` shows: everything in a file and which volume :func:`load_volume` would pick."""
+
+    path: Path
+    format: str
+    variables: tuple[VariableInfo, ...]
+    metadata_variable: str | None
+    chosen: str | None
+    choice_problem: str | None
+    spacing: Spacing | None
+    spacing_problem: str | None
+
+
+def summarize_file(path: str | Path, variable: str | None = None) -> FileSummary:
+    """Describe a file without loading any array (raises VolumeReadError only when the file cannot be listed)."""
+    path, module, _, entries = _open_listing(path)
+    with _reading(path):
+        file_format = module.describe(path)
+    chosen = choice_problem = spacing = spacing_problem = None
+    try:
+        chosen = choose_variable(path, entries, variable, reserved=module.SPACING_VARIABLE or "")
+    except VolumeReadError as exc:
+        choice_problem = exc.problem
+    try:
+        with _reading(path):
+            spacing = module.read_spacing(path, entries) or (1.0, 1.0, 1.0)
+    except VolumeReadError as exc:
+        spacing_problem = exc.problem
+    return FileSummary(
+        path, file_format, tuple(entries), module.SPACING_VARIABLE, chosen, choice_problem, spacing, spacing_problem
+    )
+
+
+def save_volume(
+    volume: Volume,
+    path: str | Path,
+    *,
+    variable: str | None = None,
+    overwrite: bool = False,
+    mat_version: str | None = None,
+) -> Path:
+    """Write ``volume`` atomically to .mat/.tif/.tiff/.npy/.npz (chosen by suffix) with its spacing.
+
+    ``variable`` names the array in .mat/.npz (default: the name it was loaded from, else ``voxel``).
+    ``mat_version``: None (v5 compressed, or v7.3 when the volume exceeds 2 GB), "5"/"7" or "7.3".
+    An existing file is replaced only when ``overwrite`` is true.
+    """
+    path = Path(path)
+    module, _ = _format(path, VolumeWriteError)
+    if mat_version is not None and path.suffix.lower() != ".mat":
+        raise VolumeWriteError(path, f"a MAT version ({mat_version}) applies to .mat files only")
+    name = variable or volume.metadata.get("variable") or DEFAULT_VARIABLE
+    if not np.isfinite(volume.data).all():
+        raise VolumeWriteError(path, "the volume contains NaN or Inf values; replace them before saving")
+    write = module.writer(path, volume.data, volume.spacing, str(name), mat_version)
+    return write_atomically(path, write, overwrite=overwrite)
