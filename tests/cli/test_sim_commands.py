@@ -1,0 +1,61 @@
+"""``voxelstudio simulate``: writes the dataset, honours the physics options and rejects bad values in one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from voxelstudio import cli
+from voxelstudio.sim import SimParams
+
+
+def test_simulate_writes_pairs_with_the_given_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "data"
+    argv = ["simulate", str(out), "--count", "2", "--seed", "3", "--shape", "20,16,8", "--quiet"]
+    argv += ["--na", "1.2", "--ns", "1.45", "--voxel-size", "0.12,0.12,0.25", "--photons", "500", "--haze", "0"]
+    assert cli.main(argv) == 0
+    assert sorted(p.name for p in (out / "raw").iterdir()) == ["001.mat", "002.mat"]
+    assert sorted(p.name for p in (out / "target").iterdir()) == ["001.mat", "002.mat"]
+    record = json.loads((out / "params.json").read_text())
+    params = SimParams.from_dict(record["pairs"][0]["params"])
+    assert (params.optics.na, params.optics.ns, params.photons, params.haze) == (1.2, 1.45, 500.0, 0.0)
+    assert params.optics.voxel_size_um == (0.12, 0.12, 0.25)
+    assert params.background == SimParams().background
+    assert record["shape"] == [20, 16, 8] and record["seed"] == 3
+    assert "wrote 2 pairs" in capsys.readouterr().out
+
+
+def test_simulate_randomize(tmp_path: Path) -> None:
+    assert cli.main(["simulate", str(tmp_path), "--count", "1", "--shape", "16x16x8", "--randomize", "--quiet"]) == 0
+    assert json.loads((tmp_path / "params.json").read_text())["randomize"] is True
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--na", "abc"], "--na: expected a number, got 'abc'"),
+        (["--na", "1.45", "--ni", "1.33"], "--na: na (1.45) must be below the immersion index ni (1.33)"),
+        (["--photons", "0"], "--photons: photons must be in [10, 5000], got 0"),
+        (["--wavelength", "0.9"], "--wavelength: wavelength_um must be in [0.4, 0.7], got 0.9"),
+        (["--voxel-size", "0.1,0.2,0.1"], "--voxel-size: Y and X must be equal"),
+        (["--voxel-size", "0.1,0.1"], "--voxel-size: expected 3 comma-separated values"),
+        (["--voxel-size", "1,1,1"], "--voxel-size: pixel_um must be in"),
+        (["--shape", "16,16"], "--shape: expected 3 comma-separated values"),
+        (["--shape", "16,0,8"], "--shape: sizes must be positive"),
+        (["--count", "two"], "--count: expected an integer, got 'two'"),
+        (["--count", "0"], "--count: must be at least 1"),
+        (["--randomize", "--haze", "0.1"], "--randomize draws every parameter; drop --haze"),
+    ],
+)
+def test_bad_option_values_exit_2_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], options: list[str], message: str
+) -> None:
+    out = tmp_path / "out"
+    assert cli.main(["simulate", str(out), "--quiet", *options]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("voxelstudio: error: ")
+    assert message in err
+    assert not out.exists()

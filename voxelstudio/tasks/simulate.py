@@ -1,0 +1,115 @@
+"""Write a simulated training set: OUTDIR/raw/NNN.mat, OUTDIR/target/NNN.mat and OUTDIR/params.json."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from voxelstudio import __version__
+from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
+from voxelstudio.core.volume import Volume
+from voxelstudio.io import save_volume
+from voxelstudio.sim import SimParams, simulate_pair
+from voxelstudio.sim.params import validate_shape
+
+VARIABLE = "voxel"
+"""MATLAB variable name of every written volume (the original code's)."""
+PARAMS_FILE = "params.json"
+
+
+def pair_seed(seed: int, index: int) -> int:
+    """The simulate_pair seed of pair ``index``: independent streams that do not depend on the pair count."""
+    return int(np.random.SeedSequence(seed, spawn_key=(index, 0)).generate_state(1, dtype=np.uint64)[0])
+
+
+def pair_params(seed: int, index: int, params: SimParams, randomize: bool) -> SimParams:
+    """``params`` itself, or with ``randomize`` every parameter drawn from its range for pair ``index``."""
+    if not randomize:
+        return params
+    return SimParams.random(np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index, 1))))
+
+
+def _check_arguments(count: int, seed: int, shape: tuple[int, ...]) -> tuple[int, int, int]:
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
+        raise ValueError(f"count must be a positive integer, got {count!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    return validate_shape(shape)
+
+
+def _write_json(path: Path, content: dict[str, Any]) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def simulate_dataset(
+    outdir: str | Path,
+    *,
+    count: int,
+    seed: int = 0,
+    shape: tuple[int, int, int] = (128, 128, 32),
+    params: SimParams | None = None,
+    randomize: bool = False,
+    overwrite: bool = False,
+    report: ReportFn = null_report,
+    cancel: CancelToken | None = None,
+) -> list[tuple[Path, Path]]:
+    """Simulate ``count`` (raw, target) pairs and write them as ``.mat`` files (variable ``voxel``, voxel size
+    stored); returns the (raw, target) paths.
+
+    ``params.json`` records the seed, shape, version and each pair's parameters and seed, and is rewritten after
+    every pair, so a cancelled run still describes the pairs it wrote. Cancellation is checked between pairs.
+    """
+    shape = _check_arguments(count, seed, shape)
+    params = SimParams() if params is None else params
+    if not isinstance(params, SimParams):
+        raise ValueError(f"params must be SimParams, got {type(params).__name__}")
+    outdir = Path(outdir)
+    raw_dir, target_dir = outdir / "raw", outdir / "target"
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    target_dir.mkdir(parents=True, exist_ok=True)
+
+    width = max(3, len(str(count)))
+    record: dict[str, Any] = {
+        "generator": "voxelstudio.sim.simulate_pair",
+        "version": __version__,
+        "seed": int(seed),
+        "shape": list(shape),
+        "randomize": bool(randomize),
+        "variable": VARIABLE,
+        "pairs": [],
+    }
+    written: list[tuple[Path, Path]] = []
+    report(Progress(0, count, "simulating"))
+    for index in range(count):
+        if cancel is not None:
+            cancel.raise_if_cancelled("simulation")
+        this_params = pair_params(seed, index, params, randomize)
+        this_seed = pair_seed(seed, index)
+        raw, target = simulate_pair(shape, this_params, seed=this_seed)
+        name = f"{index + 1:0{width}d}"
+        spacing = this_params.optics.voxel_size_um
+        raw_path = save_volume(
+            Volume(raw, spacing, name=name), raw_dir / f"{name}.mat", variable=VARIABLE, overwrite=overwrite
+        )
+        target_path = save_volume(
+            Volume(target, spacing, name=name), target_dir / f"{name}.mat", variable=VARIABLE, overwrite=overwrite
+        )
+        written.append((Path(raw_path), Path(target_path)))
+        record["pairs"].append(
+            {
+                "raw": f"raw/{name}.mat",
+                "target": f"target/{name}.mat",
+                "seed": this_seed,
+                "spacing_um": list(spacing),
+                "params": this_params.to_dict(),
+            }
+        )
+        _write_json(outdir / PARAMS_FILE, record)
+        report(Progress(index + 1, count, f"pair {index + 1}/{count}"))
+    return written
