@@ -1,0 +1,76 @@
+"""evaluate_volumes / evaluate_files: rows per scored volume, units, and clear shape errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from voxelstudio.core.volume import Volume
+from voxelstudio.io import save_volume
+from voxelstudio.tasks.evaluate import evaluate_files, evaluate_volumes, known_spacing
+
+SHAPE = (40, 40, 24)
+BEADS = [(8, 8, 12), (8, 30, 11), (20, 20, 12), (31, 9, 13), (30, 30, 12), (20, 6, 11)]
+
+
+def _beads(sigma: tuple[float, float, float]) -> np.ndarray:
+    grid = np.indices(SHAPE, dtype=np.float64)
+    return sum(np.exp(-sum((grid[i] - c[i]) ** 2 / (2 * sigma[i] ** 2) for i in range(3))) for c in BEADS)  # type: ignore[return-value]
+
+
+@pytest.fixture
+def volumes() -> tuple[Volume, Volume, Volume]:
+    """(pred, target, raw): a close prediction, an isotropic target and an elongated hazy raw scan."""
+    rng = np.random.default_rng(0)
+    spacing = (0.1, 0.1, 0.2)
+    target = Volume(_beads((1.2, 1.2, 1.2)), spacing=spacing, name="target")
+    pred = Volume(2 * target.data + rng.normal(0, 0.02, SHAPE), spacing=spacing, name="pred")
+    raw = Volume(_beads((1.5, 1.5, 3.5)) + 0.5 + rng.normal(0, 0.02, SHAPE), spacing=spacing, name="raw")
+    return pred, target, raw
+
+
+def test_prediction_and_raw_rows(volumes: tuple[Volume, Volume, Volume]) -> None:
+    pred, target, raw = volumes
+    result = evaluate_volumes(pred, target, raw)
+    assert result["names"] == {"pred": "pred", "target": "target", "raw": "raw"}
+    assert result["units"] == "um" and result["spacing"] == [0.1, 0.1, 0.2]
+    good, baseline = result["pred"], result["raw"]
+    assert good["psnr"] > baseline["psnr"] and good["ssim"] > baseline["ssim"]
+    assert good["f1"] == 1.0 and good["n_target"] == len(BEADS)
+    # in µm the raw beads are 3.5 x 0.2 / (1.5 x 0.1) = 4.7 times longer than wide; the target's 2 (z step is 2x)
+    assert baseline["fwhm_ratio"] == pytest.approx(3.5 * 0.2 / (1.5 * 0.1), rel=0.05)
+    assert good["fwhm_ratio"] == pytest.approx(2.0, rel=0.05)
+    assert good["target_fwhm_ratio"] == pytest.approx(2.0, rel=0.05)
+    assert "raw" not in evaluate_volumes(pred, target)
+
+
+def test_unknown_spacing_gives_voxels(volumes: tuple[Volume, Volume, Volume]) -> None:
+    pred, target, _ = (v.replace(spacing=(1.0, 1.0, 1.0)) for v in volumes)
+    assert known_spacing(target) is None and known_spacing(volumes[1]) == (0.1, 0.1, 0.2)
+    result = evaluate_volumes(pred, target)
+    assert result["units"] == "voxels" and result["spacing"] is None
+    assert result["pred"]["fwhm_ratio"] == pytest.approx(1.0, rel=0.05)
+
+
+def test_shape_mismatch_names_both_volumes(volumes: tuple[Volume, Volume, Volume]) -> None:
+    pred, target, raw = volumes
+    cropped = raw.replace(data=raw.data[:, :, :20], name="short")
+    with pytest.raises(ValueError, match=r"raw 'short' has shape \(40, 40, 20\) but target 'target' has shape"):
+        evaluate_volumes(pred, target, cropped)
+    with pytest.raises(ValueError, match="prediction 'short'"):
+        evaluate_volumes(cropped, target)
+
+
+def test_files_give_the_same_rows(volumes: tuple[Volume, Volume, Volume], tmp_path: Path) -> None:
+    paths = [save_volume(v, tmp_path / f"{v.name}.npz") for v in volumes]
+    result = evaluate_files(*paths[:2], raw_path=paths[2])
+    direct = evaluate_volumes(*volumes)
+    assert result["files"] == {"pred": str(paths[0]), "target": str(paths[1]), "raw": str(paths[2])}
+    for role in ("pred", "raw"):
+        assert result[role]["psnr"] == pytest.approx(direct[role]["psnr"], rel=1e-4)
+        assert result[role]["fwhm_ratio"] == pytest.approx(direct[role]["fwhm_ratio"], rel=1e-4)
+    short = save_volume(volumes[0].replace(data=volumes[0].data[:-1]), tmp_path / "short.npy")
+    with pytest.raises(ValueError, match=r"short\.npy"):
+        evaluate_files(short, paths[1])

@@ -1,0 +1,66 @@
+"""Compare a prediction (and optionally the raw scan) with its target: one dictionary of metrics per volume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from voxelstudio.core.volume import Spacing, Volume
+from voxelstudio.io import load_volume
+from voxelstudio.metrics import evaluate_pair
+
+UNKNOWN_SPACING = (1.0, 1.0, 1.0)
+"""A Volume's spacing when its file had none."""
+
+
+def known_spacing(volume: Volume) -> Spacing | None:
+    """The volume's voxel size (y, x, z) in µm, or None when its file did not say (spacing 1, 1, 1)."""
+    return None if tuple(volume.spacing) == UNKNOWN_SPACING else volume.spacing
+
+
+def _label(role: str, volume: Volume) -> str:
+    return f"{role} {str(volume.source or volume.name or 'volume')!r}"
+
+
+def _check_same_shape(volume: Volume, role: str, target: Volume) -> None:
+    if volume.shape != target.shape:
+        raise ValueError(
+            f"{_label(role, volume)} has shape {volume.shape} but {_label('target', target)} has shape "
+            f"{target.shape}; they must match voxel for voxel"
+        )
+
+
+def evaluate_volumes(pred: Volume, target: Volume, raw: Volume | None = None) -> dict[str, Any]:
+    """Metrics of ``pred`` (and of ``raw``, when given, as the baseline) against ``target``.
+
+    Returns ``{"pred": {...}, "raw": {...} (only with raw), "names": {...}, "spacing": [y, x, z] | None,
+    "units": "um" | "voxels"}``; each row is :func:`voxelstudio.metrics.evaluate_pair`'s dictionary. FWHM values
+    are in µm when the target's voxel size is known, else in voxels.
+    """
+    _check_same_shape(pred, "prediction", target)
+    if raw is not None:
+        _check_same_shape(raw, "raw", target)
+    spacing = known_spacing(target)
+    result: dict[str, Any] = {
+        "names": {"pred": pred.name, "target": target.name},
+        "spacing": None if spacing is None else list(spacing),
+        "units": "voxels" if spacing is None else "um",
+        "pred": evaluate_pair(pred.data, target.data, spacing),
+    }
+    if raw is not None:
+        result["names"]["raw"] = raw.name
+        result["raw"] = evaluate_pair(raw.data, target.data, spacing)
+    return result
+
+
+def evaluate_files(
+    pred_path: str | Path, target_path: str | Path, raw_path: str | Path | None = None
+) -> dict[str, Any]:
+    """:func:`evaluate_volumes` on volume files, with their paths under ``"files"``."""
+    paths = {"pred": pred_path, "target": target_path}
+    if raw_path is not None:
+        paths["raw"] = raw_path
+    volumes = {role: load_volume(path) for role, path in paths.items()}
+    result = evaluate_volumes(volumes["pred"], volumes["target"], volumes.get("raw"))
+    result["files"] = {role: str(path) for role, path in paths.items()}
+    return result
