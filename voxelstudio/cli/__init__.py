@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from collections.abc import Sequence
 
 from voxelstudio import __version__
@@ -17,9 +18,11 @@ from voxelstudio.core.errors import VoxelStudioError
 # Modules that each define ``register(subparsers)``. Importing them must stay cheap (no TensorFlow at module level).
 COMMAND_MODULES = (
     "voxelstudio.cli.data_commands",
+    "voxelstudio.cli.sim_commands",
     "voxelstudio.cli.denoise_commands",
     "voxelstudio.cli.classify_commands",
     "voxelstudio.cli.gui_commands",
+    "voxelstudio.cli.eval_commands",
 )
 
 EXIT_USAGE = 2
@@ -57,6 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:  # plain ``voxelstudio`` opens the window
         args = parser.parse_args([*argv, "gui"])
+    if not args.debug:  # reader libraries warn about damaged files; the one-line error already says it
+        warnings.filterwarnings("ignore", module=r"(scipy|h5py|tifffile|numpy)(\.|$)")
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
