@@ -1,1 +1,60 @@
-"""voxelstudio.ml."""
+"""Deep learning for VoxelStudio: the only package that imports TensorFlow/Keras.
+
+Importing ``voxelstudio.ml`` is cheap: the names below are loaded on first use, so TensorFlow starts only when a
+model is built, trained or loaded. ``voxelstudio.ml.config`` never imports TensorFlow.
+
+- config: ``DenoiserConfig``, ``LossConfig``, ``TrainConfig`` (JSON round-trip, ``validate()``)
+- blocks: functional building blocks (conv, residual, separable, inception, dense, down/up)
+- denoisers: ``build_denoiser(cfg)``, ``receptive_field(cfg)``, ``required_multiple(cfg)``, ``pad_to_multiple``
+- losses: ``get_loss(cfg)`` (mse, mae, imbalanced, ssim, mae+ssim)
+- persistence: ``save_model`` / ``load_model`` of one ``.keras`` file with metadata -> ``LoadedModel``
+- device: ``configure_devices()``, ``distribution_strategy()``, ``describe_device()``
+- classifier_config / classifiers: ``ClassifierConfig``, ``ClassifierTrainConfig``, ``build_classifier(cfg)``,
+  ``save_classifier`` / ``load_classifier`` -> ``LoadedClassifier``, ``predict_probabilities`` (rotation voting)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "ARCHITECTURES": "config",
+    "LOSSES": "config",
+    "NORMALIZATIONS": "config",
+    "DenoiserConfig": "config",
+    "LossConfig": "config",
+    "TrainConfig": "config",
+    "build_denoiser": "denoisers",
+    "receptive_field": "denoisers",
+    "required_multiple": "denoisers",
+    "pad_to_multiple": "denoisers",
+    "get_loss": "losses",
+    "LoadedModel": "persistence",
+    "save_model": "persistence",
+    "load_model": "persistence",
+    "DeviceInfo": "device",
+    "configure_devices": "device",
+    "distribution_strategy": "device",
+    "describe_device": "device",
+    "CLASSIFIER_ARCHITECTURES": "classifier_config",
+    "ClassifierConfig": "classifier_config",
+    "ClassifierTrainConfig": "classifier_config",
+    "build_classifier": "classifiers",
+    "LoadedClassifier": "classifiers",
+    "save_classifier": "classifiers",
+    "load_classifier": "classifiers",
+    "predict_probabilities": "classifiers",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 ARCHITECTURES = ("simple", "unet", "resunet")
 LOSSES = ("imbalanced", "mae", "mse", "ssim", "mae+ssim")
 NORMALIZATIONS = ("none", "batch", "layer", "instance", "group")
+OUTPUT_ACTIVATIONS = ("sigmoid", "linear", "relu")
 
 T = TypeVar("T", bound="_JsonConfig")
 
@@ -63,18 +64,21 @@ class DenoiserConfig(_JsonConfig):
     - ``unet``: 3-D U-Net with ``depth`` levels, ``filters`` at the top doubling per level, concatenated skips.
     - ``resunet``: CARE-style U-Net that predicts a correction added to the input, with ``norm`` normalisation.
 
+    ``depth`` counts resolution levels (``depth - 1`` poolings), so CARE's ``n_depth=2`` is ``depth=3`` here.
+
     ``pool_z=False`` pools only in y and x (z holds few slices). Input (H, W, Z) of any size is padded to the
     network's multiple and cropped back.
     """
 
     arch: str = "simple"
-    filters: int = 8
+    filters: int = 4
     kernel: tuple[int, int, int] = (16, 16, 8)
     n_layers: int = 4
     depth: int = 3
-    norm: str = "group"
+    norm: str = "none"
     pool_z: bool = True
     dropout: float = 0.0
+    output_activation: str = "sigmoid"
 
     def validate(self) -> DenoiserConfig:
         _check(
@@ -86,15 +90,16 @@ class DenoiserConfig(_JsonConfig):
         _check(1 <= self.depth <= 5, "depth must be between 1 and 5")
         _check(self.norm in NORMALIZATIONS, f"unknown normalisation {self.norm!r}; choose from {NORMALIZATIONS}")
         _check(0.0 <= self.dropout < 1.0, "dropout must be in [0, 1)")
+        _check(self.output_activation in OUTPUT_ACTIVATIONS, f"output activation must be one of {OUTPUT_ACTIVATIONS}")
         return self
 
     @classmethod
     def for_arch(cls, arch: str, **overrides: Any) -> DenoiserConfig:
         """Sensible defaults per architecture (the original work's where it had them)."""
         defaults: dict[str, dict[str, Any]] = {
-            "simple": {"filters": 8, "kernel": (16, 16, 8), "n_layers": 4},
-            "unet": {"filters": 8, "kernel": (3, 3, 3), "depth": 3, "norm": "none"},
-            "resunet": {"filters": 16, "kernel": (3, 3, 3), "depth": 2, "norm": "group", "pool_z": False},
+            "simple": {"filters": 4, "kernel": (16, 16, 8), "n_layers": 4, "norm": "none"},
+            "unet": {"filters": 8, "kernel": (3, 3, 6), "depth": 3, "norm": "none"},
+            "resunet": {"filters": 16, "kernel": (3, 3, 3), "depth": 3, "norm": "group", "pool_z": False},
         }
         if arch not in defaults:
             raise ValueError(f"unknown architecture {arch!r}; choose from {', '.join(ARCHITECTURES)}")

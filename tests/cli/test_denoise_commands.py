@@ -1,0 +1,146 @@
+"""``voxelstudio train-denoiser`` and ``voxelstudio denoise``: options, outputs and exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from voxelstudio.cli import main
+from voxelstudio.cli.denoise_commands import cancel_on_interrupt, train_config_from_args
+from voxelstudio.core.volume import Volume
+from voxelstudio.io import save_volume
+
+TINY = {
+    "model": {"arch": "simple", "filters": 2, "kernel": [3, 3, 3], "n_layers": 2},
+    "epochs": 2,
+    "steps_per_epoch": 2,
+    "batch_size": 2,
+    "patch_shape": [16, 16, 8],
+}
+
+
+def write_pair(folder, seed, stem):
+    rng = np.random.default_rng(seed)
+    target = ndimage.gaussian_filter((rng.random((20, 20, 10)) < 5e-3).astype(np.float32), 1.0)
+    target /= max(float(target.max()), 1e-6)
+    raw = ndimage.gaussian_filter(target, (1.5, 1.5, 3.0)) + 0.1 * rng.normal(size=target.shape)
+    for kind, data in (("raw", raw), ("target", target)):
+        (folder / kind).mkdir(parents=True, exist_ok=True)
+        save_volume(Volume(data, spacing=(0.2, 0.2, 0.5)), folder / kind / f"{stem}.mat")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pairs")
+    for seed, stem in enumerate(["a", "b", "c"]):
+        write_pair(root, seed, stem)
+    config = root / "tiny.json"
+    config.write_text(json.dumps(TINY))
+    return root, config
+
+
+@pytest.fixture(scope="module")
+def trained(data):
+    root, config = data
+    out = root / "model.keras"
+    code = main(["train-denoiser", "--raw", str(root / "raw"), "--target", str(root / "target"),
+                 "--config", str(config), "--out", str(out), "--quiet"])  # fmt: skip
+    assert code == 0
+    return out
+
+
+def test_train_writes_model_and_checkpoint(trained, capsys):
+    assert trained.exists() and trained.with_name("model.last.keras").exists()
+    state = json.loads(trained.with_name("model.last.json").read_text())
+    assert state["epoch"] == 2
+
+
+def test_train_resume_and_epochs_option(data, trained, capsys):
+    root, config = data
+    code = main(["train-denoiser", "--raw", str(root / "raw"), "--target", str(root / "target"), "--config",
+                 str(config), "--epochs", "3", "--resume", "--out", str(trained), "--quiet"])  # fmt: skip
+    assert code == 0
+    assert "3 epochs; stopped: epochs" in capsys.readouterr().out
+
+
+def test_options_override_the_config_file(data):
+    _, config = data
+    args = argparse.Namespace(
+        config=str(config), arch="unet", loss="mae", epochs=7, minutes=1.5, lr=0.01, batch_size=3,
+        patch="32,24,8", seed=4,
+    )  # fmt: skip
+    cfg = train_config_from_args(args)
+    assert cfg.model.arch == "unet" and cfg.loss.name == "mae" and cfg.epochs == 7 and cfg.minutes == 1.5
+    assert cfg.learning_rate == 0.01 and cfg.batch_size == 3 and cfg.patch_shape == (32, 24, 8) and cfg.seed == 4
+    plain = train_config_from_args(argparse.Namespace(**{**vars(args), "arch": None, "loss": None, "patch": None}))
+    assert plain.model.filters == 2 and plain.steps_per_epoch == 2
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--patch", "16,16"], "--patch: expected three positive integers"),
+        (["--val-raw", "x.mat"], "--val-raw and --val-target go together"),
+        (["--epochs", "0"], "epochs must be >= 1"),
+    ],
+)
+def test_train_usage_errors_exit_2(data, tmp_path, capsys, extra, message):
+    root, config = data
+    argv = ["train-denoiser", "--raw", str(root / "raw"), "--target", str(root / "target"),
+            "--config", str(config), "--out", str(tmp_path / "m.keras"), "--quiet", *extra]  # fmt: skip
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "m.keras").exists()
+
+
+def test_train_requires_out(data):
+    root, _ = data
+    with pytest.raises(SystemExit) as exc:
+        main(["train-denoiser", "--raw", str(root / "raw"), "--target", str(root / "target")])
+    assert exc.value.code == 2
+
+
+def test_denoise_writes_outputs(data, trained, tmp_path, capsys):
+    root, _ = data
+    out_dir = tmp_path / "den"
+    inputs = [str(root / "raw" / "a.mat"), str(root / "raw" / "b.mat")]
+    assert main(["denoise", *inputs, "--model", str(trained), "--out-dir", str(out_dir), "--quiet"]) == 0
+    assert sorted(p.name for p in out_dir.iterdir()) == ["a.mat", "a.mat.json", "b.mat", "b.mat.json"]
+    assert str(out_dir / "a.mat") in capsys.readouterr().out
+    assert main(["denoise", inputs[0], "--model", str(trained), "--out-dir", str(out_dir), "--format", "tif",
+                 "--tta", "--tile", "16,16,16", "--quiet"]) == 0  # fmt: skip
+    assert (out_dir / "a.tif").exists() and (out_dir / "a_uncertainty.tif").exists()
+
+
+def test_denoise_errors_exit_2_with_one_line(data, trained, tmp_path, capsys):
+    root, _ = data
+    source = root / "raw" / "c.mat"
+    before = source.read_bytes()
+    assert main(["denoise", str(source), "--model", str(trained), "--out-dir", str(source.parent), "--quiet"]) == 2
+    assert "is the input file" in capsys.readouterr().err
+    assert source.read_bytes() == before
+    broken = tmp_path / "broken.keras"
+    broken.write_text("nope")
+    assert main(["denoise", str(source), "--model", str(broken), "--out-dir", str(tmp_path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("voxelstudio: error: ") and "broken.keras" in err and err.count("\n") == 1
+    assert main(["denoise", str(source), "--model", str(trained), "--tile", "a,b,c", "--quiet"]) == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["denoise", str(source), "--format", "png"])
+    assert exc.value.code == 2
+
+
+def test_first_ctrl_c_cancels_second_interrupts(capsys):
+    with cancel_on_interrupt() as token:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert token.cancelled
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert "stopping after the current step" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

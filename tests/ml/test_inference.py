@@ -1,0 +1,155 @@
+"""predict_volume: tiled equals untiled with real Keras models, exact TTA inversion, OOM retry."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from voxelstudio.core.normalize import PercentileNormalizer
+from voxelstudio.ml.config import DenoiserConfig, TrainConfig
+from voxelstudio.ml.denoisers import build_denoiser
+from voxelstudio.ml.inference import (
+    TTA_TRANSFORMS,
+    forward_transform,
+    inverse_transform,
+    plan_prediction,
+    predict_unit,
+    predict_volume,
+    tile_margin,
+)
+from voxelstudio.ml.persistence import LoadedModel
+from voxelstudio.ml.tiling import plan_tiles
+
+
+def loaded(model, cfg: DenoiserConfig, normalizer=None) -> LoadedModel:
+    normalizer = normalizer or PercentileNormalizer(out_low=0.0, out_high=1.0)
+    return LoadedModel(model, TrainConfig(model=cfg), normalizer, {}, "0" * 64)
+
+
+def whole(model, x: np.ndarray) -> np.ndarray:
+    return keras.ops.convert_to_numpy(model(x[None, ..., None], training=False))[0, ..., 0]
+
+
+CONFIGS = {
+    "simple-odd": DenoiserConfig.for_arch("simple", filters=2, kernel=(3, 3, 3), n_layers=2),
+    "simple-even": DenoiserConfig.for_arch("simple", filters=2, kernel=(4, 4, 2), n_layers=3),
+    "unet": DenoiserConfig.for_arch("unet", filters=2, kernel=(3, 3, 3), depth=2),
+    "resunet": DenoiserConfig.for_arch("resunet", filters=2, kernel=(3, 3, 3), depth=2, norm="batch"),
+}
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_tiled_equals_untiled_for_real_models(name):
+    cfg = CONFIGS[name]
+    keras.utils.set_random_seed(0)
+    model = build_denoiser(cfg)
+    x = np.random.default_rng(1).random((70, 61, 10)).astype(np.float32)
+    expected = whole(model, x)
+    plan = plan_prediction(cfg, x.shape, tile_shape=(34, 34, 10))
+    assert len(plan_tiles(plan.padded_shape, plan.tile_shape, plan.overlap, multiple=plan.multiple)) >= 4
+    tiled, _, retries = predict_unit(model, cfg, x, plan=plan)
+    assert retries == 0 and tiled.shape == x.shape
+    assert expected.std() > 1e-4  # the model does something to compare
+    np.testing.assert_allclose(tiled, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_margin_smaller_than_reach_shows_seams():
+    cfg = CONFIGS["simple-odd"]
+    keras.utils.set_random_seed(0)
+    model = build_denoiser(cfg)
+    x = np.random.default_rng(1).random((48, 48, 8)).astype(np.float32)
+    plan = plan_prediction(cfg, x.shape, tile_shape=(20, 20, 8))
+    blind = type(plan)(**{**plan.__dict__, "margin": (0, 0, 0), "overlap": (2, 2, 2)})
+    tiled, _, _ = predict_unit(model, cfg, x, plan=blind)
+    assert np.abs(tiled - whole(model, x)).max() > 1e-4
+
+
+def test_margin_matches_keras_same_padding_split():
+    cfg = DenoiserConfig.for_arch("simple")  # 4 layers of 16x16x8: 'same' puts 8 of 15 (4 of 7) after the centre
+    assert tile_margin(cfg) == (32, 32, 16)
+
+
+@pytest.mark.parametrize(("turns", "flip"), TTA_TRANSFORMS)
+def test_transforms_invert_exactly(turns, flip):
+    x = np.random.default_rng(0).random((5, 7, 3)).astype(np.float32)
+    np.testing.assert_array_equal(inverse_transform(forward_transform(x, turns, flip), turns, flip), x)
+
+
+def identity_model() -> keras.Model:
+    inputs = keras.Input((None, None, None, 1))
+    return keras.Model(inputs, keras.layers.Identity()(inputs))
+
+
+def test_tta_on_identity_model_returns_input_with_zero_uncertainty():
+    cfg = DenoiserConfig(arch="simple", kernel=(1, 1, 1), n_layers=1)
+    normalizer = PercentileNormalizer(out_low=0.0, out_high=10.0)
+    x = np.random.default_rng(2).random((13, 9, 6)).astype(np.float32) * 50 + 100
+    progress = []
+    prediction, uncertainty, info = predict_volume(
+        loaded(identity_model(), cfg, normalizer), x, tta=True, report=progress.append
+    )
+    np.testing.assert_allclose(prediction, normalizer.after(normalizer.before(x)), rtol=1e-5, atol=1e-5)
+    assert uncertainty is not None and uncertainty.shape == x.shape and uncertainty.max() < 1e-5
+    assert info["transforms"] == 8 and info["tta"] is True
+    assert progress[-1].done == progress[-1].total == 8 and len(progress) == 8 * info["tiles"]
+
+
+def test_tta_uncertainty_is_positive_for_a_direction_sensitive_model():
+    inputs = keras.Input((None, None, None, 1))
+    shifted = keras.layers.Conv3D(1, (3, 1, 1), padding="same", use_bias=False, kernel_initializer="ones")(inputs)
+    model = keras.Model(inputs, keras.layers.Multiply()([shifted, inputs]))
+    cfg = DenoiserConfig(arch="simple", kernel=(3, 1, 1), n_layers=1)
+    x = np.random.default_rng(3).random((12, 12, 4)).astype(np.float32)
+    _, uncertainty, _ = predict_volume(loaded(model, cfg), x, tta=True)
+    _, none, _ = predict_volume(loaded(model, cfg), x, tta=False)
+    assert uncertainty.mean() > 1e-3 and none is None
+
+
+class FlakyModel:
+    """Identity that runs out of memory on tiles with more than ``limit`` voxels."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.shapes = []
+
+    def __call__(self, batch, training=False):
+        self.shapes.append(batch.shape[1:4])
+        if np.prod(batch.shape) > self.limit:
+            raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
+        return batch
+
+
+def test_out_of_memory_retries_with_smaller_tiles():
+    cfg = DenoiserConfig(arch="simple", kernel=(3, 3, 3), n_layers=1)
+    model = FlakyModel(limit=40 * 40 * 8)
+    x = np.random.default_rng(4).random((64, 64, 8)).astype(np.float32)
+    prediction, _, info = predict_volume(loaded(model, cfg), x, tile_shape=(64, 64, 8))
+    np.testing.assert_allclose(prediction, PercentileNormalizer().before(x), rtol=1e-5, atol=1e-5)
+    assert info["oom_retries"] >= 1 and info["tile_shape"][0] * info["tile_shape"][1] * 8 <= 40 * 40 * 8
+    assert (64, 64, 8) in model.shapes
+
+
+def test_out_of_memory_with_the_smallest_tile_is_a_clear_error():
+    cfg = DenoiserConfig(arch="simple", kernel=(3, 3, 3), n_layers=1)
+    with pytest.raises(MemoryError, match="out of memory even with tiles"):
+        predict_volume(loaded(FlakyModel(limit=1), cfg), np.ones((32, 32, 8), dtype=np.float32))
+
+
+def test_plan_prediction_pads_and_rounds_tiles():
+    cfg = CONFIGS["unet"]
+    plan = plan_prediction(cfg, (50, 41, 9), tile_shape=(33, 1, 9))
+    assert plan.padded_shape == (50 + 0, 42, 10)
+    assert all(t % m == 0 for t, m in zip(plan.tile_shape, plan.multiple, strict=True))
+    assert plan.tile_shape[1] >= plan.overlap[1] or plan.tile_shape[1] == plan.padded_shape[1]
+    tiny = plan_prediction(cfg, (256, 256, 32), budget_bytes=1)
+    assert tiny.tile_shape[0] < 256 and tiny.tile_bytes > 1  # smallest possible tile when nothing fits
+    roomy = plan_prediction(cfg, (64, 64, 16), budget_bytes=1 << 40)
+    assert roomy.tile_shape == (64, 64, 16)
+
+
+def test_rejects_non_3d_input():
+    cfg = DenoiserConfig(arch="simple", kernel=(1, 1, 1), n_layers=1)
+    with pytest.raises(ValueError, match="3-D"):
+        predict_volume(loaded(identity_model(), cfg), np.zeros((4, 4)))

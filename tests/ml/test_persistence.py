@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+import hashlib
+import zipfile
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+import voxelstudio
+from voxelstudio.core.errors import ModelError
+from voxelstudio.core.normalize import PercentileNormalizer
+from voxelstudio.ml.config import ARCHITECTURES, DenoiserConfig, TrainConfig
+from voxelstudio.ml.denoisers import build_denoiser, receptive_field, required_multiple
+from voxelstudio.ml.persistence import CODE_MESSAGE, METADATA_MEMBER, load_model, save_model
+
+NORMALIZER = PercentileNormalizer(p_low=1.0, p_high=99.5, out_low=0.0, out_high=2.5)
+SMALL = {"simple": {"kernel": (3, 3, 3)}, "unet": {"depth": 2}, "resunet": {"depth": 2}}
+
+
+def _config(arch: str) -> TrainConfig:
+    return TrainConfig(model=DenoiserConfig.for_arch(arch, filters=2, **SMALL[arch]), epochs=3, seed=7)
+
+
+def _volume(shape=(1, 9, 11, 5, 1)) -> np.ndarray:
+    return np.random.default_rng(3).random(shape, dtype=np.float32)
+
+
+@pytest.fixture(scope="module")
+def saved_unet(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, keras.Model, TrainConfig]:
+    config = _config("unet")
+    model = build_denoiser(config.model)
+    path = save_model(model, tmp_path_factory.mktemp("m") / "unet.keras", train_config=config, normalizer=NORMALIZER)
+    return path, model, config
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_round_trip_predicts_identically(tmp_path: Path, arch: str) -> None:
+    config = _config(arch)
+    model = build_denoiser(config.model)
+    path = save_model(model, tmp_path / "sub" / "m.keras", train_config=config, normalizer=NORMALIZER, extra={"a": 1})
+    loaded = load_model(path)
+    x = _volume()
+    np.testing.assert_array_equal(loaded.model.predict(x, verbose=0), model.predict(x, verbose=0))
+    assert loaded.train_config == config
+    assert loaded.normalizer == NORMALIZER
+    assert loaded.metadata["extra"] == {"a": 1}
+    assert sorted(p.name for p in path.parent.iterdir()) == ["m.keras"]  # no temporary files left
+
+
+def test_metadata_and_hash(saved_unet) -> None:
+    path, _, config = saved_unet
+    loaded = load_model(path)
+    meta = loaded.metadata
+    assert meta["voxelstudio_version"] == voxelstudio.__version__
+    assert meta["receptive_field"] == list(receptive_field(config.model))
+    assert meta["required_multiple"] == list(required_multiple(config.model))
+    assert meta["extra"] == {}
+    assert loaded.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_saving_again_replaces_the_file(tmp_path: Path) -> None:
+    config = _config("simple")
+    path = tmp_path / "m.keras"
+    save_model(build_denoiser(config.model), path, train_config=config, normalizer=NORMALIZER)
+    model = build_denoiser(config.model)
+    save_model(model, path, train_config=config, normalizer=PercentileNormalizer(), extra={"epoch": 2})
+    loaded = load_model(path)
+    assert loaded.metadata["extra"] == {"epoch": 2} and loaded.normalizer == PercentileNormalizer()
+    x = _volume()
+    np.testing.assert_array_equal(loaded.model.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_bad_arguments_leave_no_file(tmp_path: Path) -> None:
+    config = _config("simple")
+    model = build_denoiser(config.model)
+    with pytest.raises(ValueError, match=r"\.keras"):
+        save_model(model, tmp_path / "m.h5", train_config=config, normalizer=NORMALIZER)
+    with pytest.raises(ValueError, match="JSON"):
+        save_model(model, tmp_path / "m.keras", train_config=config, normalizer=NORMALIZER, extra={"x": object()})
+    assert list(tmp_path.iterdir()) == []
+
+
+def _lambda_model() -> keras.Model:
+    inputs = keras.Input((None, None, None, 1))
+    outputs = keras.layers.Conv3D(1, 1)(keras.layers.Lambda(lambda t: t * 2.0 + 1.0)(inputs))
+    return keras.Model(inputs, outputs)
+
+
+def test_lambda_layer_is_refused_unless_trusted(tmp_path: Path) -> None:
+    model = _lambda_model()
+    path = save_model(model, tmp_path / "code.keras", train_config=_config("simple"), normalizer=NORMALIZER)
+    with pytest.raises(ModelError) as err:
+        load_model(path)
+    assert str(err.value) == f"{path}: {CODE_MESSAGE}"
+    loaded = load_model(path, trusted=True)
+    x = _volume()
+    np.testing.assert_allclose(loaded.model.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
+
+
+def test_plain_keras_file_loads_with_default_metadata(tmp_path: Path) -> None:
+    model = build_denoiser(DenoiserConfig.for_arch("simple", filters=2, kernel=(3, 3, 3)))
+    path = tmp_path / "plain.keras"
+    keras.saving.save_model(model, path)
+    loaded = load_model(path)
+    assert loaded.train_config is None and loaded.metadata == {}
+    assert loaded.normalizer == PercentileNormalizer()
+
+
+def _single_line_model_error(path: Path, match: str) -> None:
+    with pytest.raises(ModelError, match=match) as err:
+        load_model(path)
+    assert "\n" not in str(err.value) and str(err.value).startswith(f"{path}: ")
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    _single_line_model_error(tmp_path / "nope.keras", "not found")
+
+
+def test_not_a_zip(tmp_path: Path) -> None:
+    path = tmp_path / "junk.keras"
+    path.write_bytes(b"this is not a model\n" * 50)
+    _single_line_model_error(path, "not a readable .keras")
+
+
+def test_truncated_file(tmp_path: Path, saved_unet) -> None:
+    data = saved_unet[0].read_bytes()
+    path = tmp_path / "cut.keras"
+    path.write_bytes(data[: len(data) // 2])
+    _single_line_model_error(path, "not a readable .keras")
+
+
+def test_corrupt_member(tmp_path: Path, saved_unet) -> None:
+    data = bytearray(saved_unet[0].read_bytes())
+    with zipfile.ZipFile(saved_unet[0]) as archive:
+        info = archive.getinfo("model.weights.h5")
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra) + info.compress_size // 2
+    data[start : start + 64] = bytes(64)
+    path = tmp_path / "bad.keras"
+    path.write_bytes(bytes(data))
+    _single_line_model_error(path, "corrupt")
+
+
+def test_zip_without_keras_config(tmp_path: Path) -> None:
+    path = tmp_path / "other.keras"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(METADATA_MEMBER, "{}")
+    _single_line_model_error(path, "no config.json")
+
+
+@pytest.mark.parametrize("input_shape", [(None, None, 1), (None, None, None, 2)])
+def test_model_of_the_wrong_shape(tmp_path: Path, input_shape: tuple) -> None:
+    inputs = keras.Input(input_shape)
+    conv = keras.layers.Conv2D if len(input_shape) == 3 else keras.layers.Conv3D
+    path = tmp_path / "wrong.keras"
+    keras.saving.save_model(keras.Model(inputs, conv(1, 1)(inputs)), path)
+    _single_line_model_error(path, "must be 5-D")

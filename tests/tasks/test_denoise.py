@@ -1,0 +1,130 @@
+"""tasks.denoise: predictions with provenance, files + sidecars, never over the input, clear model errors."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from voxelstudio.core.errors import Cancelled, ModelError, VolumeWriteError, VoxelStudioError
+from voxelstudio.core.progress import CancelToken
+from voxelstudio.core.volume import Volume
+from voxelstudio.io import load_volume, save_volume
+from voxelstudio.tasks import denoise
+from voxelstudio.tasks.denoise import denoise_files, denoise_volume
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    """An untrained tiny simple denoiser saved with VoxelStudio metadata (weights do not matter here)."""
+    import keras
+
+    from voxelstudio.core.normalize import PercentileNormalizer
+    from voxelstudio.ml.config import DenoiserConfig, TrainConfig
+    from voxelstudio.ml.denoisers import build_denoiser
+    from voxelstudio.ml.persistence import save_model
+
+    keras.utils.set_random_seed(0)
+    cfg = TrainConfig(model=DenoiserConfig.for_arch("simple", filters=2, kernel=(3, 3, 3), n_layers=2))
+    path = tmp_path_factory.mktemp("models") / "tiny.keras"
+    save_model(build_denoiser(cfg.model), path, train_config=cfg, normalizer=PercentileNormalizer(), extra={})
+    return path
+
+
+def volume(shape=(20, 18, 6), seed=0) -> Volume:
+    data = np.random.default_rng(seed).random(shape).astype(np.float32)
+    return Volume(data, spacing=(0.1, 0.1, 0.3), name="scan", metadata={"variable": "stack"})
+
+
+def test_denoise_volume_returns_prediction_and_provenance(model_path):
+    from voxelstudio.ml.persistence import file_sha256
+
+    result = denoise_volume(volume(), model_path=model_path)
+    assert result.prediction.shape == (20, 18, 6) and result.prediction.spacing == (0.1, 0.1, 0.3)
+    assert result.prediction.name == "scan_denoised" and result.uncertainty is None
+    provenance = result.provenance
+    assert provenance["model"]["sha256"] == file_sha256(model_path)
+    assert provenance["model"]["train_config"]["model"]["arch"] == "simple"
+    assert set(provenance["versions"]) == {"voxelstudio", "tensorflow", "keras", "numpy"}
+    assert provenance["tiling"]["tiles"] >= 1 and provenance["input"]["shape"] == [20, 18, 6]
+    json.dumps(provenance)  # serialisable as it is
+
+
+def test_tta_adds_uncertainty_volume(model_path):
+    result = denoise_volume(volume(), model_path=model_path, tta=True)
+    assert result.uncertainty is not None and result.uncertainty.shape == (20, 18, 6)
+    assert result.uncertainty.data.min() >= 0 and result.provenance["tiling"]["transforms"] == 8
+
+
+def test_missing_default_model_is_a_clear_error(monkeypatch):
+    def missing(*parts):
+        raise FileNotFoundError("gone")
+
+    monkeypatch.setattr(denoise, "resource_path", missing)
+    with pytest.raises(ModelError, match="bundled default model is missing; pass a model file"):
+        denoise_volume(volume())
+
+
+def test_bad_model_files_are_clear_errors(tmp_path):
+    garbage = tmp_path / "garbage.keras"
+    garbage.write_bytes(b"not a zip at all")
+    with pytest.raises(ModelError, match=r"garbage\.keras"):
+        denoise_volume(volume(), model_path=garbage)
+    with pytest.raises(ModelError, match="not found"):
+        denoise_volume(volume(), model_path=tmp_path / "absent.keras")
+
+
+def test_memory_preflight_refuses_with_the_amount_needed(model_path, monkeypatch):
+    monkeypatch.setattr(denoise.psutil, "virtual_memory", lambda: SimpleNamespace(available=1000))
+    with pytest.raises(VoxelStudioError, match=r"needs about [0-9.]+ GiB of memory but only 0.0 GiB"):
+        denoise_volume(volume(), model_path=model_path)
+
+
+def test_cancel_stops_prediction(model_path):
+    token = CancelToken()
+    token.cancel()
+    with pytest.raises(Cancelled):
+        denoise_volume(volume(), model_path=model_path, cancel=token)
+
+
+def test_denoise_files_writes_output_and_sidecar(model_path, tmp_path):
+    (tmp_path / "in").mkdir()
+    source = save_volume(volume(), tmp_path / "in" / "scan.mat")
+    out_dir = tmp_path / "out"
+    outputs = denoise_files([source], model_path=model_path, out_dir=out_dir, fmt="mat", tta=True)
+    assert outputs == [out_dir / "scan.mat"]
+    written = load_volume(outputs[0])
+    assert written.metadata["variable"] == "stack" and written.spacing == pytest.approx((0.1, 0.1, 0.3))
+    expected = denoise_volume(load_volume(source), model_path=model_path, tta=True).prediction.data
+    np.testing.assert_allclose(written.data, expected, rtol=1e-6, atol=1e-6)
+    sidecar = json.loads((out_dir / "scan.mat.json").read_text())
+    assert sidecar["input"]["path"] == str(source.resolve()) and sidecar["output"] == str(outputs[0].resolve())
+    assert sidecar["model"]["path"] == str(model_path.resolve()) and sidecar["tiling"]["tta"] is True
+    assert (out_dir / "scan_uncertainty.mat").exists()
+    with pytest.raises(VolumeWriteError, match="already exists"):
+        denoise_files([source], model_path=model_path, out_dir=out_dir)
+    assert denoise_files([source], model_path=model_path, out_dir=out_dir, overwrite=True) == outputs
+
+
+def test_denoise_files_never_writes_over_the_input(model_path, tmp_path):
+    source = save_volume(volume(), tmp_path / "scan.npy")
+    before = source.read_bytes()
+    with pytest.raises(VolumeWriteError, match="is the input file"):
+        denoise_files([source], model_path=model_path, out_dir=tmp_path, fmt="npy", overwrite=True)
+    assert source.read_bytes() == before
+    (tmp_path / "b").mkdir()
+    other = save_volume(volume(seed=1), tmp_path / "b" / "scan.mat")
+    with pytest.raises(ValueError, match="share a file name"):
+        denoise_files([source, other], model_path=model_path, out_dir=tmp_path / "out", fmt="tif")
+    with pytest.raises(ValueError, match="unknown output format"):
+        denoise_files([source], model_path=model_path, out_dir=tmp_path / "out", fmt="png")
+
+
+def test_denoise_files_in_tif_and_npy(model_path, tmp_path):
+    source = save_volume(volume(), tmp_path / "scan.mat")
+    for fmt in ("tif", "npy"):
+        (out,) = denoise_files([source], model_path=model_path, out_dir=tmp_path / fmt, fmt=fmt)
+        assert out.suffix == f".{fmt}" and load_volume(out).shape == (20, 18, 6)
+        assert (tmp_path / fmt / f"scan.{fmt}.json").exists()

@@ -1,0 +1,107 @@
+"""tasks.train: pair checks, validation split, loading pairs from files/folders, an end-to-end tiny training."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from voxelstudio.core.volume import Volume
+from voxelstudio.io import save_volume
+from voxelstudio.tasks.train import check_pairs, load_pairs, split_validation, train_denoiser
+
+
+def blob_volumes(seed: int, shape=(20, 20, 12), name="v") -> tuple[Volume, Volume]:
+    """Sparse Gaussian beads (target) and a blurred, noisy version (raw) as Volumes."""
+    rng = np.random.default_rng(seed)
+    target = ndimage.gaussian_filter((rng.random(shape) < 5e-3).astype(np.float32), 1.0)
+    target /= max(float(target.max()), 1e-6)
+    raw = ndimage.gaussian_filter(target, (1.5, 1.5, 3.0)) + 0.1 * rng.normal(size=shape)
+    return Volume(raw, name=f"{name}_raw"), Volume(target, name=f"{name}_target")
+
+
+def tiny_config(**overrides):
+    from voxelstudio.ml.config import DenoiserConfig, TrainConfig
+
+    model = DenoiserConfig.for_arch("simple", filters=2, kernel=(3, 3, 3), n_layers=2)
+    settings = {"epochs": 2, "steps_per_epoch": 2, "batch_size": 2, "patch_shape": (16, 16, 8), **overrides}
+    return TrainConfig(model=model, **settings)
+
+
+def test_shape_mismatch_names_both_volumes():
+    raw = Volume(np.zeros((8, 8, 4)), name="scan1")
+    target = Volume(np.zeros((8, 8, 5)), name="truth1")
+    with pytest.raises(ValueError, match=r"scan1 \(8, 8, 4\) and truth1 \(8, 8, 5\)"):
+        check_pairs([blob_volumes(0), (raw, target)])
+    with pytest.raises(ValueError, match="no"):
+        check_pairs([])
+
+
+def test_validation_split_sizes_and_determinism():
+    pairs = [blob_volumes(i, shape=(4, 4, 4), name=str(i)) for i in range(5)]
+    assert [len(part) for part in split_validation(pairs[:1], 0.2, 0)] == [1, 0]
+    assert [len(part) for part in split_validation(pairs[:2], 0.1, 0)] == [1, 1]
+    assert [len(part) for part in split_validation(pairs, 0.4, 0)] == [3, 2]
+    assert [len(part) for part in split_validation(pairs, 0.0, 0)] == [4, 1]
+    first, second = split_validation(pairs, 0.2, 3), split_validation(pairs, 0.2, 3)
+    assert [r.name for r, _ in first[1]] == [r.name for r, _ in second[1]]
+    assert {r.name for r, _ in first[0] + first[1]} == {r.name for r, _ in pairs}
+
+
+def write_pair_folders(tmp_path, stems, extra_target=None):
+    raw_dir, target_dir = tmp_path / "raw", tmp_path / "target"
+    raw_dir.mkdir()
+    target_dir.mkdir()
+    for i, stem in enumerate(stems):
+        raw, target = blob_volumes(i)
+        save_volume(raw, raw_dir / f"{stem}.mat")
+        save_volume(target, target_dir / f"{stem}.npy")
+    if extra_target:
+        save_volume(blob_volumes(9)[1], target_dir / f"{extra_target}.mat")
+    return raw_dir, target_dir
+
+
+def test_load_pairs_matches_folders_by_stem(tmp_path):
+    raw_dir, target_dir = write_pair_folders(tmp_path, ["b", "a"])
+    pairs = load_pairs(raw_dir, target_dir)
+    assert [(r.name, t.name) for r, t in pairs] == [("a", "a"), ("b", "b")]
+    np.testing.assert_allclose(pairs[0][1].data, blob_volumes(1)[1].data, atol=1e-6)
+    single = load_pairs(raw_dir / "a.mat", target_dir / "a.npy")
+    assert len(single) == 1 and single[0][0].shape == (20, 20, 12)
+
+
+def test_load_pairs_reports_unmatched_and_mixed_inputs(tmp_path):
+    raw_dir, target_dir = write_pair_folders(tmp_path, ["a"], extra_target="zz")
+    with pytest.raises(ValueError, match=r"raw: no file matching zz"):
+        load_pairs(raw_dir, target_dir)
+    with pytest.raises(ValueError, match="two files or two folders"):
+        load_pairs(raw_dir, target_dir / "a.npy")
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        load_pairs(tmp_path / "nowhere", target_dir)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no volume files"):
+        load_pairs(tmp_path / "empty", target_dir)
+
+
+def test_train_denoiser_end_to_end(tmp_path):
+    pairs = [blob_volumes(i, name=str(i)) for i in range(3)]
+    out = tmp_path / "model.keras"
+    progress = []
+    result = train_denoiser(pairs, config=tiny_config(), out=out, report=progress.append)
+    assert result.model_path == out and out.exists()
+    assert result.epochs_run == 2 and result.stopped_reason == "epochs"
+    assert len(result.history["val_loss"]) == 2 and result.best_val_loss == min(result.history["val_loss"])
+    assert progress[-1].total == 4 and progress[-1].values["epochs"] == 2
+
+
+def test_train_denoiser_with_explicit_validation_and_errors(tmp_path):
+    pairs = [blob_volumes(0)]
+    result = train_denoiser(
+        pairs, config=tiny_config(epochs=1), out=tmp_path / "m.keras", val_pair=blob_volumes(5, shape=(24, 20, 10))
+    )
+    assert "val_loss" in result.history
+    with pytest.raises(ValueError, match=r"\.keras"):
+        train_denoiser(pairs, config=tiny_config(), out=tmp_path / "m.h5")
+    bad = (Volume(np.zeros((8, 8, 8)), name="r"), Volume(np.zeros((8, 8, 9)), name="t"))
+    with pytest.raises(ValueError, match="shapes differ"):
+        train_denoiser(pairs, config=tiny_config(), out=tmp_path / "m.keras", val_pair=bad)

@@ -1,0 +1,154 @@
+"""``voxelstudio train-denoiser`` and ``voxelstudio denoise``: thin wrappers over voxelstudio.tasks."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from voxelstudio.cli.progress import tqdm_report
+from voxelstudio.core.errors import Cancelled
+from voxelstudio.core.progress import CancelToken
+
+EXIT_INTERRUPTED = 130
+
+
+def register(subparsers: Any) -> None:
+    from voxelstudio.ml.config import ARCHITECTURES, LOSSES  # imports no TensorFlow: keeps --help fast
+
+    train = subparsers.add_parser(
+        "train-denoiser",
+        help="train a denoiser on raw/target volume pairs",
+        description="Train a 3-D denoiser. RAW and TARGET are two files or two folders whose files are paired by "
+        "name. The best model (by validation loss) is written to --out; the last epoch to <out>.last.keras with "
+        "<out>.last.json, which --resume continues from. Ctrl-C stops after the current batch and keeps the best "
+        "model.",
+    )
+    train.add_argument("--raw", required=True, metavar="R", help="raw volume file or folder")
+    train.add_argument("--target", required=True, metavar="T", help="target volume file or folder")
+    train.add_argument("--val-raw", metavar="VR", help="validation raw file (default: split off the pairs)")
+    train.add_argument("--val-target", metavar="VT", help="validation target file")
+    train.add_argument("--arch", choices=ARCHITECTURES, help="network architecture [default simple]")
+    train.add_argument("--loss", choices=LOSSES, help="training loss [default imbalanced]")
+    train.add_argument("--epochs", type=int, metavar="N", help="maximum number of epochs")
+    train.add_argument("--minutes", type=float, metavar="M", help="stop after M minutes")
+    train.add_argument("--lr", type=float, metavar="LR", help="Adam learning rate")
+    train.add_argument("--batch-size", type=int, metavar="B", help="patches per batch")
+    train.add_argument("--patch", metavar="H,W,Z", help="patch shape")
+    train.add_argument("--seed", type=int, metavar="S", help="random seed")
+    train.add_argument("--resume", action="store_true", help="continue from the last checkpoint beside --out")
+    train.add_argument("--config", metavar="JSON", help="training config file; options given here override it")
+    train.add_argument("--out", required=True, metavar="MODEL.keras", help="where to write the best model")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(func=run_train)
+
+    denoise = subparsers.add_parser(
+        "denoise",
+        help="denoise volumes with a trained model",
+        description="Denoise each IN into OUT_DIR/<name>.<format> (same variable name and voxel spacing) with a "
+        "<name>.<format>.json provenance record beside it. Inputs are never overwritten.",
+    )
+    denoise.add_argument("inputs", nargs="+", metavar="IN", help="volume files (.mat, .tif, .npy, .npz)")
+    denoise.add_argument("--model", metavar="M", help="model file (.keras) [default: the bundled model]")
+    denoise.add_argument("--out-dir", default="denoised", metavar="D", help="output folder [default ./denoised]")
+    denoise.add_argument("--format", default="mat", choices=("mat", "tif", "npy"), help="output format [default mat]")
+    denoise.add_argument("--tta", action="store_true", help="average 8 flips/rotations; also write the uncertainty")
+    denoise.add_argument("--tile", metavar="H,W,Z", help="tile shape [default: chosen from the free memory]")
+    denoise.add_argument("--trust", action="store_true", help="allow model files that contain code")
+    denoise.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    denoise.add_argument("--quiet", action="store_true", help="no progress bar")
+    denoise.set_defaults(func=run_denoise)
+
+
+def _shape(option: str, text: str | None) -> tuple[int, int, int] | None:
+    if text is None:
+        return None
+    parts = [p.strip() for p in text.replace("x", ",").split(",") if p.strip()]
+    try:
+        values = tuple(int(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) != 3 or min(values) < 1:
+        raise ValueError(f"--{option}: expected three positive integers H,W,Z, got {text!r}")
+    return values  # type: ignore[return-value]
+
+
+def train_config_from_args(args: argparse.Namespace) -> Any:
+    """The TrainConfig: --config (or defaults) with the given options replacing its values."""
+    from voxelstudio.ml.config import DenoiserConfig, TrainConfig
+
+    config = TrainConfig.load(args.config) if args.config else TrainConfig()
+    if args.arch is not None and args.arch != config.model.arch:
+        config = dataclasses.replace(config, model=DenoiserConfig.for_arch(args.arch))
+    if args.loss is not None:
+        config = dataclasses.replace(config, loss=dataclasses.replace(config.loss, name=args.loss))
+    options = {
+        "epochs": args.epochs,
+        "minutes": args.minutes,
+        "learning_rate": args.lr,
+        "batch_size": args.batch_size,
+        "patch_shape": _shape("patch", args.patch),
+        "seed": args.seed,
+    }
+    config = dataclasses.replace(config, **{k: v for k, v in options.items() if v is not None})
+    return config.validate()
+
+
+@contextmanager
+def cancel_on_interrupt() -> Iterator[CancelToken]:
+    """A token the first Ctrl-C sets (the task stops cleanly); a second Ctrl-C interrupts at once."""
+    token = CancelToken()
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handle(signum: int, frame: Any) -> None:
+        if token.cancelled:
+            raise KeyboardInterrupt
+        token.cancel()
+        print("\nvoxelstudio: stopping after the current step (Ctrl-C again to abort)", file=sys.stderr)
+
+    signal.signal(signal.SIGINT, handle)
+    try:
+        yield token
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from voxelstudio.tasks.train import load_pairs, train_denoiser
+
+    if (args.val_raw is None) != (args.val_target is None):
+        raise ValueError("--val-raw and --val-target go together")
+    config = train_config_from_args(args)
+    pairs = load_pairs(args.raw, args.target)
+    val_pair = load_pairs(args.val_raw, args.val_target)[0] if args.val_raw else None
+    with cancel_on_interrupt() as cancel, tqdm_report("train", quiet=args.quiet) as report:
+        result = train_denoiser(
+            pairs, config=config, out=Path(args.out), val_pair=val_pair, resume=args.resume, report=report,
+            cancel=cancel,
+        )  # fmt: skip
+    best = f"best loss {result.best_val_loss:.4g}" if result.model_path else "no model saved"
+    print(f"{result.model_path or args.out}: {best}; {result.epochs_run} epochs; stopped: {result.stopped_reason}")
+    return EXIT_INTERRUPTED if result.stopped_reason == "cancelled" else 0
+
+
+def run_denoise(args: argparse.Namespace) -> int:
+    from voxelstudio.tasks.denoise import denoise_files
+
+    tile = _shape("tile", args.tile)
+    try:
+        with cancel_on_interrupt() as cancel, tqdm_report("denoise", quiet=args.quiet) as report:
+            outputs = denoise_files(
+                args.inputs, model_path=args.model, out_dir=args.out_dir, fmt=args.format, tta=args.tta,
+                trusted=args.trust, tile_shape=tile, overwrite=args.overwrite, report=report, cancel=cancel,
+            )  # fmt: skip
+    except Cancelled as exc:
+        print(f"voxelstudio: {exc}; finished files are kept", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    for path in outputs:
+        print(path)
+    return 0

@@ -1,0 +1,198 @@
+"""Keras callbacks that connect a fit loop to VoxelStudio's report/cancel contract and checkpoints.
+
+All of them share one :class:`RunState`, which records why training stopped and what the epochs produced. Keras 3
+checks ``model.stop_training`` after every batch, so setting it in ``on_train_batch_end`` stops within one batch.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+import numpy as np
+
+from voxelstudio.core.progress import CancelToken, Progress, ReportFn
+
+
+@dataclass
+class RunState:
+    """Mutable bookkeeping of one training run, shared by the callbacks."""
+
+    epochs: int
+    steps: int
+    initial_epoch: int = 0
+    stopped_reason: str | None = None
+    epoch: int = 0
+    step: int = 0
+    steps_done: int = 0
+    best: float = math.inf
+    best_epoch: int | None = None
+    epochs_run: int = 0
+    history: dict[str, list[Any]] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def skip_epoch_end(self) -> bool:
+        """A cancelled partial epoch is neither validated nor saved once a checkpoint exists (stop fast)."""
+        return self.stopped_reason == "cancelled" and self.best_epoch is not None
+
+    def record(self, logs: dict[str, Any]) -> None:
+        for key, value in logs.items():
+            if isinstance(value, (int, np.integer)):
+                self.history.setdefault(key, []).append(int(value))
+            elif isinstance(value, (float, np.floating)):
+                self.history.setdefault(key, []).append(float(value))
+
+
+class ProgressCallback(keras.callbacks.Callback):
+    """Reports Progress(done=epoch*steps+step, total=epochs*steps, values={epoch, step, loss, val_loss, eta_s, ...})."""
+
+    def __init__(self, state: RunState, report: ReportFn, *, budget_s: float | None = None) -> None:
+        super().__init__()
+        self.state = state
+        self.report = report
+        self.budget_s = budget_s  # a time budget caps the ETA
+        self.last_loss = math.nan
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.state.epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self.state.step = batch + 1
+        self.state.steps_done += 1
+        self.last_loss = float((logs or {}).get("loss", math.nan))
+        self._emit("training")
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self._emit("validated" if "val_loss" in (logs or {}) else "epoch done")
+
+    def _emit(self, message: str) -> None:
+        state = self.state
+        done = state.epoch * state.steps + state.step
+        total = state.epochs * state.steps
+        elapsed = time.monotonic() - state.started
+        remaining = max(total - done, 0)
+        eta = elapsed / state.steps_done * remaining if state.steps_done else math.nan
+        if self.budget_s is not None:
+            eta = min(eta, max(self.budget_s - elapsed, 0.0))
+        history = state.history
+        values = {
+            "epoch": state.epoch + 1,
+            "epochs": state.epochs,
+            "step": state.step,
+            "steps": state.steps,
+            "loss": self.last_loss,
+            "val_loss": history.get("val_loss", [math.nan])[-1],
+            "val_psnr": history.get("val_psnr", [math.nan])[-1],
+            "eta_s": eta,
+        }
+        self.report(Progress(done, total, message, values))
+
+
+class CancelCallback(keras.callbacks.Callback):
+    """Stops training at the end of the batch during which ``cancel`` was set."""
+
+    def __init__(self, state: RunState, cancel: CancelToken | None) -> None:
+        super().__init__()
+        self.state = state
+        self.cancel = cancel
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self.cancel is not None and self.cancel.cancelled:
+            self.state.stopped_reason = "cancelled"
+            self.model.stop_training = True
+
+
+class TimeBudgetCallback(keras.callbacks.Callback):
+    """Stops training after ``minutes`` of wall-clock time (checked after every batch)."""
+
+    def __init__(self, state: RunState, minutes: float | None) -> None:
+        super().__init__()
+        self.state = state
+        self.seconds = None if minutes is None else minutes * 60.0
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self.seconds is not None and time.monotonic() - self.state.started >= self.seconds:
+            if self.state.stopped_reason is None:
+                self.state.stopped_reason = "time"
+            self.model.stop_training = True
+
+
+class ValidationCallback(keras.callbacks.Callback):
+    """Adds ``val_loss`` and ``val_psnr`` to the epoch logs from ``validate(model) -> (loss, psnr, preview)``.
+
+    Must come first in the callback list so later callbacks (LR schedule, early stopping, checkpoints) see the
+    values (a NaN loss, when there is nothing to validate, is left out). ``on_preview(epoch, prediction)`` is called
+    every ``preview_every`` epochs (1-based) with the first validation volume's prediction. ``metric`` names the log
+    key of the second value (a classifier passes ``"val_accuracy"``).
+    """
+
+    def __init__(
+        self,
+        state: RunState,
+        validate: Callable[[keras.Model, bool], tuple[float, float, np.ndarray | None]],
+        *,
+        on_preview: Callable[[int, np.ndarray], None] | None = None,
+        preview_every: int = 1,
+        metric: str = "val_psnr",
+    ) -> None:
+        super().__init__()
+        self.state = state
+        self.validate = validate
+        self.metric = metric
+        self.on_preview = on_preview
+        self.preview_every = max(int(preview_every), 1)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs if logs is not None else {}
+        if self.state.skip_epoch_end:
+            return
+        want_preview = self.on_preview is not None and (epoch + 1) % self.preview_every == 0
+        loss, psnr, preview = self.validate(self.model, want_preview)
+        if math.isfinite(loss):
+            logs["val_loss"] = loss
+            logs[self.metric] = psnr
+        if want_preview and preview is not None and self.on_preview is not None:
+            self.on_preview(epoch + 1, preview)
+
+
+class CheckpointCallback(keras.callbacks.Callback):
+    """Each validated epoch: records history, saves the last checkpoint, and the best model by ``monitor``.
+
+    ``save_last(model, state)`` and ``save_best(model, state)`` write atomically (see training.py).
+    """
+
+    def __init__(
+        self,
+        state: RunState,
+        *,
+        monitor: str,
+        save_last: Callable[[keras.Model, RunState], None],
+        save_best: Callable[[keras.Model, RunState], None],
+    ) -> None:
+        super().__init__()
+        self.state = state
+        self.monitor = monitor
+        self.save_last = save_last
+        self.save_best = save_best
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        state = self.state
+        if state.skip_epoch_end:
+            return
+        logs = dict(logs or {})
+        logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        logs["epoch"] = epoch + 1
+        state.record(logs)
+        state.epochs_run = epoch + 1
+        value = float(logs.get(self.monitor, math.nan))
+        improved = math.isfinite(value) and value < state.best
+        if improved or state.best_epoch is None:
+            state.best = value if math.isfinite(value) else state.best
+            state.best_epoch = epoch + 1
+            self.save_best(self.model, state)
+        self.save_last(self.model, state)

@@ -1,0 +1,230 @@
+"""Whole-volume prediction with a trained denoiser: normalise, pad, tile, blend, de-normalise; optional TTA.
+
+Tiles overlap by twice the network's one-sided reach plus a blending band, and start on the pooling grid, so the
+tiled result equals the untiled one (except with group/instance normalisation, whose statistics are per tile).
+On out-of-memory the tile is halved along its largest axis and the prediction retried.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import keras
+import numpy as np
+import psutil
+import tensorflow as tf
+
+from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
+from voxelstudio.ml.config import DenoiserConfig
+from voxelstudio.ml.denoisers import pad_to_multiple, receptive_field, required_multiple
+from voxelstudio.ml.device import describe_device
+from voxelstudio.ml.tiling import choose_tile_shape, estimate_memory, halve_tile, plan_tiles, predict_tiled
+
+Shape3 = tuple[int, int, int]
+BLEND = 8
+"""Width of the smooth blending band between the discarded margins of two neighbouring tiles."""
+MAX_TILE_BYTES = 4 << 30
+"""Tile memory budget cap (the automatic budget is a quarter of the available RAM, at most this)."""
+TTA_TRANSFORMS: tuple[tuple[int, bool], ...] = tuple((turns, flip) for flip in (False, True) for turns in range(4))
+"""Test-time augmentation: (quarter turns in the y-x plane, flip along z); each is inverted exactly."""
+
+
+def forward_transform(x: np.ndarray, turns: int, flip_z: bool) -> np.ndarray:
+    if flip_z:
+        x = x[:, :, ::-1]
+    return np.ascontiguousarray(np.rot90(x, turns, axes=(0, 1)))
+
+
+def inverse_transform(y: np.ndarray, turns: int, flip_z: bool) -> np.ndarray:
+    y = np.rot90(y, -turns, axes=(0, 1))
+    return np.ascontiguousarray(y[:, :, ::-1] if flip_z else y)
+
+
+def tile_margin(cfg: DenoiserConfig) -> Shape3:
+    """Voxels to discard at an inner tile edge: the network's largest one-sided reach per axis.
+
+    Of the receptive field (minus the centre), the pooling/upsampling part (2 * (multiple - 1)) may lie wholly on
+    one side; the convolution part splits as Keras' 'same' padding does, k // 2 of every k - 1 after the centre.
+    """
+    margins = []
+    for field, multiple, kernel in zip(receptive_field(cfg), required_multiple(cfg), cfg.kernel, strict=True):
+        pooling = 2 * (multiple - 1)
+        conv = field - 1 - pooling
+        reach = math.ceil(conv * (kernel // 2) / (kernel - 1)) if kernel > 1 else 0
+        margins.append(reach + pooling)
+    return tuple(margins)  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class PredictionPlan:
+    """How a volume will be predicted: padded shape, tiling geometry and memory estimates (bytes)."""
+
+    padded_shape: Shape3
+    tile_shape: Shape3
+    overlap: Shape3
+    margin: Shape3
+    multiple: Shape3
+    tile_bytes: int
+    host_bytes: int
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def _minimum_tile(overlap: Sequence[int], multiple: Sequence[int], padded: Sequence[int]) -> Shape3:
+    """Smallest useful tile: the overlap plus one stride of ``multiple`` (or the whole axis)."""
+    return tuple(min(_round_up(o + m, m), p) for o, m, p in zip(overlap, multiple, padded, strict=True))  # type: ignore[return-value]
+
+
+def default_tile_budget() -> int:
+    """A quarter of the available RAM, capped at MAX_TILE_BYTES (GPU memory errors shrink tiles on retry)."""
+    return int(min(psutil.virtual_memory().available / 4, MAX_TILE_BYTES))
+
+
+def plan_prediction(
+    cfg: DenoiserConfig,
+    shape: Sequence[int],
+    *,
+    tile_shape: Sequence[int] | None = None,
+    tta: bool = False,
+    budget_bytes: int | None = None,
+) -> PredictionPlan:
+    """Choose the tiling for a volume of ``shape`` (automatic tile size from the memory budget when None)."""
+    multiple = required_multiple(cfg)
+    padded = tuple(_round_up(int(s), m) for s, m in zip(shape, multiple, strict=True))
+    margin = tile_margin(cfg)
+    overlap = tuple(2 * g + BLEND for g in margin)
+    minimum = _minimum_tile(overlap, multiple, padded)
+    if tile_shape is None:
+        budget = default_tile_budget() if budget_bytes is None else budget_bytes
+        tile = choose_tile_shape(padded, cfg, budget, minimum=minimum, multiple=multiple)
+    else:
+        sizes = zip(tile_shape, minimum, multiple, padded, strict=True)
+        tile = tuple(min(_round_up(max(int(t), lo), m), p) for t, lo, m, p in sizes)
+    voxels = math.prod(padded)
+    # input copy, normalised + padded input, float32 output and blending temporaries; TTA adds mean, M2, rotated input
+    host = voxels * 4 * (4 + (3 if tta else 0))
+    return PredictionPlan(padded, tile, overlap, margin, multiple, estimate_memory(tile, cfg), host)  # type: ignore[arg-type]
+
+
+def model_predict_fn(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
+    """A tile function for :func:`predict_tiled`: (H, W, Z) float32 -> (H, W, Z) network output."""
+
+    def predict(tile: np.ndarray) -> np.ndarray:
+        batch = np.asarray(tile, dtype=np.float32)[None, ..., None]
+        return np.asarray(keras.ops.convert_to_numpy(model(batch, training=False)))[0, ..., 0]
+
+    return predict
+
+
+def predict_unit(
+    model: keras.Model,
+    cfg: DenoiserConfig,
+    x: np.ndarray,
+    *,
+    plan: PredictionPlan,
+    report: ReportFn = null_report,
+    cancel: CancelToken | None = None,
+    turns: int = 0,
+) -> tuple[np.ndarray, PredictionPlan, int]:
+    """Network output for a normalised volume ``x`` (already transformed), retrying with smaller tiles on OOM.
+
+    Returns the prediction, the plan actually used, and the number of out-of-memory retries.
+    """
+    padded, crop = pad_to_multiple(x, plan.multiple)
+    swap = turns % 2 == 1
+    retries = 0
+    while True:
+        tile = (plan.tile_shape[1], plan.tile_shape[0], plan.tile_shape[2]) if swap else plan.tile_shape
+        try:
+            out = predict_tiled(
+                model_predict_fn(model),
+                padded,
+                tile_shape=tile,
+                overlap=plan.overlap,
+                margin=plan.margin,
+                multiple=plan.multiple,
+                report=report,
+                cancel=cancel,
+            )
+            return out[crop], plan, retries
+        except (tf.errors.ResourceExhaustedError, MemoryError) as exc:
+            minimum = _minimum_tile(plan.overlap, plan.multiple, plan.padded_shape)
+            smaller = halve_tile(plan.tile_shape, minimum=minimum, multiple=plan.multiple)
+            if smaller is None:
+                raise MemoryError(f"out of memory even with tiles of {plan.tile_shape} voxels") from exc
+            plan = replace(plan, tile_shape=smaller, tile_bytes=estimate_memory(smaller, cfg))
+            retries += 1
+            report(Progress(0, None, f"out of memory; retrying with tiles of {smaller}"))
+
+
+def predict_volume(
+    loaded: Any,
+    array: np.ndarray,
+    *,
+    tile_shape: Sequence[int] | None = None,
+    tta: bool = False,
+    report: ReportFn = null_report,
+    cancel: CancelToken | None = None,
+) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]]:
+    """Denoise ``array`` (H, W, Z) with a loaded model (``persistence.LoadedModel``).
+
+    Returns (prediction in the target's units, per-voxel standard deviation over the TTA transforms or None, info).
+    """
+    array = np.asarray(array, dtype=np.float32)
+    if array.ndim != 3:
+        raise ValueError(f"expected a 3-D volume (H, W, Z), got shape {array.shape}")
+    cfg: DenoiserConfig = loaded.train_config.model
+    normalizer = loaded.normalizer
+    x = normalizer.before(array)
+    plan = plan_prediction(cfg, array.shape, tile_shape=tile_shape, tta=tta)
+    transforms = TTA_TRANSFORMS if tta else ((0, False),)
+    mean = np.zeros(array.shape, dtype=np.float32)
+    m2 = np.zeros(array.shape, dtype=np.float32) if tta else None
+    retries = 0
+    for index, (turns, flip) in enumerate(transforms):
+
+        def step_report(p: Progress, index: int = index) -> None:
+            fraction = p.fraction
+            if fraction is None:
+                report(p)
+                return
+            values = {**p.values, "transform": index + 1, "transforms": len(transforms)}
+            report(Progress(index + fraction, len(transforms), p.message, values))
+
+        x_turned = forward_transform(x, turns, flip)
+        out, plan, more = predict_unit(
+            loaded.model, cfg, x_turned, plan=plan, report=step_report, cancel=cancel, turns=turns
+        )
+        retries += more
+        prediction = normalizer.after(inverse_transform(out, turns, flip))
+        delta = prediction - mean
+        mean += delta / (index + 1)
+        if m2 is not None:
+            m2 += delta * (prediction - mean)
+    n_tiles = len(plan_tiles(plan.padded_shape, plan.tile_shape, plan.overlap, multiple=plan.multiple))
+    uncertainty = None if m2 is None else np.sqrt(np.maximum(m2 / len(transforms), 0.0)).astype(np.float32)
+    info = {
+        "tile_shape": list(plan.tile_shape),
+        "overlap": list(plan.overlap),
+        "margin": list(plan.margin),
+        "multiple": list(plan.multiple),
+        "padded_shape": list(plan.padded_shape),
+        "tiles": n_tiles,
+        "tta": tta,
+        "transforms": len(transforms),
+        "oom_retries": retries,
+    }
+    return mean, uncertainty, info
+
+
+def runtime_info() -> dict[str, Any]:
+    """Library versions and the compute device, for provenance records."""
+    return {
+        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__},
+        "device": describe_device(),
+    }

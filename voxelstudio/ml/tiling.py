@@ -1,0 +1,200 @@
+"""Tiled prediction with overlapping, smoothly blended tiles (numpy only; any ``predict_fn`` works).
+
+Neighbouring tiles share ``overlap`` voxels per axis. In each shared band a tile's weight is zero for the ``margin``
+voxels next to its own edge (where the network saw padding instead of data), then rises along a sin^2 (Hann) ramp to
+1; at the volume's border a tile keeps weight 1. The result is divided by the weight sum, so weights always normalise.
+When ``margin`` is at least the network's one-sided reach (about half its receptive field) every kept voxel is exact
+and the tiled result equals the untiled one; a smaller margin still gives seamless, smoothly blended output.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
+from voxelstudio.ml.config import DenoiserConfig
+
+Shape3 = tuple[int, int, int]
+BYTES_PER_VALUE = 4
+MEMORY_OVERHEAD = 3.0
+"""Factor over the counted feature maps for framework workspace (convolution buffers, temporaries)."""
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One tile: voxels ``start[i] <= index < stop[i]`` per axis."""
+
+    start: Shape3
+    stop: Shape3
+
+    @property
+    def slices(self) -> tuple[slice, slice, slice]:
+        return tuple(slice(a, b) for a, b in zip(self.start, self.stop, strict=True))  # type: ignore[return-value]
+
+    @property
+    def shape(self) -> Shape3:
+        return tuple(b - a for a, b in zip(self.start, self.stop, strict=True))  # type: ignore[return-value]
+
+
+def _as3(values: int | Sequence[int], name: str) -> Shape3:
+    out = (values,) * 3 if isinstance(values, int) else tuple(int(v) for v in values)
+    if len(out) != 3 or any(v < 0 for v in out):
+        raise ValueError(f"{name} must be three non-negative sizes, got {values!r}")
+    return out  # type: ignore[return-value]
+
+
+def _axis_starts(size: int, tile: int, overlap: int, multiple: int) -> list[int]:
+    if tile >= size:
+        return [0]
+    stride = (tile - overlap) // multiple * multiple
+    if stride < 1:
+        raise ValueError(f"tile size {tile} leaves no stride with overlap {overlap} (multiple {multiple})")
+    starts = list(range(0, size - tile, stride))
+    return [*starts, size - tile]
+
+
+def plan_tiles(
+    shape: Sequence[int],
+    tile_shape: int | Sequence[int],
+    overlap: int | Sequence[int],
+    *,
+    multiple: int | Sequence[int] = 1,
+) -> list[Tile]:
+    """Tiles of ``tile_shape`` (clipped to ``shape``) covering a volume, neighbours sharing >= ``overlap`` voxels.
+
+    With ``multiple`` > 1 (per axis), the volume and tile sizes must be multiples of it and every tile starts on a
+    multiple, so networks with pooling see the same pooling grid in every tile as in the whole volume.
+    """
+    shape, tiles, overlaps = _as3(shape, "shape"), _as3(tile_shape, "tile_shape"), _as3(overlap, "overlap")
+    multiples = _as3(multiple, "multiple")
+    tiles = tuple(min(t, s) for t, s in zip(tiles, shape, strict=True))  # type: ignore[assignment]
+    if any(t < 1 for t in tiles):
+        raise ValueError(f"cannot tile an empty volume of shape {shape}")
+    if any(v % m for v, m in zip((*shape, *tiles), multiples * 2, strict=True)):
+        raise ValueError(f"shape {shape} and tile {tiles} must be multiples of {multiples}; pad the volume first")
+    per_axis = [_axis_starts(*args) for args in zip(shape, tiles, overlaps, multiples, strict=True)]
+    return [
+        Tile(start, tuple(a + t for a, t in zip(start, tiles, strict=True)))  # type: ignore[arg-type]
+        for start in itertools.product(*per_axis)
+    ]
+
+
+def edge_ramp(length: int, overlap: int, margin: int) -> np.ndarray:
+    """Weights for the first ``overlap`` voxels from an inner tile edge: 0 for ``margin`` voxels, then sin^2 to 1."""
+    if overlap < 2 * margin:
+        raise ValueError(f"overlap {overlap} must be at least twice the margin {margin}")
+    ramp = np.ones(length, dtype=np.float64)
+    width = overlap - 2 * margin
+    ramp[: min(margin, length)] = 0.0
+    steps = np.arange(1, width + 1, dtype=np.float64)
+    values = np.sin(0.5 * np.pi * steps / (width + 1)) ** 2
+    end = min(margin + width, length)
+    ramp[margin:end] = values[: max(end - margin, 0)]
+    return ramp
+
+
+def axis_weights(start: int, stop: int, size: int, overlap: int, margin: int) -> np.ndarray:
+    """1-D blending weights of a tile spanning [start, stop) on an axis of ``size`` voxels."""
+    weights = np.ones(stop - start, dtype=np.float64)
+    if start > 0:
+        weights *= edge_ramp(stop - start, overlap, margin)
+    if stop < size:
+        weights *= edge_ramp(stop - start, overlap, margin)[::-1]
+    return weights
+
+
+def predict_tiled(
+    predict_fn: Callable[[np.ndarray], np.ndarray],
+    volume: np.ndarray,
+    *,
+    tile_shape: int | Sequence[int],
+    overlap: int | Sequence[int],
+    margin: int | Sequence[int] = 0,
+    multiple: int | Sequence[int] = 1,
+    report: ReportFn = null_report,
+    cancel: CancelToken | None = None,
+) -> np.ndarray:
+    """Predict ``volume`` tile by tile with ``predict_fn`` (tile array -> same-shape array) and blend the tiles.
+
+    Progress is reported after each tile; ``cancel`` is checked before each tile (raises ``Cancelled``). The
+    weight sum is separable (tiles form a grid), so only 1-D sums are kept besides the float32 output.
+    """
+    volume = np.asarray(volume)
+    shape = volume.shape
+    overlaps, margins = _as3(overlap, "overlap"), _as3(margin, "margin")
+    tiles = plan_tiles(shape, tile_shape, overlaps, multiple=multiple)
+    weight_sums = [np.zeros(s, dtype=np.float64) for s in shape]
+    for axis in range(3):
+        starts = sorted({(t.start[axis], t.stop[axis]) for t in tiles})
+        for a, b in starts:
+            weight_sums[axis][a:b] += axis_weights(a, b, shape[axis], overlaps[axis], margins[axis])
+    if any(np.any(w <= 0) for w in weight_sums):
+        raise ValueError("tiles leave voxels with zero weight; increase the overlap relative to the margin")
+    output = np.zeros(shape, dtype=np.float32)
+    for index, tile in enumerate(tiles):
+        if cancel is not None:
+            cancel.raise_if_cancelled("prediction")
+        prediction = np.asarray(predict_fn(volume[tile.slices]))
+        if prediction.shape != tile.shape:
+            raise ValueError(f"predict_fn returned shape {prediction.shape} for a tile of shape {tile.shape}")
+        factors = [
+            axis_weights(a, b, shape[axis], overlaps[axis], margins[axis]) / weight_sums[axis][a:b]
+            for axis, (a, b) in enumerate(zip(tile.start, tile.stop, strict=True))
+        ]
+        weights = (factors[0][:, None, None] * factors[1][None, :, None] * factors[2][None, None, :]).astype(np.float32)
+        output[tile.slices] += prediction.astype(np.float32, copy=False) * weights
+        report(Progress(index + 1, len(tiles), "tiles", values={"tile": index + 1, "tiles": len(tiles)}))
+    return output
+
+
+def estimate_memory(tile_shape: Sequence[int], cfg: DenoiserConfig, *, batch: int = 1) -> int:
+    """Rough bytes needed to run ``cfg``'s network on one tile (a model for choosing tiles, not a measurement).
+
+    Counts float32 feature maps alive at once: for ``simple`` the input, output and two consecutive ``filters``-wide
+    layers; for the U-Nets, per level (voxels shrinking by the pooling factor) two conv outputs plus the kept skip
+    of ``filters * 2**level`` channels, plus the upsampled decoder copy. Multiplied by MEMORY_OVERHEAD.
+    """
+    voxels = float(math.prod(int(s) for s in tile_shape)) * batch
+    if cfg.arch == "simple":
+        channels = 2.0 + 2.0 * cfg.filters
+    else:
+        shrink = 8.0 if cfg.pool_z else 4.0
+        channels = 2.0 + sum(4.0 * cfg.filters * 2**level / shrink**level for level in range(cfg.depth + 1))
+    return int(voxels * channels * BYTES_PER_VALUE * MEMORY_OVERHEAD)
+
+
+def halve_tile(
+    tile_shape: Sequence[int], *, minimum: Sequence[int], multiple: int | Sequence[int] = 1
+) -> Shape3 | None:
+    """``tile_shape`` halved along its largest axis that can still shrink (rounded up to ``multiple``), or None."""
+    tile = [int(t) for t in tile_shape]
+    multiples = _as3(multiple, "multiple")
+    for axis in sorted(range(3), key=lambda a: -tile[a]):
+        half = -(-((tile[axis] + 1) // 2) // multiples[axis]) * multiples[axis]
+        if half < tile[axis] and half >= minimum[axis]:
+            tile[axis] = half
+            return tuple(tile)  # type: ignore[return-value]
+    return None
+
+
+def choose_tile_shape(
+    shape: Sequence[int],
+    cfg: DenoiserConfig,
+    budget_bytes: float,
+    *,
+    minimum: Sequence[int],
+    multiple: int | Sequence[int] = 1,
+) -> Shape3:
+    """The largest tile (the whole volume first, then halving the largest axis) whose estimate fits the budget."""
+    tile: Shape3 = tuple(int(s) for s in shape)  # type: ignore[assignment]
+    while estimate_memory(tile, cfg) > budget_bytes:
+        smaller = halve_tile(tile, minimum=minimum, multiple=multiple)
+        if smaller is None:
+            break
+        tile = smaller
+    return tile

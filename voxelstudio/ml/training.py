@@ -1,0 +1,268 @@
+"""Training a denoiser on (raw, target) volume pairs with progress, cancel, a time budget, checkpoints and resume.
+
+Inputs are percentile-normalised per volume; targets are mapped to [0, 1] with the training set's target range (the
+normaliser is stored with the model). Patches are drawn lazily (``patches.PatchSampler``). Each epoch the validation
+volumes are predicted whole (a few fixed patches when large) for ``val_loss``/``val_psnr``; the best model by that
+loss is kept at ``out_path`` and the last epoch at ``<out stem>.last.keras`` with ``<out stem>.last.json`` holding
+the training state (epoch, best loss, learning rate, history), so ``resume=True`` continues where it stopped
+(weights and Adam moments restored; the early-stopping and learning-rate-plateau counters start afresh).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import math
+import os
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from voxelstudio.core.errors import ModelError
+from voxelstudio.core.normalize import PercentileNormalizer
+from voxelstudio.core.progress import CancelToken, ReportFn, null_report
+from voxelstudio.ml.callbacks import (
+    CancelCallback,
+    CheckpointCallback,
+    ProgressCallback,
+    RunState,
+    TimeBudgetCallback,
+    ValidationCallback,
+)
+from voxelstudio.ml.config import TrainConfig
+from voxelstudio.ml.denoisers import build_denoiser, required_multiple
+from voxelstudio.ml.device import configure_devices, distribution_strategy
+from voxelstudio.ml.inference import plan_prediction, predict_unit
+from voxelstudio.ml.losses import get_loss
+from voxelstudio.ml.patches import PatchSampler
+from voxelstudio.ml.persistence import file_sha256, load_model, save_model
+
+Pair = tuple[np.ndarray, np.ndarray]
+VAL_PATCHES = 4
+"""Fixed validation patches per volume when a validation volume is larger than VAL_MAX_PATCH_VOLUMES patches."""
+VAL_MAX_PATCH_VOLUMES = 8
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    """What a training run produced. ``epochs_run`` counts all epochs of the model, resumed ones included."""
+
+    history: dict[str, list[float]]
+    best_val_loss: float
+    epochs_run: int
+    stopped_reason: str  # "epochs" | "time" | "early_stopping" | "cancelled"
+    model_path: Path | None
+
+
+class PatchDataset(keras.utils.PyDataset):
+    """``steps`` batches per epoch of random patches; one seeded generator consumed in order (deterministic)."""
+
+    def __init__(self, sampler: PatchSampler, batch_size: int, steps: int, seed: Sequence[int]) -> None:
+        super().__init__(workers=1, use_multiprocessing=False)
+        self.sampler = sampler
+        self.batch_size = batch_size
+        self.steps = steps
+        self.rng = np.random.default_rng(list(seed))
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        x, y = self.sampler.batch(self.batch_size, self.rng)
+        return x[..., None], y[..., None]
+
+
+def checkpoint_paths(out_path: str | Path) -> tuple[Path, Path]:
+    """(last-epoch model, training-state JSON) beside ``out_path``."""
+    out_path = Path(out_path)
+    stem = out_path.name.removesuffix(".keras")
+    return out_path.with_name(f"{stem}.last.keras"), out_path.with_name(f"{stem}.last.json")
+
+
+def fit_normalizer(targets: Sequence[np.ndarray]) -> PercentileNormalizer:
+    """Input percentiles 2/99.8; output range = the targets' global min and max."""
+    low = min(float(np.min(t)) for t in targets)
+    high = max(float(np.max(t)) for t in targets)
+    if not high > low:
+        raise ValueError(f"training targets are constant ({low}); nothing to learn")
+    return PercentileNormalizer(out_low=low, out_high=high)
+
+
+def _write_json_atomically(path: Path, data: dict[str, Any]) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(data, indent=2, sort_keys=True, allow_nan=False))
+    os.replace(temporary, path)
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
+class Validator:
+    """Predicts the validation set: whole volumes, or fixed patches of large ones; computes loss and PSNR."""
+
+    def __init__(
+        self,
+        pairs: Sequence[Pair],
+        cfg: TrainConfig,
+        loss: Any,
+        *,
+        preview_source: np.ndarray,
+        to_output: Callable[[np.ndarray], np.ndarray],
+    ) -> None:
+        self.cfg, self.loss, self.to_output = cfg, loss, to_output
+        self.items: list[Pair] = []
+        patch_voxels = math.prod(cfg.patch_shape)
+        multiple = required_multiple(cfg.model)
+        for index, (x, y) in enumerate(pairs):
+            if x.size <= VAL_MAX_PATCH_VOLUMES * patch_voxels:
+                self.items.append((x, y))
+                continue
+            sampler = PatchSampler(
+                [(x, y)], cfg.patch_shape, bead_bias=cfg.bead_bias, threshold=cfg.loss.threshold, augment=False,
+                multiple=multiple,
+            )  # fmt: skip
+            xs, ys = sampler.batch(VAL_PATCHES, np.random.default_rng([cfg.seed, index]))
+            self.items.extend(zip(xs, ys, strict=True))
+        self.preview_source = preview_source
+
+    def predict(self, model: keras.Model, x: np.ndarray) -> np.ndarray:
+        plan = plan_prediction(self.cfg.model, x.shape)
+        return predict_unit(model, self.cfg.model, x, plan=plan)[0]
+
+    def __call__(self, model: keras.Model, want_preview: bool) -> tuple[float, float, np.ndarray | None]:
+        losses, errors, predictions = [], [], []
+        for x, y in self.items:
+            prediction = self.predict(model, x)
+            predictions.append(prediction)
+            losses.append(float(self.loss(y[None, ..., None], prediction[None, ..., None])))
+            errors.append(float(np.mean((prediction - y) ** 2)))
+        loss = float(np.mean(losses)) if losses else math.nan
+        psnr = 10.0 * math.log10(1.0 / max(float(np.mean(errors)), 1e-12)) if errors else math.nan
+        preview = None
+        if want_preview:
+            first = self.items[0][0] if self.items else None
+            same = first is not None and first is self.preview_source
+            preview = self.to_output(predictions[0] if same else self.predict(model, self.preview_source))
+        return loss, psnr, preview
+
+
+def _resume_state(model: keras.Model, cfg: TrainConfig, out_path: Path) -> tuple[dict[str, Any], PercentileNormalizer]:
+    """Load the last checkpoint's weights and optimizer state (moments, step, learning rate) into ``model``.
+
+    The training state is read from the checkpoint's own metadata, written in the same atomic save as its weights.
+    """
+    last, _ = checkpoint_paths(out_path)
+    if not last.exists():
+        raise ModelError(last, "no checkpoint to resume from; train without resume first")
+    loaded = load_model(last)
+    state = loaded.metadata.get("extra", {}).get("training_state")
+    if loaded.train_config is None or state is None:
+        raise ModelError(last, "is not a VoxelStudio training checkpoint")
+    if loaded.train_config.model != cfg.model:
+        raise ModelError(last, "was trained with a different architecture; resume needs the same model config")
+    model.set_weights(loaded.model.get_weights())
+    compiled = keras.saving.load_model(last, compile=True)  # our own checkpoint: its optimizer state too
+    source, target = getattr(compiled, "optimizer", None), model.optimizer
+    target.build(model.trainable_variables)
+    if source is not None and [v.shape for v in source.variables] == [v.shape for v in target.variables]:
+        for dst, src in zip(target.variables, source.variables, strict=True):
+            dst.assign(src)
+    target.learning_rate.assign(state["learning_rate"])
+    return state, loaded.normalizer
+
+
+def fit_denoiser(
+    pairs_train: Sequence[Pair],
+    pairs_val: Sequence[Pair],
+    cfg: TrainConfig,
+    *,
+    out_path: str | Path,
+    resume: bool = False,
+    report: ReportFn = null_report,
+    cancel: CancelToken | None = None,
+    on_preview: Callable[[int, np.ndarray], None] | None = None,
+    preview_every: int = 1,
+) -> TrainOutcome:
+    """Train ``cfg``'s denoiser; the best model (by validation loss, else training loss) is saved at ``out_path``."""
+    cfg.validate()
+    if not pairs_train:
+        raise ValueError("no training pairs")
+    if cancel is not None:
+        cancel.raise_if_cancelled("training")
+    out_path = Path(out_path)
+    configure_devices()
+    keras.utils.set_random_seed(cfg.seed)
+    strategy = distribution_strategy()
+    with strategy.scope():
+        model = build_denoiser(cfg.model)
+        loss = get_loss(cfg.loss)
+        model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=loss, jit_compile=False)
+        state_data: dict[str, Any] = {}
+        normalizer = fit_normalizer([t for _, t in pairs_train])
+        if resume:
+            state_data, normalizer = _resume_state(model, cfg, out_path)
+
+    def prepare(pairs: Sequence[Pair]) -> list[Pair]:
+        return [(normalizer.before(r), normalizer.target_to_unit(t)) for r, t in pairs]
+
+    train, val = prepare(pairs_train), prepare(pairs_val)
+    multiple = required_multiple(cfg.model)
+    sampler = PatchSampler(
+        train, cfg.patch_shape, bead_bias=cfg.bead_bias, threshold=cfg.loss.threshold, augment=cfg.augment,
+        multiple=multiple,
+    )  # fmt: skip
+    initial_epoch = int(state_data.get("epoch", 0))
+    state = RunState(cfg.epochs, cfg.steps_per_epoch, initial_epoch=initial_epoch)
+    state.history = {k: list(v) for k, v in state_data.get("history", {}).items()}
+    state.best = float(state_data["best"]) if state_data.get("best") is not None else math.inf
+    state.best_epoch = state_data.get("best_epoch")
+    state.epochs_run = initial_epoch
+    monitor = "val_loss" if val else "loss"
+    last_path, state_path = checkpoint_paths(out_path)
+
+    def save_best(model: keras.Model, state: RunState) -> None:
+        extra = {"best_epoch": state.best_epoch, "best_" + monitor: _finite(state.best)}
+        save_model(model, out_path, train_config=cfg, normalizer=normalizer, extra=extra)
+
+    def save_last(model: keras.Model, state: RunState) -> None:
+        data = {
+            "epoch": state.epochs_run,
+            "best": _finite(state.best),
+            "best_epoch": state.best_epoch,
+            "monitor": monitor,
+            "learning_rate": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
+            "history": {k: [_finite(v) for v in vs] for k, vs in state.history.items()},
+        }
+        save_model(model, last_path, train_config=cfg, normalizer=normalizer, extra={"training_state": data})
+        _write_json_atomically(state_path, {**data, "checkpoint_sha256": file_sha256(last_path)})
+
+    validator = Validator(val, cfg, loss, preview_source=(val or train)[0][0], to_output=normalizer.after)
+    callbacks: list[keras.callbacks.Callback] = []
+    if val or on_preview is not None:
+        callbacks.append(ValidationCallback(state, validator, on_preview=on_preview, preview_every=preview_every))
+    callbacks += [
+        keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5, patience=cfg.lr_patience, verbose=0),
+        keras.callbacks.EarlyStopping(monitor=monitor, patience=cfg.early_stopping_patience, restore_best_weights=True),
+        CheckpointCallback(state, monitor=monitor, save_last=save_last, save_best=save_best),
+        ProgressCallback(state, report, budget_s=None if cfg.minutes is None else cfg.minutes * 60),
+        CancelCallback(state, cancel),
+        TimeBudgetCallback(state, cfg.minutes),
+    ]
+    if initial_epoch < cfg.epochs:
+        dataset = PatchDataset(sampler, cfg.batch_size, cfg.steps_per_epoch, seed=(cfg.seed, initial_epoch))
+        with warnings.catch_warnings():
+            # a cancelled partial epoch is not validated; the LR schedule and early stopping then warn needlessly
+            warnings.filterwarnings("ignore", message=".*conditioned on metric.*")
+            model.fit(dataset, epochs=cfg.epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=0)
+        # a run stopped mid-epoch leaves tf.data's generator iterator in a reference cycle; finalise it now, not
+        # at interpreter exit (where TensorFlow logs an error about it)
+        gc.collect()
+    reason = state.stopped_reason or ("early_stopping" if state.epochs_run < cfg.epochs else "epochs")
+    history = {k: list(v) for k, v in state.history.items()}
+    return TrainOutcome(history, state.best, state.epochs_run, reason, out_path if out_path.exists() else None)

@@ -1,0 +1,127 @@
+"""Train a denoiser from (raw, target) Volume pairs: check the pairs, split off validation, fit, report."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from voxelstudio.core.progress import CancelToken, ReportFn, null_report
+from voxelstudio.core.volume import Volume
+from voxelstudio.io import SUPPORTED_SUFFIXES, load_volume
+
+if TYPE_CHECKING:
+    from voxelstudio.ml.config import TrainConfig
+
+VolumePair = tuple[Volume, Volume]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Outcome of :func:`train_denoiser`: where the best model is and how training went."""
+
+    model_path: Path | None
+    history: dict[str, list[float]]
+    best_val_loss: float
+    epochs_run: int
+    stopped_reason: str  # "epochs" | "time" | "early_stopping" | "cancelled"
+
+
+def _label(volume: Volume) -> str:
+    return str(volume.source) if volume.source is not None else (volume.name or "unnamed volume")
+
+
+def check_pairs(pairs: Sequence[VolumePair]) -> None:
+    """Raise ValueError naming both volumes when a raw and its target differ in shape."""
+    if not pairs:
+        raise ValueError("no (raw, target) pairs to train on")
+    for raw, target in pairs:
+        if raw.shape != target.shape:
+            raise ValueError(
+                f"{_label(raw)} {raw.shape} and {_label(target)} {target.shape}: raw and target shapes differ"
+            )
+
+
+def split_validation(
+    pairs: Sequence[VolumePair], fraction: float, seed: int
+) -> tuple[list[VolumePair], list[VolumePair]]:
+    """(train, validation): ``round(n * fraction)`` pairs, at least one when there are two or more, chosen by seed."""
+    n = len(pairs)
+    n_val = 0 if n < 2 else min(max(round(n * fraction), 1), n - 1)
+    chosen = set(np.random.default_rng(seed).permutation(n)[:n_val].tolist())
+    train = [p for i, p in enumerate(pairs) if i not in chosen]
+    return train, [p for i, p in enumerate(pairs) if i in chosen]
+
+
+def train_denoiser(
+    pairs: Sequence[VolumePair],
+    *,
+    config: TrainConfig,
+    out: str | Path,
+    val_pair: VolumePair | None = None,
+    resume: bool = False,
+    report: ReportFn = null_report,
+    cancel: CancelToken | None = None,
+    on_preview: Callable[[int, np.ndarray], None] | None = None,
+) -> TrainResult:
+    """Train ``config``'s denoiser; the best model goes to ``out`` (checkpoints beside it, see ml.training).
+
+    Without ``val_pair``, ``config.val_fraction`` of the pairs (at least one of two or more) validate.
+    """
+    from voxelstudio.ml.training import fit_denoiser
+
+    config.validate()
+    out = Path(out)
+    if out.suffix != ".keras":
+        raise ValueError(f"{out}: the model file must end in .keras")
+    check_pairs(pairs)
+    if val_pair is not None:
+        check_pairs([val_pair])
+        train, val = list(pairs), [val_pair]
+    else:
+        train, val = split_validation(pairs, config.val_fraction, config.seed)
+    outcome = fit_denoiser(
+        [(r.data, t.data) for r, t in train],
+        [(r.data, t.data) for r, t in val],
+        config,
+        out_path=out,
+        resume=resume,
+        report=report,
+        cancel=cancel,
+        on_preview=on_preview,
+    )
+    return TrainResult(
+        outcome.model_path, outcome.history, outcome.best_val_loss, outcome.epochs_run, outcome.stopped_reason
+    )
+
+
+def _volume_files(folder: Path) -> dict[str, Path]:
+    files: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and path.suffix.lower() in SUPPORTED_SUFFIXES and not path.name.startswith("."):
+            if path.stem in files:
+                raise ValueError(f"{folder}: two volume files share the name {path.stem!r}")
+            files[path.stem] = path
+    if not files:
+        raise ValueError(f"{folder}: no volume files ({', '.join(SUPPORTED_SUFFIXES)})")
+    return files
+
+
+def load_pairs(raw: str | Path, target: str | Path) -> list[VolumePair]:
+    """Load (raw, target) pairs: two files, or two folders whose volume files are matched by file stem."""
+    raw, target = Path(raw), Path(target)
+    for path in (raw, target):
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such file or folder")
+    if raw.is_dir() != target.is_dir():
+        raise ValueError(f"{raw} and {target}: give two files or two folders, not one of each")
+    if not raw.is_dir():
+        return [(load_volume(raw), load_volume(target))]
+    raws, targets = _volume_files(raw), _volume_files(target)
+    for folder, missing in ((target, sorted(set(raws) - set(targets))), (raw, sorted(set(targets) - set(raws)))):
+        if missing:
+            raise ValueError(f"{folder}: no file matching {', '.join(missing)} (pairs are matched by file name)")
+    return [(load_volume(raws[stem]), load_volume(targets[stem])) for stem in sorted(raws)]
