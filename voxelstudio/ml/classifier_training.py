@@ -1,0 +1,219 @@
+"""Training a voxel classifier with the denoiser's machinery: progress, cancel within a batch, a time budget,
+an atomic checkpoint every epoch, resume, and the device's distribution strategy.
+
+Grids are occupancy arrays (N, H, W, Z) in {0, 1} (uint8 is fine) with integer labels. Each epoch shuffles the
+training set and augments it (rotation about z, flips, shifts; see :mod:`voxel_augment`); the loss is weighted by
+inverse class frequency. The best model by validation loss is saved at ``out_path`` (without optimizer state) and the
+last epoch at ``<out stem>.last.keras`` with the training state in its metadata, which ``resume=True`` continues.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from voxelstudio.core.errors import ModelError
+from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
+from voxelstudio.ml.callbacks import (
+    CancelCallback,
+    CheckpointCallback,
+    ProgressCallback,
+    RunState,
+    TimeBudgetCallback,
+    ValidationCallback,
+)
+from voxelstudio.ml.classifier_config import ClassifierTrainConfig
+from voxelstudio.ml.classifiers import build_classifier, load_classifier, predict_probabilities, save_classifier
+from voxelstudio.ml.device import configure_devices, distribution_strategy
+from voxelstudio.ml.training import checkpoint_paths
+from voxelstudio.ml.voxel_augment import augment_batch
+
+
+@dataclass(frozen=True)
+class ClassifierOutcome:
+    """What a training run produced; ``epochs_run`` counts resumed epochs too."""
+
+    history: dict[str, list[float]]
+    best_val_loss: float
+    best_val_accuracy: float
+    best_epoch: int | None
+    epochs_run: int
+    stopped_reason: str  # "epochs" | "time" | "cancelled"
+    model_path: Path | None
+
+
+def balanced_class_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """n / (k * count_c) per class (1 everywhere for balanced data; 0 for classes absent from ``labels``)."""
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=n_classes).astype(np.float64)
+    present = counts > 0
+    weights = np.zeros(n_classes)
+    weights[present] = counts.sum() / (present.sum() * counts[present])
+    return weights.astype(np.float32)
+
+
+class GridBatches(keras.utils.PyDataset):
+    """Shuffled, augmented, class-weighted batches of grids; deterministic per (seed, epoch, batch)."""
+
+    def __init__(
+        self, grids: np.ndarray, labels: np.ndarray, cfg: ClassifierTrainConfig, batch_size: int, epoch: int
+    ) -> None:
+        super().__init__(workers=1, use_multiprocessing=False)
+        self.grids, self.labels, self.cfg, self.batch_size = grids, np.asarray(labels, np.int64), cfg, batch_size
+        n_classes = cfg.model.n_classes
+        self.weights = balanced_class_weights(self.labels, n_classes) if cfg.class_weights else np.ones(n_classes)
+        self.epoch = epoch
+        self.order = self._permutation()
+
+    def _permutation(self) -> np.ndarray:
+        return np.random.default_rng([self.cfg.seed, self.epoch]).permutation(len(self.labels))
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.labels) / self.batch_size)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        chosen = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+        grids = self.grids[chosen]
+        if self.cfg.augment:
+            rng = np.random.default_rng([self.cfg.seed, self.epoch, index])
+            x = augment_batch(grids, rng, rotations=self.cfg.rotations, flip_prob=self.cfg.flip_prob,
+                              max_shift=self.cfg.max_shift)  # fmt: skip
+        else:
+            x = grids.astype(np.float32)
+        y = self.labels[chosen]
+        return x[..., None], y, self.weights[y].astype(np.float32)
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1
+        self.order = self._permutation()
+
+
+class AccuracyValidator:
+    """``validate(model, want_preview) -> (loss, accuracy, None)`` on the validation grids (no voting: fast)."""
+
+    def __init__(self, grids: np.ndarray, labels: np.ndarray, batch_size: int) -> None:
+        self.grids, self.labels, self.batch_size = grids, np.asarray(labels, np.int64), batch_size
+
+    def __call__(self, model: keras.Model, want_preview: bool) -> tuple[float, float, None]:
+        if len(self.labels) == 0:
+            return math.nan, math.nan, None
+        probabilities = predict_probabilities(model, self.grids, batch_size=self.batch_size)
+        chosen = probabilities[np.arange(len(self.labels)), self.labels]
+        loss = float(-np.mean(np.log(np.clip(chosen, 1e-7, 1.0))))
+        return loss, float(np.mean(probabilities.argmax(axis=1) == self.labels)), None
+
+
+def _resume(model: keras.Model, cfg: ClassifierTrainConfig, out_path: Path) -> dict[str, Any]:
+    """Load the last checkpoint's weights and optimizer state into ``model``; returns its training state."""
+    last, _ = checkpoint_paths(out_path)
+    if not last.exists():
+        raise ModelError(last, "no checkpoint to resume from; train without --resume first")
+    loaded = load_classifier(last)
+    state = loaded.metadata.get("extra", {}).get("training_state")
+    if state is None:
+        raise ModelError(last, "is not a VoxelStudio training checkpoint")
+    if loaded.config != cfg.model:
+        raise ModelError(last, "was trained with a different architecture; resume needs the same model config")
+    model.set_weights(loaded.model.get_weights())
+    compiled = keras.saving.load_model(last, compile=True)  # our own checkpoint: its optimizer state too
+    source, target = getattr(compiled, "optimizer", None), model.optimizer
+    target.build(model.trainable_variables)
+    if source is not None and [v.shape for v in source.variables] == [v.shape for v in target.variables]:
+        for dst, src in zip(target.variables, source.variables, strict=True):
+            dst.assign(src)
+    return state
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
+def _value_at(history: dict[str, list[Any]], key: str, epoch: int | None) -> float:
+    epochs = history.get("epoch", [])
+    if epoch is None or epoch not in epochs or key not in history:
+        return math.nan
+    value = history[key][epochs.index(epoch)]
+    return math.nan if value is None else float(value)
+
+
+def fit_classifier(
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray],
+    cfg: ClassifierTrainConfig,
+    classes: tuple[str, ...],
+    *,
+    out_path: str | Path,
+    resume: bool = False,
+    report: ReportFn = null_report,
+    cancel: CancelToken | None = None,
+) -> ClassifierOutcome:
+    """Train ``cfg``'s classifier on ``train`` = (grids, labels), validating on ``val`` every epoch.
+
+    Progress values: epoch, epochs, step, steps, loss, val_loss, val_accuracy, eta_s.
+    """
+    cfg.validate()
+    (x_train, y_train), (x_val, y_val) = train, val
+    if len(y_train) == 0:
+        raise ValueError("no training grids")
+    if len(classes) != cfg.model.n_classes:
+        raise ValueError(f"{len(classes)} class names for a model of {cfg.model.n_classes} classes")
+    out_path = Path(out_path)
+    batch_size = min(cfg.batch_size, len(y_train))
+    configure_devices()
+    keras.utils.set_random_seed(cfg.seed)
+    with distribution_strategy().scope():
+        model = build_classifier(cfg.model)
+        model.compile(
+            optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=keras.losses.SparseCategoricalCrossentropy(),
+            metrics=["accuracy"], jit_compile=False,
+        )  # fmt: skip
+        saved = _resume(model, cfg, out_path) if resume else {}
+
+    initial_epoch = int(saved.get("epoch", 0))
+    dataset = GridBatches(x_train, y_train, cfg, batch_size, initial_epoch)
+    state = RunState(cfg.epochs, len(dataset), initial_epoch=initial_epoch)
+    state.history = {k: [math.nan if v is None else v for v in vs] for k, vs in saved.get("history", {}).items()}
+    state.best = float(saved["best"]) if saved.get("best") is not None else math.inf
+    state.best_epoch = saved.get("best_epoch")
+    state.epochs_run = initial_epoch
+    monitor = "val_loss" if len(y_val) else "loss"
+    last_path, _ = checkpoint_paths(out_path)
+
+    def save_best(model: keras.Model, state: RunState) -> None:
+        extra = {"best_epoch": state.best_epoch, f"best_{monitor}": _finite(state.best),
+                 "val_accuracy": _finite(_value_at(state.history, "val_accuracy", state.best_epoch))}  # fmt: skip
+        save_classifier(model, out_path, classes=classes, train_config=cfg, extra=extra)
+
+    def save_last(model: keras.Model, state: RunState) -> None:
+        data = {"epoch": state.epochs_run, "best": _finite(state.best), "best_epoch": state.best_epoch,
+                "history": {k: [_finite(v) for v in vs] for k, vs in state.history.items()}}  # fmt: skip
+        save_classifier(model, last_path, classes=classes, train_config=cfg, extra={"training_state": data},
+                        include_optimizer=True)  # fmt: skip
+
+    def report_accuracy(progress: Progress) -> None:
+        values = {k: v for k, v in progress.values.items() if k != "val_psnr"}
+        values["val_accuracy"] = state.history.get("val_accuracy", [math.nan])[-1]
+        report(dataclasses.replace(progress, values=values))
+
+    validator = AccuracyValidator(x_val, y_val, batch_size=min(batch_size, 64))
+    callbacks: list[keras.callbacks.Callback] = [
+        CheckpointCallback(state, monitor=monitor, save_last=save_last, save_best=save_best),
+        ProgressCallback(state, report_accuracy),
+        CancelCallback(state, cancel),
+        TimeBudgetCallback(state, cfg.minutes),
+    ]
+    if len(y_val):
+        callbacks.insert(0, ValidationCallback(state, validator, metric="val_accuracy"))
+    if initial_epoch < cfg.epochs:
+        model.fit(dataset, epochs=cfg.epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=0)
+    reason = state.stopped_reason or "epochs"
+    history = {k: list(v) for k, v in state.history.items()}
+    return ClassifierOutcome(
+        history, state.best, _value_at(history, "val_accuracy", state.best_epoch), state.best_epoch,
+        state.epochs_run, reason, out_path if out_path.exists() else None,
+    )  # fmt: skip

@@ -1,0 +1,212 @@
+"""3-D voxel classifiers: ``build_classifier(cfg)`` (VoxNet, Voxception-ResNet), saving/loading them with their
+class names, and prediction with rotation voting.
+
+Models take occupancy grids (N, H, W, Z, 1) in [0, 1], rescale them themselves and output class probabilities.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+import voxelstudio
+from voxelstudio.core.errors import ModelError
+from voxelstudio.ml import classifier_blocks
+from voxelstudio.ml.blocks import conv_block, normalization
+from voxelstudio.ml.classifier_config import ClassifierConfig, ClassifierTrainConfig
+from voxelstudio.ml.persistence import CODE_MESSAGE, METADATA_MEMBER, _contains_lambda, _read_members, file_sha256
+from voxelstudio.ml.voxel_augment import vote
+
+FORMAT = "voxelstudio-classifier"
+FORMAT_VERSION = 1
+VRN_CHANNELS = (32, 64, 128, 256, 512)
+"""Channels of the VRN stem and after each of its four downsampling blocks (at width 1)."""
+BN_MOMENTUM = 0.9
+"""VRN's batch-norm moving-average momentum: Lasagne's rate alpha = 0.1 in Brock's code (Keras' default is 0.99)."""
+
+
+def scaled_channels(channels: int, width: float) -> int:
+    """``channels * width`` rounded to a multiple of 4 (at least 4), so VRN branches split evenly."""
+    return max(4, round(channels * width / 4.0) * 4)
+
+
+def build_voxnet(cfg: ClassifierConfig) -> keras.Model:
+    """VoxNet: conv 5^3/2 -> conv 3^3 -> max-pool 2 -> Dense 128 -> Dense n_classes (leaky ReLU 0.1, dropout)."""
+    filters, hidden, d = max(1, round(32 * cfg.width)), max(1, round(128 * cfg.width)), cfg.dropout
+    inputs = keras.Input((*cfg.input_shape, 1), name="occupancy")
+    x = keras.layers.Rescaling(2.0, offset=-1.0, name="to_pm1")(inputs)  # {0, 1} -> {-1, 1}
+    x = conv_block(x, filters, 5, "none", None, strides=2, padding="valid", name="conv1")
+    x = keras.layers.LeakyReLU(negative_slope=0.1, name="conv1_lrelu")(x)
+    x = keras.layers.Dropout(d * 2 / 3, name="conv1_drop")(x)
+    x = conv_block(x, filters, 3, "none", None, padding="valid", name="conv2")
+    x = keras.layers.LeakyReLU(negative_slope=0.1, name="conv2_lrelu")(x)
+    x = keras.layers.MaxPooling3D(2, name="pool")(x)
+    x = keras.layers.Dropout(d, name="pool_drop")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Dense(hidden, activation="relu", name="fc1")(x)
+    x = keras.layers.Dropout(min(d * 4 / 3, 0.9), name="fc1_drop")(x)
+    outputs = keras.layers.Dense(cfg.n_classes, activation="softmax", dtype="float32", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="voxnet")
+
+
+def build_vrn(cfg: ClassifierConfig) -> keras.Model:
+    """Voxception-ResNet: stem, 4 x (VRN blocks + downsampling), final residual 3^3 conv, GAP, Dense 512 head."""
+    channels = [scaled_channels(c, cfg.width) for c in VRN_CHANNELS]
+    n_residual = 4 * cfg.blocks_per_stage + 1
+    keeps = classifier_blocks.keep_probabilities(n_residual, cfg.min_keep_prob) if cfg.stochastic_depth else None
+    keep = iter(keeps or [1.0] * n_residual)
+    head_norm = {"none": "none", "batch": "batch"}.get(cfg.norm, "layer")  # instance/group need spatial axes
+
+    inputs = keras.Input((*cfg.input_shape, 1), name="occupancy")
+    x = keras.layers.Rescaling(4.0, offset=-1.0, name="to_m1_3")(inputs)  # {0, 1} -> {-1, 3} as in Brock's code
+    x = conv_block(x, channels[0], 3, "none", None, name="stem")
+    for stage in range(4):
+        for block in range(cfg.blocks_per_stage):
+            x = classifier_blocks.vrn_block(
+                x, keep_prob=next(keep), norm=cfg.norm, separable=cfg.separable, name=f"vrn{stage + 1}_{block + 1}"
+            )
+        x = classifier_blocks.vrn_downsample(x, channels[stage + 1], norm=cfg.norm, name=f"down{stage + 1}")
+    branch = conv_block(x, channels[4], 3, cfg.norm, None, name="final")
+    branch = classifier_blocks.StochasticDepth(next(keep), name="final_drop")(branch)
+    x = keras.layers.Add(name="final_add")([x, branch])
+    x = keras.layers.Activation("elu", name="final_elu")(x)
+    x = keras.layers.GlobalAveragePooling3D(name="gap")(x)
+    x = normalization(head_norm, name="gap_norm")(x)
+    x = keras.layers.Dense(scaled_channels(512, cfg.width), activation="elu", name="fc1")(x)
+    x = normalization(head_norm, name="fc1_norm")(x)
+    x = keras.layers.Dropout(cfg.dropout, name="fc1_drop")(x)
+    outputs = keras.layers.Dense(cfg.n_classes, activation="softmax", dtype="float32", name="probabilities")(x)
+    model = keras.Model(inputs, outputs, name="vrn")
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = BN_MOMENTUM
+    return model
+
+
+def build_classifier(cfg: ClassifierConfig) -> keras.Model:
+    """The classifier ``cfg`` describes (validated first)."""
+    cfg.validate()
+    return {"voxnet": build_voxnet, "vrn": build_vrn}[cfg.arch](cfg)
+
+
+@dataclass(frozen=True)
+class LoadedClassifier:
+    """A loaded classifier with its class names, configs, metadata and file hash."""
+
+    model: keras.Model
+    classes: tuple[str, ...]
+    config: ClassifierConfig | None
+    train_config: ClassifierTrainConfig | None
+    metadata: dict[str, Any]
+    sha256: str
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return tuple(int(n) for n in self.model.inputs[0].shape[1:4])  # type: ignore[return-value]
+
+
+def save_classifier(
+    model: keras.Model,
+    path: str | Path,
+    *,
+    classes: Sequence[str],
+    train_config: ClassifierTrainConfig,
+    extra: dict[str, Any] | None = None,
+    include_optimizer: bool = False,
+) -> Path:
+    """Write ``model`` with its class names and training config to one ``.keras`` file, atomically.
+
+    The optimizer state (twice the weights' size for Adam) is kept only with ``include_optimizer`` (checkpoints).
+    """
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise ValueError(f"{path}: a model file must end in .keras")
+    if len(classes) != model.outputs[0].shape[-1]:
+        raise ValueError(f"{path}: {len(classes)} class names for a model with {model.outputs[0].shape[-1]} outputs")
+    metadata = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "voxelstudio_version": voxelstudio.__version__,
+        "keras_version": keras.__version__,
+        "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "classes": list(classes),
+        "train_config": train_config.to_dict(),
+        "extra": extra or {},
+    }
+    text = json.dumps(metadata, indent=2, sort_keys=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.tmp.keras")  # Keras insists on the suffix
+    if not include_optimizer and getattr(model, "optimizer", None) is not None:
+        model = keras.Model(model.input, model.output, name=model.name)  # same layers, no optimizer
+    try:
+        keras.saving.save_model(model, tmp)
+        with zipfile.ZipFile(tmp, "a") as archive:
+            archive.writestr(METADATA_MEMBER, text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def load_classifier(path: str | Path, *, trusted: bool = False) -> LoadedClassifier:
+    """Load a classifier saved by :func:`save_classifier`; every problem is a one-line ``ModelError``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(path, "model file not found")
+    config, metadata = _read_members(path)
+    if metadata.get("format") != FORMAT:
+        kind = "a denoiser" if metadata.get("format") == "voxelstudio-denoiser" else "not a VoxelStudio classifier"
+        raise ModelError(path, f"{kind}; train one with 'voxelstudio train-classifier'")
+    if not trusted and _contains_lambda(config):
+        raise ModelError(path, CODE_MESSAGE)
+    try:
+        model = keras.saving.load_model(path, compile=False, safe_mode=not trusted)
+    except Exception as exc:  # Keras raises many types for bad files; the user needs one line
+        problem = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(path, f"cannot load the Keras model: {problem}") from exc
+    classes = tuple(str(c) for c in metadata.get("classes", []))
+    _check_classifier_shapes(path, model, classes)
+    try:
+        train_config = ClassifierTrainConfig.from_dict(metadata["train_config"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(path, f"invalid VoxelStudio metadata: {exc}") from exc
+    return LoadedClassifier(model, classes, train_config.model, train_config, metadata, file_sha256(path))
+
+
+def _check_classifier_shapes(path: Path, model: keras.Model, classes: tuple[str, ...]) -> None:
+    """A classifier maps (N, H, W, Z, 1) to (N, len(classes))."""
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise ModelError(path, "a classifier needs exactly one input and one output")
+    in_shape, out_shape = tuple(model.inputs[0].shape), tuple(model.outputs[0].shape)
+    if len(in_shape) != 5 or in_shape[-1] != 1 or None in in_shape[1:]:
+        raise ModelError(path, f"classifier input must be (batch, H, W, Z, 1) with fixed sizes, got {in_shape}")
+    if len(out_shape) != 2 or out_shape[-1] != len(classes) or len(classes) < 2:
+        raise ModelError(path, f"model has {out_shape[-1]} outputs but {len(classes)} class names in its metadata")
+
+
+def predict_probabilities(
+    model: keras.Model, grids: np.ndarray, *, rotations: int = 1, batch_size: int = 32
+) -> np.ndarray:
+    """Class probabilities (N, C) of occupancy grids (N, H, W, Z), averaged over ``rotations`` about z."""
+    grids = np.asarray(grids, dtype=np.float32)
+
+    def predict(batch: np.ndarray) -> np.ndarray:
+        count = len(batch)
+        padding = -count % batch_size  # whole batches only: one traced shape, no retracing
+        if padding:
+            batch = np.concatenate([batch, np.zeros((padding, *batch.shape[1:]), batch.dtype)])
+        return np.asarray(model.predict(batch[..., None], batch_size=batch_size, verbose=0))[:count]
+
+    if rotations <= 1:
+        return predict(grids).astype(np.float64) if len(grids) else np.zeros((0, model.outputs[0].shape[-1]))
+    return vote(predict, grids, rotations, chunk=max(1, batch_size // rotations))

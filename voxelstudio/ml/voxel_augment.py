@@ -1,0 +1,89 @@
+"""Augmentation and test-time voting for voxel occupancy grids (numpy/scipy only; no TensorFlow).
+
+Grids are (H, W, Z) with z vertical, so rotations about the vertical axis turn the (H, W) plane. An angle is split
+into quarter turns, done exactly with ``np.rot90``, and a remainder done with ``scipy.ndimage.rotate`` (linear
+interpolation, thresholded at 0.5 so occupancy stays binary). Because of that split, the 12 rotations of
+``rot90(x)`` are exactly the 12 rotations of ``x`` in another order, so voting over them is rotation-invariant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from scipy import ndimage
+
+PredictFn = Callable[[np.ndarray], np.ndarray]
+"""Maps a float32 batch (N, H, W, Z) of occupancy grids to class probabilities (N, n_classes)."""
+
+
+def _check_square(grid: np.ndarray) -> None:
+    if grid.ndim != 3 or grid.shape[0] != grid.shape[1]:
+        raise ValueError(f"rotation about the vertical axis needs an (N, N, Z) grid, got shape {grid.shape}")
+
+
+def rotate_vertical(grid: np.ndarray, angle: float) -> np.ndarray:
+    """``grid`` rotated by ``angle`` degrees about z (the same sense as ``np.rot90(grid, 1, axes=(0, 1))``)."""
+    _check_square(grid)
+    angle = float(angle) % 360.0
+    quarters = int(angle // 90.0)
+    rest = angle - 90.0 * quarters
+    out = np.rot90(grid, quarters, axes=(0, 1))
+    if rest > 1e-9:
+        rotated = ndimage.rotate(out.astype(np.float32), rest, axes=(0, 1), reshape=False, order=1, mode="constant")
+        out = (rotated >= 0.5).astype(grid.dtype)
+    return np.ascontiguousarray(out)
+
+
+def vertical_rotations(grid: np.ndarray, count: int) -> np.ndarray:
+    """(count, H, W, Z): ``grid`` rotated by 0, 360/count, 2*360/count, ... degrees about z."""
+    return np.stack([rotate_vertical(grid, 360.0 * k / count) for k in range(count)])
+
+
+def shift(grid: np.ndarray, offsets: tuple[int, ...]) -> np.ndarray:
+    """``grid`` translated by whole voxels per axis; voxels moved in from outside are empty (no wrap-around)."""
+    out = np.zeros_like(grid)
+    source, target = [], []
+    for size, offset in zip(grid.shape, offsets, strict=True):
+        offset = int(np.clip(offset, -size, size))
+        source.append(slice(max(-offset, 0), size - max(offset, 0)))
+        target.append(slice(max(offset, 0), size - max(-offset, 0)))
+    out[tuple(target)] = grid[tuple(source)]
+    return out
+
+
+def augment_grid(
+    grid: np.ndarray, rng: np.random.Generator, *, rotations: int = 12, flip_prob: float = 0.2, max_shift: int = 2
+) -> np.ndarray:
+    """One random VoxNet/VRN augmentation: a rotation about z by a multiple of 360/``rotations`` degrees, a flip of
+    each horizontal axis with probability ``flip_prob``, and a shift of up to ``max_shift`` voxels per axis."""
+    out = rotate_vertical(grid, 360.0 * int(rng.integers(rotations)) / rotations) if rotations > 1 else grid
+    for axis in (0, 1):
+        if rng.random() < flip_prob:
+            out = np.flip(out, axis=axis)
+    if max_shift > 0:
+        out = shift(out, tuple(int(s) for s in rng.integers(-max_shift, max_shift + 1, size=3)))
+    return np.ascontiguousarray(out)
+
+
+def augment_batch(
+    grids: np.ndarray, rng: np.random.Generator, *, rotations: int = 12, flip_prob: float = 0.2, max_shift: int = 2
+) -> np.ndarray:
+    """Augment each grid of a batch (N, H, W, Z) independently; returns float32."""
+    return np.stack(
+        [augment_grid(g, rng, rotations=rotations, flip_prob=flip_prob, max_shift=max_shift) for g in grids]
+    ).astype(np.float32)
+
+
+def vote(predict: PredictFn, grids: np.ndarray, rotations: int = 12, *, chunk: int = 8) -> np.ndarray:
+    """Class probabilities (N, C) averaged over ``rotations`` rotations about z of each grid (N, H, W, Z)."""
+    grids = np.asarray(grids)
+    if grids.ndim != 4:
+        raise ValueError(f"expected a batch of grids (N, H, W, Z), got shape {grids.shape}")
+    results = []
+    for start in range(0, len(grids), chunk):
+        part = grids[start : start + chunk]
+        stacked = np.concatenate([vertical_rotations(g, rotations) for g in part]).astype(np.float32)
+        probabilities = np.asarray(predict(stacked), dtype=np.float64)
+        results.append(probabilities.reshape(len(part), rotations, -1).mean(axis=1))
+    return np.concatenate(results) if results else np.zeros((0, 0))

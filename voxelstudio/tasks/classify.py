@@ -1,0 +1,198 @@
+"""Voxel classification as plain tasks: train (or search) on a class-per-folder data set, evaluate, classify files,
+and write the procedural shapes data set. Qt-free; TensorFlow is imported only inside the functions that need it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from voxelstudio.core.errors import ModelError
+from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
+from voxelstudio.core.resources import resource_path
+from voxelstudio.core.volume import Volume
+from voxelstudio.tasks.datasets import GridDataset, fit_grid, load_class_folder, stratified_split
+
+if TYPE_CHECKING:
+    from voxelstudio.ml.classifier_config import ClassifierTrainConfig
+    from voxelstudio.ml.classifiers import LoadedClassifier
+
+
+@dataclass(frozen=True)
+class ClassifierTrainResult:
+    """Outcome of :func:`train_classifier`. ``test_accuracy`` is measured with rotation voting on the held-out
+    test split (None without one); ``trials`` lists the search's trials (empty without a search)."""
+
+    model_path: Path | None
+    best_val_accuracy: float
+    best_val_loss: float
+    epochs_run: int
+    stopped_reason: str
+    test_accuracy: float | None
+    split: dict[str, int]
+    history: dict[str, list[float]] = field(default_factory=dict)
+    trials: list[dict[str, Any]] = field(default_factory=list)
+    best_params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ClassPrediction:
+    """Class probabilities of one volume, with the ``top`` classes first."""
+
+    name: str
+    top: list[tuple[str, float]]
+    probabilities: dict[str, float]
+
+
+def _label(volume: Volume) -> str:
+    return str(volume.source) if volume.source is not None else (volume.name or "unnamed volume")
+
+
+def default_classifier_path() -> Path:
+    """The bundled classifier trained on the procedural shapes."""
+    return resource_path("models", "classifier_default.keras")
+
+
+def load_trained_classifier(model_path: str | Path | None = None, *, trusted: bool = False) -> LoadedClassifier:
+    """Load ``model_path`` (default: the bundled classifier)."""
+    from voxelstudio.ml.classifiers import load_classifier
+
+    return load_classifier(model_path or default_classifier_path(), trusted=trusted)
+
+
+def _vote_rotations(loaded: LoadedClassifier, rotations: int | None, path: Path) -> int:
+    count = rotations if rotations is not None else (loaded.train_config.vote_rotations if loaded.train_config else 12)
+    height, width, _ = loaded.input_shape
+    if count > 1 and height != width:
+        raise ModelError(path, f"rotation voting needs a square (H, W) input, the model takes {loaded.input_shape}")
+    return max(int(count), 1)
+
+
+def train_classifier(
+    dataset: GridDataset,
+    *,
+    config: ClassifierTrainConfig,
+    out: str | Path,
+    resume: bool = False,
+    search_trials: int = 0,
+    report: ReportFn = null_report,
+    cancel: CancelToken | None = None,
+) -> ClassifierTrainResult:
+    """Split ``dataset`` (stratified, seeded), train ``config``'s classifier (or search ``search_trials`` trials),
+    then measure the best model on the test split with rotation voting. The model's class count and input shape
+    are taken from the data set."""
+    from voxelstudio.ml.classifier_search import search_classifier
+    from voxelstudio.ml.classifier_training import fit_classifier
+    from voxelstudio.ml.classifiers import load_classifier, predict_probabilities
+
+    out = Path(out)
+    if out.suffix != ".keras":
+        raise ValueError(f"{out}: the model file must end in .keras")
+    if resume and search_trials:
+        raise ValueError("--resume continues one training run; it cannot be combined with --search")
+    model_cfg = dataclasses.replace(config.model, n_classes=len(dataset.classes), input_shape=dataset.grid_shape)
+    config = dataclasses.replace(config, model=model_cfg).validate()
+    train_idx, val_idx, test_idx = stratified_split(dataset.labels, (config.val_fraction, config.test_fraction),
+                                                    config.seed)  # fmt: skip
+    if len(val_idx) == 0:
+        raise ValueError("too few grids per class to hold out a validation set; add data or raise the fraction")
+    split = {"train": len(train_idx), "validation": len(val_idx), "test": len(test_idx)}
+    train = (dataset.grids[train_idx], dataset.labels[train_idx])
+    val = (dataset.grids[val_idx], dataset.labels[val_idx])
+    trials: list[dict[str, Any]] = []
+    best_params: dict[str, Any] = {}
+    if search_trials:
+        found = search_classifier(train, val, config, dataset.classes, trials=search_trials, out_path=out,
+                                  report=report, cancel=cancel)  # fmt: skip
+        trials, best_params = found.trials, found.best_params
+        if found.best is None:
+            raise ValueError("no search trial produced a model")
+        outcome = found.best
+    else:
+        outcome = fit_classifier(train, val, config, dataset.classes, out_path=out, resume=resume, report=report,
+                                 cancel=cancel)  # fmt: skip
+    test_accuracy = None
+    if outcome.model_path is not None and len(test_idx) and outcome.stopped_reason != "cancelled":
+        report(Progress(0, None, "testing with rotation voting"))
+        loaded = load_classifier(outcome.model_path)
+        probabilities = predict_probabilities(loaded.model, dataset.grids[test_idx], rotations=config.vote_rotations)
+        test_accuracy = float(np.mean(probabilities.argmax(axis=1) == dataset.labels[test_idx]))
+    return ClassifierTrainResult(
+        outcome.model_path, outcome.best_val_accuracy, outcome.best_val_loss, outcome.epochs_run,
+        outcome.stopped_reason, test_accuracy, split, outcome.history, trials, best_params,
+    )  # fmt: skip
+
+
+def classification_report(labels: np.ndarray, predicted: np.ndarray, classes: Sequence[str]) -> dict[str, Any]:
+    """accuracy, per-class accuracy (classes present in ``labels``), confusion (rows true, columns predicted)."""
+    n = len(classes)
+    confusion = np.zeros((n, n), dtype=np.int64)
+    np.add.at(confusion, (np.asarray(labels), np.asarray(predicted)), 1)
+    totals = confusion.sum(axis=1)
+    per_class = {classes[i]: float(confusion[i, i] / totals[i]) for i in range(n) if totals[i]}
+    accuracy = float(np.trace(confusion) / max(confusion.sum(), 1))
+    return {"accuracy": accuracy, "per_class": per_class, "confusion": confusion.tolist(), "classes": list(classes)}
+
+
+def evaluate_classifier(
+    folder: str | Path,
+    *,
+    model_path: str | Path | None = None,
+    rotations: int | None = None,
+    trusted: bool = False,
+    report: ReportFn = null_report,
+    cancel: CancelToken | None = None,
+) -> dict[str, Any]:
+    """Accuracy, per-class accuracy and confusion matrix of a model on a class-per-folder data set (grids are
+    resampled to the model's input; folder names must be among the model's classes)."""
+    from voxelstudio.ml.classifiers import predict_probabilities
+
+    path = Path(model_path or default_classifier_path())
+    loaded = load_trained_classifier(path, trusted=trusted)
+    count = _vote_rotations(loaded, rotations, path)
+    dataset = load_class_folder(folder, grid_shape=loaded.input_shape, classes=loaded.classes, report=report,
+                                cancel=cancel)  # fmt: skip
+    report(Progress(0, len(dataset), f"classifying with {count} rotation(s)"))
+    probabilities = predict_probabilities(loaded.model, dataset.grids, rotations=count)
+    result = classification_report(dataset.labels, probabilities.argmax(axis=1), loaded.classes)
+    return {**result, "count": len(dataset), "rotations": count, "model": str(path)}
+
+
+def classify_volumes(
+    volumes: Sequence[Volume],
+    *,
+    model_path: str | Path | None = None,
+    top: int = 3,
+    rotations: int | None = None,
+    trusted: bool = False,
+) -> list[ClassPrediction]:
+    """Top classes of each volume (resampled to the model's input, averaged over rotations about z)."""
+    from voxelstudio.ml.classifiers import predict_probabilities
+
+    path = Path(model_path or default_classifier_path())
+    loaded = load_trained_classifier(path, trusted=trusted)
+    count = _vote_rotations(loaded, rotations, path)
+    fitted = [fit_grid(v.data, loaded.input_shape, path=v.source or v.name) for v in volumes]
+    resampled = [_label(v) for v, (_, changed) in zip(volumes, fitted, strict=True) if changed]
+    if resampled:
+        target = "x".join(str(n) for n in loaded.input_shape)
+        warnings.warn(f"resampled to the model's {target} input: {', '.join(resampled)}", stacklevel=2)
+    grids = np.stack([grid for grid, _ in fitted])
+    probabilities = predict_probabilities(loaded.model, grids, rotations=count)
+    results = []
+    for volume, row in zip(volumes, probabilities, strict=True):
+        order = np.argsort(-row, kind="stable")[: max(top, 1)]
+        results.append(
+            ClassPrediction(
+                _label(volume),
+                [(loaded.classes[i], float(row[i])) for i in order],
+                {name: float(p) for name, p in zip(loaded.classes, row, strict=True)},
+            )
+        )
+    return results

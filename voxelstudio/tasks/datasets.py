@@ -1,0 +1,218 @@
+"""Folder data sets of voxel grids for classification: one sub-folder per class of .mat (variable ``voxel``),
+.npy/.npz or .tif grids, read with :func:`voxelstudio.io.load_volume`; meshes (.stl/.obj/.ply) are voxelised.
+
+Grids become uint8 occupancy (value >= half the maximum when values exceed 1, else >= 0.5). Grids of another size
+are resampled (linear ``scipy.ndimage.zoom``, thresholded at 0.5) with one warning naming them.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from voxelstudio.core.errors import VolumeReadError
+from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
+from voxelstudio.io import SUPPORTED_SUFFIXES, load_volume
+
+MESH_SUFFIXES = (".stl", ".obj", ".ply")
+GRID_SUFFIXES = tuple(SUPPORTED_SUFFIXES)
+MAX_ASPECT = 2.0
+"""Grids whose sides differ by more than this factor are refused rather than distorted by resampling."""
+
+
+@dataclass(frozen=True)
+class GridDataset:
+    """Occupancy grids (N, H, W, Z) uint8 with labels (N,) indexing ``classes``, and the file of each grid."""
+
+    grids: np.ndarray
+    labels: np.ndarray
+    classes: tuple[str, ...]
+    files: tuple[Path, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def grid_shape(self) -> tuple[int, int, int]:
+        return tuple(int(n) for n in self.grids.shape[1:4])  # type: ignore[return-value]
+
+    def counts(self) -> dict[str, int]:
+        """Grids per class."""
+        counts = np.bincount(self.labels, minlength=len(self.classes))
+        return {name: int(n) for name, n in zip(self.classes, counts, strict=True)}
+
+    def subset(self, indices: np.ndarray) -> GridDataset:
+        files = tuple(self.files[i] for i in indices) if self.files else ()
+        return GridDataset(self.grids[indices], self.labels[indices], self.classes, files)
+
+
+def occupancy(data: np.ndarray) -> np.ndarray:
+    """Boolean occupancy of a grid: >= 0.5, or >= half the maximum when values exceed 1 (e.g. 0/255)."""
+    data = np.asarray(data, dtype=np.float32)
+    peak = float(np.nanmax(data)) if data.size else 0.0
+    return data >= (0.5 * peak if peak > 1.0 else 0.5)
+
+
+def fit_grid(grid: np.ndarray, shape: Sequence[int], *, path: Path | str | None = None) -> tuple[np.ndarray, bool]:
+    """(uint8 occupancy of ``shape``, whether it was resampled). Raises VolumeReadError for grids that cannot be
+    resampled without distorting them (a side under 4 voxels, or sides differing by more than MAX_ASPECT)."""
+    occupied = occupancy(grid)
+    shape = tuple(int(n) for n in shape)
+    if occupied.shape == shape:
+        return occupied.astype(np.uint8), False
+    sides = np.asarray(occupied.shape, dtype=np.float64)
+    if occupied.ndim != 3 or sides.min() < 4 or sides.max() / sides.min() > MAX_ASPECT:
+        size = "x".join(str(n) for n in occupied.shape)
+        target = "x".join(str(n) for n in shape)
+        raise VolumeReadError(
+            path, f"grid of shape {size} cannot be resampled to {target} (sides must be >= 4 and within a factor 2)"
+        )
+    factors = [t / s for t, s in zip(shape, occupied.shape, strict=True)]
+    zoomed = ndimage.zoom(occupied.astype(np.float32), factors, order=1, grid_mode=True, mode="nearest")
+    out = np.zeros(shape, dtype=np.uint8)
+    common = tuple(slice(0, min(a, b)) for a, b in zip(shape, zoomed.shape, strict=True))
+    out[common] = zoomed[common] >= 0.5
+    return out, True
+
+
+def load_grid(path: str | Path, shape: Sequence[int]) -> tuple[np.ndarray, bool]:
+    """One file as a uint8 occupancy grid of ``shape`` (meshes are voxelised) and whether it was resampled."""
+    path = Path(path)
+    if path.suffix.lower() in MESH_SUFFIXES:
+        from voxelstudio.render.voxelize import voxelize_mesh
+
+        return voxelize_mesh(path, shape), False
+    return fit_grid(load_volume(path).data, shape, path=path)
+
+
+def class_folders(folder: str | Path) -> list[tuple[str, list[Path]]]:
+    """(class name, sorted grid files) per sub-folder of ``folder``; clear errors for unusable layouts."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such folder")
+    suffixes = GRID_SUFFIXES + MESH_SUFFIXES
+    found = []
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        files = sorted(p for p in sub.iterdir() if p.is_file() and p.suffix.lower() in suffixes and p.name[0] != ".")
+        if not files:
+            raise ValueError(f"{sub}: class folder holds no grid files ({', '.join(suffixes)})")
+        found.append((sub.name, files))
+    if not found:
+        raise ValueError(f"{folder}: no class sub-folders; a data set has one folder of grid files per class")
+    if len(found) == 1:
+        raise ValueError(f"{folder}: only one class ({found[0][0]}); a classifier needs at least two")
+    return found
+
+
+def load_class_folder(
+    folder: str | Path,
+    *,
+    grid_shape: Sequence[int] = (32, 32, 32),
+    classes: Sequence[str] | None = None,
+    report: ReportFn = null_report,
+    cancel: CancelToken | None = None,
+) -> GridDataset:
+    """Load a class-per-folder data set as ``grid_shape`` occupancy grids.
+
+    With ``classes`` (a model's class names), labels index those names and unknown folders raise ValueError.
+    """
+    layout = class_folders(folder)
+    names = tuple(classes) if classes is not None else tuple(name for name, _ in layout)
+    unknown = [name for name, _ in layout if name not in names]
+    if unknown:
+        raise ValueError(f"{folder}: classes {', '.join(unknown)} are not among the model's ({', '.join(names)})")
+    total = sum(len(files) for _, files in layout)
+    grids = np.zeros((total, *grid_shape), dtype=np.uint8)
+    labels, paths, resampled = np.zeros(total, dtype=np.int64), [], []
+    for name, files in layout:
+        for path in files:
+            if cancel is not None:
+                cancel.raise_if_cancelled("loading the data set")
+            index = len(paths)
+            grids[index], changed = load_grid(path, grid_shape)
+            labels[index] = names.index(name)
+            paths.append(path)
+            if changed:
+                resampled.append(path)
+            report(Progress(index + 1, total, "loading", {"file": path.name}))
+    if resampled:
+        target = "x".join(str(n) for n in grid_shape)
+        message = f"{len(resampled)} grid(s) resampled to {target}, e.g. {resampled[0]}"
+        warnings.warn(message, stacklevel=2)
+        report(Progress(total, total, message))
+    return GridDataset(grids, labels, names, tuple(paths))
+
+
+def stratified_split(labels: np.ndarray, fractions: Sequence[float], seed: int = 0) -> tuple[np.ndarray, ...]:
+    """Index arrays (rest, part_1, ..., part_k) with ``fractions[i]`` of every class in part i.
+
+    Per class, ``round(n * f)`` samples go to each part, but each part gets at least one sample of a class with
+    enough samples to leave one for training. Deterministic for a given ``seed``; indices are sorted.
+    """
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    parts: list[list[np.ndarray]] = [[] for _ in range(len(fractions) + 1)]
+    for value in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == value))
+        start = 0
+        for i, fraction in enumerate(fractions):
+            want = round(len(members) * fraction)
+            if fraction > 0 and want == 0 and len(members) - start > 1:
+                want = 1
+            want = min(want, max(len(members) - start - 1, 0))
+            parts[i + 1].append(members[start : start + want])
+            start += want
+        parts[0].append(members[start:])
+    return tuple(np.sort(np.concatenate(p)).astype(np.int64) if p else np.zeros(0, np.int64) for p in parts)
+
+
+SHAPE_FORMATS = ("npy", "mat")
+
+
+def write_shapes_dataset(
+    outdir: str | Path,
+    *,
+    per_class: int = 100,
+    seed: int = 0,
+    size: int = 32,
+    fmt: str = "npy",
+    overwrite: bool = False,
+    report: ReportFn = null_report,
+    cancel: CancelToken | None = None,
+) -> list[Path]:
+    """Write the procedural 10-class shapes as OUTDIR/<class>/<class>_NNNN.<fmt>: uint8 .npy, or .mat with the
+    occupancy in variable ``voxel``. Returns the written paths."""
+    from voxelstudio.core.volume import Volume
+    from voxelstudio.io import save_volume
+    from voxelstudio.io.atomic import write_atomically
+    from voxelstudio.sim.shapes import SHAPE_CLASSES, generate_shapes
+
+    if fmt not in SHAPE_FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(SHAPE_FORMATS)}")
+    if per_class < 1:
+        raise ValueError(f"per-class count must be at least 1, got {per_class}")
+    outdir = Path(outdir)
+    total, written = per_class * len(SHAPE_CLASSES), []
+    for name, index, grid in generate_shapes(per_class, seed=seed, size=size):
+        if cancel is not None:
+            cancel.raise_if_cancelled("writing the shapes")
+        path = outdir / name / f"{name}_{index:04d}.{fmt}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if fmt == "npy":
+
+            def write(target: Path, grid: np.ndarray = grid) -> None:
+                with open(target, "wb") as handle:
+                    np.save(handle, grid, allow_pickle=False)
+
+            write_atomically(path, write, overwrite=overwrite)
+        else:
+            volume = Volume(grid.astype(np.float32), name=path.stem, metadata={"variable": "voxel"})
+            save_volume(volume, path, variable="voxel", overwrite=overwrite)
+        written.append(path)
+        report(Progress(len(written), total, "writing shapes", {"class": name}))
+    return written
