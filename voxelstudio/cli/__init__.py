@@ -20,9 +20,9 @@ COMMAND_MODULES = (
     "voxelstudio.cli.data_commands",
     "voxelstudio.cli.sim_commands",
     "voxelstudio.cli.denoise_commands",
+    "voxelstudio.cli.eval_commands",
     "voxelstudio.cli.classify_commands",
     "voxelstudio.cli.gui_commands",
-    "voxelstudio.cli.eval_commands",
 )
 
 EXIT_USAGE = 2
