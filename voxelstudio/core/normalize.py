@@ -28,9 +28,7 @@ class PercentileNormalizer:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.p_low < self.p_high <= 100.0:
-            raise ValueError(
-                f"percentiles must satisfy 0 <= low < high <= 100, got {self.p_low}, {self.p_high}"
-            )
+            raise ValueError(f"percentiles must satisfy 0 <= low < high <= 100, got {self.p_low}, {self.p_high}")
 
     def input_range(self, x: np.ndarray) -> tuple[float, float]:
         """The (low, high) percentile values of ``x``."""
@@ -50,9 +48,9 @@ class PercentileNormalizer:
 
     def target_to_unit(self, y: np.ndarray) -> np.ndarray:
         """Map a training target into the [0, 1] range the network learns (the inverse of ``after``)."""
-        return (
-            (np.asarray(y, dtype=np.float32) - self.out_low) / max(self.out_high - self.out_low, _EPS)
-        ).astype(np.float32, copy=False)
+        return ((np.asarray(y, dtype=np.float32) - self.out_low) / max(self.out_high - self.out_low, _EPS)).astype(
+            np.float32, copy=False
+        )
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)

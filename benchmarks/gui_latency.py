@@ -1,0 +1,152 @@
+"""GUI responsiveness: time from launch to the first rendered frame of the sample, and the longest stall of the Qt
+event loop while a denoiser trains (a 10 ms QTimer records the gaps between its ticks).
+
+Run from the repository root under an X server: ``xvfb-run -a python benchmarks/gui_latency.py``.
+Targets: first frame <= 3 s, longest stall <= 100 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+TICK_MS = 10
+FIRST_FRAME_TARGET_S = 3.0
+STALL_TARGET_MS = 100.0
+
+
+def first_frame_child(launched_at: float) -> None:
+    """Runs in a fresh interpreter: start the app with the sample and print when the raw panel first rendered."""
+    from PySide6.QtCore import QSettings
+
+    from voxelstudio.app import build_session, create_application, open_initial
+
+    app = create_application()
+    scratch = Path(tempfile.mkdtemp(prefix="voxelstudio-bench-"))
+    session = build_session(settings=QSettings(str(scratch / "s.ini"), QSettings.Format.IniFormat), runs_dir=scratch)
+
+    def rendered(role: str) -> None:
+        if role == "raw":
+            print(f"first_frame_s={time.time() - launched_at:.3f}", flush=True)
+            app.quit()
+
+    session.window.viewports.frame_rendered.connect(rendered)
+    open_initial(session, sample=True)  # as run_app does: the files load while the window appears
+    session.window.show()
+    app.exec()
+    session.window.close()
+
+
+def measure_first_frame(repeats: int) -> list[float]:
+    times = []
+    for _ in range(repeats):
+        launched_at = time.time()
+        out = subprocess.run(
+            [sys.executable, __file__, "--first-frame-child", repr(launched_at)],
+            capture_output=True, text=True, check=True, timeout=120,
+        )  # fmt: skip
+        line = next(line for line in out.stdout.splitlines() if line.startswith("first_frame_s="))
+        times.append(float(line.split("=", 1)[1]))
+    return times
+
+
+def measure_training_stalls(epochs: int) -> dict[str, float]:
+    """Train a small model with live previews while a 10 ms timer records event-loop gaps."""
+    from PySide6.QtCore import QElapsedTimer, QEventLoop, QSettings, QTimer
+
+    from voxelstudio.app import build_session, create_application
+    from voxelstudio.ml.config import DenoiserConfig, TrainConfig
+
+    app = create_application()
+    scratch = Path(tempfile.mkdtemp(prefix="voxelstudio-bench-"))
+    session = build_session(settings=QSettings(str(scratch / "s.ini"), QSettings.Format.IniFormat), runs_dir=scratch)
+    session.window.resize(1600, 1000)
+    session.window.show()
+    controller = session.controller
+
+    def run_until_idle(timeout_s: float) -> None:
+        """Run the real event loop (no busy polling) until the running job has ended."""
+        loop = QEventLoop()
+        controller.jobs.busy_changed.connect(lambda busy: None if busy else loop.quit())
+        QTimer.singleShot(int(timeout_s * 1000), loop.quit)
+        if controller.busy:
+            loop.exec()
+        if controller.busy:
+            raise TimeoutError("benchmark step did not finish")
+
+    controller.open_sample()
+    run_until_idle(60)
+    session.window.viewports.render()
+    config = TrainConfig(
+        model=DenoiserConfig.for_arch("unet", filters=4), epochs=epochs, batch_size=2, patch_shape=(32, 32, 16),
+        steps_per_epoch=4,
+    )  # fmt: skip
+    gaps: list[float] = []
+    clock = QElapsedTimer()
+    clock.start()
+    last = [clock.nsecsElapsed()]
+
+    def tick() -> None:
+        now = clock.nsecsElapsed()
+        gaps.append((now - last[0]) / 1e6)
+        last[0] = now
+
+    timer = QTimer(interval=TICK_MS)
+    timer.timeout.connect(tick)
+    previews = []
+    session.document.volume_changed.connect(lambda role: previews.append(role) if role == "prediction" else None)
+    started = time.monotonic()
+    timer.start()
+    controller.train(config)
+    run_until_idle(900)
+    timer.stop()
+    duration = time.monotonic() - started
+    session.window.close()
+    app.processEvents()
+    stalls = np.asarray(gaps[1:]) - TICK_MS
+    return {
+        "duration_s": duration,
+        "previews": float(len(previews)),
+        "max_stall_ms": float(stalls.max()),
+        "p99_stall_ms": float(np.percentile(stalls, 99)),
+        "stalls_over_100ms": float((stalls > STALL_TARGET_MS).sum()),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3, help="launches to time")
+    parser.add_argument("--epochs", type=int, default=10, help="epochs of the training run watched for stalls")
+    parser.add_argument("--first-frame-child", type=float, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.first_frame_child is not None:
+        first_frame_child(args.first_frame_child)
+        return
+    if not os.environ.get("DISPLAY"):
+        sys.exit("needs an X server: run under xvfb-run -a")
+    first = measure_first_frame(args.repeats)
+    training = measure_training_stalls(args.epochs)
+    rows = [
+        ("launch -> first frame, median (s)", f"{np.median(first):.2f}", f"<= {FIRST_FRAME_TARGET_S:g}"),
+        ("launch -> first frame, worst (s)", f"{max(first):.2f}", f"<= {FIRST_FRAME_TARGET_S:g}"),
+        ("training run (s)", f"{training['duration_s']:.1f}", ""),
+        ("live previews shown", f"{training['previews']:.0f}", ""),
+        ("longest event-loop stall (ms)", f"{training['max_stall_ms']:.0f}", f"<= {STALL_TARGET_MS:g}"),
+        ("99th percentile stall (ms)", f"{training['p99_stall_ms']:.0f}", ""),
+        ("stalls over 100 ms", f"{training['stalls_over_100ms']:.0f}", "0"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print(f"{'measure':<{width}}  {'value':>8}  target")
+    for name, value, target in rows:
+        print(f"{name:<{width}}  {value:>8}  {target}")
+
+
+if __name__ == "__main__":
+    main()

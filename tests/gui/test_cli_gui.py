@@ -1,0 +1,63 @@
+"""``voxelstudio gui`` and plain ``voxelstudio`` reach the app with the right start-up data, cheaply."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from voxelstudio.cli import main
+
+
+@pytest.fixture
+def launched(monkeypatch):
+    calls = []
+    monkeypatch.setattr("voxelstudio.app.run_app", lambda files=(), *, sample=False: calls.append((files, sample)) or 0)
+    return calls
+
+
+def test_plain_voxelstudio_opens_the_window(launched):
+    assert main([]) == 0
+    assert launched == [([], False)]
+
+
+def test_gui_sample_and_files(launched, tmp_path):
+    raw, target = tmp_path / "raw.npy", tmp_path / "target.npy"
+    for path in (raw, target):
+        np.save(path, np.zeros((4, 4, 4), np.float32))
+    assert main(["gui", "--sample"]) == 0
+    assert main(["gui", str(raw), str(target)]) == 0
+    assert launched == [([], True), ([raw, target], False)]
+
+
+@pytest.mark.parametrize(
+    ("argv", "problem"),
+    [
+        (["gui", "missing.mat"], "missing.mat: no such file"),
+        (["gui", "--sample", "x.mat"], "not both"),
+        (["gui", "a", "b", "c"], "at most two files"),
+    ],
+)
+def test_bad_arguments_fail_with_one_line(launched, capsys, argv, problem):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert problem in err and err.count("\n") == 1
+    assert launched == []
+
+
+def test_gui_command_module_imports_no_qt_or_tensorflow():
+    code = (
+        "import sys, voxelstudio.cli.gui_commands; "
+        "print(any(m.startswith(('PySide6', 'tensorflow', 'vtk')) for m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+@pytest.mark.gui
+def test_app_module_does_not_import_tensorflow():
+    code = "import sys, voxelstudio.app; print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False False"

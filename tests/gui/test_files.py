@@ -1,0 +1,111 @@
+"""Opening, picking variables, failing readably, exporting with provenance, recent files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import scipy.io
+
+from tests.gui.conftest import wait_idle
+from voxelstudio.core.volume import Volume
+from voxelstudio.gui.settings import recent_files
+from voxelstudio.io import load_volume
+
+pytestmark = pytest.mark.gui
+
+
+def _cube(seed: int, shape=(12, 10, 6)) -> np.ndarray:
+    return np.random.default_rng(seed).random(shape).astype(np.float32)
+
+
+def test_variable_picker_chooses_among_several_arrays(qtbot, session, tmp_path, monkeypatch):
+    path = tmp_path / "two.mat"
+    scipy.io.savemat(path, {"first": _cube(1), "second": _cube(2), "label": np.array([[1.0]])})
+    offered = []
+
+    def pick(parent, file, variables):
+        offered.extend(v.name for v in variables)
+        return "second"
+
+    monkeypatch.setattr("voxelstudio.gui.dialogs.pick_variable", pick)
+    session.commands.open_path(path, "raw")
+    wait_idle(qtbot, session)
+    assert offered == ["first", "second"]
+    np.testing.assert_array_equal(session.document.volume("raw").data, _cube(2))
+    assert recent_files(session.settings)[0] == str(path.resolve())
+
+
+def test_corrupt_file_shows_an_error_and_the_app_stays_usable(qtbot, session, tmp_path, dialogs):
+    bad = tmp_path / "broken.mat"
+    bad.write_bytes(b"MATLAB 5.0 MAT-file" + b"\x00garbage" * 40)
+    session.commands.open_path(bad, "raw")
+    wait_idle(qtbot, session)
+    assert len(dialogs.errors) == 1
+    title, message, details = dialogs.errors[0]
+    assert "broken.mat" in title + message and "\n" not in message
+    assert details  # the traceback sits behind "Show Details..."
+    assert session.document.volume("raw") is None
+    assert session.window.actions["open"].isEnabled() and not session.controller.busy
+    good = tmp_path / "good.npy"
+    np.save(good, _cube(3))
+    session.commands.open_path(good, "raw")
+    wait_idle(qtbot, session)
+    assert session.document.volume("raw").shape == (12, 10, 6)
+
+
+def test_missing_and_unsupported_files_are_reported(qtbot, session, tmp_path, dialogs):
+    session.controller.open_volume(tmp_path / "nowhere.tif", "target")
+    wait_idle(qtbot, session)
+    (tmp_path / "notes.txt").write_text("hello")
+    session.commands.open_path(tmp_path / "notes.txt", "target")
+    wait_idle(qtbot, session)
+    messages = [message for _, message, _ in dialogs.errors]
+    assert len(messages) == 2
+    assert "nowhere.tif" in messages[0] and "notes.txt" in messages[1]
+
+
+@pytest.mark.parametrize("suffix", [".mat", ".tif", ".npy"])
+def test_export_round_trips_with_a_provenance_sidecar(qtbot, session, tmp_path, suffix):
+    data = _cube(4)
+    session.document.set_volume("raw", Volume(data, spacing=(0.2, 0.2, 0.5), name="raw"))
+    session.document.set_volume("prediction", Volume(data * 2, spacing=(0.2, 0.2, 0.5), name="pred"))
+    session.controller.provenance["prediction"] = {"method": "test", "model": "tiny.keras"}
+    out = tmp_path / f"exported{suffix}"
+    session.controller.export("prediction", out)
+    wait_idle(qtbot, session)
+    np.testing.assert_array_equal(load_volume(out).data, data * 2)
+    sidecar = json.loads((tmp_path / f"exported{suffix}.json").read_text())
+    assert sidecar["made_by"] == {"method": "test", "model": "tiny.keras"}
+    assert sidecar["shape"] == [12, 10, 6] and sidecar["role"] == "prediction"
+    assert not list(tmp_path.glob("*.tmp*")) and not list(tmp_path.glob(".*"))
+
+
+def test_export_through_the_menu_uses_the_chosen_path(qtbot, session, tmp_path, monkeypatch):
+    session.document.set_volume("raw", Volume(_cube(5), name="raw"))
+    target = tmp_path / "chosen.npy"
+    monkeypatch.setattr("voxelstudio.gui.dialogs.get_save_path", lambda *args: str(target))
+    assert session.window.actions["export_raw"].isEnabled()
+    session.window.actions["export_raw"].trigger()
+    wait_idle(qtbot, session)
+    np.testing.assert_array_equal(np.load(target), _cube(5))
+
+
+def test_dropped_file_opens_as_the_chosen_role(qtbot, session, tmp_path, monkeypatch):
+    path = tmp_path / "dropped.npy"
+    np.save(path, _cube(6))
+    monkeypatch.setattr("voxelstudio.gui.dialogs.ask_role", lambda parent, file: "target")
+    session.window.files_dropped.emit([str(path)])
+    wait_idle(qtbot, session)
+    assert session.document.volume("target").name == "dropped"
+
+
+def test_screenshot_writes_a_png_of_the_panels(qtbot, session, tmp_path):
+    from PySide6.QtGui import QImage
+
+    session.document.set_volume("raw", Volume(_cube(7), name="raw"))
+    out = tmp_path / "panels.png"
+    assert session.commands.write_screenshot(out)
+    image = QImage(str(out))
+    assert image.width() > 300 and image.height() > 100

@@ -1,0 +1,64 @@
+"""Long jobs from the window: the Richardson–Lucy baseline, metrics, Stop, and closing while a job runs."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.gui.conftest import wait_idle
+
+pytestmark = pytest.mark.gui
+
+
+def test_deconvolution_fills_the_prediction_and_refreshes_metrics(qtbot, sample_session):
+    window, document = sample_session.window, sample_session.document
+    ended = []
+    sample_session.controller.jobs.job_ended.connect(lambda name, outcome: ended.append((name, outcome)))
+    window.denoise_panel.iterations.setValue(3)
+    window.denoise_panel.deconvolve_button.click()
+    assert sample_session.controller.busy and not window.actions["train"].isEnabled()
+    with qtbot.waitSignal(document.metrics_changed, timeout=120_000):
+        pass
+    wait_idle(qtbot, sample_session)
+    assert ended == [("deconvolution", "finished"), ("metrics", "finished")]
+    prediction = document.volume("prediction")
+    assert prediction.shape == document.volume("raw").shape
+    window.viewports.flush()
+    assert window.viewports.panels["prediction"].volume is prediction
+    table = window.metrics_panel.values()
+    assert set(table) >= {"PSNR (dB)", "SSIM", "Bead F1", "FWHM axial / lateral"}
+    raw_ratio, predicted_ratio, target_ratio = (float(v) for v in table["FWHM axial / lateral"])
+    assert target_ratio == pytest.approx(1.0, abs=0.2) and raw_ratio > 1.5 and predicted_ratio > 0
+    assert window.actions["train"].isEnabled() and window.actions["export_prediction"].isEnabled()
+    assert sample_session.controller.provenance["prediction"]["iterations"] == 3
+
+
+def test_stop_ends_a_running_job_and_reenables_the_ui(qtbot, sample_session):
+    window, controller = sample_session.window, sample_session.controller
+    window.denoise_panel.iterations.setValue(500)
+    progressed = []
+    controller.jobs.job_progress.connect(lambda name, progress: progressed.append(progress.done))
+    window.denoise_panel.deconvolve_button.click()
+    qtbot.waitUntil(lambda: len(progressed) >= 3, timeout=60_000)
+    with qtbot.waitSignal(controller.jobs.job_ended, timeout=30_000) as ended:
+        window.actions["stop"].trigger()
+    assert ended.args == ["deconvolution", "cancelled"]
+    assert not controller.busy and window.denoise_panel.deconvolve_button.isEnabled()
+    assert not window.actions["stop"].isEnabled()
+    assert sample_session.dialogs.errors == []  # a stop the user asked for is not an error
+
+
+def test_closing_during_a_job_asks_then_cancels_it(qtbot, session, dialogs):
+    controller = session.controller
+    controller.open_sample()
+    wait_idle(qtbot, session)
+    job = controller.deconvolve(iterations=500)
+    qtbot.waitUntil(lambda: job.running, timeout=10_000)
+    dialogs.answer = False
+    assert not session.window.close()
+    assert len(dialogs.questions) == 1 and "still running" in dialogs.questions[0]
+    assert session.window.isVisible() and controller.busy
+    dialogs.answer = True
+    assert session.window.close()
+    assert not job.running or job.wait(0)
+    assert job.cancel_token.cancelled
+    assert session.window.viewports.panels["raw"].plotter._closed

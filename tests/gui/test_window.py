@@ -1,0 +1,107 @@
+"""The window opens, shows the sample in every panel, and its views agree with each other."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtWidgets import QPushButton
+
+from tests.gui.conftest import panel_pixels, wait_idle
+
+pytestmark = pytest.mark.gui
+
+
+def test_sample_renders_in_raw_and_target_panels(sample_session):
+    document = sample_session.document
+    assert document.volume("raw").shape == document.volume("target").shape == (128, 128, 32)
+    for role in ("raw", "target"):
+        assert panel_pixels(sample_session, role) > 2000, role
+    sample_session.window.viewports.flush()
+    titles = {role: panel.title.text() for role, panel in sample_session.window.viewports.panels.items()}
+    assert "Raw" in titles["raw"] and "128×128×32" in titles["raw"]
+    assert "Target" in titles["target"]
+
+
+def test_prediction_panel_fills_and_contrast_is_shared(qtbot, sample_session):
+    document, view = sample_session.document, sample_session.view
+    target = document.volume("target")
+    before = panel_pixels(sample_session, "prediction")
+    document.set_volume("prediction", target.replace(data=target.data * 0.5, name="half"))
+    assert panel_pixels(sample_session, "prediction") > before + 1000
+    volumes = document.volumes()
+    assert view.clim_for("prediction", volumes["prediction"], volumes) == view.clim_for("target", target, volumes)
+    view.update(link_contrast=False)
+    assert view.clim_for("prediction", volumes["prediction"], volumes)[1] < view.clim_for("target", target, volumes)[1]
+
+
+@pytest.mark.parametrize("mode", ["composite", "isosurface", "slices"])
+def test_render_modes_draw_something(sample_session, mode):
+    sample_session.view.update(mode=mode)
+    assert panel_pixels(sample_session, "raw") > 1000
+
+
+def test_cameras_are_linked(sample_session):
+    panels = sample_session.window.viewports.panels
+    raw_camera = panels["raw"].plotter.renderer.GetActiveCamera()
+    assert all(p.plotter.renderer.GetActiveCamera() is raw_camera for p in panels.values())
+    panels["target"].plotter.camera.Azimuth(40)
+    assert panels["raw"].plotter.camera.position == panels["target"].plotter.camera.position
+
+
+def test_residual_panel_shows_prediction_minus_target(sample_session):
+    document, window = sample_session.document, sample_session.window
+    target = document.volume("target")
+    document.set_volume("prediction", target.replace(data=target.data + 0.25))
+    window.actions["show_residual"].trigger()
+    window.viewports.flush()
+    extra = window.viewports.panels["extra"]
+    assert extra.isVisible() and "Residual" in extra.title.text()
+    np.testing.assert_allclose(document.residual().data, 0.25, atol=1e-6)
+    assert panel_pixels(sample_session, "extra") > 1000
+
+
+def test_slices_follow_the_cursor_and_probe_reads_values(sample_session):
+    slices, view, document = sample_session.window.slices, sample_session.view, sample_session.document
+    assert view.cursor == (64, 64, 16)
+    slices.sliders["z"].setValue(5)
+    assert view.cursor == (64, 64, 5)
+    raw_panel = slices.panels["raw"]
+    np.testing.assert_array_equal(raw_panel._images["xy"].get_array(), document.volume("raw").data[:, :, 5])
+    text = slices.probe_text((3, 4, 5))
+    assert "(3, 4, 5)" in text
+    assert f"raw {document.volume('raw').data[3, 4, 5]:.4g}" in text
+    assert f"target {document.volume('target').data[3, 4, 5]:.4g}" in text
+
+
+def test_clicking_a_slice_moves_the_cursor(qtbot, sample_session):
+    from matplotlib.backend_bases import MouseButton, MouseEvent
+
+    panel = sample_session.window.slices.panels["raw"]
+    panel.draw()
+    axes = panel._axes["xz"]
+    x_px, y_px = axes.transData.transform((3.0, 1.0))  # x = 3 µm, z = 1 µm at 0.1 µm voxels
+    event = MouseEvent("button_press_event", panel, x_px, y_px, button=MouseButton.LEFT)
+    panel.callbacks.process("button_press_event", event)
+    y, x, z = sample_session.view.cursor
+    assert (x, z) == (30, 10) and y == 64
+
+
+def test_spacing_edit_applies_to_every_volume(qtbot, sample_session):
+    panel = sample_session.window.view_panel
+    for box, value in zip(panel.spacing, (0.2, 0.2, 0.5), strict=True):
+        box.setValue(value)
+    panel.findChild(QPushButton, "apply_spacing").click()
+    wait_idle(qtbot, sample_session)
+    for volume in sample_session.document.volumes().values():
+        assert volume.spacing == (0.2, 0.2, 0.5)
+    sample_session.window.viewports.flush()
+    bounds = sample_session.window.viewports.panels["raw"].image().bounds
+    assert bounds[5] == pytest.approx(31 * 0.5)
+
+
+def test_settings_remember_the_layout(sample_session):
+    window = sample_session.window
+    window.main_splitter.setSizes([900, 380])
+    window.save_layout()
+    assert sample_session.settings.value("window/main_splitter") is not None
+    assert sample_session.settings.value("window/geometry") is not None

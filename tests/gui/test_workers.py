@@ -1,0 +1,87 @@
+"""Jobs run task functions off the GUI thread and always end with ``done``."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from voxelstudio.core.errors import VolumeReadError
+from voxelstudio.core.progress import Progress
+from voxelstudio.gui.workers import Job, JobError
+
+pytestmark = pytest.mark.gui
+
+
+def _run(qtbot, job: Job, signal_name: str):
+    with qtbot.waitSignal(job.done, timeout=10_000), qtbot.waitSignal(getattr(job, signal_name)) as blocker:
+        job.start()
+    assert not job.running
+    return blocker.args[0]
+
+
+def test_result_and_progress_arrive_on_the_gui_thread(qtbot):
+    seen_threads = []
+
+    def task(report, cancel):
+        seen_threads.append(threading.current_thread())
+        for i in range(3):
+            report(Progress(i + 1, 3))
+        return 42
+
+    job = Job("count", task)
+    progress = []
+    job.progress.connect(lambda p: progress.append((p.done, threading.current_thread())))
+    assert _run(qtbot, job, "finished") == 42
+    assert seen_threads[0] is not threading.main_thread()
+    assert [done for done, _ in progress] == [1, 2, 3]
+    assert all(thread is threading.main_thread() for _, thread in progress)
+
+
+def test_errors_become_one_line_messages_with_details(qtbot):
+    def task(report, cancel):
+        raise VolumeReadError("bad.mat", "not a MATLAB file")
+
+    error = _run(qtbot, Job("load", task), "errored")
+    assert isinstance(error, JobError)
+    assert error.message == "bad.mat: not a MATLAB file"
+    assert "Traceback" in error.details and not error.cancelled
+
+
+def test_unexpected_errors_and_memory_errors_are_readable(qtbot):
+    def task(report, cancel):
+        raise MemoryError
+
+    error = _run(qtbot, Job("denoise", task), "errored")
+    assert error.message.startswith("out of memory")
+    assert JobError.from_exception("x", KeyError("k")).message == "unexpected KeyError: 'k'"
+
+
+def test_cancel_stops_a_polling_task(qtbot):
+    started = threading.Event()
+
+    def task(report, cancel):
+        started.set()
+        while True:
+            cancel.raise_if_cancelled("training")
+            time.sleep(0.01)
+
+    job = Job("train", task)
+    with qtbot.waitSignal(job.errored, timeout=10_000) as blocker:
+        job.start()
+        assert started.wait(5)
+        job.cancel()
+    assert blocker.args[0].cancelled
+    assert job.wait(5000)
+
+
+def test_preview_is_passed_only_when_asked(qtbot):
+    def task(report, cancel, preview):
+        preview((1, "frame"))
+        return None
+
+    job = Job("train", task, with_preview=True)
+    with qtbot.waitSignal(job.preview, timeout=10_000) as blocker, qtbot.waitSignal(job.done, timeout=10_000):
+        job.start()
+    assert blocker.args == [(1, "frame")]

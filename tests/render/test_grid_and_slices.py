@@ -1,0 +1,80 @@
+"""Axis conventions: (H, W, Z) = (y, x, z) arrays to VTK points and to 2-D slice planes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from voxelstudio.render import (
+    SCALARS,
+    centre_index,
+    clamp_index,
+    nice_length,
+    orthogonal_slices,
+    plane_extents,
+    to_image_data,
+    voxel_at,
+    vtk_spacing,
+    world_point,
+)
+
+
+def _ramp(shape=(5, 4, 3)) -> np.ndarray:
+    return np.arange(np.prod(shape), dtype=np.float32).reshape(shape)
+
+
+def test_image_data_maps_yxz_to_vtk_xyz():
+    data = _ramp()
+    image = to_image_data(data, spacing=(0.2, 0.1, 0.5))
+    assert image.dimensions == (4, 5, 3)  # (W, H, Z)
+    assert image.spacing == pytest.approx((0.1, 0.2, 0.5))
+    values = image.point_data[SCALARS]
+    for y, x, z in [(0, 0, 0), (4, 3, 2), (1, 2, 0), (3, 0, 1)]:
+        point_id = image.find_closest_point(world_point((y, x, z), (0.2, 0.1, 0.5)))
+        assert values[point_id] == data[y, x, z]
+        assert image.points[point_id] == pytest.approx((x * 0.1, y * 0.2, z * 0.5))
+
+
+def test_vtk_spacing_swaps_y_and_x():
+    assert vtk_spacing((0.2, 0.1, 0.5)) == (0.1, 0.2, 0.5)
+
+
+def test_image_data_rejects_2d():
+    with pytest.raises(ValueError, match="3-D"):
+        to_image_data(np.zeros((4, 4), np.float32))
+
+
+@pytest.mark.parametrize(("span", "expected"), [(12.8, 2.0), (100.0, 20.0), (3.0, 0.5), (51.0, 10.0), (0.9, 0.1)])
+def test_nice_length_is_round_and_about_a_fifth(span, expected):
+    assert nice_length(span) == pytest.approx(expected)
+
+
+def test_orthogonal_slices_orientation():
+    data = _ramp()
+    planes = orthogonal_slices(data, (1, 2, 0))
+    np.testing.assert_array_equal(planes.xy, data[:, :, 0])  # (H, W)
+    assert planes.xz.shape == (3, 4)  # rows z, columns x
+    assert planes.xz[2, 3] == data[1, 3, 2]
+    assert planes.yz.shape == (5, 3)  # rows y, columns z
+    assert planes.yz[4, 1] == data[4, 2, 1]
+
+
+def test_slices_clamp_out_of_range_index():
+    data = _ramp()
+    assert clamp_index((-3, 10, 7), data.shape) == (0, 3, 2)
+    planes = orthogonal_slices(data, (99, 99, 99))
+    np.testing.assert_array_equal(planes.xy, data[:, :, 2])
+    assert centre_index(data.shape) == (2, 2, 1)
+
+
+def test_plane_extents_and_voxel_lookup_round_trip():
+    shape, spacing = (5, 4, 3), (0.2, 0.1, 0.5)
+    extents = plane_extents(shape, spacing)
+    assert extents["xy"] == pytest.approx((-0.05, 0.35, 0.9, -0.1))
+    assert extents["xz"] == pytest.approx((-0.05, 0.35, 1.25, -0.25))
+    assert extents["yz"] == pytest.approx((-0.25, 1.25, 0.9, -0.1))
+    assert voxel_at("xy", 0.3, 0.8, (0, 0, 2), spacing) == (4, 3, 2)
+    assert voxel_at("xz", 0.1, 1.0, (3, 0, 0), spacing) == (3, 1, 2)
+    assert voxel_at("yz", 0.5, 0.4, (0, 1, 0), spacing) == (2, 1, 1)
+    with pytest.raises(ValueError, match="unknown plane"):
+        voxel_at("zz", 0, 0, (0, 0, 0), spacing)

@@ -1,0 +1,60 @@
+"""Each render mode draws something visible, with the contrast limits we pass (not pyvista's own)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from voxelstudio.render import RENDER_MODES, SceneStyle, draw_scene, reset_view, to_image_data
+
+pv = pytest.importorskip("pyvista")
+pytestmark = pytest.mark.gui
+
+
+def _bead_volume() -> np.ndarray:
+    z, y, x = np.meshgrid(np.arange(12), np.arange(24), np.arange(24), indexing="ij")
+    blob = np.exp(-((y - 12.0) ** 2 + (x - 12.0) ** 2 + (z - 6.0) ** 2) / 8.0)
+    return np.transpose(blob, (1, 2, 0)).astype(np.float32)  # (H, W, Z)
+
+
+def _foreground_fraction(plotter) -> float:
+    img = plotter.screenshot(return_img=True).astype(int)
+    background = img[0, 0]
+    return float(np.mean(np.abs(img - background).sum(-1) > 30))
+
+
+@pytest.fixture
+def plotter():
+    pl = pv.Plotter(off_screen=True, window_size=(160, 160))
+    yield pl
+    pl.close()
+
+
+@pytest.mark.parametrize("mode", RENDER_MODES)
+def test_every_mode_renders_the_bead(plotter, mode):
+    image = to_image_data(_bead_volume(), spacing=(0.1, 0.1, 0.2))
+    draw_scene(plotter, image, SceneStyle(mode=mode, clim=(0.0, 1.0), slice_index=(12, 12, 6), show_scale_bar=False))
+    reset_view(plotter, image)
+    assert _foreground_fraction(plotter) > 0.01
+
+
+def test_clim_is_applied_explicitly(plotter):
+    image = to_image_data(_bead_volume() * 100.0)
+    draw_scene(plotter, image, SceneStyle(clim=(0.0, 400.0)))
+    volume_actor = plotter.actors["volume"]
+    assert tuple(volume_actor.mapper.scalar_range) == (0.0, 400.0)
+
+
+def test_contrast_above_the_data_hides_it(plotter):
+    image = to_image_data(_bead_volume())
+    draw_scene(plotter, image, SceneStyle(mode="isosurface", clim=(10.0, 20.0), show_scale_bar=False))
+    reset_view(plotter, image)
+    assert "isosurface" not in plotter.actors
+
+
+def test_style_validation():
+    with pytest.raises(ValueError, match="render mode"):
+        SceneStyle(mode="hologram")
+    with pytest.raises(ValueError, match="increase"):
+        SceneStyle(clim=(1.0, 1.0))
+    assert SceneStyle(clim=(0.0, 2.0), iso_fraction=0.25).iso_level == 0.5

@@ -1,0 +1,233 @@
+"""Wires the window's actions and panels to the controller, and runs the commands that need a dialog first
+(choose a file, a variable, a role). Every failure ends in a readable dialog; nothing here blocks on a job.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QSettings
+
+from voxelstudio.core.errors import VoxelStudioError
+from voxelstudio.gui import dialogs
+from voxelstudio.gui.actions import update_enabled
+from voxelstudio.gui.controller import Controller
+from voxelstudio.gui.document import Document
+from voxelstudio.gui.main_window import MainWindow
+from voxelstudio.gui.panels.common import show_fraction
+from voxelstudio.gui.settings import last_folder, recent_files
+from voxelstudio.gui.view_state import ViewState
+from voxelstudio.gui.workers import JobError
+
+_TRAIN_JOBS = ("training",)
+_DENOISE_JOBS = ("denoising", "deconvolution")
+_VARIABLE_FORMATS = (".mat", ".npz")
+
+
+class Commands(QObject):
+    """The behaviour behind the window's actions."""
+
+    def __init__(
+        self, window: MainWindow, controller: Controller, document: Document, view: ViewState, settings: QSettings
+    ) -> None:
+        super().__init__(window)
+        self.window, self.controller, self.document, self.view, self.settings = (
+            window,
+            controller,
+            document,
+            view,
+            settings,
+        )
+        self._connect_actions()
+        self._connect_panels()
+        self._connect_feedback()
+        self.update_actions()
+
+    # ------------------------------------------------------------------------------------------------- wiring
+    def _connect_actions(self) -> None:
+        c, w = self.controller, self.window
+        handlers = {
+            "open": lambda: self.open_file(None),
+            "open_raw": lambda: self.open_file("raw"),
+            "open_target": lambda: self.open_file("target"),
+            "open_sample": c.open_sample,
+            "export_prediction": lambda: self.export("prediction"),
+            "export_raw": lambda: self.export("raw"),
+            "export_target": lambda: self.export("target"),
+            "export_uncertainty": lambda: self.export("uncertainty"),
+            "screenshot": self.save_screenshot,
+            "quit": w.close,
+            "load_model": self.load_model,
+            "save_model": self.save_model,
+            "use_default_model": lambda: self.document.set_model_path(None),
+            "train": self.train,
+            "denoise": lambda: self.controller.denoise(tta=w.denoise_panel.tta.isChecked()),
+            "deconvolve": lambda: self.controller.deconvolve(w.denoise_panel.iterations.value()),
+            "evaluate": c.evaluate,
+            "stop": c.stop,
+            "reset_camera": w.viewports.reset_camera,
+            "about": self.about,
+        }
+        for key, handler in handlers.items():
+            w.actions[key].triggered.connect(lambda _checked=False, h=handler: h())
+        w.actions["show_residual"].toggled.connect(
+            lambda on: self.view.update(extra_panel="residual" if on else "none")
+        )
+        w.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        w.files_dropped.connect(lambda paths: [self.open_path(p, None) for p in paths])
+
+    def _connect_panels(self) -> None:
+        w, c = self.window, self.controller
+        w.train_panel.train_requested.connect(lambda _config: self.train())
+        w.train_panel.stop_requested.connect(c.stop)
+        w.denoise_panel.denoise_requested.connect(lambda tta: c.denoise(tta=tta))
+        w.denoise_panel.deconvolve_requested.connect(c.deconvolve)
+        w.denoise_panel.cancel_requested.connect(c.stop)
+        w.denoise_panel.load_model_requested.connect(self.load_model)
+        w.denoise_panel.show_uncertainty_requested.connect(lambda: self.view.update(extra_panel="uncertainty"))
+        w.metrics_panel.compute_requested.connect(c.evaluate)
+        w.view_panel.spacing_requested.connect(c.set_spacing)
+        w.view_panel.reset_camera_requested.connect(w.viewports.reset_camera)
+
+    def _connect_feedback(self) -> None:
+        w, c, jobs = self.window, self.controller, self.controller.jobs
+        c.status.connect(lambda text: w.statusBar().showMessage(text, 10_000))
+        c.failed.connect(self.show_job_error)
+        c.device_described.connect(lambda text: w.device_label.setText(f"device: {text}"))
+        c.training_started.connect(w.train_panel.training_started)
+        c.model_trained.connect(w.train_panel.training_result)
+        jobs.busy_changed.connect(lambda _busy: self.update_actions())
+        jobs.job_started.connect(self._job_started)
+        jobs.job_progress.connect(self._job_progress)
+        jobs.job_ended.connect(self._job_ended)
+        self.document.volume_changed.connect(lambda _role: self.update_actions())
+        self.document.model_changed.connect(lambda path: (w.denoise_panel.set_model(path), self.update_actions()))
+        self.document.metrics_changed.connect(w.metrics_panel.set_metrics)
+
+    def update_actions(self) -> None:
+        """Enable what makes sense now (a finished, failed or cancelled job always lands here)."""
+        idle = not self.controller.busy
+        conditions = set(self.document.volumes()) | {"idle" if idle else "busy"}
+        if self.document.model_path is not None:
+            conditions.add("model")
+        update_enabled(self.window.actions, conditions)
+        has_raw, has_pair = "raw" in conditions, {"prediction", "target"} <= conditions
+        self.window.train_panel.set_idle(idle and has_raw and "target" in conditions)
+        self.window.denoise_panel.set_idle(idle, has_raw)
+        self.window.denoise_panel.set_has_uncertainty("uncertainty" in conditions)
+        self.window.metrics_panel.set_enabled_for(idle, has_pair)
+
+    def _job_started(self, name: str) -> None:
+        self.window.job_bar.setVisible(name != "device check")
+        self.window.job_bar.setRange(0, 0)
+        if name in _DENOISE_JOBS:
+            self.window.denoise_panel.job_started(name)
+
+    def _job_progress(self, name: str, progress) -> None:
+        if progress.fraction is not None:
+            show_fraction(self.window.job_bar, progress.fraction)
+        if name in _TRAIN_JOBS:
+            self.window.train_panel.training_progress(progress)
+        elif name in _DENOISE_JOBS:
+            self.window.denoise_panel.job_progress(progress)
+
+    def _job_ended(self, name: str, outcome: str) -> None:
+        if not self.controller.busy:
+            self.window.job_bar.setVisible(False)
+        if name in _TRAIN_JOBS:
+            self.window.train_panel.training_ended(outcome)
+        elif name in _DENOISE_JOBS:
+            self.window.denoise_panel.job_ended(outcome)
+
+    def show_job_error(self, error: JobError) -> None:
+        dialogs.show_error(self.window, f"{error.job.capitalize()} failed", error.message, error.details)
+
+    def _fail(self, title: str, exc: BaseException) -> None:
+        self.show_job_error(JobError.from_exception(title, exc))
+
+    # ------------------------------------------------------------------------------------------------ commands
+    def open_file(self, role: str | None) -> None:
+        title = {"raw": "Open raw volume", "target": "Open target volume"}.get(role or "", "Open volume")
+        path = dialogs.get_open_path(self.window, title, last_folder(self.settings), dialogs.VOLUME_FILTER)
+        if path:
+            self.open_path(path, role)
+
+    def open_path(self, path: str | Path, role: str | None) -> None:
+        """Open ``path`` as ``role`` (asking raw or target when None, and which array when a file holds several)."""
+        path = Path(path)
+        role = role or dialogs.ask_role(self.window, path)
+        if role is None:
+            return
+        variable = None
+        if path.suffix.lower() in _VARIABLE_FORMATS:
+            from voxelstudio.io import list_variables
+
+            try:
+                volumes = [info for info in list_variables(path) if info.is_volume]
+            except (VoxelStudioError, OSError, ValueError) as exc:
+                self._fail(f"opening {path.name}", exc)
+                return
+            if len(volumes) > 1:
+                variable = dialogs.pick_variable(self.window, path, volumes)
+                if variable is None:
+                    return
+        self.controller.open_volume(path, role, variable)
+
+    def _fill_recent_menu(self) -> None:
+        menu = self.window.recent_menu
+        menu.clear()
+        for path in recent_files(self.settings):
+            menu.addAction(Path(path).name, lambda p=path: self.open_path(p, None)).setToolTip(path)
+        menu.setEnabled(not menu.isEmpty())
+
+    def export(self, role: str) -> None:
+        volume = self.document.volume(role)
+        if volume is None:
+            return
+        suggested = str(Path(last_folder(self.settings)) / f"{volume.name or role}.mat")
+        path = dialogs.get_save_path(self.window, f"Export {role} volume", suggested, dialogs.EXPORT_FILTER)
+        if path:
+            self.controller.export(role, path)
+
+    def save_screenshot(self) -> None:
+        suggested = str(Path(last_folder(self.settings)) / "voxelstudio.png")
+        path = dialogs.get_save_path(self.window, "Save screenshot", suggested, dialogs.IMAGE_FILTER)
+        if path:
+            self.write_screenshot(path)
+
+    def write_screenshot(self, path: str | Path) -> bool:
+        """Save the 3-D panels as a PNG; False (after an error dialog) when it could not be written."""
+        if self.window.viewports.grab_panels().save(str(path), "PNG"):
+            self.window.statusBar().showMessage(f"Saved screenshot {path}.", 10_000)
+            return True
+        self._fail("screenshot", OSError(f"{path}: could not write the image"))
+        return False
+
+    def load_model(self) -> None:
+        path = dialogs.get_open_path(self.window, "Load model", last_folder(self.settings), dialogs.MODEL_FILTER)
+        if path:
+            self.controller.load_model(path)
+
+    def save_model(self) -> None:
+        suggested = str(Path(last_folder(self.settings)) / "denoiser.keras")
+        path = dialogs.get_save_path(self.window, "Save model", suggested, dialogs.MODEL_FILTER)
+        if path:
+            self.controller.save_model(path)
+
+    def train(self) -> None:
+        try:
+            config = self.window.train_panel.config()
+        except ValueError as exc:
+            self._fail("training setup", exc)
+            return
+        self.window.tabs.setCurrentWidget(self.window.train_panel)
+        self.controller.train(config)
+
+    def about(self) -> None:
+        from voxelstudio import __version__
+
+        dialogs.show_info(
+            self.window,
+            "About VoxelStudio",
+            f"VoxelStudio {__version__}\n\nView 3-D microscope volumes and clean them with deep learning.",
+        )

@@ -1,0 +1,278 @@
+"""The one place that starts jobs and writes their results into the document.
+
+Every long operation (loading, training, denoising, deconvolution, metrics, export) runs a Qt-free task function on
+a :class:`~voxelstudio.gui.workers.Job`. Results come back on the GUI thread, where they become document changes.
+Jobs run through one :class:`~voxelstudio.gui.workers.JobRunner` (``controller.jobs``): at most one exclusive job at a
+time, the compute-device probe beside it, and ``busy_changed(False)`` whatever way a job ends.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, QSettings, Signal
+
+from voxelstudio.core.volume import Spacing, Volume
+from voxelstudio.gui.document import Document
+from voxelstudio.gui.isolation import check_model, describe_compute_device, run_isolated
+from voxelstudio.gui.provenance import export_provenance, sidecar_path, write_json_atomically
+from voxelstudio.gui.settings import remember_file
+from voxelstudio.gui.workers import Job, JobRunner
+
+
+class Controller(QObject):
+    """Starts jobs for the window's commands and applies their results to ``document``."""
+
+    status = Signal(str)
+    failed = Signal(object)  # JobError, for an error dialog
+    device_described = Signal(str)
+    training_started = Signal(object)  # TrainConfig
+    model_trained = Signal(object)  # TrainResult
+
+    def __init__(
+        self, document: Document, settings: QSettings, *, runs_dir: Path, parent: QObject | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.document = document
+        self.settings = settings
+        self.runs_dir = Path(runs_dir)
+        self.provenance: dict[str, dict[str, Any]] = {}
+        self.jobs = JobRunner(self)
+        self.jobs.status.connect(self.status)
+        self.jobs.failed.connect(self.failed)
+
+    @property
+    def busy(self) -> bool:
+        return self.jobs.busy
+
+    def stop(self) -> None:
+        """Ask the running job to stop (training keeps its best checkpoint)."""
+        self.jobs.stop()
+
+    def shutdown(self, timeout_ms: int = 30_000) -> bool:
+        """Cancel every job and wait for its thread; True when all stopped in time."""
+        return self.jobs.shutdown(timeout_ms)
+
+    # ------------------------------------------------------------------------------------------------------- data
+    def open_volume(self, path: str | Path, role: str, variable: str | None = None) -> Job | None:
+        """Load ``path`` (a chosen ``variable`` of a .mat/.npz) as the ``role`` volume."""
+        from voxelstudio.io import load_volume
+
+        path = Path(path)
+
+        def loaded(volume: Volume) -> None:
+            self._set_loaded(role, volume)
+            remember_file(self.settings, path)
+
+        return self.jobs.start(f"loading {path.name}", lambda report, cancel: load_volume(path, variable), loaded)
+
+    def open_pair(self, raw_path: str | Path, target_path: str | Path | None = None) -> Job | None:
+        """Load a raw volume and, optionally, its target in one job."""
+        from voxelstudio.io import load_volume
+
+        paths = {"raw": Path(raw_path)} | ({} if target_path is None else {"target": Path(target_path)})
+
+        def load(report, cancel) -> dict[str, Volume]:
+            return {role: load_volume(path) for role, path in paths.items()}
+
+        def loaded(volumes: dict[str, Volume]) -> None:
+            for role, volume in volumes.items():
+                self._set_loaded(role, volume)
+
+        return self.jobs.start("loading", load, loaded)
+
+    def open_sample(self) -> Job | None:
+        from voxelstudio.core.resources import sample_pair_paths
+
+        return self.open_pair(*sample_pair_paths())
+
+    def _set_loaded(self, role: str, volume: Volume) -> None:
+        self.document.set_volume(role, volume)
+        self.provenance.pop(role, None)
+        shapes = {v.shape for r, v in self.document.volumes().items() if r in ("raw", "target")}
+        if len(shapes) > 1:
+            self.status.emit("Raw and target have different shapes: training and metrics need matching volumes.")
+        else:
+            self.status.emit(f"Loaded {volume.name} as {role} {volume.shape}.")
+
+    def set_spacing(self, spacing: Spacing) -> None:
+        self.document.set_spacing(spacing)
+
+    def export(self, role: str, path: str | Path) -> Job | None:
+        """Write the ``role`` volume to ``path`` (format from the suffix) and its provenance to ``path`` + ".json"."""
+        from voxelstudio.io import save_volume
+
+        volume = self.document.volume(role)
+        if volume is None:
+            self.status.emit(f"There is no {role} volume to export.")
+            return None
+        path = Path(path)
+        inputs = {r: v.source for r, v in self.document.volumes().items() if v.source is not None}
+        provenance = export_provenance(role, volume, self.provenance.get(role), inputs)
+
+        def export(report, cancel) -> Path:
+            written = save_volume(volume, path, overwrite=True)
+            write_json_atomically(sidecar_path(written), provenance)
+            return written
+
+        def exported(written: Path) -> None:
+            remember_file(self.settings, written)
+            self.status.emit(f"Saved the {role} volume to {written} (provenance in {sidecar_path(written).name}).")
+
+        return self.jobs.start("export", export, exported)
+
+    # ------------------------------------------------------------------------------------------------------ model
+    def detect_device(self) -> Job | None:
+        """Describe the compute device in the background (it imports TensorFlow)."""
+
+        def describe(report, cancel) -> str:
+            return run_isolated(describe_compute_device, {}, report=report, cancel=cancel)
+
+        return self.jobs.start("device check", describe, self.device_described.emit, exclusive=False)
+
+    def train(self, config: Any) -> Job | None:
+        """Train a denoiser on the loaded raw/target pair; each epoch's prediction of the raw volume replaces the
+        predicted volume (live preview). The pair is also the validation pair: with one pair there is no held-out
+        data, so "validation" here is the loss on the whole volume rather than on training patches."""
+        raw, target = self.document.volume("raw"), self.document.volume("target")
+        if raw is None or target is None:
+            self.status.emit("Training needs a raw and a target volume.")
+            return None
+        out = self.runs_dir / time.strftime("train-%Y%m%d-%H%M%S") / "denoiser.keras"
+
+        def train(report, cancel, preview) -> Any:
+            from voxelstudio.tasks.train import train_denoiser
+
+            out.parent.mkdir(parents=True, exist_ok=True)
+            arguments = {"pairs": [(raw, target)], "config": config, "out": out, "val_pair": (raw, target)}
+            return run_isolated(
+                train_denoiser,
+                arguments,
+                report=report,
+                cancel=cancel,
+                on_preview=lambda epoch, array: preview((epoch, np.asarray(array, dtype=np.float32))),
+            )
+
+        def show_preview(payload: tuple[int, np.ndarray]) -> None:
+            epoch, array = payload
+            if self.document.volume("raw") is raw and array.shape == raw.shape:
+                name = f"preview, epoch {epoch}"
+                self.document.set_volume("prediction", raw.replace(data=array, name=name, metadata={"preview": epoch}))
+                self.provenance["prediction"] = {"method": "training preview", "epoch": epoch}
+
+        job = self.jobs.start("training", train, self._trained, preview=show_preview)
+        if job is not None:
+            self.training_started.emit(config)
+        return job
+
+    def _trained(self, result: Any) -> None:
+        self.model_trained.emit(result)
+        if result.model_path is None:
+            self.status.emit("Training stopped before the first epoch ended; no model was saved.")
+            return
+        self.document.set_model_path(result.model_path)
+        how = "stopped" if result.stopped_reason == "cancelled" else "finished"
+        self.status.emit(f"Training {how} after {result.epochs_run} epoch(s); best model: {result.model_path}.")
+
+    def load_model(self, path: str | Path) -> Job | None:
+        """Check that ``path`` is a usable denoiser (in a worker: it imports TensorFlow), then make it current."""
+        path = Path(path)
+
+        def check(report, cancel) -> Path:
+            run_isolated(check_model, {"path": path}, report=report, cancel=cancel)
+            return path
+
+        def loaded(checked: Path) -> None:
+            self.document.set_model_path(checked)
+            remember_file(self.settings, checked)
+            self.status.emit(f"Using model {checked.name}.")
+
+        return self.jobs.start("loading model", check, loaded)
+
+    def denoise(self, *, tta: bool = False) -> Job | None:
+        """Denoise the raw volume with the current (or bundled) model, then compute metrics if a target exists."""
+        raw = self.document.volume("raw")
+        if raw is None:
+            self.status.emit("Open a raw volume first.")
+            return None
+        model_path = self.document.model_path
+
+        def denoise(report, cancel) -> Any:
+            from voxelstudio.tasks.denoise import denoise_volume
+
+            arguments = {"volume": raw, "model_path": model_path, "tta": tta}
+            return run_isolated(denoise_volume, arguments, report=report, cancel=cancel)
+
+        def denoised(result: Any) -> None:
+            self.document.set_volume("prediction", result.prediction)
+            self.document.set_volume("uncertainty", result.uncertainty)
+            self.provenance["prediction"] = dict(result.provenance)
+            self.status.emit("Denoised.")
+
+        return self.jobs.start("denoising", denoise, denoised, then=self._evaluate_if_possible)
+
+    def deconvolve(self, iterations: int = 20) -> Job | None:
+        """Richardson–Lucy baseline of the raw volume into the predicted panel."""
+        raw = self.document.volume("raw")
+        if raw is None:
+            self.status.emit("Open a raw volume first.")
+            return None
+
+        def deconvolve(report, cancel) -> Volume:
+            from voxelstudio.tasks.deconvolve import richardson_lucy_volume
+
+            return richardson_lucy_volume(raw, iterations=iterations, report=report, cancel=cancel)
+
+        def deconvolved(volume: Volume) -> None:
+            self.document.set_volume("prediction", volume)
+            self.provenance["prediction"] = {
+                "method": "richardson-lucy",
+                "iterations": iterations,
+                "psf": volume.metadata.get("psf"),
+            }
+            self.status.emit(f"Richardson–Lucy deconvolution done ({iterations} iterations).")
+
+        return self.jobs.start("deconvolution", deconvolve, deconvolved, then=self._evaluate_if_possible)
+
+    def _evaluate_if_possible(self) -> None:
+        volumes = self.document.volumes()
+        if "target" in volumes and "prediction" in volumes and volumes["target"].shape == volumes["prediction"].shape:
+            self.evaluate()
+
+    def evaluate(self) -> Job | None:
+        """Compare prediction and target (and raw) in a worker; results go to ``document.metrics``."""
+        volumes = self.document.volumes()
+        if "prediction" not in volumes or "target" not in volumes:
+            self.status.emit("Metrics need a predicted and a target volume.")
+            return None
+        prediction, target, raw = volumes["prediction"], volumes["target"], volumes.get("raw")
+
+        def evaluate(report, cancel) -> dict[str, Any]:
+            from voxelstudio.tasks.evaluate import evaluate_volumes
+
+            return evaluate_volumes(prediction, target, raw)
+
+        def evaluated(metrics: dict[str, Any]) -> None:
+            if self.document.volume("prediction") is prediction:
+                self.document.set_metrics(metrics)
+
+        return self.jobs.start("metrics", evaluate, evaluated)
+
+    def save_model(self, path: str | Path) -> Job | None:
+        """Copy the current model file to ``path`` (atomically)."""
+        source = self.document.model_path
+        if source is None:
+            self.status.emit("There is no trained or loaded model to save.")
+            return None
+        path = Path(path)
+
+        def copy(report, cancel) -> Path:
+            from voxelstudio.io.atomic import write_atomically
+
+            return write_atomically(path, lambda temporary: shutil.copyfile(source, temporary), overwrite=True)
+
+        return self.jobs.start("saving model", copy, lambda written: self.status.emit(f"Saved model to {written}."))

@@ -1,0 +1,111 @@
+"""The Qt-side model: the volumes on screen, the model that denoises them and the latest metrics.
+
+Widgets subscribe to the change signals; only the controller writes (always on the GUI thread).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+from voxelstudio.core.volume import Spacing, Volume
+
+ROLES = ("raw", "target", "prediction", "uncertainty")
+ROLE_LABELS = {
+    "raw": "Raw",
+    "target": "Target",
+    "prediction": "Predicted",
+    "uncertainty": "Uncertainty",
+    "residual": "Residual (predicted − target)",
+}
+_DERIVED_FROM_RAW = ("prediction", "uncertainty")
+
+
+class Document(QObject):
+    """Raw, target, prediction and uncertainty volumes plus the current model and metrics.
+
+    Loading a new raw volume drops the prediction and uncertainty made from the old one; any volume change drops
+    the metrics, which described the old volumes.
+    """
+
+    volume_changed = Signal(str)
+    model_changed = Signal(object)
+    metrics_changed = Signal(object)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._volumes: dict[str, Volume | None] = dict.fromkeys(ROLES)
+        self._model_path: Path | None = None
+        self._metrics: dict[str, Any] = {}
+        self._residual: Volume | None = None
+
+    def volume(self, role: str) -> Volume | None:
+        return self._volumes[_checked(role)]
+
+    def volumes(self) -> dict[str, Volume]:
+        """The loaded volumes by role."""
+        return {role: v for role, v in self._volumes.items() if v is not None}
+
+    def set_volume(self, role: str, volume: Volume | None) -> None:
+        self._volumes[_checked(role)] = volume
+        self._residual = None
+        self.volume_changed.emit(role)
+        if role == "raw":
+            for derived in _DERIVED_FROM_RAW:
+                if self._volumes[derived] is not None:
+                    self._volumes[derived] = None
+                    self.volume_changed.emit(derived)
+        if role != "uncertainty":
+            self.set_metrics({})
+
+    def residual(self) -> Volume | None:
+        """Prediction minus target, when both exist with the same shape (computed once per change)."""
+        prediction, target = self._volumes["prediction"], self._volumes["target"]
+        if prediction is None or target is None or prediction.shape != target.shape:
+            return None
+        if self._residual is None:
+            self._residual = prediction.replace(
+                data=np.subtract(prediction.data, target.data, dtype=np.float32), name=f"{prediction.name} − target"
+            )
+        return self._residual
+
+    @property
+    def spacing(self) -> Spacing | None:
+        """The voxel spacing of the first loaded volume."""
+        return next((v.spacing for v in self._volumes.values() if v is not None), None)
+
+    def set_spacing(self, spacing: Spacing) -> None:
+        """Give every loaded volume the voxel spacing ``(y, x, z)`` in micrometres."""
+        for role, volume in self._volumes.items():
+            if volume is not None and tuple(volume.spacing) != tuple(spacing):
+                self._volumes[role] = volume.replace(spacing=spacing)
+                self._residual = None
+                self.volume_changed.emit(role)
+
+    @property
+    def model_path(self) -> Path | None:
+        return self._model_path
+
+    def set_model_path(self, path: str | Path | None) -> None:
+        self._model_path = None if path is None else Path(path)
+        self.model_changed.emit(self._model_path)
+
+    @property
+    def metrics(self) -> Mapping[str, Any]:
+        return self._metrics
+
+    def set_metrics(self, metrics: Mapping[str, Any]) -> None:
+        if not metrics and not self._metrics:
+            return
+        self._metrics = dict(metrics)
+        self.metrics_changed.emit(self._metrics)
+
+
+def _checked(role: str) -> str:
+    if role not in ROLES:
+        raise ValueError(f"unknown volume role {role!r}; choose from {', '.join(ROLES)}")
+    return role

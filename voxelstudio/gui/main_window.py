@@ -1,0 +1,156 @@
+"""The main window's layout: 3-D panels over synced 2-D slice views, side panels in tabs, menus, status bar.
+
+Behaviour lives elsewhere: the controller runs jobs, :mod:`voxelstudio.gui.commands` wires actions to it, the views
+follow the document. The window only arranges widgets, asks before closing during a job, and closes the VTK
+interactors on exit.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QByteArray, QSettings, Qt, Signal
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QLabel, QMainWindow, QMenu, QProgressBar, QSplitter, QTabWidget, QToolBar
+
+from voxelstudio.gui import dialogs
+from voxelstudio.gui.actions import build_actions, populate_menus, populate_toolbar
+from voxelstudio.gui.controller import Controller
+from voxelstudio.gui.document import Document
+from voxelstudio.gui.panels.denoise import DenoisePanel
+from voxelstudio.gui.panels.metrics import MetricsPanel
+from voxelstudio.gui.panels.train import TrainPanel
+from voxelstudio.gui.panels.view_settings import ViewSettingsPanel
+from voxelstudio.gui.slices import SliceViews
+from voxelstudio.gui.view_state import ViewState
+from voxelstudio.gui.viewports import ViewportGrid
+
+STYLE_SHEET = """
+QMainWindow, QWidget { background: #1b2026; color: #d8dee9; }
+QLabel#panelTitle { padding: 3px 6px; background: #232a31; border-radius: 3px; }
+QGroupBox { border: 1px solid #343c45; border-radius: 4px; margin-top: 10px; padding-top: 6px; }
+QGroupBox::title { subcontrol-origin: margin; left: 8px; padding: 0 3px; color: #9fb3c8; }
+QPushButton { background: #2c3640; border: 1px solid #3f4a55; border-radius: 3px; padding: 4px 10px; }
+QPushButton:hover { background: #35424e; }
+QPushButton:disabled, QComboBox:disabled, QSpinBox:disabled, QDoubleSpinBox:disabled { color: #66707a; }
+QComboBox, QSpinBox, QDoubleSpinBox { background: #232a31; border: 1px solid #3f4a55; padding: 2px 4px; }
+QTabWidget::pane { border: 1px solid #343c45; }
+QTabBar::tab { background: #232a31; padding: 5px 12px; }
+QTabBar::tab:selected { background: #2f3a45; }
+QProgressBar { border: 1px solid #3f4a55; border-radius: 3px; text-align: center; height: 14px; }
+QProgressBar::chunk { background: #3b82a0; }
+QTableWidget { background: #161b20; gridline-color: #343c45; }
+QHeaderView::section { background: #232a31; color: #9fb3c8; border: none; padding: 3px; }
+QToolBar { border: none; spacing: 4px; }
+QStatusBar QLabel { padding: 0 6px; }
+"""
+
+
+class MainWindow(QMainWindow):
+    """VoxelStudio's window. ``files_dropped(paths)`` fires when volume files are dropped on it."""
+
+    files_dropped = Signal(list)
+
+    def __init__(self, document: Document, view: ViewState, controller: Controller, settings: QSettings) -> None:
+        super().__init__()
+        self.document, self.view, self.controller, self.settings = document, view, controller, settings
+        self.setWindowTitle("VoxelStudio")
+        self.setObjectName("VoxelStudio")
+        self.setStyleSheet(STYLE_SHEET)
+        self.setAcceptDrops(True)
+        self.resize(1500, 950)
+
+        self.actions = build_actions(self)
+        self.menus = populate_menus(self.menuBar(), self.actions)
+        self.recent_menu = QMenu("Open &Recent", self)
+        self.recent_menu.setObjectName("recent_menu")
+        self.menus["File"].insertMenu(self.menus["File/Export"].menuAction(), self.recent_menu)
+        toolbar = QToolBar("Main", self)
+        toolbar.setObjectName("main_toolbar")
+        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        populate_toolbar(toolbar, self.actions)
+        self.addToolBar(toolbar)
+
+        self.viewports = ViewportGrid(document, view, self)
+        self.slices = SliceViews(document, view, self.viewports, self)
+        self.view_panel = ViewSettingsPanel(document, view, self)
+        self.train_panel = TrainPanel(settings, self)
+        self.denoise_panel = DenoisePanel(self)
+        self.metrics_panel = MetricsPanel(self)
+        self.tabs = QTabWidget(self)
+        self.tabs.setObjectName("side_tabs")
+        for panel, title in (
+            (self.view_panel, "View"),
+            (self.train_panel, "Train"),
+            (self.denoise_panel, "Denoise"),
+            (self.metrics_panel, "Metrics"),
+        ):
+            self.tabs.addTab(panel, title)
+        self.tabs.setMinimumWidth(330)
+
+        self.views_splitter = QSplitter(Qt.Orientation.Vertical, self)
+        self.views_splitter.setObjectName("views_splitter")
+        self.views_splitter.addWidget(self.viewports)
+        self.views_splitter.addWidget(self.slices)
+        self.views_splitter.setStretchFactor(0, 3)
+        self.views_splitter.setStretchFactor(1, 2)
+        self.main_splitter = QSplitter(Qt.Orientation.Horizontal, self)
+        self.main_splitter.setObjectName("main_splitter")
+        self.main_splitter.addWidget(self.views_splitter)
+        self.main_splitter.addWidget(self.tabs)
+        self.main_splitter.setStretchFactor(0, 1)
+        self.main_splitter.setStretchFactor(1, 0)
+        self.main_splitter.setSizes([1150, 350])
+        self.setCentralWidget(self.main_splitter)
+
+        self.job_bar = QProgressBar(self)
+        self.job_bar.setMaximumWidth(180)
+        self.job_bar.setVisible(False)
+        self.device_label = QLabel("device: checking…", self)
+        self.device_label.setObjectName("device_label")
+        self.statusBar().addPermanentWidget(self.job_bar)
+        self.statusBar().addPermanentWidget(self.device_label)
+        self.restore_layout()
+
+    # ------------------------------------------------------------------------------------------- persistence
+    def restore_layout(self) -> None:
+        for key, restore in (
+            ("window/geometry", self.restoreGeometry),
+            ("window/state", self.restoreState),
+            ("window/main_splitter", self.main_splitter.restoreState),
+            ("window/views_splitter", self.views_splitter.restoreState),
+        ):
+            value = self.settings.value(key)
+            if isinstance(value, QByteArray):
+                restore(value)
+
+    def save_layout(self) -> None:
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState())
+        self.settings.setValue("window/main_splitter", self.main_splitter.saveState())
+        self.settings.setValue("window/views_splitter", self.views_splitter.saveState())
+        self.settings.sync()
+
+    # ------------------------------------------------------------------------------------------------ events
+    def closeEvent(self, event: QCloseEvent) -> None:
+        """Ask before abandoning a running job; then cancel it, wait for its thread and close the interactors."""
+        if self.controller.busy:
+            job = self.controller.jobs.active_name
+            if not dialogs.ask_question(
+                self, "Quit VoxelStudio", f"{job.capitalize()} is still running. Stop it and quit?"
+            ):
+                event.ignore()
+                return
+        self.statusBar().showMessage("Stopping jobs…")
+        self.controller.shutdown()
+        self.save_layout()
+        self.viewports.close()
+        event.accept()
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if any(url.isLocalFile() for url in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.files_dropped.emit(paths)

@@ -1,0 +1,81 @@
+"""Pieces shared by the panels: a progress row with a stop button, and readable numbers and durations."""
+
+from __future__ import annotations
+
+import math
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
+
+from voxelstudio.core.progress import Progress
+
+
+def format_duration(seconds: float) -> str:
+    """``75`` -> ``"1:15"``, ``3725`` -> ``"1:02:05"``; ``"–"`` when unknown."""
+    if not math.isfinite(seconds) or seconds < 0:
+        return "–"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def format_number(value: object) -> str:
+    """Floats with 4 significant digits, everything else as text."""
+    if isinstance(value, float):
+        return "–" if math.isnan(value) else f"{value:.4g}"
+    return str(value)
+
+
+def show_fraction(bar: QProgressBar, fraction: float | None) -> None:
+    """Percent done on ``bar`` (busy indicator when unknown); repaints only when the percentage changes."""
+    if fraction is None:
+        bar.setRange(0, 0)
+        return
+    if bar.maximum() != 100:
+        bar.setRange(0, 100)
+    percent = round(fraction * 100)
+    if percent != bar.value():
+        bar.setValue(percent)
+
+
+class ProgressRow(QWidget):
+    """A progress bar, a one-line description and a Stop button for one kind of job."""
+
+    stop_requested = Signal()
+
+    def __init__(self, stop_text: str = "Stop", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.bar = QProgressBar(self)
+        self.bar.setTextVisible(True)
+        self.label = QLabel("", self)
+        self.label.setWordWrap(True)
+        self.stop_button = QPushButton(stop_text, self)
+        self.stop_button.setEnabled(False)
+        self.stop_button.clicked.connect(self.stop_requested)
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.bar, 1)
+        row.addWidget(self.stop_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(row)
+        layout.addWidget(self.label)
+        self.bar.setRange(0, 1)
+        self.bar.setValue(0)
+
+    def started(self, text: str) -> None:
+        self.bar.setRange(0, 0)  # busy indicator until the first progress with a total
+        self.label.setText(text)
+        self.stop_button.setEnabled(True)
+
+    def progressed(self, progress: Progress, text: str | None = None) -> None:
+        show_fraction(self.bar, progress.fraction)
+        self.label.setText(text if text is not None else progress.message)
+
+    def ended(self, outcome: str, text: str | None = None) -> None:
+        """Show how the job ended: ``text``, or a word for the outcome."""
+        self.stop_button.setEnabled(False)
+        self.bar.setRange(0, 1)
+        self.bar.setValue(1 if outcome == "finished" else 0)
+        words = {"finished": "Done.", "cancelled": "Stopped.", "failed": "Failed (see the message)."}
+        self.label.setText(text or words.get(outcome, ""))

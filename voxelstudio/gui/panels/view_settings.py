@@ -1,0 +1,186 @@
+"""View settings: render mode, colours, contrast (with histogram), opacity curve, isosurface level, voxel spacing."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QPushButton,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
+
+from voxelstudio.gui.document import ROLE_LABELS, Document
+from voxelstudio.gui.plots import HistogramPlot
+from voxelstudio.gui.view_state import COLORMAPS, EXTRA_PANELS, ViewState
+from voxelstudio.render import MODE_LABELS, RENDER_MODES
+
+CONTRAST_ROLES = ("raw", "target", "prediction", "residual")
+
+
+def _slider(low: int, high: int, value: int, tip: str) -> QSlider:
+    slider = QSlider(Qt.Orientation.Horizontal)
+    slider.setRange(low, high)
+    slider.setValue(value)
+    slider.setToolTip(tip)
+    return slider
+
+
+class ViewSettingsPanel(QWidget):
+    """Edits the shared :class:`ViewState`; ``spacing_requested`` asks the controller to change voxel spacing."""
+
+    spacing_requested = Signal(object)  # (y, x, z) micrometres
+    reset_camera_requested = Signal()
+
+    def __init__(self, document: Document, view: ViewState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.document, self.view = document, view
+        self.mode = QComboBox(objectName="render_mode")
+        for mode in RENDER_MODES:
+            self.mode.addItem(MODE_LABELS[mode], mode)
+        self.cmap = QComboBox(objectName="colormap")
+        self.cmap.addItems(COLORMAPS)
+        self.extra = QComboBox(objectName="extra_panel")
+        for name in EXTRA_PANELS:
+            self.extra.addItem("None" if name == "none" else ROLE_LABELS[name], name)
+        self.scale_bar = QCheckBox("Scale bar", checked=view.show_scale_bar)
+        reset = QPushButton("Reset camera")
+        reset.clicked.connect(self.reset_camera_requested)
+        display = QFormLayout()
+        display.addRow("Render", self.mode)
+        display.addRow("Colormap", self.cmap)
+        display.addRow("Fourth panel", self.extra)
+        display.addRow(self.scale_bar, reset)
+
+        self.contrast_role = QComboBox(objectName="contrast_role")
+        for role in CONTRAST_ROLES:
+            self.contrast_role.addItem(ROLE_LABELS[role], role)
+        self.histogram = HistogramPlot(self)
+        self.low = QDoubleSpinBox(objectName="clim_low", decimals=4, minimum=-1e9, maximum=1e9)
+        self.high = QDoubleSpinBox(objectName="clim_high", decimals=4, minimum=-1e9, maximum=1e9)
+        auto = QPushButton("Auto")
+        auto.setToolTip("Percentile limits (0.1–99.95 %) of the volume")
+        auto.clicked.connect(lambda: self.view.set_clim(self._role(), None))
+        self.link = QCheckBox("Same contrast for target and predicted", checked=view.link_contrast)
+        limits = QHBoxLayout()
+        for widget in (self.low, self.high, auto):
+            limits.addWidget(widget)
+        contrast = QVBoxLayout()
+        contrast.addWidget(self.contrast_role)
+        contrast.addWidget(self.histogram)
+        contrast.addLayout(limits)
+        contrast.addWidget(self.link)
+
+        self.opacity_start = _slider(
+            0, 90, round(view.opacity.start * 100), "Intensity (% of range) below which voxels are transparent"
+        )
+        self.opacity_gamma = _slider(2, 40, round(view.opacity.gamma * 10), "Curve steepness: higher hides dim haze")
+        self.iso = _slider(1, 99, round(view.iso_fraction * 100), "Isosurface level, % of the contrast range")
+        shape = QFormLayout()
+        shape.addRow("Opacity start", self.opacity_start)
+        shape.addRow("Opacity curve", self.opacity_gamma)
+        shape.addRow("Iso level", self.iso)
+
+        self.spacing = [QDoubleSpinBox(decimals=4, minimum=1e-4, maximum=1e4, singleStep=0.01) for _ in range(3)]
+        spacing_row = QHBoxLayout()
+        for axis, box in zip("yxz", self.spacing, strict=True):
+            box.setObjectName(f"spacing_{axis}")
+            box.setPrefix(f"{axis} ")
+            spacing_row.addWidget(box)
+        apply = QPushButton("Apply")
+        apply.setObjectName("apply_spacing")
+        apply.clicked.connect(lambda: self.spacing_requested.emit(tuple(b.value() for b in self.spacing)))
+        spacing_row.addWidget(apply)
+
+        layout = QVBoxLayout(self)
+        for title, inner in (
+            ("Display", display),
+            ("Contrast", contrast),
+            ("Opacity and isosurface", shape),
+            ("Voxel size (µm)", spacing_row),
+        ):
+            group = QGroupBox(title)
+            group.setLayout(inner)
+            layout.addWidget(group)
+        layout.addStretch(1)
+
+        self.mode.currentIndexChanged.connect(lambda: view.update(mode=self.mode.currentData()))
+        self.cmap.currentTextChanged.connect(lambda name: view.update(cmap=name))
+        self.extra.currentIndexChanged.connect(lambda: view.update(extra_panel=self.extra.currentData()))
+        self.scale_bar.toggled.connect(lambda on: view.update(show_scale_bar=on))
+        self.link.toggled.connect(lambda on: view.update(link_contrast=on))
+        self.contrast_role.currentIndexChanged.connect(lambda: self._sync_contrast(with_histogram=True))
+        self.low.editingFinished.connect(self._limits_edited)
+        self.high.editingFinished.connect(self._limits_edited)
+        self.opacity_start.valueChanged.connect(lambda v: view.with_opacity(start=v / 100))
+        self.opacity_gamma.valueChanged.connect(lambda v: view.with_opacity(gamma=v / 10))
+        self.iso.valueChanged.connect(lambda v: view.update(iso_fraction=v / 100))
+        view.changed.connect(self._on_view_changed)
+        document.volume_changed.connect(self._on_volume_changed)
+        self._sync_all()
+
+    def _role(self) -> str:
+        return self.contrast_role.currentData()
+
+    def _volume(self):
+        role = self._role()
+        return self.document.residual() if role == "residual" else self.document.volume(role)
+
+    def _limits_edited(self) -> None:
+        low, high = self.low.value(), self.high.value()
+        if high > low and self._volume() is not None:
+            self.view.set_clim(self._role(), (low, high))
+
+    def _on_view_changed(self, aspect: str) -> None:
+        if aspect in ("contrast", "style"):
+            self._sync_contrast()
+        if aspect == "layout":
+            self.extra.blockSignals(True)
+            self.extra.setCurrentIndex(EXTRA_PANELS.index(self.view.extra_panel))
+            self.extra.blockSignals(False)
+        self.opacity_start.setEnabled(self.view.mode == "composite")
+        self.opacity_gamma.setEnabled(self.view.mode == "composite")
+        self.iso.setEnabled(self.view.mode == "isosurface")
+
+    def _on_volume_changed(self, role: str) -> None:
+        shown = self._role()
+        affects_shown = role == shown or (shown == "residual" and role in ("prediction", "target"))
+        self._sync_spacing()
+        self._sync_contrast(with_histogram=affects_shown)
+
+    def _sync_spacing(self) -> None:
+        spacing = self.document.spacing
+        for box, value in zip(self.spacing, spacing or (1.0, 1.0, 1.0), strict=True):
+            box.setValue(value)
+
+    def _sync_all(self) -> None:
+        self._sync_spacing()
+        self._sync_contrast(with_histogram=True)
+        self._on_view_changed("")
+
+    def _sync_contrast(self, *, with_histogram: bool = False) -> None:
+        volume = self._volume()
+        enabled = volume is not None
+        for widget in (self.low, self.high):
+            widget.setEnabled(enabled)
+        if volume is None:
+            self.histogram.set_data(None)
+            return
+        volumes = self.document.volumes()
+        if self._role() == "residual":
+            volumes["residual"] = volume
+        low, high = self.view.clim_for(self._role(), volume, volumes)
+        for box, value in ((self.low, low), (self.high, high)):
+            box.blockSignals(True)
+            box.setValue(value)
+            box.setSingleStep(max((high - low) / 100, 1e-4))
+            box.blockSignals(False)
+        if with_histogram:
+            self.histogram.set_data(volume.data)
+        self.histogram.set_limits(low, high)

@@ -1,0 +1,221 @@
+"""Synced orthogonal 2-D slice views (XY, with XZ below and YZ to the right) under each 3-D panel.
+
+All views go through the view state's cursor voxel: sliders move it, a click moves it to the clicked voxel, and
+hovering shows the voxel index with the raw, target and predicted values there. Axial (z) elongation shows in XZ.
+"""
+
+from __future__ import annotations
+
+from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+from matplotlib.figure import Figure
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QSlider, QVBoxLayout, QWidget
+
+from voxelstudio.core.volume import Volume
+from voxelstudio.gui.document import Document
+from voxelstudio.gui.view_state import ViewState
+from voxelstudio.gui.viewports import AFFECTED_PANELS, PANEL_ROLES
+from voxelstudio.render import PLANES, centre_index, clamp_index, orthogonal_slices, plane_extents, voxel_at
+from voxelstudio.render.scene import BACKGROUND, FOREGROUND
+
+CROSSHAIR = "#4fc3f7"
+PROBE_ROLES = ("raw", "target", "prediction")
+_AXIS_OF_SLIDER = {"z": 2, "y": 0, "x": 1}
+
+
+class SlicePanel(FigureCanvasQTAgg):
+    """XY, XZ and YZ planes of one volume through the cursor, with a crosshair."""
+
+    hovered = Signal(object)  # (y, x, z) or None
+    clicked = Signal(object)  # (y, x, z)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(Figure(facecolor=BACKGROUND))
+        self.setParent(parent)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setMinimumSize(120, 120)
+        self.volume: Volume | None = None
+        self.index = (0, 0, 0)
+        self._layout_key: tuple | None = None
+        self._axes, self._images, self._lines = {}, {}, {}
+        self.mpl_connect("motion_notify_event", self._on_motion)
+        self.mpl_connect("button_press_event", self._on_press)
+        self.mpl_connect("figure_leave_event", lambda _event: self.hovered.emit(None))
+
+    def show_volume(self, volume: Volume | None, index: tuple[int, int, int], cmap: str, clim, hint: str) -> None:
+        self.volume = volume
+        if volume is None:
+            self._layout_key = None
+            self.figure.clear()
+            self.figure.text(0.5, 0.5, hint, color=FOREGROUND, ha="center", va="center", fontsize=9, alpha=0.7)
+            self.draw_idle()
+            return
+        self.index = clamp_index(index, volume.shape)
+        if self._layout_key != (volume.shape, volume.spacing):
+            self._build(volume)
+        planes = orthogonal_slices(volume.data, self.index)
+        for plane in PLANES:
+            image = self._images[plane]
+            image.set_data(getattr(planes, plane))
+            image.set_cmap(cmap)
+            image.set_clim(*clim)
+        self._place_crosshair(volume)
+        self.draw_idle()
+
+    def _build(self, volume: Volume) -> None:
+        height, width, depth = volume.shape
+        sy, sx, sz = volume.spacing
+        self.figure.clear()
+        grid = self.figure.add_gridspec(
+            2,
+            2,
+            width_ratios=[width * sx, depth * sz],
+            height_ratios=[height * sy, depth * sz],
+            left=0.01,
+            right=0.99,
+            bottom=0.01,
+            top=0.99,
+            wspace=0.03,
+            hspace=0.03,
+        )
+        cells = {"xy": grid[0, 0], "yz": grid[0, 1], "xz": grid[1, 0]}
+        extents = plane_extents(volume.shape, volume.spacing)
+        planes = orthogonal_slices(volume.data, self.index)
+        for plane, cell in cells.items():
+            axes = self.figure.add_subplot(cell)
+            axes.set_axis_off()
+            self._axes[plane] = axes
+            self._images[plane] = axes.imshow(
+                getattr(planes, plane), extent=extents[plane], interpolation="nearest", origin="upper"
+            )
+            axes.set_aspect("equal")
+            axes.text(0.02, 0.97, plane.upper(), transform=axes.transAxes, color=FOREGROUND, fontsize=7, va="top")
+            self._lines[plane] = (
+                axes.axvline(0, color=CROSSHAIR, lw=0.6, alpha=0.6),
+                axes.axhline(0, color=CROSSHAIR, lw=0.6, alpha=0.6),
+            )
+        self._layout_key = (volume.shape, volume.spacing)
+
+    def _place_crosshair(self, volume: Volume) -> None:
+        y, x, z = self.index
+        sy, sx, sz = volume.spacing
+        positions = {"xy": (x * sx, y * sy), "xz": (x * sx, z * sz), "yz": (z * sz, y * sy)}
+        for plane, (u, v) in positions.items():
+            vertical, horizontal = self._lines[plane]
+            vertical.set_xdata([u, u])
+            horizontal.set_ydata([v, v])
+
+    def voxel_under(self, event) -> tuple[int, int, int] | None:
+        if self.volume is None or event.inaxes is None or event.xdata is None:
+            return None
+        plane = next((p for p, axes in self._axes.items() if axes is event.inaxes), None)
+        if plane is None:
+            return None
+        index = voxel_at(plane, event.xdata, event.ydata, self.index, self.volume.spacing)
+        return clamp_index(index, self.volume.shape)
+
+    def _on_motion(self, event) -> None:
+        self.hovered.emit(self.voxel_under(event))
+
+    def _on_press(self, event) -> None:
+        index = self.voxel_under(event)
+        if index is not None:
+            self.clicked.emit(index)
+
+
+class SliceViews(QWidget):
+    """A row of slice panels aligned with the 3-D panels, cursor sliders and the value probe."""
+
+    def __init__(self, document: Document, view: ViewState, viewports, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.document, self.view, self.viewports = document, view, viewports
+        self.panels = {role: SlicePanel(self) for role in PANEL_ROLES}
+        row = QHBoxLayout()
+        row.setSpacing(4)
+        row.setContentsMargins(0, 0, 0, 0)
+        for panel in self.panels.values():
+            row.addWidget(panel, 1)
+            panel.hovered.connect(self._probe)
+            panel.clicked.connect(self.view.set_cursor)
+        bar = QHBoxLayout()
+        self.sliders: dict[str, QSlider] = {}
+        for name in ("z", "y", "x"):
+            slider = QSlider(Qt.Orientation.Horizontal, self)
+            slider.setObjectName(f"slice_{name}")
+            slider.setToolTip(f"{name} index of the slice planes")
+            slider.valueChanged.connect(self._on_slider)
+            bar.addWidget(QLabel(name, self))
+            bar.addWidget(slider, 1)
+            self.sliders[name] = slider
+        self.probe = QLabel("Hover a slice to read voxel values; click to move the planes.", self)
+        self.probe.setObjectName("probe")
+        self.probe.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        bar.addWidget(self.probe, 3)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(row, 1)
+        layout.addLayout(bar)
+        document.volume_changed.connect(lambda role: self.refresh(AFFECTED_PANELS[role]))
+        view.changed.connect(lambda _aspect: self.refresh())
+        self.refresh()
+
+    def reference_shape(self) -> tuple[int, int, int] | None:
+        volumes = self.document.volumes()
+        first = next((volumes[r] for r in ("raw", "target", "prediction") if r in volumes), None)
+        return None if first is None else first.shape
+
+    def refresh(self, panel_roles: tuple[str, ...] = PANEL_ROLES) -> None:
+        """Update these panels (and the sliders) from the document and the cursor."""
+        shape = self.reference_shape()
+        if shape is not None and (self.view.cursor is None or clamp_index(self.view.cursor, shape) != self.view.cursor):
+            self.view.set_cursor(
+                centre_index(shape) if self.view.cursor is None else clamp_index(self.view.cursor, shape)
+            )
+            return  # set_cursor emitted a change that refreshes again
+        self._sync_sliders(shape)
+        volumes = self.document.volumes()
+        residual = self.document.residual()
+        if residual is not None:
+            volumes["residual"] = residual
+        cursor = self.view.cursor or (0, 0, 0)
+        for panel_role in panel_roles:
+            panel = self.panels[panel_role]
+            visible = panel_role != "extra" or self.view.extra_panel != "none"
+            panel.setVisible(visible)
+            if not visible:
+                continue
+            role = self.viewports.role_of(panel_role)
+            volume = self.viewports.volume_of(panel_role)
+            clim = None if volume is None else self.view.clim_for(role, volume, volumes)
+            panel.show_volume(volume, cursor, self.view.cmap_for(role), clim, "")
+
+    def _sync_sliders(self, shape: tuple[int, int, int] | None) -> None:
+        cursor = self.view.cursor or (0, 0, 0)
+        for name, slider in self.sliders.items():
+            axis = _AXIS_OF_SLIDER[name]
+            slider.blockSignals(True)
+            slider.setEnabled(shape is not None)
+            slider.setRange(0, 0 if shape is None else shape[axis] - 1)
+            slider.setValue(cursor[axis])
+            slider.blockSignals(False)
+
+    def _on_slider(self) -> None:
+        if self.reference_shape() is None:
+            return
+        index = [0, 0, 0]
+        for name, slider in self.sliders.items():
+            index[_AXIS_OF_SLIDER[name]] = slider.value()
+        self.view.set_cursor(tuple(index))
+
+    def probe_text(self, index: tuple[int, int, int]) -> str:
+        """The voxel index and the raw, target and predicted values there."""
+        parts = [f"voxel (y, x, z) = ({index[0]}, {index[1]}, {index[2]})"]
+        for role in PROBE_ROLES:
+            volume = self.document.volume(role)
+            if volume is not None and all(0 <= i < n for i, n in zip(index, volume.shape, strict=True)):
+                parts.append(f"{role} {float(volume.data[index]):.4g}")
+        return "   ".join(parts)
+
+    def _probe(self, index: tuple[int, int, int] | None) -> None:
+        if index is not None:
+            self.probe.setText(self.probe_text(index))

@@ -1,0 +1,236 @@
+"""Linked 3-D panels (raw, target, predicted, and an optional residual/uncertainty panel).
+
+One ``pyvistaqt.QtInteractor`` per panel, all sharing one vtkCamera: turning one turns all. Panels redraw when the
+document or the view state changes; everything here runs on the GUI thread. Call :meth:`ViewportGrid.close` on
+exit: an interactor destroyed without ``close()`` can crash the process.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QImage
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from pyvistaqt import QtInteractor
+
+from voxelstudio.core.volume import Volume
+from voxelstudio.gui.document import ROLE_LABELS, Document
+from voxelstudio.gui.view_state import ViewState
+from voxelstudio.render import draw_scene, reset_view, to_image_data
+from voxelstudio.render.scene import BACKGROUND, FOREGROUND
+
+PANEL_ROLES = ("raw", "target", "prediction", "extra")
+PLACEHOLDERS = {
+    "raw": "No raw volume\n\nFile > Open Raw…, or drop a file here",
+    "target": "No target volume\n\nFile > Open Target…",
+    "prediction": "No prediction yet\n\nTrain a model, or press Denoise",
+    "residual": "The residual needs a prediction\nand a target of the same shape",
+    "uncertainty": "Denoise with test-time augmentation\nto see the uncertainty",
+}
+# Which panels show a role's volume, directly or through derived data and linked contrast.
+AFFECTED_PANELS = {
+    "raw": ("raw",),
+    "target": ("target", "prediction", "extra"),
+    "prediction": ("prediction", "extra"),
+    "uncertainty": ("extra",),
+}
+
+
+def describe(volume: Volume) -> str:
+    shape = "×".join(str(n) for n in volume.shape)
+    return f"{volume.name}  ·  {shape}"
+
+
+class VolumePanel(QFrame):
+    """A title line over one QtInteractor."""
+
+    def __init__(self, panel_role: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.panel_role = panel_role
+        self.setObjectName(f"panel_{panel_role}")
+        self.title = QLabel(self)
+        self.title.setObjectName("panelTitle")
+        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.plotter = QtInteractor(self, auto_update=False)
+        self.plotter.setAcceptDrops(False)  # drops go to the main window, which knows volumes
+        self.plotter.set_background(BACKGROUND)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.setSpacing(2)
+        layout.addWidget(self.title)
+        layout.addWidget(self.plotter, 1)
+        self.volume: Volume | None = None
+        self._image = None
+        self._image_source: Volume | None = None
+
+    def image(self):
+        """The pyvista ImageData of the shown volume (rebuilt only when data or spacing change)."""
+        volume, source = self.volume, self._image_source
+        assert volume is not None
+        if source is None or source.data is not volume.data or source.spacing != volume.spacing:
+            self._image = to_image_data(volume.data, volume.spacing)
+            self._image_source = volume
+        return self._image
+
+    def show_volume(self, role: str, volume: Volume | None, style_for) -> None:
+        """Draw ``volume`` (the ``role`` data) with ``style_for(role, volume)``, or a hint when there is none."""
+        self.volume = volume
+        label = ROLE_LABELS[role]
+        if volume is None:
+            self.title.setText(f"<b>{label}</b>")
+            self._image, self._image_source = None, None
+            self.plotter.clear_actors()
+            self.plotter.add_text(
+                PLACEHOLDERS[role],
+                position=(0.08, 0.45),
+                viewport=True,
+                font_size=10,
+                color=FOREGROUND,
+                name="placeholder",
+            )
+        else:
+            self.title.setText(f"<b>{label}</b>&nbsp;&nbsp;{describe(volume)}")
+            draw_scene(self.plotter, self.image(), style_for(role, volume))
+
+    def close_plotter(self) -> None:
+        self.plotter.close()
+
+
+class ViewportGrid(QWidget):
+    """The row of linked 3-D panels, subscribed to the document and the view state.
+
+    ``frame_rendered(panel_role)`` fires after a panel was rendered with a volume in it.
+    """
+
+    frame_rendered = Signal(str)
+
+    def __init__(self, document: Document, view: ViewState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.document, self.view = document, view
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(4)
+        self.panels = {role: VolumePanel(role, self) for role in PANEL_ROLES}
+        for panel in self.panels.values():
+            layout.addWidget(panel, 1)
+        self.camera = self.panels["raw"].plotter.camera
+        for panel in list(self.panels.values())[1:]:
+            panel.plotter.renderer.camera = self.camera
+        # Drawing is spread over turns of the event loop, one panel rebuild or one render per turn, so a new
+        # volume (a training preview, say) never freezes the window for long.
+        self._stale: set[str] = set()
+        self._dirty: set[str] = set()
+        self._timer = QTimer(self, singleShot=True, interval=0)
+        self._timer.timeout.connect(self._draw_step)
+        self.camera.AddObserver("ModifiedEvent", lambda *_: self.request_render(PANEL_ROLES))
+        self._bounds: tuple[float, ...] | None = None
+        self._closed = False
+        self.panels["extra"].setVisible(view.extra_panel != "none")
+        document.volume_changed.connect(self._on_volume_changed)
+        view.changed.connect(self._on_view_changed)
+        self.refresh()
+
+    def role_of(self, panel_role: str) -> str:
+        return self.view.extra_panel if panel_role == "extra" else panel_role
+
+    def volume_of(self, panel_role: str) -> Volume | None:
+        role = self.role_of(panel_role)
+        return self.document.residual() if role == "residual" else self.document.volume(role)
+
+    def refresh(self, panel_roles: tuple[str, ...] = PANEL_ROLES) -> None:
+        """Mark panels out of date; they are redrawn from the document over the next turns of the event loop."""
+        self._stale.update(panel_roles)
+        self._schedule()
+
+    def request_render(self, panel_roles) -> None:
+        """Render these panels (once each) over the next turns of the event loop."""
+        self._dirty.update(panel_roles)
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if not self._closed:
+            self._timer.start()
+
+    def _draw_step(self) -> None:
+        """One unit of drawing, for the leftmost panel with work: rebuild it if out of date, else render it."""
+        if self._closed:
+            return
+        role = next((r for r in PANEL_ROLES if r in self._stale or r in self._dirty), None)
+        if role in self._stale:
+            self._stale.discard(role)
+            self._rebuild(role)
+        elif role is not None:
+            self._dirty.discard(role)
+            panel = self.panels[role]
+            if panel.isVisible():
+                panel.plotter.render()
+                if panel.volume is not None:
+                    self.frame_rendered.emit(role)
+        if self._stale or self._dirty:
+            self._schedule()
+
+    def _rebuild(self, panel_role: str) -> None:
+        if panel_role == "extra" and self.view.extra_panel == "none":
+            return
+        volumes = self.document.volumes()
+        residual = self.document.residual()
+        if residual is not None:
+            volumes["residual"] = residual
+
+        def style_for(role: str, volume: Volume):
+            return self.view.scene_style(role, volume, volumes)
+
+        self.panels[panel_role].show_volume(self.role_of(panel_role), self.volume_of(panel_role), style_for)
+        self._dirty.add(panel_role)
+        bounds = self._data_bounds()
+        if bounds is not None and bounds != self._bounds:
+            self._bounds = bounds
+            self.reset_camera()
+
+    def flush(self) -> None:
+        """Do all pending drawing now (before a screenshot or a test looks at the panels)."""
+        self._timer.stop()
+        while not self._closed and (self._stale or self._dirty):
+            self._draw_step()
+        self._timer.stop()
+
+    def _data_bounds(self) -> tuple[float, ...] | None:
+        shown = [p for p in self.panels.values() if p.volume is not None and p.isVisibleTo(self)]
+        return tuple(shown[0].image().bounds) if shown else None
+
+    def reset_camera(self) -> None:
+        """Show the whole volume, looking along +z with row 0 on top, turned a little to show depth."""
+        shown = [p for p in self.panels.values() if p.volume is not None]
+        if shown and not self._closed:
+            reset_view(shown[0].plotter, shown[0].image())
+            self.request_render(PANEL_ROLES)
+
+    def render(self) -> None:
+        """Bring every visible panel up to date and render it now."""
+        self._dirty.update(PANEL_ROLES)
+        self.flush()
+
+    def grab_panels(self) -> QImage:
+        """The visible panels as one image (for screenshots)."""
+        self.render()
+        return self.grab().toImage()
+
+    def close(self) -> bool:
+        """Close every interactor (required before the window goes away)."""
+        if not self._closed:
+            self._closed = True
+            self._timer.stop()
+            for panel in self.panels.values():
+                panel.close_plotter()
+        return super().close()
+
+    def _on_volume_changed(self, role: str) -> None:
+        if role in ("raw", "target", "prediction"):
+            self.view.forget_role(role)
+        self.refresh(AFFECTED_PANELS[role])
+
+    def _on_view_changed(self, aspect: str) -> None:
+        if aspect == "layout":
+            self.panels["extra"].setVisible(self.view.extra_panel != "none")
+            self.refresh(("extra",))
+        elif aspect != "cursor" or self.view.mode == "slices":
+            self.refresh()

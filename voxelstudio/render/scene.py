@@ -1,0 +1,162 @@
+"""Build one panel's 3-D scene from an ImageData: MIP, composite volume, isosurface or orthogonal slices.
+
+Functions take any pyvista plotter (an off-screen ``pv.Plotter`` in tests, a ``pyvistaqt.QtInteractor`` in the
+app) and must be called on the thread that owns it (the GUI thread): VTK is not thread-safe.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyvista as pv
+
+from voxelstudio.render.grid import IMAGE_VIEW_UP, SCALARS, nice_length
+from voxelstudio.render.transfer import Clim, OpacityCurve
+
+RENDER_MODES = ("mip", "composite", "isosurface", "slices")
+MODE_LABELS = {
+    "mip": "Maximum intensity projection",
+    "composite": "Volume (opacity curve)",
+    "isosurface": "Isosurface",
+    "slices": "Orthogonal slices",
+}
+BACKGROUND = "#101418"
+FOREGROUND = "#d8dee9"
+ISO_COLOR = "#f0c05a"
+_N_COLORS = 256
+
+
+@dataclass(frozen=True)
+class SceneStyle:
+    """How one panel draws its volume. ``iso_fraction`` places the isosurface within ``clim``."""
+
+    mode: str = "mip"
+    cmap: str = "gray"
+    clim: Clim = (0.0, 1.0)
+    opacity: OpacityCurve = field(default_factory=OpacityCurve)
+    iso_fraction: float = 0.5
+    slice_index: tuple[int, int, int] = (0, 0, 0)
+    show_scale_bar: bool = True
+
+    def __post_init__(self) -> None:
+        if self.mode not in RENDER_MODES:
+            raise ValueError(f"unknown render mode {self.mode!r}; choose from {', '.join(RENDER_MODES)}")
+        if not self.clim[1] > self.clim[0]:
+            raise ValueError(f"contrast limits must increase, got {self.clim}")
+
+    @property
+    def iso_level(self) -> float:
+        low, high = self.clim
+        return low + self.iso_fraction * (high - low)
+
+
+def draw_scene(plotter: pv.BasePlotter, image: pv.ImageData, style: SceneStyle) -> None:
+    """Replace everything ``plotter`` shows with ``image`` drawn in ``style``; never moves the camera (panels share
+    one camera; :func:`reset_view` places it)."""
+    plotter.clear_actors()
+    plotter.set_background(BACKGROUND)
+    plotter.add_mesh(image.outline(), color=FOREGROUND, opacity=0.35, name="outline", render=False, reset_camera=False)
+    if style.mode in ("mip", "composite"):
+        _add_volume(plotter, image, style)
+    elif style.mode == "isosurface":
+        _add_isosurface(plotter, image, style)
+    else:
+        _add_slices(plotter, image, style)
+    if style.show_scale_bar:
+        _add_scale_bar(plotter, image)
+
+
+def _add_volume(plotter: pv.BasePlotter, image: pv.ImageData, style: SceneStyle) -> None:
+    mip = style.mode == "mip"
+    actor = plotter.add_volume(
+        image,
+        scalars=SCALARS,
+        clim=style.clim,
+        cmap=style.cmap,
+        # an opacity array as long as the colour table is taken as is, in 0..255 units
+        opacity="linear" if mip else np.round(style.opacity.values(_N_COLORS) * 255).astype(np.uint8),
+        n_colors=_N_COLORS,
+        blending="maximum" if mip else "composite",
+        mapper="gpu",
+        shade=False,
+        show_scalar_bar=False,
+        name="volume",
+        render=False,
+        reset_camera=False,
+    )
+    # Beads are a few voxels wide: ray samples must be finer than a voxel or small blobs vanish between them.
+    actor.mapper.SetAutoAdjustSampleDistances(False)
+    actor.mapper.SetSampleDistance(0.5 * min(image.spacing))
+
+
+def _add_isosurface(plotter: pv.BasePlotter, image: pv.ImageData, style: SceneStyle) -> None:
+    surface = image.contour([style.iso_level], scalars=SCALARS)
+    if surface.n_points:
+        plotter.add_mesh(
+            surface,
+            color=ISO_COLOR,
+            smooth_shading=True,
+            specular=0.4,
+            name="isosurface",
+            render=False,
+            reset_camera=False,
+        )
+
+
+def _add_slices(plotter: pv.BasePlotter, image: pv.ImageData, style: SceneStyle) -> None:
+    y, x, z = style.slice_index
+    origin = np.asarray(image.origin)
+    spacing = np.asarray(image.spacing)
+    centre = origin + spacing * np.asarray([x, y, z], dtype=float)
+    for normal, axis in (("x", 0), ("y", 1), ("z", 2)):
+        plane = image.slice(normal=normal, origin=centre.tolist())
+        if plane.n_points:
+            plotter.add_mesh(
+                plane,
+                scalars=SCALARS,
+                cmap=style.cmap,
+                clim=style.clim,
+                show_scalar_bar=False,
+                lighting=False,
+                name=f"slice-{axis}",
+                render=False,
+                reset_camera=False,
+            )
+
+
+def _add_scale_bar(plotter: pv.BasePlotter, image: pv.ImageData) -> None:
+    """A labelled bar of round length along x, just outside the volume's bottom-front edge."""
+    x0, x1, y0, y1, z0, _ = image.bounds
+    length = nice_length(x1 - x0)
+    y = y1 + 0.04 * (y1 - y0)
+    start, end = (x0, y, z0), (x0 + length, y, z0)
+    plotter.add_mesh(
+        pv.Line(start, end), color=FOREGROUND, line_width=4, name="scale-bar", render=False, reset_camera=False
+    )
+    plotter.add_point_labels(
+        [((start[0] + end[0]) / 2, y + 0.05 * (y1 - y0), z0)],
+        [f"{length:g} µm"],
+        font_size=11,
+        text_color=FOREGROUND,
+        shape=None,
+        show_points=False,
+        always_visible=True,
+        name="scale-label",
+        render=False,
+        reset_camera=False,
+    )
+
+
+def reset_view(plotter: pv.BasePlotter, image: pv.ImageData, *, azimuth: float = 30.0, elevation: float = 25.0) -> None:
+    """Point the camera at ``image``: looking along +z with row 0 on top, turned to show the depth."""
+    centre = np.asarray(image.center)
+    distance = float(np.linalg.norm(np.asarray(image.bounds[1::2]) - np.asarray(image.bounds[::2])))
+    plotter.camera.focal_point = tuple(centre)
+    plotter.camera.position = tuple(centre - np.asarray([0.0, 0.0, 2.0 * distance]))
+    plotter.camera.up = IMAGE_VIEW_UP
+    plotter.camera.Azimuth(azimuth)
+    plotter.camera.Elevation(elevation)
+    plotter.camera.OrthogonalizeViewUp()
+    plotter.reset_camera(bounds=image.bounds)
+    plotter.camera.zoom(1.15)

@@ -1,0 +1,70 @@
+"""Orthogonal 2-D slices of an (H, W, Z) array, oriented the way the slice views draw them.
+
+- XY at depth ``z``: ``data[:, :, z]``, rows = y (down), columns = x.
+- XZ at row ``y``: ``data[y, :, :].T``, rows = z (down), columns = x; drawn under the XY view. Axial elongation of
+  the point spread function shows here.
+- YZ at column ``x``: ``data[:, x, :]``, rows = y (down), columns = z; drawn right of the XY view.
+
+Extents are in micrometres, ``(left, right, bottom, top)`` as matplotlib's ``imshow`` takes them with row 0 on top.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+
+from voxelstudio.core.volume import Spacing
+
+PLANES = ("xy", "xz", "yz")
+
+
+class OrthoSlices(NamedTuple):
+    xy: np.ndarray
+    xz: np.ndarray
+    yz: np.ndarray
+
+
+def clamp_index(index_yxz: Sequence[int], shape: Sequence[int]) -> tuple[int, int, int]:
+    """``index_yxz`` clipped into ``shape``."""
+    return tuple(int(min(max(i, 0), n - 1)) for i, n in zip(index_yxz, shape, strict=True))  # type: ignore[return-value]
+
+
+def centre_index(shape: Sequence[int]) -> tuple[int, int, int]:
+    """The voxel at the centre of ``shape``."""
+    return tuple(int(n // 2) for n in shape)  # type: ignore[return-value]
+
+
+def orthogonal_slices(data: np.ndarray, index_yxz: Sequence[int]) -> OrthoSlices:
+    """The three planes through voxel ``(y, x, z)`` (clamped into the array)."""
+    y, x, z = clamp_index(index_yxz, data.shape)
+    return OrthoSlices(xy=data[:, :, z], xz=data[y, :, :].T, yz=data[:, x, :])
+
+
+def plane_extents(shape: Sequence[int], spacing: Spacing) -> dict[str, tuple[float, float, float, float]]:
+    """imshow extents (left, right, bottom, top) in micrometres for each plane, voxel centres on integer steps."""
+    height, width, depth = shape
+    sy, sx, sz = spacing
+    x_span = (-0.5 * sx, (width - 0.5) * sx)
+    y_span = ((height - 0.5) * sy, -0.5 * sy)
+    z_span = ((depth - 0.5) * sz, -0.5 * sz)
+    return {
+        "xy": (*x_span, *y_span),
+        "xz": (*x_span, *z_span),
+        "yz": (z_span[1], z_span[0], *y_span),
+    }
+
+
+def voxel_at(plane: str, u: float, v: float, index_yxz: Sequence[int], spacing: Spacing) -> tuple[int, int, int]:
+    """The voxel under the point (u, v) (micrometres, horizontal and vertical) of a ``plane`` drawn through
+    ``index_yxz``; the coordinate the plane does not show is kept from ``index_yxz``."""
+    y, x, z = index_yxz
+    sy, sx, sz = spacing
+    if plane == "xy":
+        return (round(v / sy), round(u / sx), z)
+    if plane == "xz":
+        return (y, round(u / sx), round(v / sz))
+    if plane == "yz":
+        return (round(v / sy), x, round(u / sz))
+    raise ValueError(f"unknown plane {plane!r}; choose from {', '.join(PLANES)}")

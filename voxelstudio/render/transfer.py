@@ -1,0 +1,82 @@
+"""Contrast limits, histograms and opacity curves: the numbers that decide how intensities look on screen.
+
+pyvista maps scalars to colours between explicit contrast limits (``clim``); if none are given it uses each
+volume's own min and max, which makes panels incomparable. Every view therefore passes a ``clim`` from here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+Clim = tuple[float, float]
+
+
+def auto_clim(data: np.ndarray, p_low: float = 0.1, p_high: float = 99.95) -> Clim:
+    """Contrast limits from percentiles of the finite values; never an empty range."""
+    finite = np.asarray(data, dtype=np.float32)
+    finite = finite[np.isfinite(finite)]
+    if finite.size == 0:
+        return (0.0, 1.0)
+    low, high = (float(v) for v in np.percentile(finite, [p_low, p_high]))
+    if high <= low:
+        low, high = float(finite.min()), float(finite.max())
+    if high <= low:
+        high = low + 1.0
+    return (low, high)
+
+
+def union_clim(clims: Iterable[Clim]) -> Clim:
+    """Limits that cover every given range (shared contrast across panels)."""
+    lows, highs = zip(*clims, strict=True)
+    return (min(lows), max(highs))
+
+
+def symmetric_clim(data: np.ndarray, p_high: float = 99.9) -> Clim:
+    """Limits ``(-m, m)`` for signed data such as a residual, ``m`` the ``p_high`` percentile of ``|data|``."""
+    magnitude = np.abs(np.asarray(data, dtype=np.float32))
+    magnitude = magnitude[np.isfinite(magnitude)]
+    m = float(np.percentile(magnitude, p_high)) if magnitude.size else 0.0
+    m = m if m > 0 else 1.0
+    return (-m, m)
+
+
+def histogram(data: np.ndarray, bins: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """Counts and bin edges of the finite values (for the contrast editor)."""
+    values = np.asarray(data, dtype=np.float32).ravel()
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return np.zeros(bins, dtype=np.int64), np.linspace(0.0, 1.0, bins + 1)
+    low, high = float(values.min()), float(values.max())
+    if high <= low:
+        high = low + 1.0
+    return np.histogram(values, bins=bins, range=(low, high))
+
+
+@dataclass(frozen=True)
+class OpacityCurve:
+    """Opacity as a function of intensity between the contrast limits (composite volume rendering).
+
+    Zero below ``start`` (a fraction of the contrast range), then rising as ``t ** gamma`` to ``max_opacity`` at the
+    upper limit. ``gamma > 1`` hides the dim haze and keeps the bright beads.
+    """
+
+    start: float = 0.05
+    gamma: float = 1.5
+    max_opacity: float = 0.9
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.start < 1.0:
+            raise ValueError(f"opacity start must be in [0, 1), got {self.start}")
+        if self.gamma <= 0:
+            raise ValueError(f"opacity gamma must be > 0, got {self.gamma}")
+        if not 0.0 < self.max_opacity <= 1.0:
+            raise ValueError(f"max opacity must be in (0, 1], got {self.max_opacity}")
+
+    def values(self, n: int = 256) -> np.ndarray:
+        """``n`` opacities in [0, 1] spread evenly across the contrast range."""
+        t = np.linspace(0.0, 1.0, n)
+        ramp = np.clip((t - self.start) / (1.0 - self.start), 0.0, 1.0)
+        return (ramp**self.gamma * self.max_opacity).astype(np.float64)
