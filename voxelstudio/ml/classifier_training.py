@@ -31,6 +31,7 @@ from voxelstudio.ml.callbacks import (
 from voxelstudio.ml.classifier_config import ClassifierTrainConfig
 from voxelstudio.ml.classifiers import build_classifier, load_classifier, predict_probabilities, save_classifier
 from voxelstudio.ml.device import configure_devices, distribution_strategy
+from voxelstudio.ml.persistence import restore_optimizer_state
 from voxelstudio.ml.training import checkpoint_paths
 from voxelstudio.ml.voxel_augment import augment_batch
 
@@ -120,12 +121,7 @@ def _resume(model: keras.Model, cfg: ClassifierTrainConfig, out_path: Path) -> d
     if loaded.config != cfg.model:
         raise ModelError(last, "was trained with a different architecture; resume needs the same model config")
     model.set_weights(loaded.model.get_weights())
-    compiled = keras.saving.load_model(last, compile=True)  # our own checkpoint: its optimizer state too
-    source, target = getattr(compiled, "optimizer", None), model.optimizer
-    target.build(model.trainable_variables)
-    if source is not None and [v.shape for v in source.variables] == [v.shape for v in target.variables]:
-        for dst, src in zip(target.variables, source.variables, strict=True):
-            dst.assign(src)
+    restore_optimizer_state(model, last)
     return state
 
 

@@ -151,3 +151,16 @@ def _check_io_shapes(path: Path, model: keras.Model) -> None:
         shape = tuple(tensor.shape)
         if len(shape) != 5 or shape[-1] != 1:
             raise ModelError(path, f"model {role} must be 5-D (batch, H, W, Z, 1), got {shape}")
+
+
+def restore_optimizer_state(model: keras.Model, checkpoint: str | Path) -> None:
+    """Copy the optimizer variables (moments, step) of our own ``checkpoint`` into ``model``'s optimizer.
+
+    Only for checkpoints this program wrote (it loads them compiled); skipped when the variable shapes differ.
+    """
+    compiled = keras.saving.load_model(checkpoint, compile=True)
+    source, target = getattr(compiled, "optimizer", None), model.optimizer
+    target.build(model.trainable_variables)
+    if source is not None and [v.shape for v in source.variables] == [v.shape for v in target.variables]:
+        for dst, src in zip(target.variables, source.variables, strict=True):
+            dst.assign(src)

@@ -40,7 +40,7 @@ from voxelstudio.ml.device import configure_devices, distribution_strategy
 from voxelstudio.ml.inference import plan_prediction, predict_unit
 from voxelstudio.ml.losses import get_loss
 from voxelstudio.ml.patches import PatchSampler
-from voxelstudio.ml.persistence import file_sha256, load_model, save_model
+from voxelstudio.ml.persistence import file_sha256, load_model, restore_optimizer_state, save_model
 
 Pair = tuple[np.ndarray, np.ndarray]
 VAL_PATCHES = 4
@@ -167,13 +167,8 @@ def _resume_state(model: keras.Model, cfg: TrainConfig, out_path: Path) -> tuple
     if loaded.train_config.model != cfg.model:
         raise ModelError(last, "was trained with a different architecture; resume needs the same model config")
     model.set_weights(loaded.model.get_weights())
-    compiled = keras.saving.load_model(last, compile=True)  # our own checkpoint: its optimizer state too
-    source, target = getattr(compiled, "optimizer", None), model.optimizer
-    target.build(model.trainable_variables)
-    if source is not None and [v.shape for v in source.variables] == [v.shape for v in target.variables]:
-        for dst, src in zip(target.variables, source.variables, strict=True):
-            dst.assign(src)
-    target.learning_rate.assign(state["learning_rate"])
+    restore_optimizer_state(model, last)
+    model.optimizer.learning_rate.assign(state["learning_rate"])
     return state, loaded.normalizer
 
 
