@@ -7,9 +7,6 @@ Models take occupancy grids (N, H, W, Z, 1) in [0, 1], rescale them themselves a
 from __future__ import annotations
 
 import json
-import os
-import uuid
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -24,7 +21,13 @@ from voxelstudio.core.errors import ModelError
 from voxelstudio.ml import classifier_blocks
 from voxelstudio.ml.blocks import conv_block, normalization
 from voxelstudio.ml.classifier_config import ClassifierConfig, ClassifierTrainConfig
-from voxelstudio.ml.persistence import CODE_MESSAGE, METADATA_MEMBER, _contains_lambda, _read_members, file_sha256
+from voxelstudio.ml.persistence import (
+    CODE_MESSAGE,
+    _contains_lambda,
+    _read_members,
+    file_sha256,
+    write_keras_with_metadata,
+)
 from voxelstudio.ml.voxel_augment import vote
 
 FORMAT = "voxelstudio-classifier"
@@ -144,18 +147,9 @@ def save_classifier(
         "extra": extra or {},
     }
     text = json.dumps(metadata, indent=2, sort_keys=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.tmp.keras")  # Keras insists on the suffix
     if not include_optimizer and getattr(model, "optimizer", None) is not None:
         model = keras.Model(model.input, model.output, name=model.name)  # same layers, no optimizer
-    try:
-        keras.saving.save_model(model, tmp)
-        with zipfile.ZipFile(tmp, "a") as archive:
-            archive.writestr(METADATA_MEMBER, text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_keras_with_metadata(model, path, text)
 
 
 def load_classifier(path: str | Path, *, trusted: bool = False) -> LoadedClassifier:

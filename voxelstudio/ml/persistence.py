@@ -72,12 +72,17 @@ def save_model(
         text = json.dumps(metadata, indent=2, sort_keys=True)
     except TypeError as exc:
         raise ValueError(f"{path}: model metadata is not JSON-serialisable: {exc}") from exc
+    return write_keras_with_metadata(model, path, text)
+
+
+def write_keras_with_metadata(model: keras.Model, path: Path, metadata_json: str) -> Path:
+    """Save ``model`` to ``path`` atomically with ``metadata_json`` as an extra member of the .keras zip."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.tmp.keras")  # Keras insists on the suffix
     try:
         keras.saving.save_model(model, tmp)
         with zipfile.ZipFile(tmp, "a") as archive:
-            archive.writestr(METADATA_MEMBER, text)
+            archive.writestr(METADATA_MEMBER, metadata_json)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
