@@ -43,7 +43,7 @@ def bundled_model() -> Path | None:
         return None
 
 
-def make_screenshot(out: Path, minutes: float, size: tuple[int, int]) -> None:
+def make_screenshot(out: Path, minutes: float, size: tuple[int, int], model: Path | None) -> None:
     import tempfile
 
     from PySide6.QtCore import QSettings
@@ -63,7 +63,7 @@ def make_screenshot(out: Path, minutes: float, size: tuple[int, int]) -> None:
     controller.open_sample()
     wait_until(lambda: not controller.busy and document.volume("target") is not None, 60)
 
-    model = bundled_model()
+    model = model or bundled_model()
     if model is None:
         config = TrainConfig(
             model=DenoiserConfig.for_arch("unet"),
@@ -100,14 +100,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshot.png")
     parser.add_argument("--minutes", type=float, default=3.0, help="training time when no bundled model exists")
     parser.add_argument("--size", type=int, nargs=2, default=(1600, 1000), metavar=("W", "H"))
+    parser.add_argument("--model", type=Path, help="a trained .keras denoiser to use instead of training one")
     args = parser.parse_args()
     if os.environ.get("DISPLAY"):
-        make_screenshot(args.out, args.minutes, tuple(args.size))
+        make_screenshot(args.out, args.minutes, tuple(args.size), args.model)
         return
     from pyvirtualdisplay import Display
 
     with Display(visible=False, size=(args.size[0] + 100, args.size[1] + 100)):
-        make_screenshot(args.out, args.minutes, tuple(args.size))
+        make_screenshot(args.out, args.minutes, tuple(args.size), args.model)
 
 
 if __name__ == "__main__":

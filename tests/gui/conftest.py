@@ -142,7 +142,7 @@ def sample_session(shared_sample_session):
     for role in ("raw", "target", "prediction", "residual"):
         view.set_clim(role, None)
     view.set_cursor((64, 64, 16))
-    built.window.actions["show_residual"].setChecked(False)
+    built.window.action_map["show_residual"].setChecked(False)
     built.dialogs.errors.clear()
     return built
 

@@ -11,8 +11,9 @@ pytestmark = pytest.mark.gui
 
 def test_load_model_then_denoise_with_uncertainty(qtbot, sample_session, tiny_model, monkeypatch):
     window, document = sample_session.window, sample_session.document
+    sample_session.controller.detect_device()  # beside the exclusive jobs below; it imports TensorFlow too
     monkeypatch.setattr("voxelstudio.gui.dialogs.get_open_path", lambda *args: str(tiny_model))
-    window.actions["load_model"].trigger()
+    window.action_map["load_model"].trigger()
     wait_idle(qtbot, sample_session, timeout=120_000)
     assert document.model_path == tiny_model
     assert window.denoise_panel.model_label.text() == "Model: tiny.keras"
@@ -32,6 +33,11 @@ def test_load_model_then_denoise_with_uncertainty(qtbot, sample_session, tiny_mo
     assert sample_session.controller.provenance["prediction"]  # what the denoiser recorded, for export
     assert "PSNR (dB)" in window.metrics_panel.values()
 
+    qtbot.waitUntil(lambda: not window.device_label.text().endswith("checking…"), timeout=120_000)
+    assert window.device_label.text().startswith("device: ") and (
+        "CPU" in window.device_label.text() or "GPU" in window.device_label.text()
+    )
+
     assert window.denoise_panel.uncertainty_button.isEnabled()
     window.denoise_panel.uncertainty_button.click()
     window.viewports.flush()
@@ -48,13 +54,13 @@ def test_a_broken_model_file_is_reported_and_not_used(qtbot, sample_session, tmp
     _title, message, details = sample_session.dialogs.errors[-1]
     assert "broken.keras" in message and "\n" not in message
     assert "Traceback" in details
-    assert sample_session.window.actions["denoise"].isEnabled()
+    assert sample_session.window.action_map["denoise"].isEnabled()
 
 
 def test_save_model_copies_the_current_model(qtbot, sample_session, tiny_model, tmp_path, monkeypatch):
     sample_session.document.set_model_path(tiny_model)
     destination = tmp_path / "kept.keras"
     monkeypatch.setattr("voxelstudio.gui.dialogs.get_save_path", lambda *args: str(destination))
-    sample_session.window.actions["save_model"].trigger()
+    sample_session.window.action_map["save_model"].trigger()
     wait_idle(qtbot, sample_session)
     assert destination.read_bytes() == tiny_model.read_bytes()

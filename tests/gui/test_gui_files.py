@@ -47,7 +47,7 @@ def test_corrupt_file_shows_an_error_and_the_app_stays_usable(qtbot, session, tm
     assert "broken.mat" in title + message and "\n" not in message
     assert details  # the traceback sits behind "Show Details..."
     assert session.document.volume("raw") is None
-    assert session.window.actions["open"].isEnabled() and not session.controller.busy
+    assert session.window.action_map["open"].isEnabled() and not session.controller.busy
     good = tmp_path / "good.npy"
     np.save(good, _cube(3))
     session.commands.open_path(good, "raw")
@@ -86,8 +86,8 @@ def test_export_through_the_menu_uses_the_chosen_path(qtbot, session, tmp_path, 
     session.document.set_volume("raw", Volume(_cube(5), name="raw"))
     target = tmp_path / "chosen.npy"
     monkeypatch.setattr("voxelstudio.gui.dialogs.get_save_path", lambda *args: str(target))
-    assert session.window.actions["export_raw"].isEnabled()
-    session.window.actions["export_raw"].trigger()
+    assert session.window.action_map["export_raw"].isEnabled()
+    session.window.action_map["export_raw"].trigger()
     wait_idle(qtbot, session)
     np.testing.assert_array_equal(np.load(target), _cube(5))
 
@@ -109,3 +109,17 @@ def test_screenshot_writes_a_png_of_the_panels(qtbot, session, tmp_path):
     assert session.commands.write_screenshot(out)
     image = QImage(str(out))
     assert image.width() > 300 and image.height() > 100
+
+
+def test_recent_files_menu_reopens_a_file(qtbot, session, tmp_path, monkeypatch):
+    path = tmp_path / "again.npy"
+    np.save(path, _cube(8))
+    session.controller.open_volume(path, "raw")
+    wait_idle(qtbot, session)
+    menu = session.window.recent_menu
+    menu.aboutToShow.emit()
+    assert [action.text() for action in menu.actions()] == ["again.npy"]
+    monkeypatch.setattr("voxelstudio.gui.dialogs.ask_role", lambda parent, file: "target")
+    menu.actions()[0].trigger()
+    wait_idle(qtbot, session)
+    np.testing.assert_array_equal(session.document.volume("target").data, _cube(8))

@@ -15,7 +15,7 @@ def test_deconvolution_fills_the_prediction_and_refreshes_metrics(qtbot, sample_
     sample_session.controller.jobs.job_ended.connect(lambda name, outcome: ended.append((name, outcome)))
     window.denoise_panel.iterations.setValue(3)
     window.denoise_panel.deconvolve_button.click()
-    assert sample_session.controller.busy and not window.actions["train"].isEnabled()
+    assert sample_session.controller.busy and not window.action_map["train"].isEnabled()
     with qtbot.waitSignal(document.metrics_changed, timeout=120_000):
         pass
     wait_idle(qtbot, sample_session)
@@ -28,7 +28,7 @@ def test_deconvolution_fills_the_prediction_and_refreshes_metrics(qtbot, sample_
     assert set(table) >= {"PSNR (dB)", "SSIM", "Bead F1", "FWHM axial / lateral"}
     raw_ratio, predicted_ratio, target_ratio = (float(v) for v in table["FWHM axial / lateral"])
     assert target_ratio == pytest.approx(1.0, abs=0.2) and raw_ratio > 1.5 and predicted_ratio > 0
-    assert window.actions["train"].isEnabled() and window.actions["export_prediction"].isEnabled()
+    assert window.action_map["train"].isEnabled() and window.action_map["export_prediction"].isEnabled()
     assert sample_session.controller.provenance["prediction"]["iterations"] == 3
 
 
@@ -40,10 +40,10 @@ def test_stop_ends_a_running_job_and_reenables_the_ui(qtbot, sample_session):
     window.denoise_panel.deconvolve_button.click()
     qtbot.waitUntil(lambda: len(progressed) >= 3, timeout=60_000)
     with qtbot.waitSignal(controller.jobs.job_ended, timeout=30_000) as ended:
-        window.actions["stop"].trigger()
+        window.action_map["stop"].trigger()
     assert ended.args == ["deconvolution", "cancelled"]
     assert not controller.busy and window.denoise_panel.deconvolve_button.isEnabled()
-    assert not window.actions["stop"].isEnabled()
+    assert not window.action_map["stop"].isEnabled()
     assert sample_session.dialogs.errors == []  # a stop the user asked for is not an error
 
 

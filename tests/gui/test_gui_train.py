@@ -32,7 +32,7 @@ def test_train_reports_progress_previews_and_saves_a_model(qtbot, sample_session
     )
     with qtbot.waitSignal(controller.model_trained, timeout=60_000) as trained:
         panel.train_button.click()
-        assert controller.busy and not window.actions["denoise"].isEnabled()
+        assert controller.busy and not window.action_map["denoise"].isEnabled()
     wait_idle(qtbot, sample_session)
     result = trained.args[0]
     assert result.epochs_run == 2 and result.stopped_reason == "epochs"
@@ -43,7 +43,7 @@ def test_train_reports_progress_previews_and_saves_a_model(qtbot, sample_session
     assert document.volume("prediction").name == "preview, epoch 2"  # the live preview reached the panel
     assert document.volume("prediction").shape == document.volume("raw").shape
     assert "2 epoch(s)" in panel.progress.label.text()
-    assert window.actions["denoise"].isEnabled() and window.actions["save_model"].isEnabled()
+    assert window.action_map["denoise"].isEnabled() and window.action_map["save_model"].isEnabled()
     saved = sample_session.settings.value("training/config")
     assert '"filters": 2' in saved  # this run's settings are next session's defaults
 
@@ -72,6 +72,6 @@ def test_stop_ends_training_within_an_epoch_and_keeps_the_best_model(qtbot, samp
 def test_invalid_training_setup_is_reported_not_started(qtbot, sample_session, monkeypatch):
     window = sample_session.window
     monkeypatch.setattr(type(window.train_panel), "config", lambda self: (_ for _ in ()).throw(ValueError("bad")))
-    window.actions["train"].trigger()
+    window.action_map["train"].trigger()
     assert not sample_session.controller.busy
     assert sample_session.dialogs.errors[0][1] == "bad"

@@ -52,7 +52,7 @@ def test_residual_panel_shows_prediction_minus_target(sample_session):
     document, window = sample_session.document, sample_session.window
     target = document.volume("target")
     document.set_volume("prediction", target.replace(data=target.data + 0.25))
-    window.actions["show_residual"].trigger()
+    window.action_map["show_residual"].trigger()
     window.viewports.flush()
     extra = window.viewports.panels["extra"]
     assert extra.isVisible() and "Residual" in extra.title.text()

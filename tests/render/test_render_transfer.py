@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from voxelstudio.render import OpacityCurve, auto_clim, histogram, symmetric_clim, union_clim
+from voxelstudio.render import OpacityCurve, auto_clim, histogram, symmetric_clim
 
 
 def test_auto_clim_ignores_outliers_and_nans():
@@ -22,8 +22,7 @@ def test_auto_clim_of_constant_or_empty_data_is_a_valid_range():
     assert auto_clim(np.full(4, np.nan, np.float32)) == (0.0, 1.0)
 
 
-def test_union_and_symmetric_clim():
-    assert union_clim([(0.0, 1.0), (-0.5, 0.5), (0.2, 3.0)]) == (-0.5, 3.0)
+def test_symmetric_clim():
     low, high = symmetric_clim(np.array([-2.0, 1.0, 0.5], np.float32), p_high=100.0)
     assert (low, high) == (-2.0, 2.0)
     assert symmetric_clim(np.zeros(5, np.float32)) == (-1.0, 1.0)

@@ -69,8 +69,8 @@ class Commands(QObject):
             "about": self.about,
         }
         for key, handler in handlers.items():
-            w.actions[key].triggered.connect(lambda _checked=False, h=handler: h())
-        w.actions["show_residual"].toggled.connect(
+            w.action_map[key].triggered.connect(lambda _checked=False, h=handler: h())
+        w.action_map["show_residual"].toggled.connect(
             lambda on: self.view.update(extra_panel="residual" if on else "none")
         )
         w.recent_menu.aboutToShow.connect(self._fill_recent_menu)
@@ -110,7 +110,7 @@ class Commands(QObject):
         conditions = set(self.document.volumes()) | {"idle" if idle else "busy"}
         if self.document.model_path is not None:
             conditions.add("model")
-        update_enabled(self.window.actions, conditions)
+        update_enabled(self.window.action_map, conditions)
         has_raw, has_pair = "raw" in conditions, {"prediction", "target"} <= conditions
         self.window.train_panel.set_idle(idle and has_raw and "target" in conditions)
         self.window.denoise_panel.set_idle(idle, has_raw)

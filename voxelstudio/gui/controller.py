@@ -82,6 +82,7 @@ class Controller(QObject):
         def loaded(volumes: dict[str, Volume]) -> None:
             for role, volume in volumes.items():
                 self._set_loaded(role, volume)
+                remember_file(self.settings, paths[role])
 
         return self.jobs.start("loading", load, loaded)
 

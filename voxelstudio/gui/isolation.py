@@ -6,7 +6,10 @@ in one process, whichever loads second crashes the process in LLVM's static init
 TensorFlow (training, denoising, the device probe, model checks) runs in a child process. It also means a crash or an
 out-of-memory kill inside a job cannot take the window down, and the GUI thread never waits on TensorFlow's GIL.
 
-This module is Qt-free: the child imports it (and the task) but never Qt or VTK.
+This module is Qt-free: the child imports it (and the task) but never Qt or VTK. Children are started with
+multiprocessing's "spawn" method, so, as for any multiprocessing program, a script that opens the VoxelStudio window
+itself must keep its top-level code under ``if __name__ == "__main__":`` (``voxelstudio`` and ``python -m
+voxelstudio`` already do).
 """
 
 from __future__ import annotations

@@ -58,15 +58,15 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.resize(1500, 950)
 
-        self.actions = build_actions(self)
-        self.menus = populate_menus(self.menuBar(), self.actions)
+        self.action_map = build_actions(self)  # by ActionSpec key (QWidget.actions() keeps its meaning)
+        self.menus = populate_menus(self.menuBar(), self.action_map)
         self.recent_menu = QMenu("Open &Recent", self)
         self.recent_menu.setObjectName("recent_menu")
         self.menus["File"].insertMenu(self.menus["File/Export"].menuAction(), self.recent_menu)
         toolbar = QToolBar("Main", self)
         toolbar.setObjectName("main_toolbar")
         toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        populate_toolbar(toolbar, self.actions)
+        populate_toolbar(toolbar, self.action_map)
         self.addToolBar(toolbar)
 
         self.viewports = ViewportGrid(document, view, self)

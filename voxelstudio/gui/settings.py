@@ -38,21 +38,3 @@ def recent_files(settings: QSettings) -> list[str]:
     if isinstance(value, str):  # QSettings returns a lone string for a one-item list in INI files
         value = [value]
     return [str(v) for v in (value or [])]
-
-
-def load_dict(settings: QSettings, group: str) -> dict[str, str]:
-    """All keys of ``group`` as strings (typed parsing is up to the caller)."""
-    settings.beginGroup(group)
-    try:
-        return {key: str(settings.value(key)) for key in settings.childKeys()}
-    finally:
-        settings.endGroup()
-
-
-def save_dict(settings: QSettings, group: str, values: dict[str, object]) -> None:
-    settings.beginGroup(group)
-    try:
-        for key, value in values.items():
-            settings.setValue(key, str(value))
-    finally:
-        settings.endGroup()

@@ -90,10 +90,8 @@ class SlicePanel(FigureCanvasQTAgg):
             )
             axes.set_aspect("equal")
             axes.text(0.02, 0.97, plane.upper(), transform=axes.transAxes, color=FOREGROUND, fontsize=7, va="top")
-            self._lines[plane] = (
-                axes.axvline(0, color=CROSSHAIR, lw=0.6, alpha=0.6),
-                axes.axhline(0, color=CROSSHAIR, lw=0.6, alpha=0.6),
-            )
+            line_style = {"color": CROSSHAIR, "lw": 0.6, "alpha": 0.5, "linestyle": (0, (3, 3))}
+            self._lines[plane] = (axes.axvline(0, **line_style), axes.axhline(0, **line_style))
         self._layout_key = (volume.shape, volume.spacing)
 
     def _place_crosshair(self, volume: Volume) -> None:
@@ -138,6 +136,7 @@ class SliceViews(QWidget):
             panel.hovered.connect(self._probe)
             panel.clicked.connect(self.view.set_cursor)
         bar = QHBoxLayout()
+        bar.setContentsMargins(6, 2, 6, 2)
         self.sliders: dict[str, QSlider] = {}
         for name in ("z", "y", "x"):
             slider = QSlider(Qt.Orientation.Horizontal, self)

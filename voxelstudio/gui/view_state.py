@@ -21,6 +21,7 @@ from voxelstudio.render.transfer import Clim
 EXTRA_PANELS = ("none", "residual", "uncertainty")
 COLORMAPS = ("gray", "magma", "inferno", "viridis", "cividis", "hot", "bone")
 DIVERGING_CMAP = "RdBu_r"
+STYLE_SETTINGS = ("mode", "cmap", "opacity", "iso_fraction", "show_scale_bar", "link_contrast", "extra_panel")
 
 
 class ViewState(QObject):
@@ -43,18 +44,10 @@ class ViewState(QObject):
 
     # ------------------------------------------------------------------------------------------------------ style
     def update(self, **changes: Any) -> None:
-        """Set style attributes (mode, cmap, opacity, iso_fraction, show_scale_bar, link_contrast, extra_panel)."""
+        """Set some of :data:`STYLE_SETTINGS`; emits one ``changed``."""
         aspect = "layout" if "extra_panel" in changes else "style"
         for name, value in changes.items():
-            if name not in (
-                "mode",
-                "cmap",
-                "opacity",
-                "iso_fraction",
-                "show_scale_bar",
-                "link_contrast",
-                "extra_panel",
-            ):
+            if name not in STYLE_SETTINGS:
                 raise AttributeError(f"ViewState has no setting {name!r}")
             setattr(self, name, value)
         if "extra_panel" in changes and self.extra_panel not in EXTRA_PANELS:

@@ -36,8 +36,11 @@ AFFECTED_PANELS = {
 
 
 def describe(volume: Volume) -> str:
-    shape = "×".join(str(n) for n in volume.shape)
-    return f"{volume.name}  ·  {shape}"
+    """Title text: the file (with its folder, since raw and target files often share a name) or the volume's
+    name, and the shape."""
+    source = volume.source
+    label = f"{source.parent.name}/{source.name}" if source is not None and source.parent.name else volume.name
+    return f"{label}  ·  {'×'.join(str(n) for n in volume.shape)}"
 
 
 class VolumePanel(QFrame):
@@ -53,6 +56,7 @@ class VolumePanel(QFrame):
         self.plotter = QtInteractor(self, auto_update=False)
         self.plotter.setAcceptDrops(False)  # drops go to the main window, which knows volumes
         self.plotter.set_background(BACKGROUND)
+        self.plotter.add_axes(line_width=2, color=FOREGROUND, xlabel="x", ylabel="y", zlabel="z")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.setSpacing(2)

@@ -6,7 +6,7 @@ Call these on the thread that owns the plotter (the GUI thread in the app).
 from voxelstudio.render.grid import SCALARS, nice_length, to_image_data, vtk_spacing, world_point
 from voxelstudio.render.scene import MODE_LABELS, RENDER_MODES, SceneStyle, draw_scene, reset_view
 from voxelstudio.render.slices import PLANES, centre_index, clamp_index, orthogonal_slices, plane_extents, voxel_at
-from voxelstudio.render.transfer import OpacityCurve, auto_clim, histogram, symmetric_clim, union_clim
+from voxelstudio.render.transfer import OpacityCurve, auto_clim, histogram, symmetric_clim
 
 __all__ = [
     "MODE_LABELS",
@@ -26,7 +26,6 @@ __all__ = [
     "reset_view",
     "symmetric_clim",
     "to_image_data",
-    "union_clim",
     "voxel_at",
     "vtk_spacing",
     "world_point",

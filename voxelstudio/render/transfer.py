@@ -6,7 +6,6 @@ volume's own min and max, which makes panels incomparable. Every view therefore 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,12 +25,6 @@ def auto_clim(data: np.ndarray, p_low: float = 0.1, p_high: float = 99.95) -> Cl
     if high <= low:
         high = low + 1.0
     return (low, high)
-
-
-def union_clim(clims: Iterable[Clim]) -> Clim:
-    """Limits that cover every given range (shared contrast across panels)."""
-    lows, highs = zip(*clims, strict=True)
-    return (min(lows), max(highs))
 
 
 def symmetric_clim(data: np.ndarray, p_high: float = 99.9) -> Clim:
