@@ -272,7 +272,7 @@ class Controller(QObject):
         path = Path(path)
 
         def copy(report, cancel) -> Path:
-            from voxelstudio.io.atomic import write_atomically
+            from voxelstudio.core.atomic import write_atomically
 
             return write_atomically(path, lambda temporary: shutil.copyfile(source, temporary), overwrite=True)
 

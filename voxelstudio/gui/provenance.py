@@ -37,7 +37,7 @@ def export_provenance(
 
 def write_json_atomically(path: Path, data: Mapping[str, Any]) -> Path:
     """Write ``data`` as JSON through a temporary file and a rename (no partial file on failure)."""
-    from voxelstudio.io.atomic import write_atomically
+    from voxelstudio.core.atomic import write_atomically
 
     text = json.dumps(data, indent=2, default=str)
     return write_atomically(path, lambda temporary: temporary.write_text(text, encoding="utf-8"), overwrite=True)

@@ -16,9 +16,9 @@ from types import ModuleType
 
 import numpy as np
 
+from voxelstudio.core.atomic import write_atomically
 from voxelstudio.core.errors import VolumeReadError, VolumeWriteError
 from voxelstudio.core.volume import Spacing, Volume
-from voxelstudio.io.atomic import write_atomically
 from voxelstudio.io.variables import (
     DEFAULT_VARIABLE,
     VariableInfo,

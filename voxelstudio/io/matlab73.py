@@ -7,6 +7,10 @@ writing transposes forward and tags the dataset with ``MATLAB_class`` as MATLAB 
 
 from __future__ import annotations
 
+import errno
+import io
+import os
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,11 +20,13 @@ import h5py
 import numpy as np
 
 from voxelstudio.core.errors import VolumeReadError
-from voxelstudio.io.variables import VariableInfo
+from voxelstudio.io.variables import VariableInfo, format_bytes
 
 HEADER_PREFIX = b"MATLAB 7.3 MAT-file"
 USERBLOCK_BYTES = 512
 _HEADER_TEXT_BYTES = 116
+IN_MEMORY_MAX_BYTES = 256 << 20
+"""Arrays up to this size are written through an in-memory HDF5 image (see :func:`write`)."""
 _HEADER_MAGIC = b"\x00" * 8 + b"\x00\x02IM"  # no subsystem data, version 0x0200, little-endian marker
 
 _MATLAB_CLASS_OF_DTYPE = {
@@ -125,8 +131,36 @@ def read_array(path: Path, name: str) -> np.ndarray:
 
 
 def write(path: Path, variables: dict[str, np.ndarray]) -> None:
-    """Write numeric arrays (MATLAB order) as a MATLAB 7.3 MAT-file that MATLAB's ``load`` reads."""
-    with h5py.File(path, "w", userblock_size=USERBLOCK_BYTES) as file:
+    """Write numeric arrays (MATLAB order) as a MATLAB 7.3 MAT-file that MATLAB's ``load`` reads.
+
+    HDF5 crashes the process (segfault in ``H5Fclose``) when the disk fills up while it writes, so the file is built
+    in memory and written with plain Python I/O (a clean ``OSError``) when the data is at most IN_MEMORY_MAX_BYTES;
+    larger arrays are written directly after checking that the folder has room for them uncompressed.
+    """
+    nbytes = sum(array.nbytes for array in variables.values())
+    if nbytes <= IN_MEMORY_MAX_BYTES:
+        buffer = io.BytesIO()
+        _write_hdf5(buffer, variables)
+        image = buffer.getbuffer()
+        image[: len(matlab_header())] = matlab_header()
+        with open(path, "wb") as handle:
+            handle.write(image)
+        return
+    needed = nbytes + (1 << 20)
+    free = shutil.disk_usage(path.parent).free
+    if free < needed:
+        raise OSError(
+            errno.ENOSPC,
+            f"{os.strerror(errno.ENOSPC)}: needs up to {format_bytes(needed)}, {format_bytes(free)} free",
+        )
+    _write_hdf5(path, variables)
+    with open(path, "r+b") as handle:
+        handle.write(matlab_header())
+
+
+def _write_hdf5(target: Path | io.BytesIO, variables: dict[str, np.ndarray]) -> None:
+    # the temporary file is private to this write (and locked by core.atomic): HDF5's own file lock would clash
+    with h5py.File(target, "w", userblock_size=USERBLOCK_BYTES, locking=False) as file:
         for name, array in variables.items():
             matlab_class = _MATLAB_CLASS_OF_DTYPE[array.dtype.name]
             big = array.size > 1024
@@ -138,5 +172,3 @@ def write(path: Path, variables: dict[str, np.ndarray]) -> None:
                 shuffle=big,
             )
             dataset.attrs["MATLAB_class"] = np.bytes_(matlab_class)
-    with open(path, "r+b") as handle:
-        handle.write(matlab_header())

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import uuid
 import zipfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -21,6 +19,7 @@ from typing import Any
 import keras
 
 import voxelstudio
+from voxelstudio.core.atomic import write_atomically
 from voxelstudio.core.errors import ModelError
 from voxelstudio.core.normalize import PercentileNormalizer
 from voxelstudio.ml import blocks, losses  # noqa: F401  (registers the custom layers and losses for loading)
@@ -76,17 +75,19 @@ def save_model(
 
 
 def write_keras_with_metadata(model: keras.Model, path: Path, metadata_json: str) -> Path:
-    """Save ``model`` to ``path`` atomically with ``metadata_json`` as an extra member of the .keras zip."""
+    """Save ``model`` to ``path`` atomically with ``metadata_json`` as an extra member of the .keras zip.
+
+    The temporary file keeps the ``.keras`` suffix Keras insists on; one left by a killed process is removed by the
+    next save of the same file (see :mod:`voxelstudio.core.atomic`).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.tmp.keras")  # Keras insists on the suffix
-    try:
-        keras.saving.save_model(model, tmp)
-        with zipfile.ZipFile(tmp, "a") as archive:
+
+    def write(temporary: Path) -> None:
+        keras.saving.save_model(model, temporary)
+        with zipfile.ZipFile(temporary, "a") as archive:
             archive.writestr(METADATA_MEMBER, metadata_json)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+
+    return write_atomically(path, write, overwrite=True)
 
 
 def load_model(path: str | Path, *, trusted: bool = False) -> LoadedModel:
@@ -94,8 +95,8 @@ def load_model(path: str | Path, *, trusted: bool = False) -> LoadedModel:
     path = Path(path)
     if not path.is_file():
         raise ModelError(path, "model file not found")
-    config, metadata = _read_members(path)
-    if not trusted and _contains_lambda(config):
+    config, metadata = read_members(path)
+    if not trusted and contains_lambda(config):
         raise ModelError(path, CODE_MESSAGE)
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=not trusted)
@@ -122,7 +123,7 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def _read_members(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+def read_members(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """Keras' ``config.json`` and our metadata ({} for a plain Keras file) from the zip, checked for damage."""
     try:
         with zipfile.ZipFile(path) as archive:
@@ -139,12 +140,12 @@ def _read_members(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return config, metadata
 
 
-def _contains_lambda(node: Any) -> bool:
+def contains_lambda(node: Any) -> bool:
     """True when a Keras config tree contains a Lambda layer (arbitrary Python code)."""
     if isinstance(node, dict):
-        return node.get("class_name") == "Lambda" or any(_contains_lambda(v) for v in node.values())
+        return node.get("class_name") == "Lambda" or any(contains_lambda(v) for v in node.values())
     if isinstance(node, list):
-        return any(_contains_lambda(v) for v in node)
+        return any(contains_lambda(v) for v in node)
     return False
 
 

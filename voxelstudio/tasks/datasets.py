@@ -187,9 +187,9 @@ def write_shapes_dataset(
 ) -> list[Path]:
     """Write the procedural 10-class shapes as OUTDIR/<class>/<class>_NNNN.<fmt>: uint8 .npy, or .mat with the
     occupancy in variable ``voxel``. Returns the written paths."""
+    from voxelstudio.core.atomic import write_atomically
     from voxelstudio.core.volume import Volume
     from voxelstudio.io import save_volume
-    from voxelstudio.io.atomic import write_atomically
     from voxelstudio.sim.shapes import SHAPE_CLASSES, generate_shapes
 
     if fmt not in SHAPE_FORMATS:

@@ -12,12 +12,12 @@ from typing import Any
 import psutil
 
 from voxelstudio import __version__
+from voxelstudio.core.atomic import write_atomically
 from voxelstudio.core.errors import ModelError, VolumeWriteError, VoxelStudioError
 from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
 from voxelstudio.core.resources import resource_path
 from voxelstudio.core.volume import Volume
 from voxelstudio.io import load_volume, save_volume
-from voxelstudio.io.atomic import write_atomically
 
 DEFAULT_MODEL = ("models", "denoiser_default.keras")
 FORMATS = ("mat", "tif", "npy")

@@ -1,0 +1,154 @@
+"""Atomic file writes: write a temporary file beside the target, flush it to disk, then ``os.replace`` it.
+
+Readers never see a half-written volume, and a failed write leaves neither a partial file nor a temporary one.
+A process killed mid-write (``kill -9``, power loss) cannot clean up: its temporary ``.<name>.<8 hex>.tmp<suffix>``
+stays behind, hidden, and is recognised by :func:`is_temporary`. The writer holds an exclusive ``flock`` on its
+temporary file while it writes, so the next write of the same target can tell a dead writer's leftovers (unlocked)
+from a live one's and removes them (:func:`remove_stale_temporaries`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import re
+import secrets
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from voxelstudio.core.errors import VolumeWriteError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks, so leftovers are only recognised, never removed
+    fcntl = None  # type: ignore[assignment]
+
+_TEMPORARY = re.compile(r"\..+\.[0-9a-f]{8}\.tmp(\.[^.]+)?")
+_SHORT_WRITE = re.compile(r"(\d+) requested and (\d+) written")  # numpy's tofile (np.save, tifffile) on a full disk
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
+_FRESH_S = 1.0  # an empty temporary younger than this may belong to a writer that has not locked it yet
+
+
+def _temporary_name(path: Path, token: str) -> str:
+    return f".{path.name}.{token}.tmp{path.suffix}"
+
+
+def is_temporary(path: str | Path) -> bool:
+    """Whether ``path`` is named like a temporary file of :func:`write_atomically` (never a finished output)."""
+    return _TEMPORARY.fullmatch(Path(path).name) is not None
+
+
+def _is_stale(candidate: Path) -> bool:
+    """True (with the file removed) when no live writer holds ``candidate``'s lock."""
+    try:
+        fd = os.open(candidate, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False  # a live writer holds it
+    try:
+        info = os.fstat(fd)
+        if info.st_size == 0 and time.time() - info.st_mtime < _FRESH_S:
+            return False
+        candidate.unlink()
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # also releases the lock
+
+
+def remove_stale_temporaries(path: str | Path) -> list[Path]:
+    """Remove the temporaries that killed writers of ``path`` left beside it; returns what was removed."""
+    path = Path(path)
+    if fcntl is None or not path.parent.is_dir():
+        return []
+    pattern = re.compile(re.escape(f".{path.name}.") + r"[0-9a-f]{8}" + re.escape(f".tmp{path.suffix}"))
+    try:
+        candidates = [p for p in path.parent.iterdir() if pattern.fullmatch(p.name)]
+    except OSError:
+        return []
+    return [p for p in candidates if _is_stale(p)]
+
+
+def _temporary_sibling(path: Path) -> tuple[Path, int]:
+    """Create an empty, hidden temporary file in ``path``'s folder that keeps ``path``'s suffix (mode from umask).
+
+    Returns the path and an open descriptor holding an exclusive lock on it (until the descriptor is closed).
+    """
+    for _ in range(100):
+        candidate = path.with_name(_temporary_name(path, secrets.token_hex(4)))
+        try:
+            fd = os.open(candidate, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        if fcntl is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return candidate, fd
+    raise FileExistsError(f"could not create a temporary file beside {path}")
+
+
+def _flush_to_disk(path: Path) -> None:
+    with open(path, "rb+") as handle:
+        os.fsync(handle.fileno())
+
+
+def _problem(exc: BaseException, folder: Path) -> str:
+    text = str(exc)
+    if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+        detail = exc.strerror if exc.strerror and exc.strerror.startswith(os.strerror(exc.errno)) else None
+        return f"could not write the file ({detail or os.strerror(exc.errno)})"
+    short = _SHORT_WRITE.search(text) if isinstance(exc, OSError) else None
+    if short is not None:
+        requested, written = int(short.group(1)), int(short.group(2))
+        with contextlib.suppress(OSError):
+            if shutil.disk_usage(folder).free < requested - written:
+                return f"could not write the file ({os.strerror(errno.ENOSPC)})"
+        return f"could not write the file (the write stopped after {written} of {requested} bytes)"
+    if "No space left on device" in text:
+        return f"could not write the file ({os.strerror(errno.ENOSPC)})"
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"could not write the file ({exc.strerror})"
+    return f"could not write the file ({type(exc).__name__}: {exc})"
+
+
+def write_atomically(path: Path, write: Callable[[Path], None], *, overwrite: bool = False) -> Path:
+    """Call ``write(temporary_path)`` and move the result onto ``path``.
+
+    Raises :class:`VolumeWriteError` naming ``path`` when it exists and ``overwrite`` is false, when its folder is
+    missing, or when writing fails (the cause is chained; a full disk says "No space left on device"); the temporary
+    file is always removed on failure. Temporaries that killed writers left for ``path`` are removed first.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise VolumeWriteError(path, "is a folder, not a file")
+    if path.exists() and not overwrite:
+        raise VolumeWriteError(path, "already exists; pass overwrite=True (--overwrite) to replace it")
+    if not path.parent.is_dir():
+        raise VolumeWriteError(path, f"folder {path.parent} does not exist")
+    remove_stale_temporaries(path)
+    try:
+        temporary, fd = _temporary_sibling(path)
+    except OSError as exc:
+        raise VolumeWriteError(path, _problem(exc, path.parent)) from exc
+    try:
+        write(temporary)
+        _flush_to_disk(temporary)  # by path: a writer may have replaced the file the descriptor refers to
+        os.replace(temporary, path)
+    except BaseException as exc:
+        problem = _problem(exc, path.parent)  # before the temporary file's space is freed
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        if isinstance(exc, VolumeWriteError) or not isinstance(exc, Exception):
+            raise
+        raise VolumeWriteError(path, problem) from exc
+    finally:
+        os.close(fd)
+    return path
