@@ -153,3 +153,15 @@ def test_rejects_non_3d_input():
     cfg = DenoiserConfig(arch="simple", kernel=(1, 1, 1), n_layers=1)
     with pytest.raises(ValueError, match="3-D"):
         predict_volume(loaded(identity_model(), cfg), np.zeros((4, 4)))
+
+
+def test_per_tile_normalisation_equals_normalising_the_whole_volume_first():
+    cfg = CONFIGS["unet"]
+    keras.utils.set_random_seed(0)
+    model = build_denoiser(cfg)
+    raw = 100 + 50 * np.random.default_rng(2).random((70, 61, 10)).astype(np.float32)
+    normalizer = PercentileNormalizer(out_low=-3.0, out_high=7.0)
+    expected = normalizer.after(whole(model, normalizer.before(raw)))
+    prediction, uncertainty, info = predict_volume(loaded(model, cfg, normalizer), raw, tile_shape=(34, 34, 10))
+    assert uncertainty is None and info["tiles"] >= 4
+    np.testing.assert_allclose(prediction, expected, rtol=1e-5, atol=1e-5)

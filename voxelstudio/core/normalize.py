@@ -38,13 +38,18 @@ class PercentileNormalizer:
     def before(self, x: np.ndarray, value_range: tuple[float, float] | None = None) -> np.ndarray:
         """Map ``x`` to float32 with its low percentile at 0 and its high percentile at 1."""
         lo, hi = self.input_range(x) if value_range is None else value_range
-        return ((np.asarray(x, dtype=np.float32) - lo) / max(hi - lo, _EPS)).astype(np.float32, copy=False)
+        y = np.array(x, dtype=np.float32)  # one copy, then in place: volumes can be GBs
+        y -= np.float32(lo)
+        y /= np.float32(max(hi - lo, _EPS))
+        return y
 
-    def after(self, y: np.ndarray) -> np.ndarray:
-        """Map a network output from [0, 1] back to the target's units."""
-        return (np.asarray(y, dtype=np.float32) * (self.out_high - self.out_low) + self.out_low).astype(
-            np.float32, copy=False
-        )
+    def after(self, y: np.ndarray, *, copy: bool = True) -> np.ndarray:
+        """Map a network output from [0, 1] back to the target's units (in place when ``copy`` is False and ``y``
+        is a float32 array)."""
+        y = np.array(y, dtype=np.float32, copy=copy or None)
+        y *= np.float32(self.out_high - self.out_low)
+        y += np.float32(self.out_low)
+        return y
 
     def target_to_unit(self, y: np.ndarray) -> np.ndarray:
         """Map a training target into the [0, 1] range the network learns (the inverse of ``after``)."""

@@ -171,4 +171,6 @@ def pad_to_multiple(
         extra = (-x.shape[axis]) % m
         pad_width[axis] = (extra // 2, extra - extra // 2)
         crop[axis] = slice(extra // 2, extra // 2 + x.shape[axis])
+    if all(before == after == 0 for before, after in pad_width):
+        return x, tuple(crop)  # no copy: volumes can be GBs
     return np.pad(x, pad_width, mode=mode), tuple(crop)

@@ -26,8 +26,9 @@ from voxelstudio.ml.tiling import choose_tile_shape, estimate_memory, halve_tile
 Shape3 = tuple[int, int, int]
 BLEND = 8
 """Width of the smooth blending band between the discarded margins of two neighbouring tiles."""
-MAX_TILE_BYTES = 4 << 30
-"""Tile memory budget cap (the automatic budget is a quarter of the available RAM, at most this)."""
+MAX_TILE_BYTES = 1 << 30
+"""Tile memory budget cap (the automatic budget is a quarter of the available RAM, at most this). Larger tiles
+are no faster on a CPU and a GPU rarely has more to spare; a 1024x1024x128 volume then stays within 3 GB."""
 TTA_TRANSFORMS: tuple[tuple[int, bool], ...] = tuple((turns, flip) for flip in (False, True) for turns in range(4))
 """Test-time augmentation: (quarter turns in the y-x plane, flip along z); each is inverted exactly."""
 
@@ -106,8 +107,9 @@ def plan_prediction(
         sizes = zip(tile_shape, minimum, multiple, padded, strict=True)
         tile = tuple(min(_round_up(max(int(t), lo), m), p) for t, lo, m, p in sizes)
     voxels = math.prod(padded)
-    # input copy, normalised + padded input, float32 output and blending temporaries; TTA adds mean, M2, rotated input
-    host = voxels * 4 * (4 + (3 if tta else 0))
+    # a padded copy of the input (when padding is needed) and the float32 output; TTA adds the normalised and the
+    # rotated input, the de-normalised prediction, its difference to the running mean, the mean and M2
+    host = voxels * 4 * (2 + (6 if tta else 0))
     return PredictionPlan(padded, tile, overlap, margin, multiple, estimate_memory(tile, cfg), host)  # type: ignore[arg-type]
 
 
@@ -121,6 +123,20 @@ def model_predict_fn(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
     return predict
 
 
+def normalized_predict_fn(
+    model: keras.Model, normalizer: Any, value_range: tuple[float, float]
+) -> Callable[[np.ndarray], np.ndarray]:
+    """A tile function that normalises a raw tile with the whole volume's ``value_range``, runs the network and maps
+    the output back to the target's units. Both maps are affine and the blending weights sum to one, so this equals
+    normalising the whole volume first, without a normalised copy of it in memory."""
+    network = model_predict_fn(model)
+
+    def predict(tile: np.ndarray) -> np.ndarray:
+        return normalizer.after(network(normalizer.before(tile, value_range)), copy=False)
+
+    return predict
+
+
 def predict_unit(
     model: keras.Model,
     cfg: DenoiserConfig,
@@ -130,9 +146,11 @@ def predict_unit(
     report: ReportFn = null_report,
     cancel: CancelToken | None = None,
     turns: int = 0,
+    tile_fn: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, PredictionPlan, int]:
     """Network output for a normalised volume ``x`` (already transformed), retrying with smaller tiles on OOM.
 
+    ``tile_fn`` replaces the plain network call per tile (see :func:`normalized_predict_fn`).
     Returns the prediction, the plan actually used, and the number of out-of-memory retries.
     """
     padded, crop = pad_to_multiple(x, plan.multiple)
@@ -142,7 +160,7 @@ def predict_unit(
         tile = (plan.tile_shape[1], plan.tile_shape[0], plan.tile_shape[2]) if swap else plan.tile_shape
         try:
             out = predict_tiled(
-                model_predict_fn(model),
+                tile_fn or model_predict_fn(model),
                 padded,
                 tile_shape=tile,
                 overlap=plan.overlap,
@@ -180,11 +198,17 @@ def predict_volume(
         raise ValueError(f"expected a 3-D volume (H, W, Z), got shape {array.shape}")
     cfg: DenoiserConfig = loaded.train_config.model
     normalizer = loaded.normalizer
-    x = normalizer.before(array)
     plan = plan_prediction(cfg, array.shape, tile_shape=tile_shape, tta=tta)
-    transforms = TTA_TRANSFORMS if tta else ((0, False),)
+    if not tta:  # the common case: input and output are the only whole volumes in memory
+        tile_fn = normalized_predict_fn(loaded.model, normalizer, normalizer.input_range(array))
+        out, plan, retries = predict_unit(
+            loaded.model, cfg, array, plan=plan, report=report, cancel=cancel, tile_fn=tile_fn
+        )
+        return out, None, _tiling_info(plan, tta=False, transforms=1, retries=retries)
+    x = normalizer.before(array)
+    transforms = TTA_TRANSFORMS
     mean = np.zeros(array.shape, dtype=np.float32)
-    m2 = np.zeros(array.shape, dtype=np.float32) if tta else None
+    m2 = np.zeros(array.shape, dtype=np.float32)
     retries = 0
     for index, (turns, flip) in enumerate(transforms):
 
@@ -204,11 +228,14 @@ def predict_volume(
         prediction = normalizer.after(inverse_transform(out, turns, flip))
         delta = prediction - mean
         mean += delta / (index + 1)
-        if m2 is not None:
-            m2 += delta * (prediction - mean)
+        m2 += delta * (prediction - mean)
+    uncertainty = np.sqrt(np.maximum(m2 / len(transforms), 0.0)).astype(np.float32)
+    return mean, uncertainty, _tiling_info(plan, tta=True, transforms=len(transforms), retries=retries)
+
+
+def _tiling_info(plan: PredictionPlan, *, tta: bool, transforms: int, retries: int) -> dict[str, Any]:
     n_tiles = len(plan_tiles(plan.padded_shape, plan.tile_shape, plan.overlap, multiple=plan.multiple))
-    uncertainty = None if m2 is None else np.sqrt(np.maximum(m2 / len(transforms), 0.0)).astype(np.float32)
-    info = {
+    return {
         "tile_shape": list(plan.tile_shape),
         "overlap": list(plan.overlap),
         "margin": list(plan.margin),
@@ -216,10 +243,9 @@ def predict_volume(
         "padded_shape": list(plan.padded_shape),
         "tiles": n_tiles,
         "tta": tta,
-        "transforms": len(transforms),
+        "transforms": transforms,
         "oom_retries": retries,
     }
-    return mean, uncertainty, info
 
 
 def runtime_info() -> dict[str, Any]:
