@@ -26,6 +26,8 @@ COMMAND_MODULES = (
 )
 
 EXIT_USAGE = 2
+TENSORFLOW_COMMANDS = frozenset({"train-denoiser", "denoise", "train-classifier", "evaluate-classifier", "classify"})
+"""Commands that start TensorFlow: it is started first with its native start-up lines filtered from stderr."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,6 +64,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args([*argv, "gui"])
     if not args.debug:  # reader libraries warn about damaged files; the one-line error already says it
         warnings.filterwarnings("ignore", module=r"(scipy|h5py|tifffile|numpy)(\.|$)")
+    if args.command in TENSORFLOW_COMMANDS and not args.debug:
+        from voxelstudio.ml.quiet_start import start_tensorflow_quietly
+
+        start_tensorflow_quietly()
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -146,6 +146,9 @@ def _child_main(function: Callable[..., Any], kwargs: dict[str, Any], messages, 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with contextlib.suppress(OSError):
         os.nice(CHILD_NICENESS)  # the window stays responsive while the job uses every core
+    from voxelstudio.ml.quiet_start import start_tensorflow_quietly
+
+    start_tensorflow_quietly()  # every isolated job uses TensorFlow; its start-up lines are not errors
     token = CancelToken()
     threading.Thread(target=_watch_stop_flag, args=(stop, token), daemon=True).start()
     try:
