@@ -21,9 +21,11 @@ from voxelstudio.core.volume import Volume
 from voxelstudio.tasks.classify import (
     classification_report,
     classify_volumes,
+    classify_with_heatmap,
     default_classifier_path,
     evaluate_classifier,
     train_classifier,
+    train_classifier_folder,
 )
 from voxelstudio.tasks.datasets import (
     fit_grid,
@@ -222,3 +224,35 @@ def test_bundled_model_classifies_the_bundled_shapes() -> None:
     report = evaluate_classifier(resource_path("shapes"), model_path=model, rotations=1)
     assert len(report["classes"]) == 10 and report["count"] == sum(report["confusion"][0]) * 10
     assert report["accuracy"] >= 0.4  # chance is 0.1; the samples (seed 2024) were not used for training
+
+
+def test_classify_with_heatmap_explains_the_prediction_on_the_volume_grid(trained, shapes_dir: Path) -> None:
+    result, data = trained
+    grid = np.load(shapes_dir / "cube" / "cube_0001.npy")
+    flat = 100.0 + 100.0 * np.kron(grid, np.ones((4, 4, 1), np.float32))  # microscope-like: background 100, fine xy
+    found_all = []
+    for volume in (Volume(grid, name="cube"), Volume(flat, spacing=(0.5, 0.5, 2.0), name="flat")):
+        found = classify_with_heatmap(volume, result.model_path, rotations=4)
+        found_all.append(found)
+        assert found.classes == data.classes and len(found.probabilities) == len(data.classes)
+        assert sum(found.probabilities) == pytest.approx(1.0, abs=1e-5)
+        assert found.predicted == data.classes[int(np.argmax(found.probabilities))] and found.rotations == 4
+        heat = found.heatmap
+        assert heat.shape == volume.shape and heat.spacing == volume.spacing and heat.source is None
+        assert heat.data.min() >= 0.0 and heat.data.max() <= 1.0 + 1e-6 and heat.name == f"for {found.predicted}"
+        assert found.grid.shape == (16, 16, 16) and found.layer == "conv2_lrelu"
+    assert np.mean(found_all[0].grid == found_all[1].grid) > 0.97  # the same object in physical units
+    assert found_all[1].predicted == found_all[0].predicted
+    same = classify_with_heatmap(grid, result.model_path, rotations=1)  # a bare array is accepted too
+    assert same.heatmap.shape == grid.shape and same.rotations == 1
+
+
+def test_train_classifier_folder_loads_then_trains(shapes_dir: Path, tmp_path: Path) -> None:
+    from voxelstudio.ml.classifier_config import ClassifierTrainConfig
+
+    config = ClassifierTrainConfig.for_arch("voxnet", model_overrides={"width": 0.125, "input_shape": (16,) * 3},
+                                            epochs=1, vote_rotations=1)  # fmt: skip
+    messages = []
+    result = train_classifier_folder(shapes_dir, config=config, out=tmp_path / "m.keras", report=messages.append)
+    assert result.model_path == tmp_path / "m.keras" and result.epochs_run == 1
+    assert messages[0].message == "loading" and any("val_accuracy" in m.values for m in messages)

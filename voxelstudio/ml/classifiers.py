@@ -23,9 +23,9 @@ from voxelstudio.ml.blocks import conv_block, normalization
 from voxelstudio.ml.classifier_config import ClassifierConfig, ClassifierTrainConfig
 from voxelstudio.ml.persistence import (
     CODE_MESSAGE,
-    _contains_lambda,
-    _read_members,
+    contains_lambda,
     file_sha256,
+    read_members,
     write_keras_with_metadata,
 )
 from voxelstudio.ml.voxel_augment import vote
@@ -157,11 +157,11 @@ def load_classifier(path: str | Path, *, trusted: bool = False) -> LoadedClassif
     path = Path(path)
     if not path.is_file():
         raise ModelError(path, "model file not found")
-    config, metadata = _read_members(path)
+    config, metadata = read_members(path)
     if metadata.get("format") != FORMAT:
         kind = "a denoiser" if metadata.get("format") == "voxelstudio-denoiser" else "not a VoxelStudio classifier"
         raise ModelError(path, f"{kind}; train one with 'voxelstudio train-classifier'")
-    if not trusted and _contains_lambda(config):
+    if not trusted and contains_lambda(config):
         raise ModelError(path, CODE_MESSAGE)
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=not trusted)

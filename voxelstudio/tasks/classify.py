@@ -196,3 +196,61 @@ def classify_volumes(
             )
         )
     return results
+
+
+@dataclass(frozen=True)
+class VolumeClassification:
+    """Class probabilities of one volume (in ``classes`` order) and the Grad-CAM heat map of the predicted class
+    over the volume's voxels, in [0, 1]. ``grid`` is the occupancy grid the model saw."""
+
+    classes: tuple[str, ...]
+    probabilities: tuple[float, ...]
+    predicted: str
+    heatmap: Volume
+    grid: np.ndarray
+    rotations: int
+    model: str
+    layer: str
+
+
+def classify_with_heatmap(
+    volume: Volume | np.ndarray,
+    model_path: str | Path | None = None,
+    *,
+    rotations: int | None = None,
+    trusted: bool = False,
+) -> VolumeClassification:
+    """Classify any volume (a microscope volume too: see :func:`~voxelstudio.tasks.volume_grid.place_volume`) with
+    rotation voting, and explain the predicted class with Grad-CAM of the unrotated grid."""
+    from voxelstudio.ml.classifiers import predict_probabilities
+    from voxelstudio.ml.gradcam import grad_cam
+    from voxelstudio.tasks.volume_grid import place_volume
+
+    volume = volume if isinstance(volume, Volume) else Volume(np.asarray(volume), name="array")
+    path = Path(model_path or default_classifier_path())
+    loaded = load_trained_classifier(path, trusted=trusted)
+    count = _vote_rotations(loaded, rotations, path)
+    placed = place_volume(volume, loaded.input_shape)
+    probabilities = predict_probabilities(loaded.model, placed.grid[None], rotations=count)[0]
+    predicted = int(np.argmax(probabilities))
+    cam = grad_cam(loaded.model, placed.grid, class_index=predicted)
+    heat = placed.to_volume(cam.heatmap, volume.shape)
+    name = f"for {loaded.classes[predicted]}"
+    heatmap = volume.replace(data=heat, name=name, source=None, metadata={"gradcam": loaded.classes[predicted]})
+    return VolumeClassification(
+        loaded.classes, tuple(float(p) for p in probabilities), loaded.classes[predicted], heatmap, placed.grid,
+        count, str(path), cam.layer,
+    )  # fmt: skip
+
+
+def train_classifier_folder(
+    folder: str | Path,
+    *,
+    config: ClassifierTrainConfig,
+    out: str | Path,
+    report: ReportFn = null_report,
+    cancel: CancelToken | None = None,
+) -> ClassifierTrainResult:
+    """Load the class-per-folder data set at ``config``'s input size, then :func:`train_classifier` on it."""
+    dataset = load_class_folder(folder, grid_shape=config.model.input_shape, report=report, cancel=cancel)
+    return train_classifier(dataset, config=config, out=out, report=report, cancel=cancel)
