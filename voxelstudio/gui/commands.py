@@ -14,6 +14,7 @@ from voxelstudio.gui.actions import update_enabled
 from voxelstudio.gui.controller import Controller
 from voxelstudio.gui.document import Document
 from voxelstudio.gui.main_window import MainWindow
+from voxelstudio.gui.panels import classify as classify_panel
 from voxelstudio.gui.panels.common import show_fraction
 from voxelstudio.gui.settings import last_folder, recent_files
 from voxelstudio.gui.view_state import ViewState
@@ -88,6 +89,7 @@ class Commands(QObject):
         w.metrics_panel.compute_requested.connect(c.evaluate)
         w.view_panel.spacing_requested.connect(c.set_spacing)
         w.view_panel.reset_camera_requested.connect(w.viewports.reset_camera)
+        self._connect_classify_panel()
 
     def _connect_feedback(self) -> None:
         w, c, jobs = self.window, self.controller, self.controller.jobs
@@ -96,6 +98,9 @@ class Commands(QObject):
         c.device_described.connect(lambda text: w.device_label.setText(f"device: {text}"))
         c.training_started.connect(w.train_panel.training_started)
         c.model_trained.connect(w.train_panel.training_result)
+        c.classifier_trained.connect(w.classify_panel.training_result)
+        c.classifier_evaluated.connect(w.classify_panel.show_evaluation)
+        c.volume_classified.connect(w.classify_panel.show_classification)
         jobs.busy_changed.connect(lambda _busy: self.update_actions())
         jobs.job_started.connect(self._job_started)
         jobs.job_progress.connect(self._job_progress)
@@ -116,12 +121,15 @@ class Commands(QObject):
         self.window.denoise_panel.set_idle(idle, has_raw)
         self.window.denoise_panel.set_has_uncertainty("uncertainty" in conditions)
         self.window.metrics_panel.set_enabled_for(idle, has_pair)
+        self.window.classify_panel.set_idle(idle, has_raw, "gradcam" in conditions)
 
     def _job_started(self, name: str) -> None:
         self.window.job_bar.setVisible(name != "device check")
         self.window.job_bar.setRange(0, 0)
         if name in _DENOISE_JOBS:
             self.window.denoise_panel.job_started(name)
+        elif name in classify_panel.JOBS:
+            self.window.classify_panel.job_started(name)
 
     def _job_progress(self, name: str, progress) -> None:
         if progress.fraction is not None:
@@ -130,6 +138,8 @@ class Commands(QObject):
             self.window.train_panel.training_progress(progress)
         elif name in _DENOISE_JOBS:
             self.window.denoise_panel.job_progress(progress)
+        elif name in classify_panel.JOBS:
+            self.window.classify_panel.job_progress(name, progress)
 
     def _job_ended(self, name: str, outcome: str) -> None:
         if not self.controller.busy:
@@ -138,6 +148,8 @@ class Commands(QObject):
             self.window.train_panel.training_ended(outcome)
         elif name in _DENOISE_JOBS:
             self.window.denoise_panel.job_ended(outcome)
+        elif name in classify_panel.JOBS:
+            self.window.classify_panel.job_ended(name, outcome)
 
     def show_job_error(self, error: JobError) -> None:
         dialogs.show_error(self.window, f"{error.job.capitalize()} failed", error.message, error.details)
@@ -222,6 +234,55 @@ class Commands(QObject):
             return
         self.window.tabs.setCurrentWidget(self.window.train_panel)
         self.controller.train(config)
+
+    # ------------------------------------------------------------------------------------------------ classify
+    def _connect_classify_panel(self) -> None:
+        panel, c = self.window.classify_panel, self.controller
+        panel.stop_requested.connect(c.stop)
+        panel.train_requested.connect(self.train_classifier)
+        panel.evaluate_requested.connect(self.evaluate_classifier)
+        panel.classify_requested.connect(lambda: c.classify_volume(panel.model_path, panel.rotations.value()))
+        panel.show_gradcam_requested.connect(self.show_gradcam)
+        panel.choose_folder_requested.connect(self.choose_dataset_folder)
+        panel.choose_model_requested.connect(self.choose_classifier)
+
+    def train_classifier(self) -> None:
+        panel = self.window.classify_panel
+        try:
+            folder, config = panel.dataset_folder(), panel.config()
+        except ValueError as exc:
+            self._fail("classifier training setup", exc)
+            return
+        self.controller.train_classifier(folder, config)
+
+    def evaluate_classifier(self) -> None:
+        panel = self.window.classify_panel
+        try:
+            folder = panel.dataset_folder()
+        except ValueError as exc:
+            self._fail("classifier evaluation", exc)
+            return
+        self.controller.evaluate_classifier(folder, panel.model_path, panel.rotations.value())
+
+    def show_gradcam(self) -> None:
+        """Show the Grad-CAM heat map in the fourth panel, on a fixed 0–1 scale."""
+        self.view.set_clim("gradcam", (0.0, 1.0))
+        self.view.update(extra_panel="gradcam")
+
+    def choose_dataset_folder(self) -> None:
+        panel = self.window.classify_panel
+        folder = dialogs.get_folder(
+            self.window, "Choose a data set folder", panel.folder.text() or last_folder(self.settings)
+        )
+        if folder:
+            panel.folder.setText(folder)
+
+    def choose_classifier(self) -> None:
+        path = dialogs.get_open_path(
+            self.window, "Choose a classifier", last_folder(self.settings), dialogs.MODEL_FILTER
+        )
+        if path:
+            self.window.classify_panel.set_model(path)
 
     def about(self) -> None:
         from voxelstudio import __version__

@@ -32,6 +32,9 @@ class Controller(QObject):
     device_described = Signal(str)
     training_started = Signal(object)  # TrainConfig
     model_trained = Signal(object)  # TrainResult
+    classifier_trained = Signal(object)  # ClassifierTrainResult
+    classifier_evaluated = Signal(object)  # evaluation report dict
+    volume_classified = Signal(object)  # VolumeClassification
 
     def __init__(
         self, document: Document, settings: QSettings, *, runs_dir: Path, parent: QObject | None = None
@@ -277,3 +280,63 @@ class Controller(QObject):
             return write_atomically(path, lambda temporary: shutil.copyfile(source, temporary), overwrite=True)
 
         return self.jobs.start("saving model", copy, lambda written: self.status.emit(f"Saved model to {written}."))
+
+    # ------------------------------------------------------------------------------------------------ classifier
+    def train_classifier(self, folder: str | Path, config: Any) -> Job | None:
+        """Train a voxel classifier on a class-per-folder data set; the result goes to ``classifier_trained``."""
+        run_dir = self.runs_dir / time.strftime("classify-%Y%m%d-%H%M%S")
+        while run_dir.exists():  # two runs within a second
+            run_dir = run_dir.with_name(f"{run_dir.name}+")
+        arguments = {"folder": Path(folder), "config": config, "out": run_dir / "classifier.keras"}
+
+        def train(report, cancel) -> Any:
+            from voxelstudio.tasks.classify import train_classifier_folder
+
+            run_dir.mkdir(parents=True, exist_ok=True)
+            return run_isolated(train_classifier_folder, arguments, report=report, cancel=cancel)
+
+        def trained(result: Any) -> None:
+            self.classifier_trained.emit(result)
+            how = "stopped" if result.stopped_reason == "cancelled" else "finished"
+            saved = "no model was saved" if result.model_path is None else f"best model: {result.model_path}"
+            self.status.emit(f"Classifier training {how} after {result.epochs_run} epoch(s); {saved}.")
+
+        return self.jobs.start("classifier training", train, trained)
+
+    def evaluate_classifier(self, folder: str | Path, model_path: Path | None, rotations: int) -> Job | None:
+        """Accuracy and confusion matrix of a classifier (None: the bundled one) on a data set."""
+        arguments = {"folder": Path(folder), "model_path": model_path, "rotations": rotations}
+
+        def evaluate(report, cancel) -> dict[str, Any]:
+            from voxelstudio.tasks.classify import evaluate_classifier
+
+            return run_isolated(evaluate_classifier, arguments, report=report, cancel=cancel)
+
+        def evaluated(report: dict[str, Any]) -> None:
+            self.classifier_evaluated.emit(report)
+            self.status.emit(f"Classifier accuracy {report['accuracy']:.1%} on {report['count']} grids.")
+
+        return self.jobs.start("classifier evaluation", evaluate, evaluated)
+
+    def classify_volume(self, model_path: Path | None, rotations: int) -> Job | None:
+        """Classify the raw volume; its Grad-CAM heat map becomes the "gradcam" volume."""
+        raw = self.document.volume("raw")
+        if raw is None:
+            self.status.emit("Open a raw volume first.")
+            return None
+
+        def classify(report, cancel) -> Any:
+            from voxelstudio.tasks.classify import classify_with_heatmap
+
+            arguments = {"volume": raw, "model_path": model_path, "rotations": rotations}
+            return run_isolated(classify_with_heatmap, arguments, report=report, cancel=cancel)
+
+        def classified(result: Any) -> None:
+            if self.document.volume("raw") is raw:
+                self.document.set_volume("gradcam", result.heatmap)
+                self.provenance["gradcam"] = {"method": "grad-cam", "model": result.model,
+                                              "class": result.predicted, "layer": result.layer}  # fmt: skip
+            self.volume_classified.emit(result)
+            self.status.emit(f"{raw.name}: most likely {result.predicted} ({max(result.probabilities):.0%}).")
+
+        return self.jobs.start("classification", classify, classified)

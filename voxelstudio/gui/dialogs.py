@@ -112,6 +112,10 @@ def get_open_path(parent: QWidget | None, title: str, folder: str, file_filter: 
     return path or None
 
 
+def get_folder(parent: QWidget | None, title: str, folder: str) -> str | None:
+    return QFileDialog.getExistingDirectory(parent, title, folder) or None
+
+
 def get_save_path(parent: QWidget | None, title: str, suggested: str, file_filter: str) -> str | None:
     """A path to write; the suffix of the chosen filter is added when the user typed none."""
     path, chosen_filter = QFileDialog.getSaveFileName(parent, title, suggested, file_filter)

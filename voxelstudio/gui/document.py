@@ -14,21 +14,23 @@ from PySide6.QtCore import QObject, Signal
 
 from voxelstudio.core.volume import Spacing, Volume
 
-ROLES = ("raw", "target", "prediction", "uncertainty")
+ROLES = ("raw", "target", "prediction", "uncertainty", "gradcam")
 ROLE_LABELS = {
     "raw": "Raw",
     "target": "Target",
     "prediction": "Predicted",
     "uncertainty": "Uncertainty",
+    "gradcam": "Grad-CAM",
     "residual": "Residual (predicted − target)",
 }
-_DERIVED_FROM_RAW = ("prediction", "uncertainty")
+_DERIVED_FROM_RAW = ("prediction", "uncertainty", "gradcam")
+_NOT_MEASURED = ("uncertainty", "gradcam")  # the metrics do not depend on these
 
 
 class Document(QObject):
-    """Raw, target, prediction and uncertainty volumes plus the current model and metrics.
+    """Raw, target, prediction, uncertainty and Grad-CAM volumes plus the current model and metrics.
 
-    Loading a new raw volume drops the prediction and uncertainty made from the old one; any volume change drops
+    Loading a new raw volume drops the prediction, uncertainty and Grad-CAM made from the old one; a volume change drops
     the metrics, which described the old volumes.
     """
 
@@ -59,7 +61,7 @@ class Document(QObject):
                 if self._volumes[derived] is not None:
                     self._volumes[derived] = None
                     self.volume_changed.emit(derived)
-        if role != "uncertainty":
+        if role not in _NOT_MEASURED:
             self.set_metrics({})
 
     def residual(self) -> Volume | None:

@@ -15,6 +15,7 @@ from voxelstudio.gui import dialogs
 from voxelstudio.gui.actions import build_actions, populate_menus, populate_toolbar
 from voxelstudio.gui.controller import Controller
 from voxelstudio.gui.document import Document
+from voxelstudio.gui.panels.classify import ClassifyPanel
 from voxelstudio.gui.panels.denoise import DenoisePanel
 from voxelstudio.gui.panels.metrics import MetricsPanel
 from voxelstudio.gui.panels.train import TrainPanel
@@ -75,6 +76,7 @@ class MainWindow(QMainWindow):
         self.train_panel = TrainPanel(settings, self)
         self.denoise_panel = DenoisePanel(self)
         self.metrics_panel = MetricsPanel(self)
+        self.classify_panel = ClassifyPanel(self)
         self.tabs = QTabWidget(self)
         self.tabs.setObjectName("side_tabs")
         for panel, title in (
@@ -82,6 +84,7 @@ class MainWindow(QMainWindow):
             (self.train_panel, "Train"),
             (self.denoise_panel, "Denoise"),
             (self.metrics_panel, "Metrics"),
+            (self.classify_panel, "Classify"),
         ):
             self.tabs.addTab(panel, title)
         self.tabs.setMinimumWidth(330)

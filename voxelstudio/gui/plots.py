@@ -5,46 +5,47 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from voxelstudio.gui.canvas import QuietCanvas
 from voxelstudio.render import histogram
 
-_FACE = "#1b2026"
-_TEXT = "#c9d1d9"
+FACE = "#1b2026"
+TEXT = "#c9d1d9"
 TRAIN_COLOR = "#4fc3f7"
 VAL_COLOR = "#f0c05a"
 CLIM_COLOR = "#ef6c6c"
 REDRAW_MS = 500
 
 
-def _styled_axes(figure: Figure):
+def styled_axes(figure: Figure):
+    """One dark axes filling ``figure``, in the window's colours."""
     axes = figure.add_subplot(111)
-    axes.set_facecolor(_FACE)
-    axes.tick_params(colors=_TEXT, labelsize=7)
+    axes.set_facecolor(FACE)
+    axes.tick_params(colors=TEXT, labelsize=7)
     for spine in axes.spines.values():
         spine.set_color("#555d66")
     return axes
 
 
-class LossPlot(FigureCanvasQTAgg):
+class LossPlot(QuietCanvas):
     """Training loss per step (on patches) and validation loss per epoch, on a log scale."""
 
     def __init__(self, parent: QWidget | None = None, *, validation_label: str = "validation") -> None:
-        figure = Figure(figsize=(3, 2), facecolor=_FACE)
+        figure = Figure(figsize=(3, 2), facecolor=FACE)
         figure.subplots_adjust(left=0.16, right=0.97, top=0.95, bottom=0.2)
         super().__init__(figure)
         self.setParent(parent)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setMinimumHeight(150)
-        self.axes = _styled_axes(figure)
-        self.axes.set_xlabel("epoch", color=_TEXT, fontsize=8)
+        self.axes = styled_axes(figure)
+        self.axes.set_xlabel("epoch", color=TEXT, fontsize=8)
         self.axes.set_yscale("log")
         (self.train_line,) = self.axes.plot([], [], color=TRAIN_COLOR, lw=1.0, label="training patches")
         (self.val_line,) = self.axes.plot([], [], color=VAL_COLOR, lw=1.5, marker="o", ms=3, label=validation_label)
-        self.axes.legend(loc="upper right", fontsize=7, facecolor=_FACE, labelcolor=_TEXT, edgecolor="#555d66")
+        self.axes.legend(loc="upper right", fontsize=7, facecolor=FACE, labelcolor=TEXT, edgecolor="#555d66")
         self._redraw_timer = QTimer(self, singleShot=True, interval=REDRAW_MS)
         self._redraw_timer.timeout.connect(self._redraw)
         self.clear()
@@ -81,17 +82,17 @@ class LossPlot(FigureCanvasQTAgg):
         self.draw_idle()
 
 
-class HistogramPlot(FigureCanvasQTAgg):
+class HistogramPlot(QuietCanvas):
     """Log-count histogram of a volume with the contrast limits marked."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        figure = Figure(figsize=(3, 1.2), facecolor=_FACE)
+        figure = Figure(figsize=(3, 1.2), facecolor=FACE)
         figure.subplots_adjust(left=0.03, right=0.97, top=0.95, bottom=0.28)
         super().__init__(figure)
         self.setParent(parent)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setFixedHeight(90)
-        self.axes = _styled_axes(figure)
+        self.axes = styled_axes(figure)
         self.axes.set_yticks([])
         self._limits = (self.axes.axvline(0, color=CLIM_COLOR, lw=1), self.axes.axvline(1, color=CLIM_COLOR, lw=1))
         self._bars = None

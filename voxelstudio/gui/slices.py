@@ -1,21 +1,33 @@
 """Synced orthogonal 2-D slice views (XY, with XZ below and YZ to the right) under each 3-D panel.
 
+The views keep their true aspect ratios and are laid out to fill the panel (see
+:func:`~voxelstudio.render.slices.slice_layout`): for a shallow stack XZ gets the full width so the axial elongation
+stays readable.
+
 All views go through the view state's cursor voxel: sliders move it, a click moves it to the clicked voxel, and
 hovering shows the voxel index with the raw, target and predicted values there. Axial (z) elongation shows in XZ.
 """
 
 from __future__ import annotations
 
-from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QSlider, QVBoxLayout, QWidget
 
 from voxelstudio.core.volume import Volume
+from voxelstudio.gui.canvas import QuietCanvas
 from voxelstudio.gui.document import Document
 from voxelstudio.gui.view_state import ViewState
 from voxelstudio.gui.viewports import AFFECTED_PANELS, PANEL_ROLES
-from voxelstudio.render import PLANES, centre_index, clamp_index, orthogonal_slices, plane_extents, voxel_at
+from voxelstudio.render import (
+    PLANES,
+    centre_index,
+    clamp_index,
+    orthogonal_slices,
+    plane_extents,
+    slice_layout,
+    voxel_at,
+)
 from voxelstudio.render.scene import BACKGROUND, FOREGROUND
 
 CROSSHAIR = "#4fc3f7"
@@ -23,7 +35,7 @@ PROBE_ROLES = ("raw", "target", "prediction")
 _AXIS_OF_SLIDER = {"z": 2, "y": 0, "x": 1}
 
 
-class SlicePanel(FigureCanvasQTAgg):
+class SlicePanel(QuietCanvas):
     """XY, XZ and YZ planes of one volume through the cursor, with a crosshair."""
 
     hovered = Signal(object)  # (y, x, z) or None
@@ -42,7 +54,11 @@ class SlicePanel(FigureCanvasQTAgg):
         self.mpl_connect("button_press_event", self._on_press)
         self.mpl_connect("figure_leave_event", lambda _event: self.hovered.emit(None))
 
-    def show_volume(self, volume: Volume | None, index: tuple[int, int, int], cmap: str, clim, hint: str) -> None:
+    def show_volume(
+        self, volume: Volume | None, index: tuple[int, int, int], cmap: str, clim, hint: str, *, now: bool = False
+    ) -> None:
+        """Show the planes of ``volume`` through ``index``. ``now`` draws at once (a new volume: one panel, so the
+        draw does not land in a later paint of the whole window, next to a 3-D render); else on the next turn."""
         self.volume = volume
         if volume is None:
             self._layout_key = None
@@ -60,39 +76,42 @@ class SlicePanel(FigureCanvasQTAgg):
             image.set_cmap(cmap)
             image.set_clim(*clim)
         self._place_crosshair(volume)
-        self.draw_idle()
+        if now and self.isVisible():
+            self.draw()
+        else:
+            self.draw_idle()
 
     def _build(self, volume: Volume) -> None:
-        height, width, depth = volume.shape
-        sy, sx, sz = volume.spacing
         self.figure.clear()
-        grid = self.figure.add_gridspec(
-            2,
-            2,
-            width_ratios=[width * sx, depth * sz],
-            height_ratios=[height * sy, depth * sz],
-            left=0.01,
-            right=0.99,
-            bottom=0.01,
-            top=0.99,
-            wspace=0.03,
-            hspace=0.03,
-        )
-        cells = {"xy": grid[0, 0], "yz": grid[0, 1], "xz": grid[1, 0]}
+        self._axes, self._images, self._lines = {}, {}, {}
         extents = plane_extents(volume.shape, volume.spacing)
         planes = orthogonal_slices(volume.data, self.index)
-        for plane, cell in cells.items():
-            axes = self.figure.add_subplot(cell)
+        for plane in PLANES:
+            axes = self.figure.add_axes((0.0, 0.0, 1.0, 1.0))
             axes.set_axis_off()
             self._axes[plane] = axes
             self._images[plane] = axes.imshow(
                 getattr(planes, plane), extent=extents[plane], interpolation="nearest", origin="upper"
             )
-            axes.set_aspect("equal")
+            axes.set_aspect("auto")  # the rectangles from slice_layout already have the true aspect ratio
             axes.text(0.02, 0.97, plane.upper(), transform=axes.transAxes, color=FOREGROUND, fontsize=7, va="top")
             line_style = {"color": CROSSHAIR, "lw": 0.6, "alpha": 0.5, "linestyle": (0, (3, 3))}
             self._lines[plane] = (axes.axvline(0, **line_style), axes.axhline(0, **line_style))
         self._layout_key = (volume.shape, volume.spacing)
+        self._place_axes()
+
+    def _place_axes(self) -> None:
+        """Fit the three views into the canvas (again after a resize): see :func:`slice_layout`."""
+        if self.volume is None or not self._axes:
+            return
+        width, height = self.figure.bbox.width, self.figure.bbox.height
+        rects = slice_layout(self.volume.shape, self.volume.spacing, (width, height))
+        for plane, (left, bottom, w, h) in rects.items():
+            self._axes[plane].set_position((left / width, bottom / height, w / width, h / height))
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._place_axes()
 
     def _place_crosshair(self, volume: Volume) -> None:
         y, x, z = self.index
@@ -154,7 +173,7 @@ class SliceViews(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(row, 1)
         layout.addLayout(bar)
-        document.volume_changed.connect(lambda role: self.refresh(AFFECTED_PANELS[role]))
+        document.volume_changed.connect(lambda role: self.refresh(AFFECTED_PANELS[role], now=True))
         view.changed.connect(lambda _aspect: self.refresh())
         self.refresh()
 
@@ -163,7 +182,7 @@ class SliceViews(QWidget):
         first = next((volumes[r] for r in ("raw", "target", "prediction") if r in volumes), None)
         return None if first is None else first.shape
 
-    def refresh(self, panel_roles: tuple[str, ...] = PANEL_ROLES) -> None:
+    def refresh(self, panel_roles: tuple[str, ...] = PANEL_ROLES, *, now: bool = False) -> None:
         """Update these panels (and the sliders) from the document and the cursor."""
         shape = self.reference_shape()
         if shape is not None and (self.view.cursor is None or clamp_index(self.view.cursor, shape) != self.view.cursor):
@@ -186,7 +205,7 @@ class SliceViews(QWidget):
             role = self.viewports.role_of(panel_role)
             volume = self.viewports.volume_of(panel_role)
             clim = None if volume is None else self.view.clim_for(role, volume, volumes)
-            panel.show_volume(volume, cursor, self.view.cmap_for(role), clim, "")
+            panel.show_volume(volume, cursor, self.view.cmap_for(role), clim, "", now=now)
 
     def _sync_sliders(self, shape: tuple[int, int, int] | None) -> None:
         cursor = self.view.cursor or (0, 0, 0)

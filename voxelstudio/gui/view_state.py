@@ -1,8 +1,9 @@
 """How volumes are shown: render mode, colours, contrast limits, the cursor voxel and the optional fourth panel.
 
-The 3-D panels and the 2-D slice views both read from one ViewState, so they always agree. Contrast limits are
-explicit per role: raw in its own units; target and prediction (trained to the target's units) share the target's
-limits while ``link_contrast`` is on, so the panels are directly comparable.
+The 3-D panels and the 2-D slice views both read from one ViewState, so they always agree. The render mode is
+global (``mode``: "all panels") unless a panel has its own (``panel_modes``); setting the global mode clears those.
+Contrast limits are explicit per role: raw in its own units; target and prediction (trained to the target's units)
+share the target's limits while ``link_contrast`` is on, so the panels are directly comparable.
 """
 
 from __future__ import annotations
@@ -15,23 +16,34 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from voxelstudio.core.volume import Volume
-from voxelstudio.render import OpacityCurve, SceneStyle, auto_clim, centre_index, clamp_index, symmetric_clim
+from voxelstudio.render import (
+    RENDER_MODES,
+    OpacityCurve,
+    SceneStyle,
+    auto_clim,
+    centre_index,
+    clamp_index,
+    symmetric_clim,
+)
 from voxelstudio.render.transfer import Clim
 
-EXTRA_PANELS = ("none", "residual", "uncertainty")
+EXTRA_PANELS = ("none", "residual", "uncertainty", "gradcam")
 COLORMAPS = ("gray", "magma", "inferno", "viridis", "cividis", "hot", "bone")
 DIVERGING_CMAP = "RdBu_r"
+HEAT_CMAP = "inferno"
 STYLE_SETTINGS = ("mode", "cmap", "opacity", "iso_fraction", "show_scale_bar", "link_contrast", "extra_panel")
 
 
 class ViewState(QObject):
-    """Shared display settings. ``changed(aspect)`` says what changed: "style", "contrast", "cursor" or "layout"."""
+    """Shared display settings. ``changed(aspect)`` says what changed: "style", "contrast", "cursor", "layout", or
+    "mode:<panel>" when only that 3-D panel's render mode changed."""
 
     changed = Signal(str)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.mode = "mip"
+        self.panel_modes: dict[str, str] = {}
         self.cmap = "gray"
         self.opacity = OpacityCurve()
         self.iso_fraction = 0.5
@@ -44,31 +56,58 @@ class ViewState(QObject):
 
     # ------------------------------------------------------------------------------------------------------ style
     def update(self, **changes: Any) -> None:
-        """Set some of :data:`STYLE_SETTINGS`; emits one ``changed``."""
-        aspect = "layout" if "extra_panel" in changes else "style"
+        """Set some of :data:`STYLE_SETTINGS`; emits one ``changed``. A new ``mode`` applies to all panels."""
+        unknown = [name for name in changes if name not in STYLE_SETTINGS]
+        if unknown:
+            raise AttributeError(f"ViewState has no setting {unknown[0]!r}")
+        if "mode" in changes:
+            _check_mode(changes["mode"])
+            self.panel_modes.clear()
+        if "extra_panel" in changes and changes["extra_panel"] not in EXTRA_PANELS:
+            raise ValueError(f"unknown extra panel {changes['extra_panel']!r}")
         for name, value in changes.items():
-            if name not in STYLE_SETTINGS:
-                raise AttributeError(f"ViewState has no setting {name!r}")
             setattr(self, name, value)
-        if "extra_panel" in changes and self.extra_panel not in EXTRA_PANELS:
-            raise ValueError(f"unknown extra panel {self.extra_panel!r}")
-        self.changed.emit(aspect)
+        self.changed.emit("layout" if "extra_panel" in changes else "style")
 
-    def scene_style(self, role: str, volume: Volume, volumes: dict[str, Volume]) -> SceneStyle:
-        """The style for drawing ``volume`` in the ``role`` panel."""
+    def mode_for(self, panel: str) -> str:
+        """The render mode of one 3-D panel: its own, else the global one."""
+        return self.panel_modes.get(panel, self.mode)
+
+    def set_panel_mode(self, panel: str, mode: str | None) -> None:
+        """Give one panel its own render mode (None: follow the global mode); emits ``changed("mode:<panel>")``."""
+        if mode is not None:
+            _check_mode(mode)
+        if mode is None or mode == self.mode:
+            changed = self.panel_modes.pop(panel, None) is not None
+        else:
+            changed = self.panel_modes.get(panel) != mode
+            self.panel_modes[panel] = mode
+        if changed:
+            self.changed.emit(f"mode:{panel}")
+
+    def modes_in_use(self, panels) -> set[str]:
+        """The render modes the given panels use (to enable only the controls that matter)."""
+        return {self.mode_for(panel) for panel in panels}
+
+    def scene_style(
+        self, role: str, volume: Volume, volumes: dict[str, Volume], panel: str | None = None, *, draft: bool = False
+    ) -> SceneStyle:
+        """The style for drawing ``volume`` (the ``role`` data) in ``panel`` (default: the panel named ``role``);
+        ``draft`` for coarse, cheap ray casting of data that is replaced again soon."""
         cursor = clamp_index(self.cursor or centre_index(volume.shape), volume.shape)
         return SceneStyle(
-            mode=self.mode,
+            mode=self.mode_for(panel or role),
             cmap=self.cmap_for(role),
             clim=self.clim_for(role, volume, volumes),
             opacity=self.opacity,
             iso_fraction=self.iso_fraction,
             slice_index=cursor,
             show_scale_bar=self.show_scale_bar,
+            draft=draft,
         )
 
     def cmap_for(self, role: str) -> str:
-        return DIVERGING_CMAP if role == "residual" else self.cmap
+        return {"residual": DIVERGING_CMAP, "gradcam": HEAT_CMAP}.get(role, self.cmap)
 
     # --------------------------------------------------------------------------------------------------- contrast
     def contrast_role(self, role: str) -> str:
@@ -118,3 +157,8 @@ class ViewState(QObject):
     def with_opacity(self, **changes: float) -> None:
         """Change one parameter of the composite-rendering opacity curve."""
         self.update(opacity=dataclasses.replace(self.opacity, **changes))
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in RENDER_MODES:
+        raise ValueError(f"unknown render mode {mode!r}; choose from {', '.join(RENDER_MODES)}")

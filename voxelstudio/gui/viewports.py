@@ -1,30 +1,46 @@
 """Linked 3-D panels (raw, target, predicted, and an optional residual/uncertainty panel).
 
-One ``pyvistaqt.QtInteractor`` per panel, all sharing one vtkCamera: turning one turns all. Panels redraw when the
-document or the view state changes; everything here runs on the GUI thread. Call :meth:`ViewportGrid.close` on
-exit: an interactor destroyed without ``close()`` can crash the process.
+One ``pyvistaqt.QtInteractor`` per panel, all sharing one vtkCamera: turning one turns all. Each panel's title bar
+has a render-mode box (the View tab's mode sets all panels). Panels redraw when the document or the view state
+changes, one panel per turn of the event loop. A new volume of the same shape in the same style (a training preview)
+reuses the panel's actors, and previews are drawn as drafts (coarser ray casting) until training ends. Everything
+here runs on the GUI thread. Call :meth:`ViewportGrid.close` on exit: an interactor destroyed without ``close()``
+can crash the process.
 """
 
 from __future__ import annotations
 
+import weakref
+
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QImage
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QFrame, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 from pyvistaqt import QtInteractor
 
 from voxelstudio.core.volume import Volume
 from voxelstudio.gui.document import ROLE_LABELS, Document
 from voxelstudio.gui.view_state import ViewState
-from voxelstudio.render import draw_scene, reset_view, to_image_data
+from voxelstudio.render import (
+    MODE_LABELS,
+    RENDER_MODES,
+    SceneStyle,
+    can_update,
+    draw_scene,
+    reset_view,
+    to_image_data,
+    update_scene,
+)
 from voxelstudio.render.scene import BACKGROUND, FOREGROUND
 
 PANEL_ROLES = ("raw", "target", "prediction", "extra")
+SHORT_MODE_LABELS = {"mip": "MIP", "composite": "Volume", "isosurface": "Isosurface", "slices": "Slices"}
 PLACEHOLDERS = {
     "raw": "No raw volume\n\nFile > Open Raw…, or drop a file here",
     "target": "No target volume\n\nFile > Open Target…",
-    "prediction": "No prediction yet\n\nTrain a model, or press Denoise",
+    "prediction": "No prediction yet\n\nTrain a model,\nor press Denoise",
     "residual": "The residual needs a prediction\nand a target of the same shape",
     "uncertainty": "Denoise with test-time augmentation\nto see the uncertainty",
+    "gradcam": "Classify the volume (Classify tab)\nto see its Grad-CAM heat map",
 }
 # Which panels show a role's volume, directly or through derived data and linked contrast.
 AFFECTED_PANELS = {
@@ -32,6 +48,7 @@ AFFECTED_PANELS = {
     "target": ("target", "prediction", "extra"),
     "prediction": ("prediction", "extra"),
     "uncertainty": ("extra",),
+    "gradcam": ("extra",),
 }
 
 
@@ -44,7 +61,12 @@ def describe(volume: Volume) -> str:
 
 
 class VolumePanel(QFrame):
-    """A title line over one QtInteractor."""
+    """A title bar (volume name and shape, render-mode box) over one QtInteractor.
+
+    ``mode_chosen(panel_role, mode)`` fires when the user picks a render mode in the title bar.
+    """
+
+    mode_chosen = Signal(str, str)
 
     def __init__(self, panel_role: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -53,18 +75,38 @@ class VolumePanel(QFrame):
         self.title = QLabel(self)
         self.title.setObjectName("panelTitle")
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.mode_box = QComboBox(self)
+        self.mode_box.setObjectName(f"mode_{panel_role}")
+        self.mode_box.setToolTip("Render mode of this panel (View > Render sets all panels)")
+        for mode in RENDER_MODES:
+            self.mode_box.addItem(SHORT_MODE_LABELS[mode], mode)
+            self.mode_box.setItemData(self.mode_box.count() - 1, MODE_LABELS[mode], Qt.ItemDataRole.ToolTipRole)
+        self.mode_box.activated.connect(lambda _index: self.mode_chosen.emit(panel_role, self.mode_box.currentData()))
         self.plotter = QtInteractor(self, auto_update=False)
         self.plotter.setAcceptDrops(False)  # drops go to the main window, which knows volumes
         self.plotter.set_background(BACKGROUND)
         self.plotter.add_axes(line_width=2, color=FOREGROUND, xlabel="x", ylabel="y", zlabel="z")
+        header = QHBoxLayout()
+        header.setContentsMargins(0, 0, 0, 0)
+        header.setSpacing(2)
+        header.addWidget(self.title, 1)
+        header.addWidget(self.mode_box)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.setSpacing(2)
-        layout.addWidget(self.title)
+        layout.addLayout(header)
         layout.addWidget(self.plotter, 1)
         self.volume: Volume | None = None
+        self.style: SceneStyle | None = None  # how the current scene was drawn (None: no scene)
         self._image = None
         self._image_source: Volume | None = None
+        self._scene_geometry: tuple | None = None
+
+    def show_mode(self, mode: str) -> None:
+        """Show ``mode`` in the title bar's box (without emitting ``mode_chosen``)."""
+        self.mode_box.blockSignals(True)
+        self.mode_box.setCurrentIndex(RENDER_MODES.index(mode))
+        self.mode_box.blockSignals(False)
 
     def image(self):
         """The pyvista ImageData of the shown volume (rebuilt only when data or spacing change)."""
@@ -76,12 +118,14 @@ class VolumePanel(QFrame):
         return self._image
 
     def show_volume(self, role: str, volume: Volume | None, style_for) -> None:
-        """Draw ``volume`` (the ``role`` data) with ``style_for(role, volume)``, or a hint when there is none."""
+        """Draw ``volume`` (the ``role`` data) with ``style_for(role, volume)``, or a hint when there is none.
+
+        New data of the same geometry in the same style goes into the existing actors (no rebuild)."""
         self.volume = volume
         label = ROLE_LABELS[role]
         if volume is None:
             self.title.setText(f"<b>{label}</b>")
-            self._image, self._image_source = None, None
+            self._image, self._image_source, self.style, self._scene_geometry = None, None, None, None
             self.plotter.clear_actors()
             self.plotter.add_text(
                 PLACEHOLDERS[role],
@@ -91,9 +135,18 @@ class VolumePanel(QFrame):
                 color=FOREGROUND,
                 name="placeholder",
             )
-        else:
-            self.title.setText(f"<b>{label}</b>&nbsp;&nbsp;{describe(volume)}")
-            draw_scene(self.plotter, self.image(), style_for(role, volume))
+            return
+        self.title.setText(f"<b>{label}</b>&nbsp;&nbsp;{describe(volume)}")
+        image, style = self.image(), style_for(role, volume)
+        geometry = (tuple(image.dimensions), tuple(image.spacing))
+        reusable = geometry == self._scene_geometry and can_update(self.style, style)
+        if not (reusable and update_scene(self.plotter, image, style)):
+            draw_scene(self.plotter, image, style)
+        self.style, self._scene_geometry = style, geometry
+
+    def render_now(self) -> None:
+        """Render once, now. (``plotter.render()`` renders and then schedules a repaint that renders again.)"""
+        self.plotter.repaint()
 
     def close_plotter(self) -> None:
         self.plotter.close()
@@ -116,6 +169,8 @@ class ViewportGrid(QWidget):
         self.panels = {role: VolumePanel(role, self) for role in PANEL_ROLES}
         for panel in self.panels.values():
             layout.addWidget(panel, 1)
+            panel.show_mode(view.mode_for(panel.panel_role))
+            panel.mode_chosen.connect(view.set_panel_mode)
         self.camera = self.panels["raw"].plotter.camera
         for panel in list(self.panels.values())[1:]:
             panel.plotter.renderer.camera = self.camera
@@ -127,9 +182,11 @@ class ViewportGrid(QWidget):
         self._timer.timeout.connect(self._draw_step)
         self.camera.AddObserver("ModifiedEvent", lambda *_: self.request_render(PANEL_ROLES))
         self._bounds: tuple[float, ...] | None = None
+        self._settled: weakref.ref | None = None  # the preview that was current when training ended
         self._closed = False
         self.panels["extra"].setVisible(view.extra_panel != "none")
         document.volume_changed.connect(self._on_volume_changed)
+        document.model_changed.connect(self._on_model_changed)
         view.changed.connect(self._on_view_changed)
         self.refresh()
 
@@ -139,6 +196,14 @@ class ViewportGrid(QWidget):
     def volume_of(self, panel_role: str) -> Volume | None:
         role = self.role_of(panel_role)
         return self.document.residual() if role == "residual" else self.document.volume(role)
+
+    def is_draft(self, role: str) -> bool:
+        """Whether ``role`` data is drawn as a draft: a training preview (replaced every epoch) or data derived from
+        one, until training ends (the document's model changes)."""
+        prediction = self.document.volume("prediction")
+        settled = None if self._settled is None else self._settled()
+        live = prediction is not None and "preview" in prediction.metadata and prediction is not settled
+        return live and role in ("prediction", "residual")
 
     def refresh(self, panel_roles: tuple[str, ...] = PANEL_ROLES) -> None:
         """Mark panels out of date; they are redrawn from the document over the next turns of the event loop."""
@@ -166,7 +231,7 @@ class ViewportGrid(QWidget):
             self._dirty.discard(role)
             panel = self.panels[role]
             if panel.isVisible():
-                panel.plotter.render()
+                panel.render_now()
                 if panel.volume is not None:
                     self.frame_rendered.emit(role)
         if self._stale or self._dirty:
@@ -181,7 +246,7 @@ class ViewportGrid(QWidget):
             volumes["residual"] = residual
 
         def style_for(role: str, volume: Volume):
-            return self.view.scene_style(role, volume, volumes)
+            return self.view.scene_style(role, volume, volumes, panel_role, draft=self.is_draft(role))
 
         self.panels[panel_role].show_volume(self.role_of(panel_role), self.volume_of(panel_role), style_for)
         self._dirty.add(panel_role)
@@ -232,9 +297,21 @@ class ViewportGrid(QWidget):
             self.view.forget_role(role)
         self.refresh(AFFECTED_PANELS[role])
 
+    def _on_model_changed(self, _path) -> None:
+        """Training ended (or a model was loaded): draw the last preview at full quality."""
+        prediction = self.document.volume("prediction")
+        self._settled = None if prediction is None else weakref.ref(prediction)
+        self.refresh(tuple(r for r, p in self.panels.items() if p.style is not None and p.style.draft))
+
     def _on_view_changed(self, aspect: str) -> None:
+        for panel in self.panels.values():
+            panel.show_mode(self.view.mode_for(panel.panel_role))
         if aspect == "layout":
             self.panels["extra"].setVisible(self.view.extra_panel != "none")
             self.refresh(("extra",))
-        elif aspect != "cursor" or self.view.mode == "slices":
+        elif aspect.startswith("mode:"):
+            self.refresh((aspect.removeprefix("mode:"),))
+        elif aspect == "cursor":
+            self.refresh(tuple(r for r in PANEL_ROLES if self.view.mode_for(r) == "slices"))
+        else:
             self.refresh()

@@ -4,8 +4,24 @@ Call these on the thread that owns the plotter (the GUI thread in the app).
 """
 
 from voxelstudio.render.grid import SCALARS, nice_length, to_image_data, vtk_spacing, world_point
-from voxelstudio.render.scene import MODE_LABELS, RENDER_MODES, SceneStyle, draw_scene, reset_view
-from voxelstudio.render.slices import PLANES, centre_index, clamp_index, orthogonal_slices, plane_extents, voxel_at
+from voxelstudio.render.scene import (
+    MODE_LABELS,
+    RENDER_MODES,
+    SceneStyle,
+    can_update,
+    draw_scene,
+    reset_view,
+    update_scene,
+)
+from voxelstudio.render.slices import (
+    PLANES,
+    centre_index,
+    clamp_index,
+    orthogonal_slices,
+    plane_extents,
+    slice_layout,
+    voxel_at,
+)
 from voxelstudio.render.transfer import OpacityCurve, auto_clim, histogram, symmetric_clim
 
 __all__ = [
@@ -16,6 +32,7 @@ __all__ = [
     "OpacityCurve",
     "SceneStyle",
     "auto_clim",
+    "can_update",
     "centre_index",
     "clamp_index",
     "draw_scene",
@@ -24,8 +41,10 @@ __all__ = [
     "orthogonal_slices",
     "plane_extents",
     "reset_view",
+    "slice_layout",
     "symmetric_clim",
     "to_image_data",
+    "update_scene",
     "voxel_at",
     "vtk_spacing",
     "world_point",

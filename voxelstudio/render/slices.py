@@ -68,3 +68,36 @@ def voxel_at(plane: str, u: float, v: float, index_yxz: Sequence[int], spacing: 
     if plane == "yz":
         return (round(v / sy), x, round(u / sz))
     raise ValueError(f"unknown plane {plane!r}; choose from {', '.join(PLANES)}")
+
+
+Rect = tuple[float, float, float, float]
+
+
+def slice_layout(
+    shape: Sequence[int], spacing: Spacing, size_px: tuple[float, float], *, gap: float = 4.0, margin: float = 2.0
+) -> dict[str, Rect]:
+    """Where the XY, XZ and YZ views go in a ``(width, height)`` pixel area: ``(left, bottom, width, height)`` in
+    pixels from the bottom-left, every view at its true aspect ratio and wholly inside the area.
+
+    Two arrangements are weighed. The classic one puts YZ right of XY and XZ under it, all at one scale so the
+    crosshairs line up. When the volume is shallow (a thin XZ strip) XZ may instead span the full width under XY and
+    YZ, at a larger scale of its own; that one is chosen when it makes XZ, where axial elongation shows, at least
+    15 % larger while XY keeps at least 85 % of its size.
+    """
+    height, width, depth = shape
+    sy, sx, sz = spacing
+    w, h, d = width * sx, height * sy, depth * sz  # extents in micrometres
+    area_w, area_h = max(size_px[0] - 2 * margin, 1.0), max(size_px[1] - 2 * margin, 1.0)
+    classic = min((area_w - gap) / (w + d), (area_h - gap) / (h + d))
+    wide_xz = area_w / w
+    top = min((area_w - gap) / (w + d), (area_h - gap - wide_xz * d) / h)
+    if wide_xz >= 1.15 * classic and top >= 0.85 * classic:
+        scale, xz_scale, block_w = top, wide_xz, area_w
+    else:
+        scale, xz_scale, block_w = max(classic, 1e-6), max(classic, 1e-6), max(classic, 1e-6) * (w + d) + gap
+    left = margin + max(area_w - block_w, 0.0) / 2
+    top_edge = margin + area_h
+    xy = (left, top_edge - scale * h, scale * w, scale * h)
+    yz = (left + scale * w + gap, xy[1], scale * d, scale * h)
+    xz = (left, xy[1] - gap - xz_scale * d, xz_scale * w, xz_scale * d)
+    return {"xy": xy, "xz": xz, "yz": yz}

@@ -1,4 +1,5 @@
-"""View settings: render mode, colours, contrast (with histogram), opacity curve, isosurface level, voxel spacing."""
+"""View settings: render mode (all panels), colours, contrast (with histogram), opacity curve, isosurface level,
+voxel spacing. Each 3-D panel's title bar can override the render mode for that panel."""
 
 from __future__ import annotations
 
@@ -42,8 +43,10 @@ class ViewSettingsPanel(QWidget):
         super().__init__(parent)
         self.document, self.view = document, view
         self.mode = QComboBox(objectName="render_mode")
+        self.mode.setToolTip("Render mode of every 3-D panel (each panel's title bar can pick its own)")
         for mode in RENDER_MODES:
             self.mode.addItem(MODE_LABELS[mode], mode)
+        self._shown_limits: tuple[float, float] | None = None
         self.cmap = QComboBox(objectName="colormap")
         self.cmap.addItems(COLORMAPS)
         self.extra = QComboBox(objectName="extra_panel")
@@ -53,7 +56,7 @@ class ViewSettingsPanel(QWidget):
         reset = QPushButton("Reset camera")
         reset.clicked.connect(self.reset_camera_requested)
         display = QFormLayout()
-        display.addRow("Render", self.mode)
+        display.addRow("Render (all)", self.mode)
         display.addRow("Colormap", self.cmap)
         display.addRow("Fourth panel", self.extra)
         display.addRow(self.scale_bar, reset)
@@ -110,7 +113,8 @@ class ViewSettingsPanel(QWidget):
             layout.addWidget(group)
         layout.addStretch(1)
 
-        self.mode.currentIndexChanged.connect(lambda: view.update(mode=self.mode.currentData()))
+        # activated, not currentIndexChanged: picking the shown mode again still resets per-panel modes
+        self.mode.activated.connect(lambda _index: view.update(mode=self.mode.currentData()))
         self.cmap.currentTextChanged.connect(lambda name: view.update(cmap=name))
         self.extra.currentIndexChanged.connect(lambda: view.update(extra_panel=self.extra.currentData()))
         self.scale_bar.toggled.connect(lambda on: view.update(show_scale_bar=on))
@@ -144,9 +148,14 @@ class ViewSettingsPanel(QWidget):
             self.extra.blockSignals(True)
             self.extra.setCurrentIndex(EXTRA_PANELS.index(self.view.extra_panel))
             self.extra.blockSignals(False)
-        self.opacity_start.setEnabled(self.view.mode == "composite")
-        self.opacity_gamma.setEnabled(self.view.mode == "composite")
-        self.iso.setEnabled(self.view.mode == "isosurface")
+        self.mode.blockSignals(True)
+        self.mode.setCurrentIndex(RENDER_MODES.index(self.view.mode))
+        self.mode.blockSignals(False)
+        panels = ("raw", "target", "prediction") + (("extra",) if self.view.extra_panel != "none" else ())
+        in_use = self.view.modes_in_use(panels)
+        self.opacity_start.setEnabled("composite" in in_use)
+        self.opacity_gamma.setEnabled("composite" in in_use)
+        self.iso.setEnabled("isosurface" in in_use)
 
     def _on_volume_changed(self, role: str) -> None:
         shown = self._role()
@@ -170,7 +179,9 @@ class ViewSettingsPanel(QWidget):
         for widget in (self.low, self.high):
             widget.setEnabled(enabled)
         if volume is None:
-            self.histogram.set_data(None)
+            if self._shown_limits is not None or with_histogram:
+                self.histogram.set_data(None)
+            self._shown_limits = None
             return
         volumes = self.document.volumes()
         if self._role() == "residual":
@@ -183,4 +194,6 @@ class ViewSettingsPanel(QWidget):
             box.blockSignals(False)
         if with_histogram:
             self.histogram.set_data(volume.data)
-        self.histogram.set_limits(low, high)
+        if with_histogram or self._shown_limits != (low, high):  # a histogram redraw costs tens of ms
+            self.histogram.set_limits(low, high)
+            self._shown_limits = (low, high)

@@ -1,0 +1,237 @@
+"""Classify panel: train a voxel classifier on a class-per-folder data set (Train/Stop, progress, live accuracy),
+choose a model, classify the shown volume (probability bars, Grad-CAM) and evaluate on a data set (confusion)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from voxelstudio.core.progress import Progress
+from voxelstudio.gui.class_plots import AccuracyPlot, ConfusionPlot, ProbabilityBars
+from voxelstudio.gui.panels.common import ProgressRow, format_duration, format_number
+
+TRAINING_JOB = "classifier training"
+EVALUATION_JOB = "classifier evaluation"
+CLASSIFY_JOB = "classification"
+JOBS = (TRAINING_JOB, EVALUATION_JOB, CLASSIFY_JOB)
+_REASONS = {"epochs": "all epochs done", "time": "time budget reached", "early_stopping": "no more improvement",
+            "cancelled": "stopped"}  # fmt: skip
+
+
+class ClassifyPanel(QWidget):
+    """Emits requests; the controller runs them. ``model_path`` None means the bundled classifier."""
+
+    train_requested = Signal()
+    stop_requested = Signal()
+    classify_requested = Signal()
+    evaluate_requested = Signal()
+    show_gradcam_requested = Signal()
+    choose_folder_requested = Signal()
+    choose_model_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        from voxelstudio.ml.classifier_config import CLASSIFIER_ARCHITECTURES
+
+        self.model_path: Path | None = None
+        self.folder = QLineEdit(objectName="dataset_folder", placeholderText="one sub-folder of grids per class")
+        browse = QPushButton("Choose…")
+        browse.clicked.connect(self.choose_folder_requested)
+        folder_row = QHBoxLayout()
+        folder_row.addWidget(self.folder, 1)
+        folder_row.addWidget(browse)
+        self.arch = QComboBox(objectName="classifier_arch")
+        self.arch.addItems(CLASSIFIER_ARCHITECTURES)
+        self.width = QDoubleSpinBox(objectName="classifier_width", minimum=0.05, maximum=4.0, decimals=3, value=0.25)
+        self.width.setSingleStep(0.125)
+        self.width.setToolTip("Channel multiplier (1 = the paper's network; 0.125–0.25 trains on a CPU)")
+        self.grid = QSpinBox(objectName="classifier_grid", minimum=10, maximum=128, value=32, suffix="³")
+        self.grid.setToolTip("Input grid size; grids of other sizes are resampled")
+        self.epochs = QSpinBox(objectName="classifier_epochs", minimum=1, maximum=10_000, value=30)
+        self.minutes = QDoubleSpinBox(objectName="classifier_minutes", minimum=0.0, maximum=10_000.0, decimals=1)
+        self.minutes.setSpecialValueText("no limit")
+        self.minutes.setSuffix(" min")
+        self.minutes.setValue(5.0)
+        form = QFormLayout()
+        form.addRow("Data set", folder_row)
+        form.addRow("Architecture", self.arch)
+        form.addRow("Width", self.width)
+        form.addRow("Grid", self.grid)
+        form.addRow("Epochs", self.epochs)
+        form.addRow("Time budget", self.minutes)
+        self.train_button = QPushButton("Train", objectName="classifier_train_button")
+        self.train_button.setToolTip("Train a classifier on the data set; the best model becomes the current one")
+        self.train_button.clicked.connect(self.train_requested)
+        self.evaluate_button = QPushButton("Evaluate", objectName="evaluate_button")
+        self.evaluate_button.setToolTip("Accuracy and confusion matrix of the current model on the data set")
+        self.evaluate_button.clicked.connect(self.evaluate_requested)
+        data_buttons = QHBoxLayout()
+        data_buttons.addWidget(self.train_button, 1)
+        data_buttons.addWidget(self.evaluate_button, 1)
+        data_box = QGroupBox("Data set")
+        data_layout = QVBoxLayout(data_box)
+        data_layout.addLayout(form)
+        data_layout.addLayout(data_buttons)
+
+        self.model_label = QLabel(objectName="classifier_model_label")
+        self.model_label.setWordWrap(True)
+        choose = QPushButton("Choose…")
+        choose.clicked.connect(self.choose_model_requested)
+        bundled = QPushButton("Bundled")
+        bundled.setToolTip("Use the bundled classifier of the ten procedural shapes")
+        bundled.clicked.connect(lambda: self.set_model(None))
+        model_row = QHBoxLayout()
+        model_row.addWidget(self.model_label, 1)
+        model_row.addWidget(choose)
+        model_row.addWidget(bundled)
+        self.rotations = QSpinBox(objectName="vote_rotations", minimum=1, maximum=36, value=12)
+        self.rotations.setToolTip("Average the prediction over this many rotations about the vertical axis")
+        self.classify_button = QPushButton("Classify shown volume", objectName="classify_button")
+        self.classify_button.setToolTip("Classify the raw volume (fitted into the model's grid)")
+        self.classify_button.clicked.connect(self.classify_requested)
+        self.gradcam_button = QPushButton("Show Grad-CAM", objectName="gradcam_button")
+        self.gradcam_button.setToolTip("Where the evidence for the predicted class lies, in the fourth panel")
+        self.gradcam_button.clicked.connect(self.show_gradcam_requested)
+        use_buttons = QHBoxLayout()
+        use_buttons.addWidget(self.classify_button, 1)
+        use_buttons.addWidget(self.gradcam_button)
+        self.result_label = QLabel("", objectName="classification_label")
+        self.result_label.setWordWrap(True)
+        model_box = QGroupBox("Model")
+        model_form = QFormLayout(model_box)
+        model_form.addRow(model_row)
+        model_form.addRow("Rotation voting", self.rotations)
+        model_form.addRow(use_buttons)
+        model_form.addRow(self.result_label)
+
+        self.progress = ProgressRow("Stop", self)
+        self.progress.stop_requested.connect(self.stop_requested)
+        self.accuracy_plot = AccuracyPlot(self)
+        self.bars = ProbabilityBars(self)
+        self.confusion = ConfusionPlot(self)
+        self.results = QTabWidget(self, objectName="classifier_results")
+        self.results.addTab(self.accuracy_plot, "Accuracy")
+        self.results.addTab(self.bars, "Probabilities")
+        self.results.addTab(self.confusion, "Confusion")
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(data_box)
+        layout.addWidget(model_box)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.results, 1)
+        self._result_text: str | None = None
+        self.set_model(None)
+        self.set_idle(True, has_raw=False, has_gradcam=False)
+
+    # ------------------------------------------------------------------------------------------------ inputs
+    def config(self) -> Any:
+        """The ClassifierTrainConfig the widgets describe (validated; ValueError names the bad field)."""
+        from voxelstudio.ml.classifier_config import ClassifierTrainConfig
+
+        overrides = {"width": self.width.value(), "input_shape": (self.grid.value(),) * 3}
+        return ClassifierTrainConfig.for_arch(
+            self.arch.currentText(), model_overrides=overrides, epochs=self.epochs.value(),
+            minutes=self.minutes.value() or None,
+        )  # fmt: skip
+
+    def dataset_folder(self) -> Path:
+        """The chosen data set folder; ValueError when none is chosen or it is not a folder."""
+        text = self.folder.text().strip()
+        if not text:
+            raise ValueError("choose a data set folder (one sub-folder of grids per class) first")
+        if not Path(text).is_dir():
+            raise ValueError(f"{text}: no such folder")
+        return Path(text)
+
+    def _class_count(self) -> int | None:
+        """Class sub-folders of the data set folder (for the chance level), None when unknown."""
+        try:
+            count = sum(1 for p in self.dataset_folder().iterdir() if p.is_dir() and not p.name.startswith("."))
+        except (OSError, ValueError):
+            return None
+        return count or None
+
+    def set_model(self, path: Path | str | None) -> None:
+        self.model_path = None if path is None else Path(path)
+        self.model_label.setText("Model: bundled (10 shapes)" if path is None else f"Model: {Path(path).name}")
+        self.model_label.setToolTip("" if path is None else str(path))
+
+    def set_idle(self, idle: bool, has_raw: bool, has_gradcam: bool) -> None:
+        self.train_button.setEnabled(idle)
+        self.evaluate_button.setEnabled(idle)
+        self.classify_button.setEnabled(idle and has_raw)
+        self.gradcam_button.setEnabled(has_gradcam)
+
+    # ---------------------------------------------------------------------------------------------- progress
+    def job_started(self, name: str) -> None:
+        if name == TRAINING_JOB:
+            self.accuracy_plot.clear(self._class_count())
+            self.results.setCurrentWidget(self.accuracy_plot)
+        self.progress.started({TRAINING_JOB: "Loading the data set…", EVALUATION_JOB: "Evaluating…"}.get(
+            name, "Classifying…"))  # fmt: skip
+
+    def job_progress(self, name: str, progress: Progress) -> None:
+        values = progress.values
+        if name != TRAINING_JOB or values.get("epoch") is None:
+            total = "" if progress.total is None else f" {progress.done:g}/{progress.total:g}"
+            self.progress.progressed(progress, f"{progress.message or 'working'}{total}")
+            return
+        epoch, accuracy = int(values["epoch"]), float(values.get("val_accuracy", math.nan))
+        text = f"epoch {epoch}/{values.get('epochs')} · step {values.get('step')}/{values.get('steps')}"
+        text += f" · loss {format_number(float(values.get('loss', math.nan)))}"
+        if math.isfinite(accuracy):
+            text += f" · validation {accuracy:.1%}"
+        text += f" · ETA {format_duration(float(values.get('eta_s', math.nan)))}"
+        self.progress.progressed(progress, text)
+        if progress.message == "validated":
+            self.accuracy_plot.add(epoch, accuracy)
+
+    def job_ended(self, name: str, outcome: str) -> None:
+        self.progress.ended(outcome, self._result_text if outcome == "finished" else None)
+        self._result_text = None
+
+    # ----------------------------------------------------------------------------------------------- results
+    def training_result(self, result: Any) -> None:
+        """Say how training ended; the saved model becomes the current one."""
+        text = f"{result.epochs_run} epoch(s), {_REASONS.get(result.stopped_reason, result.stopped_reason)}"
+        if math.isfinite(result.best_val_accuracy):
+            text += f"; validation accuracy {result.best_val_accuracy:.1%}"
+        if result.test_accuracy is not None:
+            text += f", test {result.test_accuracy:.1%}"
+        if result.model_path is None:
+            text += "; no model saved."
+        else:
+            text += f"; model {result.model_path.name} in use."
+            self.set_model(result.model_path)
+        self._result_text = text
+
+    def show_classification(self, result: Any) -> None:
+        self.bars.set_probabilities(result.classes, result.probabilities)
+        best = max(result.probabilities)
+        self.result_label.setText(
+            f"Most likely: <b>{result.predicted}</b> ({best:.0%}, {result.rotations} rotation(s))"
+        )
+        self.results.setCurrentWidget(self.bars)
+
+    def show_evaluation(self, report: dict[str, Any]) -> None:
+        title = f"accuracy {report['accuracy']:.1%} on {report['count']} grids"
+        self.confusion.set_confusion(report["classes"], report["confusion"], title)
+        self._result_text = f"Evaluated: {title} ({report['rotations']} rotation(s))."
+        self.results.setCurrentWidget(self.confusion)
