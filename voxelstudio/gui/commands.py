@@ -81,6 +81,7 @@ class Commands(QObject):
         w, c = self.window, self.controller
         w.train_panel.train_requested.connect(lambda _config: self.train())
         w.train_panel.stop_requested.connect(c.stop)
+        w.train_panel.choose_folder_requested.connect(self.choose_training_folder)
         w.denoise_panel.denoise_requested.connect(lambda tta: c.denoise(tta=tta))
         w.denoise_panel.deconvolve_requested.connect(c.deconvolve)
         w.denoise_panel.cancel_requested.connect(c.stop)
@@ -117,7 +118,7 @@ class Commands(QObject):
             conditions.add("model")
         update_enabled(self.window.action_map, conditions)
         has_raw, has_pair = "raw" in conditions, {"prediction", "target"} <= conditions
-        self.window.train_panel.set_idle(idle and has_raw and "target" in conditions)
+        self.window.train_panel.set_idle(idle, has_raw and "target" in conditions)
         self.window.denoise_panel.set_idle(idle, has_raw)
         self.window.denoise_panel.set_has_uncertainty("uncertainty" in conditions)
         self.window.metrics_panel.set_enabled_for(idle, has_pair)
@@ -228,12 +229,19 @@ class Commands(QObject):
 
     def train(self) -> None:
         try:
-            config = self.window.train_panel.config()
+            config, data = self.window.train_panel.config(), self.window.train_panel.training_data()
         except ValueError as exc:
             self._fail("training setup", exc)
             return
         self.window.tabs.setCurrentWidget(self.window.train_panel)
-        self.controller.train(config)
+        self.controller.train(config, data)
+
+    def choose_training_folder(self, role: str) -> None:
+        panel = self.window.train_panel
+        current = (panel.raw_folder if role == "raw" else panel.target_folder).text()
+        folder = dialogs.get_folder(self.window, f"Choose the {role} folder", current or last_folder(self.settings))
+        if folder:
+            panel.set_folder(role, folder)
 
     # ------------------------------------------------------------------------------------------------ classify
     def _connect_classify_panel(self) -> None:

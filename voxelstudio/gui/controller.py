@@ -21,6 +21,7 @@ from voxelstudio.gui.document import Document
 from voxelstudio.gui.isolation import check_model, describe_compute_device, run_isolated
 from voxelstudio.gui.provenance import export_provenance, sidecar_path, write_json_atomically
 from voxelstudio.gui.settings import remember_file
+from voxelstudio.gui.train_job import TrainingData, train_from_data
 from voxelstudio.gui.workers import Job, JobRunner
 
 
@@ -138,23 +139,24 @@ class Controller(QObject):
 
         return self.jobs.start("device check", describe, self.device_described.emit, exclusive=False)
 
-    def train(self, config: Any) -> Job | None:
-        """Train a denoiser on the loaded raw/target pair; each epoch's prediction of the raw volume replaces the
-        predicted volume (live preview). The pair is also the validation pair: with one pair there is no held-out
-        data, so "validation" here is the loss on the whole volume rather than on training patches."""
+    def train(self, config: Any, data: TrainingData | None = None) -> Job | None:
+        """Train a denoiser on ``data`` (default: the loaded raw/target pair, which then also validates: with one
+        pair there is no held-out data, so "validation" is the loss on the whole volume rather than on patches).
+        Folders of pairs are loaded in the worker process. When the loaded raw volume is the validation volume,
+        each epoch's prediction of it replaces the predicted volume (live preview)."""
+        data = data or TrainingData()
         raw, target = self.document.volume("raw"), self.document.volume("target")
-        if raw is None or target is None:
+        loaded = None if raw is None or target is None else (raw, target)
+        if data.needs_loaded_pair and loaded is None:
             self.status.emit("Training needs a raw and a target volume.")
             return None
         out = self.runs_dir / time.strftime("train-%Y%m%d-%H%M%S") / "denoiser.keras"
+        arguments = {"data": data, "loaded": loaded if data.needs_loaded_pair else None, "config": config, "out": out}
 
         def train(report, cancel, preview) -> Any:
-            from voxelstudio.tasks.train import train_denoiser
-
             out.parent.mkdir(parents=True, exist_ok=True)
-            arguments = {"pairs": [(raw, target)], "config": config, "out": out, "val_pair": (raw, target)}
             return run_isolated(
-                train_denoiser,
+                train_from_data,
                 arguments,
                 report=report,
                 cancel=cancel,
@@ -163,7 +165,7 @@ class Controller(QObject):
 
         def show_preview(payload: tuple[int, np.ndarray]) -> None:
             epoch, array = payload
-            if self.document.volume("raw") is raw and array.shape == raw.shape:
+            if data.needs_loaded_pair and self.document.volume("raw") is raw and array.shape == raw.shape:
                 name = f"preview, epoch {epoch}"
                 self.document.set_volume("prediction", raw.replace(data=array, name=name, metadata={"preview": epoch}))
                 self.provenance["prediction"] = {"method": "training preview", "epoch": epoch}

@@ -1,4 +1,4 @@
-"""Small matplotlib canvases (Qt backend): the live loss curves and the contrast histogram."""
+"""Small matplotlib canvases (Qt backend): the live loss and preview-quality curves and the contrast histogram."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
@@ -16,6 +17,8 @@ FACE = "#1b2026"
 TEXT = "#c9d1d9"
 TRAIN_COLOR = "#4fc3f7"
 VAL_COLOR = "#f0c05a"
+PSNR_COLOR = "#7bd88f"
+RATIO_COLOR = "#c792ea"
 CLIM_COLOR = "#ef6c6c"
 REDRAW_MS = 500
 
@@ -24,41 +27,63 @@ def styled_axes(figure: Figure):
     """One dark axes filling ``figure``, in the window's colours."""
     axes = figure.add_subplot(111)
     axes.set_facecolor(FACE)
-    axes.tick_params(colors=TEXT, labelsize=7)
+    axes.tick_params(which="both", colors=TEXT, labelsize=7)
     for spine in axes.spines.values():
         spine.set_color("#555d66")
     return axes
 
 
-class LossPlot(QuietCanvas):
-    """Training loss per step (on patches) and validation loss per epoch, on a log scale."""
+class _LivePlot(QuietCanvas):
+    """A canvas that collects points as training goes and redraws at most every ``REDRAW_MS``."""
 
-    def __init__(self, parent: QWidget | None = None, *, validation_label: str = "validation") -> None:
-        figure = Figure(figsize=(3, 2), facecolor=FACE)
-        figure.subplots_adjust(left=0.16, right=0.97, top=0.95, bottom=0.2)
+    def __init__(self, parent: QWidget | None, figure: Figure) -> None:
         super().__init__(figure)
         self.setParent(parent)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self.setMinimumHeight(150)
-        self.axes = styled_axes(figure)
-        self.axes.set_xlabel("epoch", color=TEXT, fontsize=8)
-        self.axes.set_yscale("log")
-        (self.train_line,) = self.axes.plot([], [], color=TRAIN_COLOR, lw=1.0, label="training patches")
-        (self.val_line,) = self.axes.plot([], [], color=VAL_COLOR, lw=1.5, marker="o", ms=3, label=validation_label)
-        self.axes.legend(loc="upper right", fontsize=7, facecolor=FACE, labelcolor=TEXT, edgecolor="#555d66")
         self._redraw_timer = QTimer(self, singleShot=True, interval=REDRAW_MS)
         self._redraw_timer.timeout.connect(self._redraw)
-        self.clear()
-
-    def clear(self) -> None:
-        self.train = ([], [])
-        self.val = ([], [])
-        self._redraw()
 
     def schedule_redraw(self) -> None:
         """Redraw at most every ``REDRAW_MS`` (a redraw costs tens of milliseconds; steps come faster)."""
         if not self._redraw_timer.isActive():
             self._redraw_timer.start()
+
+    def _redraw(self) -> None:
+        raise NotImplementedError
+
+
+def _legend(axes, handles=None) -> None:
+    axes.legend(handles=handles, loc="upper right", fontsize=7, facecolor=FACE, labelcolor=TEXT, edgecolor="#555d66")
+
+
+class LossPlot(_LivePlot):
+    """Training loss per step (on patches) and validation loss per epoch, on a log scale."""
+
+    def __init__(self, parent: QWidget | None = None, *, validation_label: str = "validation") -> None:
+        figure = Figure(figsize=(3, 2), facecolor=FACE)
+        figure.subplots_adjust(left=0.16, right=0.97, top=0.95, bottom=0.2)
+        super().__init__(parent, figure)
+        self.setMinimumHeight(150)
+        self.axes = styled_axes(figure)
+        self.axes.set_xlabel("epoch", color=TEXT, fontsize=8)
+        self.axes.set_yscale("log")
+        # plain numbers at 1-2-5 steps: matplotlib's default minor labels (x10^-1 ...) collide over a narrow range
+        self.axes.yaxis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
+        for formatter in (self.axes.yaxis.set_major_formatter, self.axes.yaxis.set_minor_formatter):
+            formatter(FuncFormatter(lambda value, _position: f"{value:g}"))
+        (self.train_line,) = self.axes.plot([], [], color=TRAIN_COLOR, lw=1.0, label="training patches")
+        (self.val_line,) = self.axes.plot([], [], color=VAL_COLOR, lw=1.5, marker="o", ms=3, label=validation_label)
+        _legend(self.axes)
+        self.clear()
+
+    def set_validation_label(self, label: str) -> None:
+        self.val_line.set_label(label)
+        _legend(self.axes)
+
+    def clear(self) -> None:
+        self.train = ([], [])
+        self.val = ([], [])
+        self._redraw()
 
     def add(self, epoch_position: float, loss: float, val_epoch: int | None = None, val_loss: float = math.nan) -> None:
         """Add a training loss at a fractional epoch, and a validation loss once per finished epoch."""
@@ -79,6 +104,67 @@ class LossPlot(QuietCanvas):
             self.axes.set_xlim(0, max(max(xs), 1.0))
             low, high = min(ys), max(ys)
             self.axes.set_ylim(low / 1.5, high * 1.5)
+        self.draw_idle()
+
+
+class QualityPlot(_LivePlot):
+    """Validation PSNR per epoch (left axis) and the live preview's median z/xy bead FWHM ratio (right axis), with
+    the target's own ratio as a dashed reference: the preview's ratio should fall towards it."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        figure = Figure(figsize=(3, 1.6), facecolor=FACE)
+        figure.subplots_adjust(left=0.12, right=0.88, top=0.82, bottom=0.14)
+        super().__init__(parent, figure)
+        self.setMinimumHeight(120)
+        self.axes = styled_axes(figure)  # x: epoch (labelled in the loss plot above)
+        self.ratio_axes = self.axes.twinx()
+        self.ratio_axes.tick_params(colors=TEXT, labelsize=7)
+        for spine in self.ratio_axes.spines.values():
+            spine.set_color("#555d66")
+        (self.psnr_line,) = self.axes.plot([], [], color=PSNR_COLOR, lw=1.5, marker="o", ms=3, label="PSNR (dB)")
+        (self.ratio_line,) = self.ratio_axes.plot(
+            [], [], color=RATIO_COLOR, lw=1.5, marker="s", ms=3, label="preview z/xy FWHM"
+        )
+        self.target_line = self.ratio_axes.axhline(math.nan, color=RATIO_COLOR, lw=1, ls="--", label="target z/xy")
+        handles = [self.psnr_line, self.ratio_line, self.target_line]
+        figure.legend(handles=handles, loc="upper center", ncol=3, fontsize=7, frameon=False, labelcolor=TEXT,
+                      handlelength=1.5, columnspacing=1.0)  # fmt: skip
+        self.clear()
+
+    def clear(self) -> None:
+        self.psnr: tuple[list[float], list[float]] = ([], [])
+        self.ratio: tuple[list[float], list[float]] = ([], [])
+        self.target_ratio = math.nan
+        self._redraw()
+
+    def add_psnr(self, epoch: int, value: float) -> None:
+        """Validation PSNR of a finished epoch (once per epoch; NaN is skipped)."""
+        if math.isfinite(value) and epoch not in self.psnr[0]:
+            self.psnr[0].append(epoch)
+            self.psnr[1].append(value)
+            self.schedule_redraw()
+
+    def add_ratio(self, epoch: int, ratio: float | None, target_ratio: float | None = None) -> None:
+        """A preview's median z/xy FWHM ratio (None when no bead could be measured) and the target's."""
+        if target_ratio is not None and math.isfinite(target_ratio):
+            self.target_ratio = float(target_ratio)
+        if ratio is not None and math.isfinite(ratio) and epoch not in self.ratio[0]:
+            self.ratio[0].append(epoch)
+            self.ratio[1].append(float(ratio))
+        self.schedule_redraw()
+
+    def _redraw(self) -> None:
+        self.psnr_line.set_data(*self.psnr)
+        self.ratio_line.set_data(*self.ratio)
+        self.target_line.set_ydata([self.target_ratio, self.target_ratio])
+        epochs = self.psnr[0] + self.ratio[0]
+        self.axes.set_xlim(0.5, max(max(epochs, default=1) + 0.5, 2.0))
+        if self.psnr[1]:
+            low, high = min(self.psnr[1]), max(self.psnr[1])
+            self.axes.set_ylim(low - 1.0, high + 1.0)
+        ratios = self.ratio[1] + ([self.target_ratio] if math.isfinite(self.target_ratio) else [])
+        if ratios:
+            self.ratio_axes.set_ylim(min(ratios) - 0.2, max(ratios) + 0.2)
         self.draw_idle()
 
 

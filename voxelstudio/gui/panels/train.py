@@ -1,18 +1,22 @@
-"""Train panel: the training configuration, Train/Stop, progress with ETA and the live loss plot."""
+"""Train panel: the training data and configuration, Train/Stop, progress with ETA, and live plots of the loss and
+of the preview's quality (validation PSNR, bead z/xy FWHM ratio)."""
 
 from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QSettings, Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
+    QLineEdit,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
@@ -21,9 +25,12 @@ from PySide6.QtWidgets import (
 
 from voxelstudio.core.progress import Progress
 from voxelstudio.gui.panels.common import ProgressRow, format_duration, format_number
-from voxelstudio.gui.plots import LossPlot
+from voxelstudio.gui.plots import LossPlot, QualityPlot
+from voxelstudio.gui.train_job import PREVIEW_MESSAGE, TrainingData
 
 SETTINGS_KEY = "training/config"
+DATA_KEYS = ("training/source", "training/raw_folder", "training/target_folder", "training/validate_on_loaded")
+SOURCES = ("loaded pair", "folder of pairs")
 
 
 def _spin(low: int, high: int, value: int, name: str) -> QSpinBox:
@@ -44,10 +51,12 @@ def _triple(
 
 
 class TrainPanel(QWidget):
-    """Builds a ``TrainConfig`` from its widgets; ``train_requested(config)`` and ``stop_requested`` go out."""
+    """Builds a ``TrainConfig`` and the ``TrainingData`` from its widgets; ``train_requested(config)``,
+    ``stop_requested`` and ``choose_folder_requested("raw" | "target")`` go out."""
 
     train_requested = Signal(object)
     stop_requested = Signal()
+    choose_folder_requested = Signal(str)
 
     def __init__(self, settings: QSettings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -83,9 +92,10 @@ class TrainPanel(QWidget):
         form.addRow("Steps per epoch", self.steps)
         config_box = QGroupBox("Training configuration")
         config_box.setLayout(form)
+        data_box = self._build_data_box()
 
         self.train_button = QPushButton("Train", objectName="train_button")
-        self.train_button.setToolTip("Train a denoiser on the raw/target pair")
+        self.train_button.setToolTip("Train a denoiser on the chosen training data")
         self.train_button.clicked.connect(lambda: self.train_requested.emit(self.config()))
         defaults_button = QPushButton("Defaults")
         defaults_button.clicked.connect(lambda: self.set_config(TrainConfig()))
@@ -96,18 +106,61 @@ class TrainPanel(QWidget):
         self.progress.stop_requested.connect(self.stop_requested)
         self.plot = LossPlot(self, validation_label="whole volume")
         self.plot.setToolTip(
-            "Loss on the random training patches (each step) and on the whole loaded volume (each epoch). "
-            "With one raw/target pair there is no held-out data: the whole-volume loss picks the best model."
+            "Loss on the random training patches (each step) and on the validation volume(s) (each epoch), which "
+            "picks the best model. With only the loaded pair there is no held-out data: it validates on itself."
+        )
+        self.quality = QualityPlot(self)
+        self.quality.setToolTip(
+            "Validation PSNR per epoch, and the median axial/lateral (z/xy) bead FWHM ratio of each live preview "
+            "against the target's own ratio (dashed): elongated beads have a ratio well above the target's."
         )
 
         layout = QVBoxLayout(self)
+        layout.addWidget(data_box)
         layout.addWidget(config_box)
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
-        layout.addWidget(self.plot, 1)
+        layout.addWidget(self.plot, 3)
+        layout.addWidget(self.quality, 2)
         self._result_text: str | None = None
+        self._idle, self._has_pair = True, False
+        self._validation_label = "whole volume"
         self.arch.currentTextChanged.connect(self._arch_changed)
         self.set_config(self._saved_config(defaults))
+        self._restore_data()
+
+    def _build_data_box(self) -> QGroupBox:
+        self.source = QComboBox(objectName="train_source")
+        self.source.addItems(SOURCES)
+        self.source.setToolTip("Train on the loaded raw/target pair, or on folders of pairs matched by file name")
+        self.raw_folder = QLineEdit(objectName="train_raw_folder", placeholderText="folder of raw volumes")
+        self.target_folder = QLineEdit(objectName="train_target_folder", placeholderText="same names, targets")
+        self.validate_on_loaded = QCheckBox("validate on the loaded pair", objectName="validate_on_loaded")
+        self.validate_on_loaded.setChecked(True)
+        self.validate_on_loaded.setToolTip(
+            "Validate (pick the best model, show the live preview) on the loaded raw/target pair; "
+            "otherwise a fraction of the folder pairs is held out for validation"
+        )
+        form = QFormLayout()
+        form.addRow("Train on", self.source)
+        self._folder_widgets: list[QWidget] = [self.validate_on_loaded]
+        for label, edit, role in (
+            ("Raw folder", self.raw_folder, "raw"),
+            ("Target folder", self.target_folder, "target"),
+        ):
+            browse = QPushButton("…", objectName=f"browse_{role}_folder")
+            browse.clicked.connect(lambda _checked=False, r=role: self.choose_folder_requested.emit(r))
+            row = QHBoxLayout()
+            row.addWidget(edit, 1)
+            row.addWidget(browse)
+            form.addRow(label, row)
+            self._folder_widgets += [edit, browse]
+        form.addRow("", self.validate_on_loaded)
+        self.source.currentIndexChanged.connect(self._data_changed)
+        self.validate_on_loaded.toggled.connect(self._data_changed)
+        box = QGroupBox("Training data")
+        box.setLayout(form)
+        return box
 
     # ------------------------------------------------------------------------------------------------ config
     def config(self) -> Any:
@@ -144,9 +197,42 @@ class TrainPanel(QWidget):
             box.setValue(value)
         self.steps.setValue(config.steps_per_epoch)
 
+    def training_data(self) -> TrainingData:
+        """The TrainingData the widgets describe; ValueError when folder training lacks a folder."""
+        if self.source.currentIndex() == 0:
+            return TrainingData()
+        raw, target = self.raw_folder.text().strip(), self.target_folder.text().strip()
+        if not raw or not target:
+            raise ValueError("choose a raw folder and a target folder (pairs are matched by file name)")
+        return TrainingData((Path(raw), Path(target)), self.validate_on_loaded.isChecked())
+
+    def set_folder(self, role: str, folder: str) -> None:
+        (self.raw_folder if role == "raw" else self.target_folder).setText(folder)
+
     def remember(self, config: Any) -> None:
-        """Store ``config`` as the next session's defaults."""
+        """Store ``config`` and the training data choice as the next session's defaults."""
         self.settings.setValue(SETTINGS_KEY, config.to_json())
+        values = (SOURCES[self.source.currentIndex()], self.raw_folder.text(), self.target_folder.text(),
+                  self.validate_on_loaded.isChecked())  # fmt: skip
+        for key, value in zip(DATA_KEYS, values, strict=True):
+            self.settings.setValue(key, value)
+
+    def _restore_data(self) -> None:
+        source = str(self.settings.value(DATA_KEYS[0], SOURCES[0]))
+        self.source.setCurrentIndex(SOURCES.index(source) if source in SOURCES else 0)
+        self.raw_folder.setText(str(self.settings.value(DATA_KEYS[1], "") or ""))
+        self.target_folder.setText(str(self.settings.value(DATA_KEYS[2], "") or ""))
+        self.validate_on_loaded.setChecked(bool(self.settings.value(DATA_KEYS[3], True, type=bool)))
+        self._data_changed()
+
+    def _needs_loaded_pair(self) -> bool:
+        return self.source.currentIndex() == 0 or self.validate_on_loaded.isChecked()
+
+    def _data_changed(self) -> None:
+        folders = self.source.currentIndex() == 1
+        for widget in self._folder_widgets:
+            widget.setEnabled(folders)
+        self._update_train_button()
 
     def _saved_config(self, defaults: Any) -> Any:
         text = self.settings.value(SETTINGS_KEY, "")
@@ -168,11 +254,17 @@ class TrainPanel(QWidget):
     # ---------------------------------------------------------------------------------------------- progress
     def training_started(self, config: Any) -> None:
         self.remember(config)
+        self._validation_label = "whole volume" if self._needs_loaded_pair() else "validation"
+        self.plot.set_validation_label(self._validation_label)
         self.plot.clear()
+        self.quality.clear()
         self.progress.started("Preparing training data…")
 
     def training_progress(self, progress: Progress) -> None:
         values = progress.values
+        if progress.message == PREVIEW_MESSAGE:
+            self.quality.add_ratio(values["epoch"], values.get("fwhm_ratio"), values.get("target_fwhm_ratio"))
+            return
         epoch, epochs = values.get("epoch"), values.get("epochs")
         step, steps = values.get("step"), values.get("steps")
         loss, val_loss = float(values.get("loss", math.nan)), float(values.get("val_loss", math.nan))
@@ -181,12 +273,14 @@ class TrainPanel(QWidget):
             return
         text = f"epoch {epoch}/{epochs} · step {step}/{steps} · loss {format_number(loss)}"
         if math.isfinite(val_loss):
-            text += f" · whole volume {format_number(val_loss)}"
+            text += f" · {self._validation_label} {format_number(val_loss)}"
         text += f" · ETA {format_duration(float(values.get('eta_s', math.nan)))}"
         self.progress.progressed(progress, text)
         position = (epoch - 1) + (step or 0) / max(steps or 1, 1)
         finished_epoch = epoch if progress.message == "validated" else None
         self.plot.add(position, loss, finished_epoch, val_loss)
+        if finished_epoch is not None:
+            self.quality.add_psnr(finished_epoch, float(values.get("val_psnr", math.nan)))
 
     def training_ended(self, outcome: str) -> None:
         self.progress.ended(outcome, self._result_text if outcome == "finished" else None)
@@ -206,5 +300,10 @@ class TrainPanel(QWidget):
         text += "; no model saved." if result.model_path is None else f"; model {result.model_path.name} kept."
         self._result_text = text
 
-    def set_idle(self, idle: bool) -> None:
-        self.train_button.setEnabled(idle)
+    def set_idle(self, idle: bool, has_pair: bool = True) -> None:
+        """Enable Train when no job runs and the chosen data is there (a loaded pair, unless only folders are used)."""
+        self._idle, self._has_pair = idle, has_pair
+        self._update_train_button()
+
+    def _update_train_button(self) -> None:
+        self.train_button.setEnabled(self._idle and (self._has_pair or not self._needs_loaded_pair()))

@@ -1,0 +1,95 @@
+"""The Train panel's job as it runs in the worker process: gather the training data, train, and measure each live
+preview's bead elongation there, so the window only draws numbers.
+
+Qt-free (like :mod:`voxelstudio.gui.isolation`, the child imports it): only numpy, tasks and metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
+from voxelstudio.core.volume import Volume
+
+PREVIEW_MESSAGE = "preview measured"
+"""Progress message carrying a preview's ``fwhm_ratio`` and the reference ``target_fwhm_ratio``."""
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """Where the training pairs come from: the loaded pair (``folders`` None), or a raw and a target folder whose
+    files are paired by name (as ``voxelstudio train-denoiser --raw R --target T``). With folders, the loaded pair
+    validates when ``validate_on_loaded``; otherwise the config's ``val_fraction`` of the folder pairs does."""
+
+    folders: tuple[Path, Path] | None = None
+    validate_on_loaded: bool = True
+
+    @property
+    def needs_loaded_pair(self) -> bool:
+        return self.folders is None or self.validate_on_loaded
+
+
+def train_from_data(
+    data: TrainingData,
+    loaded: tuple[Volume, Volume] | None,
+    *,
+    config: Any,
+    out: Path,
+    report: ReportFn = null_report,
+    cancel: CancelToken | None = None,
+    on_preview: Callable[[int, np.ndarray], None] | None = None,
+) -> Any:
+    """Train a denoiser on ``data`` (``loaded`` is the window's raw/target pair, or None); returns a TrainResult.
+
+    Each preview is passed on to ``on_preview`` and then measured: a Progress with message :data:`PREVIEW_MESSAGE`
+    reports its median z/xy bead FWHM ratio beside the ratio of the volume it should become.
+    """
+    from voxelstudio.tasks.train import load_pairs, split_validation, train_denoiser
+
+    if data.needs_loaded_pair and loaded is None:
+        raise ValueError("training needs a loaded raw and target volume")
+    if data.folders is None:
+        pairs, val_pair = [loaded], loaded
+    else:
+        report(Progress(0, None, f"Loading training pairs from {data.folders[0].name}…"))
+        pairs = load_pairs(*data.folders)
+        val_pair = loaded if data.validate_on_loaded else None
+    if val_pair is not None:
+        previewed = val_pair
+    else:  # the first validation pair, as train_denoiser splits them (the first training pair when none)
+        train, val = split_validation(pairs, config.val_fraction, config.seed)
+        previewed = (val or train)[0]
+    measure = _PreviewMeasure(previewed[1], report, on_preview or (lambda epoch, array: None))
+    return train_denoiser(
+        pairs, config=config, out=out, val_pair=val_pair, report=measure.report, cancel=cancel,
+        on_preview=measure.preview,
+    )  # fmt: skip
+
+
+class _PreviewMeasure:
+    """Passes progress on, remembering the last one, and reports each preview's z/xy FWHM ratio after it."""
+
+    def __init__(self, target: Volume, report: ReportFn, forward: Callable[[int, np.ndarray], None]) -> None:
+        from voxelstudio.metrics import bead_fwhm
+
+        self.spacing = target.spacing
+        self.target_ratio = bead_fwhm(target.data, self.spacing)["ratio"]
+        self._report, self.forward = report, forward
+        self._last = Progress(0, None)
+
+    def report(self, progress: Progress) -> None:
+        self._last = progress
+        self._report(progress)
+
+    def preview(self, epoch: int, array: np.ndarray) -> None:
+        from voxelstudio.metrics import bead_fwhm
+
+        self.forward(epoch, array)
+        ratio = bead_fwhm(array, self.spacing)["ratio"]
+        values = {**self._last.values, "epoch": int(epoch), "fwhm_ratio": ratio, "target_fwhm_ratio": self.target_ratio}
+        self._report(Progress(self._last.done, self._last.total, PREVIEW_MESSAGE, values))
