@@ -114,11 +114,15 @@ def plan_prediction(
 
 
 def model_predict_fn(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
-    """A tile function for :func:`predict_tiled`: (H, W, Z) float32 -> (H, W, Z) network output."""
+    """A tile function for :func:`predict_tiled`: (H, W, Z) float32 -> (H, W, Z) network output.
+
+    ``predict_on_batch`` runs a traced graph (once per tile shape), which frees intermediate feature maps as it goes:
+    a 128^3 tile of the default U-Net peaks at about half the memory of an eager ``model(x)`` call, and is faster.
+    """
 
     def predict(tile: np.ndarray) -> np.ndarray:
         batch = np.asarray(tile, dtype=np.float32)[None, ..., None]
-        return np.asarray(keras.ops.convert_to_numpy(model(batch, training=False)))[0, ..., 0]
+        return np.asarray(model.predict_on_batch(batch))[0, ..., 0]
 
     return predict
 
