@@ -7,6 +7,7 @@ seed, with and without 12-rotation voting. Prints a Markdown table. Run from the
 
     python benchmarks/classify.py                     # 4 minutes per model, 2 TF threads
     python benchmarks/classify.py --minutes 1 --per-class 40
+    python benchmarks/classify.py --quick            # smoke run (run_all.py --quick)
 """
 
 from __future__ import annotations
@@ -83,7 +84,10 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=32, help="grid size [32]")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--quick", action="store_true", help="smoke run: 0.5 min per model, 20 + 5 shapes per class")
     args = parser.parse_args()
+    if args.quick:
+        args.minutes, args.per_class, args.test_per_class = 0.5, 20, 5
     train = shapes_dataset(args.per_class, args.seed, args.size)
     test = shapes_dataset(args.test_per_class, args.seed + 1, args.size)
     rows = [run(name, *MODELS[name], train, test, args) for name in args.models]

@@ -124,8 +124,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="launches to time")
     parser.add_argument("--epochs", type=int, default=10, help="epochs of the training run watched for stalls")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 1 launch, 2 training epochs")
     parser.add_argument("--first-frame-child", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.quick:
+        args.repeats, args.epochs = 1, 2
     if args.first_frame_child is not None:
         first_frame_child(args.first_frame_child)
         return
@@ -142,10 +145,10 @@ def main() -> None:
         ("99th percentile stall (ms)", f"{training['p99_stall_ms']:.0f}", ""),
         ("stalls over 100 ms", f"{training['stalls_over_100ms']:.0f}", "0"),
     ]
-    width = max(len(r[0]) for r in rows)
-    print(f"{'measure':<{width}}  {'value':>8}  target")
+    print("| measure | value | target |")
+    print("|---|---:|---|")
     for name, value, target in rows:
-        print(f"{name:<{width}}  {value:>8}  {target}")
+        print(f"| {name} | {value} | {target} |")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,341 @@
+"""Benchmark the denoisers against Richardson-Lucy and CARE on held-out simulated bead scans.
+
+Data (simulated, nothing downloaded): 5 training pairs (4 train + 1 validation, as in the original work) from one
+microscope setting (``SimParams()``: NA 1.4 oil, 520 nm, 60 photons), and 4 held-out test pairs from two *other*
+settings (a different PSF and noise: see ``TEST_SETTINGS``), all 256x256x32 voxels.
+
+Rows: the raw scan; Richardson-Lucy with each test pair's true PSF (20 and 100 iterations); CARE (CSBDeep's 3-D U-Net,
+its own defaults, same pairs and wall-clock budget); our three architectures (same pairs and budget); the bundled
+default model (trained once on many random settings, not on these pairs). Columns: PSNR and SSIM after an affine fit
+to the target, bead detection F1, median axial/lateral (z/xy) bead FWHM ratio, training minutes, inference seconds
+per 256x256x32 volume (mean over the test volumes after one warm-up), and the peak RSS of the process that trained
+and predicted. A last line times a 1024x1024x128 volume through tiled inference with the bundled model.
+
+Every method runs in its own subprocess (so its peak RSS is its own). CARE needs ``csbdeep`` and ``tf-keras``; they
+clash with Keras 3, so they live in their own virtual environment::
+
+    python -m venv --system-site-packages ~/.cache/vs-care-venv
+    ~/.cache/vs-care-venv/bin/pip install csbdeep "tf-keras==2.21.0"   # tf-keras's version = TensorFlow's
+
+Run from the repository root::
+
+    python benchmarks/denoise.py                 # 10 minutes of training per model (about 50 minutes in all)
+    python benchmarks/denoise.py --quick         # a smoke run: small volumes, 30 s of training
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+
+from voxelstudio.core.volume import Volume
+from voxelstudio.io import load_volume, save_volume
+from voxelstudio.sim import OpticsParams, SimParams, simulate_pair
+
+HERE = Path(__file__).resolve().parent
+CARE_WORKER = HERE / "care_worker.py"
+DEFAULT_CARE_PYTHON = Path.home() / ".cache" / "vs-care-venv" / "bin" / "python"
+
+TRAIN_SETTING = SimParams()
+TEST_SETTINGS = {
+    "NA 1.3, 580 nm, 6 um deep, 40 photons, haze 0.45": SimParams(
+        optics=OpticsParams(na=1.3, wavelength_um=0.58, depth_um=6.0),
+        photons=40.0,
+        haze=0.45,
+        background=0.3,
+    ),
+    "NA 1.45, 480 nm, glycerol sample, 150 photons, read noise 4": SimParams(
+        optics=OpticsParams(na=1.45, wavelength_um=0.48, ns=1.45, depth_um=3.0),
+        photons=150.0,
+        read_noise=4.0,
+        haze=0.2,
+    ),
+}
+PAIRS_PER_TEST_SETTING = 2
+ARCHS = ("simple", "unet", "resunet")
+METHODS = ("raw", "rl20", "rl100", "care", *ARCHS, "bundled")
+LABELS = {
+    "raw": "raw scan",
+    "rl20": "Richardson-Lucy, true PSF, 20 it",
+    "rl100": "Richardson-Lucy, true PSF, 100 it",
+    "care": "CARE (csbdeep 3-D U-Net)",
+    "simple": "ours: simple (16x16x8 kernels)",
+    "unet": "ours: unet",
+    "resunet": "ours: resunet",
+    "bundled": "ours: bundled default model",
+}
+
+
+# ----------------------------------------------------------------------------------------------------------- data
+def write_data(work: Path, shape: tuple[int, int, int], n_test: int) -> None:
+    """Training pairs ``train/{raw,target}/pair_<i>.mat`` and test pairs ``test/...`` with ``test/settings.json``."""
+    for index in range(5):
+        _write_pair(work / "train", f"pair_{index + 1}", shape, TRAIN_SETTING, seed=100 + index)
+    settings: dict[str, dict] = {}
+    for index in range(n_test):
+        label, params = list(TEST_SETTINGS.items())[index // PAIRS_PER_TEST_SETTING % len(TEST_SETTINGS)]
+        name = f"test_{index + 1}"
+        _write_pair(work / "test", name, shape, params, seed=900 + index)
+        settings[name] = {"label": label, "optics": params.optics.to_dict()}
+    (work / "test" / "settings.json").write_text(json.dumps(settings, indent=1))
+
+
+def _write_pair(folder: Path, name: str, shape: tuple[int, int, int], params: SimParams, seed: int) -> None:
+    raw, target = simulate_pair(shape, params, seed=seed)
+    spacing = params.optics.voxel_size_um
+    for role, data in (("raw", raw), ("target", target)):
+        (folder / role).mkdir(parents=True, exist_ok=True)
+        save_volume(Volume(data, spacing, name=name), folder / role / f"{name}.mat", overwrite=True)
+
+
+def test_names(work: Path) -> list[str]:
+    return sorted(json.loads((work / "test" / "settings.json").read_text()))
+
+
+# -------------------------------------------------------------------------------------------------------- workers
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+
+
+def recipe(arch: str, minutes: float):
+    """The training recipe shared by our architectures: linear output, MSE, Adam 1e-3, 64x64x32 patches."""
+    from voxelstudio.ml.config import DenoiserConfig, LossConfig, TrainConfig
+
+    return TrainConfig(
+        model=DenoiserConfig.for_arch(arch, output_activation="linear"),
+        loss=LossConfig(name="mse"),
+        epochs=100_000,
+        minutes=minutes,
+        learning_rate=1e-3,
+        batch_size=4,
+        patch_shape=(64, 64, 32),
+        steps_per_epoch=16,
+        lr_patience=15,
+        early_stopping_patience=60,
+        seed=0,
+    )
+
+
+def run_worker(method: str, work: Path, minutes: float) -> dict:
+    """Train (when the method trains) and predict every test volume; predictions go to ``pred/<method>/``."""
+    out = work / "pred" / method
+    out.mkdir(parents=True, exist_ok=True)
+    names = test_names(work)
+    raws = {name: load_volume(work / "test" / "raw" / f"{name}.mat") for name in names}
+    train_s = 0.0
+    if method.startswith("rl"):
+        predict = _rl_predictor(work, int(method[2:]))
+    else:
+        model_path = None
+        if method in ARCHS:
+            model_path, train_s = _train(method, work, minutes)
+        predict = _model_predictor(model_path)
+    times = []
+    for name in [names[0], *names]:  # the first call is a warm-up (graph tracing, PSF simulation)
+        started = time.perf_counter()
+        prediction = predict(raws[name])
+        times.append(time.perf_counter() - started)
+        np.save(out / f"{name}.npy", prediction)
+    return {"train_s": train_s, "infer_s": statistics.mean(times[1:]), "peak_rss_mb": peak_rss_mb()}
+
+
+def _rl_predictor(work: Path, iterations: int):
+    from voxelstudio.tasks.deconvolve import richardson_lucy_volume
+
+    settings = json.loads((work / "test" / "settings.json").read_text())
+
+    def predict(volume: Volume) -> np.ndarray:
+        optics = OpticsParams.from_dict(settings[volume.name]["optics"])
+        return richardson_lucy_volume(volume, optics=optics, iterations=iterations).data
+
+    return predict
+
+
+def _model_predictor(model_path: Path | None):
+    from voxelstudio.ml.inference import predict_volume
+    from voxelstudio.ml.persistence import load_model
+    from voxelstudio.tasks.denoise import default_model_path
+
+    loaded = load_model(model_path or default_model_path())
+
+    def predict(volume: Volume) -> np.ndarray:
+        return predict_volume(loaded, volume.data)[0]
+
+    return predict
+
+
+def _train(arch: str, work: Path, minutes: float) -> tuple[Path, float]:
+    from voxelstudio.tasks.train import load_pairs, train_denoiser
+
+    pairs = load_pairs(work / "train" / "raw", work / "train" / "target")
+    model_path = work / "models" / f"{arch}.keras"
+    started = time.perf_counter()
+    train_denoiser(pairs[:4], config=recipe(arch, minutes), out=model_path, val_pair=pairs[4])
+    return model_path, time.perf_counter() - started
+
+
+def run_large(work: Path, shape: tuple[int, int, int]) -> dict:
+    """Tiled inference of the bundled model on the first test raw tiled up to ``shape``."""
+    from voxelstudio.tasks.denoise import denoise_volume
+
+    raw = load_volume(work / "test" / "raw" / f"{test_names(work)[0]}.mat")
+    reps = [-(-n // m) for n, m in zip(shape, raw.shape, strict=True)]
+    big = np.tile(raw.data, reps)[: shape[0], : shape[1], : shape[2]]
+    volume = Volume(np.ascontiguousarray(big), raw.spacing, name="large")
+    del big
+    started = time.perf_counter()
+    result = denoise_volume(volume)
+    elapsed = time.perf_counter() - started
+    tiling = result.provenance["tiling"]
+    return {"infer_s": elapsed, "peak_rss_mb": peak_rss_mb(), "tiles": tiling["tiles"], "tile": tiling["tile_shape"]}
+
+
+# ----------------------------------------------------------------------------------------------------- orchestration
+def launch(method: str, work: Path, args: argparse.Namespace) -> dict:
+    """Run one method in a subprocess; returns its JSON record (or ``{"error": ...}``)."""
+    if method == "care":
+        python = Path(args.care_python)
+        if not python.exists():
+            return {"error": f"not run: no CARE environment at {python} (see this script's docstring)"}
+        command = [str(python), str(CARE_WORKER), "--work", str(work), "--minutes", str(args.minutes)]
+        env = {**os.environ, "TF_USE_LEGACY_KERAS": "1"}
+    else:
+        command = [sys.executable, __file__, "--worker", method, "--work", str(work), "--minutes", str(args.minutes)]
+        if method == "large":
+            command += ["--large-shape", *map(str, args.large_shape)]
+        env = dict(os.environ)
+    record_path = work / "pred" / f"{method}.json"
+    record_path.unlink(missing_ok=True)
+    print(f"[{time.strftime('%H:%M:%S')}] {method} ...", file=sys.stderr, flush=True)
+    completed = subprocess.run(command, env=env, capture_output=True, text=True)
+    if completed.returncode != 0 or not record_path.exists():
+        tail = (completed.stderr or completed.stdout).strip().splitlines()[-1:] or ["no output"]
+        return {"error": f"failed (exit {completed.returncode}): {tail[0]}"}
+    return json.loads(record_path.read_text())
+
+
+def score(method: str, work: Path) -> dict:
+    """Mean PSNR/SSIM/F1 and median z/xy FWHM ratio of a method's predictions over the test pairs."""
+    from voxelstudio.metrics import evaluate_pair
+
+    rows = []
+    for name in test_names(work):
+        target = load_volume(work / "test" / "target" / f"{name}.mat")
+        if method == "raw":
+            prediction = load_volume(work / "test" / "raw" / f"{name}.mat").data
+        else:
+            prediction = np.load(work / "pred" / method / f"{name}.npy")
+        rows.append(evaluate_pair(prediction, target.data, target.spacing))
+    ratios = [r["fwhm_ratio"] for r in rows if r["fwhm_ratio"] is not None]
+    return {
+        "psnr": statistics.mean(r["psnr"] for r in rows),
+        "ssim": statistics.mean(r["ssim"] for r in rows),
+        "f1": statistics.mean(r["f1"] for r in rows),
+        "ratio": statistics.median(ratios) if ratios else None,
+        "target_ratio": statistics.median(r["target_fwhm_ratio"] for r in rows if r["target_fwhm_ratio"]),
+    }
+
+
+def machine() -> str:
+    import psutil
+
+    lines = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []
+    cpu = next((line.split(":", 1)[1].strip() for line in lines if "model name" in line), platform.processor())
+    return f"{cpu}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM"
+
+
+def print_table(results: dict[str, dict], args: argparse.Namespace, n_test: int, target_ratio: float | None) -> None:
+    h, w, z = args.shape
+    print(
+        f"\n{n_test} held-out test pairs "
+        f"({h}x{w}x{z}) from settings unlike the 4 training pairs; {args.minutes:g} min of training per model; "
+        f"{machine()}; {time.strftime('%Y-%m-%d')}\n"
+    )
+    print("| method | PSNR (dB) | SSIM | bead F1 | z/xy FWHM | train (min) | inference (s/volume) | peak RSS (MB) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for method in METHODS:
+        r = results.get(method)
+        if r is None:
+            continue
+        if "error" in r:
+            print(f"| {LABELS[method]} | {r['error']} | | | | | | |")
+            continue
+        ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}"
+        train = f"{r['train_s'] / 60:.1f}" if r.get("train_s") else "-"
+        infer = f"{r['infer_s']:.2f}" if "infer_s" in r else "-"
+        rss = f"{r['peak_rss_mb']:.0f}" if "peak_rss_mb" in r else "-"
+        print(
+            f"| {LABELS[method]} | {r['psnr']:.2f} | {r['ssim']:.3f} | {r['f1']:.3f} | {ratio} | {train} | "
+            f"{infer} | {rss} |"
+        )
+    if target_ratio is not None:
+        print(f"| target (ground truth) | | | 1.000 | {target_ratio:.2f} | | | |")
+    large = results.get("large")
+    if large is not None:
+        shape = "x".join(map(str, args.large_shape))
+        if "error" in large:
+            print(f"\nTiled inference of {shape}: {large['error']}")
+        else:
+            print(
+                f"\nTiled inference of a {shape} volume with the bundled model: {large['infer_s']:.1f} s, "
+                f"{large['tiles']} tiles of {'x'.join(map(str, large['tile']))}, peak RSS {large['peak_rss_mb']:.0f} MB"
+            )
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=10.0, help="training budget per model (wall clock)")
+    parser.add_argument("--shape", type=int, nargs=3, default=(256, 256, 32), metavar=("H", "W", "Z"))
+    parser.add_argument("--test-pairs", type=int, default=len(TEST_SETTINGS) * PAIRS_PER_TEST_SETTING)
+    parser.add_argument("--large-shape", type=int, nargs=3, default=(1024, 1024, 128), metavar=("H", "W", "Z"))
+    parser.add_argument("--only", nargs="+", choices=[*METHODS, "large"], help="run only these rows")
+    parser.add_argument("--care-python", default=os.environ.get("VS_CARE_PYTHON", str(DEFAULT_CARE_PYTHON)))
+    parser.add_argument("--work", type=Path, help="keep data, models and predictions here (default: a temp folder)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 96x96x32, 2 test pairs, 0.5 min training")
+    parser.add_argument("--worker", choices=[*METHODS, "large"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.quick:
+        args.minutes, args.shape, args.test_pairs, args.large_shape = 0.5, (96, 96, 32), 2, (256, 256, 64)
+    args.shape, args.large_shape = tuple(args.shape), tuple(args.large_shape)
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    if args.worker:
+        record = run_large(args.work, args.large_shape) if args.worker == "large" else None
+        record = record or run_worker(args.worker, args.work, args.minutes)
+        (args.work / "pred" / f"{args.worker}.json").write_text(json.dumps(record))
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.work or Path(tmp)
+        (work / "pred").mkdir(parents=True, exist_ok=True)
+        if not (work / "test" / "settings.json").exists():
+            write_data(work, args.shape, args.test_pairs)
+        results: dict[str, dict] = {}
+        target_ratio = None
+        for method in args.only or [*METHODS, "large"]:
+            record = {} if method == "raw" else launch(method, work, args)
+            if method != "large" and "error" not in record:
+                scores = score(method, work)
+                target_ratio = scores.pop("target_ratio")
+                record.update(scores)
+            results[method] = record
+        print_table(results, args, len(test_names(work)), target_ratio)
+
+
+if __name__ == "__main__":
+    main()
