@@ -168,3 +168,15 @@ def test_per_tile_normalisation_equals_normalising_the_whole_volume_first():
     prediction, uncertainty, info = predict_volume(loaded(model, cfg, normalizer), raw, tile_shape=(34, 34, 10))
     assert uncertainty is None and info["tiles"] >= 4
     np.testing.assert_allclose(prediction, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_tensorflow_retracing_notice_is_filtered_and_other_warnings_pass():
+    import logging
+
+    def record(message: str) -> logging.LogRecord:
+        return logging.LogRecord("tensorflow", logging.WARNING, __file__, 1, message, None, None)
+
+    filters = tf.get_logger().filters
+    retracing = record("5 out of the last 340 calls to <function f> triggered tf.function retracing. Tracing is ...")
+    assert not all(f.filter(retracing) for f in filters)
+    assert all(f.filter(record("some other warning")) for f in filters)

@@ -7,6 +7,7 @@ On out-of-memory the tile is halved along its largest axis and the prediction re
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -111,6 +112,17 @@ def plan_prediction(
     # rotated input, the de-normalised prediction, its difference to the running mean, the mean and M2
     host = voxels * 4 * (2 + (6 if tta else 0))
     return PredictionPlan(padded, tile, overlap, margin, multiple, estimate_memory(tile, cfg), host)  # type: ignore[arg-type]
+
+
+class _RetracingNotice(logging.Filter):
+    """Drops TensorFlow's "triggered tf.function retracing" warning: ``predict_on_batch`` traces once per new tile
+    shape on purpose (volumes of several shapes in one session, validation volumes during training)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+tf.get_logger().addFilter(_RetracingNotice())
 
 
 def model_predict_fn(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
