@@ -9,14 +9,12 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 
-import voxelstudio
 from voxelstudio.core.errors import ModelError
 from voxelstudio.ml import classifier_blocks
 from voxelstudio.ml.blocks import conv_block, normalization
@@ -25,6 +23,8 @@ from voxelstudio.ml.persistence import (
     CODE_MESSAGE,
     contains_lambda,
     file_sha256,
+    keras_path,
+    metadata_header,
     read_members,
     write_keras_with_metadata,
 )
@@ -131,17 +131,11 @@ def save_classifier(
 
     The optimizer state (twice the weights' size for Adam) is kept only with ``include_optimizer`` (checkpoints).
     """
-    path = Path(path)
-    if path.suffix != ".keras":
-        raise ValueError(f"{path}: a model file must end in .keras")
+    path = keras_path(path)
     if len(classes) != model.outputs[0].shape[-1]:
         raise ValueError(f"{path}: {len(classes)} class names for a model with {model.outputs[0].shape[-1]} outputs")
     metadata = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "voxelstudio_version": voxelstudio.__version__,
-        "keras_version": keras.__version__,
-        "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **metadata_header(FORMAT, FORMAT_VERSION),
         "classes": list(classes),
         "train_config": train_config.to_dict(),
         "extra": extra or {},

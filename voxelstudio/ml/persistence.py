@@ -52,15 +52,9 @@ def save_model(
     extra: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``model`` and its metadata to ``path`` (a ``.keras`` file), replacing it atomically."""
-    path = Path(path)
-    if path.suffix != ".keras":
-        raise ValueError(f"{path}: a model file must end in .keras")
+    path = keras_path(path)
     metadata = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "voxelstudio_version": voxelstudio.__version__,
-        "keras_version": keras.__version__,
-        "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **metadata_header(FORMAT, FORMAT_VERSION),
         "train_config": train_config.to_dict(),
         "normalizer": normalizer.to_dict(),
         "receptive_field": list(receptive_field(train_config.model)),
@@ -72,6 +66,25 @@ def save_model(
     except TypeError as exc:
         raise ValueError(f"{path}: model metadata is not JSON-serialisable: {exc}") from exc
     return write_keras_with_metadata(model, path, text)
+
+
+def keras_path(path: str | Path) -> Path:
+    """``path`` as a Path; ValueError unless it ends in ``.keras`` (the only format Keras 3 saves whole)."""
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise ValueError(f"{path}: a model file must end in .keras")
+    return path
+
+
+def metadata_header(format_name: str, format_version: int) -> dict[str, Any]:
+    """The fields every VoxelStudio model file's metadata starts with: its format, the versions, the save time."""
+    return {
+        "format": format_name,
+        "format_version": format_version,
+        "voxelstudio_version": voxelstudio.__version__,
+        "keras_version": keras.__version__,
+        "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
 
 
 def write_keras_with_metadata(model: keras.Model, path: Path, metadata_json: str) -> Path:
