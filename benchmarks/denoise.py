@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -40,6 +39,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
+from run_all import machine_summary  # beside this script (its folder is on sys.path when run)
 
 from voxelstudio.core.volume import Volume
 from voxelstudio.io import load_volume, save_volume
@@ -249,20 +249,12 @@ def score(method: str, work: Path) -> dict:
     }
 
 
-def machine() -> str:
-    import psutil
-
-    lines = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []
-    cpu = next((line.split(":", 1)[1].strip() for line in lines if "model name" in line), platform.processor())
-    return f"{cpu}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM"
-
-
 def print_table(results: dict[str, dict], args: argparse.Namespace, n_test: int, target_ratio: float | None) -> None:
     h, w, z = args.shape
     print(
         f"\n{n_test} held-out test pairs "
         f"({h}x{w}x{z}) from settings unlike the 4 training pairs; {args.minutes:g} min of training per model; "
-        f"{machine()}; {time.strftime('%Y-%m-%d')}\n"
+        f"{machine_summary()}; {time.strftime('%Y-%m-%d')}\n"
     )
     print("| method | PSNR (dB) | SSIM | bead F1 | z/xy FWHM | train (min) | inference (s/volume) | peak RSS (MB) |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
