@@ -103,7 +103,7 @@ def test_train_shows_progress_and_accuracy_and_uses_the_new_model(qtbot, sample_
     assert seen[0].message == "loading" and seen[-1].message == "testing with rotation voting"
     assert [p.values["epoch"] for p in seen if p.message == "validated"] == [1, 2, 3]
     assert panel.accuracy_plot.points[0] == [1, 2, 3]
-    assert panel.accuracy_plot.chance.get_ydata()[0] == pytest.approx(0.1)  # ten class folders
+    assert panel.accuracy_plot.chance_level == pytest.approx(0.1)  # ten class folders
     assert all(0.0 <= a <= 1.0 for a in panel.accuracy_plot.points[1])
     assert panel.model_path == result.model_path and result.model_path.name in panel.model_label.text()
     assert "3 epoch(s), all epochs done" in panel.progress.label.text()

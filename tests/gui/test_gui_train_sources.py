@@ -156,7 +156,7 @@ def test_quality_plot_keeps_one_point_per_epoch_and_skips_unmeasured_previews(qt
     plot.add_ratio(1, 2.4, 1.05)
     plot.add_ratio(2, None, 1.05)
     plot.add_ratio(3, 1.6)
-    plot._redraw()
+    plot.redraw()
     assert plot.psnr == ([1], [21.5])
     assert plot.ratio == ([1, 3], [2.4, 1.6]) and plot.target_ratio == 1.05
     assert list(plot.target_line.get_ydata()) == [1.05, 1.05]

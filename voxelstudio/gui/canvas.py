@@ -1,9 +1,11 @@
-"""A matplotlib Qt canvas that does not draw while it is hidden.
+"""A matplotlib Qt canvas that neither builds nor draws its figure while it is hidden.
 
 matplotlib's ``draw_idle`` draws on the next turn of the event loop whether or not the canvas can be seen; a figure
-draw costs tens of milliseconds (the first one, which lays out text, far more). Canvases in background tabs or in a
-hidden panel therefore slow the start-up and stall the event loop for nothing. This one remembers that it is out of
-date and draws when it is shown.
+draw costs tens of milliseconds (the first one, which lays out text, far more), and creating axes with their ticks
+about ten. Canvases in background tabs would slow the start-up and stall the event loop for nothing. These canvases
+create their artists when first shown (:meth:`QuietCanvas.build`), and bring them up to date from plain data
+attributes (:meth:`QuietCanvas.redraw`) only while visible: data methods change the attributes and call
+:meth:`QuietCanvas.refresh`.
 """
 
 from __future__ import annotations
@@ -13,9 +15,30 @@ from PySide6.QtGui import QShowEvent
 
 
 class QuietCanvas(FigureCanvasQTAgg):
-    """``FigureCanvasQTAgg`` whose ``draw_idle`` waits until the canvas is visible."""
+    """``FigureCanvasQTAgg`` that builds its artists on first show and whose ``draw_idle`` waits until visible."""
 
     _stale_while_hidden = False
+    _built = False
+
+    def build(self) -> None:
+        """Create the figure's axes and artists (once, just before they are first needed)."""
+
+    def redraw(self) -> None:
+        """Bring the artists up to date with the data and schedule a draw."""
+        self.draw_idle()
+
+    def ensure_built(self) -> None:
+        if not self._built:
+            self._built = True
+            self.build()
+
+    def refresh(self) -> None:
+        """The data changed: redraw now if the canvas can be seen, else when it is next shown."""
+        if self.isVisible():
+            self.ensure_built()
+            self.redraw()
+        else:
+            self._stale_while_hidden = True
 
     def draw_idle(self) -> None:
         if self.isVisible():
@@ -25,6 +48,7 @@ class QuietCanvas(FigureCanvasQTAgg):
 
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
-        if self._stale_while_hidden:
+        if self._stale_while_hidden or not self._built:
             self._stale_while_hidden = False
-            super().draw_idle()
+            self.ensure_built()
+            self.redraw()

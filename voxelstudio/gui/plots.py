@@ -41,15 +41,12 @@ class _LivePlot(QuietCanvas):
         self.setParent(parent)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self._redraw_timer = QTimer(self, singleShot=True, interval=REDRAW_MS)
-        self._redraw_timer.timeout.connect(self._redraw)
+        self._redraw_timer.timeout.connect(self.refresh)
 
     def schedule_redraw(self) -> None:
         """Redraw at most every ``REDRAW_MS`` (a redraw costs tens of milliseconds; steps come faster)."""
         if not self._redraw_timer.isActive():
             self._redraw_timer.start()
-
-    def _redraw(self) -> None:
-        raise NotImplementedError
 
 
 def _legend(axes, handles=None) -> None:
@@ -64,7 +61,11 @@ class LossPlot(_LivePlot):
         figure.subplots_adjust(left=0.16, right=0.97, top=0.95, bottom=0.2)
         super().__init__(parent, figure)
         self.setMinimumHeight(150)
-        self.axes = styled_axes(figure)
+        self.validation_label = validation_label
+        self.clear()
+
+    def build(self) -> None:
+        self.axes = styled_axes(self.figure)
         self.axes.set_xlabel("epoch", color=TEXT, fontsize=8)
         self.axes.set_yscale("log")
         # plain numbers at 1-2-5 steps: matplotlib's default minor labels (x10^-1 ...) collide over a narrow range
@@ -72,18 +73,16 @@ class LossPlot(_LivePlot):
         for formatter in (self.axes.yaxis.set_major_formatter, self.axes.yaxis.set_minor_formatter):
             formatter(FuncFormatter(lambda value, _position: f"{value:g}"))
         (self.train_line,) = self.axes.plot([], [], color=TRAIN_COLOR, lw=1.0, label="training patches")
-        (self.val_line,) = self.axes.plot([], [], color=VAL_COLOR, lw=1.5, marker="o", ms=3, label=validation_label)
-        _legend(self.axes)
-        self.clear()
+        (self.val_line,) = self.axes.plot([], [], color=VAL_COLOR, lw=1.5, marker="o", ms=3)
 
     def set_validation_label(self, label: str) -> None:
-        self.val_line.set_label(label)
-        _legend(self.axes)
+        self.validation_label = label
+        self.refresh()
 
     def clear(self) -> None:
-        self.train = ([], [])
-        self.val = ([], [])
-        self._redraw()
+        self.train: tuple[list[float], list[float]] = ([], [])
+        self.val: tuple[list[float], list[float]] = ([], [])
+        self.refresh()
 
     def add(self, epoch_position: float, loss: float, val_epoch: int | None = None, val_loss: float = math.nan) -> None:
         """Add a training loss at a fractional epoch, and a validation loss once per finished epoch."""
@@ -95,7 +94,11 @@ class LossPlot(_LivePlot):
             self.val[1].append(val_loss)
         self.schedule_redraw()
 
-    def _redraw(self) -> None:
+    def redraw(self) -> None:
+        self.ensure_built()
+        if self.val_line.get_label() != self.validation_label:
+            self.val_line.set_label(self.validation_label)
+            _legend(self.axes)
         self.train_line.set_data(*self.train)
         self.val_line.set_data(*self.val)
         xs = self.train[0] + self.val[0]
@@ -116,7 +119,10 @@ class QualityPlot(_LivePlot):
         figure.subplots_adjust(left=0.12, right=0.88, top=0.82, bottom=0.14)
         super().__init__(parent, figure)
         self.setMinimumHeight(120)
-        self.axes = styled_axes(figure)  # x: epoch (labelled in the loss plot above)
+        self.clear()
+
+    def build(self) -> None:
+        self.axes = styled_axes(self.figure)  # x: epoch (labelled in the loss plot above)
         self.ratio_axes = self.axes.twinx()
         self.ratio_axes.tick_params(colors=TEXT, labelsize=7)
         for spine in self.ratio_axes.spines.values():
@@ -127,15 +133,14 @@ class QualityPlot(_LivePlot):
         )
         self.target_line = self.ratio_axes.axhline(math.nan, color=RATIO_COLOR, lw=1, ls="--", label="target z/xy")
         handles = [self.psnr_line, self.ratio_line, self.target_line]
-        figure.legend(handles=handles, loc="upper center", ncol=3, fontsize=7, frameon=False, labelcolor=TEXT,
-                      handlelength=1.5, columnspacing=1.0)  # fmt: skip
-        self.clear()
+        self.figure.legend(handles=handles, loc="upper center", ncol=3, fontsize=7, frameon=False, labelcolor=TEXT,
+                           handlelength=1.5, columnspacing=1.0)  # fmt: skip
 
     def clear(self) -> None:
         self.psnr: tuple[list[float], list[float]] = ([], [])
         self.ratio: tuple[list[float], list[float]] = ([], [])
         self.target_ratio = math.nan
-        self._redraw()
+        self.refresh()
 
     def add_psnr(self, epoch: int, value: float) -> None:
         """Validation PSNR of a finished epoch (once per epoch; NaN is skipped)."""
@@ -153,7 +158,8 @@ class QualityPlot(_LivePlot):
             self.ratio[1].append(float(ratio))
         self.schedule_redraw()
 
-    def _redraw(self) -> None:
+    def redraw(self) -> None:
+        self.ensure_built()
         self.psnr_line.set_data(*self.psnr)
         self.ratio_line.set_data(*self.ratio)
         self.target_line.set_ydata([self.target_ratio, self.target_ratio])
@@ -178,23 +184,37 @@ class HistogramPlot(QuietCanvas):
         self.setParent(parent)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setFixedHeight(90)
-        self.axes = styled_axes(figure)
-        self.axes.set_yticks([])
-        self._limits = (self.axes.axvline(0, color=CLIM_COLOR, lw=1), self.axes.axvline(1, color=CLIM_COLOR, lw=1))
+        self.counts: tuple[np.ndarray, np.ndarray] | None = None  # (counts, edges)
+        self.limits = (0.0, 1.0)
         self._bars = None
+        self._bars_stale = False
+
+    def build(self) -> None:
+        self.axes = styled_axes(self.figure)
+        self.axes.set_yticks([])
+        self._limit_lines = tuple(self.axes.axvline(value, color=CLIM_COLOR, lw=1) for value in self.limits)
 
     def set_data(self, data: np.ndarray | None) -> None:
-        if self._bars is not None:
-            self._bars.remove()
-            self._bars = None
-        if data is not None:
-            counts, edges = histogram(data, bins=96)
-            self._bars = self.axes.stairs(np.log1p(counts), edges, fill=True, color="#8a96a3")
-            self.axes.set_xlim(edges[0], edges[-1])
-            self.axes.set_ylim(0, max(float(np.log1p(counts).max()), 1.0) * 1.05)
-        self.draw_idle()
+        self.counts = None if data is None else histogram(data, bins=96)
+        self._bars_stale = True
+        self.refresh()
 
     def set_limits(self, low: float, high: float) -> None:
-        for line, value in zip(self._limits, (low, high), strict=True):
+        self.limits = (low, high)
+        self.refresh()
+
+    def redraw(self) -> None:
+        self.ensure_built()
+        if self._bars_stale:
+            self._bars_stale = False
+            if self._bars is not None:
+                self._bars.remove()
+                self._bars = None
+            if self.counts is not None:
+                counts, edges = self.counts
+                self._bars = self.axes.stairs(np.log1p(counts), edges, fill=True, color="#8a96a3")
+                self.axes.set_xlim(edges[0], edges[-1])
+                self.axes.set_ylim(0, max(float(np.log1p(counts).max()), 1.0) * 1.05)
+        for line, value in zip(self._limit_lines, self.limits, strict=True):
             line.set_xdata([value, value])
         self.draw_idle()

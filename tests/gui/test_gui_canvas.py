@@ -1,0 +1,53 @@
+"""Canvases in hidden tabs build their axes and draw only when shown, with the data they were given meanwhile."""
+
+from __future__ import annotations
+
+import math
+
+from PySide6.QtWidgets import QTabWidget, QWidget
+
+from voxelstudio.gui.class_plots import AccuracyPlot, ConfusionPlot
+from voxelstudio.gui.plots import LossPlot
+
+
+def test_hidden_plots_build_on_first_show_with_the_latest_data(qtbot):
+    tabs = QTabWidget()
+    qtbot.addWidget(tabs)
+    tabs.addTab(QWidget(), "front")
+    loss, accuracy, confusion = LossPlot(validation_label="whole volume"), AccuracyPlot(), ConfusionPlot()
+    for plot in (loss, accuracy, confusion):
+        tabs.addTab(plot, type(plot).__name__)
+    tabs.show()
+    qtbot.waitExposed(tabs)
+
+    loss.add(0.5, 0.2)
+    loss.add(1.0, 0.1, val_epoch=1, val_loss=0.15)
+    accuracy.clear(4)
+    accuracy.add(1, 0.5)
+    confusion.set_confusion(["a", "b"], [[3, 1], [0, 4]], title="test")
+    assert not any(plot.figure.axes for plot in (loss, accuracy, confusion))  # nothing built while hidden
+
+    tabs.setCurrentWidget(loss)
+    qtbot.waitUntil(lambda: bool(loss.figure.axes))
+    assert loss.train_line.get_xydata().tolist() == [[0.5, 0.2], [1.0, 0.1]]
+    assert loss.val_line.get_xydata().tolist() == [[1.0, 0.15]]
+    assert loss.axes.get_legend().get_texts()[1].get_text() == "whole volume"
+
+    tabs.setCurrentWidget(accuracy)
+    qtbot.waitUntil(lambda: bool(accuracy.figure.axes))
+    assert accuracy.line.get_xydata().tolist() == [[1.0, 0.5]]
+    assert accuracy.chance.get_ydata()[0] == 0.25
+
+    tabs.setCurrentWidget(confusion)
+    qtbot.waitUntil(lambda: bool(confusion.figure.axes))
+    assert confusion.axes.get_images()[0].get_array().tolist() == [[3, 1], [0, 4]]
+
+    tabs.setCurrentIndex(0)  # hidden again: new data waits, then shows
+    loss.set_validation_label("validation")
+    loss.add(2.0, 0.05, val_epoch=2, val_loss=0.08)
+    loss.refresh()
+    assert len(loss.train_line.get_xdata()) == 2
+    tabs.setCurrentWidget(loss)
+    qtbot.waitUntil(lambda: len(loss.train_line.get_xdata()) == 3)
+    assert loss.axes.get_legend().get_texts()[1].get_text() == "validation"
+    assert not math.isnan(loss.axes.get_ylim()[0])
