@@ -148,3 +148,16 @@ def test_reading_makes_at_most_one_extra_copy(tmp_path, suffix, stored) -> None:
     assert volume.nbytes == volume_bytes
     # the stored array, at most one float32 copy, and a bool mask for the finiteness check
     assert peak <= array.nbytes + 1.3 * volume_bytes + 2**20
+
+
+def test_import_readers_imports_only_the_libraries_those_formats_need() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, voxelstudio.io as io; before = 'scipy.io' in sys.modules; "
+        "io.import_readers(['a.MAT', 'b.unknown']); "
+        "print(before, 'scipy.io' in sys.modules, 'h5py' in sys.modules, 'tifffile' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "True", "True", "False"]

@@ -64,9 +64,10 @@ class Controller(QObject):
     # ------------------------------------------------------------------------------------------------------- data
     def open_volume(self, path: str | Path, role: str, variable: str | None = None) -> Job | None:
         """Load ``path`` (a chosen ``variable`` of a .mat/.npz) as the ``role`` volume."""
-        from voxelstudio.io import load_volume
+        from voxelstudio.io import import_readers, load_volume
 
         path = Path(path)
+        import_readers([path])  # here, not in the worker: see import_readers
 
         def loaded(volume: Volume) -> None:
             self._set_loaded(role, volume)
@@ -76,9 +77,10 @@ class Controller(QObject):
 
     def open_pair(self, raw_path: str | Path, target_path: str | Path | None = None) -> Job | None:
         """Load a raw volume and, optionally, its target in one job."""
-        from voxelstudio.io import load_volume
+        from voxelstudio.io import import_readers, load_volume
 
         paths = {"raw": Path(raw_path)} | ({} if target_path is None else {"target": Path(target_path)})
+        import_readers(paths.values())  # here, not in the worker: see import_readers
 
         def load(report, cancel) -> dict[str, Volume]:
             return {role: load_volume(path) for role, path in paths.items()}

@@ -7,6 +7,7 @@ from voxelstudio.core.errors import VolumeReadError, VolumeWriteError
 from voxelstudio.io.api import (
     SUPPORTED_SUFFIXES,
     FileSummary,
+    import_readers,
     list_variables,
     load_volume,
     read_variable,
@@ -21,6 +22,7 @@ __all__ = [
     "VariableInfo",
     "VolumeReadError",
     "VolumeWriteError",
+    "import_readers",
     "list_variables",
     "load_volume",
     "read_variable",

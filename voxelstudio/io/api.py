@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +47,18 @@ def _format(path: Path, error: type[VolumeReadError] | type[VolumeWriteError]) -
         )
     module_name, names_arrays = entry
     return importlib.import_module(f"voxelstudio.io.{module_name}"), names_arrays  # heavy libraries load on use
+
+
+def import_readers(paths: Iterable[str | Path]) -> None:
+    """Import the reader libraries for these files' formats now (unknown suffixes are left to :func:`load_volume`).
+
+    A GUI calls this on its own thread before it loads in a worker: importing a library in a worker thread makes
+    hundreds of file-system calls, each of which hands the GIL to the painting GUI thread and waits to get it back
+    (the bundled sample took 0.9 s to load beside the window's first paint instead of 0.03 s).
+    """
+    for path in paths:
+        if Path(path).suffix.lower() in _FORMATS:
+            _format(Path(path), VolumeReadError)
 
 
 def _check_readable(path: Path) -> None:
