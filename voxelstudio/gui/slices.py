@@ -173,9 +173,22 @@ class SliceViews(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(row, 1)
         layout.addLayout(bar)
-        document.volume_changed.connect(lambda role: self.refresh(AFFECTED_PANELS[role], now=True))
+        self._new_data: set[str] = set()
+        document.volume_changed.connect(self._on_volume_changed)
+        viewports.drawing_done.connect(self._refresh_new_data)
         view.changed.connect(lambda _aspect: self.refresh())
         self.refresh()
+
+    def _on_volume_changed(self, role: str) -> None:
+        """New data is drawn here once the 3-D panels have drawn it (they are what the eye goes to first)."""
+        self._new_data.update(AFFECTED_PANELS[role])
+        if not self.viewports.drawing_pending:
+            self._refresh_new_data()
+
+    def _refresh_new_data(self) -> None:
+        if self._new_data:
+            panel_roles, self._new_data = tuple(r for r in PANEL_ROLES if r in self._new_data), set()
+            self.refresh(panel_roles, now=True)
 
     def reference_shape(self) -> tuple[int, int, int] | None:
         volumes = self.document.volumes()

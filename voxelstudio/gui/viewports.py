@@ -155,10 +155,12 @@ class VolumePanel(QFrame):
 class ViewportGrid(QWidget):
     """The row of linked 3-D panels, subscribed to the document and the view state.
 
-    ``frame_rendered(panel_role)`` fires after a panel was rendered with a volume in it.
+    ``frame_rendered(panel_role)`` fires after a panel was rendered with a volume in it; ``drawing_done`` when no
+    drawing is left to do.
     """
 
     frame_rendered = Signal(str)
+    drawing_done = Signal()
 
     def __init__(self, document: Document, view: ViewState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -236,6 +238,12 @@ class ViewportGrid(QWidget):
                     self.frame_rendered.emit(role)
         if self._stale or self._dirty:
             self._schedule()
+        else:
+            self.drawing_done.emit()
+
+    @property
+    def drawing_pending(self) -> bool:
+        return bool(self._stale or self._dirty) and not self._closed
 
     def _rebuild(self, panel_role: str) -> None:
         if panel_role == "extra" and self.view.extra_panel == "none":
@@ -258,7 +266,7 @@ class ViewportGrid(QWidget):
     def flush(self) -> None:
         """Do all pending drawing now (before a screenshot or a test looks at the panels)."""
         self._timer.stop()
-        while not self._closed and (self._stale or self._dirty):
+        while self.drawing_pending:
             self._draw_step()
         self._timer.stop()
 
