@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -22,38 +24,37 @@ FIRST_FRAME_TARGET_S = 3.0
 STALL_TARGET_MS = 100.0
 
 
-def first_frame_child(launched_at: float) -> None:
-    """Runs in a fresh interpreter: start the app with the sample and print when the raw panel first rendered."""
-    from PySide6.QtCore import QSettings
-
-    from voxelstudio.app import build_session, create_application, open_initial
-
-    app = create_application()
-    scratch = Path(tempfile.mkdtemp(prefix="voxelstudio-bench-"))
-    session = build_session(settings=QSettings(str(scratch / "s.ini"), QSettings.Format.IniFormat), runs_dir=scratch)
-
-    def rendered(role: str) -> None:
-        if role == "raw":
-            print(f"first_frame_s={time.time() - launched_at:.3f}", flush=True)
-            app.quit()
-
-    session.window.viewports.frame_rendered.connect(rendered)
-    open_initial(session, sample=True)  # as run_app does: the files load while the window appears
-    session.window.show()
-    app.exec()
-    session.window.close()
+def launch_command() -> list[str]:
+    """How a user starts the app: the installed ``voxelstudio`` script (``python -m voxelstudio`` without one)."""
+    script = shutil.which("voxelstudio")
+    return [script] if script else [sys.executable, "-m", "voxelstudio"]
 
 
 def measure_first_frame(repeats: int) -> list[float]:
+    """Launch ``voxelstudio gui --sample`` with fresh settings and time it until the raw panel shows the sample."""
+    from voxelstudio.app import FIRST_FRAME_LINE, TRACE_STARTUP_ENV
+
     times = []
     for _ in range(repeats):
-        launched_at = time.time()
-        out = subprocess.run(
-            [sys.executable, __file__, "--first-frame-child", repr(launched_at)],
-            capture_output=True, text=True, check=True, timeout=120,
-        )  # fmt: skip
-        line = next(line for line in out.stdout.splitlines() if line.startswith("first_frame_s="))
-        times.append(float(line.split("=", 1)[1]))
+        with tempfile.TemporaryDirectory(prefix="voxelstudio-bench-") as home:
+            env = {**os.environ, TRACE_STARTUP_ENV: "1", "XDG_CONFIG_HOME": home, "XDG_DATA_HOME": home}
+            launched_at = time.monotonic()
+            process = subprocess.Popen(
+                [*launch_command(), "gui", "--sample"], env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                text=True, start_new_session=True,
+            )  # fmt: skip
+            try:
+                seen = []
+                for line in process.stderr:
+                    if line.startswith(FIRST_FRAME_LINE):
+                        times.append(time.monotonic() - launched_at)
+                        break
+                    seen.append(line)
+                else:
+                    raise RuntimeError("the app ended before its first frame:\n" + "".join(seen[-20:]))
+            finally:
+                os.killpg(process.pid, signal.SIGKILL)  # the window and the device probe it may have started
+                process.wait()
     return times
 
 
@@ -125,13 +126,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="launches to time")
     parser.add_argument("--epochs", type=int, default=10, help="epochs of the training run watched for stalls")
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 launch, 2 training epochs")
-    parser.add_argument("--first-frame-child", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.quick:
         args.repeats, args.epochs = 1, 2
-    if args.first_frame_child is not None:
-        first_frame_child(args.first_frame_child)
-        return
     if not os.environ.get("DISPLAY"):
         sys.exit("needs an X server: run under xvfb-run -a")
     first = measure_first_frame(args.repeats)

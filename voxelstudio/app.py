@@ -6,6 +6,7 @@ the window appears first, and the compute device is described by a background jo
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +26,9 @@ from voxelstudio.gui.view_state import ViewState
 
 DEVICE_PROBE_DELAY_MS = 2000
 """The device probe starts TensorFlow in a child process; let the first frames have the CPU first."""
+TRACE_STARTUP_ENV = "VOXELSTUDIO_TRACE_STARTUP"
+"""When set, a line on stderr marks the first frame drawn with data (``benchmarks/gui_latency.py`` times it)."""
+FIRST_FRAME_LINE = "voxelstudio: first frame with data rendered"
 
 
 @dataclass
@@ -86,4 +90,17 @@ def run_app(files: Sequence[str | Path] = (), *, sample: bool = False) -> int:
     open_initial(session, files, sample=sample)  # reads in a worker thread while the window is shown
     session.window.show()
     QTimer.singleShot(DEVICE_PROBE_DELAY_MS, session.controller.detect_device)
+    if os.environ.get(TRACE_STARTUP_ENV):
+        trace_first_frame(session)
     return int(app.exec())
+
+
+def trace_first_frame(session: Session) -> None:
+    """Print :data:`FIRST_FRAME_LINE` to stderr when the raw panel is first rendered with a volume."""
+
+    def rendered(panel_role: str) -> None:
+        if panel_role == "raw":
+            session.window.viewports.frame_rendered.disconnect(rendered)
+            print(FIRST_FRAME_LINE, file=sys.stderr, flush=True)
+
+    session.window.viewports.frame_rendered.connect(rendered)

@@ -61,3 +61,29 @@ def test_app_module_does_not_import_tensorflow():
     code = "import sys, voxelstudio.app; print('tensorflow' in sys.modules, 'keras' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False False"
+
+
+@pytest.mark.gui
+def test_gui_sample_shows_the_sample_in_a_real_window(tmp_path):
+    """The installed entry point, end to end: the window opens and draws the sample (traced start-up line)."""
+    import os
+    import signal
+
+    from voxelstudio.app import FIRST_FRAME_LINE, TRACE_STARTUP_ENV
+
+    env = {**os.environ, TRACE_STARTUP_ENV: "1", "XDG_CONFIG_HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "voxelstudio", "gui", "--sample"], env=env, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        lines = []
+        for line in process.stderr:
+            lines.append(line)
+            if line.startswith(FIRST_FRAME_LINE):
+                break
+        assert lines and lines[-1].startswith(FIRST_FRAME_LINE), "".join(lines)
+        assert not any("Traceback" in line for line in lines)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
