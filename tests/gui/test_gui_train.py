@@ -41,6 +41,8 @@ def test_train_reports_progress_previews_and_saves_a_model(qtbot, sample_session
     assert {"loss", "eta_s", "epochs"} <= set(progress[-1])
     assert len(panel.plot.train[0]) >= 3 and panel.plot.val[0] == [1, 2]  # losses per step, one point per epoch
     assert document.volume("prediction").name == "preview, epoch 2"  # the live preview reached the panel
+    window.viewports.flush()
+    assert "preview, epoch 2" in window.viewports.panels["prediction"].title.text()  # not the raw file's name
     assert panel.quality.psnr[0] == [1, 2]  # validation PSNR per epoch; the preview's z/xy ratio beside the target's
     assert panel.quality.target_ratio == pytest.approx(1.0, abs=0.2)
     assert document.volume("prediction").shape == document.volume("raw").shape

@@ -78,12 +78,15 @@ def test_folder_training_needs_no_loaded_pair(qtbot, session, dialogs, tmp_path)
     window, controller, document = session.window, session.controller, session.document
     panel = window.train_panel
     _configure(panel)
-    assert not panel.train_button.isEnabled()  # the loaded pair is the default training data
+    train_action = window.action_map["train"]  # Ctrl+T follows the panel's button
+    assert not panel.train_button.isEnabled() and not train_action.isEnabled()  # default data: the loaded pair
     raw_dir, target_dir = _write_pairs(tmp_path / "pairs")
     _use_folders(panel, raw_dir, target_dir, validate_on_loaded=True)
     assert not panel.train_button.isEnabled()  # still validates on a loaded pair that is not there
     panel.validate_on_loaded.setChecked(False)
-    assert panel.train_button.isEnabled()
+    assert panel.train_button.isEnabled() and train_action.isEnabled()
+    session.commands.update_actions()  # a document or job change re-applies the action table
+    assert train_action.isEnabled()
     measured = _measured_previews(controller)
     with qtbot.waitSignal(controller.model_trained, timeout=120_000) as trained:
         panel.train_button.click()

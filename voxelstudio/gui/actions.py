@@ -60,9 +60,9 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "&Train",
         "Run",
         "Ctrl+T",
-        "Train a denoiser on the raw/target pair",
+        "Train a denoiser on the loaded raw/target pair or the folders chosen in the Train panel",
         True,
-        requires=("raw", "target", "idle"),
+        requires=("idle",),  # and what the Train panel needs: see TrainPanel.ready_changed
     ),
     ActionSpec(
         "denoise",

@@ -80,6 +80,7 @@ class Commands(QObject):
     def _connect_panels(self) -> None:
         w, c = self.window, self.controller
         w.train_panel.train_requested.connect(lambda _config: self.train())
+        w.train_panel.ready_changed.connect(w.action_map["train"].setEnabled)
         w.train_panel.stop_requested.connect(c.stop)
         w.train_panel.choose_folder_requested.connect(self.choose_training_folder)
         w.denoise_panel.denoise_requested.connect(lambda tta: c.denoise(tta=tta))

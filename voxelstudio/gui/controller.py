@@ -169,7 +169,9 @@ class Controller(QObject):
             epoch, array = payload
             if data.needs_loaded_pair and self.document.volume("raw") is raw and array.shape == raw.shape:
                 name = f"preview, epoch {epoch}"
-                self.document.set_volume("prediction", raw.replace(data=array, name=name, metadata={"preview": epoch}))
+                self.document.set_volume(
+                    "prediction", raw.replace(data=array, name=name, source=None, metadata={"preview": epoch})
+                )
                 self.provenance["prediction"] = {"method": "training preview", "epoch": epoch}
 
         job = self.jobs.start("training", train, self._trained, preview=show_preview)

@@ -57,6 +57,7 @@ class TrainPanel(QWidget):
     train_requested = Signal(object)
     stop_requested = Signal()
     choose_folder_requested = Signal(str)
+    ready_changed = Signal(bool)  # whether Train can start now
 
     def __init__(self, settings: QSettings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -306,4 +307,6 @@ class TrainPanel(QWidget):
         self._update_train_button()
 
     def _update_train_button(self) -> None:
-        self.train_button.setEnabled(self._idle and (self._has_pair or not self._needs_loaded_pair()))
+        ready = self._idle and (self._has_pair or not self._needs_loaded_pair())
+        self.train_button.setEnabled(ready)
+        self.ready_changed.emit(ready)
