@@ -11,7 +11,7 @@ hovering shows the voxel index with the raw, target and predicted values there. 
 from __future__ import annotations
 
 from matplotlib.figure import Figure
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QSlider, QVBoxLayout, QWidget
 
 from voxelstudio.core.volume import Volume
@@ -174,21 +174,35 @@ class SliceViews(QWidget):
         layout.addLayout(row, 1)
         layout.addLayout(bar)
         self._new_data: set[str] = set()
+        self._new_data_timer = QTimer(self, singleShot=True, interval=0)
+        self._new_data_timer.timeout.connect(self._refresh_new_data)
         document.volume_changed.connect(self._on_volume_changed)
-        viewports.drawing_done.connect(self._refresh_new_data)
+        viewports.drawing_done.connect(self._new_data_timer.start)
         view.changed.connect(lambda _aspect: self.refresh())
         self.refresh()
 
     def _on_volume_changed(self, role: str) -> None:
-        """New data is drawn here once the 3-D panels have drawn it (they are what the eye goes to first)."""
+        """New data is drawn here after the 3-D panels have drawn it (they are what the eye goes to first), one
+        panel per turn of the event loop."""
         self._new_data.update(AFFECTED_PANELS[role])
-        if not self.viewports.drawing_pending:
-            self._refresh_new_data()
+        self._new_data_timer.start()
 
     def _refresh_new_data(self) -> None:
+        if self.viewports.drawing_pending:
+            return  # drawing_done starts the timer again
+        panel_role = next((r for r in PANEL_ROLES if r in self._new_data), None)
+        if panel_role is not None:
+            self._new_data.discard(panel_role)
+            self.refresh((panel_role,), now=True)
         if self._new_data:
-            panel_roles, self._new_data = tuple(r for r in PANEL_ROLES if r in self._new_data), set()
-            self.refresh(panel_roles, now=True)
+            self._new_data_timer.start()
+
+    def flush(self) -> None:
+        """Draw pending new data now (after the 3-D panels: see :meth:`ViewportGrid.flush`)."""
+        self.viewports.flush()
+        self._new_data_timer.stop()
+        self.refresh(tuple(r for r in PANEL_ROLES if r in self._new_data), now=True)
+        self._new_data.clear()
 
     def reference_shape(self) -> tuple[int, int, int] | None:
         volumes = self.document.volumes()
