@@ -197,13 +197,6 @@ class SliceViews(QWidget):
         if self._new_data:
             self._new_data_timer.start()
 
-    def flush(self) -> None:
-        """Draw pending new data now (after the 3-D panels: see :meth:`ViewportGrid.flush`)."""
-        self.viewports.flush()
-        self._new_data_timer.stop()
-        self.refresh(tuple(r for r in PANEL_ROLES if r in self._new_data), now=True)
-        self._new_data.clear()
-
     def reference_shape(self) -> tuple[int, int, int] | None:
         volumes = self.document.volumes()
         first = next((volumes[r] for r in ("raw", "target", "prediction") if r in volumes), None)
