@@ -7,6 +7,9 @@ The checkpoint beside the output is removed; the model file carries no optimizer
 repository root:
 
     python scripts/train_default_classifier.py              # or: --minutes 3 --threads 1
+
+The shipped model: 300 shapes per class, 30 minutes on 2 shared cores (219 epochs); 0.96 test accuracy (12-rotation
+vote) on its own held-out split, 0.97 on 400 shapes generated with seed 7 and 0.93 on the bundled samples.
 """
 
 from __future__ import annotations
@@ -25,9 +28,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--arch", default="voxnet", choices=("voxnet", "vrn"))
     parser.add_argument("--width", type=float, default=None, help="channel multiplier [voxnet 1, vrn 0.125]")
-    parser.add_argument("--per-class", type=int, default=150)
-    parser.add_argument("--minutes", type=float, default=4.0)
-    parser.add_argument("--epochs", type=int, default=200)
+    parser.add_argument("--per-class", type=int, default=300)
+    parser.add_argument("--minutes", type=float, default=30.0)
+    parser.add_argument("--epochs", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

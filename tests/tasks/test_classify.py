@@ -223,7 +223,7 @@ def test_bundled_model_classifies_the_bundled_shapes() -> None:
     model = default_classifier_path()
     report = evaluate_classifier(resource_path("shapes"), model_path=model, rotations=1)
     assert len(report["classes"]) == 10 and report["count"] == sum(report["confusion"][0]) * 10
-    assert report["accuracy"] >= 0.4  # chance is 0.1; the samples (seed 2024) were not used for training
+    assert report["accuracy"] >= 0.85  # chance is 0.1; the samples (seed 2024) were not used for training
 
 
 def test_classify_with_heatmap_explains_the_prediction_on_the_volume_grid(trained, shapes_dir: Path) -> None:
