@@ -8,12 +8,14 @@ Targets: first frame <= 3 s, longest stall <= 100 ms.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -22,6 +24,7 @@ import numpy as np
 TICK_MS = 10
 FIRST_FRAME_TARGET_S = 3.0
 STALL_TARGET_MS = 100.0
+LAUNCH_TIMEOUT_S = 120.0
 
 
 def launch_command() -> list[str]:
@@ -43,6 +46,8 @@ def measure_first_frame(repeats: int) -> list[float]:
                 [*launch_command(), "gui", "--sample"], env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
                 text=True, start_new_session=True,
             )  # fmt: skip
+            deadline = threading.Timer(LAUNCH_TIMEOUT_S, os.killpg, (process.pid, signal.SIGKILL))
+            deadline.start()  # a hung start-up (or an error dialog) ends the launch instead of the benchmark
             try:
                 seen = []
                 for line in process.stderr:
@@ -51,10 +56,16 @@ def measure_first_frame(repeats: int) -> list[float]:
                         break
                     seen.append(line)
                 else:
-                    raise RuntimeError("the app ended before its first frame:\n" + "".join(seen[-20:]))
+                    last_lines = "".join(seen[-20:])
+                    raise RuntimeError(
+                        f"the app ended (or ran past {LAUNCH_TIMEOUT_S:g} s) before its first frame:\n{last_lines}"
+                    )
             finally:
-                os.killpg(process.pid, signal.SIGKILL)  # the window and the device probe it may have started
+                deadline.cancel()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)  # the window and the device probe it may have started
                 process.wait()
+                process.stderr.close()
     return times
 
 
@@ -104,6 +115,7 @@ def measure_training_stalls(epochs: int) -> dict[str, float]:
     previews = []
     session.document.volume_changed.connect(lambda role: previews.append(role) if role == "prediction" else None)
     started = time.monotonic()
+    session.window.tabs.setCurrentWidget(session.window.train_panel)  # as the Train button does: live plots drawn
     timer.start()
     controller.train(config)
     run_until_idle(900)

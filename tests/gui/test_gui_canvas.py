@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from PySide6.QtWidgets import QTabWidget, QWidget
 
 from voxelstudio.gui.class_plots import AccuracyPlot, ConfusionPlot
-from voxelstudio.gui.plots import LossPlot
+from voxelstudio.gui.plots import HistogramPlot, LossPlot
 
 
 def test_hidden_plots_build_on_first_show_with_the_latest_data(qtbot):
@@ -51,3 +52,27 @@ def test_hidden_plots_build_on_first_show_with_the_latest_data(qtbot):
     qtbot.waitUntil(lambda: len(loss.train_line.get_xdata()) == 3)
     assert loss.axes.get_legend().get_texts()[1].get_text() == "validation"
     assert not math.isnan(loss.axes.get_ylim()[0])
+
+
+def test_histogram_set_while_hidden_shows_the_data_and_limits_when_shown(qtbot):
+    tabs = QTabWidget()
+    qtbot.addWidget(tabs)
+    tabs.addTab(QWidget(), "front")
+    histogram = HistogramPlot()
+    tabs.addTab(histogram, "histogram")
+    tabs.show()
+    qtbot.waitExposed(tabs)
+    data = np.linspace(0.0, 4.0, 1000, dtype=np.float32)
+    histogram.set_data(data)
+    histogram.set_limits(1.0, 3.0)
+    assert not histogram.figure.axes
+
+    tabs.setCurrentWidget(histogram)
+    qtbot.waitUntil(lambda: histogram._bars is not None)
+    assert histogram.axes.get_xlim() == (0.0, 4.0)
+    assert [line.get_xdata()[0] for line in histogram._limit_lines] == [1.0, 3.0]
+
+    tabs.setCurrentIndex(0)
+    histogram.set_data(None)  # a volume closed while the tab is hidden
+    tabs.setCurrentWidget(histogram)
+    qtbot.waitUntil(lambda: histogram._bars is None)

@@ -7,6 +7,7 @@ import pytest
 from PySide6.QtWidgets import QPushButton
 
 from tests.gui.conftest import panel_pixels, wait_idle
+from voxelstudio.gui.viewports import PANEL_ROLES
 
 pytestmark = pytest.mark.gui
 
@@ -73,14 +74,29 @@ def test_slices_follow_the_cursor_and_probe_reads_values(sample_session):
     assert f"target {document.volume('target').data[3, 4, 5]:.4g}" in text
 
 
-def test_slices_draw_new_data_after_the_3d_panels(qtbot, sample_session):
+def test_slices_draw_new_data_after_the_3d_panels_one_panel_per_turn(qtbot, sample_session, monkeypatch):
     window, document = sample_session.window, sample_session.document
-    brighter = document.volume("raw").replace(data=document.volume("raw").data * 2.0)
-    document.set_volume("raw", brighter)
-    assert window.viewports.drawing_pending and window.slices.panels["raw"].volume is not brighter
-    window.viewports.flush()
-    assert window.slices.panels["raw"].volume is not brighter  # on a later turn of the event loop
-    qtbot.waitUntil(lambda: window.slices.panels["raw"].volume is brighter)
+    slices, viewports = window.slices, window.viewports
+    drawn = []  # (panels drawn together, whether 3-D drawing was still pending)
+    original = type(slices).refresh
+    monkeypatch.setattr(
+        slices,
+        "refresh",
+        lambda roles=PANEL_ROLES, *, now=False: (
+            drawn.append((roles, viewports.drawing_pending)) or original(slices, roles, now=now)
+        ),
+    )
+    raw, target = document.volume("raw"), document.volume("target")
+    brighter_raw, brighter_target = raw.replace(data=raw.data * 2.0), target.replace(data=target.data * 2.0)
+    document.set_volume("raw", brighter_raw)
+    document.set_volume("target", brighter_target)  # target's data shows in the target, predicted and fourth panels
+    assert viewports.drawing_pending and slices.panels["raw"].volume is raw
+    qtbot.waitUntil(lambda: len(drawn) == 4)
+    assert slices.panels["raw"].volume is brighter_raw and slices.panels["target"].volume is brighter_target
+    assert drawn and all(not pending for _roles, pending in drawn)
+    assert [roles for roles, _pending in drawn] == [("raw",), ("target",), ("prediction",), ("extra",)]
+    document.set_volume("raw", raw)
+    document.set_volume("target", target)
 
 
 def test_clicking_a_slice_moves_the_cursor(qtbot, sample_session):

@@ -2,10 +2,10 @@
 
 matplotlib's ``draw_idle`` draws on the next turn of the event loop whether or not the canvas can be seen; a figure
 draw costs tens of milliseconds (the first one, which lays out text, far more), and creating axes with their ticks
-about ten. Canvases in background tabs would slow the start-up and stall the event loop for nothing. These canvases
-create their artists when first shown (:meth:`QuietCanvas.build`), and bring them up to date from plain data
-attributes (:meth:`QuietCanvas.redraw`) only while visible: data methods change the attributes and call
-:meth:`QuietCanvas.refresh`.
+about ten. Canvases in background tabs would slow the start-up and stall the event loop for nothing. A
+:class:`QuietCanvas` never draws while hidden. Subclasses that override :meth:`QuietCanvas.build` also create their
+artists only when first shown and bring them up to date from plain data attributes (:meth:`QuietCanvas.redraw`) only
+while visible: their data methods change the attributes and call :meth:`QuietCanvas.refresh`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ class QuietCanvas(FigureCanvasQTAgg):
         """Create the figure's axes and artists (once, just before they are first needed)."""
 
     def redraw(self) -> None:
-        """Bring the artists up to date with the data and schedule a draw."""
+        """Bring the artists up to date with the data and schedule a draw (overrides call ``ensure_built`` first)."""
+        self.ensure_built()
         self.draw_idle()
 
     def ensure_built(self) -> None:
@@ -35,7 +36,6 @@ class QuietCanvas(FigureCanvasQTAgg):
     def refresh(self) -> None:
         """The data changed: redraw now if the canvas can be seen, else when it is next shown."""
         if self.isVisible():
-            self.ensure_built()
             self.redraw()
         else:
             self._stale_while_hidden = True
@@ -50,5 +50,4 @@ class QuietCanvas(FigureCanvasQTAgg):
         super().showEvent(event)
         if self._stale_while_hidden or not self._built:
             self._stale_while_hidden = False
-            self.ensure_built()
             self.redraw()

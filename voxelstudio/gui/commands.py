@@ -117,7 +117,7 @@ class Commands(QObject):
         conditions = set(self.document.volumes()) | {"idle" if idle else "busy"}
         if self.document.model_path is not None:
             conditions.add("model")
-        update_enabled(self.window.action_map, conditions)
+        update_enabled(self.window.action_map, conditions)  # before the panels: Train's set_idle refines Ctrl+T
         has_raw, has_pair = "raw" in conditions, {"prediction", "target"} <= conditions
         self.window.train_panel.set_idle(idle, has_raw and "target" in conditions)
         self.window.denoise_panel.set_idle(idle, has_raw)
