@@ -45,3 +45,23 @@ def test_opacity_curve_shape():
 def test_opacity_curve_validates(kwargs):
     with pytest.raises(ValueError):
         OpacityCurve(**kwargs)
+
+
+def test_big_volumes_use_a_fixed_sample_whose_statistics_match_the_whole():
+    from voxelstudio.render.transfer import SAMPLE_SIZE, finite_sample
+
+    rng = np.random.default_rng(1)
+    data = rng.exponential(1.0, size=(256, 256, 160)).astype(np.float32)  # 10.5 M voxels, a long bright tail
+    data[rng.random(data.shape) < 0.01] = np.nan
+    assert data.size > SAMPLE_SIZE
+    sample = finite_sample(data)
+    assert SAMPLE_SIZE * 0.98 < sample.size < SAMPLE_SIZE and np.isfinite(sample).all()
+    np.testing.assert_array_equal(sample, finite_sample(data))  # the same limits every time
+    finite = data[np.isfinite(data)]
+    exact = np.percentile(finite, [0.1, 99.95])
+    np.testing.assert_allclose(auto_clim(data), exact, rtol=0.05)
+    counts, edges = histogram(data, bins=64)
+    exact_counts, _ = np.histogram(finite, bins=edges)
+    np.testing.assert_allclose(counts / counts.sum(), exact_counts / exact_counts.sum(), atol=2e-3)
+    small = data[:64, :64, :64]
+    assert finite_sample(small).size == np.isfinite(small).sum()  # small volumes use every voxel
