@@ -78,3 +78,31 @@ def test_plane_extents_and_voxel_lookup_round_trip():
     assert voxel_at("yz", 0.5, 0.4, (0, 1, 0), spacing) == (2, 1, 1)
     with pytest.raises(ValueError, match="unknown plane"):
         voxel_at("zz", 0, 0, (0, 0, 0), spacing)
+
+
+def test_display_factors_reduce_width_and_height_before_depth():
+    from voxelstudio.render import display_factors
+
+    assert display_factors((256, 256, 32), max_voxels=1 << 25) == (1, 1, 1)
+    assert display_factors((1024, 1024, 128), max_voxels=1 << 25) == (2, 2, 1)
+    assert display_factors((64, 64, 4096), max_voxels=1 << 20) == (4, 4, 1)  # 16 x 16 x 4096: exactly 1 Mi
+    assert display_factors((8, 8, 1 << 21), max_voxels=1 << 20) == (4, 4, 8)  # 2 x 2 laterally, then z
+
+
+def test_display_image_keeps_bright_voxels_and_physical_positions():
+    from voxelstudio.render import display_image
+    from voxelstudio.render.grid import SOURCE_SPACING
+
+    data = np.zeros((40, 30, 8), np.float32)
+    data[21, 13, 5] = 7.0  # one bright voxel: a block maximum keeps it
+    spacing = (0.1, 0.2, 0.5)
+    full = display_image(data, spacing, max_voxels=data.size)
+    assert full.dimensions == (30, 40, 8) and SOURCE_SPACING not in full.field_data
+    reduced = display_image(data, spacing, max_voxels=data.size // 4)
+    assert reduced.dimensions == (15, 20, 8)
+    assert reduced.spacing == pytest.approx((0.4, 0.2, 0.5)) and reduced.origin == pytest.approx((0.1, 0.05, 0.0))
+    np.testing.assert_allclose(reduced.field_data[SOURCE_SPACING], (0.2, 0.1, 0.5))
+    brightest = reduced.points[int(np.argmax(reduced.point_data["intensity"]))]
+    assert reduced.point_data["intensity"].max() == 7.0
+    offset = np.abs(brightest - np.array([13 * 0.2, 21 * 0.1, 5 * 0.5]))
+    assert (offset <= 0.5 * np.array([0.4, 0.2, 0.5]) + 1e-6).all()  # within half a block of the bright voxel

@@ -58,3 +58,15 @@ def test_style_validation():
     with pytest.raises(ValueError, match="increase"):
         SceneStyle(clim=(1.0, 1.0))
     assert SceneStyle(clim=(0.0, 2.0), iso_fraction=0.25).iso_level == 0.5
+
+
+def test_slice_planes_of_a_reduced_image_go_through_the_full_resolution_voxel(plotter):
+    from voxelstudio.render import display_image
+    from voxelstudio.render.scene import _slice_planes
+
+    data = np.repeat(np.repeat(_bead_volume(), 4, axis=0), 4, axis=1)  # 96 x 96 x 12
+    image = display_image(data, spacing=(0.1, 0.1, 0.2), max_voxels=data.size // 10)
+    planes = dict(_slice_planes(image, SceneStyle(mode="slices", clim=(0.0, 1.0), slice_index=(40, 70, 6))))
+    assert planes[0].bounds[0] == pytest.approx(70 * 0.1)  # x-normal plane at x = 7.0 um
+    assert planes[1].bounds[2] == pytest.approx(40 * 0.1)  # y-normal plane at y = 4.0 um
+    assert planes[2].bounds[4] == pytest.approx(6 * 0.2)

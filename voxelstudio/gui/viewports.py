@@ -25,9 +25,10 @@ from voxelstudio.render import (
     RENDER_MODES,
     SceneStyle,
     can_update,
+    display_factors,
+    display_image,
     draw_scene,
     reset_view,
-    to_image_data,
     update_scene,
 )
 from voxelstudio.render.scene import BACKGROUND, FOREGROUND
@@ -50,6 +51,14 @@ AFFECTED_PANELS = {
     "uncertainty": ("extra",),
     "gradcam": ("extra",),
 }
+
+
+def reduction_note(shape: tuple[int, int, int]) -> str:
+    """Title text saying that a big volume is drawn in 3-D from block maxima (the slice views show every voxel)."""
+    factors = display_factors(shape)
+    if factors == (1, 1, 1):
+        return ""
+    return f"  ·  3-D from {'×'.join(str(f) for f in factors)} block maxima"
 
 
 def describe(volume: Volume) -> str:
@@ -113,7 +122,7 @@ class VolumePanel(QFrame):
         volume, source = self.volume, self._image_source
         assert volume is not None
         if source is None or source.data is not volume.data or source.spacing != volume.spacing:
-            self._image = to_image_data(volume.data, volume.spacing)
+            self._image = display_image(volume.data, volume.spacing)
             self._image_source = volume
         return self._image
 
@@ -136,7 +145,7 @@ class VolumePanel(QFrame):
                 name="placeholder",
             )
             return
-        self.title.setText(f"<b>{label}</b>&nbsp;&nbsp;{describe(volume)}")
+        self.title.setText(f"<b>{label}</b>&nbsp;&nbsp;{describe(volume)}{reduction_note(volume.shape)}")
         image, style = self.image(), style_for(role, volume)
         geometry = (tuple(image.dimensions), tuple(image.spacing))
         reusable = geometry == self._scene_geometry and can_update(self.style, style)

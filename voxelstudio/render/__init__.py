@@ -3,7 +3,15 @@
 Call these on the thread that owns the plotter (the GUI thread in the app).
 """
 
-from voxelstudio.render.grid import SCALARS, nice_length, to_image_data, vtk_spacing, world_point
+from voxelstudio.render.grid import (
+    SCALARS,
+    display_factors,
+    display_image,
+    nice_length,
+    to_image_data,
+    vtk_spacing,
+    world_point,
+)
 from voxelstudio.render.scene import (
     MODE_LABELS,
     RENDER_MODES,
@@ -35,6 +43,8 @@ __all__ = [
     "can_update",
     "centre_index",
     "clamp_index",
+    "display_factors",
+    "display_image",
     "draw_scene",
     "histogram",
     "nice_length",

@@ -21,6 +21,12 @@ import pyvista as pv
 from voxelstudio.core.volume import Spacing
 
 SCALARS = "intensity"
+SOURCE_SPACING = "source_spacing"
+"""Field-data entry of a reduced image: the VTK (x, y, z) spacing of the full-resolution voxels (see
+:func:`display_image`); slice indices count those voxels."""
+MAX_DISPLAY_VOXELS = 1 << 25
+"""Bigger volumes are drawn from a block-maximum reduction (32 Mi voxels render in about 0.2 s with software OpenGL;
+a 1024x1024x128 volume took 3 s to convert and draw, and every turn of the camera 0.4 s)."""
 
 IMAGE_VIEW_UP = (0.0, -1.0, 0.0)
 """Camera view-up that puts row 0 (y = 0) at the top of the screen."""
@@ -39,13 +45,47 @@ def to_vtk_scalars(data: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.transpose(data, (2, 0, 1)), dtype=np.float32).ravel()
 
 
-def to_image_data(data: np.ndarray, spacing: Spacing = (1.0, 1.0, 1.0)) -> pv.ImageData:
-    """A pyvista ImageData holding ``data`` (H, W, Z) as point scalars named :data:`SCALARS`."""
+def to_image_data(
+    data: np.ndarray, spacing: Spacing = (1.0, 1.0, 1.0), origin: Sequence[float] = (0.0, 0.0, 0.0)
+) -> pv.ImageData:
+    """A pyvista ImageData holding ``data`` (H, W, Z) as point scalars named :data:`SCALARS`; ``origin`` is VTK
+    (x, y, z) in micrometres."""
     scalars = to_vtk_scalars(data)
     height, width, depth = data.shape
-    image = pv.ImageData(dimensions=(width, height, depth), spacing=vtk_spacing(spacing))
+    image = pv.ImageData(dimensions=(width, height, depth), spacing=vtk_spacing(spacing), origin=tuple(origin))
     image.point_data[SCALARS] = scalars
     image.set_active_scalars(SCALARS)
+    return image
+
+
+def display_factors(shape: Sequence[int], max_voxels: int = MAX_DISPLAY_VOXELS) -> tuple[int, int, int]:
+    """Block sizes (y, x, z) that bring ``shape`` under ``max_voxels``: y and x first (scans are wide and shallow),
+    z only when that is not enough."""
+    height, width, depth = (int(n) for n in shape)
+    lateral = 1
+    while (height // lateral) * (width // lateral) * depth > max_voxels and min(height, width) // (lateral + 1) >= 2:
+        lateral += 1
+    axial = 1
+    while (height // lateral) * (width // lateral) * (depth // axial) > max_voxels and depth // (axial + 1) >= 2:
+        axial += 1
+    return (lateral, lateral, axial)
+
+
+def display_image(data: np.ndarray, spacing: Spacing, max_voxels: int = MAX_DISPLAY_VOXELS) -> pv.ImageData:
+    """``data`` as ImageData for the 3-D views: as it is, or reduced to block maxima when it has more than
+    ``max_voxels`` voxels (maxima keep small bright beads visible in projections; up to one block less than a
+    block at the far edges is left out). A reduced image's voxels sit at their blocks' centres and it records the
+    full-resolution spacing as :data:`SOURCE_SPACING`."""
+    factors = display_factors(data.shape, max_voxels)
+    if factors == (1, 1, 1):
+        return to_image_data(data, spacing)
+    (fy, fx, fz), (height, width, depth) = factors, data.shape
+    blocks = data[: height - height % fy, : width - width % fx, : depth - depth % fz]
+    reduced = blocks.reshape(height // fy, fy, width // fx, fx, depth // fz, fz).max(axis=(1, 3, 5))
+    block_spacing = tuple(s * f for s, f in zip(spacing, factors, strict=True))
+    centre_offset = [(f - 1) / 2 * s for s, f in zip(spacing, factors, strict=True)]  # (y, x, z)
+    image = to_image_data(reduced, block_spacing, origin=(centre_offset[1], centre_offset[0], centre_offset[2]))
+    image.field_data[SOURCE_SPACING] = np.asarray(vtk_spacing(spacing))
     return image
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyvista as pv
 
-from voxelstudio.render.grid import IMAGE_VIEW_UP, SCALARS, nice_length
+from voxelstudio.render.grid import IMAGE_VIEW_UP, SCALARS, SOURCE_SPACING, nice_length
 from voxelstudio.render.transfer import Clim, OpacityCurve
 
 RENDER_MODES = ("mip", "composite", "isosurface", "slices")
@@ -152,9 +152,13 @@ def _add_isosurface(plotter: pv.BasePlotter, image: pv.ImageData, style: SceneSt
 
 
 def _slice_planes(image: pv.ImageData, style: SceneStyle) -> list[tuple[int, pv.PolyData]]:
-    """The three planes through ``style.slice_index``, by VTK axis (0 = x normal, 1 = y, 2 = z)."""
+    """The three planes through ``style.slice_index`` (a full-resolution voxel, also of a reduced image: see
+    :func:`~voxelstudio.render.grid.display_image`), by VTK axis (0 = x normal, 1 = y, 2 = z)."""
     y, x, z = style.slice_index
-    centre = np.asarray(image.origin) + np.asarray(image.spacing) * np.asarray([x, y, z], dtype=float)
+    if SOURCE_SPACING in image.field_data:
+        centre = np.asarray(image.field_data[SOURCE_SPACING], dtype=float) * np.asarray([x, y, z], dtype=float)
+    else:
+        centre = np.asarray(image.origin) + np.asarray(image.spacing) * np.asarray([x, y, z], dtype=float)
     return [(axis, image.slice(normal=normal, origin=centre.tolist())) for axis, normal in enumerate("xyz")]
 
 
