@@ -17,11 +17,11 @@ from PySide6.QtCore import QObject, Signal
 
 from voxelstudio.core.volume import Volume
 from voxelstudio.render import (
-    RENDER_MODES,
     OpacityCurve,
     SceneStyle,
     auto_clim,
     centre_index,
+    check_render_mode,
     clamp_index,
     symmetric_clim,
 )
@@ -61,7 +61,7 @@ class ViewState(QObject):
         if unknown:
             raise AttributeError(f"ViewState has no setting {unknown[0]!r}")
         if "mode" in changes:
-            _check_mode(changes["mode"])
+            check_render_mode(changes["mode"])
             self.panel_modes.clear()
         if "extra_panel" in changes and changes["extra_panel"] not in EXTRA_PANELS:
             raise ValueError(f"unknown extra panel {changes['extra_panel']!r}")
@@ -76,7 +76,7 @@ class ViewState(QObject):
     def set_panel_mode(self, panel: str, mode: str | None) -> None:
         """Give one panel its own render mode (None: follow the global mode); emits ``changed("mode:<panel>")``."""
         if mode is not None:
-            _check_mode(mode)
+            check_render_mode(mode)
         if mode is None or mode == self.mode:
             changed = self.panel_modes.pop(panel, None) is not None
         else:
@@ -157,8 +157,3 @@ class ViewState(QObject):
     def with_opacity(self, **changes: float) -> None:
         """Change one parameter of the composite-rendering opacity curve."""
         self.update(opacity=dataclasses.replace(self.opacity, **changes))
-
-
-def _check_mode(mode: str) -> None:
-    if mode not in RENDER_MODES:
-        raise ValueError(f"unknown render mode {mode!r}; choose from {', '.join(RENDER_MODES)}")

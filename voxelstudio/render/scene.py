@@ -32,6 +32,12 @@ ISO_COLOR = "#f0c05a"
 _N_COLORS = 256
 
 
+def check_render_mode(mode: str) -> None:
+    """ValueError unless ``mode`` is one of :data:`RENDER_MODES`."""
+    if mode not in RENDER_MODES:
+        raise ValueError(f"unknown render mode {mode!r}; choose from {', '.join(RENDER_MODES)}")
+
+
 @dataclass(frozen=True)
 class SceneStyle:
     """How one panel draws its volume. ``iso_fraction`` places the isosurface within ``clim``."""
@@ -47,8 +53,7 @@ class SceneStyle:
     """Coarser ray casting (a fraction of the cost) for data that is replaced again soon: training previews."""
 
     def __post_init__(self) -> None:
-        if self.mode not in RENDER_MODES:
-            raise ValueError(f"unknown render mode {self.mode!r}; choose from {', '.join(RENDER_MODES)}")
+        check_render_mode(self.mode)
         if not self.clim[1] > self.clim[0]:
             raise ValueError(f"contrast limits must increase, got {self.clim}")
 
