@@ -195,13 +195,16 @@ class HistogramPlot(QuietCanvas):
         self._limit_lines = tuple(self.axes.axvline(value, color=CLIM_COLOR, lw=1) for value in self.limits)
 
     def set_data(self, data: np.ndarray | None) -> None:
+        if data is None and self.counts is None:
+            return  # already empty (a redraw costs tens of ms)
         self.counts = None if data is None else histogram(data, bins=96)
         self._bars_stale = True
         self.refresh()
 
     def set_limits(self, low: float, high: float) -> None:
-        self.limits = (low, high)
-        self.refresh()
+        if (low, high) != self.limits:  # unchanged limits need no redraw
+            self.limits = (low, high)
+            self.refresh()
 
     def redraw(self) -> None:
         self.ensure_built()

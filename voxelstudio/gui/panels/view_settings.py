@@ -46,7 +46,6 @@ class ViewSettingsPanel(QWidget):
         self.mode.setToolTip("Render mode of every 3-D panel (each panel's title bar can pick its own)")
         for mode in RENDER_MODES:
             self.mode.addItem(MODE_LABELS[mode], mode)
-        self._shown_limits: tuple[float, float] | None = None
         self.cmap = QComboBox(objectName="colormap")
         self.cmap.addItems(COLORMAPS)
         self.extra = QComboBox(objectName="extra_panel")
@@ -179,9 +178,7 @@ class ViewSettingsPanel(QWidget):
         for widget in (self.low, self.high):
             widget.setEnabled(enabled)
         if volume is None:
-            if self._shown_limits is not None or with_histogram:
-                self.histogram.set_data(None)
-            self._shown_limits = None
+            self.histogram.set_data(None)
             return
         volumes = self.document.volumes()
         if self._role() == "residual":
@@ -194,6 +191,4 @@ class ViewSettingsPanel(QWidget):
             box.blockSignals(False)
         if with_histogram:
             self.histogram.set_data(volume.data)
-        if with_histogram or self._shown_limits != (low, high):  # a histogram redraw costs tens of ms
-            self.histogram.set_limits(low, high)
-            self._shown_limits = (low, high)
+        self.histogram.set_limits(low, high)
