@@ -61,6 +61,13 @@ class Controller(QObject):
         """Cancel every job and wait for its thread; True when all stopped in time."""
         return self.jobs.shutdown(timeout_ms)
 
+    def _new_run_dir(self, kind: str) -> Path:
+        """A folder name under ``runs_dir`` for one training run, unused so far (created by the job)."""
+        run_dir = self.runs_dir / time.strftime(f"{kind}-%Y%m%d-%H%M%S")
+        while run_dir.exists():  # two runs within a second
+            run_dir = run_dir.with_name(f"{run_dir.name}+")
+        return run_dir
+
     # ------------------------------------------------------------------------------------------------------- data
     def open_volume(self, path: str | Path, role: str, variable: str | None = None) -> Job | None:
         """Load ``path`` (a chosen ``variable`` of a .mat/.npz) as the ``role`` volume."""
@@ -152,7 +159,7 @@ class Controller(QObject):
         if data.needs_loaded_pair and loaded is None:
             self.status.emit("Training needs a raw and a target volume.")
             return None
-        out = self.runs_dir / time.strftime("train-%Y%m%d-%H%M%S") / "denoiser.keras"
+        out = self._new_run_dir("train") / "denoiser.keras"
         arguments = {"data": data, "loaded": loaded if data.needs_loaded_pair else None, "config": config, "out": out}
 
         def train(report, cancel, preview) -> Any:
@@ -290,9 +297,7 @@ class Controller(QObject):
     # ------------------------------------------------------------------------------------------------ classifier
     def train_classifier(self, folder: str | Path, config: Any) -> Job | None:
         """Train a voxel classifier on a class-per-folder data set; the result goes to ``classifier_trained``."""
-        run_dir = self.runs_dir / time.strftime("classify-%Y%m%d-%H%M%S")
-        while run_dir.exists():  # two runs within a second
-            run_dir = run_dir.with_name(f"{run_dir.name}+")
+        run_dir = self._new_run_dir("classify")
         arguments = {"folder": Path(folder), "config": config, "out": run_dir / "classifier.keras"}
 
         def train(report, cancel) -> Any:
