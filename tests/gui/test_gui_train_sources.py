@@ -35,28 +35,30 @@ def _use_folders(panel, raw_dir, target_dir, *, validate_on_loaded: bool) -> Non
     panel.validate_on_loaded.setChecked(validate_on_loaded)
 
 
-def _measured_previews(controller) -> list[dict]:
+def _train_two_epochs(qtbot, session):
+    """Click Train and wait for the job; returns the TrainResult and each measured preview's values."""
     from voxelstudio.gui.train_job import PREVIEW_MESSAGE
 
+    controller = session.controller
     measured: list[dict] = []
     controller.jobs.job_progress.connect(
         lambda name, p: measured.append(dict(p.values)) if p.message == PREVIEW_MESSAGE else None
     )
-    return measured
+    with qtbot.waitSignal(controller.model_trained, timeout=120_000) as trained:
+        session.window.train_panel.train_button.click()
+    wait_idle(qtbot, session)
+    result = trained.args[0]
+    assert result.epochs_run == 2 and result.model_path.is_file()
+    return result, measured
 
 
 def test_folder_training_validated_on_the_loaded_pair(qtbot, sample_session, tmp_path):
-    window, controller, document = sample_session.window, sample_session.controller, sample_session.document
+    window, document = sample_session.window, sample_session.document
     panel = window.train_panel
     _configure(panel)
     raw_dir, target_dir = _write_pairs(tmp_path)
     _use_folders(panel, raw_dir, target_dir, validate_on_loaded=True)
-    measured = _measured_previews(controller)
-    with qtbot.waitSignal(controller.model_trained, timeout=120_000) as trained:
-        panel.train_button.click()
-    wait_idle(qtbot, sample_session)
-    result = trained.args[0]
-    assert result.epochs_run == 2 and result.model_path.is_file()
+    result, measured = _train_two_epochs(qtbot, sample_session)
     assert document.model_path == result.model_path
     assert document.volume("prediction").name == "preview, epoch 2"  # the loaded raw volume was previewed
     # the child measured every preview; the plot holds validation PSNR per epoch and the target's z/xy ratio
@@ -75,7 +77,7 @@ def test_folder_training_validated_on_the_loaded_pair(qtbot, sample_session, tmp
 
 
 def test_folder_training_needs_no_loaded_pair(qtbot, session, dialogs, tmp_path):
-    window, controller, document = session.window, session.controller, session.document
+    window, document = session.window, session.document
     panel = window.train_panel
     _configure(panel)
     train_action = window.action_map["train"]  # Ctrl+T follows the panel's button
@@ -87,12 +89,7 @@ def test_folder_training_needs_no_loaded_pair(qtbot, session, dialogs, tmp_path)
     assert panel.train_button.isEnabled() and train_action.isEnabled()
     session.commands.update_actions()  # a document or job change re-applies the action table
     assert train_action.isEnabled()
-    measured = _measured_previews(controller)
-    with qtbot.waitSignal(controller.model_trained, timeout=120_000) as trained:
-        panel.train_button.click()
-    wait_idle(qtbot, session)
-    result = trained.args[0]
-    assert result.epochs_run == 2 and result.model_path.is_file()
+    result, measured = _train_two_epochs(qtbot, session)
     assert math.isfinite(result.best_val_loss)  # a held-out folder pair validated
     assert document.volume("prediction") is None  # a folder volume's preview does not pose as the loaded raw's
     assert [m["epoch"] for m in measured] == [1, 2] and panel.quality.psnr[0] == [1, 2]
