@@ -26,8 +26,9 @@ COMMAND_MODULES = (
 )
 
 EXIT_USAGE = 2
-TENSORFLOW_COMMANDS = frozenset({"train-denoiser", "denoise", "train-classifier", "evaluate-classifier", "classify"})
-"""Commands that start TensorFlow: it is started first with its native start-up lines filtered from stderr."""
+ML_COMMANDS = frozenset({"train-denoiser", "denoise", "train-classifier", "evaluate-classifier", "classify"})
+"""Commands that start Keras: ``KERAS_BACKEND`` is checked and the backend started first, with TensorFlow's native
+start-up lines filtered from stderr."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,6 +56,16 @@ def _fail(message: str) -> int:
     return EXIT_USAGE
 
 
+def _start_backend(*, debug: bool) -> None:
+    from voxelstudio.ml.backend_choice import select_backend
+    from voxelstudio.ml.quiet_start import start_backend_quietly
+
+    if debug:  # everything on stderr, as the backend prints it
+        select_backend()
+    else:
+        start_backend_quietly()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
     parser = build_parser()
@@ -64,11 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args([*argv, "gui"])
     if not args.debug:  # reader libraries warn about damaged files; the one-line error already says it
         warnings.filterwarnings("ignore", module=r"(scipy|h5py|tifffile|numpy)(\.|$)")
-    if args.command in TENSORFLOW_COMMANDS and not args.debug:
-        from voxelstudio.ml.quiet_start import start_tensorflow_quietly
-
-        start_tensorflow_quietly()
     try:
+        if args.command in ML_COMMANDS:
+            _start_backend(debug=args.debug)
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("voxelstudio: interrupted", file=sys.stderr)

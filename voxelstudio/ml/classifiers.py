@@ -141,9 +141,7 @@ def save_classifier(
         "extra": extra or {},
     }
     text = json.dumps(metadata, indent=2, sort_keys=True)
-    if not include_optimizer and getattr(model, "optimizer", None) is not None:
-        model = keras.Model(model.input, model.output, name=model.name)  # same layers, no optimizer
-    return write_keras_with_metadata(model, path, text)
+    return write_keras_with_metadata(model, path, text, optimizer_state=include_optimizer)
 
 
 def load_classifier(path: str | Path, *, trusted: bool = False) -> LoadedClassifier:
