@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import keras
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -13,7 +14,7 @@ from voxelstudio.core.progress import CancelToken
 from voxelstudio.ml.config import DenoiserConfig, LossConfig, TrainConfig
 from voxelstudio.ml.inference import predict_volume
 from voxelstudio.ml.persistence import load_model
-from voxelstudio.ml.training import checkpoint_paths, fit_denoiser
+from voxelstudio.ml.training import TrainingMemoryError, checkpoint_paths, fit_denoiser
 
 
 def blob_pair(seed: int, shape=(24, 24, 16), density=5e-3, noise=0.1):
@@ -191,3 +192,36 @@ def test_tiny_model_beats_its_input_on_held_out_data(tmp_path):
     prediction, _, _ = predict_volume(load_model(outcome.model_path), raw)
     plain_psnr = float(10 * np.log10(1.0 / np.mean((prediction - target) ** 2)))
     assert plain_psnr > affine_fit_psnr(raw, target) + 0.5
+
+
+class _OutOfMemoryAfterFirstEpoch(keras.callbacks.Callback):
+    """Raises the backend's real out-of-memory error (JAX/XLA's, else TensorFlow's) in the second epoch."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 1:
+            if keras.backend.backend() == "jax":
+                import jax
+
+                raise jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate")
+            import tensorflow as tf
+
+            raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor with shape[16,128,128,32]")
+
+
+def test_out_of_memory_names_the_sizes_and_keeps_the_checkpoint(pairs, tmp_path, monkeypatch):
+    train, val = pairs
+    original = keras.callbacks.CallbackList.__init__
+
+    def with_oom(self, callbacks=None, **kwargs):
+        original(self, [*(callbacks or []), _OutOfMemoryAfterFirstEpoch()], **kwargs)
+
+    monkeypatch.setattr(keras.callbacks.CallbackList, "__init__", with_oom)
+    out = tmp_path / "m.keras"
+    cfg = tiny_config(batch_size=2, patch_shape=(16, 16, 8), epochs=3)
+    with pytest.raises(TrainingMemoryError) as error:
+        fit_denoiser(train, val, cfg, out_path=out)
+    message = str(error.value)
+    last, _ = checkpoint_paths(out)
+    assert "batches of 2 patches of 16x16x8 voxels" in message and "--batch-size 1" in message
+    assert f"the last checkpoint {last} is kept" in message and "\n" not in message
+    assert load_model(last).metadata["extra"]["training_state"]["epoch"] == 1

@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "voxelstudio.cli.eval_commands",
     "voxelstudio.cli.classify_commands",
     "voxelstudio.cli.gui_commands",
+    "voxelstudio.cli.doctor_commands",
 )
 
 EXIT_USAGE = 2
@@ -57,7 +58,7 @@ def _fail(message: str) -> int:
 
 
 def _start_backend(*, debug: bool) -> None:
-    from voxelstudio.ml.backend_choice import select_backend
+    from voxelstudio.core.backends import select_backend
     from voxelstudio.ml.quiet_start import start_backend_quietly
 
     if debug:  # everything on stderr, as the backend prints it

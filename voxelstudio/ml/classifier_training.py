@@ -31,7 +31,7 @@ from voxelstudio.ml.callbacks import (
 )
 from voxelstudio.ml.classifier_config import ClassifierTrainConfig
 from voxelstudio.ml.classifiers import build_classifier, load_classifier, predict_probabilities, save_classifier
-from voxelstudio.ml.device import configure_devices, distribution_scope
+from voxelstudio.ml.device import training_scope
 from voxelstudio.ml.persistence import restore_optimizer_state
 from voxelstudio.ml.training import checkpoint_paths
 from voxelstudio.ml.voxel_augment import augment_batch
@@ -161,9 +161,8 @@ def fit_classifier(
         raise ValueError(f"{len(classes)} class names for a model of {cfg.model.n_classes} classes")
     out_path = Path(out_path)
     batch_size = min(cfg.batch_size, len(y_train))
-    device = configure_devices()
     keras.utils.set_random_seed(cfg.seed)
-    with distribution_scope(device.count if device.kind == "GPU" else 0):
+    with training_scope():
         model = build_classifier(cfg.model)
         model.compile(
             optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=keras.losses.SparseCategoricalCrossentropy(),

@@ -5,8 +5,10 @@ Backend-specific calls live in :mod:`voxelstudio.ml.backend`; this module only d
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import keras
@@ -14,7 +16,15 @@ import keras
 from voxelstudio.ml import backend
 from voxelstudio.ml.backend import distribution_scope, strategy_kind
 
-__all__ = ["DeviceInfo", "configure_devices", "cpu_cores", "describe_device", "distribution_scope", "strategy_kind"]
+__all__ = [
+    "DeviceInfo",
+    "configure_devices",
+    "cpu_cores",
+    "describe_device",
+    "distribution_scope",
+    "strategy_kind",
+    "training_scope",
+]
 
 
 @dataclass(frozen=True)
@@ -51,6 +61,19 @@ def configure_devices(*, mixed_precision: bool = False) -> DeviceInfo:
         tuple(g.memory_bytes for g in gpus),
         policy,
     )
+
+
+@contextlib.contextmanager
+def training_scope(*, mixed_precision: bool = False) -> Iterator[DeviceInfo]:
+    """Build, compile and fit inside this: the devices configured (mixed precision on GPUs when asked) and the
+    backend's distribution scope entered; the float32 policy is restored on the way out."""
+    info = configure_devices(mixed_precision=mixed_precision)
+    try:
+        with distribution_scope(info.count if info.kind == "GPU" else 0):
+            yield info
+    finally:
+        if info.policy is not None:
+            keras.mixed_precision.set_global_policy("float32")
 
 
 def cpu_cores() -> int:

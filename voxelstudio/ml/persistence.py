@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
 import warnings
 import zipfile
@@ -108,6 +109,8 @@ def write_keras_with_metadata(
     path.parent.mkdir(parents=True, exist_ok=True)
     optimizer = getattr(model, "optimizer", None)
     network = model if optimizer is None else keras.Model(model.input, model.output, name=model.name)
+    if any(layer.dtype_policy.name.startswith("mixed") for layer in network.layers):
+        network = float32_copy(network)
     state = optimizer_arrays(optimizer) if optimizer_state and optimizer is not None else None
 
     def write(temporary: Path) -> None:
@@ -118,6 +121,18 @@ def write_keras_with_metadata(
                 archive.writestr(OPTIMIZER_MEMBER, state)
 
     return write_atomically(path, write, overwrite=True)
+
+
+def float32_copy(model: keras.Model) -> keras.Model:
+    """The same network computing in float32, for files that must predict well on any device (the weights of a
+    mixed-precision model are float32 already; CPUs are slow or lack kernels in bf16/fp16)."""
+
+    def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
+        return layer.__class__.from_config({**layer.get_config(), "dtype": "float32"})
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def optimizer_arrays(optimizer: keras.optimizers.Optimizer) -> bytes:
@@ -133,15 +148,7 @@ def load_model(path: str | Path, *, trusted: bool = False) -> LoadedModel:
     if not path.is_file():
         raise ModelError(path, "model file not found")
     config, metadata = read_members(path)
-    if not trusted and contains_lambda(config):
-        raise ModelError(path, CODE_MESSAGE)
-    try:
-        model = keras.saving.load_model(path, compile=False, safe_mode=not trusted)
-    except Exception as exc:  # Keras raises many types for bad files; the user needs one line
-        if not trusted and "safe_mode" in str(exc):
-            raise ModelError(path, CODE_MESSAGE) from exc
-        problem = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(path, f"cannot load the Keras model: {problem}") from exc
+    model = load_network(path, config, metadata, trusted=trusted)
     _check_io_shapes(path, model)
     try:
         train_config = TrainConfig.from_dict(metadata["train_config"]) if "train_config" in metadata else None
@@ -149,6 +156,40 @@ def load_model(path: str | Path, *, trusted: bool = False) -> LoadedModel:
     except (TypeError, ValueError) as exc:
         raise ModelError(path, f"invalid VoxelStudio metadata: {exc}") from exc
     return LoadedModel(model, train_config, normalizer, metadata, file_sha256(path))
+
+
+def load_network(path: Path, config: dict[str, Any], metadata: dict[str, Any], *, trusted: bool) -> keras.Model:
+    """The Keras network of a model file whose members :func:`read_members` returned, without its optimizer.
+
+    Every failure is a one-line ``ModelError``: code in an untrusted file, or Keras' own first line, naming both
+    Keras versions when the file comes from a newer one.
+    """
+    if not trusted and contains_lambda(config):
+        raise ModelError(path, CODE_MESSAGE)
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=not trusted)
+    except Exception as exc:  # Keras raises many types for bad files; the user needs one line
+        if not trusted and "safe_mode" in str(exc):
+            raise ModelError(path, CODE_MESSAGE) from exc
+        saved_with = str(metadata.get("keras_version") or "")
+        if _version_tuple(saved_with) > _version_tuple(keras.__version__):
+            raise ModelError(
+                path, f"was saved with Keras {saved_with}, newer than this Keras {keras.__version__}; "
+                "upgrade Keras (pip install -U keras) to load it",
+            ) from exc  # fmt: skip
+        problem = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(path, f"cannot load the Keras model: {problem}") from exc
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    """(3, 15, 1) from "3.15.1" (pre-release suffixes ignored; () when there is no version)."""
+    numbers = []
+    for part in version.split(".")[:3]:
+        digits = "".join(itertools.takewhile(str.isdigit, part))
+        if not digits:
+            break
+        numbers.append(int(digits))
+    return tuple(numbers)
 
 
 def file_sha256(path: str | Path) -> str:

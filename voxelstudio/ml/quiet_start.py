@@ -56,7 +56,7 @@ def start_backend_quietly() -> str:
 
     Returns the backend's name.
     """
-    from voxelstudio.ml.backend_choice import select_backend
+    from voxelstudio.core.backends import select_backend
 
     chosen = select_backend()
     if "keras" in sys.modules:

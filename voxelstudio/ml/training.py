@@ -22,10 +22,10 @@ import keras
 import numpy as np
 
 from voxelstudio.core.atomic import write_json_atomically
-from voxelstudio.core.errors import ModelError
+from voxelstudio.core.errors import ModelError, VoxelStudioError
 from voxelstudio.core.normalize import PercentileNormalizer
 from voxelstudio.core.progress import CancelToken, ReportFn, null_report
-from voxelstudio.ml.backend import jit_compile
+from voxelstudio.ml.backend import is_out_of_memory, jit_compile
 from voxelstudio.ml.callbacks import (
     CancelCallback,
     CheckpointCallback,
@@ -36,7 +36,7 @@ from voxelstudio.ml.callbacks import (
 )
 from voxelstudio.ml.config import TrainConfig
 from voxelstudio.ml.denoisers import build_denoiser, required_multiple
-from voxelstudio.ml.device import configure_devices, distribution_scope
+from voxelstudio.ml.device import training_scope
 from voxelstudio.ml.inference import plan_prediction, predict_unit
 from voxelstudio.ml.losses import get_loss
 from voxelstudio.ml.patches import PatchSampler
@@ -75,6 +75,18 @@ class PatchDataset(keras.utils.PyDataset):
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         x, y = self.sampler.batch(self.batch_size, self.rng)
         return x[..., None], y[..., None]
+
+
+class TrainingMemoryError(VoxelStudioError):
+    """Training ran out of (GPU) memory: says which batch and patch size failed and what to try."""
+
+    def __init__(self, cfg: TrainConfig, checkpoint: Path) -> None:
+        kept = f"the last checkpoint {checkpoint} is kept" if checkpoint.exists() else "no checkpoint was written yet"
+        smaller = ",".join(str(max(4, n // 2)) for n in cfg.patch_shape)
+        super().__init__(
+            f"out of memory training batches of {cfg.batch_size} patches of {'x'.join(map(str, cfg.patch_shape))} "
+            f"voxels; try --batch-size {max(1, cfg.batch_size // 2)} or --patch {smaller} ({kept})"
+        )
 
 
 def checkpoint_paths(out_path: str | Path) -> tuple[Path, Path]:
@@ -185,9 +197,8 @@ def fit_denoiser(
     if cancel is not None:
         cancel.raise_if_cancelled("training")
     out_path = Path(out_path)
-    device = configure_devices()
     keras.utils.set_random_seed(cfg.seed)
-    with distribution_scope(device.count if device.kind == "GPU" else 0):
+    with training_scope(mixed_precision=cfg.mixed_precision):
         model = build_denoiser(cfg.model)
         loss = get_loss(cfg.loss)
         model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=loss, jit_compile=jit_compile())
@@ -252,7 +263,12 @@ def fit_denoiser(
             with warnings.catch_warnings():
                 # a cancelled partial epoch is not validated; the LR schedule and early stopping then warn needlessly
                 warnings.filterwarnings("ignore", message=".*conditioned on metric.*")
-                model.fit(dataset, epochs=cfg.epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=0)
+                try:
+                    model.fit(dataset, epochs=cfg.epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=0)
+                except Exception as exc:
+                    if is_out_of_memory(exc):
+                        raise TrainingMemoryError(cfg, last_path) from exc
+                    raise
             # a run stopped mid-epoch leaves tf.data's generator iterator in a reference cycle; finalise it now, not
             # at interpreter exit (where TensorFlow logs an error about it)
             gc.collect()
