@@ -194,18 +194,26 @@ def test_tiny_model_beats_its_input_on_held_out_data(tmp_path):
     assert plain_psnr > affine_fit_psnr(raw, target) + 0.5
 
 
-class _OutOfMemoryAfterFirstEpoch(keras.callbacks.Callback):
-    """Raises the backend's real out-of-memory error (JAX/XLA's, else TensorFlow's) in the second epoch."""
+def _real_out_of_memory_error() -> Exception:
+    """The active backend's own out-of-memory exception."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
 
+        return jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate")
+    if backend == "torch":
+        import torch
+
+        return torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 4.00 GiB")
+    import tensorflow as tf
+
+    return tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor with shape[16,128,128,32]")
+
+
+class _OutOfMemoryInSecondEpoch(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         if epoch == 1:
-            if keras.backend.backend() == "jax":
-                import jax
-
-                raise jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate")
-            import tensorflow as tf
-
-            raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor with shape[16,128,128,32]")
+            raise _real_out_of_memory_error()
 
 
 def test_out_of_memory_names_the_sizes_and_keeps_the_checkpoint(pairs, tmp_path, monkeypatch):
@@ -213,7 +221,7 @@ def test_out_of_memory_names_the_sizes_and_keeps_the_checkpoint(pairs, tmp_path,
     original = keras.callbacks.CallbackList.__init__
 
     def with_oom(self, callbacks=None, **kwargs):
-        original(self, [*(callbacks or []), _OutOfMemoryAfterFirstEpoch()], **kwargs)
+        original(self, [*(callbacks or []), _OutOfMemoryInSecondEpoch()], **kwargs)
 
     monkeypatch.setattr(keras.callbacks.CallbackList, "__init__", with_oom)
     out = tmp_path / "m.keras"

@@ -124,7 +124,7 @@ def _split(model: keras.Model, layer: keras.layers.Layer) -> tuple[keras.Model, 
     last = model.layers[-1]
     softmax = isinstance(last, keras.layers.Dense) and last.activation is keras.activations.softmax
     scores = last.input if softmax else model.outputs[0]
-    probe = keras.Model(model.inputs, [layer.output, model.outputs[0]], name=f"{model.name}_gradcam")
+    probe = keras.Model(model.input, [layer.output, model.outputs[0]], name=f"{model.name}_gradcam")
     try:
         head = keras.Model(layer.output, scores, name=f"{model.name}_gradcam_head")
     except ValueError as exc:
