@@ -67,3 +67,19 @@ def test_a_pair_through_the_cache_is_the_pair_of_the_rounded_optics() -> None:
         np.testing.assert_array_equal(a, b)
         np.testing.assert_allclose(a, c, rtol=1e-5, atol=1e-3)
     assert cache.misses == 1 and cache.hits >= 2
+
+
+def test_a_cache_folder_shares_psfs_between_caches(tmp_path) -> None:
+    optics = OpticsParams(na=1.25)
+    first = PsfCache(directory=str(tmp_path))
+    computed = first.psf(optics, SHAPE)
+    second = PsfCache(directory=str(tmp_path))  # e.g. another worker process
+    read = second.psf(optics, SHAPE)
+    assert (second.misses, second.disk_hits, second.hits) == (0, 1, 0)
+    np.testing.assert_array_equal(read, computed)
+    assert second.stats().hit_rate == 1.0
+    (file,) = tmp_path.glob("psf-*.npy")
+    file.write_bytes(b"broken")  # half-written or corrupt: computed again
+    third = PsfCache(directory=str(tmp_path))
+    np.testing.assert_array_equal(third.psf(optics, SHAPE), computed)
+    assert third.misses == 1

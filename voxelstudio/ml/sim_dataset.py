@@ -97,10 +97,11 @@ class SimulatedPatches(keras.utils.PyDataset):
                 self._executor = ProcessPoolExecutor(self.processes, mp_context=context)
             return self._executor
 
-    def rate(self, hits: str = "cache_hits", misses: str = "cache_misses") -> float:
-        """``counts[hits]`` / (hits + misses): e.g. the PSF cache hit rate; 0 before any look-up."""
-        total = self.counts[hits] + self.counts[misses]
-        return self.counts[hits] / total if total else 0.0
+    def rate(self, hits: tuple[str, ...] = ("cache_hits", "cache_disk_hits"), misses: str = "cache_misses") -> float:
+        """sum(counts[hits]) / (that + counts[misses]): e.g. the PSF cache hit rate; 0 before any look-up."""
+        found = sum(self.counts[name] for name in hits)
+        total = found + self.counts[misses]
+        return found / total if total else 0.0
 
     def worker_pids(self) -> list[int]:
         """Process ids of the running worker processes (empty without processes or before the first batch)."""

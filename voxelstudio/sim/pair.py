@@ -26,6 +26,9 @@ OUT_OF_STACK_STREAM = 0x0B5
 
 Shape = tuple[int, int, int]
 
+fft_workers = -1
+"""Threads per FFT (-1: all cores). A generator worker process sets 1: its siblings use the other cores."""
+
 
 def psf_shape_for(shape: Shape) -> Shape:
     """Odd PSF support used for a volume of ``shape``: the whole axial range (2Z − 1) and a lateral window."""
@@ -50,7 +53,7 @@ def _spectrum_of(psf: np.ndarray, shape: Shape) -> tuple[np.ndarray, Shape]:
     kernel = np.zeros(padded, dtype=np.float32)
     kernel[: psf.shape[0], : psf.shape[1], : psf.shape[2]] = psf
     kernel = np.roll(kernel, [-h for h in halves], axis=(0, 1, 2))
-    spectrum = fft.rfftn(kernel, workers=-1)
+    spectrum = fft.rfftn(kernel, workers=fft_workers)
     spectrum.flags.writeable = False
     return spectrum, padded  # type: ignore[return-value]
 
@@ -184,7 +187,7 @@ def _blurred_signal(
             "spectrum", optics, support, target.shape, lambda psf: _spectrum_of(psf, target.shape)
         )
         gain = np.float32(1.0 / _bead_peak_of(psf_cache.psf(optics, support), params.bead_sigma_vox))
-    blurred = fft.irfftn(fft.rfftn(target, padded, workers=-1) * spectrum * gain, padded, workers=-1)
+    blurred = fft.irfftn(fft.rfftn(target, padded, workers=fft_workers) * spectrum * gain, padded, workers=fft_workers)
     return blurred[: shape[0], : shape[1], reserve : reserve + shape[2]].astype(np.float32)
 
 
@@ -205,4 +208,4 @@ def _haze(target: np.ndarray, params: SimParams, mean_target: float) -> np.ndarr
     shape = target.shape
     transfer = haze_transfer(shape, params.optics.voxel_size_um, params.haze_sigma_um)
     transfer *= np.float32(params.haze / mean_target)
-    return fft.irfftn(fft.rfftn(target, workers=-1) * transfer, shape, workers=-1).astype(np.float32)
+    return fft.irfftn(fft.rfftn(target, workers=fft_workers) * transfer, shape, workers=fft_workers).astype(np.float32)

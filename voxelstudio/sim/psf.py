@@ -86,6 +86,7 @@ def _least_squares_focus(optics: OpticsParams) -> float:
     return float(-(w @ (fixed_c * defocus_c)) / (w @ (defocus_c * defocus_c)))
 
 
+@lru_cache(maxsize=256)
 def focal_offset_um(optics: OpticsParams) -> float:
     """Focal-scan position z (µm) of the brightest on-axis point: 0 for matched indices and coverslip; about
     −depth·ni/ns (more at high NA) for beads at ``depth`` in a sample of another index."""
@@ -131,7 +132,7 @@ def _make_psf(optics: OpticsParams, shape: tuple[int, int, int], spacing: Spacin
     return psf
 
 
-AXIAL_FWHM_STEP_UM = 0.02
+AXIAL_FWHM_STEP_UM = 0.04
 """Focus step of the on-axis profile :func:`axial_fwhm_um` measures."""
 AXIAL_FWHM_HALF_RANGE_UM = 8.0
 """The on-axis profile spans the brightest point ± this; a wider PSF reports this range's full width."""

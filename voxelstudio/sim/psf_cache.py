@@ -5,13 +5,20 @@ never hit. :func:`round_optics` snaps each parameter to a grid fine enough that 
 same PSF (0.01 in NA, 5 nm in wavelength, 0.005 in refractive index, 0.1 µm in depth, 5 nm in voxel size), and
 :class:`PsfCache` stores the PSF *of the rounded optics*: whatever was asked first, a key always maps to the same
 array, so results do not depend on the cache's history. Least-recently used entries are dropped beyond
-``max_bytes``; ``hits`` and ``misses`` count look-ups.
+``max_bytes``; ``hits`` and ``misses`` count look-ups. With a ``directory``, PSFs are also written there as ``.npy``
+files (atomically) and read back on a memory miss, so the worker processes of one run share each integral
+(``disk_hits``) instead of each computing it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -71,11 +78,13 @@ class CacheStats:
     misses: int
     entries: int
     bytes: int
+    disk_hits: int = 0
 
     @property
     def hit_rate(self) -> float:
-        total = self.hits + self.misses
-        return self.hits / total if total else 0.0
+        """Share of look-ups that computed no Gibson-Lanni integral (memory or disk hits)."""
+        total = self.hits + self.disk_hits + self.misses
+        return (self.hits + self.disk_hits) / total if total else 0.0
 
 
 class PsfCache:
@@ -84,13 +93,17 @@ class PsfCache:
     Not thread-safe on its own; each simulation worker process keeps one.
     """
 
-    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES, grid: dict[str, float] | None = None) -> None:
+    def __init__(
+        self, max_bytes: int = DEFAULT_MAX_BYTES, grid: dict[str, float] | None = None, directory: str | None = None
+    ) -> None:
         if max_bytes < 0:
             raise ValueError(f"max_bytes must not be negative, got {max_bytes}")
         self.max_bytes = int(max_bytes)
         self.grid = OPTICS_GRID if grid is None else dict(grid)
+        self.directory = None if directory is None else Path(directory)
         self.hits = 0
         self.misses = 0
+        self.disk_hits = 0
         self._entries: OrderedDict[Any, Any] = OrderedDict()
         self._bytes = 0
 
@@ -107,10 +120,43 @@ class PsfCache:
             self.hits += 1
             self._entries.move_to_end(key)
             return found
-        self.misses += 1
-        psf = make_psf(rounded, key[1])
+        psf = self._from_disk(key)
+        if psf is None:
+            self.misses += 1
+            psf = make_psf(rounded, key[1])
+            self._to_disk(key, psf)
+        else:
+            self.disk_hits += 1
         self._store(key, psf)
         return psf
+
+    def _file(self, key: tuple[OpticsParams, tuple[int, int, int]]) -> Path | None:
+        if self.directory is None:
+            return None
+        text = json.dumps([sorted(key[0].to_dict().items()), list(key[1])])
+        return self.directory / f"psf-{hashlib.sha1(text.encode()).hexdigest()[:20]}.npy"
+
+    def _from_disk(self, key: tuple[OpticsParams, tuple[int, int, int]]) -> np.ndarray | None:
+        path = self._file(key)
+        if path is None or not path.exists():
+            return None
+        try:
+            psf = np.load(path)
+        except (OSError, ValueError):
+            return None  # half-written by a sibling that died, or unreadable: compute it again
+        if psf.shape != key[1] or psf.dtype != np.float32:
+            return None
+        psf.flags.writeable = False
+        return psf  # type: ignore[no-any-return]
+
+    def _to_disk(self, key: tuple[OpticsParams, tuple[int, int, int]], psf: np.ndarray) -> None:
+        path = self._file(key)
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.tmp.npy")
+        np.save(temporary, psf)
+        os.replace(temporary, path)
 
     def derived(self, name: str, optics: OpticsParams, shape: tuple[int, int, int], extra: Any, compute: Any) -> Any:
         """``compute(psf)`` for the PSF of (``optics``, ``shape``), remembered under (``name``, ``extra``) in the same
@@ -133,10 +179,10 @@ class PsfCache:
             self._bytes -= _nbytes(dropped)
 
     def stats(self) -> CacheStats:
-        return CacheStats(self.hits, self.misses, len(self._entries), self._bytes)
+        return CacheStats(self.hits, self.misses, len(self._entries), self._bytes, self.disk_hits)
 
     def clear(self) -> None:
         """Drop every entry and reset the counts."""
         self._entries.clear()
         self._bytes = 0
-        self.hits = self.misses = 0
+        self.hits = self.misses = self.disk_hits = 0

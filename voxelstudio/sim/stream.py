@@ -14,6 +14,7 @@ percentile-normalised over that volume (2 / 99.8, as training and prediction do)
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import threading
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from functools import lru_cache
 import numpy as np
 
 from voxelstudio.core.normalize import PercentileNormalizer
+from voxelstudio.sim import pair
 from voxelstudio.sim.pair import simulate_pair
 from voxelstudio.sim.params import OpticsParams, SimParams, validate_shape
 from voxelstudio.sim.psf_cache import PsfCache, round_optics
@@ -38,7 +40,7 @@ class PatchStream:
     ``patch_shape`` (H, W, Z) is one patch; ``batch_size`` patches make a batch. ``microscopes`` is the size of
     the optics pool (0: fresh optics per patch). ``margin`` lateral voxels are simulated around each patch.
     ``params``: None draws every parameter per patch (``SimParams.random``); a SimParams uses those parameters for
-    every patch (only the beads and noise change).
+    every patch (only the beads and noise change). ``cache_dir``: a folder the workers share computed PSFs through.
     """
 
     patch_shape: tuple[int, int, int] = (64, 64, 32)
@@ -47,6 +49,7 @@ class PatchStream:
     microscopes: int = 256
     margin: int = 16
     params: SimParams | None = None
+    cache_dir: str | None = None
     normalizer: PercentileNormalizer = field(default_factory=PercentileNormalizer)
 
     def __post_init__(self) -> None:
@@ -68,9 +71,13 @@ class PatchStream:
         return (height + 2 * self.margin, width + 2 * self.margin, depth)
 
     def __call__(self, index: int) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
-        """Batch ``index`` as (raw, target, look-up counts): the picklable batch function a generator runs."""
+        """Batch ``index`` as (raw, target, look-up counts): the picklable batch function a generator runs (in a
+        worker process, with single-threaded FFTs)."""
+        if multiprocessing.parent_process() is not None:
+            pair.fft_workers = 1
         batch = simulate_batch(self, index)
-        return batch.raw, batch.target, {"cache_hits": batch.cache_hits, "cache_misses": batch.cache_misses}
+        counts = {"cache_hits": batch.cache_hits, "cache_misses": batch.cache_misses}
+        return batch.raw, batch.target, {**counts, "cache_disk_hits": batch.cache_disk_hits}
 
     def microscope(self, number: int) -> OpticsParams:
         """Optics ``number`` of the pool (rounded to the cache's grid)."""
@@ -94,13 +101,16 @@ def _pool_optics(seed: int, number: int) -> OpticsParams:
 _local = threading.local()
 
 
-def worker_cache() -> PsfCache:
-    """This thread's PSF cache (one per thread: PsfCache is not thread-safe; a process usually has one thread)."""
-    cache = getattr(_local, "cache", None)
-    if cache is None or getattr(_local, "pid", None) != os.getpid():
-        cache = _local.cache = PsfCache()
+def worker_cache(directory: str | None = None) -> PsfCache:
+    """This thread's PSF cache backed by ``directory`` (one per thread: PsfCache is not thread-safe; a worker
+    process usually has one thread)."""
+    caches = getattr(_local, "caches", None)
+    if caches is None or getattr(_local, "pid", None) != os.getpid():
+        caches = _local.caches = {}
         _local.pid = os.getpid()
-    return cache
+    if directory not in caches:
+        caches[directory] = PsfCache(directory=directory)
+    return caches[directory]  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -111,14 +121,15 @@ class SimBatch:
     target: np.ndarray
     cache_hits: int
     cache_misses: int
+    cache_disk_hits: int = 0
 
 
 def simulate_batch(stream: PatchStream, index: int, cache: PsfCache | None = None) -> SimBatch:
     """Batch ``index`` of ``stream``: a function of (stream, index) only, whichever worker runs it."""
     if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or index < 0:
         raise ValueError(f"batch index must be a non-negative integer, got {index!r}")
-    cache = worker_cache() if cache is None else cache
-    hits, misses = cache.hits, cache.misses
+    cache = worker_cache(stream.cache_dir) if cache is None else cache
+    hits, misses, disk = cache.hits, cache.misses, cache.disk_hits
     rng = np.random.default_rng([stream.seed, BATCH_STREAM, int(index)])
     height, width, depth = stream.patch_shape
     m = stream.margin
@@ -130,4 +141,4 @@ def simulate_batch(stream: PatchStream, index: int, cache: PsfCache | None = Non
         raw, target = simulate_pair(stream.volume_shape, params, seed=pair_seed, psf_cache=cache)
         raws[n] = stream.normalizer.before(raw)[m : m + height, m : m + width, :]
         targets[n] = target[m : m + height, m : m + width, :]
-    return SimBatch(raws, targets, cache.hits - hits, cache.misses - misses)
+    return SimBatch(raws, targets, cache.hits - hits, cache.misses - misses, cache.disk_hits - disk)
