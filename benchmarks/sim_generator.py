@@ -24,11 +24,10 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
-from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
 
-from voxelstudio.ml.sim_dataset import SimulatedPatches
-from voxelstudio.sim import SimParams, simulate_pair
-from voxelstudio.sim.stream import PatchStream
+from voxelstudio.sim import SimParams, pair, simulate_pair
+from voxelstudio.sim.psf_cache import PsfCache
+from voxelstudio.sim.stream import PatchStream, simulate_batch
 
 PATCH = (64, 64, 32)
 BATCH = 8
@@ -37,6 +36,11 @@ WARM_UP = 2
 
 
 def run(stream: PatchStream, workers: int, batches: int) -> dict[str, float]:
+    # Keras is imported here, not at the top: spawned workers import this script and should not load TensorFlow
+    from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
+
+    from voxelstudio.ml.sim_dataset import SimulatedPatches
+
     queue = 2 * workers + 2
     with SimulatedPatches(stream, workers=workers, use_multiprocessing=workers > 0, max_queue_size=queue) as ds:
         iterator = PyDatasetAdapter(ds).get_numpy_iterator()
@@ -54,7 +58,30 @@ def run(stream: PatchStream, workers: int, batches: int) -> dict[str, float]:
         return {"rate": rate, "misses": counts["cache_misses"], "disk": counts["cache_disk_hits"], "hit_rate": hit_rate}
 
 
+def cpu_per_patch(batches: int) -> tuple[float, float]:
+    """CPU seconds per patch in this process, single-threaded FFTs: (PSF cached, PSF computed for every patch);
+    a measure the other load on the machine hardly changes."""
+    pair.fft_workers = 1
+    cache = PsfCache()
+    warm = PatchStream(patch_shape=PATCH, batch_size=BATCH, microscopes=1)
+    simulate_batch(warm, 0, cache)
+    started = time.process_time()
+    for index in range(1, batches + 1):
+        simulate_batch(warm, index, cache)
+    cached = (time.process_time() - started) / (batches * BATCH)
+    fresh = PatchStream(patch_shape=PATCH, batch_size=BATCH, microscopes=0)
+    started = time.process_time()
+    simulate_batch(fresh, 0, cache)
+    computed = (time.process_time() - started) / BATCH
+    pair.fft_workers = -1
+    return cached, computed
+
+
 def throughput_table(workers: list[int], batches: int) -> None:
+    cached, computed = cpu_per_patch(max(batches // 4, 2))
+    print(f"CPU time per patch in one process: {cached * 1e3:.0f} ms with its PSF cached ({1 / cached:.1f} patches/s "
+          f"per free core), {computed * 1e3:.0f} ms when its PSF is computed; load average "
+          f"{os.getloadavg()[0]:.1f} at start.\n")  # fmt: skip
     print(f"Patches {PATCH[0]}x{PATCH[1]}x{PATCH[2]} (each cut from a {PATCH[0] + 32}x{PATCH[1] + 32}x{PATCH[2]} "
           f"simulation), batches of {BATCH}, {batches} timed batches after {WARM_UP} warm-up batches; "
           f"{os.cpu_count()} CPUs. The workers share PSFs through a cache folder.\n")  # fmt: skip

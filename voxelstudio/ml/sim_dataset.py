@@ -14,7 +14,8 @@ batch function needs) and lets Keras keep ``workers + 1`` requests in flight fro
 because a pool worker that dies leaves that pool's result waiting forever; an executor whose worker dies fails every
 pending batch with ``BrokenProcessPool``, raised here as :class:`GeneratorWorkerError`, so ``fit`` stops with that
 error instead of hanging. An exception inside the batch function reaches ``fit`` unchanged. Call :meth:`close` (or
-use ``with``) to stop the processes.
+use ``with``) to stop the processes. Spawned workers import the main script again: keep it behind
+``if __name__ == "__main__"`` and import Keras inside functions there, or every worker loads TensorFlow.
 """
 
 from __future__ import annotations
