@@ -8,6 +8,7 @@ Validation is a fixed set of simulated patches from another seed; the model with
 from __future__ import annotations
 
 import dataclasses
+import gc
 import math
 import time
 from pathlib import Path
@@ -77,7 +78,7 @@ def train_from_generator(
         microscopes=microscopes,
         cache_dir=cache_dir,
     )
-    validation = PatchStream(**{**dataclasses.asdict(stream), "seed": config.seed + VALIDATION_SEED_OFFSET})
+    validation = dataclasses.replace(stream, seed=config.seed + VALIDATION_SEED_OFFSET)
     x_val, y_val = zip(*(SimulatedPatches(validation)[i] for i in range(VALIDATION_BATCHES)), strict=True)
     model = build_denoiser(config.model)
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=get_loss(config.loss), jit_compile=False)
@@ -98,8 +99,10 @@ def train_from_generator(
             validation_data=(np.concatenate(x_val), np.concatenate(y_val)),
             validation_batch_size=config.batch_size,
             callbacks=callbacks,
+            shuffle=False,
             verbose=0,
         )
+        gc.collect()  # finalise tf.data's generator iterator now, not at interpreter exit (where TF logs an error)
         return GeneratorRun(
             epochs=save_best.epochs,
             best_val_loss=save_best.best,
