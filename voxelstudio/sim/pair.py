@@ -124,14 +124,13 @@ def simulate_pair(
     points = bead_points(shape, params.bead_density, params.brightness_spread, rng)
     layer, reserve = out_of_stack_planes(params, shape[2])
     if reserve:
-        extended = _with_outside_beads(points, params, layer, reserve, seed)
         # every bead, inside and outside, emits light on the intensity scale of the stack's target
-        target_extended = unit_blobs(extended, params.bead_sigma_vox)
+        target_extended = unit_blobs(_with_outside_beads(points, params, layer, reserve, seed), params.bead_sigma_vox)
         inside = np.array(target_extended[:, :, reserve : reserve + shape[2]])
         target, scale = unit_range(inside)
         target_extended *= scale
     else:
-        extended = target_extended = target = blob_field(points, params.bead_sigma_vox)
+        target_extended = target = blob_field(points, params.bead_sigma_vox)
     expected = smooth_background(
         shape,
         optics.voxel_size_um,
@@ -148,7 +147,6 @@ def simulate_pair(
         expected += signal
     expected *= np.float32(params.photons)
     raw = camera_counts(expected, read_noise=params.read_noise, offset=params.offset, rng=rng)
-    del extended
     return raw, target
 
 
