@@ -110,3 +110,22 @@ def test_an_error_in_the_batch_function_reaches_the_caller() -> None:
         dataset[0]
     with pytest.raises(ValueError, match="workers"):
         SimulatedPatches(STREAM, workers=-1)
+
+
+def test_fit_sees_new_batches_every_epoch_finite_and_endless() -> None:
+    import keras
+
+    keys: list[int] = []
+
+    def make_batch(key: int) -> tuple[np.ndarray, np.ndarray]:
+        keys.append(key)
+        return np.full((2, 4, 4, 4), key, np.float32), np.zeros((2, 4, 4, 4), np.float32)
+
+    model = keras.Sequential([keras.Input((4, 4, 4, 1)), keras.layers.Conv3D(1, 1)])
+    model.compile(optimizer="sgd", loss="mse")
+    # (Keras's TF backend first peeks a batch or two for the output signature)
+    model.fit(SimulatedPatches(make_batch, batches=3), epochs=2, verbose=0)
+    assert len(set(keys)) >= 6  # two epochs of three batches, none repeated
+    keys.clear()
+    model.fit(SimulatedPatches(make_batch), epochs=2, steps_per_epoch=2, shuffle=False, verbose=0)
+    assert {0, 1, 2, 3} <= set(keys)  # the second epoch continues the stream

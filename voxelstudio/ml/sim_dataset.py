@@ -4,7 +4,9 @@ It is generic over a picklable *batch function* ``make_batch(key) -> (x, y)`` or
 nothing but ``key`` (``voxelstudio.sim.stream.PatchStream`` is one: the tasks layer passes it in, since ml/ does not
 import sim/). So the batches are the same with 0, 1 or N workers, threads or processes. ``batches=None`` makes the
 dataset endless (use ``model.fit(..., steps_per_epoch=...)``; the key is the running batch number, so every epoch
-sees new data); with ``batches=N`` an epoch has N batches and the key also counts the epochs (``on_epoch_end``).
+sees new data); with ``batches=N`` an epoch has N batches and the key also counts the epochs (``on_epoch_end``;
+Keras's TensorFlow backend peeks a batch or two for the output signature and ends an epoch after that, so a few
+batches are made and not trained on, and ``fit``'s default ``shuffle=True`` reorders each epoch's batches).
 ``counts`` (e.g. PSF cache hits and misses) are summed into :attr:`SimulatedPatches.counts`.
 
 Workers: ``workers=0`` generates in the calling thread. ``use_multiprocessing=True`` runs ``workers`` processes (a
