@@ -45,6 +45,7 @@ BENCHMARKS = (
     Benchmark("denoise", "Denoisers"),
     Benchmark("gui_latency", "GUI latency", needs_display=True),
     Benchmark("memory", "Memory"),
+    Benchmark("sim_generator", "Simulated-patch generator"),
 )
 _QUICK_OPTION = re.compile(r"""add_argument\(\s*["']--quick["']""")
 
