@@ -35,6 +35,21 @@ def rotate_vertical(grid: np.ndarray, angle: float) -> np.ndarray:
     return np.ascontiguousarray(out)
 
 
+def rotate_vertical_batch(grids: np.ndarray, angle: float) -> np.ndarray:
+    """Every grid of a batch (N, H, W, Z) rotated like :func:`rotate_vertical` (the same values), in one call."""
+    grids = np.asarray(grids)
+    if grids.ndim != 4 or grids.shape[1] != grids.shape[2]:
+        raise ValueError(f"rotation about the vertical axis needs (N, M, M, Z) grids, got shape {grids.shape}")
+    angle = float(angle) % 360.0
+    quarters = int(angle // 90.0)
+    rest = angle - 90.0 * quarters
+    out = np.rot90(grids, quarters, axes=(1, 2))
+    if rest > 1e-9:
+        rotated = ndimage.rotate(out.astype(np.float32), rest, axes=(1, 2), reshape=False, order=1, mode="constant")
+        out = (rotated >= 0.5).astype(grids.dtype)
+    return np.ascontiguousarray(out)
+
+
 def vertical_rotations(grid: np.ndarray, count: int) -> np.ndarray:
     """(count, H, W, Z): ``grid`` rotated by 0, 360/count, 2*360/count, ... degrees about z."""
     return np.stack([rotate_vertical(grid, 360.0 * k / count) for k in range(count)])
