@@ -1,10 +1,12 @@
 """Training a voxel classifier with the denoiser's machinery: progress, cancel within a batch, a time budget,
-an atomic checkpoint every epoch, resume, and the device's distribution strategy.
+atomic checkpoints, resume, and the device's distribution strategy.
 
 Grids are occupancy arrays (N, H, W, Z) in {0, 1} (uint8 is fine) with integer labels. Each epoch shuffles the
 training set and augments it (rotation about z, flips, shifts; see :mod:`voxel_augment`); the loss is weighted by
 inverse class frequency. The best model by validation loss is saved at ``out_path`` (without optimizer state) and the
 last epoch at ``<out stem>.last.keras`` with the training state in its metadata, which ``resume=True`` continues.
+The last checkpoint is written at most every LAST_CHECKPOINT_EVERY_S seconds and when the run ends (writing it with
+the optimizer state every epoch cost CPU runs a good part of their budget).
 
 The run's length follows the config: a fixed number of epochs, a time budget (then early stopping on a long
 patience), or whichever ends first; the learning-rate schedule and the progress total follow the same measure.
@@ -40,6 +42,8 @@ from voxelstudio.ml.device import training_scope
 from voxelstudio.ml.persistence import restore_optimizer_state
 from voxelstudio.ml.training import checkpoint_paths
 from voxelstudio.ml.voxel_augment import augment_batch
+
+LAST_CHECKPOINT_EVERY_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -236,7 +240,13 @@ def fit_classifier(
                      "train_grids": len(y_train)}  # fmt: skip
             save_classifier(model, out_path, classes=classes, train_config=cfg, extra=extra)
 
+        last_saved = [-math.inf]
+
         def save_last(model: keras.Model, state: RunState) -> None:
+            ending = model.stop_training or state.stopped_reason is not None or state.epochs_run >= max_epochs
+            if not (ending or keep_last or time.monotonic() - last_saved[0] >= LAST_CHECKPOINT_EVERY_S):
+                return
+            last_saved[0] = time.monotonic()
             data = {"epoch": state.epochs_run, "best": _finite(state.best), "best_epoch": state.best_epoch,
                     "history": {k: [_finite(v) for v in vs] for k, vs in state.history.items()}}  # fmt: skip
             save_classifier(model, last_path, classes=classes, train_config=cfg, extra={"training_state": data},
