@@ -22,7 +22,7 @@ def register(subparsers: Any) -> None:
         "train-classifier",
         help="train a 3-D voxel classifier (VoxNet or Voxception-ResNet)",
         description="Train a classifier on DATA, a folder with one sub-folder of 32^3 grids (.mat variable 'voxel', "
-        ".npy, ...) per class. The data are split (stratified, seeded) into training and 10%% validation (and a "
+        ".npy, ...) per class. The data are split (stratified, seeded) into training and 10 percent validation (and a "
         "test part with --test-fraction); --minutes alone trains until the budget ends, --epochs alone that many "
         "epochs, both whichever ends first. The best model by validation loss goes to --out, the last epoch to "
         "<out>.last.keras, which --resume continues; --refit then retrains on training + validation for the best "
