@@ -64,7 +64,9 @@ class ClassifyPanel(QWidget):
         self.width.setToolTip("Channel multiplier (1 = the paper's network; 0.125–0.25 trains on a CPU)")
         self.grid = QSpinBox(objectName="classifier_grid", minimum=10, maximum=128, value=32, suffix="³")
         self.grid.setToolTip("Input grid size; grids of other sizes are resampled")
-        self.epochs = QSpinBox(objectName="classifier_epochs", minimum=1, maximum=10_000, value=30)
+        self.epochs = QSpinBox(objectName="classifier_epochs", minimum=0, maximum=10_000, value=0)
+        self.epochs.setSpecialValueText("until the budget ends")
+        self.epochs.setToolTip("Epochs; with a time budget too, whichever ends first")
         self.minutes = QDoubleSpinBox(objectName="classifier_minutes", minimum=0.0, maximum=10_000.0, decimals=1)
         self.minutes.setSpecialValueText("no limit")
         self.minutes.setSuffix(" min")
@@ -147,7 +149,7 @@ class ClassifyPanel(QWidget):
 
         overrides = {"width": self.width.value(), "input_shape": (self.grid.value(),) * 3}
         return ClassifierTrainConfig.for_arch(
-            self.arch.currentText(), model_overrides=overrides, epochs=self.epochs.value(),
+            self.arch.currentText(), model_overrides=overrides, epochs=self.epochs.value() or None,
             minutes=self.minutes.value() or None,
         )  # fmt: skip
 
@@ -194,7 +196,8 @@ class ClassifyPanel(QWidget):
             self.progress.progressed(progress, f"{progress.message or 'working'}{total}")
             return
         epoch, accuracy = int(values["epoch"]), float(values.get("val_accuracy", math.nan))
-        text = f"epoch {epoch}/{values.get('epochs')} · step {values.get('step')}/{values.get('steps')}"
+        text = f"epoch {epoch}" + (f"/{values['epochs']}" if values.get("epochs") else "")
+        text += f" · step {values.get('step')}/{values.get('steps')}"
         text += f" · loss {format_number(float(values.get('loss', math.nan)))}"
         if math.isfinite(accuracy):
             text += f" · validation {accuracy:.1%}"
