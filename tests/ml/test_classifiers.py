@@ -96,7 +96,7 @@ def test_vrn_layers_and_parameters_at_tiny_width(blocks: int) -> None:
     kinds = layer_kinds(model)
     residuals = 4 * blocks + 1
     assert kinds["Conv3D"] == 1 + 5 * 4 * blocks + 4 * 4 + 1  # stem, 5 per VRN block, 4 per downsampling, final
-    assert (kinds["MaxPooling3D"], kinds["AveragePooling3D"], kinds["GlobalAveragePooling3D"]) == (4, 4, 1)
+    assert (kinds["MaxPooling3D"], kinds["InsideAveragePooling3D"], kinds["GlobalAveragePooling3D"]) == (4, 4, 1)
     assert (kinds["StochasticDepth"], kinds["Add"], kinds["Concatenate"]) == (residuals, residuals, 4 * blocks + 4)
     assert kinds["Dense"] == 2 and kinds["Rescaling"] == 1
     assert [model.get_layer(f"down{i}_concat").output.shape[-1] for i in (1, 2, 3, 4)] == [8, 16, 32, 64]
