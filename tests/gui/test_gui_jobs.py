@@ -36,7 +36,7 @@ def test_stop_ends_a_running_job_and_reenables_the_ui(qtbot, sample_session):
     window, controller = sample_session.window, sample_session.controller
     window.denoise_panel.iterations.setValue(500)
     progressed = []
-    controller.jobs.job_progress.connect(lambda name, progress: progressed.append(progress.done))
+    controller.jobs.job_event.connect(lambda event: progressed.append(event.done) if hasattr(event, "done") else None)
     window.denoise_panel.deconvolve_button.click()
     qtbot.waitUntil(lambda: len(progressed) >= 3, timeout=60_000)
     with qtbot.waitSignal(controller.jobs.job_ended, timeout=30_000) as ended:

@@ -23,14 +23,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from voxelstudio.core.progress import Progress
 from voxelstudio.gui.class_plots import AccuracyPlot, ConfusionPlot, ProbabilityBars
 from voxelstudio.gui.panels.common import ProgressRow, format_duration, format_number
+from voxelstudio.jobs.events import EpochResult, ProgressEvent, TrainingStep
 
-TRAINING_JOB = "classifier training"
-EVALUATION_JOB = "classifier evaluation"
-CLASSIFY_JOB = "classification"
-JOBS = (TRAINING_JOB, EVALUATION_JOB, CLASSIFY_JOB)
 _REASONS = {"epochs": "all epochs done", "time": "time budget reached", "early_stopping": "no more improvement",
             "cancelled": "stopped"}  # fmt: skip
 
@@ -180,30 +176,31 @@ class ClassifyPanel(QWidget):
         self.gradcam_button.setEnabled(has_gradcam)
 
     # ---------------------------------------------------------------------------------------------- progress
-    def job_started(self, name: str) -> None:
-        if name == TRAINING_JOB:
-            self.accuracy_plot.clear(self._class_count())
-            self.results.setCurrentWidget(self.accuracy_plot)
-        self.progress.started({TRAINING_JOB: "Loading the data set…", EVALUATION_JOB: "Evaluating…"}.get(
-            name, "Classifying…"))  # fmt: skip
+    def job_started(self, text: str) -> None:
+        self.progress.started(text)
 
-    def job_progress(self, name: str, progress: Progress) -> None:
-        values = progress.values
-        if name != TRAINING_JOB or values.get("epoch") is None:
-            total = "" if progress.total is None else f" {progress.done:g}/{progress.total:g}"
-            self.progress.progressed(progress, f"{progress.message or 'working'}{total}")
-            return
-        epoch, accuracy = int(values["epoch"]), float(values.get("val_accuracy", math.nan))
-        text = f"epoch {epoch}/{values.get('epochs')} · step {values.get('step')}/{values.get('steps')}"
-        text += f" · loss {format_number(float(values.get('loss', math.nan)))}"
-        if math.isfinite(accuracy):
-            text += f" · validation {accuracy:.1%}"
-        text += f" · ETA {format_duration(float(values.get('eta_s', math.nan)))}"
-        self.progress.progressed(progress, text)
-        if progress.message == "validated":
-            self.accuracy_plot.add(epoch, accuracy)
+    def training_started(self, text: str) -> None:
+        self.accuracy_plot.clear(self._class_count())
+        self.results.setCurrentWidget(self.accuracy_plot)
+        self.progress.started(text)
 
-    def job_ended(self, name: str, outcome: str) -> None:
+    def job_progress(self, progress: ProgressEvent) -> None:
+        total = "" if progress.total is None else f" {progress.done:g}/{progress.total:g}"
+        self.progress.progressed(progress, f"{progress.message or 'working'}{total}")
+
+    def training_step(self, step: TrainingStep) -> None:
+        text = f"epoch {step.epoch}/{step.epochs} · step {step.step}/{step.steps} · loss {format_number(step.loss)}"
+        if math.isfinite(step.val_accuracy):
+            text += f" · validation {step.val_accuracy:.1%}"
+        text += f" · ETA {format_duration(step.eta_s)}"
+        self.progress.progressed(step, text)
+
+    def training_epoch(self, result: EpochResult) -> None:
+        self.training_step(result)
+        if result.validated:
+            self.accuracy_plot.add(result.epoch, result.val_accuracy)
+
+    def job_ended(self, outcome: str) -> None:
         self.progress.ended(outcome, self._result_text if outcome == "finished" else None)
         self._result_text = None
 
