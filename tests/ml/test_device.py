@@ -4,6 +4,7 @@ import json
 import re
 
 import keras
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -84,9 +85,20 @@ def test_two_workers_in_tf_config_choose_multi_worker(monkeypatch: pytest.Monkey
 
 
 def test_several_gpus_choose_mirrored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real MirroredStrategy (over the GPUs this machine has, or its CPU): a model built in its scope gets mirrored
+    variables and trains; one GPU gets the default strategy."""
     monkeypatch.delenv("TF_CONFIG", raising=False)
-    monkeypatch.setattr(device.tf.distribute, "MirroredStrategy", lambda: "mirrored")
-    assert distribution_strategy(DeviceInfo("GPU", ("a", "b"), 2)) == "mirrored"
+    strategy = distribution_strategy(DeviceInfo("GPU", ("a", "b"), 2))
+    assert isinstance(strategy, tf.distribute.MirroredStrategy)
+    assert strategy.num_replicas_in_sync == max(len(tf.config.list_physical_devices("GPU")), 1)
+    with strategy.scope():
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+        model.compile(optimizer="sgd", loss="mse")
+    assert all(isinstance(weight.value, tf.distribute.DistributedValues) for weight in model.weights)
+    before = model.get_weights()[0].copy()
+    model.fit(np.ones((8, 3), np.float32), np.zeros((8, 1), np.float32), batch_size=4, epochs=1, verbose=0)
+    assert not np.allclose(model.get_weights()[0], before)  # the replicas' update reached the variables
+    assert not isinstance(distribution_strategy(DeviceInfo("GPU", ("a",), 1)), tf.distribute.MirroredStrategy)
 
 
 def test_describe_device() -> None:
