@@ -34,7 +34,7 @@ def test_panel_is_a_tab_with_the_bundled_model_and_nothing_to_show_yet(sample_se
     window = sample_session.window
     panel = window.classify_panel
     assert window.tabs.tabText(window.tabs.indexOf(panel)) == "Classify"
-    assert panel.model_path is None and "bundled" in panel.model_label.text()
+    assert sample_session.document.classifier_path is None and "bundled" in panel.model_label.text()
     assert panel.classify_button.isEnabled() and not panel.gradcam_button.isEnabled()
     assert panel.bars.values == {} and panel.confusion.matrix is None
 
@@ -106,7 +106,10 @@ def test_train_shows_progress_and_accuracy_and_uses_the_new_model(qtbot, sample_
     assert panel.accuracy_plot.points[0] == [1, 2, 3]
     assert panel.accuracy_plot.chance_level == pytest.approx(0.1)  # ten class folders
     assert all(0.0 <= a <= 1.0 for a in panel.accuracy_plot.points[1])
-    assert panel.model_path == result.model_path and result.model_path.name in panel.model_label.text()
+    assert (
+        sample_session.document.classifier_path == result.model_path
+        and result.model_path.name in panel.model_label.text()
+    )
     assert "3 epoch(s), all epochs done" in panel.progress.label.text()
     assert panel.train_button.isEnabled() and sample_session.dialogs.errors == []
 

@@ -63,7 +63,7 @@ def test_training_handler_draws_every_event_and_applies_the_result(qtbot, sample
     assert panel.plot.val[0] == [1] and panel.quality.psnr == ([1], [21.5])  # the epoch result, from its fields
     assert panel.quality.ratio == ([1], [1.8]) and panel.quality.target_ratio == 1.0
     assert document.volume("prediction").name == "preview, epoch 1"  # the preview reached the predicted panel
-    assert controller.provenance["prediction"] == {"method": "training preview", "epoch": 1}
+    assert document.made_by("prediction") == {"method": "training preview", "epoch": 1}
     assert "2 epoch(s), all epochs done" in panel.progress.label.text()
     assert sample_session.dialogs.errors == []
 
@@ -83,7 +83,7 @@ def test_a_failed_training_run_clears_its_draft_preview(qtbot, sample_session):
     outcome = _run(qtbot, sample_session, "training", job, lambda: controller.training.prepare(raw, True, print))
     assert outcome == "failed"
     assert previews == [True, False]  # drawn as a draft while it ran, then taken out
-    assert document.volume("prediction") is None and "prediction" not in controller.provenance
+    assert document.volume("prediction") is None and document.made_by("prediction") is None
     assert not viewports.is_draft("prediction") and not viewports.is_draft("residual")
     assert [message for _, message, _ in sample_session.dialogs.errors] == ["the GPU fell over"]
     assert "Failed" in sample_session.window.train_panel.progress.label.text()

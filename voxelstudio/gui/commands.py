@@ -254,7 +254,11 @@ class Commands(QObject):
         panel.stop_requested.connect(c.stop)
         panel.train_requested.connect(self.train_classifier)
         panel.evaluate_requested.connect(self.evaluate_classifier)
-        panel.classify_requested.connect(lambda: c.classify_volume(panel.model_path, panel.rotations.value()))
+        panel.classify_requested.connect(
+            lambda: c.classify_volume(self.document.classifier_path, panel.rotations.value())
+        )
+        panel.use_bundled_requested.connect(lambda: self.document.set_classifier_path(None))
+        self.document.classifier_changed.connect(panel.set_model)
         panel.show_gradcam_requested.connect(self.show_gradcam)
         panel.choose_folder_requested.connect(self.choose_dataset_folder)
         panel.choose_model_requested.connect(self.choose_classifier)
@@ -275,7 +279,7 @@ class Commands(QObject):
         except ValueError as exc:
             self._fail("classifier evaluation", exc)
             return
-        self.controller.evaluate_classifier(folder, panel.model_path, panel.rotations.value())
+        self.controller.evaluate_classifier(folder, self.document.classifier_path, panel.rotations.value())
 
     def show_gradcam(self) -> None:
         """Show the Grad-CAM heat map in the fourth panel, on a fixed 0–1 scale."""
@@ -295,7 +299,7 @@ class Commands(QObject):
             self.window, "Choose a classifier", last_folder(self.settings), dialogs.MODEL_FILTER
         )
         if path:
-            self.window.classify_panel.set_model(path)
+            self.document.set_classifier_path(path)
 
     def about(self) -> None:
         from voxelstudio import __version__

@@ -40,12 +40,11 @@ class Controller(QObject):
         self.document = document
         self.settings = settings
         self.runs_dir = Path(runs_dir)
-        self.provenance: dict[str, dict[str, Any]] = {}
         self.jobs = JobRunner(self)
         self.jobs.status.connect(self.status)
         self.jobs.failed.connect(self.failed)
         # One handler per kind of job; panels connect to their signals once (see Commands).
-        self.training = TrainingHandler(document, self.provenance, self)
+        self.training = TrainingHandler(document, self)
         self.denoising = JobHandler("Denoising…", self)
         self.classifier_training = ClassifierTrainingHandler(self)
         self.classifier_evaluation = JobHandler("Evaluating…", self)
@@ -113,7 +112,6 @@ class Controller(QObject):
 
     def _set_loaded(self, role: str, volume: Volume) -> None:
         self.document.set_volume(role, volume)
-        self.provenance.pop(role, None)
         shapes = {v.shape for r, v in self.document.volumes().items() if r in ("raw", "target")}
         if len(shapes) > 1:
             self.status.emit("Raw and target have different shapes: training and metrics need matching volumes.")
@@ -133,7 +131,7 @@ class Controller(QObject):
             return None
         path = Path(path)
         inputs = {r: v.source for r, v in self.document.volumes().items() if v.source is not None}
-        provenance = export_provenance(role, volume, self.provenance.get(role), inputs)
+        provenance = export_provenance(role, volume, self.document.made_by(role), inputs)
 
         def export(report, cancel) -> Path:
             written = save_volume(volume, path, overwrite=True)
@@ -219,9 +217,8 @@ class Controller(QObject):
             return run_isolated(denoise_volume, arguments, report=report, cancel=cancel)
 
         def denoised(result: Any) -> None:
-            self.document.set_volume("prediction", result.prediction)
+            self.document.set_volume("prediction", result.prediction, result.provenance)
             self.document.set_volume("uncertainty", result.uncertainty)
-            self.provenance["prediction"] = dict(result.provenance)
             self.status.emit("Denoised.")
 
         handler = lambda: self.denoising.arm(denoised, "Denoising…")  # noqa: E731
@@ -240,12 +237,8 @@ class Controller(QObject):
             return richardson_lucy_volume(raw, iterations=iterations, report=report, cancel=cancel)
 
         def deconvolved(volume: Volume) -> None:
-            self.document.set_volume("prediction", volume)
-            self.provenance["prediction"] = {
-                "method": "richardson-lucy",
-                "iterations": iterations,
-                "psf": volume.metadata.get("psf"),
-            }
+            made_by = {"method": "richardson-lucy", "iterations": iterations, "psf": volume.metadata.get("psf")}
+            self.document.set_volume("prediction", volume, made_by)
             self.status.emit(f"Richardson–Lucy deconvolution done ({iterations} iterations).")
 
         handler = lambda: self.denoising.arm(deconvolved, "Deconvolution…")  # noqa: E731
@@ -304,6 +297,8 @@ class Controller(QObject):
             return run_isolated(train_classifier_folder, arguments, report=report, cancel=cancel)
 
         def trained(result: Any) -> None:
+            if result.model_path is not None:
+                self.document.set_classifier_path(result.model_path)
             how = "stopped" if result.stopped_reason == "cancelled" else "finished"
             saved = "no model was saved" if result.model_path is None else f"best model: {result.model_path}"
             self.status.emit(f"Classifier training {how} after {result.epochs_run} epoch(s); {saved}.")
@@ -339,9 +334,9 @@ class Controller(QObject):
 
         def classified(result: Any) -> None:
             if self.document.volume("raw") is raw:
-                self.document.set_volume("gradcam", result.heatmap)
-                self.provenance["gradcam"] = {"method": "grad-cam", "model": result.model,
-                                              "class": result.predicted, "layer": result.layer}  # fmt: skip
+                made_by = {"method": "grad-cam", "model": result.model, "class": result.predicted,
+                           "layer": result.layer}  # fmt: skip
+                self.document.set_volume("gradcam", result.heatmap, made_by)
             self.status.emit(f"{raw.name}: most likely {result.predicted} ({max(result.probabilities):.0%}).")
 
         return self.jobs.start("classification", classify, lambda: self.classification.arm(classified))

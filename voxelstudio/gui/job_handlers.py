@@ -79,9 +79,9 @@ class TrainingHandler(JobHandler):
     epoch = Signal(object)  # EpochResult
     preview_quality = Signal(object)  # PreviewQuality
 
-    def __init__(self, document: Document, provenance: dict[str, dict[str, Any]], parent: QObject | None = None):
+    def __init__(self, document: Document, parent: QObject | None = None):
         super().__init__("Preparing training data…", parent)
-        self.document, self.provenance = document, provenance
+        self.document = document
         self._raw = None
         self._shows_preview = False
         self._shown: Any = None  # the last preview this run put into the document
@@ -107,8 +107,7 @@ class TrainingHandler(JobHandler):
         name = f"preview, epoch {event.epoch}"
         preview = raw.replace(data=event.array, name=name, source=None, metadata={"preview": event.epoch})
         self._shown = preview
-        self.document.set_volume("prediction", preview)
-        self.provenance["prediction"] = {"method": "training preview", "epoch": event.epoch}
+        self.document.set_volume("prediction", preview, {"method": "training preview", "epoch": event.epoch})
 
     def on_preview_quality(self, event: PreviewQuality) -> None:
         self.preview_quality.emit(event)
@@ -117,7 +116,6 @@ class TrainingHandler(JobHandler):
         """A preview of a run that failed belongs to no model: take it out of the predicted panel."""
         if self._shown is not None and self.document.volume("prediction") is self._shown:
             self.document.set_volume("prediction", None)
-            self.provenance.pop("prediction", None)
         self._shown = None
 
 

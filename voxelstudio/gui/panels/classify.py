@@ -32,7 +32,8 @@ _REASONS = {"epochs": "all epochs done", "time": "time budget reached", "early_s
 
 
 class ClassifyPanel(QWidget):
-    """Emits requests; the controller runs them. ``model_path`` None means the bundled classifier."""
+    """Emits requests; the controller runs them. Shows the document's classifier (``set_model``: None is the bundled
+    one) without keeping it."""
 
     train_requested = Signal()
     stop_requested = Signal()
@@ -41,12 +42,12 @@ class ClassifyPanel(QWidget):
     show_gradcam_requested = Signal()
     choose_folder_requested = Signal()
     choose_model_requested = Signal()
+    use_bundled_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         from voxelstudio.ml.classifier_config import CLASSIFIER_ARCHITECTURES
 
-        self.model_path: Path | None = None
         self.folder = QLineEdit(objectName="dataset_folder", placeholderText="one sub-folder of grids per class")
         browse = QPushButton("Choose…")
         browse.clicked.connect(self.choose_folder_requested)
@@ -92,7 +93,7 @@ class ClassifyPanel(QWidget):
         choose.clicked.connect(self.choose_model_requested)
         bundled = QPushButton("Bundled")
         bundled.setToolTip("Use the bundled classifier of the ten procedural shapes")
-        bundled.clicked.connect(lambda: self.set_model(None))
+        bundled.clicked.connect(self.use_bundled_requested)
         model_row = QHBoxLayout()
         model_row.addWidget(self.model_label, 1)
         model_row.addWidget(choose)
@@ -165,7 +166,6 @@ class ClassifyPanel(QWidget):
         return count or None
 
     def set_model(self, path: Path | str | None) -> None:
-        self.model_path = None if path is None else Path(path)
         self.model_label.setText("Model: bundled (10 shapes)" if path is None else f"Model: {Path(path).name}")
         self.model_label.setToolTip("" if path is None else str(path))
 
@@ -216,7 +216,6 @@ class ClassifyPanel(QWidget):
             text += "; no model saved."
         else:
             text += f"; model {result.model_path.name} in use."
-            self.set_model(result.model_path)
         self._result_text = text
 
     def show_classification(self, result: Any) -> None:
