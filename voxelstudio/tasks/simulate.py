@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from voxelstudio import __version__
+from voxelstudio.core.atomic import write_atomically
 from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
 from voxelstudio.core.volume import Volume
 from voxelstudio.io import save_volume
@@ -42,9 +42,8 @@ def _check_arguments(count: int, seed: int, shape: tuple[int, ...]) -> tuple[int
 
 
 def _write_json(path: Path, content: dict[str, Any]) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
+    text = json.dumps(content, indent=2) + "\n"
+    write_atomically(path, lambda temporary: temporary.write_text(text, encoding="utf-8"), overwrite=True)
 
 
 def simulate_dataset(
