@@ -19,6 +19,7 @@ from voxelstudio.core.errors import VoxelStudioError
 COMMAND_MODULES = (
     "voxelstudio.cli.data_commands",
     "voxelstudio.cli.sim_commands",
+    "voxelstudio.cli.calibrate_commands",
     "voxelstudio.cli.denoise_commands",
     "voxelstudio.cli.eval_commands",
     "voxelstudio.cli.classify_commands",
@@ -26,7 +27,9 @@ COMMAND_MODULES = (
 )
 
 EXIT_USAGE = 2
-TENSORFLOW_COMMANDS = frozenset({"train-denoiser", "denoise", "train-classifier", "evaluate-classifier", "classify"})
+TENSORFLOW_COMMANDS = frozenset(
+    {"train-denoiser", "adapt", "denoise", "train-classifier", "evaluate-classifier", "classify"}
+)
 """Commands that start TensorFlow: it is started first with its native start-up lines filtered from stderr."""
 
 

@@ -127,7 +127,7 @@ def _starts(problem: _Problem, centre_shift: np.ndarray) -> list[np.ndarray]:
     return starts
 
 
-def fit_optics(bead: np.ndarray, base: OpticsParams, free: tuple[str, ...], *, max_starts: int = 2) -> OpticsFit:
+def fit_optics(bead: np.ndarray, base: OpticsParams, free: tuple[str, ...], *, max_starts: int = 3) -> OpticsFit:
     """Fit the ``free`` optics fields (of ``na, wavelength_um, ns, depth_um, z_step_um``), the bead sigma and the
     bead's shift to the background-free ``bead`` image sampled on ``base``'s voxel grid (see module docstring)."""
     unknown = sorted(set(free) - set(_OPTICS_FIELDS))
@@ -137,9 +137,13 @@ def fit_optics(bead: np.ndarray, base: OpticsParams, free: tuple[str, ...], *, m
     problem = _Problem(bead, base, tuple(free))
     peak = np.array(np.unravel_index(int(np.argmax(bead)), bead.shape)) - np.array(bead.shape) // 2
     starts = _starts(problem, np.clip(peak, -SHIFT_LIMIT_VOX, SHIFT_LIMIT_VOX).astype(float))
-    costs = [float(np.sum(problem.residuals(s) ** 2)) for s in starts]
+    costs = np.array([float(np.sum(problem.residuals(s) ** 2)) for s in starts])
+    # the best start for each starting NA (the fit's valleys run along ns and depth; NA separates its minima)
+    groups = np.array([s[0] for s in starts]) if "na" in problem.free else np.zeros(len(starts))
+    chosen = [int(np.flatnonzero(groups == g)[np.argmin(costs[groups == g])]) for g in np.unique(groups)]
+    chosen = sorted(chosen, key=lambda i: costs[i])[:max_starts] if len(chosen) > 1 else list(np.argsort(costs)[:2])
     best = None
-    for index in np.argsort(costs)[:max_starts]:
+    for index in chosen:
         fit = least_squares(
             problem.residuals, starts[index], bounds=(problem.lower, problem.upper), x_scale="jac", diff_step=DIFF_STEP
         )

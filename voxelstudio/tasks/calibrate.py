@@ -51,6 +51,7 @@ class Calibration:
     fwhm_um: dict[str, dict[str, float | None]]  # "measured"/"model" -> lateral/axial
     assumed: list[str] = field(default_factory=list)  # values not measured (defaults or given)
     clipped: list[str] = field(default_factory=list)  # values moved into the simulator's range
+    scan_shape: tuple[int, int, int] = (0, 0, 0)  # the shallowest scan's shape
 
     @property
     def converged(self) -> bool:
@@ -153,7 +154,8 @@ def calibrate_volumes(
         raise ValueError("could not measure the camera gain from the background")
     electrons = [(np.asarray(v.data, dtype=np.float32) - camera.offset) / camera.gain for v in volumes]
     _check(cancel, report, 1, stages, "averaging beads")
-    half = bead_box((y, x, z), min((v.shape for v in volumes), key=lambda s: s[2]))
+    scan_shape = min((v.shape for v in volumes), key=lambda s: s[2])
+    half = bead_box((y, x, z), scan_shape)
     beads = average_beads(electrons, half, min_beads=MIN_BEADS)
     _check(cancel, report, 2, stages, "fitting the optics")
     free = tuple(n for n, given in (("na", na), ("wavelength_um", wavelength_um)) if given is None)
@@ -200,7 +202,7 @@ def calibrate_volumes(
     assumed = [f"{name} {getattr(optics, name):g} (given)" for name, value in given.items() if value is not None]
     assumed += [f"ni {ni:g}", f"background_scale_um {params.background_scale_um:g} (default)"]
     report(Progress(stages, stages, "calibrated"))
-    return Calibration(params, optics_fit, camera, beads, ambient, fitted, fwhm, assumed, clipped)
+    return Calibration(params, optics_fit, camera, beads, ambient, fitted, fwhm, assumed, clipped, scan_shape)
 
 
 def _check(cancel: CancelToken | None, report: ReportFn, done: int, total: int, what: str) -> None:
