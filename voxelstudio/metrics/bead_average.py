@@ -3,8 +3,8 @@
 Huygens' PSF distiller and napari-psf-analysis do the same. Steps:
 
 1. beads are found by :func:`~voxelstudio.metrics.beads.find_beads`; a bead is kept when its crop box (``half``
-   voxels each side) lies inside the volume, no other bead lies within 1.5 box half-widths (its light would
-   overlap), and it is not saturated (no voxel of its core at the volume's clipping level);
+   voxels each side) lies inside the volume, no other bead lies within 1.25 box half-widths (its light would
+   overlap), and it is not saturated (no plateau of voxels at the volume's maximum in its core);
 2. each crop minus the smooth background is registered to the running mean by phase correlation upsampled to
    ``1/upsample`` voxel (``skimage.registration.phase_cross_correlation``) and moved there by a Fourier shift
    (``scipy.ndimage.fourier_shift``: exact for band-limited beads); two passes;
@@ -22,10 +22,10 @@ from skimage.registration import phase_cross_correlation
 
 from voxelstudio.metrics.beads import find_beads, smoothed_and_background
 
-ISOLATION = 1.5
+ISOLATION = 1.25
 """No other bead may lie within this many crop half-widths (per axis) of a kept bead."""
 SATURATION_MIN_VOXELS = 2
-"""A volume is clipped when at least this many voxels share its maximum value."""
+"""A bead is saturated when at least this many voxels of its 3x3x3 core reach the volume's maximum (a plateau)."""
 
 
 @dataclass(frozen=True)
@@ -39,10 +39,9 @@ class BeadAverage:
     n_saturated: int
 
 
-def saturation_level(volume: np.ndarray) -> float | None:
-    """The value the camera clipped at: the volume's maximum when several voxels reach it, else None."""
-    top = float(np.max(volume))
-    return top if int(np.count_nonzero(volume == top)) >= SATURATION_MIN_VOXELS else None
+def saturation_level(volume: np.ndarray) -> float:
+    """The volume's maximum: the level a clipping camera leaves as a plateau (see :func:`select_beads`)."""
+    return float(np.max(volume))
 
 
 def select_beads(
@@ -61,7 +60,7 @@ def select_beads(
     if saturated_at is not None:
         for i, (y, x, z) in enumerate(peaks):
             core = volume[max(y - 1, 0) : y + 2, max(x - 1, 0) : x + 2, max(z - 1, 0) : z + 2]
-            saturated[i] = bool(np.any(core >= saturated_at))
+            saturated[i] = int(np.count_nonzero(core >= saturated_at)) >= SATURATION_MIN_VOXELS
     keep = inside & isolated & ~saturated
     return peaks[keep], int(np.count_nonzero(inside & isolated & saturated))
 

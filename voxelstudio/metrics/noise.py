@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import binary_dilation
+from scipy.ndimage import binary_dilation, binary_opening
 from scipy.optimize import least_squares
 
 from voxelstudio.metrics.beads import smoothed_and_background
@@ -44,13 +44,15 @@ class CameraEstimate:
     n_blocks: int
 
 
-def bead_mask(volume: np.ndarray, *, threshold_sd: float = 2.0, grow: Sequence[int] = (3, 3, 4)) -> np.ndarray:
+def bead_mask(volume: np.ndarray, *, threshold_sd: float = 3.0, grow: Sequence[int] = (3, 3, 4)) -> np.ndarray:
     """Voxels lit by beads: the smoothed volume above its smooth background by ``threshold_sd`` robust noise
-    deviations, dilated by ``grow`` voxels (y, x, z) to take in the dimmer rim and the axial tails."""
+    deviations, opened by a 3x3x3 cube (noise speckles are smaller than beads), then dilated by ``grow`` voxels
+    (y, x, z) to take in the dimmer rim and the axial tails."""
     smoothed, background = smoothed_and_background(volume)
     signal = smoothed - background
     spread = _MAD_TO_SIGMA * float(np.median(np.abs(signal - np.median(signal))))
     mask = signal > float(np.median(signal)) + threshold_sd * max(spread, 1e-12)
+    mask = binary_opening(mask, structure=np.ones((3, 3, 3), dtype=bool))
     structure = np.ones([2 * int(g) + 1 for g in grow], dtype=bool)
     return np.asarray(binary_dilation(mask, structure=structure))
 

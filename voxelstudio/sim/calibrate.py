@@ -19,10 +19,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import gaussian_filter
 from scipy.optimize import least_squares
+from scipy.special import roots_legendre
 
 from voxelstudio.sim.beads import BLOB_TRUNCATE
 from voxelstudio.sim.params import OpticsParams
-from voxelstudio.sim.psf import focal_offset_um, radial_psf
+from voxelstudio.sim.psf import pupil_phase, radial_psf
 
 MAX_NOISE_RATIO = 3.0
 """A fit whose residual variance exceeds this multiple of the noise variance (read where the model is dark) has not
@@ -34,7 +35,10 @@ _FIT_OVERSAMPLING = 2
 DIFF_STEP = 1e-3
 """Relative finite-difference step of the Jacobian: the PSF's focus is searched on a 1 nm grid, so smaller steps
 see its jumps instead of the slope."""
-SHIFT_LIMIT_VOX = 3.0
+SHIFT_LIMIT_VOX = (3.0, 3.0, 8.0)
+"""Largest bead shift (y, x, z) from the box centre; z also absorbs the brightest point's distance from the focus
+the model is centred on."""
+_FOCUS_NODES = 256
 SIGMA_RANGE = (0.5, 2.0)
 _OPTICS_FIELDS = ("na", "wavelength_um", "ns", "depth_um", "z_step_um")
 
@@ -57,6 +61,19 @@ class OpticsFit:
         return tuple(self.errors)
 
 
+def least_squares_focus_um(optics: OpticsParams) -> float:
+    """Focus (µm) that best cancels the aberration across the pupil: a smooth stand-in for the brightest point's
+    position (``psf.focal_offset_um`` searches on a grid, which the fit's finite differences would see as jumps)."""
+    nodes, weights = roots_legendre(_FOCUS_NODES)
+    rho_max = min(optics.na, optics.ni, optics.ns, optics.ng) / optics.na
+    rho = 0.5 * rho_max * (nodes + 1.0)
+    w = weights * rho / np.sum(weights * rho)
+    fixed = pupil_phase(optics, rho, np.zeros(1))[0]
+    defocus = pupil_phase(optics, rho, np.ones(1))[0] - fixed
+    fixed_c, defocus_c = fixed - w @ fixed, defocus - w @ defocus
+    return float(-(w @ (fixed_c * defocus_c)) / (w @ (defocus_c * defocus_c)))
+
+
 def bead_model(
     optics: OpticsParams, sigma_vox: float, shape: tuple[int, int, int], shift_vox: tuple[float, float, float]
 ) -> np.ndarray:
@@ -67,7 +84,7 @@ def bead_model(
     radius = np.hypot(axes[0][:, None] * dy, axes[1][None, :] * dx)
     step = min(dy, dx) / _FIT_OVERSAMPLING
     r_grid = np.arange(0.0, radius.max() + 2 * step, step)
-    z = focal_offset_um(optics) + axes[2] * dz
+    z = least_squares_focus_um(optics) + axes[2] * dz
     profile = radial_psf(optics, r_grid, z)
     position = radius.ravel() / step
     left = np.minimum(position.astype(np.intp), r_grid.size - 2)
@@ -96,8 +113,8 @@ class _Problem:
         if "na" in bounds:
             bounds["na"] = (bounds["na"][0], min(bounds["na"][1], base.ni - 0.01))
         bounds["bead_sigma_vox"] = SIGMA_RANGE
-        for axis in "yxz":
-            bounds[f"shift_{axis}"] = (-SHIFT_LIMIT_VOX, SHIFT_LIMIT_VOX)
+        for axis, limit in zip("yxz", SHIFT_LIMIT_VOX, strict=True):
+            bounds[f"shift_{axis}"] = (-limit, limit)
         self.lower = np.array([bounds[n][0] for n in self.names])
         self.upper = np.array([bounds[n][1] for n in self.names])
         self.scale = float(np.linalg.norm(bead - bead.mean())) or 1.0
@@ -116,18 +133,23 @@ class _Problem:
         return _linear_fit(self.bead, self.model(np.clip(theta, self.lower, self.upper)))[0] / self.scale
 
 
-def _starts(problem: _Problem, centre_shift: np.ndarray) -> list[np.ndarray]:
-    grid: dict[str, tuple[float, ...]] = {"na": (1.0, 1.25, 1.45), "depth_um": (1.0, 5.0, 12.0), "ns": (1.33, 1.45)}
+def _starts(problem: _Problem, peak: np.ndarray) -> list[np.ndarray]:
+    """Grid of starting points, each with the shift that puts its model's brightest voxel on the bead's."""
+    grid: dict[str, tuple[float, ...]] = {"na": (1.0, 1.25, 1.45), "depth_um": (1.0, 8.0), "ns": (1.33, 1.45)}
     grid.update(wavelength_um=(0.52,), z_step_um=(0.1, 0.2))
     options = [grid.get(n, (getattr(problem.base, n),)) for n in problem.free]
+    centre = np.array(problem.bead.shape) // 2
     starts = []
     for combo in itertools.product(*options):
-        theta = np.array([*combo, 1.0, *centre_shift])
+        theta = np.clip(np.array([*combo, 1.0, 0.0, 0.0, 0.0]), problem.lower, problem.upper)
+        model = problem.model(theta)
+        model_peak = np.array(np.unravel_index(int(np.argmax(model)), model.shape)) - centre
+        theta[-3:] = peak - model_peak
         starts.append(np.clip(theta, problem.lower, problem.upper))
     return starts
 
 
-def fit_optics(bead: np.ndarray, base: OpticsParams, free: tuple[str, ...], *, max_starts: int = 3) -> OpticsFit:
+def fit_optics(bead: np.ndarray, base: OpticsParams, free: tuple[str, ...], *, max_starts: int = 2) -> OpticsFit:
     """Fit the ``free`` optics fields (of ``na, wavelength_um, ns, depth_um, z_step_um``), the bead sigma and the
     bead's shift to the background-free ``bead`` image sampled on ``base``'s voxel grid (see module docstring)."""
     unknown = sorted(set(free) - set(_OPTICS_FIELDS))
@@ -136,7 +158,7 @@ def fit_optics(bead: np.ndarray, base: OpticsParams, free: tuple[str, ...], *, m
     bead = np.asarray(bead, dtype=np.float64)
     problem = _Problem(bead, base, tuple(free))
     peak = np.array(np.unravel_index(int(np.argmax(bead)), bead.shape)) - np.array(bead.shape) // 2
-    starts = _starts(problem, np.clip(peak, -SHIFT_LIMIT_VOX, SHIFT_LIMIT_VOX).astype(float))
+    starts = _starts(problem, peak.astype(float))
     costs = np.array([float(np.sum(problem.residuals(s) ** 2)) for s in starts])
     # the best start for each starting NA (the fit's valleys run along ns and depth; NA separates its minima)
     groups = np.array([s[0] for s in starts]) if "na" in problem.free else np.zeros(len(starts))
@@ -145,7 +167,13 @@ def fit_optics(bead: np.ndarray, base: OpticsParams, free: tuple[str, ...], *, m
     best = None
     for index in chosen:
         fit = least_squares(
-            problem.residuals, starts[index], bounds=(problem.lower, problem.upper), x_scale="jac", diff_step=DIFF_STEP
+            problem.residuals,
+            starts[index],
+            bounds=(problem.lower, problem.upper),
+            x_scale="jac",
+            diff_step=DIFF_STEP,
+            ftol=1e-5,
+            xtol=1e-5,
         )
         if best is None or fit.cost < best.cost:
             best = fit

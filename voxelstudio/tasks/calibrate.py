@@ -32,7 +32,7 @@ from voxelstudio.tasks.evaluate import known_spacing
 MIN_BEADS = 5
 CROP_LATERAL_UM = 0.5
 """The measured bead's box reaches this far laterally beyond 2 voxels, µm."""
-CROP_AXIAL_UM = 1.6
+CROP_AXIAL_UM = 1.2
 """... and this far axially (at least 4 voxels)."""
 Z_STEP_GUESS_UM = 0.2
 """Axial voxel size assumed for sizing the bead box when the z step is to be fitted."""
