@@ -115,15 +115,17 @@ def pooled_camera(volumes: Sequence[np.ndarray]) -> CameraEstimate:
 
 
 def _brightness(beads: BeadAverage, noise_var: float) -> tuple[float, float]:
-    """(peak factor, spread): beads are uniform in [1 − spread, 1] × peak; the amplitudes' measurement noise
-    (``noise_var`` per voxel of one bead) is taken out of their spread first."""
+    """(peak factor, spread): beads are uniform in [1 − spread, 1] × peak, so the peak is the amplitudes' median
+    plus their interquartile range (robust to a bead with a hidden neighbour), relative to the averaged bead's
+    amplitude (their mean). The amplitudes' measurement noise (``noise_var`` per voxel of one bead) is taken out of
+    the interquartile range first."""
     amplitudes = beads.amplitudes
     norm = float(np.sum(beads.image**2))
-    measured_var = float(np.var(amplitudes, ddof=1)) if len(amplitudes) > 1 else 0.0
-    true_sd = math.sqrt(max(measured_var - noise_var / max(norm, 1e-12), 0.0))
-    mean = float(np.mean(amplitudes))
-    top = mean + math.sqrt(3.0) * true_sd
-    return top / mean, (2.0 * math.sqrt(3.0) * true_sd / top if top > 0 else 0.0)
+    q25, median, q75 = (float(q) for q in np.percentile(amplitudes, [25, 50, 75]))
+    noise_iqr = 1.349 * math.sqrt(noise_var / max(norm, 1e-12))
+    iqr = math.sqrt(max((q75 - q25) ** 2 - noise_iqr**2, 0.0))
+    top = median + iqr
+    return top / float(np.mean(amplitudes)), (2.0 * iqr / top if top > 0 else 0.0)
 
 
 def _in_range(cls: type, name: str, value: float, clipped: list[str]) -> float:
