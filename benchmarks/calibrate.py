@@ -8,7 +8,7 @@ PSF's (both as simulated beads: PSF ⊗ blob), fit convergence and wall seconds 
 0.05, photons within 25 %, read noise within 1 count, axial FWHM within 10 %, <= 60 s per scan.
 
     python benchmarks/calibrate.py               # 10 settings
-    python benchmarks/calibrate.py --settings 3  # fewer
+    python benchmarks/calibrate.py --settings 3  # fewer (--quick: 2)
 """
 
 from __future__ import annotations
@@ -43,8 +43,11 @@ def draw_setting(rng: np.random.Generator) -> SimParams:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--settings", type=int, default=10)
+    parser.add_argument("--quick", action="store_true", help="2 settings (a smoke run)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    if args.quick:
+        args.settings = 2
     header = f"{'#':>2} {'NA':>5} {'ns':>5} {'depth':>5} {'phot':>6} {'read':>4} | {'beads':>5} {'dNA':>6} "
     header += f"{'phot%':>6} {'dRead':>6} {'axial%':>7} {'conv':>4} {'s':>5}"
     print(header)

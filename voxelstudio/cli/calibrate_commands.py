@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
 from voxelstudio.cli.progress import tqdm_report
+from voxelstudio.core.errors import Cancelled
 
 EXIT_INTERRUPTED = 130
 
@@ -141,11 +143,15 @@ def run_adapt(args: argparse.Namespace) -> int:
         raise ValueError(f"--jitter: must be in [0, 1), got {args.jitter!r}")
     if Path(args.out).exists():
         raise ValueError(f"{args.out}: already exists; choose another --out")
-    with cancel_on_interrupt() as cancel, tqdm_report("adapt", quiet=args.quiet) as report:
-        result = adapt_files(
-            args.raw, args.out, init=args.init, minutes=minutes, pairs=int(pairs), jitter=jitter, psf=args.psf,
-            force=args.force, seed=int(seed or 0), report=report, cancel=cancel, **options,
-        )  # fmt: skip
+    try:
+        with cancel_on_interrupt() as cancel, tqdm_report("adapt", quiet=args.quiet) as report:
+            result = adapt_files(
+                args.raw, args.out, init=args.init, minutes=minutes, pairs=int(pairs), jitter=jitter, psf=args.psf,
+                force=args.force, seed=int(seed or 0), report=report, cancel=cancel, **options,
+            )  # fmt: skip
+    except Cancelled as exc:
+        print(f"voxelstudio: {exc}; nothing written", file=sys.stderr)
+        return EXIT_INTERRUPTED
     print(format_report(calibration_report(result.calibration, args.raw)))
     training = result.training
     best = f"best loss {training.best_val_loss:.4g}" if training.model_path else "no model saved"

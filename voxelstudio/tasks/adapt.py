@@ -127,7 +127,7 @@ def adapt_files(
     if not init.exists():
         raise ValueError(f"{init}: no such model file")
     report(Progress(0, None, "calibrating"))
-    cal, _ = calibrate_files(paths, None, psf=psf, force=force, **calibrate_options)
+    cal, _ = calibrate_files(paths, None, psf=psf, force=force, report=report, cancel=cancel, **calibrate_options)
     psf_array = None if psf is None else check_measured_psf(psf, cal.params.optics.voxel_size_um)
     if cancel is not None:
         cancel.raise_if_cancelled("adaptation")
