@@ -46,6 +46,7 @@ BENCHMARKS = (
     Benchmark("denoise", "Denoisers"),
     Benchmark("gui_latency", "GUI latency", needs_display=True),
     Benchmark("memory", "Memory"),
+    Benchmark("sim_generator", "Simulated-patch generator"),
 )
 _QUICK_OPTION = re.compile(r"""add_argument\(\s*["']--quick["']""")
 

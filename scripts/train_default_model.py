@@ -1,10 +1,13 @@
 """Train the bundled default denoiser on simulated bead scans with randomised optics and noise.
 
     python scripts/train_default_model.py [--minutes 25] [--pairs 24] [--out resources/models/denoiser_default.keras]
+    python scripts/train_default_model.py --generator [--workers 16] [--minutes 8]   # fresh patches every batch
 
 Every training pair is drawn with ``SimParams.random`` (NA, wavelength, refractive indices, depth, voxel size, bead
 density, background, haze, photons, read noise, offset), so the model generalises across the simulator's ranges
 rather than fitting one setting. Held-out pairs (other seeds) are evaluated at the end and printed as a table.
+With ``--generator`` there is no fixed set: every batch is simulated afresh by ``--workers`` processes (see
+``scripts/generator_training.py``), each patch with its own random parameters and one of 256 random microscopes.
 """
 
 from __future__ import annotations
@@ -55,24 +58,18 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=24, help="simulated training pairs (plus 4 for validation)")
     parser.add_argument("--out", type=Path, default=REPO / "resources" / "models" / "denoiser_default.keras")
     parser.add_argument("--work", type=Path, default=None, help="folder for the simulated data (default: temp)")
+    parser.add_argument("--generator", action="store_true", help="train on fresh simulated patches, no fixed set")
+    parser.add_argument("--workers", type=int, default=2, help="simulation processes with --generator [default 2]")
+    parser.add_argument("--steps", type=int, default=None, help="batches per epoch with --generator")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work or Path(tmp)
-        total = args.pairs + N_VALIDATION
-        simulate_dataset(work / "train", count=total, seed=2024, shape=SHAPE, randomize=True, overwrite=True)
         simulate_dataset(work / "test", count=4, seed=7, shape=SHAPE, randomize=True, overwrite=True)
-        pairs = load_pairs(work / "train" / "raw", work / "train" / "target")
-        config = dataclasses.replace(default_config(args.minutes), val_fraction=N_VALIDATION / total)
-
-        started = time.perf_counter()
-        with tqdm_report("default model") as report:
-            result = train_denoiser(pairs, config=config, out=args.out, report=report)
-        minutes = (time.perf_counter() - started) / 60
-        print(
-            f"trained {result.epochs_run} epochs in {minutes:.1f} min ({result.stopped_reason}); "
-            f"best val loss {result.best_val_loss:.4g}; model {args.out} ({args.out.stat().st_size / 1e6:.2f} MB)"
-        )
+        if args.generator:
+            _train_from_generator(args, work)
+        else:
+            _train_from_pairs(args, work)
 
         print(
             f"{'held-out pair':<14}{'raw PSNR':>10}{'pred PSNR':>11}{'raw SSIM':>10}{'pred SSIM':>11}"
@@ -89,6 +86,37 @@ def main() -> None:
             )
         for leftover in args.out.parent.glob(args.out.name.removesuffix(".keras") + ".last.*"):
             leftover.unlink()  # checkpoints are for resuming, not for shipping
+
+
+def _train_from_pairs(args: argparse.Namespace, work: Path) -> None:
+    total = args.pairs + N_VALIDATION
+    simulate_dataset(work / "train", count=total, seed=2024, shape=SHAPE, randomize=True, overwrite=True)
+    pairs = load_pairs(work / "train" / "raw", work / "train" / "target")
+    config = dataclasses.replace(default_config(args.minutes), val_fraction=N_VALIDATION / total)
+
+    started = time.perf_counter()
+    with tqdm_report("default model") as report:
+        result = train_denoiser(pairs, config=config, out=args.out, report=report)
+    minutes = (time.perf_counter() - started) / 60
+    print(
+        f"trained {result.epochs_run} epochs in {minutes:.1f} min ({result.stopped_reason}); "
+        f"best val loss {result.best_val_loss:.4g}; model {args.out} ({args.out.stat().st_size / 1e6:.2f} MB)"
+    )
+
+
+def _train_from_generator(args: argparse.Namespace, work: Path) -> None:
+    from generator_training import train_from_generator  # beside this script; imports Keras
+
+    config = default_config(args.minutes)
+    if args.steps is not None:
+        config = dataclasses.replace(config, steps_per_epoch=args.steps)
+    run = train_from_generator(config, args.out, workers=args.workers, cache_dir=str(work / "psf-cache"))
+    print(
+        f"trained {run.epochs} epochs in {run.seconds / 60:.1f} min on {run.patches} fresh patches "
+        f"({run.patches / run.seconds:.1f} patches/s; PSF cache hit rate {run.psf_hit_rate:.0%}, "
+        f"{run.psfs_computed} PSFs computed); best val loss {run.best_val_loss:.4g}; model {args.out} "
+        f"({args.out.stat().st_size / 1e6:.2f} MB)"
+    )
 
 
 def _fmt(value: float | None) -> str:

@@ -72,7 +72,7 @@ def test_train_resume_and_epochs_option(data, trained, capsys):
 def test_options_override_the_config_file(data):
     _, config = data
     args = argparse.Namespace(
-        config=str(config), arch="unet", loss="mae", epochs=7, minutes=1.5, lr=0.01, batch_size=3,
+        config=str(config), preset=None, arch="unet", loss="mae", epochs=7, minutes=1.5, lr=0.01, batch_size=3,
         patch="32,24,8", seed=4,
     )  # fmt: skip
     cfg = train_config_from_args(args)
@@ -144,3 +144,30 @@ def test_first_ctrl_c_cancels_second_interrupts(capsys):
             os.kill(os.getpid(), signal.SIGINT)
     assert "stopping after the current step" in capsys.readouterr().err
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def _preset_args(**overrides) -> argparse.Namespace:
+    values = dict(config=None, preset=None, arch=None, loss=None, epochs=None, minutes=None, lr=None,
+                  batch_size=None, patch=None, seed=None)  # fmt: skip
+    return argparse.Namespace(**{**values, **overrides})
+
+
+@pytest.mark.parametrize(("preset", "kind", "expected"), [
+    (None, "CPU", "cpu"), (None, "GPU", "gpu"), ("auto", "GPU", "gpu"), ("cpu", "GPU", "cpu"), ("gpu", "CPU", "gpu"),
+])  # fmt: skip
+def test_preset_follows_the_device_and_is_recorded(preset, kind, expected):
+    cfg = train_config_from_args(_preset_args(preset=preset), device_kind=lambda: kind)
+    assert cfg.preset == expected
+    assert cfg.mixed_precision is (expected == "gpu")
+    assert (cfg.model.filters, cfg.batch_size) == ((32, 16) if expected == "gpu" else (8, 4))
+
+
+def test_options_override_the_gpu_preset():
+    cfg = train_config_from_args(_preset_args(preset="gpu", batch_size=6, patch="64,64,16"), device_kind=lambda: "")
+    assert cfg.preset == "gpu" and cfg.batch_size == 6 and cfg.patch_shape == (64, 64, 16) and cfg.model.filters == 32
+
+
+def test_config_and_preset_do_not_mix(data):
+    _, config = data
+    with pytest.raises(ValueError, match="--config or --preset, not both"):
+        train_config_from_args(_preset_args(config=str(config), preset="gpu"))

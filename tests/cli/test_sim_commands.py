@@ -27,6 +27,16 @@ def test_simulate_writes_pairs_with_the_given_options(tmp_path: Path, capsys: py
     assert "wrote 2 pairs" in capsys.readouterr().out
 
 
+def test_simulate_out_of_stack_is_on_by_default_and_can_be_turned_off(tmp_path: Path) -> None:
+    base = ["simulate", "--count", "1", "--shape", "16,16,8", "--quiet"]
+    assert cli.main([base[0], str(tmp_path / "on"), *base[1:]]) == 0
+    assert cli.main([base[0], str(tmp_path / "off"), *base[1:], "--out-of-stack", "0"]) == 0
+    on, off = (json.loads((tmp_path / n / "params.json").read_text())["pairs"][0]["params"] for n in ("on", "off"))
+    assert on["out_of_stack"] == SimParams().out_of_stack > 0
+    assert off["out_of_stack"] == 0.0
+    assert cli.main([base[0], str(tmp_path / "bad"), *base[1:], "--out-of-stack", "9"]) == 2
+
+
 def test_simulate_randomize(tmp_path: Path) -> None:
     assert cli.main(["simulate", str(tmp_path), "--count", "1", "--shape", "16x16x8", "--randomize", "--quiet"]) == 0
     assert json.loads((tmp_path / "params.json").read_text())["randomize"] is True

@@ -24,7 +24,7 @@ def test_estimate_camera_recovers_gain_offset_and_read_noise(
     assert estimate.gain == pytest.approx(gain, rel=0.05)
     assert estimate.offset == pytest.approx(offset, abs=3 * estimate.offset_sd + 1)
     assert estimate.read_noise == pytest.approx(read, abs=1.0)
-    assert estimate.n_blocks == 512
+    assert 500 <= estimate.n_blocks <= 512  # a few blocks may be clipped as outliers
     assert 0 < estimate.gain_sd < 0.1 * gain
 
 

@@ -6,8 +6,8 @@ import sys
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
+from voxelstudio.ml.backend import accelerators
 from voxelstudio.ml.config import ARCHITECTURES, DenoiserConfig
 from voxelstudio.ml.denoisers import build_denoiser, pad_to_multiple, receptive_field, required_multiple
 from voxelstudio.ml.losses import ImbalancedLoss
@@ -78,7 +78,7 @@ def test_several_input_channels_give_one_output_channel(arch: str) -> None:
 @pytest.mark.parametrize("arch", ARCHITECTURES)
 def test_mixed_precision_keeps_a_float32_output(arch: str) -> None:
     """Half-precision bodies, float32 outputs (bfloat16 on CPUs, which lack float16 pooling kernels)."""
-    policy = "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
+    policy = "mixed_float16" if accelerators() else "mixed_bfloat16"
     keras.mixed_precision.set_global_policy(policy)
     try:
         model = build_denoiser(tiny(arch))

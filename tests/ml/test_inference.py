@@ -5,7 +5,6 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from voxelstudio.core.normalize import PercentileNormalizer
 from voxelstudio.ml.config import DenoiserConfig, TrainConfig
@@ -107,26 +106,47 @@ def test_tta_uncertainty_is_positive_for_a_direction_sensitive_model():
     assert uncertainty.mean() > 1e-3 and none is None
 
 
+def _tensorflow_oom() -> Exception:
+    tf = pytest.importorskip("tensorflow", reason="TensorFlow is not installed")
+    return tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
+
+
+def _jax_oom() -> Exception:
+    jax = pytest.importorskip("jax", reason="JAX is not installed")
+    return jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate 4294967296 bytes.")
+
+
+def _torch_oom() -> Exception:
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed")
+    return torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 4.00 GiB")
+
+
+OUT_OF_MEMORY = {"tensorflow": _tensorflow_oom, "jax": _jax_oom, "torch": _torch_oom, "host": MemoryError}
+"""Each backend's real out-of-memory exception (whichever backend Keras runs on: all are recognised)."""
+
+
 class FlakyModel:
     """Identity that runs out of memory on tiles with more than ``limit`` voxels."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, error: Exception | None = None) -> None:
         self.limit = limit
+        self.error = error if error is not None else MemoryError("out of memory")
         self.shapes = []
 
     def __call__(self, batch, training=False):
         self.shapes.append(batch.shape[1:4])
         if np.prod(batch.shape) > self.limit:
-            raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
+            raise self.error
         return batch
 
     def predict_on_batch(self, batch):
         return self(batch)
 
 
-def test_out_of_memory_retries_with_smaller_tiles():
+@pytest.mark.parametrize("kind", sorted(OUT_OF_MEMORY))
+def test_out_of_memory_retries_with_smaller_tiles(kind: str):
     cfg = DenoiserConfig(arch="simple", kernel=(3, 3, 3), n_layers=1)
-    model = FlakyModel(limit=40 * 40 * 8)
+    model = FlakyModel(limit=40 * 40 * 8, error=OUT_OF_MEMORY[kind]())
     x = np.random.default_rng(4).random((64, 64, 8)).astype(np.float32)
     prediction, _, info = predict_volume(loaded(model, cfg), x, tile_shape=(64, 64, 8))
     np.testing.assert_allclose(prediction, PercentileNormalizer().before(x), rtol=1e-5, atol=1e-5)
@@ -176,7 +196,15 @@ def test_tensorflow_retracing_notice_is_filtered_and_other_warnings_pass():
     def record(message: str) -> logging.LogRecord:
         return logging.LogRecord("tensorflow", logging.WARNING, __file__, 1, message, None, None)
 
-    filters = tf.get_logger().filters
+    filters = logging.getLogger("tensorflow").filters
     retracing = record("5 out of the last 340 calls to <function f> triggered tf.function retracing. Tracing is ...")
     assert not all(f.filter(retracing) for f in filters)
     assert all(f.filter(record("some other warning")) for f in filters)
+
+
+def test_other_errors_are_not_taken_for_out_of_memory():
+    cfg = DenoiserConfig(arch="simple", kernel=(3, 3, 3), n_layers=1)
+    model = FlakyModel(limit=1, error=RuntimeError("cuDNN launch failure"))
+    with pytest.raises(RuntimeError, match="cuDNN"):
+        predict_volume(loaded(model, cfg), np.ones((32, 32, 8), dtype=np.float32), tile_shape=(32, 32, 8))
+    assert len(model.shapes) == 1

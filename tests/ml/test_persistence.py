@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import zipfile
 from pathlib import Path
 
@@ -13,7 +14,14 @@ from voxelstudio.core.errors import ModelError
 from voxelstudio.core.normalize import PercentileNormalizer
 from voxelstudio.ml.config import ARCHITECTURES, DenoiserConfig, TrainConfig
 from voxelstudio.ml.denoisers import build_denoiser, receptive_field, required_multiple
-from voxelstudio.ml.persistence import CODE_MESSAGE, METADATA_MEMBER, load_model, save_model
+from voxelstudio.ml.persistence import (
+    CODE_MESSAGE,
+    METADATA_MEMBER,
+    OPTIMIZER_MEMBER,
+    load_model,
+    restore_optimizer_state,
+    save_model,
+)
 
 NORMALIZER = PercentileNormalizer(p_low=1.0, p_high=99.5, out_low=0.0, out_high=2.5)
 SMALL = {"simple": {"kernel": (3, 3, 3)}, "unet": {"depth": 2}, "resunet": {"depth": 2}}
@@ -108,10 +116,11 @@ def test_plain_keras_file_loads_with_default_metadata(tmp_path: Path) -> None:
     assert loaded.normalizer == PercentileNormalizer()
 
 
-def _single_line_model_error(path: Path, match: str) -> None:
+def _single_line_model_error(path: Path, match: str) -> str:
     with pytest.raises(ModelError, match=match) as err:
         load_model(path)
     assert "\n" not in str(err.value) and str(err.value).startswith(f"{path}: ")
+    return str(err.value)
 
 
 def test_missing_file(tmp_path: Path) -> None:
@@ -156,3 +165,73 @@ def test_model_of_the_wrong_shape(tmp_path: Path, input_shape: tuple) -> None:
     path = tmp_path / "wrong.keras"
     keras.saving.save_model(keras.Model(inputs, conv(1, 1)(inputs)), path)
     _single_line_model_error(path, "must be 5-D")
+
+
+def _rewrite_member(source: Path, target: Path, name: str, edit) -> None:
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w") as new:
+        for item in old.infolist():
+            data = old.read(item.filename)
+            new.writestr(item, edit(data) if item.filename == name else data)
+
+
+def test_a_file_from_a_newer_keras_names_both_versions(tmp_path: Path, saved_unet) -> None:
+    def from_the_future(data: bytes) -> bytes:
+        config = json.loads(data)  # a layer class this Keras does not have
+        layer = config["config"]["layers"][1]
+        layer.update(module="keras.layers", class_name="LayerOfKeras99", registered_name=None)
+        return json.dumps(config).encode()
+
+    path = tmp_path / "future.keras"
+    _rewrite_member(saved_unet[0], tmp_path / "step.keras", "config.json", from_the_future)
+    _rewrite_member(tmp_path / "step.keras", path, METADATA_MEMBER,
+                    lambda data: json.dumps({**json.loads(data), "keras_version": "99.1.0"}).encode())  # fmt: skip
+    message = _single_line_model_error(path, "was saved with Keras 99.1.0, newer than this Keras")
+    assert keras.__version__ in message and "upgrade Keras" in message
+
+
+def test_mixed_precision_models_are_saved_computing_in_float32(tmp_path: Path) -> None:
+    config = _config("unet")
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = build_denoiser(config.model)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert any(layer.dtype_policy.name == "mixed_bfloat16" for layer in model.layers)
+    loaded = load_model(save_model(model, tmp_path / "m.keras", train_config=config, normalizer=NORMALIZER)).model
+    assert {layer.dtype_policy.name for layer in loaded.layers} == {"float32"}
+    for ours, theirs in zip(loaded.get_weights(), model.get_weights(), strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def _compiled(config: TrainConfig, learning_rate: float = 1e-3) -> keras.Model:
+    model = build_denoiser(config.model)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
+    return model
+
+
+def test_checkpoints_carry_the_optimizer_state_as_arrays(tmp_path: Path) -> None:
+    config = _config("unet")
+    model = _compiled(config)
+    model.train_on_batch(_volume((1, 8, 8, 4, 1)), _volume((1, 8, 8, 4, 1)))
+    best = save_model(model, tmp_path / "best.keras", train_config=config, normalizer=NORMALIZER)
+    last = save_model(model, tmp_path / "last.keras", train_config=config, normalizer=NORMALIZER, optimizer_state=True)
+    with zipfile.ZipFile(best) as archive:
+        assert OPTIMIZER_MEMBER not in archive.namelist()
+        assert not json.loads(archive.read("config.json")).get("compile_config")  # nothing backend-specific
+    resumed = _compiled(config)
+    assert restore_optimizer_state(resumed, last) is True
+    assert int(keras.ops.convert_to_numpy(resumed.optimizer.iterations)) == 1
+    for ours, theirs in zip(resumed.optimizer.variables, model.optimizer.variables, strict=True):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(ours), keras.ops.convert_to_numpy(theirs))
+
+
+def test_optimizer_state_that_does_not_fit_restarts_with_a_warning(tmp_path: Path) -> None:
+    config = _config("unet")
+    model = _compiled(config)
+    model.train_on_batch(_volume((1, 8, 8, 4, 1)), _volume((1, 8, 8, 4, 1)))
+    last = save_model(model, tmp_path / "last.keras", train_config=config, normalizer=NORMALIZER, optimizer_state=True)
+    other = build_denoiser(config.model)
+    other.compile(optimizer=keras.optimizers.SGD(1e-3, momentum=0.9), loss="mse")
+    with pytest.warns(UserWarning, match="optimizer state not restored .* the optimizer restarts"):
+        assert restore_optimizer_state(other, last) is False
+    assert int(keras.ops.convert_to_numpy(other.optimizer.iterations)) == 0

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import subprocess
 import sys
+
+import pytest
 
 from voxelstudio.ml.quiet_start import strip_noise
 
@@ -25,6 +29,10 @@ def test_strip_noise_removes_startup_lines_and_keeps_the_rest():
     )
 
 
+@pytest.mark.skipif(
+    os.environ.get("KERAS_BACKEND") != "tensorflow" or importlib.util.find_spec("tensorflow") is None,
+    reason="TensorFlow's start-up: checked in the TensorFlow run",
+)
 def test_tensorflow_startup_is_hidden_and_other_writes_pass_through():
     code = (
         "import os, sys\n"

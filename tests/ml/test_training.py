@@ -15,7 +15,7 @@ from voxelstudio.ml.config import DenoiserConfig, LossConfig, TrainConfig
 from voxelstudio.ml.denoisers import build_denoiser
 from voxelstudio.ml.inference import predict_volume
 from voxelstudio.ml.persistence import load_model
-from voxelstudio.ml.training import checkpoint_paths, fit_denoiser
+from voxelstudio.ml.training import TrainingMemoryError, checkpoint_paths, fit_denoiser
 
 
 def blob_pair(seed: int, shape=(24, 24, 16), density=5e-3, noise=0.1):
@@ -217,3 +217,44 @@ def test_init_needs_the_same_architecture(pairs, tmp_path):
         fit_denoiser(train, val, tiny_config("unet", epochs=1), out_path=tmp_path / "b.keras", init=first)
     with pytest.raises(ValueError, match="cannot start from another model"):
         fit_denoiser(train, val, tiny_config("simple"), out_path=first, init=first, resume=True)
+
+
+def _real_out_of_memory_error() -> Exception:
+    """The active backend's own out-of-memory exception."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        return jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate")
+    if backend == "torch":
+        import torch
+
+        return torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 4.00 GiB")
+    import tensorflow as tf
+
+    return tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor with shape[16,128,128,32]")
+
+
+class _OutOfMemoryInSecondEpoch(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 1:
+            raise _real_out_of_memory_error()
+
+
+def test_out_of_memory_names_the_sizes_and_keeps_the_checkpoint(pairs, tmp_path, monkeypatch):
+    train, val = pairs
+    original = keras.callbacks.CallbackList.__init__
+
+    def with_oom(self, callbacks=None, **kwargs):
+        original(self, [*(callbacks or []), _OutOfMemoryInSecondEpoch()], **kwargs)
+
+    monkeypatch.setattr(keras.callbacks.CallbackList, "__init__", with_oom)
+    out = tmp_path / "m.keras"
+    cfg = tiny_config(batch_size=2, patch_shape=(16, 16, 8), epochs=3)
+    with pytest.raises(TrainingMemoryError) as error:
+        fit_denoiser(train, val, cfg, out_path=out)
+    message = str(error.value)
+    last, _ = checkpoint_paths(out)
+    assert "batches of 2 patches of 16x16x8 voxels" in message and "--batch-size 1" in message
+    assert f"the last checkpoint {last} is kept" in message and "\n" not in message
+    assert load_model(last).metadata["extra"]["training_state"]["epoch"] == 1

@@ -61,7 +61,7 @@ def test_jitter_stays_near_and_in_range_and_keeps_the_instrument() -> None:
 
 
 def test_measured_psf_simulation_matches_the_simulator_with_its_own_psf() -> None:
-    params = SimParams(bead_density=3e-4)
+    params = SimParams(bead_density=3e-4, out_of_stack=0.0)
     shape = (32, 32, 12)
     raw, target = simulate_pair(shape, params, seed=4)
     raw2, target2 = simulate_pair_with_psf(shape, params, make_psf(params.optics, psf_shape_for(shape)), seed=4)
@@ -70,7 +70,9 @@ def test_measured_psf_simulation_matches_the_simulator_with_its_own_psf() -> Non
 
 
 def test_a_different_measured_psf_changes_the_raw_volume() -> None:
-    params = SimParams(bead_density=3e-4, read_noise=0.0, background=0.0, haze=0.0, offset=0.0, photons=5000.0)
+    params = SimParams(
+        bead_density=3e-4, read_noise=0.0, background=0.0, haze=0.0, offset=0.0, photons=5000.0, out_of_stack=0.0
+    )
     shape = (32, 32, 12)
     point = np.zeros((5, 5, 5), dtype=np.float32)
     point[2, 2, 2] = 1.0  # no blur at all: beads keep the target's isotropic shape

@@ -9,7 +9,8 @@ from scipy.ndimage import maximum_filter
 from voxelstudio.sim import OpticsParams, SimParams, simulate_pair
 
 SHAPE = (96, 96, 48)
-QUIET = SimParams(background=0.0, haze=0.0, read_noise=0.0, photons=5000.0, offset=0.0)
+# no light but the beads' own: no background, haze, camera noise or beads outside the stack
+QUIET = SimParams(background=0.0, haze=0.0, read_noise=0.0, photons=5000.0, offset=0.0, out_of_stack=0.0)
 
 
 def fwhm(profile: np.ndarray) -> float:

@@ -24,13 +24,13 @@ COMMAND_MODULES = (
     "voxelstudio.cli.eval_commands",
     "voxelstudio.cli.classify_commands",
     "voxelstudio.cli.gui_commands",
+    "voxelstudio.cli.doctor_commands",
 )
 
 EXIT_USAGE = 2
-TENSORFLOW_COMMANDS = frozenset(
-    {"train-denoiser", "adapt", "denoise", "train-classifier", "evaluate-classifier", "classify"}
-)
-"""Commands that start TensorFlow: it is started first with its native start-up lines filtered from stderr."""
+ML_COMMANDS = frozenset({"train-denoiser", "adapt", "denoise", "train-classifier", "evaluate-classifier", "classify"})
+"""Commands that start Keras: ``KERAS_BACKEND`` is checked and the backend started first, with TensorFlow's native
+start-up lines filtered from stderr."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,6 +58,16 @@ def _fail(message: str) -> int:
     return EXIT_USAGE
 
 
+def _start_backend(*, debug: bool) -> None:
+    from voxelstudio.core.backends import select_backend
+    from voxelstudio.ml.quiet_start import start_backend_quietly
+
+    if debug:  # everything on stderr, as the backend prints it
+        select_backend()
+    else:
+        start_backend_quietly()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
     parser = build_parser()
@@ -67,11 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args([*argv, "gui"])
     if not args.debug:  # reader libraries warn about damaged files; the one-line error already says it
         warnings.filterwarnings("ignore", module=r"(scipy|h5py|tifffile|numpy)(\.|$)")
-    if args.command in TENSORFLOW_COMMANDS and not args.debug:
-        from voxelstudio.ml.quiet_start import start_tensorflow_quietly
-
-        start_tensorflow_quietly()
     try:
+        if args.command in ML_COMMANDS:
+            _start_backend(debug=args.debug)
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("voxelstudio: interrupted", file=sys.stderr)

@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ EXIT_INTERRUPTED = 130
 
 
 def register(subparsers: Any) -> None:
-    from voxelstudio.ml.config import ARCHITECTURES, LOSSES  # imports no TensorFlow: keeps --help fast
+    from voxelstudio.ml.config import ARCHITECTURES, LOSSES, PRESETS  # imports no TensorFlow: keeps --help fast
 
     train = subparsers.add_parser(
         "train-denoiser",
@@ -33,8 +33,14 @@ def register(subparsers: Any) -> None:
     train.add_argument("--target", required=True, metavar="T", help="target volume file or folder")
     train.add_argument("--val-raw", metavar="VR", help="validation raw file (default: split off the pairs)")
     train.add_argument("--val-target", metavar="VT", help="validation target file")
-    train.add_argument("--arch", choices=ARCHITECTURES, help="network architecture [default simple]")
-    train.add_argument("--loss", choices=LOSSES, help="training loss [default imbalanced]")
+    train.add_argument(
+        "--preset",
+        choices=PRESETS,
+        help="recipe for the device: cpu (8-filter U-Net, small batches), gpu (32 filters, 128x128x32 patches, "
+        "batches of 16, mixed precision); auto picks by the device [default auto, or the --config file's]",
+    )
+    train.add_argument("--arch", choices=ARCHITECTURES, help="network architecture [default: the preset's, unet]")
+    train.add_argument("--loss", choices=LOSSES, help="training loss [default mse]")
     train.add_argument("--epochs", type=int, metavar="N", help="maximum number of epochs")
     train.add_argument("--minutes", type=float, metavar="M", help="stop after M minutes")
     train.add_argument("--lr", type=float, metavar="LR", help="Adam learning rate")
@@ -79,11 +85,25 @@ def _shape(option: str, text: str | None) -> tuple[int, int, int] | None:
     return values  # type: ignore[return-value]
 
 
-def train_config_from_args(args: argparse.Namespace) -> Any:
-    """The TrainConfig: --config (or defaults) with the given options replacing its values."""
-    from voxelstudio.ml.config import DenoiserConfig, TrainConfig
+def _device_kind() -> str:
+    from voxelstudio.ml.device import configure_devices
 
-    config = TrainConfig.load(args.config) if args.config else TrainConfig()
+    return configure_devices().kind
+
+
+def train_config_from_args(args: argparse.Namespace, device_kind: Callable[[], str] = _device_kind) -> Any:
+    """The TrainConfig: --config, else the --preset's recipe (auto: by the device), with the options given here
+    replacing its values."""
+    from voxelstudio.ml.config import DenoiserConfig, TrainConfig, preset_config, resolve_preset
+
+    preset = getattr(args, "preset", None)
+    if args.config and preset is not None:
+        raise ValueError("give --config or --preset, not both")
+    if args.config:
+        config = TrainConfig.load(args.config)
+    else:
+        preset = preset or "auto"
+        config = preset_config(resolve_preset(preset, device_kind() if preset == "auto" else "CPU"))
     if args.arch is not None and args.arch != config.model.arch:
         config = dataclasses.replace(config, model=DenoiserConfig.for_arch(args.arch))
     if args.loss is not None:

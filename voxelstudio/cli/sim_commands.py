@@ -31,6 +31,7 @@ SAMPLE_OPTIONS = {
     "photons": "photons",
     "read-noise": "read_noise",
     "offset": "offset",
+    "out-of-stack": "out_of_stack",
 }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import re
 import secrets
@@ -18,6 +19,7 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from voxelstudio.core.errors import VolumeWriteError
 
@@ -152,3 +154,9 @@ def write_atomically(path: Path, write: Callable[[Path], None], *, overwrite: bo
     finally:
         os.close(fd)
     return path
+
+
+def write_json_atomically(path: str | Path, data: Any) -> Path:
+    """Write ``data`` as indented, key-sorted JSON (no NaN) to ``path`` through :func:`write_atomically`."""
+    text = json.dumps(data, indent=2, sort_keys=True, allow_nan=False)
+    return write_atomically(Path(path), lambda temporary: temporary.write_text(text), overwrite=True)

@@ -28,6 +28,7 @@ from voxelstudio.metrics.beads import smoothed_and_background
 DEFAULT_BLOCK = (8, 8, 4)
 MIN_BLOCKS = 8
 """Fewer background blocks than this cannot support a fit."""
+CLIP_SD = 3.0
 _MAD_TO_SIGMA = 1.4826
 
 
@@ -86,7 +87,18 @@ def block_moments(
 
 
 def fit_camera(means: np.ndarray, variances: np.ndarray, thirds: np.ndarray, block_voxels: int) -> CameraEstimate:
-    """Joint weighted least-squares fit of the variance and skew lines (module docstring) to block moments."""
+    """Joint weighted least-squares fit of the variance and skew lines (module docstring) to block moments.
+
+    Blocks whose variance lies more than ``CLIP_SD`` standard errors above or below the robust variance line (light
+    that is not noise: bead rims, defocused beads outside the stack) are left out first, twice."""
+    for _ in range(2):
+        if len(means) < MIN_BLOCKS:
+            break
+        slope, intercept = np.polyfit(means, variances, 1)
+        expected = np.maximum(slope * means + intercept, 1e-6)
+        deviation = (variances - expected) / (np.sqrt(2.0 / (block_voxels - 1)) * expected)
+        keep = np.abs(deviation - np.median(deviation)) < CLIP_SD
+        means, variances, thirds = means[keep], variances[keep], thirds[keep]
     if len(means) < MIN_BLOCKS:
         raise ValueError(f"only {len(means)} background blocks free of beads; the camera noise needs {MIN_BLOCKS}")
     slope, intercept = np.polyfit(means, variances, 1)

@@ -8,7 +8,8 @@ model is built, trained or loaded. ``voxelstudio.ml.config`` never imports Tenso
 - denoisers: ``build_denoiser(cfg)``, ``receptive_field(cfg)``, ``required_multiple(cfg)``, ``pad_to_multiple``
 - losses: ``get_loss(cfg)`` (mse, mae, imbalanced, ssim, mae+ssim)
 - persistence: ``save_model`` / ``load_model`` of one ``.keras`` file with metadata -> ``LoadedModel``
-- device: ``configure_devices()``, ``distribution_strategy()``, ``describe_device()``
+- backend: what differs between TensorFlow, JAX and PyTorch (devices, memory, OOM errors, gradients, distribution)
+- device: ``configure_devices()``, ``training_scope()``, ``distribution_scope()``, ``describe_device()``
 - classifier_config / classifiers: ``ClassifierConfig``, ``ClassifierTrainConfig``, ``build_classifier(cfg)``,
   ``save_classifier`` / ``load_classifier`` -> ``LoadedClassifier``, ``predict_probabilities`` (rotation voting)
 """
@@ -35,7 +36,8 @@ _LAZY = {
     "load_model": "persistence",
     "DeviceInfo": "device",
     "configure_devices": "device",
-    "distribution_strategy": "device",
+    "distribution_scope": "device",
+    "training_scope": "device",
     "describe_device": "device",
     "CLASSIFIER_ARCHITECTURES": "classifier_config",
     "ClassifierConfig": "classifier_config",

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
-import tensorflow as tf
+from keras import ops
 
 Pads = tuple[tuple[int, int], tuple[int, int], tuple[int, int]]
 
@@ -142,10 +142,10 @@ def _pad_amounts(size: Any, pads: Sequence[int], multiple: int) -> tuple[Any, An
 
 def _reflect_indices(size: Any, before: Any, after: Any) -> Any:
     """Source indices of a reflect-padded axis (numpy 'reflect'); mirrors repeatedly when pads exceed the size."""
-    index = tf.range(-before, size + after)
-    period = tf.maximum(2 * size - 2, 1)
-    index = tf.math.floormod(index, period)
-    return tf.where(index >= size, period - index, index)
+    index = ops.arange(-before, size + after, dtype="int32")
+    period = ops.maximum(2 * size - 2, 1)
+    index = ops.mod(index, period)
+    return ops.where(index >= size, period - index, index)
 
 
 @keras.saving.register_keras_serializable(package="voxelstudio")
@@ -159,9 +159,9 @@ class ReflectPad3D(keras.layers.Layer):
 
     def call(self, x: Any) -> Any:
         for axis in range(3):
-            size = tf.shape(x)[axis + 1]
+            size = ops.shape(x)[axis + 1]
             before, after = _pad_amounts(size, self.pads[axis], self.multiple[axis])
-            x = tf.gather(x, _reflect_indices(size, before, after), axis=axis + 1)
+            x = ops.take(x, _reflect_indices(size, before, after), axis=axis + 1)
         return x
 
     def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, ...]:
@@ -186,9 +186,10 @@ class CropLike(keras.layers.Layer):
 
     def call(self, inputs: Sequence[Any]) -> Any:
         x, reference = inputs
-        sizes = tf.shape(reference)[1:4]
+        sizes = ops.shape(reference)[1:4]
         starts = [_pad_amounts(sizes[a], self.pads[a], self.multiple[a])[0] for a in range(3)]
-        return tf.slice(x, [0, *starts, 0], [-1, sizes[0], sizes[1], sizes[2], -1])
+        batch, channels = ops.shape(x)[0], ops.shape(x)[4]
+        return ops.slice(x, [0, *starts, 0], [batch, *sizes, channels])
 
     def compute_output_shape(self, input_shapes: Sequence[Sequence[int | None]]) -> tuple[int | None, ...]:
         x_shape, reference_shape = input_shapes

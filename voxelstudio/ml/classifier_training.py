@@ -20,6 +20,7 @@ import numpy as np
 
 from voxelstudio.core.errors import ModelError
 from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
+from voxelstudio.ml.backend import jit_compile
 from voxelstudio.ml.callbacks import (
     CancelCallback,
     CheckpointCallback,
@@ -30,7 +31,7 @@ from voxelstudio.ml.callbacks import (
 )
 from voxelstudio.ml.classifier_config import ClassifierTrainConfig
 from voxelstudio.ml.classifiers import build_classifier, load_classifier, predict_probabilities, save_classifier
-from voxelstudio.ml.device import configure_devices, distribution_strategy
+from voxelstudio.ml.device import training_scope
 from voxelstudio.ml.persistence import restore_optimizer_state
 from voxelstudio.ml.training import checkpoint_paths
 from voxelstudio.ml.voxel_augment import augment_batch
@@ -160,56 +161,55 @@ def fit_classifier(
         raise ValueError(f"{len(classes)} class names for a model of {cfg.model.n_classes} classes")
     out_path = Path(out_path)
     batch_size = min(cfg.batch_size, len(y_train))
-    configure_devices()
     keras.utils.set_random_seed(cfg.seed)
-    with distribution_strategy().scope():
+    with training_scope():
         model = build_classifier(cfg.model)
         model.compile(
             optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=keras.losses.SparseCategoricalCrossentropy(),
-            metrics=["accuracy"], jit_compile=False,
+            metrics=["accuracy"], jit_compile=jit_compile(),
         )  # fmt: skip
         saved = _resume(model, cfg, out_path) if resume else {}
 
-    initial_epoch = int(saved.get("epoch", 0))
-    dataset = GridBatches(x_train, y_train, cfg, batch_size, initial_epoch)
-    state = RunState(cfg.epochs, len(dataset), initial_epoch=initial_epoch)
-    state.history = {k: [math.nan if v is None else v for v in vs] for k, vs in saved.get("history", {}).items()}
-    state.best = float(saved["best"]) if saved.get("best") is not None else math.inf
-    state.best_epoch = saved.get("best_epoch")
-    state.epochs_run = initial_epoch
-    monitor = "val_loss" if len(y_val) else "loss"
-    last_path, _ = checkpoint_paths(out_path)
+        initial_epoch = int(saved.get("epoch", 0))
+        dataset = GridBatches(x_train, y_train, cfg, batch_size, initial_epoch)
+        state = RunState(cfg.epochs, len(dataset), initial_epoch=initial_epoch)
+        state.history = {k: [math.nan if v is None else v for v in vs] for k, vs in saved.get("history", {}).items()}
+        state.best = float(saved["best"]) if saved.get("best") is not None else math.inf
+        state.best_epoch = saved.get("best_epoch")
+        state.epochs_run = initial_epoch
+        monitor = "val_loss" if len(y_val) else "loss"
+        last_path, _ = checkpoint_paths(out_path)
 
-    def save_best(model: keras.Model, state: RunState) -> None:
-        extra = {"best_epoch": state.best_epoch, f"best_{monitor}": _finite(state.best),
-                 "val_accuracy": _finite(_value_at(state.history, "val_accuracy", state.best_epoch))}  # fmt: skip
-        save_classifier(model, out_path, classes=classes, train_config=cfg, extra=extra)
+        def save_best(model: keras.Model, state: RunState) -> None:
+            extra = {"best_epoch": state.best_epoch, f"best_{monitor}": _finite(state.best),
+                     "val_accuracy": _finite(_value_at(state.history, "val_accuracy", state.best_epoch))}  # fmt: skip
+            save_classifier(model, out_path, classes=classes, train_config=cfg, extra=extra)
 
-    def save_last(model: keras.Model, state: RunState) -> None:
-        data = {"epoch": state.epochs_run, "best": _finite(state.best), "best_epoch": state.best_epoch,
-                "history": {k: [_finite(v) for v in vs] for k, vs in state.history.items()}}  # fmt: skip
-        save_classifier(model, last_path, classes=classes, train_config=cfg, extra={"training_state": data},
-                        include_optimizer=True)  # fmt: skip
+        def save_last(model: keras.Model, state: RunState) -> None:
+            data = {"epoch": state.epochs_run, "best": _finite(state.best), "best_epoch": state.best_epoch,
+                    "history": {k: [_finite(v) for v in vs] for k, vs in state.history.items()}}  # fmt: skip
+            save_classifier(model, last_path, classes=classes, train_config=cfg, extra={"training_state": data},
+                            include_optimizer=True)  # fmt: skip
 
-    def report_accuracy(progress: Progress) -> None:
-        values = {k: v for k, v in progress.values.items() if k != "val_psnr"}
-        values["val_accuracy"] = state.history.get("val_accuracy", [math.nan])[-1]
-        report(dataclasses.replace(progress, values=values))
+        def report_accuracy(progress: Progress) -> None:
+            values = {k: v for k, v in progress.values.items() if k != "val_psnr"}
+            values["val_accuracy"] = state.history.get("val_accuracy", [math.nan])[-1]
+            report(dataclasses.replace(progress, values=values))
 
-    validator = AccuracyValidator(x_val, y_val, batch_size=min(batch_size, 64))
-    callbacks: list[keras.callbacks.Callback] = [
-        CheckpointCallback(state, monitor=monitor, save_last=save_last, save_best=save_best),
-        ProgressCallback(state, report_accuracy),
-        CancelCallback(state, cancel),
-        TimeBudgetCallback(state, cfg.minutes),
-    ]
-    if len(y_val):
-        callbacks.insert(0, ValidationCallback(state, validator, metric="val_accuracy"))
-    if initial_epoch < cfg.epochs:
-        model.fit(dataset, epochs=cfg.epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=0)
-    reason = state.stopped_reason or "epochs"
-    history = {k: list(v) for k, v in state.history.items()}
-    return ClassifierOutcome(
-        history, state.best, _value_at(history, "val_accuracy", state.best_epoch), state.best_epoch,
-        state.epochs_run, reason, out_path if out_path.exists() else None,
-    )  # fmt: skip
+        validator = AccuracyValidator(x_val, y_val, batch_size=min(batch_size, 64))
+        callbacks: list[keras.callbacks.Callback] = [
+            CheckpointCallback(state, monitor=monitor, save_last=save_last, save_best=save_best),
+            ProgressCallback(state, report_accuracy),
+            CancelCallback(state, cancel),
+            TimeBudgetCallback(state, cfg.minutes),
+        ]
+        if len(y_val):
+            callbacks.insert(0, ValidationCallback(state, validator, metric="val_accuracy"))
+        if initial_epoch < cfg.epochs:
+            model.fit(dataset, epochs=cfg.epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=0)
+        reason = state.stopped_reason or "epochs"
+        history = {k: list(v) for k, v in state.history.items()}
+        return ClassifierOutcome(
+            history, state.best, _value_at(history, "val_accuracy", state.best_epoch), state.best_epoch,
+            state.epochs_run, reason, out_path if out_path.exists() else None,
+        )  # fmt: skip

@@ -20,10 +20,9 @@ from voxelstudio.ml import classifier_blocks
 from voxelstudio.ml.blocks import conv_block, normalization
 from voxelstudio.ml.classifier_config import ClassifierConfig, ClassifierTrainConfig
 from voxelstudio.ml.persistence import (
-    CODE_MESSAGE,
-    contains_lambda,
     file_sha256,
     keras_path,
+    load_network,
     metadata_header,
     read_members,
     write_keras_with_metadata,
@@ -141,9 +140,7 @@ def save_classifier(
         "extra": extra or {},
     }
     text = json.dumps(metadata, indent=2, sort_keys=True)
-    if not include_optimizer and getattr(model, "optimizer", None) is not None:
-        model = keras.Model(model.input, model.output, name=model.name)  # same layers, no optimizer
-    return write_keras_with_metadata(model, path, text)
+    return write_keras_with_metadata(model, path, text, optimizer_state=include_optimizer)
 
 
 def load_classifier(path: str | Path, *, trusted: bool = False) -> LoadedClassifier:
@@ -155,13 +152,7 @@ def load_classifier(path: str | Path, *, trusted: bool = False) -> LoadedClassif
     if metadata.get("format") != FORMAT:
         kind = "a denoiser" if metadata.get("format") == "voxelstudio-denoiser" else "not a VoxelStudio classifier"
         raise ModelError(path, f"{kind}; train one with 'voxelstudio train-classifier'")
-    if not trusted and contains_lambda(config):
-        raise ModelError(path, CODE_MESSAGE)
-    try:
-        model = keras.saving.load_model(path, compile=False, safe_mode=not trusted)
-    except Exception as exc:  # Keras raises many types for bad files; the user needs one line
-        problem = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(path, f"cannot load the Keras model: {problem}") from exc
+    model = load_network(path, config, metadata, trusted=trusted)
     classes = tuple(str(c) for c in metadata.get("classes", []))
     _check_classifier_shapes(path, model, classes)
     try:

@@ -1,67 +1,79 @@
-"""Which hardware trains and predicts: GPU memory growth, distribution strategy, mixed precision, a short label."""
+"""Which hardware trains and predicts: the active backend's GPUs, mixed precision and a short label.
+
+Backend-specific calls live in :mod:`voxelstudio.ml.backend`; this module only decides.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import platform
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import keras
-import tensorflow as tf
+
+from voxelstudio.ml import backend
+from voxelstudio.ml.backend import distribution_scope, strategy_kind
+
+__all__ = [
+    "DeviceInfo",
+    "configure_devices",
+    "cpu_cores",
+    "describe_device",
+    "distribution_scope",
+    "strategy_kind",
+    "training_scope",
+]
 
 
 @dataclass(frozen=True)
 class DeviceInfo:
-    """The compute devices TensorFlow sees: ``kind`` is "GPU" when any GPU is visible, else "CPU"."""
+    """The compute devices the backend sees: ``kind`` is "GPU" when any GPU is visible, else "CPU"."""
 
     kind: str
     names: tuple[str, ...]
     count: int
     mixed_precision: bool = False
+    backend: str = "tensorflow"
+    memory_bytes: tuple[int | None, ...] = ()
+    policy: str | None = None
 
 
 def configure_devices(*, mixed_precision: bool = False) -> DeviceInfo:
-    """Enable memory growth on every GPU (call before any TF op) and, on GPUs only, ``mixed_float16`` if asked.
+    """List the backend's GPUs (on TensorFlow: with memory growth; call before other TF work) and, on GPUs only,
+    set the mixed-precision policy if asked: bf16 where the card computes in it, float16 on older cards.
 
     With mixed precision the denoisers keep their output layers in float32.
     """
-    gpus = tf.config.list_physical_devices("GPU")
-    for gpu in gpus:
-        with contextlib.suppress(RuntimeError):  # the runtime has started: its memory setting is fixed
-            tf.config.experimental.set_memory_growth(gpu, True)
+    gpus = backend.accelerators()
     if not gpus:
-        return DeviceInfo("CPU", (platform.processor() or platform.machine() or "CPU",), 1)
-    if mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
-    names = tuple(tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name) for gpu in gpus)
-    return DeviceInfo("GPU", names, len(gpus), mixed_precision)
+        return DeviceInfo("CPU", (platform.processor() or platform.machine() or "CPU",), 1, backend=backend.name())
+    policy = backend.mixed_precision_policy(gpus) if mixed_precision else None
+    if policy is not None:
+        keras.mixed_precision.set_global_policy(policy)
+    return DeviceInfo(
+        "GPU",
+        tuple(g.name for g in gpus),
+        len(gpus),
+        policy is not None,
+        backend.name(),
+        tuple(g.memory_bytes for g in gpus),
+        policy,
+    )
 
 
-def strategy_kind(tf_config: str | None, gpu_count: int) -> str:
-    """ "multi_worker" when ``tf_config`` (TF_CONFIG's JSON) names several workers, "mirrored" for several GPUs,
-    else "default"."""
-    if tf_config:
-        try:
-            config = json.loads(tf_config)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"TF_CONFIG is not valid JSON: {exc}") from exc
-        cluster = config.get("cluster", {}) if isinstance(config, dict) else {}
-        if len(cluster.get("worker", [])) + len(cluster.get("chief", [])) > 1:
-            return "multi_worker"
-    return "mirrored" if gpu_count > 1 else "default"
-
-
-def distribution_strategy(info: DeviceInfo | None = None) -> tf.distribute.Strategy:
-    """The strategy to build and fit models under (create it at start-up, before other TF work)."""
-    info = info or configure_devices()
-    kind = strategy_kind(os.environ.get("TF_CONFIG"), info.count if info.kind == "GPU" else 0)
-    if kind == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    if kind == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
+@contextlib.contextmanager
+def training_scope(*, mixed_precision: bool = False) -> Iterator[DeviceInfo]:
+    """Build, compile and fit inside this: the devices configured (mixed precision on GPUs when asked) and the
+    backend's distribution scope entered; the float32 policy is restored on the way out."""
+    info = configure_devices(mixed_precision=mixed_precision)
+    try:
+        with distribution_scope(info.count if info.kind == "GPU" else 0):
+            yield info
+    finally:
+        if info.policy is not None:
+            keras.mixed_precision.set_global_policy("float32")
 
 
 def cpu_cores() -> int:
@@ -70,9 +82,11 @@ def cpu_cores() -> int:
 
 
 def describe_device(info: DeviceInfo | None = None) -> str:
-    """Short label for a status bar: "GPU: NVIDIA H100 80GB HBM3", "2 GPUs: ...", or "CPU (2 cores)"."""
+    """Short label for a status bar: "JAX, GPU: NVIDIA H200", "TensorFlow, 2 GPUs: ...", "JAX, CPU (2 cores)"."""
     info = info or configure_devices()
+    prefix = backend.LABELS.get(info.backend, info.backend)
     if info.kind == "CPU":
-        return f"CPU ({cpu_cores()} cores)"
+        return f"{prefix}, CPU ({cpu_cores()} cores)"
     label = "GPU" if info.count == 1 else f"{info.count} GPUs"
-    return f"{label}: {info.names[0]}" + (" (mixed precision)" if info.mixed_precision else "")
+    precision = f" ({info.policy})" if info.policy else (" (mixed precision)" if info.mixed_precision else "")
+    return f"{prefix}, {label}: {info.names[0]}{precision}"

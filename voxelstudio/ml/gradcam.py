@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from voxelstudio.core.resample import resample_axes
+from voxelstudio.ml.backend import value_and_gradient
 
 _SKIPPED = (
     keras.layers.Dropout,
@@ -114,14 +115,22 @@ def _compose(axis: AxisMap, n_in: int, n_out: int, geometry, index: int) -> Axis
     return start + step * ((k - 1) / 2 - pad_before), step * s
 
 
-def _probe(model: keras.Model, layer: keras.layers.Layer) -> tuple[keras.Model, keras.layers.Dense | None]:
-    """A model giving (features, scores, probabilities) and, when the last layer is a softmax Dense, that layer:
-    its logits (computed from the scores, its input) are the class scores; otherwise the outputs are."""
+def _split(model: keras.Model, layer: keras.layers.Layer) -> tuple[keras.Model, keras.Model, keras.layers.Dense | None]:
+    """(input -> [features, probabilities], features -> class scores, the softmax Dense layer or None).
+
+    When the last layer is a softmax Dense, the scores are its input (the logits are computed from them with its
+    kernel, so the gradient is that of the logit, not of the saturating probability); otherwise the outputs are.
+    """
     last = model.layers[-1]
     softmax = isinstance(last, keras.layers.Dense) and last.activation is keras.activations.softmax
     scores = last.input if softmax else model.outputs[0]
-    probe = keras.Model(model.inputs, [layer.output, scores, model.outputs[0]], name=f"{model.name}_gradcam")
-    return probe, last if softmax else None
+    probe = keras.Model(model.input, [layer.output, model.outputs[0]], name=f"{model.name}_gradcam")
+    try:
+        head = keras.Model(layer.output, scores, name=f"{model.name}_gradcam_head")
+    except ValueError as exc:
+        problem = f"layer {layer.name!r} is bypassed by later layers; Grad-CAM needs a layer that they all follow"
+        raise ValueError(problem) from exc
+    return probe, head, last if softmax else None
 
 
 def grad_cam(
@@ -133,26 +142,26 @@ def grad_cam(
     if grid.shape != expected:
         raise ValueError(f"grid of shape {grid.shape} for a model that takes {expected}")
     chosen = feature_layer(model, layer)
-    probe, dense = _probe(model, chosen)
-    x = tf.constant(grid[None, ..., None])
-    with tf.GradientTape() as tape:
-        features, scores, probabilities = probe(x, training=False)
-        tape.watch(features)
-        scores = tf.cast(scores, tf.float32)
-        if dense is not None:  # the logits, from the softmax layer's input
-            scores = tf.matmul(scores, tf.cast(dense.kernel, tf.float32))
-            scores = scores + tf.cast(dense.bias, tf.float32) if dense.use_bias else scores
-        probabilities = np.asarray(probabilities, dtype=np.float64)[0]
-        index = int(np.argmax(probabilities)) if class_index is None else int(class_index)
-        if not 0 <= index < probabilities.shape[-1]:
-            raise ValueError(f"class index {index} out of range for {probabilities.shape[-1]} classes")
-        score = scores[:, index]
-    gradients = tape.gradient(score, features)
+    probe, head, dense = _split(model, chosen)
+    features, probabilities = probe.predict_on_batch(grid[None, ..., None])
+    probabilities = np.asarray(probabilities, dtype=np.float64)[0]
+    index = int(np.argmax(probabilities)) if class_index is None else int(class_index)
+    if not 0 <= index < probabilities.shape[-1]:
+        raise ValueError(f"class index {index} out of range for {probabilities.shape[-1]} classes")
+
+    def class_score(feature_tensor: object) -> object:
+        scores = ops.cast(head(feature_tensor, training=False), "float32")
+        if dense is not None:  # the logit, from the softmax layer's input
+            scores = ops.matmul(scores, ops.cast(dense.kernel, "float32"))
+            scores = scores + ops.cast(dense.bias, "float32") if dense.use_bias else scores
+        return ops.sum(scores[:, index])
+
+    _, gradients = value_and_gradient(class_score, np.asarray(features))
     if gradients is None:
         raise ValueError(f"the class score does not depend on layer {chosen.name!r}")
-    features, gradients = tf.cast(features, tf.float32), tf.cast(gradients, tf.float32)
-    weights = tf.reduce_mean(gradients, axis=(1, 2, 3))  # (1, C)
-    cam = tf.nn.relu(tf.reduce_sum(features * weights[:, None, None, None, :], axis=-1))[0].numpy()
+    features = np.asarray(features, dtype=np.float32)
+    weights = np.mean(np.asarray(gradients, dtype=np.float32), axis=(1, 2, 3))  # (1, C)
+    cam = np.maximum(np.sum(features * weights[:, None, None, None, :], axis=-1), 0.0)[0]
     mapping = feature_grid_mapping(model, chosen)
     coords = [(np.arange(n) - start) / step for n, (start, step) in zip(grid.shape, mapping, strict=True)]
     heat = resample_axes(cam, coords)

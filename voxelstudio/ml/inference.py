@@ -16,9 +16,9 @@ from typing import Any
 import keras
 import numpy as np
 import psutil
-import tensorflow as tf
 
 from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
+from voxelstudio.ml import backend
 from voxelstudio.ml.config import DenoiserConfig
 from voxelstudio.ml.denoisers import pad_to_multiple, receptive_field, required_multiple
 from voxelstudio.ml.device import describe_device
@@ -122,7 +122,7 @@ class _RetracingNotice(logging.Filter):
         return "triggered tf.function retracing" not in record.getMessage()
 
 
-tf.get_logger().addFilter(_RetracingNotice())
+logging.getLogger("tensorflow").addFilter(_RetracingNotice())
 
 
 def model_predict_fn(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
@@ -186,7 +186,9 @@ def predict_unit(
                 cancel=cancel,
             )
             return out[crop], plan, retries
-        except (tf.errors.ResourceExhaustedError, MemoryError) as exc:
+        except Exception as exc:
+            if not backend.is_out_of_memory(exc):
+                raise
             minimum = _minimum_tile(plan.overlap, plan.multiple, plan.padded_shape)
             smaller = halve_tile(plan.tile_shape, minimum=minimum, multiple=plan.multiple)
             if smaller is None:
@@ -266,7 +268,4 @@ def _tiling_info(plan: PredictionPlan, *, tta: bool, transforms: int, retries: i
 
 def runtime_info() -> dict[str, Any]:
     """Library versions and the compute device, for provenance records."""
-    return {
-        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__},
-        "device": describe_device(),
-    }
+    return {"versions": {**backend.versions(), "numpy": np.__version__}, "device": describe_device()}

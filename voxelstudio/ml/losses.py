@@ -9,7 +9,6 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import ops
 
 from voxelstudio.ml.config import LossConfig
@@ -66,7 +65,7 @@ def _smooth(x: Any, window: np.ndarray) -> Any:
     for axis in range(3):
         shape = [1, 1, 1, 1, 1]
         shape[axis] = window.size
-        x = tf.nn.conv3d(x, tf.constant(window.reshape(shape), dtype=x.dtype), [1] * 5, "SAME")
+        x = ops.conv(x, ops.cast(window.reshape(shape), x.dtype), strides=1, padding="same")
     return x
 
 
@@ -76,16 +75,16 @@ def ssim_map(y_true: Any, y_pred: Any, *, max_val: float = 1.0, size: int = 7, s
     Local statistics near the borders are weighted means over the part of the window inside the volume, so any
     size works, even a few z slices.
     """
-    y_pred = tf.convert_to_tensor(y_pred)
-    y_true = tf.cast(y_true, y_pred.dtype)
+    y_pred = ops.convert_to_tensor(y_pred)
+    y_true = ops.cast(y_true, y_pred.dtype)
 
     def per_channel(v: Any) -> Any:  # (B, H, W, Z, C) -> (B*C, H, W, Z, 1)
-        v = tf.transpose(v, [0, 4, 1, 2, 3])
-        return tf.reshape(v, tf.concat([[-1], tf.shape(v)[2:], [1]], axis=0))
+        v = ops.transpose(v, [0, 4, 1, 2, 3])
+        return ops.expand_dims(ops.reshape(v, [-1, *ops.shape(v)[2:]]), -1)
 
     a, b = per_channel(y_true), per_channel(y_pred)
     window = _gaussian_window(size, sigma)
-    coverage = _smooth(tf.ones_like(a[:1]), window)
+    coverage = _smooth(ops.ones_like(a[:1]), window)
 
     def mean(v: Any) -> Any:
         return _smooth(v, window) / coverage
@@ -100,8 +99,8 @@ def ssim_map(y_true: Any, y_pred: Any, *, max_val: float = 1.0, size: int = 7, s
 
 def _ssim_per_sample(y_true: Any, y_pred: Any, max_val: float) -> Any:
     ssim = ssim_map(y_true, y_pred, max_val=max_val)
-    per_channel = tf.reduce_mean(ssim, axis=[1, 2, 3, 4])
-    return tf.reduce_mean(tf.reshape(per_channel, [tf.shape(y_pred)[0], -1]), axis=1)
+    per_channel = ops.mean(ssim, axis=[1, 2, 3, 4])
+    return ops.mean(ops.reshape(per_channel, [ops.shape(y_pred)[0], -1]), axis=1)
 
 
 @keras.saving.register_keras_serializable(package="voxelstudio")

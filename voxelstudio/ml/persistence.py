@@ -9,7 +9,10 @@ files that contain code (Lambda layers) unless the caller trusts them, and turns
 from __future__ import annotations
 
 import hashlib
+import io
+import itertools
 import json
+import warnings
 import zipfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -17,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 
 import voxelstudio
 from voxelstudio.core.atomic import write_atomically
@@ -27,6 +31,9 @@ from voxelstudio.ml.config import TrainConfig
 from voxelstudio.ml.denoisers import receptive_field, required_multiple
 
 METADATA_MEMBER = "voxelstudio.json"
+OPTIMIZER_MEMBER = "voxelstudio_optimizer.npz"
+"""Optimizer variables of a training checkpoint as plain arrays: any backend can restore them (a compiled Keras
+optimizer saved under PyTorch cannot be deserialised under TensorFlow)."""
 FORMAT = "voxelstudio-denoiser"
 FORMAT_VERSION = 1
 CODE_MESSAGE = "contains code (Lambda layer); load it only if you trust it (--trust)"
@@ -50,8 +57,10 @@ def save_model(
     train_config: TrainConfig,
     normalizer: PercentileNormalizer,
     extra: dict[str, Any] | None = None,
+    optimizer_state: bool = False,
 ) -> Path:
-    """Write ``model`` and its metadata to ``path`` (a ``.keras`` file), replacing it atomically."""
+    """Write ``model`` and its metadata to ``path`` (a ``.keras`` file), replacing it atomically; the optimizer's
+    variables are kept only with ``optimizer_state`` (training checkpoints)."""
     path = keras_path(path)
     metadata = {
         **metadata_header(FORMAT, FORMAT_VERSION),
@@ -65,7 +74,7 @@ def save_model(
         text = json.dumps(metadata, indent=2, sort_keys=True)
     except TypeError as exc:
         raise ValueError(f"{path}: model metadata is not JSON-serialisable: {exc}") from exc
-    return write_keras_with_metadata(model, path, text)
+    return write_keras_with_metadata(model, path, text, optimizer_state=optimizer_state)
 
 
 def keras_path(path: str | Path) -> Path:
@@ -87,20 +96,50 @@ def metadata_header(format_name: str, format_version: int) -> dict[str, Any]:
     }
 
 
-def write_keras_with_metadata(model: keras.Model, path: Path, metadata_json: str) -> Path:
+def write_keras_with_metadata(
+    model: keras.Model, path: Path, metadata_json: str, *, optimizer_state: bool = False
+) -> Path:
     """Save ``model`` to ``path`` atomically with ``metadata_json`` as an extra member of the .keras zip.
 
+    The network is saved without its compiled optimizer, so the file carries nothing backend-specific; with
+    ``optimizer_state`` (training checkpoints) the optimizer's variables go into :data:`OPTIMIZER_MEMBER`.
     The temporary file keeps the ``.keras`` suffix Keras insists on; one left by a killed process is removed by the
     next save of the same file (see :mod:`voxelstudio.core.atomic`).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
+    optimizer = getattr(model, "optimizer", None)
+    network = model if optimizer is None else keras.Model(model.input, model.output, name=model.name)
+    if any(layer.dtype_policy.name.startswith("mixed") for layer in network.layers):
+        network = float32_copy(network)
+    state = optimizer_arrays(optimizer) if optimizer_state and optimizer is not None else None
 
     def write(temporary: Path) -> None:
-        keras.saving.save_model(model, temporary)
+        keras.saving.save_model(network, temporary)
         with zipfile.ZipFile(temporary, "a") as archive:
             archive.writestr(METADATA_MEMBER, metadata_json)
+            if state is not None:
+                archive.writestr(OPTIMIZER_MEMBER, state)
 
     return write_atomically(path, write, overwrite=True)
+
+
+def float32_copy(model: keras.Model) -> keras.Model:
+    """The same network computing in float32, for files that must predict well on any device (the weights of a
+    mixed-precision model are float32 already; CPUs are slow or lack kernels in bf16/fp16)."""
+
+    def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
+        return layer.__class__.from_config({**layer.get_config(), "dtype": "float32"})
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def optimizer_arrays(optimizer: keras.optimizers.Optimizer) -> bytes:
+    """The optimizer's variables (step, learning rate, moments) as an ``.npz`` file's bytes, in their order."""
+    buffer = io.BytesIO()
+    np.savez(buffer, *[keras.ops.convert_to_numpy(v) for v in optimizer.variables])
+    return buffer.getvalue()
 
 
 def load_model(path: str | Path, *, trusted: bool = False) -> LoadedModel:
@@ -109,15 +148,7 @@ def load_model(path: str | Path, *, trusted: bool = False) -> LoadedModel:
     if not path.is_file():
         raise ModelError(path, "model file not found")
     config, metadata = read_members(path)
-    if not trusted and contains_lambda(config):
-        raise ModelError(path, CODE_MESSAGE)
-    try:
-        model = keras.saving.load_model(path, compile=False, safe_mode=not trusted)
-    except Exception as exc:  # Keras raises many types for bad files; the user needs one line
-        if not trusted and "safe_mode" in str(exc):
-            raise ModelError(path, CODE_MESSAGE) from exc
-        problem = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(path, f"cannot load the Keras model: {problem}") from exc
+    model = load_network(path, config, metadata, trusted=trusted)
     _check_io_shapes(path, model)
     try:
         train_config = TrainConfig.from_dict(metadata["train_config"]) if "train_config" in metadata else None
@@ -125,6 +156,40 @@ def load_model(path: str | Path, *, trusted: bool = False) -> LoadedModel:
     except (TypeError, ValueError) as exc:
         raise ModelError(path, f"invalid VoxelStudio metadata: {exc}") from exc
     return LoadedModel(model, train_config, normalizer, metadata, file_sha256(path))
+
+
+def load_network(path: Path, config: dict[str, Any], metadata: dict[str, Any], *, trusted: bool) -> keras.Model:
+    """The Keras network of a model file whose members :func:`read_members` returned, without its optimizer.
+
+    Every failure is a one-line ``ModelError``: code in an untrusted file, or Keras' own first line, naming both
+    Keras versions when the file comes from a newer one.
+    """
+    if not trusted and contains_lambda(config):
+        raise ModelError(path, CODE_MESSAGE)
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=not trusted)
+    except Exception as exc:  # Keras raises many types for bad files; the user needs one line
+        if not trusted and "safe_mode" in str(exc):
+            raise ModelError(path, CODE_MESSAGE) from exc
+        saved_with = str(metadata.get("keras_version") or "")
+        if _version_tuple(saved_with) > _version_tuple(keras.__version__):
+            raise ModelError(
+                path, f"was saved with Keras {saved_with}, newer than this Keras {keras.__version__}; "
+                "upgrade Keras (pip install -U keras) to load it",
+            ) from exc  # fmt: skip
+        problem = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(path, f"cannot load the Keras model: {problem}") from exc
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    """(3, 15, 1) from "3.15.1" (pre-release suffixes ignored; () when there is no version)."""
+    numbers = []
+    for part in version.split(".")[:3]:
+        digits = "".join(itertools.takewhile(str.isdigit, part))
+        if not digits:
+            break
+        numbers.append(int(digits))
+    return tuple(numbers)
 
 
 def file_sha256(path: str | Path) -> str:
@@ -172,14 +237,35 @@ def _check_io_shapes(path: Path, model: keras.Model) -> None:
             raise ModelError(path, f"model {role} must be 5-D (batch, H, W, Z, 1), got {shape}")
 
 
-def restore_optimizer_state(model: keras.Model, checkpoint: str | Path) -> None:
+def restore_optimizer_state(model: keras.Model, checkpoint: str | Path) -> bool:
     """Copy the optimizer variables (moments, step) of our own ``checkpoint`` into ``model``'s optimizer.
 
-    Only for checkpoints this program wrote (it loads them compiled); skipped when the variable shapes differ.
+    Works whichever backend wrote the checkpoint. When its variables do not fit this optimizer (another optimizer
+    or precision policy), or an old checkpoint's compiled optimizer cannot be read, the optimizer starts afresh
+    with a one-line warning; returns whether the state was restored.
     """
-    compiled = keras.saving.load_model(checkpoint, compile=True)
-    source, target = getattr(compiled, "optimizer", None), model.optimizer
+    checkpoint = Path(checkpoint)
+    target = model.optimizer
     target.build(model.trainable_variables)
-    if source is not None and [v.shape for v in source.variables] == [v.shape for v in target.variables]:
-        for dst, src in zip(target.variables, source.variables, strict=True):
-            dst.assign(src)
+    try:
+        arrays = _read_optimizer_arrays(checkpoint)
+    except Exception as exc:  # an old checkpoint whose compiled optimizer this backend cannot deserialise
+        arrays, problem = None, str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    else:
+        problem = "its optimizer variables do not match this optimizer"
+    if arrays is not None and [a.shape for a in arrays] == [tuple(v.shape) for v in target.variables]:
+        for variable, value in zip(target.variables, arrays, strict=True):
+            variable.assign(value)
+        return True
+    warnings.warn(f"{checkpoint}: optimizer state not restored ({problem}); the optimizer restarts", stacklevel=2)
+    return False
+
+
+def _read_optimizer_arrays(checkpoint: Path) -> list[np.ndarray] | None:
+    with zipfile.ZipFile(checkpoint) as archive:
+        if OPTIMIZER_MEMBER in archive.namelist():
+            with np.load(io.BytesIO(archive.read(OPTIMIZER_MEMBER))) as data:
+                return [data[f"arr_{i}"] for i in range(len(data.files))]
+    compiled = keras.saving.load_model(checkpoint, compile=True)  # written before OPTIMIZER_MEMBER existed
+    source = getattr(compiled, "optimizer", None)
+    return None if source is None else [keras.ops.convert_to_numpy(v) for v in source.variables]

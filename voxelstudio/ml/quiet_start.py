@@ -1,11 +1,11 @@
-"""Start TensorFlow without its native start-up chatter on stderr.
+"""Start the Keras backend (TensorFlow, JAX or PyTorch) without TensorFlow's native start-up chatter on stderr.
 
 TensorFlow's C++ core logs through Abseil before Abseil's logging is initialised, and such messages go straight to
 file descriptor 2 whatever ``TF_CPP_MIN_LOG_LEVEL`` says ("WARNING: All log messages before absl::InitializeLog() is
 called are written to STDERR", then ``I0000 ...`` lines about oneDNN, CUDA stubs and CPU features, and on machines
 without a GPU an ``E0000 ... cuInit`` line). A command-line user sees them as errors. :func:`start_tensorflow_quietly`
 imports TensorFlow and lists its devices with descriptor 2 captured, then writes back everything except those
-known lines.
+known lines. :func:`start_backend_quietly` does the same for whichever backend ``KERAS_BACKEND`` names.
 """
 
 from __future__ import annotations
@@ -50,11 +50,23 @@ def filtered_native_stderr() -> Iterator[None]:
                 os.write(2, kept)
 
 
-def start_tensorflow_quietly() -> None:
-    """Import TensorFlow and enumerate its devices (where the start-up lines are printed), filtering stderr."""
-    if "tensorflow" in sys.modules:
-        return
-    with filtered_native_stderr():
-        import tensorflow as tf
+def start_backend_quietly() -> str:
+    """Check ``KERAS_BACKEND`` (a one-line ``BackendError`` when unknown or not installed), then import Keras and
+    enumerate the backend's devices (where TensorFlow prints its start-up lines) with stderr filtered.
 
-        tf.config.list_physical_devices()
+    Returns the backend's name.
+    """
+    from voxelstudio.core.backends import select_backend
+
+    chosen = select_backend()
+    if "keras" in sys.modules:
+        return chosen
+    with filtered_native_stderr():
+        from voxelstudio.ml import backend
+
+        backend.accelerators()
+    return chosen
+
+
+start_tensorflow_quietly = start_backend_quietly
+"""The name callers used before Keras' other backends were supported."""

@@ -11,9 +11,7 @@ the training state (epoch, best loss, learning rate, history), so ``resume=True`
 from __future__ import annotations
 
 import gc
-import json
 import math
-import os
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,9 +21,11 @@ from typing import Any
 import keras
 import numpy as np
 
-from voxelstudio.core.errors import ModelError
+from voxelstudio.core.atomic import write_json_atomically
+from voxelstudio.core.errors import ModelError, VoxelStudioError
 from voxelstudio.core.normalize import PercentileNormalizer
 from voxelstudio.core.progress import CancelToken, ReportFn, null_report
+from voxelstudio.ml.backend import is_out_of_memory, jit_compile
 from voxelstudio.ml.callbacks import (
     CancelCallback,
     CheckpointCallback,
@@ -36,7 +36,7 @@ from voxelstudio.ml.callbacks import (
 )
 from voxelstudio.ml.config import TrainConfig
 from voxelstudio.ml.denoisers import build_denoiser, required_multiple
-from voxelstudio.ml.device import configure_devices, distribution_strategy
+from voxelstudio.ml.device import training_scope
 from voxelstudio.ml.inference import plan_prediction, predict_unit
 from voxelstudio.ml.losses import get_loss
 from voxelstudio.ml.patches import PatchSampler
@@ -77,6 +77,18 @@ class PatchDataset(keras.utils.PyDataset):
         return x[..., None], y[..., None]
 
 
+class TrainingMemoryError(VoxelStudioError):
+    """Training ran out of (GPU) memory: says which batch and patch size failed and what to try."""
+
+    def __init__(self, cfg: TrainConfig, checkpoint: Path) -> None:
+        kept = f"the last checkpoint {checkpoint} is kept" if checkpoint.exists() else "no checkpoint was written yet"
+        smaller = ",".join(str(max(4, n // 2)) for n in cfg.patch_shape)
+        super().__init__(
+            f"out of memory training batches of {cfg.batch_size} patches of {'x'.join(map(str, cfg.patch_shape))} "
+            f"voxels; try --batch-size {max(1, cfg.batch_size // 2)} or --patch {smaller} ({kept})"
+        )
+
+
 def checkpoint_paths(out_path: str | Path) -> tuple[Path, Path]:
     """(last-epoch model, training-state JSON) beside ``out_path``."""
     out_path = Path(out_path)
@@ -91,12 +103,6 @@ def fit_normalizer(targets: Sequence[np.ndarray]) -> PercentileNormalizer:
     if not high > low:
         raise ValueError(f"training targets are constant ({low}); nothing to learn")
     return PercentileNormalizer(out_low=low, out_high=high)
-
-
-def _write_json_atomically(path: Path, data: dict[str, Any]) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(data, indent=2, sort_keys=True, allow_nan=False))
-    os.replace(temporary, path)
 
 
 def _finite(value: float) -> float | None:
@@ -205,13 +211,11 @@ def fit_denoiser(
     if cancel is not None:
         cancel.raise_if_cancelled("training")
     out_path = Path(out_path)
-    configure_devices()
     keras.utils.set_random_seed(cfg.seed)
-    strategy = distribution_strategy()
-    with strategy.scope():
+    with training_scope(mixed_precision=cfg.mixed_precision):
         model = build_denoiser(cfg.model)
         loss = get_loss(cfg.loss)
-        model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=loss, jit_compile=False)
+        model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=loss, jit_compile=jit_compile())
         state_data: dict[str, Any] = {}
         normalizer = fit_normalizer([t for _, t in pairs_train])
         if resume:
@@ -219,61 +223,71 @@ def fit_denoiser(
         elif init is not None:
             _load_init_weights(model, init)
 
-    def prepare(pairs: Sequence[Pair]) -> list[Pair]:
-        return [(normalizer.before(r), normalizer.target_to_unit(t)) for r, t in pairs]
+        def prepare(pairs: Sequence[Pair]) -> list[Pair]:
+            return [(normalizer.before(r), normalizer.target_to_unit(t)) for r, t in pairs]
 
-    train, val = prepare(pairs_train), prepare(pairs_val)
-    multiple = required_multiple(cfg.model)
-    sampler = PatchSampler(
-        train, cfg.patch_shape, bead_bias=cfg.bead_bias, threshold=cfg.loss.threshold, augment=cfg.augment,
-        multiple=multiple,
-    )  # fmt: skip
-    initial_epoch = int(state_data.get("epoch", 0))
-    state = RunState(cfg.epochs, cfg.steps_per_epoch, initial_epoch=initial_epoch)
-    state.history = {k: list(v) for k, v in state_data.get("history", {}).items()}
-    state.best = float(state_data["best"]) if state_data.get("best") is not None else math.inf
-    state.best_epoch = state_data.get("best_epoch")
-    state.epochs_run = initial_epoch
-    monitor = "val_loss" if val else "loss"
-    last_path, state_path = checkpoint_paths(out_path)
+        train, val = prepare(pairs_train), prepare(pairs_val)
+        multiple = required_multiple(cfg.model)
+        sampler = PatchSampler(
+            train, cfg.patch_shape, bead_bias=cfg.bead_bias, threshold=cfg.loss.threshold, augment=cfg.augment,
+            multiple=multiple,
+        )  # fmt: skip
+        initial_epoch = int(state_data.get("epoch", 0))
+        state = RunState(cfg.epochs, cfg.steps_per_epoch, initial_epoch=initial_epoch)
+        state.history = {k: list(v) for k, v in state_data.get("history", {}).items()}
+        state.best = float(state_data["best"]) if state_data.get("best") is not None else math.inf
+        state.best_epoch = state_data.get("best_epoch")
+        state.epochs_run = initial_epoch
+        monitor = "val_loss" if val else "loss"
+        last_path, state_path = checkpoint_paths(out_path)
 
-    def save_best(model: keras.Model, state: RunState) -> None:
-        extra = {"best_epoch": state.best_epoch, "best_" + monitor: _finite(state.best)}
-        save_model(model, out_path, train_config=cfg, normalizer=normalizer, extra=extra)
+        def save_best(model: keras.Model, state: RunState) -> None:
+            extra = {"best_epoch": state.best_epoch, "best_" + monitor: _finite(state.best)}
+            save_model(model, out_path, train_config=cfg, normalizer=normalizer, extra=extra)
 
-    def save_last(model: keras.Model, state: RunState) -> None:
-        data = {
-            "epoch": state.epochs_run,
-            "best": _finite(state.best),
-            "best_epoch": state.best_epoch,
-            "monitor": monitor,
-            "learning_rate": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
-            "history": {k: [_finite(v) for v in vs] for k, vs in state.history.items()},
-        }
-        save_model(model, last_path, train_config=cfg, normalizer=normalizer, extra={"training_state": data})
-        _write_json_atomically(state_path, {**data, "checkpoint_sha256": file_sha256(last_path)})
+        def save_last(model: keras.Model, state: RunState) -> None:
+            data = {
+                "epoch": state.epochs_run,
+                "best": _finite(state.best),
+                "best_epoch": state.best_epoch,
+                "monitor": monitor,
+                "learning_rate": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
+                "history": {k: [_finite(v) for v in vs] for k, vs in state.history.items()},
+            }
+            save_model(
+                model, last_path, train_config=cfg, normalizer=normalizer, extra={"training_state": data},
+                optimizer_state=True,
+            )  # fmt: skip
+            write_json_atomically(state_path, {**data, "checkpoint_sha256": file_sha256(last_path)})
 
-    validator = Validator(val, cfg, loss, preview_source=(val or train)[0][0], to_output=normalizer.after)
-    callbacks: list[keras.callbacks.Callback] = []
-    if val or on_preview is not None:
-        callbacks.append(ValidationCallback(state, validator, on_preview=on_preview, preview_every=preview_every))
-    callbacks += [
-        keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5, patience=cfg.lr_patience, verbose=0),
-        keras.callbacks.EarlyStopping(monitor=monitor, patience=cfg.early_stopping_patience, restore_best_weights=True),
-        CheckpointCallback(state, monitor=monitor, save_last=save_last, save_best=save_best),
-        ProgressCallback(state, report, budget_s=None if cfg.minutes is None else cfg.minutes * 60),
-        CancelCallback(state, cancel),
-        TimeBudgetCallback(state, cfg.minutes),
-    ]
-    if initial_epoch < cfg.epochs:
-        dataset = PatchDataset(sampler, cfg.batch_size, cfg.steps_per_epoch, seed=(cfg.seed, initial_epoch))
-        with warnings.catch_warnings():
-            # a cancelled partial epoch is not validated; the LR schedule and early stopping then warn needlessly
-            warnings.filterwarnings("ignore", message=".*conditioned on metric.*")
-            model.fit(dataset, epochs=cfg.epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=0)
-        # a run stopped mid-epoch leaves tf.data's generator iterator in a reference cycle; finalise it now, not
-        # at interpreter exit (where TensorFlow logs an error about it)
-        gc.collect()
-    reason = state.stopped_reason or ("early_stopping" if state.epochs_run < cfg.epochs else "epochs")
-    history = {k: list(v) for k, v in state.history.items()}
-    return TrainOutcome(history, state.best, state.epochs_run, reason, out_path if out_path.exists() else None)
+        validator = Validator(val, cfg, loss, preview_source=(val or train)[0][0], to_output=normalizer.after)
+        callbacks: list[keras.callbacks.Callback] = []
+        if val or on_preview is not None:
+            callbacks.append(ValidationCallback(state, validator, on_preview=on_preview, preview_every=preview_every))
+        callbacks += [
+            keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5, patience=cfg.lr_patience, verbose=0),
+            keras.callbacks.EarlyStopping(
+                monitor=monitor, patience=cfg.early_stopping_patience, restore_best_weights=True
+            ),
+            CheckpointCallback(state, monitor=monitor, save_last=save_last, save_best=save_best),
+            ProgressCallback(state, report, budget_s=None if cfg.minutes is None else cfg.minutes * 60),
+            CancelCallback(state, cancel),
+            TimeBudgetCallback(state, cfg.minutes),
+        ]
+        if initial_epoch < cfg.epochs:
+            dataset = PatchDataset(sampler, cfg.batch_size, cfg.steps_per_epoch, seed=(cfg.seed, initial_epoch))
+            with warnings.catch_warnings():
+                # a cancelled partial epoch is not validated; the LR schedule and early stopping then warn needlessly
+                warnings.filterwarnings("ignore", message=".*conditioned on metric.*")
+                try:
+                    model.fit(dataset, epochs=cfg.epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=0)
+                except Exception as exc:
+                    if is_out_of_memory(exc):
+                        raise TrainingMemoryError(cfg, last_path) from exc
+                    raise
+            # a run stopped mid-epoch leaves tf.data's generator iterator in a reference cycle; finalise it now, not
+            # at interpreter exit (where TensorFlow logs an error about it)
+            gc.collect()
+        reason = state.stopped_reason or ("early_stopping" if state.epochs_run < cfg.epochs else "epochs")
+        history = {k: list(v) for k, v in state.history.items()}
+        return TrainOutcome(history, state.best, state.epochs_run, reason, out_path if out_path.exists() else None)

@@ -34,13 +34,25 @@ def blob_peak(sigma_vox: float) -> float:
 def blob_field(points: np.ndarray, sigma_vox: float) -> np.ndarray:
     """Smooth points into isotropic blobs whose peak equals the point's brightness; rescaled into [0, 1] if
     overlapping blobs exceed 1."""
+    return unit_range(unit_blobs(points, sigma_vox))[0]
+
+
+def unit_blobs(points: np.ndarray, sigma_vox: float) -> np.ndarray:
+    """Points smoothed into isotropic blobs whose peak equals the point's brightness (overlaps may exceed 1)."""
     field = gaussian_filter(points, sigma_vox, mode="constant", truncate=BLOB_TRUNCATE)
     field /= np.float32(blob_peak(sigma_vox))
+    return field
+
+
+def unit_range(field: np.ndarray) -> tuple[np.ndarray, np.float32]:
+    """``field`` (in place) divided by its peak when that exceeds 1, clipped to [0, 1]; and the factor applied."""
     peak = float(field.max()) if field.size else 0.0
+    scale = np.float32(1.0)
     if peak > 1.0:
+        scale = np.float32(1.0) / np.float32(peak)
         field /= np.float32(peak)
     np.clip(field, 0.0, 1.0, out=field)
-    return field
+    return field, scale
 
 
 def blob_kernel(sigma_vox: float) -> np.ndarray:

@@ -1,7 +1,9 @@
 """Simulate a (raw, target) pair with a measured PSF stack instead of the Gibson-Lanni model.
 
-The same steps and random draws as :func:`voxelstudio.sim.pair.simulate_pair` (beads, background, blur, haze,
-camera), so a pair made with ``make_psf``'s own PSF matches it; only the blur kernel differs.
+The same steps and random draws as :func:`voxelstudio.sim.pair.simulate_pair` without out-of-stack beads (beads,
+background, blur, haze, camera), so a pair made with ``make_psf``'s own PSF and ``out_of_stack=0`` matches it; only
+the blur kernel differs. ``params.out_of_stack`` is not simulated here yet (a measured stack rarely reaches far
+enough outside the focus for it).
 """
 
 from __future__ import annotations

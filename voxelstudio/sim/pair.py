@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import numpy as np
 from scipy import fft
 
 from voxelstudio.sim.ambient import haze_transfer, smooth_background
-from voxelstudio.sim.beads import bead_points, blob_field, blob_kernel
+from voxelstudio.sim.beads import bead_points, blob_field, blob_kernel, unit_blobs, unit_range
 from voxelstudio.sim.camera import camera_counts
 from voxelstudio.sim.params import OpticsParams, SimParams, validate_shape
-from voxelstudio.sim.psf import make_psf
+from voxelstudio.sim.psf import axial_fwhm_um, make_psf
+from voxelstudio.sim.psf_cache import PsfCache
 
 PSF_LATERAL_HALF_WIDTH = 32
 """Lateral PSF support is ±this many voxels (enough for the in-focus core and the nearer defocus rings); light
 further out is part of the haze term."""
 
+OUT_OF_STACK_MAX_DEPTHS = 1.0
+"""The bead layers outside the stack are at most this many stack depths thick (each side)."""
+OUT_OF_STACK_STREAM = 0x0B5
+"""Second element of the ``[seed, stream]`` random stream that places the beads outside the stack."""
+
 Shape = tuple[int, int, int]
+
+fft_workers = -1
+"""Threads per FFT (-1: all cores). A generator worker process sets 1: its siblings use the other cores."""
 
 
 def psf_shape_for(shape: Shape) -> Shape:
@@ -34,13 +44,16 @@ def psf_shape_for(shape: Shape) -> Shape:
 def _psf_spectrum(optics: OpticsParams, shape: Shape) -> tuple[np.ndarray, Shape]:
     """rfftn of the PSF, rolled so its centre sits at the origin of a padded grid big enough for a linear
     (non-wrapping) 'same' convolution with a volume of ``shape``; returns (spectrum, padded shape)."""
-    psf = make_psf(optics, psf_shape_for(shape))
+    return _spectrum_of(make_psf(optics, psf_shape_for(shape)), shape)
+
+
+def _spectrum_of(psf: np.ndarray, shape: Shape) -> tuple[np.ndarray, Shape]:
     halves = [n // 2 for n in psf.shape]
     padded = tuple(fft.next_fast_len(n + h, real=True) for n, h in zip(shape, halves, strict=True))
     kernel = np.zeros(padded, dtype=np.float32)
     kernel[: psf.shape[0], : psf.shape[1], : psf.shape[2]] = psf
     kernel = np.roll(kernel, [-h for h in halves], axis=(0, 1, 2))
-    spectrum = fft.rfftn(kernel, workers=-1)
+    spectrum = fft.rfftn(kernel, workers=fft_workers)
     spectrum.flags.writeable = False
     return spectrum, padded  # type: ignore[return-value]
 
@@ -48,7 +61,10 @@ def _psf_spectrum(optics: OpticsParams, shape: Shape) -> tuple[np.ndarray, Shape
 @lru_cache(maxsize=16)
 def isolated_bead_peak(optics: OpticsParams, shape: Shape, sigma_vox: float) -> float:
     """Peak of one brightness-1 blob blurred by the PSF used for ``shape``: the raw intensity unit."""
-    psf = make_psf(optics, psf_shape_for(shape))
+    return _bead_peak_of(make_psf(optics, psf_shape_for(shape)), sigma_vox)
+
+
+def _bead_peak_of(psf: np.ndarray, sigma_vox: float) -> float:
     blob = blob_kernel(sigma_vox)
     reach = blob.shape[0] // 2 + 2
     cy, cx = psf.shape[0] // 2, psf.shape[1] // 2
@@ -58,8 +74,29 @@ def isolated_bead_peak(optics: OpticsParams, shape: Shape, sigma_vox: float) -> 
     return float(blurred.max())
 
 
+def out_of_stack_planes(params: SimParams, depth: int) -> tuple[int, int]:
+    """(planes of beads simulated on each side of a ``depth``-plane stack, planes the grid reserves on each side).
+
+    The layer is ``params.out_of_stack`` axial PSF FWHMs thick; the reserve is the layer at the parameter's maximum,
+    so the PSF's support (and a cached PSF) depends on the optics and the stack only. Both are capped at
+    ``OUT_OF_STACK_MAX_DEPTHS`` stack depths: beads further out spread their light beyond the PSF's lateral
+    window, where the haze term stands for it.
+    """
+    if params.out_of_stack <= 0 or params.bead_density <= 0:
+        return 0, 0
+    fwhm_planes = axial_fwhm_um(params.optics) / params.optics.z_step_um
+    cap = int(OUT_OF_STACK_MAX_DEPTHS * depth)
+    largest = SimParams.ranges()["out_of_stack"][1]
+    reserve = min(math.ceil(largest * fwhm_planes), cap)
+    return min(math.ceil(params.out_of_stack * fwhm_planes), reserve), reserve
+
+
 def simulate_pair(
-    shape: tuple[int, int, int] = (128, 128, 32), params: SimParams | None = None, seed: int = 0
+    shape: tuple[int, int, int] = (128, 128, 32),
+    params: SimParams | None = None,
+    seed: int = 0,
+    *,
+    psf_cache: PsfCache | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One simulated pair ``(raw, target)``, both float32 (H, W, Z); the same seed gives the same arrays.
 
@@ -68,16 +105,32 @@ def simulate_pair(
     shot noise, then camera read noise and offset: float camera counts. The z index follows the focal-scan
     coordinate of :mod:`voxelstudio.sim.psf`, so an index-mismatch PSF's longer tail points the same way in every
     volume.
+
+    With ``params.out_of_stack`` > 0, beads of the same density also fill a layer above and below the stack (drawn
+    from a separate random stream, so the beads inside the stack do not change): their defocused light (discs and
+    rings with the PSF's aberrations) is in the raw only, and beads cut by the stack's top or bottom plane appear in
+    the target as partial blobs. ``psf_cache`` (optional) supplies PSFs of rounded optics (see
+    :mod:`voxelstudio.sim.psf_cache`); the pair then uses the rounded optics.
     """
     shape = validate_shape(shape)
     params = SimParams() if params is None else params
     if not isinstance(params, SimParams):
         raise ValueError(f"params must be SimParams, got {type(params).__name__}")
+    if psf_cache is not None:
+        params = params.replace(optics=psf_cache.rounded(params.optics))
     optics = params.optics
     rng = np.random.default_rng(seed)
 
     points = bead_points(shape, params.bead_density, params.brightness_spread, rng)
-    target = blob_field(points, params.bead_sigma_vox)
+    layer, reserve = out_of_stack_planes(params, shape[2])
+    if reserve:
+        # every bead, inside and outside, emits light on the intensity scale of the stack's target
+        target_extended = unit_blobs(_with_outside_beads(points, params, layer, reserve, seed), params.bead_sigma_vox)
+        inside = np.array(target_extended[:, :, reserve : reserve + shape[2]])
+        target, scale = unit_range(inside)
+        target_extended *= scale
+    else:
+        target_extended = target = blob_field(points, params.bead_sigma_vox)
     expected = smooth_background(
         shape,
         optics.voxel_size_um,
@@ -87,23 +140,70 @@ def simulate_pair(
         rng=rng,
     )
     mean_target = float(target.mean())
-    if mean_target > 0:
-        expected += _blurred_signal(target, params, mean_target)
+    if target_extended.any():
+        signal = _blurred_signal(target_extended, params, shape, reserve, psf_cache)
+        if mean_target > 0 and params.haze > 0:
+            signal += _haze(target, params, mean_target)
+        expected += signal
     expected *= np.float32(params.photons)
     raw = camera_counts(expected, read_noise=params.read_noise, offset=params.offset, rng=rng)
     return raw, target
 
 
-def _blurred_signal(target: np.ndarray, params: SimParams, mean_target: float) -> np.ndarray:
-    """PSF blur scaled so an isolated bead peaks at its brightness, plus haze averaging ``params.haze``."""
-    optics, shape = params.optics, target.shape
-    spectrum, padded = _psf_spectrum(optics, shape)
-    gain = np.float32(1.0 / isolated_bead_peak(optics, shape, params.bead_sigma_vox))
-    blurred = fft.irfftn(fft.rfftn(target, padded, workers=-1) * spectrum * gain, padded, workers=-1)
-    signal = blurred[: shape[0], : shape[1], : shape[2]].astype(np.float32)
-    if params.haze > 0:
-        # Periodic blur on the volume's own grid keeps all the light inside, so the haze mean is exactly ``haze``.
-        transfer = haze_transfer(shape, optics.voxel_size_um, params.haze_sigma_um)
-        transfer *= np.float32(params.haze / mean_target)
-        signal += fft.irfftn(fft.rfftn(target, workers=-1) * transfer, shape, workers=-1).astype(np.float32)
-    return signal
+def _with_outside_beads(points: np.ndarray, params: SimParams, layer: int, reserve: int, seed: int) -> np.ndarray:
+    """``points`` inside ``reserve`` empty planes on each side, the ``layer`` planes next to the stack filled with
+    beads of the same density from the stream ``(seed, OUT_OF_STACK_STREAM)``."""
+    height, width, depth = points.shape
+    extended = np.zeros((height, width, depth + 2 * reserve), dtype=np.float32)
+    extended[:, :, reserve : reserve + depth] = points
+    if layer:
+        rng = np.random.default_rng([seed, OUT_OF_STACK_STREAM])
+        above = bead_points((height, width, layer), params.bead_density, params.brightness_spread, rng)
+        below = bead_points((height, width, layer), params.bead_density, params.brightness_spread, rng)
+        extended[:, :, reserve - layer : reserve] = above
+        extended[:, :, reserve + depth : reserve + depth + layer] = below
+    return extended
+
+
+def _blurred_signal(
+    target: np.ndarray, params: SimParams, shape: Shape, reserve: int, psf_cache: PsfCache | None
+) -> np.ndarray:
+    """The stack's planes of ``target`` (the stack plus ``reserve`` planes on each side) blurred by the PSF, scaled
+    so an isolated bead peaks at its brightness.
+
+    The PSF spans the stack plus one reserve (2(Z + reserve) − 1 planes): every offset between a stack plane and a
+    bead plane, so nothing wraps around.
+    """
+    optics = params.optics
+    psf_shape = (shape[0], shape[1], shape[2] + reserve)
+    if psf_cache is None:
+        spectrum, padded = _psf_spectrum_for(optics, target.shape, psf_shape)
+        gain = np.float32(1.0 / isolated_bead_peak(optics, psf_shape, params.bead_sigma_vox))
+    else:
+        support = psf_shape_for(psf_shape)
+        spectrum, padded = psf_cache.derived(
+            "spectrum", optics, support, target.shape, lambda psf: _spectrum_of(psf, target.shape)
+        )
+        gain = np.float32(1.0 / _bead_peak_of(psf_cache.psf(optics, support), params.bead_sigma_vox))
+    blurred = fft.irfftn(fft.rfftn(target, padded, workers=fft_workers) * spectrum * gain, padded, workers=fft_workers)
+    return blurred[: shape[0], : shape[1], reserve : reserve + shape[2]].astype(np.float32)
+
+
+def _psf_spectrum_for(optics: OpticsParams, object_shape: Shape, psf_shape: Shape) -> tuple[np.ndarray, Shape]:
+    if object_shape == psf_shape:
+        return _psf_spectrum(optics, object_shape)
+    return _extended_spectrum(optics, object_shape, psf_shape)
+
+
+@lru_cache(maxsize=2)
+def _extended_spectrum(optics: OpticsParams, object_shape: Shape, psf_shape: Shape) -> tuple[np.ndarray, Shape]:
+    return _spectrum_of(make_psf(optics, psf_shape_for(psf_shape)), object_shape)
+
+
+def _haze(target: np.ndarray, params: SimParams, mean_target: float) -> np.ndarray:
+    """Haze averaging ``params.haze``: a periodic blur of the in-stack beads on the volume's own grid, which keeps
+    all the light inside, so the haze mean is exactly ``haze``."""
+    shape = target.shape
+    transfer = haze_transfer(shape, params.optics.voxel_size_um, params.haze_sigma_um)
+    transfer *= np.float32(params.haze / mean_target)
+    return fft.irfftn(fft.rfftn(target, workers=fft_workers) * transfer, shape, workers=fft_workers).astype(np.float32)

@@ -157,6 +157,13 @@ class SimParams:
     photons: float = _param(60.0, 10.0, 5000.0, "photo-electrons per unit intensity (at a bead's peak)", log=True)
     read_noise: float = _param(2.0, 0.0, 20.0, "camera read noise, counts rms")
     offset: float = _param(100.0, 0.0, 1000.0, "camera offset (baseline), counts")
+    out_of_stack: float = _param(
+        2.0,
+        0.0,
+        3.0,
+        "thickness of the bead layers just above and below the stack, in axial PSF FWHMs: their defocused light "
+        "reaches the raw but they are not in the target (beads cut by the stack's top and bottom are); 0: none",
+    )
 
     def __post_init__(self) -> None:
         if not isinstance(self.optics, OpticsParams):

@@ -86,6 +86,7 @@ def _least_squares_focus(optics: OpticsParams) -> float:
     return float(-(w @ (fixed_c * defocus_c)) / (w @ (defocus_c * defocus_c)))
 
 
+@lru_cache(maxsize=256)
 def focal_offset_um(optics: OpticsParams) -> float:
     """Focal-scan position z (µm) of the brightest on-axis point: 0 for matched indices and coverslip; about
     −depth·ni/ns (more at high NA) for beads at ``depth`` in a sample of another index."""
@@ -129,3 +130,28 @@ def _make_psf(optics: OpticsParams, shape: tuple[int, int, int], spacing: Spacin
     psf = (psf / psf.sum()).astype(np.float32)
     psf.flags.writeable = False
     return psf
+
+
+AXIAL_FWHM_STEP_UM = 0.04
+"""Focus step of the on-axis profile :func:`axial_fwhm_um` measures."""
+AXIAL_FWHM_HALF_RANGE_UM = 8.0
+"""The on-axis profile spans the brightest point ± this; a wider PSF reports this range's full width."""
+
+
+@lru_cache(maxsize=256)
+def axial_fwhm_um(optics: OpticsParams) -> float:
+    """Full width at half maximum (µm) of the PSF's on-axis intensity around its brightest point, aberrations
+    included: the "PSF length" that sets how far out-of-focus light reaches along z."""
+    z = focal_offset_um(optics) + np.arange(
+        -AXIAL_FWHM_HALF_RANGE_UM, AXIAL_FWHM_HALF_RANGE_UM + AXIAL_FWHM_STEP_UM / 2, AXIAL_FWHM_STEP_UM
+    )
+    profile = radial_psf(optics, np.zeros(1), z)[:, 0]
+    peak = int(np.argmax(profile))
+    above = profile >= profile[peak] / 2.0
+    left = peak
+    while left > 0 and above[left - 1]:
+        left -= 1
+    right = peak
+    while right < profile.size - 1 and above[right + 1]:
+        right += 1
+    return float((right - left + 1) * AXIAL_FWHM_STEP_UM)

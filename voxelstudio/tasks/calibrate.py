@@ -203,6 +203,7 @@ def calibrate_volumes(
     given = {"na": na, "wavelength_um": wavelength_um}
     assumed = [f"{name} {getattr(optics, name):g} (given)" for name, value in given.items() if value is not None]
     assumed += [f"ni {ni:g}", f"background_scale_um {params.background_scale_um:g} (default)"]
+    assumed += [f"out_of_stack {params.out_of_stack:g} (default)"]
     report(Progress(stages, stages, "calibrated"))
     return Calibration(params, optics_fit, camera, beads, ambient, fitted, fwhm, assumed, clipped, scan_shape)
 

@@ -1,0 +1,53 @@
+"""``voxelstudio doctor`` and the KERAS_BACKEND check every Keras command makes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from voxelstudio.core.backends import BACKENDS, installed_backends
+from voxelstudio.tasks.doctor import format_report
+
+
+def _voxelstudio(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "voxelstudio", *args],
+        capture_output=True, text=True, timeout=300, env={**os.environ, **env},
+    )  # fmt: skip
+
+
+def test_doctor_json_has_every_section_and_exits_0() -> None:
+    result = _voxelstudio("doctor", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert {"python", "voxelstudio", "keras", "backends", "opengl", "qt", "memory"} <= set(report)
+    assert list(report["backends"]) == list(BACKENDS)
+    for name, entry in report["backends"].items():
+        assert entry["installed"] == (name in installed_backends())
+        assert isinstance(entry["devices"], list)
+        if entry["installed"]:
+            assert entry["version"] and "error" not in entry, entry
+        else:
+            assert entry["version"] is None and entry["devices"] == []
+    assert report["opengl"].get("renderer") or report["opengl"].get("error")
+    assert report["memory"]["available_bytes"] > 0 and report["memory"]["disk_free_bytes"] > 0
+    text = format_report(report)
+    assert f"VoxelStudio {report['voxelstudio']}" in text and "OpenGL:" in text and "Qt:" in text
+    for name in BACKENDS:
+        assert name in text
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("mxnet", "KERAS_BACKEND='mxnet' is not a Keras backend; installed backends: ")],
+)
+def test_unknown_backend_is_one_line_and_exit_2(tmp_path, value: str, expected: str) -> None:
+    result = _voxelstudio("denoise", str(tmp_path / "missing.mat"), KERAS_BACKEND=value)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0]
+    assert lines[0].endswith(", ".join(installed_backends()))

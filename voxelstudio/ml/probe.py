@@ -1,0 +1,29 @@
+"""``python -m voxelstudio.ml.probe``: start the backend ``KERAS_BACKEND`` names and print what it sees as JSON.
+
+Run by ``voxelstudio doctor`` in a child process per backend, so a backend that crashes or hangs while starting
+(a broken CUDA install, say) costs only that child.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from voxelstudio.ml.quiet_start import filtered_native_stderr
+
+
+def probe() -> dict[str, object]:
+    """{"version", "keras", "devices": [{"name", "memory_bytes"}]} of the active backend."""
+    with filtered_native_stderr():
+        from voxelstudio.ml import backend
+
+        gpus = backend.accelerators()
+    return {
+        "version": backend.versions()[backend.name()],
+        "keras": backend.versions()["keras"],
+        "devices": [{"name": g.name, "memory_bytes": g.memory_bytes} for g in gpus],
+    }
+
+
+if __name__ == "__main__":
+    json.dump(probe(), sys.stdout)

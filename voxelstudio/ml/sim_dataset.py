@@ -1,0 +1,133 @@
+"""A Keras ``PyDataset`` of freshly generated batches (e.g. simulated (raw, target) patches): no fixed training set.
+
+It is generic over a picklable *batch function* ``make_batch(key) -> (x, y)`` or ``(x, y, counts)`` that depends on
+nothing but ``key`` (``voxelstudio.sim.stream.PatchStream`` is one: the tasks layer passes it in, since ml/ does not
+import sim/). So the batches are the same with 0, 1 or N workers, threads or processes. ``batches=None`` makes the
+dataset endless (use ``model.fit(..., steps_per_epoch=...)``; the key is the running batch number, so every epoch
+sees new data); with ``batches=N`` an epoch has N batches and the key also counts the epochs (``on_epoch_end``;
+Keras's TensorFlow backend peeks a batch or two for the output signature and ends an epoch after that, so a few
+batches are made and not trained on, and ``fit``'s default ``shuffle=True`` reorders each epoch's batches).
+``counts`` (e.g. PSF cache hits and misses) are summed into :attr:`SimulatedPatches.counts`.
+
+Workers: ``workers=0`` generates in the calling thread. ``use_multiprocessing=True`` runs ``workers`` processes (a
+``ProcessPoolExecutor`` started with "spawn": no TensorFlow/JAX state is forked, and a worker imports only what the
+batch function needs) and lets Keras keep ``workers + 1`` requests in flight from its thread pool. Without it,
+``workers`` Keras threads generate in this process. Processes are ours rather than Keras's ``multiprocessing.Pool``
+because a pool worker that dies leaves that pool's result waiting forever; an executor whose worker dies fails every
+pending batch with ``BrokenProcessPool``, raised here as :class:`GeneratorWorkerError`, so ``fit`` stops with that
+error instead of hanging. An exception inside the batch function reaches ``fit`` unchanged. Call :meth:`close` (or
+use ``with``) to stop the processes. Spawned workers import the main script again: keep it behind
+``if __name__ == "__main__"`` and import Keras inside functions there, or every worker loads TensorFlow.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+import keras
+import numpy as np
+
+BatchFn = Callable[[int], tuple[Any, ...]]
+
+
+class GeneratorWorkerError(RuntimeError):
+    """A generator worker process died (killed, out of memory, crashed) while making a batch."""
+
+
+class SimulatedPatches(keras.utils.PyDataset):
+    """Batches ``(x[..., None], y[..., None])`` (float32, channels last) from ``make_batch``."""
+
+    def __init__(
+        self,
+        make_batch: BatchFn,
+        *,
+        batches: int | None = None,
+        workers: int = 0,
+        use_multiprocessing: bool = False,
+        max_queue_size: int = 10,
+    ) -> None:
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+            raise ValueError(f"workers must be a non-negative integer, got {workers!r}")
+        if batches is not None and (isinstance(batches, bool) or not isinstance(batches, int) or batches < 1):
+            raise ValueError(f"batches must be a positive integer or None, got {batches!r}")
+        self.processes = workers if use_multiprocessing else 0
+        threads = workers + 1 if self.processes else max(workers, 1)
+        super().__init__(workers=threads, use_multiprocessing=False, max_queue_size=max_queue_size)
+        self.make_batch = make_batch
+        self.batches = batches
+        self.epoch = 0
+        self.counts: Counter[str] = Counter()
+        self.samples_made = 0
+        self._lock = threading.Lock()
+        self._executor: ProcessPoolExecutor | None = None
+
+    @property
+    def num_batches(self) -> int | None:
+        return self.batches
+
+    def key(self, index: int) -> int:
+        """The batch function's key for ``index`` in the current epoch."""
+        return index if self.batches is None else self.epoch * self.batches + index
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        x, y, *rest = self._make(self.key(int(index)))
+        with self._lock:
+            if rest:
+                self.counts.update(rest[0])
+            self.samples_made += len(x)
+        return np.asarray(x, dtype=np.float32)[..., None], np.asarray(y, dtype=np.float32)[..., None]
+
+    def _make(self, key: int) -> tuple[Any, ...]:
+        if not self.processes:
+            return self.make_batch(key)
+        try:
+            return self._pool().submit(self.make_batch, key).result()
+        except BrokenProcessPool as exc:
+            raise GeneratorWorkerError(
+                f"a generator worker process died while making batch {key} ({exc}); the run cannot continue"
+            ) from exc
+
+    def _pool(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                context = multiprocessing.get_context("spawn")
+                self._executor = ProcessPoolExecutor(self.processes, mp_context=context)
+            return self._executor
+
+    def rate(self, hits: tuple[str, ...] = ("cache_hits", "cache_disk_hits"), misses: str = "cache_misses") -> float:
+        """sum(counts[hits]) / (that + counts[misses]): e.g. the PSF cache hit rate; 0 before any look-up."""
+        found = sum(self.counts[name] for name in hits)
+        total = found + self.counts[misses]
+        return found / total if total else 0.0
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of the running worker processes (empty without processes or before the first batch)."""
+        processes: dict[int, Any] = getattr(self._executor, "_processes", None) or {}
+        return sorted(processes)
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1
+
+    def close(self) -> None:
+        """Stop the worker processes (pending batches are cancelled)."""
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> SimulatedPatches:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        executor = getattr(self, "_executor", None)
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
