@@ -16,7 +16,7 @@ for backend in jax torch; do
   KERAS_BACKEND=$backend timeout 90 python3 -m pytest -q -p no:cacheprovider "${tests[@]}" >"$out/tests_$backend.txt" 2>&1
   echo "tests on $backend: $(tail -n 1 "$out/tests_$backend.txt")"
 done
-timeout 90 python3 -m pytest -q -p no:cacheprovider tests/ml/test_cross_backend.py >"$out/cross_backend.txt" 2>&1
+KERAS_BACKEND=jax timeout 90 python3 -m pytest -q -p no:cacheprovider tests/ml/test_cross_backend.py >"$out/cross_backend.txt" 2>&1
 echo "cross-backend: $(tail -n 1 "$out/cross_backend.txt")"
 for backend in jax torch; do
   KERAS_BACKEND=$backend timeout 100 python3 benchmarks/gpu.py >"$out/bench_$backend.txt" 2>&1
