@@ -35,7 +35,7 @@ _FORMATS = {  # suffix -> (module in voxelstudio.io, whether the format names it
     ".tiff": ("tiff", False),
     ".npy": ("numpy_", False),
     ".npz": ("numpy_", True),
-    ".zarr": ("zarr_", True),  # a folder (Zarr store); .ome.zarr too
+    ".zarr": ("zarr_", False),  # a folder (Zarr store), .ome.zarr too; array paths are not variable names
 }
 SUPPORTED_SUFFIXES = tuple(_FORMATS)
 _MAX_CAUSE_CHARS = 200
@@ -133,7 +133,7 @@ def _load_store(path: Path, module: ModuleType, variable: str | None) -> Volume:
                 " (--format zarr) or convert a crop",
             )
         data = to_volume_array(path, lazy.name, module.compute(path, lazy.data))
-    metadata = {"variable": lazy.name, "format": module.describe(path), "source_dtype": info.dtype}
+    metadata = {"variable": None, "array": lazy.name, "format": module.describe(path), "source_dtype": info.dtype}
     return Volume(data, spacing=lazy.spacing, name=volume_name(path), source=path, metadata=metadata)
 
 

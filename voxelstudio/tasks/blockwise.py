@@ -164,7 +164,7 @@ def _run_blocks(
     todo: list[tuple[Shape3, Shape3]],
     done_dir: Path,
     total: int,
-    scheduler: str | None,
+    client: Any,
     report: ReportFn,
     cancel: CancelToken | None,
 ) -> dict[str, int]:
@@ -179,7 +179,7 @@ def _run_blocks(
         finished += 1
         report(Progress(finished, total, "blocks", values={"block": finished, "blocks": total}))
 
-    if scheduler is None:
+    if client is None:
         for start, stop in todo:
             if cancel is not None:
                 cancel.raise_if_cancelled("block-wise prediction")
@@ -187,26 +187,25 @@ def _run_blocks(
         return loads
     from dask.distributed import as_completed
 
-    client = _connect(scheduler)
+    futures: dict[Any, Shape3] = {}
     try:
         futures = {client.submit(predict_block, job, a, b, pure=False): a for a, b in todo}
-        for future in as_completed(futures):
-            if cancel is not None and cancel.cancelled:
-                client.cancel(list(futures))
+        for future in as_completed(list(futures), loop=client.loop):
+            if cancel is not None:
                 cancel.raise_if_cancelled("block-wise prediction")
             try:
                 pid, fresh = future.result()
             except VoxelStudioError:
                 raise
             except Exception as exc:
-                client.cancel(list(futures))
                 raise VoxelStudioError(
                     f"block at {futures[future]} failed on a dask worker ({type(exc).__name__}: {exc}); "
                     "finished blocks are kept, run again with --resume"
                 ) from exc
             record(futures[future], pid, fresh)
-    finally:
-        client.close()
+    except BaseException:
+        client.cancel(list(futures))
+        raise
     return loads
 
 
@@ -231,7 +230,6 @@ def denoise_store(
     ``scheduler`` is a dask.distributed scheduler address (None: in this process); ``resume`` continues an
     interrupted run of the same input, model and block shape. Returns the output path and provenance.
     """
-    from voxelstudio.ml.persistence import file_sha256
 
     source, out = Path(source), Path(out)
     if out.exists() and not overwrite:
@@ -239,6 +237,33 @@ def denoise_store(
     if not out.parent.is_dir():
         raise VolumeWriteError(out, f"folder {out.parent} does not exist")
     lazy = zarr_.open_lazy(source, variable)
+    client = None if scheduler is None else _connect(scheduler)  # before anything is written
+    try:
+        return _denoise_store(source, out, lazy, client, model_path, variable, trusted, block, tile_shape, resume,
+                              overwrite, scheduler, report, cancel)  # fmt: skip
+    finally:
+        if client is not None:
+            client.close()
+
+
+def _denoise_store(
+    source: Path,
+    out: Path,
+    lazy: zarr_.LazyVolume,
+    client: Any,
+    model_path: str | Path,
+    variable: str | None,
+    trusted: bool,
+    block: Sequence[int] | None,
+    tile_shape: Sequence[int] | None,
+    resume: bool,
+    overwrite: bool,
+    scheduler: str | None,
+    report: ReportFn,
+    cancel: CancelToken | None,
+) -> BlockwiseResult:
+    from voxelstudio.ml.persistence import file_sha256
+
     if block is None and len(lazy.array.chunks) == 3 and lazy.axes == ("z", "y", "x"):
         block = (lazy.array.chunks[1], lazy.array.chunks[2], lazy.array.chunks[0])
     chunks = zarr_.chunks_for(lazy.shape, block)
@@ -270,7 +295,7 @@ def denoise_store(
     todo = [(a, b) for a, b in blocks if _marker(a) not in finished]
     report(Progress(len(blocks) - len(todo), len(blocks), "blocks"))
     try:
-        loads = _run_blocks(job, todo, done_dir, len(blocks), scheduler, report, cancel)
+        loads = _run_blocks(job, todo, done_dir, len(blocks), client, report, cancel)
     except VolumeReadError:
         shutil.rmtree(temporary, ignore_errors=True)  # bad input: nothing worth resuming
         raise
