@@ -41,6 +41,7 @@ class Benchmark:
 
 
 BENCHMARKS = (
+    Benchmark("blockwise", "Block-wise prediction"),
     Benchmark("classify", "Classifier"),
     Benchmark("denoise", "Denoisers"),
     Benchmark("gui_latency", "GUI latency", needs_display=True),

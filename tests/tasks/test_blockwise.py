@@ -108,3 +108,27 @@ def test_local_cluster_with_two_processes_gives_the_same_output(setup, tmp_path)
     np.testing.assert_allclose(read(result.path), read(reference.path), rtol=1e-5, atol=1e-6)
     loads = result.provenance["blockwise"]["model_loads_per_process"]
     assert 1 <= len(loads) <= 2 and all(n == 1 for n in loads.values())  # each worker loaded the model once
+
+
+def test_a_block_that_fails_keeps_finished_blocks_for_resume(setup, tmp_path, monkeypatch):
+    from voxelstudio.core.errors import VoxelStudioError
+    from voxelstudio.tasks import blockwise
+
+    folder, data, models = setup
+    real, calls = blockwise.predict_block, []
+
+    def flaky(job, start, stop):
+        calls.append(start)
+        if len(calls) == 4:
+            raise RuntimeError("worker lost")
+        return real(job, start, stop)
+
+    monkeypatch.setattr(blockwise, "predict_block", flaky)
+    out = tmp_path / "out.ome.zarr"
+    with pytest.raises(VoxelStudioError, match=r"failed \(RuntimeError: worker lost\).*--resume"):
+        denoise_store(folder / "in.ome.zarr", out, model_path=models["simple"], block=BLOCK)
+    assert not out.exists()
+    monkeypatch.setattr(blockwise, "predict_block", real)
+    result = denoise_store(folder / "in.ome.zarr", out, model_path=models["simple"], block=BLOCK, resume=True)
+    assert result.provenance["blockwise"]["resumed_blocks"] == 3
+    np.testing.assert_allclose(read(out), whole_volume(models["simple"], data), rtol=1e-5, atol=1e-6)

@@ -183,7 +183,13 @@ def _run_blocks(
         for start, stop in todo:
             if cancel is not None:
                 cancel.raise_if_cancelled("block-wise prediction")
-            record(start, *predict_block(job, start, stop))
+            try:
+                pid, fresh = predict_block(job, start, stop)
+            except (VoxelStudioError, MemoryError):
+                raise
+            except Exception as exc:
+                raise _block_failed(start, "", exc) from exc
+            record(start, pid, fresh)
         return loads
     from dask.distributed import as_completed
 
@@ -198,15 +204,20 @@ def _run_blocks(
             except VoxelStudioError:
                 raise
             except Exception as exc:
-                raise VoxelStudioError(
-                    f"block at {futures[future]} failed on a dask worker ({type(exc).__name__}: {exc}); "
-                    "finished blocks are kept, run again with --resume"
-                ) from exc
+                raise _block_failed(futures[future], " on a dask worker", exc) from exc
             record(futures[future], pid, fresh)
     except BaseException:
         client.cancel(list(futures))
         raise
     return loads
+
+
+def _block_failed(start: Shape3, where: str, exc: BaseException) -> VoxelStudioError:
+    detail = " ".join(str(exc).split())[:200]
+    return VoxelStudioError(
+        f"block at {tuple(start)} failed{where} ({type(exc).__name__}: {detail}); finished blocks are kept, "
+        "run the same command again with --resume"
+    )
 
 
 def denoise_store(
