@@ -143,3 +143,42 @@ def test_store_writes_are_atomic(tmp_path):
     save_volume(volume(seed=3), tmp_path / "d.ome.zarr", overwrite=True)
     np.testing.assert_array_equal(load_volume(tmp_path / "d.ome.zarr").data, volume(seed=3).data)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.ome.zarr"]
+
+
+LAZY_RSS_CHILD = """
+import resource, sys
+import numpy as np
+from voxelstudio.core.normalize import PercentileNormalizer
+from voxelstudio.io.zarr_ import compute, open_lazy
+from voxelstudio.tasks.blockwise import sample_range
+path = sys.argv[1]
+lazy = open_lazy(path)  # warm up the imports and the metadata path first
+compute(path, lazy.data[:8, :8, :1])
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+lazy = open_lazy(path)
+value_range = sample_range(PercentileNormalizer(), lazy, path)
+block = compute(path, lazy.data[:256, :256, :4])
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print((after - before) * 1024, lazy.shape, block.shape)
+"""
+
+
+def test_a_store_larger_than_the_memory_limit_is_sampled_and_read_in_bounded_memory(tmp_path):
+    """128 MB of float32 against a 48 MB limit: the normalisation sample and one block stay under the limit."""
+    import subprocess
+    import sys
+
+    from voxelstudio.tasks import blockwise
+
+    limit = 48e6
+    root = zarr.open_group(str(tmp_path / "big.ome.zarr"), mode="w", zarr_format=2)
+    root.attrs.update(multiscales_attrs("big", SPACING))
+    array = root.create_array("0", shape=(8, 2048, 2048), chunks=(4, 256, 256), dtype="float32")
+    rng = np.random.default_rng(0)
+    for z in range(8):
+        array[z] = rng.random((2048, 2048), dtype=np.float32)
+    assert 2 * limit < 8 * 2048 * 2048 * 4 and limit / 2 > blockwise.SAMPLE_VOXELS * 4
+    code = [sys.executable, "-c", LAZY_RSS_CHILD, str(tmp_path / "big.ome.zarr")]
+    done = subprocess.run(code, capture_output=True, text=True, timeout=120, check=True)
+    grown = int(done.stdout.split()[0])
+    assert grown < limit, f"reading grew the peak RSS by {grown / 1e6:.0f} MB"
