@@ -167,9 +167,9 @@ def _run_blocks(
     client: Any,
     report: ReportFn,
     cancel: CancelToken | None,
+    loads: dict[str, int],
 ) -> dict[str, int]:
-    """Predict ``todo``; returns model loads per process id."""
-    loads: dict[str, int] = {}
+    """Predict ``todo``; returns ``loads`` updated with the model loads per process id."""
     finished = total - len(todo)
 
     def record(start: Shape3, pid: int, fresh: bool) -> None:
@@ -283,13 +283,16 @@ def _denoise_store(
     key = f"{source.resolve()}|{variable}|{sha}|{block_hwz}|{tile_shape}"
     temporary = temporary_directory_name(out, hashlib.sha256(key.encode()).hexdigest()[:8])
     done_dir, run_file = temporary / DONE, temporary / RUN
+    loads_here: dict[str, int] = {}  # model loads in this process (for the normalisation sample)
     if temporary.exists() and not (resume and run_file.is_file()):
         shutil.rmtree(temporary)  # an earlier run of the same job that is not to be resumed
     if temporary.exists():
         run = json.loads(run_file.read_text(encoding="utf-8"))
         value_range = (float(run["value_range"][0]), float(run["value_range"][1]))
     else:
-        loaded, _ = _model(str(model_path), trusted)
+        loaded, fresh = _model(str(model_path), trusted)
+        if fresh:
+            loads_here[str(os.getpid())] = 1
         if loaded.train_config is None:
             raise VoxelStudioError(f"{model_path}: has no VoxelStudio training metadata")
         value_range = sample_range(loaded.normalizer, lazy, source)
@@ -306,7 +309,7 @@ def _denoise_store(
     todo = [(a, b) for a, b in blocks if _marker(a) not in finished]
     report(Progress(len(blocks) - len(todo), len(blocks), "blocks"))
     try:
-        loads = _run_blocks(job, todo, done_dir, len(blocks), client, report, cancel)
+        loads = _run_blocks(job, todo, done_dir, len(blocks), client, report, cancel, loads_here)
     except VolumeReadError:
         shutil.rmtree(temporary, ignore_errors=True)  # bad input: nothing worth resuming
         raise
