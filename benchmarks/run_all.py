@@ -42,6 +42,7 @@ class Benchmark:
 
 BENCHMARKS = (
     Benchmark("blockwise", "Block-wise prediction"),
+    Benchmark("calibrate", "Calibration (adapt)"),
     Benchmark("classify", "Classifier"),
     Benchmark("denoise", "Denoisers"),
     Benchmark("gui_latency", "GUI latency", needs_display=True),

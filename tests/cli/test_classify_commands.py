@@ -27,7 +27,8 @@ def shapes(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def model(shapes: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("model") / "m.keras"
-    argv = ["train-classifier", str(shapes), "--size", "16", "--width", "0.25", "--epochs", "1", "--out", str(out)]
+    argv = ["train-classifier", str(shapes), "--size", "16", "--width", "0.25", "--epochs", "1", "--out", str(out),
+            "--test-fraction", "0.15"]  # fmt: skip
     assert cli.main([*argv, "--quiet"]) == 0
     return out
 
@@ -42,7 +43,8 @@ def test_simulate_shapes_writes_ten_class_folders(shapes: Path, capsys: pytest.C
 
 def test_train_output_and_resume(shapes: Path, model: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert model.exists() and model.with_name("m.last.keras").exists()
-    argv = ["train-classifier", str(shapes), "--size", "16", "--width", "0.25", "--epochs", "2", "--out", str(model)]
+    argv = ["train-classifier", str(shapes), "--size", "16", "--width", "0.25", "--epochs", "2", "--out", str(model),
+            "--test-fraction", "0.15"]  # fmt: skip
     assert cli.main([*argv, "--resume", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "data: 10 classes, 60 grids (train 40, validation 10, test 10)" in out

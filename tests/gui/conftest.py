@@ -181,8 +181,8 @@ def tiny_model(tmp_path_factory):
     """
     from voxelstudio.core.progress import null_report
     from voxelstudio.core.resources import sample_pair_paths
-    from voxelstudio.gui.isolation import run_isolated
     from voxelstudio.io import load_volume
+    from voxelstudio.jobs.runner import run_isolated
     from voxelstudio.tasks.train import train_denoiser
 
     raw, target = (load_volume(p) for p in sample_pair_paths())

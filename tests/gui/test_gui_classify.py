@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.gui.conftest import panel_pixels, wait_idle
+from voxelstudio.jobs.events import EpochResult, ProgressEvent
 
 pytestmark = pytest.mark.gui
 
@@ -33,7 +34,7 @@ def test_panel_is_a_tab_with_the_bundled_model_and_nothing_to_show_yet(sample_se
     window = sample_session.window
     panel = window.classify_panel
     assert window.tabs.tabText(window.tabs.indexOf(panel)) == "Classify"
-    assert panel.model_path is None and "bundled" in panel.model_label.text()
+    assert sample_session.document.classifier_path is None and "bundled" in panel.model_label.text()
     assert panel.classify_button.isEnabled() and not panel.gradcam_button.isEnabled()
     assert panel.bars.values == {} and panel.confusion.matrix is None
 
@@ -93,19 +94,23 @@ def test_train_shows_progress_and_accuracy_and_uses_the_new_model(qtbot, sample_
     panel = window.classify_panel
     _tiny_training(panel, shapes_folder, epochs=3)
     seen = []
-    controller.jobs.job_progress.connect(lambda name, p: seen.append(p) if name == "classifier training" else None)
+    controller.jobs.job_event.connect(lambda event: seen.append(event) if isinstance(event, ProgressEvent) else None)
     with qtbot.waitSignal(controller.classifier_trained, timeout=180_000) as trained:
         panel.train_button.click()
         assert controller.busy and not panel.evaluate_button.isEnabled()
     wait_idle(qtbot, sample_session)
     result = trained.args[0]
     assert result.epochs_run == 3 and result.stopped_reason == "epochs" and result.model_path.is_file()
-    assert seen[0].message == "loading" and seen[-1].message == "testing with rotation voting"
-    assert [p.values["epoch"] for p in seen if p.message == "validated"] == [1, 2, 3]
+    assert seen[0].message == "loading"  # no test part by default: the last news is the last validated epoch
+    assert isinstance(seen[-1], EpochResult) and seen[-1].validated and seen[-1].epoch == 3
+    assert [p.epoch for p in seen if isinstance(p, EpochResult) and p.validated] == [1, 2, 3]
     assert panel.accuracy_plot.points[0] == [1, 2, 3]
     assert panel.accuracy_plot.chance_level == pytest.approx(0.1)  # ten class folders
     assert all(0.0 <= a <= 1.0 for a in panel.accuracy_plot.points[1])
-    assert panel.model_path == result.model_path and result.model_path.name in panel.model_label.text()
+    assert (
+        sample_session.document.classifier_path == result.model_path
+        and result.model_path.name in panel.model_label.text()
+    )
     assert "3 epoch(s), all epochs done" in panel.progress.label.text()
     assert panel.train_button.isEnabled() and sample_session.dialogs.errors == []
 
@@ -115,12 +120,10 @@ def test_stop_ends_classifier_training(qtbot, sample_session, shapes_folder):
     panel = window.classify_panel
     _tiny_training(panel, shapes_folder, epochs=500)
     epochs = []
-    controller.jobs.job_progress.connect(
-        lambda name, p: epochs.append(p.values.get("epoch")) if name == "classifier training" else None
-    )
+    controller.classifier_training.step.connect(lambda step: epochs.append(step.epoch))
     with qtbot.waitSignal(controller.classifier_trained, timeout=180_000) as trained:
         panel.train_button.click()
-        qtbot.waitUntil(lambda: any(e is not None and e >= 2 for e in epochs), timeout=120_000)
+        qtbot.waitUntil(lambda: any(e >= 2 for e in epochs), timeout=120_000)
         panel.progress.stop_button.click()
     wait_idle(qtbot, sample_session)
     result = trained.args[0]

@@ -54,9 +54,8 @@ def cycle(qtbot, session, out: Path, index: int, *, denoise: bool = False) -> No
         qtbot.waitUntil(lambda: not controller.busy and bool(document.metrics), timeout=300_000)
     else:
         prediction = raw.replace(data=np.sqrt(np.clip(raw.data, 0, None)) + index, name=f"{raw.name}_denoised")
-        document.set_volume("prediction", prediction)
+        document.set_volume("prediction", prediction, {"method": "test cycle", "cycle": index})
         document.set_volume("uncertainty", raw.replace(data=np.full_like(raw.data, 0.01), name="uncertainty"))
-        controller.provenance["prediction"] = {"method": "test cycle", "cycle": index}
     path = out / f"prediction{index % 2}.{('npy', 'tif')[index % 2]}"
     controller.export("prediction", path)
     wait_idle(qtbot, session)

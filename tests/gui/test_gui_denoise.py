@@ -30,7 +30,7 @@ def test_load_model_then_denoise_with_uncertainty(qtbot, sample_session, tiny_mo
     assert panel_pixels(sample_session, "prediction") > empty + 1000
     title = window.viewports.panels["prediction"].title.text()
     assert "Predicted" in title and "128×128×32" in title
-    assert sample_session.controller.provenance["prediction"]  # what the denoiser recorded, for export
+    assert sample_session.document.made_by("prediction")["model"]["sha256"]  # what the denoiser recorded, for export
     assert "PSNR (dB)" in window.metrics_panel.values()
 
     qtbot.waitUntil(lambda: not window.device_label.text().endswith("checking…"), timeout=120_000)

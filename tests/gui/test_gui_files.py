@@ -70,8 +70,8 @@ def test_missing_and_unsupported_files_are_reported(qtbot, session, tmp_path, di
 def test_export_round_trips_with_a_provenance_sidecar(qtbot, session, tmp_path, suffix):
     data = _cube(4)
     session.document.set_volume("raw", Volume(data, spacing=(0.2, 0.2, 0.5), name="raw"))
-    session.document.set_volume("prediction", Volume(data * 2, spacing=(0.2, 0.2, 0.5), name="pred"))
-    session.controller.provenance["prediction"] = {"method": "test", "model": "tiny.keras"}
+    made_by = {"method": "test", "model": "tiny.keras"}
+    session.document.set_volume("prediction", Volume(data * 2, spacing=(0.2, 0.2, 0.5), name="pred"), made_by)
     out = tmp_path / f"exported{suffix}"
     session.controller.export("prediction", out)
     wait_idle(qtbot, session)

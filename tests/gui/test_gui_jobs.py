@@ -29,14 +29,14 @@ def test_deconvolution_fills_the_prediction_and_refreshes_metrics(qtbot, sample_
     raw_ratio, predicted_ratio, target_ratio = (float(v) for v in table["FWHM axial / lateral"])
     assert target_ratio == pytest.approx(1.0, abs=0.2) and raw_ratio > 1.5 and predicted_ratio > 0
     assert window.action_map["train"].isEnabled() and window.action_map["export_prediction"].isEnabled()
-    assert sample_session.controller.provenance["prediction"]["iterations"] == 3
+    assert sample_session.document.made_by("prediction")["iterations"] == 3
 
 
 def test_stop_ends_a_running_job_and_reenables_the_ui(qtbot, sample_session):
     window, controller = sample_session.window, sample_session.controller
     window.denoise_panel.iterations.setValue(500)
     progressed = []
-    controller.jobs.job_progress.connect(lambda name, progress: progressed.append(progress.done))
+    controller.jobs.job_event.connect(lambda event: progressed.append(event.done) if hasattr(event, "done") else None)
     window.denoise_panel.deconvolve_button.click()
     qtbot.waitUntil(lambda: len(progressed) >= 3, timeout=60_000)
     with qtbot.waitSignal(controller.jobs.job_ended, timeout=30_000) as ended:

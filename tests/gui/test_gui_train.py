@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from tests.gui.conftest import TINY_CONFIG, wait_idle
+from voxelstudio.jobs.events import EpochResult, TrainingStep
 
 pytestmark = pytest.mark.gui
 
@@ -27,9 +30,7 @@ def test_train_reports_progress_previews_and_saves_a_model(qtbot, sample_session
     panel = window.train_panel
     _configure(panel)
     progress = []
-    controller.jobs.job_progress.connect(
-        lambda name, p: progress.append(dict(p.values)) if name == "training" else None
-    )
+    controller.jobs.job_event.connect(lambda event: progress.append(event) if isinstance(event, TrainingStep) else None)
     with qtbot.waitSignal(controller.model_trained, timeout=60_000) as trained:
         panel.train_button.click()
         assert controller.busy and not window.action_map["denoise"].isEnabled()
@@ -37,8 +38,9 @@ def test_train_reports_progress_previews_and_saves_a_model(qtbot, sample_session
     result = trained.args[0]
     assert result.epochs_run == 2 and result.stopped_reason == "epochs"
     assert document.model_path == result.model_path and result.model_path.is_file()
-    assert [p["epoch"] for p in progress if p.get("step") == 2][-1] == 2
-    assert {"loss", "eta_s", "epochs"} <= set(progress[-1])
+    assert [p.epoch for p in progress if p.step == 2][-1] == 2
+    assert [p.epoch for p in progress if isinstance(p, EpochResult)] == [1, 2]  # each epoch's result, as an event
+    assert progress[-1].epochs == 2 and math.isfinite(progress[-1].loss) and math.isfinite(progress[-1].val_loss)
     assert len(panel.plot.train[0]) >= 3 and panel.plot.val[0] == [1, 2]  # losses per step, one point per epoch
     assert document.volume("prediction").name == "preview, epoch 2"  # the live preview reached the panel
     window.viewports.flush()
@@ -56,9 +58,7 @@ def test_stop_ends_training_within_an_epoch_and_keeps_the_best_model(qtbot, samp
     window, controller = sample_session.window, sample_session.controller
     _configure(window.train_panel, epochs=500)
     epochs_seen = []
-    controller.jobs.job_progress.connect(
-        lambda name, p: epochs_seen.append(p.values.get("epoch")) if name == "training" else None
-    )
+    controller.training.step.connect(lambda step: epochs_seen.append(step.epoch))
     with qtbot.waitSignal(controller.model_trained, timeout=60_000) as trained:
         window.train_panel.train_button.click()
         qtbot.waitUntil(lambda: len(epochs_seen) > 0 and epochs_seen[-1] >= 3, timeout=120_000)

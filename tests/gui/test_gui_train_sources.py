@@ -36,14 +36,10 @@ def _use_folders(panel, raw_dir, target_dir, *, validate_on_loaded: bool) -> Non
 
 
 def _train_two_epochs(qtbot, session):
-    """Click Train and wait for the job; returns the TrainResult and each measured preview's values."""
-    from voxelstudio.gui.train_job import PREVIEW_MESSAGE
-
+    """Click Train and wait for the job; returns the TrainResult and each preview's measured quality."""
     controller = session.controller
-    measured: list[dict] = []
-    controller.jobs.job_progress.connect(
-        lambda name, p: measured.append(dict(p.values)) if p.message == PREVIEW_MESSAGE else None
-    )
+    measured: list = []
+    controller.training.preview_quality.connect(measured.append)
     with qtbot.waitSignal(controller.model_trained, timeout=120_000) as trained:
         session.window.train_panel.train_button.click()
     wait_idle(qtbot, session)
@@ -62,11 +58,11 @@ def test_folder_training_validated_on_the_loaded_pair(qtbot, sample_session, tmp
     assert document.model_path == result.model_path
     assert document.volume("prediction").name == "preview, epoch 2"  # the loaded raw volume was previewed
     # the child measured every preview; the plot holds validation PSNR per epoch and the target's z/xy ratio
-    assert [m["epoch"] for m in measured] == [1, 2]
-    assert measured[0]["target_fwhm_ratio"] == pytest.approx(1.0, abs=0.2)  # the sample's target beads are round
+    assert [m.epoch for m in measured] == [1, 2]
+    assert measured[0].target_fwhm_ratio == pytest.approx(1.0, abs=0.2)  # the sample's target beads are round
     assert panel.quality.psnr[0] == [1, 2] and all(math.isfinite(v) for v in panel.quality.psnr[1])
-    assert panel.quality.target_ratio == pytest.approx(measured[0]["target_fwhm_ratio"])
-    finite = [m["epoch"] for m in measured if m["fwhm_ratio"] is not None]
+    assert panel.quality.target_ratio == pytest.approx(measured[0].target_fwhm_ratio)
+    finite = [m.epoch for m in measured if math.isfinite(m.fwhm_ratio)]
     assert panel.quality.ratio[0] == finite
     assert sample_session.dialogs.errors == []
     # the folder choice is next session's default
@@ -92,7 +88,7 @@ def test_folder_training_needs_no_loaded_pair(qtbot, session, dialogs, tmp_path)
     result, measured = _train_two_epochs(qtbot, session)
     assert math.isfinite(result.best_val_loss)  # a held-out folder pair validated
     assert document.volume("prediction") is None  # a folder volume's preview does not pose as the loaded raw's
-    assert [m["epoch"] for m in measured] == [1, 2] and panel.quality.psnr[0] == [1, 2]
+    assert [m.epoch for m in measured] == [1, 2] and panel.quality.psnr[0] == [1, 2]
     assert dialogs.errors == []
 
 

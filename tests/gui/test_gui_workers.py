@@ -5,11 +5,13 @@ from __future__ import annotations
 import threading
 import time
 
+import numpy as np
 import pytest
 
 from voxelstudio.core.errors import VolumeReadError
 from voxelstudio.core.progress import Progress
 from voxelstudio.gui.workers import Job, JobError
+from voxelstudio.jobs.events import Preview, PreviewQuality, ProgressEvent
 
 pytestmark = pytest.mark.gui
 
@@ -32,10 +34,10 @@ def test_result_and_progress_arrive_on_the_gui_thread(qtbot):
 
     job = Job("count", task)
     progress = []
-    job.progress.connect(lambda p: progress.append((p.done, threading.current_thread())))
+    job.event.connect(lambda e: progress.append((e, threading.current_thread())))
     assert _run(qtbot, job, "finished") == 42
     assert seen_threads[0] is not threading.main_thread()
-    assert [done for done, _ in progress] == [1, 2, 3]
+    assert [event for event, _ in progress] == [ProgressEvent(1, 3), ProgressEvent(2, 3), ProgressEvent(3, 3)]
     assert all(thread is threading.main_thread() for _, thread in progress)
 
 
@@ -76,12 +78,16 @@ def test_cancel_stops_a_polling_task(qtbot):
     assert job.wait(5000)
 
 
-def test_preview_is_passed_only_when_asked(qtbot):
-    def task(report, cancel, preview):
-        preview((1, "frame"))
-        return None
+def test_reported_events_arrive_unchanged(qtbot):
+    frame = np.ones((2, 2, 2), np.float32)
 
-    job = Job("train", task, with_preview=True)
-    with qtbot.waitSignal(job.preview, timeout=10_000) as blocker, qtbot.waitSignal(job.done, timeout=10_000):
+    def task(report, cancel):
+        report(Preview(1, frame))
+        report(PreviewQuality(1, 1.5, 1.0))
+
+    job = Job("train", task)
+    events = []
+    job.event.connect(events.append)
+    with qtbot.waitSignal(job.done, timeout=10_000):
         job.start()
-    assert blocker.args == [(1, "frame")]
+    assert events[0].array is frame and events[1] == PreviewQuality(1, 1.5, 1.0)

@@ -109,8 +109,16 @@ def test_tensorflow_strategies_are_real(monkeypatch: pytest.MonkeyPatch) -> None
     import tensorflow as tf
 
     assert backend.tensorflow_strategy("default") is tf.distribute.get_strategy()
-    mirrored = backend.tensorflow_strategy("mirrored")  # on a CPU-only machine: one replica on the CPU
-    assert isinstance(mirrored, tf.distribute.MirroredStrategy) and mirrored.num_replicas_in_sync >= 1
+    mirrored = backend.tensorflow_strategy("mirrored")  # over the GPUs this machine has, or its CPU
+    assert isinstance(mirrored, tf.distribute.MirroredStrategy)
+    assert mirrored.num_replicas_in_sync == max(len(tf.config.list_physical_devices("GPU")), 1)
+    with mirrored.scope():
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+        model.compile(optimizer="sgd", loss="mse")
+    assert all(isinstance(weight.value, tf.distribute.DistributedValues) for weight in model.weights)
+    before = model.get_weights()[0].copy()
+    model.fit(np.ones((8, 3), np.float32), np.zeros((8, 1), np.float32), batch_size=4, epochs=1, verbose=0)
+    assert not np.allclose(model.get_weights()[0], before)  # the replicas' update reached the variables
 
 
 DATA_PARALLEL_SCRIPT = """

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from voxelstudio.core.errors import ModelError
-from voxelstudio.ml.classifier_blocks import StochasticDepth, keep_probabilities
+from voxelstudio.ml.classifier_blocks import InsideAveragePooling3D, StochasticDepth, keep_probabilities
 from voxelstudio.ml.classifier_config import ClassifierConfig, ClassifierTrainConfig
 from voxelstudio.ml.classifiers import (
     build_classifier,
@@ -96,7 +96,7 @@ def test_vrn_layers_and_parameters_at_tiny_width(blocks: int) -> None:
     kinds = layer_kinds(model)
     residuals = 4 * blocks + 1
     assert kinds["Conv3D"] == 1 + 5 * 4 * blocks + 4 * 4 + 1  # stem, 5 per VRN block, 4 per downsampling, final
-    assert (kinds["MaxPooling3D"], kinds["AveragePooling3D"], kinds["GlobalAveragePooling3D"]) == (4, 4, 1)
+    assert (kinds["MaxPooling3D"], kinds["InsideAveragePooling3D"], kinds["GlobalAveragePooling3D"]) == (4, 4, 1)
     assert (kinds["StochasticDepth"], kinds["Add"], kinds["Concatenate"]) == (residuals, residuals, 4 * blocks + 4)
     assert kinds["Dense"] == 2 and kinds["Rescaling"] == 1
     assert [model.get_layer(f"down{i}_concat").output.shape[-1] for i in (1, 2, 3, 4)] == [8, 16, 32, 64]
@@ -237,3 +237,15 @@ def test_voting_prediction_is_invariant_to_quarter_turns() -> None:
         voted = predict_probabilities(model, x, rotations=rotations, batch_size=8)
         np.testing.assert_allclose(predict_probabilities(model, turned, rotations=rotations), voted, atol=1e-5)
         np.testing.assert_allclose(voted.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_vrn_average_pooling_averages_only_voxels_inside_the_volume() -> None:
+    """3^3 stride 2 "same" pooling of a 5^3 volume: border windows hang over the edge; their mean is over the voxels
+    inside (TensorFlow's rule, which PyTorch's pooling does not follow by itself)."""
+    x = np.random.default_rng(0).random((2, 5, 5, 5, 3)).astype(np.float32)
+    pooled = np.asarray(InsideAveragePooling3D(pool_size=3, strides=2, padding="same")(x))
+    expected = np.empty((2, 3, 3, 3, 3), np.float32)
+    for i, j, k in np.ndindex(3, 3, 3):  # TF "same": output 3, total padding 2, one voxel before and after
+        window = x[:, max(2 * i - 1, 0) : 2 * i + 2, max(2 * j - 1, 0) : 2 * j + 2, max(2 * k - 1, 0) : 2 * k + 2]
+        expected[:, i, j, k] = window.mean(axis=(1, 2, 3))
+    np.testing.assert_allclose(pooled, expected, rtol=1e-5, atol=1e-6)

@@ -12,6 +12,7 @@ from scipy import ndimage
 from voxelstudio.core.errors import Cancelled, ModelError
 from voxelstudio.core.progress import CancelToken
 from voxelstudio.ml.config import DenoiserConfig, LossConfig, TrainConfig
+from voxelstudio.ml.denoisers import build_denoiser
 from voxelstudio.ml.inference import predict_volume
 from voxelstudio.ml.persistence import load_model
 from voxelstudio.ml.training import TrainingMemoryError, checkpoint_paths, fit_denoiser
@@ -192,6 +193,30 @@ def test_tiny_model_beats_its_input_on_held_out_data(tmp_path):
     prediction, _, _ = predict_volume(load_model(outcome.model_path), raw)
     plain_psnr = float(10 * np.log10(1.0 / np.mean((prediction - target) ** 2)))
     assert plain_psnr > affine_fit_psnr(raw, target) + 0.5
+
+
+def test_init_starts_from_the_given_models_weights(pairs, tmp_path):
+    train, val = pairs
+    first = tmp_path / "first.keras"
+    fit_denoiser(train, val, tiny_config("unet", epochs=1), out_path=first)
+    start = load_model(first).model.get_weights()
+    tuned = tmp_path / "tuned.keras"
+    fit_denoiser(train, val, tiny_config("unet", epochs=1, learning_rate=1e-12), out_path=tuned, init=first)
+    for a, b in zip(start, load_model(tuned).model.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    keras.utils.set_random_seed(0)  # what training without init would start from
+    fresh = build_denoiser(tiny_config("unet").model).get_weights()
+    assert any(not np.allclose(a, b) for a, b in zip(start, fresh, strict=True))
+
+
+def test_init_needs_the_same_architecture(pairs, tmp_path):
+    train, val = pairs
+    first = tmp_path / "first.keras"
+    fit_denoiser(train, val, tiny_config("simple", epochs=1), out_path=first)
+    with pytest.raises(ModelError, match="another architecture"):
+        fit_denoiser(train, val, tiny_config("unet", epochs=1), out_path=tmp_path / "b.keras", init=first)
+    with pytest.raises(ValueError, match="cannot start from another model"):
+        fit_denoiser(train, val, tiny_config("simple"), out_path=first, init=first, resume=True)
 
 
 def _real_out_of_memory_error() -> Exception:

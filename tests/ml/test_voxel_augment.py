@@ -111,3 +111,15 @@ def test_vote_with_thirty_degree_steps_is_close_to_invariant_for_any_multiple_of
         rotated = rotate_vertical(grid, angle)[None]
         assert np.abs(predict(rotated.astype(np.float32)) - predict(grid[None].astype(np.float32))).max() > 0.1
         np.testing.assert_allclose(vote(predict, rotated, 12), base, atol=0.02)
+
+
+def test_fast_rotation_turns_the_same_way_as_the_interpolating_one() -> None:
+    from voxelstudio.ml.voxel_augment import rotate_vertical_fast
+
+    bar = np.zeros((32, 32, 4), np.uint8)
+    bar[16:30, 14:18, :] = 1
+    for angle in (0, 30, 60, 90, 150, 240):
+        np.testing.assert_array_equal(rotate_vertical_fast(bar, angle), rotate_vertical(bar, angle))
+    grid = _grid(1)
+    for quarter in range(4):
+        np.testing.assert_array_equal(rotate_vertical_fast(grid, 90 * quarter), np.rot90(grid, quarter, axes=(0, 1)))

@@ -63,7 +63,7 @@ def test_killed_training_resumes_from_its_last_checkpoint(training_run, tmp_path
     assert len(state["history"]["loss"]) == killed_at
     assert load_model(out).train_config is not None
     assert visible_files(out.parent) == ["M.keras", "M.last.json", "M.last.keras"]
-    assert all(".tmp" in name for name in {p.name for p in out.parent.iterdir()} - set(visible_files(out.parent)))
+    assert all(is_temporary(p) for p in out.parent.iterdir() if p.name not in visible_files(out.parent))
 
     log = tmp_path / "resume.log"
     second = start([*argv, "--resume"], log)  # with the progress bar: it names the epochs it trains
@@ -110,6 +110,8 @@ def test_kill_while_writing_a_checkpoint_keeps_the_previous_one(training_run, tm
     assert load_model(out).train_config is not None
     assert visible_files(out.parent) == ["M.keras", "M.last.json", "M.last.keras"]
     leftovers = [p for p in out.parent.iterdir() if p.name.startswith(".")]
-    assert len(leftovers) == 1 and is_temporary(leftovers[0]) and leftovers[0].suffix == ".keras"
+    # Keras saves only to *.keras: the half-written file lies in a hidden temporary folder, under the final name
+    assert len(leftovers) == 1 and is_temporary(leftovers[0]) and leftovers[0].name.endswith(".partial")
+    assert [p.name for p in leftovers[0].iterdir()] == ["M.last.keras"]
     # the next save of that checkpoint (a resumed run) removes what the killed writer left
     assert remove_stale_temporaries(out.with_name("M.last.keras")) == leftovers

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import pyvista as pv
 
 from voxelstudio.render import RENDER_MODES, SceneStyle, draw_scene, reset_view, to_image_data
 
-pv = pytest.importorskip("pyvista")
 pytestmark = pytest.mark.gui
 
 

@@ -6,10 +6,9 @@ import dataclasses
 
 import numpy as np
 import pytest
+import pyvista as pv
 
 from voxelstudio.render import SceneStyle, can_update, draw_scene, slice_layout, to_image_data, update_scene
-
-pv = pytest.importorskip("pyvista")
 
 
 def _blob(centre_x: float) -> np.ndarray:

@@ -138,7 +138,11 @@ def trained(shapes_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     from voxelstudio.ml.classifier_config import ClassifierTrainConfig
 
     config = ClassifierTrainConfig.for_arch(
-        "voxnet", model_overrides={"width": 0.25, "input_shape": (16,) * 3}, epochs=2, vote_rotations=4
+        "voxnet",
+        model_overrides={"width": 0.25, "input_shape": (16,) * 3},
+        epochs=2,
+        vote_rotations=4,
+        test_fraction=0.15,
     )
     data = load_class_folder(shapes_dir, grid_shape=(16,) * 3)
     out = tmp_path_factory.mktemp("model") / "shapes.keras"

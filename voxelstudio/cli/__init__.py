@@ -19,6 +19,7 @@ from voxelstudio.core.errors import VoxelStudioError
 COMMAND_MODULES = (
     "voxelstudio.cli.data_commands",
     "voxelstudio.cli.sim_commands",
+    "voxelstudio.cli.calibrate_commands",
     "voxelstudio.cli.denoise_commands",
     "voxelstudio.cli.eval_commands",
     "voxelstudio.cli.classify_commands",
@@ -27,7 +28,7 @@ COMMAND_MODULES = (
 )
 
 EXIT_USAGE = 2
-ML_COMMANDS = frozenset({"train-denoiser", "denoise", "train-classifier", "evaluate-classifier", "classify"})
+ML_COMMANDS = frozenset({"train-denoiser", "adapt", "denoise", "train-classifier", "evaluate-classifier", "classify"})
 """Commands that start Keras: ``KERAS_BACKEND`` is checked and the backend started first, with TensorFlow's native
 start-up lines filtered from stderr."""
 

@@ -14,6 +14,7 @@ from voxelstudio.cli.progress import tqdm_report
 
 EXIT_INTERRUPTED = 130
 ARCHS = ("voxnet", "vrn")
+PRESET_CHOICES = ("auto", "cpu", "gpu", "none")  # voxelstudio.ml.classifier_presets.PRESET_CHOICES (ml imports lazily)
 
 
 def register(subparsers: Any) -> None:
@@ -21,18 +22,36 @@ def register(subparsers: Any) -> None:
         "train-classifier",
         help="train a 3-D voxel classifier (VoxNet or Voxception-ResNet)",
         description="Train a classifier on DATA, a folder with one sub-folder of 32^3 grids (.mat variable 'voxel', "
-        ".npy, ...) per class. The data are split (stratified, seeded) into train/validation/test; the best model "
-        "by validation loss goes to --out, the last epoch to <out>.last.keras, which --resume continues. With "
+        ".npy, ...) per class. The data are split (stratified, seeded) into training and 10 percent validation (and a "
+        "test part with --test-fraction); --minutes alone trains until the budget ends, --epochs alone that many "
+        "epochs, both whichever ends first. The best model by validation loss goes to --out, the last epoch to "
+        "<out>.last.keras, which --resume continues; --refit then retrains on training + validation for the best "
+        "epoch count. --preset picks the VRN width, batch size and schedule for the device. With "
         "--search N, N trials of a Bayesian search (optuna TPE) over learning rate, batch size, dropout and width "
         "keep the model with the best validation accuracy. Ctrl-C stops after the current batch.",
     )
     train.add_argument("data", metavar="DATA", help="folder of class folders")
     train.add_argument("--arch", choices=ARCHS, default="voxnet", help="architecture [default voxnet]")
-    train.add_argument("--epochs", type=int, metavar="N", help="epochs (per trial with --search) [default 30]")
-    train.add_argument("--minutes", type=float, metavar="M", help="stop after M minutes (whole search)")
-    train.add_argument("--width", type=float, metavar="W", help="channel multiplier [default 1; 0.125 for a CPU]")
-    train.add_argument("--lr", type=float, metavar="LR", help="Adam learning rate [voxnet 0.00151, vrn 0.00126]")
-    train.add_argument("--batch-size", type=int, metavar="B", help="batch size [voxnet 150, vrn 50; capped by data]")
+    train.add_argument(
+        "--epochs",
+        type=int,
+        metavar="N",
+        help="epochs (per trial with --search) [default: until --minutes ends, else 30]",
+    )
+    train.add_argument("--minutes", type=float, metavar="M", help="time budget in minutes (whole search)")
+    train.add_argument(
+        "--preset",
+        choices=PRESET_CHOICES,
+        default="auto",
+        help="device recipe for width, batch size, optimizer and schedule [auto: gpu on a GPU, else "
+        "cpu; none: the seed's settings]",
+    )
+    train.add_argument("--width", type=float, metavar="W", help="channel multiplier [from the preset]")
+    train.add_argument("--lr", type=float, metavar="LR", help="learning rate [from the preset]")
+    train.add_argument("--batch-size", type=int, metavar="B", help="batch size [from the preset; capped by data]")
+    train.add_argument("--val-fraction", type=float, default=0.1, metavar="F", help="validation part [0.1]")
+    train.add_argument("--test-fraction", type=float, default=0.0, metavar="F", help="held-out test part [0]")
+    train.add_argument("--refit", action="store_true", help="retrain on training + validation for the best epochs")
     train.add_argument("--dropout", type=float, metavar="P", help="dropout [voxnet 0.3, vrn 0.2]")
     train.add_argument("--size", type=int, default=32, metavar="N", help="input grid N^3; others are resampled [32]")
     train.add_argument("--no-augment", action="store_true", help="no rotation/flip/shift augmentation")
@@ -80,7 +99,13 @@ def register(subparsers: Any) -> None:
 
 
 def _add_use_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--rotations", type=int, metavar="R", help="rotations about z to average [default 12]")
+    parser.add_argument(
+        "--rotations",
+        type=int,
+        metavar="R",
+        help="rotations about z to average [default: up to 12, as many as the model's measured cost "
+        "allows within a minute]",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--trust", action="store_true", help="allow model files that contain code")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -94,6 +119,7 @@ def _positive(option: str, value: float | None) -> None:
 def train_config_from_args(args: argparse.Namespace) -> Any:
     """The seed's defaults for ``--arch`` with the given options replacing them."""
     from voxelstudio.ml.classifier_config import ClassifierTrainConfig
+    from voxelstudio.ml.classifier_presets import preset_settings
 
     for option in ("epochs", "minutes", "width", "lr", "batch_size"):
         _positive(option.replace("_", "-"), getattr(args, option))
@@ -103,12 +129,26 @@ def train_config_from_args(args: argparse.Namespace) -> Any:
         raise ValueError("--resume continues one training run; it cannot be combined with --search")
     if args.size < 10:
         raise ValueError(f"--size: must be at least 10, got {args.size}")
-    model = {k: v for k, v in {"width": args.width, "dropout": args.dropout}.items() if v is not None}
-    model["input_shape"] = (args.size,) * 3
+    for option in ("val_fraction", "test_fraction"):
+        if not 0.0 <= getattr(args, option) < 1.0:
+            raise ValueError(f"--{option.replace('_', '-')}: must be in [0, 1), got {getattr(args, option):g}")
+    name, preset = preset_settings(args.arch, args.preset, device_kind(args.preset))
+    model = {**preset.pop("model"), "input_shape": (args.size,) * 3}
+    model.update({k: v for k, v in {"width": args.width, "dropout": args.dropout}.items() if v is not None})
     options = {"epochs": args.epochs, "minutes": args.minutes, "learning_rate": args.lr, "batch_size": args.batch_size}
-    options = {k: v for k, v in options.items() if v is not None}
+    options = {**preset, **{k: v for k, v in options.items() if v is not None}}
     config = ClassifierTrainConfig.for_arch(args.arch, model_overrides=model, seed=args.seed, **options)
-    return dataclasses.replace(config, augment=not args.no_augment).validate()
+    return dataclasses.replace(config, augment=not args.no_augment, val_fraction=args.val_fraction,
+                               test_fraction=args.test_fraction, refit=args.refit, preset=name).validate()  # fmt: skip
+
+
+def device_kind(preset: str) -> str:
+    """ "GPU" or "CPU" from the devices the backend sees (only asked for ``--preset auto``)."""
+    if preset != "auto":
+        return "CPU"
+    from voxelstudio.ml.device import configure_devices
+
+    return configure_devices().kind
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -118,11 +158,15 @@ def run_train(args: argparse.Namespace) -> int:
 
     config = train_config_from_args(args)
     with cancel_on_interrupt() as cancel, tqdm_report("train", quiet=args.quiet) as report:
-        dataset = load_class_folder(args.data, grid_shape=config.model.input_shape, report=report, cancel=cancel)
+        dataset = load_class_folder(args.data, grid_shape=config.model.input_shape, strict=True, report=report,
+                                    cancel=cancel)  # fmt: skip
         result = train_classifier(dataset, config=config, out=Path(args.out), resume=args.resume,
                                   search_trials=args.search, report=report, cancel=cancel)  # fmt: skip
     split = ", ".join(f"{k} {v}" for k, v in result.split.items())
     print(f"data: {len(dataset.classes)} classes, {len(dataset)} grids ({split})")
+    if config.preset:
+        print(f"preset: {config.preset} (width {config.model.width:g}, batch {config.batch_size}, "
+              f"{config.optimizer} lr {config.learning_rate:g}, {config.schedule} schedule)")  # fmt: skip
     if result.trials:
         best = ", ".join(f"{k} {v:.4g}" for k, v in result.best_params.items())
         print(f"search: {len(result.trials)} trials; best {best}")
@@ -130,6 +174,8 @@ def run_train(args: argparse.Namespace) -> int:
     test = f"; test accuracy {result.test_accuracy:.3f} (rotation voting)" if result.test_accuracy is not None else ""
     print(f"{result.model_path or args.out}: validation accuracy {accuracy}{test}; {result.epochs_run} epochs; "
           f"stopped: {result.stopped_reason}")  # fmt: skip
+    if result.refit_epochs is not None:
+        print(f"refit on training + validation for {result.refit_epochs} epochs")
     return EXIT_INTERRUPTED if result.stopped_reason == "cancelled" else 0
 
 
@@ -167,8 +213,9 @@ def run_classify(args: argparse.Namespace) -> int:
     _positive("rotations", args.rotations)
     _positive("top", args.top)
     volumes = [load_volume(path) for path in args.files]
-    predictions = classify_volumes(volumes, model_path=args.model, top=args.top, rotations=args.rotations,
-                                   trusted=args.trust)  # fmt: skip
+    with tqdm_report("classify", quiet=args.quiet or args.json or len(volumes) < 2) as report:
+        predictions = classify_volumes(volumes, model_path=args.model, top=args.top, rotations=args.rotations,
+                                       trusted=args.trust, report=report)  # fmt: skip
     if args.json:
         records = [
             {

@@ -58,6 +58,14 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--randomize", action="store_true", help="draw every physics parameter from its range for each pair"
     )
+    parser.add_argument(
+        "--params",
+        metavar="PARAMS.json",
+        help="simulator parameters from `voxelstudio calibrate` (with its measured PSF, if any) or a SimParams JSON",
+    )
+    parser.add_argument(
+        "--jitter", default="0", metavar="J", help="draw each pair's parameters within ±J (relative) of the given ones"
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace existing files")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     optics = parser.add_argument_group("optics")
@@ -148,7 +156,21 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--seed: must not be negative, got {seed}")
     if min(shape) < 1:
         raise ValueError(f"--shape: sizes must be positive, got {args.shape!r}")
+    jitter = _number("jitter", args.jitter)
+    if not 0 <= jitter < 1:
+        raise ValueError(f"--jitter: must be in [0, 1), got {args.jitter!r}")
+    if args.randomize and jitter > 0:
+        raise ValueError("--randomize draws every parameter; drop --jitter")
     params = params_from_args(args)
+    psf = None
+    if args.params is not None:
+        from voxelstudio.tasks.calibration_file import load_params
+
+        if params is not None:
+            raise ValueError("--params gives every physics parameter; drop the other physics options")
+        if args.randomize:
+            raise ValueError("--randomize draws every parameter; drop --params")
+        params, psf, _ = load_params(args.params)
     outdir = Path(args.outdir)
     with tqdm_report("simulate", quiet=args.quiet) as report:
         pairs = simulate_dataset(
@@ -158,6 +180,8 @@ def run(args: argparse.Namespace) -> int:
             shape=shape,
             params=params,
             randomize=args.randomize,
+            jitter=jitter,
+            psf=psf,
             overwrite=args.overwrite,
             report=report,
         )

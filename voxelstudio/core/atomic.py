@@ -1,10 +1,13 @@
 """Atomic file writes: write a temporary file beside the target, flush it to disk, then ``os.replace`` it.
 
 Readers never see a half-written volume, and a failed write leaves neither a partial file nor a temporary one.
-A process killed mid-write (``kill -9``, power loss) cannot clean up: its temporary ``.<name>.<8 hex>.tmp<suffix>``
-stays behind, hidden, and is recognised by :func:`is_temporary`. The writer holds an exclusive ``flock`` on its
-temporary file while it writes, so the next write of the same target can tell a dead writer's leftovers (unlocked)
-from a live one's and removes them (:func:`remove_stale_temporaries`).
+A process killed mid-write (``kill -9``, power loss) cannot clean up: its temporary stays behind, hidden and named
+``.<name>.<8 hex>.partial``, so that it never ends in an output's suffix (``find -name '*.npy'``, ``os.listdir`` and
+batch scripts do not take it for a result), and :func:`is_temporary` recognises it. Writers that insist on a suffix
+(Keras saves only to ``*.keras``) get ``.<name>.<8 hex>.partial/<name>`` instead: a hidden temporary folder holding
+the file under its final name. The writer holds an exclusive ``flock`` on its temporary (file or folder) while it
+writes, so the next write into the same folder, of any file, tells a dead writer's leftovers (unlocked) from a live
+one's and removes them (:func:`remove_stale_temporaries`).
 """
 
 from __future__ import annotations
@@ -28,23 +31,28 @@ try:
 except ImportError:  # Windows: no advisory locks, so leftovers are only recognised, never removed
     fcntl = None  # type: ignore[assignment]
 
-_TEMPORARY = re.compile(r"\..+\.[0-9a-f]{8}\.tmp(\.[^.]+)?")
+_TEMPORARY = re.compile(r"\..+\.[0-9a-f]{8}\.partial")
+_OLD_TEMPORARY = re.compile(r"\..+\.[0-9a-f]{8}\.tmp(\.[^.]+)?")  # what versions up to 0.x left behind
 _SHORT_WRITE = re.compile(r"(\d+) requested and (\d+) written")  # numpy's tofile (np.save, tifffile) on a full disk
 _DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
 _FRESH_S = 1.0  # an empty temporary younger than this may belong to a writer that has not locked it yet
+SUFFIX_BOUND = frozenset({".keras"})
+"""Suffixes whose writers refuse any other file name: written inside a hidden temporary folder instead."""
 
 
 def _temporary_name(path: Path, token: str) -> str:
-    return f".{path.name}.{token}.tmp{path.suffix}"
+    return f".{path.name}.{token}.partial"
 
 
 def is_temporary(path: str | Path) -> bool:
-    """Whether ``path`` is named like a temporary file of :func:`write_atomically` (never a finished output)."""
-    return _TEMPORARY.fullmatch(Path(path).name) is not None
+    """Whether ``path`` is named like a temporary of :func:`write_atomically` (never a finished output), or lies in
+    such a temporary folder."""
+    path = Path(path)
+    return any(_TEMPORARY.fullmatch(part) or _OLD_TEMPORARY.fullmatch(part) for part in path.parts[-2:])
 
 
 def _is_stale(candidate: Path) -> bool:
-    """True (with the file removed) when no live writer holds ``candidate``'s lock."""
+    """True (with the file or folder removed) when no live writer holds ``candidate``'s lock."""
     try:
         fd = os.open(candidate, os.O_RDONLY)
     except OSError:
@@ -56,9 +64,14 @@ def _is_stale(candidate: Path) -> bool:
         return False  # a live writer holds it
     try:
         info = os.fstat(fd)
-        if info.st_size == 0 and time.time() - info.st_mtime < _FRESH_S:
+        folder = candidate.is_dir()
+        empty = not any(candidate.iterdir()) if folder else info.st_size == 0
+        if empty and time.time() - info.st_mtime < _FRESH_S:
             return False
-        candidate.unlink()
+        if folder:
+            shutil.rmtree(candidate)
+        else:
+            candidate.unlink()
         return True
     except OSError:
         return False
@@ -67,33 +80,47 @@ def _is_stale(candidate: Path) -> bool:
 
 
 def remove_stale_temporaries(path: str | Path) -> list[Path]:
-    """Remove the temporaries that killed writers of ``path`` left beside it; returns what was removed."""
+    """Remove the temporaries that killed writers left in ``path``'s folder (``path`` itself when it is a folder),
+    whichever file they were writing; returns what was removed. Live writers' temporaries stay."""
     path = Path(path)
-    if fcntl is None or not path.parent.is_dir():
+    folder = path if path.is_dir() else path.parent
+    if fcntl is None or not folder.is_dir():
         return []
-    pattern = re.compile(re.escape(f".{path.name}.") + r"[0-9a-f]{8}" + re.escape(f".tmp{path.suffix}"))
     try:
-        candidates = [p for p in path.parent.iterdir() if pattern.fullmatch(p.name)]
+        candidates = sorted(
+            p for p in folder.iterdir() if _TEMPORARY.fullmatch(p.name) or _OLD_TEMPORARY.fullmatch(p.name)
+        )
     except OSError:
         return []
     return [p for p in candidates if _is_stale(p)]
 
 
-def _temporary_sibling(path: Path) -> tuple[Path, int]:
-    """Create an empty, hidden temporary file in ``path``'s folder that keeps ``path``'s suffix (mode from umask).
+def _lock(fd: int) -> None:
+    if fcntl is not None:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
-    Returns the path and an open descriptor holding an exclusive lock on it (until the descriptor is closed).
+
+def _temporary_sibling(path: Path) -> tuple[Path, Path, int]:
+    """Create a hidden temporary in ``path``'s folder: an empty file (mode from umask), or, for a suffix-bound
+    format, a folder to write ``path``'s name into.
+
+    Returns what the writer writes to, what to remove on failure, and an open descriptor holding an exclusive lock
+    on the latter (until the descriptor is closed).
     """
     for _ in range(100):
         candidate = path.with_name(_temporary_name(path, secrets.token_hex(4)))
         try:
+            if path.suffix.lower() in SUFFIX_BOUND:
+                candidate.mkdir(mode=0o700)
+                fd = os.open(candidate, os.O_RDONLY)
+                _lock(fd)
+                return candidate / path.name, candidate, fd
             fd = os.open(candidate, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
         except FileExistsError:
             continue
-        if fcntl is not None:
-            with contextlib.suppress(OSError):
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return candidate, fd
+        _lock(fd)
+        return candidate, candidate, fd
     raise FileExistsError(f"could not create a temporary file beside {path}")
 
 
@@ -126,7 +153,7 @@ def write_atomically(path: Path, write: Callable[[Path], None], *, overwrite: bo
 
     Raises :class:`VolumeWriteError` naming ``path`` when it exists and ``overwrite`` is false, when its folder is
     missing, or when writing fails (the cause is chained; a full disk says "No space left on device"); the temporary
-    file is always removed on failure. Temporaries that killed writers left for ``path`` are removed first.
+    file is always removed on failure. Temporaries that killed writers left in ``path``'s folder are removed first.
     """
     path = Path(path)
     if path.is_dir():
@@ -135,19 +162,24 @@ def write_atomically(path: Path, write: Callable[[Path], None], *, overwrite: bo
         raise VolumeWriteError(path, "already exists; pass overwrite=True (--overwrite) to replace it")
     if not path.parent.is_dir():
         raise VolumeWriteError(path, f"folder {path.parent} does not exist")
-    remove_stale_temporaries(path)
+    remove_stale_temporaries(path.parent)
     try:
-        temporary, fd = _temporary_sibling(path)
+        temporary, holder, fd = _temporary_sibling(path)
     except OSError as exc:
         raise VolumeWriteError(path, _problem(exc, path.parent)) from exc
     try:
         write(temporary)
         _flush_to_disk(temporary)  # by path: a writer may have replaced the file the descriptor refers to
         os.replace(temporary, path)
+        if holder != temporary:
+            holder.rmdir()
     except BaseException as exc:
         problem = _problem(exc, path.parent)  # before the temporary file's space is freed
         with contextlib.suppress(OSError):
-            temporary.unlink()
+            if holder.is_dir():
+                shutil.rmtree(holder)
+            else:
+                holder.unlink()
         if isinstance(exc, VolumeWriteError) or not isinstance(exc, Exception):
             raise
         raise VolumeWriteError(path, problem) from exc
@@ -163,7 +195,7 @@ def write_json_atomically(path: str | Path, data: Any) -> Path:
 
 
 def temporary_directory_name(path: Path, token: str | None = None) -> Path:
-    """A hidden sibling ``.<name>.<8 hex>.tmp<suffix>`` for a store (a folder) being written; ``token`` (8 hex)
+    """A hidden sibling ``.<name>.<8 hex>.partial`` for a store (a folder) being written; ``token`` (8 hex)
     makes it deterministic, so an interrupted run can find it again."""
     path = Path(path)
     return path.with_name(_temporary_name(path, token or secrets.token_hex(4)))

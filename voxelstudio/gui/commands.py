@@ -14,14 +14,11 @@ from voxelstudio.gui.actions import update_enabled
 from voxelstudio.gui.controller import Controller
 from voxelstudio.gui.document import Document
 from voxelstudio.gui.main_window import MainWindow
-from voxelstudio.gui.panels import classify as classify_panel
 from voxelstudio.gui.panels.common import show_fraction
 from voxelstudio.gui.settings import last_folder, recent_files
 from voxelstudio.gui.view_state import ViewState
 from voxelstudio.gui.workers import JobError
 
-_TRAIN_JOBS = ("training",)
-_DENOISE_JOBS = ("denoising", "deconvolution")
 _VARIABLE_FORMATS = (".mat", ".npz")
 
 
@@ -99,14 +96,11 @@ class Commands(QObject):
         c.failed.connect(self.show_job_error)
         c.device_described.connect(lambda text: w.device_label.setText(f"device: {text}"))
         c.training_started.connect(w.train_panel.training_started)
-        c.model_trained.connect(w.train_panel.training_result)
-        c.classifier_trained.connect(w.classify_panel.training_result)
-        c.classifier_evaluated.connect(w.classify_panel.show_evaluation)
-        c.volume_classified.connect(w.classify_panel.show_classification)
+        self._connect_job_handlers()
         jobs.busy_changed.connect(lambda _busy: self.update_actions())
         jobs.job_started.connect(self._job_started)
-        jobs.job_progress.connect(self._job_progress)
-        jobs.job_ended.connect(self._job_ended)
+        jobs.job_event.connect(self._job_event)
+        jobs.job_ended.connect(lambda _name, _outcome: self._job_ended())
         self.document.volume_changed.connect(lambda _role: self.update_actions())
         self.document.model_changed.connect(lambda path: (w.denoise_panel.set_model(path), self.update_actions()))
         self.document.metrics_changed.connect(w.metrics_panel.set_metrics)
@@ -125,33 +119,43 @@ class Commands(QObject):
         self.window.metrics_panel.set_enabled_for(idle, has_pair)
         self.window.classify_panel.set_idle(idle, has_raw, "gradcam" in conditions)
 
-    def _job_started(self, name: str) -> None:
-        self.window.job_bar.setVisible(name != "device check")
+    def _connect_job_handlers(self) -> None:
+        """Each panel listens to the handlers of the jobs it shows (one handler per kind of job)."""
+        c, train, denoise, classify = self.controller, self.window.train_panel, self.window.denoise_panel, \
+            self.window.classify_panel  # fmt: skip
+        c.training.progressed.connect(train.training_progress)
+        c.training.step.connect(train.training_step)
+        c.training.epoch.connect(train.training_epoch)
+        c.training.preview_quality.connect(train.preview_quality)
+        c.training.finished.connect(train.training_result)
+        c.training.ended.connect(train.training_ended)
+        c.denoising.started.connect(denoise.job_started)
+        c.denoising.progressed.connect(denoise.job_progress)
+        c.denoising.ended.connect(denoise.job_ended)
+        c.classifier_training.started.connect(classify.training_started)
+        c.classifier_training.step.connect(classify.training_step)
+        c.classifier_training.epoch.connect(classify.training_epoch)
+        c.classifier_training.finished.connect(classify.training_result)
+        c.classifier_evaluation.finished.connect(classify.show_evaluation)
+        c.classification.finished.connect(classify.show_classification)
+        for handler in (c.classifier_training, c.classifier_evaluation, c.classification):
+            if handler is not c.classifier_training:
+                handler.started.connect(classify.job_started)
+            handler.progressed.connect(classify.job_progress)
+            handler.ended.connect(classify.job_ended)
+
+    def _job_started(self, job) -> None:
+        self.window.job_bar.setVisible(job.exclusive)
         self.window.job_bar.setRange(0, 0)
-        if name in _DENOISE_JOBS:
-            self.window.denoise_panel.job_started(name)
-        elif name in classify_panel.JOBS:
-            self.window.classify_panel.job_started(name)
 
-    def _job_progress(self, name: str, progress) -> None:
-        if progress.fraction is not None:
-            show_fraction(self.window.job_bar, progress.fraction)
-        if name in _TRAIN_JOBS:
-            self.window.train_panel.training_progress(progress)
-        elif name in _DENOISE_JOBS:
-            self.window.denoise_panel.job_progress(progress)
-        elif name in classify_panel.JOBS:
-            self.window.classify_panel.job_progress(name, progress)
+    def _job_event(self, event) -> None:
+        fraction = getattr(event, "fraction", None)
+        if fraction is not None:
+            show_fraction(self.window.job_bar, fraction)
 
-    def _job_ended(self, name: str, outcome: str) -> None:
+    def _job_ended(self) -> None:
         if not self.controller.busy:
             self.window.job_bar.setVisible(False)
-        if name in _TRAIN_JOBS:
-            self.window.train_panel.training_ended(outcome)
-        elif name in _DENOISE_JOBS:
-            self.window.denoise_panel.job_ended(outcome)
-        elif name in classify_panel.JOBS:
-            self.window.classify_panel.job_ended(name, outcome)
 
     def show_job_error(self, error: JobError) -> None:
         dialogs.show_error(self.window, f"{error.job.capitalize()} failed", error.message, error.details)
@@ -250,7 +254,11 @@ class Commands(QObject):
         panel.stop_requested.connect(c.stop)
         panel.train_requested.connect(self.train_classifier)
         panel.evaluate_requested.connect(self.evaluate_classifier)
-        panel.classify_requested.connect(lambda: c.classify_volume(panel.model_path, panel.rotations.value()))
+        panel.classify_requested.connect(
+            lambda: c.classify_volume(self.document.classifier_path, panel.rotations.value())
+        )
+        panel.use_bundled_requested.connect(lambda: self.document.set_classifier_path(None))
+        self.document.classifier_changed.connect(panel.set_model)
         panel.show_gradcam_requested.connect(self.show_gradcam)
         panel.choose_folder_requested.connect(self.choose_dataset_folder)
         panel.choose_model_requested.connect(self.choose_classifier)
@@ -271,7 +279,7 @@ class Commands(QObject):
         except ValueError as exc:
             self._fail("classifier evaluation", exc)
             return
-        self.controller.evaluate_classifier(folder, panel.model_path, panel.rotations.value())
+        self.controller.evaluate_classifier(folder, self.document.classifier_path, panel.rotations.value())
 
     def show_gradcam(self) -> None:
         """Show the Grad-CAM heat map in the fourth panel, on a fixed 0–1 scale."""
@@ -291,7 +299,7 @@ class Commands(QObject):
             self.window, "Choose a classifier", last_folder(self.settings), dialogs.MODEL_FILTER
         )
         if path:
-            self.window.classify_panel.set_model(path)
+            self.document.set_classifier_path(path)
 
     def about(self) -> None:
         from voxelstudio import __version__

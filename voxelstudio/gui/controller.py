@@ -13,16 +13,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from PySide6.QtCore import QObject, QSettings, Signal
 
+from voxelstudio.core.provenance import export_provenance, sidecar_path, write_sidecar
 from voxelstudio.core.volume import Spacing, Volume
 from voxelstudio.gui.document import Document
-from voxelstudio.gui.isolation import check_model, describe_compute_device, run_isolated
-from voxelstudio.gui.provenance import export_provenance, sidecar_path, write_json_atomically
+from voxelstudio.gui.job_handlers import ClassifierTrainingHandler, JobHandler, TrainingHandler
 from voxelstudio.gui.settings import remember_file
-from voxelstudio.gui.train_job import TrainingData, train_from_data
 from voxelstudio.gui.workers import Job, JobRunner
+from voxelstudio.jobs.runner import check_model, describe_compute_device, run_isolated
+from voxelstudio.jobs.train import TrainingData, train_from_data
 
 
 class Controller(QObject):
@@ -32,10 +32,6 @@ class Controller(QObject):
     failed = Signal(object)  # JobError, for an error dialog
     device_described = Signal(str)
     training_started = Signal(object)  # TrainConfig
-    model_trained = Signal(object)  # TrainResult
-    classifier_trained = Signal(object)  # ClassifierTrainResult
-    classifier_evaluated = Signal(object)  # evaluation report dict
-    volume_classified = Signal(object)  # VolumeClassification
 
     def __init__(
         self, document: Document, settings: QSettings, *, runs_dir: Path, parent: QObject | None = None
@@ -44,10 +40,19 @@ class Controller(QObject):
         self.document = document
         self.settings = settings
         self.runs_dir = Path(runs_dir)
-        self.provenance: dict[str, dict[str, Any]] = {}
         self.jobs = JobRunner(self)
         self.jobs.status.connect(self.status)
         self.jobs.failed.connect(self.failed)
+        # One handler per kind of job; panels connect to their signals once (see Commands).
+        self.training = TrainingHandler(document, self)
+        self.denoising = JobHandler("Denoising…", self)
+        self.classifier_training = ClassifierTrainingHandler(self)
+        self.classifier_evaluation = JobHandler("Evaluating…", self)
+        self.classification = JobHandler("Classifying…", self)
+        self.model_trained = self.training.finished  # TrainResult
+        self.classifier_trained = self.classifier_training.finished  # ClassifierTrainResult
+        self.classifier_evaluated = self.classifier_evaluation.finished  # evaluation report dict
+        self.volume_classified = self.classification.finished  # VolumeClassification
 
     @property
     def busy(self) -> bool:
@@ -80,7 +85,8 @@ class Controller(QObject):
             self._set_loaded(role, volume)
             remember_file(self.settings, path)
 
-        return self.jobs.start(f"loading {path.name}", lambda report, cancel: load_volume(path, variable), loaded)
+        load = lambda report, cancel: load_volume(path, variable)  # noqa: E731
+        return self.jobs.start(f"loading {path.name}", load, JobHandler().arm(loaded))
 
     def open_pair(self, raw_path: str | Path, target_path: str | Path | None = None) -> Job | None:
         """Load a raw volume and, optionally, its target in one job."""
@@ -97,7 +103,7 @@ class Controller(QObject):
                 self._set_loaded(role, volume)
                 remember_file(self.settings, paths[role])
 
-        return self.jobs.start("loading", load, loaded)
+        return self.jobs.start("loading", load, JobHandler().arm(loaded))
 
     def open_sample(self) -> Job | None:
         from voxelstudio.core.resources import sample_pair_paths
@@ -106,7 +112,6 @@ class Controller(QObject):
 
     def _set_loaded(self, role: str, volume: Volume) -> None:
         self.document.set_volume(role, volume)
-        self.provenance.pop(role, None)
         shapes = {v.shape for r, v in self.document.volumes().items() if r in ("raw", "target")}
         if len(shapes) > 1:
             self.status.emit("Raw and target have different shapes: training and metrics need matching volumes.")
@@ -126,18 +131,18 @@ class Controller(QObject):
             return None
         path = Path(path)
         inputs = {r: v.source for r, v in self.document.volumes().items() if v.source is not None}
-        provenance = export_provenance(role, volume, self.provenance.get(role), inputs)
+        provenance = export_provenance(role, volume, self.document.made_by(role), inputs)
 
         def export(report, cancel) -> Path:
             written = save_volume(volume, path, overwrite=True)
-            write_json_atomically(sidecar_path(written), provenance)
+            write_sidecar(written, provenance)
             return written
 
         def exported(written: Path) -> None:
             remember_file(self.settings, written)
             self.status.emit(f"Saved the {role} volume to {written} (provenance in {sidecar_path(written).name}).")
 
-        return self.jobs.start("export", export, exported)
+        return self.jobs.start("export", export, JobHandler().arm(exported))
 
     # ------------------------------------------------------------------------------------------------------ model
     def detect_device(self) -> Job | None:
@@ -146,7 +151,8 @@ class Controller(QObject):
         def describe(report, cancel) -> str:
             return run_isolated(describe_compute_device, {}, report=report, cancel=cancel)
 
-        return self.jobs.start("device check", describe, self.device_described.emit, exclusive=False)
+        handler = JobHandler().arm(self.device_described.emit)
+        return self.jobs.start("device check", describe, handler, exclusive=False)
 
     def train(self, config: Any, data: TrainingData | None = None) -> Job | None:
         """Train a denoiser on ``data`` (default: the loaded raw/target pair, which then also validates: with one
@@ -162,32 +168,18 @@ class Controller(QObject):
         out = self._new_run_dir("train") / "denoiser.keras"
         arguments = {"data": data, "loaded": loaded if data.needs_loaded_pair else None, "config": config, "out": out}
 
-        def train(report, cancel, preview) -> Any:
+        def train(report, cancel) -> Any:
             out.parent.mkdir(parents=True, exist_ok=True)
-            return run_isolated(
-                train_from_data,
-                arguments,
-                report=report,
-                cancel=cancel,
-                on_preview=lambda epoch, array: preview((epoch, np.asarray(array, dtype=np.float32))),
-            )
+            return run_isolated(train_from_data, arguments, report=report, cancel=cancel)
 
-        def show_preview(payload: tuple[int, np.ndarray]) -> None:
-            epoch, array = payload
-            if data.needs_loaded_pair and self.document.volume("raw") is raw and array.shape == raw.shape:
-                name = f"preview, epoch {epoch}"
-                self.document.set_volume(
-                    "prediction", raw.replace(data=array, name=name, source=None, metadata={"preview": epoch})
-                )
-                self.provenance["prediction"] = {"method": "training preview", "epoch": epoch}
-
-        job = self.jobs.start("training", train, self._trained, preview=show_preview)
+        job = self.jobs.start(
+            "training", train, lambda: self.training.prepare(raw, data.needs_loaded_pair, self._trained)
+        )
         if job is not None:
             self.training_started.emit(config)
         return job
 
     def _trained(self, result: Any) -> None:
-        self.model_trained.emit(result)
         if result.model_path is None:
             self.status.emit("Training stopped before the first epoch ended; no model was saved.")
             return
@@ -208,7 +200,7 @@ class Controller(QObject):
             remember_file(self.settings, checked)
             self.status.emit(f"Using model {checked.name}.")
 
-        return self.jobs.start("loading model", check, loaded)
+        return self.jobs.start("loading model", check, JobHandler().arm(loaded))
 
     def denoise(self, *, tta: bool = False) -> Job | None:
         """Denoise the raw volume with the current (or bundled) model, then compute metrics if a target exists."""
@@ -225,12 +217,12 @@ class Controller(QObject):
             return run_isolated(denoise_volume, arguments, report=report, cancel=cancel)
 
         def denoised(result: Any) -> None:
-            self.document.set_volume("prediction", result.prediction)
+            self.document.set_volume("prediction", result.prediction, result.provenance)
             self.document.set_volume("uncertainty", result.uncertainty)
-            self.provenance["prediction"] = dict(result.provenance)
             self.status.emit("Denoised.")
 
-        return self.jobs.start("denoising", denoise, denoised, then=self._evaluate_if_possible)
+        handler = lambda: self.denoising.arm(denoised, "Denoising…")  # noqa: E731
+        return self.jobs.start("denoising", denoise, handler, then=self._evaluate_if_possible)
 
     def deconvolve(self, iterations: int = 20) -> Job | None:
         """Richardson–Lucy baseline of the raw volume into the predicted panel."""
@@ -245,15 +237,12 @@ class Controller(QObject):
             return richardson_lucy_volume(raw, iterations=iterations, report=report, cancel=cancel)
 
         def deconvolved(volume: Volume) -> None:
-            self.document.set_volume("prediction", volume)
-            self.provenance["prediction"] = {
-                "method": "richardson-lucy",
-                "iterations": iterations,
-                "psf": volume.metadata.get("psf"),
-            }
+            made_by = {"method": "richardson-lucy", "iterations": iterations, "psf": volume.metadata.get("psf")}
+            self.document.set_volume("prediction", volume, made_by)
             self.status.emit(f"Richardson–Lucy deconvolution done ({iterations} iterations).")
 
-        return self.jobs.start("deconvolution", deconvolve, deconvolved, then=self._evaluate_if_possible)
+        handler = lambda: self.denoising.arm(deconvolved, "Deconvolution…")  # noqa: E731
+        return self.jobs.start("deconvolution", deconvolve, handler, then=self._evaluate_if_possible)
 
     def _evaluate_if_possible(self) -> None:
         volumes = self.document.volumes()
@@ -277,7 +266,7 @@ class Controller(QObject):
             if self.document.volume("prediction") is prediction:
                 self.document.set_metrics(metrics)
 
-        return self.jobs.start("metrics", evaluate, evaluated)
+        return self.jobs.start("metrics", evaluate, JobHandler().arm(evaluated))
 
     def save_model(self, path: str | Path) -> Job | None:
         """Copy the current model file to ``path`` (atomically)."""
@@ -292,7 +281,8 @@ class Controller(QObject):
 
             return write_atomically(path, lambda temporary: shutil.copyfile(source, temporary), overwrite=True)
 
-        return self.jobs.start("saving model", copy, lambda written: self.status.emit(f"Saved model to {written}."))
+        saved = JobHandler().arm(lambda written: self.status.emit(f"Saved model to {written}."))
+        return self.jobs.start("saving model", copy, saved)
 
     # ------------------------------------------------------------------------------------------------ classifier
     def train_classifier(self, folder: str | Path, config: Any) -> Job | None:
@@ -307,12 +297,13 @@ class Controller(QObject):
             return run_isolated(train_classifier_folder, arguments, report=report, cancel=cancel)
 
         def trained(result: Any) -> None:
-            self.classifier_trained.emit(result)
+            if result.model_path is not None:
+                self.document.set_classifier_path(result.model_path)
             how = "stopped" if result.stopped_reason == "cancelled" else "finished"
             saved = "no model was saved" if result.model_path is None else f"best model: {result.model_path}"
             self.status.emit(f"Classifier training {how} after {result.epochs_run} epoch(s); {saved}.")
 
-        return self.jobs.start("classifier training", train, trained)
+        return self.jobs.start("classifier training", train, lambda: self.classifier_training.arm(trained))
 
     def evaluate_classifier(self, folder: str | Path, model_path: Path | None, rotations: int) -> Job | None:
         """Accuracy and confusion matrix of a classifier (None: the bundled one) on a data set."""
@@ -324,10 +315,9 @@ class Controller(QObject):
             return run_isolated(evaluate_classifier, arguments, report=report, cancel=cancel)
 
         def evaluated(report: dict[str, Any]) -> None:
-            self.classifier_evaluated.emit(report)
             self.status.emit(f"Classifier accuracy {report['accuracy']:.1%} on {report['count']} grids.")
 
-        return self.jobs.start("classifier evaluation", evaluate, evaluated)
+        return self.jobs.start("classifier evaluation", evaluate, lambda: self.classifier_evaluation.arm(evaluated))
 
     def classify_volume(self, model_path: Path | None, rotations: int) -> Job | None:
         """Classify the raw volume; its Grad-CAM heat map becomes the "gradcam" volume."""
@@ -344,10 +334,9 @@ class Controller(QObject):
 
         def classified(result: Any) -> None:
             if self.document.volume("raw") is raw:
-                self.document.set_volume("gradcam", result.heatmap)
-                self.provenance["gradcam"] = {"method": "grad-cam", "model": result.model,
-                                              "class": result.predicted, "layer": result.layer}  # fmt: skip
-            self.volume_classified.emit(result)
+                made_by = {"method": "grad-cam", "model": result.model, "class": result.predicted,
+                           "layer": result.layer}  # fmt: skip
+                self.document.set_volume("gradcam", result.heatmap, made_by)
             self.status.emit(f"{raw.name}: most likely {result.predicted} ({max(result.probabilities):.0%}).")
 
-        return self.jobs.start("classification", classify, classified)
+        return self.jobs.start("classification", classify, lambda: self.classification.arm(classified))

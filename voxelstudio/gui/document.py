@@ -1,6 +1,7 @@
-"""The Qt-side model: the volumes on screen, the model that denoises them and the latest metrics.
+"""The Qt-side model: the volumes on screen and how each was made, the models in use and the latest metrics.
 
-Widgets subscribe to the change signals; only the controller writes (always on the GUI thread).
+Widgets subscribe to the change signals and hold no copies; only the controller and the job handlers write (always on
+the GUI thread).
 """
 
 from __future__ import annotations
@@ -28,20 +29,24 @@ _NOT_MEASURED = ("uncertainty", "gradcam")  # the metrics do not depend on these
 
 
 class Document(QObject):
-    """Raw, target, prediction, uncertainty and Grad-CAM volumes plus the current model and metrics.
+    """Raw, target, prediction, uncertainty and Grad-CAM volumes with their provenance (what made each one), the
+    current denoiser and classifier, and the metrics.
 
     Loading a new raw volume drops the prediction, uncertainty and Grad-CAM made from the old one; a volume change drops
-    the metrics, which described the old volumes.
+    the metrics, which described the old volumes. A volume's provenance is set with it and goes with it.
     """
 
     volume_changed = Signal(str)
     model_changed = Signal(object)
+    classifier_changed = Signal(object)  # Path, or None for the bundled classifier
     metrics_changed = Signal(object)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._volumes: dict[str, Volume | None] = dict.fromkeys(ROLES)
+        self._made_by: dict[str, dict[str, Any]] = {}
         self._model_path: Path | None = None
+        self._classifier_path: Path | None = None
         self._metrics: dict[str, Any] = {}
         self._residual: Volume | None = None
 
@@ -52,14 +57,18 @@ class Document(QObject):
         """The loaded volumes by role."""
         return {role: v for role, v in self._volumes.items() if v is not None}
 
-    def set_volume(self, role: str, volume: Volume | None) -> None:
+    def set_volume(self, role: str, volume: Volume | None, made_by: Mapping[str, Any] | None = None) -> None:
+        """Show ``volume`` as ``role``; ``made_by`` records the job that made it (None: loaded from a file, or
+        unknown)."""
         self._volumes[_checked(role)] = volume
+        self._set_made_by(role, None if volume is None else made_by)
         self._residual = None
         self.volume_changed.emit(role)
         if role == "raw":
             for derived in _DERIVED_FROM_RAW:
                 if self._volumes[derived] is not None:
                     self._volumes[derived] = None
+                    self._made_by.pop(derived, None)
                     self.volume_changed.emit(derived)
         if role not in _NOT_MEASURED:
             self.set_metrics({})
@@ -88,6 +97,16 @@ class Document(QObject):
                 self._residual = None
                 self.volume_changed.emit(role)
 
+    def made_by(self, role: str) -> Mapping[str, Any] | None:
+        """The provenance recorded with the ``role`` volume: what made it (None when loaded from a file)."""
+        return self._made_by.get(_checked(role))
+
+    def _set_made_by(self, role: str, made_by: Mapping[str, Any] | None) -> None:
+        if made_by:
+            self._made_by[role] = dict(made_by)
+        else:
+            self._made_by.pop(role, None)
+
     @property
     def model_path(self) -> Path | None:
         return self._model_path
@@ -95,6 +114,15 @@ class Document(QObject):
     def set_model_path(self, path: str | Path | None) -> None:
         self._model_path = None if path is None else Path(path)
         self.model_changed.emit(self._model_path)
+
+    @property
+    def classifier_path(self) -> Path | None:
+        """The classifier to use; None means the bundled one."""
+        return self._classifier_path
+
+    def set_classifier_path(self, path: str | Path | None) -> None:
+        self._classifier_path = None if path is None else Path(path)
+        self.classifier_changed.emit(self._classifier_path)
 
     @property
     def metrics(self) -> Mapping[str, Any]:

@@ -1,9 +1,10 @@
-"""Run a Qt-free task function on a QThread and hand its results back to the GUI thread as signals.
+"""Run a Qt-free task function on a QThread and hand its news back to the GUI thread as typed job events.
 
-A task is called as ``fn(report=..., cancel=...)``, plus ``preview=...`` when the job asks for previews (bind other
-arguments with a closure or functools.partial). The
-worker never touches widgets or VTK: it only emits Python objects (numpy results, Progress, JobError), which Qt
-queues to the GUI thread because the receiving :class:`Job` lives there.
+A task is called as ``fn(report=..., cancel=...)`` (bind other arguments with a closure or functools.partial).
+Whatever it reports (a Progress, or a :mod:`~voxelstudio.jobs.events` event, as isolated jobs forward them) becomes
+an event; the worker never touches widgets or VTK: it only emits Python objects (events, numpy results, JobError),
+which Qt queues to the GUI thread because the receiving :class:`Job` lives there. The :class:`JobRunner` hands each
+event to the job's handler (:mod:`voxelstudio.gui.job_handlers`).
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from voxelstudio.core.errors import Cancelled
 from voxelstudio.core.progress import CancelToken, Progress
-from voxelstudio.gui.isolation import describe_exception
+from voxelstudio.jobs.events import JobCancelled, JobEvent, JobFailed, JobResult, as_event, dispatch
+from voxelstudio.jobs.runner import describe_exception
 
 TaskFn = Callable[..., Any]
-ResultHandler = Callable[[Any], object]
 
 
 @dataclass(frozen=True)
@@ -46,24 +47,21 @@ class JobError:
 class _Worker(QObject):
     """Lives on the job's thread; calls the task once and emits what happened."""
 
-    progress = Signal(object)
-    preview = Signal(object)
+    event = Signal(object)
     finished = Signal(object)
     errored = Signal(object)
 
-    def __init__(self, name: str, fn: TaskFn, cancel: CancelToken, with_preview: bool) -> None:
+    def __init__(self, name: str, fn: TaskFn, cancel: CancelToken) -> None:
         super().__init__()
         self._name, self._fn, self._cancel = name, fn, cancel
-        self._with_preview = with_preview
 
-    def report(self, progress: Progress) -> None:
-        self.progress.emit(progress)
+    def report(self, news: Progress | JobEvent) -> None:
+        self.event.emit(as_event(news))
 
     @Slot()
     def run(self) -> None:
         try:
-            extra = {"preview": self.preview.emit} if self._with_preview else {}
-            result = self._fn(report=self.report, cancel=self._cancel, **extra)
+            result = self._fn(report=self.report, cancel=self._cancel)
         except BaseException as exc:  # the GUI must survive any failure of a task
             self.errored.emit(JobError.from_exception(self._name, exc))
         else:
@@ -76,28 +74,25 @@ class _Worker(QObject):
 class Job(QObject):
     """One task on its own QThread. All signals arrive on the GUI thread.
 
-    ``done`` fires once, after ``finished`` or ``errored``, when the thread has stopped: the place to re-enable UI.
-    With ``with_preview`` the task also receives ``preview``, a thread-safe callable whose argument arrives on the
-    ``preview`` signal (training's live preview).
+    ``event`` carries each :mod:`~voxelstudio.jobs.events` event the task reported. ``done`` fires once, after
+    ``finished`` or ``errored``, when the thread has stopped: the place to re-enable UI.
     """
 
-    progress = Signal(object)
-    preview = Signal(object)
+    event = Signal(object)
     finished = Signal(object)
     errored = Signal(object)
     done = Signal()
 
-    def __init__(self, name: str, fn: TaskFn, *, with_preview: bool = False, parent: QObject | None = None) -> None:
+    def __init__(self, name: str, fn: TaskFn, *, exclusive: bool = True, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.name = name
+        self.name, self.exclusive = name, exclusive
         self.cancel_token = CancelToken()
         self._thread = QThread()
         self._thread.setObjectName(f"voxelstudio-{name}")
-        self._worker = _Worker(name, fn, self.cancel_token, with_preview)
+        self._worker = _Worker(name, fn, self.cancel_token)
         self._worker.moveToThread(self._thread)
         self._thread.started.connect(self._worker.run)
-        self._worker.progress.connect(self._relay_progress)
-        self._worker.preview.connect(self._relay_preview)
+        self._worker.event.connect(self._relay_event)
         self._worker.finished.connect(self._relay_finished)
         self._worker.errored.connect(self._relay_errored)
         self._thread.finished.connect(self._on_thread_finished)
@@ -123,12 +118,8 @@ class Job(QObject):
         return self._thread.wait() if timeout_ms < 0 else self._thread.wait(timeout_ms)
 
     @Slot(object)
-    def _relay_progress(self, progress: Progress) -> None:
-        self.progress.emit(progress)
-
-    @Slot(object)
-    def _relay_preview(self, payload: object) -> None:
-        self.preview.emit(payload)
+    def _relay_event(self, event: JobEvent) -> None:
+        self.event.emit(event)
 
     @Slot(object)
     def _relay_finished(self, result: object) -> None:
@@ -147,14 +138,16 @@ class Job(QObject):
 class JobRunner(QObject):
     """Starts jobs and keeps them alive until their threads stop; at most one *exclusive* job at a time.
 
-    A failure inside a result handler counts as a failure of the job. ``busy_changed(False)`` and ``job_ended``
-    fire however a job ends, so the UI is always re-enabled.
+    Each job has a handler (see :mod:`voxelstudio.gui.job_handlers`) that receives ``on_started``, every event,
+    its result as a JobResult, a JobFailed or JobCancelled, and ``on_ended`` last. A failure inside a handler counts
+    as a failure of the job. ``busy_changed(False)`` and ``job_ended`` fire however a job ends, so the UI is always
+    re-enabled.
     """
 
     busy_changed = Signal(bool)
-    job_started = Signal(str)
-    job_progress = Signal(str, object)  # job name, Progress
-    job_ended = Signal(str, str)  # job name, "finished" | "failed" | "cancelled"
+    job_started = Signal(object)  # Job
+    job_event = Signal(object)  # every event of every job, for the window's job bar
+    job_ended = Signal(str, str)  # job name (for a status line), "finished" | "failed" | "cancelled"
     status = Signal(str)
     failed = Signal(object)  # JobError (never for cancellations)
 
@@ -162,6 +155,7 @@ class JobRunner(QObject):
         super().__init__(parent)
         self._jobs: list[Job] = []
         self._active: Job | None = None
+        self._handlers: dict[Job, object] = {}
 
     @property
     def busy(self) -> bool:
@@ -175,29 +169,30 @@ class JobRunner(QObject):
         self,
         name: str,
         fn: TaskFn,
-        on_result: ResultHandler,
+        handler: object,
         *,
         exclusive: bool = True,
-        preview: ResultHandler | None = None,
         then: Callable[[], object] | None = None,
     ) -> Job | None:
-        """Run ``fn`` on a new job; ``on_result`` applies its result on the GUI thread and ``then`` runs once a
-        successful job has ended. Returns None (and says why) while another exclusive job runs."""
+        """Run ``fn`` on a new job whose events go to ``handler`` on the GUI thread (``name`` only words status
+        lines); ``then`` runs once a successful job has ended. ``handler`` may be a function returning the handler,
+        called only when the job starts (so a shared handler is prepared only for a run that happens). Returns None
+        (and says why) while another exclusive job runs."""
         if exclusive and self._active is not None:
             self.status.emit(f"Wait for {self._active.name} to finish, or stop it first.")
             return None
-        job = Job(name, fn, with_preview=preview is not None, parent=self)
-        job.progress.connect(lambda progress: self.job_progress.emit(name, progress))
-        job.finished.connect(lambda result: self._apply(job, on_result, result))
+        job = Job(name, fn, exclusive=exclusive, parent=self)
+        self._handlers[job] = handler() if callable(handler) else handler
+        job.event.connect(lambda event: self._deliver(job, event))
+        job.finished.connect(lambda result: self._apply(job, result))
         job.errored.connect(lambda error: self._on_error(job, error))
-        if preview is not None:
-            job.preview.connect(lambda payload: self._guarded(job, preview, payload))
         job.done.connect(lambda: self._on_done(job, then))
         self._jobs.append(job)
         if exclusive:
             self._active = job
             self.busy_changed.emit(True)
-        self.job_started.emit(name)
+        self.job_started.emit(job)
+        self._call(job, "on_started")
         job.start()
         return job
 
@@ -213,25 +208,42 @@ class JobRunner(QObject):
             job.cancel()
         return all(job.wait(timeout_ms) for job in list(self._jobs))
 
-    def _apply(self, job: Job, on_result: ResultHandler, result: Any) -> None:
-        if self._guarded(job, on_result, result):
-            job.outcome = "finished"
-
-    def _guarded(self, job: Job, handler: ResultHandler, payload: Any) -> bool:
+    def _deliver(self, job: Job, event: JobEvent) -> bool:
+        """Hand ``event`` to the job's handler; a handler's failure fails the job (False)."""
+        if job.outcome != "running":
+            return False  # a failed handler ended the job for the window
+        self.job_event.emit(event)
         try:
-            handler(payload)
+            dispatch(self._handlers[job], event)
         except Exception as exc:
             self._on_error(job, JobError.from_exception(job.name, exc))
             return False
         return True
 
+    def _call(self, job: Job, method: str, *args: Any) -> None:
+        function = getattr(self._handlers.get(job), method, None)
+        if function is not None:
+            function(*args)
+
+    def _apply(self, job: Job, result: Any) -> None:
+        if self._deliver(job, JobResult(result)):
+            job.outcome = "finished"
+
     def _on_error(self, job: Job, error: JobError) -> None:
+        if job.outcome != "running":
+            return
         job.outcome = "cancelled" if error.cancelled else "failed"
         if error.cancelled:
             self.status.emit(f"{job.name.capitalize()} stopped.")
+            event: JobEvent = JobCancelled(error.message)
         else:
             self.status.emit(f"{job.name.capitalize()} failed: {error.message}")
             self.failed.emit(error)
+            event = JobFailed(error.message, error.details)
+        try:
+            dispatch(self._handlers[job], event)
+        except Exception as exc:  # undoing a failed run must not take the window down; the dialog is shown
+            self.status.emit(f"{job.name.capitalize()} failed: {JobError.from_exception(job.name, exc).message}")
 
     def _on_done(self, job: Job, then: Callable[[], object] | None) -> None:
         self._jobs.remove(job)
@@ -240,7 +252,11 @@ class JobRunner(QObject):
         if job is self._active:
             self._active = None
             self.busy_changed.emit(False)
+        handler = self._handlers.pop(job, None)
         self.job_ended.emit(job.name, job.outcome)
+        ended = getattr(handler, "on_ended", None)
+        if ended is not None:
+            ended(job.outcome)
         job.deleteLater()
         if then is not None and job.outcome == "finished":
             then()

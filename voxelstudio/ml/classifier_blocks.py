@@ -5,7 +5,7 @@
 - :func:`vrn_block`: pre-activation (norm -> ELU), then two inception branches concatenated back to the input's
   width, A = 1^3 (C/4) -> 3^3 (C/4) -> 1^3 (C/2) and B = 3^3 (C/4) -> 3^3 (C/2), added to the input.
 - :func:`vrn_downsample`: pre-activation, then four branches of C_out/4 concatenated: 3^3 stride 2, 1^3 stride 2,
-  3^3 then max-pool 3 stride 2, 3^3 then average-pool 3 stride 2.
+  3^3 then max-pool 3 stride 2, 3^3 then average-pool 3 stride 2 (:class:`InsideAveragePooling3D`).
 """
 
 from __future__ import annotations
@@ -13,8 +13,36 @@ from __future__ import annotations
 from typing import Any
 
 import keras
+from keras import ops
 
 from voxelstudio.ml.blocks import conv_block, inception_branches, normalization, separable_conv3d
+
+
+@keras.saving.register_keras_serializable(package="voxelstudio")
+class InsideAveragePooling3D(keras.layers.AveragePooling3D):
+    """Average pooling whose "same" padding averages only the voxels inside the volume, on every backend.
+
+    TensorFlow and JAX leave the padding out of each average; Keras' PyTorch backend pads an uneven "same" with
+    copies of the edge (a VRN saved under one backend then predicted differently under the other). Here the input is
+    zero-padded as TensorFlow pads it (the odd voxel after), pooled "valid", and divided by the pooled share of
+    voxels inside.
+    """
+
+    def call(self, inputs: Any) -> Any:
+        if self.padding != "same":
+            return super().call(inputs)
+        pads = [(0, 0)]
+        for axis in range(3):
+            size, kernel, stride = inputs.shape[axis + 1], self.pool_size[axis], self.strides[axis]
+            largest = max if size is not None else ops.maximum  # a traced size in TensorFlow graphs
+            size = ops.shape(inputs)[axis + 1] if size is None else int(size)
+            total = largest(((size + stride - 1) // stride - 1) * stride + kernel - size, 0)
+            before = total // 2
+            pads.append((before, total - before))
+        pads.append((0, 0))
+        inside = ops.pad(ops.ones_like(inputs[:1, ..., :1]), pads)
+        summed = ops.average_pool(ops.pad(inputs, pads), self.pool_size, self.strides, padding="valid")
+        return summed / ops.average_pool(inside, self.pool_size, self.strides, padding="valid")
 
 
 @keras.saving.register_keras_serializable(package="voxelstudio")
@@ -116,6 +144,6 @@ def vrn_downsample(x: Any, filters: int, *, norm: str = "batch", name: str) -> A
         strided(3, "conv3"),
         strided(1, "conv1"),
         pooled(keras.layers.MaxPooling3D, "max"),
-        pooled(keras.layers.AveragePooling3D, "avg"),
+        pooled(InsideAveragePooling3D, "avg"),
     ]
     return inception_branches(y, branches, name=f"{name}_concat")

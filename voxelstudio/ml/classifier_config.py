@@ -12,6 +12,12 @@ from typing import Any
 from voxelstudio.ml.config import NORMALIZATIONS, _JsonConfig
 
 CLASSIFIER_ARCHITECTURES = ("voxnet", "vrn")
+OPTIMIZERS = ("adam", "sgd")
+SCHEDULES = ("constant", "cosine", "step")
+DEFAULT_EPOCHS = 30
+"""Epochs when neither ``epochs`` nor ``minutes`` is given."""
+MAX_BUDGET_EPOCHS = 100_000
+"""Epoch cap of a run bounded only by its time budget."""
 
 SEED_DEFAULTS: dict[str, dict[str, float]] = {
     "voxnet": {"learning_rate": 0.00151, "batch_size": 150, "dropout": 0.3},
@@ -82,17 +88,28 @@ class ClassifierConfig(_JsonConfig):
 class ClassifierTrainConfig(_JsonConfig):
     """Everything that decides a classifier training run.
 
+    Length: ``epochs`` alone trains that many epochs; ``minutes`` alone trains until the budget ends (early stopping
+    after ``patience`` epochs without a better validation loss, best weights restored); both: whichever ends first;
+    neither: DEFAULT_EPOCHS. The best model by validation loss is kept either way.
+
+    ``optimizer`` is Adam or SGD with Nesterov momentum 0.9; ``schedule`` decays the learning rate over the run's
+    progress (the larger of the epoch and the time fraction): ``cosine`` to zero, ``step`` to a tenth at 2/3.
     ``batch_size`` is capped by the number of training samples. Augmentation (when ``augment``) follows VoxNet/VRN:
     a random rotation about the vertical (z) axis in steps of 360/``rotations`` degrees, flips of each horizontal
     axis with probability ``flip_prob`` and shifts of up to ``max_shift`` voxels per axis. ``vote_rotations``
     rotations are averaged at test time. ``class_weights`` weights the loss by inverse class frequency.
-    The split into train/validation/test is stratified by class with ``seed``.
+    The split into train/validation(/test) is stratified by class with ``seed``; ``refit`` then retrains on
+    train + validation for the best epoch count. ``preset`` records the device recipe the settings came from
+    (``"cpu"``, ``"gpu"``, or ``None`` when none was used).
     """
 
     model: ClassifierConfig = field(default_factory=ClassifierConfig)
-    epochs: int = 30
+    epochs: int | None = None
     minutes: float | None = None
+    patience: int = 30
     learning_rate: float = SEED_DEFAULTS["voxnet"]["learning_rate"]
+    optimizer: str = "adam"
+    schedule: str = "constant"
     batch_size: int = int(SEED_DEFAULTS["voxnet"]["batch_size"])
     augment: bool = True
     rotations: int = 12
@@ -100,20 +117,38 @@ class ClassifierTrainConfig(_JsonConfig):
     max_shift: int = 2
     vote_rotations: int = 12
     class_weights: bool = True
-    val_fraction: float = 0.15
-    test_fraction: float = 0.15
+    val_fraction: float = 0.1
+    test_fraction: float = 0.0
+    refit: bool = False
+    preset: str | None = None
     seed: int = 0
+
+    @property
+    def max_epochs(self) -> int:
+        """The epoch cap: ``epochs``, else MAX_BUDGET_EPOCHS under a time budget, else DEFAULT_EPOCHS."""
+        if self.epochs is not None:
+            return self.epochs
+        return MAX_BUDGET_EPOCHS if self.minutes is not None else DEFAULT_EPOCHS
+
+    @property
+    def budget_driven(self) -> bool:
+        """True when only the time budget bounds the run (then early stopping on a long patience applies)."""
+        return self.epochs is None and self.minutes is not None
 
     def validate(self) -> ClassifierTrainConfig:
         self.model.validate()
-        _check(self.epochs >= 1, "epochs must be >= 1")
+        _check(self.epochs is None or self.epochs >= 1, "epochs must be >= 1")
         _check(self.minutes is None or self.minutes > 0, "minutes must be > 0")
+        _check(self.patience >= 1, "patience must be >= 1")
         _check(self.learning_rate > 0, "learning rate must be > 0")
+        _check(self.optimizer in OPTIMIZERS, f"unknown optimizer {self.optimizer!r}; choose {', '.join(OPTIMIZERS)}")
+        _check(self.schedule in SCHEDULES, f"unknown schedule {self.schedule!r}; choose {', '.join(SCHEDULES)}")
+        _check(self.preset in (None, "cpu", "gpu"), f"unknown preset {self.preset!r}; choose cpu or gpu")
         _check(self.batch_size >= 1, "batch size must be >= 1")
         _check(self.rotations >= 1 and self.vote_rotations >= 1, "rotation counts must be >= 1")
         _check(0.0 <= self.flip_prob <= 1.0, "flip probability must be in [0, 1]")
         _check(0 <= self.max_shift <= 8, "max_shift must be in [0, 8] voxels")
-        _check(0.0 < self.val_fraction < 1.0, "validation fraction must be in (0, 1)")
+        _check(0.0 < self.val_fraction < 1.0, "validation fraction must be in (0, 1)")  # refit needs one too
         _check(0.0 <= self.test_fraction < 1.0, "test fraction must be in [0, 1)")
         _check(self.val_fraction + self.test_fraction < 1.0, "validation + test fractions must leave training data")
         return self

@@ -1,16 +1,23 @@
 """Training a voxel classifier with the denoiser's machinery: progress, cancel within a batch, a time budget,
-an atomic checkpoint every epoch, resume, and the device's distribution strategy.
+atomic checkpoints, resume, and the device's distribution strategy.
 
 Grids are occupancy arrays (N, H, W, Z) in {0, 1} (uint8 is fine) with integer labels. Each epoch shuffles the
 training set and augments it (rotation about z, flips, shifts; see :mod:`voxel_augment`); the loss is weighted by
 inverse class frequency. The best model by validation loss is saved at ``out_path`` (without optimizer state) and the
 last epoch at ``<out stem>.last.keras`` with the training state in its metadata, which ``resume=True`` continues.
+The last checkpoint is written at most every LAST_CHECKPOINT_EVERY_S seconds and when the run ends (writing it with
+the optimizer state every epoch cost CPU runs a good part of their budget).
+
+The run's length follows the config: a fixed number of epochs, a time budget (then early stopping on a long
+patience), or whichever ends first; the learning-rate schedule and the progress total follow the same measure.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +43,8 @@ from voxelstudio.ml.persistence import restore_optimizer_state
 from voxelstudio.ml.training import checkpoint_paths
 from voxelstudio.ml.voxel_augment import augment_batch
 
+LAST_CHECKPOINT_EVERY_S = 30.0
+
 
 @dataclass(frozen=True)
 class ClassifierOutcome:
@@ -46,7 +55,7 @@ class ClassifierOutcome:
     best_val_accuracy: float
     best_epoch: int | None
     epochs_run: int
-    stopped_reason: str  # "epochs" | "time" | "cancelled"
+    stopped_reason: str  # "epochs" | "time" | "early_stopping" | "cancelled"
     model_path: Path | None
 
 
@@ -110,6 +119,47 @@ class AccuracyValidator:
         return loss, float(np.mean(probabilities.argmax(axis=1) == self.labels)), None
 
 
+def scheduled_learning_rate(schedule: str, base: float, fraction: float) -> float:
+    """The learning rate at ``fraction`` (0..1) of a run: constant, cosine to zero, or a tenth from 2/3 on."""
+    fraction = min(max(fraction, 0.0), 1.0)
+    if schedule == "cosine":
+        return base * 0.5 * (1.0 + math.cos(math.pi * fraction))
+    if schedule == "step":
+        return base * (0.1 if fraction >= 2.0 / 3.0 else 1.0)
+    return base
+
+
+def run_fractions(cfg: ClassifierTrainConfig, steps_done: int, steps: int, elapsed_s: float) -> tuple[float, float]:
+    """(fraction of the epoch cap done, fraction of the time budget used); 0 for a bound the config does not set."""
+    by_steps = 0.0 if cfg.budget_driven else steps_done / max(cfg.max_epochs * steps, 1)
+    by_time = 0.0 if cfg.minutes is None else elapsed_s / (cfg.minutes * 60.0)
+    return by_steps, by_time
+
+
+class ScheduleCallback(keras.callbacks.Callback):
+    """Sets the learning rate before every batch from the run's progress: the larger of its epoch fraction and its
+    time fraction, so the schedule ends when the run does."""
+
+    def __init__(self, state: RunState, cfg: ClassifierTrainConfig) -> None:
+        super().__init__()
+        self.state, self.cfg = state, cfg
+
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        if self.cfg.schedule == "constant":
+            return
+        done = self.state.epoch * self.state.steps + batch
+        fraction = max(run_fractions(self.cfg, done, self.state.steps, time.monotonic() - self.state.started))
+        self.model.optimizer.learning_rate = scheduled_learning_rate(self.cfg.schedule, self.cfg.learning_rate,
+                                                                     fraction)  # fmt: skip
+
+
+def make_optimizer(cfg: ClassifierTrainConfig) -> keras.optimizers.Optimizer:
+    """Adam, or SGD with Nesterov momentum 0.9 (VRN's paper), at ``cfg.learning_rate``."""
+    if cfg.optimizer == "sgd":
+        return keras.optimizers.SGD(cfg.learning_rate, momentum=0.9, nesterov=True)
+    return keras.optimizers.Adam(cfg.learning_rate)
+
+
 def _resume(model: keras.Model, cfg: ClassifierTrainConfig, out_path: Path) -> dict[str, Any]:
     """Load the last checkpoint's weights and optimizer state into ``model``; returns its training state."""
     last, _ = checkpoint_paths(out_path)
@@ -146,12 +196,15 @@ def fit_classifier(
     *,
     out_path: str | Path,
     resume: bool = False,
+    keep_last: bool = False,
     report: ReportFn = null_report,
     cancel: CancelToken | None = None,
 ) -> ClassifierOutcome:
     """Train ``cfg``'s classifier on ``train`` = (grids, labels), validating on ``val`` every epoch.
 
-    Progress values: epoch, epochs, step, steps, loss, val_loss, val_accuracy, eta_s.
+    ``keep_last`` writes every epoch's model to ``out_path`` (a refit on all data, with nothing to validate on).
+    Progress values: epoch, epochs (None under a time budget alone), step, steps, loss, val_loss, val_accuracy,
+    eta_s; done/total count steps, or seconds when the time budget ends the run first.
     """
     cfg.validate()
     (x_train, y_train), (x_val, y_val) = train, val
@@ -165,14 +218,15 @@ def fit_classifier(
     with training_scope():
         model = build_classifier(cfg.model)
         model.compile(
-            optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=keras.losses.SparseCategoricalCrossentropy(),
+            optimizer=make_optimizer(cfg), loss=keras.losses.SparseCategoricalCrossentropy(),
             metrics=["accuracy"], jit_compile=jit_compile(),
         )  # fmt: skip
         saved = _resume(model, cfg, out_path) if resume else {}
 
         initial_epoch = int(saved.get("epoch", 0))
         dataset = GridBatches(x_train, y_train, cfg, batch_size, initial_epoch)
-        state = RunState(cfg.epochs, len(dataset), initial_epoch=initial_epoch)
+        max_epochs = cfg.max_epochs
+        state = RunState(max_epochs, len(dataset), initial_epoch=initial_epoch)
         state.history = {k: [math.nan if v is None else v for v in vs] for k, vs in saved.get("history", {}).items()}
         state.best = float(saved["best"]) if saved.get("best") is not None else math.inf
         state.best_epoch = saved.get("best_epoch")
@@ -182,18 +236,36 @@ def fit_classifier(
 
         def save_best(model: keras.Model, state: RunState) -> None:
             extra = {"best_epoch": state.best_epoch, f"best_{monitor}": _finite(state.best),
-                     "val_accuracy": _finite(_value_at(state.history, "val_accuracy", state.best_epoch))}  # fmt: skip
+                     "val_accuracy": _finite(_value_at(state.history, "val_accuracy", state.best_epoch)),
+                     "train_grids": len(y_train)}  # fmt: skip
             save_classifier(model, out_path, classes=classes, train_config=cfg, extra=extra)
 
+        last_saved = [-math.inf]
+
         def save_last(model: keras.Model, state: RunState) -> None:
+            ending = model.stop_training or state.stopped_reason is not None or state.epochs_run >= max_epochs
+            if not (ending or keep_last or time.monotonic() - last_saved[0] >= LAST_CHECKPOINT_EVERY_S):
+                return
+            last_saved[0] = time.monotonic()
             data = {"epoch": state.epochs_run, "best": _finite(state.best), "best_epoch": state.best_epoch,
                     "history": {k: [_finite(v) for v in vs] for k, vs in state.history.items()}}  # fmt: skip
             save_classifier(model, last_path, classes=classes, train_config=cfg, extra={"training_state": data},
                             include_optimizer=True)  # fmt: skip
+            if keep_last:
+                extra = {"epochs": state.epochs_run, "train_grids": len(y_train)}
+                save_classifier(model, out_path, classes=classes, train_config=cfg, extra=extra)
 
         def report_accuracy(progress: Progress) -> None:
             values = {k: v for k, v in progress.values.items() if k != "val_psnr"}
             values["val_accuracy"] = state.history.get("val_accuracy", [math.nan])[-1]
+            elapsed = time.monotonic() - state.started
+            by_steps, by_time = run_fractions(cfg, progress.done, state.steps, elapsed)
+            if cfg.budget_driven:
+                values["epochs"] = None
+            if cfg.minutes is not None and by_time >= by_steps:  # the budget ends the run first: count seconds
+                budget = cfg.minutes * 60.0
+                values["eta_s"] = max(budget - elapsed, 0.0)
+                progress = dataclasses.replace(progress, done=min(round(elapsed), round(budget)), total=round(budget))
             report(dataclasses.replace(progress, values=values))
 
         validator = AccuracyValidator(x_val, y_val, batch_size=min(batch_size, 64))
@@ -202,12 +274,20 @@ def fit_classifier(
             ProgressCallback(state, report_accuracy),
             CancelCallback(state, cancel),
             TimeBudgetCallback(state, cfg.minutes),
+            ScheduleCallback(state, cfg),
         ]
+        if len(y_val) and cfg.budget_driven:
+            stopper = keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=cfg.patience, restore_best_weights=True
+            )
+            callbacks.insert(0, stopper)
         if len(y_val):
             callbacks.insert(0, ValidationCallback(state, validator, metric="val_accuracy"))
-        if initial_epoch < cfg.epochs:
-            model.fit(dataset, epochs=cfg.epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=0)
-        reason = state.stopped_reason or "epochs"
+        if initial_epoch < max_epochs:
+            with warnings.catch_warnings():  # a cancelled partial epoch has no val_loss for early stopping
+                warnings.filterwarnings("ignore", message=".*conditioned on metric.*")
+                model.fit(dataset, epochs=max_epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=0)
+        reason = state.stopped_reason or ("early_stopping" if state.epochs_run < max_epochs else "epochs")
         history = {k: list(v) for k, v in state.history.items()}
         return ClassifierOutcome(
             history, state.best, _value_at(history, "val_accuracy", state.best_epoch), state.best_epoch,

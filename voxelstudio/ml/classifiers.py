@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import keras
-import numpy as np
 
 from voxelstudio.core.errors import ModelError
 from voxelstudio.ml import classifier_blocks
 from voxelstudio.ml.blocks import conv_block, normalization
 from voxelstudio.ml.classifier_config import ClassifierConfig, ClassifierTrainConfig
+from voxelstudio.ml.classifier_inference import predict_probabilities as predict_probabilities  # re-exported
 from voxelstudio.ml.persistence import (
     file_sha256,
     keras_path,
@@ -27,7 +27,6 @@ from voxelstudio.ml.persistence import (
     read_members,
     write_keras_with_metadata,
 )
-from voxelstudio.ml.voxel_augment import vote
 
 FORMAT = "voxelstudio-classifier"
 FORMAT_VERSION = 1
@@ -171,21 +170,3 @@ def _check_classifier_shapes(path: Path, model: keras.Model, classes: tuple[str,
         raise ModelError(path, f"classifier input must be (batch, H, W, Z, 1) with fixed sizes, got {in_shape}")
     if len(out_shape) != 2 or out_shape[-1] != len(classes) or len(classes) < 2:
         raise ModelError(path, f"model has {out_shape[-1]} outputs but {len(classes)} class names in its metadata")
-
-
-def predict_probabilities(
-    model: keras.Model, grids: np.ndarray, *, rotations: int = 1, batch_size: int = 32
-) -> np.ndarray:
-    """Class probabilities (N, C) of occupancy grids (N, H, W, Z), averaged over ``rotations`` about z."""
-    grids = np.asarray(grids, dtype=np.float32)
-
-    def predict(batch: np.ndarray) -> np.ndarray:
-        count = len(batch)
-        padding = -count % batch_size  # whole batches only: one traced shape, no retracing
-        if padding:
-            batch = np.concatenate([batch, np.zeros((padding, *batch.shape[1:]), batch.dtype)])
-        return np.asarray(model.predict(batch[..., None], batch_size=batch_size, verbose=0))[:count]
-
-    if rotations <= 1:
-        return predict(grids).astype(np.float64) if len(grids) else np.zeros((0, model.outputs[0].shape[-1]))
-    return vote(predict, grids, rotations, chunk=max(1, batch_size // rotations))

@@ -178,6 +178,14 @@ def _resume_state(model: keras.Model, cfg: TrainConfig, out_path: Path) -> tuple
     return state, loaded.normalizer
 
 
+def _load_init_weights(model: keras.Model, init: str | Path) -> None:
+    """Start from ``init``'s weights (fine-tuning); its architecture must match ``model``'s."""
+    source = load_model(init).model
+    if [tuple(w.shape) for w in source.weights] != [tuple(w.shape) for w in model.weights]:
+        raise ModelError(init, "has another architecture than the model being trained; --init needs the same one")
+    model.set_weights(source.get_weights())
+
+
 def fit_denoiser(
     pairs_train: Sequence[Pair],
     pairs_val: Sequence[Pair],
@@ -185,13 +193,19 @@ def fit_denoiser(
     *,
     out_path: str | Path,
     resume: bool = False,
+    init: str | Path | None = None,
     report: ReportFn = null_report,
     cancel: CancelToken | None = None,
     on_preview: Callable[[int, np.ndarray], None] | None = None,
     preview_every: int = 1,
 ) -> TrainOutcome:
-    """Train ``cfg``'s denoiser; the best model (by validation loss, else training loss) is saved at ``out_path``."""
+    """Train ``cfg``'s denoiser; the best model (by validation loss, else training loss) is saved at ``out_path``.
+
+    ``init``: a model file whose weights training starts from (same architecture), instead of random ones.
+    """
     cfg.validate()
+    if resume and init is not None:
+        raise ValueError("resume continues a checkpoint; it cannot start from another model (init) as well")
     if not pairs_train:
         raise ValueError("no training pairs")
     if cancel is not None:
@@ -206,6 +220,8 @@ def fit_denoiser(
         normalizer = fit_normalizer([t for _, t in pairs_train])
         if resume:
             state_data, normalizer = _resume_state(model, cfg, out_path)
+        elif init is not None:
+            _load_init_weights(model, init)
 
         def prepare(pairs: Sequence[Pair]) -> list[Pair]:
             return [(normalizer.before(r), normalizer.target_to_unit(t)) for r, t in pairs]

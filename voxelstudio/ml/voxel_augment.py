@@ -4,10 +4,13 @@ Grids are (H, W, Z) with z vertical, so rotations about the vertical axis turn t
 into quarter turns, done exactly with ``np.rot90``, and a remainder done with ``scipy.ndimage.rotate`` (linear
 interpolation, thresholded at 0.5 so occupancy stays binary). Because of that split, the 12 rotations of
 ``rot90(x)`` are exactly the 12 rotations of ``x`` in another order, so voting over them is rotation-invariant.
+Training augmentation turns the remainder by nearest-neighbour lookup instead (:func:`rotate_vertical_fast`, about
+ten times cheaper than interpolating, which matters on a CPU where it competed with the training step itself).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -35,6 +38,46 @@ def rotate_vertical(grid: np.ndarray, angle: float) -> np.ndarray:
     return np.ascontiguousarray(out)
 
 
+@functools.lru_cache(maxsize=64)
+def _nearest_lookup(size: int, angle: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(source rows, source columns, inside mask) of an (size, size) plane turned by ``angle`` degrees."""
+    centre = (size - 1) / 2.0
+    rows, cols = np.meshgrid(np.arange(size) - centre, np.arange(size) - centre, indexing="ij")
+    theta = -np.deg2rad(angle)  # the sense of np.rot90(grid, 1, axes=(0, 1))
+    source_r = np.rint(np.cos(theta) * rows - np.sin(theta) * cols + centre).astype(np.int64)
+    source_c = np.rint(np.sin(theta) * rows + np.cos(theta) * cols + centre).astype(np.int64)
+    inside = (source_r >= 0) & (source_r < size) & (source_c >= 0) & (source_c < size)
+    return np.clip(source_r, 0, size - 1), np.clip(source_c, 0, size - 1), inside
+
+
+def rotate_vertical_fast(grid: np.ndarray, angle: float) -> np.ndarray:
+    """``grid`` turned by ``angle`` degrees about z: exact quarter turns, then a nearest-neighbour remainder."""
+    _check_square(grid)
+    angle = float(angle) % 360.0
+    quarters = int(angle // 90.0)
+    rest = angle - 90.0 * quarters
+    out = np.rot90(grid, quarters, axes=(0, 1))
+    if rest > 1e-9:
+        rows, cols, inside = _nearest_lookup(grid.shape[0], round(rest, 6))
+        out = out[rows, cols] * inside[..., None].astype(grid.dtype)
+    return np.ascontiguousarray(out)
+
+
+def rotate_vertical_batch(grids: np.ndarray, angle: float) -> np.ndarray:
+    """Every grid of a batch (N, H, W, Z) rotated like :func:`rotate_vertical` (the same values), in one call."""
+    grids = np.asarray(grids)
+    if grids.ndim != 4 or grids.shape[1] != grids.shape[2]:
+        raise ValueError(f"rotation about the vertical axis needs (N, M, M, Z) grids, got shape {grids.shape}")
+    angle = float(angle) % 360.0
+    quarters = int(angle // 90.0)
+    rest = angle - 90.0 * quarters
+    out = np.rot90(grids, quarters, axes=(1, 2))
+    if rest > 1e-9:
+        rotated = ndimage.rotate(out.astype(np.float32), rest, axes=(1, 2), reshape=False, order=1, mode="constant")
+        out = (rotated >= 0.5).astype(grids.dtype)
+    return np.ascontiguousarray(out)
+
+
 def vertical_rotations(grid: np.ndarray, count: int) -> np.ndarray:
     """(count, H, W, Z): ``grid`` rotated by 0, 360/count, 2*360/count, ... degrees about z."""
     return np.stack([rotate_vertical(grid, 360.0 * k / count) for k in range(count)])
@@ -57,7 +100,7 @@ def augment_grid(
 ) -> np.ndarray:
     """One random VoxNet/VRN augmentation: a rotation about z by a multiple of 360/``rotations`` degrees, a flip of
     each horizontal axis with probability ``flip_prob``, and a shift of up to ``max_shift`` voxels per axis."""
-    out = rotate_vertical(grid, 360.0 * int(rng.integers(rotations)) / rotations) if rotations > 1 else grid
+    out = rotate_vertical_fast(grid, 360.0 * int(rng.integers(rotations)) / rotations) if rotations > 1 else grid
     for axis in (0, 1):
         if rng.random() < flip_prob:
             out = np.flip(out, axis=axis)

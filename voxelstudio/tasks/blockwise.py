@@ -6,7 +6,7 @@ one-sided reach, cut on the same pooling grid and padded the same way as whole-v
 the result equals whole-volume tiled prediction. All blocks share one normalisation range, computed once from a
 fixed strided sample of the volume (the whole volume when it has at most SAMPLE_VOXELS voxels).
 
-The output is written into a hidden temporary store beside the target (``.<name>.<8 hex>.tmp.zarr``, named from the
+The output is written into a hidden temporary store beside the target (``.<name>.<8 hex>.partial``, named from the
 input, model and block shape so that ``resume`` finds it); a finished block is recorded as a marker file in its
 ``.voxelstudio-done`` folder. Only when every block is done is the store renamed to its final name.
 """

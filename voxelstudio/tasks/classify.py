@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class ClassifierTrainResult:
     """Outcome of :func:`train_classifier`. ``test_accuracy`` is measured with rotation voting on the held-out
-    test split (None without one); ``trials`` lists the search's trials (empty without a search)."""
+    test split (None without one); ``trials`` lists the search's trials (empty without a search); ``refit_epochs``
+    is the epoch count of the retraining on train + validation (None without ``refit``)."""
 
     model_path: Path | None
     best_val_accuracy: float
@@ -39,6 +40,7 @@ class ClassifierTrainResult:
     history: dict[str, list[float]] = field(default_factory=dict)
     trials: list[dict[str, Any]] = field(default_factory=list)
     best_params: dict[str, Any] = field(default_factory=dict)
+    refit_epochs: int | None = None
 
 
 @dataclass(frozen=True)
@@ -66,12 +68,32 @@ def load_trained_classifier(model_path: str | Path | None = None, *, trusted: bo
     return load_classifier(model_path or default_classifier_path(), trusted=trusted)
 
 
-def _vote_rotations(loaded: LoadedClassifier, rotations: int | None, path: Path) -> int:
-    count = rotations if rotations is not None else (loaded.train_config.vote_rotations if loaded.train_config else 12)
+MIN_PER_CLASS = 3
+"""Grids a class needs: one each for training and validation, and one more so training keeps two."""
+
+
+def _vote_rotations(loaded: LoadedClassifier, rotations: int | None, path: Path, n_grids: int = 1) -> int:
+    """``rotations``, or by default the most rotations (up to the model's own) that classify ``n_grids`` within
+    EVALUATION_TARGET_S at the model's measured cost on this device."""
+    from voxelstudio.ml.classifier_inference import choose_rotations, seconds_per_sample
+
     height, width, _ = loaded.input_shape
+    preferred = loaded.train_config.vote_rotations if loaded.train_config else 12
+    if rotations is None and height == width and preferred > 1:
+        cost = seconds_per_sample(loaded.model, loaded.input_shape) if n_grids > 1 else 0.0
+        rotations = choose_rotations(cost, n_grids, preferred=preferred)
+    count = rotations if rotations is not None else 1
     if count > 1 and height != width:
         raise ModelError(path, f"rotation voting needs a square (H, W) input, the model takes {loaded.input_shape}")
     return max(int(count), 1)
+
+
+def check_class_counts(dataset: GridDataset) -> None:
+    """ValueError naming the classes with fewer than MIN_PER_CLASS grids."""
+    few = [f"{name} ({count})" for name, count in dataset.counts().items() if count < MIN_PER_CLASS]
+    if few:
+        raise ValueError(f"classes with fewer than {MIN_PER_CLASS} grids: {', '.join(few)}; each class needs at "
+                         "least 3 (training and validation)")  # fmt: skip
 
 
 def train_classifier(
@@ -85,7 +107,8 @@ def train_classifier(
     cancel: CancelToken | None = None,
 ) -> ClassifierTrainResult:
     """Split ``dataset`` (stratified, seeded), train ``config``'s classifier (or search ``search_trials`` trials),
-    then measure the best model on the test split with rotation voting. The model's class count and input shape
+    with ``config.refit`` retrain it on train + validation for the best epoch count, then measure the model on the
+    test split (when ``config.test_fraction`` > 0) with rotation voting. The model's class count and input shape
     are taken from the data set."""
     from voxelstudio.ml.classifier_search import search_classifier
     from voxelstudio.ml.classifier_training import fit_classifier
@@ -96,6 +119,7 @@ def train_classifier(
         raise ValueError(f"{out}: the model file must end in .keras")
     if resume and search_trials:
         raise ValueError("--resume continues one training run; it cannot be combined with --search")
+    check_class_counts(dataset)
     model_cfg = dataclasses.replace(config.model, n_classes=len(dataset.classes), input_shape=dataset.grid_shape)
     config = dataclasses.replace(config, model=model_cfg).validate()
     train_idx, val_idx, test_idx = stratified_split(dataset.labels, (config.val_fraction, config.test_fraction),
@@ -107,25 +131,38 @@ def train_classifier(
     val = (dataset.grids[val_idx], dataset.labels[val_idx])
     trials: list[dict[str, Any]] = []
     best_params: dict[str, Any] = {}
+    tuned = config
     if search_trials:
         found = search_classifier(train, val, config, dataset.classes, trials=search_trials, out_path=out,
                                   report=report, cancel=cancel)  # fmt: skip
-        trials, best_params = found.trials, found.best_params
+        trials, best_params, tuned = found.trials, found.best_params, found.best_config or config
         if found.best is None:
             raise ValueError("no search trial produced a model")
         outcome = found.best
     else:
         outcome = fit_classifier(train, val, config, dataset.classes, out_path=out, resume=resume, report=report,
                                  cancel=cancel)  # fmt: skip
+    refit_epochs = None
+    if config.refit and outcome.best_epoch and outcome.stopped_reason != "cancelled":
+        refit_epochs = int(outcome.best_epoch)
+        report(Progress(0, None, f"refitting on train + validation for {refit_epochs} epochs"))
+        both = np.sort(np.concatenate([train_idx, val_idx]))
+        refit_config = dataclasses.replace(tuned, epochs=refit_epochs, minutes=None)
+        refit = fit_classifier((dataset.grids[both], dataset.labels[both]), (dataset.grids[:0], dataset.labels[:0]),
+                               refit_config, dataset.classes, out_path=out, keep_last=True, report=report,
+                               cancel=cancel)  # fmt: skip
+        if refit.stopped_reason == "cancelled":
+            outcome = dataclasses.replace(outcome, stopped_reason="cancelled")
     test_accuracy = None
     if outcome.model_path is not None and len(test_idx) and outcome.stopped_reason != "cancelled":
         report(Progress(0, None, "testing with rotation voting"))
         loaded = load_classifier(outcome.model_path)
-        probabilities = predict_probabilities(loaded.model, dataset.grids[test_idx], rotations=config.vote_rotations)
+        probabilities = predict_probabilities(loaded.model, dataset.grids[test_idx], rotations=config.vote_rotations,
+                                              report=report, cancel=cancel)  # fmt: skip
         test_accuracy = float(np.mean(probabilities.argmax(axis=1) == dataset.labels[test_idx]))
     return ClassifierTrainResult(
         outcome.model_path, outcome.best_val_accuracy, outcome.best_val_loss, outcome.epochs_run,
-        outcome.stopped_reason, test_accuracy, split, outcome.history, trials, best_params,
+        outcome.stopped_reason, test_accuracy, split, outcome.history, trials, best_params, refit_epochs,
     )  # fmt: skip
 
 
@@ -155,11 +192,11 @@ def evaluate_classifier(
 
     path = Path(model_path or default_classifier_path())
     loaded = load_trained_classifier(path, trusted=trusted)
-    count = _vote_rotations(loaded, rotations, path)
     dataset = load_class_folder(folder, grid_shape=loaded.input_shape, classes=loaded.classes, report=report,
                                 cancel=cancel)  # fmt: skip
+    count = _vote_rotations(loaded, rotations, path, len(dataset))
     report(Progress(0, len(dataset), f"classifying with {count} rotation(s)"))
-    probabilities = predict_probabilities(loaded.model, dataset.grids, rotations=count)
+    probabilities = predict_probabilities(loaded.model, dataset.grids, rotations=count, report=report, cancel=cancel)
     result = classification_report(dataset.labels, probabilities.argmax(axis=1), loaded.classes)
     return {**result, "count": len(dataset), "rotations": count, "model": str(path)}
 
@@ -171,20 +208,21 @@ def classify_volumes(
     top: int = 3,
     rotations: int | None = None,
     trusted: bool = False,
+    report: ReportFn = null_report,
 ) -> list[ClassPrediction]:
     """Top classes of each volume (resampled to the model's input, averaged over rotations about z)."""
     from voxelstudio.ml.classifiers import predict_probabilities
 
     path = Path(model_path or default_classifier_path())
     loaded = load_trained_classifier(path, trusted=trusted)
-    count = _vote_rotations(loaded, rotations, path)
+    count = _vote_rotations(loaded, rotations, path, len(volumes))
     fitted = [fit_grid(v.data, loaded.input_shape, path=v.source or v.name) for v in volumes]
     resampled = [_label(v) for v, (_, changed) in zip(volumes, fitted, strict=True) if changed]
     if resampled:
         target = "x".join(str(n) for n in loaded.input_shape)
         warnings.warn(f"resampled to the model's {target} input: {', '.join(resampled)}", stacklevel=2)
     grids = np.stack([grid for grid, _ in fitted])
-    probabilities = predict_probabilities(loaded.model, grids, rotations=count)
+    probabilities = predict_probabilities(loaded.model, grids, rotations=count, report=report)
     results = []
     for volume, row in zip(volumes, probabilities, strict=True):
         order = np.argsort(-row, kind="stable")[: max(top, 1)]
@@ -252,5 +290,6 @@ def train_classifier_folder(
     cancel: CancelToken | None = None,
 ) -> ClassifierTrainResult:
     """Load the class-per-folder data set at ``config``'s input size, then :func:`train_classifier` on it."""
-    dataset = load_class_folder(folder, grid_shape=config.model.input_shape, report=report, cancel=cancel)
+    dataset = load_class_folder(folder, grid_shape=config.model.input_shape, strict=True, report=report,
+                                cancel=cancel)  # fmt: skip
     return train_classifier(dataset, config=config, out=out, report=report, cancel=cancel)

@@ -2,7 +2,8 @@
 .npy/.npz or .tif grids, read with :func:`voxelstudio.io.load_volume`; meshes (.stl/.obj/.ply) are voxelised.
 
 Grids become uint8 occupancy (value >= half the maximum when values exceed 1, else >= 0.5). Grids of another size
-are resampled (linear ``scipy.ndimage.zoom``, thresholded at 0.5) with one warning naming them.
+are resampled (linear ``scipy.ndimage.zoom``, thresholded at 0.5) with one warning naming them. ``strict`` loading
+(training data) refuses grids with more than two distinct values and data sets whose grids differ in size.
 """
 
 from __future__ import annotations
@@ -80,14 +81,33 @@ def fit_grid(grid: np.ndarray, shape: Sequence[int], *, path: Path | str | None 
     return out, True
 
 
-def load_grid(path: str | Path, shape: Sequence[int]) -> tuple[np.ndarray, bool]:
-    """One file as a uint8 occupancy grid of ``shape`` (meshes are voxelised) and whether it was resampled."""
+def check_binary(data: np.ndarray, path: Path | str | None) -> None:
+    """VolumeReadError unless ``data`` holds at most two distinct values (0/1, 0/255, ...)."""
+    values = np.unique(np.asarray(data))
+    if len(values) > 2:
+        shown = ", ".join(f"{v:g}" for v in values[:3])
+        raise VolumeReadError(path, f"grid holds {len(values)} distinct values ({shown}, ...); a classifier needs "
+                                    "binary occupancy grids (two values, e.g. 0/1): threshold it first")  # fmt: skip
+
+
+def read_grid(path: str | Path, shape: Sequence[int], *, strict: bool = False) -> tuple[np.ndarray, tuple[int, ...]]:
+    """(uint8 occupancy grid of ``shape``, the file's own shape); meshes are voxelised straight to ``shape``.
+    ``strict`` refuses grids that are not binary."""
     path = Path(path)
     if path.suffix.lower() in MESH_SUFFIXES:
         from voxelstudio.render.voxelize import voxelize_mesh
 
-        return voxelize_mesh(path, shape), False
-    return fit_grid(load_volume(path).data, shape, path=path)
+        return voxelize_mesh(path, shape), tuple(int(n) for n in shape)
+    data = load_volume(path).data
+    if strict:
+        check_binary(data, path)
+    return fit_grid(data, shape, path=path)[0], tuple(int(n) for n in np.shape(data))
+
+
+def load_grid(path: str | Path, shape: Sequence[int]) -> tuple[np.ndarray, bool]:
+    """One file as a uint8 occupancy grid of ``shape`` (meshes are voxelised) and whether it was resampled."""
+    grid, native = read_grid(path, shape)
+    return grid, native != tuple(int(n) for n in shape)
 
 
 def class_folders(folder: str | Path) -> list[tuple[str, list[Path]]]:
@@ -114,12 +134,15 @@ def load_class_folder(
     *,
     grid_shape: Sequence[int] = (32, 32, 32),
     classes: Sequence[str] | None = None,
+    strict: bool = False,
     report: ReportFn = null_report,
     cancel: CancelToken | None = None,
 ) -> GridDataset:
     """Load a class-per-folder data set as ``grid_shape`` occupancy grids.
 
     With ``classes`` (a model's class names), labels index those names and unknown folders raise ValueError.
+    ``strict`` (training data): grids must be binary and all of one size (then resampled together if need be);
+    otherwise a VolumeReadError / ValueError names the file.
     """
     layout = class_folders(folder)
     names = tuple(classes) if classes is not None else tuple(name for name, _ in layout)
@@ -129,15 +152,22 @@ def load_class_folder(
     total = sum(len(files) for _, files in layout)
     grids = np.zeros((total, *grid_shape), dtype=np.uint8)
     labels, paths, resampled = np.zeros(total, dtype=np.int64), [], []
+    first: tuple[Path, tuple[int, ...]] | None = None
     for name, files in layout:
         for path in files:
             if cancel is not None:
                 cancel.raise_if_cancelled("loading the data set")
             index = len(paths)
-            grids[index], changed = load_grid(path, grid_shape)
+            grids[index], native = read_grid(path, grid_shape, strict=strict)
+            if strict and path.suffix.lower() not in MESH_SUFFIXES:
+                first = first or (path, native)
+                if native != first[1]:
+                    size, other = "x".join(map(str, native)), "x".join(map(str, first[1]))
+                    raise ValueError(f"{path}: grid is {size} but {first[0].name} is {other}; a data set needs "
+                                     "grids of one size")  # fmt: skip
             labels[index] = names.index(name)
             paths.append(path)
-            if changed:
+            if native != tuple(grid_shape):
                 resampled.append(path)
             report(Progress(index + 1, total, "loading", {"file": path.name}))
     if resampled:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -12,9 +11,9 @@ from typing import Any
 import psutil
 
 from voxelstudio import __version__
-from voxelstudio.core.atomic import write_atomically
 from voxelstudio.core.errors import ModelError, VolumeWriteError, VoxelStudioError
 from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
+from voxelstudio.core.provenance import denoise_provenance, write_sidecar
 from voxelstudio.core.resources import resource_path
 from voxelstudio.core.volume import Volume
 from voxelstudio.io import load_volume, save_volume
@@ -92,27 +91,9 @@ def _denoise_loaded(
     prediction, uncertainty, tiling = predict_volume(
         loaded, volume.data, tile_shape=tile_shape, tta=tta, report=report, cancel=cancel
     )
-    runtime = runtime_info()
-    provenance = {
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "input": {
-            "path": None if volume.source is None else str(volume.source.resolve()),
-            "name": volume.name,
-            "shape": list(volume.shape),
-            "spacing": list(volume.spacing),
-            "variable": volume.metadata.get("variable"),
-        },
-        "model": {
-            "path": str(model_path.resolve()),
-            "sha256": loaded.sha256,
-            "saved_at": loaded.metadata.get("saved_at"),
-            "train_config": loaded.train_config.to_dict(),
-            "normalizer": loaded.normalizer.to_dict(),
-        },
-        "tiling": tiling,
-        "versions": {"voxelstudio": __version__, **runtime["versions"]},
-        "device": runtime["device"],
-    }
+    model = {"sha256": loaded.sha256, "saved_at": loaded.metadata.get("saved_at"),
+             "train_config": loaded.train_config.to_dict(), "normalizer": loaded.normalizer.to_dict()}  # fmt: skip
+    provenance = denoise_provenance(volume, model_path, model, tiling, runtime_info())
     denoised = volume.replace(data=prediction, name=f"{volume.name}_denoised", source=None)
     spread = None
     if uncertainty is not None:
@@ -203,9 +184,7 @@ def denoise_files(
             spread_path = out.with_name(f"{source.stem}_uncertainty.{fmt}")
             save_volume(result.uncertainty, spread_path, overwrite=overwrite)
             provenance["uncertainty_output"] = str(spread_path.resolve())
-        sidecar = out.with_name(out.name + ".json")
-        text = json.dumps(provenance, indent=2, sort_keys=True) + "\n"
-        write_atomically(sidecar, lambda tmp, text=text: tmp.write_text(text, encoding="utf-8"), overwrite=overwrite)
+        write_sidecar(out, provenance, overwrite=overwrite)
         written.append(out)
         report(Progress(index + 1, len(inputs), f"wrote {out.name}"))
     return written
@@ -243,7 +222,5 @@ def _denoise_store(
         "versions": {"voxelstudio": __version__, **runtime["versions"]},
         "output": str(out.resolve()),
     }
-    sidecar = out.with_name(out.name + ".json")
-    text = json.dumps(provenance, indent=2, sort_keys=True) + "\n"
-    write_atomically(sidecar, lambda tmp: tmp.write_text(text, encoding="utf-8"), overwrite=True)
+    write_sidecar(out, provenance, overwrite=True)
     return out

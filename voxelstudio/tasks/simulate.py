@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from voxelstudio import __version__
+from voxelstudio.core.atomic import write_atomically
 from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
 from voxelstudio.core.volume import Volume
 from voxelstudio.io import save_volume
 from voxelstudio.sim import SimParams, simulate_pair
+from voxelstudio.sim.jitter import jitter_params
+from voxelstudio.sim.measured_psf import simulate_pair_with_psf
 from voxelstudio.sim.params import validate_shape
 
 VARIABLE = "voxel"
@@ -26,11 +28,13 @@ def pair_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence(seed, spawn_key=(index, 0)).generate_state(1, dtype=np.uint64)[0])
 
 
-def pair_params(seed: int, index: int, params: SimParams, randomize: bool) -> SimParams:
-    """``params`` itself, or with ``randomize`` every parameter drawn from its range for pair ``index``."""
-    if not randomize:
-        return params
-    return SimParams.random(np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index, 1))))
+def pair_params(seed: int, index: int, params: SimParams, randomize: bool, jitter: float = 0.0) -> SimParams:
+    """``params`` itself, with ``randomize`` every parameter drawn from its range, or with ``jitter`` drawn around
+    ``params`` (:func:`voxelstudio.sim.jitter.jitter_params`), for pair ``index``."""
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index, 1)))
+    if randomize:
+        return SimParams.random(rng)
+    return jitter_params(params, rng, jitter) if jitter > 0 else params
 
 
 def _check_arguments(count: int, seed: int, shape: tuple[int, ...]) -> tuple[int, int, int]:
@@ -42,9 +46,8 @@ def _check_arguments(count: int, seed: int, shape: tuple[int, ...]) -> tuple[int
 
 
 def _write_json(path: Path, content: dict[str, Any]) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
+    text = json.dumps(content, indent=2) + "\n"
+    write_atomically(path, lambda temporary: temporary.write_text(text, encoding="utf-8"), overwrite=True)
 
 
 def simulate_dataset(
@@ -55,6 +58,8 @@ def simulate_dataset(
     shape: tuple[int, int, int] = (128, 128, 32),
     params: SimParams | None = None,
     randomize: bool = False,
+    jitter: float = 0.0,
+    psf: np.ndarray | None = None,
     overwrite: bool = False,
     report: ReportFn = null_report,
     cancel: CancelToken | None = None,
@@ -62,8 +67,10 @@ def simulate_dataset(
     """Simulate ``count`` (raw, target) pairs and write them as ``.mat`` files (variable ``voxel``, voxel size
     stored); returns the (raw, target) paths.
 
-    ``params.json`` records the seed, shape, version and each pair's parameters and seed, and is rewritten after
-    every pair, so a cancelled run still describes the pairs it wrote. Cancellation is checked between pairs.
+    ``jitter`` draws each pair's parameters around ``params``; ``psf`` (a measured PSF stack on the volumes' grid)
+    replaces the Gibson-Lanni PSF. ``params.json`` records the seed, shape, version and each pair's parameters and
+    seed, and is rewritten after every pair, so a cancelled run still describes the pairs it wrote. Cancellation is
+    checked between pairs.
     """
     shape = _check_arguments(count, seed, shape)
     params = SimParams() if params is None else params
@@ -81,6 +88,8 @@ def simulate_dataset(
         "seed": int(seed),
         "shape": list(shape),
         "randomize": bool(randomize),
+        "jitter": float(jitter),
+        "measured_psf": psf is not None,
         "variable": VARIABLE,
         "pairs": [],
     }
@@ -89,9 +98,12 @@ def simulate_dataset(
     for index in range(count):
         if cancel is not None:
             cancel.raise_if_cancelled("simulation")
-        this_params = pair_params(seed, index, params, randomize)
+        this_params = pair_params(seed, index, params, randomize, jitter)
         this_seed = pair_seed(seed, index)
-        raw, target = simulate_pair(shape, this_params, seed=this_seed)
+        if psf is None:
+            raw, target = simulate_pair(shape, this_params, seed=this_seed)
+        else:
+            raw, target = simulate_pair_with_psf(shape, this_params, psf, seed=this_seed)
         name = f"{index + 1:0{width}d}"
         spacing = this_params.optics.voxel_size_um
         raw_path = save_volume(

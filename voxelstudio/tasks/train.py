@@ -63,13 +63,15 @@ def train_denoiser(
     out: str | Path,
     val_pair: VolumePair | None = None,
     resume: bool = False,
+    init: str | Path | None = None,
     report: ReportFn = null_report,
     cancel: CancelToken | None = None,
     on_preview: Callable[[int, np.ndarray], None] | None = None,
 ) -> TrainResult:
     """Train ``config``'s denoiser; the best model goes to ``out`` (checkpoints beside it, see ml.training).
 
-    Without ``val_pair``, ``config.val_fraction`` of the pairs (at least one of two or more) validate.
+    Without ``val_pair``, ``config.val_fraction`` of the pairs (at least one of two or more) validate. ``init``: a
+    model file (same architecture) whose weights training starts from.
     """
     from voxelstudio.ml.training import fit_denoiser
 
@@ -89,6 +91,7 @@ def train_denoiser(
         config,
         out_path=out,
         resume=resume,
+        init=init,
         report=report,
         cancel=cancel,
         on_preview=on_preview,

@@ -23,20 +23,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from voxelstudio.core.progress import Progress
 from voxelstudio.gui.class_plots import AccuracyPlot, ConfusionPlot, ProbabilityBars
 from voxelstudio.gui.panels.common import ProgressRow, format_duration, format_number
+from voxelstudio.jobs.events import EpochResult, ProgressEvent, TrainingStep
 
-TRAINING_JOB = "classifier training"
-EVALUATION_JOB = "classifier evaluation"
-CLASSIFY_JOB = "classification"
-JOBS = (TRAINING_JOB, EVALUATION_JOB, CLASSIFY_JOB)
 _REASONS = {"epochs": "all epochs done", "time": "time budget reached", "early_stopping": "no more improvement",
             "cancelled": "stopped"}  # fmt: skip
 
 
 class ClassifyPanel(QWidget):
-    """Emits requests; the controller runs them. ``model_path`` None means the bundled classifier."""
+    """Emits requests; the controller runs them. Shows the document's classifier (``set_model``: None is the bundled
+    one) without keeping it."""
 
     train_requested = Signal()
     stop_requested = Signal()
@@ -45,12 +42,12 @@ class ClassifyPanel(QWidget):
     show_gradcam_requested = Signal()
     choose_folder_requested = Signal()
     choose_model_requested = Signal()
+    use_bundled_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         from voxelstudio.ml.classifier_config import CLASSIFIER_ARCHITECTURES
 
-        self.model_path: Path | None = None
         self.folder = QLineEdit(objectName="dataset_folder", placeholderText="one sub-folder of grids per class")
         browse = QPushButton("Choose…")
         browse.clicked.connect(self.choose_folder_requested)
@@ -64,7 +61,9 @@ class ClassifyPanel(QWidget):
         self.width.setToolTip("Channel multiplier (1 = the paper's network; 0.125–0.25 trains on a CPU)")
         self.grid = QSpinBox(objectName="classifier_grid", minimum=10, maximum=128, value=32, suffix="³")
         self.grid.setToolTip("Input grid size; grids of other sizes are resampled")
-        self.epochs = QSpinBox(objectName="classifier_epochs", minimum=1, maximum=10_000, value=30)
+        self.epochs = QSpinBox(objectName="classifier_epochs", minimum=0, maximum=10_000, value=0)
+        self.epochs.setSpecialValueText("until the budget ends")
+        self.epochs.setToolTip("Epochs; with a time budget too, whichever ends first")
         self.minutes = QDoubleSpinBox(objectName="classifier_minutes", minimum=0.0, maximum=10_000.0, decimals=1)
         self.minutes.setSpecialValueText("no limit")
         self.minutes.setSuffix(" min")
@@ -96,7 +95,7 @@ class ClassifyPanel(QWidget):
         choose.clicked.connect(self.choose_model_requested)
         bundled = QPushButton("Bundled")
         bundled.setToolTip("Use the bundled classifier of the ten procedural shapes")
-        bundled.clicked.connect(lambda: self.set_model(None))
+        bundled.clicked.connect(self.use_bundled_requested)
         model_row = QHBoxLayout()
         model_row.addWidget(self.model_label, 1)
         model_row.addWidget(choose)
@@ -147,7 +146,7 @@ class ClassifyPanel(QWidget):
 
         overrides = {"width": self.width.value(), "input_shape": (self.grid.value(),) * 3}
         return ClassifierTrainConfig.for_arch(
-            self.arch.currentText(), model_overrides=overrides, epochs=self.epochs.value(),
+            self.arch.currentText(), model_overrides=overrides, epochs=self.epochs.value() or None,
             minutes=self.minutes.value() or None,
         )  # fmt: skip
 
@@ -169,7 +168,6 @@ class ClassifyPanel(QWidget):
         return count or None
 
     def set_model(self, path: Path | str | None) -> None:
-        self.model_path = None if path is None else Path(path)
         self.model_label.setText("Model: bundled (10 shapes)" if path is None else f"Model: {Path(path).name}")
         self.model_label.setToolTip("" if path is None else str(path))
 
@@ -180,30 +178,32 @@ class ClassifyPanel(QWidget):
         self.gradcam_button.setEnabled(has_gradcam)
 
     # ---------------------------------------------------------------------------------------------- progress
-    def job_started(self, name: str) -> None:
-        if name == TRAINING_JOB:
-            self.accuracy_plot.clear(self._class_count())
-            self.results.setCurrentWidget(self.accuracy_plot)
-        self.progress.started({TRAINING_JOB: "Loading the data set…", EVALUATION_JOB: "Evaluating…"}.get(
-            name, "Classifying…"))  # fmt: skip
+    def job_started(self, text: str) -> None:
+        self.progress.started(text)
 
-    def job_progress(self, name: str, progress: Progress) -> None:
-        values = progress.values
-        if name != TRAINING_JOB or values.get("epoch") is None:
-            total = "" if progress.total is None else f" {progress.done:g}/{progress.total:g}"
-            self.progress.progressed(progress, f"{progress.message or 'working'}{total}")
-            return
-        epoch, accuracy = int(values["epoch"]), float(values.get("val_accuracy", math.nan))
-        text = f"epoch {epoch}/{values.get('epochs')} · step {values.get('step')}/{values.get('steps')}"
-        text += f" · loss {format_number(float(values.get('loss', math.nan)))}"
-        if math.isfinite(accuracy):
-            text += f" · validation {accuracy:.1%}"
-        text += f" · ETA {format_duration(float(values.get('eta_s', math.nan)))}"
-        self.progress.progressed(progress, text)
-        if progress.message == "validated":
-            self.accuracy_plot.add(epoch, accuracy)
+    def training_started(self, text: str) -> None:
+        self.accuracy_plot.clear(self._class_count())
+        self.results.setCurrentWidget(self.accuracy_plot)
+        self.progress.started(text)
 
-    def job_ended(self, name: str, outcome: str) -> None:
+    def job_progress(self, progress: ProgressEvent) -> None:
+        total = "" if progress.total is None else f" {progress.done:g}/{progress.total:g}"
+        self.progress.progressed(progress, f"{progress.message or 'working'}{total}")
+
+    def training_step(self, step: TrainingStep) -> None:
+        epochs = f"/{step.epochs}" if step.epochs else ""  # none when training until the time budget ends
+        text = f"epoch {step.epoch}{epochs} · step {step.step}/{step.steps} · loss {format_number(step.loss)}"
+        if math.isfinite(step.val_accuracy):
+            text += f" · validation {step.val_accuracy:.1%}"
+        text += f" · ETA {format_duration(step.eta_s)}"
+        self.progress.progressed(step, text)
+
+    def training_epoch(self, result: EpochResult) -> None:
+        self.training_step(result)
+        if result.validated:
+            self.accuracy_plot.add(result.epoch, result.val_accuracy)
+
+    def job_ended(self, outcome: str) -> None:
         self.progress.ended(outcome, self._result_text if outcome == "finished" else None)
         self._result_text = None
 
@@ -219,7 +219,6 @@ class ClassifyPanel(QWidget):
             text += "; no model saved."
         else:
             text += f"; model {result.model_path.name} in use."
-            self.set_model(result.model_path)
         self._result_text = text
 
     def show_classification(self, result: Any) -> None:

@@ -7,7 +7,7 @@ import math
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
-from voxelstudio.core.progress import Progress
+from voxelstudio.jobs.events import ProgressEvent
 
 
 def format_duration(seconds: float) -> str:
@@ -68,7 +68,7 @@ class ProgressRow(QWidget):
         self.label.setText(text)
         self.stop_button.setEnabled(True)
 
-    def progressed(self, progress: Progress, text: str | None = None) -> None:
+    def progressed(self, progress: ProgressEvent, text: str | None = None) -> None:
         show_fraction(self.bar, progress.fraction)
         self.label.setText(text if text is not None else progress.message)
 

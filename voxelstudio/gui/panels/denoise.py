@@ -18,8 +18,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from voxelstudio.core.progress import Progress
 from voxelstudio.gui.panels.common import ProgressRow
+from voxelstudio.jobs.events import ProgressEvent
 
 
 class DenoisePanel(QWidget):
@@ -85,10 +85,10 @@ class DenoisePanel(QWidget):
         self.denoise_button.setEnabled(idle and has_raw)
         self.deconvolve_button.setEnabled(idle and has_raw)
 
-    def job_started(self, name: str) -> None:
-        self.progress.started(f"{name.capitalize()}…")
+    def job_started(self, text: str) -> None:
+        self.progress.started(text)
 
-    def job_progress(self, progress: Progress) -> None:
+    def job_progress(self, progress: ProgressEvent) -> None:
         total = "" if progress.total is None else f" {progress.done:g}/{progress.total:g}"
         self.progress.progressed(progress, f"{progress.message or 'working'}{total}")
 

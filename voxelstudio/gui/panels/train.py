@@ -23,10 +23,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from voxelstudio.core.progress import Progress
 from voxelstudio.gui.panels.common import ProgressRow, format_duration, format_number
 from voxelstudio.gui.plots import LossPlot, QualityPlot
-from voxelstudio.gui.train_job import PREVIEW_MESSAGE, TrainingData
+from voxelstudio.jobs.events import EpochResult, PreviewQuality, ProgressEvent, TrainingStep
+from voxelstudio.jobs.train import TrainingData
 
 SETTINGS_KEY = "training/config"
 DATA_KEYS = ("training/source", "training/raw_folder", "training/target_folder", "training/validate_on_loaded")
@@ -261,27 +261,27 @@ class TrainPanel(QWidget):
         self.quality.clear()
         self.progress.started("Preparing training data…")
 
-    def training_progress(self, progress: Progress) -> None:
-        values = progress.values
-        if progress.message == PREVIEW_MESSAGE:
-            self.quality.add_ratio(values["epoch"], values.get("fwhm_ratio"), values.get("target_fwhm_ratio"))
-            return
-        epoch, epochs = values.get("epoch"), values.get("epochs")
-        step, steps = values.get("step"), values.get("steps")
-        loss, val_loss = float(values.get("loss", math.nan)), float(values.get("val_loss", math.nan))
-        if epoch is None:
-            self.progress.progressed(progress)
-            return
-        text = f"epoch {epoch}/{epochs} · step {step}/{steps} · loss {format_number(loss)}"
-        if math.isfinite(val_loss):
-            text += f" · {self._validation_label} {format_number(val_loss)}"
-        text += f" · ETA {format_duration(float(values.get('eta_s', math.nan)))}"
-        self.progress.progressed(progress, text)
-        position = (epoch - 1) + (step or 0) / max(steps or 1, 1)
-        finished_epoch = epoch if progress.message == "validated" else None
-        self.plot.add(position, loss, finished_epoch, val_loss)
+    def training_progress(self, event: ProgressEvent) -> None:
+        """News before the first batch (loading the training pairs)."""
+        self.progress.progressed(event)
+
+    def training_step(self, step: TrainingStep) -> None:
+        text = f"epoch {step.epoch}/{step.epochs} · step {step.step}/{step.steps} · loss {format_number(step.loss)}"
+        if math.isfinite(step.val_loss):
+            text += f" · {self._validation_label} {format_number(step.val_loss)}"
+        text += f" · ETA {format_duration(step.eta_s)}"
+        self.progress.progressed(step, text)
+        position = (step.epoch - 1) + step.step / max(step.steps, 1)
+        finished_epoch = step.epoch if isinstance(step, EpochResult) and step.validated else None
+        self.plot.add(position, step.loss, finished_epoch, step.val_loss)
         if finished_epoch is not None:
-            self.quality.add_psnr(finished_epoch, float(values.get("val_psnr", math.nan)))
+            self.quality.add_psnr(finished_epoch, step.val_psnr)
+
+    def training_epoch(self, result: EpochResult) -> None:
+        self.training_step(result)
+
+    def preview_quality(self, quality: PreviewQuality) -> None:
+        self.quality.add_ratio(quality.epoch, quality.fwhm_ratio, quality.target_fwhm_ratio)
 
     def training_ended(self, outcome: str) -> None:
         self.progress.ended(outcome, self._result_text if outcome == "finished" else None)

@@ -30,8 +30,11 @@ from typing import Any
 import numpy as np
 
 from voxelstudio.core.errors import Cancelled, VoxelStudioError
-from voxelstudio.core.progress import CancelToken, Progress, ReportFn
+from voxelstudio.core.progress import CancelToken, Progress
 from voxelstudio.core.volume import Volume
+from voxelstudio.jobs.events import JobCancelled, JobEvent, JobFailed, JobResult, Preview, as_event
+
+EventFn = Callable[[JobEvent], None]
 
 POLL_S = 0.05
 CHILD_NICENESS = 5
@@ -72,23 +75,24 @@ def run_isolated(
     function: Callable[..., Any],
     kwargs: Mapping[str, Any],
     *,
-    report: ReportFn,
+    report: EventFn,
     cancel: CancelToken | None = None,
-    on_preview: Callable[[int, np.ndarray], None] | None = None,
 ) -> Any:
     """Call ``function`` (a module-level function, sent by reference) with ``kwargs`` in a fresh process and
-    return its result. ``report``, ``cancel`` and ``on_preview`` are passed on only if the function takes them.
+    return its result. ``report`` and ``cancel`` are passed on only if the function takes them.
 
-    ``report`` receives the child's Progress, ``on_preview`` its previews; ``cancel`` is forwarded to the child's
-    own CancelToken. Raises what the task raised (Cancelled, MemoryError, or IsolatedTaskError with its message and
-    traceback), or IsolatedTaskError when the process died (for example killed for lack of memory).
+    ``report`` receives the child's news as :mod:`~voxelstudio.jobs.events` dataclasses (what the task reported,
+    turned into events in the child by :func:`~voxelstudio.jobs.events.as_event`, previews included); ``cancel`` is
+    forwarded to the child's own CancelToken. The child ends with a JobResult, JobFailed or JobCancelled event, which
+    this function returns or raises as Cancelled, MemoryError or IsolatedTaskError (message and child traceback);
+    IsolatedTaskError also when the process died (for example killed for lack of memory).
     """
     context = multiprocessing.get_context("spawn")
     messages = context.Queue()
     stop = context.RawValue("b", 0)  # a plain shared flag: an Event can hang its setter if the child died
     child = context.Process(
         target=_child_main,
-        args=(function, dict(kwargs), messages, stop, on_preview is not None),
+        args=(function, dict(kwargs), messages, stop),
         name=f"voxelstudio-{function.__name__}",
         daemon=True,
     )
@@ -102,22 +106,19 @@ def run_isolated(
             if cancelled_at is not None and time.monotonic() - cancelled_at > CANCEL_GRACE_S:
                 raise Cancelled(function.__name__)
             try:
-                kind, payload = messages.get(timeout=POLL_S)
+                event = messages.get(timeout=POLL_S)
             except queue.Empty:
                 if child.is_alive():
                     continue
                 try:  # the child may have exited just after its last message was sent
-                    kind, payload = messages.get(timeout=1.0)
+                    event = messages.get(timeout=1.0)
                 except queue.Empty:
                     raise _died(child.exitcode) from None
-            if kind == "progress":
-                report(payload)
-            elif kind == "preview" and on_preview is not None:
-                on_preview(*payload)
-            elif kind == "result":
-                return payload
-            elif kind == "error":
-                raise _rebuild_error(payload)
+            if isinstance(event, JobResult):
+                return event.value
+            if isinstance(event, (JobFailed, JobCancelled)):
+                raise _rebuild_error(event)
+            report(event)
     finally:
         stop.value = 1
         child.join(timeout=5.0)
@@ -133,47 +134,43 @@ def _died(exitcode: int | None) -> IsolatedTaskError:
     return IsolatedTaskError(f"the worker process stopped unexpectedly (exit code {exitcode}){hint}")
 
 
-def _rebuild_error(payload: dict[str, Any]) -> BaseException:
-    if payload["cancelled"]:
-        return Cancelled(payload["message"].removesuffix(" cancelled"))
-    if payload["memory"]:
-        return MemoryError(payload["message"])
-    return IsolatedTaskError(payload["message"], payload["traceback"])
+def _rebuild_error(event: JobFailed | JobCancelled) -> BaseException:
+    if isinstance(event, JobCancelled):
+        return Cancelled(event.message.removesuffix(" cancelled"))
+    if event.out_of_memory:
+        return MemoryError(event.message)
+    return IsolatedTaskError(event.message, event.details)
 
 
-def _child_main(function: Callable[..., Any], kwargs: dict[str, Any], messages, stop, want_preview: bool) -> None:
-    """Runs in the child: call the task, stream progress and previews, send the result or the error."""
+def failure_event(exc: BaseException) -> JobFailed | JobCancelled:
+    """The event that says how a job ended with ``exc`` (call it inside the ``except`` block: it keeps the
+    traceback)."""
+    if isinstance(exc, Cancelled):
+        return JobCancelled(str(exc))
+    return JobFailed(describe_exception(exc), traceback.format_exc(), out_of_memory=isinstance(exc, MemoryError))
+
+
+def _child_main(function: Callable[..., Any], kwargs: dict[str, Any], messages, stop) -> None:
+    """Runs in the child: call the task, send its news as events, end with the result or the failure event."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with contextlib.suppress(OSError):
         os.nice(CHILD_NICENESS)  # the window stays responsive while the job uses every core
-    from voxelstudio.ml.quiet_start import start_tensorflow_quietly
+    from voxelstudio.ml.quiet_start import start_backend_quietly
 
-    start_tensorflow_quietly()  # every isolated job uses TensorFlow; its start-up lines are not errors
+    start_backend_quietly()  # KERAS_BACKEND checked; TensorFlow's start-up lines are not errors
     token = CancelToken()
     threading.Thread(target=_watch_stop_flag, args=(stop, token), daemon=True).start()
     try:
         accepted = inspect.signature(function).parameters
         extra: dict[str, Any] = {}
         if "report" in accepted:
-            extra["report"] = lambda progress: messages.put(("progress", _plain_progress(progress)))
+            extra["report"] = lambda news: messages.put(_plain(_news(news)))
         if "cancel" in accepted:
             extra["cancel"] = token
-        if want_preview and "on_preview" in accepted:
-            extra["on_preview"] = lambda epoch, array: messages.put(("preview", (int(epoch), np.asarray(array))))
         result = function(**kwargs, **extra)
-        messages.put(("result", result))
+        messages.put(JobResult(result))
     except BaseException as exc:
-        messages.put(
-            (
-                "error",
-                {
-                    "message": describe_exception(exc) if not isinstance(exc, Cancelled) else str(exc),
-                    "traceback": traceback.format_exc(),
-                    "cancelled": isinstance(exc, Cancelled),
-                    "memory": isinstance(exc, MemoryError),
-                },
-            )
-        )
+        messages.put(failure_event(exc))
 
 
 def _watch_stop_flag(stop, token: CancelToken) -> None:
@@ -186,10 +183,19 @@ def _watch_stop_flag(stop, token: CancelToken) -> None:
     token.cancel()
 
 
-def _plain_progress(progress: Progress) -> Progress:
-    """A Progress whose values are plain Python numbers and strings (always picklable)."""
-    values = {key: (value.item() if isinstance(value, np.generic) else value) for key, value in progress.values.items()}
-    return Progress(progress.done, progress.total, progress.message, values)
+def _news(news: JobEvent | Progress) -> JobEvent:
+    """The event a task reported; a job ends by returning or raising, never by reporting its end."""
+    event = as_event(news)
+    if isinstance(event, (JobResult, JobFailed, JobCancelled)):
+        raise TypeError(f"a job ends by returning or raising, not by reporting {type(event).__name__}")
+    return event
+
+
+def _plain(event: JobEvent) -> JobEvent:
+    """``event`` with a preview's array as a plain float32 array (a memmap or a view would pickle its base)."""
+    if isinstance(event, Preview):
+        return Preview(event.epoch, np.ascontiguousarray(event.array, dtype=np.float32))
+    return event
 
 
 # --------------------------------------------------------------------------------------------- child-side helpers

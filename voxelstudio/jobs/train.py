@@ -1,12 +1,13 @@
 """The Train panel's job as it runs in the worker process: gather the training data, train, and measure each live
 preview's bead elongation there, so the window only draws numbers.
 
-Qt-free (like :mod:`voxelstudio.gui.isolation`, the child imports it): only numpy, tasks and metrics.
+Qt-free (the child process imports it): only numpy, tasks and metrics. Previews and their measured quality are
+reported as :class:`~voxelstudio.jobs.events.Preview` and :class:`~voxelstudio.jobs.events.PreviewQuality` events.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,7 @@ import numpy as np
 
 from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
 from voxelstudio.core.volume import Volume
-
-PREVIEW_MESSAGE = "preview measured"
-"""Progress message carrying a preview's ``fwhm_ratio`` and the reference ``target_fwhm_ratio``."""
+from voxelstudio.jobs.events import Preview, PreviewQuality
 
 
 @dataclass(frozen=True)
@@ -42,12 +41,11 @@ def train_from_data(
     out: Path,
     report: ReportFn = null_report,
     cancel: CancelToken | None = None,
-    on_preview: Callable[[int, np.ndarray], None] | None = None,
 ) -> Any:
     """Train a denoiser on ``data`` (``loaded`` is the window's raw/target pair, or None); returns a TrainResult.
 
-    Each preview is passed on to ``on_preview`` and then measured: a Progress with message :data:`PREVIEW_MESSAGE`
-    reports its median z/xy bead FWHM ratio beside the ratio of the volume it should become.
+    Each epoch's preview is reported as a Preview event, then measured: a PreviewQuality event gives its median z/xy
+    bead FWHM ratio beside the ratio of the volume it should become.
     """
     from voxelstudio.tasks.train import load_pairs, split_validation, train_denoiser
 
@@ -64,32 +62,30 @@ def train_from_data(
     else:  # the first validation pair, as train_denoiser splits them (the first training pair when none)
         train, val = split_validation(pairs, config.val_fraction, config.seed)
         previewed = (val or train)[0]
-    measure = _PreviewMeasure(previewed[1], report, on_preview or (lambda epoch, array: None))
+    measure = _PreviewMeasure(previewed[1], report)
     return train_denoiser(
-        pairs, config=config, out=out, val_pair=val_pair, report=measure.report, cancel=cancel,
-        on_preview=measure.preview,
-    )  # fmt: skip
+        pairs, config=config, out=out, val_pair=val_pair, report=report, cancel=cancel, on_preview=measure.preview
+    )
 
 
 class _PreviewMeasure:
-    """Passes progress on, remembering the last one, and reports each preview's z/xy FWHM ratio after it."""
+    """Reports each preview, then its z/xy FWHM ratio."""
 
-    def __init__(self, target: Volume, report: ReportFn, forward: Callable[[int, np.ndarray], None]) -> None:
+    def __init__(self, target: Volume, report: ReportFn) -> None:
         from voxelstudio.metrics import bead_fwhm
 
         self.spacing = target.spacing
-        self.target_ratio = bead_fwhm(target.data, self.spacing)["ratio"]
-        self._report, self.forward = report, forward
-        self._last = Progress(0, None)
-
-    def report(self, progress: Progress) -> None:
-        self._last = progress
-        self._report(progress)
+        self.target_ratio = _ratio(bead_fwhm(target.data, self.spacing))
+        self._report = report
 
     def preview(self, epoch: int, array: np.ndarray) -> None:
         from voxelstudio.metrics import bead_fwhm
 
-        self.forward(epoch, array)
-        ratio = bead_fwhm(array, self.spacing)["ratio"]
-        values = {**self._last.values, "epoch": int(epoch), "fwhm_ratio": ratio, "target_fwhm_ratio": self.target_ratio}
-        self._report(Progress(self._last.done, self._last.total, PREVIEW_MESSAGE, values))
+        self._report(Preview(int(epoch), np.asarray(array, dtype=np.float32)))
+        self._report(PreviewQuality(int(epoch), _ratio(bead_fwhm(array, self.spacing)), self.target_ratio))
+
+
+def _ratio(fwhm: dict) -> float:
+    """The median z/xy ratio of a bead_fwhm result, NaN when no bead could be measured."""
+    ratio = fwhm.get("ratio")
+    return math.nan if ratio is None else float(ratio)

@@ -1,0 +1,94 @@
+"""Calibration accuracy ("adapt" step 1): fit the simulator to simulated raw scans whose parameters are known.
+
+Each setting draws an objective (NA 0.9-1.45 oil), an emission wavelength (given to the calibration, as a user knows
+their dye), a z step, index mismatch at depth (sample index 1.33 or 1.45 at 2-10 µm, or matched), photons (log-uniform
+50-1000) and read noise (1-8 counts); one 128x128x40 scan is simulated and calibrated with the NA, aberration and
+camera free. Columns: beads used, NA error, photons and read-noise error, the fitted model's axial FWHM vs the true
+PSF's (both as simulated beads: PSF ⊗ blob), fit convergence and wall seconds per scan. Targets (issue 12): NA within
+0.05, photons within 25 %, read noise within 1 count, axial FWHM within 10 %, <= 60 s per scan.
+
+    python benchmarks/calibrate.py               # 10 settings
+    python benchmarks/calibrate.py --settings 3  # fewer (--quick: 2)
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+import numpy as np
+
+from voxelstudio.core.volume import Volume
+from voxelstudio.sim import SimParams, simulate_pair
+from voxelstudio.sim.params import OpticsParams
+from voxelstudio.tasks.calibrate import calibrate_volumes, model_fwhm_um
+
+SHAPE = (128, 128, 40)
+
+
+def draw_setting(rng: np.random.Generator) -> SimParams:
+    ns = float(rng.choice([1.33, 1.45, 1.515]))
+    optics = OpticsParams(
+        na=float(rng.uniform(0.9, 1.45)), wavelength_um=float(rng.uniform(0.45, 0.65)), ns=ns,
+        depth_um=float(rng.uniform(2.0, 10.0)), pixel_um=0.1, z_step_um=float(rng.choice([0.15, 0.2, 0.25])),
+    )  # fmt: skip
+    return SimParams(
+        optics=optics, bead_density=6e-5, photons=float(math.exp(rng.uniform(math.log(50), math.log(1000)))),
+        read_noise=float(rng.uniform(1.0, 8.0)), offset=100.0, background=float(rng.uniform(0.05, 0.4)),
+        haze=float(rng.uniform(0.0, 0.5)),
+    )  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--settings", type=int, default=10)
+    parser.add_argument("--quick", action="store_true", help="2 settings (a smoke run)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    if args.quick:
+        args.settings = 2
+    header = f"{'#':>2} {'NA':>5} {'ns':>5} {'depth':>5} {'phot':>6} {'read':>4} | {'beads':>5} {'dNA':>6} "
+    header += f"{'phot%':>6} {'dRead':>6} {'axial%':>7} {'conv':>4} {'s':>5}"
+    print(header)
+    rows = []
+    for index in range(args.settings):
+        rng = np.random.default_rng([args.seed, index])
+        truth = draw_setting(rng)
+        raw, _ = simulate_pair(SHAPE, truth, seed=index)
+        start = time.perf_counter()
+        try:
+            cal = calibrate_volumes([Volume(raw, truth.optics.voxel_size_um)], wavelength_um=truth.optics.wavelength_um)
+        except ValueError as exc:
+            print(f"{index:>2} failed: {exc}")
+            continue
+        seconds = time.perf_counter() - start
+        half = tuple((n - 1) // 2 for n in cal.beads.image.shape)
+        true_axial = model_fwhm_um(truth.optics, truth.bead_sigma_vox, half)["axial"]
+        fit_axial = cal.fwhm_um["model"]["axial"]
+        o, p = truth.optics, cal.params
+        row = (
+            p.optics.na - o.na, 100 * (p.photons / truth.photons - 1), p.read_noise - truth.read_noise,
+            100 * (fit_axial / true_axial - 1) if fit_axial and true_axial else math.nan, seconds,
+        )  # fmt: skip
+        rows.append(row)
+        print(
+            f"{index:>2} {o.na:5.2f} {o.ns:5.3f} {o.depth_um:5.1f} {truth.photons:6.0f} {truth.read_noise:4.1f} | "
+            f"{len(cal.beads.amplitudes):>5} {row[0]:+6.3f} {row[1]:+6.1f} {row[2]:+6.2f} {row[3]:+7.1f} "
+            f"{'yes' if cal.converged else 'no':>4} {seconds:5.1f}",
+            flush=True,
+        )
+    if rows:
+        table = np.array(rows)
+        within = (
+            np.abs(table[:, 0]) <= 0.05, np.abs(table[:, 1]) <= 25, np.abs(table[:, 2]) <= 1, np.abs(table[:, 3]) <= 10
+        )  # fmt: skip
+        print(
+            f"within target: NA {within[0].sum()}/{len(rows)}, photons {within[1].sum()}/{len(rows)}, read noise "
+            f"{within[2].sum()}/{len(rows)}, axial FWHM {within[3].sum()}/{len(rows)}; median |dNA| "
+            f"{np.median(np.abs(table[:, 0])):.3f}, median {np.median(table[:, 4]):.0f} s per scan"
+        )
+
+
+if __name__ == "__main__":
+    main()

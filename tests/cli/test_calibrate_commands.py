@@ -1,0 +1,148 @@
+"""``voxelstudio calibrate`` and ``simulate --params``: outputs, the report, and one-line errors that write nothing."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from voxelstudio import cli
+from voxelstudio.core.volume import Volume
+from voxelstudio.io import load_volume, save_volume
+from voxelstudio.sim import SimParams, simulate_pair
+from voxelstudio.sim.params import OpticsParams
+from voxelstudio.tasks import calibrate as calibrate_module
+
+TRUTH = SimParams(
+    optics=OpticsParams(na=1.1, ns=1.33, depth_um=4.0, pixel_um=0.1, z_step_um=0.2),
+    bead_density=8e-5, photons=300.0, read_noise=2.0, offset=100.0,
+)  # fmt: skip
+FAST = ["--na", "1.1", "--wavelength", "0.52", "--quiet"]  # NA given: only the aberration is fitted
+
+
+@pytest.fixture(scope="module")
+def scan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The simulated scan; its calibration is computed once for the module (later calls reuse the first's)."""
+    raw, _ = simulate_pair((112, 112, 32), TRUTH, seed=0)
+    path = save_volume(Volume(raw, TRUTH.optics.voxel_size_um), tmp_path_factory.mktemp("scan") / "beads.tif")
+    real = calibrate_module.calibrate_volumes
+    cache: dict[str, Any] = {}
+
+    def once(volumes: Any, **options: Any) -> Any:
+        if str(volumes[0].source) != str(path):
+            return real(volumes, **options)
+        if "cal" not in cache:
+            cache["cal"] = real(volumes, **options)
+        return cache["cal"]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(calibrate_module, "calibrate_volumes", once)
+        yield path
+
+
+def _fails(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert message in err[-1] and err[-1].startswith("voxelstudio: error:")
+
+
+def test_calibrate_writes_params_and_bead_then_simulate_uses_them(
+    scan: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "scope.json"
+    assert cli.main(["calibrate", str(scan), "--out", str(out), *FAST]) == 0
+    text = capsys.readouterr().out
+    assert "beads:" in text and "fit: converged" in text and "FWHM lateral/axial" in text
+    record = json.loads(out.read_text())
+    params = SimParams.from_dict(record["sim_params"])
+    assert params.optics.na == 1.1 and params.photons == pytest.approx(300.0, rel=0.25)
+    assert record["report"]["beads_used"] >= 5 and record["measured_psf"] is None
+    bead = load_volume(tmp_path / "scope.psf.tif")
+    assert bead.spacing == pytest.approx((0.1, 0.1, 0.2)) and bead.data.max() > 100
+
+    sim_dir = tmp_path / "sim"
+    argv = ["simulate", str(sim_dir), "--params", str(out), "--count", "2", "--shape", "24,24,8", "--jitter", "0.1"]
+    assert cli.main([*argv, "--quiet"]) == 0
+    pairs = json.loads((sim_dir / "params.json").read_text())["pairs"]
+    drawn = [SimParams.from_dict(p["params"]) for p in pairs]
+    assert drawn[0] != drawn[1]
+    for p in drawn:
+        assert p.photons == pytest.approx(params.photons, rel=0.11)
+        assert p.optics.z_step_um == params.optics.z_step_um
+
+
+def test_calibrate_json_report(scan: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["calibrate", str(scan), "--json", *FAST]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["fit"]["converged"] and "na" not in report["fitted"]  # given, so not fitted
+    assert {"ns", "depth_um", "photons", "read_noise", "gain"} <= set(report["fitted"])
+    assert report["sim_params"]["optics"]["na"] == 1.1
+
+
+def test_fit_that_does_not_converge_writes_nothing_unless_forced(
+    scan: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cached = calibrate_module.calibrate_volumes([load_volume(scan)], na=1.1, wavelength_um=0.52)
+    failed = dataclasses.replace(cached, optics_fit=dataclasses.replace(cached.optics_fit, converged=False))
+    monkeypatch.setattr(calibrate_module, "calibrate_volumes", lambda volumes, **options: failed)
+    out = tmp_path / "p.json"
+    _fails(["calibrate", str(scan), "--out", str(out), *FAST], "did not converge (residual", capsys)
+    assert list(tmp_path.iterdir()) == []
+    assert cli.main(["calibrate", str(scan), "--out", str(out), "--force", *FAST]) == 0
+    assert "NOT converged" in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.json", "p.psf.tif"]
+
+
+def test_calibrate_with_a_measured_psf_records_it_for_the_simulator(
+    scan: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    psf = np.zeros((9, 9, 9), dtype=np.float32)
+    psf[4, 4, 4] = 1.0
+    psf_path = save_volume(Volume(psf, (0.1, 0.1, 0.2)), tmp_path / "psf.tif")
+    out = tmp_path / "p.json"
+    assert cli.main(["calibrate", str(scan), "--out", str(out), "--psf", str(psf_path), *FAST]) == 0
+    assert json.loads(out.read_text())["measured_psf"] == str(psf_path.resolve())
+    assert cli.main(["simulate", str(tmp_path / "sim"), "--params", str(out), "--count", "1", "--quiet"]) == 0
+    assert json.loads((tmp_path / "sim" / "params.json").read_text())["measured_psf"] is True
+    wrong = save_volume(Volume(psf, (0.1, 0.1, 0.5)), tmp_path / "wrong.tif")
+    _fails(["calibrate", str(scan), "--psf", str(wrong), *FAST], "differs from the scans'", capsys)
+
+
+@pytest.mark.parametrize(
+    ("make", "options", "message"),
+    [
+        ("flat_2d", [], "(2-D); a volume must be 3-D"),
+        ("noise", [], "voxel size not in the file; give --voxel-size"),
+        ("noise", ["--voxel-size", "0.1,0.1,0.2"], "no beads found in the volume"),
+        ("saturated", [], "isolated beads are saturated"),
+        ("two_beads", [], "usable beads (isolated, unsaturated, away from the borders) of"),
+        ("noise", ["--voxel-size", "0.1,0.2,0.2"], "square pixels"),
+        ("noise", ["--na", "high", "--voxel-size", "0.1,0.1,0.2"], "--na: expected a number, got 'high'"),
+    ],
+)
+def test_bad_inputs_fail_in_one_line_and_write_nothing(
+    make: str, options: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rng = np.random.default_rng(0)
+    spacing = (0.1, 0.1, 0.2)
+    if make == "flat_2d":
+        path = tmp_path / "in.npy"
+        np.save(path, np.ones((20, 20), np.float32))
+    elif make == "noise":
+        path = tmp_path / "in.npy"
+        np.save(path, rng.normal(100.0, 2.0, (64, 64, 32)).astype(np.float32))
+    else:
+        density = 3e-6 if make == "two_beads" else 8e-5
+        params = TRUTH.replace(bead_density=density, photons=2000.0)
+        raw, _ = simulate_pair((112, 112, 32), params, seed=1 if make == "two_beads" else 0)
+        if make == "saturated":
+            raw = np.minimum(raw, np.percentile(raw, 99.9))
+        path = save_volume(Volume(raw, spacing), tmp_path / "in.tif")
+    before = sorted(tmp_path.iterdir())
+    _fails(["calibrate", str(path), "--out", str(tmp_path / "p.json"), "--quiet", *options], message, capsys)
+    assert sorted(tmp_path.iterdir()) == before

@@ -1,0 +1,48 @@
+"""The document owns the window's state: each volume with its provenance, the denoiser and the classifier."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from voxelstudio.core.volume import Volume
+from voxelstudio.gui.document import Document
+
+pytestmark = pytest.mark.gui
+
+
+def _volume(name: str) -> Volume:
+    return Volume(np.zeros((4, 4, 2), np.float32), name=name)
+
+
+def test_provenance_is_set_with_its_volume_and_goes_with_it(qapp):
+    document = Document()
+    document.set_volume("raw", _volume("raw"))
+    document.set_volume("prediction", _volume("pred"), {"method": "richardson-lucy", "iterations": 3})
+    document.set_volume("gradcam", _volume("cam"), {"method": "grad-cam"})
+    assert document.made_by("raw") is None  # loaded from a file
+    assert document.made_by("prediction") == {"method": "richardson-lucy", "iterations": 3}
+    document.set_volume("prediction", _volume("other"))  # replaced without saying how: no stale record
+    assert document.made_by("prediction") is None
+    document.set_volume("prediction", _volume("pred"), {"method": "test"})
+    document.set_volume("raw", _volume("new raw"))  # what was made from the old raw goes, records included
+    assert document.volume("prediction") is None and document.made_by("prediction") is None
+    assert document.made_by("gradcam") is None
+
+
+def test_the_classifier_in_use_lives_in_the_document(qapp, tmp_path):
+    document = Document()
+    seen = []
+    document.classifier_changed.connect(seen.append)
+    assert document.classifier_path is None  # the bundled one
+    document.set_classifier_path(str(tmp_path / "mine.keras"))
+    document.set_classifier_path(None)
+    assert seen == [tmp_path / "mine.keras", None] and document.classifier_path is None
+
+
+def test_the_classify_panel_shows_the_documents_classifier(sample_session, tmp_path):
+    document, panel = sample_session.document, sample_session.window.classify_panel
+    document.set_classifier_path(tmp_path / "mine.keras")
+    assert panel.model_label.text() == "Model: mine.keras" and not hasattr(panel, "model_path")
+    next(button for button in panel.findChildren(type(panel.train_button)) if button.text() == "Bundled").click()
+    assert document.classifier_path is None and "bundled" in panel.model_label.text()

@@ -1,0 +1,155 @@
+"""Each kind of job has one handler: fake jobs that report every event type, then end each way a job can end."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from tests.gui.conftest import wait_idle
+from voxelstudio.core.errors import Cancelled
+from voxelstudio.jobs.events import EpochResult, Preview, PreviewQuality, ProgressEvent, TrainingStep
+
+pytestmark = pytest.mark.gui
+
+
+def _every_event(shape, end):
+    """A fake job: one event of each kind a job reports (a preview of ``shape``), then ``end()``'s value."""
+
+    def job(report, cancel):
+        report(ProgressEvent(0, None, "loading the data"))
+        report(TrainingStep(1, 4, "training", epoch=1, epochs=2, step=1, steps=2, loss=0.5, eta_s=3.0))
+        report(EpochResult(2, 4, "validated", epoch=1, epochs=2, step=2, steps=2, loss=0.4, val_loss=0.3,
+                           val_accuracy=0.6, val_psnr=21.5, validated=True))  # fmt: skip
+        report(Preview(1, np.full(shape, 0.5, np.float32)))
+        report(PreviewQuality(1, 1.8, 1.0))
+        report(ProgressEvent(3, 4, "testing"))
+        return end()
+
+    return job
+
+
+def _raise(exc):
+    def end():
+        raise exc
+
+    return end
+
+
+def _run(qtbot, session, name, job, handler):
+    ended = []
+    session.controller.jobs.job_ended.connect(lambda _name, outcome: ended.append(outcome))
+    assert session.controller.jobs.start(name, job, handler) is not None
+    wait_idle(qtbot, session)
+    qtbot.waitUntil(lambda: bool(ended), timeout=10_000)
+    return ended[-1]
+
+
+TRAINED = SimpleNamespace(epochs_run=2, stopped_reason="epochs", best_val_loss=0.3, model_path=None)
+
+
+def test_training_handler_draws_every_event_and_applies_the_result(qtbot, sample_session):
+    controller, document, panel = sample_session.controller, sample_session.document, sample_session.window.train_panel
+    raw = document.volume("raw")
+    results = []
+    job = _every_event(raw.shape, lambda: TRAINED)
+    controller.training_started.emit(sample_session.window.train_panel.config())  # as controller.train does
+    outcome = _run(
+        qtbot, sample_session, "training", job, lambda: controller.training.prepare(raw, True, results.append)
+    )
+    assert outcome == "finished" and results == [TRAINED]
+    assert panel.plot.val[0] == [1] and panel.quality.psnr == ([1], [21.5])  # the epoch result, from its fields
+    assert panel.quality.ratio == ([1], [1.8]) and panel.quality.target_ratio == 1.0
+    assert document.volume("prediction").name == "preview, epoch 1"  # the preview reached the predicted panel
+    assert document.made_by("prediction") == {"method": "training preview", "epoch": 1}
+    assert "2 epoch(s), all epochs done" in panel.progress.label.text()
+    assert sample_session.dialogs.errors == []
+
+
+def test_a_failed_training_run_clears_its_draft_preview(qtbot, sample_session):
+    controller, document, viewports = (
+        sample_session.controller,
+        sample_session.document,
+        sample_session.window.viewports,
+    )
+    raw = document.volume("raw")
+    previews = []
+    document.volume_changed.connect(
+        lambda role: previews.append(viewports.is_draft("prediction")) if role == "prediction" else None
+    )
+    job = _every_event(raw.shape, _raise(ValueError("the GPU fell over")))
+    outcome = _run(qtbot, sample_session, "training", job, lambda: controller.training.prepare(raw, True, print))
+    assert outcome == "failed"
+    assert previews == [True, False]  # drawn as a draft while it ran, then taken out
+    assert document.volume("prediction") is None and document.made_by("prediction") is None
+    assert not viewports.is_draft("prediction") and not viewports.is_draft("residual")
+    assert [message for _, message, _ in sample_session.dialogs.errors] == ["the GPU fell over"]
+    assert "Failed" in sample_session.window.train_panel.progress.label.text()
+
+
+def test_a_failed_run_leaves_an_earlier_prediction_alone(qtbot, sample_session):
+    controller, document = sample_session.controller, sample_session.document
+    raw = document.volume("raw")
+    earlier = raw.replace(name="denoised earlier", source=None)
+    document.set_volume("prediction", earlier)
+    job = _every_event((2, 2, 2), _raise(ValueError("no")))  # a preview of another shape is not shown
+    assert (
+        _run(qtbot, sample_session, "training", job, lambda: controller.training.prepare(raw, True, print)) == "failed"
+    )
+    assert document.volume("prediction") is earlier
+
+
+@pytest.mark.parametrize("end", ["finished", "failed", "cancelled"])
+def test_denoising_handler(qtbot, sample_session, end):
+    controller, panel = sample_session.controller, sample_session.window.denoise_panel
+    results = []
+    ends = {
+        "finished": lambda: "denoised",
+        "failed": _raise(ValueError("bad model")),
+        "cancelled": _raise(Cancelled("denoising")),
+    }
+    job = _every_event((4, 4, 4), ends[end])
+    texts = []
+    controller.denoising.progressed.connect(lambda event: texts.append(panel.progress.label.text()))
+    outcome = _run(
+        qtbot, sample_session, "denoising", job, lambda: controller.denoising.arm(results.append, "Denoising…")
+    )
+    assert outcome == end and results == (["denoised"] if end == "finished" else [])
+    assert texts[0] == "loading the data" and texts[-1] == "testing 3/4"  # every progress event, steps included
+    assert len(texts) == 4 and sample_session.document.volume("prediction") is None  # previews are not its business
+    assert panel.progress.label.text() == {"finished": "Done.", "failed": "Failed (see the message).",
+                                           "cancelled": "Stopped."}[end]  # fmt: skip
+    assert len(sample_session.dialogs.errors) == (1 if end == "failed" else 0)
+
+
+def test_classifier_training_handler(qtbot, sample_session):
+    controller, panel = sample_session.controller, sample_session.window.classify_panel
+    result = SimpleNamespace(epochs_run=2, stopped_reason="epochs", best_val_accuracy=0.6, test_accuracy=None,
+                             model_path=None)  # fmt: skip
+    job = _every_event((4, 4, 4), lambda: result)
+    seen = []
+    outcome = _run(
+        qtbot, sample_session, "classifier training", job, lambda: controller.classifier_training.arm(seen.append)
+    )
+    assert outcome == "finished" and seen == [result]
+    assert panel.accuracy_plot.points == ([1], [0.6])  # one point per validated epoch, from its field
+    assert panel.results.currentWidget() is panel.accuracy_plot
+    assert "2 epoch(s), all epochs done; validation accuracy 60.0%" in panel.progress.label.text()
+
+
+def test_classifier_evaluation_and_classification_handlers(qtbot, sample_session):
+    controller, panel = sample_session.controller, sample_session.window.classify_panel
+    report = {"classes": ["a", "b"], "confusion": [[2, 0], [1, 1]], "accuracy": 0.75, "count": 4, "rotations": 1}
+    job = _every_event((4, 4, 4), lambda: report)
+    assert _run(qtbot, sample_session, "evaluation", job, lambda: controller.classifier_evaluation.arm()) == "finished"
+    assert (
+        panel.confusion.matrix.tolist() == [[2, 0], [1, 1]]
+        and "Evaluated: accuracy 75.0%" in panel.progress.label.text()
+    )
+    classified = SimpleNamespace(classes=["a", "b"], probabilities=[0.2, 0.8], predicted="b", rotations=1)
+    job = _every_event((4, 4, 4), lambda: classified)
+    assert _run(qtbot, sample_session, "classification", job, lambda: controller.classification.arm()) == "finished"
+    assert panel.results.currentWidget() is panel.bars and "<b>b</b>" in panel.result_label.text()
+    assert math.isclose(max(classified.probabilities), 0.8) and sample_session.dialogs.errors == []

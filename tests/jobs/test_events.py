@@ -1,0 +1,133 @@
+"""Typed job events: built once from a task's Progress, carried unchanged through the child process."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+
+from voxelstudio.core.errors import Cancelled
+from voxelstudio.core.progress import CancelToken, Progress
+from voxelstudio.jobs.events import (
+    EVENT_TYPES,
+    EpochResult,
+    JobCancelled,
+    JobEvent,
+    JobFailed,
+    JobResult,
+    Preview,
+    PreviewQuality,
+    ProgressEvent,
+    TrainingStep,
+    as_event,
+    dispatch,
+)
+from voxelstudio.jobs.runner import IsolatedTaskError, run_isolated
+
+NEWS = (
+    ProgressEvent(0, None, "loading"),
+    TrainingStep(1, 4, "training", epoch=1, epochs=2, step=1, steps=2, loss=0.5, eta_s=3.0),
+    EpochResult(2, 4, "validated", epoch=1, epochs=2, step=2, steps=2, loss=0.4, val_loss=0.3, val_psnr=21.5,
+                validated=True),
+    PreviewQuality(1, 1.8, 1.0),
+)  # fmt: skip
+
+
+def _fields(event: JobEvent) -> tuple:
+    """The event's type and field values, NaN written as a string (NaN is not equal to itself once unpickled)."""
+    values = dataclasses.astuple(event)
+    return (type(event), *("nan" if isinstance(v, float) and math.isnan(v) else v for v in values))
+
+
+def report_every_event(count: int, report) -> str:
+    """A job (run in the child) that reports each kind of news, a preview and a plain Progress, then returns."""
+    for event in NEWS:
+        report(event)
+    report(Preview(1, np.arange(count, dtype=np.float32).reshape(1, 1, count)))
+    report(Progress(3, 4, "validated", {"epoch": np.int64(2), "epochs": 2, "loss": np.float32(0.25),
+                                        "epoch_end": True, "validated": True}))  # fmt: skip
+    return "done"
+
+
+def fail(kind: str, report) -> None:
+    report(ProgressEvent(1, 2, "about to fail"))
+    if kind == "cancel":
+        raise Cancelled("training")
+    if kind == "memory":
+        raise MemoryError
+    raise ValueError("the data set folder is empty")
+
+
+def report_an_end(report) -> None:
+    report(JobResult("too early"))
+
+
+def test_events_round_trip_through_the_child_process():
+    received: list[JobEvent] = []
+    assert run_isolated(report_every_event, {"count": 5}, report=received.append) == "done"
+    assert [_fields(e) for e in received[: len(NEWS)]] == [_fields(e) for e in NEWS]  # same types, same fields
+    preview, epoch = received[len(NEWS) :]
+    assert isinstance(preview, Preview) and preview.epoch == 1
+    np.testing.assert_array_equal(preview.array.ravel(), np.arange(5))
+    # a plain Progress from a task below jobs/ became an event in the child, with plain Python numbers
+    assert isinstance(epoch, EpochResult) and epoch.validated and epoch.epoch == 2 and epoch.loss == 0.25
+    assert type(epoch.epoch) is int and math.isnan(epoch.val_loss)
+
+
+@pytest.mark.parametrize(
+    ("kind", "error", "text"),
+    [("value", IsolatedTaskError, "the data set folder is empty"), ("memory", MemoryError, "out of memory"),
+     ("cancel", Cancelled, "training")],
+)  # fmt: skip
+def test_a_failure_or_cancellation_ends_the_job_with_its_event(kind, error, text):
+    received: list[JobEvent] = []
+    with pytest.raises(error, match=text) as raised:
+        run_isolated(fail, {"kind": kind}, report=received.append, cancel=CancelToken())
+    assert received == [ProgressEvent(1, 2, "about to fail")]
+    if kind == "value":
+        assert "ValueError" in raised.value.remote_traceback  # the child's traceback came along
+
+
+def test_a_job_cannot_report_its_own_end():
+    with pytest.raises(IsolatedTaskError, match="not by reporting JobResult"):
+        run_isolated(report_an_end, {}, report=lambda event: None)
+
+
+def test_progress_becomes_the_event_it_stands_for():
+    assert as_event(Progress(1, 2, "tiles", {"tile": 1})) == ProgressEvent(1.0, 2.0, "tiles")
+    values = {"epoch": 1, "epochs": 3, "step": 2, "steps": 5, "loss": 0.5, "val_loss": math.nan, "eta_s": 7.0}
+    step = as_event(Progress(2, 15, "training", values))
+    assert type(step) is TrainingStep and (step.epoch, step.step, step.loss, step.eta_s) == (1, 2, 0.5, 7.0)
+    assert type(as_event(Progress(5, 15, "validated", values))) is TrainingStep  # the text means nothing
+    ended = as_event(Progress(5, 15, "epoch done", {**values, "epoch_end": True, "validated": False}))
+    assert type(ended) is EpochResult and not ended.validated
+    finished = {**values, "val_loss": 0.4, "val_accuracy": 0.75, "epoch_end": True, "validated": True}
+    validated = as_event(Progress(5, 15, "", finished))
+    assert validated.validated and validated.val_loss == 0.4 and validated.val_accuracy == 0.75
+    assert as_event(validated) is validated  # events pass unchanged
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, JobEvent]] = []
+
+    def on_progress(self, event):
+        self.calls.append(("progress", event))
+
+    def on_epoch(self, event):
+        self.calls.append(("epoch", event))
+
+    def on_failed(self, event):
+        self.calls.append(("failed", event))
+
+
+def test_dispatch_calls_the_method_of_the_event_type_or_of_its_nearest_base():
+    recorder = _Recorder()
+    step, epoch = NEWS[1], NEWS[2]
+    for event in (NEWS[0], step, epoch, JobFailed("x"), JobCancelled("y"), PreviewQuality(1)):
+        dispatch(recorder, event)
+    # no on_step: a step is a kind of progress; no on_cancelled or on_preview_quality: ignored
+    assert recorder.calls == [("progress", NEWS[0]), ("progress", step), ("epoch", epoch), ("failed", JobFailed("x"))]
+    assert len({cls.handler for cls in EVENT_TYPES}) == len(EVENT_TYPES)  # one handler method per event type

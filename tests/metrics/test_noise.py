@@ -1,0 +1,47 @@
+"""The camera estimate recovers gain, offset and read noise from synthetic Poisson-Gaussian backgrounds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from voxelstudio.metrics.noise import bead_mask, estimate_camera, fit_camera
+
+
+def _camera_scan(gain: float, offset: float, read: float, electrons: float, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    shape = (64, 64, 32)
+    ramp = np.linspace(0.5, 1.5, shape[0])[:, None, None] * np.ones(shape)  # a range of means along y
+    return gain * rng.poisson(electrons * ramp) + offset + read * rng.standard_normal(shape)
+
+
+@pytest.mark.parametrize(("gain", "offset", "read", "electrons"), [(1.0, 100.0, 2.0, 20.0), (2.5, 300.0, 5.0, 30.0)])
+def test_estimate_camera_recovers_gain_offset_and_read_noise(
+    gain: float, offset: float, read: float, electrons: float
+) -> None:
+    scan = _camera_scan(gain, offset, read, electrons)
+    estimate = estimate_camera(scan, np.zeros(scan.shape, dtype=bool))
+    assert estimate.gain == pytest.approx(gain, rel=0.05)
+    assert estimate.offset == pytest.approx(offset, abs=3 * estimate.offset_sd + 1)
+    assert estimate.read_noise == pytest.approx(read, abs=1.0)
+    assert 500 <= estimate.n_blocks <= 512  # a few blocks may be clipped as outliers
+    assert 0 < estimate.gain_sd < 0.1 * gain
+
+
+def test_a_gain_twice_as_large_is_measured_twice_as_large() -> None:
+    low = estimate_camera(_camera_scan(1.0, 100.0, 2.0, 20.0), np.zeros((64, 64, 32), dtype=bool))
+    high = estimate_camera(_camera_scan(2.0, 100.0, 2.0, 20.0), np.zeros((64, 64, 32), dtype=bool))
+    assert high.gain / low.gain == pytest.approx(2.0, rel=0.06)
+
+
+def test_bead_mask_covers_beads_and_spares_the_background() -> None:
+    scan = _camera_scan(1.0, 100.0, 2.0, 20.0)
+    scan[30:33, 30:33, 14:19] += 400.0
+    mask = bead_mask(scan)
+    assert mask[31, 31, 16] and mask[31, 31, 21]  # the bead and its axial rim
+    assert mask.mean() < 0.05
+
+
+def test_too_few_background_blocks_is_an_error() -> None:
+    with pytest.raises(ValueError, match="only 3 background blocks"):
+        fit_camera(np.ones(3), np.ones(3), np.ones(3), 256)

@@ -1,0 +1,98 @@
+"""The optics fit recovers the NA and the bead's shift from a simulated bead image; jitter and measured PSFs."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from voxelstudio.sim import SimParams, make_psf, simulate_pair
+from voxelstudio.sim.calibrate import bead_model, fit_optics
+from voxelstudio.sim.jitter import FIXED_OPTICS, jitter_params
+from voxelstudio.sim.measured_psf import prepare_psf, simulate_pair_with_psf
+from voxelstudio.sim.pair import psf_shape_for
+from voxelstudio.sim.params import OpticsParams
+
+SHAPE = (13, 13, 13)
+
+
+def test_fit_recovers_na_sigma_and_shift_of_a_noisy_bead() -> None:
+    truth = OpticsParams(na=1.1, pixel_um=0.1, z_step_um=0.2)
+    clean = 500.0 * bead_model(truth, 1.2, SHAPE, (0.3, -0.2, 0.6))
+    clean = clean / clean.max() * 500.0 + 20.0
+    bead = clean + np.random.default_rng(0).normal(0.0, 3.0, SHAPE)
+    start = dataclasses.replace(truth, na=1.3)
+    fit = fit_optics(bead, start, ("na",))
+    assert fit.optics.na == pytest.approx(1.1, abs=0.02)
+    assert fit.bead_sigma_vox == pytest.approx(1.2, abs=0.1)
+    assert 0 < fit.errors["na"] < 0.02
+    assert fit.converged and fit.noise_ratio < 1.5
+    np.testing.assert_allclose(fit.model, clean, atol=5.0)
+
+
+def test_a_wrong_model_is_not_converged() -> None:
+    # a cube is no microscope bead: the residual stays far above the noise
+    bead = np.zeros(SHAPE)
+    bead[4:9, 4:9, 4:9] = 100.0
+    bead += np.random.default_rng(0).normal(0.0, 1.0, SHAPE)
+    fit = fit_optics(bead, OpticsParams(pixel_um=0.1, z_step_um=0.2), ("na",))
+    assert not fit.converged and fit.noise_ratio > 3
+
+
+def test_fit_rejects_fields_it_cannot_fit() -> None:
+    with pytest.raises(ValueError, match="cannot fit optics field"):
+        fit_optics(np.ones(SHAPE), OpticsParams(), ("ni",))
+
+
+def test_jitter_stays_near_and_in_range_and_keeps_the_instrument() -> None:
+    params = SimParams(optics=OpticsParams(na=1.45, ns=1.4, depth_um=6.0), photons=300.0)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        drawn = jitter_params(params, rng, 0.1)
+        assert drawn.optics.na < drawn.optics.ni
+        assert 0.9 * 300 <= drawn.photons <= 1.1 * 300
+        assert 0.9 * 6.0 <= drawn.optics.depth_um <= 1.1 * 6.0
+        for name in FIXED_OPTICS:
+            assert getattr(drawn.optics, name) == getattr(params.optics, name)
+    assert jitter_params(params, rng, 0.0) is params
+    with pytest.raises(ValueError, match="jitter must be in"):
+        jitter_params(params, rng, 1.5)
+
+
+def test_measured_psf_simulation_matches_the_simulator_with_its_own_psf() -> None:
+    params = SimParams(bead_density=3e-4, out_of_stack=0.0)
+    shape = (32, 32, 12)
+    raw, target = simulate_pair(shape, params, seed=4)
+    raw2, target2 = simulate_pair_with_psf(shape, params, make_psf(params.optics, psf_shape_for(shape)), seed=4)
+    np.testing.assert_array_equal(target, target2)
+    np.testing.assert_allclose(raw, raw2, atol=1e-3)
+
+
+def test_a_different_measured_psf_changes_the_raw_volume() -> None:
+    params = SimParams(
+        bead_density=3e-4, read_noise=0.0, background=0.0, haze=0.0, offset=0.0, photons=5000.0, out_of_stack=0.0
+    )
+    shape = (32, 32, 12)
+    point = np.zeros((5, 5, 5), dtype=np.float32)
+    point[2, 2, 2] = 1.0  # no blur at all: beads keep the target's isotropic shape
+    sharp, target = simulate_pair_with_psf(shape, params, point, seed=4)
+    blurred, _ = simulate_pair(shape, params, seed=4)
+    y, x, z = np.unravel_index(int(np.argmax(target[:, :, 2:-2])), (32, 32, 8))
+    z += 2
+
+    def tail(raw: np.ndarray) -> float:
+        return float(raw[y, x, z + 2] + raw[y, x, z - 2]) / float(raw[y, x, z])
+
+    assert tail(sharp) < 0.5 * tail(blurred)  # the Gibson-Lanni PSF elongates beads along z
+
+
+def test_prepare_psf_centres_and_rejects_bad_stacks() -> None:
+    psf = np.zeros((9, 9, 9))
+    psf[2, 3, 4] = 2.0
+    kernel = prepare_psf(psf)
+    assert kernel.shape == (5, 7, 9) and kernel[2, 3, 4] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="3-D"):
+        prepare_psf(np.ones((4, 4)))
+    with pytest.raises(ValueError, match="no light"):
+        prepare_psf(np.zeros((3, 3, 3)))

@@ -1,0 +1,55 @@
+"""``adapt``: calibrate on a raw scan, simulate matched pairs, fine-tune; the result beats its input (no targets)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from voxelstudio.core.volume import Volume
+from voxelstudio.io import save_volume
+from voxelstudio.metrics import psnr
+from voxelstudio.sim import SimParams, simulate_pair
+from voxelstudio.sim.params import OpticsParams
+from voxelstudio.tasks.adapt import adapt_files
+from voxelstudio.tasks.denoise import denoise_volume
+
+TRUTH = SimParams(
+    optics=OpticsParams(na=1.1, ns=1.33, depth_um=4.0, pixel_um=0.1, z_step_um=0.2),
+    bead_density=8e-5, photons=300.0, read_noise=2.0, offset=100.0,
+)  # fmt: skip
+
+
+def test_adapt_end_to_end_beats_its_input_and_stores_the_calibration(tmp_path: Path) -> None:
+    raw, target = simulate_pair((112, 112, 32), TRUTH, seed=5)
+    scan = save_volume(Volume(raw, TRUTH.optics.voxel_size_um), tmp_path / "scan.tif")
+    out = tmp_path / "adapted.keras"
+    result = adapt_files(
+        [scan],
+        out,
+        minutes=0.15,
+        pairs=2,
+        na=1.1,
+        wavelength_um=0.52,  # NA given: a quick calibration
+    )
+    assert result.training.model_path == out and out.exists()
+    assert result.calibration.params.photons == pytest.approx(300.0, rel=0.25)
+
+    from voxelstudio.ml.persistence import load_model
+
+    adaptation = load_model(out).metadata["extra"]["adaptation"]
+    assert SimParams.from_dict(adaptation["sim_params"]) == result.calibration.params
+    bead = np.array(adaptation["measured_bead"]["data"]).reshape(adaptation["measured_bead"]["shape"])
+    assert bead.max() == pytest.approx(1.0) and adaptation["report"]["beads_used"] >= 5
+
+    prediction = denoise_volume(Volume(raw, TRUTH.optics.voxel_size_um), model_path=out).prediction.data
+    assert psnr(prediction, target) > psnr(raw, target) + 3.0  # PSNR after an affine fit onto the target
+
+
+def test_adapt_rejects_bad_arguments_before_any_work(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"must end in \.keras"):
+        adapt_files([tmp_path / "x.tif"], tmp_path / "m.h5")
+    with pytest.raises(ValueError, match="no such model file"):
+        adapt_files([tmp_path / "x.tif"], tmp_path / "m.keras", init=tmp_path / "none.keras")
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,60 @@
+"""Calibration recovers the known parameters of a simulated scan (the issue's tolerances)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from voxelstudio.core.volume import Volume
+from voxelstudio.sim import SimParams, simulate_pair
+from voxelstudio.sim.params import OpticsParams
+from voxelstudio.tasks.calibrate import Calibration, calibrate_volumes, model_fwhm_um, resolve_spacing
+
+TRUTH = SimParams(
+    optics=OpticsParams(na=1.1, ns=1.33, depth_um=4.0, pixel_um=0.1, z_step_um=0.2),
+    bead_density=8e-5, photons=300.0, read_noise=2.0, offset=100.0, haze=0.2, background=0.2,
+    out_of_stack=0.0,  # defocused light of beads outside the stack hides 2 counts of read noise (see the report)
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def calibration() -> Calibration:
+    raw, _ = simulate_pair((112, 112, 32), TRUTH, seed=0)
+    return calibrate_volumes([Volume(raw, TRUTH.optics.voxel_size_um)], wavelength_um=0.52)
+
+
+def test_calibration_recovers_optics_and_camera(calibration: Calibration) -> None:
+    params = calibration.params
+    assert calibration.converged
+    assert len(calibration.beads.amplitudes) >= 5
+    assert params.optics.na == pytest.approx(TRUTH.optics.na, abs=0.05)
+    assert params.photons == pytest.approx(TRUTH.photons, rel=0.25)
+    assert params.read_noise == pytest.approx(TRUTH.read_noise, abs=1.0)
+    assert params.offset == pytest.approx(TRUTH.offset, abs=5.0)
+    assert calibration.fitted["gain"][0] == pytest.approx(1.0, rel=0.1)
+    assert params.haze == pytest.approx(TRUTH.haze, abs=0.1)
+    assert params.background == pytest.approx(TRUTH.background, abs=0.1)
+
+
+def test_fitted_model_has_the_true_axial_width(calibration: Calibration) -> None:
+    half = tuple((n - 1) // 2 for n in calibration.beads.image.shape)
+    true = model_fwhm_um(TRUTH.optics, TRUTH.bead_sigma_vox, half)
+    assert calibration.fwhm_um["model"]["axial"] == pytest.approx(true["axial"], rel=0.1)
+    assert calibration.fwhm_um["model"]["lateral"] == pytest.approx(true["lateral"], rel=0.1)
+    assert calibration.fwhm_um["measured"]["axial"] == pytest.approx(true["axial"], rel=0.1)
+    for name in ("na", "ns", "depth_um", "photons", "read_noise"):
+        value, error = calibration.fitted[name]
+        assert np.isfinite(value) and error > 0
+
+
+def test_resolve_spacing_prefers_the_option_and_needs_one() -> None:
+    known = Volume(np.zeros((4, 4, 4), np.float32), (0.1, 0.1, 0.3))
+    unknown = Volume(np.zeros((4, 4, 4), np.float32), name="scan")
+    assert resolve_spacing([known], None) == (0.1, 0.1, 0.3)
+    assert resolve_spacing([unknown], (0.2, 0.2)) == (0.2, 0.2, None)
+    with pytest.raises(ValueError, match="voxel size not in the file; give --voxel-size"):
+        resolve_spacing([unknown], None)
+    with pytest.raises(ValueError, match="different voxel sizes"):
+        resolve_spacing([known, known.replace(spacing=(0.1, 0.1, 0.2))], None)
+    with pytest.raises(ValueError, match="square pixels"):
+        resolve_spacing([known], (0.1, 0.2, 0.3))

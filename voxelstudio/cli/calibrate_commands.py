@@ -1,0 +1,159 @@
+"""``voxelstudio calibrate`` and ``voxelstudio adapt``: fit the simulator to raw bead scans; fine-tune a denoiser."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from voxelstudio.cli.progress import tqdm_report
+from voxelstudio.core.errors import Cancelled
+
+EXIT_INTERRUPTED = 130
+
+
+def _add_calibration_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("raw", nargs="+", metavar="RAW", help="raw bead scans of one microscope (beads are pooled)")
+    parser.add_argument(
+        "--voxel-size", metavar="Y,X,Z", help="voxel size in µm [default: from the file]; Y,X alone fits the z step"
+    )
+    parser.add_argument("--wavelength", metavar="UM", help="emission wavelength in µm [default: fitted]")
+    parser.add_argument("--na", metavar="NA", help="numerical aperture [default: fitted]")
+    parser.add_argument("--ni", metavar="N", help="immersion index the objective is designed for [default 1.515]")
+    parser.add_argument("--psf", metavar="FILE", help="a measured PSF stack to simulate with instead of Gibson-Lanni")
+    parser.add_argument("--force", action="store_true", help="write the result even when the fit did not converge")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def register(subparsers: Any) -> None:
+    calibrate = subparsers.add_parser(
+        "calibrate",
+        help="fit the simulator to the beads and background of raw scans",
+        description="Measure the microscope from raw bead scans: camera gain, offset and read noise from the "
+        "background, a measured bead averaged from isolated unsaturated beads, the optics (NA, index mismatch and "
+        "depth, wavelength and z step unless given) fitted to it, background and haze. Writes PARAMS.json "
+        "(simulator parameters and report) and PARAMS.psf.tif (the measured bead).",
+    )
+    _add_calibration_options(calibrate)
+    calibrate.add_argument("--out", metavar="PARAMS.json", help="where to write the parameters [default: none]")
+    calibrate.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    calibrate.add_argument("--json", action="store_true", help="print the report as JSON")
+    calibrate.set_defaults(func=run_calibrate)
+
+    adapt = subparsers.add_parser(
+        "adapt",
+        help="fine-tune a denoiser to a microscope from its raw bead scans (no targets)",
+        description="Calibrate the simulator on RAW (as `calibrate`), simulate training pairs with the fitted "
+        "optics and noise, and fine-tune the bundled denoiser (or --init) on them. The fitted parameters and the "
+        "measured bead are stored in the model. Ctrl-C stops after the current batch and keeps the best model.",
+    )
+    _add_calibration_options(adapt)
+    adapt.add_argument("--out", required=True, metavar="MODEL.keras", help="where to write the model")
+    adapt.add_argument("--minutes", default="5", metavar="M", help="training budget in minutes [default 5]")
+    adapt.add_argument("--init", metavar="MODEL", help="model to start from [default: the bundled denoiser]")
+    adapt.add_argument("--pairs", default="8", metavar="N", help="simulated training pairs [default 8]")
+    adapt.add_argument("--jitter", default="0.1", metavar="J", help="relative spread of their parameters [0.1]")
+    adapt.add_argument("--seed", default="0", metavar="S", help="random seed [default 0]")
+    adapt.set_defaults(func=run_adapt)
+
+
+def _number(option: str, text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"--{option}: expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"--{option}: expected a finite number, got {text!r}")
+    return value
+
+
+def calibration_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments of ``calibrate_volumes`` from the command line."""
+    options: dict[str, Any] = {"wavelength_um": _number("wavelength", args.wavelength), "na": _number("na", args.na)}
+    if args.ni is not None:
+        options["ni"] = _number("ni", args.ni)
+    if args.voxel_size is not None:
+        parts = [p for p in args.voxel_size.replace("x", ",").split(",") if p.strip()]
+        if len(parts) not in (2, 3):
+            raise ValueError(f"--voxel-size: expected Y,X,Z (or Y,X) in µm, got {args.voxel_size!r}")
+        options["voxel_size"] = tuple(_number("voxel-size", p.strip()) for p in parts)
+    return options
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """A short human-readable calibration report."""
+    lines = [f"beads: {report['beads_used']} used of {report['beads_found']} found"]
+    if report["beads_saturated"]:
+        lines[-1] += f" ({report['beads_saturated']} saturated)"
+    for name, entry in report["fitted"].items():
+        lines.append(f"  {name:<16} {entry['value']:.4g} ± {entry['sd']:.2g}")
+    for name, value in report["ambient"].items():
+        lines.append(f"  {name:<16} {value:.4g}")
+    fit = report["fit"]
+    state = "converged" if fit["converged"] else "NOT converged"
+    lines.append(f"fit: {state}, residual {fit['relative_residual']:.3g}, {fit['noise_ratio']:.3g}x noise variance")
+    measured, model = report["fwhm_um"]["measured"], report["fwhm_um"]["model"]
+
+    def um(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    lines.append(f"FWHM lateral/axial µm: measured {um(measured['lateral'])}/{um(measured['axial'])}, "
+                 f"model {um(model['lateral'])}/{um(model['axial'])}")  # fmt: skip
+    if report["assumed"]:
+        lines.append("assumed: " + ", ".join(report["assumed"]))
+    if report["clipped"]:
+        lines.append("clipped to the simulator's range: " + ", ".join(report["clipped"]))
+    return "\n".join(lines)
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    from voxelstudio.tasks.calibration_file import calibrate_files, calibration_report
+
+    options = calibration_options(args)
+    with tqdm_report("calibrate", quiet=args.quiet or args.json) as report:
+        cal, written = calibrate_files(
+            args.raw, args.out, psf=args.psf, force=args.force, overwrite=args.overwrite, report=report, **options
+        )
+    summary = calibration_report(cal, args.raw)
+    if args.json:
+        print(json.dumps({**summary, "sim_params": cal.params.to_dict()}, indent=2))
+    else:
+        print(format_report(summary))
+    if written:
+        print(f"wrote {written[0]} and {written[1]}")
+    return 0
+
+
+def run_adapt(args: argparse.Namespace) -> int:
+    from voxelstudio.cli.denoise_commands import cancel_on_interrupt
+    from voxelstudio.tasks.adapt import adapt_files
+    from voxelstudio.tasks.calibration_file import calibration_report
+
+    options = calibration_options(args)
+    minutes, pairs = _number("minutes", args.minutes), _number("pairs", args.pairs)
+    jitter, seed = _number("jitter", args.jitter), _number("seed", args.seed)
+    if pairs is None or pairs < 1 or pairs != int(pairs):
+        raise ValueError(f"--pairs: expected a positive integer, got {args.pairs!r}")
+    if jitter is None or not 0 <= jitter < 1:
+        raise ValueError(f"--jitter: must be in [0, 1), got {args.jitter!r}")
+    if Path(args.out).exists():
+        raise ValueError(f"{args.out}: already exists; choose another --out")
+    try:
+        with cancel_on_interrupt() as cancel, tqdm_report("adapt", quiet=args.quiet) as report:
+            result = adapt_files(
+                args.raw, args.out, init=args.init, minutes=minutes, pairs=int(pairs), jitter=jitter, psf=args.psf,
+                force=args.force, seed=int(seed or 0), report=report, cancel=cancel, **options,
+            )  # fmt: skip
+    except Cancelled as exc:
+        print(f"voxelstudio: {exc}; nothing written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(format_report(calibration_report(result.calibration, args.raw)))
+    training = result.training
+    best = f"best loss {training.best_val_loss:.4g}" if training.model_path else "no model saved"
+    print(f"{training.model_path or args.out}: {best}; {training.epochs_run} epochs; {training.stopped_reason}")
+    return EXIT_INTERRUPTED if training.stopped_reason == "cancelled" else 0

@@ -1,0 +1,135 @@
+"""One handler object per kind of job: it receives that job's typed events on the GUI thread and passes them on.
+
+The :class:`~voxelstudio.gui.workers.JobRunner` calls ``on_started``, then, for every
+:mod:`~voxelstudio.jobs.events` event, the method the event's type names (``on_progress``, ``on_epoch``,
+``on_preview``, ``on_result``, ``on_failed``, ``on_cancelled``...), and ``on_ended`` last, however the job ended.
+A handler applies results to the document through the callback it was armed with and re-emits news as Qt signals
+that panels connect to once (as napari's named events): nothing routes on a job's name or parses message text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from voxelstudio.gui.document import Document
+from voxelstudio.jobs.events import (
+    EpochResult,
+    JobCancelled,
+    JobFailed,
+    JobResult,
+    Preview,
+    PreviewQuality,
+    ProgressEvent,
+    TrainingStep,
+)
+
+ResultFn = Callable[[Any], object]
+
+
+class JobHandler(QObject):
+    """Receives one kind of job's events. ``arm`` sets what the next run shows when it starts and what it does with
+    its result; ``started``, ``progressed``, ``finished`` and ``ended`` tell the panels."""
+
+    started = Signal(str)  # what to show while it runs
+    progressed = Signal(object)  # ProgressEvent (TrainingStep and EpochResult too, unless a subclass takes them)
+    finished = Signal(object)  # the job's result, after it was applied
+    ended = Signal(str)  # "finished" | "failed" | "cancelled"
+
+    def __init__(self, start_text: str = "Working…", parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.start_text = start_text
+        self._on_result: ResultFn | None = None
+
+    def arm(self, on_result: ResultFn | None = None, start_text: str | None = None) -> JobHandler:
+        """Prepare for the next run; returns self (to hand to JobRunner.start)."""
+        self._on_result = on_result
+        if start_text is not None:
+            self.start_text = start_text
+        return self
+
+    def on_started(self) -> None:
+        self.started.emit(self.start_text)
+
+    def on_progress(self, event: ProgressEvent) -> None:
+        self.progressed.emit(event)
+
+    def on_result(self, event: JobResult) -> None:
+        if self._on_result is not None:
+            self._on_result(event.value)
+        self.finished.emit(event.value)
+
+    def on_failed(self, event: JobFailed) -> None:
+        """The runner shows the error dialog; subclasses undo what a failed run left behind."""
+
+    def on_cancelled(self, event: JobCancelled) -> None:
+        """Nothing to undo by default."""
+
+    def on_ended(self, outcome: str) -> None:
+        self.ended.emit(outcome)
+
+
+class TrainingHandler(JobHandler):
+    """Denoiser training: steps and epoch results for the plots, each preview into the predicted panel (when it
+    predicts the loaded raw volume), its measured quality, the result. A failed run removes its preview."""
+
+    step = Signal(object)  # TrainingStep
+    epoch = Signal(object)  # EpochResult
+    preview_quality = Signal(object)  # PreviewQuality
+
+    def __init__(self, document: Document, parent: QObject | None = None):
+        super().__init__("Preparing training data…", parent)
+        self.document = document
+        self._raw = None
+        self._shows_preview = False
+        self._shown: Any = None  # the last preview this run put into the document
+
+    def prepare(self, raw: Any, shows_preview: bool, on_result: ResultFn) -> TrainingHandler:
+        """``raw`` is the loaded raw volume; previews replace the prediction only when ``shows_preview``."""
+        self._raw, self._shows_preview, self._shown = raw, shows_preview, None
+        self.arm(on_result)
+        return self
+
+    def on_step(self, event: TrainingStep) -> None:
+        self.step.emit(event)
+
+    def on_epoch(self, event: EpochResult) -> None:
+        self.epoch.emit(event)
+
+    def on_preview(self, event: Preview) -> None:
+        raw = self._raw
+        if not self._shows_preview or raw is None or self.document.volume("raw") is not raw:
+            return
+        if event.array.shape != raw.shape:
+            return
+        name = f"preview, epoch {event.epoch}"
+        preview = raw.replace(data=event.array, name=name, source=None, metadata={"preview": event.epoch})
+        self._shown = preview
+        self.document.set_volume("prediction", preview, {"method": "training preview", "epoch": event.epoch})
+
+    def on_preview_quality(self, event: PreviewQuality) -> None:
+        self.preview_quality.emit(event)
+
+    def on_failed(self, event: JobFailed) -> None:
+        """A preview of a run that failed belongs to no model: take it out of the predicted panel."""
+        if self._shown is not None and self.document.volume("prediction") is self._shown:
+            self.document.set_volume("prediction", None)
+        self._shown = None
+
+
+class ClassifierTrainingHandler(JobHandler):
+    """Classifier training: steps for the progress line, validated epochs for the accuracy plot, the result."""
+
+    step = Signal(object)  # TrainingStep
+    epoch = Signal(object)  # EpochResult
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__("Loading the data set…", parent)
+
+    def on_step(self, event: TrainingStep) -> None:
+        self.step.emit(event)
+
+    def on_epoch(self, event: EpochResult) -> None:
+        self.epoch.emit(event)

@@ -1,0 +1,165 @@
+"""What a running job tells its owner: small, picklable dataclasses, one per kind of news.
+
+A job reports through the ordinary ``report`` callback. Tasks below this layer report :class:`~voxelstudio.core.
+progress.Progress`; :func:`as_event` turns each one into the event it stands for, once, where the job starts (in the
+child process for isolated jobs), so what crosses the process boundary and reaches the window is always one of
+these dataclasses, unchanged. Receivers dispatch on the event's type (:meth:`JobEvent.handler_name`), never on a
+job's name or a message text.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from voxelstudio.core.progress import Progress
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """Base class; ``handler_name`` is the method a job handler defines to receive this kind of event."""
+
+    handler: ClassVar[str] = "on_event"
+
+    @classmethod
+    def handler_name(cls) -> str:
+        return cls.handler
+
+
+@dataclass(frozen=True)
+class ProgressEvent(JobEvent):
+    """``done`` of ``total`` units (total None: unknown) and a short text for a status line."""
+
+    handler: ClassVar[str] = "on_progress"
+    done: float = 0.0
+    total: float | None = None
+    message: str = ""
+
+    @property
+    def fraction(self) -> float | None:
+        if not self.total:
+            return None
+        return min(max(self.done / self.total, 0.0), 1.0)
+
+
+@dataclass(frozen=True)
+class TrainingStep(ProgressEvent):
+    """A training batch ended: where training is, the last batch's loss and the estimated time left."""
+
+    handler: ClassVar[str] = "on_step"
+    epoch: int = 0
+    epochs: int = 0
+    step: int = 0
+    steps: int = 0
+    loss: float = math.nan
+    val_loss: float = math.nan
+    val_accuracy: float = math.nan
+    eta_s: float = math.nan
+
+
+@dataclass(frozen=True)
+class EpochResult(TrainingStep):
+    """An epoch ended; ``validated`` when it was measured on validation data (``val_*`` are NaN otherwise)."""
+
+    handler: ClassVar[str] = "on_epoch"
+    validated: bool = False
+    val_psnr: float = math.nan
+
+
+@dataclass(frozen=True)
+class Preview(JobEvent):
+    """The model's prediction of the preview volume after ``epoch`` (1-based)."""
+
+    handler: ClassVar[str] = "on_preview"
+    epoch: int = 0
+    array: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0), np.float32), compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class PreviewQuality(JobEvent):
+    """How far the preview after ``epoch`` is from its target: median z/xy bead FWHM ratio of each."""
+
+    handler: ClassVar[str] = "on_preview_quality"
+    epoch: int = 0
+    fwhm_ratio: float = math.nan
+    target_fwhm_ratio: float = math.nan
+
+
+@dataclass(frozen=True)
+class JobResult(JobEvent):
+    """The job's return value."""
+
+    handler: ClassVar[str] = "on_result"
+    value: Any = None
+
+
+@dataclass(frozen=True)
+class JobFailed(JobEvent):
+    """The job failed: a one-line ``message`` for a dialog, the traceback as ``details``."""
+
+    handler: ClassVar[str] = "on_failed"
+    message: str = ""
+    details: str = ""
+    out_of_memory: bool = False
+
+
+@dataclass(frozen=True)
+class JobCancelled(JobEvent):
+    """The job stopped because it was asked to."""
+
+    handler: ClassVar[str] = "on_cancelled"
+    message: str = ""
+
+
+EVENT_TYPES: tuple[type[JobEvent], ...] = (
+    ProgressEvent, TrainingStep, EpochResult, Preview, PreviewQuality, JobResult, JobFailed, JobCancelled,
+)  # fmt: skip
+
+
+def _number(values: Any, key: str) -> float:
+    value = values.get(key, math.nan)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _count(values: Any, key: str) -> int:
+    value = values.get(key)
+    return int(value) if isinstance(value, (int, float, np.integer, np.floating)) else 0
+
+
+def as_event(news: JobEvent | Progress) -> JobEvent:
+    """The event a report stands for: events pass unchanged; a training Progress (it has ``epoch``) becomes a
+    :class:`TrainingStep` or, at an epoch's end, an :class:`EpochResult`; any other Progress a
+    :class:`ProgressEvent`."""
+    if isinstance(news, JobEvent):
+        return news
+    values = news.values
+    base = {"done": float(news.done), "total": None if news.total is None else float(news.total),
+            "message": news.message}  # fmt: skip
+    if values.get("epoch") is None:
+        return ProgressEvent(**base)
+    training = dict(
+        base, epoch=_count(values, "epoch"), epochs=_count(values, "epochs"), step=_count(values, "step"),
+        steps=_count(values, "steps"), loss=_number(values, "loss"), val_loss=_number(values, "val_loss"),
+        val_accuracy=_number(values, "val_accuracy"), eta_s=_number(values, "eta_s"),
+    )  # fmt: skip
+    if values.get("epoch_end"):
+        validated = bool(values.get("validated"))
+        return EpochResult(**training, validated=validated, val_psnr=_number(values, "val_psnr"))
+    return TrainingStep(**training)
+
+
+def dispatch(handler: object, event: JobEvent) -> None:
+    """Call ``handler``'s method for ``event``'s type (see :attr:`JobEvent.handler`), if it has one; an event whose
+    own method is missing goes to the method of its nearest base class that the handler defines."""
+    for kind in type(event).__mro__:
+        name = getattr(kind, "handler", None)
+        method = getattr(handler, name, None) if name else None
+        if method is not None:
+            method(event)
+            return

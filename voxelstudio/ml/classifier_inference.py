@@ -1,0 +1,93 @@
+"""Classifier prediction that fits the machine: all rotations of many grids in one forward pass, progress with an
+ETA and cancel, and a default rotation count chosen from the model's measured cost. Keras and numpy only.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import keras
+import numpy as np
+
+from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
+from voxelstudio.ml.voxel_augment import rotate_vertical_batch
+
+PREDICT_BATCH = 96
+"""Samples (grids x rotations) per forward pass."""
+ROTATION_CHOICES = (12, 8, 6, 4, 3, 2, 1)
+EVALUATION_TARGET_S = 60.0
+"""Default rotations are the most (up to the model's own) whose predicted time stays within this."""
+
+
+def rotated_stack(grids: np.ndarray, rotations: int) -> np.ndarray:
+    """(N * rotations, H, W, Z) float32, grid-major: grid 0 at 0, 360/r, ... degrees, then grid 1, ..."""
+    grids = np.asarray(grids)
+    if rotations <= 1:
+        return grids.astype(np.float32)
+    turned = [rotate_vertical_batch(grids, 360.0 * k / rotations) for k in range(rotations)]
+    return np.stack(turned, axis=1).reshape(-1, *grids.shape[1:]).astype(np.float32)
+
+
+def _forward(model: keras.Model, batch: np.ndarray, size: int) -> np.ndarray:
+    """Probabilities of ``batch`` padded to ``size`` samples (one traced shape for every pass)."""
+    count = len(batch)
+    if count < size:
+        batch = np.concatenate([batch, np.zeros((size - count, *batch.shape[1:]), batch.dtype)])
+    return np.asarray(keras.ops.convert_to_numpy(model.predict_on_batch(batch[..., None])))[:count]
+
+
+def predict_probabilities(
+    model: keras.Model,
+    grids: np.ndarray,
+    *,
+    rotations: int = 1,
+    batch_size: int = PREDICT_BATCH,
+    report: ReportFn = null_report,
+    cancel: CancelToken | None = None,
+) -> np.ndarray:
+    """Class probabilities (N, C) of occupancy grids (N, H, W, Z), averaged over ``rotations`` about z.
+
+    Each forward pass holds all rotations of ``max(1, batch_size // rotations)`` grids. Reports
+    Progress(grids done, N, "classifying", {rotations, eta_s}) after each pass; ``cancel`` stops between passes.
+    """
+    grids = np.asarray(grids)
+    n_classes = int(model.outputs[0].shape[-1])
+    rotations = max(int(rotations), 1)
+    if len(grids) == 0:
+        return np.zeros((0, n_classes))
+    per_pass = max(1, batch_size // rotations)
+    size = min(per_pass, len(grids)) * rotations
+    out = np.zeros((len(grids), n_classes))
+    started = time.monotonic()
+    for start in range(0, len(grids), per_pass):
+        if cancel is not None:
+            cancel.raise_if_cancelled("classifying")
+        part = grids[start : start + per_pass]
+        probabilities = _forward(model, rotated_stack(part, rotations), size).astype(np.float64)
+        out[start : start + len(part)] = probabilities.reshape(len(part), rotations, n_classes).mean(axis=1)
+        done = start + len(part)
+        elapsed = time.monotonic() - started
+        eta = elapsed / done * (len(grids) - done)
+        report(Progress(done, len(grids), "classifying", {"rotations": rotations, "eta_s": eta}))
+    return out
+
+
+def seconds_per_sample(model: keras.Model, grid_shape: tuple[int, int, int], batch_size: int = PREDICT_BATCH) -> float:
+    """Measured seconds of one forward pass per sample (after a warm-up pass that traces the model)."""
+    batch = np.zeros((batch_size, *grid_shape), np.float32)
+    _forward(model, batch, batch_size)
+    started = time.perf_counter()
+    _forward(model, batch, batch_size)
+    return (time.perf_counter() - started) / batch_size
+
+
+def choose_rotations(
+    per_sample_s: float, n_grids: int, *, preferred: int = 12, target_s: float = EVALUATION_TARGET_S
+) -> int:
+    """The most rotations (at most ``preferred``) whose predicted time for ``n_grids`` stays within ``target_s``;
+    at least 1."""
+    for count in (c for c in ROTATION_CHOICES if c <= max(preferred, 1)):
+        if count == 1 or (math.isfinite(per_sample_s) and n_grids * count * per_sample_s <= target_s):
+            return count
+    return 1

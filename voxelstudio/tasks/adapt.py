@@ -1,0 +1,143 @@
+"""Adapt a denoiser to one microscope from its raw bead scans alone: calibrate, simulate matched pairs, fine-tune.
+
+The simulator is calibrated on the scans (:mod:`voxelstudio.tasks.calibrate`); pairs are simulated around the
+fitted parameters (``jitter``) with the scans' voxel size and depth; the starting model (the bundled denoiser, or
+``init``) is fine-tuned on them for ``minutes``. The fitted parameters, the report and the measured bead are stored
+in the model's metadata (``extra["adaptation"]``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
+from voxelstudio.core.resources import resource_path
+from voxelstudio.core.volume import Volume
+from voxelstudio.sim import simulate_pair
+from voxelstudio.sim.jitter import jitter_params
+from voxelstudio.sim.measured_psf import simulate_pair_with_psf
+from voxelstudio.tasks.calibrate import Calibration
+from voxelstudio.tasks.calibration_file import calibrate_files, calibration_record, check_measured_psf
+from voxelstudio.tasks.train import TrainResult, train_denoiser
+
+PAIR_LATERAL = 96
+"""Lateral size of the simulated pairs (the scans' depth is kept)."""
+Shape = tuple[int, int, int]
+FINE_TUNE_LR = 3e-4
+"""Adam learning rate of the fine-tuning (a third of training from scratch: the start is already good)."""
+
+
+@dataclass(frozen=True)
+class AdaptResult:
+    """The calibration and the training outcome of :func:`adapt_files`."""
+
+    calibration: Calibration
+    training: TrainResult
+
+
+def default_init() -> Path:
+    """The bundled denoiser, the default starting point."""
+    return resource_path("models", "denoiser_default.keras")
+
+
+def simulate_matched_pairs(
+    cal: Calibration,
+    shape: tuple[int, int, int],
+    count: int,
+    *,
+    jitter: float = 0.1,
+    seed: int = 0,
+    psf: np.ndarray | None = None,
+) -> list[tuple[Volume, Volume]]:
+    """``count`` (raw, target) pairs of ``shape`` simulated around the calibrated parameters."""
+    pairs = []
+    for index in range(count):
+        rng = np.random.default_rng([seed, index])
+        params = jitter_params(cal.params, rng, jitter)
+        pair_seed = int(rng.integers(2**31))
+        raw, target = (
+            simulate_pair(shape, params, seed=pair_seed)
+            if psf is None
+            else simulate_pair_with_psf(shape, params, psf, seed=pair_seed)
+        )
+        spacing = params.optics.voxel_size_um
+        pairs.append((Volume(raw, spacing, name=f"sim{index}"), Volume(target, spacing, name=f"sim{index}")))
+    return pairs
+
+
+def fine_tune_config(init: Path, scan_shape: tuple[int, int, int], minutes: float, seed: int) -> tuple[Any, Shape]:
+    """(training config, simulated pair shape): ``init``'s recipe with the fine-tuning learning rate and budget;
+    pairs as deep as the scans (rounded up to the model's multiple), patches no larger than the pairs."""
+    from voxelstudio.ml.denoisers import required_multiple
+    from voxelstudio.ml.persistence import load_model
+
+    cfg = load_model(init).train_config
+    if cfg is None:
+        raise ValueError(f"{init}: not a VoxelStudio denoiser (no training config); --init needs one")
+    multiple = required_multiple(cfg.model)
+    lateral = [max(min(n, PAIR_LATERAL), m) for n, m in zip(scan_shape[:2], multiple[:2], strict=True)]
+    shape = (lateral[0], lateral[1], int(np.ceil(max(scan_shape[2], multiple[2]) / multiple[2]) * multiple[2]))
+    patch = tuple(max(m, min(p, (s // m) * m)) for p, s, m in zip(cfg.patch_shape, shape, multiple, strict=True))
+    cfg = replace(cfg, minutes=minutes, epochs=100000, learning_rate=FINE_TUNE_LR, patch_shape=patch, seed=seed)
+    return cfg, shape
+
+
+def _store_adaptation(model_path: Path, cal: Calibration, sources: Sequence[str | Path], psf: str | None) -> None:
+    from voxelstudio.ml.persistence import load_model, save_model
+
+    loaded = load_model(model_path)
+    record = calibration_record(cal, sources=sources, measured_psf=psf, bead_image="(in this model)")
+    image = cal.beads.image.astype(np.float32)
+    record["measured_bead"] = {
+        "spacing_um": list(cal.params.optics.voxel_size_um),
+        "shape": list(image.shape),
+        "data": np.round(image / max(float(image.max()), 1e-12), 5).ravel().tolist(),
+    }
+    extra = {**loaded.metadata.get("extra", {}), "adaptation": record}
+    save_model(loaded.model, model_path, train_config=loaded.train_config, normalizer=loaded.normalizer, extra=extra)
+
+
+def adapt_files(
+    paths: Sequence[str | Path],
+    out: str | Path,
+    *,
+    init: str | Path | None = None,
+    minutes: float = 5.0,
+    pairs: int = 8,
+    jitter: float = 0.1,
+    psf: str | Path | None = None,
+    force: bool = False,
+    seed: int = 0,
+    report: ReportFn = null_report,
+    cancel: CancelToken | None = None,
+    **calibrate_options: Any,
+) -> AdaptResult:
+    """Calibrate on the scans, simulate ``pairs`` matched pairs and fine-tune ``init`` into ``out`` (module doc)."""
+    out = Path(out)
+    if out.suffix != ".keras":
+        raise ValueError(f"{out}: the model file must end in .keras")
+    if not minutes > 0:
+        raise ValueError(f"--minutes: must be positive, got {minutes:g}")
+    init = default_init() if init is None else Path(init)
+    if not init.exists():
+        raise ValueError(f"{init}: no such model file")
+    report(Progress(0, None, "calibrating"))
+    cal, _ = calibrate_files(paths, None, psf=psf, force=force, report=report, cancel=cancel, **calibrate_options)
+    psf_array = None if psf is None else check_measured_psf(psf, cal.params.optics.voxel_size_um)
+    if cancel is not None:
+        cancel.raise_if_cancelled("adaptation")
+    config, shape = fine_tune_config(init, cal.scan_shape, minutes, seed)
+    report(Progress(0, None, f"simulating {pairs} matched pairs {shape}"))
+    train_pairs = simulate_matched_pairs(cal, shape, pairs, jitter=jitter, seed=seed, psf=psf_array)
+    val_pair = simulate_matched_pairs(cal, shape, 1, jitter=0.0, seed=seed + 10_000, psf=psf_array)[0]
+    result = train_denoiser(
+        train_pairs, config=config, out=out, val_pair=val_pair, report=report, cancel=cancel, init=init
+    )
+    if result.model_path is not None:
+        _store_adaptation(result.model_path, cal, paths, None if psf is None else str(Path(psf).resolve()))
+    return AdaptResult(cal, result)

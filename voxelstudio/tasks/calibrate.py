@@ -1,0 +1,214 @@
+"""Calibrate the simulator on raw bead scans: camera noise, a measured bead, fitted optics, background and haze.
+
+Steps (:func:`calibrate_volumes`): the camera's gain, offset and read noise from the background's mean-variance
+relation (:mod:`voxelstudio.metrics.noise`, blocks pooled over all scans); the scans converted to photo-electrons;
+isolated beads averaged into a measured bead (:mod:`voxelstudio.metrics.bead_average`); the simulator's optics fitted
+to it (:mod:`voxelstudio.sim.calibrate`); photons and the brightness spread from the beads' amplitudes; the ambient
+background, its variation and the haze from the smooth background (:mod:`voxelstudio.tasks.calibrate_ambient`).
+The result is a :class:`~voxelstudio.sim.params.SimParams` in the simulator's units (gain 1: offset and read noise
+in photo-electrons) plus a report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
+from voxelstudio.core.volume import Volume
+from voxelstudio.metrics.bead_average import BeadAverage, average_beads
+from voxelstudio.metrics.fwhm import profile_fwhm
+from voxelstudio.metrics.noise import CameraEstimate, bead_mask, block_moments, fit_camera
+from voxelstudio.sim.calibrate import OpticsFit, bead_model, fit_optics
+from voxelstudio.sim.params import OpticsParams, SimParams
+from voxelstudio.tasks.calibrate_ambient import AmbientEstimate, estimate_ambient
+from voxelstudio.tasks.evaluate import known_spacing
+
+MIN_BEADS = 5
+CROP_LATERAL_UM = 0.5
+"""The measured bead's box reaches this far laterally beyond 2 voxels, µm."""
+CROP_AXIAL_UM = 1.2
+"""... and this far axially (at least 4 voxels)."""
+Z_STEP_GUESS_UM = 0.2
+"""Axial voxel size assumed for sizing the bead box when the z step is to be fitted."""
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Everything :func:`calibrate_volumes` found; ``params`` is what the simulator needs."""
+
+    params: SimParams
+    optics_fit: OpticsFit
+    camera: CameraEstimate
+    beads: BeadAverage
+    ambient: AmbientEstimate
+    fitted: dict[str, tuple[float, float]]  # name -> (value, standard error), simulator units
+    fwhm_um: dict[str, dict[str, float | None]]  # "measured"/"model" -> lateral/axial
+    assumed: list[str] = field(default_factory=list)  # values not measured (defaults or given)
+    clipped: list[str] = field(default_factory=list)  # values moved into the simulator's range
+    scan_shape: tuple[int, int, int] = (0, 0, 0)  # the shallowest scan's shape
+
+    @property
+    def converged(self) -> bool:
+        return self.optics_fit.converged
+
+
+def resolve_spacing(volumes: Sequence[Volume], voxel_size: Sequence[float] | None) -> tuple[float, float, float | None]:
+    """(y, x, z) in µm from ``voxel_size`` (two values: z unknown, to be fitted) or the files; ValueError when
+    neither says or the files disagree."""
+    if voxel_size is not None:
+        values = tuple(float(v) for v in voxel_size)
+        if len(values) not in (2, 3) or not all(math.isfinite(v) and v > 0 for v in values):
+            raise ValueError(f"--voxel-size: expected Y,X,Z (or Y,X) in µm, got {voxel_size!r}")
+        if values[0] != values[1]:
+            raise ValueError(f"--voxel-size: Y and X must be equal (square pixels), got {voxel_size!r}")
+        return (values[0], values[1], values[2] if len(values) == 3 else None)
+    known = {known_spacing(v) for v in volumes}
+    if None in known:
+        unknown = next(v for v in volumes if known_spacing(v) is None)
+        raise ValueError(f"{unknown.source or unknown.name}: voxel size not in the file; give --voxel-size Y,X,Z in µm")
+    if len(known) > 1:
+        raise ValueError("the scans have different voxel sizes; calibrate scans of one microscope setting together")
+    y, x, z = known.pop()  # type: ignore[misc]
+    return (y, x, z)
+
+
+def bead_box(spacing: tuple[float, float, float | None], shape: tuple[int, int, int]) -> tuple[int, int, int]:
+    """Half-size (y, x, z) in voxels of the measured bead's box, limited so beads can fit inside the scan."""
+    dy, dx, dz = spacing
+    hy = max(4, 2 + math.ceil(CROP_LATERAL_UM / dy))
+    hx = max(4, 2 + math.ceil(CROP_LATERAL_UM / dx))
+    hz = max(4, math.ceil(CROP_AXIAL_UM / (dz or Z_STEP_GUESS_UM)))
+    limits = [(n - 3) // 2 for n in shape]
+    return (min(hy, limits[0]), min(hx, limits[1]), min(hz, limits[2]))
+
+
+def _central_fwhm(image: np.ndarray, peak: tuple[int, ...], spacing: Sequence[float]) -> dict[str, float | None]:
+    y, x, z = peak
+    widths = [profile_fwhm(line, c) for line, c in ((image[:, x, z], y), (image[y, :, z], x), (image[y, x, :], z))]
+    lateral = None if None in widths[:2] else (widths[0] * spacing[0] + widths[1] * spacing[1]) / 2  # type: ignore[operator]
+    axial = None if widths[2] is None else widths[2] * spacing[2]
+    return {"lateral": lateral, "axial": axial}
+
+
+def bead_fwhm_um(image: np.ndarray, spacing: Sequence[float], peak: tuple[int, ...] | None = None) -> dict[str, Any]:
+    """Lateral and axial FWHM (µm) of a background-free bead image through ``peak`` (default: its maximum)."""
+    peak = tuple(int(i) for i in np.unravel_index(int(np.argmax(image)), image.shape)) if peak is None else peak
+    return _central_fwhm(np.asarray(image, dtype=np.float64), peak, spacing)
+
+
+def model_fwhm_um(optics: OpticsParams, sigma_vox: float, half: Sequence[int]) -> dict[str, Any]:
+    """Lateral and axial FWHM (µm) of a voxel-centred simulated bead (PSF ⊗ blob) with these optics."""
+    shape = tuple(2 * h + 1 for h in half)
+    return bead_fwhm_um(bead_model(optics, sigma_vox, shape, (0.0, 0.0, 0.0)), optics.voxel_size_um)  # type: ignore[arg-type]
+
+
+def pooled_camera(volumes: Sequence[np.ndarray]) -> CameraEstimate:
+    """Camera estimate from the background blocks of all scans together."""
+    parts = [block_moments(v, bead_mask(v)) for v in volumes]
+    return fit_camera(*(np.concatenate([p[i] for p in parts]) for i in range(3)), parts[0][3])
+
+
+def _brightness(beads: BeadAverage, noise_var: float) -> tuple[float, float]:
+    """(peak factor, spread): beads are uniform in [1 − spread, 1] × peak, so the peak is the amplitudes' median
+    plus their interquartile range (robust to a bead with a hidden neighbour), relative to the averaged bead's
+    amplitude (their mean). The amplitudes' measurement noise (``noise_var`` per voxel of one bead) is taken out of
+    the interquartile range first."""
+    amplitudes = beads.amplitudes
+    norm = float(np.sum(beads.image**2))
+    q25, median, q75 = (float(q) for q in np.percentile(amplitudes, [25, 50, 75]))
+    noise_iqr = 1.349 * math.sqrt(noise_var / max(norm, 1e-12))
+    iqr = math.sqrt(max((q75 - q25) ** 2 - noise_iqr**2, 0.0))
+    top = median + iqr
+    return top / float(np.mean(amplitudes)), (2.0 * iqr / top if top > 0 else 0.0)
+
+
+def _in_range(cls: type, name: str, value: float, clipped: list[str]) -> float:
+    low, high = next(f.metadata["range"] for f in dataclasses.fields(cls) if f.name == name)
+    if not low <= value <= high:
+        clipped.append(f"{name} {value:.4g} -> {min(max(value, low), high):g}")
+    return float(min(max(value, low), high))
+
+
+def calibrate_volumes(
+    volumes: Sequence[Volume],
+    *,
+    voxel_size: Sequence[float] | None = None,
+    wavelength_um: float | None = None,
+    na: float | None = None,
+    ni: float = OpticsParams().ni,
+    report: ReportFn = null_report,
+    cancel: CancelToken | None = None,
+) -> Calibration:
+    """Calibrate the simulator on raw bead scans of one microscope (see the module docstring)."""
+    if not volumes:
+        raise ValueError("no scans to calibrate on")
+    y, x, z = resolve_spacing(volumes, voxel_size)
+    stages = 4
+    report(Progress(0, stages, "camera noise"))
+    camera = pooled_camera([v.data for v in volumes])
+    if not (camera.gain > 0 and math.isfinite(camera.gain)):
+        raise ValueError("could not measure the camera gain from the background")
+    electrons = [(np.asarray(v.data, dtype=np.float32) - camera.offset) / camera.gain for v in volumes]
+    _check(cancel, report, 1, stages, "averaging beads")
+    scan_shape = min((v.shape for v in volumes), key=lambda s: s[2])
+    half = bead_box((y, x, z), scan_shape)
+    beads = average_beads(electrons, half, min_beads=MIN_BEADS)
+    _check(cancel, report, 2, stages, "fitting the optics")
+    free = tuple(n for n, given in (("na", na), ("wavelength_um", wavelength_um)) if given is None)
+    free += ("ns", "depth_um") + (("z_step_um",) if z is None else ())
+    base = OpticsParams(
+        na=1.2 if na is None else na, wavelength_um=0.52 if wavelength_um is None else wavelength_um, ni=ni,
+        pixel_um=y, z_step_um=Z_STEP_GUESS_UM if z is None else z,
+    )  # fmt: skip
+    optics_fit = fit_optics(beads.image, base, free)
+    optics = optics_fit.optics
+    spacing = optics.voxel_size_um
+    _check(cancel, report, 3, stages, "background and haze")
+    read_e = camera.read_noise / camera.gain
+    peak_factor, spread = _brightness(beads, noise_var=read_e**2 + float(np.median(electrons[0])))
+    photons = optics_fit.amplitude * peak_factor
+    ambient = estimate_ambient(electrons, photons=photons, sigma_vox=optics_fit.bead_sigma_vox, spacing=spacing)
+    clipped: list[str] = []
+    voxels = sum(v.data.size for v in volumes)
+    values = {
+        "bead_density": beads.n_found / voxels,
+        "bead_sigma_vox": optics_fit.bead_sigma_vox,
+        "brightness_spread": spread,
+        "background": ambient.background,
+        "background_variation": ambient.variation,
+        "haze": ambient.haze,
+        "haze_sigma_um": ambient.haze_sigma_um,
+        "photons": photons,
+        "read_noise": read_e,
+        "offset": camera.offset / camera.gain,
+    }
+    params = SimParams(optics=optics, **{k: _in_range(SimParams, k, v, clipped) for k, v in values.items()})
+    fitted = {name: (getattr(optics, name), sd) for name, sd in optics_fit.errors.items() if hasattr(optics, name)}
+    fitted["bead_sigma_vox"] = (optics_fit.bead_sigma_vox, optics_fit.errors["bead_sigma_vox"])
+    fitted["photons"] = (photons, photons * camera.gain_sd / camera.gain)
+    fitted["read_noise"] = (read_e, camera.read_noise_sd / camera.gain)
+    fitted["offset"] = (camera.offset / camera.gain, camera.offset_sd / camera.gain)
+    fitted["gain"] = (camera.gain, camera.gain_sd)
+    peak = tuple(int(i) for i in np.unravel_index(int(np.argmax(optics_fit.model)), beads.image.shape))
+    fwhm = {
+        "measured": bead_fwhm_um(beads.image, spacing, peak),
+        "model": model_fwhm_um(optics, optics_fit.bead_sigma_vox, half),
+    }
+    given = {"na": na, "wavelength_um": wavelength_um}
+    assumed = [f"{name} {getattr(optics, name):g} (given)" for name, value in given.items() if value is not None]
+    assumed += [f"ni {ni:g}", f"background_scale_um {params.background_scale_um:g} (default)"]
+    assumed += [f"out_of_stack {params.out_of_stack:g} (default)"]
+    report(Progress(stages, stages, "calibrated"))
+    return Calibration(params, optics_fit, camera, beads, ambient, fitted, fwhm, assumed, clipped, scan_shape)
+
+
+def _check(cancel: CancelToken | None, report: ReportFn, done: int, total: int, what: str) -> None:
+    if cancel is not None:
+        cancel.raise_if_cancelled("calibration")
+    report(Progress(done, total, what))

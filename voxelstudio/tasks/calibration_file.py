@@ -1,0 +1,175 @@
+"""The calibration file: ``PARAMS.json`` (simulator parameters + report) and ``PARAMS.psf.tif`` (the measured bead).
+
+``PARAMS.json`` holds ``sim_params`` (:meth:`SimParams.to_dict`), ``measured_psf`` (the absolute path of a measured
+PSF stack the simulator convolves with instead of Gibson-Lanni, or null), ``bead_image`` (the measured bead's file
+name, beside the JSON) and ``report`` (:func:`calibration_report`). :func:`load_params` also reads a plain
+``SimParams`` JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from voxelstudio.core.atomic import write_atomically
+from voxelstudio.core.volume import Volume
+from voxelstudio.io import load_volume, save_volume
+from voxelstudio.sim.params import SimParams
+from voxelstudio.tasks.calibrate import Calibration, resolve_spacing
+
+FORMAT = "voxelstudio-calibration"
+
+
+def bead_image_path(params_path: str | Path) -> Path:
+    """``PARAMS.psf.tif`` beside ``PARAMS.json``."""
+    path = Path(params_path)
+    return path.with_name(f"{path.name.removesuffix('.json')}.psf.tif")
+
+
+def calibration_report(cal: Calibration, sources: Sequence[str | Path] = ()) -> dict[str, Any]:
+    """JSON-ready summary: beads, fitted values with standard errors, fit quality, FWHM, assumptions."""
+    fit = cal.optics_fit
+    return {
+        "sources": [str(s) for s in sources],
+        "beads_found": cal.beads.n_found,
+        "beads_used": len(cal.beads.amplitudes),
+        "beads_saturated": cal.beads.n_saturated,
+        "fitted": {name: {"value": value, "sd": sd} for name, (value, sd) in cal.fitted.items()},
+        "ambient": {
+            "background": cal.params.background,
+            "background_variation": cal.params.background_variation,
+            "haze": cal.params.haze,
+            "haze_sigma_um": cal.params.haze_sigma_um,
+        },
+        "camera_blocks": cal.camera.n_blocks,
+        "fit": {
+            "converged": cal.converged,
+            "relative_residual": fit.relative_residual,
+            "noise_ratio": fit.noise_ratio,
+        },
+        "fwhm_um": cal.fwhm_um,
+        "assumed": cal.assumed,
+        "clipped": cal.clipped,
+    }
+
+
+def calibration_record(
+    cal: Calibration, *, sources: Sequence[str | Path] = (), measured_psf: str | Path | None = None, bead_image: str
+) -> dict[str, Any]:
+    """The content of ``PARAMS.json``."""
+    return {
+        "format": FORMAT,
+        "version": 1,
+        "sim_params": cal.params.to_dict(),
+        "measured_psf": None if measured_psf is None else str(Path(measured_psf).resolve()),
+        "bead_image": bead_image,
+        "report": calibration_report(cal, sources),
+    }
+
+
+def write_calibration(
+    cal: Calibration,
+    out: str | Path,
+    *,
+    sources: Sequence[str | Path] = (),
+    measured_psf: str | Path | None = None,
+    overwrite: bool = False,
+) -> tuple[Path, Path]:
+    """Write ``PARAMS.json`` and ``PARAMS.psf.tif`` (both atomically; the bead image first); returns both paths."""
+    out = Path(out)
+    if out.suffix != ".json":
+        raise ValueError(f"{out}: the parameter file must end in .json")
+    bead_path = bead_image_path(out)
+    for path in (out, bead_path):
+        if path.exists() and not overwrite:
+            raise ValueError(f"{path}: already exists; pass --overwrite to replace it")
+    bead = Volume(cal.beads.image.astype(np.float32), cal.params.optics.voxel_size_um, name="measured_bead")
+    save_volume(bead, bead_path, overwrite=overwrite)
+    record = calibration_record(cal, sources=sources, measured_psf=measured_psf, bead_image=bead_path.name)
+    text = json.dumps(record, indent=2, allow_nan=False) + "\n"
+    write_atomically(out, lambda tmp: tmp.write_text(text, encoding="utf-8"), overwrite=overwrite)
+    return out, bead_path
+
+
+def load_params(path: str | Path) -> tuple[SimParams, np.ndarray | None, dict[str, Any]]:
+    """(SimParams, measured PSF array or None, the whole record) from a calibration file or a SimParams JSON."""
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not a JSON file ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(record, dict):
+        raise ValueError(f"{path}: expected a JSON object of simulator parameters")
+    data = record.get("sim_params", record) if record.get("format") == FORMAT else record
+    try:
+        params = SimParams.from_dict(data)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    psf_path = record.get("measured_psf") if record.get("format") == FORMAT else None
+    psf = None if psf_path is None else np.asarray(load_volume(psf_path).data)
+    return params, psf, record
+
+
+class NotConvergedError(ValueError):
+    """The optics fit did not converge; nothing was written."""
+
+
+def load_scans(paths: Sequence[str | Path]) -> list[Volume]:
+    """The raw scans; ValueError for none or for a file that is not a 3-D volume."""
+    if not paths:
+        raise ValueError("no raw scans given")
+    return [load_volume(p) for p in paths]
+
+
+def check_measured_psf(psf_path: str | Path, spacing: tuple[float, float, float]) -> np.ndarray:
+    """The measured PSF stack; ValueError when its file states another voxel size than the scans' (a 0 in
+    ``spacing`` is not checked)."""
+    psf = load_volume(psf_path)
+    stated = None if tuple(psf.spacing) == (1.0, 1.0, 1.0) else tuple(psf.spacing)
+    if stated is not None and not np.allclose(
+        [s for s, t in zip(stated, spacing, strict=True) if t], [t for t in spacing if t], rtol=0.01
+    ):
+        raise ValueError(f"{psf_path}: voxel size {stated} differs from the scans' {tuple(spacing)}; resample it first")
+    from voxelstudio.sim.measured_psf import prepare_psf
+
+    return prepare_psf(psf.data)
+
+
+def calibrate_files(
+    paths: Sequence[str | Path],
+    out: str | Path | None,
+    *,
+    psf: str | Path | None = None,
+    force: bool = False,
+    overwrite: bool = False,
+    **options: Any,
+) -> tuple[Calibration, tuple[Path, Path] | None]:
+    """Calibrate on the scans at ``paths`` (``options`` go to :func:`calibrate_volumes`) and write ``out`` and its
+    bead image unless ``out`` is None. A fit that did not converge raises :class:`NotConvergedError` (nothing
+    written) unless ``force``."""
+    from voxelstudio.tasks.calibrate import calibrate_volumes
+
+    if out is not None and Path(out).suffix != ".json":
+        raise ValueError(f"{out}: the parameter file must end in .json")
+    if out is not None and not overwrite:
+        for path in (Path(out), bead_image_path(out)):
+            if path.exists():
+                raise ValueError(f"{path}: already exists; pass --overwrite to replace it")
+    volumes = load_scans(paths)
+    if psf is not None:
+        y, x, z = resolve_spacing(volumes, options.get("voxel_size"))
+        check_measured_psf(psf, (y, x, z if z is not None else 0.0))
+    cal = calibrate_volumes(volumes, **options)
+    if not cal.converged and not force:
+        fit = cal.optics_fit
+        raise NotConvergedError(
+            f"the optics fit did not converge (residual {fit.relative_residual:.3g} of the bead's signal, "
+            f"{fit.noise_ratio:.3g}x the noise variance); nothing written (--force writes it anyway)"
+        )
+    if out is None:
+        return cal, None
+    return cal, write_calibration(cal, out, sources=paths, measured_psf=psf, overwrite=overwrite)
