@@ -41,6 +41,7 @@ class Benchmark:
 
 
 BENCHMARKS = (
+    Benchmark("blockwise", "Block-wise prediction"),
     Benchmark("calibrate", "Calibration (adapt)"),
     Benchmark("classify", "Classifier"),
     Benchmark("denoise", "Denoisers"),

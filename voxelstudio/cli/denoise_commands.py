@@ -60,14 +60,24 @@ def register(subparsers: Any) -> None:
         description="Denoise each IN into OUT_DIR/<name>.<format> (same variable name and voxel spacing) with a "
         "<name>.<format>.json provenance record beside it. Inputs are never overwritten.",
     )
-    denoise.add_argument("inputs", nargs="+", metavar="IN", help="volume files (.mat, .tif, .npy, .npz)")
+    denoise.add_argument("inputs", nargs="+", metavar="IN", help="volume files (.mat, .tif, .npy, .npz, .zarr)")
     denoise.add_argument("--model", metavar="M", help="model file (.keras) [default: the bundled model]")
     denoise.add_argument("--out-dir", default="denoised", metavar="D", help="output folder [default ./denoised]")
-    denoise.add_argument("--format", default="mat", choices=("mat", "tif", "npy"), help="output format [default mat]")
+    denoise.add_argument(
+        "--format",
+        default="mat",
+        choices=("mat", "tif", "npy", "zarr", "ome.tif"),
+        help="output format [default mat]; zarr writes OME-Zarr, block by block when the input is a Zarr store",
+    )
     denoise.add_argument("--tta", action="store_true", help="average 8 flips/rotations; also write the uncertainty")
     denoise.add_argument("--tile", metavar="H,W,Z", help="tile shape [default: chosen from the free memory]")
     denoise.add_argument("--trust", action="store_true", help="allow model files that contain code")
     denoise.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    denoise.add_argument("--block", metavar="H,W,Z", help="block (output chunk) shape for Zarr to Zarr")
+    denoise.add_argument("--resume", action="store_true", help="continue an interrupted Zarr to Zarr run")
+    denoise.add_argument(
+        "--scheduler", metavar="ADDRESS", help="dask.distributed scheduler (tcp://host:8786) to send blocks to"
+    )
     denoise.add_argument("--quiet", action="store_true", help="no progress bar")
     denoise.set_defaults(func=run_denoise)
 
@@ -165,10 +175,12 @@ def run_denoise(args: argparse.Namespace) -> int:
         with cancel_on_interrupt() as cancel, tqdm_report("denoise", quiet=args.quiet) as report:
             outputs = denoise_files(
                 args.inputs, model_path=args.model, out_dir=args.out_dir, fmt=args.format, tta=args.tta,
-                trusted=args.trust, tile_shape=tile, overwrite=args.overwrite, report=report, cancel=cancel,
+                trusted=args.trust, tile_shape=tile, overwrite=args.overwrite, block=_shape("block", args.block),
+                resume=args.resume, scheduler=args.scheduler, report=report, cancel=cancel,
             )  # fmt: skip
     except Cancelled as exc:
-        print(f"voxelstudio: {exc}; finished files are kept", file=sys.stderr)
+        resume = "; Zarr outputs continue with --resume" if args.format == "zarr" else ""
+        print(f"voxelstudio: {exc}; finished files are kept{resume}", file=sys.stderr)
         return EXIT_INTERRUPTED
     for path in outputs:
         print(path)

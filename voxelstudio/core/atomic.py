@@ -192,3 +192,49 @@ def write_json_atomically(path: str | Path, data: Any) -> Path:
     """Write ``data`` as indented, key-sorted JSON (no NaN) to ``path`` through :func:`write_atomically`."""
     text = json.dumps(data, indent=2, sort_keys=True, allow_nan=False)
     return write_atomically(Path(path), lambda temporary: temporary.write_text(text), overwrite=True)
+
+
+def temporary_directory_name(path: Path, token: str | None = None) -> Path:
+    """A hidden sibling ``.<name>.<8 hex>.partial`` for a store (a folder) being written; ``token`` (8 hex)
+    makes it deterministic, so an interrupted run can find it again."""
+    path = Path(path)
+    return path.with_name(_temporary_name(path, token or secrets.token_hex(4)))
+
+
+def publish_directory(temporary: Path, path: Path, *, overwrite: bool = False) -> Path:
+    """Move a finished temporary folder onto ``path`` (renames only; an existing ``path`` is replaced only with
+    ``overwrite``, moved aside first so that a reader never sees a half-replaced store)."""
+    path = Path(path)
+    if path.exists():
+        if not overwrite:
+            raise VolumeWriteError(path, "already exists; pass overwrite=True (--overwrite) to replace it")
+        aside = temporary_directory_name(path)
+        os.rename(path, aside)
+        os.rename(temporary, path)
+        shutil.rmtree(aside, ignore_errors=True)
+    else:
+        os.rename(temporary, path)
+    return path
+
+
+def write_directory_atomically(path: Path, write: Callable[[Path], None], *, overwrite: bool = False) -> Path:
+    """Like :func:`write_atomically` for stores that are folders (Zarr): ``write(temporary_folder)`` then rename.
+
+    The temporary folder is removed on any failure (Ctrl-C included); nothing appears under ``path`` until done.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise VolumeWriteError(path, "already exists; pass overwrite=True (--overwrite) to replace it")
+    if not path.parent.is_dir():
+        raise VolumeWriteError(path, f"folder {path.parent} does not exist")
+    temporary = temporary_directory_name(path)
+    try:
+        write(temporary)
+        publish_directory(temporary, path, overwrite=overwrite)
+    except BaseException as exc:
+        problem = _problem(exc, path.parent)
+        shutil.rmtree(temporary, ignore_errors=True)
+        if isinstance(exc, VolumeWriteError) or not isinstance(exc, Exception):
+            raise
+        raise VolumeWriteError(path, problem) from exc
+    return path

@@ -15,8 +15,9 @@ from pathlib import Path
 from types import ModuleType
 
 import numpy as np
+import psutil
 
-from voxelstudio.core.atomic import write_atomically
+from voxelstudio.core.atomic import write_atomically, write_directory_atomically
 from voxelstudio.core.errors import VolumeReadError, VolumeWriteError
 from voxelstudio.core.volume import Spacing, Volume
 from voxelstudio.io.variables import (
@@ -34,6 +35,7 @@ _FORMATS = {  # suffix -> (module in voxelstudio.io, whether the format names it
     ".tiff": ("tiff", False),
     ".npy": ("numpy_", False),
     ".npz": ("numpy_", True),
+    ".zarr": ("zarr_", False),  # a folder (Zarr store), .ome.zarr too; array paths are not variable names
 }
 SUPPORTED_SUFFIXES = tuple(_FORMATS)
 _MAX_CAUSE_CHARS = 200
@@ -61,9 +63,13 @@ def import_readers(paths: Iterable[str | Path]) -> None:
             _format(Path(path), VolumeReadError)
 
 
-def _check_readable(path: Path) -> None:
+def _check_readable(path: Path, module: ModuleType | None = None) -> None:
     if not path.exists():
         raise VolumeReadError(path, "file not found")
+    if getattr(module, "IS_DIRECTORY", False):
+        if not path.is_dir():
+            raise VolumeReadError(path, "a Zarr store is a folder, not a file")
+        return
     if path.is_dir():
         raise VolumeReadError(path, "is a folder, not a file")
     if not path.is_file():
@@ -99,9 +105,36 @@ def _reading(path: Path) -> Iterator[None]:
 def _open_listing(path: str | Path) -> tuple[Path, ModuleType, bool, list[VariableInfo]]:
     path = Path(path)
     module, names_arrays = _format(path, VolumeReadError)
-    _check_readable(path)
+    _check_readable(path, module)
     with _reading(path):
         return path, module, names_arrays, module.list_entries(path)
+
+
+def volume_name(path: Path) -> str:
+    """The file name without its format suffixes: ``scan.ome.zarr`` and ``scan.ome.tif`` -> ``scan``."""
+    name = path.name
+    for suffix in (*SUPPORTED_SUFFIXES, ".ome"):
+        if name.lower().endswith(suffix) and len(name) > len(suffix):
+            name = name[: -len(suffix)]
+    return name.removesuffix(".ome") or path.stem
+
+
+def _load_store(path: Path, module: ModuleType, variable: str | None) -> Volume:
+    """A Zarr store read whole (block-wise prediction reads it lazily through ``open_lazy`` instead)."""
+    with _reading(path):
+        lazy = module.open_lazy(path, variable)
+        itemsize = np.dtype(lazy.data.dtype).itemsize
+        info = VariableInfo(lazy.name, lazy.shape, np.dtype(lazy.data.dtype).name)
+        needed = module.voxels(lazy.shape) * (itemsize + 4)
+        if needed > psutil.virtual_memory().available:
+            raise VolumeReadError(
+                path,
+                f"{info.shape_text} {info.dtype} needs {needed / 1e9:.1f} GB to load whole; denoise it block-wise"
+                " (--format zarr) or convert a crop",
+            )
+        data = to_volume_array(path, lazy.name, module.compute(path, lazy.data))
+    metadata = {"variable": None, "array": lazy.name, "format": module.describe(path), "source_dtype": info.dtype}
+    return Volume(data, spacing=lazy.spacing, name=volume_name(path), source=path, metadata=metadata)
 
 
 def _read(path: Path, module: ModuleType, info: VariableInfo) -> np.ndarray:
@@ -118,7 +151,7 @@ def list_variables(path: str | Path) -> list[VariableInfo]:
 
 
 def load_volume(path: str | Path, variable: str | None = None) -> Volume:
-    """Read a volume from .mat (v4-v7.3), .tif/.tiff, .npy or .npz.
+    """Read a volume from .mat (v4-v7.3), .tif/.tiff (ImageJ, OME), .npy, .npz or a (OME-)Zarr store.
 
     The array is ``variable`` if given; else ``voxel``; else the only numeric array with >= 3 dimensions. A trailing
     singleton channel (H, W, Z, 1) is dropped. Values become float32; spacing comes from the file's metadata (1.0 per
@@ -126,6 +159,8 @@ def load_volume(path: str | Path, variable: str | None = None) -> Volume:
     ``source_dtype``.
     """
     path, module, names_arrays, entries = _open_listing(path)
+    if getattr(module, "IS_DIRECTORY", False):
+        return _load_store(path, module, variable)
     name = choose_variable(path, entries, variable, reserved=module.SPACING_VARIABLE or "")
     info = next(v for v in entries if v.name == name)
     with _reading(path):
@@ -133,7 +168,7 @@ def load_volume(path: str | Path, variable: str | None = None) -> Volume:
         spacing = module.read_spacing(path, entries) or (1.0, 1.0, 1.0)
         file_format = module.describe(path)
     metadata = {"variable": name if names_arrays else None, "format": file_format, "source_dtype": info.dtype}
-    return Volume(data, spacing=spacing, name=path.stem, source=path, metadata=metadata)
+    return Volume(data, spacing=spacing, name=volume_name(path), source=path, metadata=metadata)
 
 
 def read_variable(path: str | Path, name: str) -> np.ndarray:
@@ -169,6 +204,13 @@ def summarize_file(path: str | Path, variable: str | None = None) -> FileSummary
     with _reading(path):
         file_format = module.describe(path)
     chosen = choice_problem = spacing = spacing_problem = None
+    if getattr(module, "IS_DIRECTORY", False):
+        try:
+            lazy = module.open_lazy(path, variable)
+            chosen, spacing = lazy.name, lazy.spacing
+        except VolumeReadError as exc:
+            choice_problem = spacing_problem = exc.problem
+        return FileSummary(path, file_format, tuple(entries), None, chosen, choice_problem, spacing, spacing_problem)
     try:
         chosen = choose_variable(path, entries, variable, reserved=module.SPACING_VARIABLE or "")
     except VolumeReadError as exc:
@@ -205,4 +247,6 @@ def save_volume(
     if not np.isfinite(volume.data).all():
         raise VolumeWriteError(path, "the volume contains NaN or Inf values; replace them before saving")
     write = module.writer(path, volume.data, volume.spacing, str(name), mat_version)
+    if getattr(module, "IS_DIRECTORY", False):
+        return write_directory_atomically(path, write, overwrite=overwrite)
     return write_atomically(path, write, overwrite=overwrite)

@@ -134,9 +134,39 @@ def _pixel_size(tif: tifffile.TiffFile, tag_name: str) -> float | None:
     return denominator / numerator if numerator > 0 and denominator > 0 else None
 
 
+_OME_UNITS = {"µm": 1.0, "um": 1.0, "μm": 1.0, "nm": 1e-3, "mm": 1e3, "m": 1e6}
+
+
+def _ome_spacing(path: Path, xml: str) -> Spacing | None:
+    """(y, x, z) in micrometres from the first OME Pixels element's PhysicalSize* attributes (None when absent)."""
+    import xml.etree.ElementTree as ElementTree
+
+    try:
+        root = ElementTree.fromstring(xml)
+    except ElementTree.ParseError as exc:
+        raise VolumeReadError(path, f"the OME-XML metadata cannot be parsed ({exc})") from exc
+    pixels = next((e for e in root.iter() if e.tag.rsplit("}", 1)[-1] == "Pixels"), None)
+    if pixels is None or pixels.get("PhysicalSizeX") is None:
+        return None
+    sizes = []
+    for axis in "YXZ":
+        value = pixels.get(f"PhysicalSize{axis}", pixels.get("PhysicalSizeX"))
+        scale = _OME_UNITS.get(pixels.get(f"PhysicalSize{axis}Unit", "µm"), 1.0)
+        sizes.append(float(value) * scale)
+    if not all(np.isfinite(v) and v > 0 for v in sizes):
+        raise VolumeReadError(path, f"the OME physical sizes must be positive numbers, got {sizes}")
+    return sizes[0], sizes[1], sizes[2]
+
+
+def is_ome_name(path: Path) -> bool:
+    return path.name.lower().endswith((".ome.tif", ".ome.tiff"))
+
+
 def read_spacing(path: Path, entries: list[VariableInfo]) -> Spacing | None:
-    """(y, x, z) in micrometres from ImageJ metadata; None when the file does not state a known length unit."""
+    """(y, x, z) in micrometres from OME-XML or ImageJ metadata; None when the file states no known length unit."""
     with _open(path) as tif:
+        if tif.is_ome and tif.ome_metadata:
+            return _ome_spacing(path, tif.ome_metadata)
         metadata = tif.imagej_metadata or {}
         unit = str(metadata.get("unit", "")).strip().lower()
         scale = _UM_PER_UNIT.get(unit)
@@ -153,6 +183,10 @@ def read_spacing(path: Path, entries: list[VariableInfo]) -> Spacing | None:
 def writer(path: Path, data: np.ndarray, spacing: Spacing, variable: str, mat_version: str | None) -> Callable:
     """A function writing ``data`` (H, W, Z float32) as an ImageJ hyperstack; TIFF has no variable names."""
     y, x, z = spacing
+    if is_ome_name(path):  # OME-TIFF: physical sizes in the OME-XML, which Bio-Formats/QuPath/napari read
+        ome = {"axes": "ZYX", "PhysicalSizeX": x, "PhysicalSizeY": y, "PhysicalSizeZ": z}
+        ome.update({f"PhysicalSize{a}Unit": "µm" for a in "XYZ"})
+        return lambda target: tifffile.imwrite(target, data.transpose(2, 0, 1), ome=True, metadata=ome)
 
     def write(target: Path) -> None:
         tifffile.imwrite(

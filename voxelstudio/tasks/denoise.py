@@ -4,20 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import psutil
 
+from voxelstudio import __version__
 from voxelstudio.core.errors import ModelError, VolumeWriteError, VoxelStudioError
 from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
 from voxelstudio.core.provenance import denoise_provenance, write_sidecar
 from voxelstudio.core.resources import resource_path
 from voxelstudio.core.volume import Volume
 from voxelstudio.io import load_volume, save_volume
+from voxelstudio.io.api import volume_name
 
 DEFAULT_MODEL = ("models", "denoiser_default.keras")
-FORMATS = ("mat", "tif", "npy")
+FORMATS = ("mat", "tif", "npy", "zarr", "ome.tif")
+STORE_SUFFIX = ".zarr"
 GIB = float(1 << 30)
 
 
@@ -120,7 +124,7 @@ def output_path(input_path: Path, out_dir: Path, fmt: str) -> Path:
     """``out_dir/<input stem>.<fmt>``; VolumeWriteError when that would be the input file itself."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown output format {fmt!r}; choose from {', '.join(FORMATS)}")
-    out = out_dir / f"{input_path.stem}.{fmt}"
+    out = out_dir / f"{volume_name(input_path)}.{'ome.zarr' if fmt == 'zarr' else fmt}"
     if out.resolve() == input_path.resolve():
         raise VolumeWriteError(out, "is the input file; choose another output folder or format")
     return out
@@ -136,11 +140,17 @@ def denoise_files(
     trusted: bool = False,
     tile_shape: Sequence[int] | None = None,
     overwrite: bool = False,
+    block: Sequence[int] | None = None,
+    resume: bool = False,
+    scheduler: str | None = None,
     report: ReportFn = null_report,
     cancel: CancelToken | None = None,
 ) -> list[Path]:
     """Denoise files into ``out_dir/<stem>.<fmt>`` (input variable name and spacing kept) with a JSON sidecar
-    ``<stem>.<fmt>.json`` of provenance; with ``tta`` also ``<stem>_uncertainty.<fmt>``. Returns the outputs."""
+    ``<stem>.<fmt>.json`` of provenance; with ``tta`` also ``<stem>_uncertainty.<fmt>``. Returns the outputs.
+
+    A Zarr store denoised to ``fmt="zarr"`` goes block by block (:mod:`voxelstudio.tasks.blockwise`): ``block``
+    (H, W, Z), ``resume`` and ``scheduler`` (a dask.distributed address) apply there."""
     inputs = [Path(p) for p in paths]
     out_dir = Path(out_dir)
     outputs = [output_path(p, out_dir, fmt) for p in inputs]
@@ -152,12 +162,19 @@ def denoise_files(
     for index, (source, out) in enumerate(zip(inputs, outputs, strict=True)):
         if cancel is not None:
             cancel.raise_if_cancelled("denoising")
-        volume = load_volume(source)
 
         def file_report(p: Progress, index: int = index, name: str = source.name) -> None:
             done = index + (p.fraction or 0.0)
             report(Progress(done, len(inputs), f"{name}: {p.message}" if p.message else name, p.values))
 
+        if fmt == "zarr" and source.suffix.lower() == STORE_SUFFIX:
+            written.append(_denoise_store(source, out, model, trusted, tta, tile_shape, overwrite, block, resume,
+                                          scheduler, file_report, cancel))  # fmt: skip
+            report(Progress(index + 1, len(inputs), f"wrote {out.name}"))
+            continue
+        if scheduler is not None or resume:
+            raise ValueError("--scheduler and --resume apply to Zarr inputs denoised with --format zarr")
+        volume = load_volume(source)
         result = _denoise_loaded(
             volume, model, loaded, tta=tta, tile_shape=tile_shape, report=file_report, cancel=cancel
         )
@@ -171,3 +188,39 @@ def denoise_files(
         written.append(out)
         report(Progress(index + 1, len(inputs), f"wrote {out.name}"))
     return written
+
+
+def _denoise_store(
+    source: Path,
+    out: Path,
+    model: Path,
+    trusted: bool,
+    tta: bool,
+    tile_shape: Sequence[int] | None,
+    overwrite: bool,
+    block: Sequence[int] | None,
+    resume: bool,
+    scheduler: str | None,
+    report: ReportFn,
+    cancel: CancelToken | None,
+) -> Path:
+    from voxelstudio.ml.inference import runtime_info
+    from voxelstudio.ml.persistence import file_sha256
+    from voxelstudio.tasks.blockwise import denoise_store
+
+    if tta:
+        raise ValueError("--tta is not available for block-wise (Zarr to Zarr) denoising")
+    result = denoise_store(
+        source, out, model_path=model, trusted=trusted, block=block, tile_shape=tile_shape, resume=resume,
+        overwrite=overwrite, scheduler=scheduler, report=report, cancel=cancel,
+    )  # fmt: skip
+    runtime = runtime_info()
+    provenance = {
+        **result.provenance,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "model": {"path": str(model.resolve()), "sha256": file_sha256(model)},
+        "versions": {"voxelstudio": __version__, **runtime["versions"]},
+        "output": str(out.resolve()),
+    }
+    write_sidecar(out, provenance, overwrite=True)
+    return out

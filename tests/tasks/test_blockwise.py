@@ -1,0 +1,138 @@
+"""tasks.blockwise: block-wise Zarr denoising equals whole-volume tiled prediction, resumes, and runs on a real
+dask.distributed LocalCluster with the same output."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from voxelstudio.core.errors import Cancelled, VolumeReadError, VolumeWriteError
+from voxelstudio.core.progress import CancelToken
+from voxelstudio.core.volume import Volume
+from voxelstudio.io import load_volume, save_volume
+from voxelstudio.io.zarr_ import compute, open_lazy
+from voxelstudio.tasks.blockwise import block_grid, denoise_store
+
+SHAPE = (37, 29, 13)  # odd sizes: the U-Net pads the volume, blocks must cut on the same grid
+BLOCK = (16, 12, 8)
+
+
+def tiny_model(folder, arch):
+    import keras
+
+    from voxelstudio.core.normalize import PercentileNormalizer
+    from voxelstudio.ml.config import DenoiserConfig, TrainConfig
+    from voxelstudio.ml.denoisers import build_denoiser
+    from voxelstudio.ml.persistence import save_model
+
+    keras.utils.set_random_seed(0)
+    options = {"simple": {"filters": 2, "kernel": (3, 3, 3), "n_layers": 2}, "unet": {"filters": 2, "depth": 2}}
+    cfg = TrainConfig(model=DenoiserConfig.for_arch(arch, **options[arch]))
+    path = folder / f"{arch}.keras"
+    save_model(build_denoiser(cfg.model), path, train_config=cfg, normalizer=PercentileNormalizer(), extra={})
+    return path
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("blockwise")
+    data = np.random.default_rng(0).random(SHAPE).astype(np.float32)
+    save_volume(Volume(data, spacing=(0.1, 0.2, 0.3)), folder / "in.ome.zarr")
+    return folder, data, {arch: tiny_model(folder, arch) for arch in ("simple", "unet")}
+
+
+def whole_volume(model_path, data):
+    from voxelstudio.ml.inference import predict_volume
+    from voxelstudio.ml.persistence import load_model
+
+    return predict_volume(load_model(model_path), data)[0]
+
+
+def read(path):
+    return compute(path, open_lazy(path).data)
+
+
+@pytest.mark.parametrize("arch", ["simple", "unet"])
+def test_blockwise_equals_whole_volume_tiled_prediction(setup, tmp_path, arch):
+    folder, data, models = setup
+    result = denoise_store(folder / "in.ome.zarr", tmp_path / "out.ome.zarr", model_path=models[arch], block=BLOCK)
+    assert result.provenance["blockwise"]["blocks"] == len(block_grid(SHAPE, BLOCK)) == 18
+    np.testing.assert_allclose(read(result.path), whole_volume(models[arch], data), rtol=1e-5, atol=1e-6)
+    assert load_volume(result.path).spacing == pytest.approx((0.1, 0.2, 0.3))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.ome.zarr"]  # no temporary left
+    assert all(n <= 1 for n in result.provenance["blockwise"]["model_loads_per_process"].values())
+
+
+def test_cancelled_run_leaves_no_output_and_resumes(setup, tmp_path):
+    folder, data, models = setup
+    token, seen = CancelToken(), []
+
+    def report(p):
+        seen.append(p.done)
+        if p.done == 5:
+            token.cancel()
+
+    out = tmp_path / "out.ome.zarr"
+    with pytest.raises(Cancelled):
+        denoise_store(folder / "in.ome.zarr", out, model_path=models["unet"], block=BLOCK, report=report, cancel=token)
+    assert not out.exists()
+    temporaries = [p.name for p in tmp_path.iterdir()]
+    assert len(temporaries) == 1 and temporaries[0].startswith(".out.ome.zarr.")
+    result = denoise_store(folder / "in.ome.zarr", out, model_path=models["unet"], block=BLOCK, resume=True)
+    assert result.provenance["blockwise"]["resumed_blocks"] == 5
+    np.testing.assert_allclose(read(out), whole_volume(models["unet"], data), rtol=1e-5, atol=1e-6)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.ome.zarr"]
+    with pytest.raises(VolumeWriteError, match="already exists"):
+        denoise_store(folder / "in.ome.zarr", out, model_path=models["unet"], block=BLOCK)
+
+
+def test_bad_input_store_leaves_nothing(setup, tmp_path):
+    import zarr
+
+    _, _, models = setup
+    zarr.open_group(str(tmp_path / "empty.zarr"), mode="w")
+    with pytest.raises(VolumeReadError, match="no array"):
+        denoise_store(tmp_path / "empty.zarr", tmp_path / "out.ome.zarr", model_path=models["simple"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.zarr"]
+
+
+def test_local_cluster_with_two_processes_gives_the_same_output(setup, tmp_path):
+    from dask.distributed import LocalCluster
+
+    folder, _, models = setup
+    reference = denoise_store(folder / "in.ome.zarr", tmp_path / "ref.ome.zarr", model_path=models["unet"], block=BLOCK)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        result = denoise_store(
+            folder / "in.ome.zarr", tmp_path / "dist.ome.zarr", model_path=models["unet"], block=BLOCK,
+            scheduler=cluster.scheduler_address,
+        )  # fmt: skip
+    np.testing.assert_allclose(read(result.path), read(reference.path), rtol=1e-5, atol=1e-6)
+    loads = result.provenance["blockwise"]["model_loads_per_process"]
+    workers = {k: n for k, n in loads.items() if k != str(os.getpid())}  # this process loaded it for the sample
+    assert 1 <= len(workers) <= 2 and all(n == 1 for n in workers.values())  # each worker loaded the model once
+
+
+def test_a_block_that_fails_keeps_finished_blocks_for_resume(setup, tmp_path, monkeypatch):
+    from voxelstudio.core.errors import VoxelStudioError
+    from voxelstudio.tasks import blockwise
+
+    folder, data, models = setup
+    real, calls = blockwise.predict_block, []
+
+    def flaky(job, start, stop):
+        calls.append(start)
+        if len(calls) == 4:
+            raise RuntimeError("worker lost")
+        return real(job, start, stop)
+
+    monkeypatch.setattr(blockwise, "predict_block", flaky)
+    out = tmp_path / "out.ome.zarr"
+    with pytest.raises(VoxelStudioError, match=r"failed \(RuntimeError: worker lost\).*--resume"):
+        denoise_store(folder / "in.ome.zarr", out, model_path=models["simple"], block=BLOCK)
+    assert not out.exists()
+    monkeypatch.setattr(blockwise, "predict_block", real)
+    result = denoise_store(folder / "in.ome.zarr", out, model_path=models["simple"], block=BLOCK, resume=True)
+    assert result.provenance["blockwise"]["resumed_blocks"] == 3
+    np.testing.assert_allclose(read(out), whole_volume(models["simple"], data), rtol=1e-5, atol=1e-6)
