@@ -71,7 +71,10 @@ def test_each_architecture_trains_and_saves(arch, pairs, tmp_path):
     assert [p.done for p in recorder.batches] == [1, 2, 3, 4]
     last = recorder.progress[-1]
     assert last.total == 4 and last.values["epoch"] == 2 and last.values["val_loss"] == outcome.history["val_loss"][-1]
-    assert set(last.values) == {"epoch", "epochs", "step", "steps", "loss", "val_loss", "val_psnr", "eta_s"}
+    assert set(last.values) == {"epoch", "epochs", "step", "steps", "loss", "val_loss", "val_psnr", "eta_s",
+                                "epoch_end", "validated"}  # fmt: skip
+    assert last.values["epoch_end"] is True and last.values["validated"] is True
+    assert not any(p.values["epoch_end"] for p in recorder.batches)
 
 
 def test_cancel_stops_within_one_batch_and_keeps_best(pairs, tmp_path):
@@ -181,12 +184,14 @@ def affine_fit_psnr(prediction: np.ndarray, target: np.ndarray) -> float:
 
 
 def test_tiny_model_beats_its_input_on_held_out_data(tmp_path):
+    """Learns on every backend (each draws other initial weights from the seed: at 3e-3 two of the three backends'
+    draws collapsed to a constant output under MSE)."""
     train = [blob_pair(i, shape=(32, 32, 16)) for i in range(4)]
     val = [blob_pair(10, shape=(32, 32, 16))]
     model = DenoiserConfig.for_arch("simple", filters=4, kernel=(5, 5, 5), n_layers=3)
     cfg = TrainConfig(
         model=model, loss=LossConfig(name="mse"), epochs=15, steps_per_epoch=10, batch_size=4,
-        patch_shape=(16, 16, 16), learning_rate=3e-3,
+        patch_shape=(16, 16, 16), learning_rate=1e-3,
     )  # fmt: skip
     outcome = fit_denoiser(train, val, cfg, out_path=tmp_path / "m.keras")
     raw, target = blob_pair(99, shape=(32, 32, 16))
