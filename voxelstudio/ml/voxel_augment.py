@@ -25,13 +25,17 @@ def _check_square(grid: np.ndarray) -> None:
         raise ValueError(f"rotation about the vertical axis needs an (N, N, Z) grid, got shape {grid.shape}")
 
 
-def rotate_vertical(grid: np.ndarray, angle: float) -> np.ndarray:
-    """``grid`` rotated by ``angle`` degrees about z (the same sense as ``np.rot90(grid, 1, axes=(0, 1))``)."""
+def _quarter_turns(grid: np.ndarray, angle: float) -> tuple[np.ndarray, float]:
+    """(``grid`` turned by the whole quarter turns of ``angle`` degrees about z, the remaining degrees)."""
     _check_square(grid)
     angle = float(angle) % 360.0
     quarters = int(angle // 90.0)
-    rest = angle - 90.0 * quarters
-    out = np.rot90(grid, quarters, axes=(0, 1))
+    return np.rot90(grid, quarters, axes=(0, 1)), angle - 90.0 * quarters
+
+
+def rotate_vertical(grid: np.ndarray, angle: float) -> np.ndarray:
+    """``grid`` rotated by ``angle`` degrees about z (the same sense as ``np.rot90(grid, 1, axes=(0, 1))``)."""
+    out, rest = _quarter_turns(grid, angle)
     if rest > 1e-9:
         rotated = ndimage.rotate(out.astype(np.float32), rest, axes=(0, 1), reshape=False, order=1, mode="constant")
         out = (rotated >= 0.5).astype(grid.dtype)
@@ -52,11 +56,7 @@ def _nearest_lookup(size: int, angle: float) -> tuple[np.ndarray, np.ndarray, np
 
 def rotate_vertical_fast(grid: np.ndarray, angle: float) -> np.ndarray:
     """``grid`` turned by ``angle`` degrees about z: exact quarter turns, then a nearest-neighbour remainder."""
-    _check_square(grid)
-    angle = float(angle) % 360.0
-    quarters = int(angle // 90.0)
-    rest = angle - 90.0 * quarters
-    out = np.rot90(grid, quarters, axes=(0, 1))
+    out, rest = _quarter_turns(grid, angle)
     if rest > 1e-9:
         rows, cols, inside = _nearest_lookup(grid.shape[0], round(rest, 6))
         out = out[rows, cols] * inside[..., None].astype(grid.dtype)

@@ -12,9 +12,10 @@ import numpy as np
 from scipy import fft
 from scipy.signal import fftconvolve
 
-from voxelstudio.sim.ambient import haze_transfer, smooth_background
+from voxelstudio.sim.ambient import haze_transfer
 from voxelstudio.sim.beads import bead_points, blob_field, blob_kernel
 from voxelstudio.sim.camera import camera_counts
+from voxelstudio.sim.pair import params_background
 from voxelstudio.sim.params import SimParams, validate_shape
 
 
@@ -45,14 +46,7 @@ def simulate_pair_with_psf(
     optics = params.optics
     points = bead_points(shape, params.bead_density, params.brightness_spread, rng)
     target = blob_field(points, params.bead_sigma_vox)
-    expected = smooth_background(
-        shape,
-        optics.voxel_size_um,
-        level=params.background,
-        variation=params.background_variation,
-        scale_um=params.background_scale_um,
-        rng=rng,
-    )
+    expected = params_background(shape, params, rng)
     mean_target = float(target.mean())
     if mean_target > 0:
         unit = float(fftconvolve(blob_kernel(params.bead_sigma_vox), kernel).max())

@@ -91,6 +91,18 @@ def out_of_stack_planes(params: SimParams, depth: int) -> tuple[int, int]:
     return min(math.ceil(params.out_of_stack * fwhm_planes), reserve), reserve
 
 
+def params_background(shape: tuple[int, int, int], params: SimParams, rng: np.random.Generator) -> np.ndarray:
+    """The smooth ambient background of ``params`` (level, variation, length scale) on ``shape``'s voxel grid."""
+    return smooth_background(
+        shape,
+        params.optics.voxel_size_um,
+        level=params.background,
+        variation=params.background_variation,
+        scale_um=params.background_scale_um,
+        rng=rng,
+    )
+
+
 def simulate_pair(
     shape: tuple[int, int, int] = (128, 128, 32),
     params: SimParams | None = None,
@@ -118,7 +130,6 @@ def simulate_pair(
         raise ValueError(f"params must be SimParams, got {type(params).__name__}")
     if psf_cache is not None:
         params = params.replace(optics=psf_cache.rounded(params.optics))
-    optics = params.optics
     rng = np.random.default_rng(seed)
 
     points = bead_points(shape, params.bead_density, params.brightness_spread, rng)
@@ -131,14 +142,7 @@ def simulate_pair(
         target_extended *= scale
     else:
         target_extended = target = blob_field(points, params.bead_sigma_vox)
-    expected = smooth_background(
-        shape,
-        optics.voxel_size_um,
-        level=params.background,
-        variation=params.background_variation,
-        scale_um=params.background_scale_um,
-        rng=rng,
-    )
+    expected = params_background(shape, params, rng)
     mean_target = float(target.mean())
     if target_extended.any():
         signal = _blurred_signal(target_extended, params, shape, reserve, psf_cache)
