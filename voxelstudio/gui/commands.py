@@ -95,6 +95,7 @@ class Commands(QObject):
         c.status.connect(lambda text: w.statusBar().showMessage(text, 10_000))
         c.failed.connect(self.show_job_error)
         c.device_described.connect(lambda text: w.device_label.setText(f"device: {text}"))
+        w.backend_box.backend_chosen.connect(self.backend_chosen)
         c.training_started.connect(w.train_panel.training_started)
         self._connect_job_handlers()
         jobs.busy_changed.connect(lambda _busy: self.update_actions())
@@ -156,6 +157,14 @@ class Commands(QObject):
     def _job_ended(self) -> None:
         if not self.controller.busy:
             self.window.job_bar.setVisible(False)
+
+    def backend_chosen(self, name: str) -> None:
+        """A new backend applies to the next job (a running one keeps its own); probe its device for the label."""
+        label = self.window.backend_box.currentText()
+        self.window.device_label.setText(f"device: {label}, checking…")
+        running = f" ({self.controller.jobs.active_name} keeps its backend)" if self.controller.busy else ""
+        self.window.statusBar().showMessage(f"Jobs from now on run on {label}{running}.", 10_000)
+        self.controller.detect_device()
 
     def show_job_error(self, error: JobError) -> None:
         dialogs.show_error(self.window, f"{error.job.capitalize()} failed", error.message, error.details)

@@ -41,6 +41,7 @@ class Controller(QObject):
         self.settings = settings
         self.runs_dir = Path(runs_dir)
         self.jobs = JobRunner(self)
+        self._device_probes = 0
         self.jobs.status.connect(self.status)
         self.jobs.failed.connect(self.failed)
         # One handler per kind of job; panels connect to their signals once (see Commands).
@@ -146,13 +147,19 @@ class Controller(QObject):
 
     # ------------------------------------------------------------------------------------------------------ model
     def detect_device(self) -> Job | None:
-        """Describe the compute device in the background (it imports TensorFlow)."""
+        """Describe the compute device of the chosen Keras backend in the background (it imports the framework).
+        Only the newest probe's answer is shown: one started before the backend changed is ignored."""
+        self._device_probes += 1
+        probe = self._device_probes
 
         def describe(report, cancel) -> str:
             return run_isolated(describe_compute_device, {}, report=report, cancel=cancel)
 
-        handler = JobHandler().arm(self.device_described.emit)
-        return self.jobs.start("device check", describe, handler, exclusive=False)
+        def described(text: str) -> None:
+            if probe == self._device_probes:
+                self.device_described.emit(text)
+
+        return self.jobs.start("device check", describe, JobHandler().arm(described), exclusive=False)
 
     def train(self, config: Any, data: TrainingData | None = None) -> Job | None:
         """Train a denoiser on ``data`` (default: the loaded raw/target pair, which then also validates: with one

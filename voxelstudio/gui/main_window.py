@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QLabel, QMainWindow, QMenu, QProgressBar, QSplitte
 
 from voxelstudio.gui import dialogs
 from voxelstudio.gui.actions import build_actions, populate_menus, populate_toolbar
+from voxelstudio.gui.backend_choice import BackendBox
 from voxelstudio.gui.controller import Controller
 from voxelstudio.gui.document import Document
 from voxelstudio.gui.panels.classify import ClassifyPanel
@@ -109,7 +110,9 @@ class MainWindow(QMainWindow):
         self.job_bar.setVisible(False)
         self.device_label = QLabel("device: checking…", self)
         self.device_label.setObjectName("device_label")
+        self.backend_box = BackendBox(settings, self)
         self.statusBar().addPermanentWidget(self.job_bar)
+        self.statusBar().addPermanentWidget(self.backend_box)
         self.statusBar().addPermanentWidget(self.device_label)
         self.restore_layout()
 
