@@ -36,6 +36,8 @@ class Commands(QObject):
             view,
             settings,
         )
+        self._environment_dialog: dialogs.EnvironmentDialog | None = None
+        self._environment_job = None
         self._connect_actions()
         self._connect_panels()
         self._connect_feedback()
@@ -64,6 +66,7 @@ class Commands(QObject):
             "evaluate": c.evaluate,
             "stop": c.stop,
             "reset_camera": w.viewports.reset_camera,
+            "environment": self.show_environment,
             "about": self.about,
         }
         for key, handler in handlers.items():
@@ -309,6 +312,24 @@ class Commands(QObject):
         )
         if path:
             self.document.set_classifier_path(path)
+
+    def show_environment(self) -> None:
+        """Help > Environment: show the dialog at once and fill it when the report has been gathered."""
+        dialog = self._environment_dialog
+        if dialog is None:
+            dialog = self._environment_dialog = dialogs.EnvironmentDialog(self.window)
+        if self._environment_job is None:
+            dialog.gathering()
+            self._environment_job = self.controller.gather_environment(dialog.show_report)
+            self._environment_job.done.connect(self._environment_gathered)
+        dialog.show()
+        dialog.raise_()
+
+    def _environment_gathered(self) -> None:
+        self._environment_job = None
+        dialog = self._environment_dialog
+        if dialog is not None and not dialog.copy_button.isEnabled():
+            dialog.show_report("The environment report could not be gathered (see the error message).")
 
     def about(self) -> None:
         from voxelstudio import __version__

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +161,18 @@ class Controller(QObject):
                 self.device_described.emit(text)
 
         return self.jobs.start("device check", describe, JobHandler().arm(described), exclusive=False)
+
+    def gather_environment(self, on_text: Callable[[str], object]) -> Job | None:
+        """``voxelstudio doctor``'s report, gathered in the background (it starts a child process per backend and
+        takes seconds); ``on_text`` receives the formatted text on the GUI thread."""
+        disk = next((p for p in (self.runs_dir, *self.runs_dir.parents) if p.is_dir()), Path.home())
+
+        def gather(report, cancel) -> str:
+            from voxelstudio.tasks.doctor import environment_report, format_report
+
+            return format_report(environment_report(disk_path=disk))
+
+        return self.jobs.start("environment report", gather, JobHandler().arm(on_text), exclusive=False)
 
     def train(self, config: Any, data: TrainingData | None = None) -> Job | None:
         """Train a denoiser on ``data`` (default: the loaded raw/target pair, which then also validates: with one
