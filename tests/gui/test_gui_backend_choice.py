@@ -7,7 +7,7 @@ import os
 import pytest
 from PySide6.QtCore import QSettings
 
-from tests.gui.conftest import build_window
+from tests.gui.conftest import build_window, close_window
 from voxelstudio.core.backends import LABELS, installed_backends
 from voxelstudio.gui.backend_choice import SETTINGS_KEY, BackendBox, initial_backend
 
@@ -61,13 +61,13 @@ def test_choosing_a_backend_applies_it_remembers_it_and_reprobes_the_device(qtbo
         assert window.device_label.text().startswith("device: JAX, ")
         assert "CPU" in window.device_label.text() or "GPU" in window.device_label.text()
     finally:
-        window.close()
+        close_window(window)
     os.environ.pop("KERAS_BACKEND")  # a new launch without the variable: the remembered choice wins
     again = build_window(tmp_path)
     try:
         assert again.window.backend_box.backend == "jax" and os.environ["KERAS_BACKEND"] == "jax"
     finally:
-        again.window.close()
+        close_window(again.window)
 
 
 def test_only_the_newest_device_probe_is_shown(qtbot, session, monkeypatch):

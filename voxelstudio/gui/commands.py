@@ -14,6 +14,7 @@ from voxelstudio.gui.actions import update_enabled
 from voxelstudio.gui.controller import Controller
 from voxelstudio.gui.document import Document
 from voxelstudio.gui.main_window import MainWindow
+from voxelstudio.gui.naming import export_name
 from voxelstudio.gui.panels.common import show_fraction
 from voxelstudio.gui.settings import last_folder, recent_files
 from voxelstudio.gui.view_state import ViewState
@@ -214,7 +215,8 @@ class Commands(QObject):
         volume = self.document.volume(role)
         if volume is None:
             return
-        suggested = str(Path(last_folder(self.settings)) / f"{volume.name or role}.mat")
+        name = export_name(volume.name, role, self.document.made_by(role))
+        suggested = str(Path(last_folder(self.settings)) / name)
         path = dialogs.get_save_path(self.window, f"Export {role} volume", suggested, dialogs.EXPORT_FILTER)
         if path:
             self.controller.export(role, path)
