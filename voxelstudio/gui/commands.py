@@ -16,7 +16,7 @@ from voxelstudio.gui.document import Document
 from voxelstudio.gui.main_window import MainWindow
 from voxelstudio.gui.naming import export_name
 from voxelstudio.gui.panels.common import show_fraction
-from voxelstudio.gui.settings import last_folder, recent_files
+from voxelstudio.gui.settings import last_folder, recent_files, remember_file
 from voxelstudio.gui.view_state import ViewState
 from voxelstudio.gui.workers import JobError
 
@@ -90,6 +90,7 @@ class Commands(QObject):
         w.denoise_panel.load_model_requested.connect(self.load_model)
         w.denoise_panel.show_uncertainty_requested.connect(lambda: self.view.update(extra_panel="uncertainty"))
         w.metrics_panel.compute_requested.connect(c.evaluate)
+        w.metrics_panel.save_csv_requested.connect(self.save_metrics)
         w.view_panel.spacing_requested.connect(c.set_spacing)
         w.view_panel.reset_camera_requested.connect(w.viewports.reset_camera)
         self._connect_classify_panel()
@@ -220,6 +221,25 @@ class Commands(QObject):
         path = dialogs.get_save_path(self.window, f"Export {role} volume", suggested, dialogs.EXPORT_FILTER)
         if path:
             self.controller.export(role, path)
+
+    def save_metrics(self) -> None:
+        """Metrics > Save CSV: the table as shown, written atomically."""
+        from voxelstudio.core.atomic import write_atomically
+
+        prediction = self.document.volume("prediction")
+        stem = export_name(prediction.name, "prediction", self.document.made_by("prediction"), "") if prediction else ""
+        suggested = str(Path(last_folder(self.settings)) / f"{stem or 'metrics'}_metrics.csv")
+        path = dialogs.get_save_path(self.window, "Save metrics", suggested, dialogs.CSV_FILTER)
+        if not path:
+            return
+        text = self.window.metrics_panel.as_text(",")
+        try:
+            written = write_atomically(Path(path), lambda temporary: temporary.write_text(text), overwrite=True)
+        except (VoxelStudioError, OSError) as exc:
+            self._fail("saving metrics", exc)
+            return
+        remember_file(self.settings, written)
+        self.window.statusBar().showMessage(f"Saved the metrics to {written}.", 10_000)
 
     def save_screenshot(self) -> None:
         suggested = str(Path(last_folder(self.settings)) / "voxelstudio.png")

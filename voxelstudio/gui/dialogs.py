@@ -108,6 +108,7 @@ VOLUME_FILTER = "Volumes (*.mat *.tif *.tiff *.npy *.npz);;MATLAB (*.mat);;TIFF 
 EXPORT_FILTER = "MATLAB (*.mat);;TIFF (*.tif);;NumPy (*.npy)"
 MODEL_FILTER = "Keras model (*.keras)"
 IMAGE_FILTER = "PNG image (*.png)"
+CSV_FILTER = "CSV table (*.csv)"
 
 
 def get_open_path(parent: QWidget | None, title: str, folder: str, file_filter: str) -> str | None:
