@@ -92,6 +92,7 @@ class Commands(QObject):
         w.metrics_panel.compute_requested.connect(c.evaluate)
         w.metrics_panel.save_csv_requested.connect(self.save_metrics)
         w.view_panel.spacing_requested.connect(c.set_spacing)
+        w.slices.line_drawn.connect(self.show_profile)
         w.view_panel.reset_camera_requested.connect(w.viewports.reset_camera)
         self._connect_classify_panel()
 
@@ -221,6 +222,14 @@ class Commands(QObject):
         path = dialogs.get_save_path(self.window, f"Export {role} volume", suggested, dialogs.EXPORT_FILTER)
         if path:
             self.controller.export(role, path)
+
+    def show_profile(self, volume, start, end) -> None:
+        """A line was dragged on a slice view of ``volume``: profile every volume of its shape along it."""
+        if volume is None:
+            return
+        self.window.profile_panel.show_line(self.document.volumes(), volume.shape, start, end)
+        if not self.window.profile_panel.isVisible():
+            self.window.tabs.setCurrentWidget(self.window.profile_panel)
 
     def save_metrics(self) -> None:
         """Metrics > Save CSV: the table as shown, written atomically."""

@@ -30,6 +30,7 @@ from voxelstudio.gui.document import Document
 from voxelstudio.gui.panels.classify import ClassifyPanel
 from voxelstudio.gui.panels.denoise import DenoisePanel
 from voxelstudio.gui.panels.metrics import MetricsPanel
+from voxelstudio.gui.panels.profile import ProfilePanel
 from voxelstudio.gui.panels.train import TrainPanel
 from voxelstudio.gui.panels.view_settings import ViewSettingsPanel
 from voxelstudio.gui.slices import SliceViews
@@ -123,6 +124,7 @@ class MainWindow(QMainWindow):
         self.denoise_panel = DenoisePanel(self)
         self.metrics_panel = MetricsPanel(self)
         self.classify_panel = ClassifyPanel(self)
+        self.profile_panel = ProfilePanel(self)
         self.tabs = SideTabs(self)
         self.tabs.setObjectName("side_tabs")
         for panel, title in (
@@ -131,6 +133,7 @@ class MainWindow(QMainWindow):
             (self.denoise_panel, "Denoise"),
             (self.metrics_panel, "Metrics"),
             (self.classify_panel, "Classify"),
+            (self.profile_panel, "Profile"),
         ):
             self.tabs.add_panel(panel, title)
         self.tabs.setMinimumWidth(330)
