@@ -38,8 +38,16 @@ def profiles_along(
     return profiles, widths
 
 
+def normalised(values: np.ndarray) -> np.ndarray:
+    """``values`` scaled to 0–1 over their own range: raw and clean volumes are often in different units, and the
+    shape of the peak is what the plot compares."""
+    low, high = float(np.min(values)), float(np.max(values))
+    return (values - low) / (high - low) if high > low else np.zeros_like(values)
+
+
 class ProfilePlot(QuietCanvas):
-    """The profiles as curves over distance along the line."""
+    """The profiles as curves over distance along the line, each scaled to its own range (``profiles`` keeps the
+    values)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(Figure(figsize=(3, 2.4), facecolor=FACE, layout="constrained"))
@@ -66,9 +74,9 @@ class ProfilePlot(QuietCanvas):
         else:
             axes.set_axis_on()
             for role, (distance, values) in self.profiles.items():
-                axes.plot(distance, values, color=COLORS[role], lw=1.2, label=ROLE_LABELS[role])
+                axes.plot(distance, normalised(values), color=COLORS[role], lw=1.2, label=ROLE_LABELS[role])
             axes.set_xlabel("distance along the line (µm)", color=TEXT, fontsize=7)
-            axes.set_ylabel("intensity", color=TEXT, fontsize=7)
+            axes.set_ylabel("intensity (each curve's min–max)", color=TEXT, fontsize=7)
             _legend(axes)
         self.draw_idle()
 
@@ -93,6 +101,7 @@ class ProfilePanel(QWidget):
     def show_line(self, volumes: Mapping[str, Volume], shape: tuple[int, ...], start, end) -> None:
         profiles, widths = profiles_along(volumes, shape, start, end)
         self.plot.set_profiles(profiles)
-        parts = [f"{ROLE_LABELS[role]} {format_number(width) if width else '–'} µm" for role, width in widths.items()]
+        shown = {role: f"{format_number(width)} µm" if width else "–" for role, width in widths.items()}
+        parts = [f"{ROLE_LABELS[role]} {text}" for role, text in shown.items()]
         length = next(iter(profiles.values()))[0][-1] if profiles else 0.0
         self.summary.setText(f"FWHM of the peak: {', '.join(parts)} · line {format_number(float(length))} µm")
