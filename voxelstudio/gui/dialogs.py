@@ -152,7 +152,7 @@ class EnvironmentDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(self.text)
         layout.addWidget(buttons)
-        self.resize(720, 320)
+        self.resize(900, 300)
         self.gathering()
 
     def gathering(self) -> None:
