@@ -46,7 +46,8 @@ def report_every_event(count: int, report) -> str:
     for event in NEWS:
         report(event)
     report(Preview(1, np.arange(count, dtype=np.float32).reshape(1, 1, count)))
-    report(Progress(3, 4, "validated", {"epoch": np.int64(2), "epochs": 2, "loss": np.float32(0.25)}))
+    report(Progress(3, 4, "validated", {"epoch": np.int64(2), "epochs": 2, "loss": np.float32(0.25),
+                                        "epoch_end": True, "validated": True}))  # fmt: skip
     return "done"
 
 
@@ -99,9 +100,11 @@ def test_progress_becomes_the_event_it_stands_for():
     values = {"epoch": 1, "epochs": 3, "step": 2, "steps": 5, "loss": 0.5, "val_loss": math.nan, "eta_s": 7.0}
     step = as_event(Progress(2, 15, "training", values))
     assert type(step) is TrainingStep and (step.epoch, step.step, step.loss, step.eta_s) == (1, 2, 0.5, 7.0)
-    ended = as_event(Progress(5, 15, "epoch done", values))
+    assert type(as_event(Progress(5, 15, "validated", values))) is TrainingStep  # the text means nothing
+    ended = as_event(Progress(5, 15, "epoch done", {**values, "epoch_end": True, "validated": False}))
     assert type(ended) is EpochResult and not ended.validated
-    validated = as_event(Progress(5, 15, "validated", {**values, "val_loss": 0.4, "val_accuracy": 0.75}))
+    finished = {**values, "val_loss": 0.4, "val_accuracy": 0.75, "epoch_end": True, "validated": True}
+    validated = as_event(Progress(5, 15, "", finished))
     assert validated.validated and validated.val_loss == 0.4 and validated.val_accuracy == 0.75
     assert as_event(validated) is validated  # events pass unchanged
 

@@ -17,10 +17,6 @@ import numpy as np
 
 from voxelstudio.core.progress import Progress
 
-_EPOCH_ENDED_MESSAGES = ("validated", "epoch done")
-"""What ml's ProgressCallback says at the end of an epoch (ml/ is converted by someone else: it keeps its Progress
-messages until then, and this is the only place that reads them)."""
-
 
 @dataclass(frozen=True)
 class JobEvent:
@@ -152,8 +148,8 @@ def as_event(news: JobEvent | Progress) -> JobEvent:
         steps=_count(values, "steps"), loss=_number(values, "loss"), val_loss=_number(values, "val_loss"),
         val_accuracy=_number(values, "val_accuracy"), eta_s=_number(values, "eta_s"),
     )  # fmt: skip
-    if news.message in _EPOCH_ENDED_MESSAGES:
-        validated = news.message == "validated"
+    if values.get("epoch_end"):
+        validated = bool(values.get("validated"))
         return EpochResult(**training, validated=validated, val_psnr=_number(values, "val_psnr"))
     return TrainingStep(**training)
 

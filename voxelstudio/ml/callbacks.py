@@ -68,9 +68,11 @@ class ProgressCallback(keras.callbacks.Callback):
         self._emit("training")
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self._emit("validated" if "val_loss" in (logs or {}) else "epoch done")
+        validated = "val_loss" in (logs or {})
+        self._emit("validated" if validated else "epoch done", epoch_end=True, validated=validated)
 
-    def _emit(self, message: str) -> None:
+    def _emit(self, message: str, *, epoch_end: bool = False, validated: bool = False) -> None:
+        """Report progress; ``epoch_end`` and ``validated`` travel as values (jobs read them, never the text)."""
         state = self.state
         done = state.epoch * state.steps + state.step
         total = state.epochs * state.steps
@@ -89,6 +91,8 @@ class ProgressCallback(keras.callbacks.Callback):
             "val_loss": history.get("val_loss", [math.nan])[-1],
             "val_psnr": history.get("val_psnr", [math.nan])[-1],
             "eta_s": eta,
+            "epoch_end": epoch_end,
+            "validated": validated,
         }
         self.report(Progress(done, total, message, values))
 
