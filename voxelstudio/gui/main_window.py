@@ -47,7 +47,7 @@ QPushButton:hover { background: #35424e; }
 QPushButton:disabled, QComboBox:disabled, QSpinBox:disabled, QDoubleSpinBox:disabled { color: #66707a; }
 QComboBox, QSpinBox, QDoubleSpinBox { background: #232a31; border: 1px solid #3f4a55; padding: 2px 4px; }
 QTabWidget::pane { border: 1px solid #343c45; }
-QTabBar::tab { background: #232a31; padding: 5px 12px; }
+QTabBar::tab { background: #232a31; padding: 5px 7px; }
 QTabBar::tab:selected { background: #2f3a45; }
 QProgressBar { border: 1px solid #3f4a55; border-radius: 3px; text-align: center; height: 14px; }
 QProgressBar::chunk { background: #3b82a0; }
