@@ -83,6 +83,12 @@ def build_window(folder):
     return built
 
 
+def close_window(window, timeout_s: float = 120.0) -> None:
+    """Close ``window`` and spin the event loop until it has closed for good (its jobs wound down)."""
+    window.close()
+    process_until(lambda: window.closed, timeout_s)
+
+
 def process_until(condition, timeout_s: float = 60.0) -> None:
     """Spin the Qt event loop until ``condition()`` holds (for fixtures that cannot use qtbot)."""
     from PySide6.QtCore import QEventLoop
@@ -103,7 +109,7 @@ def session(qtbot, tmp_path, dialogs):
     qtbot.waitExposed(built.window)
     yield built
     dialogs.answer = True
-    built.window.close()
+    close_window(built.window)
 
 
 def wait_idle(qtbot, session, timeout: int = 60_000) -> None:
@@ -125,7 +131,7 @@ def shared_sample_session(qapp, tmp_path_factory):
         built.dialogs = recorder
         built.originals = built.document.volumes()
         yield built
-        built.window.close()
+        close_window(built.window)
 
 
 @pytest.fixture

@@ -15,6 +15,8 @@ from voxelstudio.core.errors import VoxelStudioError
 BACKENDS = ("tensorflow", "jax", "torch")
 """Keras 3's training backends, in the order the window offers them."""
 DEFAULT = "tensorflow"
+LABELS = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
+"""How the window and status lines name each backend."""
 EXTRAS = {"tensorflow": "tensorflow", "jax": "voxelstudio[jax]", "torch": "voxelstudio[torch]"}
 
 

@@ -101,6 +101,9 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ),
     ActionSpec("reset_camera", "&Reset Camera", "View", "Ctrl+0", "Show the whole volume in every panel", True),
     ActionSpec("show_residual", "Show &Residual Panel", "View", "", "Add a predicted − target panel", checkable=True),
+    ActionSpec(
+        "environment", "&Environment…", "Help", "", "Versions, Keras backends and their devices, OpenGL, memory, disk"
+    ),
     ActionSpec("about", "&About VoxelStudio", "Help"),
 )
 

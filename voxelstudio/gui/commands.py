@@ -14,8 +14,9 @@ from voxelstudio.gui.actions import update_enabled
 from voxelstudio.gui.controller import Controller
 from voxelstudio.gui.document import Document
 from voxelstudio.gui.main_window import MainWindow
+from voxelstudio.gui.naming import export_name
 from voxelstudio.gui.panels.common import show_fraction
-from voxelstudio.gui.settings import last_folder, recent_files
+from voxelstudio.gui.settings import last_folder, recent_files, remember_file
 from voxelstudio.gui.view_state import ViewState
 from voxelstudio.gui.workers import JobError
 
@@ -36,6 +37,8 @@ class Commands(QObject):
             view,
             settings,
         )
+        self._environment_dialog: dialogs.EnvironmentDialog | None = None
+        self._environment_job = None
         self._connect_actions()
         self._connect_panels()
         self._connect_feedback()
@@ -64,6 +67,7 @@ class Commands(QObject):
             "evaluate": c.evaluate,
             "stop": c.stop,
             "reset_camera": w.viewports.reset_camera,
+            "environment": self.show_environment,
             "about": self.about,
         }
         for key, handler in handlers.items():
@@ -86,7 +90,9 @@ class Commands(QObject):
         w.denoise_panel.load_model_requested.connect(self.load_model)
         w.denoise_panel.show_uncertainty_requested.connect(lambda: self.view.update(extra_panel="uncertainty"))
         w.metrics_panel.compute_requested.connect(c.evaluate)
+        w.metrics_panel.save_csv_requested.connect(self.save_metrics)
         w.view_panel.spacing_requested.connect(c.set_spacing)
+        w.slices.line_drawn.connect(self.show_profile)
         w.view_panel.reset_camera_requested.connect(w.viewports.reset_camera)
         self._connect_classify_panel()
 
@@ -95,6 +101,7 @@ class Commands(QObject):
         c.status.connect(lambda text: w.statusBar().showMessage(text, 10_000))
         c.failed.connect(self.show_job_error)
         c.device_described.connect(lambda text: w.device_label.setText(f"device: {text}"))
+        w.backend_box.backend_chosen.connect(self.backend_chosen)
         c.training_started.connect(w.train_panel.training_started)
         self._connect_job_handlers()
         jobs.busy_changed.connect(lambda _busy: self.update_actions())
@@ -157,6 +164,14 @@ class Commands(QObject):
         if not self.controller.busy:
             self.window.job_bar.setVisible(False)
 
+    def backend_chosen(self, name: str) -> None:
+        """A new backend applies to the next job (a running one keeps its own); probe its device for the label."""
+        label = self.window.backend_box.currentText()
+        self.window.device_label.setText(f"device: {label}, checking…")
+        running = f" ({self.controller.jobs.active_name} keeps its backend)" if self.controller.busy else ""
+        self.window.statusBar().showMessage(f"Jobs from now on run on {label}{running}.", 10_000)
+        self.controller.detect_device()
+
     def show_job_error(self, error: JobError) -> None:
         dialogs.show_error(self.window, f"{error.job.capitalize()} failed", error.message, error.details)
 
@@ -202,10 +217,38 @@ class Commands(QObject):
         volume = self.document.volume(role)
         if volume is None:
             return
-        suggested = str(Path(last_folder(self.settings)) / f"{volume.name or role}.mat")
+        name = export_name(volume.name, role, self.document.made_by(role))
+        suggested = str(Path(last_folder(self.settings)) / name)
         path = dialogs.get_save_path(self.window, f"Export {role} volume", suggested, dialogs.EXPORT_FILTER)
         if path:
             self.controller.export(role, path)
+
+    def show_profile(self, volume, start, end) -> None:
+        """A line was dragged on a slice view of ``volume``: profile every volume of its shape along it."""
+        if volume is None:
+            return
+        self.window.profile_panel.show_line(self.document.volumes(), volume.shape, start, end)
+        if not self.window.profile_panel.isVisible():
+            self.window.tabs.setCurrentWidget(self.window.profile_panel)
+
+    def save_metrics(self) -> None:
+        """Metrics > Save CSV: the table as shown, written atomically."""
+        from voxelstudio.core.atomic import write_atomically
+
+        prediction = self.document.volume("prediction")
+        stem = export_name(prediction.name, "prediction", self.document.made_by("prediction"), "") if prediction else ""
+        suggested = str(Path(last_folder(self.settings)) / f"{stem or 'metrics'}_metrics.csv")
+        path = dialogs.get_save_path(self.window, "Save metrics", suggested, dialogs.CSV_FILTER)
+        if not path:
+            return
+        text = self.window.metrics_panel.as_text(",")
+        try:
+            written = write_atomically(Path(path), lambda temporary: temporary.write_text(text), overwrite=True)
+        except (VoxelStudioError, OSError) as exc:
+            self._fail("saving metrics", exc)
+            return
+        remember_file(self.settings, written)
+        self.window.statusBar().showMessage(f"Saved the metrics to {written}.", 10_000)
 
     def save_screenshot(self) -> None:
         suggested = str(Path(last_folder(self.settings)) / "voxelstudio.png")
@@ -300,6 +343,24 @@ class Commands(QObject):
         )
         if path:
             self.document.set_classifier_path(path)
+
+    def show_environment(self) -> None:
+        """Help > Environment: show the dialog at once and fill it when the report has been gathered."""
+        dialog = self._environment_dialog
+        if dialog is None:
+            dialog = self._environment_dialog = dialogs.EnvironmentDialog(self.window)
+        if self._environment_job is None:
+            dialog.gathering()
+            self._environment_job = self.controller.gather_environment(dialog.show_report)
+            self._environment_job.done.connect(self._environment_gathered)
+        dialog.show()
+        dialog.raise_()
+
+    def _environment_gathered(self) -> None:
+        self._environment_job = None
+        dialog = self._environment_dialog
+        if dialog is not None and not dialog.copy_button.isEnabled():
+            dialog.show_report("The environment report could not be gathered (see the error message).")
 
     def about(self) -> None:
         from voxelstudio import __version__

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ class Controller(QObject):
         self.settings = settings
         self.runs_dir = Path(runs_dir)
         self.jobs = JobRunner(self)
+        self._device_probes = 0
         self.jobs.status.connect(self.status)
         self.jobs.failed.connect(self.failed)
         # One handler per kind of job; panels connect to their signals once (see Commands).
@@ -146,13 +148,31 @@ class Controller(QObject):
 
     # ------------------------------------------------------------------------------------------------------ model
     def detect_device(self) -> Job | None:
-        """Describe the compute device in the background (it imports TensorFlow)."""
+        """Describe the compute device of the chosen Keras backend in the background (it imports the framework).
+        Only the newest probe's answer is shown: one started before the backend changed is ignored."""
+        self._device_probes += 1
+        probe = self._device_probes
 
         def describe(report, cancel) -> str:
             return run_isolated(describe_compute_device, {}, report=report, cancel=cancel)
 
-        handler = JobHandler().arm(self.device_described.emit)
-        return self.jobs.start("device check", describe, handler, exclusive=False)
+        def described(text: str) -> None:
+            if probe == self._device_probes:
+                self.device_described.emit(text)
+
+        return self.jobs.start("device check", describe, JobHandler().arm(described), exclusive=False)
+
+    def gather_environment(self, on_text: Callable[[str], object]) -> Job | None:
+        """``voxelstudio doctor``'s report, gathered in the background (it starts a child process per backend and
+        takes seconds); ``on_text`` receives the formatted text on the GUI thread."""
+        disk = next((p for p in (self.runs_dir, *self.runs_dir.parents) if p.is_dir()), Path.home())
+
+        def gather(report, cancel) -> str:
+            from voxelstudio.tasks.doctor import environment_report, format_report
+
+            return format_report(environment_report(disk_path=disk))
+
+        return self.jobs.start("environment report", gather, JobHandler().arm(on_text), exclusive=False)
 
     def train(self, config: Any, data: TrainingData | None = None) -> Job | None:
         """Train a denoiser on ``data`` (default: the loaded raw/target pair, which then also validates: with one

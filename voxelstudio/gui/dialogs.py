@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QFontDatabase, QGuiApplication
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialog,
@@ -14,6 +15,8 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QLabel,
     QMessageBox,
+    QPlainTextEdit,
+    QPushButton,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -105,6 +108,7 @@ VOLUME_FILTER = "Volumes (*.mat *.tif *.tiff *.npy *.npz);;MATLAB (*.mat);;TIFF 
 EXPORT_FILTER = "MATLAB (*.mat);;TIFF (*.tif);;NumPy (*.npy)"
 MODEL_FILTER = "Keras model (*.keras)"
 IMAGE_FILTER = "PNG image (*.png)"
+CSV_FILTER = "CSV table (*.csv)"
 
 
 def get_open_path(parent: QWidget | None, title: str, folder: str, file_filter: str) -> str | None:
@@ -124,3 +128,40 @@ def get_save_path(parent: QWidget | None, title: str, suggested: str, file_filte
     if not Path(path).suffix and "*." in chosen_filter:
         path += "." + chosen_filter.split("*.", 1)[1].split()[0].rstrip(")")
     return path
+
+
+class EnvironmentDialog(QDialog):
+    """Help > Environment: ``voxelstudio doctor``'s text, "Gathering…" until it arrives, and a Copy button."""
+
+    GATHERING = "Gathering the environment report (each Keras backend starts in a process of its own)…"
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Environment")
+        self.setObjectName("environment_dialog")
+        self.text = QPlainTextEdit(self)
+        self.text.setReadOnly(True)
+        self.text.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.text.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.copy_button = QPushButton("Copy", self)
+        self.copy_button.setToolTip("Copy the report to the clipboard (for a bug report)")
+        self.copy_button.clicked.connect(self.copy)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
+        buttons.addButton(self.copy_button, QDialogButtonBox.ButtonRole.ActionRole)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.text)
+        layout.addWidget(buttons)
+        self.resize(900, 300)
+        self.gathering()
+
+    def gathering(self) -> None:
+        self.text.setPlainText(self.GATHERING)
+        self.copy_button.setEnabled(False)
+
+    def show_report(self, text: str) -> None:
+        self.text.setPlainText(text)
+        self.copy_button.setEnabled(True)
+
+    def copy(self) -> None:
+        QGuiApplication.clipboard().setText(self.text.toPlainText())

@@ -7,17 +7,30 @@ interactors on exit.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, Signal
-from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QLabel, QMainWindow, QMenu, QProgressBar, QSplitter, QTabWidget, QToolBar
+from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, Signal
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication
+from PySide6.QtWidgets import (
+    QFrame,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QProgressBar,
+    QScrollArea,
+    QSplitter,
+    QTabWidget,
+    QToolBar,
+    QWidget,
+)
 
 from voxelstudio.gui import dialogs
 from voxelstudio.gui.actions import build_actions, populate_menus, populate_toolbar
+from voxelstudio.gui.backend_choice import BackendBox
 from voxelstudio.gui.controller import Controller
 from voxelstudio.gui.document import Document
 from voxelstudio.gui.panels.classify import ClassifyPanel
 from voxelstudio.gui.panels.denoise import DenoisePanel
 from voxelstudio.gui.panels.metrics import MetricsPanel
+from voxelstudio.gui.panels.profile import ProfilePanel
 from voxelstudio.gui.panels.train import TrainPanel
 from voxelstudio.gui.panels.view_settings import ViewSettingsPanel
 from voxelstudio.gui.slices import SliceViews
@@ -34,7 +47,7 @@ QPushButton:hover { background: #35424e; }
 QPushButton:disabled, QComboBox:disabled, QSpinBox:disabled, QDoubleSpinBox:disabled { color: #66707a; }
 QComboBox, QSpinBox, QDoubleSpinBox { background: #232a31; border: 1px solid #3f4a55; padding: 2px 4px; }
 QTabWidget::pane { border: 1px solid #343c45; }
-QTabBar::tab { background: #232a31; padding: 5px 12px; }
+QTabBar::tab { background: #232a31; padding: 5px 7px; }
 QTabBar::tab:selected { background: #2f3a45; }
 QProgressBar { border: 1px solid #3f4a55; border-radius: 3px; text-align: center; height: 14px; }
 QProgressBar::chunk { background: #3b82a0; }
@@ -43,6 +56,38 @@ QHeaderView::section { background: #232a31; color: #9fb3c8; border: none; paddin
 QToolBar { border: none; spacing: 4px; }
 QStatusBar QLabel { padding: 0 6px; }
 """
+
+
+class _PanelScroll(QScrollArea):
+    """Scrolls its panel when the window is smaller than the panel (vertically, mostly): it never sets the
+    window's minimum size."""
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(60, 60)
+
+
+class SideTabs(QTabWidget):
+    """The side tabs. Each panel scrolls inside its tab, so a tall panel (Train, Classify) never makes the window
+    taller than a small screen; ``indexOf``/``setCurrentWidget`` accept the panel itself."""
+
+    def add_panel(self, panel: QWidget, title: str) -> int:
+        scroll = _PanelScroll(self)
+        scroll.setWidget(panel)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        return self.addTab(scroll, title)
+
+    def indexOf(self, widget: QWidget) -> int:  # type: ignore[override]
+        for index in range(self.count()):
+            page = self.widget(index)
+            if page is widget or (isinstance(page, QScrollArea) and page.widget() is widget):
+                return index
+        return -1
+
+    def setCurrentWidget(self, widget: QWidget) -> None:  # type: ignore[override]
+        index = self.indexOf(widget)
+        if index >= 0:
+            self.setCurrentIndex(index)
 
 
 class MainWindow(QMainWindow):
@@ -57,7 +102,9 @@ class MainWindow(QMainWindow):
         self.setObjectName("VoxelStudio")
         self.setStyleSheet(STYLE_SHEET)
         self.setAcceptDrops(True)
-        self.resize(1500, 950)
+        self.closing = False  # the user closed the window; it may wait, hidden, for jobs to end
+        self.closed = False  # closed for good (interactors closed)
+        self.resize(self.default_size())
 
         self.action_map = build_actions(self)  # by ActionSpec key (QWidget.actions() keeps its meaning)
         self.menus = populate_menus(self.menuBar(), self.action_map)
@@ -77,7 +124,8 @@ class MainWindow(QMainWindow):
         self.denoise_panel = DenoisePanel(self)
         self.metrics_panel = MetricsPanel(self)
         self.classify_panel = ClassifyPanel(self)
-        self.tabs = QTabWidget(self)
+        self.profile_panel = ProfilePanel(self)
+        self.tabs = SideTabs(self)
         self.tabs.setObjectName("side_tabs")
         for panel, title in (
             (self.view_panel, "View"),
@@ -85,8 +133,9 @@ class MainWindow(QMainWindow):
             (self.denoise_panel, "Denoise"),
             (self.metrics_panel, "Metrics"),
             (self.classify_panel, "Classify"),
+            (self.profile_panel, "Profile"),
         ):
-            self.tabs.addTab(panel, title)
+            self.tabs.add_panel(panel, title)
         self.tabs.setMinimumWidth(330)
 
         self.views_splitter = QSplitter(Qt.Orientation.Vertical, self)
@@ -109,9 +158,21 @@ class MainWindow(QMainWindow):
         self.job_bar.setVisible(False)
         self.device_label = QLabel("device: checking…", self)
         self.device_label.setObjectName("device_label")
+        self.backend_box = BackendBox(settings, self)
         self.statusBar().addPermanentWidget(self.job_bar)
+        self.statusBar().addPermanentWidget(self.backend_box)
         self.statusBar().addPermanentWidget(self.device_label)
         self.restore_layout()
+        document.volume_changed.connect(lambda role: self.update_title() if role == "raw" else None)
+
+    def update_title(self) -> None:
+        """The window title names the raw volume's file (or its name), as editors name their document."""
+        raw = self.document.volume("raw")
+        if raw is None:
+            self.setWindowTitle("VoxelStudio")
+            return
+        name = raw.source.name if raw.source is not None else raw.name
+        self.setWindowTitle(f"{name} — VoxelStudio")
 
     # ------------------------------------------------------------------------------------------- persistence
     def restore_layout(self) -> None:
@@ -124,6 +185,32 @@ class MainWindow(QMainWindow):
             value = self.settings.value(key)
             if isinstance(value, QByteArray):
                 restore(value)
+        self.fit_to_screen()
+
+    def default_size(self) -> QSize:
+        """1500x950, or 90 % of the screen's available area on a smaller screen (room for the window's frame)."""
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        if screen is None:
+            return QSize(1500, 950)
+        area = screen.availableGeometry()
+        return QSize(min(1500, int(area.width() * 0.9)), min(950, int(area.height() * 0.9)))
+
+    def fit_to_screen(self) -> None:
+        """Keep the window on the screen it is on: no larger than its available area and not off its edges (a
+        geometry saved on a bigger screen, or grown by a long title, is clamped here)."""
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        if screen is None or self.isMaximized() or self.isFullScreen():
+            return
+        area = screen.availableGeometry()
+        frame = self.frameGeometry().size() - self.geometry().size()  # title bar and borders, where known
+        width = min(self.width(), area.width() - frame.width())
+        height = min(self.height(), area.height() - frame.height())
+        if (width, height) != (self.width(), self.height()):
+            self.resize(width, height)
+        x = min(max(self.x(), area.left()), area.right() + 1 - width - frame.width())
+        y = min(max(self.y(), area.top()), area.bottom() + 1 - height - frame.height())
+        if (x, y) != (self.x(), self.y()):
+            self.move(x, y)
 
     def save_layout(self) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())
@@ -134,18 +221,33 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------------------------------------ events
     def closeEvent(self, event: QCloseEvent) -> None:
-        """Ask before abandoning a running job; then cancel it, wait for its thread and close the interactors."""
-        if self.controller.busy:
-            job = self.controller.jobs.active_name
+        """Ask before abandoning a running job; then cancel every job and close. The window goes away at once:
+        while jobs wind down (training saves its best model), it is hidden, and it closes for good (interactors
+        closed, the application free to quit) when the last job has ended; nothing blocks the event loop."""
+        jobs = self.controller.jobs
+        if self.closing:
+            if jobs.has_jobs:
+                event.ignore()  # still winding down: closes itself when the jobs have ended
+                return
+        elif self.controller.busy:
+            job = jobs.active_name
             if not dialogs.ask_question(
                 self, "Quit VoxelStudio", f"{job.capitalize()} is still running. Stop it and quit?"
             ):
                 event.ignore()
                 return
-        self.statusBar().showMessage("Stopping jobs…")
-        self.controller.shutdown()
-        self.save_layout()
+        if not self.closing:
+            self.closing = True
+            self.save_layout()
+        if jobs.has_jobs:
+            self.statusBar().showMessage("Stopping jobs…")
+            jobs.all_done.connect(self.close, Qt.ConnectionType.SingleShotConnection)
+            jobs.cancel_all()
+            self.hide()
+            event.ignore()
+            return
         self.viewports.close()
+        self.closed = True
         event.accept()
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:

@@ -6,6 +6,7 @@ The app uses the organisation/application names below; tests point QSettings at 
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from PySide6.QtCore import QSettings
@@ -20,17 +21,45 @@ def app_settings() -> QSettings:
     return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORGANIZATION, APPLICATION)
 
 
+def _package_folders() -> list[Path]:
+    """Folders of the installed application (the package and its bundled resources): no dialog starts there."""
+    import voxelstudio
+    from voxelstudio.core.resources import resources_dir
+
+    folders = [Path(voxelstudio.__file__).resolve().parent]
+    with contextlib.suppress(FileNotFoundError):
+        folders.append(resources_dir().resolve())
+    return folders
+
+
+def inside_package(folder: str | Path) -> bool:
+    """Whether ``folder`` is in the installed package or its bundled resources (the sample, the models)."""
+    folder = Path(folder).resolve()
+    return any(folder == p or p in folder.parents for p in _package_folders())
+
+
+def default_folder() -> str:
+    """Where dialogs start before the user chose a folder: the home folder, else the current one."""
+    for candidate in (Path.home(), Path.cwd()):
+        if candidate.is_dir() and not inside_package(candidate):
+            return str(candidate)
+    return str(Path.home())
+
+
 def last_folder(settings: QSettings) -> str:
+    """The folder the user last opened or saved a file in, else :func:`default_folder`; never inside the package."""
     folder = str(settings.value("files/last_folder", "") or "")
-    return folder if folder and Path(folder).is_dir() else str(Path.home())
+    return folder if folder and Path(folder).is_dir() and not inside_package(folder) else default_folder()
 
 
 def remember_file(settings: QSettings, path: str | Path) -> None:
-    """Record ``path`` as the most recent file and its folder as the last folder."""
+    """Record ``path`` as the most recent file and its folder as the last folder (unless it is a bundled file,
+    such as the sample: dialogs must not start inside the package)."""
     path = Path(path).resolve()
     recent = [p for p in recent_files(settings) if p != str(path)]
     settings.setValue("files/recent", [str(path), *recent][:MAX_RECENT_FILES])
-    settings.setValue("files/last_folder", str(path.parent))
+    if not inside_package(path.parent):
+        settings.setValue("files/last_folder", str(path.parent))
 
 
 def recent_files(settings: QSettings) -> list[str]:

@@ -25,12 +25,14 @@ from voxelstudio.render import (
     clamp_index,
     orthogonal_slices,
     plane_extents,
+    point_at,
     slice_layout,
     voxel_at,
 )
 from voxelstudio.render.scene import BACKGROUND, FOREGROUND
 
 CROSSHAIR = "#4fc3f7"
+PROFILE_COLOR = "#f0c05a"
 PROBE_ROLES = ("raw", "target", "prediction")
 _AXIS_OF_SLIDER = {"z": 2, "y": 0, "x": 1}
 
@@ -40,6 +42,7 @@ class SlicePanel(QuietCanvas):
 
     hovered = Signal(object)  # (y, x, z) or None
     clicked = Signal(object)  # (y, x, z)
+    line_drawn = Signal(object, object)  # start, end: (y, x, z) voxel coordinates (floats) of a dragged line
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(Figure(facecolor=BACKGROUND))
@@ -52,7 +55,10 @@ class SlicePanel(QuietCanvas):
         self._axes, self._images, self._lines = {}, {}, {}
         self.mpl_connect("motion_notify_event", self._on_motion)
         self.mpl_connect("button_press_event", self._on_press)
+        self.mpl_connect("button_release_event", self._on_release)
         self.mpl_connect("figure_leave_event", lambda _event: self.hovered.emit(None))
+        self._drag: tuple[str, tuple[float, float, float], tuple[float, float]] | None = None
+        self._profile_line = None
 
     def show_volume(
         self, volume: Volume | None, index: tuple[int, int, int], cmap: str, clim, hint: str, *, now: bool = False
@@ -98,6 +104,7 @@ class SlicePanel(QuietCanvas):
             line_style = {"color": CROSSHAIR, "lw": 0.6, "alpha": 0.5, "linestyle": (0, (3, 3))}
             self._lines[plane] = (axes.axvline(0, **line_style), axes.axhline(0, **line_style))
         self._layout_key = (volume.shape, volume.spacing)
+        self._profile_line = None
         self._place_axes()
 
     def _place_axes(self) -> None:
@@ -131,17 +138,53 @@ class SlicePanel(QuietCanvas):
         index = voxel_at(plane, event.xdata, event.ydata, self.index, self.volume.spacing)
         return clamp_index(index, self.volume.shape)
 
+    def _point_under(self, event) -> tuple[str, tuple[float, float, float]] | None:
+        """The plane under the mouse and the (unrounded) voxel coordinates of the point."""
+        if self.volume is None or event.inaxes is None or event.xdata is None:
+            return None
+        plane = next((p for p, axes in self._axes.items() if axes is event.inaxes), None)
+        if plane is None:
+            return None
+        return plane, point_at(plane, event.xdata, event.ydata, self.index, self.volume.spacing)
+
     def _on_motion(self, event) -> None:
         self.hovered.emit(self.voxel_under(event))
+        if self._drag is not None and event.button == 1:
+            under = self._point_under(event)
+            if under is not None and under[0] == self._drag[0]:
+                self.draw_line(self._drag[0], self._drag[1], under[1])
 
     def _on_press(self, event) -> None:
         index = self.voxel_under(event)
         if index is not None:
             self.clicked.emit(index)
+            under = self._point_under(event)
+            self._drag = None if under is None or event.button != 1 else (under[0], under[1], (event.x, event.y))
+
+    def _on_release(self, _event) -> None:
+        self._drag = None
+
+    def draw_line(self, plane: str, start: tuple[float, float, float], end: tuple[float, float, float]) -> None:
+        """Show the profile line from ``start`` to ``end`` (voxel coordinates) on ``plane`` and emit it."""
+        if self.volume is None or plane not in self._axes:
+            return
+        sy, sx, sz = self.volume.spacing
+        to_plot = {"xy": lambda p: (p[1] * sx, p[0] * sy), "xz": lambda p: (p[1] * sx, p[2] * sz),
+                   "yz": lambda p: (p[2] * sz, p[0] * sy)}[plane]  # fmt: skip
+        (u0, v0), (u1, v1) = to_plot(start), to_plot(end)
+        if self._profile_line is not None:
+            self._profile_line.remove()
+        (self._profile_line,) = self._axes[plane].plot([u0, u1], [v0, v1], color=PROFILE_COLOR, lw=1.2)
+        self.draw_idle()
+        self.line_drawn.emit(tuple(start), tuple(end))
 
 
 class SliceViews(QWidget):
-    """A row of slice panels aligned with the 3-D panels, cursor sliders and the value probe."""
+    """A row of slice panels aligned with the 3-D panels, cursor sliders and the value probe.
+
+    ``line_drawn(volume, start, end)`` fires while a line is dragged on a slice view (for the line profile)."""
+
+    line_drawn = Signal(object, object, object)
 
     def __init__(self, document: Document, view: ViewState, viewports, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -154,6 +197,7 @@ class SliceViews(QWidget):
             row.addWidget(panel, 1)
             panel.hovered.connect(self._probe)
             panel.clicked.connect(self.view.set_cursor)
+            panel.line_drawn.connect(lambda start, end, p=panel: self.line_drawn.emit(p.volume, start, end))
         bar = QHBoxLayout()
         bar.setContentsMargins(6, 2, 6, 2)
         self.sliders: dict[str, QSlider] = {}

@@ -10,15 +10,17 @@ can crash the process.
 
 from __future__ import annotations
 
+import html
 import weakref
 
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QImage
-from PySide6.QtWidgets import QComboBox, QFrame, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QFont, QFontMetrics, QImage
+from PySide6.QtWidgets import QComboBox, QFrame, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 from pyvistaqt import QtInteractor
 
 from voxelstudio.core.volume import Volume
-from voxelstudio.gui.document import ROLE_LABELS, Document
+from voxelstudio.gui.document import ROLE_LABELS, ROLES, Document
+from voxelstudio.gui.naming import maker_name
 from voxelstudio.gui.view_state import ViewState
 from voxelstudio.render import (
     MODE_LABELS,
@@ -69,6 +71,65 @@ def describe(volume: Volume) -> str:
     return f"{label}  ·  {'×'.join(str(n) for n in volume.shape)}"
 
 
+class ElidedTitle(QLabel):
+    """A panel title: the role in bold, then the details, shortened in the middle ("…") to the width there is;
+    the tooltip and :meth:`text` give the whole title. It never asks for more width than the role needs, so long
+    file names cannot widen the window."""
+
+    MARGIN = 16  # the style sheet's padding and a little air
+    MIN_HEAD = 60  # a longer role name ("Residual (predicted − target)") is shortened too
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setTextFormat(Qt.TextFormat.RichText)
+        self._head, self._tail = "", ""
+
+    def set_title(self, head: str, tail: str = "") -> None:
+        self._head, self._tail = head, tail
+        self.setToolTip(self.text() if tail else "")
+        self._elide()
+
+    def text(self) -> str:  # type: ignore[override]
+        """The whole title as plain text (what is shown may be shortened)."""
+        return f"{self._head}  {self._tail}" if self._tail else self._head
+
+    def shown_text(self) -> str:
+        """The title as drawn now (rich text)."""
+        return super().text()
+
+    def _head_width(self) -> int:
+        return self._bold_metrics().horizontalAdvance(self._head)
+
+    def _bold_metrics(self) -> QFontMetrics:
+        font = QFont(self.font())
+        font.setBold(True)
+        return QFontMetrics(font)
+
+    def _elide(self) -> None:
+        head_room = self.width() - self.MARGIN
+        head = (
+            f"<b>{html.escape(self._bold_metrics().elidedText(self._head, Qt.TextElideMode.ElideRight, head_room))}</b>"
+        )
+        if not self._tail:
+            self.setText(head)
+            return
+        metrics = self.fontMetrics()
+        room = head_room - self._head_width() - metrics.horizontalAdvance("  ")
+        tail = metrics.elidedText(self._tail, Qt.TextElideMode.ElideMiddle, max(room, 0))
+        self.setText(f"{head}&nbsp;&nbsp;{html.escape(tail)}" if tail else head)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._elide()
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(min(self._head_width(), self.MIN_HEAD) + self.MARGIN, super().minimumSizeHint().height())
+
+    def sizeHint(self) -> QSize:
+        return self.minimumSizeHint()
+
+
 class VolumePanel(QFrame):
     """A title bar (volume name and shape, render-mode box) over one QtInteractor.
 
@@ -81,7 +142,7 @@ class VolumePanel(QFrame):
         super().__init__(parent)
         self.panel_role = panel_role
         self.setObjectName(f"panel_{panel_role}")
-        self.title = QLabel(self)
+        self.title = ElidedTitle(self)
         self.title.setObjectName("panelTitle")
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.mode_box = QComboBox(self)
@@ -126,14 +187,15 @@ class VolumePanel(QFrame):
             self._image_source = volume
         return self._image
 
-    def show_volume(self, role: str, volume: Volume | None, style_for) -> None:
-        """Draw ``volume`` (the ``role`` data) with ``style_for(role, volume)``, or a hint when there is none.
+    def show_volume(self, role: str, volume: Volume | None, style_for, maker: str | None = None) -> None:
+        """Draw ``volume`` (the ``role`` data) with ``style_for(role, volume)``, or a hint when there is none;
+        ``maker`` names the model or method that made it (in the title).
 
         New data of the same geometry in the same style goes into the existing actors (no rebuild)."""
         self.volume = volume
         label = ROLE_LABELS[role]
         if volume is None:
-            self.title.setText(f"<b>{label}</b>")
+            self.title.set_title(label)
             self._image, self._image_source, self.style, self._scene_geometry = None, None, None, None
             self.plotter.clear_actors()
             self.plotter.add_text(
@@ -145,7 +207,8 @@ class VolumePanel(QFrame):
                 name="placeholder",
             )
             return
-        self.title.setText(f"<b>{label}</b>&nbsp;&nbsp;{describe(volume)}{reduction_note(volume.shape)}")
+        by = f"  ·  by {maker}" if maker else ""
+        self.title.set_title(label, f"{describe(volume)}{by}{reduction_note(volume.shape)}")
         image, style = self.image(), style_for(role, volume)
         geometry = (tuple(image.dimensions), tuple(image.spacing))
         reusable = geometry == self._scene_geometry and can_update(self.style, style)
@@ -265,7 +328,9 @@ class ViewportGrid(QWidget):
         def style_for(role: str, volume: Volume):
             return self.view.scene_style(role, volume, volumes, panel_role, draft=self.is_draft(role))
 
-        self.panels[panel_role].show_volume(self.role_of(panel_role), self.volume_of(panel_role), style_for)
+        role = self.role_of(panel_role)
+        maker = maker_name(self.document.made_by(role)) if role in ROLES else None
+        self.panels[panel_role].show_volume(role, self.volume_of(panel_role), style_for, maker)
         self._dirty.add(panel_role)
         bounds = self._data_bounds()
         if bounds is not None and bounds != self._bounds:

@@ -150,6 +150,7 @@ class JobRunner(QObject):
     job_ended = Signal(str, str)  # job name (for a status line), "finished" | "failed" | "cancelled"
     status = Signal(str)
     failed = Signal(object)  # JobError (never for cancellations)
+    all_done = Signal()  # the last running job has ended
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -201,6 +202,16 @@ class JobRunner(QObject):
         if self._active is not None:
             self._active.cancel()
             self.status.emit(f"Stopping {self._active.name}…")
+
+    @property
+    def has_jobs(self) -> bool:
+        """Whether any job (exclusive or not) is still running."""
+        return bool(self._jobs)
+
+    def cancel_all(self) -> None:
+        """Ask every job to stop, without waiting; ``all_done`` fires when the last one has ended."""
+        for job in self._jobs:
+            job.cancel()
 
     def shutdown(self, timeout_ms: int = 30_000) -> bool:
         """Cancel every job and wait for its thread; True when all stopped within ``timeout_ms`` each."""
@@ -260,3 +271,5 @@ class JobRunner(QObject):
         job.deleteLater()
         if then is not None and job.outcome == "finished":
             then()
+        if not self._jobs:
+            self.all_done.emit()

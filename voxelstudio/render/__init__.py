@@ -28,6 +28,7 @@ from voxelstudio.render.slices import (
     clamp_index,
     orthogonal_slices,
     plane_extents,
+    point_at,
     slice_layout,
     voxel_at,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "nice_length",
     "orthogonal_slices",
     "plane_extents",
+    "point_at",
     "reset_view",
     "slice_layout",
     "symmetric_clim",

@@ -70,6 +70,19 @@ def voxel_at(plane: str, u: float, v: float, index_yxz: Sequence[int], spacing: 
     raise ValueError(f"unknown plane {plane!r}; choose from {', '.join(PLANES)}")
 
 
+def point_at(plane: str, u: float, v: float, index_yxz: Sequence[int], spacing: Spacing) -> tuple[float, float, float]:
+    """Like :func:`voxel_at`, unrounded: the (y, x, z) voxel coordinates of the point (u, v) of ``plane``."""
+    y, x, z = (float(i) for i in index_yxz)
+    sy, sx, sz = spacing
+    if plane == "xy":
+        return (v / sy, u / sx, z)
+    if plane == "xz":
+        return (y, u / sx, v / sz)
+    if plane == "yz":
+        return (v / sy, x, u / sz)
+    raise ValueError(f"unknown plane {plane!r}; choose from {', '.join(PLANES)}")
+
+
 Rect = tuple[float, float, float, float]
 
 

@@ -72,10 +72,14 @@ class ProgressRow(QWidget):
         show_fraction(self.bar, progress.fraction)
         self.label.setText(text if text is not None else progress.message)
 
-    def ended(self, outcome: str, text: str | None = None) -> None:
-        """Show how the job ended: ``text``, or a word for the outcome."""
+    def ended(self, outcome: str, text: str | None = None, fraction: float | None = None) -> None:
+        """Show how the job ended: ``text``, or a word for the outcome; the bar full when it finished, else at
+        ``fraction`` (where a stopped job got to) or empty."""
         self.stop_button.setEnabled(False)
-        self.bar.setRange(0, 1)
-        self.bar.setValue(1 if outcome == "finished" else 0)
+        if fraction is None:
+            self.bar.setRange(0, 1)
+            self.bar.setValue(1 if outcome == "finished" else 0)
+        else:
+            show_fraction(self.bar, fraction)
         words = {"finished": "Done.", "cancelled": "Stopped.", "failed": "Failed (see the message)."}
         self.label.setText(text or words.get(outcome, ""))

@@ -124,6 +124,8 @@ class TrainPanel(QWidget):
         layout.addWidget(self.plot, 3)
         layout.addWidget(self.quality, 2)
         self._result_text: str | None = None
+        self._last_step: TrainingStep | None = None
+        self._stopped_at: float | None = None
         self._idle, self._has_pair = True, False
         self._validation_label = "whole volume"
         self.arch.currentTextChanged.connect(self._arch_changed)
@@ -260,6 +262,7 @@ class TrainPanel(QWidget):
         self.plot.clear()
         self.quality.clear()
         self.progress.started("Preparing training data…")
+        self._last_step, self._stopped_at = None, None
 
     def training_progress(self, event: ProgressEvent) -> None:
         """News before the first batch (loading the training pairs)."""
@@ -271,6 +274,7 @@ class TrainPanel(QWidget):
             text += f" · {self._validation_label} {format_number(step.val_loss)}"
         text += f" · ETA {format_duration(step.eta_s)}"
         self.progress.progressed(step, text)
+        self._last_step = step
         position = (step.epoch - 1) + step.step / max(step.steps, 1)
         finished_epoch = step.epoch if isinstance(step, EpochResult) and step.validated else None
         self.plot.add(position, step.loss, finished_epoch, step.val_loss)
@@ -284,8 +288,8 @@ class TrainPanel(QWidget):
         self.quality.add_ratio(quality.epoch, quality.fwhm_ratio, quality.target_fwhm_ratio)
 
     def training_ended(self, outcome: str) -> None:
-        self.progress.ended(outcome, self._result_text if outcome == "finished" else None)
-        self._result_text = None
+        self.progress.ended(outcome, self._result_text if outcome == "finished" else None, self._stopped_at)
+        self._result_text, self._stopped_at = None, None
 
     def training_result(self, result: Any) -> None:
         """Say how training ended: epochs run, why it stopped, the best loss and where the model is."""
@@ -295,6 +299,13 @@ class TrainPanel(QWidget):
             "early_stopping": "no more improvement",
             "cancelled": "stopped",
         }
+        step = self._last_step
+        if result.stopped_reason == "cancelled" and step is not None and step.epochs:
+            # Stopped by the user: say where (the bar stays there, not at 100 %) and what was kept.
+            kept = "no model saved" if result.model_path is None else "best model kept"
+            self._result_text = f"stopped at epoch {step.epoch}/{step.epochs}, {kept}."
+            self._stopped_at = step.fraction
+            return
         text = f"{result.epochs_run} epoch(s), {reasons.get(result.stopped_reason, result.stopped_reason)}"
         if math.isfinite(result.best_val_loss):
             text += f"; best loss {format_number(result.best_val_loss)}"
