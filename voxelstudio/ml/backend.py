@@ -24,7 +24,7 @@ os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
 
 import keras  # after the environment above
 
-LABELS = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
+from voxelstudio.core.backends import LABELS
 
 
 def name() -> str:
