@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import time
 
 import h5py
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 import scipy.io
 import tifffile
 
+from voxelstudio.core.atomic import RESUMABLE, remove_stale_temporaries
 from voxelstudio.core.volume import Volume
 from voxelstudio.io import VolumeWriteError, load_volume, save_volume
 
@@ -114,3 +116,15 @@ def test_written_files_get_the_usual_permissions(tmp_path, asymmetric) -> None:
     os.umask(umask)
     path = save_volume(Volume(asymmetric), tmp_path / "v.npz")
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_a_resumable_runs_state_is_not_swept_as_a_leftover(tmp_path):
+    resumable = tmp_path / ".big.ome.zarr.0123abcd.partial"
+    (resumable / "done").mkdir(parents=True)
+    (resumable / RESUMABLE).write_text("{}")
+    leftover = tmp_path / ".other.npy.89abcdef.partial"
+    leftover.write_bytes(b"half a file")
+    old = time.time() - 3600
+    os.utime(leftover, (old, old))
+    assert remove_stale_temporaries(tmp_path / "next.npy") == [leftover]
+    assert resumable.is_dir() and not leftover.exists()

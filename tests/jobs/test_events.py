@@ -131,3 +131,11 @@ def test_dispatch_calls_the_method_of_the_event_type_or_of_its_nearest_base():
     # no on_step: a step is a kind of progress; no on_cancelled or on_preview_quality: ignored
     assert recorder.calls == [("progress", NEWS[0]), ("progress", step), ("epoch", epoch), ("failed", JobFailed("x"))]
     assert len({cls.handler for cls in EVENT_TYPES}) == len(EVENT_TYPES)  # one handler method per event type
+
+
+def test_a_backend_that_is_not_installed_fails_the_job_in_one_line(monkeypatch):
+    monkeypatch.setenv("KERAS_BACKEND", "mxnet")  # the child inherits it, and checks it before Keras starts
+    with pytest.raises(IsolatedTaskError) as raised:
+        run_isolated(report_an_end, {}, report=lambda event: None)
+    message = str(raised.value)
+    assert "KERAS_BACKEND='mxnet' is not a Keras backend; installed backends: " in message and "\n" not in message

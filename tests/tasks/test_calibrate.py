@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -58,3 +60,12 @@ def test_resolve_spacing_prefers_the_option_and_needs_one() -> None:
         resolve_spacing([known, known.replace(spacing=(0.1, 0.1, 0.2))], None)
     with pytest.raises(ValueError, match="square pixels"):
         resolve_spacing([known], (0.1, 0.2, 0.3))
+
+
+def test_undetermined_values_are_null_in_strict_json():
+    from voxelstudio.tasks.calibration_file import _finite_or_none
+
+    report = {"fitted": {"na": {"value": 1.4, "sd": float("inf")}}, "fit": {"noise_ratio": np.float64("nan")}}
+    cleaned = _finite_or_none(report)
+    assert cleaned == {"fitted": {"na": {"value": 1.4, "sd": None}}, "fit": {"noise_ratio": None}}
+    json.dumps(cleaned, allow_nan=False)

@@ -51,8 +51,16 @@ def is_temporary(path: str | Path) -> bool:
     return any(_TEMPORARY.fullmatch(part) or _OLD_TEMPORARY.fullmatch(part) for part in path.parts[-2:])
 
 
+RESUMABLE = "voxelstudio-run.json"
+"""A temporary folder holding this file is a resumable run's state (block-wise prediction): it stays for --resume
+(and while its run writes into it), never swept as a dead writer's leftover."""
+
+
 def _is_stale(candidate: Path) -> bool:
-    """True (with the file or folder removed) when no live writer holds ``candidate``'s lock."""
+    """True (with the file or folder removed) when no live writer holds ``candidate``'s lock and it is not a
+    resumable run's state."""
+    if (candidate / RESUMABLE).is_file():
+        return False
     try:
         fd = os.open(candidate, os.O_RDONLY)
     except OSError:

@@ -157,10 +157,10 @@ def _child_main(function: Callable[..., Any], kwargs: dict[str, Any], messages, 
         os.nice(CHILD_NICENESS)  # the window stays responsive while the job uses every core
     from voxelstudio.ml.quiet_start import start_backend_quietly
 
-    start_backend_quietly()  # KERAS_BACKEND checked; TensorFlow's start-up lines are not errors
     token = CancelToken()
     threading.Thread(target=_watch_stop_flag, args=(stop, token), daemon=True).start()
     try:
+        start_backend_quietly()  # KERAS_BACKEND checked (one line if not usable); TF's start-up lines hidden
         accepted = inspect.signature(function).parameters
         extra: dict[str, Any] = {}
         if "report" in accepted:

@@ -56,15 +56,18 @@ def start_backend_quietly() -> str:
 
     Returns the backend's name.
     """
-    from voxelstudio.core.backends import select_backend
+    from voxelstudio.core.backends import BackendError, select_backend
 
     chosen = select_backend()
     if "keras" in sys.modules:
         return chosen
-    with filtered_native_stderr():
-        from voxelstudio.ml import backend
+    try:
+        with filtered_native_stderr():
+            from voxelstudio.ml import backend
 
-        backend.accelerators()
+            backend.accelerators()
+    except ImportError as exc:  # installed, yet it cannot start (a missing jaxlib, mismatched versions)
+        raise BackendError(f"KERAS_BACKEND={chosen!r}: {chosen} is installed but cannot start ({exc})") from exc
     return chosen
 
 

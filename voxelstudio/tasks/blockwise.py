@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from voxelstudio.core.atomic import publish_directory, temporary_directory_name
+from voxelstudio.core.atomic import RESUMABLE, publish_directory, temporary_directory_name, write_json_atomically
 from voxelstudio.core.errors import VolumeReadError, VolumeWriteError, VoxelStudioError
 from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
 from voxelstudio.io import zarr_
@@ -39,7 +39,7 @@ SAMPLE_VOXELS = 1 << 22
 """Voxels of the strided sample the normalisation percentiles are computed from (16 MB of float32)."""
 CONNECT_TIMEOUT_S = 10
 DONE = ".voxelstudio-done"
-RUN = "voxelstudio-run.json"
+RUN = RESUMABLE
 
 
 @dataclass(frozen=True)
@@ -212,6 +212,16 @@ def _run_blocks(
     return loads
 
 
+def _resumable_run(run_file: Path) -> dict[str, Any] | None:
+    """The record of an interrupted run to resume, or None when there is none or it cannot be read."""
+    try:
+        run = json.loads(run_file.read_text(encoding="utf-8"))
+        float(run["value_range"][0]), float(run["value_range"][1])
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return None
+    return run
+
+
 def _block_failed(start: Shape3, where: str, exc: BaseException) -> VoxelStudioError:
     detail = " ".join(str(exc).split())[:200]
     return VoxelStudioError(
@@ -284,10 +294,10 @@ def _denoise_store(
     temporary = temporary_directory_name(out, hashlib.sha256(key.encode()).hexdigest()[:8])
     done_dir, run_file = temporary / DONE, temporary / RUN
     loads_here: dict[str, int] = {}  # model loads in this process (for the normalisation sample)
-    if temporary.exists() and not (resume and run_file.is_file()):
-        shutil.rmtree(temporary)  # an earlier run of the same job that is not to be resumed
-    if temporary.exists():
-        run = json.loads(run_file.read_text(encoding="utf-8"))
+    run = _resumable_run(run_file) if resume else None
+    if temporary.exists() and run is None:
+        shutil.rmtree(temporary)  # an earlier run of the same job that is not to be resumed (or unreadable)
+    if run is not None:
         value_range = (float(run["value_range"][0]), float(run["value_range"][1]))
     else:
         loaded, fresh = _model(str(model_path), trusted)
@@ -299,7 +309,7 @@ def _denoise_store(
         zarr_.create_store(temporary, lazy.shape, lazy.spacing, volume_name(out), chunks)
         done_dir.mkdir()
         run = {"input": str(source.resolve()), "model_sha256": sha, "block": list(block_hwz)}
-        run_file.write_text(json.dumps({**run, "value_range": list(value_range)}), encoding="utf-8")
+        write_json_atomically(run_file, {**run, "value_range": list(value_range)})
     job = BlockJob(
         str(source), variable, str(model_path), trusted, str(temporary), value_range,
         None if tile_shape is None else tuple(int(t) for t in tile_shape),  # type: ignore[arg-type]

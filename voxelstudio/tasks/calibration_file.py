@@ -9,6 +9,7 @@ name, beside the JSON) and ``report`` (:func:`calibration_report`). :func:`load_
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,8 +31,24 @@ def bead_image_path(params_path: str | Path) -> Path:
     return path.with_name(f"{path.name.removesuffix('.json')}.psf.tif")
 
 
+def _finite_or_none(node: Any) -> Any:
+    """``node`` with every NaN or infinite float replaced by None (strict JSON; "not determined")."""
+    if isinstance(node, dict):
+        return {key: _finite_or_none(value) for key, value in node.items()}
+    if isinstance(node, (list, tuple)):
+        return [_finite_or_none(value) for value in node]
+    if isinstance(node, (float, np.floating)):
+        return float(node) if math.isfinite(node) else None
+    return node
+
+
 def calibration_report(cal: Calibration, sources: Sequence[str | Path] = ()) -> dict[str, Any]:
-    """JSON-ready summary: beads, fitted values with standard errors, fit quality, FWHM, assumptions."""
+    """JSON-ready summary: beads, fitted values with standard errors (None where the fit cannot tell), fit quality,
+    FWHM, assumptions."""
+    return _finite_or_none(_report(cal, sources))
+
+
+def _report(cal: Calibration, sources: Sequence[str | Path]) -> dict[str, Any]:
     fit = cal.optics_fit
     return {
         "sources": [str(s) for s in sources],
@@ -87,10 +104,10 @@ def write_calibration(
     for path in (out, bead_path):
         if path.exists() and not overwrite:
             raise ValueError(f"{path}: already exists; pass --overwrite to replace it")
+    record = calibration_record(cal, sources=sources, measured_psf=measured_psf, bead_image=bead_path.name)
+    text = json.dumps(record, indent=2, allow_nan=False) + "\n"  # before any file is written
     bead = Volume(cal.beads.image.astype(np.float32), cal.params.optics.voxel_size_um, name="measured_bead")
     save_volume(bead, bead_path, overwrite=overwrite)
-    record = calibration_record(cal, sources=sources, measured_psf=measured_psf, bead_image=bead_path.name)
-    text = json.dumps(record, indent=2, allow_nan=False) + "\n"
     write_atomically(out, lambda tmp: tmp.write_text(text, encoding="utf-8"), overwrite=overwrite)
     return out, bead_path
 
