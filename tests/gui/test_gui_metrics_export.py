@@ -10,6 +10,7 @@ from PySide6.QtGui import QGuiApplication
 
 from tests.gui.conftest import wait_idle
 from voxelstudio.gui.panels.metrics import WORSE_COLOR, worse_than_input
+from voxelstudio.gui.settings import last_folder, recent_files
 
 pytestmark = pytest.mark.gui
 
@@ -54,6 +55,8 @@ def test_a_deliberately_bad_prediction_is_flagged_and_the_table_exports(qtbot, s
     with out.open(newline="") as handle:
         assert list(csv.reader(handle)) == panel.table_rows()
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".partial")] == []
+    assert str(out.resolve()) not in recent_files(sample_session.settings)  # Open Recent lists volumes only
+    assert last_folder(sample_session.settings) == str(tmp_path.resolve())
     assert raw is document.volume("raw")
 
 

@@ -16,7 +16,7 @@ from voxelstudio.gui.document import Document
 from voxelstudio.gui.main_window import MainWindow
 from voxelstudio.gui.naming import export_name
 from voxelstudio.gui.panels.common import show_fraction
-from voxelstudio.gui.settings import last_folder, recent_files, remember_file
+from voxelstudio.gui.settings import last_folder, recent_files, remember_folder
 from voxelstudio.gui.view_state import ViewState
 from voxelstudio.gui.workers import JobError
 
@@ -247,7 +247,7 @@ class Commands(QObject):
         except (VoxelStudioError, OSError) as exc:
             self._fail("saving metrics", exc)
             return
-        remember_file(self.settings, written)
+        remember_folder(self.settings, written)
         self.window.statusBar().showMessage(f"Saved the metrics to {written}.", 10_000)
 
     def save_screenshot(self) -> None:

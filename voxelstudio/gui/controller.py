@@ -20,7 +20,7 @@ from voxelstudio.core.provenance import export_provenance, sidecar_path, write_s
 from voxelstudio.core.volume import Spacing, Volume
 from voxelstudio.gui.document import Document
 from voxelstudio.gui.job_handlers import ClassifierTrainingHandler, JobHandler, TrainingHandler
-from voxelstudio.gui.settings import remember_file
+from voxelstudio.gui.settings import remember_file, remember_folder
 from voxelstudio.gui.workers import Job, JobRunner
 from voxelstudio.jobs.runner import check_model, describe_compute_device, run_isolated
 from voxelstudio.jobs.train import TrainingData, train_from_data
@@ -217,7 +217,7 @@ class Controller(QObject):
 
         def loaded(checked: Path) -> None:
             self.document.set_model_path(checked)
-            remember_file(self.settings, checked)
+            remember_folder(self.settings, checked)
             self.status.emit(f"Using model {checked.name}.")
 
         return self.jobs.start("loading model", check, JobHandler().arm(loaded))

@@ -58,8 +58,15 @@ def remember_file(settings: QSettings, path: str | Path) -> None:
     path = Path(path).resolve()
     recent = [p for p in recent_files(settings) if p != str(path)]
     settings.setValue("files/recent", [str(path), *recent][:MAX_RECENT_FILES])
-    if not inside_package(path.parent):
-        settings.setValue("files/last_folder", str(path.parent))
+    remember_folder(settings, path)
+
+
+def remember_folder(settings: QSettings, path: str | Path) -> None:
+    """Record the folder of ``path`` (a file that is not a volume: a model, a CSV) as the last folder only; Open
+    Recent lists volumes alone."""
+    folder = Path(path).resolve().parent
+    if not inside_package(folder):
+        settings.setValue("files/last_folder", str(folder))
 
 
 def recent_files(settings: QSettings) -> list[str]:
