@@ -104,7 +104,7 @@ class Commands(QObject):
         w.backend_box.backend_chosen.connect(self.backend_chosen)
         c.training_started.connect(w.train_panel.training_started)
         self._connect_job_handlers()
-        jobs.busy_changed.connect(lambda _busy: self.update_actions())
+        self.document.job_changed.connect(lambda _job: self.update_actions())
         jobs.job_started.connect(self._job_started)
         jobs.job_event.connect(self._job_event)
         jobs.job_ended.connect(lambda _name, _outcome: self._job_ended())
@@ -114,7 +114,7 @@ class Commands(QObject):
 
     def update_actions(self) -> None:
         """Enable what makes sense now (a finished, failed or cancelled job always lands here)."""
-        idle = not self.controller.busy
+        idle = self.document.running_job is None
         conditions = set(self.document.volumes()) | {"idle" if idle else "busy"}
         if self.document.model_path is not None:
             conditions.add("model")
@@ -168,7 +168,8 @@ class Commands(QObject):
         """A new backend applies to the next job (a running one keeps its own); probe its device for the label."""
         label = self.window.backend_box.currentText()
         self.window.device_label.setText(f"device: {label}, checking…")
-        running = f" ({self.controller.jobs.active_name} keeps its backend)" if self.controller.busy else ""
+        job = self.document.running_job
+        running = f" ({job} keeps its backend)" if job else ""
         self.window.statusBar().showMessage(f"Jobs from now on run on {label}{running}.", 10_000)
         self.controller.detect_device()
 

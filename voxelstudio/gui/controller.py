@@ -45,6 +45,7 @@ class Controller(QObject):
         self._device_probes = 0
         self.jobs.status.connect(self.status)
         self.jobs.failed.connect(self.failed)
+        self.jobs.busy_changed.connect(lambda busy: document.set_running_job(self.jobs.active_name if busy else None))
         # One handler per kind of job; panels connect to their signals once (see Commands).
         self.training = TrainingHandler(document, self)
         self.denoising = JobHandler("Denoising…", self)
