@@ -28,6 +28,7 @@ from voxelstudio.ml.callbacks import RunState, ValidationCallback
 from voxelstudio.ml.config import TrainConfig
 from voxelstudio.ml.denoisers import build_denoiser, required_multiple
 from voxelstudio.ml.fit import (
+    SaveFn,
     checkpoint_note,
     checkpoint_paths,
     finite,
@@ -144,6 +145,47 @@ class Validator:
         return loss, psnr, preview
 
 
+def denoiser_savers(
+    out_path: Path,
+    cfg: TrainConfig,
+    normalizer: PercentileNormalizer,
+    monitor: str,
+    extra: dict[str, Any] | None = None,
+) -> tuple[SaveFn, SaveFn]:
+    """(save_best, save_last) for a denoiser run: the best model at ``out_path``; the last epoch, with its optimizer
+    state and the training state (in its metadata and in ``<stem>.last.json``), beside it. ``extra`` goes into both."""
+    last_path, state_path = checkpoint_paths(out_path)
+    extra = dict(extra or {})
+
+    def save_best(model: keras.Model, state: RunState) -> None:
+        best = {"best_epoch": state.best_epoch, "best_" + monitor: finite(state.best)}
+        save_model(model, out_path, train_config=cfg, normalizer=normalizer, extra={**extra, **best})
+
+    def save_last(model: keras.Model, state: RunState) -> None:
+        learning_rate = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+        data = training_state(state, monitor=monitor, learning_rate=learning_rate)
+        save_model(
+            model, last_path, train_config=cfg, normalizer=normalizer, extra={**extra, "training_state": data},
+            optimizer_state=True,
+        )  # fmt: skip
+        write_json_atomically(state_path, {**data, "checkpoint_sha256": file_sha256(last_path)})
+
+    return save_best, save_last
+
+
+def resume_denoiser(
+    model: keras.Model, cfg: TrainConfig, out_path: Path
+) -> tuple[dict[str, Any], PercentileNormalizer]:
+    """Continue the last checkpoint beside ``out_path`` in ``model`` (weights, optimizer state, learning rate);
+    returns (its training state, its normaliser)."""
+    saved, checkpoint = resume_checkpoint(
+        model, out_path, load=load_model,
+        same_model=lambda loaded: loaded.train_config is not None and loaded.train_config.model == cfg.model,
+    )  # fmt: skip
+    model.optimizer.learning_rate.assign(saved["learning_rate"])
+    return saved, checkpoint.normalizer
+
+
 def _load_init_weights(model: keras.Model, init: str | Path) -> None:
     """Start from ``init``'s weights (fine-tuning); its architecture must match ``model``'s."""
     source = load_model(init).model
@@ -184,12 +226,7 @@ def fit_denoiser(
         saved: dict[str, Any] = {}
         normalizer = fit_normalizer([t for _, t in pairs_train])
         if resume:
-            saved, checkpoint = resume_checkpoint(
-                model, out_path, load=load_model,
-                same_model=lambda loaded: loaded.train_config is not None and loaded.train_config.model == cfg.model,
-            )  # fmt: skip
-            model.optimizer.learning_rate.assign(saved["learning_rate"])
-            normalizer = checkpoint.normalizer
+            saved, normalizer = resume_denoiser(model, cfg, out_path)
         elif init is not None:
             _load_init_weights(model, init)
 
@@ -204,23 +241,11 @@ def fit_denoiser(
         state = restore_run_state(saved, cfg.epochs, cfg.steps_per_epoch)
         dataset = PatchDataset(sampler, cfg.batch_size, cfg.steps_per_epoch, seed=(cfg.seed, state.initial_epoch))
         monitor = "val_loss" if val else "loss"
-        last_path, state_path = checkpoint_paths(out_path)
 
-        def save_best(model: keras.Model, state: RunState) -> None:
-            extra = {"best_epoch": state.best_epoch, "best_" + monitor: finite(state.best)}
-            save_model(model, out_path, train_config=cfg, normalizer=normalizer, extra=extra)
-
-        def save_last(model: keras.Model, state: RunState) -> None:
-            learning_rate = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
-            data = training_state(state, monitor=monitor, learning_rate=learning_rate)
-            save_model(
-                model, last_path, train_config=cfg, normalizer=normalizer, extra={"training_state": data},
-                optimizer_state=True,
-            )  # fmt: skip
-            write_json_atomically(state_path, {**data, "checkpoint_sha256": file_sha256(last_path)})
+        save_best, save_last = denoiser_savers(out_path, cfg, normalizer, monitor, None)
 
         def out_of_memory() -> str:
-            return memory_advice(cfg, last_path)
+            return memory_advice(cfg, checkpoint_paths(out_path)[0])
 
         validator = Validator(val, cfg, loss, preview_source=(val or train)[0][0], to_output=normalizer.after)
         callbacks: list[keras.callbacks.Callback] = []
