@@ -169,9 +169,10 @@ class Controller(QObject):
         disk = next((p for p in (self.runs_dir, *self.runs_dir.parents) if p.is_dir()), Path.home())
 
         def gather(report, cancel) -> str:
+            from voxelstudio.gui import probe
             from voxelstudio.tasks.doctor import environment_report, format_report
 
-            return format_report(environment_report(disk_path=disk))
+            return format_report(environment_report(disk_path=disk, qt_probe=probe.__name__))
 
         return self.jobs.start("environment report", gather, JobHandler().arm(on_text), exclusive=False)
 
