@@ -34,8 +34,9 @@ def test_colorbar_follows_the_panels_contrast_and_colormap(sample_session):
     strip = bar.strip_rect()
     ratio = image.devicePixelRatio()
     middle = int(strip.center().y() * ratio)
-    left, right = image.pixelColor(int((strip.left() + 1) * ratio), middle), image.pixelColor(
-        int((strip.right() - 1) * ratio), middle
+    left, right = (
+        image.pixelColor(int((strip.left() + 1) * ratio), middle),
+        image.pixelColor(int((strip.right() - 1) * ratio), middle),
     )
     assert left.green() < 30 and right.green() > 220 and right.red() < 30 and right.blue() < 30
 
@@ -73,7 +74,7 @@ def test_scale_bar_length_matches_the_spacing(sample_session):
         if document.spacing != spacing:
             document.set_spacing(spacing)
         window.slices.refresh(now=True)
-        height, width, _depth = document.volume("raw").shape
+        _height, width, _depth = document.volume("raw").shape
         expected = nice_length(width * spacing[1])
         assert panel.scale_bar_um == expected
         bar, label = panel._scale_bar_artists

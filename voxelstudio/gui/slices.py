@@ -120,7 +120,10 @@ class SlicePanel(QuietCanvas):
                 getattr(planes, plane), extent=extents[plane], interpolation="nearest", origin="upper"
             )
             axes.set_aspect("auto")  # the rectangles from slice_layout already have the true aspect ratio
-            axes.text(0.02, 0.97, plane.upper(), transform=axes.transAxes, color=FOREGROUND, fontsize=7, va="top")
+            label = axes.text(
+                0.02, 0.97, plane.upper(), transform=axes.transAxes, color=FOREGROUND, fontsize=7, va="top"
+            )
+            label.set_path_effects(_OUTLINE)  # readable on bright slices too
             line_style = {"color": CROSSHAIR, "lw": 0.6, "alpha": 0.5, "linestyle": (0, (3, 3))}
             self._lines[plane] = (axes.axvline(0, **line_style), axes.axhline(0, **line_style))
         self._layout_key = (volume.shape, volume.spacing)

@@ -64,7 +64,6 @@ class ViewSettingsPanel(QWidget):
         self.invert = QCheckBox("Invert", objectName="invert_colormap")
         self.invert.setToolTip("Reverse the colormap (high values dark)")
         cmap_row = QHBoxLayout()
-        cmap_row.addWidget(self.cmap_panel)
         cmap_row.addWidget(self.cmap, 1)
         cmap_row.addWidget(self.invert)
         self.extra = QComboBox(objectName="extra_panel")
@@ -75,6 +74,7 @@ class ViewSettingsPanel(QWidget):
         reset.clicked.connect(self.reset_camera_requested)
         display = QFormLayout()
         display.addRow("Render (all)", self.mode)
+        display.addRow("Colormap of", self.cmap_panel)
         display.addRow("Colormap", cmap_row)
         display.addRow("Fourth panel", self.extra)
         display.addRow(self.scale_bar, reset)
@@ -130,6 +130,7 @@ class ViewSettingsPanel(QWidget):
             group.setLayout(inner)
             layout.addWidget(group)
         layout.addStretch(1)
+        self._let_shrink()
 
         # activated, not currentIndexChanged: picking the shown mode again still resets per-panel modes
         self.mode.activated.connect(lambda _index: view.update(mode=self.mode.currentData()))
@@ -148,6 +149,15 @@ class ViewSettingsPanel(QWidget):
         view.changed.connect(self._on_view_changed)
         document.volume_changed.connect(self._on_volume_changed)
         self._sync_all()
+
+    def _let_shrink(self) -> None:
+        """Boxes may be narrower than their longest text (a ±1e9 spin box asks for 143 px), so the tab fits its
+        350 px column without a horizontal scroll bar hiding the right-hand controls."""
+        for box in self.findChildren(QComboBox):
+            box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            box.setMinimumContentsLength(6)
+        for spin in self.findChildren(QDoubleSpinBox):
+            spin.setMinimumWidth(56)
 
     def _role(self) -> str:
         return self.contrast_role.currentData()
