@@ -203,7 +203,7 @@ class ViewportGrid(QWidget):
         self._timer = QTimer(self, singleShot=True, interval=0)
         self._timer.timeout.connect(self._draw_step)
         self._camera_settled = QTimer(self, singleShot=True, interval=CAMERA_SETTLE_MS)
-        self._camera_settled.timeout.connect(lambda: self.view.set_camera(self.camera_pose()))
+        self._camera_settled.timeout.connect(self._camera_came_to_rest)
         self.camera.AddObserver("ModifiedEvent", lambda *_: self._on_camera_moved())
         self._bounds: tuple[float, ...] | None = None
         self._settled: weakref.ref | None = None  # the preview that was current when training ended
@@ -322,6 +322,12 @@ class ViewportGrid(QWidget):
         self.request_render(PANEL_ROLES)
         if not self._closed:
             self._camera_settled.start()
+
+    def _camera_came_to_rest(self) -> None:
+        """Tell the view state where the camera stopped: an undo step once there is something to look at."""
+        if not self._closed:
+            shows_data = any(panel.volume is not None for panel in self.panels.values())
+            self.view.set_camera(self.camera_pose(), record=shows_data)
 
     def _apply_camera(self) -> None:
         """Put the camera where the view state says (undo/redo of a camera move)."""
