@@ -151,3 +151,12 @@ def test_camera_moves_are_undone_and_a_new_volume_keeps_the_history_working(qtbo
     assert view.undo()  # the new volume's camera and limits were no steps: this undoes the colormap
     _drawn(sample_session)
     assert bar.cmap == "gray" and bar.clim != (130.0, 150.0)  # limits set for the old data never come back
+
+
+def test_a_screenshot_that_cannot_be_written_is_one_line_naming_the_file(sample_session, tmp_path):
+    out = tmp_path / "missing" / "shot.png"
+    assert not sample_session.commands.write_screenshot(out)
+    assert not out.exists() and not list(tmp_path.iterdir())
+    (_title, message, _details), *others = sample_session.dialogs.errors
+    assert not others and str(out) in message and "does not exist" in message and "\n" not in message
+    assert sample_session.commands.write_screenshot(tmp_path / "shot.png") and (tmp_path / "shot.png").stat().st_size

@@ -7,7 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QSettings
+from PySide6.QtGui import QImage
 
+from voxelstudio.core.atomic import write_atomically
 from voxelstudio.core.errors import VoxelStudioError
 from voxelstudio.gui import dialogs
 from voxelstudio.gui.actions import update_enabled
@@ -21,6 +23,16 @@ from voxelstudio.gui.view_state import ViewState
 from voxelstudio.gui.workers import JobError
 
 _VARIABLE_FORMATS = (".mat", ".npz")
+
+
+def save_image(image: QImage, path: Path) -> None:
+    """Write ``image`` as a PNG at ``path`` through a temporary file (VolumeWriteError naming ``path``)."""
+
+    def write(temporary: Path) -> None:
+        if not image.save(str(temporary), "PNG"):
+            raise OSError("Qt could not encode or write the PNG image")
+
+    write_atomically(path, write, overwrite=True)
 
 
 class Commands(QObject):
@@ -271,12 +283,15 @@ class Commands(QObject):
             self.write_screenshot(path)
 
     def write_screenshot(self, path: str | Path) -> bool:
-        """Save the 3-D panels as a PNG; False (after an error dialog) when it could not be written."""
-        if self.window.viewports.grab_panels().save(str(path), "PNG"):
-            self.window.statusBar().showMessage(f"Saved screenshot {path}.", 10_000)
-            return True
-        self._fail("screenshot", OSError(f"{path}: could not write the image"))
-        return False
+        """Save the 3-D panels as a PNG (atomically: never half an image); False (after an error dialog) when it
+        could not be written."""
+        try:
+            save_image(self.window.viewports.grab_panels(), Path(path))
+        except VoxelStudioError as exc:
+            self._fail("screenshot", exc)
+            return False
+        self.window.statusBar().showMessage(f"Saved screenshot {path}.", 10_000)
+        return True
 
     def load_model(self) -> None:
         path = dialogs.get_open_path(self.window, "Load model", last_folder(self.settings), dialogs.MODEL_FILTER)
