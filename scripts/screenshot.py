@@ -49,7 +49,7 @@ def bundled_model() -> Path | None:
 
 def save(window, path: Path) -> None:
     """Render every panel, let the window settle, and write ``window`` as a PNG (atomically)."""
-    from voxelstudio.gui.commands import save_image
+    from voxelstudio.gui.image_files import save_image
 
     window.viewports.render()
     settle(1.5)

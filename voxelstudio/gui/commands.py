@@ -7,14 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QSettings
-from PySide6.QtGui import QImage
 
-from voxelstudio.core.atomic import write_atomically
 from voxelstudio.core.errors import VoxelStudioError
 from voxelstudio.gui import dialogs
 from voxelstudio.gui.actions import update_enabled
 from voxelstudio.gui.controller import Controller
 from voxelstudio.gui.document import Document
+from voxelstudio.gui.image_files import save_image
 from voxelstudio.gui.main_window import MainWindow
 from voxelstudio.gui.naming import export_name
 from voxelstudio.gui.panels.common import show_fraction
@@ -23,16 +22,6 @@ from voxelstudio.gui.view_state import ViewState
 from voxelstudio.gui.workers import JobError
 
 _VARIABLE_FORMATS = (".mat", ".npz")
-
-
-def save_image(image: QImage, path: Path) -> None:
-    """Write ``image`` as a PNG at ``path`` through a temporary file (VolumeWriteError naming ``path``)."""
-
-    def write(temporary: Path) -> None:
-        if not image.save(str(temporary), "PNG"):
-            raise OSError("Qt could not encode or write the PNG image")
-
-    write_atomically(path, write, overwrite=True)
 
 
 class Commands(QObject):
