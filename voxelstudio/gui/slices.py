@@ -265,8 +265,12 @@ class SliceViews(QWidget):
         self._new_data_timer.timeout.connect(self._refresh_new_data)
         document.volume_changed.connect(self._on_volume_changed)
         viewports.drawing_done.connect(self._new_data_timer.start)
-        view.changed.connect(lambda _aspect: self.refresh())
+        view.changed.connect(self._on_view_changed)
         self.refresh()
+
+    def _on_view_changed(self, aspect: str) -> None:
+        if aspect != "camera" and not aspect.startswith("mode:"):  # those change the 3-D views only
+            self.refresh()
 
     def _on_volume_changed(self, role: str) -> None:
         """New data is drawn here after the 3-D panels have drawn it (they are what the eye goes to first), one
