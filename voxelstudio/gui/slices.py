@@ -254,8 +254,10 @@ class SliceViews(QWidget):
             self.sliders[name] = slider
         self.probe = QLabel("Hover a slice to read voxel values; click to move the planes.", self)
         self.probe.setObjectName("probe")
+        self.probe.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # never widens the window
+        self.probe.setMinimumWidth(120)
         self.probe.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        bar.addWidget(self.probe, 3)
+        bar.addWidget(self.probe, 6)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(row, 1)
@@ -353,4 +355,6 @@ class SliceViews(QWidget):
 
     def _probe(self, index: tuple[int, int, int] | None) -> None:
         if index is not None:
-            self.probe.setText(self.probe_text(index))
+            text = self.probe_text(index)
+            self.probe.setText(text)
+            self.probe.setToolTip(text)  # the whole line, where a narrow window cuts it
