@@ -89,7 +89,8 @@ class ViewState(QObject):
 
     # ------------------------------------------------------------------------------------------------------ style
     def update(self, **changes: Any) -> None:
-        """Set some of :data:`STYLE_SETTINGS`; emits one ``changed``. A new ``mode`` applies to all panels."""
+        """Set some of :data:`STYLE_SETTINGS`; emits one ``changed``. A new ``mode``, ``cmap`` or ``invert``
+        applies to all panels (their own choices go)."""
         unknown = [name for name in changes if name not in STYLE_SETTINGS]
         if unknown:
             raise AttributeError(f"ViewState has no setting {unknown[0]!r}")
