@@ -195,7 +195,7 @@ def _add_scale_bar(plotter: pv.BasePlotter, image: pv.ImageData) -> None:
         pv.Line(start, end), color=FOREGROUND, line_width=4, name="scale-bar", render=False, reset_camera=False
     )
     plotter.add_point_labels(
-        [((start[0] + end[0]) / 2, y + 0.05 * (y1 - y0), z0)],
+        [((start[0] + end[0]) / 2, y + 0.10 * (y1 - y0), z0)],  # text rises from its anchor: clear of the bar
         [f"{length:g} µm"],
         font_size=11,
         text_color=FOREGROUND,
