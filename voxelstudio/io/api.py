@@ -119,6 +119,17 @@ def volume_name(path: Path) -> str:
     return name.removesuffix(".ome") or path.stem
 
 
+def output_path(input_path: Path, out_dir: Path, extension: str, *, suffix: str = "") -> Path:
+    """``out_dir/<volume name><suffix>.<extension>`` (``scan.ome.tif`` -> ``scan.npy``, ``scan_uncertainty.npy``);
+    VolumeWriteError when that would be the input itself."""
+    out = Path(out_dir) / f"{volume_name(Path(input_path))}{suffix}.{extension.lstrip('.')}"
+    if out.resolve() == Path(input_path).resolve():
+        raise VolumeWriteError(
+            out, "is the input file: the output would replace the input; choose another output folder or format"
+        )
+    return out
+
+
 def _load_store(path: Path, module: ModuleType, variable: str | None) -> Volume:
     """A Zarr store read whole (block-wise prediction reads it lazily through ``open_lazy`` instead)."""
     with _reading(path):
