@@ -138,10 +138,10 @@ def check_options(
     if not options:
         return
     if fmt != "zarr":
-        raise ValueError(f"{' and '.join(options)} apply to Zarr inputs denoised with --format zarr")
+        raise ValueError(f"{', '.join(options)}: only for Zarr stores denoised with --format zarr")
     other = next((p for p in inputs if not is_store(p)), None)
     if other is not None:
-        raise ValueError(f"{other}: {' and '.join(options)} apply to Zarr stores only; denoise this file separately")
+        raise ValueError(f"{other}: {', '.join(options)} work on Zarr stores only; denoise this file in another run")
 
 
 def denoise_files(
