@@ -238,9 +238,19 @@ def levels(path: str | Path) -> list[Any]:
         return [Level(lazy.name, lazy.shape, lazy.spacing)]
     found = []
     for dataset in multiscales[0].get("datasets") or []:
-        lazy = open_lazy(path, str(dataset.get("path")))
-        found.append(Level(str(dataset.get("path")), lazy.shape, lazy.spacing))
+        name, array, names, spacing = _image(path, root, str(dataset.get("path")))
+        shape = dict(zip(names, array.shape, strict=True))
+        found.append(Level(name, (shape["y"], shape["x"], shape["z"]), spacing or (1.0, 1.0, 1.0)))
     return found
+
+
+def opening_level(path: str | Path, max_voxels: int) -> Any:
+    """The level to open for viewing: the finest with at most ``max_voxels`` voxels (the coarsest when none is that
+    small); None when the store has one level. Reads metadata only."""
+    found = levels(path)
+    if len(found) < 2:
+        return None
+    return next((level for level in found if level.voxels <= max_voxels), found[-1])
 
 
 def _hwz(shape: Sequence[int]) -> tuple[int, ...]:
