@@ -41,24 +41,28 @@ class BlockJob:
     value_range: tuple[float, float]
     tile_shape: Shape3 | None
     tta: bool = False
+    model_sha256: str | None = None
 
 
-_MODELS: dict[tuple[str, bool], Any] = {}
+_MODELS: dict[tuple[str, bool, str | None], Any] = {}
 
 
-def cached_model(path: str, trusted: bool, loaded: Any = None) -> tuple[Any, bool]:
-    """The loaded model, once per process (``loaded``: one this process already has); True when this call loaded
-    it from the file."""
-    key = (path, trusted)
+def cached_model(path: str, trusted: bool, sha256: str | None = None, loaded: Any = None) -> tuple[Any, bool]:
+    """The model at ``path`` with file hash ``sha256`` (None: whichever this process has), loaded once per
+    process; ``loaded``: the model the caller already has. Returns it and whether this call read the file."""
     if loaded is not None:
-        _MODELS.setdefault(key, loaded)
+        _MODELS[(path, trusted, loaded.sha256)] = _MODELS[(path, trusted, None)] = loaded
+    key = (path, trusted, sha256)
     if key in _MODELS:
         return _MODELS[key], False
     from voxelstudio.ml.persistence import load_model
 
-    _MODELS[key] = load_model(path, trusted=trusted)
+    model = load_model(path, trusted=trusted)
+    if sha256 is not None and model.sha256 != sha256:
+        raise ValueError(f"{path}: the model file changed during the run (its SHA-256 differs); run again")
+    _MODELS[(path, trusted, model.sha256)] = _MODELS[(path, trusted, None)] = model
     log.info("process %d loaded model %s", os.getpid(), path)
-    return _MODELS[key], True
+    return model, True
 
 
 def block_grid(shape: Sequence[int], block: Sequence[int]) -> list[tuple[Shape3, Shape3]]:
@@ -150,7 +154,7 @@ def predict_block(job: BlockJob, start: Shape3, stop: Shape3) -> tuple[int, bool
 
     from voxelstudio.ml.inference import TTA_TRANSFORMS
 
-    loaded, fresh = cached_model(job.model_path, job.trusted)
+    loaded, fresh = cached_model(job.model_path, job.trusted, job.model_sha256)
     lazy = zarr_.open_lazy(job.source, job.variable)
     transforms = TTA_TRANSFORMS if job.tta else IDENTITY
     mean = m2 = None

@@ -183,7 +183,12 @@ def denoise_store(
     lazy = zarr_.open_lazy(source, variable)
     client = None if scheduler is None else _connect(scheduler)  # before anything is written
     try:
-        model, fresh = cached_model(str(model_path), trusted, loaded)
+        if loaded is None:  # this very file, not one an earlier call in this process loaded from the same path
+            from voxelstudio.ml.persistence import file_sha256
+
+            model, fresh = cached_model(str(model_path), trusted, file_sha256(model_path))
+        else:
+            model, fresh = cached_model(str(model_path), trusted, loaded=loaded)
         if model.train_config is None:
             raise VoxelStudioError(f"{model_path}: has no VoxelStudio training metadata")
         settings = _Settings(variable, trusted, block, tile_shape, resume, overwrite, scheduler, spread_out)
@@ -244,7 +249,7 @@ def _denoise_store(
         run = {"input": str(source.resolve()), "model_sha256": model.sha256, "block": list(block_hwz)}
         write_json_atomically(run_file, {**run, "value_range": list(value_range)})
     job = BlockJob(str(source), settings.variable, str(model_path), settings.trusted, str(temporary), value_range,
-                   tile, tta)  # type: ignore[arg-type]  # fmt: skip
+                   tile, tta, model.sha256)  # type: ignore[arg-type]  # fmt: skip
     blocks = block_grid(lazy.shape, block_hwz)
     finished = {p.name for p in done_dir.iterdir()}
     todo = [(a, b) for a, b in blocks if _marker(a) not in finished]

@@ -160,11 +160,13 @@ def denoise_files(
     report: ReportFn = null_report,
     cancel: CancelToken | None = None,
 ) -> list[Path]:
-    """Denoise files into ``out_dir/<stem>.<fmt>`` (input variable name and spacing kept) with a JSON sidecar
-    ``<stem>.<fmt>.json`` of provenance; with ``tta`` also ``<stem>_uncertainty.<fmt>``. Returns the outputs.
+    """Denoise files into ``out_dir/<name>.<fmt>`` (``<name>``: the file name without its format suffixes, e.g.
+    ``scan`` for ``scan.ome.tif``; input variable name and spacing kept) with a JSON sidecar ``<name>.<fmt>.json``
+    of provenance; with ``tta`` also ``<name>_uncertainty.<fmt>``. Returns the outputs.
 
     A Zarr store denoised to ``fmt="zarr"`` goes block by block (:mod:`voxelstudio.tasks.blockwise`): ``block``
-    (H, W, Z), ``resume`` and ``scheduler`` (a dask.distributed address) apply there."""
+    (H, W, Z), ``resume`` and ``scheduler`` (a dask.distributed address) apply there, and are refused (before any
+    work) when another input is in the list; with ``resume``, outputs an earlier run finished are kept and skipped."""
     inputs = [Path(p) for p in paths]
     out_dir = Path(out_dir)
     outputs = [output_path(p, out_dir, extension(fmt)) for p in inputs]
