@@ -166,3 +166,29 @@ def test_axis_map_follows_the_tta_transforms():
         moved = x.transpose([original for original, _ in axis_map(turns, flip)])
         flips = tuple(slice(None, None, -1) if reverse else slice(None) for _, reverse in axis_map(turns, flip))
         np.testing.assert_array_equal(moved[flips], expected)
+
+
+@pytest.mark.slow
+def test_a_killed_dask_worker_does_not_spoil_the_output(setup, tmp_path):
+    import signal
+
+    from dask.distributed import Client, LocalCluster
+
+    folder, data, models = setup
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with Client(cluster.scheduler_address) as client:
+            victims = list(client.run(os.getpid).values())
+        killed = []
+
+        def report(p):
+            if p.done == 3 and not killed:  # mid-run: blocks are running on both workers
+                os.kill(victims[0], signal.SIGKILL)
+                killed.append(victims[0])
+
+        result = denoise_store(
+            folder / "in.ome.zarr", tmp_path / "out.ome.zarr", model_path=models["unet"], block=BLOCK,
+            scheduler=cluster.scheduler_address, report=report,
+        )  # fmt: skip
+    assert killed
+    np.testing.assert_allclose(read(result.path), whole_volume(models["unet"], data), rtol=1e-5, atol=1e-6)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.ome.zarr"]
