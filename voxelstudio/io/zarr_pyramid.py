@@ -75,7 +75,8 @@ def write_pyramid(
     store: str | Path, *, min_lateral: int = MIN_LATERAL, max_levels: int = MAX_LEVELS, threads: int = 1
 ) -> int:
     """Write the lower-resolution levels of the 3-D (z, y, x) OME-Zarr image in ``store`` (level ``"0"`` written)
-    and list them in its ``multiscales``; returns the number of levels. Memory: about 20 chunks per thread (300 MB with 16 MB chunks)."""
+    and list them in its ``multiscales``; returns the number of levels. Memory per thread: a few reads of 2x2
+    chunks (about 330 MB with the default 16 MB chunks, see benchmarks/README.md)."""
     import dask.array as da
     import zarr
 
