@@ -80,6 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:  # plain ``voxelstudio`` opens the window
         args = parser.parse_args([*argv, "gui"])
+    format_warning = warnings.formatwarning
     if not args.debug:  # reader libraries warn about damaged files; the one-line error already says it
         warnings.filterwarnings("ignore", module=r"(scipy|h5py|tifffile|numpy)(\.|$)")
         warnings.formatwarning = _one_line_warning
@@ -98,3 +99,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         return _fail("out of memory; try a smaller volume or more tiles")
+    finally:
+        warnings.formatwarning = format_warning  # main() may run inside another program (tests, notebooks)
