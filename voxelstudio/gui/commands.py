@@ -95,6 +95,7 @@ class Commands(QObject):
         w.metrics_panel.compute_requested.connect(c.evaluate)
         w.metrics_panel.save_csv_requested.connect(self.save_metrics)
         w.view_panel.spacing_requested.connect(c.set_spacing)
+        w.view_panel.level_requested.connect(c.open_level)
         w.slices.line_drawn.connect(self.show_profile)
         w.view_panel.reset_camera_requested.connect(w.viewports.reset_camera)
         self._connect_classify_panel()

@@ -70,7 +70,8 @@ def describe(volume: Volume) -> str:
     name, and the shape."""
     source = volume.source
     label = f"{source.parent.name}/{source.name}" if source is not None and source.parent.name else volume.name
-    return f"{label}  ·  {'×'.join(str(n) for n in volume.shape)}"
+    level = f"  ·  level {volume.metadata['level']}" if volume.metadata.get("level", "0") != "0" else ""
+    return f"{label}  ·  {'×'.join(str(n) for n in volume.shape)}{level}"
 
 
 class VolumePanel(QFrame):

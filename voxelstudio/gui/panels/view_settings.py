@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from voxelstudio.gui.document import ROLE_LABELS, Document
+from voxelstudio.gui.levels import LevelChooser
 from voxelstudio.gui.plots import HistogramPlot
 from voxelstudio.gui.view_state import COLORMAPS, EXTRA_PANELS, ViewState
 from voxelstudio.render import MODE_LABELS, RENDER_MODES
@@ -44,6 +45,7 @@ class ViewSettingsPanel(QWidget):
 
     spacing_requested = Signal(object)  # (y, x, z) micrometres
     reset_camera_requested = Signal()
+    level_requested = Signal(str, str)  # role, level path in its multiscale store
 
     def __init__(self, document: Document, view: ViewState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -129,6 +131,9 @@ class ViewSettingsPanel(QWidget):
             group = QGroupBox(title)
             group.setLayout(inner)
             layout.addWidget(group)
+        self.resolution = LevelChooser(document, self)
+        self.resolution.level_requested.connect(self.level_requested)
+        layout.addWidget(self.resolution)
         layout.addStretch(1)
         self._let_shrink()
 
