@@ -96,3 +96,38 @@ def test_refit_config_round_trips() -> None:
 
     cfg = dataclasses.replace(config(), refit=True, preset="cpu", minutes=2.0, epochs=None)
     assert ClassifierTrainConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def _refit_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail: bool):
+    """Train with --refit and stop (cancel or an error) the refit as soon as it starts."""
+    from voxelstudio.core.progress import CancelToken
+    from voxelstudio.ml import classifier_training
+
+    cancel, fit = CancelToken(), classifier_training.fit_classifier
+
+    def fit_or_fail(*args, **kwargs):
+        if kwargs.get("keep_last") and fail:
+            raise MemoryError("refit ran out of memory")
+        return fit(*args, **kwargs)
+
+    def report(progress) -> None:
+        if progress.message.startswith("refitting") and not fail:
+            cancel.cancel()
+
+    monkeypatch.setattr(classifier_training, "fit_classifier", fit_or_fail)
+    out = tmp_path / "m.keras"
+    return out, train_classifier(shapes(10), config=config(epochs=2, refit=True), out=out, report=report,
+                                 cancel=cancel)  # fmt: skip
+
+
+@pytest.mark.parametrize("fail", [False, True], ids=["cancelled", "failed"])
+def test_a_stopped_refit_keeps_the_validated_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail) -> None:
+    from voxelstudio.ml.classifiers import load_classifier
+
+    out, result = _refit_run(tmp_path, monkeypatch, fail)
+    extra = load_classifier(out).metadata["extra"]
+    assert extra["train_grids"] == 27 and "epochs" not in extra  # the validated model, not a refit's
+    assert result.model_path == out
+    assert result.refit_outcome == ("failed: refit ran out of memory" if fail else "cancelled")
+    assert result.stopped_reason == ("epochs" if fail else "cancelled")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.keras", "m.last.keras"]  # no temporary left

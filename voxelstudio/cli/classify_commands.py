@@ -174,9 +174,14 @@ def run_train(args: argparse.Namespace) -> int:
     test = f"; test accuracy {result.test_accuracy:.3f} (rotation voting)" if result.test_accuracy is not None else ""
     print(f"{result.model_path or args.out}: validation accuracy {accuracy}{test}; {result.epochs_run} epochs; "
           f"stopped: {result.stopped_reason}")  # fmt: skip
-    if result.refit_epochs is not None:
+    if result.refit_outcome == "done":
         print(f"refit on training + validation for {result.refit_epochs} epochs")
-    return EXIT_INTERRUPTED if result.stopped_reason == "cancelled" else 0
+    elif result.refit_outcome is not None:
+        how = "stopped" if result.refit_outcome == "cancelled" else result.refit_outcome
+        print(f"refit {how}; {result.model_path} is still the validated model")
+    if result.stopped_reason == "cancelled":
+        return EXIT_INTERRUPTED
+    return 1 if (result.refit_outcome or "").startswith("failed") else 0
 
 
 def _format_report(report: dict[str, Any]) -> str:

@@ -5,6 +5,7 @@ and write the procedural shapes data set. Qt-free; TensorFlow is imported only i
 from __future__ import annotations
 
 import dataclasses
+import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from voxelstudio.core.errors import ModelError
+from voxelstudio.core.errors import Cancelled, ModelError
 from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
 from voxelstudio.core.resources import resource_path
 from voxelstudio.core.volume import Volume
@@ -28,7 +29,9 @@ if TYPE_CHECKING:
 class ClassifierTrainResult:
     """Outcome of :func:`train_classifier`. ``test_accuracy`` is measured with rotation voting on the held-out
     test split (None without one); ``trials`` lists the search's trials (empty without a search); ``refit_epochs``
-    is the epoch count of the retraining on train + validation (None without ``refit``)."""
+    is the epoch count of the retraining on train + validation (None without ``refit``); ``refit_outcome`` says how
+    it ended: "done" (the refit model is at ``model_path``), "cancelled" or "failed: <reason>" (the validated model
+    stayed at ``model_path``), None without a refit."""
 
     model_path: Path | None
     best_val_accuracy: float
@@ -41,6 +44,7 @@ class ClassifierTrainResult:
     trials: list[dict[str, Any]] = field(default_factory=list)
     best_params: dict[str, Any] = field(default_factory=dict)
     refit_epochs: int | None = None
+    refit_outcome: str | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,39 @@ def check_class_counts(dataset: GridDataset) -> None:
                          "least 3 (training and validation)")  # fmt: skip
 
 
+def refit_classifier(
+    data: tuple[np.ndarray, np.ndarray],
+    config: ClassifierTrainConfig,
+    classes: tuple[str, ...],
+    *,
+    out: Path,
+    report: ReportFn = null_report,
+    cancel: CancelToken | None = None,
+) -> str:
+    """Retrain ``config`` on all of ``data`` (nothing left to validate on) in a hidden temporary folder beside
+    ``out`` and move the model onto ``out`` only when the refit ran to its end, so a cancelled or failed refit leaves
+    the validated model at ``out``. Returns "done", "cancelled" or "failed: <one line>"."""
+    from voxelstudio.core.atomic import temporary_directory
+    from voxelstudio.ml.classifier_training import fit_classifier
+
+    report(Progress(0, None, f"refitting on train + validation for {config.epochs} epochs"))
+    with temporary_directory(out) as folder:
+        try:
+            refit = fit_classifier(data, (data[0][:0], data[1][:0]), config, classes, out_path=folder / out.name,
+                                   keep_last=True, report=report, cancel=cancel)  # fmt: skip
+        except Cancelled:
+            refit = None
+        except Exception as exc:  # the validated model stays: say why the refit did not replace it
+            problem = " ".join(str(exc).split()) or type(exc).__name__
+            report(Progress(0, None, f"refit failed ({problem}); the validated model at {out.name} is kept"))
+            return f"failed: {problem}"
+        if refit is None or refit.stopped_reason == "cancelled" or refit.model_path is None:
+            report(Progress(0, None, f"refit stopped; the validated model at {out.name} is kept"))
+            return "cancelled"
+        os.replace(refit.model_path, out)
+    return "done"
+
+
 def train_classifier(
     dataset: GridDataset,
     *,
@@ -142,16 +179,14 @@ def train_classifier(
     else:
         outcome = fit_classifier(train, val, config, dataset.classes, out_path=out, resume=resume, report=report,
                                  cancel=cancel)  # fmt: skip
-    refit_epochs = None
+    refit_epochs, refit_outcome = None, None
     if config.refit and outcome.best_epoch and outcome.stopped_reason != "cancelled":
         refit_epochs = int(outcome.best_epoch)
-        report(Progress(0, None, f"refitting on train + validation for {refit_epochs} epochs"))
         both = np.sort(np.concatenate([train_idx, val_idx]))
         refit_config = dataclasses.replace(tuned, epochs=refit_epochs, minutes=None)
-        refit = fit_classifier((dataset.grids[both], dataset.labels[both]), (dataset.grids[:0], dataset.labels[:0]),
-                               refit_config, dataset.classes, out_path=out, keep_last=True, report=report,
-                               cancel=cancel)  # fmt: skip
-        if refit.stopped_reason == "cancelled":
+        refit_outcome = refit_classifier((dataset.grids[both], dataset.labels[both]), refit_config, dataset.classes,
+                                         out=out, report=report, cancel=cancel)  # fmt: skip
+        if refit_outcome == "cancelled":
             outcome = dataclasses.replace(outcome, stopped_reason="cancelled")
     test_accuracy = None
     if outcome.model_path is not None and len(test_idx) and outcome.stopped_reason != "cancelled":
@@ -163,6 +198,7 @@ def train_classifier(
     return ClassifierTrainResult(
         outcome.model_path, outcome.best_val_accuracy, outcome.best_val_loss, outcome.epochs_run,
         outcome.stopped_reason, test_accuracy, split, outcome.history, trials, best_params, refit_epochs,
+        refit_outcome,
     )  # fmt: skip
 
 

@@ -215,6 +215,11 @@ class ClassifyPanel(QWidget):
             text += f"; validation accuracy {result.best_val_accuracy:.1%}"
         if result.test_accuracy is not None:
             text += f", test {result.test_accuracy:.1%}"
+        if result.refit_outcome == "done":
+            text += f"; refit on all data for {result.refit_epochs} epoch(s)"
+        elif result.refit_outcome is not None:
+            how = "stopped" if result.refit_outcome == "cancelled" else result.refit_outcome
+            text += f"; refit {how}, the validated model is kept"
         if result.model_path is None:
             text += "; no model saved."
         else:
