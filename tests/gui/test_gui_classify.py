@@ -138,3 +138,22 @@ def test_train_without_a_data_set_is_reported_not_started(sample_session):
     panel.train_button.click()
     assert not sample_session.controller.busy
     assert "choose a data set folder" in sample_session.dialogs.errors[-1][1]
+
+
+def test_search_fills_the_trials_table_and_uses_the_best_model(qtbot, sample_session, shapes_folder):
+    controller, panel = sample_session.controller, sample_session.window.classify_panel
+    _tiny_training(panel, shapes_folder, epochs=1)
+    panel.trials.setValue(2)
+    with qtbot.waitSignal(controller.classifier_search.finished, timeout=180_000) as searched:
+        panel.search_button.click()
+        assert controller.busy and not panel.train_button.isEnabled()
+    wait_idle(qtbot, sample_session)
+    result = searched.args[0]
+    table = panel.trials_table
+    assert [t.trial for t in table.trials] == [1, 2] and table.rowCount() == 2
+    assert [t.state for t in table.trials] == ["complete", "complete"]
+    best = table.trials[table.best_row()]
+    assert best.val_accuracy == result.best_val_accuracy == max(t.val_accuracy for t in table.trials)
+    assert result.model_path.with_name("classifier.search.json").is_file()
+    assert sample_session.document.classifier_path == result.model_path
+    assert "2 trial(s), best" in panel.progress.label.text() and sample_session.dialogs.errors == []

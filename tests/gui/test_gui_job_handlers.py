@@ -10,7 +10,7 @@ import pytest
 
 from tests.gui.conftest import wait_idle
 from voxelstudio.core.errors import Cancelled
-from voxelstudio.jobs.events import EpochResult, Preview, PreviewQuality, ProgressEvent, TrainingStep
+from voxelstudio.jobs.events import EpochResult, Preview, PreviewQuality, ProgressEvent, TrainingStep, TrialResult
 
 pytestmark = pytest.mark.gui
 
@@ -25,6 +25,8 @@ def _every_event(shape, end):
                            val_accuracy=0.6, val_psnr=21.5, validated=True))  # fmt: skip
         report(Preview(1, np.full(shape, 0.5, np.float32)))
         report(PreviewQuality(1, 1.8, 1.0))
+        report(TrialResult(1, 2, {"learning_rate": 0.01, "batch_size": 16, "dropout": 0.2, "width": 0.5},
+                           val_accuracy=0.6, val_loss=0.9, epochs_run=2))  # fmt: skip
         report(ProgressEvent(3, 4, "testing"))
         return end()
 
@@ -127,7 +129,7 @@ def test_denoising_handler(qtbot, sample_session, end):
 def test_classifier_training_handler(qtbot, sample_session):
     controller, panel = sample_session.controller, sample_session.window.classify_panel
     result = SimpleNamespace(epochs_run=2, stopped_reason="epochs", best_val_accuracy=0.6, test_accuracy=None,
-                             model_path=None)  # fmt: skip
+                             model_path=None, trials=[], refit_outcome=None)  # fmt: skip
     job = _every_event((4, 4, 4), lambda: result)
     seen = []
     outcome = _run(
@@ -153,3 +155,26 @@ def test_classifier_evaluation_and_classification_handlers(qtbot, sample_session
     assert _run(qtbot, sample_session, "classification", job, lambda: controller.classification.arm()) == "finished"
     assert panel.results.currentWidget() is panel.bars and "<b>b</b>" in panel.result_label.text()
     assert math.isclose(max(classified.probabilities), 0.8) and sample_session.dialogs.errors == []
+
+
+@pytest.mark.parametrize("end", ["finished", "cancelled"])
+def test_classifier_search_handler_fills_the_trials_table(qtbot, sample_session, end):
+    controller, panel = sample_session.controller, sample_session.window.classify_panel
+    result = SimpleNamespace(epochs_run=2, stopped_reason="epochs", best_val_accuracy=0.6, test_accuracy=None,
+                             model_path=None, trials=[{"trial": 1}], refit_outcome=None)  # fmt: skip
+    panel.trials.setValue(2)
+    steps = []
+    controller.classifier_search.step.connect(lambda _step: steps.append(panel.progress.label.text()))
+    job = _every_event((4, 4, 4), (lambda: result) if end == "finished" else _raise(Cancelled("search")))
+    seen = []
+    assert _run(qtbot, sample_session, "search", job, lambda: controller.classifier_search.arm(seen.append)) == end
+    table = panel.trials_table
+    assert table.rowCount() == 1 and [table.item(0, c).text() for c in range(table.columnCount())] == [
+        "1", "0.01", "16", "0.2", "0.5", "60.0%", "2", "complete"]  # fmt: skip
+    assert table.item(0, 0).font().bold() and table.best_row() == 0
+    assert panel.results.currentWidget() is table
+    assert steps == ["trial 1/2 · epoch 1/2 · step 1/2 · loss 0.5 · ETA 0:03"]
+    if end == "finished":
+        assert seen == [result] and "1 trial(s), best: 2 epoch(s)" in panel.progress.label.text()
+    else:
+        assert seen == [] and panel.progress.label.text() == "Stopped."

@@ -21,6 +21,7 @@ from voxelstudio.jobs.events import (
     PreviewQuality,
     ProgressEvent,
     TrainingStep,
+    TrialResult,
     as_event,
     dispatch,
 )
@@ -32,6 +33,7 @@ NEWS = (
     EpochResult(2, 4, "validated", epoch=1, epochs=2, step=2, steps=2, loss=0.4, val_loss=0.3, val_psnr=21.5,
                 validated=True),
     PreviewQuality(1, 1.8, 1.0),
+    TrialResult(2, 3, {"learning_rate": 0.001, "batch_size": 16}, val_accuracy=0.75, val_loss=0.6, epochs_run=4),
 )  # fmt: skip
 
 
@@ -139,3 +141,12 @@ def test_a_backend_that_is_not_installed_fails_the_job_in_one_line(monkeypatch):
         run_isolated(report_an_end, {}, report=lambda event: None)
     message = str(raised.value)
     assert "KERAS_BACKEND='mxnet' is not a Keras backend; installed backends: " in message and "\n" not in message
+
+
+def test_a_search_record_becomes_a_trial_result():
+    record = {"trial": 2, "learning_rate": 1e-3, "batch_size": 16, "dropout": 0.1, "width": 0.5,
+              "val_accuracy": None, "val_loss": None, "epochs_run": 0, "state": "stopped"}  # fmt: skip
+    event = TrialResult.from_record(record, trials=5)
+    assert (event.trial, event.trials, event.epochs_run, event.state) == (2, 5, 0, "stopped")
+    assert event.params == {"learning_rate": 1e-3, "batch_size": 16, "dropout": 0.1, "width": 0.5}
+    assert math.isnan(event.val_accuracy) and math.isnan(event.val_loss)

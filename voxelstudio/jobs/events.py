@@ -89,6 +89,31 @@ class PreviewQuality(JobEvent):
 
 
 @dataclass(frozen=True)
+class TrialResult(JobEvent):
+    """A hyper-parameter search trial ended: its number (1-based) of ``trials``, the parameters it tried, the
+    validation accuracy and loss of its best epoch (NaN when it has none), and how it ended (``state``: "complete",
+    "failed" or "stopped")."""
+
+    handler: ClassVar[str] = "on_trial"
+    trial: int = 0
+    trials: int = 0
+    params: dict[str, Any] = field(default_factory=dict)
+    val_accuracy: float = math.nan
+    val_loss: float = math.nan
+    epochs_run: int = 0
+    state: str = "complete"
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any], trials: int) -> TrialResult:
+        """The event for one record of the search's JSON (see ``voxelstudio.ml.classifier_search``)."""
+        known = {"trial", "val_accuracy", "val_loss", "epochs_run", "state"}
+        params = {k: v for k, v in record.items() if k not in known}
+        state = str(record.get("state", "complete"))
+        return cls(_count(record, "trial"), int(trials), params, _number(record, "val_accuracy"),
+                   _number(record, "val_loss"), _count(record, "epochs_run"), state)  # fmt: skip
+
+
+@dataclass(frozen=True)
 class JobResult(JobEvent):
     """The job's return value."""
 
@@ -115,7 +140,8 @@ class JobCancelled(JobEvent):
 
 
 EVENT_TYPES: tuple[type[JobEvent], ...] = (
-    ProgressEvent, TrainingStep, EpochResult, Preview, PreviewQuality, JobResult, JobFailed, JobCancelled,
+    ProgressEvent, TrainingStep, EpochResult, Preview, PreviewQuality, TrialResult, JobResult, JobFailed,
+    JobCancelled,
 )  # fmt: skip
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +23,9 @@ from voxelstudio.tasks.datasets import GridDataset, fit_grid, load_class_folder,
 if TYPE_CHECKING:
     from voxelstudio.ml.classifier_config import ClassifierTrainConfig
     from voxelstudio.ml.classifiers import LoadedClassifier
+
+TrialFn = Callable[[dict[str, Any]], object]
+"""Receives a search trial's record (parameters, val_accuracy, val_loss, epochs_run, state) when it ends."""
 
 
 @dataclass(frozen=True)
@@ -142,11 +145,13 @@ def train_classifier(
     search_trials: int = 0,
     report: ReportFn = null_report,
     cancel: CancelToken | None = None,
+    on_trial: TrialFn | None = None,
 ) -> ClassifierTrainResult:
     """Split ``dataset`` (stratified, seeded), train ``config``'s classifier (or search ``search_trials`` trials),
     with ``config.refit`` retrain it on train + validation for the best epoch count, then measure the model on the
     test split (when ``config.test_fraction`` > 0) with rotation voting. The model's class count and input shape
-    are taken from the data set."""
+    are taken from the data set. ``on_trial`` receives each search trial's record when the trial ends; a stopped
+    search keeps the best model so far."""
     from voxelstudio.ml.classifier_search import search_classifier
     from voxelstudio.ml.classifier_training import fit_classifier
     from voxelstudio.ml.classifiers import load_classifier, predict_probabilities
@@ -171,11 +176,14 @@ def train_classifier(
     tuned = config
     if search_trials:
         found = search_classifier(train, val, config, dataset.classes, trials=search_trials, out_path=out,
-                                  report=report, cancel=cancel)  # fmt: skip
+                                  report=report, cancel=cancel, on_trial=on_trial)  # fmt: skip
         trials, best_params, tuned = found.trials, found.best_params, found.best_config or config
+        stopped = cancel is not None and cancel.cancelled
         if found.best is None:
+            if stopped:
+                raise Cancelled("search")
             raise ValueError("no search trial produced a model")
-        outcome = found.best
+        outcome = dataclasses.replace(found.best, stopped_reason="cancelled") if stopped else found.best
     else:
         outcome = fit_classifier(train, val, config, dataset.classes, out_path=out, resume=resume, report=report,
                                  cancel=cancel)  # fmt: skip
@@ -322,10 +330,14 @@ def train_classifier_folder(
     *,
     config: ClassifierTrainConfig,
     out: str | Path,
+    search_trials: int = 0,
     report: ReportFn = null_report,
     cancel: CancelToken | None = None,
+    on_trial: TrialFn | None = None,
 ) -> ClassifierTrainResult:
-    """Load the class-per-folder data set at ``config``'s input size, then :func:`train_classifier` on it."""
+    """Load the class-per-folder data set at ``config``'s input size, then :func:`train_classifier` on it (a search
+    of ``search_trials`` trials when > 0)."""
     dataset = load_class_folder(folder, grid_shape=config.model.input_shape, strict=True, report=report,
                                 cancel=cancel)  # fmt: skip
-    return train_classifier(dataset, config=config, out=out, report=report, cancel=cancel)
+    return train_classifier(dataset, config=config, out=out, search_trials=search_trials, report=report,
+                            cancel=cancel, on_trial=on_trial)  # fmt: skip
