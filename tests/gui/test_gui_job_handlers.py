@@ -170,7 +170,7 @@ def test_classifier_search_handler_fills_the_trials_table(qtbot, sample_session,
     assert _run(qtbot, sample_session, "search", job, lambda: controller.classifier_search.arm(seen.append)) == end
     table = panel.trials_table
     assert table.rowCount() == 1 and [table.item(0, c).text() for c in range(table.columnCount())] == [
-        "1", "0.01", "16", "0.2", "0.5", "60.0%", "2", "complete"]  # fmt: skip
+        "1", "60.0%", "2", "0.01", "16", "0.2", "0.5", "complete"]  # fmt: skip
     assert table.item(0, 0).font().bold() and table.best_row() == 0
     assert panel.results.currentWidget() is table
     assert steps == ["trial 1/2 · epoch 1/2 · step 1/2 · loss 0.5 · ETA 0:03"]

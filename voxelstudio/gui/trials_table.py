@@ -9,8 +9,9 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTab
 
 from voxelstudio.jobs.events import TrialResult
 
-PARAMS = (("learning_rate", "learning rate"), ("batch_size", "batch"), ("dropout", "dropout"), ("width", "width"))
-COLUMNS = ("#", *(title for _, title in PARAMS), "validation", "epochs", "state")
+PARAMS = (("learning_rate", "lr"), ("batch_size", "batch"), ("dropout", "dropout"), ("width", "width"))
+COLUMNS = ("#", "val. acc.", "epochs", *(title for _, title in PARAMS), "state")
+"""What a row shows, the score first: the side panel is narrow and the rest scrolls."""
 
 
 def _number(value: object) -> str:
@@ -29,6 +30,9 @@ class TrialsTable(QTableWidget):
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.verticalHeader().setVisible(False)
+        self.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 6)
+        self.setHorizontalHeaderItem(1, QTableWidgetItem(COLUMNS[1]))
+        self.horizontalHeaderItem(1).setToolTip("validation accuracy of the trial's best epoch")
         self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.horizontalHeader().setStretchLastSection(True)
         self.trials: list[TrialResult] = []
@@ -41,8 +45,8 @@ class TrialsTable(QTableWidget):
         """Append ``trial``'s row and embolden the best trial so far (highest validation accuracy)."""
         self.trials.append(trial)
         accuracy = "–" if math.isnan(trial.val_accuracy) else f"{trial.val_accuracy:.1%}"
-        cells = [str(trial.trial), *(_number(trial.params.get(key)) for key, _ in PARAMS), accuracy,
-                 str(trial.epochs_run), trial.state]  # fmt: skip
+        params = [_number(trial.params.get(key)) for key, _ in PARAMS]
+        cells = [str(trial.trial), accuracy, str(trial.epochs_run), *params, trial.state]
         row = self.rowCount()
         self.insertRow(row)
         for column, text in enumerate(cells):
