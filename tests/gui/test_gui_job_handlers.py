@@ -150,11 +150,17 @@ def test_classifier_evaluation_and_classification_handlers(qtbot, sample_session
         panel.confusion.matrix.tolist() == [[2, 0], [1, 1]]
         and "Evaluated: accuracy 75.0%" in panel.progress.label.text()
     )
-    classified = SimpleNamespace(classes=["a", "b"], probabilities=[0.2, 0.8], predicted="b", rotations=1)
+    classified = SimpleNamespace(classes=["a", "b"], probabilities=[0.2, 0.8], predicted="b", rotations=1,
+                                 out_of_domain=None)  # fmt: skip
     job = _every_event((4, 4, 4), lambda: classified)
     assert _run(qtbot, sample_session, "classification", job, lambda: controller.classification.arm()) == "finished"
     assert panel.results.currentWidget() is panel.bars and "<b>b</b>" in panel.result_label.text()
     assert math.isclose(max(classified.probabilities), 0.8) and sample_session.dialogs.errors == []
+    unlike = SimpleNamespace(**{**vars(classified), "out_of_domain": "its shape's topology is unlike the training"})
+    job = _every_event((4, 4, 4), lambda: unlike)
+    assert _run(qtbot, sample_session, "classification", job, lambda: controller.classification.arm()) == "finished"
+    text = panel.result_label.text()
+    assert "Unlike the classes this model knows" in text and "topology" in text and "Most likely" not in text
 
 
 @pytest.mark.parametrize("end", ["finished", "cancelled"])

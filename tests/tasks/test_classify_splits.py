@@ -62,7 +62,9 @@ def test_refit_trains_on_train_and_validation_for_the_best_epoch_count(tmp_path:
     loaded = load_classifier(refit.model_path)
     best_epoch = plain.history["epoch"][int(np.argmin(plain.history["val_loss"]))]
     assert refit.refit_epochs == best_epoch
-    assert loaded.metadata["extra"] == {"epochs": best_epoch, "train_grids": 30}  # all 27 + 3 grids
+    domain = load_classifier(plain.model_path).metadata["extra"]["domain"]
+    assert domain["validation_grids"] == 3  # measured on the validation grids, before the refit saw them
+    assert loaded.metadata["extra"] == {"epochs": best_epoch, "train_grids": 30, "domain": domain}  # all 27 + 3
     assert loaded.train_config.refit and loaded.train_config.epochs == best_epoch
 
 
@@ -116,7 +118,7 @@ def _refit_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail: bool):
 
     monkeypatch.setattr(classifier_training, "fit_classifier", fit_or_fail)
     out = tmp_path / "m.keras"
-    return out, train_classifier(shapes(10), config=config(epochs=2, refit=True), out=out, report=report,
+    return out, train_classifier(shapes(10), config=config(epochs=1, refit=True), out=out, report=report,
                                  cancel=cancel)  # fmt: skip
 
 

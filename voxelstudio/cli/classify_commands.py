@@ -13,6 +13,7 @@ from typing import Any
 from voxelstudio.cli.progress import tqdm_report
 
 EXIT_INTERRUPTED = 130
+UNLIKE = "unlike the classes this model knows"  # voxelstudio.ml.classifier_domain.UNLIKE (ml imports lazily)
 ARCHS = ("voxnet", "vrn")
 PRESET_CHOICES = ("auto", "cpu", "gpu", "none")  # voxelstudio.ml.classifier_presets.PRESET_CHOICES (ml imports lazily)
 
@@ -227,6 +228,8 @@ def run_classify(args: argparse.Namespace) -> int:
                 "file": str(path),
                 "top": [{"class": name, "probability": probability} for name, probability in prediction.top],
                 "probabilities": prediction.probabilities,
+                "in_domain": prediction.out_of_domain is None,
+                "out_of_domain": prediction.out_of_domain,
             }
             for path, prediction in zip(args.files, predictions, strict=True)
         ]
@@ -234,7 +237,10 @@ def run_classify(args: argparse.Namespace) -> int:
         return 0
     for path, prediction in zip(args.files, predictions, strict=True):
         ranked = ", ".join(f"{name} {probability:.3f}" for name, probability in prediction.top)
-        print(f"{path}: {ranked}")
+        if prediction.out_of_domain is None:
+            print(f"{path}: {ranked}")
+        else:
+            print(f"{path}: {UNLIKE} ({prediction.out_of_domain}); closest: {ranked}")
     return 0
 
 

@@ -365,6 +365,10 @@ class Controller(QObject):
                 made_by = {"method": "grad-cam", "model": result.model, "class": result.predicted,
                            "layer": result.layer}  # fmt: skip
                 self.document.set_volume("gradcam", result.heatmap, made_by)
-            self.status.emit(f"{raw.name}: most likely {result.predicted} ({max(result.probabilities):.0%}).")
+            best = f"{result.predicted} ({max(result.probabilities):.0%})"
+            if result.out_of_domain is None:
+                self.status.emit(f"{raw.name}: most likely {best}.")
+            else:
+                self.status.emit(f"{raw.name}: unlike the classes this model knows; closest {best}.")
 
         return self.jobs.start("classification", classify, lambda: self.classification.arm(classified))

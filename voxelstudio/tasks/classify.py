@@ -18,10 +18,12 @@ from voxelstudio.core.errors import Cancelled, ModelError
 from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
 from voxelstudio.core.resources import resource_path
 from voxelstudio.core.volume import Volume
+from voxelstudio.tasks.classifier_domain import add_extra_metadata, store_domain
 from voxelstudio.tasks.datasets import GridDataset, fit_grid, load_class_folder, stratified_split
 
 if TYPE_CHECKING:
     from voxelstudio.ml.classifier_config import ClassifierTrainConfig
+    from voxelstudio.ml.classifier_domain import Domain
     from voxelstudio.ml.classifiers import LoadedClassifier
 
 TrialFn = Callable[[dict[str, Any]], object]
@@ -52,11 +54,13 @@ class ClassifierTrainResult:
 
 @dataclass(frozen=True)
 class ClassPrediction:
-    """Class probabilities of one volume, with the ``top`` classes first."""
+    """Class probabilities of one volume, with the ``top`` classes first; ``out_of_domain`` says why the volume is
+    unlike the model's classes (None when it is not: see :mod:`voxelstudio.ml.classifier_domain`)."""
 
     name: str
     top: list[tuple[str, float]]
     probabilities: dict[str, float]
+    out_of_domain: str | None = None
 
 
 def _label(volume: Volume) -> str:
@@ -66,6 +70,13 @@ def _label(volume: Volume) -> str:
 def default_classifier_path() -> Path:
     """The bundled classifier trained on the procedural shapes."""
     return resource_path("models", "classifier_default.keras")
+
+
+def model_domain(loaded: LoadedClassifier) -> Domain:
+    """The domain stored in ``loaded``'s metadata, else the documented fallback."""
+    from voxelstudio.ml.classifier_domain import Domain
+
+    return Domain.from_metadata(loaded.metadata.get("extra", {}), len(loaded.classes))
 
 
 def load_trained_classifier(model_path: str | Path | None = None, *, trusted: bool = False) -> LoadedClassifier:
@@ -109,12 +120,14 @@ def refit_classifier(
     classes: tuple[str, ...],
     *,
     out: Path,
+    domain: dict[str, Any] | None = None,
     report: ReportFn = null_report,
     cancel: CancelToken | None = None,
 ) -> str:
     """Retrain ``config`` on all of ``data`` (nothing left to validate on) in a hidden temporary folder beside
     ``out`` and move the model onto ``out`` only when the refit ran to its end, so a cancelled or failed refit leaves
-    the validated model at ``out``. Returns "done", "cancelled" or "failed: <one line>"."""
+    the validated model at ``out``; the refit model carries the validated model's ``domain`` (its own has no data
+    left to measure one on). Returns "done", "cancelled" or "failed: <one line>"."""
     from voxelstudio.core.atomic import temporary_directory
     from voxelstudio.ml.classifier_training import fit_classifier
 
@@ -123,6 +136,8 @@ def refit_classifier(
         try:
             refit = fit_classifier(data, (data[0][:0], data[1][:0]), config, classes, out_path=folder / out.name,
                                    keep_last=True, report=report, cancel=cancel)  # fmt: skip
+            if refit.model_path is not None and refit.stopped_reason != "cancelled" and domain is not None:
+                add_extra_metadata(refit.model_path, {"domain": domain})
         except Cancelled:
             refit = None
         except Exception as exc:  # the validated model stays: say why the refit did not replace it
@@ -187,13 +202,19 @@ def train_classifier(
     else:
         outcome = fit_classifier(train, val, config, dataset.classes, out_path=out, resume=resume, report=report,
                                  cancel=cancel)  # fmt: skip
+    domain = None
+    if outcome.model_path is not None:  # stopped: one rotation, to end soon
+        square = config.model.input_shape[0] == config.model.input_shape[1]
+        rotations = config.vote_rotations if square and outcome.stopped_reason != "cancelled" else 1
+        domain = store_domain(outcome.model_path, val[0], dataset.grids[np.sort(np.concatenate([train_idx, val_idx]))],
+                              rotations, report)  # fmt: skip
     refit_epochs, refit_outcome = None, None
     if config.refit and outcome.best_epoch and outcome.stopped_reason != "cancelled":
         refit_epochs = int(outcome.best_epoch)
         both = np.sort(np.concatenate([train_idx, val_idx]))
         refit_config = dataclasses.replace(tuned, epochs=refit_epochs, minutes=None)
         refit_outcome = refit_classifier((dataset.grids[both], dataset.labels[both]), refit_config, dataset.classes,
-                                         out=out, report=report, cancel=cancel)  # fmt: skip
+                                         out=out, domain=domain, report=report, cancel=cancel)  # fmt: skip
         if refit_outcome == "cancelled":
             outcome = dataclasses.replace(outcome, stopped_reason="cancelled")
     test_accuracy = None
@@ -267,14 +288,16 @@ def classify_volumes(
         warnings.warn(f"resampled to the model's {target} input: {', '.join(resampled)}", stacklevel=2)
     grids = np.stack([grid for grid, _ in fitted])
     probabilities = predict_probabilities(loaded.model, grids, rotations=count, report=report)
+    domain = model_domain(loaded)
     results = []
-    for volume, row in zip(volumes, probabilities, strict=True):
+    for volume, row, grid in zip(volumes, probabilities, grids, strict=True):
         order = np.argsort(-row, kind="stable")[: max(top, 1)]
         results.append(
             ClassPrediction(
                 _label(volume),
                 [(loaded.classes[i], float(row[i])) for i in order],
                 {name: float(p) for name, p in zip(loaded.classes, row, strict=True)},
+                domain.check(row, grid),
             )
         )
     return results
@@ -283,7 +306,8 @@ def classify_volumes(
 @dataclass(frozen=True)
 class VolumeClassification:
     """Class probabilities of one volume (in ``classes`` order) and the Grad-CAM heat map of the predicted class
-    over the volume's voxels, in [0, 1]. ``grid`` is the occupancy grid the model saw."""
+    over the volume's voxels, in [0, 1]. ``grid`` is the occupancy grid the model saw; ``out_of_domain`` says why
+    the volume is unlike the model's classes (None when it is not)."""
 
     classes: tuple[str, ...]
     probabilities: tuple[float, ...]
@@ -293,6 +317,7 @@ class VolumeClassification:
     rotations: int
     model: str
     layer: str
+    out_of_domain: str | None = None
 
 
 def classify_with_heatmap(
@@ -321,7 +346,7 @@ def classify_with_heatmap(
     heatmap = volume.replace(data=heat, name=name, source=None, metadata={"gradcam": loaded.classes[predicted]})
     return VolumeClassification(
         loaded.classes, tuple(float(p) for p in probabilities), loaded.classes[predicted], heatmap, placed.grid,
-        count, str(path), cam.layer,
+        count, str(path), cam.layer, model_domain(loaded).check(probabilities, placed.grid),
     )  # fmt: skip
 
 

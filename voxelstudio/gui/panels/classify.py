@@ -4,6 +4,7 @@ bars, Grad-CAM) and evaluate on a data set (confusion)."""
 
 from __future__ import annotations
 
+import html
 import math
 from pathlib import Path
 from typing import Any
@@ -257,9 +258,12 @@ class ClassifyPanel(QWidget):
     def show_classification(self, result: Any) -> None:
         self.bars.set_probabilities(result.classes, result.probabilities)
         best = max(result.probabilities)
-        self.result_label.setText(
-            f"Most likely: <b>{result.predicted}</b> ({best:.0%}, {result.rotations} rotation(s))"
-        )
+        if result.out_of_domain is None:
+            text = f"Most likely: <b>{result.predicted}</b> ({best:.0%}, {result.rotations} rotation(s))"
+        else:
+            text = (f"<b>Unlike the classes this model knows</b>: {html.escape(result.out_of_domain)}. "
+                    f"Closest: {result.predicted} ({best:.0%}).")  # fmt: skip
+        self.result_label.setText(text)
         self.results.setCurrentWidget(self.bars)
 
     def show_evaluation(self, report: dict[str, Any]) -> None:
