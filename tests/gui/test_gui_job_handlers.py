@@ -10,7 +10,16 @@ import pytest
 
 from tests.gui.conftest import wait_idle
 from voxelstudio.core.errors import Cancelled
-from voxelstudio.jobs.events import EpochResult, Preview, PreviewQuality, ProgressEvent, TrainingStep, TrialResult
+from voxelstudio.jobs.eta import EtaClock
+from voxelstudio.jobs.events import (
+    EpochResult,
+    Preview,
+    PreviewQuality,
+    ProgressEvent,
+    TileProgress,
+    TrainingStep,
+    TrialResult,
+)
 
 pytestmark = pytest.mark.gui
 
@@ -184,3 +193,27 @@ def test_classifier_search_handler_fills_the_trials_table(qtbot, sample_session,
         assert seen == [result] and "1 trial(s), best: 2 epoch(s)" in panel.progress.label.text()
     else:
         assert seen == [] and panel.progress.label.text() == "Stopped."
+
+
+@pytest.mark.parametrize("kind", ["denoise", "classify"])
+def test_tiles_done_of_total_with_the_time_left(qtbot, sample_session, kind):
+    controller, window = sample_session.controller, sample_session.window
+    panel, handler = {"denoise": (window.denoise_panel, controller.denoising),
+                      "classify": (window.classify_panel, controller.classification)}[kind]  # fmt: skip
+    ticks = iter(range(0, 1000, 10))
+    panel.progress.eta = EtaClock(clock=lambda: next(ticks))  # 10 s between reports
+
+    def job(report, cancel):
+        report(ProgressEvent(0, None, "loading the model"))
+        for tile in range(1, 5):
+            report(TileProgress(tile, 4, "tiles", tile=tile, tiles=4))
+        report(ProgressEvent(2, 8, "classifying"))  # a new phase starts its own estimate
+        report(ProgressEvent(4, 8, "classifying"))
+        return SimpleNamespace(classes=["a", "b"], probabilities=[0.2, 0.8], predicted="b", rotations=1,
+                               out_of_domain=None)  # fmt: skip
+
+    texts = []
+    handler.progressed.connect(lambda _event: texts.append(panel.progress.label.text()))
+    assert _run(qtbot, sample_session, kind, job, lambda: handler.arm(None, "Working…")) == "finished"
+    assert texts == ["loading the model", "tile 1/4", "tile 2/4, ~20 s left", "tile 3/4, ~10 s left",
+                     "tile 4/4, ~1 s left", "classifying 2/8", "classifying 4/8, ~20 s left"]  # fmt: skip

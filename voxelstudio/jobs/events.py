@@ -46,6 +46,24 @@ class ProgressEvent(JobEvent):
 
 
 @dataclass(frozen=True)
+class TileProgress(ProgressEvent):
+    """A tile of a tiled prediction is done: ``tile`` of ``tiles`` (in ``transform`` of ``transforms`` with
+    test-time augmentation; both 0 without). ``done``/``total`` count the whole job. A handler without
+    ``on_tiles`` gets it in ``on_progress``."""
+
+    handler: ClassVar[str] = "on_tiles"
+    tile: int = 0
+    tiles: int = 0
+    transform: int = 0
+    transforms: int = 0
+
+    def describe(self) -> str:
+        """``"tile 3/12"``, or ``"transform 2/8 · tile 3/12"``."""
+        tiles = f"tile {self.tile}/{self.tiles}"
+        return f"transform {self.transform}/{self.transforms} · {tiles}" if self.transforms > 1 else tiles
+
+
+@dataclass(frozen=True)
 class TrainingStep(ProgressEvent):
     """A training batch ended: where training is, the last batch's loss and the estimated time left."""
 
@@ -140,7 +158,7 @@ class JobCancelled(JobEvent):
 
 
 EVENT_TYPES: tuple[type[JobEvent], ...] = (
-    ProgressEvent, TrainingStep, EpochResult, Preview, PreviewQuality, TrialResult, JobResult, JobFailed,
+    ProgressEvent, TileProgress, TrainingStep, EpochResult, Preview, PreviewQuality, TrialResult, JobResult, JobFailed,
     JobCancelled,
 )  # fmt: skip
 
@@ -160,14 +178,17 @@ def _count(values: Any, key: str) -> int:
 
 def as_event(news: JobEvent | Progress) -> JobEvent:
     """The event a report stands for: events pass unchanged; a training Progress (it has ``epoch``) becomes a
-    :class:`TrainingStep` or, at an epoch's end, an :class:`EpochResult`; any other Progress a
-    :class:`ProgressEvent`."""
+    :class:`TrainingStep` or, at an epoch's end, an :class:`EpochResult`; a tiled prediction's (it has ``tile``) a
+    :class:`TileProgress`; any other Progress a :class:`ProgressEvent`."""
     if isinstance(news, JobEvent):
         return news
     values = news.values
     base = {"done": float(news.done), "total": None if news.total is None else float(news.total),
             "message": news.message}  # fmt: skip
     if values.get("epoch") is None:
+        if values.get("tile") is not None:
+            counts = {key: _count(values, key) for key in ("tile", "tiles", "transform", "transforms")}
+            return TileProgress(**base, **counts)
         return ProgressEvent(**base)
     training = dict(
         base, epoch=_count(values, "epoch"), epochs=_count(values, "epochs"), step=_count(values, "step"),

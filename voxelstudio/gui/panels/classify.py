@@ -218,8 +218,7 @@ class ClassifyPanel(QWidget):
         self.progress.progressed(step, f"trial {trial}/{self._search_trials} · {_step_text(step)}")
 
     def job_progress(self, progress: ProgressEvent) -> None:
-        total = "" if progress.total is None else f" {progress.done:g}/{progress.total:g}"
-        self.progress.progressed(progress, f"{progress.message or 'working'}{total}")
+        self.progress.progressed_with_eta(progress)
 
     def training_step(self, step: TrainingStep) -> None:
         self.progress.progressed(step, _step_text(step))
