@@ -101,8 +101,9 @@ def test_train_shows_progress_and_accuracy_and_uses_the_new_model(qtbot, sample_
     wait_idle(qtbot, sample_session)
     result = trained.args[0]
     assert result.epochs_run == 3 and result.stopped_reason == "epochs" and result.model_path.is_file()
-    assert seen[0].message == "loading"  # no test part by default: the last news is the last validated epoch
-    assert isinstance(seen[-1], EpochResult) and seen[-1].validated and seen[-1].epoch == 3
+    assert seen[0].message == "loading"  # no test part by default: the last epoch, then the domain measured
+    assert isinstance(seen[-2], EpochResult) and seen[-2].validated and seen[-2].epoch == 3
+    assert seen[-1].message == "measuring the model's domain on the validation grids"
     assert [p.epoch for p in seen if isinstance(p, EpochResult) and p.validated] == [1, 2, 3]
     assert panel.accuracy_plot.points[0] == [1, 2, 3]
     assert panel.accuracy_plot.chance_level == pytest.approx(0.1)  # ten class folders
