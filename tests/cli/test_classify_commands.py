@@ -108,4 +108,4 @@ def test_classify_with_the_bundled_model(tmp_path: Path, capsys: pytest.CaptureF
     assert record["top"][0]["class"] == "torus" and record["in_domain"] and record["out_of_domain"] is None
     assert not unlike["in_domain"] and "topology" in unlike["out_of_domain"]
     assert cli.main(["classify", str(noise), "--rotations", "1"]) == 0
-    assert capsys.readouterr().out.startswith(f"{noise}: unlike the classes this model knows (its shape's topology")
+    assert capsys.readouterr().out.startswith(f"{noise}: unlike the classes this model knows (its topology is unlike")

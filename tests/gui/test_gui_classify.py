@@ -51,6 +51,8 @@ def test_classify_the_shown_volume_fills_the_probability_bars(qtbot, sample_sess
     assert len(panel.bars.values) == 10 and sum(panel.bars.values.values()) == pytest.approx(1.0, abs=1e-4)
     assert max(panel.bars.values, key=panel.bars.values.get) == result.predicted
     assert result.rotations == 2 and result.predicted in panel.result_label.text()
+    assert "separate objects" in result.out_of_domain  # many beads: unlike the one shape per grid it knows
+    assert "Unlike the classes this model knows" in panel.result_label.text()
     assert panel.results.currentWidget() is panel.bars
     assert sample_session.dialogs.errors == []
 

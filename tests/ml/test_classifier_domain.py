@@ -9,6 +9,7 @@ from voxelstudio.ml.classifier_domain import (
     FALLBACK_MIN_EULER,
     Domain,
     calibrate_domain,
+    count_objects,
     euler_characteristic,
     fallback_domain,
 )
@@ -46,6 +47,13 @@ def test_calibrated_domain_flags_noise_and_low_confidence() -> None:
     assert "below 0.60" in domain.check(np.array([0.55, 0.45]), _ball())
     noise = np.random.default_rng(1).random((20,) * 3) >= 0.5
     assert "topology" in domain.check(np.array([1.0, 0.0]), noise)  # confident, yet unlike any training grid
+    assert domain.max_objects == 4  # one object each: ceil(1.25 * 1 + 2)
+    beads = np.zeros((20,) * 3, np.uint8)
+    for i in range(5):
+        beads[2 + 3 * i : 4 + 3 * i, 5:7, 5:7] = 1  # five 8-voxel beads, apart
+    beads[15, 15, 15] = 1  # a lone voxel is noise, not an object
+    assert count_objects(beads) == 5 and count_objects(np.zeros((3, 3, 3))) == 0
+    assert "holds 5 separate objects (at most 4 expected)" in domain.check(np.array([1.0, 0.0]), beads)
     stored = Domain.from_metadata({"domain": domain.to_dict()}, 2)
     assert stored == domain and stored.calibrated
 
