@@ -133,3 +133,22 @@ def test_a_stopped_refit_keeps_the_validated_model(tmp_path: Path, monkeypatch: 
     assert result.refit_outcome == ("failed: refit ran out of memory" if fail else "cancelled")
     assert result.stopped_reason == ("epochs" if fail else "cancelled")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.keras", "m.last.keras"]  # no temporary left
+
+
+def test_a_stopped_search_keeps_the_best_model_so_far(tmp_path: Path) -> None:
+    from voxelstudio.core.progress import CancelToken
+    from voxelstudio.ml.classifiers import load_classifier
+
+    cancel, ended = CancelToken(), []
+
+    def on_trial(record) -> None:
+        ended.append(record)
+        cancel.cancel()  # Stop while the second trial would start
+
+    out = tmp_path / "m.keras"
+    result = train_classifier(shapes(10), config=config(epochs=1), out=out, search_trials=3, cancel=cancel,
+                              on_trial=on_trial)  # fmt: skip
+    assert [r["trial"] for r in ended] == [1] and ended[0]["state"] == "complete"
+    assert result.stopped_reason == "cancelled" and result.model_path == out and len(result.trials) == 1
+    assert load_classifier(out).config.width == ended[0]["width"]  # the first trial's model, kept
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.keras", "m.search.json"]
