@@ -179,7 +179,8 @@ def test_classifier_search_handler_fills_the_trials_table(qtbot, sample_session,
                              model_path=None, trials=[{"trial": 1}], refit_outcome=None)  # fmt: skip
     panel.trials.setValue(2)
     steps = []
-    controller.classifier_search.step.connect(lambda _step: steps.append(panel.progress.label.text()))
+    controller.classifier_search.step.connect(lambda _step: steps.append((panel.progress.label.text(),
+                                                                          panel.progress.bar.value())))  # fmt: skip
     job = _every_event((4, 4, 4), (lambda: result) if end == "finished" else _raise(Cancelled("search")))
     seen = []
     assert _run(qtbot, sample_session, "search", job, lambda: controller.classifier_search.arm(seen.append)) == end
@@ -188,7 +189,7 @@ def test_classifier_search_handler_fills_the_trials_table(qtbot, sample_session,
         "1", "60.0%", "2", "0.01", "16", "0.2", "0.5", "complete"]  # fmt: skip
     assert table.item(0, 0).font().bold() and table.best_row() == 0
     assert panel.results.currentWidget() is table
-    assert steps == ["trial 1/2 · epoch 1/2 · step 1/2 · loss 0.5 · ETA 0:03"]
+    assert steps == [("trial 1/2 · epoch 1/2 · step 1/2 · loss 0.5 · ETA 0:03", 12)]  # step 1 of 4: 1/8 of 2 trials
     if end == "finished":
         assert seen == [result] and "1 trial(s), best: 2 epoch(s)" in panel.progress.label.text()
     else:
