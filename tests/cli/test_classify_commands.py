@@ -97,10 +97,15 @@ def test_errors_exit_2_with_one_line(
     assert err.startswith("voxelstudio: error: ") and err.count("\n") == 1 and message in err
 
 
-def test_classify_with_the_bundled_model(capsys: pytest.CaptureFixture[str]) -> None:
+def test_classify_with_the_bundled_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from voxelstudio.core.resources import resource_path
 
     sample = resource_path("shapes", "torus", "torus_0000.mat")
-    assert cli.main(["classify", str(sample), "--json"]) == 0
-    record = json.loads(capsys.readouterr().out)[0]
-    assert record["top"][0]["class"] == "torus"
+    noise = tmp_path / "noise.npy"
+    np.save(noise, np.random.default_rng(0).random((32, 32, 32)).astype(np.float32))
+    assert cli.main(["classify", str(sample), str(noise), "--json", "--rotations", "1"]) == 0
+    record, unlike = json.loads(capsys.readouterr().out)
+    assert record["top"][0]["class"] == "torus" and record["in_domain"] and record["out_of_domain"] is None
+    assert not unlike["in_domain"] and "topology" in unlike["out_of_domain"]
+    assert cli.main(["classify", str(noise), "--rotations", "1"]) == 0
+    assert capsys.readouterr().out.startswith(f"{noise}: unlike the classes this model knows (its topology is unlike")

@@ -51,6 +51,8 @@ def test_classify_the_shown_volume_fills_the_probability_bars(qtbot, sample_sess
     assert len(panel.bars.values) == 10 and sum(panel.bars.values.values()) == pytest.approx(1.0, abs=1e-4)
     assert max(panel.bars.values, key=panel.bars.values.get) == result.predicted
     assert result.rotations == 2 and result.predicted in panel.result_label.text()
+    assert "separate objects" in result.out_of_domain  # many beads: unlike the one shape per grid it knows
+    assert "Unlike the classes this model knows" in panel.result_label.text()
     assert panel.results.currentWidget() is panel.bars
     assert sample_session.dialogs.errors == []
 
@@ -101,8 +103,9 @@ def test_train_shows_progress_and_accuracy_and_uses_the_new_model(qtbot, sample_
     wait_idle(qtbot, sample_session)
     result = trained.args[0]
     assert result.epochs_run == 3 and result.stopped_reason == "epochs" and result.model_path.is_file()
-    assert seen[0].message == "loading"  # no test part by default: the last news is the last validated epoch
-    assert isinstance(seen[-1], EpochResult) and seen[-1].validated and seen[-1].epoch == 3
+    assert seen[0].message == "loading"  # no test part by default: the last epoch, then the domain measured
+    assert isinstance(seen[-2], EpochResult) and seen[-2].validated and seen[-2].epoch == 3
+    assert seen[-1].message == "measuring the model's domain on the validation grids"
     assert [p.epoch for p in seen if isinstance(p, EpochResult) and p.validated] == [1, 2, 3]
     assert panel.accuracy_plot.points[0] == [1, 2, 3]
     assert panel.accuracy_plot.chance_level == pytest.approx(0.1)  # ten class folders
@@ -138,3 +141,22 @@ def test_train_without_a_data_set_is_reported_not_started(sample_session):
     panel.train_button.click()
     assert not sample_session.controller.busy
     assert "choose a data set folder" in sample_session.dialogs.errors[-1][1]
+
+
+def test_search_fills_the_trials_table_and_uses_the_best_model(qtbot, sample_session, shapes_folder):
+    controller, panel = sample_session.controller, sample_session.window.classify_panel
+    _tiny_training(panel, shapes_folder, epochs=1)
+    panel.trials.setValue(2)
+    with qtbot.waitSignal(controller.classifier_search.finished, timeout=180_000) as searched:
+        panel.search_button.click()
+        assert controller.busy and not panel.train_button.isEnabled()
+    wait_idle(qtbot, sample_session)
+    result = searched.args[0]
+    table = panel.trials_table
+    assert [t.trial for t in table.trials] == [1, 2] and table.rowCount() == 2
+    assert [t.state for t in table.trials] == ["complete", "complete"]
+    best = table.trials[table.best_row()]
+    assert best.val_accuracy == result.best_val_accuracy == max(t.val_accuracy for t in table.trials)
+    assert result.model_path.with_name("classifier.search.json").is_file()
+    assert sample_session.document.classifier_path == result.model_path
+    assert "2 trial(s), best" in panel.progress.label.text() and sample_session.dialogs.errors == []

@@ -20,12 +20,18 @@ def test_load_model_then_denoise_with_uncertainty(qtbot, sample_session, tiny_mo
 
     empty = panel_pixels(sample_session, "prediction")
     window.denoise_panel.tta.setChecked(True)
+    texts = []
+    sample_session.controller.denoising.progressed.connect(
+        lambda _event: texts.append(window.denoise_panel.progress.label.text())
+    )
     with qtbot.waitSignal(document.metrics_changed, timeout=120_000):
         window.denoise_panel.denoise_button.click()
     wait_idle(qtbot, sample_session)
     prediction, uncertainty = document.volume("prediction"), document.volume("uncertainty")
     assert prediction.shape == uncertainty.shape == document.volume("raw").shape
     assert float(uncertainty.data.min()) >= 0.0
+    tiles = [t for t in texts if t.startswith("transform ")]  # test-time augmentation: eight transforms, tiled
+    assert tiles and tiles[-1].startswith("transform 8/8 · tile ")
     sample_session.view.update(link_contrast=False)  # a 2-epoch model is faint on the target's scale
     assert panel_pixels(sample_session, "prediction") > empty + 1000
     title = window.viewports.panels["prediction"].title.text()

@@ -10,7 +10,16 @@ import pytest
 
 from tests.gui.conftest import wait_idle
 from voxelstudio.core.errors import Cancelled
-from voxelstudio.jobs.events import EpochResult, Preview, PreviewQuality, ProgressEvent, TrainingStep
+from voxelstudio.jobs.eta import EtaClock
+from voxelstudio.jobs.events import (
+    EpochResult,
+    Preview,
+    PreviewQuality,
+    ProgressEvent,
+    TileProgress,
+    TrainingStep,
+    TrialResult,
+)
 
 pytestmark = pytest.mark.gui
 
@@ -25,6 +34,8 @@ def _every_event(shape, end):
                            val_accuracy=0.6, val_psnr=21.5, validated=True))  # fmt: skip
         report(Preview(1, np.full(shape, 0.5, np.float32)))
         report(PreviewQuality(1, 1.8, 1.0))
+        report(TrialResult(1, 2, {"learning_rate": 0.01, "batch_size": 16, "dropout": 0.2, "width": 0.5},
+                           val_accuracy=0.6, val_loss=0.9, epochs_run=2))  # fmt: skip
         report(ProgressEvent(3, 4, "testing"))
         return end()
 
@@ -127,7 +138,7 @@ def test_denoising_handler(qtbot, sample_session, end):
 def test_classifier_training_handler(qtbot, sample_session):
     controller, panel = sample_session.controller, sample_session.window.classify_panel
     result = SimpleNamespace(epochs_run=2, stopped_reason="epochs", best_val_accuracy=0.6, test_accuracy=None,
-                             model_path=None)  # fmt: skip
+                             model_path=None, trials=[], refit_outcome=None)  # fmt: skip
     job = _every_event((4, 4, 4), lambda: result)
     seen = []
     outcome = _run(
@@ -148,8 +159,62 @@ def test_classifier_evaluation_and_classification_handlers(qtbot, sample_session
         panel.confusion.matrix.tolist() == [[2, 0], [1, 1]]
         and "Evaluated: accuracy 75.0%" in panel.progress.label.text()
     )
-    classified = SimpleNamespace(classes=["a", "b"], probabilities=[0.2, 0.8], predicted="b", rotations=1)
+    classified = SimpleNamespace(classes=["a", "b"], probabilities=[0.2, 0.8], predicted="b", rotations=1,
+                                 out_of_domain=None)  # fmt: skip
     job = _every_event((4, 4, 4), lambda: classified)
     assert _run(qtbot, sample_session, "classification", job, lambda: controller.classification.arm()) == "finished"
     assert panel.results.currentWidget() is panel.bars and "<b>b</b>" in panel.result_label.text()
     assert math.isclose(max(classified.probabilities), 0.8) and sample_session.dialogs.errors == []
+    unlike = SimpleNamespace(**{**vars(classified), "out_of_domain": "its shape's topology is unlike the training"})
+    job = _every_event((4, 4, 4), lambda: unlike)
+    assert _run(qtbot, sample_session, "classification", job, lambda: controller.classification.arm()) == "finished"
+    text = panel.result_label.text()
+    assert "Unlike the classes this model knows" in text and "topology" in text and "Most likely" not in text
+
+
+@pytest.mark.parametrize("end", ["finished", "cancelled"])
+def test_classifier_search_handler_fills_the_trials_table(qtbot, sample_session, end):
+    controller, panel = sample_session.controller, sample_session.window.classify_panel
+    result = SimpleNamespace(epochs_run=2, stopped_reason="epochs", best_val_accuracy=0.6, test_accuracy=None,
+                             model_path=None, trials=[{"trial": 1}], refit_outcome=None)  # fmt: skip
+    panel.trials.setValue(2)
+    steps = []
+    controller.classifier_search.step.connect(lambda _step: steps.append((panel.progress.label.text(),
+                                                                          panel.progress.bar.value())))  # fmt: skip
+    job = _every_event((4, 4, 4), (lambda: result) if end == "finished" else _raise(Cancelled("search")))
+    seen = []
+    assert _run(qtbot, sample_session, "search", job, lambda: controller.classifier_search.arm(seen.append)) == end
+    table = panel.trials_table
+    assert table.rowCount() == 1 and [table.item(0, c).text() for c in range(table.columnCount())] == [
+        "1", "60.0%", "2", "0.01", "16", "0.2", "0.5", "complete"]  # fmt: skip
+    assert table.item(0, 0).font().bold() and table.best_row() == 0
+    assert panel.results.currentWidget() is table
+    assert steps == [("trial 1/2 · epoch 1/2 · step 1/2 · loss 0.5 · ETA 0:03", 12)]  # step 1 of 4: 1/8 of 2 trials
+    if end == "finished":
+        assert seen == [result] and "1 trial(s), best: 2 epoch(s)" in panel.progress.label.text()
+    else:
+        assert seen == [] and panel.progress.label.text() == "Stopped."
+
+
+@pytest.mark.parametrize("kind", ["denoise", "classify"])
+def test_tiles_done_of_total_with_the_time_left(qtbot, sample_session, kind):
+    controller, window = sample_session.controller, sample_session.window
+    panel, handler = {"denoise": (window.denoise_panel, controller.denoising),
+                      "classify": (window.classify_panel, controller.classification)}[kind]  # fmt: skip
+    ticks = iter(range(0, 1000, 10))
+    panel.progress.eta = EtaClock(clock=lambda: next(ticks))  # 10 s between reports
+
+    def job(report, cancel):
+        report(ProgressEvent(0, None, "loading the model"))
+        for tile in range(1, 5):
+            report(TileProgress(tile, 4, "tiles", tile=tile, tiles=4))
+        report(ProgressEvent(2, 8, "classifying"))  # a new phase starts its own estimate
+        report(ProgressEvent(4, 8, "classifying"))
+        return SimpleNamespace(classes=["a", "b"], probabilities=[0.2, 0.8], predicted="b", rotations=1,
+                               out_of_domain=None)  # fmt: skip
+
+    texts = []
+    handler.progressed.connect(lambda _event: texts.append(panel.progress.label.text()))
+    assert _run(qtbot, sample_session, kind, job, lambda: handler.arm(None, "Working…")) == "finished"
+    assert texts == ["loading the model", "tile 1/4", "tile 2/4, ~20 s left", "tile 3/4, ~10 s left",
+                     "tile 4/4, ~1 s left", "classifying 2/8", "classifying 4/8, ~20 s left"]  # fmt: skip

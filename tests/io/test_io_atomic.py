@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import time
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -128,3 +129,13 @@ def test_a_resumable_runs_state_is_not_swept_as_a_leftover(tmp_path):
     os.utime(leftover, (old, old))
     assert remove_stale_temporaries(tmp_path / "next.npy") == [leftover]
     assert resumable.is_dir() and not leftover.exists()
+
+
+def test_temporary_directory_is_hidden_kept_while_used_and_removed_after(tmp_path: Path) -> None:
+    from voxelstudio.core.atomic import is_temporary, remove_stale_temporaries, temporary_directory
+
+    with temporary_directory(tmp_path / "model.keras") as folder:
+        (folder / "model.keras").write_bytes(b"partial")
+        assert folder.parent == tmp_path and folder.name.startswith(".model.keras.") and is_temporary(folder)
+        assert remove_stale_temporaries(tmp_path) == [] and folder.is_dir()  # its writer is alive
+    assert list(tmp_path.iterdir()) == []

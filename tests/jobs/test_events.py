@@ -20,7 +20,9 @@ from voxelstudio.jobs.events import (
     Preview,
     PreviewQuality,
     ProgressEvent,
+    TileProgress,
     TrainingStep,
+    TrialResult,
     as_event,
     dispatch,
 )
@@ -32,6 +34,8 @@ NEWS = (
     EpochResult(2, 4, "validated", epoch=1, epochs=2, step=2, steps=2, loss=0.4, val_loss=0.3, val_psnr=21.5,
                 validated=True),
     PreviewQuality(1, 1.8, 1.0),
+    TileProgress(2.5, 8, "tiles", tile=2, tiles=4, transform=3, transforms=8),
+    TrialResult(2, 3, {"learning_rate": 0.001, "batch_size": 16}, val_accuracy=0.75, val_loss=0.6, epochs_run=4),
 )  # fmt: skip
 
 
@@ -96,7 +100,7 @@ def test_a_job_cannot_report_its_own_end():
 
 
 def test_progress_becomes_the_event_it_stands_for():
-    assert as_event(Progress(1, 2, "tiles", {"tile": 1})) == ProgressEvent(1.0, 2.0, "tiles")
+    assert as_event(Progress(1, 2, "loading", {"file": 1})) == ProgressEvent(1.0, 2.0, "loading")
     values = {"epoch": 1, "epochs": 3, "step": 2, "steps": 5, "loss": 0.5, "val_loss": math.nan, "eta_s": 7.0}
     step = as_event(Progress(2, 15, "training", values))
     assert type(step) is TrainingStep and (step.epoch, step.step, step.loss, step.eta_s) == (1, 2, 0.5, 7.0)
@@ -139,3 +143,36 @@ def test_a_backend_that_is_not_installed_fails_the_job_in_one_line(monkeypatch):
         run_isolated(report_an_end, {}, report=lambda event: None)
     message = str(raised.value)
     assert "KERAS_BACKEND='mxnet' is not a Keras backend; installed backends: " in message and "\n" not in message
+
+
+def test_a_search_record_becomes_a_trial_result():
+    record = {"trial": 2, "learning_rate": 1e-3, "batch_size": 16, "dropout": 0.1, "width": 0.5,
+              "val_accuracy": None, "val_loss": None, "epochs_run": 0, "state": "stopped"}  # fmt: skip
+    event = TrialResult.from_record(record, trials=5)
+    assert (event.trial, event.trials, event.epochs_run, event.state) == (2, 5, 0, "stopped")
+    assert event.params == {"learning_rate": 1e-3, "batch_size": 16, "dropout": 0.1, "width": 0.5}
+    assert math.isnan(event.val_accuracy) and math.isnan(event.val_loss)
+
+
+def test_a_tiled_prediction_reports_tile_progress():
+    event = as_event(Progress(3, 12, "tiles", {"tile": 3, "tiles": 12}))
+    assert isinstance(event, TileProgress) and (event.tile, event.tiles, event.transforms) == (3, 12, 0)
+    assert event.describe() == "tile 3/12" and event.handler_name() == "on_tiles"
+    tta = as_event(Progress(2.25, 8, "tiles", {"tile": 1, "tiles": 4, "transform": 3, "transforms": 8}))
+    assert tta.describe() == "transform 3/8 · tile 1/4" and tta.fraction == pytest.approx(2.25 / 8)
+    assert type(as_event(Progress(1, 2, "blocks", {"block": 1}))) is ProgressEvent
+
+
+def test_eta_clock_counts_from_the_first_fraction():
+    from voxelstudio.jobs.eta import EtaClock
+
+    now = [100.0]
+    clock = EtaClock(clock=lambda: now[0])
+    assert math.isnan(clock.update(0.2)) and math.isnan(clock.update(None))
+    now[0] = 100.5
+    assert math.isnan(clock.update(0.3))  # under a second: no estimate yet
+    now[0] = 110.0
+    assert clock.update(0.6) == pytest.approx(10.0 / 0.4 * 0.4)  # 0.4 in 10 s, 0.4 left
+    assert math.isnan(clock.update(0.1))  # went back: a new phase, a new estimate
+    now[0] = 115.0
+    assert clock.update(0.55) == pytest.approx(5.0 / 0.45 * 0.45)

@@ -260,3 +260,27 @@ def test_train_classifier_folder_loads_then_trains(shapes_dir: Path, tmp_path: P
     result = train_classifier_folder(shapes_dir, config=config, out=tmp_path / "m.keras", report=messages.append)
     assert result.model_path == tmp_path / "m.keras" and result.epochs_run == 1
     assert messages[0].message == "loading" and any("val_accuracy" in m.values for m in messages)
+
+
+def test_bundled_model_calls_noise_unlike_its_classes_but_not_a_shape() -> None:
+    noise = Volume(np.random.default_rng(0).random((32, 32, 32)).astype(np.float32), name="noise")
+    shape = Volume(scipy.io.loadmat(resource_path("shapes", "cube", "cube_0000.mat"))["voxel"], name="cube")
+    noisy, cube = classify_volumes([noise, shape], rotations=1)
+    assert noisy.out_of_domain is not None and "topology" in noisy.out_of_domain
+    assert noisy.top[0][1] > 0.9  # the network alone is confident about noise: why the check exists
+    assert cube.out_of_domain is None and cube.top[0][0] == "cube"
+    explained = classify_with_heatmap(noise, rotations=1)  # the window's path: fitted with place_volume
+    assert explained.out_of_domain is not None
+
+
+def test_training_stores_the_domain_measured_on_validation(trained) -> None:
+    from voxelstudio.ml.classifier_domain import Domain
+    from voxelstudio.ml.classifiers import load_classifier
+
+    result, data = trained
+    stored = load_classifier(result.model_path).metadata["extra"]["domain"]
+    assert stored["validation_grids"] == 10 and stored["rotations"] == 4
+    domain = Domain.from_metadata({"domain": stored}, len(data.classes))
+    assert domain.calibrated and 0.0 < domain.max_probability <= 0.6
+    low, high = domain.euler_range
+    assert low <= 0 < high  # every training shape's Euler characteristic lies within

@@ -62,7 +62,9 @@ def test_refit_trains_on_train_and_validation_for_the_best_epoch_count(tmp_path:
     loaded = load_classifier(refit.model_path)
     best_epoch = plain.history["epoch"][int(np.argmin(plain.history["val_loss"]))]
     assert refit.refit_epochs == best_epoch
-    assert loaded.metadata["extra"] == {"epochs": best_epoch, "train_grids": 30}  # all 27 + 3 grids
+    domain = load_classifier(plain.model_path).metadata["extra"]["domain"]
+    assert domain["validation_grids"] == 3  # measured on the validation grids, before the refit saw them
+    assert loaded.metadata["extra"] == {"epochs": best_epoch, "train_grids": 30, "domain": domain}  # all 27 + 3
     assert loaded.train_config.refit and loaded.train_config.epochs == best_epoch
 
 
@@ -96,3 +98,57 @@ def test_refit_config_round_trips() -> None:
 
     cfg = dataclasses.replace(config(), refit=True, preset="cpu", minutes=2.0, epochs=None)
     assert ClassifierTrainConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def _refit_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail: bool):
+    """Train with --refit and stop (cancel or an error) the refit as soon as it starts."""
+    from voxelstudio.core.progress import CancelToken
+    from voxelstudio.ml import classifier_training
+
+    cancel, fit = CancelToken(), classifier_training.fit_classifier
+
+    def fit_or_fail(*args, **kwargs):
+        if kwargs.get("keep_last") and fail:
+            raise MemoryError("refit ran out of memory")
+        return fit(*args, **kwargs)
+
+    def report(progress) -> None:
+        if progress.message.startswith("refitting") and not fail:
+            cancel.cancel()
+
+    monkeypatch.setattr(classifier_training, "fit_classifier", fit_or_fail)
+    out = tmp_path / "m.keras"
+    return out, train_classifier(shapes(10), config=config(epochs=1, refit=True), out=out, report=report,
+                                 cancel=cancel)  # fmt: skip
+
+
+@pytest.mark.parametrize("fail", [False, True], ids=["cancelled", "failed"])
+def test_a_stopped_refit_keeps_the_validated_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail) -> None:
+    from voxelstudio.ml.classifiers import load_classifier
+
+    out, result = _refit_run(tmp_path, monkeypatch, fail)
+    extra = load_classifier(out).metadata["extra"]
+    assert extra["train_grids"] == 27 and "epochs" not in extra  # the validated model, not a refit's
+    assert result.model_path == out
+    assert result.refit_outcome == ("failed: refit ran out of memory" if fail else "cancelled")
+    assert result.stopped_reason == ("epochs" if fail else "cancelled")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.keras", "m.last.keras"]  # no temporary left
+
+
+def test_a_stopped_search_keeps_the_best_model_so_far(tmp_path: Path) -> None:
+    from voxelstudio.core.progress import CancelToken
+    from voxelstudio.ml.classifiers import load_classifier
+
+    cancel, ended = CancelToken(), []
+
+    def on_trial(record) -> None:
+        ended.append(record)
+        cancel.cancel()  # Stop while the second trial would start
+
+    out = tmp_path / "m.keras"
+    result = train_classifier(shapes(10), config=config(epochs=1), out=out, search_trials=3, cancel=cancel,
+                              on_trial=on_trial)  # fmt: skip
+    assert [r["trial"] for r in ended] == [1] and ended[0]["state"] == "complete"
+    assert result.stopped_reason == "cancelled" and result.model_path == out and len(result.trials) == 1
+    assert load_classifier(out).config.width == ended[0]["width"]  # the first trial's model, kept
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.keras", "m.search.json"]

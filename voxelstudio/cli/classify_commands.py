@@ -13,6 +13,7 @@ from typing import Any
 from voxelstudio.cli.progress import tqdm_report
 
 EXIT_INTERRUPTED = 130
+UNLIKE = "unlike the classes this model knows"  # voxelstudio.ml.classifier_domain.UNLIKE (ml imports lazily)
 ARCHS = ("voxnet", "vrn")
 PRESET_CHOICES = ("auto", "cpu", "gpu", "none")  # voxelstudio.ml.classifier_presets.PRESET_CHOICES (ml imports lazily)
 
@@ -174,9 +175,14 @@ def run_train(args: argparse.Namespace) -> int:
     test = f"; test accuracy {result.test_accuracy:.3f} (rotation voting)" if result.test_accuracy is not None else ""
     print(f"{result.model_path or args.out}: validation accuracy {accuracy}{test}; {result.epochs_run} epochs; "
           f"stopped: {result.stopped_reason}")  # fmt: skip
-    if result.refit_epochs is not None:
+    if result.refit_outcome == "done":
         print(f"refit on training + validation for {result.refit_epochs} epochs")
-    return EXIT_INTERRUPTED if result.stopped_reason == "cancelled" else 0
+    elif result.refit_outcome is not None:
+        how = "stopped" if result.refit_outcome == "cancelled" else result.refit_outcome
+        print(f"refit {how}; {result.model_path} is still the validated model")
+    if result.stopped_reason == "cancelled":
+        return EXIT_INTERRUPTED
+    return 1 if (result.refit_outcome or "").startswith("failed") else 0
 
 
 def _format_report(report: dict[str, Any]) -> str:
@@ -222,6 +228,8 @@ def run_classify(args: argparse.Namespace) -> int:
                 "file": str(path),
                 "top": [{"class": name, "probability": probability} for name, probability in prediction.top],
                 "probabilities": prediction.probabilities,
+                "in_domain": prediction.out_of_domain is None,
+                "out_of_domain": prediction.out_of_domain,
             }
             for path, prediction in zip(args.files, predictions, strict=True)
         ]
@@ -229,7 +237,10 @@ def run_classify(args: argparse.Namespace) -> int:
         return 0
     for path, prediction in zip(args.files, predictions, strict=True):
         ranked = ", ".join(f"{name} {probability:.3f}" for name, probability in prediction.top)
-        print(f"{path}: {ranked}")
+        if prediction.out_of_domain is None:
+            print(f"{path}: {ranked}")
+        else:
+            print(f"{path}: {UNLIKE} ({prediction.out_of_domain}); closest: {ranked}")
     return 0
 
 

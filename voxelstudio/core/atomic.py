@@ -20,7 +20,7 @@ import re
 import secrets
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -207,6 +207,23 @@ def temporary_directory_name(path: Path, token: str | None = None) -> Path:
     makes it deterministic, so an interrupted run can find it again."""
     path = Path(path)
     return path.with_name(_temporary_name(path, token or secrets.token_hex(4)))
+
+
+@contextlib.contextmanager
+def temporary_directory(path: str | Path) -> Iterator[Path]:
+    """A hidden, locked temporary folder beside ``path`` (``.<name>.<8 hex>.partial``), for work that may or may
+    not become ``path``: a writer moves what it keeps out of it; the folder and the rest go on exit. Named and
+    locked like :func:`write_atomically`'s temporaries: never taken for a result, kept while its writer lives,
+    swept by the next write into the folder when its writer was killed."""
+    folder = temporary_directory_name(Path(path))
+    folder.mkdir(mode=0o700)
+    fd = os.open(folder, os.O_RDONLY)
+    _lock(fd)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.close(fd)
 
 
 def publish_directory(temporary: Path, path: Path, *, overwrite: bool = False) -> Path:

@@ -159,10 +159,15 @@ class Commands(QObject):
         c.classifier_training.step.connect(classify.training_step)
         c.classifier_training.epoch.connect(classify.training_epoch)
         c.classifier_training.finished.connect(classify.training_result)
+        c.classifier_search.started.connect(classify.search_started)
+        c.classifier_search.step.connect(classify.search_step)
+        c.classifier_search.epoch.connect(classify.search_step)
+        c.classifier_search.trial.connect(classify.add_trial)
+        c.classifier_search.finished.connect(classify.training_result)
         c.classifier_evaluation.finished.connect(classify.show_evaluation)
         c.classification.finished.connect(classify.show_classification)
-        for handler in (c.classifier_training, c.classifier_evaluation, c.classification):
-            if handler is not c.classifier_training:
+        for handler in (c.classifier_training, c.classifier_search, c.classifier_evaluation, c.classification):
+            if handler not in (c.classifier_training, c.classifier_search):
                 handler.started.connect(classify.job_started)
             handler.progressed.connect(classify.job_progress)
             handler.ended.connect(classify.job_ended)
@@ -316,6 +321,7 @@ class Commands(QObject):
         panel, c = self.window.classify_panel, self.controller
         panel.stop_requested.connect(c.stop)
         panel.train_requested.connect(self.train_classifier)
+        panel.search_requested.connect(lambda: self.train_classifier(search=True))
         panel.evaluate_requested.connect(self.evaluate_classifier)
         panel.classify_requested.connect(
             lambda: c.classify_volume(self.document.classifier_path, panel.rotations.value())
@@ -326,14 +332,15 @@ class Commands(QObject):
         panel.choose_folder_requested.connect(self.choose_dataset_folder)
         panel.choose_model_requested.connect(self.choose_classifier)
 
-    def train_classifier(self) -> None:
+    def train_classifier(self, search: bool = False) -> None:
+        """Train (or, with ``search``, search the hyper-parameters of) a classifier as the Classify tab says."""
         panel = self.window.classify_panel
         try:
             folder, config = panel.dataset_folder(), panel.config()
         except ValueError as exc:
-            self._fail("classifier training setup", exc)
+            self._fail(f"classifier {'search' if search else 'training'} setup", exc)
             return
-        self.controller.train_classifier(folder, config)
+        self.controller.train_classifier(folder, config, panel.trials.value() if search else 0)
 
     def evaluate_classifier(self) -> None:
         panel = self.window.classify_panel

@@ -19,10 +19,16 @@ from PySide6.QtCore import QObject, QSettings, Signal
 from voxelstudio.core.provenance import export_provenance, sidecar_path, write_sidecar
 from voxelstudio.core.volume import Spacing, Volume
 from voxelstudio.gui.document import Document
-from voxelstudio.gui.job_handlers import ClassifierTrainingHandler, JobHandler, TrainingHandler
+from voxelstudio.gui.job_handlers import (
+    ClassifierSearchHandler,
+    ClassifierTrainingHandler,
+    JobHandler,
+    TrainingHandler,
+)
 from voxelstudio.gui.levels import level_note, level_to_open
 from voxelstudio.gui.settings import remember_file, remember_folder
 from voxelstudio.gui.workers import Job, JobRunner
+from voxelstudio.jobs.classify import train_classifier_job
 from voxelstudio.jobs.runner import check_model, describe_compute_device, run_isolated
 from voxelstudio.jobs.train import TrainingData, train_from_data
 
@@ -51,6 +57,7 @@ class Controller(QObject):
         self.training = TrainingHandler(document, self)
         self.denoising = JobHandler("Denoising…", self)
         self.classifier_training = ClassifierTrainingHandler(self)
+        self.classifier_search = ClassifierSearchHandler(self)
         self.classifier_evaluation = JobHandler("Evaluating…", self)
         self.classification = JobHandler("Classifying…", self)
         self.model_trained = self.training.finished  # TrainResult
@@ -318,25 +325,26 @@ class Controller(QObject):
         return self.jobs.start("saving model", copy, saved)
 
     # ------------------------------------------------------------------------------------------------ classifier
-    def train_classifier(self, folder: str | Path, config: Any) -> Job | None:
-        """Train a voxel classifier on a class-per-folder data set; the result goes to ``classifier_trained``."""
-        run_dir = self._new_run_dir("classify")
-        arguments = {"folder": Path(folder), "config": config, "out": run_dir / "classifier.keras"}
+    def train_classifier(self, folder: str | Path, config: Any, trials: int = 0) -> Job | None:
+        """Train a voxel classifier on a class-per-folder data set (``trials`` > 0: search its hyper-parameters,
+        each finished trial to ``classifier_search.trial``); the result goes to the handler's ``finished``."""
+        run_dir = self._new_run_dir("search" if trials else "classify")
+        arguments = {"folder": Path(folder), "config": config, "out": run_dir / "classifier.keras", "trials": trials}
 
         def train(report, cancel) -> Any:
-            from voxelstudio.tasks.classify import train_classifier_folder
-
-            run_dir.mkdir(parents=True, exist_ok=True)
-            return run_isolated(train_classifier_folder, arguments, report=report, cancel=cancel)
+            return run_isolated(train_classifier_job, arguments, report=report, cancel=cancel)
 
         def trained(result: Any) -> None:
             if result.model_path is not None:
                 self.document.set_classifier_path(result.model_path)
             how = "stopped" if result.stopped_reason == "cancelled" else "finished"
             saved = "no model was saved" if result.model_path is None else f"best model: {result.model_path}"
-            self.status.emit(f"Classifier training {how} after {result.epochs_run} epoch(s); {saved}.")
+            run = f"Search ({len(result.trials)} trial(s))" if trials else "Classifier training"
+            self.status.emit(f"{run} {how} after {result.epochs_run} epoch(s); {saved}.")
 
-        return self.jobs.start("classifier training", train, lambda: self.classifier_training.arm(trained))
+        handler = self.classifier_search if trials else self.classifier_training
+        return self.jobs.start("classifier search" if trials else "classifier training", train,
+                               lambda: handler.arm(trained))  # fmt: skip
 
     def evaluate_classifier(self, folder: str | Path, model_path: Path | None, rotations: int) -> Job | None:
         """Accuracy and confusion matrix of a classifier (None: the bundled one) on a data set."""
@@ -370,6 +378,10 @@ class Controller(QObject):
                 made_by = {"method": "grad-cam", "model": result.model, "class": result.predicted,
                            "layer": result.layer}  # fmt: skip
                 self.document.set_volume("gradcam", result.heatmap, made_by)
-            self.status.emit(f"{raw.name}: most likely {result.predicted} ({max(result.probabilities):.0%}).")
+            best = f"{result.predicted} ({max(result.probabilities):.0%})"
+            if result.out_of_domain is None:
+                self.status.emit(f"{raw.name}: most likely {best}.")
+            else:
+                self.status.emit(f"{raw.name}: unlike the classes this model knows; closest {best}.")
 
         return self.jobs.start("classification", classify, lambda: self.classification.arm(classified))

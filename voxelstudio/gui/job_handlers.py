@@ -24,6 +24,7 @@ from voxelstudio.jobs.events import (
     PreviewQuality,
     ProgressEvent,
     TrainingStep,
+    TrialResult,
 )
 
 ResultFn = Callable[[Any], object]
@@ -133,3 +134,16 @@ class ClassifierTrainingHandler(JobHandler):
 
     def on_epoch(self, event: EpochResult) -> None:
         self.epoch.emit(event)
+
+
+class ClassifierSearchHandler(ClassifierTrainingHandler):
+    """A classifier's hyper-parameter search: each trial's steps, and each finished trial for the trials table."""
+
+    trial = Signal(object)  # TrialResult
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.start_text = "Loading the data set for the search…"
+
+    def on_trial(self, event: TrialResult) -> None:
+        self.trial.emit(event)

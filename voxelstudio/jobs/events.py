@@ -46,6 +46,24 @@ class ProgressEvent(JobEvent):
 
 
 @dataclass(frozen=True)
+class TileProgress(ProgressEvent):
+    """A tile of a tiled prediction is done: ``tile`` of ``tiles`` (in ``transform`` of ``transforms`` with
+    test-time augmentation; both 0 without). ``done``/``total`` count the whole job. A handler without
+    ``on_tiles`` gets it in ``on_progress``."""
+
+    handler: ClassVar[str] = "on_tiles"
+    tile: int = 0
+    tiles: int = 0
+    transform: int = 0
+    transforms: int = 0
+
+    def describe(self) -> str:
+        """``"tile 3/12"``, or ``"transform 2/8 · tile 3/12"``."""
+        tiles = f"tile {self.tile}/{self.tiles}"
+        return f"transform {self.transform}/{self.transforms} · {tiles}" if self.transforms > 1 else tiles
+
+
+@dataclass(frozen=True)
 class TrainingStep(ProgressEvent):
     """A training batch ended: where training is, the last batch's loss and the estimated time left."""
 
@@ -89,6 +107,31 @@ class PreviewQuality(JobEvent):
 
 
 @dataclass(frozen=True)
+class TrialResult(JobEvent):
+    """A hyper-parameter search trial ended: its number (1-based) of ``trials``, the parameters it tried, the
+    validation accuracy and loss of its best epoch (NaN when it has none), and how it ended (``state``: "complete",
+    "failed" or "stopped")."""
+
+    handler: ClassVar[str] = "on_trial"
+    trial: int = 0
+    trials: int = 0
+    params: dict[str, Any] = field(default_factory=dict)
+    val_accuracy: float = math.nan
+    val_loss: float = math.nan
+    epochs_run: int = 0
+    state: str = "complete"
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any], trials: int) -> TrialResult:
+        """The event for one record of the search's JSON (see ``voxelstudio.ml.classifier_search``)."""
+        known = {"trial", "val_accuracy", "val_loss", "epochs_run", "state"}
+        params = {k: v for k, v in record.items() if k not in known}
+        state = str(record.get("state", "complete"))
+        return cls(_count(record, "trial"), int(trials), params, _number(record, "val_accuracy"),
+                   _number(record, "val_loss"), _count(record, "epochs_run"), state)  # fmt: skip
+
+
+@dataclass(frozen=True)
 class JobResult(JobEvent):
     """The job's return value."""
 
@@ -115,7 +158,8 @@ class JobCancelled(JobEvent):
 
 
 EVENT_TYPES: tuple[type[JobEvent], ...] = (
-    ProgressEvent, TrainingStep, EpochResult, Preview, PreviewQuality, JobResult, JobFailed, JobCancelled,
+    ProgressEvent, TileProgress, TrainingStep, EpochResult, Preview, PreviewQuality, TrialResult, JobResult, JobFailed,
+    JobCancelled,
 )  # fmt: skip
 
 
@@ -134,14 +178,17 @@ def _count(values: Any, key: str) -> int:
 
 def as_event(news: JobEvent | Progress) -> JobEvent:
     """The event a report stands for: events pass unchanged; a training Progress (it has ``epoch``) becomes a
-    :class:`TrainingStep` or, at an epoch's end, an :class:`EpochResult`; any other Progress a
-    :class:`ProgressEvent`."""
+    :class:`TrainingStep` or, at an epoch's end, an :class:`EpochResult`; a tiled prediction's (it has ``tile``) a
+    :class:`TileProgress`; any other Progress a :class:`ProgressEvent`."""
     if isinstance(news, JobEvent):
         return news
     values = news.values
     base = {"done": float(news.done), "total": None if news.total is None else float(news.total),
             "message": news.message}  # fmt: skip
     if values.get("epoch") is None:
+        if values.get("tile") is not None:
+            counts = {key: _count(values, key) for key in ("tile", "tiles", "transform", "transforms")}
+            return TileProgress(**base, **counts)
         return ProgressEvent(**base)
     training = dict(
         base, epoch=_count(values, "epoch"), epochs=_count(values, "epochs"), step=_count(values, "step"),

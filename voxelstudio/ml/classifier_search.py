@@ -8,11 +8,9 @@ between trials) and is scored by the validation accuracy of its best epoch. The 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import os
 import shutil
-import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ from typing import Any
 import numpy as np
 import optuna
 
+from voxelstudio.core.atomic import temporary_directory, write_atomically, write_json_atomically
 from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
 from voxelstudio.ml.classifier_config import ClassifierTrainConfig
 from voxelstudio.ml.classifier_training import ClassifierOutcome, fit_classifier
@@ -65,13 +64,13 @@ def _apply(cfg: ClassifierTrainConfig, params: dict[str, Any], minutes: float | 
 
 
 def _copy_atomically(source: Path, target: Path) -> None:
-    fd, temporary = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".tmp.keras", dir=target.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(source, temporary)
-        os.replace(temporary, target)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
+    write_atomically(target, lambda temporary: shutil.copyfile(source, temporary), overwrite=True)
+
+
+def _state(outcome: ClassifierOutcome, score: float) -> str:
+    if outcome.stopped_reason == "cancelled":
+        return "stopped"
+    return "complete" if math.isfinite(score) else "failed"
 
 
 def search_classifier(
@@ -84,11 +83,13 @@ def search_classifier(
     out_path: str | Path,
     report: ReportFn = null_report,
     cancel: CancelToken | None = None,
+    on_trial: Callable[[dict[str, Any]], object] | None = None,
 ) -> SearchOutcome:
     """Run ``trials`` TPE trials (seeded with ``cfg.seed``) and keep the model with the best validation accuracy.
 
-    Progress from each trial passes through with ``trial`` and ``trials`` added; a cancel stops the running trial
-    and the search.
+    Progress from each trial passes through with ``trial`` and ``trials`` added; ``on_trial`` receives each trial's
+    record (as in the JSON, with its ``state``: "complete", "failed" or "stopped") when the trial ends. A cancel
+    stops the running trial and the search; the best model so far stays at ``out_path``.
     """
     if trials < 1:
         raise ValueError(f"the search needs at least one trial, got {trials}")
@@ -103,7 +104,7 @@ def search_classifier(
     minutes = None if cfg.minutes is None else cfg.minutes / trials
     records: list[dict[str, Any]] = []
     best: tuple[float, ClassifierOutcome, ClassifierTrainConfig, dict[str, Any]] | None = None
-    with tempfile.TemporaryDirectory(prefix=f".{out_path.stem}.search.", dir=out_path.parent) as workdir:
+    with temporary_directory(out_path.with_name(f"{out_path.stem}.search")) as workdir:
         for number in range(trials):
             if cancel is not None and cancel.cancelled:
                 break
@@ -130,8 +131,11 @@ def search_classifier(
                     "val_accuracy": score if math.isfinite(score) else None,
                     "val_loss": outcome.best_val_loss if math.isfinite(outcome.best_val_loss) else None,
                     "epochs_run": outcome.epochs_run,
+                    "state": _state(outcome, score),
                 }
             )
+            if on_trial is not None:
+                on_trial(dict(records[-1]))
             if math.isfinite(score) and outcome.model_path is not None and (best is None or score > best[0]):
                 _copy_atomically(outcome.model_path, out_path)
                 best = (score, dataclasses.replace(outcome, model_path=out_path), trial_cfg, params)
@@ -140,9 +144,7 @@ def search_classifier(
     record_path = out_path.with_name(f"{out_path.name.removesuffix('.keras')}.search.json")
     record = {"space": {k: list(v) for k, v in space.items()}, "trials": records,
               "best": None if best is None else {"val_accuracy": best[0], **best[3]}}  # fmt: skip
-    temporary = record_path.with_name(f".{record_path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(record, indent=2))
-    os.replace(temporary, record_path)
+    write_json_atomically(record_path, record)
     if best is None:
         return SearchOutcome(None, None, {}, records, None)
     return SearchOutcome(best[1], best[2], best[3], records, out_path)

@@ -5,30 +5,38 @@ and write the procedural shapes data set. Qt-free; TensorFlow is imported only i
 from __future__ import annotations
 
 import dataclasses
+import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from voxelstudio.core.errors import ModelError
+from voxelstudio.core.errors import Cancelled, ModelError
 from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
 from voxelstudio.core.resources import resource_path
 from voxelstudio.core.volume import Volume
+from voxelstudio.tasks.classifier_domain import add_extra_metadata, store_domain
 from voxelstudio.tasks.datasets import GridDataset, fit_grid, load_class_folder, stratified_split
 
 if TYPE_CHECKING:
     from voxelstudio.ml.classifier_config import ClassifierTrainConfig
+    from voxelstudio.ml.classifier_domain import Domain
     from voxelstudio.ml.classifiers import LoadedClassifier
+
+TrialFn = Callable[[dict[str, Any]], object]
+"""Receives a search trial's record (parameters, val_accuracy, val_loss, epochs_run, state) when it ends."""
 
 
 @dataclass(frozen=True)
 class ClassifierTrainResult:
     """Outcome of :func:`train_classifier`. ``test_accuracy`` is measured with rotation voting on the held-out
     test split (None without one); ``trials`` lists the search's trials (empty without a search); ``refit_epochs``
-    is the epoch count of the retraining on train + validation (None without ``refit``)."""
+    is the epoch count of the retraining on train + validation (None without ``refit``); ``refit_outcome`` says how
+    it ended: "done" (the refit model is at ``model_path``), "cancelled" or "failed: <reason>" (the validated model
+    stayed at ``model_path``), None without a refit."""
 
     model_path: Path | None
     best_val_accuracy: float
@@ -41,15 +49,18 @@ class ClassifierTrainResult:
     trials: list[dict[str, Any]] = field(default_factory=list)
     best_params: dict[str, Any] = field(default_factory=dict)
     refit_epochs: int | None = None
+    refit_outcome: str | None = None
 
 
 @dataclass(frozen=True)
 class ClassPrediction:
-    """Class probabilities of one volume, with the ``top`` classes first."""
+    """Class probabilities of one volume, with the ``top`` classes first; ``out_of_domain`` says why the volume is
+    unlike the model's classes (None when it is not: see :mod:`voxelstudio.ml.classifier_domain`)."""
 
     name: str
     top: list[tuple[str, float]]
     probabilities: dict[str, float]
+    out_of_domain: str | None = None
 
 
 def _label(volume: Volume) -> str:
@@ -59,6 +70,13 @@ def _label(volume: Volume) -> str:
 def default_classifier_path() -> Path:
     """The bundled classifier trained on the procedural shapes."""
     return resource_path("models", "classifier_default.keras")
+
+
+def model_domain(loaded: LoadedClassifier) -> Domain:
+    """The domain stored in ``loaded``'s metadata, else the documented fallback."""
+    from voxelstudio.ml.classifier_domain import Domain
+
+    return Domain.from_metadata(loaded.metadata.get("extra", {}), len(loaded.classes))
 
 
 def load_trained_classifier(model_path: str | Path | None = None, *, trusted: bool = False) -> LoadedClassifier:
@@ -96,6 +114,43 @@ def check_class_counts(dataset: GridDataset) -> None:
                          "least 3 (training and validation)")  # fmt: skip
 
 
+def refit_classifier(
+    data: tuple[np.ndarray, np.ndarray],
+    config: ClassifierTrainConfig,
+    classes: tuple[str, ...],
+    *,
+    out: Path,
+    domain: dict[str, Any] | None = None,
+    report: ReportFn = null_report,
+    cancel: CancelToken | None = None,
+) -> str:
+    """Retrain ``config`` on all of ``data`` (nothing left to validate on) in a hidden temporary folder beside
+    ``out`` and move the model onto ``out`` only when the refit ran to its end, so a cancelled or failed refit leaves
+    the validated model at ``out``; the refit model carries the validated model's ``domain`` (its own has no data
+    left to measure one on). Returns "done", "cancelled" or "failed: <one line>"."""
+    from voxelstudio.core.atomic import temporary_directory
+    from voxelstudio.ml.classifier_training import fit_classifier
+
+    report(Progress(0, None, f"refitting on train + validation for {config.epochs} epochs"))
+    with temporary_directory(out) as folder:
+        try:
+            refit = fit_classifier(data, (data[0][:0], data[1][:0]), config, classes, out_path=folder / out.name,
+                                   keep_last=True, report=report, cancel=cancel)  # fmt: skip
+            if refit.model_path is not None and refit.stopped_reason != "cancelled" and domain is not None:
+                add_extra_metadata(refit.model_path, {"domain": domain})
+        except Cancelled:
+            refit = None
+        except Exception as exc:  # the validated model stays: say why the refit did not replace it
+            problem = " ".join(str(exc).split()) or type(exc).__name__
+            report(Progress(0, None, f"refit failed ({problem}); the validated model at {out.name} is kept"))
+            return f"failed: {problem}"
+        if refit is None or refit.stopped_reason == "cancelled" or refit.model_path is None:
+            report(Progress(0, None, f"refit stopped; the validated model at {out.name} is kept"))
+            return "cancelled"
+        os.replace(refit.model_path, out)
+    return "done"
+
+
 def train_classifier(
     dataset: GridDataset,
     *,
@@ -105,11 +160,13 @@ def train_classifier(
     search_trials: int = 0,
     report: ReportFn = null_report,
     cancel: CancelToken | None = None,
+    on_trial: TrialFn | None = None,
 ) -> ClassifierTrainResult:
     """Split ``dataset`` (stratified, seeded), train ``config``'s classifier (or search ``search_trials`` trials),
     with ``config.refit`` retrain it on train + validation for the best epoch count, then measure the model on the
     test split (when ``config.test_fraction`` > 0) with rotation voting. The model's class count and input shape
-    are taken from the data set."""
+    are taken from the data set. ``on_trial`` receives each search trial's record when the trial ends; a stopped
+    search keeps the best model so far."""
     from voxelstudio.ml.classifier_search import search_classifier
     from voxelstudio.ml.classifier_training import fit_classifier
     from voxelstudio.ml.classifiers import load_classifier, predict_probabilities
@@ -134,24 +191,31 @@ def train_classifier(
     tuned = config
     if search_trials:
         found = search_classifier(train, val, config, dataset.classes, trials=search_trials, out_path=out,
-                                  report=report, cancel=cancel)  # fmt: skip
+                                  report=report, cancel=cancel, on_trial=on_trial)  # fmt: skip
         trials, best_params, tuned = found.trials, found.best_params, found.best_config or config
+        stopped = cancel is not None and cancel.cancelled
         if found.best is None:
+            if stopped:
+                raise Cancelled("search")
             raise ValueError("no search trial produced a model")
-        outcome = found.best
+        outcome = dataclasses.replace(found.best, stopped_reason="cancelled") if stopped else found.best
     else:
         outcome = fit_classifier(train, val, config, dataset.classes, out_path=out, resume=resume, report=report,
                                  cancel=cancel)  # fmt: skip
-    refit_epochs = None
+    domain = None
+    if outcome.model_path is not None:  # stopped: one rotation, to end soon
+        square = config.model.input_shape[0] == config.model.input_shape[1]
+        rotations = config.vote_rotations if square and outcome.stopped_reason != "cancelled" else 1
+        domain = store_domain(outcome.model_path, val[0], dataset.grids[np.sort(np.concatenate([train_idx, val_idx]))],
+                              rotations, report)  # fmt: skip
+    refit_epochs, refit_outcome = None, None
     if config.refit and outcome.best_epoch and outcome.stopped_reason != "cancelled":
         refit_epochs = int(outcome.best_epoch)
-        report(Progress(0, None, f"refitting on train + validation for {refit_epochs} epochs"))
         both = np.sort(np.concatenate([train_idx, val_idx]))
         refit_config = dataclasses.replace(tuned, epochs=refit_epochs, minutes=None)
-        refit = fit_classifier((dataset.grids[both], dataset.labels[both]), (dataset.grids[:0], dataset.labels[:0]),
-                               refit_config, dataset.classes, out_path=out, keep_last=True, report=report,
-                               cancel=cancel)  # fmt: skip
-        if refit.stopped_reason == "cancelled":
+        refit_outcome = refit_classifier((dataset.grids[both], dataset.labels[both]), refit_config, dataset.classes,
+                                         out=out, domain=domain, report=report, cancel=cancel)  # fmt: skip
+        if refit_outcome == "cancelled":
             outcome = dataclasses.replace(outcome, stopped_reason="cancelled")
     test_accuracy = None
     if outcome.model_path is not None and len(test_idx) and outcome.stopped_reason != "cancelled":
@@ -163,6 +227,7 @@ def train_classifier(
     return ClassifierTrainResult(
         outcome.model_path, outcome.best_val_accuracy, outcome.best_val_loss, outcome.epochs_run,
         outcome.stopped_reason, test_accuracy, split, outcome.history, trials, best_params, refit_epochs,
+        refit_outcome,
     )  # fmt: skip
 
 
@@ -223,14 +288,16 @@ def classify_volumes(
         warnings.warn(f"resampled to the model's {target} input: {', '.join(resampled)}", stacklevel=2)
     grids = np.stack([grid for grid, _ in fitted])
     probabilities = predict_probabilities(loaded.model, grids, rotations=count, report=report)
+    domain = model_domain(loaded)
     results = []
-    for volume, row in zip(volumes, probabilities, strict=True):
+    for volume, row, grid in zip(volumes, probabilities, grids, strict=True):
         order = np.argsort(-row, kind="stable")[: max(top, 1)]
         results.append(
             ClassPrediction(
                 _label(volume),
                 [(loaded.classes[i], float(row[i])) for i in order],
                 {name: float(p) for name, p in zip(loaded.classes, row, strict=True)},
+                domain.check(row, grid),
             )
         )
     return results
@@ -239,7 +306,8 @@ def classify_volumes(
 @dataclass(frozen=True)
 class VolumeClassification:
     """Class probabilities of one volume (in ``classes`` order) and the Grad-CAM heat map of the predicted class
-    over the volume's voxels, in [0, 1]. ``grid`` is the occupancy grid the model saw."""
+    over the volume's voxels, in [0, 1]. ``grid`` is the occupancy grid the model saw; ``out_of_domain`` says why
+    the volume is unlike the model's classes (None when it is not)."""
 
     classes: tuple[str, ...]
     probabilities: tuple[float, ...]
@@ -249,6 +317,7 @@ class VolumeClassification:
     rotations: int
     model: str
     layer: str
+    out_of_domain: str | None = None
 
 
 def classify_with_heatmap(
@@ -277,7 +346,7 @@ def classify_with_heatmap(
     heatmap = volume.replace(data=heat, name=name, source=None, metadata={"gradcam": loaded.classes[predicted]})
     return VolumeClassification(
         loaded.classes, tuple(float(p) for p in probabilities), loaded.classes[predicted], heatmap, placed.grid,
-        count, str(path), cam.layer,
+        count, str(path), cam.layer, model_domain(loaded).check(probabilities, placed.grid),
     )  # fmt: skip
 
 
@@ -286,10 +355,14 @@ def train_classifier_folder(
     *,
     config: ClassifierTrainConfig,
     out: str | Path,
+    search_trials: int = 0,
     report: ReportFn = null_report,
     cancel: CancelToken | None = None,
+    on_trial: TrialFn | None = None,
 ) -> ClassifierTrainResult:
-    """Load the class-per-folder data set at ``config``'s input size, then :func:`train_classifier` on it."""
+    """Load the class-per-folder data set at ``config``'s input size, then :func:`train_classifier` on it (a search
+    of ``search_trials`` trials when > 0)."""
     dataset = load_class_folder(folder, grid_shape=config.model.input_shape, strict=True, report=report,
                                 cancel=cancel)  # fmt: skip
-    return train_classifier(dataset, config=config, out=out, report=report, cancel=cancel)
+    return train_classifier(dataset, config=config, out=out, search_trials=search_trials, report=report,
+                            cancel=cancel, on_trial=on_trial)  # fmt: skip

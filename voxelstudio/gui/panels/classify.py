@@ -1,8 +1,11 @@
-"""Classify panel: train a voxel classifier on a class-per-folder data set (Train/Stop, progress, live accuracy),
-choose a model, classify the shown volume (probability bars, Grad-CAM) and evaluate on a data set (confusion)."""
+"""Classify panel: train a voxel classifier on a class-per-folder data set (Train/Stop, progress, live accuracy) or
+search its hyper-parameters (Search: a live table of trials), choose a model, classify the shown volume (probability
+bars, Grad-CAM) and evaluate on a data set (confusion)."""
 
 from __future__ import annotations
 
+import dataclasses
+import html
 import math
 from pathlib import Path
 from typing import Any
@@ -25,7 +28,8 @@ from PySide6.QtWidgets import (
 
 from voxelstudio.gui.class_plots import AccuracyPlot, ConfusionPlot, ProbabilityBars
 from voxelstudio.gui.panels.common import ProgressRow, format_duration, format_number
-from voxelstudio.jobs.events import EpochResult, ProgressEvent, TrainingStep
+from voxelstudio.gui.trials_table import TrialsTable
+from voxelstudio.jobs.events import EpochResult, ProgressEvent, TrainingStep, TrialResult
 
 _REASONS = {"epochs": "all epochs done", "time": "time budget reached", "early_stopping": "no more improvement",
             "cancelled": "stopped"}  # fmt: skip
@@ -36,6 +40,7 @@ class ClassifyPanel(QWidget):
     one) without keeping it."""
 
     train_requested = Signal()
+    search_requested = Signal()
     stop_requested = Signal()
     classify_requested = Signal()
     evaluate_requested = Signal()
@@ -68,6 +73,8 @@ class ClassifyPanel(QWidget):
         self.minutes.setSpecialValueText("no limit")
         self.minutes.setSuffix(" min")
         self.minutes.setValue(5.0)
+        self.trials = QSpinBox(objectName="search_trials", minimum=1, maximum=1000, value=8)
+        self.trials.setToolTip("Trials of the hyper-parameter search (Search); they share the time budget")
         form = QFormLayout()
         form.addRow("Data set", folder_row)
         form.addRow("Architecture", self.arch)
@@ -75,14 +82,22 @@ class ClassifyPanel(QWidget):
         form.addRow("Grid", self.grid)
         form.addRow("Epochs", self.epochs)
         form.addRow("Time budget", self.minutes)
+        form.addRow("Search trials", self.trials)
         self.train_button = QPushButton("Train", objectName="classifier_train_button")
         self.train_button.setToolTip("Train a classifier on the data set; the best model becomes the current one")
         self.train_button.clicked.connect(self.train_requested)
+        self.search_button = QPushButton("Search", objectName="classifier_search_button")
+        self.search_button.setToolTip(
+            "Bayesian search (optuna) over learning rate, batch size, dropout and width; the best model by "
+            "validation accuracy becomes the current one, and Stop keeps the best so far"
+        )
+        self.search_button.clicked.connect(self.search_requested)
         self.evaluate_button = QPushButton("Evaluate", objectName="evaluate_button")
         self.evaluate_button.setToolTip("Accuracy and confusion matrix of the current model on the data set")
         self.evaluate_button.clicked.connect(self.evaluate_requested)
         data_buttons = QHBoxLayout()
         data_buttons.addWidget(self.train_button, 1)
+        data_buttons.addWidget(self.search_button, 1)
         data_buttons.addWidget(self.evaluate_button, 1)
         data_box = QGroupBox("Data set")
         data_layout = QVBoxLayout(data_box)
@@ -125,10 +140,12 @@ class ClassifyPanel(QWidget):
         self.accuracy_plot = AccuracyPlot(self)
         self.bars = ProbabilityBars(self)
         self.confusion = ConfusionPlot(self)
+        self.trials_table = TrialsTable(self)
         self.results = QTabWidget(self, objectName="classifier_results")
         self.results.addTab(self.accuracy_plot, "Accuracy")
         self.results.addTab(self.bars, "Probabilities")
         self.results.addTab(self.confusion, "Confusion")
+        self.results.addTab(self.trials_table, "Trials")
 
         layout = QVBoxLayout(self)
         layout.addWidget(data_box)
@@ -136,6 +153,7 @@ class ClassifyPanel(QWidget):
         layout.addWidget(self.progress)
         layout.addWidget(self.results, 1)
         self._result_text: str | None = None
+        self._search_trials = 0  # trials of the running search, 0 when none runs
         self.set_model(None)
         self.set_idle(True, has_raw=False, has_gradcam=False)
 
@@ -173,6 +191,7 @@ class ClassifyPanel(QWidget):
 
     def set_idle(self, idle: bool, has_raw: bool, has_gradcam: bool) -> None:
         self.train_button.setEnabled(idle)
+        self.search_button.setEnabled(idle)
         self.evaluate_button.setEnabled(idle)
         self.classify_button.setEnabled(idle and has_raw)
         self.gradcam_button.setEnabled(has_gradcam)
@@ -186,17 +205,28 @@ class ClassifyPanel(QWidget):
         self.results.setCurrentWidget(self.accuracy_plot)
         self.progress.started(text)
 
+    def search_started(self, text: str) -> None:
+        self._search_trials = self.trials.value()
+        self.trials_table.clear_trials()
+        self.results.setCurrentWidget(self.trials_table)
+        self.progress.started(text)
+
+    def add_trial(self, trial: TrialResult) -> None:
+        self.trials_table.add_trial(trial)
+
+    def search_step(self, step: TrainingStep) -> None:
+        """A step of the running trial; the bar counts the whole search (trials done plus this one's part)."""
+        trials = max(self._search_trials, 1)
+        trial = min(len(self.trials_table.trials) + 1, trials)
+        if step.total:
+            step = dataclasses.replace(step, done=(trial - 1) * step.total + step.done, total=step.total * trials)
+        self.progress.progressed(step, f"trial {trial}/{trials} · {_step_text(step)}")
+
     def job_progress(self, progress: ProgressEvent) -> None:
-        total = "" if progress.total is None else f" {progress.done:g}/{progress.total:g}"
-        self.progress.progressed(progress, f"{progress.message or 'working'}{total}")
+        self.progress.progressed_with_eta(progress)
 
     def training_step(self, step: TrainingStep) -> None:
-        epochs = f"/{step.epochs}" if step.epochs else ""  # none when training until the time budget ends
-        text = f"epoch {step.epoch}{epochs} · step {step.step}/{step.steps} · loss {format_number(step.loss)}"
-        if math.isfinite(step.val_accuracy):
-            text += f" · validation {step.val_accuracy:.1%}"
-        text += f" · ETA {format_duration(step.eta_s)}"
-        self.progress.progressed(step, text)
+        self.progress.progressed(step, _step_text(step))
 
     def training_epoch(self, result: EpochResult) -> None:
         self.training_step(result)
@@ -206,15 +236,23 @@ class ClassifyPanel(QWidget):
     def job_ended(self, outcome: str) -> None:
         self.progress.ended(outcome, self._result_text if outcome == "finished" else None)
         self._result_text = None
+        self._search_trials = 0
 
     # ----------------------------------------------------------------------------------------------- results
     def training_result(self, result: Any) -> None:
         """Say how training ended; the saved model becomes the current one."""
         text = f"{result.epochs_run} epoch(s), {_REASONS.get(result.stopped_reason, result.stopped_reason)}"
+        if result.trials:
+            text = f"{len(result.trials)} trial(s), best: {text}"
         if math.isfinite(result.best_val_accuracy):
             text += f"; validation accuracy {result.best_val_accuracy:.1%}"
         if result.test_accuracy is not None:
             text += f", test {result.test_accuracy:.1%}"
+        if result.refit_outcome == "done":
+            text += f"; refit on all data for {result.refit_epochs} epoch(s)"
+        elif result.refit_outcome is not None:
+            how = "stopped" if result.refit_outcome == "cancelled" else result.refit_outcome
+            text += f"; refit {how}, the validated model is kept"
         if result.model_path is None:
             text += "; no model saved."
         else:
@@ -224,9 +262,12 @@ class ClassifyPanel(QWidget):
     def show_classification(self, result: Any) -> None:
         self.bars.set_probabilities(result.classes, result.probabilities)
         best = max(result.probabilities)
-        self.result_label.setText(
-            f"Most likely: <b>{result.predicted}</b> ({best:.0%}, {result.rotations} rotation(s))"
-        )
+        if result.out_of_domain is None:
+            text = f"Most likely: <b>{result.predicted}</b> ({best:.0%}, {result.rotations} rotation(s))"
+        else:
+            text = (f"<b>Unlike the classes this model knows</b>: {html.escape(result.out_of_domain)}. "
+                    f"Closest: {result.predicted} ({best:.0%}).")  # fmt: skip
+        self.result_label.setText(text)
         self.results.setCurrentWidget(self.bars)
 
     def show_evaluation(self, report: dict[str, Any]) -> None:
@@ -234,3 +275,12 @@ class ClassifyPanel(QWidget):
         self.confusion.set_confusion(report["classes"], report["confusion"], title)
         self._result_text = f"Evaluated: {title} ({report['rotations']} rotation(s))."
         self.results.setCurrentWidget(self.confusion)
+
+
+def _step_text(step: TrainingStep) -> str:
+    """Where training is: epoch (of how many), step, loss, validation accuracy and time left."""
+    epochs = f"/{step.epochs}" if step.epochs else ""  # none when training until the time budget ends
+    text = f"epoch {step.epoch}{epochs} · step {step.step}/{step.steps} · loss {format_number(step.loss)}"
+    if math.isfinite(step.val_accuracy):
+        text += f" · validation {step.val_accuracy:.1%}"
+    return text + f" · ETA {format_duration(step.eta_s)}"

@@ -1,4 +1,5 @@
-"""Pieces shared by the panels: a progress row with a stop button, and readable numbers and durations."""
+"""Pieces shared by the panels: a progress row with a stop button and the time left, and readable numbers and
+durations."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import math
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
-from voxelstudio.jobs.events import ProgressEvent
+from voxelstudio.jobs.eta import EtaClock
+from voxelstudio.jobs.events import ProgressEvent, TileProgress
 
 
 def format_duration(seconds: float) -> str:
@@ -17,6 +19,24 @@ def format_duration(seconds: float) -> str:
     minutes, secs = divmod(round(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def format_time_left(seconds: float) -> str:
+    """``"~20 s left"``, ``"~3 min left"``, ``"~1 h 05 min left"``; ``""`` when unknown."""
+    if not math.isfinite(seconds) or seconds < 0:
+        return ""
+    if seconds < 60:
+        return f"~{max(round(seconds), 1)} s left"
+    minutes = round(seconds / 60)
+    return f"~{minutes} min left" if minutes < 60 else f"~{minutes // 60} h {minutes % 60:02d} min left"
+
+
+def describe_progress(progress: ProgressEvent) -> str:
+    """Where a job is: ``"tile 3/12"`` for tiled prediction, else its message with done/total when known."""
+    if isinstance(progress, TileProgress) and progress.tiles:
+        return progress.describe()
+    total = "" if progress.total is None else f" {progress.done:g}/{progress.total:g}"
+    return f"{progress.message or 'working'}{total}"
 
 
 def format_number(value: object) -> str:
@@ -62,8 +82,10 @@ class ProgressRow(QWidget):
         layout.addWidget(self.label)
         self.bar.setRange(0, 1)
         self.bar.setValue(0)
+        self.eta = EtaClock()
 
     def started(self, text: str) -> None:
+        self.eta.reset()
         self.bar.setRange(0, 0)  # busy indicator until the first progress with a total
         self.label.setText(text)
         self.stop_button.setEnabled(True)
@@ -71,6 +93,12 @@ class ProgressRow(QWidget):
     def progressed(self, progress: ProgressEvent, text: str | None = None) -> None:
         show_fraction(self.bar, progress.fraction)
         self.label.setText(text if text is not None else progress.message)
+
+    def progressed_with_eta(self, progress: ProgressEvent) -> None:
+        """Show ``progress`` as :func:`describe_progress` does, with the time left estimated from its fraction."""
+        left = format_time_left(self.eta.update(progress.fraction))
+        text = describe_progress(progress)
+        self.progressed(progress, f"{text}, {left}" if left else text)
 
     def ended(self, outcome: str, text: str | None = None, fraction: float | None = None) -> None:
         """Show how the job ended: ``text``, or a word for the outcome; the bar full when it finished, else at

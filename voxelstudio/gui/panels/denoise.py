@@ -89,8 +89,7 @@ class DenoisePanel(QWidget):
         self.progress.started(text)
 
     def job_progress(self, progress: ProgressEvent) -> None:
-        total = "" if progress.total is None else f" {progress.done:g}/{progress.total:g}"
-        self.progress.progressed(progress, f"{progress.message or 'working'}{total}")
+        self.progress.progressed_with_eta(progress)
 
     def job_ended(self, outcome: str) -> None:
         self.progress.ended(outcome)
