@@ -19,10 +19,11 @@ from PySide6.QtCore import QObject, QSettings, Signal
 from voxelstudio.core.provenance import export_provenance, sidecar_path, write_sidecar
 from voxelstudio.core.volume import Spacing, Volume
 from voxelstudio.gui.document import Document
-from voxelstudio.gui.job_handlers import ClassifierTrainingHandler, JobHandler, TrainingHandler
+from voxelstudio.gui.job_handlers import AdaptHandler, ClassifierTrainingHandler, JobHandler, TrainingHandler
 from voxelstudio.gui.settings import remember_file, remember_folder
 from voxelstudio.gui.workers import Job, JobRunner
-from voxelstudio.jobs.runner import check_model, describe_compute_device, run_isolated
+from voxelstudio.jobs.adapt import adapt_to_volume
+from voxelstudio.jobs.runner import check_model, compute_device, run_isolated
 from voxelstudio.jobs.train import TrainingData, train_from_data
 
 
@@ -32,6 +33,7 @@ class Controller(QObject):
     status = Signal(str)
     failed = Signal(object)  # JobError, for an error dialog
     device_described = Signal(str)
+    device_kind_found = Signal(str)  # "GPU" or "CPU", with the device label
     training_started = Signal(object)  # TrainConfig
 
     def __init__(
@@ -47,6 +49,7 @@ class Controller(QObject):
         self.jobs.failed.connect(self.failed)
         # One handler per kind of job; panels connect to their signals once (see Commands).
         self.training = TrainingHandler(document, self)
+        self.adaptation = AdaptHandler(self)
         self.denoising = JobHandler("Denoising…", self)
         self.classifier_training = ClassifierTrainingHandler(self)
         self.classifier_evaluation = JobHandler("Evaluating…", self)
@@ -153,12 +156,13 @@ class Controller(QObject):
         self._device_probes += 1
         probe = self._device_probes
 
-        def describe(report, cancel) -> str:
-            return run_isolated(describe_compute_device, {}, report=report, cancel=cancel)
+        def describe(report, cancel) -> tuple[str, str]:
+            return run_isolated(compute_device, {}, report=report, cancel=cancel)
 
-        def described(text: str) -> None:
+        def described(device: tuple[str, str]) -> None:
             if probe == self._device_probes:
-                self.device_described.emit(text)
+                self.device_described.emit(device[0])
+                self.device_kind_found.emit(device[1])
 
         return self.jobs.start("device check", describe, JobHandler().arm(described), exclusive=False)
 
@@ -174,11 +178,12 @@ class Controller(QObject):
 
         return self.jobs.start("environment report", gather, JobHandler().arm(on_text), exclusive=False)
 
-    def train(self, config: Any, data: TrainingData | None = None) -> Job | None:
+    def train(self, config: Any, data: TrainingData | None = None, init: Path | None = None) -> Job | None:
         """Train a denoiser on ``data`` (default: the loaded raw/target pair, which then also validates: with one
         pair there is no held-out data, so "validation" is the loss on the whole volume rather than on patches).
         Folders of pairs are loaded in the worker process. When the loaded raw volume is the validation volume,
-        each epoch's prediction of it replaces the predicted volume (live preview)."""
+        each epoch's prediction of it replaces the predicted volume (live preview). ``init``: a model file whose
+        weights training starts from (the bundled denoiser when the Train tab says so)."""
         data = data or TrainingData()
         raw, target = self.document.volume("raw"), self.document.volume("target")
         loaded = None if raw is None or target is None else (raw, target)
@@ -186,7 +191,8 @@ class Controller(QObject):
             self.status.emit("Training needs a raw and a target volume.")
             return None
         out = self._new_run_dir("train") / "denoiser.keras"
-        arguments = {"data": data, "loaded": loaded if data.needs_loaded_pair else None, "config": config, "out": out}
+        arguments = {"data": data, "loaded": loaded if data.needs_loaded_pair else None, "config": config, "out": out,
+                     "init": init}  # fmt: skip
 
         def train(report, cancel) -> Any:
             out.parent.mkdir(parents=True, exist_ok=True)
@@ -206,6 +212,29 @@ class Controller(QObject):
         self.document.set_model_path(result.model_path)
         how = "stopped" if result.stopped_reason == "cancelled" else "finished"
         self.status.emit(f"Training {how} after {result.epochs_run} epoch(s); best model: {result.model_path}.")
+
+    def adapt(self, minutes: float) -> Job | None:
+        """Adapt the bundled denoiser to the raw volume's microscope (calibrate, simulate, fine-tune for ``minutes``);
+        the adapted model becomes the current one only when the fine-tuning completed."""
+        raw = self.document.volume("raw")
+        if raw is None:
+            self.status.emit("Open a raw volume first.")
+            return None
+        out = self._new_run_dir("adapt") / "adapted.keras"
+        arguments = {"raw": raw, "out": out, "minutes": float(minutes)}
+
+        def adapt(report, cancel) -> Any:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            return run_isolated(adapt_to_volume, arguments, report=report, cancel=cancel)
+
+        return self.jobs.start("adaptation", adapt, lambda: self.adaptation.arm(self._adapted))
+
+    def _adapted(self, outcome: Any) -> None:
+        if not outcome.completed:
+            self.status.emit("Adaptation stopped; the current model is unchanged.")
+            return
+        self.document.set_model_path(outcome.model_path)
+        self.status.emit(f"Adapted to {outcome.calibration.beads_used} beads; current model: {outcome.model_path}.")
 
     def load_model(self, path: str | Path) -> Job | None:
         """Check that ``path`` is a usable denoiser (in a worker: it imports TensorFlow), then make it current."""

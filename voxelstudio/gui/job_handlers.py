@@ -16,6 +16,7 @@ from PySide6.QtCore import QObject, Signal
 
 from voxelstudio.gui.document import Document
 from voxelstudio.jobs.events import (
+    CalibrationFound,
     EpochResult,
     JobCancelled,
     JobFailed,
@@ -133,3 +134,20 @@ class ClassifierTrainingHandler(JobHandler):
 
     def on_epoch(self, event: EpochResult) -> None:
         self.epoch.emit(event)
+
+
+class AdaptHandler(JobHandler):
+    """Adapting the denoiser to the raw volume: calibration stages as progress, the calibration it found, the
+    fine-tuning's steps, the result (which the controller makes the current model only when it completed)."""
+
+    step = Signal(object)  # TrainingStep or EpochResult of the fine-tuning
+    calibrated = Signal(object)  # CalibrationFound
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__("Calibrating on the raw volume…", parent)
+
+    def on_step(self, event: TrainingStep) -> None:
+        self.step.emit(event)
+
+    def on_calibration(self, event: CalibrationFound) -> None:
+        self.calibrated.emit(event)
