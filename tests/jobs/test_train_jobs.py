@@ -58,7 +58,8 @@ def test_adapt_job_reports_the_calibration_then_time_based_progress(monkeypatch,
     monkeypatch.setattr("voxelstudio.tasks.adapt.train_denoiser", fake_fine_tune)
     events = []
     outcome = adapt_to_volume(
-        volume, out=tmp_path / "adapted.keras", minutes=budget_s / 60, report=lambda news: events.append(as_event(news)),
+        volume, out=tmp_path / "adapted.keras", minutes=budget_s / 60,
+        report=lambda news: events.append(as_event(news)),
         calibrate_options={"na": 1.1, "wavelength_um": 0.52},  # given: a quick calibration
     )  # fmt: skip
 
