@@ -153,8 +153,8 @@ def test_adapt_shows_the_calibration_and_makes_the_model_current(qtbot, sample_s
     assert model is not None and model.name == "adapted.keras" and model.parent.name.startswith("adapt-")
     assert [s.fraction for s in steps] == [0.25]
     table = box.table
-    assert table.rowCount() == 3 and table.verticalHeaderItem(0).text() == "NA" and table.item(1, 0).text() == "310"
-    assert table.item(2, 1).text() == "–"  # an undetermined standard error
+    assert table.rowCount() == 3 and table.item(0, 0).text() == "NA" and table.item(1, 1).text() == "310"
+    assert table.item(2, 2).text() == "–"  # an undetermined standard error
     assert "9 beads" in box.summary.text() and "converged" in box.summary.text()
     assert box.beads.calibration is not None and box.beads.calibration.measured_fwhm_um == (0.32, 1.13)
     assert "is now the current model" in box.progress.label.text()

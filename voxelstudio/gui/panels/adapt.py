@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDoubleSpinBox,
@@ -64,11 +64,16 @@ class AdaptBox(QGroupBox):
         self.progress.stop_requested.connect(self.stop_requested)
         self.summary = QLabel("", self, objectName="calibration_summary")
         self.summary.setWordWrap(True)
-        self.table = QTableWidget(0, 2, self, objectName="calibration_table")
-        self.table.setHorizontalHeaderLabels(["fitted", "±"])
+        self.table = QTableWidget(0, 3, self, objectName="calibration_table")
+        self.table.setHorizontalHeaderLabels(["fitted", "value", "±"])
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.verticalHeader().setVisible(False)
+        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for policy in (self.table.setHorizontalScrollBarPolicy, self.table.setVerticalScrollBarPolicy):
+            policy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.beads = BeadComparisonPlot(self)
         row = QHBoxLayout()
         row.addWidget(QLabel("Fine-tune for"))
@@ -112,14 +117,11 @@ class AdaptBox(QGroupBox):
         self.table.setVisible(bool(rows))
         self.beads.setVisible(calibration is not None)
         for index, (name, value, sd) in enumerate(rows):
-            self.table.setVerticalHeaderItem(index, QTableWidgetItem(FITTED_LABELS.get(name, name)))
-            self.table.setItem(index, 0, QTableWidgetItem(format_number(value)))
-            self.table.setItem(index, 1, QTableWidgetItem(format_number(sd)))
-        if rows:
-            height = self.table.horizontalHeader().height() + sum(
-                self.table.rowHeight(i) for i in range(len(rows))
-            )  # fmt: skip
-            self.table.setFixedHeight(height + 2 * self.table.frameWidth())
+            for column, text in enumerate((FITTED_LABELS.get(name, name), format_number(value), format_number(sd))):
+                self.table.setItem(index, column, QTableWidgetItem(text))
+        rows_height = self.table.verticalHeader().defaultSectionSize() * len(rows)
+        header_height = self.table.horizontalHeader().sizeHint().height()
+        self.table.setFixedHeight(rows_height + header_height + 2 * self.table.frameWidth())
         if calibration is None:
             self.summary.setText("")
             return

@@ -100,7 +100,7 @@ class TrainPanel(QWidget):
         form.addRow("Batch size", self.batch)
         form.addRow("Patch (y x z)", patch_row)
         form.addRow("Steps per epoch", self.steps)
-        form.addRow("", self.from_bundled)
+        form.addRow(self.from_bundled)  # spans both columns: the label column stays narrow
         config_box = QGroupBox("Training configuration")
         config_box.setLayout(form)
         data_box = self._build_data_box()
