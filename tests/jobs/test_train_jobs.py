@@ -87,3 +87,11 @@ def test_adapt_job_refuses_a_bad_budget_before_calibrating(tmp_path):
     with pytest.raises(ValueError, match="--minutes: must be positive"):
         adapt_to_volume(volume, out=tmp_path / "a.keras", minutes=0.0)
     assert not Path(tmp_path / "a.keras").exists()
+
+
+def test_adapt_job_names_the_volume_it_cannot_calibrate_on(tmp_path):
+    empty = Volume(np.random.default_rng(0).normal(100, 2, (32, 32, 8)).astype(np.float32), (0.1, 0.1, 0.2),
+                   name="empty", source=tmp_path / "empty.tif")  # fmt: skip
+    with pytest.raises(ValueError, match=r"^empty\.tif: .*bead"):
+        adapt_to_volume(empty, out=tmp_path / "a.keras", minutes=1.0)
+    assert not (tmp_path / "a.keras").exists()

@@ -67,10 +67,16 @@ def adapt_to_volume(
         found.append(calibration_event(cal))
         report(found[-1])
 
-    result = adapt_volumes(
-        [raw], out, init=init, minutes=minutes, sources=[raw.source or raw.name or "raw volume"],
-        on_calibrated=calibrated, report=forward, cancel=cancel, **(calibrate_options or {}),
-    )  # fmt: skip
+    name = str(raw.source or raw.name or "the raw volume")
+    try:
+        result = adapt_volumes(
+            [raw], out, init=init, minutes=minutes, sources=[name], on_calibrated=calibrated, report=forward,
+            cancel=cancel, **(calibrate_options or {}),
+        )  # fmt: skip
+    except ValueError as exc:  # too few beads, no voxel size...: one line that names the volume
+        if Path(name).name in str(exc):
+            raise
+        raise ValueError(f"{Path(name).name}: {exc}") from exc
     return AdaptOutcome(found[-1] if found else calibration_event(result.calibration), result.training)
 
 
