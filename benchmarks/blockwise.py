@@ -4,6 +4,7 @@ dask workers.
     python benchmarks/blockwise.py                      # 256x256x64 and 512x512x64, the bundled model
     python benchmarks/blockwise.py --quick              # 128x128x32 and 256x256x32
     python benchmarks/blockwise.py --sizes 1024,1024,512 --limit-mb 1500
+    python benchmarks/blockwise.py --pyramid 1024,1024,256   # only the multiscale levels of a written store
 
 Each run is a fresh child process (``voxelstudio denoise``, or a driver that starts a
 ``LocalCluster(n_workers=2, processes=True)`` and sends the blocks there); its whole process tree (driver, nannies,
@@ -77,6 +78,23 @@ def measure(command: list[str]) -> tuple[float, float, float]:
     return time.monotonic() - started, peak_sum, peak_one
 
 
+PYRAMID = "import sys; from voxelstudio.io.zarr_pyramid import write_pyramid; print(write_pyramid(sys.argv[1]))"
+
+
+def pyramid_only(shape: tuple[int, int, int]) -> int:
+    """Wall time and peak RSS of writing the lower-resolution levels of a ``shape`` store (level 0 written first)."""
+    with tempfile.TemporaryDirectory() as folder:
+        store = Path(folder) / "p.ome.zarr"
+        make_store(store, shape)
+        wall, peak, _ = measure([sys.executable, "-c", PYRAMID, str(store)])
+        from voxelstudio.io.zarr_ import levels
+
+        found = ", ".join("x".join(map(str, level.shape)) for level in levels(store))
+    mb = np.prod(shape) * 4 / 1e6
+    print(f"| {'x'.join(map(str, shape))} ({mb:.0f} MB) | levels {found} | {wall:.1f} s | {peak:.0f} MB |")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", default=None, metavar="H,W,Z", help="volume shapes")
@@ -84,7 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small volumes")
     parser.add_argument("--no-workers", action="store_true", help="skip the 2-worker runs")
     parser.add_argument("--no-whole", action="store_true", help="skip the whole-volume runs")
+    parser.add_argument("--pyramid", metavar="H,W,Z", help="only time writing the pyramid levels of such a store")
     args = parser.parse_args(argv)
+    if args.pyramid:
+        return pyramid_only(tuple(int(v) for v in args.pyramid.split(",")))  # type: ignore[arg-type]
     sizes = args.sizes or (["128,128,32", "256,256,32"] if args.quick else ["256,256,64", "512,512,64"])
     limit = args.limit_mb or 1500.0
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}

@@ -40,7 +40,7 @@ def main() -> None:
 
     from voxelstudio.cli.progress import tqdm_report
     from voxelstudio.ml.classifier_config import ClassifierTrainConfig
-    from voxelstudio.ml.training import checkpoint_paths
+    from voxelstudio.ml.fit import checkpoint_paths
     from voxelstudio.tasks.classify import train_classifier
     from voxelstudio.tasks.datasets import load_class_folder, write_shapes_dataset
 

@@ -110,7 +110,10 @@ def _train_from_generator(args: argparse.Namespace, work: Path) -> None:
     config = default_config(args.minutes)
     if args.steps is not None:
         config = dataclasses.replace(config, steps_per_epoch=args.steps)
-    run = train_from_generator(config, args.out, workers=args.workers, cache_dir=str(work / "psf-cache"))
+    with tqdm_report("default model") as report:
+        run = train_from_generator(
+            config, args.out, workers=args.workers, cache_dir=str(work / "psf-cache"), report=report
+        )
     print(
         f"trained {run.epochs} epochs in {run.seconds / 60:.1f} min on {run.patches} fresh patches "
         f"({run.patches / run.seconds:.1f} patches/s; PSF cache hit rate {run.psf_hit_rate:.0%}, "

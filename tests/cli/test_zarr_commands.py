@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -91,3 +93,104 @@ def test_unreachable_scheduler_exits_2_within_the_timeout(store, model, tmp_path
     assert code == 2 and "cannot reach the dask scheduler at tcp://127.0.0.1:1 within 10 s" in error_line(capsys)
     assert time.monotonic() - started < 30
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_resume_goes_on_past_an_output_an_earlier_run_finished(tmp_path, store, model, capsys):
+    second = tmp_path / "second.ome.zarr"
+    save_volume(Volume(np.ones((12, 10, 4), np.float32), spacing=SPACING), second)
+    out_dir = tmp_path / "out"
+    args = ["denoise", str(store), "--model", str(model), "--out-dir", str(out_dir), "--format", "zarr", "--quiet"]
+    assert main(args) == 0  # the first input finishes; the second is never started
+    finished = (out_dir / "scan.ome.zarr" / ".zattrs").stat().st_mtime_ns
+    capsys.readouterr()
+    assert main([*args[:2], str(second), *args[2:], "--resume"]) == 0
+    assert capsys.readouterr().out.split() == [str(out_dir / "scan.ome.zarr"), str(out_dir / "second.ome.zarr")]
+    assert load_volume(out_dir / "second.ome.zarr").shape == (12, 10, 4)
+    assert (out_dir / "scan.ome.zarr" / ".zattrs").stat().st_mtime_ns == finished  # kept, not redone
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        (["--format", "zarr", "--resume"], "other.npy: --resume work on Zarr stores only"),
+        (["--format", "tif", "--scheduler", "tcp://127.0.0.1:1"], "--scheduler: only for Zarr stores denoised with"),
+        (["--format", "tif", "--block", "8,8,4"], "--block: only for Zarr stores"),
+    ],
+)
+def test_block_wise_options_that_do_not_apply_stop_before_any_work(tmp_path, store, model, capsys, extra, words):
+    out_dir = tmp_path / "out"
+    (tmp_path / "scan.npy").rename(tmp_path / "other.npy")
+    # the Zarr store comes first: it would be denoised before the .npy input is reached
+    code = main(["denoise", str(store), str(tmp_path / "other.npy"), "--model", str(model), "--out-dir",
+                 str(out_dir), "--quiet", *extra])  # fmt: skip
+    assert code == 2 and words in error_line(capsys)
+    assert not out_dir.exists()
+
+
+def test_tta_uncertainty_is_named_after_the_volume_and_block_wise_tta_writes_both_stores(tmp_path, store, model):
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "scan.ome.tif", np.zeros((6, 20, 18), np.float32), ome=True)
+    out_dir = tmp_path / "out"
+    base = ["denoise", "--model", str(model), "--out-dir", str(out_dir), "--quiet", "--tta"]
+    assert main([*base, str(tmp_path / "scan.ome.tif"), "--format", "npy"]) == 0
+    assert main([*base, str(store), "--format", "zarr", "--block", "12,10,6"]) == 0
+    names = sorted(p.name for p in out_dir.iterdir())
+    assert names == ["scan.npy", "scan.npy.json", "scan.ome.zarr", "scan.ome.zarr.json", "scan_uncertainty.npy",
+                     "scan_uncertainty.ome.zarr"]  # fmt: skip
+    provenance = json.loads((out_dir / "scan.ome.zarr.json").read_text())
+    assert provenance["tiling"]["transforms"] == 8
+    assert provenance["uncertainty_output"] == str((out_dir / "scan_uncertainty.ome.zarr").resolve())
+    spread = load_volume(out_dir / "scan_uncertainty.ome.zarr")
+    assert spread.shape == (20, 18, 6) and spread.data.min() >= 0 and spread.data.max() > 0
+
+
+def test_block_wise_denoise_loads_and_hashes_the_model_once(tmp_path, store, model, monkeypatch):
+    from voxelstudio.ml import persistence
+    from voxelstudio.tasks import block_predict
+    from voxelstudio.tasks.denoise import denoise_files
+
+    calls = {"load": 0, "hash": 0}
+    real_load, real_hash = persistence.load_model, persistence.file_sha256
+
+    def load(*args, **kwargs):
+        calls["load"] += 1
+        return real_load(*args, **kwargs)
+
+    def sha(*args, **kwargs):
+        calls["hash"] += 1
+        return real_hash(*args, **kwargs)
+
+    monkeypatch.setattr(persistence, "load_model", load)
+    monkeypatch.setattr(persistence, "file_sha256", sha)
+    monkeypatch.setattr(block_predict, "_MODELS", {})
+    denoise_files([store], model_path=model, out_dir=tmp_path / "out", fmt="zarr", block=(10, 9, 6))
+    assert calls == {"load": 1, "hash": 1}
+    provenance = json.loads((tmp_path / "out" / "scan.ome.zarr.json").read_text())
+    assert provenance["model"]["sha256"] == real_hash(model) and provenance["input"]["shape"] == [20, 18, 6]
+    assert {"created_at", "versions", "device", "tiling", "blockwise"} <= set(provenance)
+
+
+def test_ome_tiff_without_a_z_step_gets_the_default_one_and_one_warning_line(tmp_path):
+    import tifffile
+
+    path = tmp_path / "flat.ome.tif"
+    metadata = {"axes": "ZYX", "PhysicalSizeX": 0.2, "PhysicalSizeY": 0.2}
+    tifffile.imwrite(path, np.zeros((3, 8, 8), np.float32), ome=True, metadata=metadata)
+    with pytest.warns(UserWarning, match="no PhysicalSizeZ; using the default z step 1.0"):
+        assert load_volume(path).spacing == pytest.approx((0.2, 0.2, 1.0))
+    run = subprocess.run([sys.executable, "-m", "voxelstudio", "info", str(path)], capture_output=True, text=True)
+    assert run.returncode == 0 and "spacing: y=0.2 x=0.2 z=1 um" in run.stdout
+    warning = [line for line in run.stderr.splitlines() if line]
+    assert len(warning) == 1 and warning[0].startswith("voxelstudio: warning: ") and "PhysicalSizeZ" in warning[0]
+
+
+def test_output_names_drop_double_suffixes_and_never_replace_the_input(tmp_path):
+    from voxelstudio.core.errors import VolumeWriteError
+    from voxelstudio.io.api import output_path
+
+    assert output_path(tmp_path / "scan.ome.tif", tmp_path / "d", "npy") == tmp_path / "d" / "scan.npy"
+    spread = output_path(tmp_path / "scan.ome.zarr", tmp_path, "ome.tif", suffix="_uncertainty")
+    assert spread == tmp_path / "scan_uncertainty.ome.tif"
+    with pytest.raises(VolumeWriteError, match="is the input file"):
+        output_path(tmp_path / "scan.ome.tif", tmp_path, "ome.tif")

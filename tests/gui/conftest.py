@@ -144,7 +144,7 @@ def sample_session(shared_sample_session):
             document.set_volume(role, built.originals[role])
     document.set_volume("prediction", None)
     document.set_model_path(None)
-    view.update(mode="mip", link_contrast=True, extra_panel="none")
+    view.update(mode="mip", cmap="gray", invert=False, show_scale_bar=True, link_contrast=True, extra_panel="none")
     for role in ("raw", "target", "prediction", "residual"):
         view.set_clim(role, None)
     view.set_cursor((64, 64, 16))

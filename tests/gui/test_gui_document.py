@@ -46,3 +46,31 @@ def test_the_classify_panel_shows_the_documents_classifier(sample_session, tmp_p
     assert panel.model_label.text() == "Model: mine.keras" and not hasattr(panel, "model_path")
     next(button for button in panel.findChildren(type(panel.train_button)) if button.text() == "Bundled").click()
     assert document.classifier_path is None and "bundled" in panel.model_label.text()
+
+
+def test_the_running_job_lives_in_the_document(qtbot, tmp_path):
+    """The controller's job runner writes the running job into the document, and clears it however the job ends."""
+    import threading
+
+    from PySide6.QtCore import QSettings
+
+    from voxelstudio.gui.controller import Controller
+    from voxelstudio.gui.job_handlers import JobHandler
+
+    document = Document()
+    controller = Controller(document, QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat), runs_dir=tmp_path)
+    seen = []
+    document.job_changed.connect(seen.append)
+    release = threading.Event()
+    controller.jobs.start("counting beads", lambda report, cancel: release.wait(10), JobHandler())
+    assert document.running_job == "counting beads"
+
+    def fails(report, cancel):
+        raise ValueError("no beads")
+
+    assert controller.jobs.start("second", fails, JobHandler()) is None  # one exclusive job at a time
+    release.set()
+    qtbot.waitUntil(lambda: document.running_job is None, timeout=10_000)
+    controller.jobs.start("failing", fails, JobHandler())
+    qtbot.waitUntil(lambda: document.running_job is None, timeout=10_000)
+    assert seen == ["counting beads", None, "failing", None]

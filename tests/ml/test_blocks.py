@@ -3,6 +3,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+from keras.ops import convert_to_numpy as to_numpy
 
 from voxelstudio.ml import blocks
 
@@ -11,7 +12,7 @@ def _run(build, x: np.ndarray) -> tuple[keras.Model, np.ndarray]:
     """Build a one-input model from ``build(tensor)`` and evaluate it on ``x``."""
     inputs = keras.Input((None, None, None, x.shape[-1]))
     model = keras.Model(inputs, build(inputs))
-    return model, np.asarray(model(x))
+    return model, to_numpy(model(x))
 
 
 def _volume(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
@@ -60,7 +61,7 @@ def test_residual_block_is_the_shortcut_when_its_last_conv_is_zero() -> None:
     model, _ = _run(lambda t: blocks.residual_block(t, 4, 3, name="r"), x)
     conv = model.get_layer("r_b_conv")
     conv.set_weights([np.zeros_like(w) for w in conv.get_weights()])
-    np.testing.assert_allclose(np.asarray(model(x)), np.maximum(x, 0.0), atol=1e-6)
+    np.testing.assert_allclose(to_numpy(model(x)), np.maximum(x, 0.0), atol=1e-6)
 
 
 def test_residual_block_projects_a_shortcut_of_another_width() -> None:
@@ -89,7 +90,7 @@ def test_separable_conv3d_filters_each_channel_alone_then_mixes() -> None:
     probe = keras.Model(model.input, depthwise.output)
     changed = x.copy()
     changed[..., 0] += 1.0
-    diff = np.abs(np.asarray(probe(changed)) - np.asarray(probe(x))).max(axis=(0, 1, 2, 3))
+    diff = np.abs(to_numpy(probe(changed)) - to_numpy(probe(x))).max(axis=(0, 1, 2, 3))
     assert diff[0] > 0 and diff[1] == 0 and diff[2] == 0
 
 
@@ -121,20 +122,20 @@ def test_dense_block_keeps_its_input_and_grows() -> None:
 def test_reflect_pad_matches_numpy_and_crop_undoes_it(pads, multiple) -> None:
     x = _volume((1, 7, 5, 3, 2))
     pad_layer = blocks.ReflectPad3D(pads, multiple)
-    padded = np.asarray(pad_layer(x))
+    padded = to_numpy(pad_layer(x))
     sizes = [n + sum(p) for n, p in zip(x.shape[1:4], pads, strict=True)]
     extra = [(-s) % m for s, m in zip(sizes, multiple, strict=True)]
     widths = [(p[0] + e // 2, p[1] + e - e // 2) for p, e in zip(pads, extra, strict=True)]
     expected = np.pad(x, [(0, 0), *widths, (0, 0)], mode="reflect")
     np.testing.assert_array_equal(padded, expected)
     assert pad_layer.compute_output_shape(x.shape) == expected.shape
-    np.testing.assert_array_equal(np.asarray(blocks.CropLike(pads, multiple)([padded, x])), x)
+    np.testing.assert_array_equal(to_numpy(blocks.CropLike(pads, multiple)([padded, x])), x)
 
 
 def test_reflect_pad_handles_a_single_slice_and_round_trips_its_config() -> None:
     x = _volume((1, 4, 4, 1, 1))
     layer = blocks.ReflectPad3D(((0, 0), (0, 0), (2, 3)))
-    y = np.asarray(layer(x))
+    y = to_numpy(layer(x))
     assert y.shape == (1, 4, 4, 6, 1)
     np.testing.assert_array_equal(y, np.repeat(x, 6, axis=3))
     clone = blocks.ReflectPad3D.from_config(layer.get_config())

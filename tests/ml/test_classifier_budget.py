@@ -7,6 +7,7 @@ import math
 import keras
 import numpy as np
 import pytest
+from keras.ops import convert_to_numpy as to_numpy
 
 from voxelstudio.core.progress import CancelToken
 from voxelstudio.ml.classifier_config import DEFAULT_EPOCHS, ClassifierConfig, ClassifierTrainConfig
@@ -125,7 +126,7 @@ def test_batched_voting_equals_one_grid_at_a_time(rotations: int) -> None:
     batched = predict_probabilities(model, grids, rotations=rotations, batch_size=8, report=seen.append)
     for grid, row in zip(grids, batched, strict=True):
         turned = vertical_rotations(grid, rotations) if rotations > 1 else grid[None]
-        single = [np.asarray(model(t[None, ..., None].astype(np.float32), training=False))[0] for t in turned]
+        single = [to_numpy(model(t[None, ..., None].astype(np.float32), training=False))[0] for t in turned]
         np.testing.assert_allclose(row, np.mean(single, axis=0), atol=1e-5)
     assert not np.allclose(batched, batched[0])  # the grids really differ
     assert seen[-1].done == seen[-1].total == 9 and math.isfinite(seen[-1].values["eta_s"])

@@ -14,7 +14,7 @@ from voxelstudio.ml.classifier_config import ClassifierTrainConfig
 from voxelstudio.ml.classifier_search import _suggest, search_classifier, search_space
 from voxelstudio.ml.classifier_training import GridBatches, balanced_class_weights, fit_classifier
 from voxelstudio.ml.classifiers import load_classifier, predict_probabilities
-from voxelstudio.ml.training import checkpoint_paths
+from voxelstudio.ml.fit import checkpoint_paths
 from voxelstudio.sim.shapes import generate_shapes
 
 CLASSES = ("sphere", "cube", "torus")

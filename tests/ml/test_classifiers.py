@@ -13,6 +13,7 @@ import h5py
 import keras
 import numpy as np
 import pytest
+from keras.ops import convert_to_numpy as to_numpy
 
 from voxelstudio.core.errors import ModelError
 from voxelstudio.ml.classifier_blocks import InsideAveragePooling3D, StochasticDepth, keep_probabilities
@@ -121,7 +122,7 @@ def test_vrn_normalisation_choices(norm: str) -> None:
     assert kinds["BatchNormalization"] == 0
     assert kinds["GroupNormalization" if norm != "layer" else "LayerNormalization"] > 0
     assert all(layer.keep_prob == 1.0 for layer in model.layers if isinstance(layer, StochasticDepth))
-    y = np.asarray(model(np.random.default_rng(0).random((2, 8, 8, 8, 1), np.float32)))
+    y = to_numpy(model(np.random.default_rng(0).random((2, 8, 8, 8, 1), np.float32)))
     np.testing.assert_allclose(y.sum(axis=1), 1.0, atol=1e-5)
 
 
@@ -140,13 +141,13 @@ def test_vrn_separable_convolutions_are_depthwise() -> None:
 def test_stochastic_depth_drops_whole_samples_while_training_and_is_identity_at_inference() -> None:
     layer = StochasticDepth(0.25, seed=1)
     x = np.ones((4000, 2, 2, 2, 3), np.float32)
-    np.testing.assert_array_equal(np.asarray(layer(x, training=False)), x)
-    y = np.asarray(layer(x, training=True))
+    np.testing.assert_array_equal(to_numpy(layer(x, training=False)), x)
+    y = to_numpy(layer(x, training=True))
     per_sample = y.reshape(len(y), -1)
     assert np.all((per_sample == 0).all(axis=1) | (per_sample == 4.0).all(axis=1))  # whole branch kept or dropped
     assert per_sample[:, 0].mean() == pytest.approx(1.0, abs=0.1)  # the expectation is unchanged
     assert (per_sample[:, 0] > 0).mean() == pytest.approx(0.25, abs=0.03)
-    np.testing.assert_array_equal(np.asarray(StochasticDepth(1.0)(x, training=True)), x)
+    np.testing.assert_array_equal(to_numpy(StochasticDepth(1.0)(x, training=True)), x)
     clone = StochasticDepth.from_config(layer.get_config())
     assert clone.keep_prob == 0.25
     with pytest.raises(ValueError, match="keep_prob"):
@@ -190,7 +191,7 @@ def test_save_load_round_trip(tmp_path: Path, arch: str) -> None:
     loaded = load_classifier(path)
     x = np.random.default_rng(0).random((3, 12, 12, 12), np.float32) > 0.7
     x = x.astype(np.float32)[..., None]
-    np.testing.assert_allclose(np.asarray(loaded.model(x)), np.asarray(model(x)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(to_numpy(loaded.model(x)), to_numpy(model(x)), rtol=1e-5, atol=1e-6)
     assert loaded.classes == ("a", "b", "c") and loaded.train_config == cfg and loaded.config == cfg.model
     assert loaded.input_shape == (12, 12, 12) and loaded.metadata["extra"] == {"k": 1} and len(loaded.sha256) == 64
     with zipfile.ZipFile(path) as archive, h5py.File(io.BytesIO(archive.read("model.weights.h5"))) as weights:
@@ -243,7 +244,7 @@ def test_vrn_average_pooling_averages_only_voxels_inside_the_volume() -> None:
     """3^3 stride 2 "same" pooling of a 5^3 volume: border windows hang over the edge; their mean is over the voxels
     inside (TensorFlow's rule, which PyTorch's pooling does not follow by itself)."""
     x = np.random.default_rng(0).random((2, 5, 5, 5, 3)).astype(np.float32)
-    pooled = np.asarray(InsideAveragePooling3D(pool_size=3, strides=2, padding="same")(x))
+    pooled = to_numpy(InsideAveragePooling3D(pool_size=3, strides=2, padding="same")(x))
     expected = np.empty((2, 3, 3, 3, 3), np.float32)
     for i, j, k in np.ndindex(3, 3, 3):  # TF "same": output 3, total padding 2, one voxel before and after
         window = x[:, max(2 * i - 1, 0) : 2 * i + 2, max(2 * j - 1, 0) : 2 * j + 2, max(2 * k - 1, 0) : 2 * k + 2]

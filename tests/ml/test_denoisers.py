@@ -6,6 +6,7 @@ import sys
 import keras
 import numpy as np
 import pytest
+from keras.ops import convert_to_numpy as to_numpy
 
 from voxelstudio.ml.backend import accelerators
 from voxelstudio.ml.config import ARCHITECTURES, DenoiserConfig
@@ -120,9 +121,9 @@ def test_trains_on_a_tiny_problem(arch: str) -> None:
 def _changed_extent(model: keras.Model, shape: tuple[int, int, int], voxel: tuple[int, int, int]) -> np.ndarray:
     """Extent (H, W, Z) of the outputs that change when one input voxel changes."""
     x = np.random.default_rng(0).random((1, *shape, 1), dtype=np.float32)
-    before = np.asarray(model(x))
+    before = to_numpy(model(x))
     x[(0, *voxel, 0)] += 10.0
-    changed = np.argwhere(np.asarray(model(x)) != before)[:, 1:4]
+    changed = np.argwhere(to_numpy(model(x)) != before)[:, 1:4]
     return changed.max(axis=0) - changed.min(axis=0) + 1
 
 

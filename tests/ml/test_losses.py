@@ -3,6 +3,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+from keras.ops import convert_to_numpy as to_numpy
 from skimage.metrics import structural_similarity
 
 from voxelstudio.ml.backend import value_and_gradient
@@ -67,7 +68,7 @@ def test_ssim_map_matches_scikit_image_away_from_the_borders() -> None:
         use_sample_covariance=False,
         full=True,
     )[1]
-    ours = np.asarray(ssim_map(a, b, size=11))[0, ..., 0]
+    ours = to_numpy(ssim_map(a, b, size=11))[0, ..., 0]
     inner = (slice(5, -5),) * 3
     np.testing.assert_allclose(ours[inner], reference[inner], atol=1e-5)
 
@@ -76,7 +77,7 @@ def test_ssim_works_on_a_few_slices_and_several_channels() -> None:
     y, yhat = _pair((2, 9, 7, 2, 3), noise=0.1)
     per_sample = SSIMLoss().call(keras.ops.convert_to_tensor(y), keras.ops.convert_to_tensor(yhat))
     assert per_sample.shape == (2,)
-    assert np.all(np.asarray(per_sample) > 0)
+    assert np.all(to_numpy(per_sample) > 0)
 
 
 def test_mae_plus_ssim_is_the_weighted_sum() -> None:

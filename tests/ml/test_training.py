@@ -13,9 +13,10 @@ from voxelstudio.core.errors import Cancelled, ModelError
 from voxelstudio.core.progress import CancelToken
 from voxelstudio.ml.config import DenoiserConfig, LossConfig, TrainConfig
 from voxelstudio.ml.denoisers import build_denoiser
+from voxelstudio.ml.fit import TrainingMemoryError, checkpoint_paths
 from voxelstudio.ml.inference import predict_volume
 from voxelstudio.ml.persistence import load_model
-from voxelstudio.ml.training import TrainingMemoryError, checkpoint_paths, fit_denoiser
+from voxelstudio.ml.training import fit_denoiser
 
 
 def blob_pair(seed: int, shape=(24, 24, 16), density=5e-3, noise=0.1):

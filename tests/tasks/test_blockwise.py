@@ -136,3 +136,59 @@ def test_a_block_that_fails_keeps_finished_blocks_for_resume(setup, tmp_path, mo
     result = denoise_store(folder / "in.ome.zarr", out, model_path=models["simple"], block=BLOCK, resume=True)
     assert result.provenance["blockwise"]["resumed_blocks"] == 3
     np.testing.assert_allclose(read(out), whole_volume(models["simple"], data), rtol=1e-5, atol=1e-6)
+
+
+def test_block_wise_tta_equals_whole_volume_tta(setup, tmp_path):
+    from voxelstudio.ml.inference import predict_volume
+    from voxelstudio.ml.persistence import load_model
+
+    _, _, models = setup
+    data = np.random.default_rng(1).random((21, 18, 7)).astype(np.float32)  # odd: turned volumes pad differently
+    save_volume(Volume(data), tmp_path / "small.ome.zarr")
+    result = denoise_store(
+        tmp_path / "small.ome.zarr", tmp_path / "out.ome.zarr", model_path=models["unet"], block=(12, 10, 7),
+        uncertainty_out=tmp_path / "spread.ome.zarr",
+    )  # fmt: skip
+    mean, spread, _ = predict_volume(load_model(models["unet"]), data, tta=True)
+    np.testing.assert_allclose(read(result.path), mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(read(tmp_path / "spread.ome.zarr"), spread, rtol=1e-4, atol=1e-6)
+    assert spread.max() > 0 and result.provenance["tiling"]["transforms"] == 8
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.ome.zarr", "small.ome.zarr", "spread.ome.zarr"]
+
+
+def test_axis_map_follows_the_tta_transforms():
+    from voxelstudio.ml.inference import TTA_TRANSFORMS, forward_transform
+    from voxelstudio.tasks.block_predict import axis_map
+
+    x = np.arange(2 * 3 * 5).reshape(2, 3, 5)
+    for turns, flip in TTA_TRANSFORMS:
+        expected = forward_transform(x, turns, flip)
+        moved = x.transpose([original for original, _ in axis_map(turns, flip)])
+        flips = tuple(slice(None, None, -1) if reverse else slice(None) for _, reverse in axis_map(turns, flip))
+        np.testing.assert_array_equal(moved[flips], expected)
+
+
+@pytest.mark.slow
+def test_a_killed_dask_worker_does_not_spoil_the_output(setup, tmp_path):
+    import signal
+
+    from dask.distributed import Client, LocalCluster
+
+    folder, data, models = setup
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with Client(cluster.scheduler_address) as client:
+            victims = list(client.run(os.getpid).values())
+        killed = []
+
+        def report(p):
+            if p.done == 3 and not killed:  # mid-run: blocks are running on both workers
+                os.kill(victims[0], signal.SIGKILL)
+                killed.append(victims[0])
+
+        result = denoise_store(
+            folder / "in.ome.zarr", tmp_path / "out.ome.zarr", model_path=models["unet"], block=BLOCK,
+            scheduler=cluster.scheduler_address, report=report,
+        )  # fmt: skip
+    assert killed
+    np.testing.assert_allclose(read(result.path), whole_volume(models["unet"], data), rtol=1e-5, atol=1e-6)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.ome.zarr"]

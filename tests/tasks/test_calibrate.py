@@ -69,3 +69,36 @@ def test_undetermined_values_are_null_in_strict_json():
     cleaned = _finite_or_none(report)
     assert cleaned == {"fitted": {"na": {"value": 1.4, "sd": None}}, "fit": {"noise_ratio": None}}
     json.dumps(cleaned, allow_nan=False)
+
+
+def test_a_fit_that_misses_the_measured_axial_width_is_not_converged(calibration: Calibration) -> None:
+    """The fit's residual alone can look fine on a few noisy beads; the axial width cross-check catches a miss."""
+    import dataclasses
+
+    measured = calibration.fwhm_um["measured"]
+    missed = dataclasses.replace(
+        calibration, fwhm_um={"measured": measured, "model": {**measured, "axial": measured["axial"] * 0.6}}
+    )
+    assert not missed.converged and "axial FWHM" in missed.problems[0]
+    cut = dataclasses.replace(calibration, fwhm_um={"measured": {**measured, "axial": None},
+                                                    "model": calibration.fwhm_um["model"]})  # fmt: skip
+    assert not cut.converged and "does not fall to half its peak along z" in cut.problems[0]
+    assert calibration.problems == []
+
+
+def test_a_bead_longer_than_its_box_is_averaged_again_in_a_longer_box() -> None:
+    from scipy import ndimage
+
+    from voxelstudio.metrics.bead_average import average_beads
+    from voxelstudio.tasks.calibrate import axially_cut, lengthen_if_cut
+
+    shape, rng = (96, 96, 48), np.random.default_rng(1)
+    volume = np.zeros(shape, np.float32)
+    for y, x in rng.choice(np.arange(12, 84, 12), size=(10, 2)):
+        volume[y + rng.integers(-2, 3), x + rng.integers(-2, 3), 24] = 1.0
+    volume = ndimage.gaussian_filter(volume, (1.2, 1.2, 5.0)) * 2000 + 100 + rng.normal(0, 1, shape)
+    half = (5, 5, 4)
+    beads = average_beads([volume], half, min_beads=3)
+    assert axially_cut(beads.image)  # sigma 5 voxels along z: half maximum lies 5.9 voxels from the peak
+    longer, again = lengthen_if_cut([volume], half, beads, shape)
+    assert longer[:2] == half[:2] and longer[2] > 6 and not axially_cut(again.image)

@@ -53,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(message: Warning | str, category: type[Warning], *args: object, **kwargs: object) -> str:
+    """Warnings as ``voxelstudio: warning: ...`` on one line (``--debug`` keeps Python's file:line form)."""
+    return f"voxelstudio: warning: {' '.join(str(message).split())}\n"
+
+
 def _fail(message: str) -> int:
     print(f"voxelstudio: error: {' '.join(message.split())}", file=sys.stderr)
     return EXIT_USAGE
@@ -75,8 +80,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:  # plain ``voxelstudio`` opens the window
         args = parser.parse_args([*argv, "gui"])
+    format_warning = warnings.formatwarning
     if not args.debug:  # reader libraries warn about damaged files; the one-line error already says it
         warnings.filterwarnings("ignore", module=r"(scipy|h5py|tifffile|numpy)(\.|$)")
+        warnings.formatwarning = _one_line_warning
     try:
         if args.command in ML_COMMANDS:
             _start_backend(debug=args.debug)
@@ -92,3 +99,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         return _fail("out of memory; try a smaller volume or more tiles")
+    finally:
+        warnings.formatwarning = format_warning  # main() may run inside another program (tests, notebooks)

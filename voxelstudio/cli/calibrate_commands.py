@@ -97,6 +97,7 @@ def format_report(report: dict[str, Any]) -> str:
     fit = report["fit"]
     state = "converged" if fit["converged"] else "NOT converged"
     lines.append(f"fit: {state}, residual {fit['relative_residual']:.3g}, {fit['noise_ratio']:.3g}x noise variance")
+    lines += [f"  - {problem}" for problem in fit.get("problems", [])]
     measured, model = report["fwhm_um"]["measured"], report["fwhm_um"]["model"]
 
     def um(value: float | None) -> str:

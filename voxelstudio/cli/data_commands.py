@@ -54,7 +54,8 @@ def _quiet(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.N
     @functools.wraps(command)
     def run(args: argparse.Namespace) -> int:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+            warnings.simplefilter("ignore")  # libraries' notes on damaged files; our own warnings still show
+            warnings.filterwarnings("default", module=r"voxelstudio(\.|$)")
             return command(args)
 
     return run

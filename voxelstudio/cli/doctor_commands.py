@@ -21,6 +21,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from voxelstudio.tasks.doctor import environment_report, format_report
 
-    report = environment_report()
+    report = environment_report(qt_probe="voxelstudio.gui.probe")  # run as a child process, never imported
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0

@@ -126,16 +126,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def output_path(input_path: Path, out_dir: Path | None, fmt: str | None) -> Path:
-    """OUT_DIR/<stem>.<format>; refuses a path that would replace the input."""
-    fmt = fmt or _FORMAT_OF_SUFFIX.get(input_path.suffix.lower(), "mat")
-    folder = input_path.parent / "deconvolved" if out_dir is None else out_dir
-    path = folder / f"{input_path.stem}.{fmt}"
-    if path.resolve() == input_path.resolve():
-        raise ValueError(f"{path}: the output would replace the input; choose another --out-dir or --format")
-    return path
-
-
 def run_deconvolve(args: argparse.Namespace) -> int:
     optics_values = {"na": args.na, "wavelength_um": args.wavelength, "ni": args.ni, "ns": args.ns}
     optics_values = {name: value for name, value in optics_values.items() if value is not None}
@@ -143,7 +133,10 @@ def run_deconvolve(args: argparse.Namespace) -> int:
         raise ValueError("give either --psf or the optics options (--na, --wavelength, --ni, --ns), not both")
     if args.iterations < 1:
         raise ValueError(f"--iterations must be at least 1, got {args.iterations}")
-    out = output_path(args.input, args.out_dir, args.format)
+    from voxelstudio.io.api import output_path
+
+    fmt = args.format or _FORMAT_OF_SUFFIX.get(args.input.suffix.lower(), "mat")
+    out = output_path(args.input, args.input.parent / "deconvolved" if args.out_dir is None else args.out_dir, fmt)
     if out.exists() and not args.overwrite:
         raise VolumeWriteError(out, "already exists; pass --overwrite to replace it")
 

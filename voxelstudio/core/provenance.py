@@ -8,7 +8,7 @@ core, below tasks, because the CLI's batch denoiser in tasks/ writes sidecars to
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -27,21 +27,47 @@ def sidecar_path(path: Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
-def denoise_provenance(
-    volume: Volume, model_path: Path, model: Mapping[str, Any], tiling: Mapping[str, Any], runtime: Mapping[str, Any]
+def input_record(
+    source: Path | None, name: str, shape: Sequence[int], spacing: Sequence[float], variable: str | None
 ) -> dict[str, Any]:
-    """How a denoised volume was made: its input ``volume``, the model file and what the model file says about
-    itself (``model``: sha256, saved_at, train_config, normalizer), the tiling, and the versions and device
-    (``runtime``, as :func:`voxelstudio.ml.inference.runtime_info` gives them)."""
+    """What a provenance record says about an input volume (also one read lazily, block by block)."""
+    return {
+        "path": None if source is None else str(Path(source).resolve()),
+        "name": name,
+        "shape": list(shape),
+        "spacing": list(spacing),
+        "variable": variable,
+    }
+
+
+def volume_record(volume: Volume) -> dict[str, Any]:
+    """:func:`input_record` of a loaded volume."""
+    return input_record(volume.source, volume.name, volume.shape, volume.spacing, volume.metadata.get("variable"))
+
+
+def model_record(loaded: Any) -> dict[str, Any]:
+    """What a loaded model (``ml.persistence.LoadedModel``) says about itself: hash, save time, config, normaliser."""
+    return {
+        "sha256": loaded.sha256,
+        "saved_at": loaded.metadata.get("saved_at"),
+        "train_config": loaded.train_config.to_dict(),
+        "normalizer": loaded.normalizer.to_dict(),
+    }
+
+
+def denoise_provenance(
+    volume: Volume | Mapping[str, Any],
+    model_path: Path,
+    model: Mapping[str, Any],
+    tiling: Mapping[str, Any],
+    runtime: Mapping[str, Any],
+) -> dict[str, Any]:
+    """How a denoised volume was made: its input (a ``volume`` or an :func:`input_record`), the model file and
+    what the model file says about itself (``model``: :func:`model_record`), the tiling, and the versions and
+    device (``runtime``, as :func:`voxelstudio.ml.inference.runtime_info` gives them)."""
     return {
         "created_at": _now(),
-        "input": {
-            "path": None if volume.source is None else str(volume.source.resolve()),
-            "name": volume.name,
-            "shape": list(volume.shape),
-            "spacing": list(volume.spacing),
-            "variable": volume.metadata.get("variable"),
-        },
+        "input": volume_record(volume) if isinstance(volume, Volume) else dict(volume),
         "model": {"path": str(Path(model_path).resolve()), **model},
         "tiling": dict(tiling),
         "versions": {"voxelstudio": __version__, **runtime["versions"]},

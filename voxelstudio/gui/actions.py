@@ -1,7 +1,8 @@
 """Menu and toolbar actions declared as data; the main window builds QActions and menus from this table.
 
 ``requires`` names conditions that must all hold for an action to be enabled: a loaded volume role ("raw",
-"target", "prediction"), "model" (a trained or loaded model) and "idle"/"busy" (whether a job runs).
+"target", "prediction"), "model" (a trained or loaded model), "idle"/"busy" (whether a job runs) and
+"can_undo"/"can_redo" (the view history has a step to go back or forward to).
 """
 
 from __future__ import annotations
@@ -45,6 +46,17 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("export_uncertainty", "Uncertainty…", "File/Export", requires=("uncertainty", "idle")),
     ActionSpec("screenshot", "Save &Screenshot…", "File", "Ctrl+Shift+S", "Save the 3-D panels as a PNG image"),
     ActionSpec("quit", "&Quit", "File", "Ctrl+Q", separator_before=True),
+    ActionSpec(
+        "undo",
+        "&Undo View Change",
+        "Edit",
+        "Ctrl+Z",
+        "Undo the last change of contrast, colormap, render mode or camera",
+        requires=("can_undo",),
+    ),
+    ActionSpec(
+        "redo", "&Redo View Change", "Edit", "Ctrl+Shift+Z", "Redo the view change undone last", requires=("can_redo",)
+    ),
     ActionSpec("load_model", "&Load Model…", "Model", "", "Use a saved .keras denoiser", requires=("idle",)),
     ActionSpec("save_model", "&Save Model…", "Model", "", "Save the current model", requires=("model", "idle")),
     ActionSpec(

@@ -13,6 +13,7 @@ from voxelstudio.gui import dialogs
 from voxelstudio.gui.actions import update_enabled
 from voxelstudio.gui.controller import Controller
 from voxelstudio.gui.document import Document
+from voxelstudio.gui.image_files import save_image
 from voxelstudio.gui.main_window import MainWindow
 from voxelstudio.gui.naming import export_name
 from voxelstudio.gui.panels.common import show_fraction
@@ -67,6 +68,8 @@ class Commands(QObject):
             "evaluate": c.evaluate,
             "stop": c.stop,
             "reset_camera": w.viewports.reset_camera,
+            "undo": self.view.undo,
+            "redo": self.view.redo,
             "environment": self.show_environment,
             "about": self.about,
         }
@@ -94,6 +97,7 @@ class Commands(QObject):
         w.metrics_panel.compute_requested.connect(c.evaluate)
         w.metrics_panel.save_csv_requested.connect(self.save_metrics)
         w.view_panel.spacing_requested.connect(c.set_spacing)
+        w.view_panel.level_requested.connect(c.open_level)
         w.slices.line_drawn.connect(self.show_profile)
         w.view_panel.reset_camera_requested.connect(w.viewports.reset_camera)
         self._connect_classify_panel()
@@ -107,20 +111,22 @@ class Commands(QObject):
         w.backend_box.backend_chosen.connect(self.backend_chosen)
         c.training_started.connect(w.train_panel.training_started)
         self._connect_job_handlers()
-        jobs.busy_changed.connect(lambda _busy: self.update_actions())
+        self.document.job_changed.connect(lambda _job: self.update_actions())
         jobs.job_started.connect(self._job_started)
         jobs.job_event.connect(self._job_event)
         jobs.job_ended.connect(lambda _name, _outcome: self._job_ended())
         self.document.volume_changed.connect(lambda _role: self.update_actions())
         self.document.model_changed.connect(lambda path: (w.denoise_panel.set_model(path), self.update_actions()))
         self.document.metrics_changed.connect(w.metrics_panel.set_metrics)
+        self.view.changed.connect(lambda _aspect: self._update_undo_actions())
 
     def update_actions(self) -> None:
         """Enable what makes sense now (a finished, failed or cancelled job always lands here)."""
-        idle = not self.controller.busy
+        idle = self.document.running_job is None
         conditions = set(self.document.volumes()) | {"idle" if idle else "busy"}
         if self.document.model_path is not None:
             conditions.add("model")
+        conditions |= self._history_conditions()
         update_enabled(self.window.action_map, conditions)  # before the panels: Train's set_idle refines Ctrl+T
         has_raw, has_pair = "raw" in conditions, {"prediction", "target"} <= conditions
         self.window.train_panel.set_idle(idle, has_raw and "target" in conditions)
@@ -129,6 +135,16 @@ class Commands(QObject):
         self.window.denoise_panel.set_has_uncertainty("uncertainty" in conditions)
         self.window.metrics_panel.set_enabled_for(idle, has_pair)
         self.window.classify_panel.set_idle(idle, has_raw, "gradcam" in conditions)
+
+    def _history_conditions(self) -> set[str]:
+        history = self.view.history
+        return {name for name, holds in (("can_undo", history.can_undo), ("can_redo", history.can_redo)) if holds}
+
+    def _update_undo_actions(self) -> None:
+        """Only Undo and Redo follow view changes (cheap: the cursor moves often)."""
+        conditions = self._history_conditions()
+        self.window.action_map["undo"].setEnabled("can_undo" in conditions)
+        self.window.action_map["redo"].setEnabled("can_redo" in conditions)
 
     def _connect_job_handlers(self) -> None:
         """Each panel listens to the handlers of the jobs it shows (one handler per kind of job)."""
@@ -179,7 +195,8 @@ class Commands(QObject):
         """A new backend applies to the next job (a running one keeps its own); probe its device for the label."""
         label = self.window.backend_box.currentText()
         self.window.device_label.setText(f"device: {label}, checking…")
-        running = f" ({self.controller.jobs.active_name} keeps its backend)" if self.controller.busy else ""
+        job = self.document.running_job
+        running = f" ({job} keeps its backend)" if job else ""
         self.window.statusBar().showMessage(f"Jobs from now on run on {label}{running}.", 10_000)
         self.controller.detect_device()
 
@@ -268,12 +285,15 @@ class Commands(QObject):
             self.write_screenshot(path)
 
     def write_screenshot(self, path: str | Path) -> bool:
-        """Save the 3-D panels as a PNG; False (after an error dialog) when it could not be written."""
-        if self.window.viewports.grab_panels().save(str(path), "PNG"):
-            self.window.statusBar().showMessage(f"Saved screenshot {path}.", 10_000)
-            return True
-        self._fail("screenshot", OSError(f"{path}: could not write the image"))
-        return False
+        """Save the 3-D panels as a PNG (atomically: never half an image); False (after an error dialog) when it
+        could not be written."""
+        try:
+            save_image(self.window.viewports.grab_panels(), Path(path))
+        except VoxelStudioError as exc:
+            self._fail("screenshot", exc)
+            return False
+        self.window.statusBar().showMessage(f"Saved screenshot {path}.", 10_000)
+        return True
 
     def load_model(self) -> None:
         path = dialogs.get_open_path(self.window, "Load model", last_folder(self.settings), dialogs.MODEL_FILTER)

@@ -20,6 +20,7 @@ from voxelstudio.core.provenance import export_provenance, sidecar_path, write_s
 from voxelstudio.core.volume import Spacing, Volume
 from voxelstudio.gui.document import Document
 from voxelstudio.gui.job_handlers import AdaptHandler, ClassifierTrainingHandler, JobHandler, TrainingHandler
+from voxelstudio.gui.levels import level_note, level_to_open
 from voxelstudio.gui.settings import remember_file, remember_folder
 from voxelstudio.gui.workers import Job, JobRunner
 from voxelstudio.jobs.adapt import adapt_to_volume
@@ -47,6 +48,7 @@ class Controller(QObject):
         self._device_probes = 0
         self.jobs.status.connect(self.status)
         self.jobs.failed.connect(self.failed)
+        self.jobs.busy_changed.connect(lambda busy: document.set_running_job(self.jobs.active_name if busy else None))
         # One handler per kind of job; panels connect to their signals once (see Commands).
         self.training = TrainingHandler(document, self)
         self.adaptation = AdaptHandler(self)
@@ -90,8 +92,18 @@ class Controller(QObject):
             self._set_loaded(role, volume)
             remember_file(self.settings, path)
 
-        load = lambda report, cancel: load_volume(path, variable)  # noqa: E731
+        def load(report, cancel) -> Volume:
+            return load_volume(path, level_to_open(path) if variable is None else variable)
+
         return self.jobs.start(f"loading {path.name}", load, JobHandler().arm(loaded))
+
+    def open_level(self, role: str, level: str) -> Job | None:
+        """Load another resolution level of the multiscale store the ``role`` volume came from."""
+        volume = self.document.volume(role)
+        if volume is None or volume.source is None:
+            self.status.emit(f"There is no {role} volume from a multiscale store.")
+            return None
+        return self.open_volume(volume.source, role, level)
 
     def open_pair(self, raw_path: str | Path, target_path: str | Path | None = None) -> Job | None:
         """Load a raw volume and, optionally, its target in one job."""
@@ -121,7 +133,7 @@ class Controller(QObject):
         if len(shapes) > 1:
             self.status.emit("Raw and target have different shapes: training and metrics need matching volumes.")
         else:
-            self.status.emit(f"Loaded {volume.name} as {role} {volume.shape}.")
+            self.status.emit(f"Loaded {volume.name} as {role} {volume.shape}{level_note(volume)}.")
 
     def set_spacing(self, spacing: Spacing) -> None:
         self.document.set_spacing(spacing)
@@ -172,9 +184,10 @@ class Controller(QObject):
         disk = next((p for p in (self.runs_dir, *self.runs_dir.parents) if p.is_dir()), Path.home())
 
         def gather(report, cancel) -> str:
+            from voxelstudio.gui import probe
             from voxelstudio.tasks.doctor import environment_report, format_report
 
-            return format_report(environment_report(disk_path=disk))
+            return format_report(environment_report(disk_path=disk, qt_probe=probe.__name__))
 
         return self.jobs.start("environment report", gather, JobHandler().arm(on_text), exclusive=False)
 

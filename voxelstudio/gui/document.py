@@ -30,7 +30,7 @@ _NOT_MEASURED = ("uncertainty", "gradcam")  # the metrics do not depend on these
 
 class Document(QObject):
     """Raw, target, prediction, uncertainty and Grad-CAM volumes with their provenance (what made each one), the
-    current denoiser and classifier, and the metrics.
+    current denoiser and classifier, the metrics, and the running job.
 
     Loading a new raw volume drops the prediction, uncertainty and Grad-CAM made from the old one; a volume change drops
     the metrics, which described the old volumes. A volume's provenance is set with it and goes with it.
@@ -40,6 +40,7 @@ class Document(QObject):
     model_changed = Signal(object)
     classifier_changed = Signal(object)  # Path, or None for the bundled classifier
     metrics_changed = Signal(object)
+    job_changed = Signal(object)  # the running job's name, or None once none runs
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -49,6 +50,7 @@ class Document(QObject):
         self._classifier_path: Path | None = None
         self._metrics: dict[str, Any] = {}
         self._residual: Volume | None = None
+        self._running_job: str | None = None
 
     def volume(self, role: str) -> Volume | None:
         return self._volumes[_checked(role)]
@@ -127,6 +129,16 @@ class Document(QObject):
     @property
     def metrics(self) -> Mapping[str, Any]:
         return self._metrics
+
+    @property
+    def running_job(self) -> str | None:
+        """The name of the job that holds the window (training, denoising...), None while idle."""
+        return self._running_job
+
+    def set_running_job(self, name: str | None) -> None:
+        if name != self._running_job:
+            self._running_job = name
+            self.job_changed.emit(name)
 
     def set_metrics(self, metrics: Mapping[str, Any]) -> None:
         if not metrics and not self._metrics:

@@ -229,8 +229,8 @@ class MainWindow(QMainWindow):
             if jobs.has_jobs:
                 event.ignore()  # still winding down: closes itself when the jobs have ended
                 return
-        elif self.controller.busy:
-            job = jobs.active_name
+        elif self.document.running_job is not None:
+            job = self.document.running_job
             if not dialogs.ask_question(
                 self, "Quit VoxelStudio", f"{job.capitalize()} is still running. Stop it and quit?"
             ):

@@ -5,11 +5,13 @@ The views keep their true aspect ratios and are laid out to fill the panel (see
 stays readable.
 
 All views go through the view state's cursor voxel: sliders move it, a click moves it to the clicked voxel, and
-hovering shows the voxel index with the raw, target and predicted values there. Axial (z) elongation shows in XZ.
+hovering shows the voxel index and its position in µm with the raw, target and predicted values there. Axial (z)
+elongation shows in XZ. The XY view carries a scale bar of a round length in µm (from the volume's spacing).
 """
 
 from __future__ import annotations
 
+from matplotlib import patheffects
 from matplotlib.figure import Figure
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QSlider, QVBoxLayout, QWidget
@@ -23,17 +25,21 @@ from voxelstudio.render import (
     PLANES,
     centre_index,
     clamp_index,
+    nice_length,
     orthogonal_slices,
     plane_extents,
     point_at,
     slice_layout,
     voxel_at,
 )
+from voxelstudio.render.colormaps import colormap
 from voxelstudio.render.scene import BACKGROUND, FOREGROUND
 
 CROSSHAIR = "#4fc3f7"
 PROFILE_COLOR = "#f0c05a"
 PROBE_ROLES = ("raw", "target", "prediction")
+SCALE_BAR_COLOR = "white"
+_OUTLINE = [patheffects.withStroke(linewidth=2.5, foreground="black")]  # readable on bright and dark slices
 _AXIS_OF_SLIDER = {"z": 2, "y": 0, "x": 1}
 
 
@@ -59,12 +65,23 @@ class SlicePanel(QuietCanvas):
         self.mpl_connect("figure_leave_event", lambda _event: self.hovered.emit(None))
         self._drag: tuple[str, tuple[float, float, float], tuple[float, float]] | None = None
         self._profile_line = None
+        self.scale_bar_um: float | None = None  # length of the XY view's scale bar (None: not shown)
+        self._scale_bar_artists: tuple = ()
 
     def show_volume(
-        self, volume: Volume | None, index: tuple[int, int, int], cmap: str, clim, hint: str, *, now: bool = False
+        self,
+        volume: Volume | None,
+        index: tuple[int, int, int],
+        cmap: str,
+        clim,
+        hint: str,
+        *,
+        now: bool = False,
+        scale_bar: bool = True,
     ) -> None:
-        """Show the planes of ``volume`` through ``index``. ``now`` draws at once (a new volume: one panel, so the
-        draw does not land in a later paint of the whole window, next to a 3-D render); else on the next turn."""
+        """Show the planes of ``volume`` through ``index`` in the colormap ``cmap`` (a name) between ``clim``, with
+        a scale bar on XY if ``scale_bar``. ``now`` draws at once (a new volume: one panel, so the draw does not land
+        in a later paint of the whole window, next to a 3-D render); else on the next turn."""
         self.volume = volume
         if volume is None:
             self._layout_key = None
@@ -79,8 +96,11 @@ class SlicePanel(QuietCanvas):
         for plane in PLANES:
             image = self._images[plane]
             image.set_data(getattr(planes, plane))
-            image.set_cmap(cmap)
+            image.set_cmap(colormap(cmap))
             image.set_clim(*clim)
+        for artist in self._scale_bar_artists:
+            artist.set_visible(scale_bar)
+        self.scale_bar_um = self._scale_bar_length if scale_bar else None
         self._place_crosshair(volume)
         if now and self.isVisible():
             self.draw()
@@ -100,12 +120,35 @@ class SlicePanel(QuietCanvas):
                 getattr(planes, plane), extent=extents[plane], interpolation="nearest", origin="upper"
             )
             axes.set_aspect("auto")  # the rectangles from slice_layout already have the true aspect ratio
-            axes.text(0.02, 0.97, plane.upper(), transform=axes.transAxes, color=FOREGROUND, fontsize=7, va="top")
+            label = axes.text(
+                0.02, 0.97, plane.upper(), transform=axes.transAxes, color=FOREGROUND, fontsize=7, va="top"
+            )
+            label.set_path_effects(_OUTLINE)  # readable on bright slices too
             line_style = {"color": CROSSHAIR, "lw": 0.6, "alpha": 0.5, "linestyle": (0, (3, 3))}
             self._lines[plane] = (axes.axvline(0, **line_style), axes.axhline(0, **line_style))
         self._layout_key = (volume.shape, volume.spacing)
         self._profile_line = None
+        self._add_scale_bar(volume, extents["xy"])
         self._place_axes()
+
+    def _add_scale_bar(self, volume: Volume, extent: tuple[float, float, float, float]) -> None:
+        """A bar of round length (about a fifth of the width) near the XY view's lower left corner, in data units
+        (µm), so it keeps its meaning at any zoom or window size."""
+        left, right, bottom, top = extent  # bottom > top: row 0 is on top
+        length = nice_length(right - left)
+        x0 = left + 0.05 * (right - left)
+        y0 = bottom - 0.07 * (bottom - top)
+        axes = self._axes["xy"]
+        (bar,) = axes.plot([x0, x0 + length], [y0, y0], color=SCALE_BAR_COLOR, lw=2.5, solid_capstyle="butt")
+        bar.set_path_effects(_OUTLINE)
+        label = axes.text(
+            x0 + length / 2, y0 - 0.02 * (bottom - top), f"{length:g} µm", color=SCALE_BAR_COLOR, fontsize=7,
+            ha="center", va="bottom",
+        )  # fmt: skip
+        label.set_path_effects(_OUTLINE)
+        self._scale_bar_artists = (bar, label)
+        self._scale_bar_length = length
+        self.scale_bar_um = length
 
     def _place_axes(self) -> None:
         """Fit the three views into the canvas (again after a resize): see :func:`slice_layout`."""
@@ -211,8 +254,10 @@ class SliceViews(QWidget):
             self.sliders[name] = slider
         self.probe = QLabel("Hover a slice to read voxel values; click to move the planes.", self)
         self.probe.setObjectName("probe")
+        self.probe.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # never widens the window
+        self.probe.setMinimumWidth(120)
         self.probe.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        bar.addWidget(self.probe, 3)
+        bar.addWidget(self.probe, 6)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(row, 1)
@@ -222,8 +267,12 @@ class SliceViews(QWidget):
         self._new_data_timer.timeout.connect(self._refresh_new_data)
         document.volume_changed.connect(self._on_volume_changed)
         viewports.drawing_done.connect(self._new_data_timer.start)
-        view.changed.connect(lambda _aspect: self.refresh())
+        view.changed.connect(self._on_view_changed)
         self.refresh()
+
+    def _on_view_changed(self, aspect: str) -> None:
+        if aspect != "camera" and not aspect.startswith("mode:"):  # those change the 3-D views only
+            self.refresh()
 
     def _on_volume_changed(self, role: str) -> None:
         """New data is drawn here after the 3-D panels have drawn it (they are what the eye goes to first), one
@@ -269,7 +318,8 @@ class SliceViews(QWidget):
             role = self.viewports.role_of(panel_role)
             volume = self.viewports.volume_of(panel_role)
             clim = None if volume is None else self.view.clim_for(role, volume, volumes)
-            panel.show_volume(volume, cursor, self.view.cmap_for(role), clim, "", now=now)
+            cmap = self.view.cmap_for(role, panel_role)
+            panel.show_volume(volume, cursor, cmap, clim, "", now=now, scale_bar=self.view.show_scale_bar)
 
     def _sync_sliders(self, shape: tuple[int, int, int] | None) -> None:
         cursor = self.view.cursor or (0, 0, 0)
@@ -290,8 +340,13 @@ class SliceViews(QWidget):
         self.view.set_cursor(tuple(index))
 
     def probe_text(self, index: tuple[int, int, int]) -> str:
-        """The voxel index and the raw, target and predicted values there."""
+        """The voxel index, its position in µm (from the volumes' spacing) and the raw, target and predicted values
+        there."""
         parts = [f"voxel (y, x, z) = ({index[0]}, {index[1]}, {index[2]})"]
+        spacing = self.document.spacing
+        if spacing is not None:
+            y, x, z = (i * s for i, s in zip(index, spacing, strict=True))
+            parts[0] += f" = ({y:.4g}, {x:.4g}, {z:.4g}) µm"
         for role in PROBE_ROLES:
             volume = self.document.volume(role)
             if volume is not None and all(0 <= i < n for i, n in zip(index, volume.shape, strict=True)):
@@ -300,4 +355,6 @@ class SliceViews(QWidget):
 
     def _probe(self, index: tuple[int, int, int] | None) -> None:
         if index is not None:
-            self.probe.setText(self.probe_text(index))
+            text = self.probe_text(index)
+            self.probe.setText(text)
+            self.probe.setToolTip(text)  # the whole line, where a narrow window cuts it

@@ -10,18 +10,19 @@ can crash the process.
 
 from __future__ import annotations
 
-import html
 import weakref
 
-from PySide6.QtCore import QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QFont, QFontMetrics, QImage
-from PySide6.QtWidgets import QComboBox, QFrame, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QImage
+from PySide6.QtWidgets import QComboBox, QFrame, QHBoxLayout, QVBoxLayout, QWidget
 from pyvistaqt import QtInteractor
 
 from voxelstudio.core.volume import Volume
+from voxelstudio.gui.colorbar import Colorbar
 from voxelstudio.gui.document import ROLE_LABELS, ROLES, Document
 from voxelstudio.gui.naming import maker_name
-from voxelstudio.gui.view_state import ViewState
+from voxelstudio.gui.panel_title import ElidedTitle
+from voxelstudio.gui.view_state import CameraPose, ViewState
 from voxelstudio.render import (
     MODE_LABELS,
     RENDER_MODES,
@@ -36,6 +37,7 @@ from voxelstudio.render import (
 from voxelstudio.render.scene import BACKGROUND, FOREGROUND
 
 PANEL_ROLES = ("raw", "target", "prediction", "extra")
+CAMERA_SETTLE_MS = 400  # a camera that stopped moving this long is recorded in the view state (an undo step)
 SHORT_MODE_LABELS = {"mip": "MIP", "composite": "Volume", "isosurface": "Isosurface", "slices": "Slices"}
 PLACEHOLDERS = {
     "raw": "No raw volume\n\nFile > Open Raw…, or drop a file here",
@@ -68,66 +70,8 @@ def describe(volume: Volume) -> str:
     name, and the shape."""
     source = volume.source
     label = f"{source.parent.name}/{source.name}" if source is not None and source.parent.name else volume.name
-    return f"{label}  ·  {'×'.join(str(n) for n in volume.shape)}"
-
-
-class ElidedTitle(QLabel):
-    """A panel title: the role in bold, then the details, shortened in the middle ("…") to the width there is;
-    the tooltip and :meth:`text` give the whole title. It never asks for more width than the role needs, so long
-    file names cannot widen the window."""
-
-    MARGIN = 16  # the style sheet's padding and a little air
-    MIN_HEAD = 60  # a longer role name ("Residual (predicted − target)") is shortened too
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.setTextFormat(Qt.TextFormat.RichText)
-        self._head, self._tail = "", ""
-
-    def set_title(self, head: str, tail: str = "") -> None:
-        self._head, self._tail = head, tail
-        self.setToolTip(self.text() if tail else "")
-        self._elide()
-
-    def text(self) -> str:  # type: ignore[override]
-        """The whole title as plain text (what is shown may be shortened)."""
-        return f"{self._head}  {self._tail}" if self._tail else self._head
-
-    def shown_text(self) -> str:
-        """The title as drawn now (rich text)."""
-        return super().text()
-
-    def _head_width(self) -> int:
-        return self._bold_metrics().horizontalAdvance(self._head)
-
-    def _bold_metrics(self) -> QFontMetrics:
-        font = QFont(self.font())
-        font.setBold(True)
-        return QFontMetrics(font)
-
-    def _elide(self) -> None:
-        head_room = self.width() - self.MARGIN
-        head = (
-            f"<b>{html.escape(self._bold_metrics().elidedText(self._head, Qt.TextElideMode.ElideRight, head_room))}</b>"
-        )
-        if not self._tail:
-            self.setText(head)
-            return
-        metrics = self.fontMetrics()
-        room = head_room - self._head_width() - metrics.horizontalAdvance("  ")
-        tail = metrics.elidedText(self._tail, Qt.TextElideMode.ElideMiddle, max(room, 0))
-        self.setText(f"{head}&nbsp;&nbsp;{html.escape(tail)}" if tail else head)
-
-    def resizeEvent(self, event) -> None:
-        super().resizeEvent(event)
-        self._elide()
-
-    def minimumSizeHint(self) -> QSize:
-        return QSize(min(self._head_width(), self.MIN_HEAD) + self.MARGIN, super().minimumSizeHint().height())
-
-    def sizeHint(self) -> QSize:
-        return self.minimumSizeHint()
+    level = f"  ·  level {volume.metadata['level']}" if volume.metadata.get("level", "0") != "0" else ""
+    return f"{label}  ·  {'×'.join(str(n) for n in volume.shape)}{level}"
 
 
 class VolumePanel(QFrame):
@@ -166,6 +110,9 @@ class VolumePanel(QFrame):
         layout.setSpacing(2)
         layout.addLayout(header)
         layout.addWidget(self.plotter, 1)
+        self.colorbar = Colorbar(self)
+        self.colorbar.setObjectName(f"colorbar_{panel_role}")
+        layout.addWidget(self.colorbar)
         self.volume: Volume | None = None
         self.style: SceneStyle | None = None  # how the current scene was drawn (None: no scene)
         self._image = None
@@ -197,6 +144,7 @@ class VolumePanel(QFrame):
         if volume is None:
             self.title.set_title(label)
             self._image, self._image_source, self.style, self._scene_geometry = None, None, None, None
+            self.colorbar.clear()
             self.plotter.clear_actors()
             self.plotter.add_text(
                 PLACEHOLDERS[role],
@@ -215,6 +163,7 @@ class VolumePanel(QFrame):
         if not (reusable and update_scene(self.plotter, image, style)):
             draw_scene(self.plotter, image, style)
         self.style, self._scene_geometry = style, geometry
+        self.colorbar.set_scale(style.cmap, style.clim)
 
     def render_now(self) -> None:
         """Render once, now. (``plotter.render()`` renders and then schedules a repaint that renders again.)"""
@@ -254,7 +203,9 @@ class ViewportGrid(QWidget):
         self._dirty: set[str] = set()
         self._timer = QTimer(self, singleShot=True, interval=0)
         self._timer.timeout.connect(self._draw_step)
-        self.camera.AddObserver("ModifiedEvent", lambda *_: self.request_render(PANEL_ROLES))
+        self._camera_settled = QTimer(self, singleShot=True, interval=CAMERA_SETTLE_MS)
+        self._camera_settled.timeout.connect(self._camera_came_to_rest)
+        self.camera.AddObserver("ModifiedEvent", lambda *_: self._on_camera_moved())
         self._bounds: tuple[float, ...] | None = None
         self._settled: weakref.ref | None = None  # the preview that was current when training ended
         self._closed = False
@@ -335,7 +286,7 @@ class ViewportGrid(QWidget):
         bounds = self._data_bounds()
         if bounds is not None and bounds != self._bounds:
             self._bounds = bounds
-            self.reset_camera()
+            self.reset_camera(record=False)
 
     def flush(self) -> None:
         """Do all pending drawing now (before a screenshot or a test looks at the panels)."""
@@ -348,12 +299,50 @@ class ViewportGrid(QWidget):
         shown = [p for p in self.panels.values() if p.volume is not None and p.isVisibleTo(self)]
         return tuple(shown[0].image().bounds) if shown else None
 
-    def reset_camera(self) -> None:
-        """Show the whole volume, looking along +z with row 0 on top, turned a little to show depth."""
+    def reset_camera(self, *, record: bool = True) -> None:
+        """Show the whole volume, looking along +z with row 0 on top, turned a little to show depth; ``record``:
+        an undo step (False when new data placed the camera)."""
         shown = [p for p in self.panels.values() if p.volume is not None]
         if shown and not self._closed:
             reset_view(shown[0].plotter, shown[0].image())
             self.request_render(PANEL_ROLES)
+            self.view.set_camera(self.camera_pose(), record=record)
+
+    def camera_pose(self) -> CameraPose:
+        """Where the shared camera is now."""
+        camera = self.camera
+        return CameraPose(
+            tuple(camera.GetPosition()),
+            tuple(camera.GetFocalPoint()),
+            tuple(camera.GetViewUp()),
+            camera.GetParallelScale(),
+            camera.GetViewAngle(),
+        ).rounded()
+
+    def _on_camera_moved(self) -> None:
+        self.request_render(PANEL_ROLES)
+        if not self._closed:
+            self._camera_settled.start()
+
+    def _camera_came_to_rest(self) -> None:
+        """Tell the view state where the camera stopped: an undo step once there is something to look at."""
+        if not self._closed:
+            shows_data = any(panel.volume is not None for panel in self.panels.values())
+            self.view.set_camera(self.camera_pose(), record=shows_data)
+
+    def _apply_camera(self) -> None:
+        """Put the camera where the view state says (undo/redo of a camera move)."""
+        pose = self.view.camera
+        if pose is None or pose == self.camera_pose() or self._closed:
+            return
+        self.camera.SetPosition(pose.position)
+        self.camera.SetFocalPoint(pose.focal_point)
+        self.camera.SetViewUp(pose.view_up)
+        self.camera.SetParallelScale(pose.parallel_scale)
+        self.camera.SetViewAngle(pose.view_angle)
+        for panel in self.panels.values():
+            panel.plotter.renderer.ResetCameraClippingRange()
+        self.request_render(PANEL_ROLES)
 
     def render(self) -> None:
         """Bring every visible panel up to date and render it now."""
@@ -370,6 +359,7 @@ class ViewportGrid(QWidget):
         if not self._closed:
             self._closed = True
             self._timer.stop()
+            self._camera_settled.stop()
             for panel in self.panels.values():
                 panel.close_plotter()
         return super().close()
@@ -393,6 +383,8 @@ class ViewportGrid(QWidget):
             self.refresh(("extra",))
         elif aspect.startswith("mode:"):
             self.refresh((aspect.removeprefix("mode:"),))
+        elif aspect == "camera":
+            self._apply_camera()
         elif aspect == "cursor":
             self.refresh(tuple(r for r in PANEL_ROLES if self.view.mode_for(r) == "slices"))
         else:

@@ -119,6 +119,17 @@ def volume_name(path: Path) -> str:
     return name.removesuffix(".ome") or path.stem
 
 
+def output_path(input_path: Path, out_dir: Path, extension: str, *, suffix: str = "") -> Path:
+    """``out_dir/<volume name><suffix>.<extension>`` (``scan.ome.tif`` -> ``scan.npy``, ``scan_uncertainty.npy``);
+    VolumeWriteError when that would be the input itself."""
+    out = Path(out_dir) / f"{volume_name(Path(input_path))}{suffix}.{extension.lstrip('.')}"
+    if out.resolve() == Path(input_path).resolve():
+        raise VolumeWriteError(
+            out, "is the input file: the output would replace the input; choose another output folder or format"
+        )
+    return out
+
+
 def _load_store(path: Path, module: ModuleType, variable: str | None) -> Volume:
     """A Zarr store read whole (block-wise prediction reads it lazily through ``open_lazy`` instead)."""
     with _reading(path):
@@ -134,6 +145,12 @@ def _load_store(path: Path, module: ModuleType, variable: str | None) -> Volume:
             )
         data = to_volume_array(path, lazy.name, module.compute(path, lazy.data))
     metadata = {"variable": None, "array": lazy.name, "format": module.describe(path), "source_dtype": info.dtype}
+    try:  # a damaged lower level does not keep the level read from being shown
+        levels = module.levels(path) if metadata["format"] == "ome-zarr" else []
+    except VolumeReadError:
+        levels = []
+    if len(levels) > 1:  # a multiscale image: which level this is, and what else there is
+        metadata |= {"level": lazy.name, "levels": tuple(levels)}
     return Volume(data, spacing=lazy.spacing, name=volume_name(path), source=path, metadata=metadata)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +23,8 @@ from voxelstudio.core.volume import Spacing
 from voxelstudio.io.variables import VariableInfo, format_shape
 
 SPACING_VARIABLE = None  # TIFF keeps the voxel size in its tags, not in an array
+DEFAULT_Z_STEP_UM = 1.0
+"""The z step when a file states none (as for any volume without a voxel size)."""
 
 _UM_PER_UNIT = {"um": 1.0, "µm": 1.0, "μm": 1.0, "\\u00b5m": 1.0, "micron": 1.0, "microns": 1.0, "nm": 1e-3, "mm": 1e3}
 _STACK_AXES = "ZIQTC"  # any one of these may act as the z axis of a grayscale stack
@@ -150,7 +153,12 @@ def _ome_spacing(path: Path, xml: str) -> Spacing | None:
         return None
     sizes = []
     for axis in "YXZ":
-        value = pixels.get(f"PhysicalSize{axis}", pixels.get("PhysicalSizeX"))
+        value = pixels.get(f"PhysicalSize{axis}", pixels.get("PhysicalSizeX") if axis == "Y" else None)
+        if value is None:  # a z step is not a pixel width: sections are usually much thicker
+            problem = f"the OME-XML gives no PhysicalSizeZ; using the default z step {DEFAULT_Z_STEP_UM} µm"
+            warnings.warn(f"{path}: {problem}", stacklevel=2)
+            sizes.append(DEFAULT_Z_STEP_UM)
+            continue
         scale = _OME_UNITS.get(pixels.get(f"PhysicalSize{axis}Unit", "µm"), 1.0)
         sizes.append(float(value) * scale)
     if not all(np.isfinite(v) and v > 0 for v in sizes):

@@ -5,7 +5,9 @@ and its levels; level 0 (the finest) is the volume, its voxel size the product o
 (units converted to micrometres). Axes are stored (z, y, x); arrays come out in MATLAB order (H, W, Z) = (y, x, z)
 as a lazy transpose. Time and channel axes of length 1 are dropped; longer ones must be picked with a variable
 ``PATH[t=0,c=1]`` (``--variable``). A plain Zarr array (no multiscales) is read as (z, y, x) with spacing 1.0.
-Stores are written as OME-NGFF 0.4 (Zarr v2, which every OME-Zarr reader knows), float32, chunked.
+Stores are written as OME-NGFF 0.4 (Zarr v2, which every OME-Zarr reader knows), float32, chunked, with a
+multiscale pyramid (:mod:`voxelstudio.io.zarr_pyramid`) when they are large; :func:`levels` lists the levels and a
+level is read by naming its path as the variable (``--variable 2``).
 """
 
 from __future__ import annotations
@@ -223,6 +225,34 @@ def list_entries(path: Path) -> list[VariableInfo]:
     return [VariableInfo(n or "array", _hwz(a.shape), a.dtype.name) for n, a in _arrays(root)]
 
 
+def levels(path: str | Path) -> list[Any]:
+    """The resolution levels of an OME-Zarr image, finest first (``zarr_pyramid.Level``: path, (H, W, Z) shape,
+    spacing); a plain Zarr array is one level. Reads metadata only."""
+    from voxelstudio.io.zarr_pyramid import Level
+
+    path = Path(path)
+    root = _open(path)
+    multiscales = _multiscales(root) if hasattr(root, "members") else None
+    if not multiscales:
+        lazy = open_lazy(path)
+        return [Level(lazy.name, lazy.shape, lazy.spacing)]
+    found = []
+    for dataset in multiscales[0].get("datasets") or []:
+        name, array, names, spacing = _image(path, root, str(dataset.get("path")))
+        shape = dict(zip(names, array.shape, strict=True))
+        found.append(Level(name, (shape["y"], shape["x"], shape["z"]), spacing or (1.0, 1.0, 1.0)))
+    return found
+
+
+def opening_level(path: str | Path, max_voxels: int) -> Any:
+    """The level to open for viewing: the finest with at most ``max_voxels`` voxels (the coarsest when none is that
+    small); None when the store has one level. Reads metadata only."""
+    found = levels(path)
+    if len(found) < 2:
+        return None
+    return next((level for level in found if level.voxels <= max_voxels), found[-1])
+
+
 def _hwz(shape: Sequence[int]) -> tuple[int, ...]:
     return (shape[1], shape[2], shape[0]) if len(shape) == 3 else tuple(shape)
 
@@ -265,8 +295,11 @@ def writer(path: Path, data: np.ndarray, spacing: Spacing, variable: str, mat_ve
         raise VolumeWriteError(path, "a MAT version applies to .mat files only")
 
     def write(target: Path) -> None:
+        from voxelstudio.io.zarr_pyramid import write_pyramid
+
         array = create_store(target, data.shape, spacing, path.name.split(".")[0], chunks_for(data.shape))
         array[...] = np.ascontiguousarray(np.asarray(data, dtype=np.float32).transpose(2, 0, 1))
+        write_pyramid(target)
 
     return write
 

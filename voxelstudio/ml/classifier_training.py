@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,22 +24,21 @@ from typing import Any
 import keras
 import numpy as np
 
-from voxelstudio.core.errors import ModelError
 from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
 from voxelstudio.ml.backend import jit_compile
-from voxelstudio.ml.callbacks import (
-    CancelCallback,
-    CheckpointCallback,
-    ProgressCallback,
-    RunState,
-    TimeBudgetCallback,
-    ValidationCallback,
-)
+from voxelstudio.ml.callbacks import RunState, ValidationCallback
 from voxelstudio.ml.classifier_config import ClassifierTrainConfig
 from voxelstudio.ml.classifiers import build_classifier, load_classifier, predict_probabilities, save_classifier
-from voxelstudio.ml.device import training_scope
-from voxelstudio.ml.persistence import restore_optimizer_state
-from voxelstudio.ml.training import checkpoint_paths
+from voxelstudio.ml.fit import (
+    checkpoint_note,
+    checkpoint_paths,
+    finite,
+    fit_scope,
+    restore_run_state,
+    resume_checkpoint,
+    run_fit,
+    training_state,
+)
 from voxelstudio.ml.voxel_augment import augment_batch
 
 LAST_CHECKPOINT_EVERY_S = 30.0
@@ -160,26 +158,6 @@ def make_optimizer(cfg: ClassifierTrainConfig) -> keras.optimizers.Optimizer:
     return keras.optimizers.Adam(cfg.learning_rate)
 
 
-def _resume(model: keras.Model, cfg: ClassifierTrainConfig, out_path: Path) -> dict[str, Any]:
-    """Load the last checkpoint's weights and optimizer state into ``model``; returns its training state."""
-    last, _ = checkpoint_paths(out_path)
-    if not last.exists():
-        raise ModelError(last, "no checkpoint to resume from; train without --resume first")
-    loaded = load_classifier(last)
-    state = loaded.metadata.get("extra", {}).get("training_state")
-    if state is None:
-        raise ModelError(last, "is not a VoxelStudio training checkpoint")
-    if loaded.config != cfg.model:
-        raise ModelError(last, "was trained with a different architecture; resume needs the same model config")
-    model.set_weights(loaded.model.get_weights())
-    restore_optimizer_state(model, last)
-    return state
-
-
-def _finite(value: float) -> float | None:
-    return float(value) if math.isfinite(value) else None
-
-
 def _value_at(history: dict[str, list[Any]], key: str, epoch: int | None) -> float:
     epochs = history.get("epoch", [])
     if epoch is None or epoch not in epochs or key not in history:
@@ -214,29 +192,25 @@ def fit_classifier(
         raise ValueError(f"{len(classes)} class names for a model of {cfg.model.n_classes} classes")
     out_path = Path(out_path)
     batch_size = min(cfg.batch_size, len(y_train))
-    keras.utils.set_random_seed(cfg.seed)
-    with training_scope():
+    with fit_scope(cfg.seed):
         model = build_classifier(cfg.model)
         model.compile(
             optimizer=make_optimizer(cfg), loss=keras.losses.SparseCategoricalCrossentropy(),
             metrics=["accuracy"], jit_compile=jit_compile(),
         )  # fmt: skip
-        saved = _resume(model, cfg, out_path) if resume else {}
-
-        initial_epoch = int(saved.get("epoch", 0))
-        dataset = GridBatches(x_train, y_train, cfg, batch_size, initial_epoch)
+        saved: dict[str, Any] = {}
+        if resume:
+            saved, _ = resume_checkpoint(model, out_path, load=load_classifier,
+                                         same_model=lambda loaded: loaded.config == cfg.model)  # fmt: skip
+        dataset = GridBatches(x_train, y_train, cfg, batch_size, int(saved.get("epoch", 0)))
         max_epochs = cfg.max_epochs
-        state = RunState(max_epochs, len(dataset), initial_epoch=initial_epoch)
-        state.history = {k: [math.nan if v is None else v for v in vs] for k, vs in saved.get("history", {}).items()}
-        state.best = float(saved["best"]) if saved.get("best") is not None else math.inf
-        state.best_epoch = saved.get("best_epoch")
-        state.epochs_run = initial_epoch
+        state = restore_run_state(saved, max_epochs, len(dataset))
         monitor = "val_loss" if len(y_val) else "loss"
         last_path, _ = checkpoint_paths(out_path)
 
         def save_best(model: keras.Model, state: RunState) -> None:
-            extra = {"best_epoch": state.best_epoch, f"best_{monitor}": _finite(state.best),
-                     "val_accuracy": _finite(_value_at(state.history, "val_accuracy", state.best_epoch)),
+            extra = {"best_epoch": state.best_epoch, f"best_{monitor}": finite(state.best),
+                     "val_accuracy": finite(_value_at(state.history, "val_accuracy", state.best_epoch)),
                      "train_grids": len(y_train)}  # fmt: skip
             save_classifier(model, out_path, classes=classes, train_config=cfg, extra=extra)
 
@@ -247,10 +221,8 @@ def fit_classifier(
             if not (ending or keep_last or time.monotonic() - last_saved[0] >= LAST_CHECKPOINT_EVERY_S):
                 return
             last_saved[0] = time.monotonic()
-            data = {"epoch": state.epochs_run, "best": _finite(state.best), "best_epoch": state.best_epoch,
-                    "history": {k: [_finite(v) for v in vs] for k, vs in state.history.items()}}  # fmt: skip
-            save_classifier(model, last_path, classes=classes, train_config=cfg, extra={"training_state": data},
-                            include_optimizer=True)  # fmt: skip
+            save_classifier(model, last_path, classes=classes, train_config=cfg,
+                            extra={"training_state": training_state(state)}, include_optimizer=True)  # fmt: skip
             if keep_last:
                 extra = {"epochs": state.epochs_run, "train_grids": len(y_train)}
                 save_classifier(model, out_path, classes=classes, train_config=cfg, extra=extra)
@@ -268,26 +240,24 @@ def fit_classifier(
                 progress = dataclasses.replace(progress, done=min(round(elapsed), round(budget)), total=round(budget))
             report(dataclasses.replace(progress, values=values))
 
-        validator = AccuracyValidator(x_val, y_val, batch_size=min(batch_size, 64))
-        callbacks: list[keras.callbacks.Callback] = [
-            CheckpointCallback(state, monitor=monitor, save_last=save_last, save_best=save_best),
-            ProgressCallback(state, report_accuracy),
-            CancelCallback(state, cancel),
-            TimeBudgetCallback(state, cfg.minutes),
-            ScheduleCallback(state, cfg),
-        ]
-        if len(y_val) and cfg.budget_driven:
-            stopper = keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=cfg.patience, restore_best_weights=True
-            )
-            callbacks.insert(0, stopper)
+        def out_of_memory() -> str:
+            grid = "x".join(map(str, cfg.model.input_shape))
+            return (f"out of memory training batches of {batch_size} grids of {grid} voxels; "
+                    f"try --batch-size {max(1, batch_size // 2)} ({checkpoint_note(last_path)})")  # fmt: skip
+
+        callbacks: list[keras.callbacks.Callback] = []
         if len(y_val):
-            callbacks.insert(0, ValidationCallback(state, validator, metric="val_accuracy"))
-        if initial_epoch < max_epochs:
-            with warnings.catch_warnings():  # a cancelled partial epoch has no val_loss for early stopping
-                warnings.filterwarnings("ignore", message=".*conditioned on metric.*")
-                model.fit(dataset, epochs=max_epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=0)
-        reason = state.stopped_reason or ("early_stopping" if state.epochs_run < max_epochs else "epochs")
+            validator = AccuracyValidator(x_val, y_val, batch_size=min(batch_size, 64))
+            callbacks.append(ValidationCallback(state, validator, metric="val_accuracy"))
+            if cfg.budget_driven:
+                callbacks.append(
+                    keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience, restore_best_weights=True)
+                )
+        callbacks.append(ScheduleCallback(state, cfg))
+        reason = run_fit(
+            model, dataset, state, monitor=monitor, save_best=save_best, save_last=save_last, report=report_accuracy,
+            cancel=cancel, minutes=cfg.minutes, callbacks=callbacks, out_of_memory=out_of_memory,
+        )  # fmt: skip
         history = {k: list(v) for k, v in state.history.items()}
         return ClassifierOutcome(
             history, state.best, _value_at(history, "val_accuracy", state.best_epoch), state.best_epoch,

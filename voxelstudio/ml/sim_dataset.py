@@ -66,6 +66,8 @@ class SimulatedPatches(keras.utils.PyDataset):
         self.samples_made = 0
         self._lock = threading.Lock()
         self._executor: ProcessPoolExecutor | None = None
+        self.error: Exception | None = None
+        """The batch function's (or a dying worker's) error, once one happened."""
 
     @property
     def num_batches(self) -> int | None:
@@ -76,7 +78,11 @@ class SimulatedPatches(keras.utils.PyDataset):
         return index if self.batches is None else self.epoch * self.batches + index
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        x, y, *rest = self._make(self.key(int(index)))
+        try:
+            x, y, *rest = self._make(self.key(int(index)))
+        except Exception as exc:
+            self.error = exc  # TensorFlow re-raises it wrapped in its own error; the trainer raises this one
+            raise
         with self._lock:
             if rest:
                 self.counts.update(rest[0])

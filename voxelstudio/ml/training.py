@@ -10,9 +10,7 @@ the training state (epoch, best loss, learning rate, history), so ``resume=True`
 
 from __future__ import annotations
 
-import gc
 import math
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,25 +20,28 @@ import keras
 import numpy as np
 
 from voxelstudio.core.atomic import write_json_atomically
-from voxelstudio.core.errors import ModelError, VoxelStudioError
+from voxelstudio.core.errors import ModelError
 from voxelstudio.core.normalize import PercentileNormalizer
 from voxelstudio.core.progress import CancelToken, ReportFn, null_report
-from voxelstudio.ml.backend import is_out_of_memory, jit_compile
-from voxelstudio.ml.callbacks import (
-    CancelCallback,
-    CheckpointCallback,
-    ProgressCallback,
-    RunState,
-    TimeBudgetCallback,
-    ValidationCallback,
-)
+from voxelstudio.ml.backend import jit_compile
+from voxelstudio.ml.callbacks import RunState, ValidationCallback
 from voxelstudio.ml.config import TrainConfig
 from voxelstudio.ml.denoisers import build_denoiser, required_multiple
-from voxelstudio.ml.device import training_scope
+from voxelstudio.ml.fit import (
+    SaveFn,
+    checkpoint_note,
+    checkpoint_paths,
+    finite,
+    fit_scope,
+    restore_run_state,
+    resume_checkpoint,
+    run_fit,
+    training_state,
+)
 from voxelstudio.ml.inference import plan_prediction, predict_unit
 from voxelstudio.ml.losses import get_loss
 from voxelstudio.ml.patches import PatchSampler
-from voxelstudio.ml.persistence import file_sha256, load_model, restore_optimizer_state, save_model
+from voxelstudio.ml.persistence import file_sha256, load_model, save_model
 
 Pair = tuple[np.ndarray, np.ndarray]
 VAL_PATCHES = 4
@@ -77,23 +78,13 @@ class PatchDataset(keras.utils.PyDataset):
         return x[..., None], y[..., None]
 
 
-class TrainingMemoryError(VoxelStudioError):
-    """Training ran out of (GPU) memory: says which batch and patch size failed and what to try."""
-
-    def __init__(self, cfg: TrainConfig, checkpoint: Path) -> None:
-        kept = f"the last checkpoint {checkpoint} is kept" if checkpoint.exists() else "no checkpoint was written yet"
-        smaller = ",".join(str(max(4, n // 2)) for n in cfg.patch_shape)
-        super().__init__(
-            f"out of memory training batches of {cfg.batch_size} patches of {'x'.join(map(str, cfg.patch_shape))} "
-            f"voxels; try --batch-size {max(1, cfg.batch_size // 2)} or --patch {smaller} ({kept})"
-        )
-
-
-def checkpoint_paths(out_path: str | Path) -> tuple[Path, Path]:
-    """(last-epoch model, training-state JSON) beside ``out_path``."""
-    out_path = Path(out_path)
-    stem = out_path.name.removesuffix(".keras")
-    return out_path.with_name(f"{stem}.last.keras"), out_path.with_name(f"{stem}.last.json")
+def memory_advice(cfg: TrainConfig, checkpoint: Path) -> str:
+    """What failed when training ran out of memory, what to try, and whether a checkpoint is kept (one line)."""
+    smaller = ",".join(str(max(4, n // 2)) for n in cfg.patch_shape)
+    return (
+        f"out of memory training batches of {cfg.batch_size} patches of {'x'.join(map(str, cfg.patch_shape))} "
+        f"voxels; try --batch-size {max(1, cfg.batch_size // 2)} or --patch {smaller} ({checkpoint_note(checkpoint)})"
+    )
 
 
 def fit_normalizer(targets: Sequence[np.ndarray]) -> PercentileNormalizer:
@@ -103,10 +94,6 @@ def fit_normalizer(targets: Sequence[np.ndarray]) -> PercentileNormalizer:
     if not high > low:
         raise ValueError(f"training targets are constant ({low}); nothing to learn")
     return PercentileNormalizer(out_low=low, out_high=high)
-
-
-def _finite(value: float) -> float | None:
-    return float(value) if math.isfinite(value) else None
 
 
 class Validator:
@@ -158,24 +145,45 @@ class Validator:
         return loss, psnr, preview
 
 
-def _resume_state(model: keras.Model, cfg: TrainConfig, out_path: Path) -> tuple[dict[str, Any], PercentileNormalizer]:
-    """Load the last checkpoint's weights and optimizer state (moments, step, learning rate) into ``model``.
+def denoiser_savers(
+    out_path: Path,
+    cfg: TrainConfig,
+    normalizer: PercentileNormalizer,
+    monitor: str,
+    extra: dict[str, Any] | None = None,
+) -> tuple[SaveFn, SaveFn]:
+    """(save_best, save_last) for a denoiser run: the best model at ``out_path``; the last epoch, with its optimizer
+    state and the training state (in its metadata and in ``<stem>.last.json``), beside it. ``extra`` goes into both."""
+    last_path, state_path = checkpoint_paths(out_path)
+    extra = dict(extra or {})
 
-    The training state is read from the checkpoint's own metadata, written in the same atomic save as its weights.
-    """
-    last, _ = checkpoint_paths(out_path)
-    if not last.exists():
-        raise ModelError(last, "no checkpoint to resume from; train without resume first")
-    loaded = load_model(last)
-    state = loaded.metadata.get("extra", {}).get("training_state")
-    if loaded.train_config is None or state is None:
-        raise ModelError(last, "is not a VoxelStudio training checkpoint")
-    if loaded.train_config.model != cfg.model:
-        raise ModelError(last, "was trained with a different architecture; resume needs the same model config")
-    model.set_weights(loaded.model.get_weights())
-    restore_optimizer_state(model, last)
-    model.optimizer.learning_rate.assign(state["learning_rate"])
-    return state, loaded.normalizer
+    def save_best(model: keras.Model, state: RunState) -> None:
+        best = {"best_epoch": state.best_epoch, "best_" + monitor: finite(state.best)}
+        save_model(model, out_path, train_config=cfg, normalizer=normalizer, extra={**extra, **best})
+
+    def save_last(model: keras.Model, state: RunState) -> None:
+        learning_rate = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+        data = training_state(state, monitor=monitor, learning_rate=learning_rate)
+        save_model(
+            model, last_path, train_config=cfg, normalizer=normalizer, extra={**extra, "training_state": data},
+            optimizer_state=True,
+        )  # fmt: skip
+        write_json_atomically(state_path, {**data, "checkpoint_sha256": file_sha256(last_path)})
+
+    return save_best, save_last
+
+
+def resume_denoiser(
+    model: keras.Model, cfg: TrainConfig, out_path: Path
+) -> tuple[dict[str, Any], PercentileNormalizer]:
+    """Continue the last checkpoint beside ``out_path`` in ``model`` (weights, optimizer state, learning rate);
+    returns (its training state, its normaliser)."""
+    saved, checkpoint = resume_checkpoint(
+        model, out_path, load=load_model,
+        same_model=lambda loaded: loaded.train_config is not None and loaded.train_config.model == cfg.model,
+    )  # fmt: skip
+    model.optimizer.learning_rate.assign(saved["learning_rate"])
+    return saved, checkpoint.normalizer
 
 
 def _load_init_weights(model: keras.Model, init: str | Path) -> None:
@@ -211,15 +219,14 @@ def fit_denoiser(
     if cancel is not None:
         cancel.raise_if_cancelled("training")
     out_path = Path(out_path)
-    keras.utils.set_random_seed(cfg.seed)
-    with training_scope(mixed_precision=cfg.mixed_precision):
+    with fit_scope(cfg.seed, mixed_precision=cfg.mixed_precision):
         model = build_denoiser(cfg.model)
         loss = get_loss(cfg.loss)
         model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=loss, jit_compile=jit_compile())
-        state_data: dict[str, Any] = {}
+        saved: dict[str, Any] = {}
         normalizer = fit_normalizer([t for _, t in pairs_train])
         if resume:
-            state_data, normalizer = _resume_state(model, cfg, out_path)
+            saved, normalizer = resume_denoiser(model, cfg, out_path)
         elif init is not None:
             _load_init_weights(model, init)
 
@@ -227,38 +234,18 @@ def fit_denoiser(
             return [(normalizer.before(r), normalizer.target_to_unit(t)) for r, t in pairs]
 
         train, val = prepare(pairs_train), prepare(pairs_val)
-        multiple = required_multiple(cfg.model)
         sampler = PatchSampler(
             train, cfg.patch_shape, bead_bias=cfg.bead_bias, threshold=cfg.loss.threshold, augment=cfg.augment,
-            multiple=multiple,
+            multiple=required_multiple(cfg.model),
         )  # fmt: skip
-        initial_epoch = int(state_data.get("epoch", 0))
-        state = RunState(cfg.epochs, cfg.steps_per_epoch, initial_epoch=initial_epoch)
-        state.history = {k: list(v) for k, v in state_data.get("history", {}).items()}
-        state.best = float(state_data["best"]) if state_data.get("best") is not None else math.inf
-        state.best_epoch = state_data.get("best_epoch")
-        state.epochs_run = initial_epoch
+        state = restore_run_state(saved, cfg.epochs, cfg.steps_per_epoch)
+        dataset = PatchDataset(sampler, cfg.batch_size, cfg.steps_per_epoch, seed=(cfg.seed, state.initial_epoch))
         monitor = "val_loss" if val else "loss"
-        last_path, state_path = checkpoint_paths(out_path)
 
-        def save_best(model: keras.Model, state: RunState) -> None:
-            extra = {"best_epoch": state.best_epoch, "best_" + monitor: _finite(state.best)}
-            save_model(model, out_path, train_config=cfg, normalizer=normalizer, extra=extra)
+        save_best, save_last = denoiser_savers(out_path, cfg, normalizer, monitor, None)
 
-        def save_last(model: keras.Model, state: RunState) -> None:
-            data = {
-                "epoch": state.epochs_run,
-                "best": _finite(state.best),
-                "best_epoch": state.best_epoch,
-                "monitor": monitor,
-                "learning_rate": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
-                "history": {k: [_finite(v) for v in vs] for k, vs in state.history.items()},
-            }
-            save_model(
-                model, last_path, train_config=cfg, normalizer=normalizer, extra={"training_state": data},
-                optimizer_state=True,
-            )  # fmt: skip
-            write_json_atomically(state_path, {**data, "checkpoint_sha256": file_sha256(last_path)})
+        def out_of_memory() -> str:
+            return memory_advice(cfg, checkpoint_paths(out_path)[0])
 
         validator = Validator(val, cfg, loss, preview_source=(val or train)[0][0], to_output=normalizer.after)
         callbacks: list[keras.callbacks.Callback] = []
@@ -269,25 +256,11 @@ def fit_denoiser(
             keras.callbacks.EarlyStopping(
                 monitor=monitor, patience=cfg.early_stopping_patience, restore_best_weights=True
             ),
-            CheckpointCallback(state, monitor=monitor, save_last=save_last, save_best=save_best),
-            ProgressCallback(state, report, budget_s=None if cfg.minutes is None else cfg.minutes * 60),
-            CancelCallback(state, cancel),
-            TimeBudgetCallback(state, cfg.minutes),
         ]
-        if initial_epoch < cfg.epochs:
-            dataset = PatchDataset(sampler, cfg.batch_size, cfg.steps_per_epoch, seed=(cfg.seed, initial_epoch))
-            with warnings.catch_warnings():
-                # a cancelled partial epoch is not validated; the LR schedule and early stopping then warn needlessly
-                warnings.filterwarnings("ignore", message=".*conditioned on metric.*")
-                try:
-                    model.fit(dataset, epochs=cfg.epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=0)
-                except Exception as exc:
-                    if is_out_of_memory(exc):
-                        raise TrainingMemoryError(cfg, last_path) from exc
-                    raise
-            # a run stopped mid-epoch leaves tf.data's generator iterator in a reference cycle; finalise it now, not
-            # at interpreter exit (where TensorFlow logs an error about it)
-            gc.collect()
-        reason = state.stopped_reason or ("early_stopping" if state.epochs_run < cfg.epochs else "epochs")
+        budget_s = None if cfg.minutes is None else cfg.minutes * 60
+        reason = run_fit(
+            model, dataset, state, monitor=monitor, save_best=save_best, save_last=save_last, report=report,
+            cancel=cancel, minutes=cfg.minutes, callbacks=callbacks, eta_budget_s=budget_s, out_of_memory=out_of_memory,
+        )  # fmt: skip
         history = {k: list(v) for k, v in state.history.items()}
         return TrainOutcome(history, state.best, state.epochs_run, reason, out_path if out_path.exists() else None)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyvista as pv
 
+from voxelstudio.render.colormaps import colormap
 from voxelstudio.render.grid import IMAGE_VIEW_UP, SCALARS, SOURCE_SPACING, nice_length
 from voxelstudio.render.transfer import Clim, OpacityCurve
 
@@ -44,6 +45,7 @@ class SceneStyle:
 
     mode: str = "mip"
     cmap: str = "gray"
+    """A colormap name (see :mod:`voxelstudio.render.colormaps`; ``_r`` inverts)."""
     clim: Clim = (0.0, 1.0)
     opacity: OpacityCurve = field(default_factory=OpacityCurve)
     iso_fraction: float = 0.5
@@ -117,7 +119,7 @@ def _add_volume(plotter: pv.BasePlotter, image: pv.ImageData, style: SceneStyle)
         scalars=np.zeros(stand_in.n_points, dtype=np.float32),
         opacity_unit_distance=image.length / (np.mean(image.dimensions) - 1),
         clim=style.clim,
-        cmap=style.cmap,
+        cmap=colormap(style.cmap),
         # an opacity array as long as the colour table is taken as is, in 0..255 units
         opacity="linear" if mip else np.round(style.opacity.values(_N_COLORS) * 255).astype(np.uint8),
         n_colors=_N_COLORS,
@@ -173,7 +175,7 @@ def _add_slices(plotter: pv.BasePlotter, image: pv.ImageData, style: SceneStyle)
             plotter.add_mesh(
                 plane,
                 scalars=SCALARS,
-                cmap=style.cmap,
+                cmap=colormap(style.cmap),
                 clim=style.clim,
                 show_scalar_bar=False,
                 lighting=False,
@@ -193,7 +195,7 @@ def _add_scale_bar(plotter: pv.BasePlotter, image: pv.ImageData) -> None:
         pv.Line(start, end), color=FOREGROUND, line_width=4, name="scale-bar", render=False, reset_camera=False
     )
     plotter.add_point_labels(
-        [((start[0] + end[0]) / 2, y + 0.05 * (y1 - y0), z0)],
+        [((start[0] + end[0]) / 2, y + 0.10 * (y1 - y0), z0)],  # text rises from its anchor: clear of the bar
         [f"{length:g} µm"],
         font_size=11,
         text_color=FOREGROUND,

@@ -16,13 +16,13 @@ from typing import Any
 import numpy as np
 
 from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
-from voxelstudio.core.resources import resource_path
 from voxelstudio.core.volume import Volume
 from voxelstudio.sim import simulate_pair
 from voxelstudio.sim.jitter import jitter_params
 from voxelstudio.sim.measured_psf import simulate_pair_with_psf
 from voxelstudio.tasks.calibrate import Calibration
 from voxelstudio.tasks.calibration_file import calibrate_checked, calibration_record, check_measured_psf, load_scans
+from voxelstudio.tasks.denoise import default_model_path
 from voxelstudio.tasks.train import TrainResult, train_denoiser
 
 PAIR_LATERAL = 96
@@ -39,11 +39,6 @@ class AdaptResult:
 
     calibration: Calibration
     training: TrainResult
-
-
-def default_init() -> Path:
-    """The bundled denoiser, the default starting point."""
-    return resource_path("models", "denoiser_default.keras")
 
 
 def simulate_matched_pairs(
@@ -122,7 +117,7 @@ def _check_arguments(out: Path, minutes: float, init: str | Path | None) -> Path
         raise ValueError(f"{out}: the model file must end in .keras")
     if not minutes > 0:
         raise ValueError(f"--minutes: must be positive, got {minutes:g}")
-    init = default_init() if init is None else Path(init)
+    init = default_model_path() if init is None else Path(init)
     if not init.exists():
         raise ValueError(f"{init}: no such model file")
     return init

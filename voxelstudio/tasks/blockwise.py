@@ -1,10 +1,11 @@
 """Block-wise denoising of a (OME-)Zarr store into an OME-Zarr store: memory bounded by one block, resumable,
 optionally spread over a dask.distributed cluster.
 
-Each block of the output (one output chunk) is predicted from the block plus a halo of at least the network's
-one-sided reach, cut on the same pooling grid and padded the same way as whole-volume prediction pads the volume, so
-the result equals whole-volume tiled prediction. All blocks share one normalisation range, computed once from a
-fixed strided sample of the volume (the whole volume when it has at most SAMPLE_VOXELS voxels).
+Each block of the output (one output chunk) is predicted as :mod:`voxelstudio.tasks.block_predict` describes, so the
+result equals whole-volume tiled prediction (with ``tta`` too: the mean and the spread of the 8 transforms, the
+spread written as a second store). All blocks share one normalisation range, computed once from a fixed strided
+sample of the volume (the whole volume when it has at most SAMPLE_VOXELS voxels). When every block is done, the
+lower-resolution levels of the multiscale pyramid are written (:mod:`voxelstudio.io.zarr_pyramid`).
 
 The output is written into a hidden temporary store beside the target (``.<name>.<8 hex>.partial``, named from the
 input, model and block shape so that ``resume`` finds it); a finished block is recorded as a marker file in its
@@ -14,24 +15,30 @@ input, model and block shape so that ``resume`` finds it); a finished block is r
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import logging
 import math
 import os
 import shutil
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from voxelstudio.core.atomic import RESUMABLE, publish_directory, temporary_directory_name, write_json_atomically
 from voxelstudio.core.errors import VolumeReadError, VolumeWriteError, VoxelStudioError
 from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
+from voxelstudio.core.provenance import denoise_provenance, input_record, model_record
 from voxelstudio.io import zarr_
 from voxelstudio.io.api import volume_name
+from voxelstudio.io.zarr_pyramid import write_pyramid
+from voxelstudio.tasks.block_predict import (
+    UNCERTAINTY_FOLDER,
+    BlockJob,
+    block_grid,
+    cached_model,
+    predict_block,
+)
 
 log = logging.getLogger(__name__)
 Shape3 = tuple[int, int, int]
@@ -40,95 +47,6 @@ SAMPLE_VOXELS = 1 << 22
 CONNECT_TIMEOUT_S = 10
 DONE = ".voxelstudio-done"
 RUN = RESUMABLE
-
-
-@dataclass(frozen=True)
-class BlockJob:
-    """Everything one block needs (picklable: it travels to dask workers)."""
-
-    source: str
-    variable: str | None
-    model_path: str
-    trusted: bool
-    store: str
-    value_range: tuple[float, float]
-    tile_shape: Shape3 | None
-
-
-_MODELS: dict[tuple[str, bool], Any] = {}
-
-
-def _model(path: str, trusted: bool) -> tuple[Any, bool]:
-    """The loaded model, once per process; True when this call loaded it."""
-    key = (path, trusted)
-    if key in _MODELS:
-        return _MODELS[key], False
-    from voxelstudio.ml.persistence import load_model
-
-    _MODELS[key] = load_model(path, trusted=trusted)
-    log.info("process %d loaded model %s", os.getpid(), path)
-    return _MODELS[key], True
-
-
-def block_grid(shape: Sequence[int], block: Sequence[int]) -> list[tuple[Shape3, Shape3]]:
-    """(start, stop) of every block of ``block`` voxels covering ``shape`` (H, W, Z), in C order."""
-    starts = [range(0, int(s), int(b)) for s, b in zip(shape, block, strict=True)]
-    return [
-        (start, tuple(min(a + int(b), int(s)) for a, b, s in zip(start, block, shape, strict=True)))  # type: ignore[misc]
-        for start in itertools.product(*starts)
-    ]
-
-
-def _region(start: int, stop: int, size: int, margin: int, multiple: int) -> tuple[int, int, int, int]:
-    """Where to read for a block [start, stop) on one axis: (padded-coordinate region a, b; pad before; pad after).
-
-    Whole-volume prediction reflects ``extra = (-size) % multiple`` voxels split evenly around the volume; the region
-    lies on that padded volume's pooling grid and reaches ``margin`` voxels beyond the block where it can.
-    """
-    extra = (-size) % multiple
-    low = extra // 2
-    padded = size + extra
-    a = max(0, (start + low - margin) // multiple * multiple)
-    b = min(padded, -(-(stop + low + margin) // multiple) * multiple)
-    return a, b, max(0, low - a), max(0, b - low - size)
-
-
-def predict_block(job: BlockJob, start: Shape3, stop: Shape3) -> tuple[int, bool]:
-    """Predict one block and write it into the temporary store; returns (process id, whether it loaded the model)."""
-    import zarr
-
-    from voxelstudio.ml.denoisers import required_multiple
-    from voxelstudio.ml.inference import normalized_predict_fn, plan_prediction, predict_unit, tile_margin
-
-    loaded, fresh = _model(job.model_path, job.trusted)
-    cfg = loaded.train_config.model
-    lazy = zarr_.open_lazy(job.source, job.variable)
-    regions = [
-        _region(a, b, s, g, m)
-        for a, b, s, g, m in zip(start, stop, lazy.shape, tile_margin(cfg), required_multiple(cfg), strict=True)
-    ]
-    read = tuple(slice(a + before - _low(s, m), b - after - _low(s, m)) for (a, b, before, after), s, m in
-                 zip(regions, lazy.shape, required_multiple(cfg), strict=True))  # fmt: skip
-    x = zarr_.compute(Path(job.source), lazy.data[read]).astype(np.float32, copy=False)
-    pads = [(before, after) for _, _, before, after in regions]
-    if any(p != (0, 0) for p in pads):
-        x = np.pad(x, pads, mode="reflect")
-    plan = plan_prediction(cfg, x.shape, tile_shape=job.tile_shape)
-    tile_fn = normalized_predict_fn(loaded.model, loaded.normalizer, job.value_range)
-    out, _, _ = predict_unit(loaded.model, cfg, x, plan=plan, tile_fn=tile_fn)
-    keep = tuple(
-        slice(s0 + _low(n, m) - a, s1 + _low(n, m) - a)
-        for s0, s1, (a, _, _, _), n, m in zip(start, stop, regions, lazy.shape, required_multiple(cfg), strict=True)
-    )
-    array = zarr.open_array(str(Path(job.store) / "0"), mode="r+")
-    array[start[2] : stop[2], start[0] : stop[0], start[1] : stop[1]] = np.ascontiguousarray(
-        out[keep].transpose(2, 0, 1)
-    )
-    return os.getpid(), fresh
-
-
-def _low(size: int, multiple: int) -> int:
-    return ((-size) % multiple) // 2
 
 
 def sample_range(normalizer: Any, lazy: zarr_.LazyVolume, source: Path) -> tuple[float, float]:
@@ -235,6 +153,7 @@ def denoise_store(
     out: str | Path,
     *,
     model_path: str | Path,
+    loaded: Any = None,
     variable: str | None = None,
     trusted: bool = False,
     block: Sequence[int] | None = None,
@@ -242,29 +161,54 @@ def denoise_store(
     resume: bool = False,
     overwrite: bool = False,
     scheduler: str | None = None,
+    uncertainty_out: str | Path | None = None,
     report: ReportFn = null_report,
     cancel: CancelToken | None = None,
 ) -> BlockwiseResult:
     """Denoise the volume in a Zarr store block by block into the OME-Zarr store ``out`` (see the module notes).
 
+    ``loaded``: the model at ``model_path`` when the caller has loaded it already (it is not loaded again here).
     ``block`` (H, W, Z) is also the output's chunk shape (default: the input's chunks when 3-D, else 256x256x64);
     ``scheduler`` is a dask.distributed scheduler address (None: in this process); ``resume`` continues an
-    interrupted run of the same input, model and block shape. Returns the output path and provenance.
+    interrupted run of the same input, model and block shape; ``uncertainty_out`` (a store path) asks for
+    test-time augmentation, whose per-voxel spread goes there. Returns the output path and provenance.
     """
-
     source, out = Path(source), Path(out)
-    if out.exists() and not overwrite:
-        raise VolumeWriteError(out, "already exists; pass overwrite=True (--overwrite) to replace it")
+    spread_out = None if uncertainty_out is None else Path(uncertainty_out)
+    for target in filter(None, (out, spread_out)):
+        if target.exists() and not overwrite:
+            raise VolumeWriteError(target, "already exists; pass overwrite=True (--overwrite) to replace it")
     if not out.parent.is_dir():
         raise VolumeWriteError(out, f"folder {out.parent} does not exist")
     lazy = zarr_.open_lazy(source, variable)
     client = None if scheduler is None else _connect(scheduler)  # before anything is written
     try:
-        return _denoise_store(source, out, lazy, client, model_path, variable, trusted, block, tile_shape, resume,
-                              overwrite, scheduler, report, cancel)  # fmt: skip
+        if loaded is None:  # this very file, not one an earlier call in this process loaded from the same path
+            from voxelstudio.ml.persistence import file_sha256
+
+            model, fresh = cached_model(str(model_path), trusted, file_sha256(model_path))
+        else:
+            model, fresh = cached_model(str(model_path), trusted, loaded=loaded)
+        if model.train_config is None:
+            raise VoxelStudioError(f"{model_path}: has no VoxelStudio training metadata")
+        settings = _Settings(variable, trusted, block, tile_shape, resume, overwrite, scheduler, spread_out)
+        loads = {str(os.getpid()): 1} if fresh else {}
+        return _denoise_store(source, out, lazy, client, Path(model_path), model, loads, settings, report, cancel)
     finally:
         if client is not None:
             client.close()
+
+
+@dataclass(frozen=True)
+class _Settings:
+    variable: str | None
+    trusted: bool
+    block: Sequence[int] | None
+    tile_shape: Sequence[int] | None
+    resume: bool
+    overwrite: bool
+    scheduler: str | None
+    spread_out: Path | None
 
 
 def _denoise_store(
@@ -272,66 +216,66 @@ def _denoise_store(
     out: Path,
     lazy: zarr_.LazyVolume,
     client: Any,
-    model_path: str | Path,
-    variable: str | None,
-    trusted: bool,
-    block: Sequence[int] | None,
-    tile_shape: Sequence[int] | None,
-    resume: bool,
-    overwrite: bool,
-    scheduler: str | None,
+    model_path: Path,
+    model: Any,
+    loads: dict[str, int],
+    settings: _Settings,
     report: ReportFn,
     cancel: CancelToken | None,
 ) -> BlockwiseResult:
-    from voxelstudio.ml.persistence import file_sha256
+    from voxelstudio.ml.inference import TTA_TRANSFORMS, runtime_info
 
+    block = settings.block
     if block is None and len(lazy.array.chunks) == 3 and lazy.axes == ("z", "y", "x"):
         block = (lazy.array.chunks[1], lazy.array.chunks[2], lazy.array.chunks[0])
     chunks = zarr_.chunks_for(lazy.shape, block)
     block_hwz: Shape3 = (chunks[1], chunks[2], chunks[0])
-    sha = file_sha256(Path(model_path))
-    key = f"{source.resolve()}|{variable}|{sha}|{block_hwz}|{tile_shape}"
+    tta = settings.spread_out is not None
+    tile = None if settings.tile_shape is None else tuple(int(t) for t in settings.tile_shape)
+    key = f"{source.resolve()}|{settings.variable}|{model.sha256}|{block_hwz}|{tile}|{tta}"
     temporary = temporary_directory_name(out, hashlib.sha256(key.encode()).hexdigest()[:8])
-    done_dir, run_file = temporary / DONE, temporary / RUN
-    loads_here: dict[str, int] = {}  # model loads in this process (for the normalisation sample)
-    run = _resumable_run(run_file) if resume else None
+    done_dir, run_file, spread_dir = temporary / DONE, temporary / RUN, temporary / UNCERTAINTY_FOLDER
+    run = _resumable_run(run_file) if settings.resume else None
     if temporary.exists() and run is None:
         shutil.rmtree(temporary)  # an earlier run of the same job that is not to be resumed (or unreadable)
     if run is not None:
         value_range = (float(run["value_range"][0]), float(run["value_range"][1]))
     else:
-        loaded, fresh = _model(str(model_path), trusted)
-        if fresh:
-            loads_here[str(os.getpid())] = 1
-        if loaded.train_config is None:
-            raise VoxelStudioError(f"{model_path}: has no VoxelStudio training metadata")
-        value_range = sample_range(loaded.normalizer, lazy, source)
+        value_range = sample_range(model.normalizer, lazy, source)
         zarr_.create_store(temporary, lazy.shape, lazy.spacing, volume_name(out), chunks)
+        if settings.spread_out is not None:
+            zarr_.create_store(spread_dir, lazy.shape, lazy.spacing, volume_name(settings.spread_out), chunks)
         done_dir.mkdir()
-        run = {"input": str(source.resolve()), "model_sha256": sha, "block": list(block_hwz)}
+        run = {"input": str(source.resolve()), "model_sha256": model.sha256, "block": list(block_hwz)}
         write_json_atomically(run_file, {**run, "value_range": list(value_range)})
-    job = BlockJob(
-        str(source), variable, str(model_path), trusted, str(temporary), value_range,
-        None if tile_shape is None else tuple(int(t) for t in tile_shape),  # type: ignore[arg-type]
-    )  # fmt: skip
+    job = BlockJob(str(source), settings.variable, str(model_path), settings.trusted, str(temporary), value_range,
+                   tile, tta, model.sha256)  # type: ignore[arg-type]  # fmt: skip
     blocks = block_grid(lazy.shape, block_hwz)
     finished = {p.name for p in done_dir.iterdir()}
     todo = [(a, b) for a, b in blocks if _marker(a) not in finished]
     report(Progress(len(blocks) - len(todo), len(blocks), "blocks"))
     try:
-        loads = _run_blocks(job, todo, done_dir, len(blocks), client, report, cancel, loads_here)
+        loads = _run_blocks(job, todo, done_dir, len(blocks), client, report, cancel, loads)
     except VolumeReadError:
         shutil.rmtree(temporary, ignore_errors=True)  # bad input: nothing worth resuming
         raise
+    report(Progress(None, None, "writing the lower-resolution levels"))
+    levels = write_pyramid(temporary)
+    if settings.spread_out is not None and spread_dir.exists():  # gone: published before an interruption
+        write_pyramid(spread_dir)
+        publish_directory(spread_dir, settings.spread_out, overwrite=settings.overwrite)
     shutil.rmtree(done_dir)
     run_file.unlink()
-    publish_directory(temporary, out, overwrite=overwrite)
-    provenance = {
-        "blockwise": {
-            "block": list(block_hwz), "blocks": len(blocks), "resumed_blocks": len(blocks) - len(todo),
-            "value_range": list(value_range), "scheduler": scheduler, "model_loads_per_process": loads,
-            "job": {k: v for k, v in asdict(job).items() if k in ("tile_shape", "variable")},
-        },
-        "input": {"path": str(source.resolve()), "shape": list(lazy.shape), "spacing": list(lazy.spacing)},
+    publish_directory(temporary, out, overwrite=settings.overwrite)
+    transforms = len(TTA_TRANSFORMS) if tta else 1
+    tiling = {"tile_shape": None if tile is None else list(tile), "tta": tta, "transforms": transforms}
+    record = input_record(source, lazy.name, lazy.shape, lazy.spacing, settings.variable)
+    provenance = denoise_provenance(record, model_path, model_record(model), tiling, runtime_info())
+    provenance["blockwise"] = {
+        "block": list(block_hwz), "blocks": len(blocks), "resumed_blocks": len(blocks) - len(todo),
+        "value_range": list(value_range), "scheduler": settings.scheduler, "model_loads_per_process": loads,
+        "levels": levels,
     }  # fmt: skip
+    if settings.spread_out is not None:
+        provenance["uncertainty_output"] = str(settings.spread_out.resolve())
     return BlockwiseResult(out, provenance)

@@ -36,6 +36,10 @@ CROP_AXIAL_UM = 1.2
 """... and this far axially (at least 4 voxels)."""
 Z_STEP_GUESS_UM = 0.2
 """Axial voxel size assumed for sizing the bead box when the z step is to be fitted."""
+LONGER_BOX = 1.75
+"""A bead that does not fall to half its peak inside the box along z is averaged again in a box this much longer."""
+AXIAL_FWHM_TOLERANCE = 0.2
+"""The fitted model's axial FWHM must be within this fraction of the measured bead's, or the fit missed the PSF."""
 
 
 @dataclass(frozen=True)
@@ -54,8 +58,25 @@ class Calibration:
     scan_shape: tuple[int, int, int] = (0, 0, 0)  # the shallowest scan's shape
 
     @property
+    def problems(self) -> list[str]:
+        """Why the fitted optics cannot be trusted (empty when they can): the fit's own residual, a bead longer than
+        its box, or a fitted PSF whose axial width differs from the measured bead's."""
+        fit, found = self.optics_fit, []
+        if not fit.converged:
+            found.append(f"the optics fit left a residual {fit.noise_ratio:.3g}x the noise variance")
+        measured, model = self.fwhm_um["measured"]["axial"], self.fwhm_um["model"]["axial"]
+        if measured is None:
+            found.append("the averaged bead does not fall to half its peak along z inside its box (a strongly "
+                         "aberrated PSF, or too few z slices): its axial width could not be checked")  # fmt: skip
+        elif model is None or abs(model - measured) > AXIAL_FWHM_TOLERANCE * measured:
+            width = "n/a" if model is None else f"{model:.2f}"
+            found.append(f"the fitted PSF's axial FWHM ({width} µm) differs from the measured bead's "
+                         f"({measured:.2f} µm) by more than {AXIAL_FWHM_TOLERANCE:.0%}")  # fmt: skip
+        return found
+
+    @property
     def converged(self) -> bool:
-        return self.optics_fit.converged
+        return not self.problems
 
 
 def resolve_spacing(volumes: Sequence[Volume], voxel_size: Sequence[float] | None) -> tuple[float, float, float | None]:
@@ -159,6 +180,7 @@ def calibrate_volumes(
     scan_shape = min((v.shape for v in volumes), key=lambda s: s[2])
     half = bead_box((y, x, z), scan_shape)
     beads = average_beads(electrons, half, min_beads=MIN_BEADS)
+    half, beads = lengthen_if_cut(electrons, half, beads, scan_shape)
     _check(cancel, report, 2, stages, "fitting the optics")
     free = tuple(n for n, given in (("na", na), ("wavelength_um", wavelength_um)) if given is None)
     free += ("ns", "depth_um") + (("z_step_um",) if z is None else ())
@@ -206,6 +228,28 @@ def calibrate_volumes(
     assumed += [f"out_of_stack {params.out_of_stack:g} (default)"]
     report(Progress(stages, stages, "calibrated"))
     return Calibration(params, optics_fit, camera, beads, ambient, fitted, fwhm, assumed, clipped, scan_shape)
+
+
+def axially_cut(image: np.ndarray) -> bool:
+    """Whether the bead image does not fall to half its peak on both sides along z (its box is too short)."""
+    y, x, z = np.unravel_index(int(np.argmax(image)), image.shape)
+    return profile_fwhm(image[y, x, :], int(z)) is None
+
+
+def lengthen_if_cut(
+    electrons: Sequence[np.ndarray], half: tuple[int, int, int], beads: BeadAverage, scan_shape: tuple[int, int, int]
+) -> tuple[tuple[int, int, int], BeadAverage]:
+    """Average the beads again in a box LONGER_BOX times longer along z while the bead is cut by its box and the
+    scan allows (strong aberration stretches a bead over microns); keeps the last box with enough beads."""
+    limit = (scan_shape[2] - 3) // 2
+    while axially_cut(beads.image) and half[2] < limit:
+        longer = (half[0], half[1], min(math.ceil(half[2] * LONGER_BOX), limit))
+        try:
+            beads = average_beads(electrons, longer, min_beads=MIN_BEADS)
+        except ValueError:  # too few beads fit the longer box: the problem is reported with the fit
+            break
+        half = longer
+    return half, beads
 
 
 def _check(cancel: CancelToken | None, report: ReportFn, done: int, total: int, what: str) -> None:

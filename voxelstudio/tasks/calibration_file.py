@@ -65,6 +65,7 @@ def _report(cal: Calibration, sources: Sequence[str | Path]) -> dict[str, Any]:
         "camera_blocks": cal.camera.n_blocks,
         "fit": {
             "converged": cal.converged,
+            "problems": cal.problems,
             "relative_residual": fit.relative_residual,
             "noise_ratio": fit.noise_ratio,
         },
@@ -192,9 +193,7 @@ def calibrate_checked(
         check_measured_psf(psf, (y, x, z if z is not None else 0.0))
     cal = calibrate_volumes(volumes, **options)
     if not cal.converged and not force:
-        fit = cal.optics_fit
         raise NotConvergedError(
-            f"the optics fit did not converge (residual {fit.relative_residual:.3g} of the bead's signal, "
-            f"{fit.noise_ratio:.3g}x the noise variance); nothing written (--force writes it anyway)"
+            f"the calibration is not trustworthy: {'; '.join(cal.problems)}; nothing written (--force writes it anyway)"
         )
     return cal

@@ -4,24 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import psutil
 
-from voxelstudio import __version__
-from voxelstudio.core.errors import ModelError, VolumeWriteError, VoxelStudioError
+from voxelstudio.core.errors import ModelError, VoxelStudioError
 from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
-from voxelstudio.core.provenance import denoise_provenance, write_sidecar
+from voxelstudio.core.provenance import denoise_provenance, model_record, write_sidecar
 from voxelstudio.core.resources import resource_path
 from voxelstudio.core.volume import Volume
 from voxelstudio.io import load_volume, save_volume
-from voxelstudio.io.api import volume_name
+from voxelstudio.io.api import output_path
 
 DEFAULT_MODEL = ("models", "denoiser_default.keras")
 FORMATS = ("mat", "tif", "npy", "zarr", "ome.tif")
 STORE_SUFFIX = ".zarr"
+UNCERTAINTY_SUFFIX = "_uncertainty"
 GIB = float(1 << 30)
 
 
@@ -91,9 +90,7 @@ def _denoise_loaded(
     prediction, uncertainty, tiling = predict_volume(
         loaded, volume.data, tile_shape=tile_shape, tta=tta, report=report, cancel=cancel
     )
-    model = {"sha256": loaded.sha256, "saved_at": loaded.metadata.get("saved_at"),
-             "train_config": loaded.train_config.to_dict(), "normalizer": loaded.normalizer.to_dict()}  # fmt: skip
-    provenance = denoise_provenance(volume, model_path, model, tiling, runtime_info())
+    provenance = denoise_provenance(volume, model_path, model_record(loaded), tiling, runtime_info())
     denoised = volume.replace(data=prediction, name=f"{volume.name}_denoised", source=None)
     spread = None
     if uncertainty is not None:
@@ -120,14 +117,31 @@ def denoise_volume(
     return _denoise_loaded(volume, path, loaded, tta=tta, tile_shape=tile_shape, report=report, cancel=cancel)
 
 
-def output_path(input_path: Path, out_dir: Path, fmt: str) -> Path:
-    """``out_dir/<input stem>.<fmt>``; VolumeWriteError when that would be the input file itself."""
+def extension(fmt: str) -> str:
+    """The file extension of an output format (``zarr`` is written as OME-Zarr: ``.ome.zarr``)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown output format {fmt!r}; choose from {', '.join(FORMATS)}")
-    out = out_dir / f"{volume_name(input_path)}.{'ome.zarr' if fmt == 'zarr' else fmt}"
-    if out.resolve() == input_path.resolve():
-        raise VolumeWriteError(out, "is the input file; choose another output folder or format")
-    return out
+    return "ome.zarr" if fmt == "zarr" else fmt
+
+
+def is_store(path: Path) -> bool:
+    """Whether ``path`` names a Zarr store (denoised block by block when written as Zarr)."""
+    return path.suffix.lower() == STORE_SUFFIX
+
+
+def check_options(
+    inputs: Sequence[Path], fmt: str, *, resume: bool, scheduler: str | None, block: Sequence[int] | None
+) -> None:
+    """ValueError (one line, naming the first input concerned) when block-wise options meet an input that is not
+    denoised block by block; called before any work starts."""
+    options = [name for name, given in (("--scheduler", scheduler), ("--resume", resume), ("--block", block)) if given]
+    if not options:
+        return
+    if fmt != "zarr":
+        raise ValueError(f"{', '.join(options)}: only for Zarr stores denoised with --format zarr")
+    other = next((p for p in inputs if not is_store(p)), None)
+    if other is not None:
+        raise ValueError(f"{other}: {', '.join(options)} work on Zarr stores only; denoise this file in another run")
 
 
 def denoise_files(
@@ -146,16 +160,19 @@ def denoise_files(
     report: ReportFn = null_report,
     cancel: CancelToken | None = None,
 ) -> list[Path]:
-    """Denoise files into ``out_dir/<stem>.<fmt>`` (input variable name and spacing kept) with a JSON sidecar
-    ``<stem>.<fmt>.json`` of provenance; with ``tta`` also ``<stem>_uncertainty.<fmt>``. Returns the outputs.
+    """Denoise files into ``out_dir/<name>.<fmt>`` (``<name>``: the file name without its format suffixes, e.g.
+    ``scan`` for ``scan.ome.tif``; input variable name and spacing kept) with a JSON sidecar ``<name>.<fmt>.json``
+    of provenance; with ``tta`` also ``<name>_uncertainty.<fmt>``. Returns the outputs.
 
     A Zarr store denoised to ``fmt="zarr"`` goes block by block (:mod:`voxelstudio.tasks.blockwise`): ``block``
-    (H, W, Z), ``resume`` and ``scheduler`` (a dask.distributed address) apply there."""
+    (H, W, Z), ``resume`` and ``scheduler`` (a dask.distributed address) apply there, and are refused (before any
+    work) when another input is in the list; with ``resume``, outputs an earlier run finished are kept and skipped."""
     inputs = [Path(p) for p in paths]
     out_dir = Path(out_dir)
-    outputs = [output_path(p, out_dir, fmt) for p in inputs]
+    outputs = [output_path(p, out_dir, extension(fmt)) for p in inputs]
     if len(set(outputs)) != len(outputs):
         raise ValueError("two inputs share a file name; their outputs would collide in one folder")
+    check_options(inputs, fmt, resume=resume, scheduler=scheduler, block=block)
     model, loaded = _load(model_path, trusted)
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -167,13 +184,15 @@ def denoise_files(
             done = index + (p.fraction or 0.0)
             report(Progress(done, len(inputs), f"{name}: {p.message}" if p.message else name, p.values))
 
-        if fmt == "zarr" and source.suffix.lower() == STORE_SUFFIX:
-            written.append(_denoise_store(source, out, model, trusted, tta, tile_shape, overwrite, block, resume,
-                                          scheduler, file_report, cancel))  # fmt: skip
+        if fmt == "zarr" and is_store(source):
+            if resume and out.exists() and not overwrite:  # finished by an earlier run: go on to the next input
+                report(Progress(index + 1, len(inputs), f"kept finished {out.name}"))
+                written.append(out)
+                continue
+            written.append(_denoise_store(source, out, model, loaded, trusted, tta, tile_shape, overwrite, block,
+                                          resume, scheduler, file_report, cancel))  # fmt: skip
             report(Progress(index + 1, len(inputs), f"wrote {out.name}"))
             continue
-        if scheduler is not None or resume:
-            raise ValueError("--scheduler and --resume apply to Zarr inputs denoised with --format zarr")
         volume = load_volume(source)
         result = _denoise_loaded(
             volume, model, loaded, tta=tta, tile_shape=tile_shape, report=file_report, cancel=cancel
@@ -181,7 +200,7 @@ def denoise_files(
         provenance = {**result.provenance, "output": str(out.resolve())}
         save_volume(result.prediction, out, overwrite=overwrite)
         if result.uncertainty is not None:
-            spread_path = out.with_name(f"{source.stem}_uncertainty.{fmt}")
+            spread_path = output_path(source, out_dir, extension(fmt), suffix=UNCERTAINTY_SUFFIX)
             save_volume(result.uncertainty, spread_path, overwrite=overwrite)
             provenance["uncertainty_output"] = str(spread_path.resolve())
         write_sidecar(out, provenance, overwrite=overwrite)
@@ -194,6 +213,7 @@ def _denoise_store(
     source: Path,
     out: Path,
     model: Path,
+    loaded: Any,
     trusted: bool,
     tta: bool,
     tile_shape: Sequence[int] | None,
@@ -204,23 +224,12 @@ def _denoise_store(
     report: ReportFn,
     cancel: CancelToken | None,
 ) -> Path:
-    from voxelstudio.ml.inference import runtime_info
-    from voxelstudio.ml.persistence import file_sha256
     from voxelstudio.tasks.blockwise import denoise_store
 
-    if tta:
-        raise ValueError("--tta is not available for block-wise (Zarr to Zarr) denoising")
+    spread = output_path(source, out.parent, extension("zarr"), suffix=UNCERTAINTY_SUFFIX) if tta else None
     result = denoise_store(
-        source, out, model_path=model, trusted=trusted, block=block, tile_shape=tile_shape, resume=resume,
-        overwrite=overwrite, scheduler=scheduler, report=report, cancel=cancel,
+        source, out, model_path=model, loaded=loaded, trusted=trusted, block=block, tile_shape=tile_shape,
+        resume=resume, overwrite=overwrite, scheduler=scheduler, uncertainty_out=spread, report=report, cancel=cancel,
     )  # fmt: skip
-    runtime = runtime_info()
-    provenance = {
-        **result.provenance,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "model": {"path": str(model.resolve()), "sha256": file_sha256(model)},
-        "versions": {"voxelstudio": __version__, **runtime["versions"]},
-        "output": str(out.resolve()),
-    }
-    write_sidecar(out, provenance, overwrite=True)
+    write_sidecar(out, {**result.provenance, "output": str(out.resolve())}, overwrite=True)
     return out

@@ -76,14 +76,17 @@ def _version(distribution: str) -> str | None:
         return None
 
 
-def environment_report(*, timeout: float = PROBE_TIMEOUT_S, disk_path: str | Path = ".") -> dict[str, Any]:
+def environment_report(
+    *, timeout: float = PROBE_TIMEOUT_S, disk_path: str | Path = ".", qt_probe: str | None = None
+) -> dict[str, Any]:
     """Everything ``voxelstudio doctor --json`` prints: keys ``python``, ``voxelstudio``, ``keras``, ``platform``,
     ``backend`` (the one jobs will use), ``backends`` (name -> {installed, version, devices[, error]}), ``opengl``,
-    ``qt``, ``memory``."""
+    ``qt``, ``memory``. ``qt_probe`` names the module that probes Qt (the GUI layer's, passed in by the caller: tasks
+    know nothing of Qt); without it ``qt`` says it was not probed."""
     installed = installed_backends()
     probes = {name: _start("voxelstudio.ml.probe", {"KERAS_BACKEND": name}) for name in installed}
     opengl = _start("voxelstudio.render.probe")
-    qt = _start("voxelstudio.gui.probe")
+    qt = None if qt_probe is None else _start(qt_probe)
     backends: dict[str, Any] = {}
     for name in BACKENDS:
         if name not in installed:
@@ -102,7 +105,10 @@ def environment_report(*, timeout: float = PROBE_TIMEOUT_S, disk_path: str | Pat
         "backend": requested_backend(),
         "backends": backends,
         "opengl": _finish(opengl, timeout),
-        "qt": {**_finish(qt, timeout), "QT_QPA_PLATFORM": os.environ.get("QT_QPA_PLATFORM")},
+        "qt": {
+            **(_finish(qt, timeout) if qt is not None else {"error": "not probed"}),
+            "QT_QPA_PLATFORM": os.environ.get("QT_QPA_PLATFORM"),
+        },
         "memory": {
             "total_bytes": int(memory.total),
             "available_bytes": int(memory.available),

@@ -1,5 +1,7 @@
-"""View settings: render mode (all panels), colours, contrast (with histogram), opacity curve, isosurface level,
-voxel spacing. Each 3-D panel's title bar can override the render mode for that panel."""
+"""View settings: render mode (all panels), colormap (all panels or one), contrast (with histogram), opacity curve,
+isosurface level, voxel spacing. Each 3-D panel's title bar can override the render mode for that panel.
+
+The widgets only edit and mirror the :class:`ViewState`; after undo/redo they show what it holds."""
 
 from __future__ import annotations
 
@@ -18,11 +20,16 @@ from PySide6.QtWidgets import (
 )
 
 from voxelstudio.gui.document import ROLE_LABELS, Document
+from voxelstudio.gui.levels import LevelChooser
 from voxelstudio.gui.plots import HistogramPlot
 from voxelstudio.gui.view_state import COLORMAPS, EXTRA_PANELS, ViewState
 from voxelstudio.render import MODE_LABELS, RENDER_MODES
+from voxelstudio.render.colormaps import COLORMAP_LABELS
 
 CONTRAST_ROLES = ("raw", "target", "prediction", "residual")
+ALL_PANELS = "all"
+COLORMAP_PANELS = {ALL_PANELS: "All panels", "raw": "Raw", "target": "Target", "prediction": "Predicted",
+                   "extra": "Fourth panel"}  # fmt: skip
 
 
 def _slider(low: int, high: int, value: int, tip: str) -> QSlider:
@@ -38,6 +45,7 @@ class ViewSettingsPanel(QWidget):
 
     spacing_requested = Signal(object)  # (y, x, z) micrometres
     reset_camera_requested = Signal()
+    level_requested = Signal(str, str)  # role, level path in its multiscale store
 
     def __init__(self, document: Document, view: ViewState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -46,8 +54,20 @@ class ViewSettingsPanel(QWidget):
         self.mode.setToolTip("Render mode of every 3-D panel (each panel's title bar can pick its own)")
         for mode in RENDER_MODES:
             self.mode.addItem(MODE_LABELS[mode], mode)
+        self.cmap_panel = QComboBox(objectName="colormap_panel")
+        self.cmap_panel.setToolTip(
+            "Which panel the colormap applies to: all panels (clears each panel's own), or one panel"
+        )
+        for key, label in COLORMAP_PANELS.items():
+            self.cmap_panel.addItem(label, key)
         self.cmap = QComboBox(objectName="colormap")
-        self.cmap.addItems(COLORMAPS)
+        for name in COLORMAPS:
+            self.cmap.addItem(COLORMAP_LABELS[name], name)
+        self.invert = QCheckBox("Invert", objectName="invert_colormap")
+        self.invert.setToolTip("Reverse the colormap (high values dark)")
+        cmap_row = QHBoxLayout()
+        cmap_row.addWidget(self.cmap, 1)
+        cmap_row.addWidget(self.invert)
         self.extra = QComboBox(objectName="extra_panel")
         for name in EXTRA_PANELS:
             self.extra.addItem("None" if name == "none" else ROLE_LABELS[name], name)
@@ -56,7 +76,8 @@ class ViewSettingsPanel(QWidget):
         reset.clicked.connect(self.reset_camera_requested)
         display = QFormLayout()
         display.addRow("Render (all)", self.mode)
-        display.addRow("Colormap", self.cmap)
+        display.addRow("Colormap of", self.cmap_panel)
+        display.addRow("Colormap", cmap_row)
         display.addRow("Fourth panel", self.extra)
         display.addRow(self.scale_bar, reset)
 
@@ -110,11 +131,17 @@ class ViewSettingsPanel(QWidget):
             group = QGroupBox(title)
             group.setLayout(inner)
             layout.addWidget(group)
+        self.resolution = LevelChooser(document, self)
+        self.resolution.level_requested.connect(self.level_requested)
+        layout.addWidget(self.resolution)
         layout.addStretch(1)
+        self._let_shrink()
 
         # activated, not currentIndexChanged: picking the shown mode again still resets per-panel modes
         self.mode.activated.connect(lambda _index: view.update(mode=self.mode.currentData()))
-        self.cmap.currentTextChanged.connect(lambda name: view.update(cmap=name))
+        self.cmap.activated.connect(lambda _index: self._colormap_edited())
+        self.invert.clicked.connect(lambda _on: self._colormap_edited())
+        self.cmap_panel.currentIndexChanged.connect(lambda _index: self._sync_colormap())
         self.extra.currentIndexChanged.connect(lambda: view.update(extra_panel=self.extra.currentData()))
         self.scale_bar.toggled.connect(lambda on: view.update(show_scale_bar=on))
         self.link.toggled.connect(lambda on: view.update(link_contrast=on))
@@ -128,6 +155,15 @@ class ViewSettingsPanel(QWidget):
         document.volume_changed.connect(self._on_volume_changed)
         self._sync_all()
 
+    def _let_shrink(self) -> None:
+        """Boxes may be narrower than their longest text (a ±1e9 spin box asks for 143 px), so the tab fits its
+        350 px column without a horizontal scroll bar hiding the right-hand controls."""
+        for box in self.findChildren(QComboBox):
+            box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            box.setMinimumContentsLength(6)
+        for spin in self.findChildren(QDoubleSpinBox):
+            spin.setMinimumWidth(56)
+
     def _role(self) -> str:
         return self.contrast_role.currentData()
 
@@ -140,9 +176,38 @@ class ViewSettingsPanel(QWidget):
         if high > low and self._volume() is not None:
             self.view.set_clim(self._role(), (low, high))
 
+    def _colormap_edited(self) -> None:
+        name, invert, panel = self.cmap.currentData(), self.invert.isChecked(), self.cmap_panel.currentData()
+        if panel == ALL_PANELS:
+            self.view.update(cmap=name, invert=invert)
+        else:
+            self.view.set_panel_cmap(panel, name, invert)
+
+    def _sync_colormap(self) -> None:
+        """Show the colormap choice of the selected panel (the shared one for "All panels")."""
+        panel = self.cmap_panel.currentData()
+        name, inverted = (self.view.cmap, self.view.invert) if panel == ALL_PANELS else self.view.panel_colormap(panel)
+        self.cmap.blockSignals(True)
+        index = self.cmap.findData(name)
+        if index < 0:  # a colormap set from code that the box does not offer
+            self.cmap.addItem(name, name)
+            index = self.cmap.count() - 1
+        self.cmap.setCurrentIndex(index)
+        self.cmap.blockSignals(False)
+        self.invert.blockSignals(True)
+        self.invert.setChecked(inverted)
+        self.invert.blockSignals(False)
+
     def _on_view_changed(self, aspect: str) -> None:
         if aspect in ("contrast", "style"):
             self._sync_contrast()
+        if aspect in ("style", ""):
+            self._sync_colormap()
+            for box, on in ((self.scale_bar, self.view.show_scale_bar), (self.link, self.view.link_contrast)):
+                box.blockSignals(True)
+                box.setChecked(on)
+                box.blockSignals(False)
+            self._sync_sliders()
         if aspect == "layout":
             self.extra.blockSignals(True)
             self.extra.setCurrentIndex(EXTRA_PANELS.index(self.view.extra_panel))
@@ -155,6 +220,17 @@ class ViewSettingsPanel(QWidget):
         self.opacity_start.setEnabled("composite" in in_use)
         self.opacity_gamma.setEnabled("composite" in in_use)
         self.iso.setEnabled("isosurface" in in_use)
+
+    def _sync_sliders(self) -> None:
+        opacity = self.view.opacity
+        for slider, value in (
+            (self.opacity_start, round(opacity.start * 100)),
+            (self.opacity_gamma, round(opacity.gamma * 10)),
+            (self.iso, round(self.view.iso_fraction * 100)),
+        ):
+            slider.blockSignals(True)
+            slider.setValue(value)
+            slider.blockSignals(False)
 
     def _on_volume_changed(self, role: str) -> None:
         shown = self._role()

@@ -1,0 +1,48 @@
+"""io.zarr_pyramid: OME-Zarr multiscale levels are 2x means in y and x (z while it is fine and deep enough), listed
+with their scale and translation, and readable level by level."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import zarr
+
+from voxelstudio.core.volume import Volume
+from voxelstudio.io import load_volume, save_volume
+from voxelstudio.io.zarr_ import create_store, levels, open_lazy
+from voxelstudio.io.zarr_pyramid import level_factors, write_pyramid
+
+
+def test_level_factors_keep_thin_or_coarse_z_and_stop_at_the_minimum_size():
+    assert level_factors((512, 2048, 2048), (0.3, 0.1, 0.1)) == [(1, 2, 2), (1, 2, 2), (2, 2, 2)]
+    assert level_factors((40, 1024, 1024), (0.1, 0.1, 0.1)) == [(1, 2, 2)] * 2  # 40 planes: too thin to halve
+    assert level_factors((64, 4096, 4096), (0.1, 0.1, 0.1), max_levels=3) == [(2, 2, 2), (1, 2, 2)]
+    assert level_factors((10, 256, 200), (1.0, 1.0, 1.0)) == []
+
+
+def test_pyramid_levels_are_means_with_ngff_scale_and_translation(tmp_path):
+    data = np.random.default_rng(0).random((9, 17, 4)).astype(np.float32)  # (H, W, Z), odd lateral sizes
+    array = create_store(tmp_path / "p.ome.zarr", data.shape, (0.1, 0.1, 0.5), "p", (4, 8, 8))
+    array[...] = data.transpose(2, 0, 1)
+    assert write_pyramid(tmp_path / "p.ome.zarr", min_lateral=5) == 3
+    found = levels(tmp_path / "p.ome.zarr")
+    assert [(level.path, level.shape) for level in found] == [("0", (9, 17, 4)), ("1", (5, 9, 4)), ("2", (3, 5, 4))]
+    assert found[2].spacing == pytest.approx((0.4, 0.4, 0.5))
+    padded = np.pad(data, ((0, 1), (0, 1), (0, 0)), mode="edge")
+    expected = padded.reshape(5, 2, 9, 2, 4).mean(axis=(1, 3))
+    np.testing.assert_allclose(open_lazy(tmp_path / "p.ome.zarr", "1").data.compute(), expected, rtol=1e-6)
+    datasets = zarr.open_group(str(tmp_path / "p.ome.zarr"), mode="r").attrs["multiscales"][0]["datasets"]
+    scale, translation = datasets[2]["coordinateTransformations"]
+    assert scale["scale"] == pytest.approx([0.5, 0.4, 0.4]) and translation["type"] == "translation"
+    assert translation["translation"] == pytest.approx([0.0, 0.15, 0.15])  # centre of the first 4x4 voxels
+    assert zarr.open_array(str(tmp_path / "p.ome.zarr" / "1"), mode="r").chunks == (4, 5, 8)
+    assert load_volume(tmp_path / "p.ome.zarr", "2").spacing == pytest.approx((0.4, 0.4, 0.5))
+
+
+def test_saving_a_wide_volume_writes_a_pyramid_and_a_small_one_none(tmp_path):
+    wide = Volume(np.ones((300, 260, 3), np.float32), spacing=(0.2, 0.2, 1.0))
+    save_volume(wide, tmp_path / "wide.ome.zarr")
+    assert [level.shape for level in levels(tmp_path / "wide.ome.zarr")] == [(300, 260, 3), (150, 130, 3)]
+    save_volume(Volume(np.ones((20, 18, 6), np.float32)), tmp_path / "small.ome.zarr")
+    assert len(levels(tmp_path / "small.ome.zarr")) == 1
+    assert load_volume(tmp_path / "wide.ome.zarr").shape == (300, 260, 3)  # level 0 unless a level is named

@@ -1,0 +1,134 @@
+"""The fit harness: seeding, run state round trip, stop reasons, checkpoints and out-of-memory, on a tiny model."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from voxelstudio.core.progress import CancelToken
+from voxelstudio.ml.callbacks import RunState
+from voxelstudio.ml.fit import (
+    TrainingMemoryError,
+    fit_scope,
+    restore_run_state,
+    run_fit,
+    training_state,
+)
+
+
+class Batches(keras.utils.PyDataset):
+    def __init__(self, steps: int = 3) -> None:
+        super().__init__()
+        self.steps = steps
+        rng = np.random.default_rng(0)
+        self.x = rng.normal(size=(steps, 4, 2)).astype(np.float32)
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __getitem__(self, index: int):
+        return self.x[index], self.x[index].sum(axis=1, keepdims=True)
+
+
+def tiny_model() -> keras.Model:
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    return model
+
+
+class Saves:
+    def __init__(self) -> None:
+        self.best: list[int] = []
+        self.last: list[int] = []
+
+    def save_best(self, model, state: RunState) -> None:
+        self.best.append(state.epochs_run)
+
+    def save_last(self, model, state: RunState) -> None:
+        self.last.append(state.epochs_run)
+
+
+def fit(state: RunState, saves: Saves, *, cancel=None, minutes=None, callbacks=(), out_of_memory=None, report=None):
+    return run_fit(
+        tiny_model(), Batches(state.steps), state, monitor="loss", save_best=saves.save_best,
+        save_last=saves.save_last, report=report or (lambda progress: None), cancel=cancel, minutes=minutes,
+        callbacks=callbacks, out_of_memory=out_of_memory,
+    )  # fmt: skip
+
+
+def test_fit_scope_seeds_the_weights() -> None:
+    def weights(seed: int) -> np.ndarray:
+        with fit_scope(seed):
+            return tiny_model().get_weights()[0]
+
+    assert np.array_equal(weights(3), weights(3))
+    assert not np.array_equal(weights(3), weights(4))
+
+
+def test_training_state_round_trips_through_json_values() -> None:
+    state = RunState(epochs=5, steps=2)
+    state.history = {"loss": [1.0, math.nan], "epoch": [1, 2]}
+    state.best, state.best_epoch, state.epochs_run = 0.5, 1, 2
+    saved = training_state(state, learning_rate=1e-3)
+    assert saved["history"]["loss"] == [1.0, None] and saved["learning_rate"] == 1e-3  # JSON has no NaN
+    again = restore_run_state(saved, epochs=7, steps=3)
+    assert (again.initial_epoch, again.epochs_run, again.best, again.best_epoch) == (2, 2, 0.5, 1)
+    assert again.history["loss"][0] == 1.0 and math.isnan(again.history["loss"][1])
+    fresh = restore_run_state({}, epochs=7, steps=3)
+    assert fresh.initial_epoch == 0 and fresh.best == math.inf and fresh.history == {}
+
+
+def test_runs_every_epoch_saving_best_and_last() -> None:
+    saves, state = Saves(), RunState(epochs=3, steps=2)
+    steps = []
+    assert fit(state, saves, report=lambda p: steps.append(p.done)) == "epochs"
+    assert saves.last == [1, 2, 3] and saves.best[0] == 1 and state.history["epoch"] == [1, 2, 3]
+    assert steps[-1] == 6
+
+
+def test_cancel_stops_within_the_batch_and_says_so() -> None:
+    saves, state, token = Saves(), RunState(epochs=50, steps=3), CancelToken()
+
+    def report(progress) -> None:
+        if progress.done == 4:
+            token.cancel()
+
+    assert fit(state, saves, cancel=token, report=report) == "cancelled"
+    assert state.epochs_run == 1 and state.step == 1
+
+
+def test_time_budget_ends_the_run() -> None:
+    assert fit(RunState(epochs=10_000, steps=3), Saves(), minutes=1e-6) == "time"
+
+
+def test_resumed_state_continues_and_a_finished_run_does_nothing() -> None:
+    saves = Saves()
+    state = restore_run_state({"epoch": 2, "best": 1.0, "best_epoch": 2}, epochs=3, steps=2)
+    assert fit(state, saves) == "epochs" and saves.last == [3]
+    done = restore_run_state({"epoch": 3}, epochs=3, steps=2)
+    assert fit(done, Saves()) == "epochs" and done.epochs_run == 3
+
+
+class _OutOfMemory(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 1:
+            raise MemoryError("out of host memory")
+
+
+def test_out_of_memory_becomes_one_line_with_the_callers_advice() -> None:
+    saves = Saves()
+    with pytest.raises(TrainingMemoryError, match=r"^try smaller batches$"):
+        fit(RunState(epochs=3, steps=2), saves, callbacks=[_OutOfMemory()], out_of_memory=lambda: "try smaller batches")
+    assert saves.last == [1]  # the first epoch's checkpoint was written before the failure
+
+
+def test_other_errors_pass_through() -> None:
+    class Broken(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            raise ValueError("a bug")
+
+    with pytest.raises(ValueError, match="a bug"):
+        fit(RunState(epochs=2, steps=2), Saves(), callbacks=[Broken()])

@@ -1,0 +1,154 @@
+"""The fit harness every VoxelStudio training run shares, as CSBDeep's ``BaseModel`` is for its models.
+
+The harness owns what a denoiser and a classifier run have in common: the seed and the device/distribution scope
+(:func:`fit_scope`), resuming from the last checkpoint (:func:`resume_checkpoint`, :func:`restore_run_state`), the
+checkpoint/progress/cancel/time-budget callbacks, out-of-memory errors and why the run stopped (:func:`run_fit`).
+The model-specific parts come in as arguments: the model, its dataset, the callbacks that must run first (validation,
+learning-rate schedule, early stopping) and the functions that save the best and the last model.
+
+Checkpoints live beside the output: ``<stem>.last.keras`` holds the last epoch with its optimizer state and, in its
+metadata, the training state (:func:`training_state`); ``<stem>.last.json`` repeats that state for people and tools.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import math
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from voxelstudio.core.errors import ModelError, VoxelStudioError
+from voxelstudio.core.progress import CancelToken, ReportFn
+from voxelstudio.ml.backend import is_out_of_memory
+from voxelstudio.ml.callbacks import CancelCallback, CheckpointCallback, ProgressCallback, RunState, TimeBudgetCallback
+from voxelstudio.ml.device import training_scope
+from voxelstudio.ml.persistence import restore_optimizer_state
+
+SaveFn = Callable[[keras.Model, RunState], None]
+
+
+class TrainingMemoryError(VoxelStudioError):
+    """Training ran out of (GPU) memory; the message says what failed, what to try and whether a checkpoint is kept."""
+
+
+def checkpoint_paths(out_path: str | Path) -> tuple[Path, Path]:
+    """(last-epoch model, training-state JSON) beside ``out_path``."""
+    out_path = Path(out_path)
+    stem = out_path.name.removesuffix(".keras")
+    return out_path.with_name(f"{stem}.last.keras"), out_path.with_name(f"{stem}.last.json")
+
+
+def checkpoint_note(checkpoint: Path) -> str:
+    """Whether the last checkpoint survives an error, for the error's message."""
+    return f"the last checkpoint {checkpoint} is kept" if checkpoint.exists() else "no checkpoint was written yet"
+
+
+@contextlib.contextmanager
+def fit_scope(seed: int, *, mixed_precision: bool = False) -> Iterator[None]:
+    """Seed every random generator (Python, numpy, the backend), then build and train inside the device's scope
+    (distribution strategy, mixed-precision policy)."""
+    keras.utils.set_random_seed(seed)
+    with training_scope(mixed_precision=mixed_precision):
+        yield
+
+
+def finite(value: float) -> float | None:
+    """``value``, or None when it is NaN or infinite (JSON has neither)."""
+    return float(value) if math.isfinite(value) else None
+
+
+def resume_checkpoint(
+    model: keras.Model, out_path: str | Path, *, load: Callable[[Path], Any], same_model: Callable[[Any], bool]
+) -> tuple[dict[str, Any], Any]:
+    """Load the last checkpoint beside ``out_path`` into ``model`` (weights and optimizer state).
+
+    ``load(path)`` reads a checkpoint (it has ``.model`` and ``.metadata``); ``same_model(loaded)`` says whether its
+    architecture is the one being trained. Returns (the saved training state, the loaded checkpoint).
+    """
+    last, _ = checkpoint_paths(out_path)
+    if not last.exists():
+        raise ModelError(last, "no checkpoint to resume from; train without --resume first")
+    loaded = load(last)
+    state = loaded.metadata.get("extra", {}).get("training_state")
+    if state is None:
+        raise ModelError(last, "is not a VoxelStudio training checkpoint")
+    if not same_model(loaded):
+        raise ModelError(last, "was trained with a different architecture; resume needs the same model config")
+    model.set_weights(loaded.model.get_weights())
+    restore_optimizer_state(model, last)
+    return dict(state), loaded
+
+
+def restore_run_state(saved: Mapping[str, Any], epochs: int, steps: int) -> RunState:
+    """A :class:`RunState` for ``epochs`` of ``steps`` batches that continues the saved training state (a fresh one
+    when ``saved`` is empty)."""
+    initial_epoch = int(saved.get("epoch", 0))
+    state = RunState(epochs, steps, initial_epoch=initial_epoch)
+    state.history = {k: [math.nan if v is None else v for v in vs] for k, vs in saved.get("history", {}).items()}
+    state.best = float(saved["best"]) if saved.get("best") is not None else math.inf
+    state.best_epoch = saved.get("best_epoch")
+    state.epochs_run = initial_epoch
+    return state
+
+
+def training_state(state: RunState, **extra: Any) -> dict[str, Any]:
+    """The JSON-ready training state a checkpoint carries (what :func:`restore_run_state` reads back)."""
+    return {
+        "epoch": state.epochs_run,
+        "best": finite(state.best),
+        "best_epoch": state.best_epoch,
+        **extra,
+        "history": {k: [finite(v) for v in vs] for k, vs in state.history.items()},
+    }
+
+
+def run_fit(
+    model: keras.Model,
+    dataset: keras.utils.PyDataset,
+    state: RunState,
+    *,
+    monitor: str,
+    save_best: SaveFn,
+    save_last: SaveFn,
+    report: ReportFn,
+    cancel: CancelToken | None,
+    minutes: float | None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    eta_budget_s: float | None = None,
+    out_of_memory: Callable[[], str] | None = None,
+) -> str:
+    """Train ``model`` on ``dataset`` from ``state.initial_epoch`` to ``state.epochs``; returns why it stopped:
+    "epochs", "time", "early_stopping" or "cancelled".
+
+    ``callbacks`` run before the harness's own (checkpoint, progress, cancel, time budget), so a validation callback
+    among them has filled the epoch's logs when the checkpoint reads them. ``eta_budget_s`` caps the reported ETA.
+    Out of memory raises :class:`TrainingMemoryError` with ``out_of_memory()``'s advice (the last checkpoint stays).
+    """
+    harness = [
+        CheckpointCallback(state, monitor=monitor, save_last=save_last, save_best=save_best),
+        ProgressCallback(state, report, budget_s=eta_budget_s),
+        CancelCallback(state, cancel),
+        TimeBudgetCallback(state, minutes),
+    ]
+    if state.initial_epoch < state.epochs:
+        with warnings.catch_warnings():
+            # a cancelled partial epoch is not validated; LR schedules and early stopping then warn needlessly
+            warnings.filterwarnings("ignore", message=".*conditioned on metric.*")
+            try:
+                model.fit(
+                    dataset, epochs=state.epochs, initial_epoch=state.initial_epoch,
+                    callbacks=[*callbacks, *harness], verbose=0,
+                )  # fmt: skip
+            except Exception as exc:
+                if is_out_of_memory(exc):
+                    advice = out_of_memory() if out_of_memory is not None else "out of memory while training"
+                    raise TrainingMemoryError(advice) from exc
+                raise
+        # a run stopped mid-epoch leaves the data iterator in a reference cycle; finalise it now, not at exit
+        gc.collect()
+    return state.stopped_reason or ("early_stopping" if state.epochs_run < state.epochs else "epochs")

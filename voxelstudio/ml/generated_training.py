@@ -1,0 +1,126 @@
+"""Training a denoiser on freshly generated batches (e.g. simulated patches): no fixed training set.
+
+Every batch comes from ``make_batch(key)`` (see :class:`~voxelstudio.ml.sim_dataset.SimulatedPatches`; the key is
+``epoch * steps_per_epoch + batch``, so a resumed run sees the batches it would have seen) in ``workers`` processes.
+The patches arrive normalised (inputs by the generator's percentiles, targets in [0, 1]), so the saved model carries
+the default :class:`~voxelstudio.core.normalize.PercentileNormalizer`. Validation is a fixed set of batches made with
+another key range. The fit harness (:mod:`voxelstudio.ml.fit`) gives it everything the pair trainer has: the best
+model by validation loss, the last checkpoint with its optimizer state, resume, progress, cancel and a time budget;
+a worker that dies stops the run with its error and the last checkpoint kept.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from voxelstudio.core.normalize import PercentileNormalizer
+from voxelstudio.core.progress import CancelToken, ReportFn, null_report
+from voxelstudio.ml.backend import jit_compile
+from voxelstudio.ml.callbacks import ValidationCallback
+from voxelstudio.ml.config import TrainConfig
+from voxelstudio.ml.denoisers import build_denoiser
+from voxelstudio.ml.fit import checkpoint_paths, fit_scope, restore_run_state, run_fit
+from voxelstudio.ml.losses import get_loss
+from voxelstudio.ml.sim_dataset import BatchFn, SimulatedPatches
+from voxelstudio.ml.training import denoiser_savers, memory_advice, resume_denoiser
+
+
+@dataclass(frozen=True)
+class GeneratedOutcome:
+    """What a run on generated batches produced; ``counts`` sums the generator's counters (e.g. PSF cache hits)."""
+
+    history: dict[str, list[float]]
+    best_val_loss: float
+    epochs_run: int
+    stopped_reason: str
+    model_path: Path | None
+    samples_made: int
+    counts: dict[str, int]
+
+
+class BatchValidator:
+    """``(model, want_preview) -> (loss, psnr, None)`` on fixed (x, y) batches (channels last)."""
+
+    def __init__(self, batches: Sequence[tuple[np.ndarray, np.ndarray]], loss: Any) -> None:
+        self.batches, self.loss = list(batches), loss
+
+    def __call__(self, model: keras.Model, want_preview: bool) -> tuple[float, float, None]:
+        losses, errors = [], []
+        for x, y in self.batches:
+            prediction = keras.ops.convert_to_numpy(model(x, training=False)).astype(np.float32)
+            losses.append(float(keras.ops.convert_to_numpy(self.loss(y, prediction))))
+            errors.append(float(np.mean((prediction - y) ** 2)))
+        if not losses:
+            return math.nan, math.nan, None
+        return float(np.mean(losses)), 10.0 * math.log10(1.0 / max(float(np.mean(errors)), 1e-12)), None
+
+
+def fit_denoiser_on_generated(
+    make_batch: BatchFn,
+    validation: Sequence[tuple[np.ndarray, np.ndarray]],
+    cfg: TrainConfig,
+    *,
+    out_path: str | Path,
+    workers: int = 0,
+    resume: bool = False,
+    normalizer: PercentileNormalizer | None = None,
+    extra: dict[str, Any] | None = None,
+    report: ReportFn = null_report,
+    cancel: CancelToken | None = None,
+) -> GeneratedOutcome:
+    """Train ``cfg``'s denoiser for ``cfg.epochs`` epochs of ``cfg.steps_per_epoch`` generated batches (or
+    ``cfg.minutes``); ``validation`` holds fixed (x, y) batches with a channel axis. ``normalizer`` is the one the
+    generator normalised its inputs with (saved with the model; default percentiles otherwise); ``extra`` goes into
+    the model's metadata (e.g. how the batches were generated)."""
+    cfg.validate()
+    if cancel is not None:
+        cancel.raise_if_cancelled("training")
+    out_path = Path(out_path)
+    with fit_scope(cfg.seed, mixed_precision=cfg.mixed_precision):
+        model = build_denoiser(cfg.model)
+        loss = get_loss(cfg.loss)
+        model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=loss, jit_compile=jit_compile())
+        saved: dict[str, Any] = {}
+        normalizer = normalizer or PercentileNormalizer()
+        if resume:
+            saved, normalizer = resume_denoiser(model, cfg, out_path)
+        state = restore_run_state(saved, cfg.epochs, cfg.steps_per_epoch)
+        monitor = "val_loss" if validation else "loss"
+        save_best, save_last = denoiser_savers(out_path, cfg, normalizer, monitor, extra)
+        callbacks: list[keras.callbacks.Callback] = []
+        if validation:
+            callbacks.append(ValidationCallback(state, BatchValidator(validation, loss)))
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5, patience=cfg.lr_patience, verbose=0)
+        )
+        processes = workers > 0
+        data = SimulatedPatches(
+            make_batch, batches=cfg.steps_per_epoch, workers=workers, use_multiprocessing=processes,
+            max_queue_size=2 * workers + 2,
+        )  # fmt: skip
+        data.epoch = state.initial_epoch
+        with data:
+            try:
+                reason = run_fit(
+                    model, data, state, monitor=monitor, save_best=save_best, save_last=save_last, report=report,
+                    cancel=cancel, minutes=cfg.minutes, callbacks=callbacks,
+                    eta_budget_s=None if cfg.minutes is None else cfg.minutes * 60,
+                    out_of_memory=lambda: memory_advice(cfg, checkpoint_paths(out_path)[0]),
+                )  # fmt: skip
+            except Exception as exc:
+                if data.error is not None and data.error is not exc:
+                    raise data.error from exc  # the generator's own error, not the backend's wrapping of it
+                raise
+        history = {k: list(v) for k, v in state.history.items()}
+        return GeneratedOutcome(
+            history, state.best, state.epochs_run, reason, out_path if out_path.exists() else None,
+            data.samples_made, dict(Counter(data.counts)),
+        )  # fmt: skip

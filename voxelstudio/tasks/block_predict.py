@@ -1,0 +1,175 @@
+"""Prediction of one block of a lazily read volume, exactly as whole-volume prediction computes those voxels.
+
+A block (one output chunk) is predicted from the block plus a halo of at least the network's one-sided reach, cut
+on the same pooling grid and padded the same way as whole-volume prediction pads the volume. With test-time
+augmentation every transform (quarter turns in y-x, flip in z) is applied to the region read for the block: the
+region is chosen on the *transformed* volume's grid and padding, so each transform's output equals the whole
+transformed volume's, and the mean and spread over the 8 transforms equal :func:`ml.inference.predict_volume`'s.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from voxelstudio.io import zarr_
+
+log = logging.getLogger(__name__)
+Shape3 = tuple[int, int, int]
+IDENTITY = ((0, False),)
+"""The transforms of plain prediction: no turn, no flip."""
+UNCERTAINTY_FOLDER = ".voxelstudio-uncertainty"
+"""Where, inside the output's temporary store, the TTA spread is written as an OME-Zarr store of its own."""
+
+
+@dataclass(frozen=True)
+class BlockJob:
+    """Everything one block needs (picklable: it travels to dask workers)."""
+
+    source: str
+    variable: str | None
+    model_path: str
+    trusted: bool
+    store: str
+    value_range: tuple[float, float]
+    tile_shape: Shape3 | None
+    tta: bool = False
+    model_sha256: str | None = None
+
+
+_MODELS: dict[tuple[str, bool, str | None], Any] = {}
+
+
+def cached_model(path: str, trusted: bool, sha256: str | None = None, loaded: Any = None) -> tuple[Any, bool]:
+    """The model at ``path`` with file hash ``sha256`` (None: whichever this process has), loaded once per
+    process; ``loaded``: the model the caller already has. Returns it and whether this call read the file."""
+    if loaded is not None:
+        _MODELS[(path, trusted, loaded.sha256)] = _MODELS[(path, trusted, None)] = loaded
+    key = (path, trusted, sha256)
+    if key in _MODELS:
+        return _MODELS[key], False
+    from voxelstudio.ml.persistence import load_model
+
+    model = load_model(path, trusted=trusted)
+    if sha256 is not None and model.sha256 != sha256:
+        raise ValueError(f"{path}: the model file changed during the run (its SHA-256 differs); run again")
+    _MODELS[(path, trusted, model.sha256)] = _MODELS[(path, trusted, None)] = model
+    log.info("process %d loaded model %s", os.getpid(), path)
+    return model, True
+
+
+def block_grid(shape: Sequence[int], block: Sequence[int]) -> list[tuple[Shape3, Shape3]]:
+    """(start, stop) of every block of ``block`` voxels covering ``shape`` (H, W, Z), in C order."""
+    starts = [range(0, int(s), int(b)) for s, b in zip(shape, block, strict=True)]
+    return [
+        (start, tuple(min(a + int(b), int(s)) for a, b, s in zip(start, block, shape, strict=True)))  # type: ignore[misc]
+        for start in itertools.product(*starts)
+    ]
+
+
+def region(start: int, stop: int, size: int, margin: int, multiple: int) -> tuple[int, int, int, int]:
+    """Where to read for a block [start, stop) on one axis: (padded-coordinate region a, b; pad before; pad after).
+
+    Whole-volume prediction reflects ``extra = (-size) % multiple`` voxels split evenly around the volume; the region
+    lies on that padded volume's pooling grid and reaches ``margin`` voxels beyond the block where it can.
+    """
+    extra = (-size) % multiple
+    low = extra // 2
+    padded = size + extra
+    a = max(0, (start + low - margin) // multiple * multiple)
+    b = min(padded, -(-(stop + low + margin) // multiple) * multiple)
+    return a, b, max(0, low - a), max(0, b - low - size)
+
+
+def low_pad(size: int, multiple: int) -> int:
+    return ((-size) % multiple) // 2
+
+
+def axis_map(turns: int, flip_z: bool) -> list[tuple[int, bool]]:
+    """For each axis of the transformed volume (``inference.forward_transform``): (original axis, reversed)."""
+    axes = [(0, False), (1, False), (2, flip_z)]
+    for _ in range(turns % 4):  # np.rot90 by one turn: new axis 0 = old axis 1 reversed, new axis 1 = old axis 0
+        axes = [(axes[1][0], not axes[1][1]), axes[0], axes[2]]
+    return axes
+
+
+def _predict_transformed(job: BlockJob, loaded: Any, lazy: Any, start: Shape3, stop: Shape3, turns: int, flip: bool):
+    """The block's prediction (original orientation, target units) under one TTA transform."""
+    from voxelstudio.ml.denoisers import required_multiple
+    from voxelstudio.ml.inference import (
+        forward_transform,
+        inverse_transform,
+        normalized_predict_fn,
+        plan_prediction,
+        predict_unit,
+        tile_margin,
+    )
+
+    cfg = loaded.train_config.model
+    axes = axis_map(turns, flip)
+    sizes = [lazy.shape[o] for o, _ in axes]
+
+    def transformed(a: int, b: int, axis: int) -> tuple[int, int]:
+        original, reverse = axes[axis]
+        n = lazy.shape[original]
+        return (n - b, n - a) if reverse else (a, b)
+
+    t_start, t_stop = zip(*(transformed(start[o], stop[o], i) for i, (o, _) in enumerate(axes)), strict=True)
+    multiples, margins = required_multiple(cfg), tile_margin(cfg)
+    regions = [region(*args) for args in zip(t_start, t_stop, sizes, margins, multiples, strict=True)]
+    lows = [low_pad(n, m) for n, m in zip(sizes, multiples, strict=True)]
+    read: list[slice] = [slice(0)] * 3
+    for i, ((a, b, before, after), low) in enumerate(zip(regions, lows, strict=True)):
+        r0, r1 = transformed(a + before - low, b - after - low, i)  # the same map takes it back
+        read[axes[i][0]] = slice(r0, r1)
+    x = zarr_.compute(Path(job.source), lazy.data[tuple(read)]).astype(np.float32, copy=False)
+    x = forward_transform(x, turns, flip)
+    pads = [(before, after) for _, _, before, after in regions]
+    if any(p != (0, 0) for p in pads):
+        x = np.pad(x, pads, mode="reflect")
+    tile_shape = job.tile_shape
+    if tile_shape is not None and turns % 2:
+        tile_shape = (tile_shape[1], tile_shape[0], tile_shape[2])
+    plan = plan_prediction(cfg, x.shape, tile_shape=tile_shape)
+    tile_fn = normalized_predict_fn(loaded.model, loaded.normalizer, job.value_range)
+    out, _, _ = predict_unit(loaded.model, cfg, x, plan=plan, tile_fn=tile_fn)
+    keep = tuple(
+        slice(s0 + low - a, s1 + low - a)
+        for s0, s1, (a, _, _, _), low in zip(t_start, t_stop, regions, lows, strict=True)
+    )
+    return inverse_transform(out[keep], turns, flip)
+
+
+def predict_block(job: BlockJob, start: Shape3, stop: Shape3) -> tuple[int, bool]:
+    """Predict one block (the mean over the TTA transforms with ``job.tta``, and their spread) and write it into the
+    temporary store(s); returns (process id, whether it loaded the model)."""
+    import zarr
+
+    from voxelstudio.ml.inference import TTA_TRANSFORMS
+
+    loaded, fresh = cached_model(job.model_path, job.trusted, job.model_sha256)
+    lazy = zarr_.open_lazy(job.source, job.variable)
+    transforms = TTA_TRANSFORMS if job.tta else IDENTITY
+    mean = m2 = None
+    for index, (turns, flip) in enumerate(transforms):
+        prediction = _predict_transformed(job, loaded, lazy, start, stop, turns, flip)
+        if mean is None:
+            mean, m2 = np.zeros_like(prediction), np.zeros_like(prediction)
+        delta = prediction - mean  # Welford, in the order predict_volume uses
+        mean += delta / (index + 1)
+        m2 += delta * (prediction - mean)
+    where = (slice(start[2], stop[2]), slice(start[0], stop[0]), slice(start[1], stop[1]))
+    array = zarr.open_array(str(Path(job.store) / "0"), mode="r+")
+    array[where] = np.ascontiguousarray(mean.transpose(2, 0, 1))  # type: ignore[union-attr]
+    if job.tta:
+        spread = np.sqrt(np.maximum(m2 / len(transforms), 0.0)).astype(np.float32)  # type: ignore[operator]
+        spread_array = zarr.open_array(str(Path(job.store) / UNCERTAINTY_FOLDER / "0"), mode="r+")
+        spread_array[where] = np.ascontiguousarray(spread.transpose(2, 0, 1))
+    return os.getpid(), fresh
