@@ -197,3 +197,4 @@ def test_adapt_handler_passes_each_event_on(qtbot, sample_session):
     assert [e.message for e in seen["progress"]] == ["averaging beads"]  # steps go to their own signal
     assert [s.step for s in seen["step"]] == [3] and seen["calibrated"][0].beads_used == 9
     assert results == seen["finished"] and results[0].completed and seen["ended"] == ["finished"]
+    assert sample_session.document.model_path == results[0].model_path  # the handler applied the result

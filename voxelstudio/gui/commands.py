@@ -87,7 +87,7 @@ class Commands(QObject):
         w.train_panel.ready_changed.connect(w.action_map["train"].setEnabled)
         w.train_panel.stop_requested.connect(c.stop)
         w.train_panel.choose_folder_requested.connect(self.choose_training_folder)
-        w.train_panel.adapt.adapt_requested.connect(self.adapt)
+        w.train_panel.adapt.adapt_requested.connect(c.adapt)
         w.train_panel.adapt.stop_requested.connect(c.stop)
         w.denoise_panel.denoise_requested.connect(lambda tta: c.denoise(tta=tta))
         w.denoise_panel.deconvolve_requested.connect(c.deconvolve)
@@ -156,13 +156,7 @@ class Commands(QObject):
         c.training.preview_quality.connect(train.preview_quality)
         c.training.finished.connect(train.training_result)
         c.training.ended.connect(train.training_ended)
-        adapt, adaptation = train.adapt, c.adaptation
-        adaptation.started.connect(adapt.adapt_started)
-        adaptation.progressed.connect(adapt.adapt_progress)
-        adaptation.step.connect(adapt.adapt_step)
-        adaptation.calibrated.connect(adapt.show_calibration)
-        adaptation.finished.connect(adapt.adapt_result)
-        adaptation.ended.connect(adapt.adapt_ended)
+        train.adapt.show_job(c.adaptation)
         c.denoising.started.connect(denoise.job_started)
         c.denoising.progressed.connect(denoise.job_progress)
         c.denoising.ended.connect(denoise.job_ended)
@@ -314,17 +308,6 @@ class Commands(QObject):
             return
         self.window.tabs.setCurrentWidget(self.window.train_panel)
         self.controller.train(config, data, self.window.train_panel.init_model())
-
-    def adapt(self, minutes: float) -> None:
-        """Adapt to the raw volume, once its voxel size is known (the calibration works in µm)."""
-        from voxelstudio.tasks.evaluate import known_spacing
-
-        raw = self.document.volume("raw")
-        if raw is not None and known_spacing(raw) is None:
-            message = f"{raw.name}: voxel size unknown; set it in the View tab (Voxel size, µm) and adapt again"
-            self._fail("adaptation setup", ValueError(message))
-            return
-        self.controller.adapt(minutes)
 
     def choose_training_folder(self, role: str) -> None:
         panel = self.window.train_panel

@@ -22,7 +22,7 @@ from voxelstudio.gui.document import Document
 from voxelstudio.gui.job_handlers import AdaptHandler, ClassifierTrainingHandler, JobHandler, TrainingHandler
 from voxelstudio.gui.levels import level_note, level_to_open
 from voxelstudio.gui.settings import remember_file, remember_folder
-from voxelstudio.gui.workers import Job, JobRunner
+from voxelstudio.gui.workers import Job, JobError, JobRunner
 from voxelstudio.jobs.adapt import adapt_to_volume
 from voxelstudio.jobs.runner import check_model, compute_device, run_isolated
 from voxelstudio.jobs.train import TrainingData, train_from_data
@@ -51,7 +51,7 @@ class Controller(QObject):
         self.jobs.busy_changed.connect(lambda busy: document.set_running_job(self.jobs.active_name if busy else None))
         # One handler per kind of job; panels connect to their signals once (see Commands).
         self.training = TrainingHandler(document, self)
-        self.adaptation = AdaptHandler(self)
+        self.adaptation = AdaptHandler(document, self)
         self.denoising = JobHandler("Denoising…", self)
         self.classifier_training = ClassifierTrainingHandler(self)
         self.classifier_evaluation = JobHandler("Evaluating…", self)
@@ -228,10 +228,15 @@ class Controller(QObject):
 
     def adapt(self, minutes: float) -> Job | None:
         """Adapt the bundled denoiser to the raw volume's microscope (calibrate, simulate, fine-tune for ``minutes``);
-        the adapted model becomes the current one only when the fine-tuning completed."""
+        the handler makes the adapted model the current one when the fine-tuning completed."""
+        from voxelstudio.tasks.evaluate import known_spacing
+
         raw = self.document.volume("raw")
-        if raw is None:
-            self.status.emit("Open a raw volume first.")
+        if raw is None or known_spacing(raw) is None:
+            problem = "open a raw volume first"
+            if raw is not None:
+                problem = f"{raw.name}: voxel size unknown; set it (µm) in the View tab and adapt again"
+            self.failed.emit(JobError("adaptation", problem, ""))
             return None
         out = self._new_run_dir("adapt") / "adapted.keras"
         arguments = {"raw": raw, "out": out, "minutes": float(minutes)}
@@ -240,14 +245,7 @@ class Controller(QObject):
             out.parent.mkdir(parents=True, exist_ok=True)
             return run_isolated(adapt_to_volume, arguments, report=report, cancel=cancel)
 
-        return self.jobs.start("adaptation", adapt, lambda: self.adaptation.arm(self._adapted))
-
-    def _adapted(self, outcome: Any) -> None:
-        if not outcome.completed:
-            self.status.emit("Adaptation stopped; the current model is unchanged.")
-            return
-        self.document.set_model_path(outcome.model_path)
-        self.status.emit(f"Adapted to {outcome.calibration.beads_used} beads; current model: {outcome.model_path}.")
+        return self.jobs.start("adaptation", adapt, lambda: self.adaptation.arm())  # the handler applies the result
 
     def load_model(self, path: str | Path) -> Job | None:
         """Check that ``path`` is a usable denoiser (in a worker: it imports TensorFlow), then make it current."""

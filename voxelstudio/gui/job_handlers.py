@@ -138,13 +138,20 @@ class ClassifierTrainingHandler(JobHandler):
 
 class AdaptHandler(JobHandler):
     """Adapting the denoiser to the raw volume: calibration stages as progress, the calibration it found, the
-    fine-tuning's steps, the result (which the controller makes the current model only when it completed)."""
+    fine-tuning's steps, and the result: its model becomes the current one only when the fine-tuning completed (a
+    stopped or failed adaptation leaves the current model as it was)."""
 
     step = Signal(object)  # TrainingStep or EpochResult of the fine-tuning
     calibrated = Signal(object)  # CalibrationFound
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(self, document: Document, parent: QObject | None = None) -> None:
         super().__init__("Calibrating on the raw volume…", parent)
+        self.document = document
+
+    def on_result(self, event: JobResult) -> None:
+        if event.value.completed:
+            self.document.set_model_path(event.value.model_path)
+        super().on_result(event)
 
     def on_step(self, event: TrainingStep) -> None:
         self.step.emit(event)

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from voxelstudio.gui.bead_plot import BeadComparisonPlot
+from voxelstudio.gui.job_handlers import AdaptHandler
 from voxelstudio.gui.panels.common import ProgressRow, format_duration, format_number
 from voxelstudio.jobs.events import CalibrationFound, ProgressEvent, TrainingStep
 
@@ -88,6 +89,15 @@ class AdaptBox(QGroupBox):
         self._minutes = DEFAULT_MINUTES
         self._result_text: str | None = None
         self.show_calibration(None)
+
+    def show_job(self, handler: AdaptHandler) -> None:
+        """Show the adaptation jobs ``handler`` receives (connected once)."""
+        handler.started.connect(self.adapt_started)
+        handler.progressed.connect(self.adapt_progress)
+        handler.step.connect(self.adapt_step)
+        handler.calibrated.connect(self.show_calibration)
+        handler.finished.connect(self.adapt_result)
+        handler.ended.connect(self.adapt_ended)
 
     def set_ready(self, ready: bool) -> None:
         """Enable Adapt when no job runs and a raw volume is loaded."""
