@@ -1,5 +1,6 @@
-"""Train panel: the training data and configuration, Train/Stop, progress with ETA, and live plots of the loss and
-of the preview's quality (validation PSNR, bead z/xy FWHM ratio)."""
+"""Train panel: the training data and configuration (filled from a device preset; optionally starting from the
+bundled model), Train/Stop, progress with ETA, live plots of the loss and of the preview's quality (validation PSNR,
+bead z/xy FWHM ratio), and the "Adapt to the raw volume" box (:mod:`voxelstudio.gui.panels.adapt`)."""
 
 from __future__ import annotations
 
