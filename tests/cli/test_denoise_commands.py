@@ -171,3 +171,24 @@ def test_config_and_preset_do_not_mix(data):
     _, config = data
     with pytest.raises(ValueError, match="--config or --preset, not both"):
         train_config_from_args(_preset_args(config=str(config), preset="gpu"))
+
+
+def test_from_scratch_is_the_explicit_opposite_of_init(data, tmp_path, monkeypatch, capsys):
+    root, config = data
+    starts = []
+
+    def fake_train(pairs, **kwargs):
+        starts.append(kwargs["init"])
+        from voxelstudio.tasks.train import TrainResult
+
+        return TrainResult(tmp_path / "m.keras", {}, 0.1, 1, "epochs")
+
+    monkeypatch.setattr("voxelstudio.tasks.train.train_denoiser", fake_train)
+    argv = ["train-denoiser", "--raw", str(root / "raw"), "--target", str(root / "target"), "--config", str(config),
+            "--out", str(tmp_path / "m.keras"), "--quiet"]  # fmt: skip
+    assert main([*argv, "--from-scratch"]) == 0
+    assert main([*argv, "--init", "start.keras"]) == 0
+    assert starts == [None, "start.keras"]
+    with pytest.raises(SystemExit) as exc:
+        main([*argv, "--from-scratch", "--init", "start.keras"])
+    assert exc.value.code == 2 and "not allowed with" in capsys.readouterr().err

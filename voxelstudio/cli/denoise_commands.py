@@ -48,7 +48,13 @@ def register(subparsers: Any) -> None:
     train.add_argument("--patch", metavar="H,W,Z", help="patch shape")
     train.add_argument("--seed", type=int, metavar="S", help="random seed")
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint beside --out")
-    train.add_argument("--init", metavar="MODEL", help="start from this model's weights (same architecture)")
+    start = train.add_mutually_exclusive_group()
+    start.add_argument("--init", metavar="MODEL", help="start from this model's weights (same architecture)")
+    start.add_argument(
+        "--from-scratch",
+        action="store_true",
+        help="start from random weights, not from a model (the default for now: see --init)",
+    )
     train.add_argument("--config", metavar="JSON", help="training config file; options given here override it")
     train.add_argument("--out", required=True, metavar="MODEL.keras", help="where to write the best model")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -157,9 +163,10 @@ def run_train(args: argparse.Namespace) -> int:
     config = train_config_from_args(args)
     pairs = load_pairs(args.raw, args.target)
     val_pair = load_pairs(args.val_raw, args.val_target)[0] if args.val_raw else None
+    init = None if args.from_scratch else args.init
     with cancel_on_interrupt() as cancel, tqdm_report("train", quiet=args.quiet) as report:
         result = train_denoiser(
-            pairs, config=config, out=Path(args.out), val_pair=val_pair, resume=args.resume, init=args.init,
+            pairs, config=config, out=Path(args.out), val_pair=val_pair, resume=args.resume, init=init,
             report=report, cancel=cancel,
         )  # fmt: skip
     best = f"best loss {result.best_val_loss:.4g}" if result.model_path else "no model saved"

@@ -87,6 +87,8 @@ class Commands(QObject):
         w.train_panel.ready_changed.connect(w.action_map["train"].setEnabled)
         w.train_panel.stop_requested.connect(c.stop)
         w.train_panel.choose_folder_requested.connect(self.choose_training_folder)
+        w.train_panel.adapt.adapt_requested.connect(c.adapt)
+        w.train_panel.adapt.stop_requested.connect(c.stop)
         w.denoise_panel.denoise_requested.connect(lambda tta: c.denoise(tta=tta))
         w.denoise_panel.deconvolve_requested.connect(c.deconvolve)
         w.denoise_panel.cancel_requested.connect(c.stop)
@@ -105,6 +107,7 @@ class Commands(QObject):
         c.status.connect(lambda text: w.statusBar().showMessage(text, 10_000))
         c.failed.connect(self.show_job_error)
         c.device_described.connect(lambda text: w.device_label.setText(f"device: {text}"))
+        c.device_kind_found.connect(w.train_panel.set_device_kind)
         w.backend_box.backend_chosen.connect(self.backend_chosen)
         c.training_started.connect(w.train_panel.training_started)
         self._connect_job_handlers()
@@ -127,6 +130,7 @@ class Commands(QObject):
         update_enabled(self.window.action_map, conditions)  # before the panels: Train's set_idle refines Ctrl+T
         has_raw, has_pair = "raw" in conditions, {"prediction", "target"} <= conditions
         self.window.train_panel.set_idle(idle, has_raw and "target" in conditions)
+        self.window.train_panel.adapt.set_ready(idle and has_raw)
         self.window.denoise_panel.set_idle(idle, has_raw)
         self.window.denoise_panel.set_has_uncertainty("uncertainty" in conditions)
         self.window.metrics_panel.set_enabled_for(idle, has_pair)
@@ -152,6 +156,7 @@ class Commands(QObject):
         c.training.preview_quality.connect(train.preview_quality)
         c.training.finished.connect(train.training_result)
         c.training.ended.connect(train.training_ended)
+        train.adapt.show_job(c.adaptation)
         c.denoising.started.connect(denoise.job_started)
         c.denoising.progressed.connect(denoise.job_progress)
         c.denoising.ended.connect(denoise.job_ended)
@@ -307,7 +312,7 @@ class Commands(QObject):
             self._fail("training setup", exc)
             return
         self.window.tabs.setCurrentWidget(self.window.train_panel)
-        self.controller.train(config, data)
+        self.controller.train(config, data, self.window.train_panel.init_model())
 
     def choose_training_folder(self, role: str) -> None:
         panel = self.window.train_panel

@@ -20,6 +20,7 @@ from voxelstudio.core.provenance import export_provenance, sidecar_path, write_s
 from voxelstudio.core.volume import Spacing, Volume
 from voxelstudio.gui.document import Document
 from voxelstudio.gui.job_handlers import (
+    AdaptHandler,
     ClassifierSearchHandler,
     ClassifierTrainingHandler,
     JobHandler,
@@ -27,9 +28,10 @@ from voxelstudio.gui.job_handlers import (
 )
 from voxelstudio.gui.levels import level_note, level_to_open
 from voxelstudio.gui.settings import remember_file, remember_folder
-from voxelstudio.gui.workers import Job, JobRunner
+from voxelstudio.gui.workers import Job, JobError, JobRunner
+from voxelstudio.jobs.adapt import adapt_to_volume
 from voxelstudio.jobs.classify import train_classifier_job
-from voxelstudio.jobs.runner import check_model, describe_compute_device, run_isolated
+from voxelstudio.jobs.runner import check_model, compute_device, run_isolated
 from voxelstudio.jobs.train import TrainingData, train_from_data
 
 
@@ -39,6 +41,7 @@ class Controller(QObject):
     status = Signal(str)
     failed = Signal(object)  # JobError, for an error dialog
     device_described = Signal(str)
+    device_kind_found = Signal(str)  # "GPU" or "CPU", with the device label
     training_started = Signal(object)  # TrainConfig
 
     def __init__(
@@ -55,6 +58,7 @@ class Controller(QObject):
         self.jobs.busy_changed.connect(lambda busy: document.set_running_job(self.jobs.active_name if busy else None))
         # One handler per kind of job; panels connect to their signals once (see Commands).
         self.training = TrainingHandler(document, self)
+        self.adaptation = AdaptHandler(document, self)
         self.denoising = JobHandler("Denoising…", self)
         self.classifier_training = ClassifierTrainingHandler(self)
         self.classifier_search = ClassifierSearchHandler(self)
@@ -172,12 +176,13 @@ class Controller(QObject):
         self._device_probes += 1
         probe = self._device_probes
 
-        def describe(report, cancel) -> str:
-            return run_isolated(describe_compute_device, {}, report=report, cancel=cancel)
+        def describe(report, cancel) -> tuple[str, str]:
+            return run_isolated(compute_device, {}, report=report, cancel=cancel)
 
-        def described(text: str) -> None:
+        def described(device: tuple[str, str]) -> None:
             if probe == self._device_probes:
-                self.device_described.emit(text)
+                self.device_described.emit(device[0])
+                self.device_kind_found.emit(device[1])
 
         return self.jobs.start("device check", describe, JobHandler().arm(described), exclusive=False)
 
@@ -194,11 +199,12 @@ class Controller(QObject):
 
         return self.jobs.start("environment report", gather, JobHandler().arm(on_text), exclusive=False)
 
-    def train(self, config: Any, data: TrainingData | None = None) -> Job | None:
+    def train(self, config: Any, data: TrainingData | None = None, init: Path | None = None) -> Job | None:
         """Train a denoiser on ``data`` (default: the loaded raw/target pair, which then also validates: with one
         pair there is no held-out data, so "validation" is the loss on the whole volume rather than on patches).
         Folders of pairs are loaded in the worker process. When the loaded raw volume is the validation volume,
-        each epoch's prediction of it replaces the predicted volume (live preview)."""
+        each epoch's prediction of it replaces the predicted volume (live preview). ``init``: a model file whose
+        weights training starts from (the bundled denoiser when the Train tab says so)."""
         data = data or TrainingData()
         raw, target = self.document.volume("raw"), self.document.volume("target")
         loaded = None if raw is None or target is None else (raw, target)
@@ -206,7 +212,8 @@ class Controller(QObject):
             self.status.emit("Training needs a raw and a target volume.")
             return None
         out = self._new_run_dir("train") / "denoiser.keras"
-        arguments = {"data": data, "loaded": loaded if data.needs_loaded_pair else None, "config": config, "out": out}
+        arguments = {"data": data, "loaded": loaded if data.needs_loaded_pair else None, "config": config, "out": out,
+                     "init": init}  # fmt: skip
 
         def train(report, cancel) -> Any:
             out.parent.mkdir(parents=True, exist_ok=True)
@@ -226,6 +233,27 @@ class Controller(QObject):
         self.document.set_model_path(result.model_path)
         how = "stopped" if result.stopped_reason == "cancelled" else "finished"
         self.status.emit(f"Training {how} after {result.epochs_run} epoch(s); best model: {result.model_path}.")
+
+    def adapt(self, minutes: float) -> Job | None:
+        """Adapt the bundled denoiser to the raw volume's microscope (calibrate, simulate, fine-tune for ``minutes``);
+        the handler makes the adapted model the current one when the fine-tuning completed."""
+        from voxelstudio.tasks.evaluate import known_spacing
+
+        raw = self.document.volume("raw")
+        if raw is None or known_spacing(raw) is None:
+            problem = "open a raw volume first"
+            if raw is not None:
+                problem = f"{raw.name}: voxel size unknown; set it (µm) in the View tab and adapt again"
+            self.failed.emit(JobError("adaptation", problem, ""))
+            return None
+        out = self._new_run_dir("adapt") / "adapted.keras"
+        arguments = {"raw": raw, "out": out, "minutes": float(minutes)}
+
+        def adapt(report, cancel) -> Any:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            return run_isolated(adapt_to_volume, arguments, report=report, cancel=cancel)
+
+        return self.jobs.start("adaptation", adapt, lambda: self.adaptation.arm())  # the handler applies the result
 
     def load_model(self, path: str | Path) -> Job | None:
         """Check that ``path`` is a usable denoiser (in a worker: it imports TensorFlow), then make it current."""

@@ -16,6 +16,7 @@ from PySide6.QtCore import QObject, Signal
 
 from voxelstudio.gui.document import Document
 from voxelstudio.jobs.events import (
+    CalibrationFound,
     EpochResult,
     JobCancelled,
     JobFailed,
@@ -147,3 +148,27 @@ class ClassifierSearchHandler(ClassifierTrainingHandler):
 
     def on_trial(self, event: TrialResult) -> None:
         self.trial.emit(event)
+
+
+class AdaptHandler(JobHandler):
+    """Adapting the denoiser to the raw volume: calibration stages as progress, the calibration it found, the
+    fine-tuning's steps, and the result: its model becomes the current one only when the fine-tuning completed (a
+    stopped or failed adaptation leaves the current model as it was)."""
+
+    step = Signal(object)  # TrainingStep or EpochResult of the fine-tuning
+    calibrated = Signal(object)  # CalibrationFound
+
+    def __init__(self, document: Document, parent: QObject | None = None) -> None:
+        super().__init__("Calibrating on the raw volume…", parent)
+        self.document = document
+
+    def on_result(self, event: JobResult) -> None:
+        if event.value.completed:
+            self.document.set_model_path(event.value.model_path)
+        super().on_result(event)
+
+    def on_step(self, event: TrainingStep) -> None:
+        self.step.emit(event)
+
+    def on_calibration(self, event: CalibrationFound) -> None:
+        self.calibrated.emit(event)

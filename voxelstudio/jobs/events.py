@@ -132,6 +132,27 @@ class TrialResult(JobEvent):
 
 
 @dataclass(frozen=True)
+class CalibrationFound(JobEvent):
+    """An adaptation calibrated the simulator on the raw volume: the fitted values and the measured vs fitted bead.
+
+    ``fitted`` is (name, value, standard error) in the simulator's units (NaN where the fit cannot tell);
+    ``measured_xz`` and ``fitted_xz`` are the averaged bead and the fitted model through the bead's centre (x, z),
+    each scaled to a peak of 1, with their (lateral, axial) FWHM in µm (NaN: not measurable).
+    """
+
+    handler: ClassVar[str] = "on_calibration"
+    fitted: tuple[tuple[str, float, float], ...] = ()
+    beads_used: int = 0
+    converged: bool = False
+    relative_residual: float = math.nan
+    spacing_um: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    measured_fwhm_um: tuple[float, float] = (math.nan, math.nan)
+    fitted_fwhm_um: tuple[float, float] = (math.nan, math.nan)
+    measured_xz: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32), compare=False, repr=False)
+    fitted_xz: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32), compare=False, repr=False)
+
+
+@dataclass(frozen=True)
 class JobResult(JobEvent):
     """The job's return value."""
 
@@ -158,8 +179,8 @@ class JobCancelled(JobEvent):
 
 
 EVENT_TYPES: tuple[type[JobEvent], ...] = (
-    ProgressEvent, TileProgress, TrainingStep, EpochResult, Preview, PreviewQuality, TrialResult, JobResult, JobFailed,
-    JobCancelled,
+    ProgressEvent, TileProgress, TrainingStep, EpochResult, Preview, PreviewQuality, TrialResult, CalibrationFound,
+    JobResult, JobFailed, JobCancelled,
 )  # fmt: skip
 
 

@@ -199,11 +199,12 @@ def _plain(event: JobEvent) -> JobEvent:
 
 
 # --------------------------------------------------------------------------------------------- child-side helpers
-def describe_compute_device() -> str:
-    """The compute device label for the status bar (imports TensorFlow: run isolated)."""
-    from voxelstudio.ml.device import describe_device
+def compute_device() -> tuple[str, str]:
+    """(label for the status bar, "GPU" or "CPU") of the backend's compute device (imports it: run isolated)."""
+    from voxelstudio.ml.device import configure_devices, describe_device
 
-    return str(describe_device())
+    info = configure_devices()
+    return str(describe_device(info)), info.kind
 
 
 def check_model(path: str | Path) -> str:

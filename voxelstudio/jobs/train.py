@@ -39,10 +39,12 @@ def train_from_data(
     *,
     config: Any,
     out: Path,
+    init: Path | None = None,
     report: ReportFn = null_report,
     cancel: CancelToken | None = None,
 ) -> Any:
     """Train a denoiser on ``data`` (``loaded`` is the window's raw/target pair, or None); returns a TrainResult.
+    ``init``: a model file (same architecture) whose weights training starts from, e.g. the bundled denoiser.
 
     Each epoch's preview is reported as a Preview event, then measured: a PreviewQuality event gives its median z/xy
     bead FWHM ratio beside the ratio of the volume it should become.
@@ -64,8 +66,9 @@ def train_from_data(
         previewed = (val or train)[0]
     measure = _PreviewMeasure(previewed[1], report)
     return train_denoiser(
-        pairs, config=config, out=out, val_pair=val_pair, report=report, cancel=cancel, on_preview=measure.preview
-    )
+        pairs, config=config, out=out, val_pair=val_pair, init=init, report=report, cancel=cancel,
+        on_preview=measure.preview,
+    )  # fmt: skip
 
 
 class _PreviewMeasure:

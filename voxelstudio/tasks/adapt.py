@@ -8,7 +8,7 @@ in the model's metadata (``extra["adaptation"]``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -21,13 +21,14 @@ from voxelstudio.sim import simulate_pair
 from voxelstudio.sim.jitter import jitter_params
 from voxelstudio.sim.measured_psf import simulate_pair_with_psf
 from voxelstudio.tasks.calibrate import Calibration
-from voxelstudio.tasks.calibration_file import calibrate_files, calibration_record, check_measured_psf
+from voxelstudio.tasks.calibration_file import calibrate_checked, calibration_record, check_measured_psf, load_scans
 from voxelstudio.tasks.denoise import default_model_path
 from voxelstudio.tasks.train import TrainResult, train_denoiser
 
 PAIR_LATERAL = 96
 """Lateral size of the simulated pairs (the scans' depth is kept)."""
 Shape = tuple[int, int, int]
+DEFAULT_MINUTES = 5.0
 FINE_TUNE_LR = 3e-4
 """Adam learning rate of the fine-tuning (a third of training from scratch: the start is already good)."""
 
@@ -101,19 +102,17 @@ def adapt_files(
     paths: Sequence[str | Path],
     out: str | Path,
     *,
-    init: str | Path | None = None,
-    minutes: float = 5.0,
-    pairs: int = 8,
-    jitter: float = 0.1,
-    psf: str | Path | None = None,
-    force: bool = False,
-    seed: int = 0,
     report: ReportFn = null_report,
     cancel: CancelToken | None = None,
-    **calibrate_options: Any,
+    **options: Any,
 ) -> AdaptResult:
-    """Calibrate on the scans, simulate ``pairs`` matched pairs and fine-tune ``init`` into ``out`` (module doc)."""
-    out = Path(out)
+    """Load the scans at ``paths`` and adapt to them (:func:`adapt_volumes`; ``options`` go there)."""
+    _check_arguments(Path(out), options.get("minutes", DEFAULT_MINUTES), options.get("init"))
+    return adapt_volumes(load_scans(paths), out, sources=paths, report=report, cancel=cancel, **options)
+
+
+def _check_arguments(out: Path, minutes: float, init: str | Path | None) -> Path:
+    """The starting model's path; ValueError for a bad ``out``, ``minutes`` or ``init`` (before any work)."""
     if out.suffix != ".keras":
         raise ValueError(f"{out}: the model file must end in .keras")
     if not minutes > 0:
@@ -121,11 +120,38 @@ def adapt_files(
     init = default_model_path() if init is None else Path(init)
     if not init.exists():
         raise ValueError(f"{init}: no such model file")
+    return init
+
+
+def adapt_volumes(
+    volumes: Sequence[Volume],
+    out: str | Path,
+    *,
+    init: str | Path | None = None,
+    minutes: float = DEFAULT_MINUTES,
+    pairs: int = 8,
+    jitter: float = 0.1,
+    psf: str | Path | None = None,
+    force: bool = False,
+    seed: int = 0,
+    sources: Sequence[str | Path] = (),
+    on_calibrated: Callable[[Calibration], None] | None = None,
+    report: ReportFn = null_report,
+    cancel: CancelToken | None = None,
+    **calibrate_options: Any,
+) -> AdaptResult:
+    """Calibrate on the scans, simulate ``pairs`` matched pairs and fine-tune ``init`` into ``out`` (module doc).
+    ``on_calibrated`` receives the calibration before the fine-tuning starts; ``sources`` name the scans in the
+    model's metadata."""
+    out = Path(out)
+    init = _check_arguments(out, minutes, init)
     report(Progress(0, None, "calibrating"))
-    cal, _ = calibrate_files(paths, None, psf=psf, force=force, report=report, cancel=cancel, **calibrate_options)
+    cal = calibrate_checked(volumes, psf=psf, force=force, report=report, cancel=cancel, **calibrate_options)
     psf_array = None if psf is None else check_measured_psf(psf, cal.params.optics.voxel_size_um)
     if cancel is not None:
         cancel.raise_if_cancelled("adaptation")
+    if on_calibrated is not None:
+        on_calibrated(cal)
     config, shape = fine_tune_config(init, cal.scan_shape, minutes, seed)
     report(Progress(0, None, f"simulating {pairs} matched pairs {shape}"))
     train_pairs = simulate_matched_pairs(cal, shape, pairs, jitter=jitter, seed=seed, psf=psf_array)
@@ -134,5 +160,6 @@ def adapt_files(
         train_pairs, config=config, out=out, val_pair=val_pair, report=report, cancel=cancel, init=init
     )
     if result.model_path is not None:
-        _store_adaptation(result.model_path, cal, paths, None if psf is None else str(Path(psf).resolve()))
+        names = sources or [v.source or v.name for v in volumes]
+        _store_adaptation(result.model_path, cal, names, None if psf is None else str(Path(psf).resolve()))
     return AdaptResult(cal, result)

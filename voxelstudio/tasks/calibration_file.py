@@ -169,15 +169,25 @@ def calibrate_files(
     """Calibrate on the scans at ``paths`` (``options`` go to :func:`calibrate_volumes`) and write ``out`` and its
     bead image unless ``out`` is None. A fit that did not converge raises :class:`NotConvergedError` (nothing
     written) unless ``force``."""
-    from voxelstudio.tasks.calibrate import calibrate_volumes
-
     if out is not None and Path(out).suffix != ".json":
         raise ValueError(f"{out}: the parameter file must end in .json")
     if out is not None and not overwrite:
         for path in (Path(out), bead_image_path(out)):
             if path.exists():
                 raise ValueError(f"{path}: already exists; pass --overwrite to replace it")
-    volumes = load_scans(paths)
+    cal = calibrate_checked(load_scans(paths), psf=psf, force=force, **options)
+    if out is None:
+        return cal, None
+    return cal, write_calibration(cal, out, sources=paths, measured_psf=psf, overwrite=overwrite)
+
+
+def calibrate_checked(
+    volumes: Sequence[Volume], *, psf: str | Path | None = None, force: bool = False, **options: Any
+) -> Calibration:
+    """Calibrate on loaded scans (``options`` go to :func:`calibrate_volumes`) after checking the measured PSF's
+    voxel size; a fit that did not converge raises :class:`NotConvergedError` unless ``force``."""
+    from voxelstudio.tasks.calibrate import calibrate_volumes
+
     if psf is not None:
         y, x, z = resolve_spacing(volumes, options.get("voxel_size"))
         check_measured_psf(psf, (y, x, z if z is not None else 0.0))
@@ -186,6 +196,4 @@ def calibrate_files(
         raise NotConvergedError(
             f"the calibration is not trustworthy: {'; '.join(cal.problems)}; nothing written (--force writes it anyway)"
         )
-    if out is None:
-        return cal, None
-    return cal, write_calibration(cal, out, sources=paths, measured_psf=psf, overwrite=overwrite)
+    return cal

@@ -1,8 +1,10 @@
-"""Train panel: the training data and configuration, Train/Stop, progress with ETA, and live plots of the loss and
-of the preview's quality (validation PSNR, bead z/xy FWHM ratio)."""
+"""Train panel: the training data and configuration (filled from a device preset; optionally starting from the
+bundled model), Train/Stop, progress with ETA, live plots of the loss and of the preview's quality (validation PSNR,
+bead z/xy FWHM ratio), and the "Adapt to the raw volume" box (:mod:`voxelstudio.gui.panels.adapt`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -23,13 +25,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from voxelstudio.gui.panels.adapt import AdaptBox
 from voxelstudio.gui.panels.common import ProgressRow, format_duration, format_number
+from voxelstudio.gui.panels.train_start import BundledStart, PresetBox
 from voxelstudio.gui.plots import LossPlot, QualityPlot
 from voxelstudio.jobs.events import EpochResult, PreviewQuality, ProgressEvent, TrainingStep
 from voxelstudio.jobs.train import TrainingData
 
 SETTINGS_KEY = "training/config"
 DATA_KEYS = ("training/source", "training/raw_folder", "training/target_folder", "training/validate_on_loaded")
+START_KEYS = ("training/preset", "training/from_bundled")
 SOURCES = ("loaded pair", "folder of pairs")
 
 
@@ -65,6 +70,10 @@ class TrainPanel(QWidget):
 
         self.settings = settings
         defaults = TrainConfig()
+        self._base = defaults  # the config whose fields the widgets do not show (preset, mixed precision...)
+        self._device_kind = "CPU"  # until the device probe says otherwise
+        self.preset = PresetBox(self)
+        self.from_bundled = BundledStart(self)
         self.arch = QComboBox(objectName="arch")
         self.arch.addItems(ARCHITECTURES)
         self.loss = QComboBox(objectName="loss")
@@ -81,6 +90,7 @@ class TrainPanel(QWidget):
         patch_row, self.patch = _triple(defaults.patch_shape, "patch", low=4, high=1024)
         self.steps = _spin(1, 100_000, defaults.steps_per_epoch, "steps_per_epoch")
         form = QFormLayout()
+        form.addRow("Preset", self.preset)
         form.addRow("Architecture", self.arch)
         form.addRow("Filters", self.filters)
         form.addRow("Kernel (y x z)", kernel_row)
@@ -91,6 +101,7 @@ class TrainPanel(QWidget):
         form.addRow("Batch size", self.batch)
         form.addRow("Patch (y x z)", patch_row)
         form.addRow("Steps per epoch", self.steps)
+        form.addRow(self.from_bundled)  # spans both columns: the label column stays narrow
         config_box = QGroupBox("Training configuration")
         config_box.setLayout(form)
         data_box = self._build_data_box()
@@ -99,7 +110,8 @@ class TrainPanel(QWidget):
         self.train_button.setToolTip("Train a denoiser on the chosen training data")
         self.train_button.clicked.connect(lambda: self.train_requested.emit(self.config()))
         defaults_button = QPushButton("Defaults")
-        defaults_button.clicked.connect(lambda: self.set_config(TrainConfig()))
+        defaults_button.setToolTip("The chosen preset's recipe")
+        defaults_button.clicked.connect(lambda: self.set_config(self.preset.recipe(self._device_kind)))
         buttons = QHBoxLayout()
         buttons.addWidget(self.train_button, 1)
         buttons.addWidget(defaults_button)
@@ -123,13 +135,20 @@ class TrainPanel(QWidget):
         layout.addWidget(self.progress)
         layout.addWidget(self.plot, 3)
         layout.addWidget(self.quality, 2)
+        self.adapt = AdaptBox(self)
+        layout.addWidget(self.adapt)
         self._result_text: str | None = None
         self._last_step: TrainingStep | None = None
         self._stopped_at: float | None = None
         self._idle, self._has_pair = True, False
         self._validation_label = "whole volume"
         self.arch.currentTextChanged.connect(self._arch_changed)
-        self.set_config(self._saved_config(defaults))
+        for signal in (self.arch.currentTextChanged, self.filters.valueChanged,
+                       *(box.valueChanged for box in self.kernel)):  # fmt: skip
+            signal.connect(self._model_changed)
+        self._restore_start()
+        self.set_config(self._saved_config(self.preset.recipe(self._device_kind)))
+        self.preset.activated.connect(lambda _index: self.set_config(self.preset.recipe(self._device_kind)))
         self._restore_data()
 
     def _build_data_box(self) -> QGroupBox:
@@ -168,14 +187,10 @@ class TrainPanel(QWidget):
     # ------------------------------------------------------------------------------------------------ config
     def config(self) -> Any:
         """The TrainConfig the widgets describe (validated; raises ValueError naming the bad field)."""
-        from voxelstudio.ml.config import DenoiserConfig, LossConfig, TrainConfig
-
-        model = DenoiserConfig.for_arch(
-            self.arch.currentText(), filters=self.filters.value(), kernel=tuple(b.value() for b in self.kernel)
-        )
-        return TrainConfig(
-            model=model,
-            loss=LossConfig(name=self.loss.currentText()),
+        return dataclasses.replace(
+            self._base,
+            model=self._model(),
+            loss=dataclasses.replace(self._base.loss, name=self.loss.currentText()),
             epochs=self.epochs.value(),
             minutes=self.minutes.value() or None,
             learning_rate=self.learning_rate.value(),
@@ -184,7 +199,25 @@ class TrainPanel(QWidget):
             steps_per_epoch=self.steps.value(),
         ).validate()
 
+    def _model(self) -> Any:
+        from voxelstudio.ml.config import DenoiserConfig
+
+        kernel = tuple(b.value() for b in self.kernel)
+        return DenoiserConfig.for_arch(self.arch.currentText(), filters=self.filters.value(), kernel=kernel)
+
+    def init_model(self) -> Path | None:
+        """The model file training starts from (the bundled denoiser when chosen), None for random weights."""
+        return self.from_bundled.init_model()
+
+    def set_device_kind(self, kind: str) -> None:
+        """The compute device is known ("GPU" or "CPU"): with the ``auto`` preset, switch to its recipe."""
+        self._device_kind = kind
+        if self.preset.currentText() == "auto" and self.preset.resolved(kind) != self._base.preset:
+            self.set_config(self.preset.recipe(kind))
+
     def set_config(self, config: Any) -> None:
+        """Show ``config`` in the widgets; its other fields (preset, mixed precision...) go into :meth:`config`."""
+        self._base = config
         self.arch.blockSignals(True)
         self.arch.setCurrentText(config.model.arch)
         self.arch.blockSignals(False)
@@ -199,6 +232,10 @@ class TrainPanel(QWidget):
         for box, value in zip(self.patch, config.patch_shape, strict=True):
             box.setValue(value)
         self.steps.setValue(config.steps_per_epoch)
+        self._model_changed()
+
+    def _model_changed(self) -> None:
+        self.from_bundled.follow(self._model())
 
     def training_data(self) -> TrainingData:
         """The TrainingData the widgets describe; ValueError when folder training lacks a folder."""
@@ -219,6 +256,13 @@ class TrainPanel(QWidget):
                   self.validate_on_loaded.isChecked())  # fmt: skip
         for key, value in zip(DATA_KEYS, values, strict=True):
             self.settings.setValue(key, value)
+        self.settings.setValue(START_KEYS[0], self.preset.currentText())
+        self.settings.setValue(START_KEYS[1], self.from_bundled.wanted)
+
+    def _restore_start(self) -> None:
+        preset = str(self.settings.value(START_KEYS[0], "auto"))
+        self.preset.setCurrentText(preset if self.preset.findText(preset) >= 0 else "auto")
+        self.from_bundled.wanted = bool(self.settings.value(START_KEYS[1], True, type=bool))
 
     def _restore_data(self) -> None:
         source = str(self.settings.value(DATA_KEYS[0], SOURCES[0]))

@@ -1,0 +1,200 @@
+"""The Train tab's choices: the device preset, starting from the bundled model, and adapting to the raw volume
+(with fake jobs: nothing trains for real here)."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from tests.gui.conftest import wait_idle
+from voxelstudio.jobs.adapt import AdaptOutcome
+from voxelstudio.jobs.events import CalibrationFound, ProgressEvent, TrainingStep
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def panel(qtbot, tmp_path):
+    from PySide6.QtCore import QSettings
+
+    from voxelstudio.gui.panels.train import TrainPanel
+
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    widget = TrainPanel(settings)
+    qtbot.addWidget(widget)
+    return widget
+
+
+def _choose_preset(panel, name: str) -> None:
+    panel.preset.setCurrentText(name)
+    panel.preset.activated.emit(panel.preset.currentIndex())  # as a user's pick does
+
+
+def test_bundled_start_follows_the_model_config(panel):
+    from voxelstudio.ml.bundled import bundled_denoiser_path
+
+    box = panel.from_bundled
+    assert box.isEnabled() and box.isChecked()  # the default U-Net is the bundled model's architecture
+    assert panel.init_model() == bundled_denoiser_path()
+    panel.filters.setValue(16)
+    assert not box.isEnabled() and not box.isChecked() and panel.init_model() is None
+    assert "filters 8 vs 16" in box.toolTip()
+    panel.filters.setValue(8)
+    assert box.isEnabled() and box.isChecked()
+    box.click()  # the user's choice is kept while the configuration changes
+    assert panel.init_model() is None
+    panel.arch.setCurrentText("simple")
+    assert not box.isEnabled() and "arch unet vs simple" in box.toolTip()
+    panel.arch.setCurrentText("unet")
+    assert box.isEnabled() and not box.isChecked()
+
+
+def test_preset_fills_the_config_as_the_cli_does(panel):
+    from voxelstudio.ml.config import preset_config
+
+    _choose_preset(panel, "gpu")
+    assert panel.config() == preset_config("gpu")  # 32 filters, 128x128x32 patches, batches of 16, mixed precision
+    assert panel.filters.value() == 32 and [b.value() for b in panel.patch] == [128, 128, 32]
+    assert not panel.from_bundled.isEnabled()  # the 8-filter bundled model cannot start a 32-filter one
+    panel.batch.setValue(8)
+    edited = panel.config()
+    assert edited.preset == "gpu" and edited.mixed_precision and edited.batch_size == 8  # recorded with the model
+
+    _choose_preset(panel, "auto")
+    assert panel.config() == preset_config("cpu")  # the device is a CPU until the probe says otherwise
+    panel.set_device_kind("GPU")
+    assert panel.config() == preset_config("gpu")
+    _choose_preset(panel, "cpu")
+    panel.set_device_kind("GPU")
+    assert panel.config() == preset_config("cpu")  # an explicit preset stays
+
+
+def test_preset_choice_is_remembered(panel, qtbot):
+    from voxelstudio.gui.panels.train import TrainPanel
+
+    _choose_preset(panel, "gpu")
+    panel.from_bundled.wanted = False
+    panel.remember(panel.config())
+    again = TrainPanel(panel.settings)
+    qtbot.addWidget(again)
+    assert again.preset.currentText() == "gpu" and again.config().preset == "gpu"
+    assert not again.from_bundled.wanted
+
+
+def test_training_starts_from_the_bundled_model_when_checked(qtbot, sample_session, monkeypatch):
+    from voxelstudio.ml.bundled import bundled_denoiser_path
+
+    calls = []
+
+    def fake_run(function, kwargs, *, report, cancel=None):
+        calls.append(kwargs)
+        return SimpleNamespace(model_path=None, stopped_reason="cancelled", epochs_run=0, best_val_loss=math.nan)
+
+    monkeypatch.setattr("voxelstudio.gui.controller.run_isolated", fake_run)
+    panel = sample_session.window.train_panel
+    _choose_preset(panel, "cpu")
+    assert panel.from_bundled.isEnabled()
+    for checked in (True, False):
+        panel.from_bundled.setChecked(checked)
+        panel.train_button.click()
+        wait_idle(qtbot, sample_session)
+    assert [call["init"] for call in calls] == [bundled_denoiser_path(), None]
+    assert calls[0]["config"].preset == "cpu"
+
+
+def _calibration() -> CalibrationFound:
+    z = np.linspace(-1, 1, 13)
+    section = np.exp(-(np.linspace(-1, 1, 15)[:, None] ** 2) * 20 - z[None, :] ** 2 * 4).astype(np.float32)
+    return CalibrationFound(
+        fitted=(("na", 1.2, 0.01), ("photons", 310.0, 7.0), ("read_noise", 2.1, math.nan)), beads_used=9,
+        converged=True, relative_residual=0.12, spacing_um=(0.1, 0.1, 0.2), measured_fwhm_um=(0.32, 1.13),
+        fitted_fwhm_um=(0.34, 1.15), measured_xz=section, fitted_xz=section,
+    )  # fmt: skip
+
+
+def _fake_adapt(stopped_reason: str = "time", fail: bool = False):
+    """A stand-in for jobs.adapt.adapt_to_volume: calibration stages, the calibration, a step, then the end."""
+
+    def adapt(raw, out, minutes, report, cancel=None):
+        report(ProgressEvent(1, 4, "averaging beads"))
+        report(_calibration())
+        report(TrainingStep(15, 60, "training", epoch=1, epochs=100000, step=3, steps=16, loss=0.1, eta_s=45))
+        if fail:
+            raise ValueError(f"{out.name}: disk full")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(b"model")
+        training = SimpleNamespace(model_path=out, stopped_reason=stopped_reason, epochs_run=3)
+        return AdaptOutcome(_calibration(), training)
+
+    return adapt
+
+
+def _run_adapt(qtbot, session, monkeypatch, fake):
+    monkeypatch.setattr(
+        "voxelstudio.gui.controller.run_isolated",
+        lambda function, kwargs, *, report, cancel=None: fake(**kwargs, report=report, cancel=cancel),
+    )
+    box = session.window.train_panel.adapt
+    assert box.adapt_button.isEnabled()
+    box.minutes.setValue(1.0)
+    box.adapt_button.click()
+    wait_idle(qtbot, session)
+    return box
+
+
+def test_adapt_shows_the_calibration_and_makes_the_model_current(qtbot, sample_session, monkeypatch):
+    steps = []
+    sample_session.controller.adaptation.step.connect(steps.append)
+    box = _run_adapt(qtbot, sample_session, monkeypatch, _fake_adapt())
+    model = sample_session.document.model_path
+    assert model is not None and model.name == "adapted.keras" and model.parent.name.startswith("adapt-")
+    assert [s.fraction for s in steps] == [0.25]
+    table = box.table
+    assert table.rowCount() == 3 and table.item(0, 0).text() == "NA" and table.item(1, 1).text() == "310"
+    assert table.item(2, 2).text() == "–"  # an undetermined standard error
+    assert "9 beads" in box.summary.text() and "converged" in box.summary.text()
+    assert box.beads.calibration is not None and box.beads.calibration.measured_fwhm_um == (0.32, 1.13)
+    assert "is now the current model" in box.progress.label.text()
+    assert sample_session.dialogs.errors == [] and box.adapt_button.isEnabled()
+
+
+@pytest.mark.parametrize("fail", [False, True], ids=["stopped", "failed"])
+def test_a_stopped_or_failed_adapt_keeps_the_current_model(qtbot, sample_session, monkeypatch, tmp_path, fail):
+    current = tmp_path / "mine.keras"
+    sample_session.document.set_model_path(current)
+    box = _run_adapt(qtbot, sample_session, monkeypatch, _fake_adapt("cancelled", fail=fail))
+    assert sample_session.document.model_path == current
+    assert "current model is unchanged" in box.progress.label.text()
+    errors = sample_session.dialogs.errors
+    assert errors == [] if not fail else (len(errors) == 1 and errors[0][1] == "adapted.keras: disk full")
+
+
+def test_adapt_needs_the_voxel_size(qtbot, sample_session):
+    document = sample_session.document
+    document.set_volume("raw", document.volume("raw").replace(spacing=(1.0, 1.0, 1.0)))
+    sample_session.window.train_panel.adapt.adapt_button.click()
+    assert not sample_session.controller.busy
+    assert "voxel size unknown" in sample_session.dialogs.errors[0][1]
+
+
+def test_adapt_handler_passes_each_event_on(qtbot, sample_session):
+    controller = sample_session.controller
+    handler = controller.adaptation
+    seen = {"progress": [], "step": [], "calibrated": [], "finished": [], "ended": []}
+    for name in seen:
+        getattr(handler, {"progress": "progressed"}.get(name, name)).connect(seen[name].append)
+    results = []
+
+    def job(report, cancel):
+        return _fake_adapt()(None, controller.runs_dir / "handler" / "a.keras", 1.0, report)
+
+    controller.jobs.start("adaptation", job, lambda: handler.arm(results.append))
+    wait_idle(qtbot, sample_session)
+    qtbot.waitUntil(lambda: bool(seen["ended"]), timeout=10_000)
+    assert [e.message for e in seen["progress"]] == ["averaging beads"]  # steps go to their own signal
+    assert [s.step for s in seen["step"]] == [3] and seen["calibrated"][0].beads_used == 9
+    assert results == seen["finished"] and results[0].completed and seen["ended"] == ["finished"]
+    assert sample_session.document.model_path == results[0].model_path  # the handler applied the result

@@ -1,0 +1,164 @@
+"""The Train tab's "Adapt to the raw volume" box: fit the simulator to the beads of the loaded raw volume, fine-tune
+the bundled denoiser on matched simulated pairs (no target needed), and show what the calibration found."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QDoubleSpinBox,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from voxelstudio.gui.bead_plot import BeadComparisonPlot
+from voxelstudio.gui.job_handlers import AdaptHandler
+from voxelstudio.gui.panels.common import ProgressRow, format_duration, format_number
+from voxelstudio.jobs.events import CalibrationFound, ProgressEvent, TrainingStep
+
+FITTED_LABELS = {
+    "na": "NA",
+    "wavelength_um": "emission wavelength (µm)",
+    "ns": "sample refractive index",
+    "depth_um": "depth below the coverslip (µm)",
+    "z_step_um": "z step (µm)",
+    "bead_sigma_vox": "bead size σ (voxels)",
+    "photons": "photons at the peak",
+    "read_noise": "read noise (e⁻)",
+    "offset": "camera offset (e⁻)",
+    "gain": "gain (counts per e⁻)",
+}
+DEFAULT_MINUTES = 5.0
+
+
+class AdaptBox(QGroupBox):
+    """Adapt button with its time budget, progress with Stop, then the fitted values and the measured vs fitted
+    bead. ``adapt_requested(minutes)`` and ``stop_requested`` go out."""
+
+    adapt_requested = Signal(float)
+    stop_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Adapt to the raw volume (no target needed)", parent)
+        self.minutes = QDoubleSpinBox(objectName="adapt_minutes", minimum=0.1, maximum=600.0, decimals=1)
+        self.minutes.setValue(DEFAULT_MINUTES)
+        self.minutes.setSuffix(" min")
+        self.minutes.setToolTip("How long to fine-tune on the simulated pairs (the calibration comes first)")
+        self.adapt_button = QPushButton("Adapt", objectName="adapt_button")
+        self.adapt_button.setToolTip(
+            "Fit the simulator's optics and camera noise to the beads of the loaded raw volume, simulate pairs "
+            "with them and fine-tune the bundled denoiser on those: a model for this microscope without targets. "
+            "It becomes the current model."
+        )
+        self.adapt_button.clicked.connect(lambda: self.adapt_requested.emit(self.minutes.value()))
+        self.progress = ProgressRow("Stop", self)
+        self.progress.stop_requested.connect(self.stop_requested)
+        self.summary = QLabel("", self, objectName="calibration_summary")
+        self.summary.setWordWrap(True)
+        self.table = QTableWidget(0, 3, self, objectName="calibration_table")
+        self.table.setHorizontalHeaderLabels(["fitted", "value", "±"])
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for policy in (self.table.setHorizontalScrollBarPolicy, self.table.setVerticalScrollBarPolicy):
+            policy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.beads = BeadComparisonPlot(self)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Fine-tune for"))
+        row.addWidget(self.minutes)
+        row.addWidget(self.adapt_button, 1)
+        layout = QVBoxLayout(self)
+        layout.addLayout(row)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.table)
+        layout.addWidget(self.beads)
+        self._minutes = DEFAULT_MINUTES
+        self._result_text: str | None = None
+        self.show_calibration(None)
+
+    def show_job(self, handler: AdaptHandler) -> None:
+        """Show the adaptation jobs ``handler`` receives (connected once)."""
+        handler.started.connect(self.adapt_started)
+        handler.progressed.connect(self.adapt_progress)
+        handler.step.connect(self.adapt_step)
+        handler.calibrated.connect(self.show_calibration)
+        handler.finished.connect(self.adapt_result)
+        handler.ended.connect(self.adapt_ended)
+
+    def set_ready(self, ready: bool) -> None:
+        """Enable Adapt when no job runs and a raw volume is loaded."""
+        self.adapt_button.setEnabled(ready)
+
+    # ---------------------------------------------------------------------------------------------- progress
+    def adapt_started(self, text: str) -> None:
+        self._minutes, self._result_text = self.minutes.value(), None
+        self.show_calibration(None)
+        self.progress.started(text)
+
+    def adapt_progress(self, event: ProgressEvent) -> None:
+        """Calibration stages and the simulation of the pairs."""
+        self.progress.progressed(event, event.message.capitalize() + "…" if event.message else None)
+
+    def adapt_step(self, step: TrainingStep) -> None:
+        """A fine-tuning step; its fraction is the share of the time budget spent."""
+        loss = f" · validation {format_number(step.val_loss)}" if math.isfinite(step.val_loss) else ""
+        text = f"Fine-tuning · epoch {step.epoch} · loss {format_number(step.loss)}{loss}"
+        self.progress.progressed(step, f"{text} · {format_duration(step.eta_s)} left")
+
+    def show_calibration(self, calibration: CalibrationFound | None) -> None:
+        """The fitted values with their standard errors, the fit's quality and the beads (None: clear)."""
+        self.beads.show_calibration(calibration)
+        rows = () if calibration is None else calibration.fitted
+        self.table.setRowCount(len(rows))
+        self.table.setVisible(bool(rows))
+        self.beads.setVisible(calibration is not None)
+        for index, (name, value, sd) in enumerate(rows):
+            for column, text in enumerate((FITTED_LABELS.get(name, name), format_number(value), format_number(sd))):
+                self.table.setItem(index, column, QTableWidgetItem(text))
+        rows_height = self.table.verticalHeader().defaultSectionSize() * len(rows)
+        header_height = self.table.horizontalHeader().sizeHint().height()
+        self.table.setFixedHeight(rows_height + header_height + 2 * self.table.frameWidth())
+        if calibration is None:
+            self.summary.setText("")
+            return
+        fit = "converged" if calibration.converged else "did not converge"
+        residual = calibration.relative_residual
+        residual_text = f"; residual {residual:.0%} of the bead's signal" if math.isfinite(residual) else ""
+        self.summary.setText(
+            f"Calibrated on {calibration.beads_used} beads: fit {fit}{residual_text}. "
+            "Measured average bead vs the simulator's fitted bead (XZ, through the centre):"
+        )
+
+    def adapt_result(self, outcome: Any) -> None:
+        """Say how the adaptation ended and whether its model is now the current one."""
+        training = outcome.training
+        if outcome.completed:
+            self._result_text = (
+                f"Adapted in {training.epochs_run} epoch(s); {outcome.model_path.name} is now the current model."
+            )
+        elif outcome.model_path is not None:
+            self._result_text = "Stopped; the current model is unchanged (the partial model stays in the runs folder)."
+        else:
+            self._result_text = "Stopped before the first epoch ended; no model saved, the current model is unchanged."
+
+    def adapt_ended(self, outcome: str) -> None:
+        if outcome == "cancelled":
+            self._result_text = "Stopped; the current model is unchanged."
+        elif outcome == "failed":
+            self._result_text = "Failed (see the message); the current model is unchanged."
+        self.progress.ended(outcome, self._result_text)
+        self._result_text = None

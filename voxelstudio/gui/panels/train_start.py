@@ -1,0 +1,84 @@
+"""Where training starts: the device preset that fills the configuration, and whether the weights start from the
+bundled denoiser (fine-tuning) or at random."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtWidgets import QCheckBox, QComboBox, QWidget
+
+PRESET_TIPS = {
+    "auto": "The recipe for the compute device the backend sees: gpu on a GPU, cpu otherwise",
+    "cpu": "Fits a 2-core laptop: 8-filter U-Net, 64x64x32 patches, batches of 4",
+    "gpu": "Keeps a GPU busy: 32-filter U-Net, 128x128x32 patches, batches of 16, mixed precision",
+}
+
+
+class PresetBox(QComboBox):
+    """The training presets ``train-denoiser --preset`` offers; :meth:`recipe` is the config the choice stands for."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent, objectName="preset")
+        from voxelstudio.ml.config import PRESETS
+
+        for index, name in enumerate(PRESETS):
+            self.addItem(name)
+            self.setItemData(index, PRESET_TIPS.get(name, ""), 3)  # 3: Qt.ItemDataRole.ToolTipRole
+        self.setToolTip("Fills the configuration with a recipe for the device (recorded in the model file)")
+
+    def resolved(self, device_kind: str) -> str:
+        """``cpu`` or ``gpu``: the choice, with ``auto`` following ``device_kind`` ("GPU" or "CPU")."""
+        from voxelstudio.ml.config import resolve_preset
+
+        return resolve_preset(self.currentText(), device_kind)
+
+    def recipe(self, device_kind: str) -> Any:
+        """The TrainConfig of the chosen preset on ``device_kind``, as the CLI builds it."""
+        from voxelstudio.ml.config import preset_config
+
+        return preset_config(self.resolved(device_kind))
+
+
+class BundledStart(QCheckBox):
+    """The "Start from the bundled model" check box: available when the bundled denoiser's architecture is the
+    configured one (its weights then fit), checked by default; disabled, saying why in its tooltip, otherwise."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Start from the bundled model", parent, objectName="from_bundled")
+        from voxelstudio.ml.bundled import bundled_denoiser_path, describe_architecture, read_train_config
+
+        self.wanted = True  # the user's choice, kept while the configuration does not allow it
+        self.path: Path | None = None
+        self._bundled: Any = None
+        try:
+            self.path = bundled_denoiser_path()
+            self._bundled = read_train_config(self.path).model
+            self._about = describe_architecture(self._bundled)
+        except (FileNotFoundError, ValueError) as exc:
+            self.path, self._about = None, str(exc)
+        self.clicked.connect(lambda checked: setattr(self, "wanted", bool(checked)))
+
+    def follow(self, model: Any) -> None:
+        """Enable (and check, unless the user unchecked it) when a ``model`` config can start from the bundled
+        weights; else disable with the reason as the tooltip."""
+        from voxelstudio.ml.bundled import architecture_mismatch
+
+        if self._bundled is None:
+            usable, tip = False, f"No bundled model to start from: {self._about}"
+        else:
+            mismatch = architecture_mismatch(self._bundled, model)
+            usable = mismatch is None
+            tip = (
+                f"Fine-tune the bundled denoiser ({self._about}) instead of starting from random weights"
+                if usable
+                else f"The bundled model ({self._about}) has another architecture ({mismatch}); "
+                "its weights cannot start this configuration"
+            )
+        self.setEnabled(usable)
+        self.setChecked(usable and self.wanted)
+        self.setToolTip(tip)
+
+    def init_model(self) -> Path | None:
+        """The model file training starts from: the bundled one when checked, else None (random weights)."""
+        return self.path if self.isEnabled() and self.isChecked() else None

@@ -1,0 +1,110 @@
+"""The Train panel's "Adapt to the raw volume" job as it runs in the worker process: calibrate the simulator on the
+loaded raw volume, report what the calibration found, then fine-tune on matched simulated pairs.
+
+Qt-free (the child process imports it). The calibration is reported as one
+:class:`~voxelstudio.jobs.events.CalibrationFound` event as soon as it is known, minutes before the fine-tuning
+ends; the job returns an :class:`AdaptOutcome`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
+from voxelstudio.core.volume import Volume
+from voxelstudio.jobs.events import CalibrationFound, JobEvent, TrainingStep, as_event
+
+
+@dataclass(frozen=True)
+class AdaptOutcome:
+    """What an adaptation found and trained: the calibration as reported, and the training's TrainResult."""
+
+    calibration: CalibrationFound
+    training: Any  # voxelstudio.tasks.train.TrainResult
+
+    @property
+    def model_path(self) -> Path | None:
+        """The adapted model, None when training stopped before its first epoch ended."""
+        return self.training.model_path
+
+    @property
+    def completed(self) -> bool:
+        """True when the fine-tuning ran to its end (it was not stopped) and saved a model."""
+        return self.model_path is not None and self.training.stopped_reason != "cancelled"
+
+
+def adapt_to_volume(
+    raw: Volume,
+    *,
+    out: Path,
+    minutes: float,
+    init: Path | None = None,
+    calibrate_options: dict[str, Any] | None = None,
+    report: ReportFn = null_report,
+    cancel: CancelToken | None = None,
+) -> AdaptOutcome:
+    """Adapt ``init`` (default: the bundled denoiser) to ``raw``'s microscope for ``minutes``, into ``out``;
+    ``calibrate_options`` (``na``, ``wavelength_um``...) go to the calibration."""
+    from voxelstudio.tasks.adapt import adapt_volumes
+
+    found: list[CalibrationFound] = []
+    budget_s = minutes * 60.0
+
+    def forward(news: JobEvent | Progress) -> None:
+        """Fine-tuning runs on a time budget (its epoch count is a formality): its progress is the time spent."""
+        event = as_event(news)
+        if isinstance(event, TrainingStep) and math.isfinite(event.eta_s):
+            event = dataclasses.replace(event, done=max(budget_s - event.eta_s, 0.0), total=budget_s)
+        report(event)
+
+    def calibrated(cal: Any) -> None:
+        found.append(calibration_event(cal))
+        report(found[-1])
+
+    name = str(raw.source or raw.name or "the raw volume")
+    try:
+        result = adapt_volumes(
+            [raw], out, init=init, minutes=minutes, sources=[name], on_calibrated=calibrated, report=forward,
+            cancel=cancel, **(calibrate_options or {}),
+        )  # fmt: skip
+    except ValueError as exc:  # too few beads, no voxel size...: one line that names the volume
+        if Path(name).name in str(exc):
+            raise
+        raise ValueError(f"{Path(name).name}: {exc}") from exc
+    return AdaptOutcome(found[-1] if found else calibration_event(result.calibration), result.training)
+
+
+def calibration_event(cal: Any) -> CalibrationFound:
+    """The :class:`CalibrationFound` event of a :class:`~voxelstudio.tasks.calibrate.Calibration`."""
+    measured, model = np.asarray(cal.beads.image, np.float32), np.asarray(cal.optics_fit.model, np.float32)
+    y = int(np.unravel_index(int(np.argmax(model)), model.shape)[0])  # the fitted bead's centre row
+    return CalibrationFound(
+        fitted=tuple((name, _float(value), _float(sd)) for name, (value, sd) in cal.fitted.items()),
+        beads_used=len(cal.beads.amplitudes),
+        converged=bool(cal.converged),
+        relative_residual=_float(cal.optics_fit.relative_residual),
+        spacing_um=tuple(float(s) for s in cal.params.optics.voxel_size_um),  # type: ignore[arg-type]
+        measured_fwhm_um=_widths(cal.fwhm_um.get("measured", {})),
+        fitted_fwhm_um=_widths(cal.fwhm_um.get("model", {})),
+        measured_xz=_unit_peak(measured[y]),
+        fitted_xz=_unit_peak(model[y]),
+    )
+
+
+def _unit_peak(section: np.ndarray) -> np.ndarray:
+    peak = float(np.max(section)) if section.size else 0.0
+    return np.ascontiguousarray(section / peak if peak > 0 else section, dtype=np.float32)
+
+
+def _widths(fwhm: dict[str, float | None]) -> tuple[float, float]:
+    return (_float(fwhm.get("lateral")), _float(fwhm.get("axial")))
+
+
+def _float(value: float | None) -> float:
+    return math.nan if value is None else float(value)
