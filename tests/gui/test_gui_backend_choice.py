@@ -73,7 +73,7 @@ def test_choosing_a_backend_applies_it_remembers_it_and_reprobes_the_device(qtbo
 def test_only_the_newest_device_probe_is_shown(qtbot, session, monkeypatch):
     """A probe started before the backend changed must not overwrite the new backend's label."""
     answers = []
-    monkeypatch.setattr("voxelstudio.gui.controller.run_isolated", lambda fn, kwargs, **_: os.environ["KERAS_BACKEND"])
+    monkeypatch.setattr("voxelstudio.jobs.work.run_isolated", lambda fn, kwargs, **_: os.environ["KERAS_BACKEND"])
     session.controller.device_described.connect(answers.append)
     session.controller.detect_device()
     session.controller.detect_device()

@@ -93,7 +93,7 @@ def test_training_starts_from_the_bundled_model_when_checked(qtbot, sample_sessi
         calls.append(kwargs)
         return SimpleNamespace(model_path=None, stopped_reason="cancelled", epochs_run=0, best_val_loss=math.nan)
 
-    monkeypatch.setattr("voxelstudio.gui.controller.run_isolated", fake_run)
+    monkeypatch.setattr("voxelstudio.jobs.work.run_isolated", fake_run)
     panel = sample_session.window.train_panel
     _choose_preset(panel, "cpu")
     assert panel.from_bundled.isEnabled()
@@ -134,7 +134,7 @@ def _fake_adapt(stopped_reason: str = "time", fail: bool = False):
 
 def _run_adapt(qtbot, session, monkeypatch, fake):
     monkeypatch.setattr(
-        "voxelstudio.gui.controller.run_isolated",
+        "voxelstudio.jobs.work.run_isolated",
         lambda function, kwargs, *, report, cancel=None: fake(**kwargs, report=report, cancel=cancel),
     )
     box = session.window.train_panel.adapt

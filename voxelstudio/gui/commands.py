@@ -11,6 +11,7 @@ from PySide6.QtCore import QObject, QSettings
 from voxelstudio.core.errors import VoxelStudioError
 from voxelstudio.gui import dialogs
 from voxelstudio.gui.actions import update_enabled
+from voxelstudio.gui.classify_commands import ClassifyCommands
 from voxelstudio.gui.controller import Controller
 from voxelstudio.gui.document import Document
 from voxelstudio.gui.image_files import save_image
@@ -100,7 +101,7 @@ class Commands(QObject):
         w.view_panel.level_requested.connect(c.open_level)
         w.slices.line_drawn.connect(self.show_profile)
         w.view_panel.reset_camera_requested.connect(w.viewports.reset_camera)
-        self._connect_classify_panel()
+        self.classify_commands = ClassifyCommands(self)
 
     def _connect_feedback(self) -> None:
         w, c, jobs = self.window, self.controller, self.controller.jobs
@@ -320,61 +321,6 @@ class Commands(QObject):
         folder = dialogs.get_folder(self.window, f"Choose the {role} folder", current or last_folder(self.settings))
         if folder:
             panel.set_folder(role, folder)
-
-    # ------------------------------------------------------------------------------------------------ classify
-    def _connect_classify_panel(self) -> None:
-        panel, c = self.window.classify_panel, self.controller
-        panel.stop_requested.connect(c.stop)
-        panel.train_requested.connect(self.train_classifier)
-        panel.search_requested.connect(lambda: self.train_classifier(search=True))
-        panel.evaluate_requested.connect(self.evaluate_classifier)
-        panel.classify_requested.connect(
-            lambda: c.classify_volume(self.document.classifier_path, panel.rotations.value())
-        )
-        panel.use_bundled_requested.connect(lambda: self.document.set_classifier_path(None))
-        self.document.classifier_changed.connect(panel.set_model)
-        panel.show_gradcam_requested.connect(self.show_gradcam)
-        panel.choose_folder_requested.connect(self.choose_dataset_folder)
-        panel.choose_model_requested.connect(self.choose_classifier)
-
-    def train_classifier(self, search: bool = False) -> None:
-        """Train (or, with ``search``, search the hyper-parameters of) a classifier as the Classify tab says."""
-        panel = self.window.classify_panel
-        try:
-            folder, config = panel.dataset_folder(), panel.config()
-        except ValueError as exc:
-            self._fail(f"classifier {'search' if search else 'training'} setup", exc)
-            return
-        self.controller.train_classifier(folder, config, panel.trials.value() if search else 0)
-
-    def evaluate_classifier(self) -> None:
-        panel = self.window.classify_panel
-        try:
-            folder = panel.dataset_folder()
-        except ValueError as exc:
-            self._fail("classifier evaluation", exc)
-            return
-        self.controller.evaluate_classifier(folder, self.document.classifier_path, panel.rotations.value())
-
-    def show_gradcam(self) -> None:
-        """Show the Grad-CAM heat map in the fourth panel, on a fixed 0–1 scale."""
-        self.view.set_clim("gradcam", (0.0, 1.0))
-        self.view.update(extra_panel="gradcam")
-
-    def choose_dataset_folder(self) -> None:
-        panel = self.window.classify_panel
-        folder = dialogs.get_folder(
-            self.window, "Choose a data set folder", panel.folder.text() or last_folder(self.settings)
-        )
-        if folder:
-            panel.folder.setText(folder)
-
-    def choose_classifier(self) -> None:
-        path = dialogs.get_open_path(
-            self.window, "Choose a classifier", last_folder(self.settings), dialogs.MODEL_FILTER
-        )
-        if path:
-            self.document.set_classifier_path(path)
 
     def show_environment(self) -> None:
         """Help > Environment: show the dialog at once and fill it when the report has been gathered."""

@@ -8,7 +8,6 @@ time, the compute-device probe beside it, and ``busy_changed(False)`` whatever w
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QSettings, Signal
 
-from voxelstudio.core.provenance import export_provenance, sidecar_path, write_sidecar
+from voxelstudio.core.provenance import export_provenance, sidecar_path
 from voxelstudio.core.volume import Spacing, Volume
 from voxelstudio.gui.document import Document
 from voxelstudio.gui.job_handlers import (
@@ -29,10 +28,8 @@ from voxelstudio.gui.job_handlers import (
 from voxelstudio.gui.levels import level_note, level_to_open
 from voxelstudio.gui.settings import remember_file, remember_folder
 from voxelstudio.gui.workers import Job, JobError, JobRunner
-from voxelstudio.jobs.adapt import adapt_to_volume
-from voxelstudio.jobs.classify import train_classifier_job
-from voxelstudio.jobs.runner import check_model, compute_device, run_isolated
-from voxelstudio.jobs.train import TrainingData, train_from_data
+from voxelstudio.jobs import work
+from voxelstudio.jobs.train import TrainingData
 
 
 class Controller(QObject):
@@ -91,7 +88,7 @@ class Controller(QObject):
     # ------------------------------------------------------------------------------------------------------- data
     def open_volume(self, path: str | Path, role: str, variable: str | None = None) -> Job | None:
         """Load ``path`` (a chosen ``variable`` of a .mat/.npz) as the ``role`` volume."""
-        from voxelstudio.io import import_readers, load_volume
+        from voxelstudio.io import import_readers
 
         path = Path(path)
         import_readers([path])  # here, not in the worker: see import_readers
@@ -100,10 +97,8 @@ class Controller(QObject):
             self._set_loaded(role, volume)
             remember_file(self.settings, path)
 
-        def load(report, cancel) -> Volume:
-            return load_volume(path, level_to_open(path) if variable is None else variable)
-
-        return self.jobs.start(f"loading {path.name}", load, JobHandler().arm(loaded))
+        load = work.load_volumes({"volume": (path, level_to_open(path) if variable is None else variable)})
+        return self.jobs.start(f"loading {path.name}", load, JobHandler().arm(lambda found: loaded(found["volume"])))
 
     def open_level(self, role: str, level: str) -> Job | None:
         """Load another resolution level of the multiscale store the ``role`` volume came from."""
@@ -115,13 +110,12 @@ class Controller(QObject):
 
     def open_pair(self, raw_path: str | Path, target_path: str | Path | None = None) -> Job | None:
         """Load a raw volume and, optionally, its target in one job."""
-        from voxelstudio.io import import_readers, load_volume
+        from voxelstudio.io import import_readers
 
         paths = {"raw": Path(raw_path)} | ({} if target_path is None else {"target": Path(target_path)})
         import_readers(paths.values())  # here, not in the worker: see import_readers
 
-        def load(report, cancel) -> dict[str, Volume]:
-            return {role: load_volume(path) for role, path in paths.items()}
+        load = work.load_volumes({role: (path, None) for role, path in paths.items()})
 
         def loaded(volumes: dict[str, Volume]) -> None:
             for role, volume in volumes.items():
@@ -148,7 +142,6 @@ class Controller(QObject):
 
     def export(self, role: str, path: str | Path) -> Job | None:
         """Write the ``role`` volume to ``path`` (format from the suffix) and its provenance to ``path`` + ".json"."""
-        from voxelstudio.io import save_volume
 
         volume = self.document.volume(role)
         if volume is None:
@@ -158,16 +151,11 @@ class Controller(QObject):
         inputs = {r: v.source for r, v in self.document.volumes().items() if v.source is not None}
         provenance = export_provenance(role, volume, self.document.made_by(role), inputs)
 
-        def export(report, cancel) -> Path:
-            written = save_volume(volume, path, overwrite=True)
-            write_sidecar(written, provenance)
-            return written
-
         def exported(written: Path) -> None:
             remember_file(self.settings, written)
             self.status.emit(f"Saved the {role} volume to {written} (provenance in {sidecar_path(written).name}).")
 
-        return self.jobs.start("export", export, JobHandler().arm(exported))
+        return self.jobs.start("export", work.export_volume(volume, path, provenance), JobHandler().arm(exported))
 
     # ------------------------------------------------------------------------------------------------------ model
     def detect_device(self) -> Job | None:
@@ -176,14 +164,12 @@ class Controller(QObject):
         self._device_probes += 1
         probe = self._device_probes
 
-        def describe(report, cancel) -> tuple[str, str]:
-            return run_isolated(compute_device, {}, report=report, cancel=cancel)
-
         def described(device: tuple[str, str]) -> None:
             if probe == self._device_probes:
                 self.device_described.emit(device[0])
                 self.device_kind_found.emit(device[1])
 
+        describe = work.in_child("voxelstudio.jobs.runner:compute_device")
         return self.jobs.start("device check", describe, JobHandler().arm(described), exclusive=False)
 
     def gather_environment(self, on_text: Callable[[str], object]) -> Job | None:
@@ -191,12 +177,7 @@ class Controller(QObject):
         takes seconds); ``on_text`` receives the formatted text on the GUI thread."""
         disk = next((p for p in (self.runs_dir, *self.runs_dir.parents) if p.is_dir()), Path.home())
 
-        def gather(report, cancel) -> str:
-            from voxelstudio.gui import probe
-            from voxelstudio.tasks.doctor import environment_report, format_report
-
-            return format_report(environment_report(disk_path=disk, qt_probe=probe.__name__))
-
+        gather = work.environment(disk, qt_probe="voxelstudio.gui.probe")  # run as a child process, never imported
         return self.jobs.start("environment report", gather, JobHandler().arm(on_text), exclusive=False)
 
     def train(self, config: Any, data: TrainingData | None = None, init: Path | None = None) -> Job | None:
@@ -212,13 +193,9 @@ class Controller(QObject):
             self.status.emit("Training needs a raw and a target volume.")
             return None
         out = self._new_run_dir("train") / "denoiser.keras"
-        arguments = {"data": data, "loaded": loaded if data.needs_loaded_pair else None, "config": config, "out": out,
-                     "init": init}  # fmt: skip
-
-        def train(report, cancel) -> Any:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            return run_isolated(train_from_data, arguments, report=report, cancel=cancel)
-
+        given = loaded if data.needs_loaded_pair else None
+        train = work.in_child("voxelstudio.jobs.train:train_from_data", make_folder=out.parent, data=data, loaded=given,
+                              config=config, out=out, init=init)  # fmt: skip
         job = self.jobs.start(
             "training", train, lambda: self.training.prepare(raw, data.needs_loaded_pair, self._trained)
         )
@@ -247,28 +224,20 @@ class Controller(QObject):
             self.failed.emit(JobError("adaptation", problem, ""))
             return None
         out = self._new_run_dir("adapt") / "adapted.keras"
-        arguments = {"raw": raw, "out": out, "minutes": float(minutes)}
-
-        def adapt(report, cancel) -> Any:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            return run_isolated(adapt_to_volume, arguments, report=report, cancel=cancel)
-
+        adapt = work.in_child("voxelstudio.jobs.adapt:adapt_to_volume", make_folder=out.parent, raw=raw, out=out,
+                              minutes=float(minutes))  # fmt: skip
         return self.jobs.start("adaptation", adapt, lambda: self.adaptation.arm())  # the handler applies the result
 
     def load_model(self, path: str | Path) -> Job | None:
         """Check that ``path`` is a usable denoiser (in a worker: it imports TensorFlow), then make it current."""
         path = Path(path)
 
-        def check(report, cancel) -> Path:
-            run_isolated(check_model, {"path": path}, report=report, cancel=cancel)
-            return path
-
         def loaded(checked: Path) -> None:
             self.document.set_model_path(checked)
             remember_folder(self.settings, checked)
             self.status.emit(f"Using model {checked.name}.")
 
-        return self.jobs.start("loading model", check, JobHandler().arm(loaded))
+        return self.jobs.start("loading model", work.check_model(path), JobHandler().arm(loaded))
 
     def denoise(self, *, tta: bool = False) -> Job | None:
         """Denoise the raw volume with the current (or bundled) model, then compute metrics if a target exists."""
@@ -278,18 +247,13 @@ class Controller(QObject):
             return None
         model_path = self.document.model_path
 
-        def denoise(report, cancel) -> Any:
-            from voxelstudio.tasks.denoise import denoise_volume
-
-            arguments = {"volume": raw, "model_path": model_path, "tta": tta}
-            return run_isolated(denoise_volume, arguments, report=report, cancel=cancel)
-
         def denoised(result: Any) -> None:
             self.document.set_volume("prediction", result.prediction, result.provenance)
             self.document.set_volume("uncertainty", result.uncertainty)
             self.status.emit("Denoised.")
 
         handler = lambda: self.denoising.arm(denoised, "Denoising…")  # noqa: E731
+        denoise = work.denoise(raw, model_path, tta)
         return self.jobs.start("denoising", denoise, handler, then=self._evaluate_if_possible)
 
     def deconvolve(self, iterations: int = 20) -> Job | None:
@@ -299,17 +263,13 @@ class Controller(QObject):
             self.status.emit("Open a raw volume first.")
             return None
 
-        def deconvolve(report, cancel) -> Volume:
-            from voxelstudio.tasks.deconvolve import richardson_lucy_volume
-
-            return richardson_lucy_volume(raw, iterations=iterations, report=report, cancel=cancel)
-
         def deconvolved(volume: Volume) -> None:
             made_by = {"method": "richardson-lucy", "iterations": iterations, "psf": volume.metadata.get("psf")}
             self.document.set_volume("prediction", volume, made_by)
             self.status.emit(f"Richardson–Lucy deconvolution done ({iterations} iterations).")
 
         handler = lambda: self.denoising.arm(deconvolved, "Deconvolution…")  # noqa: E731
+        deconvolve = work.deconvolve(raw, iterations)
         return self.jobs.start("deconvolution", deconvolve, handler, then=self._evaluate_if_possible)
 
     def _evaluate_if_possible(self) -> None:
@@ -325,16 +285,11 @@ class Controller(QObject):
             return None
         prediction, target, raw = volumes["prediction"], volumes["target"], volumes.get("raw")
 
-        def evaluate(report, cancel) -> dict[str, Any]:
-            from voxelstudio.tasks.evaluate import evaluate_volumes
-
-            return evaluate_volumes(prediction, target, raw)
-
         def evaluated(metrics: dict[str, Any]) -> None:
             if self.document.volume("prediction") is prediction:
                 self.document.set_metrics(metrics)
 
-        return self.jobs.start("metrics", evaluate, JobHandler().arm(evaluated))
+        return self.jobs.start("metrics", work.evaluate(prediction, target, raw), JobHandler().arm(evaluated))
 
     def save_model(self, path: str | Path) -> Job | None:
         """Copy the current model file to ``path`` (atomically)."""
@@ -344,23 +299,16 @@ class Controller(QObject):
             return None
         path = Path(path)
 
-        def copy(report, cancel) -> Path:
-            from voxelstudio.core.atomic import write_atomically
-
-            return write_atomically(path, lambda temporary: shutil.copyfile(source, temporary), overwrite=True)
-
         saved = JobHandler().arm(lambda written: self.status.emit(f"Saved model to {written}."))
-        return self.jobs.start("saving model", copy, saved)
+        return self.jobs.start("saving model", work.copy_file(source, path), saved)
 
     # ------------------------------------------------------------------------------------------------ classifier
     def train_classifier(self, folder: str | Path, config: Any, trials: int = 0) -> Job | None:
         """Train a voxel classifier on a class-per-folder data set (``trials`` > 0: search its hyper-parameters,
         each finished trial to ``classifier_search.trial``); the result goes to the handler's ``finished``."""
         run_dir = self._new_run_dir("search" if trials else "classify")
-        arguments = {"folder": Path(folder), "config": config, "out": run_dir / "classifier.keras", "trials": trials}
-
-        def train(report, cancel) -> Any:
-            return run_isolated(train_classifier_job, arguments, report=report, cancel=cancel)
+        train = work.in_child("voxelstudio.jobs.classify:train_classifier_job", folder=Path(folder), config=config,
+                              out=run_dir / "classifier.keras", trials=trials)  # fmt: skip
 
         def trained(result: Any) -> None:
             if result.model_path is not None:
@@ -376,12 +324,8 @@ class Controller(QObject):
 
     def evaluate_classifier(self, folder: str | Path, model_path: Path | None, rotations: int) -> Job | None:
         """Accuracy and confusion matrix of a classifier (None: the bundled one) on a data set."""
-        arguments = {"folder": Path(folder), "model_path": model_path, "rotations": rotations}
-
-        def evaluate(report, cancel) -> dict[str, Any]:
-            from voxelstudio.tasks.classify import evaluate_classifier
-
-            return run_isolated(evaluate_classifier, arguments, report=report, cancel=cancel)
+        evaluate = work.in_child("voxelstudio.tasks.classify:evaluate_classifier", folder=Path(folder),
+                                 model_path=model_path, rotations=rotations)  # fmt: skip
 
         def evaluated(report: dict[str, Any]) -> None:
             self.status.emit(f"Classifier accuracy {report['accuracy']:.1%} on {report['count']} grids.")
@@ -395,11 +339,8 @@ class Controller(QObject):
             self.status.emit("Open a raw volume first.")
             return None
 
-        def classify(report, cancel) -> Any:
-            from voxelstudio.tasks.classify import classify_with_heatmap
-
-            arguments = {"volume": raw, "model_path": model_path, "rotations": rotations}
-            return run_isolated(classify_with_heatmap, arguments, report=report, cancel=cancel)
+        classify = work.in_child("voxelstudio.tasks.classify:classify_with_heatmap", volume=raw, model_path=model_path,
+                                 rotations=rotations)  # fmt: skip
 
         def classified(result: Any) -> None:
             if self.document.volume("raw") is raw:

@@ -1,0 +1,56 @@
+"""The window's jobs as Qt-free tasks: run here without Qt, as the CLI or a test would."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from voxelstudio.core.progress import CancelToken
+from voxelstudio.core.volume import Volume
+from voxelstudio.jobs import work
+from voxelstudio.tasks.denoise import denoise_volume
+
+
+def run(task):
+    events = []
+    return task(events.append, CancelToken()), events
+
+
+def volume(seed: int, name: str) -> Volume:
+    return Volume(np.random.default_rng(seed).random((8, 8, 4)).astype(np.float32), (0.1, 0.1, 0.2), name=name)
+
+
+def test_export_then_load_round_trips_with_provenance(tmp_path):
+    original = volume(0, "scan")
+    written, _ = run(work.export_volume(original, tmp_path / "scan.tif", {"method": "test"}))
+    assert json.loads((tmp_path / "scan.tif.json").read_text())["method"] == "test"
+    loaded, _ = run(work.load_volumes({"raw": (written, None)}))
+    np.testing.assert_array_equal(loaded["raw"].data, original.data)
+
+
+def test_copy_is_atomic_and_returns_the_path(tmp_path):
+    source = tmp_path / "model.keras"
+    source.write_bytes(b"weights")
+    written, _ = run(work.copy_file(source, tmp_path / "saved.keras"))
+    assert written.read_bytes() == b"weights" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "model.keras", "saved.keras",
+    ]  # fmt: skip
+
+
+def test_thread_tasks_take_arguments_named_like_their_own_parameters():
+    target = volume(1, "target")
+    metrics, _ = run(work.evaluate(target, target, None))  # "target" is also in_thread's own first parameter
+    assert metrics["pred"]["psnr"] > 90
+
+
+def test_progress_reaches_the_report_of_thread_tasks():
+    result, events = run(work.deconvolve(volume(2, "raw"), iterations=2))
+    assert result.shape == (8, 8, 4) and events
+
+
+def test_child_tasks_resolve_their_function_and_make_the_folder_first(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(work, "run_isolated", lambda function, arguments, **_: calls.append((function, arguments)))
+    run(work.in_child("voxelstudio.tasks.denoise:denoise_volume", make_folder=tmp_path / "run", volume="v"))
+    assert (tmp_path / "run").is_dir() and calls == [(denoise_volume, {"volume": "v"})]
