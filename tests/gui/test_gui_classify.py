@@ -24,7 +24,7 @@ def shapes_folder(tmp_path_factory):
 def _tiny_training(panel, folder, epochs: int) -> None:
     panel.folder.setText(str(folder))
     panel.arch.setCurrentText("voxnet")
-    panel.width.setValue(0.125)
+    panel.width_box.setValue(0.125)
     panel.grid.setValue(16)
     panel.epochs.setValue(epochs)
     panel.minutes.setValue(0.0)

@@ -40,6 +40,11 @@ def test_four_panels_and_a_long_file_name_fit_1280_by_800(qtbot, session):
     assert LONG_NAME not in title.shown_text() and "…" in title.shown_text()  # shortened where drawn
     assert window.tabs.geometry().right() <= window.centralWidget().width()
     assert window.windowTitle() == f"{LONG_NAME} — VoxelStudio"
+    for index in range(window.tabs.count()):  # no side tab needs a horizontal scroll bar at this size
+        window.tabs.setCurrentIndex(index)
+        QApplication.processEvents()
+        page = window.tabs.widget(index)
+        assert page.horizontalScrollBar().maximum() == 0, window.tabs.tabText(index)
 
 
 def test_restored_geometry_is_clamped_to_the_screen(qtbot, tmp_path, dialogs):

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from voxelstudio.gui.class_plots import AccuracyPlot, ConfusionPlot, ProbabilityBars
-from voxelstudio.gui.panels.common import ProgressRow, format_duration, format_number
+from voxelstudio.gui.panels.common import ElidedLabel, ProgressRow, format_duration, format_number
 from voxelstudio.gui.trials_table import TrialsTable
 from voxelstudio.jobs.events import EpochResult, ProgressEvent, TrainingStep, TrialResult
 
@@ -61,9 +61,11 @@ class ClassifyPanel(QWidget):
         folder_row.addWidget(browse)
         self.arch = QComboBox(objectName="classifier_arch")
         self.arch.addItems(CLASSIFIER_ARCHITECTURES)
-        self.width = QDoubleSpinBox(objectName="classifier_width", minimum=0.05, maximum=4.0, decimals=3, value=0.25)
-        self.width.setSingleStep(0.125)
-        self.width.setToolTip("Channel multiplier (1 = the paper's network; 0.125–0.25 trains on a CPU)")
+        self.width_box = QDoubleSpinBox(
+            objectName="classifier_width", minimum=0.05, maximum=4.0, decimals=3, value=0.25
+        )
+        self.width_box.setSingleStep(0.125)
+        self.width_box.setToolTip("Channel multiplier (1 = the paper's network; 0.125–0.25 trains on a CPU)")
         self.grid = QSpinBox(objectName="classifier_grid", minimum=10, maximum=128, value=32, suffix="³")
         self.grid.setToolTip("Input grid size; grids of other sizes are resampled")
         self.epochs = QSpinBox(objectName="classifier_epochs", minimum=0, maximum=10_000, value=0)
@@ -78,7 +80,7 @@ class ClassifyPanel(QWidget):
         form = QFormLayout()
         form.addRow("Data set", folder_row)
         form.addRow("Architecture", self.arch)
-        form.addRow("Width", self.width)
+        form.addRow("Width", self.width_box)
         form.addRow("Grid", self.grid)
         form.addRow("Epochs", self.epochs)
         form.addRow("Time budget", self.minutes)
@@ -104,8 +106,7 @@ class ClassifyPanel(QWidget):
         data_layout.addLayout(form)
         data_layout.addLayout(data_buttons)
 
-        self.model_label = QLabel(objectName="classifier_model_label")
-        self.model_label.setWordWrap(True)
+        self.model_label = ElidedLabel(objectName="classifier_model_label")  # the whole path in its tooltip
         choose = QPushButton("Choose…")
         choose.clicked.connect(self.choose_model_requested)
         bundled = QPushButton("Bundled")
@@ -162,7 +163,7 @@ class ClassifyPanel(QWidget):
         """The ClassifierTrainConfig the widgets describe (validated; ValueError names the bad field)."""
         from voxelstudio.ml.classifier_config import ClassifierTrainConfig
 
-        overrides = {"width": self.width.value(), "input_shape": (self.grid.value(),) * 3}
+        overrides = {"width": self.width_box.value(), "input_shape": (self.grid.value(),) * 3}
         return ClassifierTrainConfig.for_arch(
             self.arch.currentText(), model_overrides=overrides, epochs=self.epochs.value() or None,
             minutes=self.minutes.value() or None,
@@ -186,8 +187,8 @@ class ClassifyPanel(QWidget):
         return count or None
 
     def set_model(self, path: Path | str | None) -> None:
-        self.model_label.setText("Model: bundled (10 shapes)" if path is None else f"Model: {Path(path).name}")
-        self.model_label.setToolTip("" if path is None else str(path))
+        self.model_label.setText("Model: bundled" if path is None else f"Model: {Path(path).name}")
+        self.model_label.setToolTip("the bundled classifier of ten procedural shapes" if path is None else str(path))
 
     def set_idle(self, idle: bool, has_raw: bool, has_gradcam: bool) -> None:
         self.train_button.setEnabled(idle)

@@ -5,11 +5,39 @@ from __future__ import annotations
 
 import math
 
-from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from voxelstudio.jobs.eta import EtaClock
 from voxelstudio.jobs.events import ProgressEvent, TileProgress
+
+
+class ElidedLabel(QLabel):
+    """One line of text shortened in the middle ("…") to the width there is; :meth:`text` is the whole text.
+
+    Used instead of a word-wrapped label beside buttons: Qt 6.12 crashes laying such a label out inside a tab's
+    scroll area (QTextEngine::resolveFormats from QLabel::heightForWidth)."""
+
+    def __init__(self, text: str = "", parent: QWidget | None = None, **kwargs: object) -> None:
+        super().__init__(parent, **kwargs)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setTextFormat(Qt.TextFormat.PlainText)
+        self._full = ""
+        self.setText(text)
+
+    def setText(self, text: str) -> None:
+        self._full = text
+        self._elide()
+
+    def text(self) -> str:  # type: ignore[override]
+        return self._full
+
+    def _elide(self) -> None:
+        super().setText(self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideMiddle, max(self.width(), 1)))
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._elide()
 
 
 def format_duration(seconds: float) -> str:

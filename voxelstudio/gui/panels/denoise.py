@@ -11,14 +11,13 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
-    QLabel,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
-from voxelstudio.gui.panels.common import ProgressRow
+from voxelstudio.gui.panels.common import ElidedLabel, ProgressRow
 from voxelstudio.jobs.events import ProgressEvent
 
 
@@ -33,14 +32,15 @@ class DenoisePanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.model_label = QLabel(objectName="model_label")
-        self.model_label.setWordWrap(True)
+        self.model_label = ElidedLabel(objectName="model_label")  # the whole path in its tooltip
         load = QPushButton("Load model…")
         load.clicked.connect(self.load_model_requested)
         model_row = QHBoxLayout()
         model_row.addWidget(self.model_label, 1)
         model_row.addWidget(load)
-        self.tta = QCheckBox("Test-time augmentation (slower; gives an uncertainty volume)", objectName="tta")
+        self.tta = QCheckBox("Test-time augmentation", objectName="tta")
+        self.tta.setToolTip("Average the 8 flips and rotations of the volume (8x slower); their spread becomes an "
+                            "uncertainty volume")  # fmt: skip
         self.denoise_button = QPushButton("Denoise", objectName="denoise_button")
         self.denoise_button.setToolTip("Clean the raw volume with the current model")
         self.denoise_button.clicked.connect(lambda: self.denoise_requested.emit(self.tta.isChecked()))

@@ -51,6 +51,7 @@ def _triple(
     row = QHBoxLayout()
     boxes = [_spin(low, high, v, f"{name}_{axis}") for axis, v in zip("yxz", values, strict=True)]
     for box in boxes:
+        box.setMinimumWidth(44)  # three numbers share the field column: let them shrink below their size hint
         row.addWidget(box)
     return row, boxes
 
@@ -171,6 +172,7 @@ class TrainPanel(QWidget):
             ("Target folder", self.target_folder, "target"),
         ):
             browse = QPushButton("…", objectName=f"browse_{role}_folder")
+            browse.setMaximumWidth(36)  # the style's default minimum (80 px) would widen the whole tab
             browse.clicked.connect(lambda _checked=False, r=role: self.choose_folder_requested.emit(r))
             row = QHBoxLayout()
             row.addWidget(edit, 1)
