@@ -37,8 +37,10 @@ def test_bundled_start_follows_the_model_config(panel):
     from voxelstudio.ml.bundled import bundled_denoiser_path
 
     box = panel.from_bundled
-    assert box.isEnabled() and box.isChecked()  # the default U-Net is the bundled model's architecture
-    assert panel.init_model() == bundled_denoiser_path()
+    assert box.isEnabled() and not box.isChecked()  # the default U-Net is the bundled model's architecture, but
+    assert panel.init_model() is None  # fine-tuning is a choice until it wins the benchmark (off, as in the CLI)
+    box.click()
+    assert box.isChecked() and panel.init_model() == bundled_denoiser_path()
     panel.filters.setValue(16)
     assert not box.isEnabled() and not box.isChecked() and panel.init_model() is None
     assert "filters 8 vs 16" in box.toolTip()
@@ -76,12 +78,12 @@ def test_preset_choice_is_remembered(panel, qtbot):
     from voxelstudio.gui.panels.train import TrainPanel
 
     _choose_preset(panel, "gpu")
-    panel.from_bundled.wanted = False
+    panel.from_bundled.wanted = True
     panel.remember(panel.config())
     again = TrainPanel(panel.settings)
     qtbot.addWidget(again)
     assert again.preset.currentText() == "gpu" and again.config().preset == "gpu"
-    assert not again.from_bundled.wanted
+    assert again.from_bundled.wanted
 
 
 def test_training_starts_from_the_bundled_model_when_checked(qtbot, sample_session, monkeypatch):

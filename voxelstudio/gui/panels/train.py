@@ -264,7 +264,7 @@ class TrainPanel(QWidget):
     def _restore_start(self) -> None:
         preset = str(self.settings.value(START_KEYS[0], "auto"))
         self.preset.setCurrentText(preset if self.preset.findText(preset) >= 0 else "auto")
-        self.from_bundled.wanted = bool(self.settings.value(START_KEYS[1], True, type=bool))
+        self.from_bundled.wanted = bool(self.settings.value(START_KEYS[1], False, type=bool))
 
     def _restore_data(self) -> None:
         source = str(self.settings.value(DATA_KEYS[0], SOURCES[0]))
