@@ -111,6 +111,6 @@ def environment(disk: Path, qt_probe: str) -> Task:
     def run(report: EventFn, cancel: CancelToken) -> str:
         from voxelstudio.tasks.doctor import environment_report, format_report
 
-        return format_report(environment_report(disk_path=disk, qt_probe=qt_probe))
+        return format_report(environment_report(disk_path=disk, qt_probe=qt_probe, cancel=cancel))
 
     return run

@@ -13,6 +13,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,12 @@ import psutil
 
 import voxelstudio
 from voxelstudio.core.backends import BACKENDS, installed_backends, requested_backend
+from voxelstudio.core.progress import CancelToken
 
 PROBE_TIMEOUT_S = 120.0
 """A probe that takes longer (a GPU driver hanging on start-up) is reported as not answering."""
+POLL_S = 0.2
+"""How often a wait for a probe looks at the cancel token."""
 
 
 @dataclass
@@ -44,14 +48,21 @@ def _start(module: str, env: dict[str, str] | None = None) -> _Probe:
     return _Probe(module, process)
 
 
-def _finish(probe: _Probe, timeout: float) -> dict[str, Any]:
-    """The probe's JSON, or {"error": one line} when it failed, crashed or did not answer in time."""
-    try:
-        out, err = probe.process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        probe.process.kill()
-        probe.process.communicate()
-        return {"error": f"no answer within {timeout:.0f} s"}
+def _finish(probe: _Probe, timeout: float, cancel: CancelToken | None = None) -> dict[str, Any]:
+    """The probe's JSON, or {"error": one line} when it failed, crashed or did not answer in time; raises
+    :class:`~voxelstudio.core.errors.Cancelled` (the caller kills the probes) as soon as ``cancel`` is set."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            out, err = probe.process.communicate(timeout=max(min(POLL_S, deadline - time.monotonic()), 0.001))
+            break
+        except subprocess.TimeoutExpired:
+            if cancel is not None:
+                cancel.raise_if_cancelled("environment report")
+            if time.monotonic() >= deadline:
+                probe.process.kill()
+                probe.process.communicate()
+                return {"error": f"no answer within {timeout:.0f} s"}
     if probe.process.returncode == 0:
         try:
             return dict(json.loads(out))
@@ -77,22 +88,41 @@ def _version(distribution: str) -> str | None:
 
 
 def environment_report(
-    *, timeout: float = PROBE_TIMEOUT_S, disk_path: str | Path = ".", qt_probe: str | None = None
+    *,
+    timeout: float = PROBE_TIMEOUT_S,
+    disk_path: str | Path = ".",
+    qt_probe: str | None = None,
+    cancel: CancelToken | None = None,
 ) -> dict[str, Any]:
     """Everything ``voxelstudio doctor --json`` prints: keys ``python``, ``voxelstudio``, ``keras``, ``platform``,
     ``backend`` (the one jobs will use), ``backends`` (name -> {installed, version, devices[, error]}), ``opengl``,
     ``qt``, ``memory``. ``qt_probe`` names the module that probes Qt (the GUI layer's, passed in by the caller: tasks
-    know nothing of Qt); without it ``qt`` says it was not probed."""
+    know nothing of Qt); without it ``qt`` says it was not probed. Setting ``cancel`` stops at once: every probe
+    still running is killed (a window closing during Help > Environment leaves no process behind)."""
     installed = installed_backends()
     probes = {name: _start("voxelstudio.ml.probe", {"KERAS_BACKEND": name}) for name in installed}
     opengl = _start("voxelstudio.render.probe")
     qt = None if qt_probe is None else _start(qt_probe)
+    try:
+        return _gather(probes, opengl, qt, timeout, disk_path, cancel)
+    finally:
+        for probe in (*probes.values(), opengl, *([qt] if qt is not None else [])):
+            if probe.process.poll() is None:
+                probe.process.kill()
+                probe.process.communicate()
+
+
+def _gather(
+    probes: dict[str, _Probe], opengl: _Probe, qt: _Probe | None, timeout: float, disk_path: str | Path,
+    cancel: CancelToken | None,
+) -> dict[str, Any]:  # fmt: skip
+    installed = list(probes)
     backends: dict[str, Any] = {}
     for name in BACKENDS:
         if name not in installed:
             backends[name] = {"installed": False, "version": None, "devices": []}
             continue
-        found = _finish(probes[name], timeout)
+        found = _finish(probes[name], timeout, cancel)
         entry = {"installed": True, "version": found.get("version"), "devices": found.get("devices", [])}
         backends[name] = {**entry, **({"error": found["error"]} if "error" in found else {})}
     memory = psutil.virtual_memory()
@@ -104,9 +134,9 @@ def environment_report(
         "platform": platform.platform(),
         "backend": requested_backend(),
         "backends": backends,
-        "opengl": _finish(opengl, timeout),
+        "opengl": _finish(opengl, timeout, cancel),
         "qt": {
-            **(_finish(qt, timeout) if qt is not None else {"error": "not probed"}),
+            **(_finish(qt, timeout, cancel) if qt is not None else {"error": "not probed"}),
             "QT_QPA_PLATFORM": os.environ.get("QT_QPA_PLATFORM"),
         },
         "memory": {

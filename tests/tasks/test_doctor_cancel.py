@@ -1,0 +1,33 @@
+"""Cancelling the environment report kills its probes at once (a window closing during Help > Environment)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from voxelstudio.core.errors import Cancelled
+from voxelstudio.core.progress import CancelToken
+from voxelstudio.tasks import doctor
+
+
+def test_cancel_stops_the_report_and_kills_every_probe(monkeypatch):
+    started: list[subprocess.Popen] = []
+
+    def hanging_probe(module: str, env=None):
+        process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], text=True,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+        started.append(process)
+        return doctor._Probe(module, process)
+
+    monkeypatch.setattr(doctor, "_start", hanging_probe)
+    token = CancelToken()
+    threading.Timer(0.5, token.cancel).start()
+    began = time.monotonic()
+    with pytest.raises(Cancelled):
+        doctor.environment_report(qt_probe="voxelstudio.gui.probe", cancel=token)
+    assert time.monotonic() - began < 5.0  # not the probes' 60 s, nor the 120 s timeout
+    assert started and all(process.poll() is not None for process in started)
