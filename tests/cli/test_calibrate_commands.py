@@ -91,7 +91,8 @@ def test_fit_that_does_not_converge_writes_nothing_unless_forced(
     failed = dataclasses.replace(cached, optics_fit=dataclasses.replace(cached.optics_fit, converged=False))
     monkeypatch.setattr(calibrate_module, "calibrate_volumes", lambda volumes, **options: failed)
     out = tmp_path / "p.json"
-    _fails(["calibrate", str(scan), "--out", str(out), *FAST], "not trustworthy: the optics fit left a residual", capsys)
+    expected = "not trustworthy: the optics fit left a residual"
+    _fails(["calibrate", str(scan), "--out", str(out), *FAST], expected, capsys)
     assert list(tmp_path.iterdir()) == []
     assert cli.main(["calibrate", str(scan), "--out", str(out), "--force", *FAST]) == 0
     assert "NOT converged" in capsys.readouterr().out
