@@ -11,7 +11,7 @@ import pytest
 
 from tests.gui.conftest import wait_idle
 from voxelstudio.jobs.adapt import AdaptOutcome
-from voxelstudio.jobs.events import CalibrationFound, ProgressEvent, TrainingStep
+from voxelstudio.jobs.events import CalibrationFound, Preview, ProgressEvent, TrainingStep
 
 pytestmark = pytest.mark.gui
 
@@ -124,6 +124,8 @@ def _fake_adapt(stopped_reason: str = "time", fail: bool = False):
         report(ProgressEvent(1, 4, "averaging beads"))
         report(_calibration())
         report(TrainingStep(15, 60, "training", epoch=1, epochs=100000, step=3, steps=16, loss=0.1, eta_s=45))
+        if raw is not None:  # the epoch's prediction of the raw volume, shown live
+            report(Preview(1, np.full(raw.shape, 0.5, np.float32)))
         if fail:
             raise ValueError(f"{out.name}: disk full")
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -161,6 +163,8 @@ def test_adapt_shows_the_calibration_and_makes_the_model_current(qtbot, sample_s
     assert box.beads.calibration is not None and box.beads.calibration.measured_fwhm_um == (0.32, 1.13)
     assert "is now the current model" in box.progress.label.text()
     assert sample_session.dialogs.errors == [] and box.adapt_button.isEnabled()
+    preview = sample_session.document.volume("prediction")  # the live preview stays: its model is the current one
+    assert preview is not None and preview.name == "preview, epoch 1" and float(preview.data.max()) == 0.5
 
 
 @pytest.mark.parametrize("fail", [False, True], ids=["stopped", "failed"])
@@ -170,6 +174,7 @@ def test_a_stopped_or_failed_adapt_keeps_the_current_model(qtbot, sample_session
     box = _run_adapt(qtbot, sample_session, monkeypatch, _fake_adapt("cancelled", fail=fail))
     assert sample_session.document.model_path == current
     assert "current model is unchanged" in box.progress.label.text()
+    assert sample_session.document.volume("prediction") is None  # the preview of a model not kept is taken back
     errors = sample_session.dialogs.errors
     assert errors == [] if not fail else (len(errors) == 1 and errors[0][1] == "adapted.keras: disk full")
 

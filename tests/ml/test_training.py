@@ -165,6 +165,18 @@ def test_preview_every_n_epochs_in_target_units(pairs, tmp_path):
     assert previews[0][1].shape == val[0][0].shape and previews[0][1].dtype == np.float32
 
 
+def test_preview_of_another_volume_when_given(pairs, tmp_path):
+    """Adapting to a scan previews what the model makes of that scan, not of a simulated validation pair."""
+    train, val = pairs
+    scan = blob_pair(9, shape=(20, 28, 8))[0] * 1000 + 100  # another shape and the camera's units
+    previews = []
+    fit_denoiser(
+        train, val, tiny_config(epochs=1), out_path=tmp_path / "m.keras", preview_input=scan,
+        on_preview=lambda epoch, array: previews.append(array),
+    )  # fmt: skip
+    assert len(previews) == 1 and previews[0].shape == scan.shape and np.isfinite(previews[0]).all()
+
+
 def test_without_validation_pairs_training_loss_decides(pairs, tmp_path):
     train, _ = pairs
     outcome = fit_denoiser(train, [], tiny_config(), out_path=tmp_path / "m.keras")

@@ -226,7 +226,7 @@ class Controller(QObject):
         out = self._new_run_dir("adapt") / "adapted.keras"
         adapt = work.in_child("voxelstudio.jobs.adapt:adapt_to_volume", make_folder=out.parent, raw=raw, out=out,
                               minutes=float(minutes))  # fmt: skip
-        return self.jobs.start("adaptation", adapt, lambda: self.adaptation.arm())  # the handler applies the result
+        return self.jobs.start("adaptation", adapt, lambda: self.adaptation.prepare(raw))  # it applies the result
 
     def load_model(self, path: str | Path) -> Job | None:
         """Check that ``path`` is a usable denoiser (in a worker: it imports TensorFlow), then make it current."""

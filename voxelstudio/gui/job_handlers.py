@@ -73,6 +73,23 @@ class JobHandler(QObject):
         self.ended.emit(outcome)
 
 
+def show_preview(document: Document, raw: Any, event: Preview, method: str) -> Any:
+    """Put a preview of ``raw``'s prediction into the predicted panel, while ``raw`` is still the loaded raw volume
+    (and the preview has its shape); returns the volume shown, or None."""
+    if raw is None or document.volume("raw") is not raw or event.array.shape != raw.shape:
+        return None
+    name = f"preview, epoch {event.epoch}"
+    preview = raw.replace(data=event.array, name=name, source=None, metadata={"preview": event.epoch})
+    document.set_volume("prediction", preview, {"method": method, "epoch": event.epoch})
+    return preview
+
+
+def take_back_preview(document: Document, shown: Any) -> None:
+    """Remove a preview that belongs to no model (its run failed or was not kept) from the predicted panel."""
+    if shown is not None and document.volume("prediction") is shown:
+        document.set_volume("prediction", None)
+
+
 class TrainingHandler(JobHandler):
     """Denoiser training: steps and epoch results for the plots, each preview into the predicted panel (when it
     predicts the loaded raw volume), its measured quality, the result. A failed run removes its preview."""
@@ -101,23 +118,15 @@ class TrainingHandler(JobHandler):
         self.epoch.emit(event)
 
     def on_preview(self, event: Preview) -> None:
-        raw = self._raw
-        if not self._shows_preview or raw is None or self.document.volume("raw") is not raw:
-            return
-        if event.array.shape != raw.shape:
-            return
-        name = f"preview, epoch {event.epoch}"
-        preview = raw.replace(data=event.array, name=name, source=None, metadata={"preview": event.epoch})
-        self._shown = preview
-        self.document.set_volume("prediction", preview, {"method": "training preview", "epoch": event.epoch})
+        if self._shows_preview:
+            self._shown = show_preview(self.document, self._raw, event, "training preview") or self._shown
 
     def on_preview_quality(self, event: PreviewQuality) -> None:
         self.preview_quality.emit(event)
 
     def on_failed(self, event: JobFailed) -> None:
         """A preview of a run that failed belongs to no model: take it out of the predicted panel."""
-        if self._shown is not None and self.document.volume("prediction") is self._shown:
-            self.document.set_volume("prediction", None)
+        take_back_preview(self.document, self._shown)
         self._shown = None
 
 
@@ -152,8 +161,9 @@ class ClassifierSearchHandler(ClassifierTrainingHandler):
 
 class AdaptHandler(JobHandler):
     """Adapting the denoiser to the raw volume: calibration stages as progress, the calibration it found, the
-    fine-tuning's steps, and the result: its model becomes the current one only when the fine-tuning completed (a
-    stopped or failed adaptation leaves the current model as it was)."""
+    fine-tuning's steps, each epoch's prediction of the raw volume in the predicted panel (live, as training shows
+    it), and the result: its model becomes the current one only when the fine-tuning completed (a stopped or failed
+    adaptation leaves the current model as it was, and takes its preview back)."""
 
     step = Signal(object)  # TrainingStep or EpochResult of the fine-tuning
     calibrated = Signal(object)  # CalibrationFound
@@ -161,11 +171,30 @@ class AdaptHandler(JobHandler):
     def __init__(self, document: Document, parent: QObject | None = None) -> None:
         super().__init__("Calibrating on the raw volume…", parent)
         self.document = document
+        self._raw: Any = None
+        self._shown: Any = None
+
+    def prepare(self, raw: Any) -> AdaptHandler:
+        """``raw`` is the volume being adapted to: its previews go to the predicted panel while it is loaded."""
+        self._raw, self._shown = raw, None
+        self.arm()
+        return self
+
+    def on_preview(self, event: Preview) -> None:
+        self._shown = show_preview(self.document, self._raw, event, "adaptation preview") or self._shown
 
     def on_result(self, event: JobResult) -> None:
         if event.value.completed:
             self.document.set_model_path(event.value.model_path)
+        else:
+            take_back_preview(self.document, self._shown)
         super().on_result(event)
+
+    def on_failed(self, event: JobFailed) -> None:
+        take_back_preview(self.document, self._shown)
+
+    def on_cancelled(self, event: JobCancelled) -> None:
+        take_back_preview(self.document, self._shown)
 
     def on_step(self, event: TrainingStep) -> None:
         self.step.emit(event)

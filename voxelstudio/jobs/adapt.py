@@ -18,7 +18,7 @@ import numpy as np
 
 from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
 from voxelstudio.core.volume import Volume
-from voxelstudio.jobs.events import CalibrationFound, JobEvent, TrainingStep, as_event
+from voxelstudio.jobs.events import CalibrationFound, JobEvent, Preview, TrainingStep, as_event
 
 
 @dataclass(frozen=True)
@@ -70,8 +70,9 @@ def adapt_to_volume(
     name = str(raw.source or raw.name or "the raw volume")
     try:
         result = adapt_volumes(
-            [raw], out, init=init, minutes=minutes, sources=[name], on_calibrated=calibrated, report=forward,
-            cancel=cancel, **(calibrate_options or {}),
+            [raw], out, init=init, minutes=minutes, sources=[name], on_calibrated=calibrated,
+            on_preview=lambda epoch, array: report(Preview(int(epoch), np.asarray(array, np.float32))),
+            report=forward, cancel=cancel, **(calibrate_options or {}),
         )  # fmt: skip
     except ValueError as exc:  # too few beads, no voxel size...: one line that names the volume
         if Path(name).name in str(exc):

@@ -206,10 +206,13 @@ def fit_denoiser(
     cancel: CancelToken | None = None,
     on_preview: Callable[[int, np.ndarray], None] | None = None,
     preview_every: int = 1,
+    preview_input: np.ndarray | None = None,
 ) -> TrainOutcome:
     """Train ``cfg``'s denoiser; the best model (by validation loss, else training loss) is saved at ``out_path``.
 
     ``init``: a model file whose weights training starts from (same architecture), instead of random ones.
+    ``on_preview(epoch, prediction)`` sees the prediction of the first validation volume, or of ``preview_input``
+    (a raw volume in the data's units, e.g. the scan a model is being adapted to) when given.
     """
     cfg.validate()
     if resume and init is not None:
@@ -247,7 +250,8 @@ def fit_denoiser(
         def out_of_memory() -> str:
             return memory_advice(cfg, checkpoint_paths(out_path)[0])
 
-        validator = Validator(val, cfg, loss, preview_source=(val or train)[0][0], to_output=normalizer.after)
+        previewed = (val or train)[0][0] if preview_input is None else normalizer.before(preview_input)
+        validator = Validator(val, cfg, loss, preview_source=previewed, to_output=normalizer.after)
         callbacks: list[keras.callbacks.Callback] = []
         if val or on_preview is not None:
             callbacks.append(ValidationCallback(state, validator, on_preview=on_preview, preview_every=preview_every))

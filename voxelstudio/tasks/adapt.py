@@ -136,12 +136,14 @@ def adapt_volumes(
     seed: int = 0,
     sources: Sequence[str | Path] = (),
     on_calibrated: Callable[[Calibration], None] | None = None,
+    on_preview: Callable[[int, np.ndarray], None] | None = None,
     report: ReportFn = null_report,
     cancel: CancelToken | None = None,
     **calibrate_options: Any,
 ) -> AdaptResult:
     """Calibrate on the scans, simulate ``pairs`` matched pairs and fine-tune ``init`` into ``out`` (module doc).
-    ``on_calibrated`` receives the calibration before the fine-tuning starts; ``sources`` name the scans in the
+    ``on_calibrated`` receives the calibration before the fine-tuning starts; ``on_preview(epoch, prediction)`` each
+    epoch's prediction of the first scan (what the adapted model makes of it); ``sources`` name the scans in the
     model's metadata."""
     out = Path(out)
     init = _check_arguments(out, minutes, init)
@@ -157,8 +159,9 @@ def adapt_volumes(
     train_pairs = simulate_matched_pairs(cal, shape, pairs, jitter=jitter, seed=seed, psf=psf_array)
     val_pair = simulate_matched_pairs(cal, shape, 1, jitter=0.0, seed=seed + 10_000, psf=psf_array)[0]
     result = train_denoiser(
-        train_pairs, config=config, out=out, val_pair=val_pair, report=report, cancel=cancel, init=init
-    )
+        train_pairs, config=config, out=out, val_pair=val_pair, report=report, cancel=cancel, init=init,
+        on_preview=on_preview, preview_input=volumes[0] if on_preview is not None else None,
+    )  # fmt: skip
     if result.model_path is not None:
         names = sources or [v.source or v.name for v in volumes]
         _store_adaptation(result.model_path, cal, names, None if psf is None else str(Path(psf).resolve()))

@@ -67,6 +67,7 @@ def train_denoiser(
     report: ReportFn = null_report,
     cancel: CancelToken | None = None,
     on_preview: Callable[[int, np.ndarray], None] | None = None,
+    preview_input: Volume | None = None,
 ) -> TrainResult:
     """Train ``config``'s denoiser; the best model goes to ``out`` (checkpoints beside it, see ml.training).
 
@@ -95,6 +96,7 @@ def train_denoiser(
         report=report,
         cancel=cancel,
         on_preview=on_preview,
+        preview_input=None if preview_input is None else preview_input.data,
     )
     return TrainResult(
         outcome.model_path, outcome.history, outcome.best_val_loss, outcome.epochs_run, outcome.stopped_reason
