@@ -113,7 +113,8 @@ def _calibration() -> CalibrationFound:
     return CalibrationFound(
         fitted=(("na", 1.2, 0.01), ("photons", 310.0, 7.0), ("read_noise", 2.1, math.nan)), beads_used=9,
         converged=True, relative_residual=0.12, spacing_um=(0.1, 0.1, 0.2), measured_fwhm_um=(0.32, 1.13),
-        fitted_fwhm_um=(0.34, 1.15), measured_xz=section, fitted_xz=section,
+        fitted_fwhm_um=(0.34, 1.15), measured_xz=section, fitted_xz=section, measured_xy=section[:, :7],
+        fitted_xy=section[:, :7],
     )  # fmt: skip
 
 

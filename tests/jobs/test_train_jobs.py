@@ -13,7 +13,7 @@ import pytest
 from voxelstudio.core.progress import Progress
 from voxelstudio.core.volume import Volume
 from voxelstudio.jobs.adapt import AdaptOutcome, adapt_to_volume
-from voxelstudio.jobs.events import CalibrationFound, ProgressEvent, TrainingStep, as_event
+from voxelstudio.jobs.events import CalibrationFound, Preview, ProgressEvent, TrainingStep, as_event
 from voxelstudio.jobs.train import TrainingData, train_from_data
 from voxelstudio.sim import SimParams, simulate_pair
 from voxelstudio.sim.params import OpticsParams
@@ -47,10 +47,12 @@ def test_adapt_job_reports_the_calibration_then_time_based_progress(monkeypatch,
     volume = Volume(raw, TRUTH.optics.voxel_size_um, name="beads")
     budget_s = 60.0
 
-    def fake_fine_tune(train_pairs, *, config, out, val_pair, report, cancel, init):
-        """Stands in for the minutes of fine-tuning: one step a quarter into the budget, then no model."""
+    def fake_fine_tune(train_pairs, *, config, out, val_pair, report, cancel, init, on_preview, preview_input):
+        """Stands in for the minutes of fine-tuning: one step a quarter into the budget, a preview of the scan being
+        adapted to, then no model."""
         values = {"epoch": 1, "epochs": 100000, "step": 1, "steps": 16, "loss": 0.2, "eta_s": 45.0}
         report(Progress(1, 1_600_000, "training", values))
+        on_preview(1, np.zeros(preview_input.shape, np.float32))
         return TrainResult(None, {}, math.nan, 1, "cancelled")
 
     monkeypatch.setattr("voxelstudio.tasks.adapt.fine_tune_config", lambda *args: (None, (32, 32, 32)))
@@ -73,10 +75,14 @@ def test_adapt_job_reports_the_calibration_then_time_based_progress(monkeypatch,
     assert found.spacing_um == pytest.approx(TRUTH.optics.voxel_size_um)
     assert found.measured_xz.ndim == 2 and found.measured_xz.shape == found.fitted_xz.shape
     assert found.measured_xz.max() == pytest.approx(1.0) and found.fitted_xz.max() == pytest.approx(1.0)
+    assert found.measured_xy.shape == found.fitted_xy.shape == found.measured_xz.shape[:1] * 2  # square focal plane
+    assert found.fitted_xy.max() == pytest.approx(1.0)
     assert found.measured_fwhm_um[1] > 2 * found.measured_fwhm_um[0]  # a bead is longer along z
     assert pickle.loads(pickle.dumps(found)) == found  # crosses the process boundary
+    previews = [event for event in events if isinstance(event, Preview)]
+    assert len(previews) == 1 and previews[0].array.shape == volume.shape  # the scan, not a simulated pair
 
-    step = events[-1]
+    step = next(event for event in reversed(events) if not isinstance(event, Preview))
     assert isinstance(step, TrainingStep) and step.fraction == pytest.approx(0.25)  # 15 s of 60 s spent
     assert isinstance(outcome, AdaptOutcome) and outcome.calibration == found
     assert not outcome.completed and outcome.model_path is None

@@ -1,5 +1,5 @@
-"""The measured average bead beside the simulator's fitted bead, as XZ sections drawn to scale (a small matplotlib
-canvas): how well the calibration of an adaptation matches the microscope."""
+"""The measured average bead beside the simulator's fitted bead, as XY and XZ sections drawn to scale (a small
+matplotlib canvas): how well the calibration of an adaptation matches the microscope."""
 
 from __future__ import annotations
 
@@ -13,7 +13,10 @@ from voxelstudio.gui.canvas import QuietCanvas
 from voxelstudio.gui.plots import FACE, TEXT
 from voxelstudio.jobs.events import CalibrationFound
 
-PANELS = (("measured", "measured_xz", "measured_fwhm_um"), ("fitted", "fitted_xz", "fitted_fwhm_um"))
+PANELS = (("measured", "measured", "measured_fwhm_um"), ("fitted", "fitted", "fitted_fwhm_um"))
+"""(title, field prefix of the sections, field of the widths) per column."""
+SECTIONS = (("xy", "y (µm)"), ("xz", "z (µm)"))
+"""(field suffix, vertical axis label) per row: the focal plane, then the axial section."""
 
 
 def fwhm_text(widths: tuple[float, float]) -> str:
@@ -23,19 +26,20 @@ def fwhm_text(widths: tuple[float, float]) -> str:
 
 
 class BeadComparisonPlot(QuietCanvas):
-    """Two XZ images side by side (x across, z up, in µm), each titled with its lateral and axial FWHM."""
+    """Measured (left) and fitted (right) bead: XY on top, XZ below (x across, in µm); each column titled with its
+    lateral and axial FWHM."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        figure = Figure(figsize=(3, 1.9), facecolor=FACE)
-        figure.subplots_adjust(left=0.1, right=0.98, top=0.8, bottom=0.2, wspace=0.35)
+        figure = Figure(figsize=(3, 3.4), facecolor=FACE)
+        figure.subplots_adjust(left=0.14, right=0.98, top=0.88, bottom=0.1, wspace=0.4, hspace=0.35)
         super().__init__(figure)
         self.setParent(parent)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.setFixedHeight(190)
+        self.setFixedHeight(340)
         self.calibration: CalibrationFound | None = None
 
     def build(self) -> None:
-        self.axes = list(self.figure.subplots(1, 2))
+        self.axes = self.figure.subplots(2, 2)
 
     def show_calibration(self, calibration: CalibrationFound | None) -> None:
         """Draw ``calibration``'s beads (None: empty)."""
@@ -45,22 +49,34 @@ class BeadComparisonPlot(QuietCanvas):
     def redraw(self) -> None:
         self.ensure_built()
         calibration = self.calibration
-        for axes, (label, image_field, fwhm_field) in zip(self.axes, PANELS, strict=True):
-            axes.clear()
-            _style(axes)
-            if calibration is None:
-                axes.set_axis_off()
-                continue
-            axes.set_axis_on()
-            section = np.asarray(getattr(calibration, image_field))
-            _, dx, dz = calibration.spacing_um
-            extent = (0.0, section.shape[0] * dx, 0.0, section.shape[1] * dz) if section.size else None
-            axes.imshow(section.T, origin="lower", extent=extent, cmap="magma", vmin=0.0, vmax=1.0,
-                        interpolation="nearest")  # fmt: skip
-            axes.set_title(f"{label}\n{fwhm_text(getattr(calibration, fwhm_field))}", color=TEXT, fontsize=7)
-            axes.set_xlabel("x (µm)", color=TEXT, fontsize=7)
-            axes.set_ylabel("z (µm)", color=TEXT, fontsize=7)
+        for column, (label, prefix, fwhm_field) in enumerate(PANELS):
+            for row, (suffix, vertical) in enumerate(SECTIONS):
+                axes = self.axes[row][column]
+                axes.clear()
+                _style(axes)
+                if calibration is None:
+                    axes.set_axis_off()
+                    continue
+                axes.set_axis_on()
+                _draw_section(axes, calibration, np.asarray(getattr(calibration, f"{prefix}_{suffix}")), suffix)
+                if row == 0:
+                    title = f"{label}\n{fwhm_text(getattr(calibration, fwhm_field))}"
+                    axes.set_title(title, color=TEXT, fontsize=7)
+                axes.set_xlabel("x (µm)", color=TEXT, fontsize=7)
+                axes.set_ylabel(vertical, color=TEXT, fontsize=7)
         self.draw_idle()
+
+
+def _draw_section(axes, calibration: CalibrationFound, section: np.ndarray, suffix: str) -> None:
+    """An XY section (rows y, columns x) or an XZ one (rows x, columns z), to scale, x across."""
+    dy, dx, dz = calibration.spacing_um
+    if not section.size:
+        return
+    if suffix == "xy":
+        image, extent = section, (0.0, section.shape[1] * dx, 0.0, section.shape[0] * dy)
+    else:
+        image, extent = section.T, (0.0, section.shape[0] * dx, 0.0, section.shape[1] * dz)
+    axes.imshow(image, origin="lower", extent=extent, cmap="magma", vmin=0.0, vmax=1.0, interpolation="nearest")
 
 
 def _style(axes) -> None:

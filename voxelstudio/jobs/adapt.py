@@ -84,7 +84,7 @@ def adapt_to_volume(
 def calibration_event(cal: Any) -> CalibrationFound:
     """The :class:`CalibrationFound` event of a :class:`~voxelstudio.tasks.calibrate.Calibration`."""
     measured, model = np.asarray(cal.beads.image, np.float32), np.asarray(cal.optics_fit.model, np.float32)
-    y = int(np.unravel_index(int(np.argmax(model)), model.shape)[0])  # the fitted bead's centre row
+    y, _, z = (int(i) for i in np.unravel_index(int(np.argmax(model)), model.shape))  # the fitted bead's centre
     return CalibrationFound(
         fitted=tuple((name, _float(value), _float(sd)) for name, (value, sd) in cal.fitted.items()),
         beads_used=len(cal.beads.amplitudes),
@@ -95,6 +95,8 @@ def calibration_event(cal: Any) -> CalibrationFound:
         fitted_fwhm_um=_widths(cal.fwhm_um.get("model", {})),
         measured_xz=_unit_peak(measured[y]),
         fitted_xz=_unit_peak(model[y]),
+        measured_xy=_unit_peak(measured[:, :, z]),
+        fitted_xy=_unit_peak(model[:, :, z]),
     )
 
 

@@ -137,6 +137,7 @@ class CalibrationFound(JobEvent):
 
     ``fitted`` is (name, value, standard error) in the simulator's units (NaN where the fit cannot tell);
     ``measured_xz`` and ``fitted_xz`` are the averaged bead and the fitted model through the bead's centre (x, z),
+    ``measured_xy`` and ``fitted_xy`` the same through its focal plane (y, x),
     each scaled to a peak of 1, with their (lateral, axial) FWHM in µm (NaN: not measurable).
     """
 
@@ -150,6 +151,8 @@ class CalibrationFound(JobEvent):
     fitted_fwhm_um: tuple[float, float] = (math.nan, math.nan)
     measured_xz: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32), compare=False, repr=False)
     fitted_xz: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32), compare=False, repr=False)
+    measured_xy: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32), compare=False, repr=False)
+    fitted_xy: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32), compare=False, repr=False)
 
 
 @dataclass(frozen=True)
