@@ -1,0 +1,143 @@
+"""The Keras side of BioImage Model Zoo packages: weights entries, a TensorFlow SavedModel copy, reading back.
+
+The package itself (rdf.yaml, test tensors, cover, README, the zip) is assembled in
+:mod:`voxelstudio.tasks.bioimageio_export`; what needs Keras or its backends is here.
+
+Weights formats (bioimageio.spec 0.5): ``tensorflow_saved_model_bundle`` is a zipped SavedModel traced from our
+network; it needs only TensorFlow, and is what bioimageio.core (``bioimageio test``) and deepImageJ run.
+``keras_v3`` would hold our ``.keras`` file, but loading that needs VoxelStudio's custom layers (bioimageio.core
+fails on it), so it is the weights only when no SavedModel can be made; otherwise it is an attachment, which is
+what :func:`load_bioimageio` reads back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import keras
+import yaml
+
+from voxelstudio.core.errors import ModelError
+from voxelstudio.ml import backend
+from voxelstudio.ml.persistence import LoadedModel, load_model
+
+KERAS_WEIGHTS = "keras_v3"
+RDF_NAME = "rdf.yaml"
+
+
+def keras_v3_entry(source: str, sha256: str) -> dict[str, Any]:
+    """The ``weights.keras_v3`` entry for a ``.keras`` file saved under the running Keras and backend."""
+    return {
+        "source": source,
+        "sha256": sha256,
+        "keras_version": keras.__version__,
+        "backend": [backend.name(), backend.versions().get(backend.name(), "0")],
+        "comment": "VoxelStudio's .keras file; loading it needs the custom layers of voxelstudio.ml.blocks "
+        "(pip install voxelstudio)",
+    }
+
+
+def export_saved_model(
+    model: keras.Model, zip_path: Path, *, input_name: str, output_name: str
+) -> dict[str, Any] | str:
+    """Trace ``model`` into a TensorFlow SavedModel zipped (files at the zip's root) at ``zip_path``.
+
+    Returns the ``weights.tensorflow_saved_model_bundle`` entry, or why there is none (a string): the exporter
+    needs the TensorFlow backend. The endpoint ``serve`` (also ``serving_default``) takes ``input_name`` and returns
+    ``{output_name: prediction}`` (the rdf's tensor ids).
+    """
+    if backend.name() != "tensorflow":
+        return f"the TensorFlow SavedModel copy needs KERAS_BACKEND=tensorflow (running {backend.name()})"
+    import tensorflow as tf
+
+    signature = [tf.TensorSpec(shape=tuple(model.inputs[0].shape), dtype=tf.float32, name=input_name)]
+    with tempfile.TemporaryDirectory(dir=zip_path.parent, prefix=".saved_model.") as folder:
+        saved = Path(folder) / "saved_model"
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint(  # a dict of outputs: what bioimageio.core's TFSMLayer adapter asks of "serve"
+            name="serve", fn=lambda x: {output_name: model(x, training=False)}, input_signature=signature
+        )
+        archive.write_out(str(saved), verbose=False)
+        with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as archive:
+            for file in sorted(p for p in saved.rglob("*") if p.is_file()):
+                archive.write(file, file.relative_to(saved).as_posix())
+    return {
+        "source": zip_path.name,
+        "sha256": sha256_of(zip_path),
+        "tensorflow_version": tf.__version__,
+        "comment": "traced from VoxelStudio's .keras model by keras.export.ExportArchive (endpoint 'serve')",
+    }
+
+
+def sha256_of(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_rdf(path: Path) -> dict[str, Any]:
+    """The rdf.yaml of a model package (a zip); ModelError naming ``path`` when there is none or it is not YAML."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            rdf = yaml.safe_load(archive.read(RDF_NAME))
+    except KeyError:
+        raise ModelError(path, f"not a BioImage Model Zoo package (no {RDF_NAME} inside)") from None
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise ModelError(path, f"not a readable zip file ({exc})") from exc
+    except yaml.YAMLError as exc:
+        raise ModelError(path, f"{RDF_NAME} is not valid YAML ({' '.join(str(exc).split())})") from exc
+    if not isinstance(rdf, dict) or rdf.get("type") != "model":
+        raise ModelError(path, f"{RDF_NAME} does not describe a model")
+    return rdf
+
+
+def keras_file_entry(rdf: dict[str, Any]) -> dict[str, Any] | None:
+    """The rdf's entry ({source, sha256}) of a ``.keras`` file: the ``keras_v3`` weights or an attachment."""
+    weights = rdf.get("weights") or {}
+    candidates = [weights.get(KERAS_WEIGHTS), *(rdf.get("attachments") or [])]
+    for entry in candidates:
+        if isinstance(entry, dict) and str(entry.get("source", "")).endswith(".keras"):
+            return entry
+    return None
+
+
+def load_bioimageio(path: str | Path, *, trusted: bool = False) -> LoadedModel:
+    """Load the denoiser of a package written by ``voxelstudio export-model --bioimageio``.
+
+    Reads the ``.keras`` file (checked against the rdf's sha256) and the VoxelStudio metadata inside it;
+    packages from other tools are refused with one line, as they lack that metadata.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(path, "model file not found")
+    rdf = read_rdf(path)
+    entry = keras_file_entry(rdf)
+    if entry is None:
+        raise ModelError(path, "holds no VoxelStudio .keras model; only packages made by voxelstudio can be read")
+    with tempfile.TemporaryDirectory(prefix=".voxelstudio-bmz.") as folder:
+        weights = Path(folder) / Path(entry["source"]).name
+        try:
+            with zipfile.ZipFile(path) as archive, archive.open(entry["source"]) as src, open(weights, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+        except KeyError:
+            raise ModelError(path, f"weights file {entry['source']} named in {RDF_NAME} is missing") from None
+        if entry.get("sha256") and sha256_of(weights) != entry["sha256"]:
+            raise ModelError(path, f"weights file {entry['source']} does not match its sha256 in {RDF_NAME}")
+        try:
+            loaded = load_model(weights, trusted=trusted)
+        except ModelError as exc:
+            raise ModelError(path, f"{entry['source']}: {exc.problem}") from exc
+    if loaded.train_config is None:
+        raise ModelError(
+            path, "its weights carry no VoxelStudio metadata; only packages made by voxelstudio can be read"
+        )
+    return LoadedModel(loaded.model, loaded.train_config, loaded.normalizer, loaded.metadata, sha256_of(path))
