@@ -7,14 +7,17 @@ Weights formats (bioimageio.spec 0.5): ``tensorflow_saved_model_bundle`` is a zi
 network; it needs only TensorFlow, and is what bioimageio.core (``bioimageio test``) and deepImageJ run.
 ``keras_v3`` would hold our ``.keras`` file, but loading that needs VoxelStudio's custom layers (bioimageio.core
 fails on it), so it is the weights only when no SavedModel can be made; otherwise it is an attachment, which is
-what :func:`load_bioimageio` reads back.
+what :func:`load_bioimageio` reads back. An ``onnx`` copy (for ONNX Runtime consumers: ilastik, deepImageJ) is added
+when tf2onnx and onnx are installed.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import shutil
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -72,6 +75,36 @@ def export_saved_model(
         "sha256": sha256_of(zip_path),
         "tensorflow_version": tf.__version__,
         "comment": "traced from VoxelStudio's .keras model by keras.export.ExportArchive (endpoint 'serve')",
+    }
+
+
+def export_onnx(model: keras.Model, path: Path, *, input_name: str, parent: str) -> dict[str, Any] | str:
+    """Convert ``model`` to ONNX at ``path`` with Keras' exporter (tf2onnx); returns the ``weights.onnx`` entry
+    (converted from ``parent``), or why there is none: tf2onnx/onnx missing, another backend, or the converter's
+    own first line when it fails."""
+    if backend.name() != "tensorflow":
+        return f"the ONNX copy needs KERAS_BACKEND=tensorflow (running {backend.name()})"
+    if importlib.util.find_spec("tf2onnx") is None or importlib.util.find_spec("onnx") is None:
+        return "the ONNX copy needs tf2onnx and onnx (pip install 'voxelstudio[bioimageio]')"
+    import onnx
+    import tensorflow as tf
+
+    signature = [tf.TensorSpec(shape=tuple(model.inputs[0].shape), dtype=tf.float32, name=input_name)]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tf2onnx's notes on numpy aliases and TF internals
+            model.export(str(path), format="onnx", input_signature=signature, verbose=False)
+        opset = max(entry.version for entry in onnx.load(str(path)).opset_import if entry.domain in ("", "ai.onnx"))
+    except Exception as exc:  # the converter raises many types; the export goes on without ONNX
+        path.unlink(missing_ok=True)
+        problem = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"the ONNX converter failed ({problem})"
+    return {
+        "source": path.name,
+        "sha256": sha256_of(path),
+        "opset_version": int(opset),
+        "parent": parent,
+        "comment": "converted from VoxelStudio's .keras model by keras.Model.export(format='onnx') (tf2onnx)",
     }
 
 

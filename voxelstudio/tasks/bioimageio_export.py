@@ -36,6 +36,7 @@ TEST_SHAPE = (64, 64, 32)
 NAMES = {
     "keras": "voxelstudio_model.keras",
     "saved_model": "tf_saved_model.zip",
+    "onnx": "weights.onnx",
     "test_input": "test_input.npy",
     "test_output": "test_output.npy",
     "sample_input": "sample_input.tif",
@@ -200,19 +201,19 @@ def _write_weights(model: Any, model_path: Path, stage: Path) -> tuple[dict[str,
     fails ``bioimageio test`` without VoxelStudio installed, so the .keras file is attached, and is the weights
     only when no SavedModel can be made (another Keras backend).
     """
-    from voxelstudio.ml.bioimageio import export_saved_model, keras_v3_entry, sha256_of
+    from voxelstudio.ml.bioimageio import export_onnx, export_saved_model, keras_v3_entry, sha256_of
 
     keras_file = stage / NAMES["keras"]
     shutil.copyfile(model_path, keras_file)
-    notes = [
-        "no ONNX copy: Keras' ONNX exporter needs tf2onnx under TensorFlow, which does not install beside this "
-        "TensorFlow; the SavedModel serves the TensorFlow consumers"
-    ]
     saved = export_saved_model(model, stage / NAMES["saved_model"], input_name=rdf.INPUT_ID, output_name=rdf.OUTPUT_ID)
-    if isinstance(saved, dict):
-        return {"tensorflow_saved_model_bundle": saved}, notes, [keras_file.name]
-    notes.insert(0, f"no TensorFlow SavedModel: {saved}; the keras_v3 weights need VoxelStudio installed to load")
-    return {"keras_v3": keras_v3_entry(keras_file.name, sha256_of(keras_file))}, notes, []
+    if isinstance(saved, str):
+        note = f"no TensorFlow SavedModel: {saved}; the keras_v3 weights need VoxelStudio installed to load"
+        return {"keras_v3": keras_v3_entry(keras_file.name, sha256_of(keras_file))}, [note], []
+    weights: dict[str, Any] = {"tensorflow_saved_model_bundle": saved}
+    onnx = export_onnx(model, stage / NAMES["onnx"], input_name=rdf.INPUT_ID, parent="tensorflow_saved_model_bundle")
+    if isinstance(onnx, str):
+        return weights, [f"no ONNX copy: {onnx}"], [keras_file.name]
+    return {**weights, "onnx": onnx}, [], [keras_file.name]
 
 
 def _write_files(
