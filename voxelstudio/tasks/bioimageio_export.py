@@ -27,7 +27,8 @@ from voxelstudio.core.atomic import temporary_directory, write_atomically
 from voxelstudio.core.errors import ModelError, VolumeReadError, VolumeWriteError
 from voxelstudio.core.progress import Progress, ReportFn, null_report
 from voxelstudio.core.resources import sample_pair_paths
-from voxelstudio.io import load_volume
+from voxelstudio.core.volume import Volume
+from voxelstudio.io import load_volume, save_volume
 from voxelstudio.tasks import bioimageio_rdf as rdf
 from voxelstudio.tasks.bioimageio_check import validate_rdf
 
@@ -72,7 +73,7 @@ def check_output(out: str | Path, *, overwrite: bool) -> Path:
     return out
 
 
-def test_crop(array: np.ndarray, multiple: Sequence[int], source: str | Path) -> np.ndarray:
+def crop_for_test(array: np.ndarray, multiple: Sequence[int], source: str | Path) -> np.ndarray:
     """The centre of ``array``, at most :data:`TEST_SHAPE`, each side a multiple of the model's ``multiple``."""
     sizes = []
     for size, limit, step in zip(array.shape, TEST_SHAPE, multiple, strict=True):
@@ -145,7 +146,7 @@ def export_bioimageio(
         from voxelstudio.ml.denoisers import required_multiple
 
         multiple = required_multiple(cfg)
-    test_input = test_crop(np.asarray(volume.data, dtype=np.float32), multiple, sample_path)
+    test_input = crop_for_test(np.asarray(volume.data, dtype=np.float32), multiple, sample_path)
     report(Progress(1, 5, "predicting the test output"))
     test_output, _, _ = predict_volume(loaded, test_input)
     spacing, spacing_source = _voxel_size(voxel_size, loaded.metadata, volume.spacing)
@@ -226,7 +227,6 @@ def _write_files(
     notes: list[str],
     attached: list[str],
 ) -> rdf.PackageFiles:
-    import tifffile
     from matplotlib.image import imsave
 
     from voxelstudio.ml.bioimageio import sha256_of
@@ -237,8 +237,8 @@ def _write_files(
 
     inputs, outputs = tensor("test_input", test_input), tensor("test_output", test_output)
     samples = []
-    for key, array in (("sample_input", test_input), ("sample_output", test_output)):
-        tifffile.imwrite(stage / NAMES[key], np.asarray(array, dtype=np.float32))  # (y, x, z), for people
+    for key, array in (("sample_input", test_input), ("sample_output", test_output)):  # for people: Fiji, napari
+        save_volume(Volume(array, spacing=facts.voxel_size_um), stage / NAMES[key])  # z pages, voxel size kept
         samples.append((NAMES[key], sha256_of(stage / NAMES[key])))
     imsave(stage / NAMES["cover"], cover_image(test_input, test_output), format="png")
     (stage / NAMES["documentation"]).write_text(rdf.readme(facts, list(weights), notes), encoding="utf-8")
