@@ -55,7 +55,7 @@ def export_saved_model(
     ``{output_name: prediction}`` (the rdf's tensor ids).
     """
     if backend.name() != "tensorflow":
-        return f"the TensorFlow SavedModel copy needs KERAS_BACKEND=tensorflow (running {backend.name()})"
+        return f"the SavedModel exporter needs KERAS_BACKEND=tensorflow, the default (running {backend.name()})"
     import tensorflow as tf
 
     signature = [tf.TensorSpec(shape=tuple(model.inputs[0].shape), dtype=tf.float32, name=input_name)]
@@ -83,7 +83,7 @@ def export_onnx(model: keras.Model, path: Path, *, input_name: str, parent: str)
     (converted from ``parent``), or why there is none: tf2onnx/onnx missing, another backend, or the converter's
     own first line when it fails."""
     if backend.name() != "tensorflow":
-        return f"the ONNX copy needs KERAS_BACKEND=tensorflow (running {backend.name()})"
+        return f"the ONNX exporter needs KERAS_BACKEND=tensorflow, the default (running {backend.name()})"
     if importlib.util.find_spec("tf2onnx") is None or importlib.util.find_spec("onnx") is None:
         return "the ONNX copy needs tf2onnx and onnx (pip install 'voxelstudio[bioimageio]')"
     import onnx
