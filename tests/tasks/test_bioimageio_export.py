@@ -105,7 +105,7 @@ def test_rdf_describes_axes_normalisation_voxel_size_and_provenance(package, tin
         provenance = json.loads(archive.read("voxelstudio_provenance.json"))
         readme = archive.read("README.md").decode()
     assert provenance["model_metadata"]["normalizer"]["p_high"] == 99.5
-    assert "0.0123" in readme and "99.5th percentiles" in readme and "y=0.2 x=0.2 z=0.5" in readme
+    assert "0.0123" in readme and "1 and 99.5 percentiles" in readme and "y=0.2 x=0.2 z=0.5" in readme
 
 
 def test_test_output_is_our_prediction_of_the_test_input(package, tiny_model):

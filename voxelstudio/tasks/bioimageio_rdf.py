@@ -157,7 +157,8 @@ def readme(facts: ModelFacts, weights: Sequence[str], notes: Sequence[str] = ())
         if postprocessing(n)
         else "the output is in the training target's units, [0, 1], without postprocessing."
     )
-    saved = ", ".join(f"{key} {value}" for key, value in facts.saved_with.items() if value is not None)
+    versions = [f"{key} {value}" for key, value in facts.saved_with.items() if value and key != "saved_at"]
+    saved = ", ".join(versions) + (f" at {facts.saved_with['saved_at']}" if facts.saved_with.get("saved_at") else "")
     lines = [
         f"# {facts.name}",
         "",
@@ -172,7 +173,7 @@ def readme(facts: ModelFacts, weights: Sequence[str], notes: Sequence[str] = ())
         f"- One channel, axes (batch, y, x, z, channel), float32; y, x and z must be multiples of {multiple}.",
         f"- Voxel size it was trained at: y={y:g} x={x:g} z={z:g} micrometre ({facts.voxel_size_source}). "
         "Volumes at another voxel size should be resampled first.",
-        f"- Preprocessing: each volume is scaled by its own {n.p_low:g}th and {n.p_high:g}th percentiles "
+        f"- Preprocessing: each volume is scaled by its own {n.p_low:g} and {n.p_high:g} percentiles "
         "(`scale_range` over y, x, z): the low percentile becomes 0, the high one 1 (VoxelStudio's "
         "PercentileNormalizer).",
         f"- Postprocessing: {post}",
