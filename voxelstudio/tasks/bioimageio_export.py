@@ -101,7 +101,10 @@ def cover_image(raw: np.ndarray, denoised: np.ndarray) -> np.ndarray:
     return np.repeat((picture * 255).round().astype(np.uint8)[..., None], 3, axis=2)
 
 
-def _voxel_size(voxel_size: Sequence[float] | None, metadata: dict[str, Any], sample_spacing: Sequence[float]):
+def _voxel_size(
+    voxel_size: Sequence[float] | None, metadata: dict[str, Any], sample_spacing: Sequence[float]
+) -> tuple[tuple[float, ...], str]:
+    """The voxel size the model was trained at (y, x, z in um) and where it comes from."""
     if voxel_size is not None:
         return tuple(float(v) for v in voxel_size), "given at export"
     recorded = (metadata.get("extra") or {}).get("spacing_um")
