@@ -43,10 +43,11 @@ def error_line(capsys) -> str:
 def test_export_writes_the_package_and_says_what_it_holds(tiny_model, small_sample, tmp_path, capsys):
     out = tmp_path / "tiny.zip"
     code = main(["export-model", str(tiny_model), "--bioimageio", str(out), "--sample", str(small_sample),
-                 "--voxel-size", "0.1,0.1,0.3", "--authors", "Ada Lovelace, Alan Turing", "--quiet"])  # fmt: skip
+                 "--voxel-size", "0.1,0.1,0.3", "--authors", "Ada Lovelace, Alan Turing", "--no-validate",
+                 "--quiet"])  # fmt: skip
     assert code == 0
     printed = capsys.readouterr().out
-    assert f"{out}: weights tensorflow_saved_model_bundle" in printed
+    assert f"{out}: weights tensorflow_saved_model_bundle" in printed and "not checked (--no-validate)" in printed
     with zipfile.ZipFile(out) as archive:
         rdf = archive.read("rdf.yaml").decode()
     assert "name: Ada Lovelace" in rdf and "name: Alan Turing" in rdf and "scale: 0.3" in rdf

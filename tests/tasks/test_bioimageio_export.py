@@ -98,6 +98,12 @@ def test_rdf_describes_axes_normalisation_voxel_size_and_provenance(package, tin
     (scale_linear,) = description["outputs"][0]["postprocessing"]
     assert scale_linear == {"id": "scale_linear", "kwargs": {"gain": 2.0, "offset": 0.1}}
     assert "tensorflow_saved_model_bundle" in description["weights"]
+    assert description["weights"]["tensorflow_saved_model_bundle"].get("parent") is None  # the original weights
+    if has("tf2onnx") and has("onnx"):
+        assert description["weights"]["onnx"]["parent"] == "tensorflow_saved_model_bundle"
+    else:
+        assert any(note.startswith("no ONNX copy") for note in package[0].notes)
+    assert "voxelstudio_model.keras" in [a["source"] for a in description["attachments"]]
     config = description["config"]["voxelstudio"]
     assert config["train_config"]["model"]["filters"] == 2
     assert config["version"] and config["voxel_size_source"].startswith("the test sample")
@@ -156,6 +162,26 @@ def test_bioimageio_core_reproduces_the_test_output_from_every_weights_format(pa
     assert summary.status == "passed", failed
 
 
+def test_without_a_saved_model_the_keras_file_is_the_weights_and_still_reads_back(
+    tiny_model, sample, tmp_path, monkeypatch
+):
+    from voxelstudio.ml import bioimageio
+    from voxelstudio.ml.persistence import load_model
+
+    monkeypatch.setattr(bioimageio, "export_saved_model", lambda *args, **kwargs: "no exporter on this backend")
+    out = tmp_path / "keras_only.zip"
+    result = export_bioimageio(tiny_model, out, sample=sample)
+    assert result.weights == ("keras_v3",)
+    assert result.notes[0].startswith("no TensorFlow SavedModel: no exporter on this backend")
+    with zipfile.ZipFile(out) as archive:
+        description = yaml.safe_load(archive.read("rdf.yaml"))
+    entry = description["weights"]["keras_v3"]
+    assert entry["source"] == "voxelstudio_model.keras" and entry["backend"][0] == "tensorflow"
+    assert [a["source"] for a in description["attachments"]] == ["voxelstudio_provenance.json"]
+    loaded = load_model(out)
+    assert loaded.train_config.model.filters == 2 and loaded.normalizer.p_high == 99.5
+
+
 def test_a_package_without_a_voxelstudio_model_is_refused_in_one_line(tmp_path):
     from voxelstudio.core.errors import ModelError
     from voxelstudio.ml.persistence import load_model
@@ -185,3 +211,22 @@ def test_cover_is_an_rgb_picture_twice_as_wide_as_high():
 def test_identity_normalisation_has_no_postprocessing():
     assert rdf.postprocessing(PercentileNormalizer()) == []
     assert rdf.preprocessing(PercentileNormalizer())[0]["kwargs"]["axes"] == ["y", "x", "z"]
+
+
+def test_without_bioimageio_spec_nothing_is_checked(tmp_path, monkeypatch):
+    from voxelstudio.tasks import bioimageio_check
+
+    monkeypatch.setattr(bioimageio_check, "spec_available", lambda: False)
+    assert bioimageio_check.validate_rdf(tmp_path / "rdf.yaml", "out.zip") is None
+
+
+@pytest.mark.skipif(not has("bioimageio.spec"), reason="bioimageio.spec not installed (pip install bioimageio.spec)")
+def test_an_rdf_the_spec_rejects_is_one_line_naming_the_package_and_the_field(tmp_path):
+    from voxelstudio.core.errors import VolumeWriteError
+    from voxelstudio.tasks.bioimageio_check import validate_rdf
+
+    rdf_path = tmp_path / "rdf.yaml"
+    rdf_path.write_text(yaml.safe_dump({"format_version": rdf.FORMAT_VERSION, "type": "model", "name": "x"}))
+    with pytest.raises(VolumeWriteError, match=r"^out\.zip: bioimageio\.spec \S+ rejects the package \(") as caught:
+        validate_rdf(rdf_path, "out.zip")
+    assert "\n" not in str(caught.value)
