@@ -141,6 +141,46 @@ def test_denoise_reads_the_package_back_and_reproduces_the_test_output(package, 
     np.testing.assert_allclose(denoised, read_npy(result.path, "test_output.npy")[0, ..., 0], rtol=1e-5, atol=1e-6)
 
 
+def normalised(test_input: np.ndarray, description: dict) -> np.ndarray:
+    """The rdf's scale_range preprocessing, as a consumer applies it."""
+    kwargs = description["inputs"][0]["preprocessing"][0]["kwargs"]
+    low, high = np.percentile(test_input, [kwargs["min_percentile"], kwargs["max_percentile"]])
+    return ((test_input - low) / (high - low + kwargs["eps"])).astype(np.float32)
+
+
+def postprocessed(output: np.ndarray, description: dict) -> np.ndarray:
+    kwargs = description["outputs"][0]["postprocessing"][0]["kwargs"]
+    return output * kwargs["gain"] + kwargs["offset"]
+
+
+def test_the_saved_model_alone_reproduces_the_test_output(package, tmp_path):
+    import tensorflow as tf
+
+    result, description = package
+    with zipfile.ZipFile(result.path) as archive:
+        archive.extract("tf_saved_model.zip", tmp_path)
+    with zipfile.ZipFile(tmp_path / "tf_saved_model.zip") as archive:
+        archive.extractall(tmp_path / "saved_model")
+    serve = tf.saved_model.load(str(tmp_path / "saved_model")).signatures["serving_default"]
+    x = normalised(read_npy(result.path, "test_input.npy"), description)
+    out = postprocessed(serve(raw=tf.constant(x))["denoised"].numpy(), description)
+    np.testing.assert_allclose(out, read_npy(result.path, "test_output.npy"), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.skipif(not has("onnxruntime"), reason="onnxruntime not installed (runs the ONNX copy)")
+def test_the_onnx_copy_alone_reproduces_the_test_output(package):
+    import onnxruntime
+
+    result, description = package
+    if "onnx" not in description["weights"]:
+        pytest.skip("no ONNX copy in this package (tf2onnx not installed)")
+    with zipfile.ZipFile(result.path) as archive:
+        session = onnxruntime.InferenceSession(archive.read("weights.onnx"))
+    x = normalised(read_npy(result.path, "test_input.npy"), description)
+    out = postprocessed(session.run(None, {session.get_inputs()[0].name: x})[0], description)
+    np.testing.assert_allclose(out, read_npy(result.path, "test_output.npy"), rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.skipif(not has("bioimageio.spec"), reason="bioimageio.spec not installed (pip install bioimageio.spec)")
 def test_bioimageio_spec_validates_the_package(package):
     from bioimageio.spec import load_description
