@@ -241,6 +241,15 @@ def test_test_crop_keeps_multiples_of_the_size_step_and_refuses_too_small_volume
         crop_for_test(np.zeros((3, 40, 40), np.float32), (4, 4, 4), "small.tif")
 
 
+def test_test_crop_of_a_lazy_volume_reads_only_the_crop_as_float32():
+    import dask.array as da
+
+    values = np.arange(100 * 80 * 40, dtype=np.uint16).reshape(100, 80, 40)
+    crop = crop_for_test(da.from_array(values, chunks=(10, 10, 10)), (4, 4, 4), "big.ome.zarr")
+    assert isinstance(crop, np.ndarray) and crop.dtype == np.float32 and crop.shape == (64, 64, 32)
+    np.testing.assert_array_equal(crop, values[18:82, 8:72, 4:36])
+
+
 def test_cover_is_an_rgb_picture_twice_as_wide_as_high():
     rng = np.random.default_rng(1)
     picture = cover_image(rng.random((30, 30, 5)), rng.random((30, 30, 5)))

@@ -73,8 +73,9 @@ def check_output(out: str | Path, *, overwrite: bool) -> Path:
     return out
 
 
-def crop_for_test(array: np.ndarray, multiple: Sequence[int], source: str | Path) -> np.ndarray:
-    """The centre of ``array``, at most :data:`TEST_SHAPE`, each side a multiple of the model's ``multiple``."""
+def crop_for_test(array: Any, multiple: Sequence[int], source: str | Path) -> np.ndarray:
+    """The centre of ``array`` (numpy, or lazy: Dask/Zarr) as float32, at most :data:`TEST_SHAPE`, each side a
+    multiple of the model's ``multiple``."""
     sizes = []
     for size, limit, step in zip(array.shape, TEST_SHAPE, multiple, strict=True):
         side = (min(size, max(limit, step)) // step) * step
@@ -84,7 +85,7 @@ def crop_for_test(array: np.ndarray, multiple: Sequence[int], source: str | Path
             )
         sizes.append(side)
     starts = [(size - side) // 2 for size, side in zip(array.shape, sizes, strict=True)]
-    return np.ascontiguousarray(array[tuple(slice(s, s + n) for s, n in zip(starts, sizes, strict=True))])
+    return np.ascontiguousarray(array[tuple(slice(s, s + n) for s, n in zip(starts, sizes, strict=True))], np.float32)
 
 
 def cover_image(raw: np.ndarray, denoised: np.ndarray) -> np.ndarray:
@@ -149,7 +150,7 @@ def export_bioimageio(
         from voxelstudio.ml.denoisers import required_multiple
 
         multiple = required_multiple(cfg)
-    test_input = crop_for_test(np.asarray(volume.data, dtype=np.float32), multiple, sample_path)
+    test_input = crop_for_test(volume.data, multiple, sample_path)  # reads only the crop of a lazy (Zarr) volume
     report(Progress(1, 5, "predicting the test output"))
     test_output, _, _ = predict_volume(loaded, test_input)
     spacing, spacing_source = _voxel_size(voxel_size, loaded.metadata, volume.spacing)
