@@ -13,10 +13,11 @@ def register(subparsers: Any) -> None:
         "export-model",
         help="export a denoiser as a BioImage Model Zoo package (Fiji/deepImageJ, ilastik, bioimage.io)",
         description="Write MODEL (a VoxelStudio .keras denoiser) as a BioImage Model Zoo package: rdf.yaml (model "
-        "format 0.5) with the axes and the model's percentile normalisation as pre/postprocessing, the .keras "
-        "weights plus a TensorFlow SavedModel copy, test input/output predicted by VoxelStudio from a crop of the "
-        "bundled sample (or --sample), a cover image, a README and the training provenance. The package is "
-        "checked with bioimageio.spec when installed (pip install 'voxelstudio[bioimageio]'). "
+        "format 0.5) with the axes, voxel size and the model's percentile normalisation as pre/postprocessing; "
+        "TensorFlow SavedModel weights (and an ONNX copy when tf2onnx is installed), the .keras file attached; "
+        "test input/output predicted by VoxelStudio from a crop of the bundled sample (or --sample); a cover "
+        "image, a README and the training provenance. The package is checked with bioimageio.spec when installed "
+        "(pip install 'voxelstudio[bioimageio]') and written atomically. "
         "'voxelstudio denoise --model OUT.zip' reads it back.",
     )
     export.add_argument("model", metavar="MODEL.keras", help="the denoiser to export")
