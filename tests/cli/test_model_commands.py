@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import zipfile
 
 import numpy as np
@@ -48,6 +49,8 @@ def test_export_writes_the_package_and_says_what_it_holds(tiny_model, small_samp
     assert code == 0
     printed = capsys.readouterr().out
     assert f"{out}: weights tensorflow_saved_model_bundle" in printed and "not checked (--no-validate)" in printed
+    if all(importlib.util.find_spec(name) for name in ("tf2onnx", "onnx", "onnxruntime")):
+        assert "tensorflow_saved_model_bundle, onnx;" in printed  # mirrored padding converts faithfully
     with zipfile.ZipFile(out) as archive:
         rdf = archive.read("rdf.yaml").decode()
     assert "name: Ada Lovelace" in rdf and "name: Alan Turing" in rdf and "scale: 0.3" in rdf

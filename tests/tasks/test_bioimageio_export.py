@@ -222,6 +222,18 @@ def test_without_a_saved_model_the_keras_file_is_the_weights_and_still_reads_bac
     assert loaded.train_config.model.filters == 2 and loaded.normalizer.p_high == 99.5
 
 
+@pytest.mark.skipif(not all(has(m) for m in ("tf2onnx", "onnx", "onnxruntime")), reason="no ONNX exporter here")
+def test_an_onnx_copy_that_disagrees_with_keras_is_left_out(tiny_model, sample, tmp_path, monkeypatch):
+    from voxelstudio.ml import bioimageio
+
+    monkeypatch.setattr(bioimageio, "CHECK_ATOL", -1.0)  # nothing agrees closely enough
+    result = export_bioimageio(tiny_model, tmp_path / "no_onnx.zip", sample=sample, validate=False)
+    assert result.weights == ("tensorflow_saved_model_bundle",)
+    assert result.notes[0].startswith("no ONNX copy: the ONNX copy disagrees with Keras by up to")
+    with zipfile.ZipFile(result.path) as archive:
+        assert "weights.onnx" not in archive.namelist()
+
+
 def test_a_package_without_a_voxelstudio_model_is_refused_in_one_line(tmp_path):
     from voxelstudio.core.errors import ModelError
     from voxelstudio.ml.persistence import load_model

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 import yaml
 
 from voxelstudio.core.errors import ModelError
@@ -31,6 +32,8 @@ from voxelstudio.ml.persistence import LoadedModel, load_model
 
 KERAS_WEIGHTS = "keras_v3"
 RDF_NAME = "rdf.yaml"
+CHECK_ATOL, CHECK_RTOL = 1e-4, 1e-3
+"""How closely a converted copy must reproduce Keras on the test input (bioimageio.core tests at rtol 1e-3)."""
 
 
 def keras_v3_entry(source: str, sha256: str) -> dict[str, Any]:
@@ -61,12 +64,15 @@ def export_saved_model(
     signature = [tf.TensorSpec(shape=tuple(model.inputs[0].shape), dtype=tf.float32, name=input_name)]
     with tempfile.TemporaryDirectory(dir=zip_path.parent, prefix=".saved_model.") as folder:
         saved = Path(folder) / "saved_model"
-        archive = keras.export.ExportArchive()
-        archive.track(model)
-        archive.add_endpoint(  # a dict of outputs: what bioimageio.core's TFSMLayer adapter asks of "serve"
-            name="serve", fn=lambda x: {output_name: model(x, training=False)}, input_signature=signature
-        )
-        archive.write_out(str(saved), verbose=False)
+        try:
+            export = keras.export.ExportArchive()
+            export.track(model)
+            export.add_endpoint(  # a dict of outputs: what bioimageio.core's TFSMLayer adapter asks of "serve"
+                name="serve", fn=lambda x: {output_name: model(x, training=False)}, input_signature=signature
+            )
+            export.write_out(str(saved), verbose=False)
+        except Exception as exc:  # tracing fails in many ways; the package then carries the .keras weights
+            return f"the SavedModel exporter failed ({_first_line(exc)})"
         with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as archive:
             for file in sorted(p for p in saved.rglob("*") if p.is_file()):
                 archive.write(file, file.relative_to(saved).as_posix())
@@ -78,15 +84,19 @@ def export_saved_model(
     }
 
 
-def export_onnx(model: keras.Model, path: Path, *, input_name: str, parent: str) -> dict[str, Any] | str:
-    """Convert ``model`` to ONNX at ``path`` with Keras' exporter (tf2onnx); returns the ``weights.onnx`` entry
-    (converted from ``parent``), or why there is none: tf2onnx/onnx missing, another backend, or the converter's
-    own first line when it fails."""
+def export_onnx(
+    model: keras.Model, path: Path, *, input_name: str, parent: str, check_input: np.ndarray
+) -> dict[str, Any] | str:
+    """Convert ``model`` to ONNX at ``path`` with Keras' exporter (tf2onnx) and check it with ONNX Runtime on
+    ``check_input`` (a normalised batch) against Keras; returns the ``weights.onnx`` entry (converted from
+    ``parent``), or why there is none: tf2onnx, onnx or onnxruntime missing, another backend, the converter's first
+    line when it fails, or how far the copy disagrees with Keras (no ONNX copy is better than a wrong one)."""
     if backend.name() != "tensorflow":
         return f"the ONNX exporter needs KERAS_BACKEND=tensorflow, the default (running {backend.name()})"
-    if importlib.util.find_spec("tf2onnx") is None or importlib.util.find_spec("onnx") is None:
-        return "the ONNX copy needs tf2onnx and onnx (pip install 'voxelstudio[bioimageio]')"
+    if not all(importlib.util.find_spec(name) for name in ("tf2onnx", "onnx", "onnxruntime")):
+        return "the ONNX copy needs tf2onnx, onnx and onnxruntime (pip install 'voxelstudio[bioimageio]')"
     import onnx
+    import onnxruntime
     import tensorflow as tf
 
     signature = [tf.TensorSpec(shape=tuple(model.inputs[0].shape), dtype=tf.float32, name=input_name)]
@@ -95,17 +105,29 @@ def export_onnx(model: keras.Model, path: Path, *, input_name: str, parent: str)
             warnings.simplefilter("ignore")  # tf2onnx's notes on numpy aliases and TF internals
             model.export(str(path), format="onnx", input_signature=signature, verbose=False)
         opset = max(entry.version for entry in onnx.load(str(path)).opset_import if entry.domain in ("", "ai.onnx"))
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        converted = session.run(None, {session.get_inputs()[0].name: check_input})[0]
     except Exception as exc:  # the converter raises many types; the export goes on without ONNX
         path.unlink(missing_ok=True)
-        problem = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return f"the ONNX converter failed ({problem})"
+        return f"the ONNX converter failed ({_first_line(exc)})"
+    expected = np.asarray(model.predict_on_batch(check_input))
+    difference = float(np.max(np.abs(converted - expected)))
+    if not difference <= CHECK_ATOL + CHECK_RTOL * float(np.max(np.abs(expected))):
+        path.unlink(missing_ok=True)
+        return f"the ONNX copy disagrees with Keras by up to {difference:.3g} on the test input (tf2onnx)"
     return {
         "source": path.name,
         "sha256": sha256_of(path),
         "opset_version": int(opset),
         "parent": parent,
-        "comment": "converted from VoxelStudio's .keras model by keras.Model.export(format='onnx') (tf2onnx)",
+        "comment": "converted from VoxelStudio's .keras model by keras.Model.export(format='onnx') (tf2onnx), "
+        f"checked with ONNX Runtime on the test input (max difference {difference:.2g})",
     }
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def sha256_of(path: Path) -> str:

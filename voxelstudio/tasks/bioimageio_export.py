@@ -12,6 +12,7 @@ final name unless the whole package was written.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import zipfile
 from collections.abc import Sequence
@@ -155,7 +156,7 @@ def export_bioimageio(
     test_output, _, _ = predict_volume(loaded, test_input)
     spacing, spacing_source = _voxel_size(voxel_size, loaded.metadata, volume.spacing)
     facts = rdf.ModelFacts(
-        name=name or f"VoxelStudio denoiser {model_path.stem}",
+        name=name or f"VoxelStudio denoiser {re.sub(r'[^A-Za-z0-9_+() -]', '-', model_path.stem)}"[:128],
         description=description
         or f"3-D denoiser for fluorescence microscopy volumes ({describe_architecture(cfg)}), trained with VoxelStudio",
         authors=tuple(authors) or ("VoxelStudio user",),
@@ -184,7 +185,8 @@ def export_bioimageio(
     }
     with temporary_directory(out) as stage:
         report(Progress(2, 5, "exporting the weights"))
-        weights, notes, attached = _write_weights(loaded.model, model_path, stage)
+        check_input = loaded.normalizer.before(test_input)[None, ..., None]  # what the network sees
+        weights, notes, attached = _write_weights(loaded.model, model_path, stage, check_input)
         report(Progress(3, 5, "writing the package"))
         files = _write_files(stage, facts, provenance, test_input, test_output, list(weights), notes, attached)
         rdf_dict = rdf.build_rdf(facts, files, weights, timestamp=_now())
@@ -199,7 +201,9 @@ def export_bioimageio(
     return ExportResult(out, tuple(weights), tuple(notes), validated_with)
 
 
-def _write_weights(model: Any, model_path: Path, stage: Path) -> tuple[dict[str, Any], list[str], list[str]]:
+def _write_weights(
+    model: Any, model_path: Path, stage: Path, check_input: np.ndarray
+) -> tuple[dict[str, Any], list[str], list[str]]:
     """The weights entries, notes on what was left out, and the attachments to add (VoxelStudio's .keras file).
 
     A TensorFlow SavedModel is the weights consumers run: a ``keras_v3`` entry with VoxelStudio's custom layers
@@ -215,7 +219,10 @@ def _write_weights(model: Any, model_path: Path, stage: Path) -> tuple[dict[str,
         note = f"no TensorFlow SavedModel: {saved}; the keras_v3 weights need VoxelStudio installed to load"
         return {"keras_v3": keras_v3_entry(keras_file.name, sha256_of(keras_file))}, [note], []
     weights: dict[str, Any] = {"tensorflow_saved_model_bundle": saved}
-    onnx = export_onnx(model, stage / NAMES["onnx"], input_name=rdf.INPUT_ID, parent="tensorflow_saved_model_bundle")
+    onnx = export_onnx(
+        model, stage / NAMES["onnx"], input_name=rdf.INPUT_ID, parent="tensorflow_saved_model_bundle",
+        check_input=check_input,
+    )  # fmt: skip
     if isinstance(onnx, str):
         return weights, [f"no ONNX copy: {onnx}"], [keras_file.name]
     return {**weights, "onnx": onnx}, [], [keras_file.name]
