@@ -7,8 +7,9 @@ Weights formats (bioimageio.spec 0.5): ``tensorflow_saved_model_bundle`` is a zi
 network; it needs only TensorFlow, and is what bioimageio.core (``bioimageio test``) and deepImageJ run.
 ``keras_v3`` would hold our ``.keras`` file, but loading that needs VoxelStudio's custom layers (bioimageio.core
 fails on it), so it is the weights only when no SavedModel can be made; otherwise it is an attachment, which is
-what :func:`load_bioimageio` reads back. An ``onnx`` copy (for ONNX Runtime consumers: ilastik, deepImageJ) is added
-when tf2onnx and onnx are installed.
+what :func:`load_bioimageio` reads back. An ``onnx`` copy (for ONNX Runtime consumers: ilastik, bioimageio.core) is
+added when tf2onnx, onnx and onnxruntime are installed and ONNX Runtime reproduces Keras on the test input.
+The SavedModel is written inside the caller's (temporary) staging folder; the caller makes the package atomic.
 """
 
 from __future__ import annotations
@@ -54,8 +55,8 @@ def export_saved_model(
     """Trace ``model`` into a TensorFlow SavedModel zipped (files at the zip's root) at ``zip_path``.
 
     Returns the ``weights.tensorflow_saved_model_bundle`` entry, or why there is none (a string): the exporter
-    needs the TensorFlow backend. The endpoint ``serve`` (also ``serving_default``) takes ``input_name`` and returns
-    ``{output_name: prediction}`` (the rdf's tensor ids).
+    needs the TensorFlow backend, and tracing may fail. The endpoint ``serve`` (also ``serving_default``) takes
+    ``input_name`` and returns ``{output_name: prediction}`` (the rdf's tensor ids).
     """
     if backend.name() != "tensorflow":
         return f"the SavedModel exporter needs KERAS_BACKEND=tensorflow, the default (running {backend.name()})"
