@@ -25,10 +25,13 @@ COMMAND_MODULES = (
     "voxelstudio.cli.classify_commands",
     "voxelstudio.cli.gui_commands",
     "voxelstudio.cli.doctor_commands",
+    "voxelstudio.cli.model_commands",
 )
 
 EXIT_USAGE = 2
-ML_COMMANDS = frozenset({"train-denoiser", "adapt", "denoise", "train-classifier", "evaluate-classifier", "classify"})
+ML_COMMANDS = frozenset(
+    {"train-denoiser", "adapt", "denoise", "train-classifier", "evaluate-classifier", "classify", "export-model"}
+)
 """Commands that start Keras: ``KERAS_BACKEND`` is checked and the backend started first, with TensorFlow's native
 start-up lines filtered from stderr."""
 

@@ -67,7 +67,11 @@ def register(subparsers: Any) -> None:
         "<name>.<format>.json provenance record beside it. Inputs are never overwritten.",
     )
     denoise.add_argument("inputs", nargs="+", metavar="IN", help="volume files (.mat, .tif, .npy, .npz, .zarr)")
-    denoise.add_argument("--model", metavar="M", help="model file (.keras) [default: the bundled model]")
+    denoise.add_argument(
+        "--model",
+        metavar="M",
+        help="model file (.keras, or a .zip from export-model --bioimageio) [default: the bundled model]",
+    )
     denoise.add_argument("--out-dir", default="denoised", metavar="D", help="output folder [default ./denoised]")
     denoise.add_argument(
         "--format",

@@ -144,7 +144,7 @@ def _reflect_indices(size: Any, before: Any, after: Any) -> Any:
     """Source indices of a reflect-padded axis (numpy 'reflect'); mirrors repeatedly when pads exceed the size."""
     index = ops.arange(-before, size + after, dtype="int32")
     period = ops.maximum(2 * size - 2, 1)
-    index = ops.mod(index, period)
+    index = ops.mod(index + period * before, period)  # non-negative first: ONNX's Mod (tf2onnx) truncates negatives
     return ops.where(index >= size, period - index, index)
 
 

@@ -143,8 +143,13 @@ def optimizer_arrays(optimizer: keras.optimizers.Optimizer) -> bytes:
 
 
 def load_model(path: str | Path, *, trusted: bool = False) -> LoadedModel:
-    """Load a ``.keras`` denoiser; ``trusted=True`` allows models that contain code (Lambda layers)."""
+    """Load a ``.keras`` denoiser, or a BioImage Model Zoo package (``.zip``) that VoxelStudio exported;
+    ``trusted=True`` allows models that contain code (Lambda layers)."""
     path = Path(path)
+    if path.suffix.lower() == ".zip":
+        from voxelstudio.ml.bioimageio import load_bioimageio
+
+        return load_bioimageio(path, trusted=trusted)
     if not path.is_file():
         raise ModelError(path, "model file not found")
     config, metadata = read_members(path)
