@@ -54,3 +54,19 @@ def test_child_tasks_resolve_their_function_and_make_the_folder_first(tmp_path, 
     monkeypatch.setattr(work, "run_isolated", lambda function, arguments, **_: calls.append((function, arguments)))
     run(work.in_child("voxelstudio.tasks.denoise:denoise_volume", make_folder=tmp_path / "run", volume="v"))
     assert (tmp_path / "run").is_dir() and calls == [(denoise_volume, {"volume": "v"})]
+
+
+def test_a_multiscale_store_opens_coarse_and_a_damaged_pyramid_at_full_resolution(tmp_path, monkeypatch):
+    import shutil
+
+    from voxelstudio.io import save_volume
+    from voxelstudio.io.zarr_ import levels
+
+    store = save_volume(volume(3, "big").replace(data=np.ones((300, 260, 3), np.float32)), tmp_path / "big.ome.zarr")
+    assert len(levels(store)) > 1
+    monkeypatch.setattr("voxelstudio.render.grid.MAX_DISPLAY_VOXELS", 100_000)  # level 0 is "too big to draw"
+    loaded, _ = run(work.load_volumes({"raw": (store, None)}))
+    assert loaded["raw"].shape[0] < 300 and work.level_to_open(store) is not None
+    shutil.rmtree(store / levels(store)[1].path)  # a damaged lower level: still opens, at full resolution
+    loaded, _ = run(work.load_volumes({"raw": (store, None)}))
+    assert loaded["raw"].shape == (300, 260, 3)

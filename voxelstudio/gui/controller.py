@@ -25,7 +25,7 @@ from voxelstudio.gui.job_handlers import (
     JobHandler,
     TrainingHandler,
 )
-from voxelstudio.gui.levels import level_note, level_to_open
+from voxelstudio.gui.levels import level_note
 from voxelstudio.gui.settings import remember_file, remember_folder
 from voxelstudio.gui.workers import Job, JobError, JobRunner
 from voxelstudio.jobs import work
@@ -97,7 +97,7 @@ class Controller(QObject):
             self._set_loaded(role, volume)
             remember_file(self.settings, path)
 
-        load = work.load_volumes({"volume": (path, level_to_open(path) if variable is None else variable)})
+        load = work.load_volumes({"volume": (path, variable)})
         return self.jobs.start(f"loading {path.name}", load, JobHandler().arm(lambda found: loaded(found["volume"])))
 
     def open_level(self, role: str, level: str) -> Job | None:

@@ -1,28 +1,14 @@
-"""Multiscale OME-Zarr in the window: which resolution level to open first, what the status bar says about it, and
-the View panel's level chooser (loading a finer level goes through the controller like any load, off the GUI
-thread)."""
+"""Multiscale OME-Zarr in the window: what the status bar says about the level shown, and the View panel's level
+chooser (loading a finer level goes through the controller like any load, off the GUI thread; which level opens
+first is chosen there too, by :func:`voxelstudio.jobs.work.level_to_open`)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QGroupBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from voxelstudio.core.volume import Volume
 from voxelstudio.gui.document import Document
-
-
-def level_to_open(path: Path) -> str | None:
-    """The level of a multiscale OME-Zarr to open first: the finest the 3-D view draws without reducing it (the
-    coarsest when every level is bigger); None for other files and single-level stores."""
-    if path.suffix.lower() != ".zarr":
-        return None
-    from voxelstudio.io.zarr_ import opening_level
-    from voxelstudio.render.grid import MAX_DISPLAY_VOXELS
-
-    level = opening_level(path, MAX_DISPLAY_VOXELS)
-    return None if level is None else level.path
 
 
 def _index(volume: Volume) -> int:

@@ -48,6 +48,13 @@ class CameraPose(NamedTuple):
             round(float(self.view_angle), digits),
         )
 
+    def close_to(self, other: CameraPose, tolerance: float = 1e-4) -> bool:
+        """Whether the two poses differ by no more than ``tolerance`` (relative to the larger magnitude) anywhere:
+        a pose VTK hands back after setting it is close to, not always equal to, the one set."""
+        mine = (*self.position, *self.focal_point, *self.view_up, self.parallel_scale, self.view_angle)
+        theirs = (*other.position, *other.focal_point, *other.view_up, other.parallel_scale, other.view_angle)
+        return all(abs(a - b) <= tolerance * max(1.0, abs(a), abs(b)) for a, b in zip(mine, theirs, strict=True))
+
 
 @dataclass(frozen=True)
 class ViewSnapshot:

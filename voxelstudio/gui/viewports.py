@@ -326,9 +326,13 @@ class ViewportGrid(QWidget):
 
     def _camera_came_to_rest(self) -> None:
         """Tell the view state where the camera stopped: an undo step once there is something to look at."""
-        if not self._closed:
-            shows_data = any(panel.volume is not None for panel in self.panels.values())
-            self.view.set_camera(self.camera_pose(), record=shows_data)
+        if self._closed:
+            return
+        pose, known = self.camera_pose(), self.view.camera
+        if known is not None and pose.close_to(known):
+            return  # where undo/redo (or the last step) put it: recording it again would clear the redo steps
+        shows_data = any(panel.volume is not None for panel in self.panels.values())
+        self.view.set_camera(pose, record=shows_data)
 
     def _apply_camera(self) -> None:
         """Put the camera where the view state says (undo/redo of a camera move)."""

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from voxelstudio.core.atomic import write_atomically
+from voxelstudio.core.errors import VoxelStudioError
 from voxelstudio.core.progress import CancelToken
 from voxelstudio.core.provenance import write_sidecar
 from voxelstudio.core.volume import Volume
@@ -51,13 +52,33 @@ def in_thread(target: str, /, *, with_progress: bool = False, **arguments: Any) 
     return run
 
 
+def level_to_open(path: Path) -> str | None:
+    """The level of a multiscale OME-Zarr to open first: the finest the 3-D view draws without reducing it (the
+    coarsest when every level is bigger); None (the reader's default, level 0) for other files, single-level stores
+    and stores whose lower levels cannot be read (a damaged pyramid still opens at full resolution)."""
+    if path.suffix.lower() != ".zarr":
+        return None
+    from voxelstudio.io.zarr_ import opening_level
+    from voxelstudio.render.grid import MAX_DISPLAY_VOXELS
+
+    try:
+        level = opening_level(path, MAX_DISPLAY_VOXELS)
+    except VoxelStudioError:
+        return None
+    return None if level is None else level.path
+
+
 def load_volumes(paths: Mapping[str, tuple[Path, str | None]]) -> Task:
-    """Read each role's (file, variable or level) into a Volume: {role: Volume}."""
+    """Read each role's (file, variable or level) into a Volume: {role: Volume}. A multiscale store without a chosen
+    level opens at :func:`level_to_open`'s level (chosen here, on the worker thread: it reads the store)."""
 
     def run(report: EventFn, cancel: CancelToken) -> dict[str, Volume]:
         from voxelstudio.io import load_volume
 
-        return {role: load_volume(path, variable) for role, (path, variable) in paths.items()}
+        return {
+            role: load_volume(path, level_to_open(path) if variable is None else variable)
+            for role, (path, variable) in paths.items()
+        }
 
     return run
 
