@@ -156,6 +156,30 @@ def test_block_wise_tta_equals_whole_volume_tta(setup, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.ome.zarr", "small.ome.zarr", "spread.ome.zarr"]
 
 
+def test_resume_after_an_interruption_between_the_uncertainty_and_the_output(setup, tmp_path, monkeypatch):
+    """The uncertainty store is published first: interrupted before the output, --resume still finishes the job."""
+    from voxelstudio.tasks import blockwise
+
+    _, _, models = setup
+    save_volume(Volume(np.random.default_rng(2).random((12, 10, 7)).astype(np.float32)), tmp_path / "in.ome.zarr")
+    original, calls = blockwise.publish_directory, []
+
+    def interrupted_on_the_output(source, target, **options):
+        calls.append(target.name)
+        if target.name == "out.ome.zarr" and calls.count("out.ome.zarr") == 1:
+            raise KeyboardInterrupt
+        return original(source, target, **options)
+
+    monkeypatch.setattr(blockwise, "publish_directory", interrupted_on_the_output)
+    arguments = {"model_path": models["unet"], "block": (12, 10, 7), "uncertainty_out": tmp_path / "spread.ome.zarr"}
+    with pytest.raises(KeyboardInterrupt):
+        denoise_store(tmp_path / "in.ome.zarr", tmp_path / "out.ome.zarr", **arguments)
+    assert (tmp_path / "spread.ome.zarr").exists() and not (tmp_path / "out.ome.zarr").exists()
+    result = denoise_store(tmp_path / "in.ome.zarr", tmp_path / "out.ome.zarr", resume=True, **arguments)
+    assert result.path.exists() and (tmp_path / "spread.ome.zarr").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.ome.zarr", "out.ome.zarr", "spread.ome.zarr"]
+
+
 def test_axis_map_follows_the_tta_transforms():
     from voxelstudio.ml.inference import TTA_TRANSFORMS, forward_transform
     from voxelstudio.tasks.block_predict import axis_map

@@ -176,7 +176,9 @@ def denoise_store(
     source, out = Path(source), Path(out)
     spread_out = None if uncertainty_out is None else Path(uncertainty_out)
     for target in filter(None, (out, spread_out)):
-        if target.exists() and not overwrite:
+        # an uncertainty store without its output was published by this job's interrupted run: resume replaces it
+        resumed_spread = resume and target == spread_out and not out.exists()
+        if target.exists() and not overwrite and not resumed_spread:
             raise VolumeWriteError(target, "already exists; pass overwrite=True (--overwrite) to replace it")
     if not out.parent.is_dir():
         raise VolumeWriteError(out, f"folder {out.parent} does not exist")
@@ -263,9 +265,9 @@ def _denoise_store(
     levels = write_pyramid(temporary)
     if settings.spread_out is not None and spread_dir.exists():  # gone: published before an interruption
         write_pyramid(spread_dir)
-        publish_directory(spread_dir, settings.spread_out, overwrite=settings.overwrite)
+        publish_directory(spread_dir, settings.spread_out, overwrite=settings.overwrite or settings.resume)
+    run_file.unlink()  # interrupted before this, --resume finds every block done and only publishes
     shutil.rmtree(done_dir)
-    run_file.unlink()
     publish_directory(temporary, out, overwrite=settings.overwrite)
     transforms = len(TTA_TRANSFORMS) if tta else 1
     tiling = {"tile_shape": None if tile is None else list(tile), "tta": tta, "transforms": transforms}
