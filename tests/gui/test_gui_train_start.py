@@ -72,6 +72,11 @@ def test_preset_fills_the_config_as_the_cli_does(panel):
     _choose_preset(panel, "cpu")
     panel.set_device_kind("GPU")
     assert panel.config() == preset_config("cpu")  # an explicit preset stays
+    _choose_preset(panel, "auto")
+    panel.set_device_kind("CPU")
+    panel.batch.setValue(3)  # edited before the device probe answers
+    panel.set_device_kind("GPU")
+    assert panel.batch.value() == 3 and panel.filters.value() == preset_config("cpu").model.filters
 
 
 def test_preset_choice_is_remembered(panel, qtbot):

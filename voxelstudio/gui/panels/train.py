@@ -212,10 +212,16 @@ class TrainPanel(QWidget):
         return self.from_bundled.init_model()
 
     def set_device_kind(self, kind: str) -> None:
-        """The compute device is known ("GPU" or "CPU"): with the ``auto`` preset, switch to its recipe."""
+        """The compute device is known ("GPU" or "CPU"): with the ``auto`` preset, switch to its recipe, unless the
+        user has edited the form since it was filled (the probe answers seconds after start-up)."""
         self._device_kind = kind
         if self.preset.currentText() == "auto" and self.preset.resolved(kind) != self._base.preset:
-            self.set_config(self.preset.recipe(kind))
+            try:
+                untouched = self.config() == self._base
+            except ValueError:
+                untouched = False
+            if untouched:
+                self.set_config(self.preset.recipe(kind))
 
     def set_config(self, config: Any) -> None:
         """Show ``config`` in the widgets; its other fields (preset, mixed precision...) go into :meth:`config`."""

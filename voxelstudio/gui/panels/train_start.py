@@ -45,8 +45,9 @@ class BundledStart(QCheckBox):
     configured one (its weights then fit); disabled, saying why in its tooltip, otherwise.
 
     Unchecked by default, as ``train-denoiser`` starts from random weights: on benchmarks/denoise.py (4 pairs, 10
-    minutes) fine-tuning the bundled model did not beat training from scratch (39.97 vs 40.19 dB, bead F1 0.936 vs
-    0.927; benchmarks/README.md), so it stays a choice until a better bundled model makes it win."""
+    minutes, fine-tuned at a learning rate of 2e-4) fine-tuning the bundled model did not beat training from scratch
+    (39.97 vs 40.19 dB, bead F1 0.936 vs 0.927; benchmarks/README.md), so it stays a choice until a better bundled
+    model makes it win. Checked, training uses the form's learning rate (lower it for fine-tuning)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Start from the bundled model", parent, objectName="from_bundled")
