@@ -95,3 +95,10 @@ def test_npz_stores_the_named_array_and_spacing(tmp_path, asymmetric) -> None:
     back = load_volume(path)
     assert back.metadata["variable"] == "raw"
     assert back.spacing == (0.1, 0.2, 0.3)
+
+
+def test_ome_tiff_without_physical_size_y_takes_the_width_in_its_own_unit(tmp_path) -> None:
+    path = tmp_path / "square.ome.tif"
+    metadata = {"axes": "ZYX", "PhysicalSizeX": 100.0, "PhysicalSizeXUnit": "nm", "PhysicalSizeZ": 0.2}
+    tifffile.imwrite(path, np.zeros((3, 8, 8), np.float32), ome=True, metadata=metadata)
+    assert load_volume(path).spacing == pytest.approx((0.1, 0.1, 0.2))

@@ -153,7 +153,9 @@ def _ome_spacing(path: Path, xml: str) -> Spacing | None:
         return None
     sizes = []
     for axis in "YXZ":
-        value = pixels.get(f"PhysicalSize{axis}", pixels.get("PhysicalSizeX") if axis == "Y" else None)
+        if axis == "Y" and pixels.get("PhysicalSizeY") is None:
+            axis = "X"  # square pixels: the width, in its own unit
+        value = pixels.get(f"PhysicalSize{axis}")
         if value is None:  # a z step is not a pixel width: sections are usually much thicker
             problem = f"the OME-XML gives no PhysicalSizeZ; using the default z step {DEFAULT_Z_STEP_UM} µm"
             warnings.warn(f"{path}: {problem}", stacklevel=2)

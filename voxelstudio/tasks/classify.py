@@ -34,7 +34,8 @@ TrialFn = Callable[[dict[str, Any]], object]
 class ClassifierTrainResult:
     """Outcome of :func:`train_classifier`. ``test_accuracy`` is measured with rotation voting on the held-out
     test split (None without one); ``trials`` lists the search's trials (empty without a search); ``refit_epochs``
-    is the epoch count of the retraining on train + validation (None without ``refit``); ``refit_outcome`` says how
+    is the epoch count the retraining on train + validation was given (the best epoch; None without a refit: it ran
+    them all only when ``refit_outcome`` is "done"); ``refit_outcome`` says how
     it ended: "done" (the refit model is at ``model_path``), "cancelled" or "failed: <reason>" (the validated model
     stayed at ``model_path``), None without a refit."""
 
