@@ -149,6 +149,7 @@ def sample_session(shared_sample_session):
         view.set_clim(role, None)
     view.set_cursor((64, 64, 16))
     built.window.action_map["show_residual"].setChecked(False)
+    view.history.reset(view.snapshot())  # no test undoes another test's steps
     built.dialogs.errors.clear()
     return built
 

@@ -143,6 +143,7 @@ def test_train_without_a_data_set_is_reported_not_started(sample_session):
     assert "choose a data set folder" in sample_session.dialogs.errors[-1][1]
 
 
+@pytest.mark.slow  # a real 2-trial search in a child process; the trials table is tested with a fake job too
 def test_search_fills_the_trials_table_and_uses_the_best_model(qtbot, sample_session, shapes_folder):
     controller, panel = sample_session.controller, sample_session.window.classify_panel
     _tiny_training(panel, shapes_folder, epochs=1)

@@ -13,7 +13,6 @@ from typing import Any
 from voxelstudio.cli.progress import tqdm_report
 
 EXIT_INTERRUPTED = 130
-UNLIKE = "unlike the classes this model knows"  # voxelstudio.ml.classifier_domain.UNLIKE (ml imports lazily)
 ARCHS = ("voxnet", "vrn")
 PRESET_CHOICES = ("auto", "cpu", "gpu", "none")  # voxelstudio.ml.classifier_presets.PRESET_CHOICES (ml imports lazily)
 
@@ -240,6 +239,8 @@ def run_classify(args: argparse.Namespace) -> int:
         if prediction.out_of_domain is None:
             print(f"{path}: {ranked}")
         else:
+            from voxelstudio.ml.classifier_domain import UNLIKE  # Keras-free
+
             print(f"{path}: {UNLIKE} ({prediction.out_of_domain}); closest: {ranked}")
     return 0
 

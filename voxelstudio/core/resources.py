@@ -11,6 +11,10 @@ from pathlib import Path
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
 
+BUNDLED_DENOISER = ("models", "denoiser_default.keras")
+"""The bundled default denoiser, under the resources folder."""
+
+
 def resources_dir() -> Path:
     """The folder holding the bundled resources."""
     for candidate in (_PACKAGE_DIR / "resources", _PACKAGE_DIR.parent / "resources"):

@@ -351,6 +351,8 @@ class Controller(QObject):
             if result.out_of_domain is None:
                 self.status.emit(f"{raw.name}: most likely {best}.")
             else:
-                self.status.emit(f"{raw.name}: unlike the classes this model knows; closest {best}.")
+                from voxelstudio.ml.classifier_domain import UNLIKE  # Keras-free
+
+                self.status.emit(f"{raw.name}: {UNLIKE}; closest {best}.")
 
         return self.jobs.start("classification", classify, lambda: self.classification.arm(classified))

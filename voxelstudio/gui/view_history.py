@@ -114,6 +114,13 @@ class ViewHistory:
         self.present = snapshot
         self._last_step = (fields, now)
 
+    def reset(self, present: ViewSnapshot) -> None:
+        """Forget every step: ``present`` is where the history starts again."""
+        self.present = present
+        self._undo.clear()
+        self._redo.clear()
+        self._last_step = None
+
     def rebase(self, snapshot: ViewSnapshot) -> None:
         """The view changed without the user asking (new data): move the present, add no step."""
         self.present = snapshot

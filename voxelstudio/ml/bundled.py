@@ -11,7 +11,7 @@ import json
 import zipfile
 from pathlib import Path
 
-from voxelstudio.core.resources import resource_path
+from voxelstudio.core.resources import BUNDLED_DENOISER, resource_path
 from voxelstudio.ml.config import DenoiserConfig, TrainConfig
 
 METADATA_MEMBER = "voxelstudio.json"  # ml.persistence.METADATA_MEMBER (that module imports Keras)
@@ -22,7 +22,7 @@ WEIGHT_FIELDS = ("arch", "filters", "kernel", "n_layers", "depth", "norm", "pool
 
 def bundled_denoiser_path() -> Path:
     """The bundled denoiser's file; FileNotFoundError naming it when the installation lacks it."""
-    return resource_path("models", "denoiser_default.keras")
+    return resource_path(*BUNDLED_DENOISER)
 
 
 def read_train_config(path: str | Path) -> TrainConfig:

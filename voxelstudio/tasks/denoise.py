@@ -12,12 +12,12 @@ import psutil
 from voxelstudio.core.errors import ModelError, VoxelStudioError
 from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
 from voxelstudio.core.provenance import denoise_provenance, model_record, write_sidecar
-from voxelstudio.core.resources import resource_path
+from voxelstudio.core.resources import BUNDLED_DENOISER, resource_path
 from voxelstudio.core.volume import Volume
 from voxelstudio.io import load_volume, save_volume
 from voxelstudio.io.api import output_path
 
-DEFAULT_MODEL = ("models", "denoiser_default.keras")
+DEFAULT_MODEL = BUNDLED_DENOISER
 FORMATS = ("mat", "tif", "npy", "zarr", "ome.tif")
 STORE_SUFFIX = ".zarr"
 UNCERTAINTY_SUFFIX = "_uncertainty"

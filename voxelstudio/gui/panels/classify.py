@@ -266,7 +266,9 @@ class ClassifyPanel(QWidget):
         if result.out_of_domain is None:
             text = f"Most likely: <b>{result.predicted}</b> ({best:.0%}, {result.rotations} rotation(s))"
         else:
-            text = (f"<b>Unlike the classes this model knows</b>: {html.escape(result.out_of_domain)}. "
+            from voxelstudio.ml.classifier_domain import UNLIKE  # Keras-free
+
+            text = (f"<b>{UNLIKE.capitalize()}</b>: {html.escape(result.out_of_domain)}. "
                     f"Closest: {result.predicted} ({best:.0%}).")  # fmt: skip
         self.result_label.setText(text)
         self.results.setCurrentWidget(self.bars)
