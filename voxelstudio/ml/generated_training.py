@@ -1,7 +1,9 @@
 """Training a denoiser on freshly generated batches (e.g. simulated patches): no fixed training set.
 
 Every batch comes from ``make_batch(key)`` (see :class:`~voxelstudio.ml.sim_dataset.SimulatedPatches`; the key is
-``epoch * steps_per_epoch + batch``, so a resumed run sees the batches it would have seen) in ``workers`` processes.
+``epoch * steps_per_epoch + batch``, so a resumed run goes on with new batches rather than the first epoch's; the
+backends' loaders peek a batch and may count an extra epoch, so the exact keys differ by backend) in ``workers``
+processes.
 The patches arrive normalised (inputs by the generator's percentiles, targets in [0, 1]), so the saved model carries
 the default :class:`~voxelstudio.core.normalize.PercentileNormalizer`. Validation is a fixed set of batches made with
 another key range. The fit harness (:mod:`voxelstudio.ml.fit`) gives it everything the pair trainer has: the best
