@@ -1,8 +1,11 @@
-"""GUI responsiveness: time from launch to the first rendered frame of the sample, and the longest stall of the Qt
-event loop while a denoiser trains (a 10 ms QTimer records the gaps between its ticks).
+"""GUI responsiveness: time from launch to the first rendered frame of the sample, the longest stall of the Qt
+event loop while a denoiser trains (a 10 ms QTimer records the gaps between its ticks), the time to switch all four
+panels' render mode (raw, target, predicted, residual; rendered), and a line profile's update (profiles computed and
+the plot drawn).
 
 Run from the repository root under an X server: ``xvfb-run -a python benchmarks/gui_latency.py``.
-Targets: first frame <= 3 s, longest stall <= 100 ms.
+Targets (issue 16): first frame <= 2.5 s median, longest stall <= 100 ms, render-mode switch <= 1 s, line profile
+<= 50 ms.
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ from pathlib import Path
 import numpy as np
 
 TICK_MS = 10
-FIRST_FRAME_TARGET_S = 3.0
+FIRST_FRAME_TARGET_S = 2.5
 STALL_TARGET_MS = 100.0
+MODE_SWITCH_TARGET_S = 1.0
+PROFILE_TARGET_MS = 50.0
 LAUNCH_TIMEOUT_S = 120.0
 
 
@@ -121,15 +126,54 @@ def measure_training_stalls(epochs: int) -> dict[str, float]:
     run_until_idle(900)
     timer.stop()
     duration = time.monotonic() - started
+    views = measure_view_changes(session)
     session.window.close()
     app.processEvents()
     stalls = np.asarray(gaps[1:]) - TICK_MS
     return {
+        **views,
         "duration_s": duration,
         "previews": float(len(previews)),
         "max_stall_ms": float(stalls.max()),
         "p99_stall_ms": float(np.percentile(stalls, 99)),
         "stalls_over_100ms": float((stalls > STALL_TARGET_MS).sum()),
+    }
+
+
+def measure_view_changes(session, repeats: int = 3) -> dict[str, float]:
+    """Four panels (the target stands in for a prediction, so the residual panel is shown): seconds to switch every
+    panel's render mode and render it, and milliseconds to compute and draw a line profile through the volumes."""
+    from PySide6.QtWidgets import QApplication
+
+    document, view, window = session.document, session.view, session.window
+    target = document.volume("target")
+    document.set_volume("prediction", target.replace(data=target.data * 0.9, name="stand-in prediction"))
+    view.update(extra_panel="residual")
+    window.viewports.render()
+    QApplication.processEvents()
+    switches = []
+    for _ in range(repeats):
+        for mode in ("composite", "isosurface", "slices", "mip"):
+            started = time.perf_counter()
+            view.update(mode=mode)
+            window.viewports.render()
+            switches.append(time.perf_counter() - started)
+    panel, shape = window.profile_panel, target.shape
+    window.tabs.setCurrentWidget(panel)
+    QApplication.processEvents()
+    rng = np.random.default_rng(0)
+    profiles = []
+    for _ in range(20):
+        start, end = (tuple(float(rng.uniform(0, n - 1)) for n in shape) for _ in range(2))
+        started = time.perf_counter()
+        panel.show_line(document.volumes(), shape, start, end)
+        panel.plot.draw()  # what draw_idle does at the next event-loop turn
+        profiles.append((time.perf_counter() - started) * 1000)
+    return {
+        "mode_switch_s": float(np.median(switches)),
+        "mode_switch_worst_s": float(max(switches)),
+        "profile_ms": float(np.median(profiles)),
+        "profile_worst_ms": float(max(profiles)),
     }
 
 
@@ -153,6 +197,14 @@ def main() -> None:
         ("longest event-loop stall (ms)", f"{training['max_stall_ms']:.0f}", f"<= {STALL_TARGET_MS:g}"),
         ("99th percentile stall (ms)", f"{training['p99_stall_ms']:.0f}", ""),
         ("stalls over 100 ms", f"{training['stalls_over_100ms']:.0f}", "0"),
+        (
+            "render-mode switch, 4 panels, median (s)",
+            f"{training['mode_switch_s']:.2f}",
+            f"<= {MODE_SWITCH_TARGET_S:g}",
+        ),
+        ("render-mode switch, 4 panels, worst (s)", f"{training['mode_switch_worst_s']:.2f}", ""),
+        ("line profile update, median (ms)", f"{training['profile_ms']:.0f}", f"<= {PROFILE_TARGET_MS:g}"),
+        ("line profile update, worst (ms)", f"{training['profile_worst_ms']:.0f}", ""),
     ]
     print("| measure | value | target |")
     print("|---|---:|---|")

@@ -41,6 +41,10 @@ def test_profile_values_are_the_arrays_values_along_the_line(qtbot, sample_sessi
     np.testing.assert_allclose(distance, np.arange(91) * raw.spacing[1])
     assert window.tabs.currentIndex() == window.tabs.indexOf(window.profile_panel)
     assert "FWHM of the peak: Raw" in window.profile_panel.summary.text()
+    qtbot.waitUntil(lambda: plot.isVisible() and hasattr(plot, "lines"), timeout=5_000)
+    drawn = {role: line.get_visible() for role, line in plot.lines.items()}
+    assert drawn == {"raw": True, "target": True, "prediction": False}  # no prediction yet: its curve is hidden
+    np.testing.assert_allclose(plot.lines["raw"].get_xdata(), distance)
 
 
 def test_dragging_on_the_xz_view_profiles_along_the_drag(qtbot, sample_session):

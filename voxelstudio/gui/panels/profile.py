@@ -47,17 +47,26 @@ def normalised(values: np.ndarray) -> np.ndarray:
 
 class ProfilePlot(QuietCanvas):
     """The profiles as curves over distance along the line, each scaled to its own range (``profiles`` keeps the
-    values)."""
+    values). The axes, labels and one line per role are made once; a new line only moves their data (a drag redraws
+    many times a second: clearing and re-laying out the axes each time cost most of a frame)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(Figure(figsize=(3, 2.4), facecolor=FACE, layout="constrained"))
+        figure = Figure(figsize=(3, 2.4), facecolor=FACE)
+        figure.subplots_adjust(left=0.16, right=0.97, top=0.97, bottom=0.14)
+        super().__init__(figure)
         self.setParent(parent)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setMinimumHeight(160)
         self.profiles: Profiles = {}
 
     def build(self) -> None:
-        self.axes = styled_axes(self.figure)
+        axes = self.axes = styled_axes(self.figure)
+        self.lines = {role: axes.plot([], [], color=COLORS[role], lw=1.2, label=ROLE_LABELS[role])[0] for role in ROLES}
+        axes.set_xlabel("distance along the line (µm)", color=TEXT, fontsize=7)
+        axes.set_ylabel("intensity (each curve's min–max)", color=TEXT, fontsize=7)
+        axes.set_ylim(-0.05, 1.08)
+        self.placeholder = axes.text(0.5, 0.5, "Drag a line on a slice view", color=TEXT, ha="center", va="center",
+                                     transform=axes.transAxes, fontsize=8, alpha=0.7)  # fmt: skip
 
     def set_profiles(self, profiles: Profiles) -> None:
         self.profiles = profiles
@@ -65,19 +74,19 @@ class ProfilePlot(QuietCanvas):
 
     def redraw(self) -> None:
         self.ensure_built()
-        axes = self.axes
-        axes.clear()
-        if not self.profiles:
-            axes.set_axis_off()
-            axes.text(0.5, 0.5, "Drag a line on a slice view", color=TEXT, ha="center", va="center",
-                      transform=axes.transAxes, fontsize=8, alpha=0.7)  # fmt: skip
-        else:
-            axes.set_axis_on()
-            for role, (distance, values) in self.profiles.items():
-                axes.plot(distance, normalised(values), color=COLORS[role], lw=1.2, label=ROLE_LABELS[role])
-            axes.set_xlabel("distance along the line (µm)", color=TEXT, fontsize=7)
-            axes.set_ylabel("intensity (each curve's min–max)", color=TEXT, fontsize=7)
-            _legend(axes)
+        axes, shown = self.axes, self.profiles
+        for role, line in self.lines.items():
+            distance, values = shown.get(role, ((), ()))
+            line.set_data(distance, normalised(values) if len(values) else values)
+            line.set_visible(role in shown)
+        self.placeholder.set_visible(not shown)
+        axes.axison = bool(shown)
+        if shown:
+            length = max(float(distance[-1]) for distance, _ in shown.values() if len(distance))
+            axes.set_xlim(0.0, max(length, 1e-6))
+            _legend(axes, [line for role, line in self.lines.items() if role in shown])
+        elif axes.get_legend() is not None:
+            axes.get_legend().remove()
         self.draw_idle()
 
 
