@@ -2,7 +2,9 @@
 
 Each run trains with the device preset (``--preset``, default ``auto``: the ``cpu`` recipe on a CPU) and the
 default split (10 % stratified validation, no test part) on ``--per-class`` shapes per class generated with one
-seed, until its budget ends (``--minutes`` alone: the best model by validation loss is kept), then classifies
+seed, until its budget ends (``--minutes`` alone: the best model by validation loss is kept), with the model's
+``--orientation`` (default ``any``: the shapes are posed at random in 3-D, so grids are put in their principal pose
+and flipped; ``upright`` turns them about z as VoxNet does for CAD models), then classifies
 ``--test-per-class`` shapes per class generated with another seed, with rotation voting (``--rotations``), and
 reports accuracy, per-class accuracy and the confusion matrix. ``--variants hard`` makes training and test grids
 harder: half of them surface-only, half partly occluded (everything beyond a random plane through the inner
@@ -70,7 +72,7 @@ def run(arch: str, seed: int, variant: str, args: argparse.Namespace) -> dict:
     test = shapes_dataset(args.test_per_class, seed + 1000, args.size, variant)
     minutes = args.voxnet_minutes if arch == "voxnet" else args.vrn_minutes
     name, preset = preset_settings(arch, args.preset, configure_devices().kind)
-    model = {**preset.pop("model"), "input_shape": (args.size,) * 3}
+    model = {**preset.pop("model"), "input_shape": (args.size,) * 3, "orientation": args.orientation}
     config = ClassifierTrainConfig.for_arch(arch, model_overrides=model, minutes=minutes, seed=seed, preset=name,
                                             **preset)  # fmt: skip
     epoch_ends: list[float] = []
@@ -84,9 +86,10 @@ def run(arch: str, seed: int, variant: str, args: argparse.Namespace) -> dict:
         result = train_classifier(train, config=config, out=Path(folder) / "model.keras", report=report)
         trained_s = time.monotonic() - started
         loaded = load_classifier(result.model_path)
-        single = predict_probabilities(loaded.model, test.grids).argmax(axis=1)
+        posed = loaded.config.orientation
+        single = predict_probabilities(loaded.model, test.grids, orientation=posed).argmax(axis=1)
         started = time.monotonic()
-        voted = predict_probabilities(loaded.model, test.grids, rotations=args.rotations).argmax(axis=1)
+        voted = predict_probabilities(loaded.model, test.grids, rotations=args.rotations, orientation=posed).argmax(1)
         voting_s = time.monotonic() - started
     times = np.diff(epoch_ends) if len(epoch_ends) > 1 else np.array([np.nan])
     return {
@@ -104,13 +107,16 @@ def run(arch: str, seed: int, variant: str, args: argparse.Namespace) -> dict:
 
 def print_tables(rows: list[dict], args: argparse.Namespace) -> None:
     threads = os.environ["TF_NUM_INTRAOP_THREADS"]
+    upright = args.orientation == "upright"
+    votes = f"{args.rotations}-rotation" if upright else f"{min(args.rotations, 8)}-flip"
     print(
         f"\n{args.per_class * 10} shapes per training set ({args.size}^3, 10 classes; 10 % of them validate), "
-        f"{args.test_per_class * 10} test shapes from another seed; preset {args.preset}; {threads} TF threads\n"
+        f"{args.test_per_class * 10} test shapes from another seed; preset {args.preset}; orientation "
+        f"{args.orientation}; {threads} TF threads\n"
     )
     print("| model | variant | seed | parameters | width / blocks | batch / recipe | budget (min) | epochs (best) | "
-          "epoch (s) | stopped | val acc | test acc | test acc, {r}-rotation vote | vote time (s) |"
-          .replace("{r}", str(args.rotations)))  # fmt: skip
+          "epoch (s) | stopped | val acc | test acc | test acc, {r} vote | vote time (s) |"
+          .replace("{r}", votes))  # fmt: skip
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['arch']} | {r['variant']} | {r['seed']} | {r['params']:,} | {r['width']:g} / {r['blocks']} | "
@@ -142,7 +148,13 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--models", nargs="+", default=list(ARCHS), choices=ARCHS)
     parser.add_argument("--preset", default="auto", choices=("auto", "cpu", "gpu", "none"))
-    parser.add_argument("--rotations", type=int, default=12, help="test-time voting rotations [12]")
+    parser.add_argument("--rotations", type=int, default=12, help="test-time voting rotations [12; any: 8 flips]")
+    parser.add_argument(
+        "--orientation",
+        default="any",
+        choices=("any", "upright"),
+        help="model orientation [any: principal pose, flips; upright: turns about z as before]",
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: 0.3 min per model, 10 + 3 shapes per class")
     args = parser.parse_args()
     if args.quick:

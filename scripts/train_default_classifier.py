@@ -33,6 +33,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--orientation",
+        default="upright",
+        choices=("upright", "any"),
+        help="upright (the shipped model) or any: principal pose + flips (see benchmarks/README.md)",
+    )
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ["TF_NUM_INTRAOP_THREADS"] = str(args.threads)
@@ -47,7 +53,7 @@ def main() -> None:
     width = args.width if args.width is not None else (1.0 if args.arch == "voxnet" else 0.125)
     config = ClassifierTrainConfig.for_arch(
         args.arch,
-        model_overrides={"width": width},
+        model_overrides={"width": width, "orientation": args.orientation},
         epochs=args.epochs,
         minutes=args.minutes,
         seed=args.seed,

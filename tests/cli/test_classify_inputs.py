@@ -58,7 +58,8 @@ def test_bad_data_sets_exit_2_with_one_line(
 def _args(**overrides) -> argparse.Namespace:
     values = {"arch": "vrn", "preset": "auto", "epochs": None, "minutes": 5.0, "width": None, "lr": None,
               "batch_size": None, "dropout": None, "size": 32, "no_augment": False, "seed": 0, "search": 0,
-              "resume": False, "val_fraction": 0.1, "test_fraction": 0.0, "refit": False}  # fmt: skip
+              "resume": False, "val_fraction": 0.1, "test_fraction": 0.0, "refit": False,
+              "orientation": "upright"}  # fmt: skip
     return argparse.Namespace(**{**values, **overrides})
 
 
@@ -73,6 +74,7 @@ def test_auto_preset_follows_the_device_kind(monkeypatch, kind: str, preset: str
     explicit = train_config_from_args(_args(width=0.5, batch_size=8))  # options win over the preset
     assert (explicit.preset, explicit.model.width, explicit.batch_size) == (preset, 0.5, 8)
     assert train_config_from_args(_args(preset="none")).preset is None
+    assert train_config_from_args(_args(orientation="any")).model.orientation == "any"
 
 
 def test_preset_and_refit_are_recorded_in_the_model_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -69,6 +69,17 @@ def test_tiny_voxnet_learns_three_shapes_well_above_chance(split, tmp_path) -> N
     assert len(recorder.batches) == 10 * 6  # ceil(90 / 16) batches per epoch
 
 
+def test_any_orientation_trains_and_predicts_on_posed_grids(split, tmp_path) -> None:
+    train, val = split
+    model = {"n_classes": 3, "input_shape": (16, 16, 16), "width": 0.25, "orientation": "any"}
+    cfg = ClassifierTrainConfig.for_arch("voxnet", model_overrides=model, epochs=2, batch_size=16)
+    outcome = fit_classifier(train, val, cfg, CLASSES, out_path=tmp_path / "m.keras")
+    loaded = load_classifier(outcome.model_path)
+    assert loaded.config.orientation == "any"
+    probabilities = predict_probabilities(loaded.model, val[0], orientation=loaded.config.orientation)
+    assert np.mean(probabilities.argmax(axis=1) == val[1]) == pytest.approx(outcome.best_val_accuracy)
+
+
 def test_batches_are_shuffled_weighted_and_deterministic() -> None:
     grids = np.zeros((10, 12, 12, 12), np.uint8)
     grids[:, 3:8, 4:6, 2:9] = 1

@@ -15,6 +15,7 @@ from voxelstudio.cli.progress import tqdm_report
 EXIT_INTERRUPTED = 130
 ARCHS = ("voxnet", "vrn")
 PRESET_CHOICES = ("auto", "cpu", "gpu", "none")  # voxelstudio.ml.classifier_presets.PRESET_CHOICES (ml imports lazily)
+ORIENTATIONS = ("upright", "any")  # voxelstudio.ml.classifier_config.ORIENTATIONS
 
 
 def register(subparsers: Any) -> None:
@@ -55,6 +56,13 @@ def register(subparsers: Any) -> None:
     train.add_argument("--dropout", type=float, metavar="P", help="dropout [voxnet 0.3, vrn 0.2]")
     train.add_argument("--size", type=int, default=32, metavar="N", help="input grid N^3; others are resampled [32]")
     train.add_argument("--no-augment", action="store_true", help="no rotation/flip/shift augmentation")
+    train.add_argument(
+        "--orientation",
+        choices=ORIENTATIONS,
+        default="upright",
+        help="how the objects are posed [upright: they share the z axis, augmentation and voting turn about z; "
+        "any: random 3-D poses, each grid is put in its principal pose and flipped]",
+    )
     train.add_argument("--seed", type=int, default=0, metavar="S", help="seed of split, weights and search [0]")
     train.add_argument("--search", type=int, default=0, metavar="N", help="run N hyper-parameter search trials")
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint beside --out")
@@ -135,6 +143,7 @@ def train_config_from_args(args: argparse.Namespace) -> Any:
     name, preset = preset_settings(args.arch, args.preset, device_kind(args.preset))
     model = {**preset.pop("model"), "input_shape": (args.size,) * 3}
     model.update({k: v for k, v in {"width": args.width, "dropout": args.dropout}.items() if v is not None})
+    model["orientation"] = args.orientation
     options = {"epochs": args.epochs, "minutes": args.minutes, "learning_rate": args.lr, "batch_size": args.batch_size}
     options = {**preset, **{k: v for k, v in options.items() if v is not None}}
     config = ClassifierTrainConfig.for_arch(args.arch, model_overrides=model, seed=args.seed, **options)

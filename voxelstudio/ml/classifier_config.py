@@ -14,6 +14,7 @@ from voxelstudio.ml.config import NORMALIZATIONS, _JsonConfig
 CLASSIFIER_ARCHITECTURES = ("voxnet", "vrn")
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "cosine", "step")
+ORIENTATIONS = ("upright", "any")
 DEFAULT_EPOCHS = 30
 """Epochs when neither ``epochs`` nor ``minutes`` is given."""
 MAX_BUDGET_EPOCHS = 100_000
@@ -46,6 +47,11 @@ class ClassifierConfig(_JsonConfig):
     ``width`` multiplies every channel count (0.125 gives VRN 4..64 channels, small enough for a CPU).
     ``separable`` makes VRN's 3^3 convolutions depthwise-separable. Inputs are occupancy grids in [0, 1]; the
     model rescales them itself (VoxNet to [-1, 1], VRN to [-1, 3]).
+
+    ``orientation`` says how the objects are posed. ``upright`` (CAD models, as in the papers): they share the z
+    axis, augmentation turns them about z and voting averages rotations about z. ``any`` (the procedural shapes,
+    objects in a volume): every grid is turned onto its principal axes and centred before the network, in training
+    and prediction (:mod:`voxelstudio.ml.voxel_pose`), augmentation and voting flip its axes instead of turning it.
     """
 
     arch: str = "voxnet"
@@ -58,6 +64,7 @@ class ClassifierConfig(_JsonConfig):
     stochastic_depth: bool = True
     min_keep_prob: float = 0.25
     separable: bool = False
+    orientation: str = "upright"
 
     def validate(self) -> ClassifierConfig:
         archs = ", ".join(CLASSIFIER_ARCHITECTURES)
@@ -74,6 +81,8 @@ class ClassifierConfig(_JsonConfig):
         _check(self.norm in NORMALIZATIONS, f"unknown normalisation {self.norm!r}; choose from {NORMALIZATIONS}")
         _check(self.blocks_per_stage >= 1, "blocks_per_stage must be >= 1")
         _check(0.0 < self.min_keep_prob <= 1.0, f"min_keep_prob must be in (0, 1], got {self.min_keep_prob}")
+        choices = ", ".join(ORIENTATIONS)
+        _check(self.orientation in ORIENTATIONS, f"unknown orientation {self.orientation!r}; choose {choices}")
         return self
 
     @classmethod
@@ -96,8 +105,10 @@ class ClassifierTrainConfig(_JsonConfig):
     progress (the larger of the epoch and the time fraction): ``cosine`` to zero, ``step`` to a tenth at 2/3.
     ``batch_size`` is capped by the number of training samples. Augmentation (when ``augment``) follows VoxNet/VRN:
     a random rotation about the vertical (z) axis in steps of 360/``rotations`` degrees, flips of each horizontal
-    axis with probability ``flip_prob`` and shifts of up to ``max_shift`` voxels per axis. ``vote_rotations``
-    rotations are averaged at test time. ``class_weights`` weights the loss by inverse class frequency.
+    axis with probability ``flip_prob`` and shifts of up to ``max_shift`` voxels per axis; under the model's
+    ``orientation="any"`` it flips each of the three axes with probability 1/2 and shifts, without turning.
+    ``vote_rotations`` rotations (at most the 8 flips under ``any``) are averaged at test time. ``class_weights``
+    weights the loss by inverse class frequency.
     The split into train/validation(/test) is stratified by class with ``seed``; ``refit`` then retrains on
     train + validation for the best epoch count. ``preset`` records the device recipe the settings came from
     (``"cpu"``, ``"gpu"``, or ``None`` when none was used).

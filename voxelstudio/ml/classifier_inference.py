@@ -12,6 +12,7 @@ import numpy as np
 
 from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
 from voxelstudio.ml.voxel_augment import rotate_vertical_batch
+from voxelstudio.ml.voxel_pose import FLIPS, flip_views, to_principal_pose
 
 PREDICT_BATCH = 96
 """Samples (grids x rotations) per forward pass."""
@@ -29,6 +30,11 @@ def rotated_stack(grids: np.ndarray, rotations: int) -> np.ndarray:
     return np.stack(turned, axis=1).reshape(-1, *grids.shape[1:]).astype(np.float32)
 
 
+def view_count(rotations: int, orientation: str = "upright") -> int:
+    """The views voting averages: ``rotations`` about z, or under ``any`` at most the 8 flips."""
+    return max(min(int(rotations), len(FLIPS)) if orientation == "any" else int(rotations), 1)
+
+
 def _forward(model: keras.Model, batch: np.ndarray, size: int) -> np.ndarray:
     """Probabilities of ``batch`` padded to ``size`` samples (one traced shape for every pass)."""
     count = len(batch)
@@ -42,18 +48,22 @@ def predict_probabilities(
     grids: np.ndarray,
     *,
     rotations: int = 1,
+    orientation: str = "upright",
     batch_size: int = PREDICT_BATCH,
     report: ReportFn = null_report,
     cancel: CancelToken | None = None,
 ) -> np.ndarray:
-    """Class probabilities (N, C) of occupancy grids (N, H, W, Z), averaged over ``rotations`` about z.
+    """Class probabilities (N, C) of occupancy grids (N, H, W, Z), averaged over ``rotations`` about z; under the
+    model's ``orientation="any"`` each grid is put in its principal pose first and the views are its first
+    :func:`view_count` flips.
 
-    Each forward pass holds all rotations of ``max(1, batch_size // rotations)`` grids. Reports
+    Each forward pass holds all views of ``max(1, batch_size // views)`` grids. Reports
     Progress(grids done, N, "classifying", {rotations, eta_s}) after each pass; ``cancel`` stops between passes.
     """
     grids = np.asarray(grids)
     n_classes = int(model.outputs[0].shape[-1])
-    rotations = max(int(rotations), 1)
+    rotations = view_count(rotations, orientation)
+    views = (lambda part: flip_views(to_principal_pose(part), rotations)) if orientation == "any" else None
     if len(grids) == 0:
         return np.zeros((0, n_classes))
     per_pass = max(1, batch_size // rotations)
@@ -64,7 +74,8 @@ def predict_probabilities(
         if cancel is not None:
             cancel.raise_if_cancelled("classifying")
         part = grids[start : start + per_pass]
-        probabilities = _forward(model, rotated_stack(part, rotations), size).astype(np.float64)
+        stack = views(part) if views is not None else rotated_stack(part, rotations)
+        probabilities = _forward(model, stack, size).astype(np.float64)
         out[start : start + len(part)] = probabilities.reshape(len(part), rotations, n_classes).mean(axis=1)
         done = start + len(part)
         elapsed = time.monotonic() - started

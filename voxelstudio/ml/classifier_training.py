@@ -2,7 +2,8 @@
 atomic checkpoints, resume, and the device's distribution strategy.
 
 Grids are occupancy arrays (N, H, W, Z) in {0, 1} (uint8 is fine) with integer labels. Each epoch shuffles the
-training set and augments it (rotation about z, flips, shifts; see :mod:`voxel_augment`); the loss is weighted by
+training set and augments it (rotation about z, flips, shifts; see :mod:`voxel_augment`; grids of a model for
+objects in any orientation are put in their principal pose first and flipped, not turned); the loss is weighted by
 inverse class frequency. The best model by validation loss is saved at ``out_path`` (without optimizer state) and the
 last epoch at ``<out stem>.last.keras`` with the training state in its metadata, which ``resume=True`` continues.
 The last checkpoint is written at most every LAST_CHECKPOINT_EVERY_S seconds and when the run ends (writing it with
@@ -40,6 +41,7 @@ from voxelstudio.ml.fit import (
     training_state,
 )
 from voxelstudio.ml.voxel_augment import augment_batch
+from voxelstudio.ml.voxel_pose import to_principal_pose
 
 LAST_CHECKPOINT_EVERY_S = 30.0
 
@@ -66,6 +68,14 @@ def balanced_class_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:
     return weights.astype(np.float32)
 
 
+def augment_settings(cfg: ClassifierTrainConfig) -> dict[str, Any]:
+    """:func:`augment_batch`'s settings: the config's turns about z and horizontal flips for upright objects; for
+    posed grids (``orientation="any"``) no turn and a flip of each axis with probability 1/2 (the pose's signs)."""
+    if cfg.model.orientation == "any":
+        return {"rotations": 1, "flip_prob": 0.5, "max_shift": cfg.max_shift, "flip_axes": (0, 1, 2)}
+    return {"rotations": cfg.rotations, "flip_prob": cfg.flip_prob, "max_shift": cfg.max_shift}
+
+
 class GridBatches(keras.utils.PyDataset):
     """Shuffled, augmented, class-weighted batches of grids; deterministic per (seed, epoch, batch)."""
 
@@ -90,8 +100,7 @@ class GridBatches(keras.utils.PyDataset):
         grids = self.grids[chosen]
         if self.cfg.augment:
             rng = np.random.default_rng([self.cfg.seed, self.epoch, index])
-            x = augment_batch(grids, rng, rotations=self.cfg.rotations, flip_prob=self.cfg.flip_prob,
-                              max_shift=self.cfg.max_shift)  # fmt: skip
+            x = augment_batch(grids, rng, **augment_settings(self.cfg))
         else:
             x = grids.astype(np.float32)
         y = self.labels[chosen]
@@ -191,6 +200,9 @@ def fit_classifier(
     if len(classes) != cfg.model.n_classes:
         raise ValueError(f"{len(classes)} class names for a model of {cfg.model.n_classes} classes")
     out_path = Path(out_path)
+    if cfg.model.orientation == "any":  # posed once here; the validator then predicts them as they are
+        report(Progress(0, None, "turning the grids onto their principal axes"))
+        x_train, x_val = to_principal_pose(x_train), to_principal_pose(x_val)
     batch_size = min(cfg.batch_size, len(y_train))
     with fit_scope(cfg.seed):
         model = build_classifier(cfg.model)

@@ -96,12 +96,19 @@ def shift(grid: np.ndarray, offsets: tuple[int, ...]) -> np.ndarray:
 
 
 def augment_grid(
-    grid: np.ndarray, rng: np.random.Generator, *, rotations: int = 12, flip_prob: float = 0.2, max_shift: int = 2
+    grid: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    rotations: int = 12,
+    flip_prob: float = 0.2,
+    max_shift: int = 2,
+    flip_axes: tuple[int, ...] = (0, 1),
 ) -> np.ndarray:
     """One random VoxNet/VRN augmentation: a rotation about z by a multiple of 360/``rotations`` degrees, a flip of
-    each horizontal axis with probability ``flip_prob``, and a shift of up to ``max_shift`` voxels per axis."""
+    each of ``flip_axes`` (the horizontal ones by default) with probability ``flip_prob``, and a shift of up to
+    ``max_shift`` voxels per axis."""
     out = rotate_vertical_fast(grid, 360.0 * int(rng.integers(rotations)) / rotations) if rotations > 1 else grid
-    for axis in (0, 1):
+    for axis in flip_axes:
         if rng.random() < flip_prob:
             out = np.flip(out, axis=axis)
     if max_shift > 0:
@@ -110,12 +117,17 @@ def augment_grid(
 
 
 def augment_batch(
-    grids: np.ndarray, rng: np.random.Generator, *, rotations: int = 12, flip_prob: float = 0.2, max_shift: int = 2
+    grids: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    rotations: int = 12,
+    flip_prob: float = 0.2,
+    max_shift: int = 2,
+    flip_axes: tuple[int, ...] = (0, 1),
 ) -> np.ndarray:
-    """Augment each grid of a batch (N, H, W, Z) independently; returns float32."""
-    return np.stack(
-        [augment_grid(g, rng, rotations=rotations, flip_prob=flip_prob, max_shift=max_shift) for g in grids]
-    ).astype(np.float32)
+    """Augment each grid of a batch (N, H, W, Z) independently (see :func:`augment_grid`); returns float32."""
+    settings = {"rotations": rotations, "flip_prob": flip_prob, "max_shift": max_shift, "flip_axes": flip_axes}
+    return np.stack([augment_grid(g, rng, **settings) for g in grids]).astype(np.float32)
 
 
 def vote(predict: PredictFn, grids: np.ndarray, rotations: int = 12, *, chunk: int = 8) -> np.ndarray:

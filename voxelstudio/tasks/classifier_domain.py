@@ -30,7 +30,8 @@ def store_domain(
 
     report(Progress(0, None, "measuring the model's domain on the validation grids"))
     loaded = load_classifier(path)
-    probabilities = predict_probabilities(loaded.model, val_grids, rotations=rotations)
+    posed = loaded.config.orientation if loaded.config is not None else "upright"
+    probabilities = predict_probabilities(loaded.model, val_grids, rotations=rotations, orientation=posed)
     domain = {**calibrate_domain(probabilities, grids).to_dict(), "rotations": int(rotations),
               "validation_grids": len(val_grids)}  # fmt: skip
     add_extra_metadata(path, {"domain": domain})

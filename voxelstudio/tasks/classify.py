@@ -91,20 +91,25 @@ MIN_PER_CLASS = 3
 """Grids a class needs: one each for training and validation, and one more so training keeps two."""
 
 
+def orientation(loaded: LoadedClassifier) -> str:
+    """How the model's objects are posed: "upright" (voting turns about z) or "any" (principal pose, flips)."""
+    return loaded.config.orientation if loaded.config is not None else "upright"
+
+
 def _vote_rotations(loaded: LoadedClassifier, rotations: int | None, path: Path, n_grids: int = 1) -> int:
     """``rotations``, or by default the most rotations (up to the model's own) that classify ``n_grids`` within
-    EVALUATION_TARGET_S at the model's measured cost on this device."""
-    from voxelstudio.ml.classifier_inference import choose_rotations, seconds_per_sample
+    EVALUATION_TARGET_S at the model's measured cost on this device; at most the 8 flips under ``any``."""
+    from voxelstudio.ml.classifier_inference import choose_rotations, seconds_per_sample, view_count
 
     height, width, _ = loaded.input_shape
     preferred = loaded.train_config.vote_rotations if loaded.train_config else 12
     if rotations is None and height == width and preferred > 1:
         cost = seconds_per_sample(loaded.model, loaded.input_shape) if n_grids > 1 else 0.0
         rotations = choose_rotations(cost, n_grids, preferred=preferred)
-    count = rotations if rotations is not None else 1
-    if count > 1 and height != width:
+    count = view_count(rotations if rotations is not None else 1, orientation(loaded))
+    if count > 1 and height != width and orientation(loaded) == "upright":
         raise ModelError(path, f"rotation voting needs a square (H, W) input, the model takes {loaded.input_shape}")
-    return max(int(count), 1)
+    return count
 
 
 def check_class_counts(dataset: GridDataset) -> None:
@@ -168,6 +173,7 @@ def train_classifier(
     test split (when ``config.test_fraction`` > 0) with rotation voting. The model's class count and input shape
     are taken from the data set. ``on_trial`` receives each search trial's record when the trial ends; a stopped
     search keeps the best model so far."""
+    from voxelstudio.ml.classifier_inference import view_count
     from voxelstudio.ml.classifier_search import search_classifier
     from voxelstudio.ml.classifier_training import fit_classifier
     from voxelstudio.ml.classifiers import load_classifier, predict_probabilities
@@ -205,8 +211,9 @@ def train_classifier(
                                  cancel=cancel)  # fmt: skip
     domain = None
     if outcome.model_path is not None:  # stopped: one rotation, to end soon
-        square = config.model.input_shape[0] == config.model.input_shape[1]
+        square = config.model.input_shape[0] == config.model.input_shape[1] or config.model.orientation == "any"
         rotations = config.vote_rotations if square and outcome.stopped_reason != "cancelled" else 1
+        rotations = view_count(rotations, config.model.orientation)
         domain = store_domain(outcome.model_path, val[0], dataset.grids[np.sort(np.concatenate([train_idx, val_idx]))],
                               rotations, report)  # fmt: skip
     refit_epochs, refit_outcome = None, None
@@ -223,7 +230,8 @@ def train_classifier(
         report(Progress(0, None, "testing with rotation voting"))
         loaded = load_classifier(outcome.model_path)
         probabilities = predict_probabilities(loaded.model, dataset.grids[test_idx], rotations=config.vote_rotations,
-                                              report=report, cancel=cancel)  # fmt: skip
+                                              orientation=orientation(loaded), report=report,
+                                              cancel=cancel)  # fmt: skip
         test_accuracy = float(np.mean(probabilities.argmax(axis=1) == dataset.labels[test_idx]))
     return ClassifierTrainResult(
         outcome.model_path, outcome.best_val_accuracy, outcome.best_val_loss, outcome.epochs_run,
@@ -262,7 +270,8 @@ def evaluate_classifier(
                                 cancel=cancel)  # fmt: skip
     count = _vote_rotations(loaded, rotations, path, len(dataset))
     report(Progress(0, len(dataset), f"classifying with {count} rotation(s)"))
-    probabilities = predict_probabilities(loaded.model, dataset.grids, rotations=count, report=report, cancel=cancel)
+    probabilities = predict_probabilities(loaded.model, dataset.grids, rotations=count, orientation=orientation(loaded),
+                                          report=report, cancel=cancel)  # fmt: skip
     result = classification_report(dataset.labels, probabilities.argmax(axis=1), loaded.classes)
     return {**result, "count": len(dataset), "rotations": count, "model": str(path)}
 
@@ -288,7 +297,8 @@ def classify_volumes(
         target = "x".join(str(n) for n in loaded.input_shape)
         warnings.warn(f"resampled to the model's {target} input: {', '.join(resampled)}", stacklevel=2)
     grids = np.stack([grid for grid, _ in fitted])
-    probabilities = predict_probabilities(loaded.model, grids, rotations=count, report=report)
+    probabilities = predict_probabilities(loaded.model, grids, rotations=count, orientation=orientation(loaded),
+                                          report=report)  # fmt: skip
     domain = model_domain(loaded)
     results = []
     for volume, row, grid in zip(volumes, probabilities, grids, strict=True):
@@ -332,6 +342,7 @@ def classify_with_heatmap(
     rotation voting, and explain the predicted class with Grad-CAM of the unrotated grid."""
     from voxelstudio.ml.classifiers import predict_probabilities
     from voxelstudio.ml.gradcam import grad_cam
+    from voxelstudio.ml.voxel_pose import principal_pose
     from voxelstudio.tasks.volume_grid import place_volume
 
     volume = volume if isinstance(volume, Volume) else Volume(np.asarray(volume), name="array")
@@ -339,10 +350,17 @@ def classify_with_heatmap(
     loaded = load_trained_classifier(path, trusted=trusted)
     count = _vote_rotations(loaded, rotations, path)
     placed = place_volume(volume, loaded.input_shape)
-    probabilities = predict_probabilities(loaded.model, placed.grid[None], rotations=count)[0]
+    probabilities = predict_probabilities(loaded.model, placed.grid[None], rotations=count,
+                                          orientation=orientation(loaded))[0]  # fmt: skip
     predicted = int(np.argmax(probabilities))
-    cam = grad_cam(loaded.model, placed.grid, class_index=predicted)
-    heat = placed.to_volume(cam.heatmap, volume.shape)
+    if orientation(loaded) == "any":  # explain the posed grid the model saw, then map the map back
+        pose = principal_pose(placed.grid)
+        cam = grad_cam(loaded.model, pose.apply(placed.grid), class_index=predicted)
+        cam_map = pose.invert(np.asarray(cam.heatmap))
+    else:
+        cam = grad_cam(loaded.model, placed.grid, class_index=predicted)
+        cam_map = cam.heatmap
+    heat = placed.to_volume(cam_map, volume.shape)
     name = f"for {loaded.classes[predicted]}"
     heatmap = volume.replace(data=heat, name=name, source=None, metadata={"gradcam": loaded.classes[predicted]})
     return VolumeClassification(

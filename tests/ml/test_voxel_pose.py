@@ -1,0 +1,114 @@
+"""voxel_pose: the principal pose undoes a random 3-D rotation (up to flips), ignores noise, inverts; flip views; a
+model for objects in any orientation predicts (nearly) the same for every 3-D pose of a grid."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from voxelstudio.ml.classifier_config import ClassifierTrainConfig
+from voxelstudio.ml.classifier_inference import predict_probabilities, view_count
+from voxelstudio.ml.classifier_training import augment_settings
+from voxelstudio.ml.voxel_augment import augment_grid
+from voxelstudio.ml.voxel_pose import FLIPS, flip_views, principal_pose, to_principal_pose
+from voxelstudio.sim.shapes import random_rotation
+
+SIZE = 32
+
+
+def half_ellipsoid(rotation: np.ndarray, offset: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> np.ndarray:
+    """A half ellipsoid (semi-axes 13, 8.5, 5 voxels; cut across its middle axis), turned by ``rotation``."""
+    axes = np.arange(SIZE) + 0.5 - SIZE / 2.0
+    points = np.stack(np.meshgrid(axes, axes, axes, indexing="ij"), axis=-1) - np.array(offset)
+    local = points @ rotation
+    inside = (local[..., 0] / 13.0) ** 2 + (local[..., 1] / 8.5) ** 2 + (local[..., 2] / 5.0) ** 2 <= 1.0
+    return (inside & (local[..., 1] >= -1.0)).astype(np.uint8)
+
+
+def best_flip_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """The best intersection over union of ``a`` and any flip of ``b``."""
+    scores = []
+    for flips in FLIPS:
+        c = np.flip(b, axis=flips) if flips else b
+        scores.append((a & c).sum() / max((a | c).sum(), 1))
+    return float(max(scores))
+
+
+def test_principal_pose_undoes_a_random_3d_rotation() -> None:
+    rng = np.random.default_rng(3)
+    first, second = half_ellipsoid(random_rotation(rng), (2, -1, 1)), half_ellipsoid(random_rotation(rng))
+    assert best_flip_iou(first, second) < 0.45  # as generated, the two poses differ
+    posed = to_principal_pose(np.stack([first, second]))
+    # the same up to voxel rounding (two nearest-neighbour resamplings of a 1,360-voxel solid), and the skew fixes
+    # the axes' signs too
+    assert (posed[0] & posed[1]).sum() / (posed[0] | posed[1]).sum() > 0.65
+    points = np.argwhere(posed[0])
+    spread = points.var(axis=0)
+    assert spread[0] > spread[1] > spread[2]  # largest variance along axis 0
+    np.testing.assert_allclose(points.mean(axis=0), (SIZE - 1) / 2.0, atol=1.0)
+
+
+def test_noise_voxels_do_not_move_the_pose_and_invert_restores_the_grid() -> None:
+    grid = half_ellipsoid(random_rotation(np.random.default_rng(5)))
+    noisy = grid.copy()
+    noisy[[0, 23, 0, 23], [0, 0, 23, 23], [1, 22, 5, 0]] = 1  # isolated voxels in the corners
+    clean, dirty = principal_pose(grid), principal_pose(noisy)
+    np.testing.assert_allclose(dirty.centroid, clean.centroid)
+    np.testing.assert_allclose(dirty.axes, clean.axes)
+    back = clean.invert(clean.apply(grid))
+    assert (back & grid).sum() / (back | grid).sum() > 0.9
+    empty = np.zeros((SIZE,) * 3, np.uint8)
+    np.testing.assert_array_equal(principal_pose(empty).apply(empty), empty)
+
+
+def test_flip_views_are_grid_major_flips() -> None:
+    grids = np.random.default_rng(0).integers(0, 2, size=(2, 5, 6, 7)).astype(np.uint8)
+    views = flip_views(grids, 8)
+    assert views.shape == (16, 5, 6, 7) and views.dtype == np.float32
+    np.testing.assert_array_equal(views[0], grids[0])
+    np.testing.assert_array_equal(views[3], np.flip(grids[0], axis=2))
+    np.testing.assert_array_equal(views[8 + 7], np.flip(grids[1], axis=(0, 1, 2)))
+    with pytest.raises(ValueError, match="1-8"):
+        flip_views(grids, 9)
+    assert view_count(12, "any") == 8 and view_count(12, "upright") == 12 and view_count(0, "any") == 1
+
+
+def test_any_orientation_augments_with_flips_of_all_axes_and_no_turn() -> None:
+    cfg = ClassifierTrainConfig.for_arch("voxnet", model_overrides={"orientation": "any"})
+    settings = augment_settings(cfg)
+    assert settings["rotations"] == 1 and settings["flip_axes"] == (0, 1, 2)
+    assert augment_settings(ClassifierTrainConfig.for_arch("voxnet"))["rotations"] == 12
+    grid = half_ellipsoid(np.eye(3))
+    flipped = augment_grid(grid, np.random.default_rng(0), rotations=1, flip_prob=1.0, max_shift=0, flip_axes=(2,))
+    np.testing.assert_array_equal(flipped, np.flip(grid, axis=2))
+    with pytest.raises(ValueError, match="orientation"):
+        ClassifierTrainConfig.for_arch("voxnet", model_overrides={"orientation": "sideways"})
+
+
+class SpreadModel:
+    """A stand-in classifier whose 'probabilities' are the input's spread along each axis (flip-invariant, not
+    rotation-invariant): what the network sees decides its output."""
+
+    def __init__(self) -> None:
+        self.outputs = [np.zeros((1, 3))]
+
+    def predict_on_batch(self, batch: np.ndarray) -> np.ndarray:
+        grids = batch[..., 0]
+        spread = []
+        for grid in grids:
+            points = np.argwhere(grid > 0.5).astype(np.float64)
+            spread.append(points.var(axis=0) if len(points) else np.ones(3))
+        spread = np.array(spread)
+        return spread / spread.sum(axis=1, keepdims=True)
+
+
+def test_any_orientation_predicts_the_same_for_every_3d_pose() -> None:
+    rng = np.random.default_rng(7)
+    long_x = half_ellipsoid(np.eye(3))
+    long_z = half_ellipsoid(np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]]))  # long axis along z
+    grids = np.stack([long_x, long_z, half_ellipsoid(random_rotation(rng))])
+    upright = predict_probabilities(SpreadModel(), grids, rotations=12)  # turns about z cannot undo a tilt
+    assert np.abs(upright[0] - upright[1]).max() > 0.3
+    posed = predict_probabilities(SpreadModel(), grids, rotations=8, orientation="any")
+    assert np.abs(posed - posed[0]).max() < 0.05
+    assert posed[0].argmax() == 0  # the long axis lies along axis 0 in the principal pose
