@@ -161,3 +161,11 @@ def test_search_fills_the_trials_table_and_uses_the_best_model(qtbot, sample_ses
     assert result.model_path.with_name("classifier.search.json").is_file()
     assert sample_session.document.classifier_path == result.model_path
     assert "2 trial(s), best" in panel.progress.label.text() and sample_session.dialogs.errors == []
+
+
+def test_the_orientation_choice_reaches_the_config(sample_session):
+    panel = sample_session.window.classify_panel
+    assert panel.config().model.orientation == "upright"  # the papers' CAD setting, as the CLI
+    panel.orientation.setCurrentText("any")
+    assert panel.config().model.orientation == "any"
+    panel.orientation.setCurrentText("upright")

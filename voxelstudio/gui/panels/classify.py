@@ -68,6 +68,13 @@ class ClassifyPanel(QWidget):
         self.width_box.setToolTip("Channel multiplier (1 = the paper's network; 0.125–0.25 trains on a CPU)")
         self.grid = QSpinBox(objectName="classifier_grid", minimum=10, maximum=128, value=32, suffix="³")
         self.grid.setToolTip("Input grid size; grids of other sizes are resampled")
+        self.orientation = QComboBox(objectName="classifier_orientation")
+        self.orientation.addItems(["upright", "any"])
+        self.orientation.setToolTip(
+            "upright: objects share their vertical axis (CAD models): turned about z in training and voting. "
+            "any: objects lie at random in 3-D (particles, procedural shapes): each grid is turned onto its "
+            "principal axes first"
+        )
         self.epochs = QSpinBox(objectName="classifier_epochs", minimum=0, maximum=10_000, value=0)
         self.epochs.setSpecialValueText("until the budget ends")
         self.epochs.setToolTip("Epochs; with a time budget too, whichever ends first")
@@ -82,6 +89,7 @@ class ClassifyPanel(QWidget):
         form.addRow("Architecture", self.arch)
         form.addRow("Width", self.width_box)
         form.addRow("Grid", self.grid)
+        form.addRow("Orientation", self.orientation)
         form.addRow("Epochs", self.epochs)
         form.addRow("Time budget", self.minutes)
         form.addRow("Search trials", self.trials)
@@ -163,7 +171,8 @@ class ClassifyPanel(QWidget):
         """The ClassifierTrainConfig the widgets describe (validated; ValueError names the bad field)."""
         from voxelstudio.ml.classifier_config import ClassifierTrainConfig
 
-        overrides = {"width": self.width_box.value(), "input_shape": (self.grid.value(),) * 3}
+        overrides = {"width": self.width_box.value(), "input_shape": (self.grid.value(),) * 3,
+                     "orientation": self.orientation.currentText()}  # fmt: skip
         return ClassifierTrainConfig.for_arch(
             self.arch.currentText(), model_overrides=overrides, epochs=self.epochs.value() or None,
             minutes=self.minutes.value() or None,
