@@ -43,7 +43,7 @@ def train_from_generator(
     """Train ``config``'s denoiser on ``config.steps_per_epoch`` fresh batches per epoch for ``config.epochs``
     epochs or ``config.minutes``; the best model by validation loss goes to ``out``."""
     from voxelstudio.ml.generated_training import fit_denoiser_on_generated
-    from voxelstudio.ml.sim_dataset import SimulatedPatches
+    from voxelstudio.ml.sim_dataset import CACHE_MISSES, SimulatedPatches, hit_rate
 
     stream = PatchStream(
         patch_shape=config.patch_shape,
@@ -67,13 +67,11 @@ def train_from_generator(
         extra=extra,
         report=report,
     )
-    found = outcome.counts.get("cache_hits", 0) + outcome.counts.get("cache_disk_hits", 0)
-    looked_up = found + outcome.counts.get("cache_misses", 0)
     return GeneratorRun(
         epochs=outcome.epochs_run,
         best_val_loss=outcome.best_val_loss,
         seconds=time.perf_counter() - started,
         patches=outcome.samples_made,
-        psf_hit_rate=found / looked_up if looked_up else 0.0,
-        psfs_computed=outcome.counts.get("cache_misses", 0),
+        psf_hit_rate=hit_rate(outcome.counts),
+        psfs_computed=outcome.counts.get(CACHE_MISSES, 0),
     )

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from voxelstudio.core.resources import BUNDLED_DENOISER, resource_path
 from voxelstudio.ml.config import DenoiserConfig, TrainConfig
+from voxelstudio.ml.model_file import METADATA_MEMBER
 
-METADATA_MEMBER = "voxelstudio.json"  # ml.persistence.METADATA_MEMBER (that module imports Keras)
 WEIGHT_FIELDS = ("arch", "filters", "kernel", "n_layers", "depth", "norm", "pool_z", "output_activation")
 """The DenoiserConfig fields two models must share for one to start from the other's weights (``depth`` and
 ``pool_z`` only matter to the U-Nets, ``n_layers`` only to the plain CNN; comparing all is the safe side)."""

@@ -25,14 +25,17 @@ import numpy as np
 
 from voxelstudio.core.normalize import PercentileNormalizer
 from voxelstudio.core.progress import CancelToken, ReportFn, null_report
-from voxelstudio.ml.backend import jit_compile
 from voxelstudio.ml.callbacks import ValidationCallback
 from voxelstudio.ml.config import TrainConfig
-from voxelstudio.ml.denoisers import build_denoiser
-from voxelstudio.ml.fit import checkpoint_paths, fit_scope, restore_run_state, run_fit
-from voxelstudio.ml.losses import get_loss
+from voxelstudio.ml.fit import fit_scope, restore_run_state
 from voxelstudio.ml.sim_dataset import BatchFn, SimulatedPatches
-from voxelstudio.ml.training import denoiser_savers, memory_advice, resume_denoiser
+from voxelstudio.ml.training import (
+    compiled_denoiser,
+    denoiser_savers,
+    learning_rate_schedule,
+    resume_denoiser,
+    run_denoiser_fit,
+)
 
 
 @dataclass(frozen=True)
@@ -87,22 +90,18 @@ def fit_denoiser_on_generated(
         cancel.raise_if_cancelled("training")
     out_path = Path(out_path)
     with fit_scope(cfg.seed, mixed_precision=cfg.mixed_precision):
-        model = build_denoiser(cfg.model)
-        loss = get_loss(cfg.loss)
-        model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=loss, jit_compile=jit_compile())
+        model, loss = compiled_denoiser(cfg)
         saved: dict[str, Any] = {}
         normalizer = normalizer or PercentileNormalizer()
         if resume:
             saved, normalizer = resume_denoiser(model, cfg, out_path)
         state = restore_run_state(saved, cfg.epochs, cfg.steps_per_epoch)
         monitor = "val_loss" if validation else "loss"
-        save_best, save_last = denoiser_savers(out_path, cfg, normalizer, monitor, extra)
+        savers = denoiser_savers(out_path, cfg, normalizer, monitor, extra)
         callbacks: list[keras.callbacks.Callback] = []
         if validation:
             callbacks.append(ValidationCallback(state, BatchValidator(validation, loss)))
-        callbacks.append(
-            keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5, patience=cfg.lr_patience, verbose=0)
-        )
+        callbacks.append(learning_rate_schedule(cfg, monitor))
         processes = workers > 0
         data = SimulatedPatches(
             make_batch, batches=cfg.steps_per_epoch, workers=workers, use_multiprocessing=processes,
@@ -111,12 +110,8 @@ def fit_denoiser_on_generated(
         data.epoch = state.initial_epoch
         with data:
             try:
-                reason = run_fit(
-                    model, data, state, monitor=monitor, save_best=save_best, save_last=save_last, report=report,
-                    cancel=cancel, minutes=cfg.minutes, callbacks=callbacks,
-                    eta_budget_s=None if cfg.minutes is None else cfg.minutes * 60,
-                    out_of_memory=lambda: memory_advice(cfg, checkpoint_paths(out_path)[0]),
-                )  # fmt: skip
+                reason = run_denoiser_fit(model, data, state, cfg, out_path, savers, monitor=monitor,
+                                          report=report, cancel=cancel, callbacks=callbacks)  # fmt: skip
             except Exception as exc:
                 if data.error is not None and data.error is not exc:
                     raise data.error from exc  # the generator's own error, not the backend's wrapping of it

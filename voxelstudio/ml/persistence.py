@@ -29,11 +29,8 @@ from voxelstudio.core.normalize import PercentileNormalizer
 from voxelstudio.ml import blocks, losses  # noqa: F401  (registers the custom layers and losses for loading)
 from voxelstudio.ml.config import TrainConfig
 from voxelstudio.ml.denoisers import receptive_field, required_multiple
+from voxelstudio.ml.model_file import METADATA_MEMBER, OPTIMIZER_MEMBER
 
-METADATA_MEMBER = "voxelstudio.json"
-OPTIMIZER_MEMBER = "voxelstudio_optimizer.npz"
-"""Optimizer variables of a training checkpoint as plain arrays: any backend can restore them (a compiled Keras
-optimizer saved under PyTorch cannot be deserialised under TensorFlow)."""
 FORMAT = "voxelstudio-denoiser"
 FORMAT_VERSION = 1
 CODE_MESSAGE = "contains code (Lambda layer); load it only if you trust it (--trust)"

@@ -25,7 +25,7 @@ from __future__ import annotations
 import multiprocessing
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -34,6 +34,17 @@ import keras
 import numpy as np
 
 BatchFn = Callable[[int], tuple[Any, ...]]
+
+
+CACHE_HITS = ("cache_hits", "cache_disk_hits")
+CACHE_MISSES = "cache_misses"
+
+
+def hit_rate(counts: Mapping[str, int], hits: tuple[str, ...] = CACHE_HITS, misses: str = CACHE_MISSES) -> float:
+    """sum(counts[hits]) / (that + counts[misses]); 0 before any look-up."""
+    found = sum(counts.get(name, 0) for name in hits)
+    total = found + counts.get(misses, 0)
+    return found / total if total else 0.0
 
 
 class GeneratorWorkerError(RuntimeError):
@@ -106,11 +117,9 @@ class SimulatedPatches(keras.utils.PyDataset):
                 self._executor = ProcessPoolExecutor(self.processes, mp_context=context)
             return self._executor
 
-    def rate(self, hits: tuple[str, ...] = ("cache_hits", "cache_disk_hits"), misses: str = "cache_misses") -> float:
-        """sum(counts[hits]) / (that + counts[misses]): e.g. the PSF cache hit rate; 0 before any look-up."""
-        found = sum(self.counts[name] for name in hits)
-        total = found + self.counts[misses]
-        return found / total if total else 0.0
+    def rate(self, hits: tuple[str, ...] = CACHE_HITS, misses: str = CACHE_MISSES) -> float:
+        """:func:`hit_rate` of this dataset's counts: e.g. the PSF cache hit rate; 0 before any look-up."""
+        return hit_rate(self.counts, hits, misses)
 
     def worker_pids(self) -> list[int]:
         """Process ids of the running worker processes (empty without processes or before the first batch)."""

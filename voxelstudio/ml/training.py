@@ -173,6 +173,44 @@ def denoiser_savers(
     return save_best, save_last
 
 
+def compiled_denoiser(cfg: TrainConfig) -> tuple[keras.Model, Any]:
+    """``cfg``'s denoiser compiled with Adam at its learning rate and its loss: (model, loss). Build it inside
+    :func:`~voxelstudio.ml.fit.fit_scope`."""
+    model = build_denoiser(cfg.model)
+    loss = get_loss(cfg.loss)
+    model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=loss, jit_compile=jit_compile())
+    return model, loss
+
+
+def learning_rate_schedule(cfg: TrainConfig, monitor: str) -> keras.callbacks.Callback:
+    """Halve the learning rate when ``monitor`` has not improved for ``cfg.lr_patience`` epochs."""
+    return keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5, patience=cfg.lr_patience, verbose=0)
+
+
+def run_denoiser_fit(
+    model: keras.Model,
+    dataset: keras.utils.PyDataset,
+    state: RunState,
+    cfg: TrainConfig,
+    out_path: Path,
+    savers: tuple[SaveFn, SaveFn],
+    *,
+    monitor: str,
+    report: ReportFn,
+    cancel: CancelToken | None,
+    callbacks: Sequence[keras.callbacks.Callback],
+) -> str:
+    """:func:`~voxelstudio.ml.fit.run_fit` for a denoiser: ``cfg``'s time budget (which also caps the ETA) and the
+    out-of-memory advice that names its batch and patch sizes; returns why training stopped."""
+    save_best, save_last = savers
+    return run_fit(
+        model, dataset, state, monitor=monitor, save_best=save_best, save_last=save_last, report=report,
+        cancel=cancel, minutes=cfg.minutes, callbacks=callbacks,
+        eta_budget_s=None if cfg.minutes is None else cfg.minutes * 60,
+        out_of_memory=lambda: memory_advice(cfg, checkpoint_paths(out_path)[0]),
+    )  # fmt: skip
+
+
 def resume_denoiser(
     model: keras.Model, cfg: TrainConfig, out_path: Path
 ) -> tuple[dict[str, Any], PercentileNormalizer]:
@@ -223,9 +261,7 @@ def fit_denoiser(
         cancel.raise_if_cancelled("training")
     out_path = Path(out_path)
     with fit_scope(cfg.seed, mixed_precision=cfg.mixed_precision):
-        model = build_denoiser(cfg.model)
-        loss = get_loss(cfg.loss)
-        model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=loss, jit_compile=jit_compile())
+        model, loss = compiled_denoiser(cfg)
         saved: dict[str, Any] = {}
         normalizer = fit_normalizer([t for _, t in pairs_train])
         if resume:
@@ -244,27 +280,19 @@ def fit_denoiser(
         state = restore_run_state(saved, cfg.epochs, cfg.steps_per_epoch)
         dataset = PatchDataset(sampler, cfg.batch_size, cfg.steps_per_epoch, seed=(cfg.seed, state.initial_epoch))
         monitor = "val_loss" if val else "loss"
-
-        save_best, save_last = denoiser_savers(out_path, cfg, normalizer, monitor, None)
-
-        def out_of_memory() -> str:
-            return memory_advice(cfg, checkpoint_paths(out_path)[0])
-
+        savers = denoiser_savers(out_path, cfg, normalizer, monitor, None)
         previewed = (val or train)[0][0] if preview_input is None else normalizer.before(preview_input)
         validator = Validator(val, cfg, loss, preview_source=previewed, to_output=normalizer.after)
         callbacks: list[keras.callbacks.Callback] = []
         if val or on_preview is not None:
             callbacks.append(ValidationCallback(state, validator, on_preview=on_preview, preview_every=preview_every))
         callbacks += [
-            keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5, patience=cfg.lr_patience, verbose=0),
+            learning_rate_schedule(cfg, monitor),
             keras.callbacks.EarlyStopping(
                 monitor=monitor, patience=cfg.early_stopping_patience, restore_best_weights=True
             ),
         ]
-        budget_s = None if cfg.minutes is None else cfg.minutes * 60
-        reason = run_fit(
-            model, dataset, state, monitor=monitor, save_best=save_best, save_last=save_last, report=report,
-            cancel=cancel, minutes=cfg.minutes, callbacks=callbacks, eta_budget_s=budget_s, out_of_memory=out_of_memory,
-        )  # fmt: skip
+        reason = run_denoiser_fit(model, dataset, state, cfg, out_path, savers, monitor=monitor, report=report,
+                                  cancel=cancel, callbacks=callbacks)  # fmt: skip
         history = {k: list(v) for k, v in state.history.items()}
         return TrainOutcome(history, state.best, state.epochs_run, reason, out_path if out_path.exists() else None)
