@@ -42,6 +42,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--minutes", type=float, required=True)
+    parser.add_argument("--train-dir", type=Path, help="folder with raw/ and target/ pairs [default WORK/train]")
+    parser.add_argument("--tests", help="comma-separated test names to predict [default all]")
+    parser.add_argument("--name", default="care", help="predictions go to WORK/pred/NAME/, the record to NAME.json")
     args = parser.parse_args()
 
     from csbdeep.models import CARE, Config
@@ -56,21 +59,22 @@ def main() -> None:
             if time.perf_counter() - started > budget_s:
                 self.model.stop_training = True
 
-    train_names = sorted(p.stem for p in (work / "train" / "raw").glob("*.mat"))
-    x, y = patches(work / "train" / "raw", work / "train" / "target", train_names[:4], PATCHES_PER_IMAGE)
-    xv, yv = patches(work / "train" / "raw", work / "train" / "target", train_names[4:5], PATCHES_PER_IMAGE // 4)
+    train_dir = args.train_dir or work / "train"
+    train_names = sorted(p.stem for p in (train_dir / "raw").glob("*.mat"))
+    x, y = patches(train_dir / "raw", train_dir / "target", train_names[:4], PATCHES_PER_IMAGE)
+    xv, yv = patches(train_dir / "raw", train_dir / "target", train_names[4:5], PATCHES_PER_IMAGE // 4)
     x, y, xv, yv = (np.moveaxis(a, 1, -1) for a in (x, y, xv, yv))  # (N, C, Z, Y, X) -> channels last
     config = Config("ZYX", n_channel_in=1, n_channel_out=1, train_epochs=100_000, train_steps_per_epoch=50)
     config.train_tensorboard = False
-    model = CARE(config, "care", basedir=str(work / "models"))
+    model = CARE(config, args.name, basedir=str(work / "models"))
     model.prepare_for_training()
     model.callbacks.append(TimeBudget())
     model.train(x, y, validation_data=(xv, yv))
     train_s = time.perf_counter() - started
 
-    out = work / "pred" / "care"
+    out = work / "pred" / args.name
     out.mkdir(parents=True, exist_ok=True)
-    names = sorted(json.loads((work / "test" / "settings.json").read_text()))
+    names = args.tests.split(",") if args.tests else sorted(json.loads((work / "test" / "settings.json").read_text()))
     times = []
     for name in [names[0], *names]:  # the first call is a warm-up
         raw = load_volume(work / "test" / "raw" / f"{name}.mat")
@@ -83,7 +87,7 @@ def main() -> None:
         "infer_s": statistics.mean(times[1:]),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
-    (work / "pred" / "care.json").write_text(json.dumps(record))
+    (work / "pred" / f"{args.name}.json").write_text(json.dumps(record))
 
 
 if __name__ == "__main__":

@@ -7,10 +7,15 @@ settings (a different PSF and noise: see ``TEST_SETTINGS``), all 256x256x32 voxe
 Rows: the raw scan; Richardson-Lucy with each test pair's true PSF (20 and 100 iterations); CARE (CSBDeep's 3-D U-Net,
 its own defaults, same pairs and wall-clock budget); our three architectures (same pairs and budget); the bundled
 default model (trained once on many random settings, not on these pairs); the bundled model fine-tuned on the pairs
-(``train-denoiser --init``, same budget: issue 13's fine-tuning comparison). Columns: PSNR and SSIM after an affine fit
-to the target, bead detection F1, median axial/lateral (z/xy) bead FWHM ratio, training minutes, inference seconds
-per 256x256x32 volume (mean over the test volumes after one warm-up), and the peak RSS of the process that trained
-and predicted. A last line times a 1024x1024x128 volume through tiled inference with the bundled model.
+(``train-denoiser --init``, same budget: issue 13's fine-tuning comparison). Two rows per test microscope (issue 12):
+``adapt`` sees only one raw test scan of each setting (no target), calibrates the simulator on it and fine-tunes the
+bundled model within ``--adapt-minutes`` of one core in all; ``care-matched`` is CARE trained for
+``--matched-minutes`` of one core on 4 pairs (+1 validation) simulated with that very setting, i.e. what a user
+with clean targets from that microscope would get. Both predict every test scan of their setting. Columns: PSNR and
+SSIM after an affine fit to the target, bead detection F1, median axial/lateral (z/xy) bead FWHM ratio, training
+minutes, inference seconds per 256x256x32 volume (mean over the test volumes after one warm-up), and the peak RSS of
+the process that trained and predicted. A last line times a 1024x1024x128 volume through tiled inference with the
+bundled model.
 
 Every method runs in its own subprocess (so its peak RSS is its own). CARE needs ``csbdeep`` and ``tf-keras``; they
 clash with Keras 3, so they live in their own virtual environment::
@@ -66,8 +71,11 @@ TEST_SETTINGS = {
     ),
 }
 PAIRS_PER_TEST_SETTING = 2
+MATCHED_PAIRS = 5
+"""Pairs simulated with each test setting for ``care-matched`` (4 train + 1 validation, as in the original work)."""
 ARCHS = ("simple", "unet", "resunet")
-METHODS = ("raw", "rl20", "rl100", "care", *ARCHS, "bundled", "finetune")
+MATCHED = ("care-matched", "adapt")
+METHODS = ("raw", "rl20", "rl100", "care", *ARCHS, "bundled", "finetune", *MATCHED)
 TRAINED = (*ARCHS, "finetune")
 FINE_TUNE_LEARNING_RATE = 2e-4
 """Adam's step when fine-tuning the bundled model: a fifth of training from scratch, so the first steps on 4 pairs
@@ -82,6 +90,8 @@ LABELS = {
     "resunet": "ours: resunet",
     "bundled": "ours: bundled default model",
     "finetune": "ours: bundled model fine-tuned on the 4 pairs",
+    "care-matched": "CARE on 4 pairs of each test microscope",
+    "adapt": "ours: adapt to each test microscope's raw scan (no target)",
 }
 
 
@@ -107,8 +117,24 @@ def _write_pair(folder: Path, name: str, shape: tuple[int, int, int], params: Si
         save_volume(Volume(data, spacing, name=name), folder / role / f"{name}.mat", overwrite=True)
 
 
+def write_matched_data(work: Path, shape: tuple[int, int, int]) -> None:
+    """``MATCHED_PAIRS`` pairs of each test setting under ``matched/<k>/{raw,target}/`` (seeds unlike the tests')."""
+    for k, params in enumerate(TEST_SETTINGS.values()):
+        folder = work / "matched" / str(k)
+        if not (folder / "raw").exists():
+            for index in range(MATCHED_PAIRS):
+                _write_pair(folder, f"pair_{index + 1}", shape, params, seed=500 + 10 * k + index)
+
+
 def test_names(work: Path) -> list[str]:
     return sorted(json.loads((work / "test" / "settings.json").read_text()))
+
+
+def tests_by_setting(work: Path) -> list[list[str]]:
+    """The test names of each test setting, in ``TEST_SETTINGS`` order (settings without a test left out)."""
+    settings = json.loads((work / "test" / "settings.json").read_text())
+    groups = [[name for name in sorted(settings) if settings[name]["label"] == label] for label in TEST_SETTINGS]
+    return [group for group in groups if group]
 
 
 # -------------------------------------------------------------------------------------------------------- workers
@@ -142,6 +168,8 @@ def run_worker(method: str, work: Path, minutes: float) -> dict:
     names = test_names(work)
     raws = {name: load_volume(work / "test" / "raw" / f"{name}.mat") for name in names}
     train_s = 0.0
+    if method == "adapt":
+        return run_adapt(work, raws, minutes)
     if method.startswith("rl"):
         predict = _rl_predictor(work, int(method[2:]))
     else:
@@ -156,6 +184,28 @@ def run_worker(method: str, work: Path, minutes: float) -> dict:
         times.append(time.perf_counter() - started)
         np.save(out / f"{name}.npy", prediction)
     return {"train_s": train_s, "infer_s": statistics.mean(times[1:]), "peak_rss_mb": peak_rss_mb()}
+
+
+def run_adapt(work: Path, raws: dict[str, Volume], minutes: float) -> dict:
+    """Adapt to each test setting from its first raw scan alone (the emission wavelength given, as a user knows
+    their dye) within ``minutes`` in all, then predict that setting's scans with the adapted model."""
+    from voxelstudio.tasks.adapt import adapt_volumes
+
+    settings = json.loads((work / "test" / "settings.json").read_text())
+    out, walls, times = work / "pred" / "adapt", [], []
+    (work / "models").mkdir(exist_ok=True)
+    for k, names in enumerate(tests_by_setting(work)):
+        started = time.perf_counter()
+        wavelength = OpticsParams.from_dict(settings[names[0]]["optics"]).wavelength_um
+        model_path = work / "models" / f"adapt_{k}.keras"
+        adapt_volumes([raws[names[0]]], model_path, minutes=minutes, wavelength_um=wavelength)
+        walls.append(time.perf_counter() - started)
+        predict = _model_predictor(model_path)
+        for name in names:
+            tick = time.perf_counter()
+            np.save(out / f"{name}.npy", predict(raws[name]))
+            times.append(time.perf_counter() - tick)
+    return {"train_s": statistics.mean(walls), "infer_s": statistics.mean(times), "peak_rss_mb": peak_rss_mb()}
 
 
 def _rl_predictor(work: Path, iterations: int):
@@ -223,18 +273,47 @@ def run_large(work: Path, shape: tuple[int, int, int]) -> dict:
 
 # ----------------------------------------------------------------------------------------------------- orchestration
 def launch(method: str, work: Path, args: argparse.Namespace) -> dict:
-    """Run one method in a subprocess; returns its JSON record (or ``{"error": ...}``)."""
+    """Run one method in a subprocess (one per test setting for ``care-matched``); returns its JSON record (or
+    ``{"error": ...}``)."""
+    if method == "care-matched":
+        write_matched_data(work, args.shape)
+        records = [
+            _run(method, _care_command(args, work, args.matched_minutes, work / "matched" / str(k), names), work, args)
+            for k, names in enumerate(tests_by_setting(work))
+        ]
+        failed = [r for r in records if "error" in r]
+        if failed:
+            return failed[0]
+        return {key: statistics.mean(r[key] for r in records) for key in ("train_s", "infer_s", "peak_rss_mb")}
     if method == "care":
-        python = Path(args.care_python)
-        if not python.exists():
-            return {"error": f"not run: no CARE environment at {python} (see this script's docstring)"}
-        command = [str(python), str(CARE_WORKER), "--work", str(work), "--minutes", str(args.minutes)]
-        env = {**os.environ, "TF_USE_LEGACY_KERAS": "1"}
+        command = _care_command(args, work, args.minutes)
     else:
-        command = [sys.executable, __file__, "--worker", method, "--work", str(work), "--minutes", str(args.minutes)]
+        minutes = args.adapt_minutes if method == "adapt" else args.minutes
+        command = [sys.executable, __file__, "--worker", method, "--work", str(work), "--minutes", str(minutes)]
         if method == "large":
             command += ["--large-shape", *map(str, args.large_shape)]
+    return _run(method, command, work, args)
+
+
+def _care_command(
+    args: argparse.Namespace, work: Path, minutes: float, train_dir: Path | None = None, tests: list[str] | None = None
+) -> list[str]:
+    command = [args.care_python, str(CARE_WORKER), "--work", str(work), "--minutes", str(minutes)]
+    if train_dir is not None:
+        command += ["--train-dir", str(train_dir), "--tests", ",".join(tests or []), "--name", "care-matched"]
+    return command
+
+
+def _run(method: str, command: list[str], work: Path, args: argparse.Namespace) -> dict:
+    if command[0] == args.care_python:
+        if not Path(args.care_python).exists():
+            return {"error": f"not run: no CARE environment at {args.care_python} (see this script's docstring)"}
+        env = {**os.environ, "TF_USE_LEGACY_KERAS": "1"}
+    else:
         env = dict(os.environ)
+    if args.pin is not None:  # one core, one TensorFlow thread: wall minutes are CPU minutes
+        command = ["taskset", "-c", str(args.pin), *command]
+        env.update(TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1", OMP_NUM_THREADS="1")
     record_path = work / "pred" / f"{method}.json"
     record_path.unlink(missing_ok=True)
     print(f"[{time.strftime('%H:%M:%S')}] {method} ...", file=sys.stderr, flush=True)
@@ -271,7 +350,9 @@ def print_table(results: dict[str, dict], args: argparse.Namespace, n_test: int,
     h, w, z = args.shape
     print(
         f"\n{n_test} held-out test pairs "
-        f"({h}x{w}x{z}) from settings unlike the 4 training pairs; {args.minutes:g} min of training per model; "
+        f"({h}x{w}x{z}) from settings unlike the 4 training pairs; {args.minutes:g} min of training per model "
+        f"(adapt: {args.adapt_minutes:g} min in all, CARE on matched pairs: {args.matched_minutes:g} min, per test "
+        f"setting{', one core each' if args.pin is not None else ''}); "
         f"{machine_summary()}; {time.strftime('%Y-%m-%d')}\n"
     )
     print("| method | PSNR (dB) | SSIM | bead F1 | z/xy FWHM | train (min) | inference (s/volume) | peak RSS (MB) |")
@@ -312,13 +393,17 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--test-pairs", type=int, default=len(TEST_SETTINGS) * PAIRS_PER_TEST_SETTING)
     parser.add_argument("--large-shape", type=int, nargs=3, default=(1024, 1024, 128), metavar=("H", "W", "Z"))
     parser.add_argument("--only", nargs="+", choices=[*METHODS, "large"], help="run only these rows")
+    parser.add_argument("--adapt-minutes", type=float, default=5.0, help="adapt budget per test setting, all in")
+    parser.add_argument("--matched-minutes", type=float, default=25.0, help="care-matched budget per test setting")
+    parser.add_argument("--pin", type=int, metavar="CORE", help="run each method on this core with one thread")
     parser.add_argument("--care-python", default=os.environ.get("VS_CARE_PYTHON", str(DEFAULT_CARE_PYTHON)))
     parser.add_argument("--work", type=Path, help="keep data, models and predictions here (default: a temp folder)")
-    parser.add_argument("--quick", action="store_true", help="smoke run: 96x96x32, 2 test pairs, 0.5 min training")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 128x128x32, 2 test pairs, 0.5 min training")
     parser.add_argument("--worker", choices=[*METHODS, "large"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.quick:
-        args.minutes, args.shape, args.test_pairs, args.large_shape = 0.5, (96, 96, 32), 2, (256, 256, 64)
+        args.minutes, args.shape, args.test_pairs, args.large_shape = 0.5, (128, 128, 32), 2, (256, 256, 64)
+        args.adapt_minutes = args.matched_minutes = 0.5
     args.shape, args.large_shape = tuple(args.shape), tuple(args.large_shape)
     return args
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import pickle
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,20 +43,29 @@ def test_training_job_starts_from_the_given_model(monkeypatch, tmp_path):
     assert [call["init"] for call in calls] == [init, None]
 
 
+@dataclass(frozen=True)
+class _Budget:
+    """Stands in for the fine-tuning's training config: only its time budget is read."""
+
+    minutes: float
+
+
 def test_adapt_job_reports_the_calibration_then_time_based_progress(monkeypatch, tmp_path):
     raw, _ = simulate_pair((112, 112, 32), TRUTH, seed=5)
     volume = Volume(raw, TRUTH.optics.voxel_size_um, name="beads")
     budget_s = 60.0
+    fine_tune_minutes = []
 
     def fake_fine_tune(train_pairs, *, config, out, val_pair, report, cancel, init, on_preview, preview_input):
         """Stands in for the minutes of fine-tuning: one step a quarter into the budget, a preview of the scan being
         adapted to, then no model."""
+        fine_tune_minutes.append(config.minutes)
         values = {"epoch": 1, "epochs": 100000, "step": 1, "steps": 16, "loss": 0.2, "eta_s": 45.0}
         report(Progress(1, 1_600_000, "training", values))
         on_preview(1, np.zeros(preview_input.shape, np.float32))
         return TrainResult(None, {}, math.nan, 1, "cancelled")
 
-    monkeypatch.setattr("voxelstudio.tasks.adapt.fine_tune_config", lambda *args: (None, (32, 32, 32)))
+    monkeypatch.setattr("voxelstudio.tasks.adapt.fine_tune_config", lambda *args: (_Budget(args[2]), (32, 32, 32)))
     monkeypatch.setattr("voxelstudio.tasks.adapt.simulate_matched_pairs", lambda *args, **kwargs: [(None, None)])
     monkeypatch.setattr("voxelstudio.tasks.adapt.train_denoiser", fake_fine_tune)
     events = []
@@ -65,6 +75,7 @@ def test_adapt_job_reports_the_calibration_then_time_based_progress(monkeypatch,
         calibrate_options={"na": 1.1, "wavelength_um": 0.52},  # given: a quick calibration
     )  # fmt: skip
 
+    assert 0 < fine_tune_minutes[0] * 60 < budget_s  # what the calibration left of the budget
     kinds = [type(event) for event in events]
     assert kinds.count(CalibrationFound) == 1
     found = events[kinds.index(CalibrationFound)]

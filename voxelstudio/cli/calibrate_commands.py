@@ -52,7 +52,9 @@ def register(subparsers: Any) -> None:
     )
     _add_calibration_options(adapt)
     adapt.add_argument("--out", required=True, metavar="MODEL.keras", help="where to write the model")
-    adapt.add_argument("--minutes", default="5", metavar="M", help="training budget in minutes [default 5]")
+    adapt.add_argument(
+        "--minutes", default="5", metavar="M", help="time for the whole adaptation, calibration included [default 5]"
+    )
     adapt.add_argument("--init", metavar="MODEL", help="model to start from [default: the bundled denoiser]")
     adapt.add_argument("--pairs", default="8", metavar="N", help="simulated training pairs [default 8]")
     adapt.add_argument("--jitter", default="0.1", metavar="J", help="relative spread of their parameters [0.1]")

@@ -2,12 +2,13 @@
 
 The simulator is calibrated on the scans (:mod:`voxelstudio.tasks.calibrate`); pairs are simulated around the
 fitted parameters (``jitter``) with the scans' voxel size and depth; the starting model (the bundled denoiser, or
-``init``) is fine-tuned on them for ``minutes``. The fitted parameters, the report and the measured bead are stored
-in the model's metadata (``extra["adaptation"]``).
+``init``) is fine-tuned on them for what is left of ``minutes``, the budget of the whole adaptation. The fitted
+parameters, the report and the measured bead are stored in the model's metadata (``extra["adaptation"]``).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,6 +30,8 @@ PAIR_LATERAL = 96
 """Lateral size of the simulated pairs (the scans' depth is kept)."""
 Shape = tuple[int, int, int]
 DEFAULT_MINUTES = 5.0
+MIN_FINE_TUNE_S = 6.0
+"""Fine-tuning time when the calibration and simulation used up the budget (a few steps, so a model is written)."""
 FINE_TUNE_LR = 3e-4
 """Adam learning rate of the fine-tuning (a third of training from scratch: the start is already good)."""
 
@@ -141,10 +144,12 @@ def adapt_volumes(
     cancel: CancelToken | None = None,
     **calibrate_options: Any,
 ) -> AdaptResult:
-    """Calibrate on the scans, simulate ``pairs`` matched pairs and fine-tune ``init`` into ``out`` (module doc).
-    ``on_calibrated`` receives the calibration before the fine-tuning starts; ``on_preview(epoch, prediction)`` each
-    epoch's prediction of the first scan (what the adapted model makes of it); ``sources`` name the scans in the
-    model's metadata."""
+    """Calibrate on the scans, simulate ``pairs`` matched pairs and fine-tune ``init`` into ``out`` (module doc),
+    all within ``minutes`` (the fine-tuning gets what the calibration and simulation left). ``on_calibrated``
+    receives the calibration before the fine-tuning starts; ``on_preview(epoch, prediction)`` each epoch's
+    prediction of the first scan (what the adapted model makes of it); ``sources`` name the scans in the model's
+    metadata."""
+    started = time.monotonic()
     out = Path(out)
     init = _check_arguments(out, minutes, init)
     report(Progress(0, None, "calibrating"))
@@ -158,6 +163,8 @@ def adapt_volumes(
     report(Progress(0, None, f"simulating {pairs} matched pairs {shape}"))
     train_pairs = simulate_matched_pairs(cal, shape, pairs, jitter=jitter, seed=seed, psf=psf_array)
     val_pair = simulate_matched_pairs(cal, shape, 1, jitter=0.0, seed=seed + 10_000, psf=psf_array)[0]
+    left_s = max(minutes * 60 - (time.monotonic() - started), MIN_FINE_TUNE_S)
+    config = replace(config, minutes=left_s / 60)
     result = train_denoiser(
         train_pairs, config=config, out=out, val_pair=val_pair, report=report, cancel=cancel, init=init,
         on_preview=on_preview, preview_input=volumes[0] if on_preview is not None else None,

@@ -53,7 +53,7 @@ class AdaptBox(QGroupBox):
         self.minutes = QDoubleSpinBox(objectName="adapt_minutes", minimum=0.1, maximum=600.0, decimals=1)
         self.minutes.setValue(DEFAULT_MINUTES)
         self.minutes.setSuffix(" min")
-        self.minutes.setToolTip("How long to fine-tune on the simulated pairs (the calibration comes first)")
+        self.minutes.setToolTip("Time for the whole adaptation: the calibration, then fine-tuning on simulated pairs")
         self.adapt_button = QPushButton("Adapt", objectName="adapt_button")
         self.adapt_button.setToolTip(
             "Fit the simulator's optics and camera noise to the beads of the loaded raw volume, simulate pairs "
