@@ -101,7 +101,11 @@ class ViewSettingsPanel(QWidget):
         contrast.addWidget(self.link)
 
         self.opacity_start = _slider(
-            0, 90, round(view.opacity.start * 100), "Intensity (% of range) below which voxels are transparent"
+            0,
+            90,
+            round(view.opacity.start * 100),
+            "Intensity (% of range) below which voxels are transparent; for the residual, % of its limit on either "
+            "side of 0 (also in MIP)",
         )
         self.opacity_gamma = _slider(2, 40, round(view.opacity.gamma * 10), "Curve steepness: higher hides dim haze")
         self.iso = _slider(1, 99, round(view.iso_fraction * 100), "Isosurface level, % of the contrast range")
@@ -217,8 +221,9 @@ class ViewSettingsPanel(QWidget):
         self.mode.blockSignals(False)
         panels = ("raw", "target", "prediction") + (("extra",) if self.view.extra_panel != "none" else ())
         in_use = self.view.modes_in_use(panels)
-        self.opacity_start.setEnabled("composite" in in_use)
-        self.opacity_gamma.setEnabled("composite" in in_use)
+        signed_mip = self.view.extra_panel == "residual" and self.view.mode_for("extra") == "mip"
+        self.opacity_start.setEnabled("composite" in in_use or signed_mip)  # the residual's MIP uses the curve
+        self.opacity_gamma.setEnabled("composite" in in_use or signed_mip)
         self.iso.setEnabled("isosurface" in in_use)
 
     def _sync_sliders(self) -> None:
