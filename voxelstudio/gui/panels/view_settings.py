@@ -63,6 +63,7 @@ class ViewSettingsPanel(QWidget):
         self.cmap = QComboBox(objectName="colormap")
         for name in COLORMAPS:
             self.cmap.addItem(COLORMAP_LABELS[name], name)
+        self.cmap.setToolTip('Colormap of the panel picked in "Colormap of"; remembered for the next launch')
         self.invert = QCheckBox("Invert", objectName="invert_colormap")
         self.invert.setToolTip("Reverse the colormap (high values dark)")
         cmap_row = QHBoxLayout()
@@ -71,6 +72,10 @@ class ViewSettingsPanel(QWidget):
         self.extra = QComboBox(objectName="extra_panel")
         for name in EXTRA_PANELS:
             self.extra.addItem("None" if name == "none" else ROLE_LABELS[name], name)
+        self.extra.setToolTip(
+            "Residual: red where the prediction is brighter than the target, blue where darker (unless the panel has "
+            "its own colormap); errors near 0 are transparent in 3-D (the opacity curve sets how near)"
+        )
         self.scale_bar = QCheckBox("Scale bar", checked=view.show_scale_bar)
         reset = QPushButton("Reset camera")
         reset.clicked.connect(self.reset_camera_requested)
