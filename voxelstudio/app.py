@@ -22,6 +22,7 @@ from voxelstudio.gui.document import Document
 from voxelstudio.gui.main_window import MainWindow
 from voxelstudio.gui.pyside_fix import protect_none_refcount
 from voxelstudio.gui.settings import APPLICATION, ORGANIZATION, app_settings
+from voxelstudio.gui.view_preferences import keep_view_preferences
 from voxelstudio.gui.view_state import ViewState
 
 DEVICE_PROBE_DELAY_MS = 2000
@@ -66,6 +67,7 @@ def build_session(*, settings: QSettings | None = None, runs_dir: Path | None = 
     settings = settings if settings is not None else app_settings()
     document = Document()
     view = ViewState()
+    keep_view_preferences(settings, view)  # before the window: its panels start with the saved colormaps
     controller = Controller(document, settings, runs_dir=runs_dir or default_runs_dir())
     window = MainWindow(document, view, controller, settings)
     commands = Commands(window, controller, document, view, settings)

@@ -91,3 +91,29 @@ def test_training_previews_reuse_the_volume_actor_as_drafts(sample_session):
     document.set_model_path("trained.keras")  # training ended: the last preview is drawn at full quality
     viewports.flush()
     assert not panel.style.draft and panel.plotter.actors["volume"] is actor
+
+
+def test_the_residual_mip_shows_positive_and_negative_errors_apart_on_a_clear_background(sample_session):
+    document, view, window = sample_session.document, sample_session.view, sample_session.window
+    target = document.volume("target")
+    height, width, depth = target.shape
+    y, x, z = np.meshgrid(np.arange(height), np.arange(width), np.arange(depth), indexing="ij")
+    scale = float(np.percentile(target.data, 99.9))
+
+    def blob(cy: float, cx: float) -> np.ndarray:
+        return np.exp(-((y - cy) ** 2 + (x - cx) ** 2 + (z - depth / 2) ** 2) / 20.0)
+
+    noise = 0.02 * scale * np.random.default_rng(0).standard_normal(target.shape)
+    error = (noise + scale * (blob(height * 0.3, width * 0.5) - blob(height * 0.7, width * 0.5))).astype(np.float32)
+    document.set_volume("prediction", target.replace(data=target.data + error, name="target with errors"))
+    view.update(extra_panel="residual", mode="mip")
+    view.set_camera(None)
+    window.viewports.reset_camera()
+    extra = window.viewports.panels["extra"]
+    rgb = _screenshot(sample_session, "extra")
+    assert extra.style.signed and {"volume", "volume-min"} <= set(extra.plotter.actors)
+    shown = foreground_pixels(rgb)
+    red = (rgb[..., 0] > rgb[..., 2] + 60).sum()
+    blue = (rgb[..., 2] > rgb[..., 0] + 60).sum()
+    assert shown < 0.15 * rgb.shape[0] * rgb.shape[1]  # the noise about 0 is transparent, not a pale box
+    assert red > 30 and blue > 30

@@ -106,3 +106,17 @@ def test_display_image_keeps_bright_voxels_and_physical_positions():
     assert reduced.point_data["intensity"].max() == 7.0
     offset = np.abs(brightest - np.array([13 * 0.2, 21 * 0.1, 5 * 0.5]))
     assert (offset <= 0.5 * np.array([0.4, 0.2, 0.5]) + 1e-6).all()  # within half a block of the bright voxel
+
+
+def test_a_reduced_signed_image_keeps_the_extreme_of_either_sign():
+    from voxelstudio.render import display_image
+
+    data = np.full((40, 30, 8), 0.1, np.float32)
+    data[21, 13, 5] = -7.0  # a strong negative error: block maxima (0.1) would lose it
+    data[2, 2, 2] = 3.0
+    reduced = display_image(data, (0.1, 0.2, 0.5), max_voxels=data.size // 4, signed=True)
+    values = reduced.point_data["intensity"]
+    assert values.min() == -7.0 and values.max() == 3.0
+    assert (values == 0.1).sum() == values.size - 2  # other blocks: their largest magnitude, here 0.1
+    unsigned = display_image(data, (0.1, 0.2, 0.5), max_voxels=data.size // 4)
+    assert unsigned.point_data["intensity"].min() == 0.1

@@ -65,3 +65,11 @@ def test_big_volumes_use_a_fixed_sample_whose_statistics_match_the_whole():
     np.testing.assert_allclose(counts / counts.sum(), exact_counts / exact_counts.sum(), atol=2e-3)
     small = data[:64, :64, :64]
     assert finite_sample(small).size == np.isfinite(small).sum()  # small volumes use every voxel
+
+
+def test_signed_opacity_is_transparent_at_zero_and_opaque_at_both_extremes():
+    curve = OpacityCurve(start=0.2, gamma=1.0, max_opacity=1.0)
+    both = curve.signed_values(5)  # -limit, -limit/2, 0, limit/2, limit
+    assert both == pytest.approx([1.0, 0.375, 0.0, 0.375, 1.0])
+    assert curve.signed_values(5, side=1) == pytest.approx([0.0, 0.0, 0.0, 0.375, 1.0])
+    assert curve.signed_values(5, side=-1) == pytest.approx([1.0, 0.375, 0.0, 0.0, 0.0])

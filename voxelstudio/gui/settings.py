@@ -1,4 +1,5 @@
-"""Persistent preferences (QSettings): last folder, recent files, window layout, training defaults.
+"""Persistent preferences (QSettings): last folder, recent files, window layout, training defaults (the View tab's
+colours: :mod:`voxelstudio.gui.view_preferences`).
 
 The app uses the organisation/application names below; tests point QSettings at a temporary folder with
 ``QSettings.setPath`` (or pass their own QSettings object), so they never touch a user's preferences.

@@ -142,6 +142,7 @@ class ViewState(QObject):
             slice_index=cursor,
             show_scale_bar=self.show_scale_bar,
             draft=draft,
+            signed=role == "residual",
         )
 
     # -------------------------------------------------------------------------------------------------- colormaps

@@ -117,6 +117,7 @@ class VolumePanel(QFrame):
         self.style: SceneStyle | None = None  # how the current scene was drawn (None: no scene)
         self._image = None
         self._image_source: Volume | None = None
+        self._signed = False  # the image keeps signed extremes (a residual) where it is reduced
         self._scene_geometry: tuple | None = None
 
     def show_mode(self, mode: str) -> None:
@@ -125,13 +126,15 @@ class VolumePanel(QFrame):
         self.mode_box.setCurrentIndex(RENDER_MODES.index(mode))
         self.mode_box.blockSignals(False)
 
-    def image(self):
-        """The pyvista ImageData of the shown volume (rebuilt only when data or spacing change)."""
-        volume, source = self.volume, self._image_source
+    def image(self, signed: bool | None = None):
+        """The pyvista ImageData of the shown volume (rebuilt only when data, spacing or ``signed`` change; None:
+        as last drawn)."""
+        volume, source, signed = self.volume, self._image_source, self._signed if signed is None else signed
         assert volume is not None
-        if source is None or source.data is not volume.data or source.spacing != volume.spacing:
-            self._image = display_image(volume.data, volume.spacing)
-            self._image_source = volume
+        stale = source is None or source.data is not volume.data or source.spacing != volume.spacing
+        if stale or signed != self._signed:
+            self._image = display_image(volume.data, volume.spacing, signed=signed)
+            self._image_source, self._signed = volume, signed
         return self._image
 
     def show_volume(self, role: str, volume: Volume | None, style_for, maker: str | None = None) -> None:
@@ -157,7 +160,8 @@ class VolumePanel(QFrame):
             return
         by = f"  ·  by {maker}" if maker else ""
         self.title.set_title(label, f"{describe(volume)}{by}{reduction_note(volume.shape)}")
-        image, style = self.image(), style_for(role, volume)
+        style = style_for(role, volume)
+        image = self.image(style.signed)
         geometry = (tuple(image.dimensions), tuple(image.spacing))
         reusable = geometry == self._scene_geometry and can_update(self.style, style)
         if not (reusable and update_scene(self.plotter, image, style)):

@@ -71,17 +71,24 @@ def display_factors(shape: Sequence[int], max_voxels: int = MAX_DISPLAY_VOXELS) 
     return (lateral, lateral, axial)
 
 
-def display_image(data: np.ndarray, spacing: Spacing, max_voxels: int = MAX_DISPLAY_VOXELS) -> pv.ImageData:
+def display_image(
+    data: np.ndarray, spacing: Spacing, max_voxels: int = MAX_DISPLAY_VOXELS, *, signed: bool = False
+) -> pv.ImageData:
     """``data`` as ImageData for the 3-D views: as it is, or reduced to block maxima when it has more than
     ``max_voxels`` voxels (maxima keep small bright beads visible in projections; up to one block less than a
-    block at the far edges is left out). A reduced image's voxels sit at their blocks' centres and it records the
+    block at the far edges is left out); ``signed`` data (a residual) keeps each block's value of largest
+    magnitude, with its sign. A reduced image's voxels sit at their blocks' centres and it records the
     full-resolution spacing as :data:`SOURCE_SPACING`."""
     factors = display_factors(data.shape, max_voxels)
     if factors == (1, 1, 1):
         return to_image_data(data, spacing)
     (fy, fx, fz), (height, width, depth) = factors, data.shape
     blocks = data[: height - height % fy, : width - width % fx, : depth - depth % fz]
-    reduced = blocks.reshape(height // fy, fy, width // fx, fx, depth // fz, fz).max(axis=(1, 3, 5))
+    blocks = blocks.reshape(height // fy, fy, width // fx, fx, depth // fz, fz)
+    reduced = blocks.max(axis=(1, 3, 5))
+    if signed:
+        lowest = blocks.min(axis=(1, 3, 5))
+        reduced = np.where(-lowest > reduced, lowest, reduced)
     block_spacing = tuple(s * f for s, f in zip(spacing, factors, strict=True))
     centre_offset = [(f - 1) / 2 * s for s, f in zip(spacing, factors, strict=True)]  # (y, x, z)
     image = to_image_data(reduced, block_spacing, origin=(centre_offset[1], centre_offset[0], centre_offset[2]))

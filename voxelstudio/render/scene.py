@@ -53,6 +53,9 @@ class SceneStyle:
     show_scale_bar: bool = True
     draft: bool = False
     """Coarser ray casting (a fraction of the cost) for data that is replaced again soon: training previews."""
+    signed: bool = False
+    """Signed data with limits symmetric about 0 (a residual): opacity follows ``|value|``, so 0 is transparent, and
+    MIP shows the value of largest magnitude along each ray, keeping its sign (see :func:`_add_volume`)."""
 
     def __post_init__(self) -> None:
         check_render_mode(self.mode)
@@ -93,7 +96,7 @@ def update_scene(plotter: pv.BasePlotter, image: pv.ImageData, style: SceneStyle
     """Point the actors that :func:`draw_scene` made for ``style`` at ``image`` (same dimensions and spacing as the
     drawn one). False, with nothing changed, when the scene lacks an actor to reuse: call :func:`draw_scene`."""
     if style.mode in ("mip", "composite"):
-        inputs = {"volume": image}
+        inputs = {name: image for name in _volume_names(style)}
     elif style.mode == "isosurface":
         inputs = {"isosurface": image.contour([style.iso_level], scalars=SCALARS)}
     else:
@@ -103,36 +106,58 @@ def update_scene(plotter: pv.BasePlotter, image: pv.ImageData, style: SceneStyle
         return False
     for name, data in inputs.items():
         actors[name].mapper.SetInputData(data)
-    if "volume" in inputs:
-        _set_sampling(actors["volume"].mapper, image, style.draft)
+        if name.startswith("volume"):
+            _set_sampling(actors[name].mapper, image, style.draft)
     plotter.renderer.Modified()
     return True
 
 
+def _volume_names(style: SceneStyle) -> tuple[str, ...]:
+    """The volume actors of a MIP or composite scene: a signed MIP has a second one, for the minimum."""
+    return ("volume", "volume-min") if style.signed and style.mode == "mip" else ("volume",)
+
+
+def _volume_opacity(style: SceneStyle, name: str) -> str | np.ndarray:
+    """The opacity transfer function of one volume actor, as pyvista takes it: a name, or an array as long as the
+    colour table in 0..255 units (taken as is)."""
+    if style.signed:
+        side = {"volume": 1, "volume-min": -1}[name] if style.mode == "mip" else 0
+        values = style.opacity.signed_values(_N_COLORS, side)
+    elif style.mode == "mip":
+        return "linear"
+    else:
+        values = style.opacity.values(_N_COLORS)
+    return np.round(values * 255).astype(np.uint8)
+
+
 def _add_volume(plotter: pv.BasePlotter, image: pv.ImageData, style: SceneStyle) -> None:
-    mip = style.mode == "mip"
-    # pyvista copies the dataset it is given (tens of ms for a 128x128x32 volume): give it a 2x2x2 stand-in, then
-    # point the mapper at ``image`` itself (as update_scene does); the opacity unit distance is the image's.
-    stand_in = pv.ImageData(dimensions=(2, 2, 2))
-    actor = plotter.add_volume(
-        stand_in,
-        scalars=np.zeros(stand_in.n_points, dtype=np.float32),
-        opacity_unit_distance=image.length / (np.mean(image.dimensions) - 1),
-        clim=style.clim,
-        cmap=colormap(style.cmap),
-        # an opacity array as long as the colour table is taken as is, in 0..255 units
-        opacity="linear" if mip else np.round(style.opacity.values(_N_COLORS) * 255).astype(np.uint8),
-        n_colors=_N_COLORS,
-        blending="maximum" if mip else "composite",
-        mapper="gpu",
-        shade=False,
-        show_scalar_bar=False,
-        name="volume",
-        render=False,
-        reset_camera=False,
-    )
-    actor.mapper.SetInputData(image)
-    _set_sampling(actor.mapper, image, style.draft)
+    """A ray-cast volume. MIP of signed data would show each ray's largest value, which for a residual is the
+    noise just above 0 nearly everywhere (a uniform pale box) and never a negative error; so signed data gets two
+    volumes on the same array: the maximum, opaque only above 0, and the minimum, opaque only below 0. Each ray
+    shows the stronger of its positive and negative extremes (blended where both are strong) in the diverging
+    colormap, and values near 0 stay transparent."""
+    for name in _volume_names(style):
+        # pyvista copies the dataset it is given (tens of ms for a 128x128x32 volume): give it a 2x2x2 stand-in,
+        # then point the mapper at ``image`` itself (as update_scene does); the opacity unit distance is the image's.
+        stand_in = pv.ImageData(dimensions=(2, 2, 2))
+        actor = plotter.add_volume(
+            stand_in,
+            scalars=np.zeros(stand_in.n_points, dtype=np.float32),
+            opacity_unit_distance=image.length / (np.mean(image.dimensions) - 1),
+            clim=style.clim,
+            cmap=colormap(style.cmap),
+            opacity=_volume_opacity(style, name),
+            n_colors=_N_COLORS,
+            blending={"volume": "maximum", "volume-min": "minimum"}[name] if style.mode == "mip" else "composite",
+            mapper="gpu",
+            shade=False,
+            show_scalar_bar=False,
+            name=name,
+            render=False,
+            reset_camera=False,
+        )
+        actor.mapper.SetInputData(image)
+        _set_sampling(actor.mapper, image, style.draft)
 
 
 def _set_sampling(mapper, image: pv.ImageData, draft: bool) -> None:

@@ -79,6 +79,18 @@ class OpacityCurve:
 
     def values(self, n: int = 256) -> np.ndarray:
         """``n`` opacities in [0, 1] spread evenly across the contrast range."""
-        t = np.linspace(0.0, 1.0, n)
-        ramp = np.clip((t - self.start) / (1.0 - self.start), 0.0, 1.0)
+        return self._of(np.linspace(0.0, 1.0, n))
+
+    def signed_values(self, n: int = 256, side: int = 0) -> np.ndarray:
+        """Opacities for signed data whose contrast range is symmetric about 0 (a residual): the curve applied to
+        the magnitude ``|value| / limit``, so 0 is transparent and both extremes opaque. ``side`` +1 (-1) keeps
+        only the positive (negative) half; the other half is transparent."""
+        t = np.linspace(-1.0, 1.0, n)
+        values = self._of(np.abs(t))
+        if side:
+            values[np.sign(t) != np.sign(side)] = 0.0
+        return values
+
+    def _of(self, magnitude: np.ndarray) -> np.ndarray:
+        ramp = np.clip((magnitude - self.start) / (1.0 - self.start), 0.0, 1.0)
         return (ramp**self.gamma * self.max_opacity).astype(np.float64)

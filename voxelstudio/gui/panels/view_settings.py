@@ -63,6 +63,7 @@ class ViewSettingsPanel(QWidget):
         self.cmap = QComboBox(objectName="colormap")
         for name in COLORMAPS:
             self.cmap.addItem(COLORMAP_LABELS[name], name)
+        self.cmap.setToolTip('Colormap of the panel picked in "Colormap of"; remembered for the next launch')
         self.invert = QCheckBox("Invert", objectName="invert_colormap")
         self.invert.setToolTip("Reverse the colormap (high values dark)")
         cmap_row = QHBoxLayout()
@@ -71,6 +72,10 @@ class ViewSettingsPanel(QWidget):
         self.extra = QComboBox(objectName="extra_panel")
         for name in EXTRA_PANELS:
             self.extra.addItem("None" if name == "none" else ROLE_LABELS[name], name)
+        self.extra.setToolTip(
+            "Residual: red where the prediction is brighter than the target, blue where darker (unless the panel has "
+            "its own colormap); errors near 0 are transparent in 3-D (the opacity curve sets how near)"
+        )
         self.scale_bar = QCheckBox("Scale bar", checked=view.show_scale_bar)
         reset = QPushButton("Reset camera")
         reset.clicked.connect(self.reset_camera_requested)
@@ -101,7 +106,11 @@ class ViewSettingsPanel(QWidget):
         contrast.addWidget(self.link)
 
         self.opacity_start = _slider(
-            0, 90, round(view.opacity.start * 100), "Intensity (% of range) below which voxels are transparent"
+            0,
+            90,
+            round(view.opacity.start * 100),
+            "Intensity (% of range) below which voxels are transparent; for the residual, % of its limit on either "
+            "side of 0 (also in MIP)",
         )
         self.opacity_gamma = _slider(2, 40, round(view.opacity.gamma * 10), "Curve steepness: higher hides dim haze")
         self.iso = _slider(1, 99, round(view.iso_fraction * 100), "Isosurface level, % of the contrast range")
@@ -217,8 +226,9 @@ class ViewSettingsPanel(QWidget):
         self.mode.blockSignals(False)
         panels = ("raw", "target", "prediction") + (("extra",) if self.view.extra_panel != "none" else ())
         in_use = self.view.modes_in_use(panels)
-        self.opacity_start.setEnabled("composite" in in_use)
-        self.opacity_gamma.setEnabled("composite" in in_use)
+        signed_mip = self.view.extra_panel == "residual" and self.view.mode_for("extra") == "mip"
+        self.opacity_start.setEnabled("composite" in in_use or signed_mip)  # the residual's MIP uses the curve
+        self.opacity_gamma.setEnabled("composite" in in_use or signed_mip)
         self.iso.setEnabled("isosurface" in in_use)
 
     def _sync_sliders(self) -> None:
