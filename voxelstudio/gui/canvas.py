@@ -6,12 +6,49 @@ about ten. Canvases in background tabs would slow the start-up and stall the eve
 :class:`QuietCanvas` never draws while hidden. Subclasses that override :meth:`QuietCanvas.build` also create their
 artists only when first shown and bring them up to date from plain data attributes (:meth:`QuietCanvas.redraw`) only
 while visible: their data methods change the attributes and call :meth:`QuietCanvas.refresh`.
+
+Visible canvases draw one per turn of the event loop (:class:`DrawQueue`): matplotlib's own ``draw_idle`` gives
+every canvas a zero timer, and the canvases a training epoch touches (loss, quality, a slice panel) then drew in one
+go, a stall of their summed draws (about 100 ms here) in which the window could not repaint or take input.
 """
 
 from __future__ import annotations
 
+import shiboken6
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+from PySide6.QtCore import QTimer
 from PySide6.QtGui import QShowEvent
+
+
+class DrawQueue:
+    """Canvases waiting to draw, drawn one per turn of the event loop in the order they asked."""
+
+    def __init__(self) -> None:
+        self._pending: dict[int, FigureCanvasQTAgg] = {}
+        self._timer: QTimer | None = None
+
+    def add(self, canvas: FigureCanvasQTAgg) -> None:
+        self._pending.setdefault(id(canvas), canvas)
+        if self._timer is None:  # created on first use: the QApplication exists by then
+            self._timer = QTimer(singleShot=True, interval=0)
+            self._timer.timeout.connect(self._draw_next)
+        if not self._timer.isActive():
+            self._timer.start()
+
+    def pending(self, canvas: FigureCanvasQTAgg) -> bool:
+        return id(canvas) in self._pending
+
+    def _draw_next(self) -> None:
+        key = next(iter(self._pending), None)
+        if key is not None:
+            canvas = self._pending.pop(key)
+            if shiboken6.isValid(canvas) and canvas.isVisible() and canvas.width() > 0 and canvas.height() > 0:
+                canvas.draw()
+        if self._pending:
+            self._timer.start()
+
+
+DRAWS = DrawQueue()
 
 
 class QuietCanvas(FigureCanvasQTAgg):
@@ -42,7 +79,7 @@ class QuietCanvas(FigureCanvasQTAgg):
 
     def draw_idle(self) -> None:
         if self.isVisible():
-            super().draw_idle()
+            DRAWS.add(self)
         else:
             self._stale_while_hidden = True
 
