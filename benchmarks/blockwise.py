@@ -5,6 +5,7 @@ dask workers.
     python benchmarks/blockwise.py --quick              # 128x128x32 and 256x256x32
     python benchmarks/blockwise.py --sizes 1024,1024,512 --limit-mb 1500
     python benchmarks/blockwise.py --pyramid 1024,1024,256   # only the multiscale levels of a written store
+    python benchmarks/blockwise.py --many 50 --many-shape 64,64,16   # only many small files, in-process vs 2 workers
 
 Each run is a fresh child process (``voxelstudio denoise``, or a driver that starts a
 ``LocalCluster(n_workers=2, processes=True)`` and sends the blocks there); its whole process tree (driver, nannies,
@@ -51,6 +52,11 @@ def make_store(path: Path, shape: tuple[int, int, int], seed: int = 0) -> None:
 
 def measure(command: list[str]) -> tuple[float, float, float]:
     """(wall s, peak summed RSS MB, peak single-process RSS MB) of ``command`` and all its descendants."""
+    return measure_logged(command)[:3]  # type: ignore[return-value]
+
+
+def measure_logged(command: list[str]) -> tuple[float, float, float, str]:
+    """:func:`measure` and the command's stderr."""
     started = time.monotonic()
     child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     peak_sum = peak_one = 0.0
@@ -75,7 +81,39 @@ def measure(command: list[str]) -> tuple[float, float, float]:
     thread.join()
     if child.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed ({child.returncode}):\n{err[-2000:]}")
-    return time.monotonic() - started, peak_sum, peak_one
+    return time.monotonic() - started, peak_sum, peak_one, err
+
+
+def many_files(count: int, shape: tuple[int, int, int]) -> int:
+    """``count`` small .npy scans denoised in one ``voxelstudio denoise`` run, in-process and as whole-file tasks
+    on ``--scheduler local:2``: wall time, peak RSS and the model loads each worker logged."""
+    cli = [sys.executable, "-m", "voxelstudio", "denoise", "--quiet", "--format", "npy"]
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = Path(folder)
+        scans = []
+        for i in range(count):
+            scans.append(str(tmp / f"scan{i:03d}.npy"))
+            np.save(scans[-1], (rng.random(shape) * 0.2).astype(np.float32))
+        rows = []
+        for label, extra, out in (("in-process", [], "p"), ("2 local workers", ["--scheduler", "local:2"], "w")):
+            wall, peak_sum, peak_one, err = measure_logged([*cli, *scans, "--out-dir", str(tmp / out), *extra])
+            loads: dict[str, int] = {}
+            for line in err.splitlines():
+                if "loaded the model" in line:
+                    worker = line.split()[2]
+                    loads[worker] = loads.get(worker, 0) + 1
+            rows.append((label, wall, peak_sum, peak_one, loads))
+        diff = max(
+            float(np.abs(np.load(tmp / "w" / Path(s).name) - np.load(tmp / "p" / Path(s).name)).max()) for s in scans
+        )
+    print(f"{count} scans of {'x'.join(map(str, shape))}, bundled model; max |2 workers - in-process| = {diff:.1e}\n")
+    print("| path | wall (s) | peak RSS, all processes (MB) | peak RSS, largest process (MB) | model loads by worker |")
+    print("|---|---|---|---|---|")
+    for label, wall, peak_sum, peak_one, loads in rows:
+        per_worker = ", ".join(f"{w.rsplit(':', 1)[-1]}: {n}" for w, n in sorted(loads.items())) or "1 (this process)"
+        print(f"| {label} | {wall:.1f} | {peak_sum:.0f} | {peak_one:.0f} | {per_worker} |")
+    return 0
 
 
 PYRAMID = "import sys; from voxelstudio.io.zarr_pyramid import write_pyramid; print(write_pyramid(sys.argv[1]))"
@@ -103,9 +141,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-workers", action="store_true", help="skip the 2-worker runs")
     parser.add_argument("--no-whole", action="store_true", help="skip the whole-volume runs")
     parser.add_argument("--pyramid", metavar="H,W,Z", help="only time writing the pyramid levels of such a store")
+    parser.add_argument("--many", type=int, metavar="N", help="only N small files, in-process and on 2 workers")
+    parser.add_argument("--many-shape", default="64,64,16", metavar="H,W,Z", help="shape of each of the --many files")
     args = parser.parse_args(argv)
     if args.pyramid:
         return pyramid_only(tuple(int(v) for v in args.pyramid.split(",")))  # type: ignore[arg-type]
+    if args.many:
+        os.environ["PYTHONPATH"] = f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
+        return many_files(args.many, tuple(int(v) for v in args.many_shape.split(",")))  # type: ignore[arg-type]
     sizes = args.sizes or (["128,128,32", "256,256,32"] if args.quick else ["256,256,64", "512,512,64"])
     limit = args.limit_mb or 1500.0
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}

@@ -112,8 +112,7 @@ def test_resume_goes_on_past_an_output_an_earlier_run_finished(tmp_path, store, 
 @pytest.mark.parametrize(
     ("extra", "words"),
     [
-        (["--format", "zarr", "--resume"], "other.npy: --resume work on Zarr stores only"),
-        (["--format", "tif", "--scheduler", "tcp://127.0.0.1:1"], "--scheduler: only for Zarr stores denoised with"),
+        (["--format", "zarr", "--block", "8,8,4"], "other.npy: --block works on Zarr stores only"),
         (["--format", "tif", "--block", "8,8,4"], "--block: only for Zarr stores"),
     ],
 )
@@ -194,3 +193,25 @@ def test_output_names_drop_double_suffixes_and_never_replace_the_input(tmp_path)
     assert spread == tmp_path / "scan_uncertainty.ome.tif"
     with pytest.raises(VolumeWriteError, match="is the input file"):
         output_path(tmp_path / "scan.ome.tif", tmp_path, "ome.tif")
+
+
+def test_many_files_on_a_local_cluster_log_one_model_load_per_worker(tmp_path, model, capsys):
+    rng = np.random.default_rng(3)
+    inputs = []
+    for i in range(3):
+        np.save(tmp_path / f"s{i}.npy", rng.random((12, 10, 4)).astype(np.float32))
+        inputs.append(str(tmp_path / f"s{i}.npy"))
+    out_dir = tmp_path / "out"
+    args = ["denoise", *inputs, "--model", str(model), "--out-dir", str(out_dir), "--format", "npy", "--quiet"]
+    assert main([*args, "--scheduler", "local:2"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.split() == [str(out_dir / f"s{i}.npy") for i in range(3)]
+    loads = [line for line in captured.err.splitlines() if "loaded the model tiny.keras" in line]
+    assert 1 <= len(loads) <= 2 and all(line.startswith("voxelstudio: worker tcp://") for line in loads)
+    summary = f"voxelstudio: model loaded once on each of {len(loads)} workers"
+    assert summary in captured.err.splitlines()
+    assert main([*args, "--out-dir", str(tmp_path / "here")]) == 0  # in-process: the same values
+    for i in range(3):
+        np.testing.assert_allclose(
+            np.load(out_dir / f"s{i}.npy"), np.load(tmp_path / "here" / f"s{i}.npy"), rtol=1e-5, atol=1e-6
+        )

@@ -139,3 +139,20 @@ def test_temporary_directory_is_hidden_kept_while_used_and_removed_after(tmp_pat
         assert folder.parent == tmp_path and folder.name.startswith(".model.keras.") and is_temporary(folder)
         assert remove_stale_temporaries(tmp_path) == [] and folder.is_dir()  # its writer is alive
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_store_being_written_is_not_swept_by_a_concurrent_write_into_its_folder(tmp_path: Path) -> None:
+    """Another writer (a dask worker writing its sidecar) sweeps the folder while a Zarr store is half-written."""
+    from voxelstudio.core.atomic import write_directory_atomically, write_json_atomically
+    from voxelstudio.io.zarr_ import create_store
+
+    data = np.arange(4 * 5 * 6, dtype=np.float32).reshape(6, 4, 5)
+
+    def write(target: Path) -> None:
+        array = create_store(target, (4, 5, 6), (1.0, 1.0, 1.0), "s", (6, 4, 5))
+        write_json_atomically(tmp_path / "other.json", {})  # sweeps dead writers' temporaries from the folder
+        array[...] = data
+
+    write_directory_atomically(tmp_path / "s.ome.zarr", write)
+    np.testing.assert_array_equal(load_volume(tmp_path / "s.ome.zarr").data, data.transpose(1, 2, 0))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.json", "s.ome.zarr"]

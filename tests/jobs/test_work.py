@@ -70,3 +70,15 @@ def test_a_multiscale_store_opens_coarse_and_a_damaged_pyramid_at_full_resolutio
     shutil.rmtree(store / levels(store)[1].path)  # a damaged lower level: still opens, at full resolution
     loaded, _ = run(work.load_volumes({"raw": (store, None)}))
     assert loaded["raw"].shape == (300, 260, 3)
+
+
+def test_read_planes_reads_the_three_planes_of_one_level_and_none_from_a_bad_store(tmp_path):
+    from voxelstudio.io import save_volume
+
+    data = np.random.default_rng(2).random((40, 30, 5)).astype(np.float32)
+    save_volume(Volume(data, (0.1, 0.1, 0.5)), tmp_path / "s.ome.zarr")
+    planes, _ = run(work.read_planes(tmp_path / "s.ome.zarr", "0", (7, 11, 3)))
+    np.testing.assert_array_equal(planes["xy"], data[:, :, 3])
+    np.testing.assert_array_equal(planes["xz"], data[7, :, :].T)
+    np.testing.assert_array_equal(planes["yz"], data[:, 11, :])
+    assert run(work.read_planes(tmp_path / "missing.ome.zarr", "0", (0, 0, 0)))[0] is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -84,9 +85,17 @@ def register(subparsers: Any) -> None:
     denoise.add_argument("--trust", action="store_true", help="allow model files that contain code")
     denoise.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     denoise.add_argument("--block", metavar="H,W,Z", help="block (output chunk) shape for Zarr to Zarr")
-    denoise.add_argument("--resume", action="store_true", help="continue an interrupted Zarr to Zarr run")
     denoise.add_argument(
-        "--scheduler", metavar="ADDRESS", help="dask.distributed scheduler (tcp://host:8786) to send blocks to"
+        "--resume",
+        action="store_true",
+        help="skip inputs whose outputs exist and continue an interrupted Zarr to Zarr store from its finished blocks",
+    )
+    denoise.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="dask.distributed scheduler (tcp://host:8786), or local[:N] for N local worker processes [default N: "
+        "one per core that memory allows]: files that fit one block go there as whole-file tasks, larger Zarr "
+        "stores block by block; each worker loads the model once (logged)",
     )
     denoise.add_argument("--quiet", action="store_true", help="no progress bar")
     denoise.set_defaults(func=run_denoise)
@@ -178,10 +187,27 @@ def run_train(args: argparse.Namespace) -> int:
     return EXIT_INTERRUPTED if result.stopped_reason == "cancelled" else 0
 
 
+class _StderrLines(logging.Handler):
+    """Log records as ``voxelstudio: ...`` lines on the current sys.stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"voxelstudio: {record.getMessage()}", file=sys.stderr)
+
+
+def _log_to_stderr(name: str) -> None:
+    """Show the INFO lines of logger ``name`` on stderr (one handler however often this is called)."""
+    logger = logging.getLogger(name)
+    if not any(isinstance(h, _StderrLines) for h in logger.handlers):
+        logger.addHandler(_StderrLines())
+    logger.setLevel(logging.INFO)
+
+
 def run_denoise(args: argparse.Namespace) -> int:
     from voxelstudio.tasks.denoise import denoise_files
 
     tile = _shape("tile", args.tile)
+    if args.scheduler is not None:
+        _log_to_stderr("voxelstudio.tasks.file_cluster")
     try:
         with cancel_on_interrupt() as cancel, tqdm_report("denoise", quiet=args.quiet) as report:
             outputs = denoise_files(
@@ -190,8 +216,7 @@ def run_denoise(args: argparse.Namespace) -> int:
                 resume=args.resume, scheduler=args.scheduler, report=report, cancel=cancel,
             )  # fmt: skip
     except Cancelled as exc:
-        resume = "; Zarr outputs continue with --resume" if args.format == "zarr" else ""
-        print(f"voxelstudio: {exc}; finished files are kept{resume}", file=sys.stderr)
+        print(f"voxelstudio: {exc}; finished files are kept, --resume goes on from them", file=sys.stderr)
         return EXIT_INTERRUPTED
     for path in outputs:
         print(path)

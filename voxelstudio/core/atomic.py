@@ -226,6 +226,20 @@ def temporary_directory(path: str | Path) -> Iterator[Path]:
         os.close(fd)
 
 
+@contextlib.contextmanager
+def holding(folder: Path) -> Iterator[Path]:
+    """Create ``folder`` if needed and hold its writer lock for the block, so that another writer into the same
+    parent folder (another process, a dask worker) never sweeps it as a killed writer's temporary."""
+    folder = Path(folder)
+    folder.mkdir(mode=0o700, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY)
+    _lock(fd)
+    try:
+        yield folder
+    finally:
+        os.close(fd)
+
+
 def publish_directory(temporary: Path, path: Path, *, overwrite: bool = False) -> Path:
     """Move a finished temporary folder onto ``path`` (renames only; an existing ``path`` is replaced only with
     ``overwrite``, moved aside first so that a reader never sees a half-replaced store)."""
@@ -254,8 +268,9 @@ def write_directory_atomically(path: Path, write: Callable[[Path], None], *, ove
         raise VolumeWriteError(path, f"folder {path.parent} does not exist")
     temporary = temporary_directory_name(path)
     try:
-        write(temporary)
-        publish_directory(temporary, path, overwrite=overwrite)
+        with holding(temporary):  # unlocked, a concurrent write into the folder would sweep it half-written
+            write(temporary)
+            publish_directory(temporary, path, overwrite=overwrite)
     except BaseException as exc:
         problem = _problem(exc, path.parent)
         shutil.rmtree(temporary, ignore_errors=True)

@@ -14,6 +14,7 @@ from voxelstudio.gui.actions import update_enabled
 from voxelstudio.gui.classify_commands import ClassifyCommands
 from voxelstudio.gui.controller import Controller
 from voxelstudio.gui.document import Document
+from voxelstudio.gui.fine_slices import FinePlanes
 from voxelstudio.gui.image_files import save_image
 from voxelstudio.gui.main_window import MainWindow
 from voxelstudio.gui.naming import export_name
@@ -100,6 +101,8 @@ class Commands(QObject):
         w.view_panel.spacing_requested.connect(c.set_spacing)
         w.view_panel.level_requested.connect(c.open_level)
         w.slices.line_drawn.connect(self.show_profile)
+        self.fine_planes = FinePlanes(c.read_planes, w.slices.show_fine_planes, self)
+        w.slices.planes_wanted.connect(self.fine_planes.want)
         w.view_panel.reset_camera_requested.connect(w.viewports.reset_camera)
         self.classify_commands = ClassifyCommands(self)
 

@@ -108,6 +108,14 @@ class Controller(QObject):
             return None
         return self.open_volume(volume.source, role, level)
 
+    def read_planes(self, request: Any, on_done: Callable[[dict | None], object]) -> Job | None:
+        """Read the slice planes of ``request`` (a :class:`~voxelstudio.gui.fine_slices.PlaneRequest`) beside any
+        other job; ``on_done(planes)`` on the GUI thread, with None when they could not be read."""
+        handler = JobHandler().arm(on_done)
+        handler.ended.connect(lambda outcome: on_done(None) if outcome != "finished" else None)
+        task = work.read_planes(request.source, request.level, request.index)
+        return self.jobs.start("reading a full-resolution slice", task, handler, exclusive=False)
+
     def open_pair(self, raw_path: str | Path, target_path: str | Path | None = None) -> Job | None:
         """Load a raw volume and, optionally, its target in one job."""
         from voxelstudio.io import import_readers

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QSlider, QVBoxLa
 from voxelstudio.core.volume import Volume
 from voxelstudio.gui.canvas import QuietCanvas
 from voxelstudio.gui.document import Document
+from voxelstudio.gui.fine_slices import PlaneRequest, fine_extents, plane_request
 from voxelstudio.gui.view_state import ViewState
 from voxelstudio.gui.viewports import AFFECTED_PANELS, PANEL_ROLES
 from voxelstudio.render import (
@@ -93,9 +94,11 @@ class SlicePanel(QuietCanvas):
         if self._layout_key != (volume.shape, volume.spacing):
             self._build(volume)
         planes = orthogonal_slices(volume.data, self.index)
+        extents = plane_extents(volume.shape, volume.spacing)
         for plane in PLANES:
             image = self._images[plane]
             image.set_data(getattr(planes, plane))
+            image.set_extent(extents[plane])  # the coarse level's, where full-resolution planes were shown
             image.set_cmap(colormap(cmap))
             image.set_clim(*clim)
         for artist in self._scale_bar_artists:
@@ -106,6 +109,18 @@ class SlicePanel(QuietCanvas):
             self.draw()
         else:
             self.draw_idle()
+
+    def show_planes(self, planes: dict, extents: dict) -> None:
+        """Show other arrays for the planes (full-resolution ones: ``gui.fine_slices``), each over its extent in
+        the same frame; the view limits, colormap and colour range stay."""
+        for plane, data in planes.items():
+            axes = self._axes[plane]
+            limits = axes.get_xlim(), axes.get_ylim()
+            self._images[plane].set_data(data)
+            self._images[plane].set_extent(extents[plane])
+            axes.set_xlim(limits[0])
+            axes.set_ylim(limits[1])
+        self.draw_idle()
 
     def _build(self, volume: Volume) -> None:
         self.figure.clear()
@@ -228,6 +243,7 @@ class SliceViews(QWidget):
     ``line_drawn(volume, start, end)`` fires while a line is dragged on a slice view (for the line profile)."""
 
     line_drawn = Signal(object, object, object)
+    planes_wanted = Signal(str, object)  # panel role, PlaneRequest or None (gui.fine_slices)
 
     def __init__(self, document: Document, view: ViewState, viewports, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -320,6 +336,13 @@ class SliceViews(QWidget):
             clim = None if volume is None else self.view.clim_for(role, volume, volumes)
             cmap = self.view.cmap_for(role, panel_role)
             panel.show_volume(volume, cursor, cmap, clim, "", now=now, scale_bar=self.view.show_scale_bar)
+            self.planes_wanted.emit(panel_role, plane_request(volume, panel.index))
+
+    def show_fine_planes(self, panel_role: str, request: PlaneRequest, planes: dict) -> None:
+        """Show full-resolution ``planes`` read for ``request`` if the panel still shows that slice."""
+        panel = self.panels[panel_role]
+        if panel.isVisible() and plane_request(panel.volume, panel.index) == request:
+            panel.show_planes(planes, fine_extents(request))
 
     def _sync_sliders(self, shape: tuple[int, int, int] | None) -> None:
         cursor = self.view.cursor or (0, 0, 0)

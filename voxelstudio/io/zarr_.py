@@ -280,10 +280,11 @@ def multiscales_attrs(name: str, spacing: Spacing) -> dict[str, Any]:
 
 
 def create_store(target: Path, shape_hwz: Sequence[int], spacing: Spacing, name: str, chunks_zyx: Sequence[int]) -> Any:
-    """An empty float32 OME-Zarr image at ``target``; returns its level-0 array (axes z, y, x)."""
+    """An empty float32 OME-Zarr image at ``target`` (missing or an empty folder, which is kept: a writer may hold
+    its lock, see ``core.atomic.holding``); returns its level-0 array (axes z, y, x)."""
     import zarr
 
-    root = zarr.open_group(str(target), mode="w", zarr_format=2)
+    root = zarr.open_group(str(target), mode="w-", zarr_format=2)  # "w" would delete and re-create the folder
     root.attrs.update(multiscales_attrs(name, spacing))
     zyx = (int(shape_hwz[2]), int(shape_hwz[0]), int(shape_hwz[1]))
     return root.create_array("0", shape=zyx, chunks=tuple(int(c) for c in chunks_zyx), dtype="float32", fill_value=0)

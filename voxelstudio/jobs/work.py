@@ -68,6 +68,24 @@ def level_to_open(path: Path) -> str | None:
     return None if level is None else level.path
 
 
+def read_planes(path: Path, level: str, index: tuple[int, int, int]) -> Task:
+    """The XY, XZ and YZ planes through voxel ``index`` (y, x, z) of level ``level`` of an OME-Zarr store, cut as
+    :func:`voxelstudio.render.slices.orthogonal_slices` cuts them and read lazily (only the chunks they cross):
+    {"xy": array, "xz": ..., "yz": ...}; None when the store cannot be read (the views keep what they show)."""
+
+    def run(report: EventFn, cancel: CancelToken) -> dict[str, Any] | None:
+        from voxelstudio.io.zarr_ import compute, open_lazy
+        from voxelstudio.render.slices import PLANES, orthogonal_slices
+
+        try:
+            planes = orthogonal_slices(open_lazy(path, level).data, index)
+            return {plane: compute(path, getattr(planes, plane)) for plane in PLANES}
+        except (VoxelStudioError, OSError):
+            return None
+
+    return run
+
+
 def load_volumes(paths: Mapping[str, tuple[Path, str | None]]) -> Task:
     """Read each role's (file, variable or level) into a Volume: {role: Volume}. A multiscale store without a chosen
     level opens at :func:`level_to_open`'s level (chosen here, on the worker thread: it reads the store)."""

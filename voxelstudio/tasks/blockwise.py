@@ -25,7 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from voxelstudio.core.atomic import RESUMABLE, publish_directory, temporary_directory_name, write_json_atomically
+from voxelstudio.core.atomic import (
+    RESUMABLE,
+    holding,
+    publish_directory,
+    temporary_directory_name,
+    write_json_atomically,
+)
 from voxelstudio.core.errors import VolumeReadError, VolumeWriteError, VoxelStudioError
 from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
 from voxelstudio.core.provenance import denoise_provenance, input_record, model_record
@@ -66,7 +72,7 @@ class BlockwiseResult:
     provenance: dict[str, Any]
 
 
-def _connect(address: str) -> Any:
+def connect(address: str) -> Any:
     from dask.distributed import Client
 
     try:
@@ -161,6 +167,7 @@ def denoise_store(
     resume: bool = False,
     overwrite: bool = False,
     scheduler: str | None = None,
+    client: Any = None,
     uncertainty_out: str | Path | None = None,
     report: ReportFn = null_report,
     cancel: CancelToken | None = None,
@@ -169,7 +176,8 @@ def denoise_store(
 
     ``loaded``: the model at ``model_path`` when the caller has loaded it already (it is not loaded again here).
     ``block`` (H, W, Z) is also the output's chunk shape (default: the input's chunks when 3-D, else 256x256x64);
-    ``scheduler`` is a dask.distributed scheduler address (None: in this process); ``resume`` continues an
+    ``scheduler`` is a dask.distributed scheduler address (None: in this process), ``client`` a dask Client already
+    connected to it (then kept open; None: connect here and close at the end); ``resume`` continues an
     interrupted run of the same input, model and block shape; ``uncertainty_out`` (a store path) asks for
     test-time augmentation, whose per-voxel spread goes there. Returns the output path and provenance.
     """
@@ -183,7 +191,9 @@ def denoise_store(
     if not out.parent.is_dir():
         raise VolumeWriteError(out, f"folder {out.parent} does not exist")
     lazy = zarr_.open_lazy(source, variable)
-    client = None if scheduler is None else _connect(scheduler)  # before anything is written
+    own_client = client is None and scheduler is not None
+    if own_client:
+        client = connect(scheduler)  # before anything is written
     try:
         if loaded is None:  # this very file, not one an earlier call in this process loaded from the same path
             from voxelstudio.ml.persistence import file_sha256
@@ -197,8 +207,23 @@ def denoise_store(
         loads = {str(os.getpid()): 1} if fresh else {}
         return _denoise_store(source, out, lazy, client, Path(model_path), model, loads, settings, report, cancel)
     finally:
-        if client is not None:
+        if own_client:
             client.close()
+
+
+def output_chunks(lazy: zarr_.LazyVolume, block: Sequence[int] | None) -> tuple[int, int, int]:
+    """The output's (Z, H, W) chunks, one per block: ``block`` (H, W, Z), else the input's chunks when 3-D, else the
+    default."""
+    if block is None and len(lazy.array.chunks) == 3 and lazy.axes == ("z", "y", "x"):
+        block = (lazy.array.chunks[1], lazy.array.chunks[2], lazy.array.chunks[0])
+    return zarr_.chunks_for(lazy.shape, block)
+
+
+def block_count(source: str | Path, block: Sequence[int] | None, variable: str | None = None) -> int:
+    """How many blocks the store at ``source`` is denoised in (reads metadata only)."""
+    lazy = zarr_.open_lazy(source, variable)
+    chunks = output_chunks(lazy, block)
+    return len(block_grid(lazy.shape, (chunks[1], chunks[2], chunks[0])))
 
 
 @dataclass(frozen=True)
@@ -227,10 +252,7 @@ def _denoise_store(
 ) -> BlockwiseResult:
     from voxelstudio.ml.inference import TTA_TRANSFORMS, runtime_info
 
-    block = settings.block
-    if block is None and len(lazy.array.chunks) == 3 and lazy.axes == ("z", "y", "x"):
-        block = (lazy.array.chunks[1], lazy.array.chunks[2], lazy.array.chunks[0])
-    chunks = zarr_.chunks_for(lazy.shape, block)
+    chunks = output_chunks(lazy, settings.block)
     block_hwz: Shape3 = (chunks[1], chunks[2], chunks[0])
     tta = settings.spread_out is not None
     tile = None if settings.tile_shape is None else tuple(int(t) for t in settings.tile_shape)
@@ -240,35 +262,36 @@ def _denoise_store(
     run = _resumable_run(run_file) if settings.resume else None
     if temporary.exists() and run is None:
         shutil.rmtree(temporary)  # an earlier run of the same job that is not to be resumed (or unreadable)
-    if run is not None:
-        value_range = (float(run["value_range"][0]), float(run["value_range"][1]))
-    else:
-        value_range = sample_range(model.normalizer, lazy, source)
-        zarr_.create_store(temporary, lazy.shape, lazy.spacing, volume_name(out), chunks)
-        if settings.spread_out is not None:
-            zarr_.create_store(spread_dir, lazy.shape, lazy.spacing, volume_name(settings.spread_out), chunks)
-        done_dir.mkdir()
-        run = {"input": str(source.resolve()), "model_sha256": model.sha256, "block": list(block_hwz)}
-        write_json_atomically(run_file, {**run, "value_range": list(value_range)})
-    job = BlockJob(str(source), settings.variable, str(model_path), settings.trusted, str(temporary), value_range,
-                   tile, tta, model.sha256)  # type: ignore[arg-type]  # fmt: skip
-    blocks = block_grid(lazy.shape, block_hwz)
-    finished = {p.name for p in done_dir.iterdir()}
-    todo = [(a, b) for a, b in blocks if _marker(a) not in finished]
-    report(Progress(len(blocks) - len(todo), len(blocks), "blocks"))
-    try:
-        loads = _run_blocks(job, todo, done_dir, len(blocks), client, report, cancel, loads)
-    except VolumeReadError:
-        shutil.rmtree(temporary, ignore_errors=True)  # bad input: nothing worth resuming
-        raise
-    report(Progress(None, None, "writing the lower-resolution levels"))
-    levels = write_pyramid(temporary)
-    if settings.spread_out is not None and spread_dir.exists():  # gone: published before an interruption
-        write_pyramid(spread_dir)
-        publish_directory(spread_dir, settings.spread_out, overwrite=settings.overwrite or settings.resume)
-    run_file.unlink()  # interrupted before this, --resume finds every block done and only publishes
-    shutil.rmtree(done_dir)
-    publish_directory(temporary, out, overwrite=settings.overwrite)
+    with holding(temporary):  # locked: a concurrent writer into the folder leaves it alone
+        if run is not None:
+            value_range = (float(run["value_range"][0]), float(run["value_range"][1]))
+        else:
+            value_range = sample_range(model.normalizer, lazy, source)
+            zarr_.create_store(temporary, lazy.shape, lazy.spacing, volume_name(out), chunks)
+            if settings.spread_out is not None:
+                zarr_.create_store(spread_dir, lazy.shape, lazy.spacing, volume_name(settings.spread_out), chunks)
+            done_dir.mkdir()
+            run = {"input": str(source.resolve()), "model_sha256": model.sha256, "block": list(block_hwz)}
+            write_json_atomically(run_file, {**run, "value_range": list(value_range)})
+        job = BlockJob(str(source), settings.variable, str(model_path), settings.trusted, str(temporary), value_range,
+                       tile, tta, model.sha256)  # type: ignore[arg-type]  # fmt: skip
+        blocks = block_grid(lazy.shape, block_hwz)
+        finished = {p.name for p in done_dir.iterdir()}
+        todo = [(a, b) for a, b in blocks if _marker(a) not in finished]
+        report(Progress(len(blocks) - len(todo), len(blocks), "blocks"))
+        try:
+            loads = _run_blocks(job, todo, done_dir, len(blocks), client, report, cancel, loads)
+        except VolumeReadError:
+            shutil.rmtree(temporary, ignore_errors=True)  # bad input: nothing worth resuming
+            raise
+        report(Progress(None, None, "writing the lower-resolution levels"))
+        levels = write_pyramid(temporary)
+        if settings.spread_out is not None and spread_dir.exists():  # gone: published before an interruption
+            write_pyramid(spread_dir)
+            publish_directory(spread_dir, settings.spread_out, overwrite=settings.overwrite or settings.resume)
+        run_file.unlink()  # interrupted before this, --resume finds every block done and only publishes
+        shutil.rmtree(done_dir)
+        publish_directory(temporary, out, overwrite=settings.overwrite)
     transforms = len(TTA_TRANSFORMS) if tta else 1
     tiling = {"tile_shape": None if tile is None else list(tile), "tta": tta, "transforms": transforms}
     record = input_record(source, lazy.name, lazy.shape, lazy.spacing, settings.variable)

@@ -11,7 +11,7 @@ import psutil
 
 from voxelstudio.core.errors import ModelError, VoxelStudioError
 from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
-from voxelstudio.core.provenance import denoise_provenance, model_record, write_sidecar
+from voxelstudio.core.provenance import denoise_provenance, model_record, sidecar_path, write_sidecar
 from voxelstudio.core.resources import BUNDLED_DENOISER, resource_path
 from voxelstudio.core.volume import Volume
 from voxelstudio.io import load_volume, save_volume
@@ -129,19 +129,36 @@ def is_store(path: Path) -> bool:
     return path.suffix.lower() == STORE_SUFFIX
 
 
-def check_options(
-    inputs: Sequence[Path], fmt: str, *, resume: bool, scheduler: str | None, block: Sequence[int] | None
-) -> None:
-    """ValueError (one line, naming the first input concerned) when block-wise options meet an input that is not
-    denoised block by block; called before any work starts."""
-    options = [name for name, given in (("--scheduler", scheduler), ("--resume", resume), ("--block", block)) if given]
-    if not options:
+def check_options(inputs: Sequence[Path], fmt: str, *, block: Sequence[int] | None) -> None:
+    """ValueError (one line, naming the first input concerned) when ``block`` meets an input that is not denoised
+    block by block; called before any work starts. (``resume`` and ``scheduler`` apply to every input.)"""
+    if not block:
         return
     if fmt != "zarr":
-        raise ValueError(f"{', '.join(options)}: only for Zarr stores denoised with --format zarr")
+        raise ValueError("--block: only for Zarr stores denoised with --format zarr")
     other = next((p for p in inputs if not is_store(p)), None)
     if other is not None:
-        raise ValueError(f"{other}: {', '.join(options)} work on Zarr stores only; denoise this file in another run")
+        raise ValueError(f"{other}: --block works on Zarr stores only; denoise this file in another run")
+
+
+@dataclass(frozen=True)
+class FileOptions:
+    """How each file is denoised (picklable: it travels to dask workers with whole-file tasks)."""
+
+    fmt: str = "mat"
+    tta: bool = False
+    trusted: bool = False
+    tile_shape: tuple[int, ...] | None = None
+    overwrite: bool = False
+    block: tuple[int, ...] | None = None
+    resume: bool = False
+    scheduler: str | None = None
+
+
+def finished(out: Path, options: FileOptions) -> bool:
+    """Whether ``--resume`` keeps ``out`` as an earlier run finished it and skips the input: the output and its
+    sidecar, written last, exist. (What an interrupted run left of an unfinished one is replaced.)"""
+    return options.resume and not options.overwrite and out.exists() and sidecar_path(out).exists()
 
 
 def denoise_files(
@@ -164,49 +181,122 @@ def denoise_files(
     ``scan`` for ``scan.ome.tif``; input variable name and spacing kept) with a JSON sidecar ``<name>.<fmt>.json``
     of provenance; with ``tta`` also ``<name>_uncertainty.<fmt>``. Returns the outputs.
 
-    A Zarr store denoised to ``fmt="zarr"`` goes block by block (:mod:`voxelstudio.tasks.blockwise`): ``block``
-    (H, W, Z), ``resume`` and ``scheduler`` (a dask.distributed address) apply there, and are refused (before any
-    work) when another input is in the list; with ``resume``, outputs an earlier run finished are kept and skipped."""
+    A Zarr store denoised to ``fmt="zarr"`` goes block by block (:mod:`voxelstudio.tasks.blockwise`); ``block``
+    (H, W, Z) applies there and is refused (before any work) when another input is in the list. With ``resume``,
+    outputs an earlier run finished are kept and skipped (and a store's interrupted blocks are continued).
+    ``scheduler`` (a dask.distributed address, or ``local[:N]``) sends the work to a cluster
+    (:mod:`voxelstudio.tasks.file_cluster`): files that fit one block as whole-file tasks, larger stores block by
+    block."""
     inputs = [Path(p) for p in paths]
     out_dir = Path(out_dir)
     outputs = [output_path(p, out_dir, extension(fmt)) for p in inputs]
     if len(set(outputs)) != len(outputs):
         raise ValueError("two inputs share a file name; their outputs would collide in one folder")
-    check_options(inputs, fmt, resume=resume, scheduler=scheduler, block=block)
+    check_options(inputs, fmt, block=block)
+    tile = None if tile_shape is None else tuple(int(t) for t in tile_shape)
+    shape = None if block is None else tuple(int(b) for b in block)
+    options = FileOptions(fmt, tta, trusted, tile, overwrite, shape, resume, scheduler)
     model, loaded = _load(model_path, trusted)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if scheduler is not None:
+        return _denoise_on_cluster(inputs, outputs, model, loaded, options, report, cancel)
     written: list[Path] = []
     for index, (source, out) in enumerate(zip(inputs, outputs, strict=True)):
         if cancel is not None:
             cancel.raise_if_cancelled("denoising")
+        if finished(out, options):  # finished by an earlier run: go on to the next input
+            report(Progress(index + 1, len(inputs), f"kept finished {out.name}"))
+            written.append(out)
+            continue
 
         def file_report(p: Progress, index: int = index, name: str = source.name) -> None:
             done = index + (p.fraction or 0.0)
             report(Progress(done, len(inputs), f"{name}: {p.message}" if p.message else name, p.values))
 
-        if fmt == "zarr" and is_store(source):
-            if resume and out.exists() and not overwrite:  # finished by an earlier run: go on to the next input
-                report(Progress(index + 1, len(inputs), f"kept finished {out.name}"))
-                written.append(out)
-                continue
-            written.append(_denoise_store(source, out, model, loaded, trusted, tta, tile_shape, overwrite, block,
-                                          resume, scheduler, file_report, cancel))  # fmt: skip
-            report(Progress(index + 1, len(inputs), f"wrote {out.name}"))
-            continue
-        volume = load_volume(source)
-        result = _denoise_loaded(
-            volume, model, loaded, tta=tta, tile_shape=tile_shape, report=file_report, cancel=cancel
-        )
-        provenance = {**result.provenance, "output": str(out.resolve())}
-        save_volume(result.prediction, out, overwrite=overwrite)
-        if result.uncertainty is not None:
-            spread_path = output_path(source, out_dir, extension(fmt), suffix=UNCERTAINTY_SUFFIX)
-            save_volume(result.uncertainty, spread_path, overwrite=overwrite)
-            provenance["uncertainty_output"] = str(spread_path.resolve())
-        write_sidecar(out, provenance, overwrite=overwrite)
-        written.append(out)
+        written.append(denoise_file(source, out, model, loaded, options, report=file_report, cancel=cancel))
         report(Progress(index + 1, len(inputs), f"wrote {out.name}"))
     return written
+
+
+def whole_file(source: Path, options: FileOptions) -> bool:
+    """Whether ``source`` goes to a cluster as one whole-file task: all but Zarr stores of more than one block."""
+    if not (options.fmt == "zarr" and is_store(source)):
+        return True
+    from voxelstudio.tasks.blockwise import block_count
+
+    return block_count(source, options.block) == 1
+
+
+def _denoise_on_cluster(
+    inputs: Sequence[Path],
+    outputs: Sequence[Path],
+    model: Path,
+    loaded: Any,
+    options: FileOptions,
+    report: ReportFn,
+    cancel: CancelToken | None,
+) -> list[Path]:
+    """Files that fit one block as whole-file tasks on the cluster (:mod:`voxelstudio.tasks.file_cluster`), then
+    larger Zarr stores block by block on it; the progress counts files. Returns the outputs in input order."""
+    from voxelstudio.tasks.file_cluster import dask_client, loads_summary, log, run_whole_files
+
+    assert options.scheduler is not None
+    todo = [(s, o) for s, o in zip(inputs, outputs, strict=True) if not finished(o, options)]
+    whole = [(s, o) for s, o in todo if whole_file(s, options)]
+    count = len(inputs) - len(todo)
+    report(Progress(count, len(inputs), "files" if not count else f"kept {count} finished"))
+
+    def done(path: Path) -> None:
+        nonlocal count
+        count += 1
+        report(Progress(count, len(inputs), f"wrote {path.name}"))
+
+    with dask_client(options.scheduler) as client:
+        if whole:
+            loads = run_whole_files(
+                client, denoise_file, whole, model, loaded.sha256, options, lambda d: done(d.path), cancel
+            )
+            log.info(loads_summary(loads))
+        for source, out in (item for item in todo if item not in whole):
+            if cancel is not None:
+                cancel.raise_if_cancelled("denoising")
+
+            def blocks(p: Progress, name: str = source.name) -> None:
+                report(Progress(count + (p.fraction or 0.0), len(inputs), f"{name}: {p.message}", p.values))
+
+            denoise_file(source, out, model, loaded, options, client=client, report=blocks, cancel=cancel)
+            done(out)
+    return list(outputs)
+
+
+def denoise_file(
+    source: Path,
+    out: Path,
+    model: Path,
+    loaded: Any,
+    options: FileOptions,
+    *,
+    client: Any = None,
+    report: ReportFn = null_report,
+    cancel: CancelToken | None = None,
+) -> Path:
+    """Denoise one file into ``out`` (and its sidecar, and the uncertainty with ``options.tta``), each written
+    atomically; a Zarr store to ``zarr`` block by block, on ``client`` (a dask Client) when given."""
+    if options.fmt == "zarr" and is_store(source):
+        return _denoise_store(source, out, model, loaded, options, client, report, cancel)
+    volume = load_volume(source)
+    result = _denoise_loaded(
+        volume, model, loaded, tta=options.tta, tile_shape=options.tile_shape, report=report, cancel=cancel
+    )
+    provenance = {**result.provenance, "output": str(out.resolve())}
+    replace = options.overwrite or options.resume  # resumed: anything here is an unfinished run's (see finished)
+    save_volume(result.prediction, out, overwrite=replace)
+    if result.uncertainty is not None:
+        spread_path = output_path(source, out.parent, extension(options.fmt), suffix=UNCERTAINTY_SUFFIX)
+        save_volume(result.uncertainty, spread_path, overwrite=replace)
+        provenance["uncertainty_output"] = str(spread_path.resolve())
+    write_sidecar(out, provenance, overwrite=replace)
+    return out
 
 
 def _denoise_store(
@@ -214,22 +304,20 @@ def _denoise_store(
     out: Path,
     model: Path,
     loaded: Any,
-    trusted: bool,
-    tta: bool,
-    tile_shape: Sequence[int] | None,
-    overwrite: bool,
-    block: Sequence[int] | None,
-    resume: bool,
-    scheduler: str | None,
+    options: FileOptions,
+    client: Any,
     report: ReportFn,
     cancel: CancelToken | None,
 ) -> Path:
     from voxelstudio.tasks.blockwise import denoise_store
 
-    spread = output_path(source, out.parent, extension("zarr"), suffix=UNCERTAINTY_SUFFIX) if tta else None
+    spread = output_path(source, out.parent, extension("zarr"), suffix=UNCERTAINTY_SUFFIX) if options.tta else None
     result = denoise_store(
-        source, out, model_path=model, loaded=loaded, trusted=trusted, block=block, tile_shape=tile_shape,
-        resume=resume, overwrite=overwrite, scheduler=scheduler, uncertainty_out=spread, report=report, cancel=cancel,
+        source, out, model_path=model, loaded=loaded, trusted=options.trusted, block=options.block,
+        tile_shape=options.tile_shape, resume=options.resume,
+        overwrite=options.overwrite or (options.resume and out.exists()),
+        scheduler=options.scheduler if client is not None else None, client=client, uncertainty_out=spread,
+        report=report, cancel=cancel,
     )  # fmt: skip
     write_sidecar(out, {**result.provenance, "output": str(out.resolve())}, overwrite=True)
     return out

@@ -1,0 +1,157 @@
+"""Whole files as tasks on a dask.distributed cluster, for runs over many small files.
+
+Each task reads one file, predicts it tiled and writes its outputs atomically with the function the in-process run
+uses (passed in, so the outputs are the same), on a worker that loads the model once
+(:func:`voxelstudio.tasks.block_predict.cached_model`). A task returns which worker ran it and whether it read the
+model file there; the driver logs one line per model load naming the worker, and a summary.
+
+Cancelling (Ctrl-C) cancels the tasks not yet started; a task already running finishes its file (written
+atomically, so never half-written) or dies with its worker, which leaves only a temporary that cannot be mistaken
+for a result. ``--resume`` then skips the files whose outputs exist.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from voxelstudio.core.errors import VoxelStudioError
+from voxelstudio.core.progress import CancelToken
+from voxelstudio.tasks.block_predict import cached_model
+from voxelstudio.tasks.blockwise import connect
+
+log = logging.getLogger(__name__)
+LOCAL = "local"
+"""The scheduler "address" that starts a LocalCluster on this machine (``local:N`` for N workers)."""
+WORKER_BYTES = 3 << 29
+"""Memory one worker needs (TensorFlow, the model and a small volume: 1.5 GiB) when sizing a local cluster."""
+POLL_S = 0.2
+
+
+@dataclass(frozen=True)
+class FileDone:
+    """What a whole-file task did: the output, the worker that wrote it and whether it read the model there."""
+
+    path: Path
+    worker: str
+    loaded_model: bool
+
+
+def local_workers(address: str) -> int:
+    """Workers of a ``local`` or ``local:N`` cluster: N, else one per core that memory allows (at least one)."""
+    _, _, count = address.partition(":")
+    if count:
+        if not count.isdigit() or int(count) < 1:
+            raise ValueError(f"--scheduler {address}: expected local or local:N with N a positive integer")
+        return int(count)
+    by_memory = psutil.virtual_memory().available // WORKER_BYTES
+    return max(1, min(os.cpu_count() or 1, int(by_memory)))
+
+
+@contextmanager
+def dask_client(address: str) -> Iterator[Any]:
+    """A dask Client for ``address``: a scheduler (tcp://host:8786; one clear error when it does not answer within
+    10 s) or ``local[:N]``, a LocalCluster of single-threaded worker processes that ends with the block."""
+    if address == LOCAL or address.startswith(f"{LOCAL}:"):
+        from dask.distributed import Client, LocalCluster
+
+        workers = local_workers(address)
+        with (
+            LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+            Client(cluster, set_as_default=False) as client,
+        ):
+            yield client
+        return
+    client = connect(address)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def worker_name() -> str:
+    """The dask worker's address, or this process's id outside a worker."""
+    try:
+        from distributed import get_worker
+
+        return str(get_worker().address)
+    except (ImportError, ValueError):
+        return f"process {os.getpid()}"
+
+
+def whole_file_task(
+    denoise_one: Callable[..., Path], source: Path, out: Path, model_path: Path, sha256: str, options: Any
+) -> FileDone:
+    """On a worker: ``denoise_one(source, out, model_path, model, options)`` with the worker's one copy of the
+    model (file hash ``sha256``)."""
+    try:
+        loaded, fresh = cached_model(str(model_path), options.trusted, sha256)
+        path = denoise_one(source, out, model_path, loaded, options)
+    except VoxelStudioError as exc:
+        raise VoxelStudioError(str(exc)) from None  # its subclasses take two arguments and do not unpickle
+    return FileDone(path, worker_name(), fresh)
+
+
+def run_whole_files(
+    client: Any,
+    denoise_one: Callable[..., Path],
+    files: Sequence[tuple[Path, Path]],
+    model_path: Path,
+    sha256: str,
+    options: Any,
+    on_done: Callable[[FileDone], None],
+    cancel: CancelToken | None,
+) -> dict[str, int]:
+    """Send each (source, out) of ``files`` to the cluster as one task; ``on_done`` as each finishes. Returns the
+    model loads per worker. A failed file cancels the rest and raises one line; finished files are kept."""
+    loads: dict[str, int] = {}
+    futures = {
+        client.submit(whole_file_task, denoise_one, source, out, model_path, sha256, options, pure=False): source
+        for source, out in files
+    }
+    pending = list(futures)
+    try:
+        while pending:
+            if cancel is not None:
+                cancel.raise_if_cancelled("denoising")
+            state = [(future, future.done()) for future in pending]
+            pending = [future for future, done in state if not done]
+            if len(pending) == len(state):
+                time.sleep(POLL_S)
+            for future in (future for future, done in state if done):
+                if cancel is not None:
+                    cancel.raise_if_cancelled("denoising")
+                try:
+                    done = future.result()
+                except VoxelStudioError:
+                    raise
+                except Exception as exc:
+                    detail = " ".join(str(exc).split())[:200]
+                    raise VoxelStudioError(
+                        f"{futures[future]}: failed on a dask worker ({type(exc).__name__}: {detail}); finished "
+                        "files are kept, run the same command again with --resume"
+                    ) from exc
+                loads[done.worker] = loads.get(done.worker, 0) + int(done.loaded_model)
+                if done.loaded_model:
+                    log.info("worker %s loaded the model %s", done.worker, model_path.name)
+                on_done(done)
+    except BaseException:
+        client.cancel(list(futures))
+        raise
+    return loads
+
+
+def loads_summary(loads: dict[str, int]) -> str:
+    """One line on how often each worker loaded the model."""
+    counts = set(loads.values())
+    if counts == {1}:
+        return f"model loaded once on each of {len(loads)} workers"
+    return "model loads per worker: " + ", ".join(f"{w} {n}" for w, n in sorted(loads.items()))
