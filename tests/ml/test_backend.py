@@ -150,11 +150,12 @@ def test_describe_device() -> None:
     assert describe_device(gpu) == "JAX, GPU: NVIDIA H200"
     two = DeviceInfo("GPU", ("NVIDIA H100",) * 2, 2, True, "tensorflow", policy="mixed_bfloat16")
     assert describe_device(two) == "TensorFlow, 2 GPUs: NVIDIA H100 (mixed_bfloat16)"
+    cores = device.cpu_cores()
     assert describe_device(DeviceInfo("CPU", ("x86_64",), 1, backend="torch")) == (
-        f"PyTorch, CPU ({device.cpu_cores()} cores)"
+        f"PyTorch, CPU ({cores} core{'' if cores == 1 else 's'})"
     )
     label = describe_device()
-    assert re.fullmatch(rf"{backend.label()}, " + (r"GPU: .+" if GPUS else r"CPU \(\d+ cores\)"), label)
+    assert re.fullmatch(rf"{backend.label()}, " + (r"GPU: .+" if GPUS else r"CPU \(\d+ cores?\)"), label)
 
 
 def test_value_and_gradient_of_a_scalar_function() -> None:

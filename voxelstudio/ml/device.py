@@ -86,7 +86,8 @@ def describe_device(info: DeviceInfo | None = None) -> str:
     info = info or configure_devices()
     prefix = backend.LABELS.get(info.backend, info.backend)
     if info.kind == "CPU":
-        return f"{prefix}, CPU ({cpu_cores()} cores)"
+        cores = cpu_cores()
+        return f"{prefix}, CPU ({cores} core{'' if cores == 1 else 's'})"
     label = "GPU" if info.count == 1 else f"{info.count} GPUs"
     precision = f" ({info.policy})" if info.policy else (" (mixed precision)" if info.mixed_precision else "")
     return f"{prefix}, {label}: {info.names[0]}{precision}"
