@@ -96,3 +96,22 @@ def test_prepare_psf_centres_and_rejects_bad_stacks() -> None:
         prepare_psf(np.ones((4, 4)))
     with pytest.raises(ValueError, match="no light"):
         prepare_psf(np.zeros((3, 3, 3)))
+
+
+def test_measured_psf_simulation_has_beads_outside_the_stack_too() -> None:
+    """Out-of-stack beads light the raw through the measured PSF as through Gibson-Lanni's, and leave the target's
+    inner planes alone; a layer thicker than the measured stack's half length adds nothing more."""
+    quiet = SimParams(background=0.0, haze=0.0, read_noise=0.0, photons=5000.0, offset=0.0, bead_density=2e-4)
+    shape = (64, 64, 16)
+    psf = make_psf(quiet.optics, psf_shape_for(shape))
+    raw_on, target_on = simulate_pair_with_psf(shape, quiet, psf, seed=1)
+    raw_off, target_off = simulate_pair_with_psf(shape, quiet.replace(out_of_stack=0.0), psf, seed=1)
+    inner = slice(4, shape[2] - 4)
+    np.testing.assert_array_equal(target_on[:, :, inner], target_off[:, :, inner])
+    added = (raw_on - raw_off)[:, :, inner] / quiet.photons
+    assert added.mean() > 0.2 * raw_off[:, :, inner].mean() / quiet.photons
+    short = psf[:, :, psf.shape[2] // 2 - 2 : psf.shape[2] // 2 + 3]  # a 5-plane stack: beads 2 planes out at most
+    raw_short, _ = simulate_pair_with_psf(shape, quiet, short, seed=1)
+    raw_short_off, _ = simulate_pair_with_psf(shape, quiet.replace(out_of_stack=0.0), short, seed=1)
+    middle = shape[2] // 2  # 8 planes from either end: out of the short kernel's reach (the noise draws differ)
+    assert raw_short[:, :, middle].mean() == pytest.approx(raw_short_off[:, :, middle].mean(), rel=0.01)

@@ -1,9 +1,9 @@
 """Simulate a (raw, target) pair with a measured PSF stack instead of the Gibson-Lanni model.
 
-The same steps and random draws as :func:`voxelstudio.sim.pair.simulate_pair` without out-of-stack beads (beads,
+The same steps and random draws as :func:`voxelstudio.sim.pair.simulate_pair` (beads, beads outside the stack,
 background, blur, haze, camera), so a pair made with ``make_psf``'s own PSF and ``out_of_stack=0`` matches it; only
-the blur kernel differs. ``params.out_of_stack`` is not simulated here yet (a measured stack rarely reaches far
-enough outside the focus for it).
+the blur kernel differs. Beads outside the stack fill the same layer as there, cut to the measured stack's half
+length: a bead further out sends no light through a kernel that ends there.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from scipy import fft
 from scipy.signal import fftconvolve
 
 from voxelstudio.sim.ambient import haze_transfer
-from voxelstudio.sim.beads import bead_points, blob_field, blob_kernel
+from voxelstudio.sim.beads import bead_points, blob_field, blob_kernel, unit_blobs, unit_range
 from voxelstudio.sim.camera import camera_counts
-from voxelstudio.sim.pair import params_background
+from voxelstudio.sim.pair import out_of_stack_planes, params_background, with_outside_beads
 from voxelstudio.sim.params import SimParams, validate_shape
 
 
@@ -45,16 +45,23 @@ def simulate_pair_with_psf(
     rng = np.random.default_rng(seed)
     optics = params.optics
     points = bead_points(shape, params.bead_density, params.brightness_spread, rng)
-    target = blob_field(points, params.bead_sigma_vox)
+    layer = min(out_of_stack_planes(params, shape[2])[0], kernel.shape[2] // 2)
+    if layer:
+        target_extended = unit_blobs(with_outside_beads(points, params, layer, layer, seed), params.bead_sigma_vox)
+        target, scale = unit_range(np.array(target_extended[:, :, layer : layer + shape[2]]))
+        target_extended *= scale
+    else:
+        target_extended = target = blob_field(points, params.bead_sigma_vox)
     expected = params_background(shape, params, rng)
     mean_target = float(target.mean())
-    if mean_target > 0:
+    if target_extended.any():
         unit = float(fftconvolve(blob_kernel(params.bead_sigma_vox), kernel).max())
-        expected += (fftconvolve(target, kernel, mode="same") / unit).astype(np.float32)
-        if params.haze > 0:
-            transfer = haze_transfer(shape, optics.voxel_size_um, params.haze_sigma_um)
-            transfer *= np.float32(params.haze / mean_target)
-            expected += fft.irfftn(fft.rfftn(target) * transfer, shape).astype(np.float32)
+        blurred = fftconvolve(target_extended, kernel, mode="same")[:, :, layer : layer + shape[2]]
+        expected += (blurred / unit).astype(np.float32)
+    if mean_target > 0 and params.haze > 0:  # the haze of the beads inside, as in simulate_pair
+        transfer = haze_transfer(shape, optics.voxel_size_um, params.haze_sigma_um)
+        transfer *= np.float32(params.haze / mean_target)
+        expected += fft.irfftn(fft.rfftn(target) * transfer, shape).astype(np.float32)
     expected = np.maximum(expected, 0.0) * np.float32(params.photons)
     raw = camera_counts(expected, read_noise=params.read_noise, offset=params.offset, rng=rng)
     return raw, target

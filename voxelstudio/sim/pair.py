@@ -136,7 +136,7 @@ def simulate_pair(
     layer, reserve = out_of_stack_planes(params, shape[2])
     if reserve:
         # every bead, inside and outside, emits light on the intensity scale of the stack's target
-        target_extended = unit_blobs(_with_outside_beads(points, params, layer, reserve, seed), params.bead_sigma_vox)
+        target_extended = unit_blobs(with_outside_beads(points, params, layer, reserve, seed), params.bead_sigma_vox)
         inside = np.array(target_extended[:, :, reserve : reserve + shape[2]])
         target, scale = unit_range(inside)
         target_extended *= scale
@@ -154,7 +154,7 @@ def simulate_pair(
     return raw, target
 
 
-def _with_outside_beads(points: np.ndarray, params: SimParams, layer: int, reserve: int, seed: int) -> np.ndarray:
+def with_outside_beads(points: np.ndarray, params: SimParams, layer: int, reserve: int, seed: int) -> np.ndarray:
     """``points`` inside ``reserve`` empty planes on each side, the ``layer`` planes next to the stack filled with
     beads of the same density from the stream ``(seed, OUT_OF_STACK_STREAM)``."""
     height, width, depth = points.shape
