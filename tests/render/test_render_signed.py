@@ -73,3 +73,26 @@ def test_a_signed_mip_takes_new_data_in_both_volumes(plotter):
     assert plotter.actors == before
     for name in ("volume", "volume-min"):
         assert np.shares_memory(pv.wrap(plotter.actors[name].mapper.GetInput())["intensity"], new["intensity"])
+
+
+def test_a_signed_isosurface_has_a_surface_at_each_sign(plotter):
+    """A residual's isosurface at the middle of its symmetric limits would be at 0, i.e. around the noise: signed
+    data gets a red surface at +level and a blue one at -level, level a fraction of the largest error."""
+    style = _style("isosurface")
+    residual = _residual()
+    draw_scene(plotter, to_image_data(residual), style)
+    level = style.iso_level
+    assert level == pytest.approx(0.5 * style.clim[1]) and level > 0.3
+    for name, sign in (("isosurface", 1.0), ("isosurface-min", -1.0)):
+        surface = pv.wrap(plotter.actors[name].mapper.GetInput())
+        values = surface["intensity"]
+        assert np.allclose(values, sign * level, atol=1e-4)
+        centre = np.asarray(surface.center)  # VTK (x, y, z): the positive blob at y = 16, the negative one at 32
+        assert centre[1] == pytest.approx(16.0 if sign > 0 else 32.0, abs=1.0)
+    colors = {name: plotter.actors[name].GetProperty().GetColor() for name in ("isosurface", "isosurface-min")}
+    assert (
+        colors["isosurface"][0] > colors["isosurface"][2] and colors["isosurface-min"][2] > colors["isosurface-min"][0]
+    )
+    assert update_scene(plotter, to_image_data(-residual), style)  # new data: both surfaces swap sides
+    flipped = np.asarray(pv.wrap(plotter.actors["isosurface"].mapper.GetInput()).center)
+    assert flipped[1] == pytest.approx(32.0, abs=1.0)

@@ -30,6 +30,8 @@ MODE_LABELS = {
 BACKGROUND = "#101418"
 FOREGROUND = "#d8dee9"
 ISO_COLOR = "#f0c05a"
+SIGNED_ISO_COLORS = {"isosurface": "#d6604d", "isosurface-min": "#4393c3"}
+"""Signed data's two isosurfaces, at +level (red: predicted brighter than the target) and -level (blue)."""
 _N_COLORS = 256
 
 
@@ -64,8 +66,22 @@ class SceneStyle:
 
     @property
     def iso_level(self) -> float:
+        """Where the isosurface lies within ``clim``; for signed data, the magnitude of its two surfaces (at
+        ``iso_fraction`` of the largest limit: 0, which the fraction's middle would give, is only noise)."""
         low, high = self.clim
+        if self.signed:
+            return self.iso_fraction * max(abs(low), abs(high))
         return low + self.iso_fraction * (high - low)
+
+    def iso_surfaces(self, image: pv.ImageData) -> dict[str, pv.PolyData]:
+        """The isosurface(s) of ``image`` by actor name: one, or for signed data one at each sign."""
+        if not self.signed:
+            return {"isosurface": image.contour([self.iso_level], scalars=SCALARS)}
+        level = self.iso_level
+        return {
+            "isosurface": image.contour([level], scalars=SCALARS),
+            "isosurface-min": image.contour([-level], scalars=SCALARS),
+        }
 
 
 def draw_scene(plotter: pv.BasePlotter, image: pv.ImageData, style: SceneStyle) -> None:
@@ -98,7 +114,7 @@ def update_scene(plotter: pv.BasePlotter, image: pv.ImageData, style: SceneStyle
     if style.mode in ("mip", "composite"):
         inputs = {name: image for name in _volume_names(style)}
     elif style.mode == "isosurface":
-        inputs = {"isosurface": image.contour([style.iso_level], scalars=SCALARS)}
+        inputs = style.iso_surfaces(image)
     else:
         inputs = {f"slice-{axis}": plane for axis, plane in _slice_planes(image, style)}
     actors = plotter.actors
@@ -170,17 +186,17 @@ def _set_sampling(mapper, image: pv.ImageData, draft: bool) -> None:
 
 
 def _add_isosurface(plotter: pv.BasePlotter, image: pv.ImageData, style: SceneStyle) -> None:
-    surface = image.contour([style.iso_level], scalars=SCALARS)
-    if surface.n_points:
-        plotter.add_mesh(
-            surface,
-            color=ISO_COLOR,
-            smooth_shading=True,
-            specular=0.4,
-            name="isosurface",
-            render=False,
-            reset_camera=False,
-        )
+    for name, surface in style.iso_surfaces(image).items():
+        if surface.n_points:
+            plotter.add_mesh(
+                surface,
+                color=SIGNED_ISO_COLORS[name] if style.signed else ISO_COLOR,
+                smooth_shading=True,
+                specular=0.4,
+                name=name,
+                render=False,
+                reset_camera=False,
+            )
 
 
 def _slice_planes(image: pv.ImageData, style: SceneStyle) -> list[tuple[int, pv.PolyData]]:
