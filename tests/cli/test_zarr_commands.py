@@ -109,6 +109,20 @@ def test_resume_goes_on_past_an_output_an_earlier_run_finished(tmp_path, store, 
     assert (out_dir / "scan.ome.zarr" / ".zattrs").stat().st_mtime_ns == finished  # kept, not redone
 
 
+def test_resume_refuses_an_output_another_model_made(tmp_path, store, model, capsys):
+    out_dir = tmp_path / "out"
+    args = ["denoise", str(store), "--model", str(model), "--out-dir", str(out_dir), "--format", "zarr", "--quiet"]
+    assert main(args) == 0
+    sidecar = out_dir / "scan.ome.zarr.json"
+    record = json.loads(sidecar.read_text())
+    record["model"]["sha256"] = "0" * 64  # as if an earlier run had used another model
+    sidecar.write_text(json.dumps(record))
+    capsys.readouterr()
+    assert main([*args, "--resume"]) == 2
+    assert "scan.ome.zarr: made by another model (sha256 000000000000" in error_line(capsys)
+    assert main([*args, "--overwrite"]) == 0  # what the message offers
+
+
 @pytest.mark.parametrize(
     ("extra", "words"),
     [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,10 +156,28 @@ class FileOptions:
     scheduler: str | None = None
 
 
-def finished(out: Path, options: FileOptions) -> bool:
+def finished(out: Path, options: FileOptions, model_sha256: str | None = None) -> bool:
     """Whether ``--resume`` keeps ``out`` as an earlier run finished it and skips the input: the output and its
-    sidecar, written last, exist. (What an interrupted run left of an unfinished one is replaced.)"""
-    return options.resume and not options.overwrite and out.exists() and sidecar_path(out).exists()
+    sidecar, written last, exist. (What an interrupted run left of an unfinished one is replaced.) ValueError when
+    the sidecar names a model other than ``model_sha256``: resuming would mix two models' outputs."""
+    if not (options.resume and not options.overwrite and out.exists() and sidecar_path(out).exists()):
+        return False
+    made_by = _sidecar_model(sidecar_path(out))
+    if model_sha256 is not None and made_by is not None and made_by != model_sha256:
+        raise ValueError(
+            f"{out}: made by another model (sha256 {made_by[:12]}, this one is {model_sha256[:12]}); --resume goes "
+            "on with the same model only: use --overwrite or another --out-dir"
+        )
+    return True
+
+
+def _sidecar_model(path: Path) -> str | None:
+    """The model hash a provenance sidecar records (None when unreadable or absent)."""
+    try:
+        record = json.loads(path.read_text())
+        return str(record["model"]["sha256"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def denoise_files(
@@ -204,7 +223,7 @@ def denoise_files(
     for index, (source, out) in enumerate(zip(inputs, outputs, strict=True)):
         if cancel is not None:
             cancel.raise_if_cancelled("denoising")
-        if finished(out, options):  # finished by an earlier run: go on to the next input
+        if finished(out, options, loaded.sha256):  # finished by an earlier run: go on to the next input
             report(Progress(index + 1, len(inputs), f"kept finished {out.name}"))
             written.append(out)
             continue
@@ -241,7 +260,7 @@ def _denoise_on_cluster(
     from voxelstudio.tasks.file_cluster import dask_client, loads_summary, log, run_whole_files
 
     assert options.scheduler is not None
-    todo = [(s, o) for s, o in zip(inputs, outputs, strict=True) if not finished(o, options)]
+    todo = [(s, o) for s, o in zip(inputs, outputs, strict=True) if not finished(o, options, loaded.sha256)]
     whole = [(s, o) for s, o in todo if whole_file(s, options)]
     count = len(inputs) - len(todo)
     report(Progress(count, len(inputs), "files" if not count else f"kept {count} finished"))
