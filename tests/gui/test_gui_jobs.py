@@ -67,3 +67,31 @@ def test_closing_during_a_job_asks_then_cancels_it(qtbot, session, dialogs):
     qtbot.waitUntil(lambda: session.window.closed, timeout=30_000)
     assert not job.running or job.wait(0)
     assert session.window.viewports.panels["raw"].plotter._closed
+
+
+def test_a_background_read_leaves_the_job_bar_to_the_running_job(qtbot, session):
+    """A non-exclusive job (the slice views' plane reads, the device probe) started during a training neither hides
+    the job bar nor moves it."""
+    import threading
+
+    from voxelstudio.core.progress import Progress
+    from voxelstudio.gui.job_handlers import JobHandler
+
+    jobs, bar = session.controller.jobs, session.window.job_bar
+    release = threading.Event()
+
+    def long_job(report, cancel):
+        report(Progress(3, 10, "working"))
+        release.wait(10)
+
+    def background(report, cancel):
+        report(Progress(9, 10, "reading"))
+
+    jobs.start("long job", long_job, JobHandler())
+    qtbot.waitUntil(lambda: bar.isVisible() and bar.value() == 30, timeout=5_000)
+    with qtbot.waitSignal(jobs.job_ended, timeout=5_000):
+        jobs.start("plane read", background, JobHandler(), exclusive=False)
+    assert bar.isVisible() and bar.value() == 30
+    release.set()
+    wait_idle(qtbot, session)
+    assert not bar.isVisible()

@@ -117,6 +117,9 @@ def test_written_files_get_the_usual_permissions(tmp_path, asymmetric) -> None:
     os.umask(umask)
     path = save_volume(Volume(asymmetric), tmp_path / "v.npz")
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+    store = save_volume(Volume(asymmetric), tmp_path / "v.ome.zarr")  # a folder: others must be able to read it
+    (tmp_path / "plain").mkdir()
+    assert store.stat().st_mode & 0o777 == (tmp_path / "plain").stat().st_mode & 0o777 == 0o777 & ~umask
 
 
 def test_a_resumable_runs_state_is_not_swept_as_a_leftover(tmp_path):

@@ -229,9 +229,10 @@ def temporary_directory(path: str | Path) -> Iterator[Path]:
 @contextlib.contextmanager
 def holding(folder: Path) -> Iterator[Path]:
     """Create ``folder`` if needed and hold its writer lock for the block, so that another writer into the same
-    parent folder (another process, a dask worker) never sweeps it as a killed writer's temporary."""
+    parent folder (another process, a dask worker) never sweeps it as a killed writer's temporary. The folder gets
+    the umask's mode like any other: it becomes the published store, which others (Fiji, colleagues) must read."""
     folder = Path(folder)
-    folder.mkdir(mode=0o700, exist_ok=True)
+    folder.mkdir(exist_ok=True)
     fd = os.open(folder, os.O_RDONLY)
     _lock(fd)
     try:

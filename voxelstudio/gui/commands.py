@@ -182,8 +182,9 @@ class Commands(QObject):
             handler.ended.connect(classify.job_ended)
 
     def _job_started(self, job) -> None:
-        self.window.job_bar.setVisible(job.exclusive)
-        self.window.job_bar.setRange(0, 0)
+        if job.exclusive:  # a background read during a training must not hide or reset the training's bar
+            self.window.job_bar.setVisible(True)
+            self.window.job_bar.setRange(0, 0)
 
     def _job_event(self, event) -> None:
         fraction = getattr(event, "fraction", None)

@@ -146,7 +146,7 @@ class JobRunner(QObject):
 
     busy_changed = Signal(bool)
     job_started = Signal(object)  # Job
-    job_event = Signal(object)  # every event of every job, for the window's job bar
+    job_event = Signal(object)  # every event of the exclusive jobs, for the window's job bar
     job_ended = Signal(str, str)  # job name (for a status line), "finished" | "failed" | "cancelled"
     status = Signal(str)
     failed = Signal(object)  # JobError (never for cancellations)
@@ -223,7 +223,8 @@ class JobRunner(QObject):
         """Hand ``event`` to the job's handler; a handler's failure fails the job (False)."""
         if job.outcome != "running":
             return False  # a failed handler ended the job for the window
-        self.job_event.emit(event)
+        if job.exclusive:  # background reads (device probe, slice planes) leave the job bar to the running job
+            self.job_event.emit(event)
         try:
             dispatch(self._handlers[job], event)
         except Exception as exc:
