@@ -82,3 +82,14 @@ def test_read_planes_reads_the_three_planes_of_one_level_and_none_from_a_bad_sto
     np.testing.assert_array_equal(planes["xz"], data[7, :, :].T)
     np.testing.assert_array_equal(planes["yz"], data[:, 11, :])
     assert run(work.read_planes(tmp_path / "missing.ome.zarr", "0", (0, 0, 0)))[0] is None
+
+
+def test_read_planes_leaves_out_planes_too_big_to_read(tmp_path, monkeypatch):
+    from voxelstudio.io import save_volume
+
+    data = np.random.default_rng(2).random((40, 30, 5)).astype(np.float32)
+    save_volume(Volume(data, (0.1, 0.1, 0.5)), tmp_path / "s.ome.zarr")
+    monkeypatch.setattr(work, "MAX_PLANE_VOXELS", 40 * 5)  # the XY plane (40 x 30) is over it, XZ and YZ are not
+    planes, _ = run(work.read_planes(tmp_path / "s.ome.zarr", "0", (7, 11, 3)))
+    assert sorted(planes) == ["xz", "yz"]
+    np.testing.assert_array_equal(planes["yz"], data[:, 11, :])

@@ -6,8 +6,8 @@ and show the coarse planes until they arrive. One read runs at a time; while it 
 is kept, and a few recent results are cached so that going back to a slice is immediate.
 
 Coordinates: the views keep the coarse level's frame (voxel ``i`` centred at ``i * coarse spacing``); coarse voxel
-``i`` covers finest voxels ``i*f .. i*f+f-1`` (``f`` the level's factor on that axis), the plane read is the first
-of those (``floor(i*f + (f-1)/2)``), and the fine image spans the same physical extent as the coarse one, starting
+``i`` covers finest voxels ``i*f .. i*f+f-1`` (``f`` the level's factor on that axis), the plane read is the middle
+one of those (``floor(i*f + (f-1)/2)``), and the fine image spans the same physical extent as the coarse one, starting
 at the coarse first voxel's edge.
 """
 

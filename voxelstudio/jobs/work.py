@@ -68,10 +68,15 @@ def level_to_open(path: Path) -> str | None:
     return None if level is None else level.path
 
 
+MAX_PLANE_VOXELS = 4096 * 4096
+"""A full-resolution plane larger than this (64 MB of float32) is not read: the slice view keeps the coarse one."""
+
+
 def read_planes(path: Path, level: str, index: tuple[int, int, int]) -> Task:
     """The XY, XZ and YZ planes through voxel ``index`` (y, x, z) of level ``level`` of an OME-Zarr store, cut as
     :func:`voxelstudio.render.slices.orthogonal_slices` cuts them and read lazily (only the chunks they cross):
-    {"xy": array, "xz": ..., "yz": ...}; None when the store cannot be read (the views keep what they show)."""
+    {"xy": array, "xz": ..., "yz": ...} without the planes over ``MAX_PLANE_VOXELS``; None when the store cannot be
+    read or the read was cancelled (best effort: the views keep what they show, and nothing is reported)."""
 
     def run(report: EventFn, cancel: CancelToken) -> dict[str, Any] | None:
         from voxelstudio.io.zarr_ import compute, open_lazy
@@ -79,8 +84,15 @@ def read_planes(path: Path, level: str, index: tuple[int, int, int]) -> Task:
 
         try:
             planes = orthogonal_slices(open_lazy(path, level).data, index)
-            return {plane: compute(path, getattr(planes, plane)) for plane in PLANES}
-        except (VoxelStudioError, OSError):
+            found = {}
+            for plane in PLANES:
+                if cancel.cancelled:
+                    return None
+                lazy = getattr(planes, plane)
+                if lazy.size <= MAX_PLANE_VOXELS:
+                    found[plane] = compute(path, lazy)
+            return found
+        except Exception:  # a background nicety: any failure leaves the coarse planes, no dialog
             return None
 
     return run
