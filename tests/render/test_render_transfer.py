@@ -73,3 +73,8 @@ def test_signed_opacity_is_transparent_at_zero_and_opaque_at_both_extremes():
     assert both == pytest.approx([1.0, 0.375, 0.0, 0.375, 1.0])
     assert curve.signed_values(5, side=1) == pytest.approx([0.0, 0.0, 0.0, 0.375, 1.0])
     assert curve.signed_values(5, side=-1) == pytest.approx([1.0, 0.375, 0.0, 0.0, 0.0])
+    # limits the user made asymmetric: 0 stays transparent and each sign keeps its own side
+    uneven = curve.signed_values(7, side=1, clim=(-0.1, 0.5))  # -0.1, 0, 0.1, ..., 0.5
+    assert uneven[1] == 0.0 and uneven[0] == 0.0 and uneven[-1] == pytest.approx(1.0)
+    assert curve.signed_values(7, side=-1, clim=(-0.1, 0.5))[0] == pytest.approx(0.0)  # |-0.1| / 0.5 < start
+    assert curve.signed_values(7, clim=(-0.5, 0.1))[0] == pytest.approx(1.0)

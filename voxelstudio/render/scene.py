@@ -138,7 +138,7 @@ def _volume_opacity(style: SceneStyle, name: str) -> str | np.ndarray:
     colour table in 0..255 units (taken as is)."""
     if style.signed:
         side = {"volume": 1, "volume-min": -1}[name] if style.mode == "mip" else 0
-        values = style.opacity.signed_values(_N_COLORS, side)
+        values = style.opacity.signed_values(_N_COLORS, side, style.clim)
     elif style.mode == "mip":
         return "linear"
     else:

@@ -81,12 +81,14 @@ class OpacityCurve:
         """``n`` opacities in [0, 1] spread evenly across the contrast range."""
         return self._of(np.linspace(0.0, 1.0, n))
 
-    def signed_values(self, n: int = 256, side: int = 0) -> np.ndarray:
-        """Opacities for signed data whose contrast range is symmetric about 0 (a residual): the curve applied to
-        the magnitude ``|value| / limit``, so 0 is transparent and both extremes opaque. ``side`` +1 (-1) keeps
-        only the positive (negative) half; the other half is transparent."""
-        t = np.linspace(-1.0, 1.0, n)
-        values = self._of(np.abs(t))
+    def signed_values(self, n: int = 256, side: int = 0, clim: tuple[float, float] = (-1.0, 1.0)) -> np.ndarray:
+        """Opacities for signed data (a residual) across the contrast range ``clim``: the curve applied to the
+        magnitude ``|value| / max(|low|, |high|)``, so 0 is transparent (wherever it falls in an asymmetric range)
+        and the larger extreme opaque. ``side`` +1 (-1) keeps only the positive (negative) values; the others are
+        transparent."""
+        low, high = clim
+        t = np.linspace(low, high, n)
+        values = self._of(np.abs(t) / max(abs(low), abs(high), np.finfo(float).tiny))
         if side:
             values[np.sign(t) != np.sign(side)] = 0.0
         return values
