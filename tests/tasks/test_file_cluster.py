@@ -4,6 +4,7 @@ in-process outputs, load the model once per worker (logged), resume, cancel and 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 
 import numpy as np
@@ -129,5 +130,29 @@ def test_local_cluster_size_and_load_summary(monkeypatch):
 
 def test_a_single_block_store_runs_where_the_scheduler_is_local(scans, model, tmp_path):
     shutil.copytree(scans[3], tmp_path / "only.ome.zarr")
-    (out,) = denoise_files([tmp_path / "only.ome.zarr"], model_path=model, out_dir=tmp_path / "o", scheduler="local:1")
-    assert load_volume(out).shape == (16, 13, 6) and out.suffix == ".mat"
+    store = tmp_path / "only.ome.zarr"
+    (out,) = denoise_files([store], model_path=model, out_dir=tmp_path / "o", fmt="zarr", scheduler="local:1")
+    assert load_volume(out).shape == (16, 13, 6) and out.name == "only.ome.zarr"
+    (mat,) = denoise_files([store], model_path=model, out_dir=tmp_path / "m", scheduler="local:1")
+    assert load_volume(mat).shape == (16, 13, 6) and mat.suffix == ".mat"
+
+
+def test_a_large_file_is_denoised_on_the_driver_and_local_workers_share_the_cores(scans, model, tmp_path, monkeypatch):
+    from voxelstudio.tasks import denoise, file_cluster
+
+    big = scans[0]
+    monkeypatch.setattr(file_cluster, "WHOLE_FILE_BYTES", big.stat().st_size - 1)
+    assert not denoise.whole_file(big, denoise.FileOptions()) and denoise.whole_file(scans[3], denoise.FileOptions())
+    (out,) = denoise_files([big], model_path=model, out_dir=tmp_path / "o", fmt="npy", scheduler="local:1")
+    np.testing.assert_allclose(
+        np.load(out), np.load(denoise_files([big], model_path=model, out_dir=tmp_path / "i", fmt="npy")[0]), atol=1e-6
+    )
+    with file_cluster.dask_client("local:2") as client:
+        threads = client.run(lambda: os.environ.get("TF_NUM_INTRAOP_THREADS"))
+    assert set(threads.values()) == {str(max(1, (os.cpu_count() or 1) // 2))}
+
+
+def test_a_malformed_local_scheduler_stops_before_any_work(scans, tmp_path):
+    with pytest.raises(ValueError, match="expected local or local:N"):
+        denoise_files([scans[0]], model_path=tmp_path / "absent.keras", out_dir=tmp_path / "o", scheduler="local:x")
+    assert not (tmp_path / "o").exists()

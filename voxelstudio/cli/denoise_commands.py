@@ -88,14 +88,15 @@ def register(subparsers: Any) -> None:
     denoise.add_argument(
         "--resume",
         action="store_true",
-        help="skip inputs whose outputs exist and continue an interrupted Zarr to Zarr store from its finished blocks",
+        help="skip inputs an earlier run finished (output and its .json sidecar; an output without one is redone) "
+        "and continue an interrupted Zarr to Zarr store from its finished blocks",
     )
     denoise.add_argument(
         "--scheduler",
         metavar="ADDRESS",
         help="dask.distributed scheduler (tcp://host:8786), or local[:N] for N local worker processes [default N: "
-        "one per core that memory allows]: files that fit one block go there as whole-file tasks, larger Zarr "
-        "stores block by block; each worker loads the model once (logged)",
+        "one per core that memory allows]: small files (up to 256 MB, or Zarr stores of one block) go there as "
+        "whole-file tasks, larger Zarr stores block by block; each worker loads the model once (logged)",
     )
     denoise.add_argument("--quiet", action="store_true", help="no progress bar")
     denoise.set_defaults(func=run_denoise)

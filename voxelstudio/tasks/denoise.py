@@ -130,9 +130,16 @@ def is_store(path: Path) -> bool:
     return path.suffix.lower() == STORE_SUFFIX
 
 
-def check_options(inputs: Sequence[Path], fmt: str, *, block: Sequence[int] | None) -> None:
+def check_options(
+    inputs: Sequence[Path], fmt: str, *, block: Sequence[int] | None, scheduler: str | None = None
+) -> None:
     """ValueError (one line, naming the first input concerned) when ``block`` meets an input that is not denoised
-    block by block; called before any work starts. (``resume`` and ``scheduler`` apply to every input.)"""
+    block by block, or ``scheduler`` is a malformed ``local:N``; called before any work starts. (``resume`` and
+    ``scheduler`` apply to every input.)"""
+    if scheduler is not None:
+        from voxelstudio.tasks.file_cluster import check_scheduler
+
+        check_scheduler(scheduler)
     if not block:
         return
     if fmt != "zarr":
@@ -211,7 +218,7 @@ def denoise_files(
     outputs = [output_path(p, out_dir, extension(fmt)) for p in inputs]
     if len(set(outputs)) != len(outputs):
         raise ValueError("two inputs share a file name; their outputs would collide in one folder")
-    check_options(inputs, fmt, block=block)
+    check_options(inputs, fmt, block=block, scheduler=scheduler)
     tile = None if tile_shape is None else tuple(int(t) for t in tile_shape)
     shape = None if block is None else tuple(int(b) for b in block)
     options = FileOptions(fmt, tta, trusted, tile, overwrite, shape, resume, scheduler)
@@ -238,9 +245,12 @@ def denoise_files(
 
 
 def whole_file(source: Path, options: FileOptions) -> bool:
-    """Whether ``source`` goes to a cluster as one whole-file task: all but Zarr stores of more than one block."""
+    """Whether ``source`` goes to a cluster as one whole-file task: Zarr stores of one block, other files up to
+    ``WHOLE_FILE_BYTES`` on disk (a worker is sized for small scans; larger ones are denoised here, tiled)."""
     if not (options.fmt == "zarr" and is_store(source)):
-        return True
+        from voxelstudio.tasks.file_cluster import WHOLE_FILE_BYTES
+
+        return is_store(source) or source.stat().st_size <= WHOLE_FILE_BYTES
     from voxelstudio.tasks.blockwise import block_count
 
     return block_count(source, options.block) == 1
@@ -264,6 +274,8 @@ def _denoise_on_cluster(
     whole = [(s, o) for s, o in todo if whole_file(s, options)]
     count = len(inputs) - len(todo)
     report(Progress(count, len(inputs), "files" if not count else f"kept {count} finished"))
+    if not todo:
+        return list(outputs)  # nothing left: no cluster to start
 
     def done(path: Path) -> None:
         nonlocal count

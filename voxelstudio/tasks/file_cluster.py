@@ -5,9 +5,10 @@ uses (passed in, so the outputs are the same), on a worker that loads the model 
 (:func:`voxelstudio.tasks.block_predict.cached_model`). A task returns which worker ran it and whether it read the
 model file there; the driver logs one line per model load naming the worker, and a summary.
 
-Cancelling (Ctrl-C) cancels the tasks not yet started; a task already running finishes its file (written
-atomically, so never half-written) or dies with its worker, which leaves only a temporary that cannot be mistaken
-for a result. ``--resume`` then skips the files whose outputs exist.
+Cancelling (Ctrl-C) cancels the tasks not yet started; a task already running on a remote worker finishes its file
+(written atomically, so never half-written), on a local cluster it dies with its worker, which leaves only a
+temporary that cannot be mistaken for a result. ``--resume`` then skips the files whose outputs exist. Paths go to
+the workers absolute (a remote worker's working folder is not the driver's).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ LOCAL = "local"
 """The scheduler "address" that starts a LocalCluster on this machine (``local:N`` for N workers)."""
 WORKER_BYTES = 3 << 29
 """Memory one worker needs (TensorFlow, the model and a small volume: 1.5 GiB) when sizing a local cluster."""
+WHOLE_FILE_BYTES = 1 << 28
+"""Files up to this size on disk (256 MB) go to a worker whole; larger ones are denoised on the driver, tiled."""
 POLL_S = 0.2
 
 
@@ -43,6 +46,12 @@ class FileDone:
     path: Path
     worker: str
     loaded_model: bool
+
+
+def check_scheduler(address: str) -> None:
+    """ValueError for a malformed ``local:N`` (before the model is loaded or anything is read)."""
+    if address == LOCAL or address.startswith(f"{LOCAL}:"):
+        local_workers(address)
 
 
 def local_workers(address: str) -> int:
@@ -59,13 +68,23 @@ def local_workers(address: str) -> int:
 @contextmanager
 def dask_client(address: str) -> Iterator[Any]:
     """A dask Client for ``address``: a scheduler (tcp://host:8786; one clear error when it does not answer within
-    10 s) or ``local[:N]``, a LocalCluster of single-threaded worker processes that ends with the block."""
+    10 s) or ``local[:N]``, a LocalCluster of worker processes that ends with the block: one dask thread each, and
+    TensorFlow's thread pools sized so the workers together use the cores once (left alone, each would take all)."""
     if address == LOCAL or address.startswith(f"{LOCAL}:"):
         from dask.distributed import Client, LocalCluster
 
         workers = local_workers(address)
+        threads = str(max(1, (os.cpu_count() or 1) // workers))
+        env = {"TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": threads}
         with (
-            LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+            LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                env=env,
+                silence_logs=logging.ERROR,  # Ctrl-C's shutdown warnings would garble the progress bar
+            ) as cluster,
             Client(cluster, set_as_default=False) as client,
         ):
             yield client
@@ -114,7 +133,16 @@ def run_whole_files(
     model loads per worker. A failed file cancels the rest and raises one line; finished files are kept."""
     loads: dict[str, int] = {}
     futures = {
-        client.submit(whole_file_task, denoise_one, source, out, model_path, sha256, options, pure=False): source
+        client.submit(
+            whole_file_task,
+            denoise_one,
+            source.resolve(),
+            out.resolve(),
+            model_path.resolve(),
+            sha256,
+            options,
+            pure=False,
+        ): source
         for source, out in files
     }
     pending = list(futures)
