@@ -189,10 +189,12 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 class _StderrLines(logging.Handler):
-    """Log records as ``voxelstudio: ...`` lines on the current sys.stderr."""
+    """Log records as ``voxelstudio: ...`` lines on the current sys.stderr, above the progress bar."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        print(f"voxelstudio: {record.getMessage()}", file=sys.stderr)
+        from tqdm import tqdm
+
+        tqdm.write(f"voxelstudio: {record.getMessage()}", file=sys.stderr)
 
 
 def _log_to_stderr(name: str) -> None:
