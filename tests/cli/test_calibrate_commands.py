@@ -58,6 +58,7 @@ def test_calibrate_writes_params_and_bead_then_simulate_uses_them(
     assert cli.main(["calibrate", str(scan), "--out", str(out), *FAST]) == 0
     text = capsys.readouterr().out
     assert "beads:" in text and "fit: converged" in text and "FWHM lateral/axial" in text
+    assert "axial cross-check" in text
     record = json.loads(out.read_text())
     params = SimParams.from_dict(record["sim_params"])
     assert params.optics.na == 1.1 and params.photons == pytest.approx(300.0, rel=0.25)

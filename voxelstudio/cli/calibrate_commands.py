@@ -107,6 +107,10 @@ def format_report(report: dict[str, Any]) -> str:
 
     lines.append(f"FWHM lateral/axial µm: measured {um(measured['lateral'])}/{um(measured['axial'])}, "
                  f"model {um(model['lateral'])}/{um(model['axial'])}")  # fmt: skip
+    check = report.get("axial_check_um")
+    if check:
+        lines.append(f"axial cross-check (3x3 lines, bead box) µm: measured {um(check['measured'])}, "
+                     f"model {um(check['model'])}")  # fmt: skip
     if report["assumed"]:
         lines.append("assumed: " + ", ".join(report["assumed"]))
     if report["clipped"]:

@@ -70,6 +70,7 @@ def _report(cal: Calibration, sources: Sequence[str | Path]) -> dict[str, Any]:
             "noise_ratio": fit.noise_ratio,
         },
         "fwhm_um": cal.fwhm_um,
+        "axial_check_um": cal.axial_check_um,
         "assumed": cal.assumed,
         "clipped": cal.clipped,
     }
