@@ -76,3 +76,49 @@ def test_histogram_set_while_hidden_shows_the_data_and_limits_when_shown(qtbot):
     histogram.set_data(None)  # a volume closed while the tab is hidden
     tabs.setCurrentWidget(histogram)
     qtbot.waitUntil(lambda: histogram._bars is None)
+
+
+def test_visible_canvases_draw_one_per_turn_and_a_canvas_hidden_meanwhile_draws_when_shown(qtbot, monkeypatch):
+    """The loss and quality plots of a training epoch drew back to back (one stall of both draws): now each draw
+    is its own turn of the event loop. A canvas hidden before its turn draws when it is shown again."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    from voxelstudio.gui.canvas import QuietCanvas
+
+    window = QWidget()
+    qtbot.addWidget(window)
+    first, second = (QuietCanvas(figure_with_axes()) for _ in range(2))
+    for canvas in (first, second):
+        canvas.setParent(window)
+    window.show()
+    qtbot.waitExposed(window)
+    qtbot.wait(50)  # first draws on show
+    drawn: list[str] = []
+    for name, canvas in (("first", first), ("second", second)):
+        original = canvas.draw
+        monkeypatch.setattr(canvas, "draw", lambda name=name, original=original: (drawn.append(name), original()))
+
+    first.draw_idle()
+    second.draw_idle()
+    first.draw_idle()  # asked twice: drawn once
+    one_turn = QEventLoop()
+    QTimer.singleShot(0, one_turn.quit)  # posted after the queue's timer: runs after the first draw, before the next
+    one_turn.exec()
+    assert drawn == ["first"]
+    qtbot.waitUntil(lambda: drawn == ["first", "second"], timeout=2_000)
+
+    drawn.clear()
+    second.draw_idle()
+    second.hide()  # hidden before its turn
+    qtbot.wait(50)
+    assert drawn == []
+    second.show()
+    qtbot.waitUntil(lambda: drawn == ["second"], timeout=2_000)
+
+
+def figure_with_axes():
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(2, 1))
+    figure.add_subplot(111).plot([0, 1], [0, 1])
+    return figure

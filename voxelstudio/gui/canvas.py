@@ -35,14 +35,15 @@ class DrawQueue:
         if not self._timer.isActive():
             self._timer.start()
 
-    def pending(self, canvas: FigureCanvasQTAgg) -> bool:
-        return id(canvas) in self._pending
-
     def _draw_next(self) -> None:
         key = next(iter(self._pending), None)
         if key is not None:
             canvas = self._pending.pop(key)
-            if shiboken6.isValid(canvas) and canvas.isVisible() and canvas.width() > 0 and canvas.height() > 0:
+            if not shiboken6.isValid(canvas):
+                pass  # deleted while waiting
+            elif not canvas.isVisible():
+                canvas._stale_while_hidden = True  # hidden while waiting (a tab switch): draws when shown again
+            elif canvas.width() > 0 and canvas.height() > 0:
                 canvas.draw()
         if self._pending:
             self._timer.start()
