@@ -201,6 +201,7 @@ def run_adapt(work: Path, raws: dict[str, Volume], minutes: float) -> dict:
         adapt_volumes([raws[names[0]]], model_path, minutes=minutes, wavelength_um=wavelength)
         walls.append(time.perf_counter() - started)
         predict = _model_predictor(model_path)
+        predict(raws[names[0]])  # a warm-up (graph tracing), as for the other rows
         for name in names:
             tick = time.perf_counter()
             np.save(out / f"{name}.npy", predict(raws[name]))
@@ -393,8 +394,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--test-pairs", type=int, default=len(TEST_SETTINGS) * PAIRS_PER_TEST_SETTING)
     parser.add_argument("--large-shape", type=int, nargs=3, default=(1024, 1024, 128), metavar=("H", "W", "Z"))
     parser.add_argument("--only", nargs="+", choices=[*METHODS, "large"], help="run only these rows")
-    parser.add_argument("--adapt-minutes", type=float, default=5.0, help="adapt budget per test setting, all in")
-    parser.add_argument("--matched-minutes", type=float, default=25.0, help="care-matched budget per test setting")
+    parser.add_argument("--adapt-minutes", type=float, help="adapt budget per test setting, all in [default 5]")
+    parser.add_argument("--matched-minutes", type=float, help="care-matched budget per test setting [default 25]")
     parser.add_argument("--pin", type=int, metavar="CORE", help="run each method on this core with one thread")
     parser.add_argument("--care-python", default=os.environ.get("VS_CARE_PYTHON", str(DEFAULT_CARE_PYTHON)))
     parser.add_argument("--work", type=Path, help="keep data, models and predictions here (default: a temp folder)")
@@ -403,7 +404,10 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if args.quick:
         args.minutes, args.shape, args.test_pairs, args.large_shape = 0.5, (128, 128, 32), 2, (256, 256, 64)
-        args.adapt_minutes = args.matched_minutes = 0.5
+        args.adapt_minutes = args.adapt_minutes or 0.5
+        args.matched_minutes = args.matched_minutes or 0.5
+    args.adapt_minutes = args.adapt_minutes or 5.0
+    args.matched_minutes = args.matched_minutes or 25.0
     args.shape, args.large_shape = tuple(args.shape), tuple(args.large_shape)
     return args
 
