@@ -273,7 +273,8 @@ def _denoise_store(
             done_dir.mkdir()
             run = {"input": str(source.resolve()), "model_sha256": model.sha256, "block": list(block_hwz)}
             write_json_atomically(run_file, {**run, "value_range": list(value_range)})
-        job = BlockJob(str(source), settings.variable, str(model_path), settings.trusted, str(temporary), value_range,
+        absolute = [str(Path(p).resolve()) for p in (source, model_path, temporary)]  # as workers elsewhere see them
+        job = BlockJob(absolute[0], settings.variable, absolute[1], settings.trusted, absolute[2], value_range,
                        tile, tta, model.sha256)  # type: ignore[arg-type]  # fmt: skip
         blocks = block_grid(lazy.shape, block_hwz)
         finished = {p.name for p in done_dir.iterdir()}
