@@ -10,7 +10,7 @@ from voxelstudio.ml.classifier_config import ClassifierTrainConfig
 from voxelstudio.ml.classifier_inference import predict_probabilities, view_count
 from voxelstudio.ml.classifier_training import augment_settings
 from voxelstudio.ml.voxel_augment import augment_grid
-from voxelstudio.ml.voxel_pose import FLIPS, flip_views, principal_pose, to_principal_pose
+from voxelstudio.ml.voxel_pose import FLIPS, flip_views, principal_pose, to_principal_pose, transverse_angle
 from voxelstudio.sim.shapes import random_rotation
 
 SIZE = 32
@@ -112,3 +112,48 @@ def test_any_orientation_predicts_the_same_for_every_3d_pose() -> None:
     posed = predict_probabilities(SpreadModel(), grids, rotations=8, orientation="any")
     assert np.abs(posed - posed[0]).max() < 0.05
     assert posed[0].argmax() == 0  # the long axis lies along axis 0 in the principal pose
+
+
+def square_pyramid(rotation: np.ndarray, half_base: float, height: float) -> np.ndarray:
+    """A solid square pyramid (base 2 * ``half_base`` wide, apex ``height`` above it, centred), turned by
+    ``rotation``."""
+    axes = np.arange(SIZE) + 0.5 - SIZE / 2.0
+    local = np.stack(np.meshgrid(axes, axes, axes, indexing="ij"), axis=-1) @ rotation
+    along = local[..., 2] + height / 4.0  # the centroid sits a quarter of the height above the base
+    extent = np.maximum(np.abs(local[..., 0]), np.abs(local[..., 1]))
+    return ((along >= 0) & (along <= height) & (extent <= half_base * (1.0 - along / height))).astype(np.uint8)
+
+
+def about_z(angle: float) -> np.ndarray:
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+@pytest.mark.parametrize(
+    ("half_base", "height"),
+    [(7.0, 16.0), (7.0, 20.0)],  # second moments nearly equal in all directions; a pair equal across a long axis
+)
+def test_a_square_pyramid_poses_the_same_however_it_is_turned_about_its_axis(half_base: float, height: float) -> None:
+    """The second moments leave a square pyramid's turn about its axis free (and, when they are nearly equal in
+    every direction, its axis too); the skew direction and the 4-fold harmonic fix both, up to the flips."""
+    rng = np.random.default_rng(21)
+    tilt = random_rotation(rng)
+    grids = np.stack([square_pyramid(tilt @ about_z(a), half_base, height) for a in rng.uniform(0, np.pi / 2, 4)])
+    assert best_flip_iou(grids[0], grids[1]) < 0.8  # as generated, they differ
+    posed = to_principal_pose(grids)
+    scores = [best_flip_iou(posed[0], other) for other in posed[1:]]
+    assert min(scores) > 0.8, scores
+    pose = principal_pose(grids[0])
+    assert abs(pose.axes[:, 0] @ tilt[:, 2]) > 0.99 or abs(pose.axes[:, 2] @ tilt[:, 2]) > 0.99  # the axis is found
+
+
+def test_transverse_angle_keeps_an_elongated_section_and_turns_a_square_to_its_diagonal() -> None:
+    a, b = np.meshgrid(np.linspace(-6, 6, 25), np.linspace(-2, 2, 9), indexing="ij")
+    assert abs(transverse_angle(a.ravel(), b.ravel())) < 0.01
+    side = np.linspace(-5, 5, 21)
+    a, b = (v.ravel() for v in np.meshgrid(side, side, indexing="ij"))
+    for turn in (0.0, 0.3, -0.6):
+        c, s = np.cos(turn), np.sin(turn)
+        angle = transverse_angle(c * a - s * b, s * a + c * b)
+        # the turned frame puts a diagonal on the first axis: the turn lands on turn + pi/4 modulo a quarter turn
+        assert abs(np.angle(np.exp(4j * (angle - turn - np.pi / 4)))) < 0.02

@@ -24,6 +24,8 @@ from voxelstudio.tasks.classify import (
     classify_with_heatmap,
     default_classifier_path,
     evaluate_classifier,
+    load_trained_classifier,
+    model_domain,
     train_classifier,
     train_classifier_folder,
 )
@@ -267,7 +269,8 @@ def test_bundled_model_calls_noise_unlike_its_classes_but_not_a_shape() -> None:
     shape = Volume(scipy.io.loadmat(resource_path("shapes", "cube", "cube_0000.mat"))["voxel"], name="cube")
     noisy, cube = classify_volumes([noise, shape], rotations=1)
     assert noisy.out_of_domain is not None and "topology" in noisy.out_of_domain
-    assert noisy.top[0][1] > 0.9  # the network alone is confident about noise: why the check exists
+    threshold = model_domain(load_trained_classifier(default_classifier_path())).max_probability
+    assert noisy.top[0][1] >= threshold  # the network's confidence alone lets noise through: why the check exists
     assert cube.out_of_domain is None and cube.top[0][0] == "cube"
     explained = classify_with_heatmap(noise, rotations=1)  # the window's path: fitted with place_volume
     assert explained.out_of_domain is not None

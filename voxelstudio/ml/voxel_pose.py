@@ -2,10 +2,20 @@
 
 A classifier with ``orientation="any"`` sees every grid turned onto the principal axes of its largest connected
 object (largest variance along axis 0, smallest along axis 2, each axis pointing towards the object's positive third
-moment) with that object's centroid at the grid centre. Turning about z (VoxNet's augmentation for upright CAD
-models) covers one of the three rotational degrees of freedom; the pose covers all three up to the axes' signs,
-which augmentation and voting cover with flips (:func:`flip_views`). Voxels are looked up nearest-neighbour;
-voxels that come from outside the grid are empty.
+moment; for symmetric and skewed objects see below) with that object's centroid at the grid centre. Turning about z
+(VoxNet's augmentation for upright CAD models) covers one of the three rotational degrees of freedom; the pose
+covers all three up to the axes' signs, which augmentation and voting cover with flips (:func:`flip_views`). Voxels
+are looked up nearest-neighbour; voxels that come from outside the grid are empty.
+
+Second moments alone leave two things free. When two of them are equal (a cone, a square pyramid, a cross, a square
+prism), the object comes out turned at random about the third axis, so the pose turns the pair of axes whose
+moments are closest about the remaining axis to the angle that maximises the sum of the normalised 2- and 4-fold
+angular harmonics of the object's voxels about it (:func:`transverse_angle`): an elongated section keeps its
+principal axes, a square one gets its diagonal along axis 1 (up to a quarter turn, which maps it onto itself), a
+round one turns where its voxel rounding says, which does not matter. When all three are nearly equal (a squat cone
+or pyramid), the second moments do not find the symmetry axis at all; the direction of the largest third moment
+(:func:`skew_direction`) does, so it becomes axis 0 whenever the object's skewness along it exceeds the largest gap
+between the normalised second moments (0 for objects symmetric about their centre, whose pose stays as above).
 """
 
 from __future__ import annotations
@@ -58,7 +68,13 @@ class Pose:
 
 def principal_pose(grid: np.ndarray) -> Pose:
     """The principal frame of the largest connected object of ``grid`` (the identity at the centre when empty).
-    Isolated noise voxels are other components, so they move neither the centroid nor the axes."""
+    Isolated noise voxels are other components, so they move neither the centroid nor the axes.
+
+    The frame's first choice is a symmetry axis: the second-moment axis whose eigenvalue stands furthest from the
+    other two (by that gap, relative to the trace), unless the object's skewness along its most skewed direction
+    (:func:`skew_direction`) is larger, as for a cone or pyramid whose moments are nearly equal in all directions;
+    then that direction is axis 0. The other two axes are the principal axes across it, turned about it by
+    :func:`transverse_angle`; each axis points towards the object's positive third moment along it."""
     grid = np.asarray(grid)
     occupied = grid > 0.5
     labels, count = ndimage.label(occupied)
@@ -69,10 +85,73 @@ def principal_pose(grid: np.ndarray) -> Pose:
         return Pose(np.eye(3), (np.array(grid.shape) - 1) / 2.0)
     centroid = points.mean(axis=0)
     offsets = points - centroid
-    _, vectors = np.linalg.eigh(offsets.T @ offsets / len(points))
-    axes = vectors[:, ::-1]  # eigh sorts ascending
+    cov = offsets.T @ offsets / len(points)
+    trace = max(float(np.trace(cov)), 1e-12)
+    values, vectors = np.linalg.eigh(cov)
+    values, vectors = values[::-1] / trace, vectors[:, ::-1]  # eigh sorts ascending
+    direction, skewness = skew_direction(offsets, trace)
+    if skewness > max(values[0] - values[1], values[1] - values[2]):
+        plane = np.eye(3) - np.outer(direction, direction)
+        across = np.linalg.eigh(plane @ cov @ plane)[1]
+        slots, pair = [direction, across[:, 2], across[:, 1]], (1, 2)  # the plane's larger variance first
+    else:
+        slots, pair = [vectors[:, 0], vectors[:, 1], vectors[:, 2]], (1, 2)
+        if values[0] - values[1] < values[1] - values[2]:  # the smallest moment stands apart: turn about axis 2
+            pair = (0, 1)
+    first, second = slots[pair[0]], slots[pair[1]]
+    angle = transverse_angle(offsets @ first, offsets @ second)
+    slots[pair[0]] = np.cos(angle) * first + np.sin(angle) * second
+    slots[pair[1]] = -np.sin(angle) * first + np.cos(angle) * second
+    axes = np.stack(slots, axis=1)
     skew = ((offsets @ axes) ** 3).sum(axis=0)
     return Pose(axes * np.where(skew < 0, -1.0, 1.0), centroid)
+
+
+@functools.lru_cache(maxsize=1)
+def _half_sphere(count: int = 600) -> np.ndarray:
+    """(count, 3) unit vectors spread evenly over a half sphere (a Fibonacci lattice)."""
+    index = np.arange(count) + 0.5
+    polar, turn = np.arccos(1.0 - index / count), np.pi * (1.0 + 5.0**0.5) * index
+    return np.stack([np.cos(turn) * np.sin(polar), np.sin(turn) * np.sin(polar), np.cos(polar)], axis=1)
+
+
+def skew_direction(offsets: np.ndarray, trace: float) -> tuple[np.ndarray, float]:
+    """(unit u, s): the direction u of the largest third moment mean((u . x)^3) of the centred points, and that
+    moment over trace^1.5 (dimensionless; 0 for an object symmetric about its centre, 0.1-0.25 for a cone or a
+    pyramid, along its axis). The best of a half-sphere lattice (about 5 degrees apart), refined by searching a
+    3x3 fan of tilts about it at falling step sizes."""
+    tensor = np.einsum("ni,nj,nk->ijk", offsets, offsets, offsets, optimize=True) / len(offsets)
+
+    def moment(directions: np.ndarray) -> np.ndarray:
+        return np.einsum("ijk,di,dj,dk->d", tensor, directions, directions, directions, optimize=True)
+
+    lattice = moment(_half_sphere())
+    best = int(np.argmax(np.abs(lattice)))
+    direction = _half_sphere()[best] * (1.0 if lattice[best] >= 0 else -1.0)
+    steps = np.array([(i, j) for i in (-1.0, 0.0, 1.0) for j in (-1.0, 0.0, 1.0)])
+    for size in (0.05, 0.02, 0.008, 0.003):
+        tangent = np.linalg.svd(direction[None, :])[2][1:]  # two unit vectors across ``direction``
+        fan = direction + size * steps @ tangent
+        fan /= np.linalg.norm(fan, axis=1, keepdims=True)
+        direction = fan[int(np.argmax(moment(fan)))]
+    return direction, float(moment(direction[None, :])[0] / trace**1.5)
+
+
+def transverse_angle(a: np.ndarray, b: np.ndarray, steps: int = 720) -> float:
+    """The turn (radians, in [-pi/4, pi/4)) of the plane of the principal coordinates (``a``, ``b``; ``a`` the
+    larger variance) that maximises Re(m2 e^(-2i angle)) + Re(m4 e^(-4i angle)), where m_k = sum(z^k) / sum(|z|^k),
+    z = a + ib: the normalised 2- and 4-fold angular harmonics of the points. Within those bounds the turned ``a``
+    keeps the larger variance. 0 for an elongated section symmetric about its axes; a square section's diagonal
+    (its 4-fold maximum, of which one lies in any quarter turn); the first of ``steps`` equal angles that maximises.
+    """
+    z = a + 1j * b
+    power = np.abs(z) ** 2
+    if power.sum() <= 0:
+        return 0.0
+    m2, m4 = (z**2).sum() / power.sum(), (z**4).sum() / max((power**2).sum(), 1e-12)
+    angles = (np.arange(steps) / steps - 0.5) * (np.pi / 2)
+    score = (m2 * np.exp(-2j * angles)).real + (m4 * np.exp(-4j * angles)).real
+    return float(angles[int(np.argmax(score))])
 
 
 def to_principal_pose(grids: np.ndarray) -> np.ndarray:
