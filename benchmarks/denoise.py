@@ -25,7 +25,7 @@ clash with Keras 3, so they live in their own virtual environment::
 
 Run from the repository root::
 
-    python benchmarks/denoise.py                 # 10 minutes of training per model (about 50 minutes in all)
+    python benchmarks/denoise.py                 # 10 minutes of training per model (about 2 hours in all)
     python benchmarks/denoise.py --quick         # a smoke run: small volumes, 30 s of training
 """
 
