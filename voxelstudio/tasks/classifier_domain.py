@@ -20,6 +20,12 @@ def add_extra_metadata(path: Path, extra: dict[str, Any]) -> None:
     save_classifier(loaded.model, path, classes=loaded.classes, train_config=loaded.train_config, extra=merged)
 
 
+def orientation(loaded: Any) -> str:
+    """How a loaded classifier's objects are posed: "upright" (voting turns about z) or "any" (principal pose,
+    flips); "upright" for files from before the choice existed."""
+    return loaded.config.orientation if loaded.config is not None else "upright"
+
+
 def store_domain(
     path: Path, val_grids: np.ndarray, grids: np.ndarray, rotations: int, report: ReportFn = null_report
 ) -> dict[str, Any]:
@@ -30,8 +36,7 @@ def store_domain(
 
     report(Progress(0, None, "measuring the model's domain on the validation grids"))
     loaded = load_classifier(path)
-    posed = loaded.config.orientation if loaded.config is not None else "upright"
-    probabilities = predict_probabilities(loaded.model, val_grids, rotations=rotations, orientation=posed)
+    probabilities = predict_probabilities(loaded.model, val_grids, rotations=rotations, orientation=orientation(loaded))
     domain = {**calibrate_domain(probabilities, grids).to_dict(), "rotations": int(rotations),
               "validation_grids": len(val_grids)}  # fmt: skip
     add_extra_metadata(path, {"domain": domain})

@@ -18,7 +18,7 @@ from voxelstudio.core.errors import Cancelled, ModelError
 from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
 from voxelstudio.core.resources import resource_path
 from voxelstudio.core.volume import Volume
-from voxelstudio.tasks.classifier_domain import add_extra_metadata, store_domain
+from voxelstudio.tasks.classifier_domain import add_extra_metadata, orientation, store_domain
 from voxelstudio.tasks.datasets import GridDataset, fit_grid, load_class_folder, stratified_split
 
 if TYPE_CHECKING:
@@ -89,11 +89,6 @@ def load_trained_classifier(model_path: str | Path | None = None, *, trusted: bo
 
 MIN_PER_CLASS = 3
 """Grids a class needs: one each for training and validation, and one more so training keeps two."""
-
-
-def orientation(loaded: LoadedClassifier) -> str:
-    """How the model's objects are posed: "upright" (voting turns about z) or "any" (principal pose, flips)."""
-    return loaded.config.orientation if loaded.config is not None else "upright"
 
 
 def _vote_rotations(loaded: LoadedClassifier, rotations: int | None, path: Path, n_grids: int = 1) -> int:

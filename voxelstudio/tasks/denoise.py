@@ -211,8 +211,8 @@ def denoise_files(
     (H, W, Z) applies there and is refused (before any work) when another input is in the list. With ``resume``,
     outputs an earlier run finished are kept and skipped (and a store's interrupted blocks are continued).
     ``scheduler`` (a dask.distributed address, or ``local[:N]``) sends the work to a cluster
-    (:mod:`voxelstudio.tasks.file_cluster`): files that fit one block as whole-file tasks, larger stores block by
-    block."""
+    (:mod:`voxelstudio.tasks.file_cluster`): small files as whole-file tasks, larger stores block by block (larger
+    files of other formats are denoised here)."""
     inputs = [Path(p) for p in paths]
     out_dir = Path(out_dir)
     outputs = [output_path(p, out_dir, extension(fmt)) for p in inputs]
@@ -245,12 +245,15 @@ def denoise_files(
 
 
 def whole_file(source: Path, options: FileOptions) -> bool:
-    """Whether ``source`` goes to a cluster as one whole-file task: Zarr stores of one block, other files up to
-    ``WHOLE_FILE_BYTES`` on disk (a worker is sized for small scans; larger ones are denoised here, tiled)."""
-    if not (options.fmt == "zarr" and is_store(source)):
+    """Whether ``source`` goes to a cluster as one whole-file task: Zarr stores of one block (any store read whole,
+    when the output is not a store), other files up to ``WHOLE_FILE_BYTES`` on disk (a worker is sized for small
+    scans; larger ones are denoised here, tiled)."""
+    if not is_store(source):
         from voxelstudio.tasks.file_cluster import WHOLE_FILE_BYTES
 
-        return is_store(source) or source.stat().st_size <= WHOLE_FILE_BYTES
+        return source.stat().st_size <= WHOLE_FILE_BYTES
+    if options.fmt != "zarr":
+        return True
     from voxelstudio.tasks.blockwise import block_count
 
     return block_count(source, options.block) == 1
@@ -265,13 +268,16 @@ def _denoise_on_cluster(
     report: ReportFn,
     cancel: CancelToken | None,
 ) -> list[Path]:
-    """Files that fit one block as whole-file tasks on the cluster (:mod:`voxelstudio.tasks.file_cluster`), then
-    larger Zarr stores block by block on it; the progress counts files. Returns the outputs in input order."""
+    """Small files (:func:`whole_file`) as whole-file tasks on the cluster (:mod:`voxelstudio.tasks.file_cluster`),
+    then larger Zarr stores block by block on it and larger other files here; the progress counts files. Returns the
+    outputs in input order."""
     from voxelstudio.tasks.file_cluster import dask_client, loads_summary, log, run_whole_files
 
     assert options.scheduler is not None
     todo = [(s, o) for s, o in zip(inputs, outputs, strict=True) if not finished(o, options, loaded.sha256)]
-    whole = [(s, o) for s, o in todo if whole_file(s, options)]
+    whole, by_blocks = [], []
+    for item in todo:
+        (whole if whole_file(item[0], options) else by_blocks).append(item)
     count = len(inputs) - len(todo)
     report(Progress(count, len(inputs), "files" if not count else f"kept {count} finished"))
     if not todo:
@@ -288,7 +294,7 @@ def _denoise_on_cluster(
                 client, denoise_file, whole, model, loaded.sha256, options, lambda d: done(d.path), cancel
             )
             log.info(loads_summary(loads))
-        for source, out in (item for item in todo if item not in whole):
+        for source, out in by_blocks:
             if cancel is not None:
                 cancel.raise_if_cancelled("denoising")
 

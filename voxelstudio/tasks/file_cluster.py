@@ -48,9 +48,14 @@ class FileDone:
     loaded_model: bool
 
 
+def is_local(address: str) -> bool:
+    """Whether ``address`` asks for a LocalCluster (``local`` or ``local:N``) rather than a running scheduler."""
+    return address == LOCAL or address.startswith(f"{LOCAL}:")
+
+
 def check_scheduler(address: str) -> None:
     """ValueError for a malformed ``local:N`` (before the model is loaded or anything is read)."""
-    if address == LOCAL or address.startswith(f"{LOCAL}:"):
+    if is_local(address):
         local_workers(address)
 
 
@@ -70,7 +75,7 @@ def dask_client(address: str) -> Iterator[Any]:
     """A dask Client for ``address``: a scheduler (tcp://host:8786; one clear error when it does not answer within
     10 s) or ``local[:N]``, a LocalCluster of worker processes that ends with the block: one dask thread each, and
     TensorFlow's thread pools sized so the workers together use the cores once (left alone, each would take all)."""
-    if address == LOCAL or address.startswith(f"{LOCAL}:"):
+    if is_local(address):
         from dask.distributed import Client, LocalCluster
 
         workers = local_workers(address)
