@@ -61,6 +61,15 @@ def panel_pixels(session, panel_role: str) -> int:
     return foreground_pixels(session.window.viewports.panels[panel_role].plotter.screenshot(return_img=True))
 
 
+def wait_for_pixels(qtbot, session, panel_role: str, more_than: int, timeout: int = 10_000) -> None:
+    """Wait until one 3-D panel shows more than ``more_than`` foreground pixels, the event loop running meanwhile.
+
+    For a panel shown a moment ago: in one CI run its first frame, read back at once, held 143 pixels where the
+    same Grad-CAM shows thousands; checking again while events run does not depend on that first frame.
+    """
+    qtbot.waitUntil(lambda: panel_pixels(session, panel_role) > more_than, timeout=timeout)
+
+
 def foreground_pixels(image) -> int:
     """Pixels of an (H, W, 3) screenshot that differ clearly from the panels' background colour."""
     import numpy as np

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.gui.conftest import panel_pixels, wait_idle
+from tests.gui.conftest import wait_for_pixels, wait_idle
 from voxelstudio.jobs.events import EpochResult, ProgressEvent
 
 pytestmark = pytest.mark.gui
@@ -69,7 +69,7 @@ def test_show_grad_cam_fills_the_fourth_panel(qtbot, sample_session):
     assert panel.gradcam_button.isEnabled() and not window.viewports.panels["extra"].isVisible()
     panel.gradcam_button.click()
     assert sample_session.view.extra_panel == "gradcam" and window.viewports.panels["extra"].isVisible()
-    assert panel_pixels(sample_session, "extra") > 500
+    wait_for_pixels(qtbot, sample_session, "extra", more_than=500)
     assert "Grad-CAM" in window.viewports.panels["extra"].title.text()
     document.set_volume("raw", document.volume("raw").replace(name="new raw"))  # a new raw drops the heat map
     assert document.volume("gradcam") is None and not panel.gradcam_button.isEnabled()

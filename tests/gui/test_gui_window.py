@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PySide6.QtWidgets import QPushButton
 
-from tests.gui.conftest import panel_pixels, wait_idle
+from tests.gui.conftest import panel_pixels, wait_for_pixels, wait_idle
 from voxelstudio.gui.viewports import PANEL_ROLES
 
 pytestmark = pytest.mark.gui
@@ -49,7 +49,7 @@ def test_cameras_are_linked(sample_session):
     assert panels["raw"].plotter.camera.position == panels["target"].plotter.camera.position
 
 
-def test_residual_panel_shows_prediction_minus_target(sample_session):
+def test_residual_panel_shows_prediction_minus_target(qtbot, sample_session):
     document, window = sample_session.document, sample_session.window
     target = document.volume("target")
     document.set_volume("prediction", target.replace(data=target.data + 0.25))
@@ -58,7 +58,7 @@ def test_residual_panel_shows_prediction_minus_target(sample_session):
     extra = window.viewports.panels["extra"]
     assert extra.isVisible() and "Residual" in extra.title.text()
     np.testing.assert_allclose(document.residual().data, 0.25, atol=1e-6)
-    assert panel_pixels(sample_session, "extra") > 1000
+    wait_for_pixels(qtbot, sample_session, "extra", more_than=1000)
 
 
 def test_slices_follow_the_cursor_and_probe_reads_values(sample_session):
