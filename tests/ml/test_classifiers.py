@@ -7,6 +7,7 @@ import io
 import json
 import zipfile
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import h5py
@@ -26,6 +27,7 @@ from voxelstudio.ml.classifiers import (
     scaled_channels,
 )
 from voxelstudio.ml.persistence import METADATA_MEMBER
+from voxelstudio.ml.voxel_pose import POSE_VERSION
 
 
 def voxnet_parameters(size: int, n_classes: int, width: float = 1.0) -> int:
@@ -250,3 +252,34 @@ def test_vrn_average_pooling_averages_only_voxels_inside_the_volume() -> None:
         window = x[:, max(2 * i - 1, 0) : 2 * i + 2, max(2 * j - 1, 0) : 2 * j + 2, max(2 * k - 1, 0) : 2 * k + 2]
         expected[:, i, j, k] = window.mean(axis=(1, 2, 3))
     np.testing.assert_allclose(pooled, expected, rtol=1e-5, atol=1e-6)
+
+
+def _with_metadata(path: Path, out: Path, **changes: object) -> Path:
+    """A copy of the model file at ``path`` with ``changes`` to its metadata (None removes a key)."""
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(out, "w") as target:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename == METADATA_MEMBER:
+                meta = {**json.loads(data), **changes}
+                data = json.dumps({k: v for k, v in meta.items() if v is not None}).encode()
+            target.writestr(item, data)
+    return out
+
+
+def test_posed_models_record_the_pose_version_and_other_versions_are_refused(tmp_path: Path) -> None:
+    posed = _tiny()
+    posed = replace(posed, model=replace(posed.model, orientation="any"))
+    path = save_classifier(build_classifier(posed.model), tmp_path / "any.keras", classes=("a", "b", "c"),
+                           train_config=posed)  # fmt: skip
+    assert load_classifier(path).metadata["pose_version"] == POSE_VERSION
+    newer = POSE_VERSION + 1
+    stale_files = {1: _with_metadata(path, tmp_path / "old.keras", pose_version=None),
+                   newer: _with_metadata(path, tmp_path / "next.keras", pose_version=newer)}  # fmt: skip
+    for version, stale in stale_files.items():
+        with pytest.raises(ModelError, match=f"{stale.name}: trained on grids posed by pose version {version}, "):
+            load_classifier(stale)
+    upright = _tiny()  # upright grids are not posed: no version, none checked
+    path = save_classifier(build_classifier(upright.model), tmp_path / "up.keras", classes=("a", "b", "c"),
+                           train_config=upright)  # fmt: skip
+    assert "pose_version" not in load_classifier(path).metadata
+    assert load_classifier(_with_metadata(path, tmp_path / "up2.keras", pose_version=1)).config.orientation == "upright"

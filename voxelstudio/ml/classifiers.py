@@ -27,6 +27,7 @@ from voxelstudio.ml.persistence import (
     read_members,
     write_keras_with_metadata,
 )
+from voxelstudio.ml.voxel_pose import POSE_VERSION
 
 FORMAT = "voxelstudio-classifier"
 FORMAT_VERSION = 1
@@ -138,6 +139,8 @@ def save_classifier(
         "train_config": train_config.to_dict(),
         "extra": extra or {},
     }
+    if train_config.model.orientation == "any":
+        metadata["pose_version"] = POSE_VERSION
     text = json.dumps(metadata, indent=2, sort_keys=True)
     return write_keras_with_metadata(model, path, text, optimizer_state=include_optimizer)
 
@@ -158,7 +161,17 @@ def load_classifier(path: str | Path, *, trusted: bool = False) -> LoadedClassif
         train_config = ClassifierTrainConfig.from_dict(metadata["train_config"])
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(path, f"invalid VoxelStudio metadata: {exc}") from exc
+    _check_pose_version(path, train_config.model, metadata)
     return LoadedClassifier(model, classes, train_config.model, train_config, metadata, file_sha256(path))
+
+
+def _check_pose_version(path: Path, config: ClassifierConfig, metadata: dict[str, Any]) -> None:
+    """A model trained on posed grids (``orientation="any"``) must have seen this version's poses (files written
+    before the version was recorded had version 1)."""
+    version = metadata.get("pose_version", 1)
+    if config.orientation == "any" and version != POSE_VERSION:
+        problem = f"trained on grids posed by pose version {version}, this VoxelStudio poses them with version"
+        raise ModelError(path, f"{problem} {POSE_VERSION}, so its predictions would be wrong; train it again")
 
 
 def _check_classifier_shapes(path: Path, model: keras.Model, classes: tuple[str, ...]) -> None:

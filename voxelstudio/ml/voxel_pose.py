@@ -26,6 +26,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+POSE_VERSION = 2
+"""The pose this module computes; a classifier trained on posed grids records it (1: principal axes and third
+moments only; 2: also the turn about a symmetry axis and the skew axis of squat objects, below). A model trained on
+another version's poses would see grids posed unlike its training set."""
 FLIPS: tuple[tuple[int, ...], ...] = ((), (0,), (1,), (2,), (0, 1), (0, 2), (1, 2), (0, 1, 2))
 """The eight flip combinations of three axes, the identity first (the views of voting under ``any``)."""
 
