@@ -109,3 +109,13 @@ def test_classify_with_the_bundled_model(tmp_path: Path, capsys: pytest.CaptureF
     assert not unlike["in_domain"] and "topology" in unlike["out_of_domain"]
     assert cli.main(["classify", str(noise), "--rotations", "1"]) == 0
     assert capsys.readouterr().out.startswith(f"{noise}: unlike the classes this model knows (its topology is unlike")
+
+
+def test_the_choices_the_cli_lists_without_importing_ml_are_the_libraries() -> None:
+    from voxelstudio.cli import classify_commands
+    from voxelstudio.ml.classifier_config import CLASSIFIER_ARCHITECTURES, ORIENTATIONS
+    from voxelstudio.ml.classifier_presets import PRESET_CHOICES
+
+    assert classify_commands.ARCHS == CLASSIFIER_ARCHITECTURES
+    assert classify_commands.ORIENTATIONS == ORIENTATIONS
+    assert classify_commands.PRESET_CHOICES == PRESET_CHOICES

@@ -51,7 +51,7 @@ class ClassifyPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        from voxelstudio.ml.classifier_config import CLASSIFIER_ARCHITECTURES
+        from voxelstudio.ml.classifier_config import CLASSIFIER_ARCHITECTURES, ORIENTATIONS
 
         self.folder = QLineEdit(objectName="dataset_folder", placeholderText="one sub-folder of grids per class")
         browse = QPushButton("Choose…")
@@ -69,7 +69,7 @@ class ClassifyPanel(QWidget):
         self.grid = QSpinBox(objectName="classifier_grid", minimum=10, maximum=128, value=32, suffix="³")
         self.grid.setToolTip("Input grid size; grids of other sizes are resampled")
         self.orientation = QComboBox(objectName="classifier_orientation")
-        self.orientation.addItems(["upright", "any"])
+        self.orientation.addItems(ORIENTATIONS)
         self.orientation.setToolTip(
             "upright: objects share their vertical axis (CAD models): turned about z in training and voting. "
             "any: objects lie at random in 3-D (particles, procedural shapes): each grid is turned onto its "
