@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from voxelstudio.core.errors import Cancelled
 from voxelstudio.core.progress import CancelToken
 from voxelstudio.ml.config import DenoiserConfig
 from voxelstudio.ml.tiling import (
+    TILE_COST_VOXELS,
     axis_weights,
     choose_tile_shape,
     estimate_memory,
@@ -131,10 +133,32 @@ def test_memory_estimate_scales_and_chooses_tiles():
     assert estimate_memory((32, 32, 16), wide) > estimate_memory(
         (32, 32, 16), DenoiserConfig.for_arch("simple", filters=2)
     )
-    tile = choose_tile_shape((256, 256, 32), cfg, budget_bytes=small * 1.01, minimum=(16, 16, 16), multiple=4)
+    tile = choose_tile_shape(
+        (256, 256, 32), cfg, budget_bytes=small * 1.01, minimum=(16, 16, 16), overlap=(8, 8, 8), multiple=4
+    )
     assert estimate_memory(tile, cfg) <= small * 1.01
     assert all(t % 4 == 0 and t >= 16 for t in tile)
-    assert choose_tile_shape((64, 64, 16), cfg, budget_bytes=1e12, minimum=(8, 8, 8)) == (64, 64, 16)
+    assert choose_tile_shape((64, 64, 16), cfg, budget_bytes=1e12, minimum=(8, 8, 8), overlap=(4, 4, 4)) == (64, 64, 16)
+
+
+@pytest.mark.parametrize("budget_tiles", [0.3, 1.0, 2.5])
+def test_chosen_tiles_compute_least_of_all_tilings_that_fit(budget_tiles):
+    """Brute force over every tile on the pooling grid: none that fits the budget computes less (a long reach along z,
+    as the bundled model's, where halving the largest axis left most of each tile as overlap)."""
+    cfg = DenoiserConfig.for_arch("unet", filters=4, depth=2)
+    shape, overlap, multiple = (96, 80, 64), (16, 16, 40), 4
+    minimum = tuple(o + multiple for o in overlap)
+    budget = estimate_memory((48, 48, 48), cfg) * budget_tiles
+
+    def cost(tile):
+        tiles = plan_tiles(shape, tile, overlap, multiple=multiple)
+        return len(tiles) * (math.prod(tile) + TILE_COST_VOXELS)
+
+    sizes = [range(m, s + 1, multiple) for m, s in zip(minimum, shape, strict=True)]
+    feasible = [t for t in itertools.product(*sizes) if estimate_memory(t, cfg) <= budget]
+    chosen = choose_tile_shape(shape, cfg, budget, minimum=minimum, overlap=overlap, multiple=multiple)
+    assert estimate_memory(chosen, cfg) <= budget
+    assert cost(chosen) == min(cost(t) for t in feasible)
 
 
 def test_halve_tile_respects_minimum_and_multiple():

@@ -103,7 +103,7 @@ def plan_prediction(
     minimum = _minimum_tile(overlap, multiple, padded)
     if tile_shape is None:
         budget = default_tile_budget() if budget_bytes is None else budget_bytes
-        tile = choose_tile_shape(padded, cfg, budget, minimum=minimum, multiple=multiple)
+        tile = choose_tile_shape(padded, cfg, budget, minimum=minimum, overlap=overlap, multiple=multiple)
     else:
         sizes = zip(tile_shape, minimum, multiple, padded, strict=True)
         tile = tuple(min(_round_up(max(int(t), lo), m), p) for t, lo, m, p in sizes)

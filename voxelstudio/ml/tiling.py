@@ -41,6 +41,10 @@ class Tile:
         return tuple(b - a for a, b in zip(self.start, self.stop, strict=True))  # type: ignore[return-value]
 
 
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
 def _as3(values: int | Sequence[int], name: str) -> Shape3:
     out = (values,) * 3 if isinstance(values, int) else tuple(int(v) for v in values)
     if len(out) != 3 or any(v < 0 for v in out):
@@ -182,19 +186,45 @@ def halve_tile(
     return None
 
 
+TILE_COST_VOXELS = 1 << 15
+"""The fixed cost of one tile (a network call, slicing and blending) counted as this many voxels of computation:
+of two tilings that compute about as much, the one with fewer tiles is chosen."""
+
+
+def _axis_options(size: int, minimum: int, overlap: int, multiple: int) -> tuple[list[int], list[int]]:
+    """(tile sizes, tile counts) along one axis: for each count of tiles that can cover ``size``, the smallest tile
+    (on ``multiple``, at least ``minimum``) that does it."""
+    smallest: dict[int, int] = {}
+    for tile in range(min(_round_up(minimum, multiple), size), size + 1, multiple):
+        smallest.setdefault(len(_axis_starts(size, tile, overlap, multiple)), tile)
+    return list(smallest.values()), list(smallest)
+
+
 def choose_tile_shape(
     shape: Sequence[int],
     cfg: DenoiserConfig,
     budget_bytes: float,
     *,
     minimum: Sequence[int],
+    overlap: Sequence[int],
     multiple: int | Sequence[int] = 1,
 ) -> Shape3:
-    """The largest tile (the whole volume first, then halving the largest axis) whose estimate fits the budget."""
-    tile: Shape3 = tuple(int(s) for s in shape)  # type: ignore[assignment]
-    while estimate_memory(tile, cfg) > budget_bytes:
-        smaller = halve_tile(tile, minimum=minimum, multiple=multiple)
-        if smaller is None:
-            break
-        tile = smaller
-    return tile
+    """The tile whose tiling of ``shape`` computes least (tile voxels times tiles, plus TILE_COST_VOXELS per tile)
+    among those whose memory estimate fits the budget; the smallest tile when none fits.
+
+    Overlapping tiles compute their overlap more than once, and a network with a long reach along one axis needs
+    long tiles along it. Halving the largest axis until the tile fits (the rule before) took the budget from the
+    other axes: for a 312x312x216 block and the bundled model (reach 28x28x75) it chose 256 tiles of 80x80x216, 16.8x
+    the block's voxels in all; this choice, 63 tiles of 92x100x216, computes 6.0x (1.8x faster measured on a
+    184x184x64 block, 1.2x on a 256x256x32 scan; the same output).
+    """
+    multiples = _as3(multiple, "multiple")
+    per_axis = zip(shape, minimum, overlap, multiples, strict=True)
+    axes = [_axis_options(int(size), int(lo), int(o), m) for size, lo, o, m in per_axis]
+    sizes = np.meshgrid(*(np.array(tiles, dtype=np.float64) for tiles, _ in axes), indexing="ij")
+    counts = np.meshgrid(*(np.array(n, dtype=np.float64) for _, n in axes), indexing="ij")
+    voxels, tiles = sizes[0] * sizes[1] * sizes[2], counts[0] * counts[1] * counts[2]
+    bytes_per_voxel = estimate_memory((64, 64, 64), cfg) / 64**3
+    cost = np.where(voxels * bytes_per_voxel <= budget_bytes, tiles * (voxels + TILE_COST_VOXELS), np.inf)
+    index = np.unravel_index(int(np.argmin(cost if np.isfinite(cost).any() else voxels)), cost.shape)
+    return tuple(int(tiles_[i]) for (tiles_, _), i in zip(axes, index, strict=True))  # type: ignore[return-value]
