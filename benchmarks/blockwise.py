@@ -3,7 +3,7 @@ dask workers.
 
     python benchmarks/blockwise.py                      # 256x256x64 and 512x512x64, the bundled model
     python benchmarks/blockwise.py --quick              # 128x128x32 and 256x256x32
-    python benchmarks/blockwise.py --sizes 1024,1024,512 --limit-mb 1500
+    python benchmarks/blockwise.py --sizes 1024,1024,512 --limit-mb 1500 --chunks 256,256,64 --model M.keras
     python benchmarks/blockwise.py --pyramid 1024,1024,256   # only the multiscale levels of a written store
     python benchmarks/blockwise.py --many 50 --many-shape 64,64,16   # only many small files, in-process vs 2 workers
 
@@ -38,11 +38,14 @@ with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_a
 """
 
 
-def make_store(path: Path, shape: tuple[int, int, int], seed: int = 0) -> None:
-    """A bead-like OME-Zarr (H, W, Z) written one z-chunk at a time."""
+def make_store(
+    path: Path, shape: tuple[int, int, int], seed: int = 0, block: tuple[int, int, int] = (128, 128, 32)
+) -> None:
+    """A random OME-Zarr (H, W, Z) in chunks of ``block`` (by default 128x128x32: several blocks per volume), written
+    one z-chunk at a time."""
     from voxelstudio.io.zarr_ import chunks_for, create_store
 
-    chunks = chunks_for(shape, (128, 128, 32))  # blocks of 128x128x32: several per volume
+    chunks = chunks_for(shape, block)
     array = create_store(path, shape, (0.1, 0.1, 0.3), path.name.split(".")[0], chunks)
     rng = np.random.default_rng(seed)
     for z0 in range(0, shape[2], chunks[0]):
@@ -143,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pyramid", metavar="H,W,Z", help="only time writing the pyramid levels of such a store")
     parser.add_argument("--many", type=int, metavar="N", help="only N small files, in-process and on 2 workers")
     parser.add_argument("--many-shape", default="64,64,16", metavar="H,W,Z", help="shape of each of the --many files")
+    parser.add_argument("--chunks", default="128,128,32", metavar="H,W,Z", help="the store's chunks [128,128,32]")
+    parser.add_argument("--model", metavar="MODEL.keras", help="the denoiser [default: the bundled model]")
     args = parser.parse_args(argv)
     if args.pyramid:
         return pyramid_only(tuple(int(v) for v in args.pyramid.split(",")))  # type: ignore[arg-type]
@@ -153,14 +158,15 @@ def main(argv: list[str] | None = None) -> int:
     limit = args.limit_mb or 1500.0
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     os.environ.update(env)
-    cli = [sys.executable, "-m", "voxelstudio", "denoise", "--quiet"]
+    cli = [sys.executable, "-m", "voxelstudio", "denoise", "--quiet", *(["--model", args.model] if args.model else [])]
+    chunks = tuple(int(v) for v in args.chunks.split(","))
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
         for text in sizes:
             shape = tuple(int(v) for v in text.split(","))
             store = tmp / f"v{'x'.join(map(str, shape))}.ome.zarr"
-            make_store(store, shape)  # type: ignore[arg-type]
+            make_store(store, shape, block=chunks)  # type: ignore[arg-type]
             mb = np.prod(shape) * 4 / 1e6
             runs = [
                 ("whole volume (.npy in memory)", [*cli, str(store), "--out-dir", str(tmp / "n"), "--format", "npy"]),
@@ -168,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
             ]
             if args.no_whole:
                 runs.pop(0)
+            if not args.no_workers and args.model:
+                raise SystemExit("--model: the 2-worker runs use the bundled model; add --no-workers")
             if not args.no_workers:
                 runs.append(("block-wise, 2 local workers", [sys.executable, "-c", DRIVER, str(store), str(tmp / "w")]))
             outputs = {}
@@ -177,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{rows[-1]}", file=sys.stderr, flush=True)
             from voxelstudio.io import load_volume
 
-            for name in ("n", "b", "w"):
+            for name in ("n", "b", "w") if not args.no_whole else ():
                 found = list((tmp / name).glob(f"{store.name.split('.')[0]}.*"))
                 data = [p for p in found if not p.name.endswith(".json")]
                 if data:
@@ -190,8 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     cores = os.cpu_count()
     ram = psutil.virtual_memory().total / 2**30
     print(
-        f"Bundled default model, {cores} cores, {ram:.0f} GiB RAM, memory limit compared with: {limit:.0f} MB; "
-        "RSS summed over the run's whole process tree (TensorFlow alone is several hundred MB per process)\n"
+        f"{args.model or 'Bundled default model'}, chunks {args.chunks}, {cores} cores, {ram:.0f} GiB RAM, "
+        f"memory limit compared with: {limit:.0f} MB; RSS summed over the run's whole process tree (TensorFlow "
+        "alone is several hundred MB per process)\n"
     )
     print("| volume | path | wall (s) | peak RSS, all processes (MB) | peak RSS, largest process (MB) |")
     print("|---|---|---|---|---|")

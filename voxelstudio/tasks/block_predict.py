@@ -27,6 +27,11 @@ IDENTITY = ((0, False),)
 """The transforms of plain prediction: no turn, no flip."""
 UNCERTAINTY_FOLDER = ".voxelstudio-uncertainty"
 """Where, inside the output's temporary store, the TTA spread is written as an OME-Zarr store of its own."""
+BLOCK_TILE_BYTES = 1 << 29
+"""Tile memory budget (the estimate's bytes) of block-wise prediction, half the whole-volume cap: block-wise runs
+for memory, and TensorFlow with a model already takes about 720 MiB of a process. A 1024x1024x512 store peaked at
+1685 MB with the whole-volume cap and at 1402 MB with this one (issue 17: 1.5 GB), 14% slower
+(benchmarks/README.md, "Block-wise prediction")."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,7 @@ def _predict_transformed(job: BlockJob, loaded: Any, lazy: Any, start: Shape3, s
     """The block's prediction (original orientation, target units) under one TTA transform."""
     from voxelstudio.ml.denoisers import required_multiple
     from voxelstudio.ml.inference import (
+        default_tile_budget,
         forward_transform,
         inverse_transform,
         normalized_predict_fn,
@@ -137,7 +143,9 @@ def _predict_transformed(job: BlockJob, loaded: Any, lazy: Any, start: Shape3, s
     tile_shape = job.tile_shape
     if tile_shape is not None and turns % 2:
         tile_shape = (tile_shape[1], tile_shape[0], tile_shape[2])
-    plan = plan_prediction(cfg, x.shape, tile_shape=tile_shape)
+    plan = plan_prediction(
+        cfg, x.shape, tile_shape=tile_shape, budget_bytes=min(default_tile_budget(), BLOCK_TILE_BYTES)
+    )
     tile_fn = normalized_predict_fn(loaded.model, loaded.normalizer, job.value_range)
     out, _, _ = predict_unit(loaded.model, cfg, x, plan=plan, tile_fn=tile_fn)
     keep = tuple(

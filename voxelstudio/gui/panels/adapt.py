@@ -38,7 +38,7 @@ FITTED_LABELS = {
     "offset": "camera offset (e⁻)",
     "gain": "gain (counts per e⁻)",
 }
-DEFAULT_MINUTES = 5.0
+DEFAULT_MINUTES = 5.0  # tasks.adapt.DEFAULT_MINUTES (the window imports no tasks at start; a test keeps them equal)
 
 
 class AdaptBox(QGroupBox):
