@@ -149,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunks", default="128,128,32", metavar="H,W,Z", help="the store's chunks [128,128,32]")
     parser.add_argument("--model", metavar="MODEL.keras", help="the denoiser [default: the bundled model]")
     args = parser.parse_args(argv)
+    if args.model and not args.no_workers:
+        parser.error("--model: the 2-worker runs use the bundled model; add --no-workers")
     if args.pyramid:
         return pyramid_only(tuple(int(v) for v in args.pyramid.split(",")))  # type: ignore[arg-type]
     if args.many:
@@ -174,8 +176,6 @@ def main(argv: list[str] | None = None) -> int:
             ]
             if args.no_whole:
                 runs.pop(0)
-            if not args.no_workers and args.model:
-                raise SystemExit("--model: the 2-worker runs use the bundled model; add --no-workers")
             if not args.no_workers:
                 runs.append(("block-wise, 2 local workers", [sys.executable, "-c", DRIVER, str(store), str(tmp / "w")]))
             outputs = {}

@@ -148,3 +148,12 @@ def test_bad_inputs_fail_in_one_line_and_write_nothing(
     before = sorted(tmp_path.iterdir())
     _fails(["calibrate", str(path), "--out", str(tmp_path / "p.json"), "--quiet", *options], message, capsys)
     assert sorted(tmp_path.iterdir()) == before
+
+
+def test_adapt_budget_defaults_to_the_librarys(capsys: pytest.CaptureFixture[str]) -> None:
+    from voxelstudio.tasks.adapt import DEFAULT_MINUTES
+
+    assert float(cli.build_parser().parse_args(["adapt", "scan.mat", "--out", "m.keras"]).minutes) == DEFAULT_MINUTES
+    with pytest.raises(SystemExit):
+        cli.main(["adapt", "--help"])
+    assert f"[default {DEFAULT_MINUTES:g}]" in " ".join(capsys.readouterr().out.split())

@@ -67,7 +67,12 @@ def wait_for_pixels(qtbot, session, panel_role: str, more_than: int, timeout: in
     For a panel shown a moment ago: in one CI run its first frame, read back at once, held 143 pixels where the
     same Grad-CAM shows thousands; checking again while events run does not depend on that first frame.
     """
-    qtbot.waitUntil(lambda: panel_pixels(session, panel_role) > more_than, timeout=timeout)
+
+    def shown() -> None:
+        pixels = panel_pixels(session, panel_role)
+        assert pixels > more_than, f"the {panel_role} panel shows {pixels} pixels, expected more than {more_than}"
+
+    qtbot.waitUntil(shown, timeout=timeout)
 
 
 def foreground_pixels(image) -> int:

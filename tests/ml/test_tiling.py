@@ -165,3 +165,11 @@ def test_halve_tile_respects_minimum_and_multiple():
     assert halve_tile((64, 32, 16), minimum=(8, 8, 8), multiple=4) == (32, 32, 16)
     assert halve_tile((30, 30, 16), minimum=(8, 8, 8), multiple=4) == (16, 30, 16)
     assert halve_tile((16, 16, 16), minimum=(16, 16, 16)) is None
+
+
+def test_when_no_tile_fits_the_smallest_is_chosen():
+    cfg = DenoiserConfig.for_arch("unet", filters=4, depth=2)
+    chosen = choose_tile_shape(
+        (96, 80, 16), cfg, budget_bytes=1, minimum=(20, 20, 44), overlap=(16, 16, 40), multiple=4
+    )
+    assert chosen == (20, 20, 16)  # the minimum, and the whole axis where the minimum exceeds it

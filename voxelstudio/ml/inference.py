@@ -22,7 +22,14 @@ from voxelstudio.ml import backend
 from voxelstudio.ml.config import DenoiserConfig
 from voxelstudio.ml.denoisers import pad_to_multiple, receptive_field, required_multiple
 from voxelstudio.ml.device import describe_device
-from voxelstudio.ml.tiling import choose_tile_shape, estimate_memory, halve_tile, plan_tiles, predict_tiled
+from voxelstudio.ml.tiling import (
+    choose_tile_shape,
+    estimate_memory,
+    halve_tile,
+    plan_tiles,
+    predict_tiled,
+    round_up,
+)
 
 Shape3 = tuple[int, int, int]
 BLEND = 8
@@ -73,13 +80,9 @@ class PredictionPlan:
     host_bytes: int
 
 
-def _round_up(value: int, multiple: int) -> int:
-    return -(-value // multiple) * multiple
-
-
 def _minimum_tile(overlap: Sequence[int], multiple: Sequence[int], padded: Sequence[int]) -> Shape3:
     """Smallest useful tile: the overlap plus one stride of ``multiple`` (or the whole axis)."""
-    return tuple(min(_round_up(o + m, m), p) for o, m, p in zip(overlap, multiple, padded, strict=True))  # type: ignore[return-value]
+    return tuple(min(round_up(o + m, m), p) for o, m, p in zip(overlap, multiple, padded, strict=True))  # type: ignore[return-value]
 
 
 def default_tile_budget() -> int:
@@ -97,7 +100,7 @@ def plan_prediction(
 ) -> PredictionPlan:
     """Choose the tiling for a volume of ``shape`` (automatic tile size from the memory budget when None)."""
     multiple = required_multiple(cfg)
-    padded = tuple(_round_up(int(s), m) for s, m in zip(shape, multiple, strict=True))
+    padded = tuple(round_up(int(s), m) for s, m in zip(shape, multiple, strict=True))
     margin = tile_margin(cfg)
     overlap = tuple(2 * g + BLEND for g in margin)
     minimum = _minimum_tile(overlap, multiple, padded)
@@ -106,7 +109,7 @@ def plan_prediction(
         tile = choose_tile_shape(padded, cfg, budget, minimum=minimum, overlap=overlap, multiple=multiple)
     else:
         sizes = zip(tile_shape, minimum, multiple, padded, strict=True)
-        tile = tuple(min(_round_up(max(int(t), lo), m), p) for t, lo, m, p in sizes)
+        tile = tuple(min(round_up(max(int(t), lo), m), p) for t, lo, m, p in sizes)
     voxels = math.prod(padded)
     # a padded copy of the input (when padding is needed) and the float32 output; TTA adds the normalised and the
     # rotated input, the de-normalised prediction, its difference to the running mean, the mean and M2

@@ -41,7 +41,8 @@ class Tile:
         return tuple(b - a for a, b in zip(self.start, self.stop, strict=True))  # type: ignore[return-value]
 
 
-def _round_up(value: int, multiple: int) -> int:
+def round_up(value: int, multiple: int) -> int:
+    """``value`` rounded up to a multiple of ``multiple``."""
     return -(-value // multiple) * multiple
 
 
@@ -191,11 +192,21 @@ TILE_COST_VOXELS = 1 << 15
 of two tilings that compute about as much, the one with fewer tiles is chosen."""
 
 
+def tiling_cost(
+    shape: Sequence[int], tile_shape: Sequence[int], overlap: Sequence[int], multiple: int | Sequence[int] = 1
+) -> int:
+    """Voxels computed to predict a volume of ``shape`` in tiles of ``tile_shape`` (with TILE_COST_VOXELS per tile)."""
+    counts = [
+        len(_axis_starts(*args)) for args in zip(shape, tile_shape, overlap, _as3(multiple, "multiple"), strict=True)
+    ]
+    return math.prod(counts) * (math.prod(int(t) for t in tile_shape) + TILE_COST_VOXELS)
+
+
 def _axis_options(size: int, minimum: int, overlap: int, multiple: int) -> tuple[list[int], list[int]]:
     """(tile sizes, tile counts) along one axis: for each count of tiles that can cover ``size``, the smallest tile
     (on ``multiple``, at least ``minimum``) that does it."""
     smallest: dict[int, int] = {}
-    for tile in range(min(_round_up(minimum, multiple), size), size + 1, multiple):
+    for tile in range(min(round_up(minimum, multiple), size), size + 1, multiple):
         smallest.setdefault(len(_axis_starts(size, tile, overlap, multiple)), tile)
     return list(smallest.values()), list(smallest)
 
@@ -214,17 +225,17 @@ def choose_tile_shape(
 
     Overlapping tiles compute their overlap more than once, and a network with a long reach along one axis needs
     long tiles along it. Halving the largest axis until the tile fits (the rule before) took the budget from the
-    other axes: for a 312x312x216 block and the bundled model (reach 28x28x75) it chose 256 tiles of 80x80x216, 16.8x
-    the block's voxels in all; this choice, 63 tiles of 92x100x216, computes 6.0x (1.8x faster measured on a
-    184x184x64 block, 1.2x on a 256x256x32 scan; the same output).
+    other axes: at the 1 GiB whole-volume cap, for a 312x312x216 region and the bundled model (reach 28x28x75) it
+    chose 256 tiles of 80x80x216, 16.8x the region's voxels in all; this choice, 63 tiles of 92x100x216, computes
+    6.0x (1.8x faster measured on a 184x184x64 region, 1.2x on a 256x256x32 scan; the same output).
     """
     multiples = _as3(multiple, "multiple")
     per_axis = zip(shape, minimum, overlap, multiples, strict=True)
     axes = [_axis_options(int(size), int(lo), int(o), m) for size, lo, o, m in per_axis]
-    sizes = np.meshgrid(*(np.array(tiles, dtype=np.float64) for tiles, _ in axes), indexing="ij")
-    counts = np.meshgrid(*(np.array(n, dtype=np.float64) for _, n in axes), indexing="ij")
-    voxels, tiles = sizes[0] * sizes[1] * sizes[2], counts[0] * counts[1] * counts[2]
-    bytes_per_voxel = estimate_memory((64, 64, 64), cfg) / 64**3
-    cost = np.where(voxels * bytes_per_voxel <= budget_bytes, tiles * (voxels + TILE_COST_VOXELS), np.inf)
+    edges = np.meshgrid(*(np.array(sizes, dtype=np.float64) for sizes, _ in axes), indexing="ij", sparse=True)
+    counts = np.meshgrid(*(np.array(n, dtype=np.float64) for _, n in axes), indexing="ij", sparse=True)
+    voxels, n_tiles = edges[0] * edges[1] * edges[2], counts[0] * counts[1] * counts[2]
+    bytes_per_voxel = estimate_memory((64, 64, 64), cfg) / 64**3  # the estimate is linear in the tile's voxels
+    cost = np.where(voxels * bytes_per_voxel <= budget_bytes, n_tiles * (voxels + TILE_COST_VOXELS), np.inf)
     index = np.unravel_index(int(np.argmin(cost if np.isfinite(cost).any() else voxels)), cost.shape)
-    return tuple(int(tiles_[i]) for (tiles_, _), i in zip(axes, index, strict=True))  # type: ignore[return-value]
+    return tuple(int(sizes[i]) for (sizes, _), i in zip(axes, index, strict=True))  # type: ignore[return-value]

@@ -28,10 +28,14 @@ IDENTITY = ((0, False),)
 UNCERTAINTY_FOLDER = ".voxelstudio-uncertainty"
 """Where, inside the output's temporary store, the TTA spread is written as an OME-Zarr store of its own."""
 BLOCK_TILE_BYTES = 1 << 29
-"""Tile memory budget (the estimate's bytes) of block-wise prediction, half the whole-volume cap: block-wise runs
-for memory, and TensorFlow with a model already takes about 720 MiB of a process. A 1024x1024x512 store peaked at
-1685 MB with the whole-volume cap and at 1402 MB with this one (issue 17: 1.5 GB), 14% slower
-(benchmarks/README.md, "Block-wise prediction")."""
+"""A leaner tile budget (the estimate's bytes) for block-wise prediction, half the whole-volume cap, used where it
+costs little time (LEAN_COST_RATIO): block-wise runs for memory, and TensorFlow with a model already takes about
+720 MiB of a process. A 1024x1024x512 store peaked at 1685 MB with the whole-volume cap and at 1402 MB with this one
+(issue 17: 1.5 GB), 14% slower (benchmarks/README.md, "Block-wise prediction")."""
+LEAN_COST_RATIO = 1.5
+"""The lean budget is used when its tiles compute at most this many times what the whole-volume budget's do. With a
+long reach along z (the bundled model's 75 planes) a 312x312x216 region would compute 15x as much: it keeps the
+whole-volume budget (and its memory)."""
 
 
 @dataclass(frozen=True)
@@ -105,15 +109,30 @@ def axis_map(turns: int, flip_z: bool) -> list[tuple[int, bool]]:
     return axes
 
 
+def block_plan(cfg: Any, shape: Shape3, tile_shape: Shape3 | None) -> Any:
+    """The tiling of a block's region: ``tile_shape`` when given, else the lean budget's tiles where they cost at
+    most LEAN_COST_RATIO times the whole-volume budget's, else those."""
+    from voxelstudio.ml.inference import default_tile_budget, plan_prediction
+    from voxelstudio.ml.tiling import tiling_cost
+
+    plan = plan_prediction(cfg, shape, tile_shape=tile_shape)
+    if tile_shape is not None:
+        return plan
+    lean = plan_prediction(cfg, shape, budget_bytes=min(default_tile_budget(), BLOCK_TILE_BYTES))
+
+    def cost(p: Any) -> int:
+        return tiling_cost(p.padded_shape, p.tile_shape, p.overlap, p.multiple)
+
+    return lean if cost(lean) <= LEAN_COST_RATIO * cost(plan) else plan
+
+
 def _predict_transformed(job: BlockJob, loaded: Any, lazy: Any, start: Shape3, stop: Shape3, turns: int, flip: bool):
     """The block's prediction (original orientation, target units) under one TTA transform."""
     from voxelstudio.ml.denoisers import required_multiple
     from voxelstudio.ml.inference import (
-        default_tile_budget,
         forward_transform,
         inverse_transform,
         normalized_predict_fn,
-        plan_prediction,
         predict_unit,
         tile_margin,
     )
@@ -143,9 +162,7 @@ def _predict_transformed(job: BlockJob, loaded: Any, lazy: Any, start: Shape3, s
     tile_shape = job.tile_shape
     if tile_shape is not None and turns % 2:
         tile_shape = (tile_shape[1], tile_shape[0], tile_shape[2])
-    plan = plan_prediction(
-        cfg, x.shape, tile_shape=tile_shape, budget_bytes=min(default_tile_budget(), BLOCK_TILE_BYTES)
-    )
+    plan = block_plan(cfg, x.shape, tile_shape)
     tile_fn = normalized_predict_fn(loaded.model, loaded.normalizer, job.value_range)
     out, _, _ = predict_unit(loaded.model, cfg, x, plan=plan, tile_fn=tile_fn)
     keep = tuple(
