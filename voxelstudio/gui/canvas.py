@@ -24,10 +24,10 @@ class DrawQueue:
     """Canvases waiting to draw, drawn one per turn of the event loop in the order they asked."""
 
     def __init__(self) -> None:
-        self._pending: dict[int, FigureCanvasQTAgg] = {}
+        self._pending: dict[int, QuietCanvas] = {}
         self._timer: QTimer | None = None
 
-    def add(self, canvas: FigureCanvasQTAgg) -> None:
+    def add(self, canvas: QuietCanvas) -> None:
         self._pending.setdefault(id(canvas), canvas)
         if self._timer is None:  # created on first use: the QApplication exists by then
             self._timer = QTimer(singleShot=True, interval=0)
@@ -42,7 +42,7 @@ class DrawQueue:
             if not shiboken6.isValid(canvas):
                 pass  # deleted while waiting
             elif not canvas.isVisible():
-                canvas._stale_while_hidden = True  # hidden while waiting (a tab switch): draws when shown again
+                canvas.draw_idle()  # hidden while waiting (a tab switch): marks itself to draw when shown again
             elif canvas.width() > 0 and canvas.height() > 0:
                 canvas.draw()
         if self._pending:
