@@ -48,6 +48,7 @@ BENCHMARKS = (
     Benchmark("gui_latency", "GUI latency", needs_display=True),
     Benchmark("memory", "Memory"),
     Benchmark("sim_generator", "Simulated-patch generator"),
+    Benchmark("unseen", "Unseen microscopes"),
 )
 _QUICK_OPTION = re.compile(r"""add_argument\(\s*["']--quick["']""")
 

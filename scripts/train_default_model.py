@@ -30,7 +30,7 @@ SHAPE = (128, 128, 32)
 N_VALIDATION = 4
 
 
-def default_config(minutes: float) -> TrainConfig:
+def default_config(minutes: float, **model: object) -> TrainConfig:
     """The recipe of the bundled model: the default TrainConfig (3-level U-Net, linear output, MSE; the best in
     benchmarks/denoise.py) with 48x48x32 patches and a longer budget and patience.
 
@@ -41,8 +41,10 @@ def default_config(minutes: float) -> TrainConfig:
     MSE (vanishing gradient at 0) and the original's imbalanced L1 (weight 1000) over-predicts halos around beads
     within a CPU budget, so neither is used here.
     """
+    config = TrainConfig()
     return dataclasses.replace(
-        TrainConfig(),
+        config,
+        model=dataclasses.replace(config.model, **model).validate(),
         epochs=10_000,
         minutes=minutes,
         patch_shape=(48, 48, 32),
@@ -61,6 +63,8 @@ def main() -> None:
     parser.add_argument("--generator", action="store_true", help="train on fresh simulated patches, no fixed set")
     parser.add_argument("--workers", type=int, default=2, help="simulation processes with --generator [default 2]")
     parser.add_argument("--steps", type=int, default=None, help="batches per epoch with --generator")
+    parser.add_argument("--filters", type=int, default=None, help="U-Net filters at the top level")
+    parser.add_argument("--kernel", type=int, nargs=3, default=None, metavar=("KY", "KX", "KZ"))
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -92,7 +96,8 @@ def _train_from_pairs(args: argparse.Namespace, work: Path) -> None:
     total = args.pairs + N_VALIDATION
     simulate_dataset(work / "train", count=total, seed=2024, shape=SHAPE, randomize=True, overwrite=True)
     pairs = load_pairs(work / "train" / "raw", work / "train" / "target")
-    config = dataclasses.replace(default_config(args.minutes), val_fraction=N_VALIDATION / total)
+    config = default_config(args.minutes, **_model_options(args))
+    config = dataclasses.replace(config, val_fraction=N_VALIDATION / total)
 
     started = time.perf_counter()
     with tqdm_report("default model") as report:
@@ -107,7 +112,7 @@ def _train_from_pairs(args: argparse.Namespace, work: Path) -> None:
 def _train_from_generator(args: argparse.Namespace, work: Path) -> None:
     from generator_training import train_from_generator  # beside this script; imports Keras
 
-    config = default_config(args.minutes)
+    config = default_config(args.minutes, **_model_options(args))
     if args.steps is not None:
         config = dataclasses.replace(config, steps_per_epoch=args.steps)
     with tqdm_report("default model") as report:
@@ -120,6 +125,11 @@ def _train_from_generator(args: argparse.Namespace, work: Path) -> None:
         f"{run.psfs_computed} PSFs computed); best val loss {run.best_val_loss:.4g}; model {args.out} "
         f"({args.out.stat().st_size / 1e6:.2f} MB)"
     )
+
+
+def _model_options(args: argparse.Namespace) -> dict[str, object]:
+    options = {"filters": args.filters, "kernel": None if args.kernel is None else tuple(args.kernel)}
+    return {name: value for name, value in options.items() if value is not None}
 
 
 def _fmt(value: float | None) -> str:
