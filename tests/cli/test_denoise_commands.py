@@ -167,6 +167,20 @@ def test_options_override_the_gpu_preset():
     assert cfg.preset == "gpu" and cfg.batch_size == 6 and cfg.patch_shape == (64, 64, 16) and cfg.model.filters == 32
 
 
+def test_init_brings_its_architecture_into_the_preset_recipe(trained, tmp_path):
+    from voxelstudio.ml.bundled import read_train_config
+
+    cfg = train_config_from_args(_preset_args(preset="cpu", init=str(trained), batch_size=3), device_kind=lambda: "")
+    assert cfg.model == read_train_config(trained).model  # the tiny simple CNN, not the preset's U-Net
+    assert cfg.preset == "cpu" and cfg.batch_size == 3
+    same = train_config_from_args(_preset_args(init=str(trained), arch="simple"), device_kind=lambda: "")
+    assert same.model == cfg.model
+    with pytest.raises(ValueError, match=r"--arch unet: .*model.keras is a simple, 2 filters.*keeps its architecture"):
+        train_config_from_args(_preset_args(init=str(trained), arch="unet"), device_kind=lambda: "")
+    with pytest.raises(ValueError, match=r"nothing.keras: not a readable model file"):
+        train_config_from_args(_preset_args(init=str(tmp_path / "nothing.keras")), device_kind=lambda: "")
+
+
 def test_config_and_preset_do_not_mix(data):
     _, config = data
     with pytest.raises(ValueError, match="--config or --preset, not both"):

@@ -50,7 +50,7 @@ def register(subparsers: Any) -> None:
     train.add_argument("--seed", type=int, metavar="S", help="random seed")
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint beside --out")
     start = train.add_mutually_exclusive_group()
-    start.add_argument("--init", metavar="MODEL", help="start from this model's weights (same architecture)")
+    start.add_argument("--init", metavar="MODEL", help="start from this model's weights, in its architecture")
     start.add_argument(
         "--from-scratch",
         action="store_true",
@@ -121,9 +121,19 @@ def _device_kind() -> str:
     return configure_devices().kind
 
 
+def _architecture_of(init: str, arch: str | None) -> Any:
+    """The architecture stored in the ``--init`` model file; ValueError when ``--arch`` asks for another."""
+    from voxelstudio.ml.bundled import describe_architecture, read_train_config
+
+    model = read_train_config(init).model
+    if arch is not None and arch != model.arch:
+        raise ValueError(f"--arch {arch}: {init} is a {describe_architecture(model)}; --init keeps its architecture")
+    return model
+
+
 def train_config_from_args(args: argparse.Namespace, device_kind: Callable[[], str] = _device_kind) -> Any:
-    """The TrainConfig: --config, else the --preset's recipe (auto: by the device), with the options given here
-    replacing its values."""
+    """The TrainConfig: --config, else the --preset's recipe (auto: by the device) with the ``--init`` model's
+    architecture when one is given, and the options given here replacing its values."""
     from voxelstudio.ml.config import DenoiserConfig, TrainConfig, preset_config, resolve_preset
 
     preset = getattr(args, "preset", None)
@@ -134,7 +144,10 @@ def train_config_from_args(args: argparse.Namespace, device_kind: Callable[[], s
     else:
         preset = preset or "auto"
         config = preset_config(resolve_preset(preset, device_kind() if preset == "auto" else "CPU"))
-    if args.arch is not None and args.arch != config.model.arch:
+    init = getattr(args, "init", None)
+    if init is not None and not args.config:  # the weights define the architecture
+        config = dataclasses.replace(config, model=_architecture_of(init, args.arch))
+    elif args.arch is not None and args.arch != config.model.arch:
         config = dataclasses.replace(config, model=DenoiserConfig.for_arch(args.arch))
     if args.loss is not None:
         config = dataclasses.replace(config, loss=dataclasses.replace(config.loss, name=args.loss))
