@@ -34,24 +34,42 @@ def _choose_preset(panel, name: str) -> None:
 
 
 def test_bundled_start_follows_the_model_config(panel):
-    from voxelstudio.ml.bundled import bundled_denoiser_path
+    from voxelstudio.ml.bundled import architecture_mismatch, bundled_denoiser_path, read_train_config
 
+    bundled = read_train_config(bundled_denoiser_path()).model
     box = panel.from_bundled
-    assert box.isEnabled() and not box.isChecked()  # the default U-Net is the bundled model's architecture, but
-    assert panel.init_model() is None  # fine-tuning is a choice until it wins the benchmark (off, as in the CLI)
-    box.click()
+    assert box.isEnabled() and not box.isChecked()  # fine-tuning is a choice until it wins the benchmark
+    assert panel.init_model() is None  # (off, as in the CLI)
+    other = bundled.filters + 8
+    panel.filters.setValue(other)
+    assert box.isEnabled() and f"filters {bundled.filters} vs {other}" in box.toolTip()
+    box.click()  # checking it brings the bundled model's architecture into the form
     assert box.isChecked() and panel.init_model() == bundled_denoiser_path()
-    panel.filters.setValue(16)
-    assert not box.isEnabled() and not box.isChecked() and panel.init_model() is None
-    assert "filters 8 vs 16" in box.toolTip()
-    panel.filters.setValue(8)
-    assert box.isEnabled() and box.isChecked()
-    box.click()  # the user's choice is kept while the configuration changes
-    assert panel.init_model() is None
+    assert panel.filters.value() == bundled.filters and architecture_mismatch(bundled, panel.config().model) is None
+    panel.filters.setValue(other)
+    assert box.isEnabled() and not box.isChecked() and panel.init_model() is None
+    panel.filters.setValue(bundled.filters)
+    assert box.isChecked()  # the user's choice is kept while the configuration changes
+    box.click()
+    assert panel.init_model() is None and not box.wanted
     panel.arch.setCurrentText("simple")
-    assert not box.isEnabled() and "arch unet vs simple" in box.toolTip()
+    assert "arch unet vs simple" in box.toolTip() and not box.isChecked()
     panel.arch.setCurrentText("unet")
-    assert box.isEnabled() and not box.isChecked()
+    assert not box.isChecked()
+
+
+def test_bundled_start_is_disabled_without_a_bundled_model(qtbot, monkeypatch):
+    from voxelstudio.gui.panels.train_start import BundledStart
+
+    def missing():
+        raise FileNotFoundError("resources/models/denoiser_default.keras is missing")
+
+    monkeypatch.setattr("voxelstudio.ml.bundled.bundled_denoiser_path", missing)
+    box = BundledStart()
+    qtbot.addWidget(box)
+    box.follow(None)
+    assert not box.isEnabled() and box.init_model() is None
+    assert box.toolTip() == "No bundled model to start from: resources/models/denoiser_default.keras is missing"
 
 
 def test_preset_fills_the_config_as_the_cli_does(panel):
@@ -60,7 +78,7 @@ def test_preset_fills_the_config_as_the_cli_does(panel):
     _choose_preset(panel, "gpu")
     assert panel.config() == preset_config("gpu")  # 32 filters, 128x128x32 patches, batches of 16, mixed precision
     assert panel.filters.value() == 32 and [b.value() for b in panel.patch] == [128, 128, 32]
-    assert not panel.from_bundled.isEnabled()  # the 8-filter bundled model cannot start a 32-filter one
+    assert not panel.from_bundled.isChecked() and "vs 32" in panel.from_bundled.toolTip()  # not a 32-filter one
     panel.batch.setValue(8)
     edited = panel.config()
     assert edited.preset == "gpu" and edited.mixed_precision and edited.batch_size == 8  # recorded with the model
@@ -92,7 +110,7 @@ def test_preset_choice_is_remembered(panel, qtbot):
 
 
 def test_training_starts_from_the_bundled_model_when_checked(qtbot, sample_session, monkeypatch):
-    from voxelstudio.ml.bundled import bundled_denoiser_path
+    from voxelstudio.ml.bundled import bundled_denoiser_path, read_train_config
 
     calls = []
 
@@ -103,13 +121,14 @@ def test_training_starts_from_the_bundled_model_when_checked(qtbot, sample_sessi
     monkeypatch.setattr("voxelstudio.jobs.work.run_isolated", fake_run)
     panel = sample_session.window.train_panel
     _choose_preset(panel, "cpu")
-    assert panel.from_bundled.isEnabled()
-    for checked in (True, False):
-        panel.from_bundled.setChecked(checked)
+    assert panel.from_bundled.isEnabled() and not panel.from_bundled.isChecked()
+    for _ in range(2):
+        panel.from_bundled.click()
         panel.train_button.click()
         wait_idle(qtbot, sample_session)
     assert [call["init"] for call in calls] == [bundled_denoiser_path(), None]
     assert calls[0]["config"].preset == "cpu"
+    assert calls[0]["config"].model == read_train_config(bundled_denoiser_path()).model  # its weights fit
 
 
 def _calibration() -> CalibrationFound:

@@ -147,6 +147,7 @@ class TrainPanel(QWidget):
         for signal in (self.arch.currentTextChanged, self.filters.valueChanged,
                        *(box.valueChanged for box in self.kernel)):  # fmt: skip
             signal.connect(self._model_changed)
+        self.from_bundled.adopt_requested.connect(self._adopt_architecture)
         self._restore_start()
         self.set_config(self._saved_config(self.preset.recipe(self._device_kind)))
         self.preset.activated.connect(lambda _index: self.set_config(self.preset.recipe(self._device_kind)))
@@ -297,6 +298,13 @@ class TrainPanel(QWidget):
             return type(defaults).from_json(str(text)).validate()
         except (ValueError, TypeError, json.JSONDecodeError):
             return defaults  # settings from another version: fall back quietly
+
+    def _adopt_architecture(self, model: Any) -> None:
+        """Show ``model``'s architecture (the bundled model's, to start from its weights) in the form."""
+        self.arch.setCurrentText(model.arch)
+        self.filters.setValue(model.filters)
+        for box, value in zip(self.kernel, model.kernel, strict=True):
+            box.setValue(value)
 
     def _arch_changed(self, arch: str) -> None:
         from voxelstudio.ml.config import DenoiserConfig

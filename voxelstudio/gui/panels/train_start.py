@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QWidget
 
 PRESET_TIPS = {
@@ -41,13 +42,17 @@ class PresetBox(QComboBox):
 
 
 class BundledStart(QCheckBox):
-    """The "Start from the bundled model" check box: available when the bundled denoiser's architecture is the
-    configured one (its weights then fit); disabled, saying why in its tooltip, otherwise.
+    """The "Start from the bundled model" check box. Checked, training starts from the bundled denoiser's weights,
+    so in its architecture: checking it while the form shows another one asks the form to switch
+    (``adopt_requested`` with the bundled model's DenoiserConfig); changing the architecture away unchecks it until
+    the form matches again (the user's choice, ``wanted``, is kept). Disabled, saying why, without a bundled model.
 
     Unchecked by default, as ``train-denoiser`` starts from random weights: on benchmarks/denoise.py (4 pairs, 10
     minutes, fine-tuned at a learning rate of 2e-4) fine-tuning the bundled model did not beat training from scratch
     (39.97 vs 40.19 dB, bead F1 0.936 vs 0.927; benchmarks/README.md), so it stays a choice until a better bundled
     model makes it win. Checked, training uses the form's learning rate (lower it for fine-tuning)."""
+
+    adopt_requested = Signal(object)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Start from the bundled model", parent, objectName="from_bundled")
@@ -56,32 +61,36 @@ class BundledStart(QCheckBox):
         self.wanted = False  # the user's choice, kept while the configuration does not allow it
         self.path: Path | None = None
         self._bundled: Any = None
+        self._mismatch: str | None = None
         try:
             self.path = bundled_denoiser_path()
             self._bundled = read_train_config(self.path).model
             self._about = describe_architecture(self._bundled)
         except (FileNotFoundError, ValueError) as exc:
             self.path, self._about = None, str(exc)
-        self.clicked.connect(lambda checked: setattr(self, "wanted", bool(checked)))
+        self.clicked.connect(self._clicked)
+
+    def _clicked(self, checked: bool) -> None:
+        self.wanted = bool(checked)
+        if checked and self._mismatch is not None:
+            self.adopt_requested.emit(self._bundled)
 
     def follow(self, model: Any) -> None:
-        """Enable (and check, unless the user unchecked it) when a ``model`` config can start from the bundled
-        weights; else disable with the reason as the tooltip."""
+        """Check the box (when the user wants it) while a ``model`` config can start from the bundled weights;
+        uncheck it, saying what differs, while it cannot."""
         from voxelstudio.ml.bundled import architecture_mismatch
 
         if self._bundled is None:
-            usable, tip = False, f"No bundled model to start from: {self._about}"
-        else:
-            mismatch = architecture_mismatch(self._bundled, model)
-            usable = mismatch is None
-            tip = (
-                f"Fine-tune the bundled denoiser ({self._about}) instead of starting from random weights"
-                if usable
-                else f"The bundled model ({self._about}) has another architecture ({mismatch}); "
-                "its weights cannot start this configuration"
-            )
-        self.setEnabled(usable)
-        self.setChecked(usable and self.wanted)
+            self.setEnabled(False)
+            self.setChecked(False)
+            self.setToolTip(f"No bundled model to start from: {self._about}")
+            return
+        self._mismatch = architecture_mismatch(self._bundled, model)
+        tip = f"Fine-tune the bundled denoiser ({self._about}) instead of starting from random weights"
+        if self._mismatch is not None:
+            tip += f"; checking this sets its architecture (the form has another: {self._mismatch})"
+        self.setEnabled(True)
+        self.setChecked(self._mismatch is None and self.wanted)
         self.setToolTip(tip)
 
     def init_model(self) -> Path | None:
