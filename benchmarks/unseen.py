@@ -22,7 +22,9 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -86,13 +88,13 @@ def write_data(work: Path, settings: dict[str, SimParams], shape: tuple[int, int
     """``test/<k>/{raw,target}/test_<i>.mat`` for each setting k."""
     for k, params in enumerate(settings.values()):
         for index in range(pairs):
-            _write_pair(work / "test" / str(k), f"test_{index + 1}", shape, params, seed=900 + 10 * k + index)
+            _write_pair(work / "test" / str(k), f"test_{index + 1}", shape, params, seed=9000 + 100 * k + index)
 
 
 def write_matched_data(work: Path, settings: dict[str, SimParams], shape: tuple[int, int, int]) -> None:
     for k, params in enumerate(settings.values()):
         for index in range(MATCHED_PAIRS):
-            _write_pair(work / "matched" / str(k), f"pair_{index + 1}", shape, params, seed=500 + 10 * k + index)
+            _write_pair(work / "matched" / str(k), f"pair_{index + 1}", shape, params, seed=5000 + 100 * k + index)
 
 
 def _write_pair(folder: Path, name: str, shape: tuple[int, int, int], params: SimParams, seed: int) -> None:
@@ -131,8 +133,9 @@ def train_care(work: Path, args: argparse.Namespace, n_settings: int) -> str | N
         view = work / "care" / str(k)
         (view / "pred").mkdir(parents=True, exist_ok=True)
         (view / "test").mkdir(parents=True, exist_ok=True)
-        if not (view / "test" / "raw").exists():
-            (view / "test" / "raw").symlink_to(work / "test" / str(k) / "raw")
+        link = view / "test" / "raw"
+        if not link.is_symlink():
+            link.symlink_to((work / "test" / str(k) / "raw").resolve())
         command = [args.care_python, str(CARE_WORKER), "--work", str(view), "--minutes", str(args.care_minutes)]
         command += ["--train-dir", str(work / "matched" / str(k)), "--tests", ",".join(test_names(work, k))]
         env = {**os.environ, "TF_USE_LEGACY_KERAS": "1"}
@@ -144,8 +147,10 @@ def train_care(work: Path, args: argparse.Namespace, n_settings: int) -> str | N
         if done.returncode != 0:
             tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
             return f"failed (exit {done.returncode}): {tail[0]}"
-        (work / "pred" / "care").mkdir(parents=True, exist_ok=True)
-        (view / "pred" / "care").rename(work / "pred" / "care" / str(k))
+        destination = work / "pred" / "care" / str(k)
+        shutil.rmtree(destination, ignore_errors=True)  # an earlier run's
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        (view / "pred" / "care").rename(destination)
     return None
 
 
@@ -229,6 +234,13 @@ def print_report(work: Path, methods: list[str], labels: dict[str, str], args: a
             print(f"\n{labels[method]}: " + "; ".join(verdict(table[method], care)) + ".")
 
 
+def _read_json(path: Path) -> object:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", type=Path, nargs="+", help="denoiser files to compare [default: the bundled one]")
@@ -259,9 +271,12 @@ def main() -> None:
     if len({m.stem for m in models}) < len(models) or {"raw", "care"} & {m.stem for m in models}:
         sys.exit("unseen.py: give the model files distinct names (not raw or care)")
     with tempfile.TemporaryDirectory() as tmp:
-        work = args.work or Path(tmp)
-        if not (work / "test").exists():
+        work = (args.work or Path(tmp)).resolve()
+        manifest = {"settings": list(args.settings), "shape": list(args.shape), "pairs": args.pairs}
+        if _read_json(work / "test" / "manifest.json") != manifest:  # none yet, or another run's data
+            shutil.rmtree(work / "test", ignore_errors=True)
             write_data(work, args.settings, args.shape, args.pairs)
+            (work / "test" / "manifest.json").write_text(json.dumps(manifest))
         print(f"[{time.strftime('%H:%M:%S')}] predicting ...", file=sys.stderr, flush=True)
         predict_models(work, models, len(args.settings))
         labels = {"raw": "raw scan", **{m.stem: m.name for m in models}}

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import signal
+import zipfile
 
 import numpy as np
 import pytest
@@ -179,6 +180,11 @@ def test_init_brings_its_architecture_into_the_preset_recipe(trained, tmp_path):
         train_config_from_args(_preset_args(init=str(trained), arch="unet"), device_kind=lambda: "")
     with pytest.raises(ValueError, match=r"nothing.keras: not a readable model file"):
         train_config_from_args(_preset_args(init=str(tmp_path / "nothing.keras")), device_kind=lambda: "")
+    package = tmp_path / "package.zip"  # a model file without VoxelStudio's config (a BioImage package)
+    with zipfile.ZipFile(package, "w") as archive:
+        archive.writestr("rdf.yaml", "type: model\n")
+    plain = train_config_from_args(_preset_args(preset="cpu", init=str(package)), device_kind=lambda: "")
+    assert plain.model == train_config_from_args(_preset_args(preset="cpu"), device_kind=lambda: "").model
 
 
 def test_config_and_preset_do_not_mix(data):

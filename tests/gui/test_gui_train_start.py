@@ -58,6 +58,25 @@ def test_bundled_start_follows_the_model_config(panel):
     assert not box.isChecked()
 
 
+def test_bundled_start_takes_fields_the_form_does_not_show(qtbot, tmp_path, monkeypatch):
+    from PySide6.QtCore import QSettings
+
+    from voxelstudio.gui.panels.train import TrainPanel
+    from voxelstudio.ml.config import DenoiserConfig, TrainConfig
+
+    deep = DenoiserConfig.for_arch("unet", depth=4, pool_z=False)  # filters and kernel as the form's defaults
+    monkeypatch.setattr("voxelstudio.ml.bundled.read_train_config", lambda path: TrainConfig(model=deep))
+    panel = TrainPanel(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(panel)
+    box = panel.from_bundled
+    assert not box.isChecked() and "depth 4 vs 3" in box.toolTip()
+    box.click()  # no shown value changes, the hidden ones do
+    assert box.isChecked() and panel.config().model == deep and panel.init_model() is not None
+    panel.filters.setValue(panel.filters.value() + 1)
+    panel.filters.setValue(panel.filters.value() - 1)
+    assert box.isChecked() and panel.config().model == deep  # kept while the architecture stays
+
+
 def test_bundled_start_is_disabled_without_a_bundled_model(qtbot, monkeypatch):
     from voxelstudio.gui.panels.train_start import BundledStart
 

@@ -1,4 +1,5 @@
-"""The shipped denoiser file, for real: it loads and cleans the bundled sample (issue 13's acceptance on real files)."""
+"""The shipped denoiser file, for real: it loads and cleans the bundled sample (raw F1 is 0.99 there already:
+PSNR and the elongation are what tell a working model from a broken one)."""
 
 from __future__ import annotations
 

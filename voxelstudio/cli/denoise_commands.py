@@ -122,10 +122,17 @@ def _device_kind() -> str:
 
 
 def _architecture_of(init: str, arch: str | None) -> Any:
-    """The architecture stored in the ``--init`` model file; ValueError when ``--arch`` asks for another."""
+    """The architecture stored in the ``--init`` model file (None for a model file without VoxelStudio's training
+    config, e.g. a BioImage package: the preset's then has to match, as loading checks); ValueError when ``--arch``
+    asks for another, or the file is missing."""
     from voxelstudio.ml.bundled import describe_architecture, read_train_config
 
-    model = read_train_config(init).model
+    try:
+        model = read_train_config(init).model
+    except ValueError:
+        if Path(init).is_file():
+            return None
+        raise
     if arch is not None and arch != model.arch:
         raise ValueError(f"--arch {arch}: {init} is a {describe_architecture(model)}; --init keeps its architecture")
     return model
@@ -145,8 +152,9 @@ def train_config_from_args(args: argparse.Namespace, device_kind: Callable[[], s
         preset = preset or "auto"
         config = preset_config(resolve_preset(preset, device_kind() if preset == "auto" else "CPU"))
     init = getattr(args, "init", None)
-    if init is not None and not args.config:  # the weights define the architecture
-        config = dataclasses.replace(config, model=_architecture_of(init, args.arch))
+    start = _architecture_of(init, args.arch) if init is not None and not args.config else None
+    if start is not None:  # the weights define the architecture
+        config = dataclasses.replace(config, model=start)
     elif args.arch is not None and args.arch != config.model.arch:
         config = dataclasses.replace(config, model=DenoiserConfig.for_arch(args.arch))
     if args.loss is not None:

@@ -203,10 +203,13 @@ class TrainPanel(QWidget):
         ).validate()
 
     def _model(self) -> Any:
+        """The architecture in the form; fields it does not show (depth, pooling...) come from the config it was
+        filled with when the architecture is the same, else from the architecture's defaults."""
         from voxelstudio.ml.config import DenoiserConfig
 
-        kernel = tuple(b.value() for b in self.kernel)
-        return DenoiserConfig.for_arch(self.arch.currentText(), filters=self.filters.value(), kernel=kernel)
+        arch, kernel = self.arch.currentText(), tuple(b.value() for b in self.kernel)
+        base = self._base.model if self._base.model.arch == arch else DenoiserConfig.for_arch(arch)
+        return dataclasses.replace(base, filters=self.filters.value(), kernel=kernel).validate()
 
     def init_model(self) -> Path | None:
         """The model file training starts from (the bundled denoiser when chosen), None for random weights."""
@@ -300,11 +303,13 @@ class TrainPanel(QWidget):
             return defaults  # settings from another version: fall back quietly
 
     def _adopt_architecture(self, model: Any) -> None:
-        """Show ``model``'s architecture (the bundled model's, to start from its weights) in the form."""
+        """Take ``model``'s architecture (the bundled model's, to start from its weights), shown fields and others."""
+        self._base = dataclasses.replace(self._base, model=model)
         self.arch.setCurrentText(model.arch)
         self.filters.setValue(model.filters)
         for box, value in zip(self.kernel, model.kernel, strict=True):
             box.setValue(value)
+        self._model_changed()
 
     def _arch_changed(self, arch: str) -> None:
         from voxelstudio.ml.config import DenoiserConfig

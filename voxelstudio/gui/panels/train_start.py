@@ -73,7 +73,8 @@ class BundledStart(QCheckBox):
     def _clicked(self, checked: bool) -> None:
         self.wanted = bool(checked)
         if checked and self._mismatch is not None:
-            self.adopt_requested.emit(self._bundled)
+            self.adopt_requested.emit(self._bundled)  # the form switches, and calls follow()
+            self.setChecked(self._mismatch is None)
 
     def follow(self, model: Any) -> None:
         """Check the box (when the user wants it) while a ``model`` config can start from the bundled weights;
