@@ -144,7 +144,7 @@ def test_memory_estimate_scales_and_chooses_tiles():
 @pytest.mark.parametrize("budget_tiles", [0.3, 1.0, 2.5])
 def test_chosen_tiles_compute_least_of_all_tilings_that_fit(budget_tiles):
     """Brute force over every tile on the pooling grid: none that fits the budget computes less (a long reach along z,
-    as the bundled model's, where halving the largest axis left most of each tile as overlap)."""
+    as the first bundled model's, where halving the largest axis left most of each tile as overlap)."""
     cfg = DenoiserConfig.for_arch("unet", filters=4, depth=2)
     shape, overlap, multiple = (96, 80, 64), (16, 16, 40), 4
     minimum = tuple(o + multiple for o in overlap)

@@ -38,7 +38,7 @@ def test_a_long_reach_keeps_the_whole_volume_budget_rather_than_compute_many_tim
     def cost(p) -> int:
         return tiling_cost(p.padded_shape, p.tile_shape, p.overlap, p.multiple)
 
-    cfg = unet((3, 3, 6), depth=3)  # the bundled model: reach 75 along z
+    cfg = unet((3, 3, 6), depth=3)  # the first bundled model's architecture: reach 75 along z
     plan = block_plan(cfg, (312, 312, 216), None)
     assert memory(plan.tile_shape, cfg) > BLOCK_TILE_BYTES
     assert cost(plan_prediction(cfg, (312, 312, 216), budget_bytes=BLOCK_TILE_BYTES)) > LEAN_COST_RATIO * cost(plan)

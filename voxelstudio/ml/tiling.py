@@ -225,7 +225,7 @@ def choose_tile_shape(
 
     Overlapping tiles compute their overlap more than once, and a network with a long reach along one axis needs
     long tiles along it. Halving the largest axis until the tile fits (the rule before) took the budget from the
-    other axes: at the 1 GiB whole-volume cap, for a 312x312x216 region and the bundled model (reach 28x28x75) it
+    other axes: at the 1 GiB whole-volume cap, for a 312x312x216 region and the first bundled model (reach 28x28x75) it
     chose 256 tiles of 80x80x216, 16.8x the region's voxels in all; this choice, 63 tiles of 92x100x216, computes
     6.0x (1.8x faster measured on a 184x184x64 region, 1.2x on a 256x256x32 scan; the same output).
     """

@@ -34,8 +34,8 @@ costs little time (LEAN_COST_RATIO): block-wise runs for memory, and TensorFlow 
 (issue 17: 1.5 GB), 14% slower (benchmarks/README.md, "Block-wise prediction")."""
 LEAN_COST_RATIO = 1.5
 """The lean budget is used when its tiles compute at most this many times what the whole-volume budget's do. With a
-long reach along z (the bundled model's 75 planes) a 312x312x216 region would compute 15x as much: it keeps the
-whole-volume budget (and its memory)."""
+long reach along z (75 planes, the first bundled model's) a 312x312x216 region would compute 15x as much: it keeps
+the whole-volume budget (and its memory)."""
 
 
 @dataclass(frozen=True)

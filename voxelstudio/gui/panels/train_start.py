@@ -48,9 +48,10 @@ class BundledStart(QCheckBox):
     the form matches again (the user's choice, ``wanted``, is kept). Disabled, saying why, without a bundled model.
 
     Unchecked by default, as ``train-denoiser`` starts from random weights: on benchmarks/denoise.py (4 pairs, 10
-    minutes, fine-tuned at a learning rate of 2e-4) fine-tuning the bundled model did not beat training from scratch
-    (39.97 vs 40.19 dB, bead F1 0.936 vs 0.927; benchmarks/README.md), so it stays a choice until a better bundled
-    model makes it win. Checked, training uses the form's learning rate (lower it for fine-tuning)."""
+    minutes, fine-tuned at a learning rate of 2e-4) fine-tuning the bundled model beat training the default U-Net
+    from scratch by less than issue 13's bar of 1 dB and F1 0.98 (40.90 vs 40.19 dB, bead F1 0.942 vs 0.927;
+    benchmarks/README.md), so it stays a choice until a GPU-trained bundled model clears it. Checked, training uses
+    the form's learning rate (lower it for fine-tuning)."""
 
     adopt_requested = Signal(object)
 
