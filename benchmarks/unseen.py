@@ -13,7 +13,7 @@ average, z/xy within 15% of the target's on every setting, and (with CARE) mean 
 
 Run from the repository root::
 
-    python benchmarks/unseen.py                                      # the bundled model (about 5 minutes)
+    python benchmarks/unseen.py                                      # the bundled model (about 3 minutes)
     python benchmarks/unseen.py --models A.keras B.keras             # compare model files on the same scans
     python benchmarks/unseen.py --care-minutes 25 --pin 0            # with CARE per setting (about 3 hours)
     python benchmarks/unseen.py --quick                              # smoke run: 2 settings, small volumes

@@ -18,9 +18,10 @@ replaced, an 8-filter U-Net with 3x3x6 kernels trained 20 CPU-minutes on 28 fixe
 mean PSNR 38.42 -> 39.78 dB, bead F1 0.879 -> 0.922 (lowest 0.730 -> 0.847), worst z/xy FWHM ratio 45% -> 25% off
 the target's; on the bundled sample 38.58 -> 39.40 dB, F1 0.99 -> 1.00, z/xy 1.25 -> 1.17 (target 1.00). Why this
 architecture: the same cost per step and per prediction on a CPU as the old one (0.43 vs 0.46 s per training batch,
-1.06 vs 1.20 s per 256x256x32 forward pass) with 1.1x its parameters, and a reach of 25 voxels along z instead of 61
-(receptive field 50x50x50 against 50x50x122), so tiles and block-wise prediction of deep stacks waste far less
-compute and memory on overlap (benchmarks/README.md, "Block-wise prediction"). Trained from scratch on 4 pairs of one
+1.06 vs 1.20 s per 256x256x32 forward pass) with 1.1x its parameters, and a one-sided reach (``tile_margin``) of 28
+voxels along z instead of 75 (receptive field 50x50x50 against 50x50x122), so tiles of deep stacks compute less
+overlap; its tiles need 1.5x the memory per voxel, though, so block-wise prediction peaks as high as with the old
+one (benchmarks/README.md, "Block-wise prediction"). Trained from scratch on 4 pairs of one
 microscope for 10 minutes it is not better than the old one (39.08 vs 40.19 dB; kernel 6 along z fits one PSF's
 elongation better), so ``train-denoiser``'s default stays the 8-filter 3x3x6 U-Net. The wider U-Net and conditioning
 on the voxel size (issue 13, item 3) wait for the GPU machine: the CPU budget does not compare them fairly.

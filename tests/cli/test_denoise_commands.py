@@ -176,7 +176,7 @@ def test_init_brings_its_architecture_into_the_preset_recipe(trained, tmp_path):
     assert cfg.preset == "cpu" and cfg.batch_size == 3
     same = train_config_from_args(_preset_args(init=str(trained), arch="simple"), device_kind=lambda: "")
     assert same.model == cfg.model
-    with pytest.raises(ValueError, match=r"--arch unet: .*model.keras is a simple, 2 filters.*keeps its architecture"):
+    with pytest.raises(ValueError, match=r"--arch unet: .*model.keras is a simple, 2 filters.*keeps that"):
         train_config_from_args(_preset_args(init=str(trained), arch="unet"), device_kind=lambda: "")
     with pytest.raises(ValueError, match=r"nothing.keras: not a readable model file"):
         train_config_from_args(_preset_args(init=str(tmp_path / "nothing.keras")), device_kind=lambda: "")
@@ -185,6 +185,20 @@ def test_init_brings_its_architecture_into_the_preset_recipe(trained, tmp_path):
         archive.writestr("rdf.yaml", "type: model\n")
     plain = train_config_from_args(_preset_args(preset="cpu", init=str(package)), device_kind=lambda: "")
     assert plain.model == train_config_from_args(_preset_args(preset="cpu"), device_kind=lambda: "").model
+
+
+def test_resume_continues_in_the_checkpoint_architecture(trained, tmp_path):
+    """A run started with --init (another architecture than the preset's) resumes without repeating --init."""
+    import shutil
+
+    from voxelstudio.ml.bundled import read_train_config
+
+    out = tmp_path / "m.keras"
+    fresh = train_config_from_args(_preset_args(preset="cpu", resume=True, out=str(out)), device_kind=lambda: "")
+    assert fresh.model.arch == "unet"  # no checkpoint yet: the preset's
+    shutil.copy(trained, tmp_path / "m.last.keras")
+    cfg = train_config_from_args(_preset_args(preset="cpu", resume=True, out=str(out)), device_kind=lambda: "")
+    assert cfg.model == read_train_config(trained).model
 
 
 def test_config_and_preset_do_not_mix(data):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.gui.conftest import panel_pixels, wait_idle
+from tests.gui.conftest import panel_pixels, wait_for_pixels, wait_idle
 
 pytestmark = pytest.mark.gui
 
@@ -33,7 +33,7 @@ def test_load_model_then_denoise_with_uncertainty(qtbot, sample_session, tiny_mo
     tiles = [t for t in texts if t.startswith("transform ")]  # test-time augmentation: eight transforms, tiled
     assert tiles and tiles[-1].startswith("transform 8/8 · tile ")
     sample_session.view.update(link_contrast=False)  # a 2-epoch model is faint on the target's scale
-    assert panel_pixels(sample_session, "prediction") > empty + 1000
+    wait_for_pixels(qtbot, sample_session, "prediction", more_than=empty + 1000)  # drawn in its own contrast
     title = window.viewports.panels["prediction"].title.text()
     assert "Predicted" in title and "128×128×32" in title
     assert sample_session.document.made_by("prediction")["model"]["sha256"]  # what the denoiser recorded, for export

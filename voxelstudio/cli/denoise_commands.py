@@ -40,7 +40,9 @@ def register(subparsers: Any) -> None:
         help="recipe for the device: cpu (8-filter U-Net, small batches), gpu (32 filters, 128x128x32 patches, "
         "batches of 16, mixed precision); auto picks by the device [default auto, or the --config file's]",
     )
-    train.add_argument("--arch", choices=ARCHITECTURES, help="network architecture [default: the preset's, unet]")
+    train.add_argument(
+        "--arch", choices=ARCHITECTURES, help="network architecture [default: the --init model's or the preset's]"
+    )
     train.add_argument("--loss", choices=LOSSES, help="training loss [default mse]")
     train.add_argument("--epochs", type=int, metavar="N", help="maximum number of epochs")
     train.add_argument("--minutes", type=float, metavar="M", help="stop after M minutes")
@@ -122,9 +124,9 @@ def _device_kind() -> str:
 
 
 def _architecture_of(init: str, arch: str | None) -> Any:
-    """The architecture stored in the ``--init`` model file (None for a model file without VoxelStudio's training
-    config, e.g. a BioImage package: the preset's then has to match, as loading checks); ValueError when ``--arch``
-    asks for another, or the file is missing."""
+    """The architecture stored in a model file to train from (``--init``, or the checkpoint ``--resume`` continues);
+    None for a file without VoxelStudio's training config, e.g. a BioImage package (the preset's then has to match,
+    as loading checks); ValueError when ``--arch`` asks for another, or the file is missing."""
     from voxelstudio.ml.bundled import describe_architecture, read_train_config
 
     try:
@@ -134,8 +136,16 @@ def _architecture_of(init: str, arch: str | None) -> Any:
             return None
         raise
     if arch is not None and arch != model.arch:
-        raise ValueError(f"--arch {arch}: {init} is a {describe_architecture(model)}; --init keeps its architecture")
+        raise ValueError(f"--arch {arch}: {init} is a {describe_architecture(model)}; training from it keeps that")
     return model
+
+
+def _checkpoint_architecture(out: str, arch: str | None) -> Any:
+    """The architecture of the last checkpoint beside ``out`` (what ``--resume`` continues), None without one."""
+    from voxelstudio.ml.fit import checkpoint_paths
+
+    checkpoint = checkpoint_paths(out)[0]
+    return _architecture_of(str(checkpoint), arch) if checkpoint.is_file() else None
 
 
 def train_config_from_args(args: argparse.Namespace, device_kind: Callable[[], str] = _device_kind) -> Any:
@@ -152,7 +162,11 @@ def train_config_from_args(args: argparse.Namespace, device_kind: Callable[[], s
         preset = preset or "auto"
         config = preset_config(resolve_preset(preset, device_kind() if preset == "auto" else "CPU"))
     init = getattr(args, "init", None)
-    start = _architecture_of(init, args.arch) if init is not None and not args.config else None
+    start = None
+    if not args.config and init is not None:
+        start = _architecture_of(init, args.arch)
+    elif not args.config and getattr(args, "resume", False):  # the checkpoint's, e.g. after --init
+        start = _checkpoint_architecture(args.out, args.arch)
     if start is not None:  # the weights define the architecture
         config = dataclasses.replace(config, model=start)
     elif args.arch is not None and args.arch != config.model.arch:

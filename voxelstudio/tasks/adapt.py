@@ -72,9 +72,14 @@ def simulate_matched_pairs(
     return pairs
 
 
+FINE_TUNE_STEPS = 16
+"""Batches per epoch when adapting: each epoch ends with a validation, a preview in the window and a checkpoint, so a
+minutes-long fine-tuning wants short epochs whatever the starting model's recipe (the bundled one has 64)."""
+
+
 def fine_tune_config(init: Path, scan_shape: tuple[int, int, int], minutes: float, seed: int) -> tuple[Any, Shape]:
-    """(training config, simulated pair shape): ``init``'s recipe with the fine-tuning learning rate and budget;
-    pairs as deep as the scans (rounded up to the model's multiple), patches no larger than the pairs."""
+    """(training config, simulated pair shape): ``init``'s recipe with the fine-tuning learning rate, budget and epoch
+    length; pairs as deep as the scans (rounded up to the model's multiple), patches no larger than the pairs."""
     from voxelstudio.ml.denoisers import required_multiple
     from voxelstudio.ml.persistence import load_model
 
@@ -85,7 +90,10 @@ def fine_tune_config(init: Path, scan_shape: tuple[int, int, int], minutes: floa
     lateral = [max(min(n, PAIR_LATERAL), m) for n, m in zip(scan_shape[:2], multiple[:2], strict=True)]
     shape = (lateral[0], lateral[1], int(np.ceil(max(scan_shape[2], multiple[2]) / multiple[2]) * multiple[2]))
     patch = tuple(max(m, min(p, (s // m) * m)) for p, s, m in zip(cfg.patch_shape, shape, multiple, strict=True))
-    cfg = replace(cfg, minutes=minutes, epochs=100000, learning_rate=FINE_TUNE_LR, patch_shape=patch, seed=seed)
+    cfg = replace(
+        cfg, minutes=minutes, epochs=100000, learning_rate=FINE_TUNE_LR, patch_shape=patch, seed=seed,
+        steps_per_epoch=FINE_TUNE_STEPS,
+    )  # fmt: skip
     return cfg, shape
 
 
