@@ -26,7 +26,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,12 +35,11 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
-from denoise import CARE_WORKER, DEFAULT_CARE_PYTHON  # beside this script (its folder is on sys.path when run)
+from denoise import DEFAULT_CARE_PYTHON, _care_command, _run, _write_pair  # beside this script (on sys.path)
 from run_all import machine_summary
 
-from voxelstudio.core.volume import Volume
-from voxelstudio.io import load_volume, save_volume
-from voxelstudio.sim import OpticsParams, SimParams, simulate_pair
+from voxelstudio.io import load_volume
+from voxelstudio.sim import OpticsParams, SimParams
 
 SETTINGS = {
     "NA 1.2, water 5 um deep, z 0.2 um": SimParams(
@@ -97,13 +95,6 @@ def write_matched_data(work: Path, settings: dict[str, SimParams], shape: tuple[
             _write_pair(work / "matched" / str(k), f"pair_{index + 1}", shape, params, seed=5000 + 100 * k + index)
 
 
-def _write_pair(folder: Path, name: str, shape: tuple[int, int, int], params: SimParams, seed: int) -> None:
-    raw, target = simulate_pair(shape, params, seed=seed)
-    for role, data in (("raw", raw), ("target", target)):
-        (folder / role).mkdir(parents=True, exist_ok=True)
-        save_volume(Volume(data, params.optics.voxel_size_um, name=name), folder / role / f"{name}.mat", overwrite=True)
-
-
 def test_names(work: Path, k: int) -> list[str]:
     return sorted(p.stem for p in (work / "test" / str(k) / "raw").glob("*.mat"))
 
@@ -124,33 +115,24 @@ def predict_models(work: Path, models: list[Path], n_settings: int) -> None:
 
 
 def train_care(work: Path, args: argparse.Namespace, n_settings: int) -> str | None:
-    """CARE trained on each setting's matched pairs predicts that setting's scans (``pred/care/<k>/``); returns
-    an error line, or None."""
-    if not Path(args.care_python).exists():
-        return f"not run: no CARE environment at {args.care_python} (see benchmarks/denoise.py)"
+    """CARE trained on each setting's matched pairs predicts that setting's scans (``pred/care/<k>/``), through
+    denoise.py's CARE row; returns an error line, or None."""
     for k in range(n_settings):
-        # care_worker reads WORK/test/raw/<name>.mat and writes WORK/pred/<NAME>/<name>.npy
+        # care_worker reads WORK/test/raw/<name>.mat and writes WORK/pred/care-matched/<name>.npy
         view = work / "care" / str(k)
-        (view / "pred").mkdir(parents=True, exist_ok=True)
         (view / "test").mkdir(parents=True, exist_ok=True)
         link = view / "test" / "raw"
         if not link.is_symlink():
             link.symlink_to((work / "test" / str(k) / "raw").resolve())
-        command = [args.care_python, str(CARE_WORKER), "--work", str(view), "--minutes", str(args.care_minutes)]
-        command += ["--train-dir", str(work / "matched" / str(k)), "--tests", ",".join(test_names(work, k))]
-        env = {**os.environ, "TF_USE_LEGACY_KERAS": "1"}
-        if args.pin is not None:
-            command = ["taskset", "-c", str(args.pin), *command]
-            env.update(TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1", OMP_NUM_THREADS="1")
-        print(f"[{time.strftime('%H:%M:%S')}] CARE on setting {k + 1} ...", file=sys.stderr, flush=True)
-        done = subprocess.run(command, env=env, capture_output=True, text=True)
-        if done.returncode != 0:
-            tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-            return f"failed (exit {done.returncode}): {tail[0]}"
+        (view / "pred").mkdir(exist_ok=True)
+        command = _care_command(args, view, args.care_minutes, work / "matched" / str(k), test_names(work, k))
+        record = _run("care-matched", command, view, args)
+        if "error" in record:
+            return record["error"]
         destination = work / "pred" / "care" / str(k)
         shutil.rmtree(destination, ignore_errors=True)  # an earlier run's
         destination.parent.mkdir(parents=True, exist_ok=True)
-        (view / "pred" / "care").rename(destination)
+        (view / "pred" / "care-matched").rename(destination)
     return None
 
 
