@@ -4,6 +4,7 @@ dask workers.
     python benchmarks/blockwise.py                      # 256x256x64 and 512x512x64, the bundled model
     python benchmarks/blockwise.py --quick              # 128x128x32 and 256x256x32
     python benchmarks/blockwise.py --sizes 1024,1024,512 --limit-mb 1500 --chunks 256,256,64 --model M.keras
+    python benchmarks/blockwise.py --sizes 768,768,192 --chunks 256,256,64 --no-workers --memory-limit 1.5GB
     python benchmarks/blockwise.py --pyramid 1024,1024,256   # only the multiscale levels of a written store
     python benchmarks/blockwise.py --many 50 --many-shape 64,64,16   # only many small files, in-process vs 2 workers
 
@@ -148,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--many-shape", default="64,64,16", metavar="H,W,Z", help="shape of each of the --many files")
     parser.add_argument("--chunks", default="128,128,32", metavar="H,W,Z", help="the store's chunks [128,128,32]")
     parser.add_argument("--model", metavar="MODEL.keras", help="the denoiser [default: the bundled model]")
+    parser.add_argument("--memory-limit", metavar="SIZE", help="also run block-wise in-process with this limit")
     args = parser.parse_args(argv)
     if args.model and not args.no_workers:
         parser.error("--model: the 2-worker runs use the bundled model; add --no-workers")
@@ -174,6 +176,10 @@ def main(argv: list[str] | None = None) -> int:
                 ("whole volume (.npy in memory)", [*cli, str(store), "--out-dir", str(tmp / "n"), "--format", "npy"]),
                 ("block-wise, in-process", [*cli, str(store), "--out-dir", str(tmp / "b"), "--format", "zarr"]),
             ]
+            if args.memory_limit:
+                limited = [*cli, str(store), "--out-dir", str(tmp / "m"), "--format", "zarr"]
+                runs.append((f"block-wise, in-process, --memory-limit {args.memory_limit}",
+                             [*limited, "--memory-limit", args.memory_limit]))  # fmt: skip
             if args.no_whole:
                 runs.pop(0)
             if not args.no_workers:
@@ -185,13 +191,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{rows[-1]}", file=sys.stderr, flush=True)
             from voxelstudio.io import load_volume
 
-            for name in ("n", "b", "w") if not args.no_whole else ():
+            for name in ("n", "b", "w", "m") if not args.no_whole else ():
                 found = list((tmp / name).glob(f"{store.name.split('.')[0]}.*"))
                 data = [p for p in found if not p.name.endswith(".json")]
                 if data:
                     outputs[name] = load_volume(data[0]).data
             reference = outputs.get("n")
-            for name in ("b", "w"):
+            for name in ("b", "w", "m"):
                 if reference is not None and name in outputs:
                     diff = float(np.abs(outputs[name] - reference).max())
                     print(f"{text}: max |{name} - whole| = {diff:.2e}", file=sys.stderr)

@@ -128,6 +128,10 @@ def test_resume_refuses_an_output_another_model_made(tmp_path, store, model, cap
     [
         (["--format", "zarr", "--block", "8,8,4"], "other.npy: --block works on Zarr stores only"),
         (["--format", "tif", "--block", "8,8,4"], "--block: only for Zarr stores"),
+        (["--format", "zarr", "--memory-limit", "1GB"], "other.npy: --memory-limit works on Zarr stores only"),
+        (["--format", "zarr", "--memory-limit", "lots"], "--memory-limit: expected a size of at least 64MiB such"),
+        (["--format", "zarr", "--memory-limit", "1500"], "--memory-limit: expected a size of at least 64MiB"),
+        (["--format", "zarr", "--memory-limit", "1GB", "--tile", "32,32,16"], "--memory-limit and --tile: give one"),
     ],
 )
 def test_block_wise_options_that_do_not_apply_stop_before_any_work(tmp_path, store, model, capsys, extra, words):

@@ -45,3 +45,19 @@ def test_tensorflow_startup_is_hidden_and_other_writes_pass_through():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120, check=True)
     assert done.stderr.decode().splitlines() == ["kept line", "after"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed")
+def test_tensorflow_starts_without_importing_jax_which_stays_importable():
+    """TensorFlow's tf.lite imports JAX when installed (about 100 MB per process); on the TensorFlow backend it is not
+    loaded, and a later ``import jax`` still works."""
+    code = (
+        "import sys\n"
+        "from voxelstudio.ml import backend\n"
+        "print(backend.name(), 'jax' in sys.modules)\n"
+        "import jax\n"
+        "print(jax.numpy.add(1, 2))\n"
+    )
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120, check=True, env=env)
+    assert done.stdout.decode().split() == ["tensorflow", "False", "3"]

@@ -13,10 +13,10 @@ def whole_volume_budget(monkeypatch):
     monkeypatch.setattr("voxelstudio.ml.inference.default_tile_budget", lambda: 1 << 30)
 
 
-def unet(kernel, depth):
+def unet(kernel, depth, filters=8):
     from voxelstudio.ml.config import DenoiserConfig
 
-    return DenoiserConfig.for_arch("unet", filters=8, kernel=kernel, depth=depth)
+    return DenoiserConfig.for_arch("unet", filters=filters, kernel=kernel, depth=depth)
 
 
 def memory(tile, cfg) -> int:
@@ -46,3 +46,60 @@ def test_a_long_reach_keeps_the_whole_volume_budget_rather_than_compute_many_tim
 
 def test_a_given_tile_is_kept():
     assert block_plan(unet((3, 3, 3), depth=2), (280, 280, 88), (64, 64, 88)).tile_shape == (64, 64, 88)
+
+
+def test_under_a_memory_limit_the_tiles_fit_what_the_model_and_buffers_leave(monkeypatch, caplog):
+    from voxelstudio.tasks import block_predict
+
+    monkeypatch.setattr(block_predict, "_WARNED_LIMITS", set())
+    cfg = unet((3, 3, 3), depth=3, filters=12)  # the bundled model's architecture
+    region = (312, 312, 120)
+    unlimited = block_plan(cfg, region, None)
+    used = {}
+    for limit in (1_300_000_000, 1_100_000_000):
+        plan = block_plan(cfg, region, None, limit, baseline=700_000_000)  # TensorFlow and a model
+        buffers = block_predict.REGION_COPIES * 4 * 312 * 312 * 120
+        held = 700_000_000 + block_predict.MEASURED_TILE_FRACTION * plan.tile_bytes + buffers
+        assert held <= limit * (1 - block_predict.HEADROOM)
+        used[limit] = memory(plan.tile_shape, cfg)
+    assert used[1_100_000_000] < used[1_300_000_000] < memory(unlimited.tile_shape, cfg)
+    assert not caplog.records
+    tta = block_plan(cfg, region, None, 1_300_000_000, tta=True, baseline=700_000_000)  # four more region-sized arrays
+    assert memory(tta.tile_shape, cfg) < used[1_300_000_000]
+
+
+def test_a_limit_the_smallest_tiles_cannot_meet_is_said_once(monkeypatch, caplog):
+    from voxelstudio.tasks import block_predict
+
+    monkeypatch.setattr(block_predict, "_WARNED_LIMITS", set())
+    cfg = unet((3, 3, 3), depth=3)
+    for _ in range(2):
+        plan = block_plan(cfg, (312, 312, 120), None, 750_000_000, baseline=700_000_000)
+    assert plan.tile_bytes > 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "memory limit 750 MB" in warnings[0] and "700 MB in use" in warnings[0]
+
+
+def test_a_generous_limit_changes_nothing_and_a_limit_never_takes_bigger_tiles():
+    cfg = unet((3, 3, 3), depth=2)  # short reach: without a limit, the lean budget
+    unlimited = block_plan(cfg, (280, 280, 88), None)
+    assert block_plan(cfg, (280, 280, 88), None, 64 << 30, baseline=700_000_000) == unlimited
+    for limit in (1_100_000_000, 1_300_000_000, 1_600_000_000):
+        limited = block_plan(cfg, (280, 280, 88), None, limit, baseline=700_000_000)
+        assert memory(limited.tile_shape, cfg) <= memory(unlimited.tile_shape, cfg)
+
+
+def test_a_dask_worker_shares_its_memory_limit_up_to_the_pause_among_its_threads():
+    from dask.distributed import Client, LocalCluster
+
+    from voxelstudio.tasks.block_predict import worker_memory_limit
+
+    with (
+        LocalCluster(
+            n_workers=1, threads_per_worker=2, processes=False, memory_limit="2GB", dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        share = client.submit(worker_memory_limit, pure=False).result()
+    assert share == pytest.approx(2e9 * 0.8 / 2)  # dask pauses a worker at 80% of its limit
+    assert worker_memory_limit() is None  # here, outside a worker

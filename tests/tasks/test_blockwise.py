@@ -65,6 +65,27 @@ def test_blockwise_equals_whole_volume_tiled_prediction(setup, tmp_path, arch):
     assert all(n <= 1 for n in result.provenance["blockwise"]["model_loads_per_process"].values())
 
 
+def test_a_memory_limit_tiles_the_blocks_finer_with_the_same_output(setup, tmp_path, monkeypatch, caplog):
+    from voxelstudio.tasks import block_predict
+
+    folder, data, models = setup
+    real, plans = block_predict.block_plan, []
+
+    def recorded(cfg, shape, tile_shape, memory_limit=None, **options):
+        assert options["baseline"] > 100_000_000  # this process, with TensorFlow
+        plans.append(real(cfg, shape, tile_shape, memory_limit, **options))
+        return plans[-1]
+
+    monkeypatch.setattr(block_predict, "block_plan", recorded)
+    monkeypatch.setattr(block_predict, "_WARNED_LIMITS", set())
+    out = tmp_path / "out.ome.zarr"  # 1 MB: nothing left for tiles, the smallest ones
+    result = denoise_store(folder / "in.ome.zarr", out, model_path=models["unet"], block=BLOCK, memory_limit=1_000_000)
+    assert result.provenance["blockwise"]["memory_limit"] == 1_000_000
+    assert len(plans) == 18 and any(p.tile_shape != p.padded_shape for p in plans)
+    np.testing.assert_allclose(read(out), whole_volume(models["unet"], data), rtol=1e-5, atol=1e-6)
+    assert any("even the smallest tiles" in r.getMessage() for r in caplog.records)
+
+
 def test_cancelled_run_leaves_no_output_and_resumes(setup, tmp_path):
     folder, data, models = setup
     token, seen = CancelToken(), []

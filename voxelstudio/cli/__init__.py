@@ -72,6 +72,7 @@ def _start_backend(*, debug: bool) -> None:
 
     if debug:  # everything on stderr, as the backend prints it
         select_backend()
+        from voxelstudio.ml import backend  # noqa: F401  # Keras started as in quiet mode (on TensorFlow, without JAX)
     else:
         start_backend_quietly()
 

@@ -100,6 +100,13 @@ def register(subparsers: Any) -> None:
         "one per core that memory allows]: small files (up to 256 MB, or Zarr stores of one block) go there as "
         "whole-file tasks, larger Zarr stores block by block; each worker loads the model once (logged)",
     )
+    denoise.add_argument(
+        "--memory-limit",
+        metavar="SIZE",
+        help="block-wise (Zarr to Zarr): keep each process predicting blocks under SIZE (e.g. 1.5GB, 800MiB) by "
+        "choosing smaller tiles, which compute more of their overlap [default: tiles from the free memory; on dask "
+        "workers, their own memory limit]",
+    )
     denoise.add_argument("--quiet", action="store_true", help="no progress bar")
     denoise.set_defaults(func=run_denoise)
 
@@ -115,6 +122,24 @@ def _shape(option: str, text: str | None) -> tuple[int, int, int] | None:
     if len(values) != 3 or min(values) < 1:
         raise ValueError(f"--{option}: expected three positive integers H,W,Z, got {text!r}")
     return values  # type: ignore[return-value]
+
+
+MIN_MEMORY_LIMIT = 64 << 20
+
+
+def _size(option: str, text: str | None) -> int | None:
+    """Bytes from a size such as 1.5GB or 800MiB (dask's notation; a bare number is bytes)."""
+    if text is None:
+        return None
+    from dask.utils import parse_bytes
+
+    try:
+        value = parse_bytes(text.strip()) if text.strip() else 0
+    except (ValueError, KeyError, TypeError):
+        value = 0
+    if value < MIN_MEMORY_LIMIT:  # a bare 1500 is bytes: surely a unit was meant
+        raise ValueError(f"--{option}: expected a size of at least 64MiB such as 1.5GB or 800MiB, got {text!r}")
+    return int(value)
 
 
 def _device_kind() -> str:
@@ -251,7 +276,8 @@ def run_denoise(args: argparse.Namespace) -> int:
             outputs = denoise_files(
                 args.inputs, model_path=args.model, out_dir=args.out_dir, fmt=args.format, tta=args.tta,
                 trusted=args.trust, tile_shape=tile, overwrite=args.overwrite, block=_shape("block", args.block),
-                resume=args.resume, scheduler=args.scheduler, report=report, cancel=cancel,
+                resume=args.resume, scheduler=args.scheduler, memory_limit=_size("memory-limit", args.memory_limit),
+                report=report, cancel=cancel,
             )  # fmt: skip
     except Cancelled as exc:
         print(f"voxelstudio: {exc}; finished files are kept, --resume goes on from them", file=sys.stderr)

@@ -16,15 +16,44 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from voxelstudio.core.backends import DEFAULT, LABELS, requested_backend
+
 # Read by JAX when it starts its GPU client (first computation, after `import keras`): allocate as needed instead
 # of 75% of the card at once, so a second job or the window's own OpenGL still finds memory.
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 # PyTorch's caching allocator is lazy already; expandable segments keep it from fragmenting with varied tile sizes.
 os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
 
-import keras  # after the environment above
 
-from voxelstudio.core.backends import LABELS
+def _keras_backend_setting() -> str:
+    """The backend Keras will start: ``KERAS_BACKEND``, else the ``backend`` of Keras' own ``keras.json``."""
+    if os.environ.get("KERAS_BACKEND", "").strip():
+        return requested_backend()
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    try:
+        with open(os.path.join(home, "keras.json"), encoding="utf-8") as file:
+            return str(json.load(file).get("backend", DEFAULT)).strip().lower()
+    except (OSError, ValueError, AttributeError):
+        return DEFAULT
+
+
+@contextlib.contextmanager
+def _tensorflow_without_jax() -> Iterator[None]:
+    """On the TensorFlow backend, keep TensorFlow's start from importing JAX: ``tensorflow.lite``'s converter
+    utilities import it when installed (``from jax import jit``, optional there), which costs about 100 MB of every
+    process's memory for a converter VoxelStudio never calls. JAX stays importable afterwards."""
+    blocked = _keras_backend_setting() == "tensorflow" and "jax" not in sys.modules
+    if blocked:
+        sys.modules["jax"] = None  # type: ignore[assignment]  # import jax -> ImportError, which tf.lite expects
+    try:
+        yield
+    finally:
+        if blocked and sys.modules.get("jax", 0) is None:
+            del sys.modules["jax"]
+
+
+with _tensorflow_without_jax():
+    import keras  # after the environment above
 
 
 def name() -> str:

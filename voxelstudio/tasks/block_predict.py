@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from voxelstudio.core.memory import release_free_heap
 from voxelstudio.io import zarr_
 
 log = logging.getLogger(__name__)
@@ -30,8 +33,20 @@ UNCERTAINTY_FOLDER = ".voxelstudio-uncertainty"
 BLOCK_TILE_BYTES = 1 << 29
 """A leaner tile budget (the estimate's bytes) for block-wise prediction, half the whole-volume cap, used where it
 costs little time (LEAN_COST_RATIO): block-wise runs for memory, and TensorFlow with a model already takes about
-720 MiB of a process. A 1024x1024x512 store peaked at 1685 MB with the whole-volume cap and at 1402 MB with this one
+620 MB of a process (720 MB while TensorFlow's start still imported JAX). A 1024x1024x512 store peaked at 1685 MB with the whole-volume cap and at 1402 MB with this one
 (issue 17: 1.5 GB), 14% slower (benchmarks/README.md, "Block-wise prediction")."""
+MEASURED_TILE_FRACTION = 0.45
+"""What TensorFlow on a CPU keeps per tile, as a fraction of :func:`ml.tiling.estimate_memory` (which allows 3x for
+framework workspace): measured 0.43 for the 8-filter 3x3x6 U-Net (225 of 528 bytes per voxel) and for the bundled
+12-filter 3x3x3 one (340 of 789). oneDNN holds that memory after the tile, so it counts once per process."""
+REGION_COPIES = 4
+"""Region-sized float32 arrays alive while a block's tiles run (the read region, its reflected and its pooling-grid
+padded copies, the output), rounded up."""
+TTA_COPIES = 4
+"""Block-sized arrays test-time augmentation adds (the running mean, M2, a prediction and its delta), counted as
+region-sized."""
+HEADROOM = 0.08
+"""Of a memory limit, kept free for allocator fragmentation and the pyramid levels written after the last block."""
 LEAN_COST_RATIO = 1.5
 """The lean budget is used when its tiles compute at most this many times what the whole-volume budget's do. With a
 long reach along z (75 planes, the first bundled model's) a 312x312x216 region would compute 15x as much: it keeps
@@ -51,6 +66,9 @@ class BlockJob:
     tile_shape: Shape3 | None
     tta: bool = False
     model_sha256: str | None = None
+    memory_limit: int | None = None
+    """Bytes this process should stay under (``--memory-limit``; on a dask worker without it, the worker's own
+    limit): the tiles are sized to fit what the model and the block's buffers leave. None: the default budget."""
 
 
 _MODELS: dict[tuple[str, bool, str | None], Any] = {}
@@ -109,16 +127,84 @@ def axis_map(turns: int, flip_z: bool) -> list[tuple[int, bool]]:
     return axes
 
 
-def block_plan(cfg: Any, shape: Shape3, tile_shape: Shape3 | None) -> Any:
+def limited_budget(limit: int, baseline: int, region_voxels: int, *, tta: bool = False) -> int:
+    """The tile budget (in :func:`ml.tiling.estimate_memory`'s bytes) that keeps a process whose resident size was
+    ``baseline`` bytes with the model loaded under ``limit`` bytes while it predicts a region of ``region_voxels``;
+    0 when nothing is left (the smallest tiles are then used)."""
+    copies = REGION_COPIES + (TTA_COPIES if tta else 0)
+    free = limit * (1.0 - HEADROOM) - baseline - copies * 4 * region_voxels
+    return max(0, int(free / MEASURED_TILE_FRACTION))
+
+
+_BASELINE_RSS: dict[str | None, int] = {}
+"""Per model (file hash): this process's resident size before its first block with it (no tile run yet)."""
+_WARNED_LIMITS: set[int] = set()
+
+
+def process_baseline(model_sha256: str | None = None) -> int:
+    """This process's resident size (bytes) the first time a block with the model is predicted, freed heap memory
+    returned first; later blocks' tiles add to it."""
+    if model_sha256 not in _BASELINE_RSS:
+        import psutil
+
+        release_free_heap()
+        _BASELINE_RSS[model_sha256] = psutil.Process().memory_info().rss
+    return _BASELINE_RSS[model_sha256]
+
+
+def worker_memory_limit() -> int | None:
+    """What one task on the dask worker running this code may use: the worker's memory limit up to where dask pauses
+    it, shared among its threads (None outside a worker, or when it has no limit)."""
+    if "distributed" not in sys.modules:  # a process that never imported it is no worker
+        return None
+    from distributed import get_worker
+
+    try:
+        worker = get_worker()
+    except ValueError:  # not in a worker's task
+        return None
+    memory = worker.memory_manager
+    if not memory.memory_limit:
+        return None
+    fraction = memory.memory_pause_fraction or memory.memory_terminate_fraction or 1.0
+    return int(memory.memory_limit * fraction / max(1, worker.state.nthreads))
+
+
+def effective_memory_limit(job: BlockJob) -> int | None:
+    """``job.memory_limit``, and on a dask worker without a GPU its own share (:func:`worker_memory_limit`): the
+    smaller. (A GPU's tiles live in its memory, not the worker's.)"""
+    worker = worker_memory_limit()
+    if worker is not None:
+        from voxelstudio.ml.backend import accelerators
+
+        if accelerators():
+            worker = None
+    limits = [v for v in (job.memory_limit, worker) if v is not None]
+    return min(limits) if limits else None
+
+
+def block_plan(cfg: Any, shape: Shape3, tile_shape: Shape3 | None, memory_limit: int | None = None,
+               *, tta: bool = False, baseline: int = 0) -> Any:  # fmt: skip
     """The tiling of a block's region: ``tile_shape`` when given, else the lean budget's tiles where they cost at
-    most LEAN_COST_RATIO times the whole-volume budget's, else those."""
+    most LEAN_COST_RATIO times the whole-volume budget's, else those; under ``memory_limit`` (bytes, for a process
+    of ``baseline`` bytes with the model loaded) neither budget exceeds what :func:`limited_budget` leaves."""
     from voxelstudio.ml.inference import default_tile_budget, plan_prediction
     from voxelstudio.ml.tiling import tiling_cost
 
-    plan = plan_prediction(cfg, shape, tile_shape=tile_shape)
     if tile_shape is not None:
-        return plan
-    lean = plan_prediction(cfg, shape, budget_bytes=min(default_tile_budget(), BLOCK_TILE_BYTES))
+        return plan_prediction(cfg, shape, tile_shape=tile_shape)
+    budget = default_tile_budget()
+    if memory_limit is not None:
+        fitting = limited_budget(memory_limit, baseline, math.prod(shape), tta=tta)
+        budget = min(budget, fitting)
+    plan = plan_prediction(cfg, shape, budget_bytes=budget)
+    if memory_limit is not None and plan.tile_bytes > budget and memory_limit not in _WARNED_LIMITS:
+        _WARNED_LIMITS.add(memory_limit)
+        log.warning(
+            "memory limit %.0f MB: even the smallest tiles (%s) may exceed it with this model (%.0f MB in use "
+            "before the first block)", memory_limit / 1e6, plan.tile_shape, baseline / 1e6,
+        )  # fmt: skip
+    lean = plan_prediction(cfg, shape, budget_bytes=min(budget, BLOCK_TILE_BYTES))
 
     def cost(p: Any) -> int:
         return tiling_cost(p.padded_shape, p.tile_shape, p.overlap, p.multiple)
@@ -155,6 +241,7 @@ def _predict_transformed(job: BlockJob, loaded: Any, lazy: Any, start: Shape3, s
         r0, r1 = transformed(a + before - low, b - after - low, i)  # the same map takes it back
         read[axes[i][0]] = slice(r0, r1)
     x = zarr_.compute(Path(job.source), lazy.data[tuple(read)]).astype(np.float32, copy=False)
+    release_free_heap()  # the chunks decompressed to read the region, before the tiles
     x = forward_transform(x, turns, flip)
     pads = [(before, after) for _, _, before, after in regions]
     if any(p != (0, 0) for p in pads):
@@ -162,7 +249,9 @@ def _predict_transformed(job: BlockJob, loaded: Any, lazy: Any, start: Shape3, s
     tile_shape = job.tile_shape
     if tile_shape is not None and turns % 2:
         tile_shape = (tile_shape[1], tile_shape[0], tile_shape[2])
-    plan = block_plan(cfg, x.shape, tile_shape)
+    limit = effective_memory_limit(job)
+    baseline = process_baseline(job.model_sha256) if limit is not None else 0
+    plan = block_plan(cfg, x.shape, tile_shape, limit, tta=job.tta, baseline=baseline)
     tile_fn = normalized_predict_fn(loaded.model, loaded.normalizer, job.value_range)
     out, _, _ = predict_unit(loaded.model, cfg, x, plan=plan, tile_fn=tile_fn)
     keep = tuple(
@@ -180,6 +269,8 @@ def predict_block(job: BlockJob, start: Shape3, stop: Shape3) -> tuple[int, bool
     from voxelstudio.ml.inference import TTA_TRANSFORMS
 
     loaded, fresh = cached_model(job.model_path, job.trusted, job.model_sha256)
+    if effective_memory_limit(job) is not None:
+        process_baseline(job.model_sha256)  # before this process's first tile with the model
     lazy = zarr_.open_lazy(job.source, job.variable)
     transforms = TTA_TRANSFORMS if job.tta else IDENTITY
     mean = m2 = None
@@ -197,4 +288,7 @@ def predict_block(job: BlockJob, start: Shape3, stop: Shape3) -> tuple[int, bool
         spread = np.sqrt(np.maximum(m2 / len(transforms), 0.0)).astype(np.float32)  # type: ignore[operator]
         spread_array = zarr.open_array(str(Path(job.store) / UNCERTAINTY_FOLDER / "0"), mode="r+")
         spread_array[where] = np.ascontiguousarray(spread.transpose(2, 0, 1))
+        del spread
+    del mean, m2, prediction, delta
+    release_free_heap()  # the next block's tiles and buffers differ in size: without it the RSS creeps up
     return os.getpid(), fresh

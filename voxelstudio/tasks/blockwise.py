@@ -33,6 +33,7 @@ from voxelstudio.core.atomic import (
     write_json_atomically,
 )
 from voxelstudio.core.errors import VolumeReadError, VolumeWriteError, VoxelStudioError
+from voxelstudio.core.memory import release_free_heap
 from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
 from voxelstudio.core.provenance import denoise_provenance, input_record, model_record
 from voxelstudio.io import zarr_
@@ -169,6 +170,7 @@ def denoise_store(
     scheduler: str | None = None,
     client: Any = None,
     uncertainty_out: str | Path | None = None,
+    memory_limit: int | None = None,
     report: ReportFn = null_report,
     cancel: CancelToken | None = None,
 ) -> BlockwiseResult:
@@ -179,7 +181,9 @@ def denoise_store(
     ``scheduler`` is a dask.distributed scheduler address (None: in this process), ``client`` a dask Client already
     connected to it (then kept open; None: connect here and close at the end); ``resume`` continues an
     interrupted run of the same input, model and block shape; ``uncertainty_out`` (a store path) asks for
-    test-time augmentation, whose per-voxel spread goes there. Returns the output path and provenance.
+    test-time augmentation, whose per-voxel spread goes there; ``memory_limit`` (bytes) sizes the tiles so that
+    each process predicting blocks stays under it (slower: smaller tiles compute more of the overlap). Returns the
+    output path and provenance.
     """
     source, out = Path(source), Path(out)
     spread_out = None if uncertainty_out is None else Path(uncertainty_out)
@@ -203,7 +207,9 @@ def denoise_store(
             model, fresh = cached_model(str(model_path), trusted, loaded=loaded)
         if model.train_config is None:
             raise VoxelStudioError(f"{model_path}: has no VoxelStudio training metadata")
-        settings = _Settings(variable, trusted, block, tile_shape, resume, overwrite, scheduler, spread_out)
+        settings = _Settings(
+            variable, trusted, block, tile_shape, resume, overwrite, scheduler, spread_out, memory_limit
+        )
         loads = {str(os.getpid()): 1} if fresh else {}
         return _denoise_store(source, out, lazy, client, Path(model_path), model, loads, settings, report, cancel)
     finally:
@@ -236,6 +242,7 @@ class _Settings:
     overwrite: bool
     scheduler: str | None
     spread_out: Path | None
+    memory_limit: int | None = None
 
 
 def _denoise_store(
@@ -275,7 +282,7 @@ def _denoise_store(
             write_json_atomically(run_file, {**run, "value_range": list(value_range)})
         absolute = [str(Path(p).resolve()) for p in (source, model_path, temporary)]  # as workers elsewhere see them
         job = BlockJob(absolute[0], settings.variable, absolute[1], settings.trusted, absolute[2], value_range,
-                       tile, tta, model.sha256)  # type: ignore[arg-type]  # fmt: skip
+                       tile, tta, model.sha256, settings.memory_limit)  # type: ignore[arg-type]  # fmt: skip
         blocks = block_grid(lazy.shape, block_hwz)
         finished = {p.name for p in done_dir.iterdir()}
         todo = [(a, b) for a, b in blocks if _marker(a) not in finished]
@@ -286,6 +293,7 @@ def _denoise_store(
             shutil.rmtree(temporary, ignore_errors=True)  # bad input: nothing worth resuming
             raise
         report(Progress(None, None, "writing the lower-resolution levels"))
+        release_free_heap()  # the last block's buffers, before the levels' own
         levels = write_pyramid(temporary)
         if settings.spread_out is not None and spread_dir.exists():  # gone: published before an interruption
             write_pyramid(spread_dir)
@@ -300,7 +308,7 @@ def _denoise_store(
     provenance["blockwise"] = {
         "block": list(block_hwz), "blocks": len(blocks), "resumed_blocks": len(blocks) - len(todo),
         "value_range": list(value_range), "scheduler": settings.scheduler, "model_loads_per_process": loads,
-        "levels": levels,
+        "levels": levels, "memory_limit": settings.memory_limit,
     }  # fmt: skip
     if settings.spread_out is not None:
         provenance["uncertainty_output"] = str(settings.spread_out.resolve())

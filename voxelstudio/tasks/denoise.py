@@ -131,22 +131,33 @@ def is_store(path: Path) -> bool:
 
 
 def check_options(
-    inputs: Sequence[Path], fmt: str, *, block: Sequence[int] | None, scheduler: str | None = None
+    inputs: Sequence[Path],
+    fmt: str,
+    *,
+    block: Sequence[int] | None,
+    scheduler: str | None = None,
+    memory_limit: int | None = None,
+    tile_shape: Sequence[int] | None = None,
 ) -> None:
-    """ValueError (one line, naming the first input concerned) when ``block`` meets an input that is not denoised
-    block by block, or ``scheduler`` is a malformed ``local:N``; called before any work starts. (``resume`` and
-    ``scheduler`` apply to every input.)"""
+    """ValueError (one line, naming the first input concerned) when ``block`` or ``memory_limit`` meets an input
+    that is not denoised block by block, ``memory_limit`` is not positive, or ``scheduler`` is a malformed
+    ``local:N``; called before any work starts. (``resume`` and ``scheduler`` apply to every input.)"""
     if scheduler is not None:
         from voxelstudio.tasks.file_cluster import check_scheduler
 
         check_scheduler(scheduler)
-    if not block:
-        return
-    if fmt != "zarr":
-        raise ValueError("--block: only for Zarr stores denoised with --format zarr")
-    other = next((p for p in inputs if not is_store(p)), None)
-    if other is not None:
-        raise ValueError(f"{other}: --block works on Zarr stores only; denoise this file in another run")
+    if memory_limit is not None and memory_limit <= 0:
+        raise ValueError(f"--memory-limit: expected a positive size such as 1.5GB, got {memory_limit} bytes")
+    if memory_limit is not None and tile_shape is not None:
+        raise ValueError("--memory-limit and --tile: give one (the limit chooses the tiles)")
+    for option, value in (("--block", block), ("--memory-limit", memory_limit)):
+        if not value:
+            continue
+        if fmt != "zarr":
+            raise ValueError(f"{option}: only for Zarr stores denoised with --format zarr")
+        other = next((p for p in inputs if not is_store(p)), None)
+        if other is not None:
+            raise ValueError(f"{other}: {option} works on Zarr stores only; denoise this file in another run")
 
 
 @dataclass(frozen=True)
@@ -161,6 +172,7 @@ class FileOptions:
     block: tuple[int, ...] | None = None
     resume: bool = False
     scheduler: str | None = None
+    memory_limit: int | None = None
 
 
 def finished(out: Path, options: FileOptions, model_sha256: str | None = None) -> bool:
@@ -200,6 +212,7 @@ def denoise_files(
     block: Sequence[int] | None = None,
     resume: bool = False,
     scheduler: str | None = None,
+    memory_limit: int | None = None,
     report: ReportFn = null_report,
     cancel: CancelToken | None = None,
 ) -> list[Path]:
@@ -212,16 +225,17 @@ def denoise_files(
     outputs an earlier run finished are kept and skipped (and a store's interrupted blocks are continued).
     ``scheduler`` (a dask.distributed address, or ``local[:N]``) sends the work to a cluster
     (:mod:`voxelstudio.tasks.file_cluster`): small files as whole-file tasks, larger stores block by block (larger
-    files of other formats are denoised here)."""
+    files of other formats are denoised here). ``memory_limit`` (bytes; block-wise only) sizes the tiles so that
+    each process predicting blocks stays under it."""
     inputs = [Path(p) for p in paths]
     out_dir = Path(out_dir)
     outputs = [output_path(p, out_dir, extension(fmt)) for p in inputs]
     if len(set(outputs)) != len(outputs):
         raise ValueError("two inputs share a file name; their outputs would collide in one folder")
-    check_options(inputs, fmt, block=block, scheduler=scheduler)
+    check_options(inputs, fmt, block=block, scheduler=scheduler, memory_limit=memory_limit, tile_shape=tile_shape)
     tile = None if tile_shape is None else tuple(int(t) for t in tile_shape)
     shape = None if block is None else tuple(int(b) for b in block)
-    options = FileOptions(fmt, tta, trusted, tile, overwrite, shape, resume, scheduler)
+    options = FileOptions(fmt, tta, trusted, tile, overwrite, shape, resume, scheduler, memory_limit)
     model, loaded = _load(model_path, trusted)
     out_dir.mkdir(parents=True, exist_ok=True)
     if scheduler is not None:
@@ -354,6 +368,7 @@ def _denoise_store(
         tile_shape=options.tile_shape, resume=options.resume,
         overwrite=options.overwrite or (options.resume and out.exists()),
         scheduler=options.scheduler if client is not None else None, client=client, uncertainty_out=spread,
+        memory_limit=options.memory_limit,
         report=report, cancel=cancel,
     )  # fmt: skip
     write_sidecar(out, {**result.provenance, "output": str(out.resolve())}, overwrite=True)

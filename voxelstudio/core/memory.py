@@ -1,0 +1,32 @@
+"""Giving freed heap memory back to the operating system."""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import sys
+from collections.abc import Callable
+
+
+@functools.cache
+def malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim`` (None off Linux, or on a C library without it, such as musl)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return trim
+
+
+def release_free_heap() -> bool:
+    """Return the free memory at the top of, and inside, glibc's heaps to the system (``malloc_trim(0)``).
+
+    A long run that allocates and frees large buffers of changing sizes (one block after another) otherwise keeps
+    its peak resident size; dask recommends the same for its workers. Returns whether anything was released; a no-op
+    (False) without glibc.
+    """
+    trim = malloc_trim()
+    return bool(trim(0)) if trim is not None else False
