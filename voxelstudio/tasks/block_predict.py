@@ -33,8 +33,9 @@ UNCERTAINTY_FOLDER = ".voxelstudio-uncertainty"
 BLOCK_TILE_BYTES = 1 << 29
 """A leaner tile budget (the estimate's bytes) for block-wise prediction, half the whole-volume cap, used where it
 costs little time (LEAN_COST_RATIO): block-wise runs for memory, and TensorFlow with a model already takes about
-620 MB of a process (720 MB while TensorFlow's start still imported JAX). A 1024x1024x512 store peaked at 1685 MB with the whole-volume cap and at 1402 MB with this one
-(issue 17: 1.5 GB), 14% slower (benchmarks/README.md, "Block-wise prediction")."""
+620 MB of a process (720 MB while TensorFlow's start still imported JAX). A 1024x1024x512 store peaked at 1685 MB
+with the whole-volume cap and at 1402 MB with this one (issue 17: 1.5 GB), 14% slower, with a short-reach model
+(benchmarks/README.md, "Block-wise prediction")."""
 MEASURED_TILE_FRACTION = 0.45
 """What TensorFlow on a CPU keeps per tile, as a fraction of :func:`ml.tiling.estimate_memory` (which allows 3x for
 framework workspace): measured 0.43 for the 8-filter 3x3x6 U-Net (225 of 528 bytes per voxel) and for the bundled
