@@ -66,6 +66,9 @@ def test_under_a_memory_limit_the_tiles_fit_what_the_model_and_buffers_leave(mon
     assert not caplog.records
     tta = block_plan(cfg, region, None, 1_300_000_000, tta=True, baseline=700_000_000)  # four more region-sized arrays
     assert memory(tta.tile_shape, cfg) < used[1_300_000_000]
+    # the pyramid written after the last block reads 2x2 chunks: large blocks leave less for the tiles
+    chunked = block_plan(cfg, region, None, 1_300_000_000, baseline=700_000_000, block_voxels=512 * 512 * 64)
+    assert memory(chunked.tile_shape, cfg) < used[1_300_000_000]
 
 
 def test_a_limit_the_smallest_tiles_cannot_meet_is_said_once(monkeypatch, caplog):
