@@ -73,6 +73,8 @@ class BlockJob:
     memory_limit: int | None = None
     """Bytes this process should stay under (``--memory-limit``; on a dask worker without it, the worker's own
     limit): the tiles are sized to fit what the model and the block's buffers leave. None: the default budget."""
+    chunk_voxels: int = 0
+    """Voxels of one output chunk (a whole block), which the pyramid levels written at the end read 2x2 at a time."""
 
 
 _MODELS: dict[tuple[str, bool, str | None], Any] = {}
@@ -258,8 +260,7 @@ def _predict_transformed(job: BlockJob, loaded: Any, lazy: Any, start: Shape3, s
         tile_shape = (tile_shape[1], tile_shape[0], tile_shape[2])
     limit = effective_memory_limit(job)
     baseline = process_baseline(job.model_sha256) if limit is not None else 0
-    block_voxels = math.prod(b - a for a, b in zip(start, stop, strict=True))
-    plan = block_plan(cfg, x.shape, tile_shape, limit, tta=job.tta, baseline=baseline, block_voxels=block_voxels)
+    plan = block_plan(cfg, x.shape, tile_shape, limit, tta=job.tta, baseline=baseline, block_voxels=job.chunk_voxels)
     tile_fn = normalized_predict_fn(loaded.model, loaded.normalizer, job.value_range)
     out, _, _ = predict_unit(loaded.model, cfg, x, plan=plan, tile_fn=tile_fn)
     keep = tuple(

@@ -282,7 +282,8 @@ def _denoise_store(
             write_json_atomically(run_file, {**run, "value_range": list(value_range)})
         absolute = [str(Path(p).resolve()) for p in (source, model_path, temporary)]  # as workers elsewhere see them
         job = BlockJob(absolute[0], settings.variable, absolute[1], settings.trusted, absolute[2], value_range,
-                       tile, tta, model.sha256, settings.memory_limit)  # type: ignore[arg-type]  # fmt: skip
+                       tile, tta, model.sha256, settings.memory_limit,  # type: ignore[arg-type]
+                       chunk_voxels=math.prod(block_hwz))  # fmt: skip
         blocks = block_grid(lazy.shape, block_hwz)
         finished = {p.name for p in done_dir.iterdir()}
         todo = [(a, b) for a, b in blocks if _marker(a) not in finished]
