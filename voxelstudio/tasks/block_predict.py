@@ -221,8 +221,10 @@ def block_plan(cfg: Any, shape: Shape3, tile_shape: Shape3 | None, memory_limit:
     return lean if cost(lean) <= LEAN_COST_RATIO * cost(plan) else plan
 
 
-def _predict_transformed(job: BlockJob, loaded: Any, lazy: Any, start: Shape3, stop: Shape3, turns: int, flip: bool):
-    """The block's prediction (original orientation, target units) under one TTA transform."""
+def _predict_transformed(job: BlockJob, loaded: Any, lazy: Any, start: Shape3, stop: Shape3, turns: int, flip: bool,
+                         limit: int | None = None, baseline: int = 0):  # fmt: skip
+    """The block's prediction (original orientation, target units) under one TTA transform; tiles within ``limit``
+    bytes for a process of ``baseline`` bytes (:func:`block_plan`)."""
     from voxelstudio.ml.denoisers import required_multiple
     from voxelstudio.ml.inference import (
         forward_transform,
@@ -258,8 +260,6 @@ def _predict_transformed(job: BlockJob, loaded: Any, lazy: Any, start: Shape3, s
     tile_shape = job.tile_shape
     if tile_shape is not None and turns % 2:
         tile_shape = (tile_shape[1], tile_shape[0], tile_shape[2])
-    limit = effective_memory_limit(job)
-    baseline = process_baseline(job.model_sha256) if limit is not None else 0
     plan = block_plan(cfg, x.shape, tile_shape, limit, tta=job.tta, baseline=baseline, block_voxels=job.chunk_voxels)
     tile_fn = normalized_predict_fn(loaded.model, loaded.normalizer, job.value_range)
     out, _, _ = predict_unit(loaded.model, cfg, x, plan=plan, tile_fn=tile_fn)
@@ -278,13 +278,13 @@ def predict_block(job: BlockJob, start: Shape3, stop: Shape3) -> tuple[int, bool
     from voxelstudio.ml.inference import TTA_TRANSFORMS
 
     loaded, fresh = cached_model(job.model_path, job.trusted, job.model_sha256)
-    if effective_memory_limit(job) is not None:
-        process_baseline(job.model_sha256)  # before this process's first tile with the model
+    limit = effective_memory_limit(job)
+    baseline = process_baseline(job.model_sha256) if limit is not None else 0  # before this process's first tile
     lazy = zarr_.open_lazy(job.source, job.variable)
     transforms = TTA_TRANSFORMS if job.tta else IDENTITY
     mean = m2 = None
     for index, (turns, flip) in enumerate(transforms):
-        prediction = _predict_transformed(job, loaded, lazy, start, stop, turns, flip)
+        prediction = _predict_transformed(job, loaded, lazy, start, stop, turns, flip, limit, baseline)
         if mean is None:
             mean, m2 = np.zeros_like(prediction), np.zeros_like(prediction)
         delta = prediction - mean  # Welford, in the order predict_volume uses
