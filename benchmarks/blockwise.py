@@ -5,6 +5,8 @@ dask workers.
     python benchmarks/blockwise.py --quick              # 128x128x32 and 256x256x32
     python benchmarks/blockwise.py --sizes 1024,1024,512 --limit-mb 1500 --chunks 256,256,64 --model M.keras
     python benchmarks/blockwise.py --sizes 768,768,192 --chunks 256,256,64 --no-workers --memory-limit 1.5GB
+    python benchmarks/blockwise.py --sizes 1024,1024,512 --chunks 256,256,64 --no-whole --no-workers --no-plain \
+        --memory-limit 1.5GB                           # only the limited run
     python benchmarks/blockwise.py --pyramid 1024,1024,256   # only the multiscale levels of a written store
     python benchmarks/blockwise.py --many 50 --many-shape 64,64,16   # only many small files, in-process vs 2 workers
 
@@ -123,11 +125,11 @@ def many_files(count: int, shape: tuple[int, int, int]) -> int:
 PYRAMID = "import sys; from voxelstudio.io.zarr_pyramid import write_pyramid; print(write_pyramid(sys.argv[1]))"
 
 
-def pyramid_only(shape: tuple[int, int, int]) -> int:
+def pyramid_only(shape: tuple[int, int, int], chunks: tuple[int, int, int]) -> int:
     """Wall time and peak RSS of writing the lower-resolution levels of a ``shape`` store (level 0 written first)."""
     with tempfile.TemporaryDirectory() as folder:
         store = Path(folder) / "p.ome.zarr"
-        make_store(store, shape)
+        make_store(store, shape, block=chunks)
         wall, peak, _ = measure([sys.executable, "-c", PYRAMID, str(store)])
         from voxelstudio.io.zarr_ import levels
 
@@ -144,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small volumes")
     parser.add_argument("--no-workers", action="store_true", help="skip the 2-worker runs")
     parser.add_argument("--no-whole", action="store_true", help="skip the whole-volume runs")
+    parser.add_argument("--no-plain", action="store_true", help="skip the block-wise in-process run without a limit")
     parser.add_argument("--pyramid", metavar="H,W,Z", help="only time writing the pyramid levels of such a store")
     parser.add_argument("--many", type=int, metavar="N", help="only N small files, in-process and on 2 workers")
     parser.add_argument("--many-shape", default="64,64,16", metavar="H,W,Z", help="shape of each of the --many files")
@@ -154,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.model and not args.no_workers:
         parser.error("--model: the 2-worker runs use the bundled model; add --no-workers")
     if args.pyramid:
-        return pyramid_only(tuple(int(v) for v in args.pyramid.split(",")))  # type: ignore[arg-type]
+        chunks = tuple(int(v) for v in args.chunks.split(","))
+        return pyramid_only(tuple(int(v) for v in args.pyramid.split(",")), chunks)  # type: ignore[arg-type]
     if args.many:
         os.environ["PYTHONPATH"] = f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
         return many_files(args.many, tuple(int(v) for v in args.many_shape.split(",")))  # type: ignore[arg-type]
@@ -180,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
                 limited = [*cli, str(store), "--out-dir", str(tmp / "m"), "--format", "zarr"]
                 runs.append((f"block-wise, in-process, --memory-limit {args.memory_limit}",
                              [*limited, "--memory-limit", args.memory_limit]))  # fmt: skip
+            if args.no_plain:
+                runs.pop(1)
             if args.no_whole:
                 runs.pop(0)
             if not args.no_workers:

@@ -39,6 +39,22 @@ def test_pyramid_levels_are_means_with_ngff_scale_and_translation(tmp_path):
     assert load_volume(tmp_path / "p.ome.zarr", "2").spacing == pytest.approx((0.4, 0.4, 0.5))
 
 
+def test_levels_built_piece_by_piece_equal_the_whole_arrays_mean_for_any_chunking(tmp_path):
+    data = np.random.default_rng(1).random((23, 19, 70)).astype(np.float32)  # (H, W, Z): z deep and fine enough
+    array = create_store(tmp_path / "p.ome.zarr", data.shape, (0.5, 0.5, 0.1), "p", (7, 3, 5))  # odd (z, y, x)
+    array[...] = data.transpose(2, 0, 1)
+    assert write_pyramid(tmp_path / "p.ome.zarr", min_lateral=6, threads=2) == 3
+    expected = data
+    for path in ("1", "2"):
+        factor = (2, 2, 2) if expected.shape[2] >= 64 else (2, 2, 1)
+        pads = [(0, (-n) % f) for n, f in zip(expected.shape, factor, strict=True)]
+        padded = np.pad(expected, pads, mode="edge")
+        h, w, z = (n // f for n, f in zip(padded.shape, factor, strict=True))
+        expected = padded.reshape(h, factor[0], w, factor[1], z, factor[2]).mean(axis=(1, 3, 5))
+        np.testing.assert_allclose(open_lazy(tmp_path / "p.ome.zarr", path).data.compute(), expected, rtol=1e-5)
+    assert [level.shape for level in levels(tmp_path / "p.ome.zarr")] == [(23, 19, 70), (12, 10, 35), (6, 5, 35)]
+
+
 def test_saving_a_wide_volume_writes_a_pyramid_and_a_small_one_none(tmp_path):
     wide = Volume(np.ones((300, 260, 3), np.float32), spacing=(0.2, 0.2, 1.0))
     save_volume(wide, tmp_path / "wide.ome.zarr")

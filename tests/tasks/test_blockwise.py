@@ -119,7 +119,7 @@ def test_bad_input_store_leaves_nothing(setup, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.zarr"]
 
 
-def test_local_cluster_with_two_processes_gives_the_same_output(setup, tmp_path):
+def test_local_cluster_with_two_processes_gives_the_same_output(setup, tmp_path, caplog):
     from dask.distributed import LocalCluster
 
     folder, _, models = setup
@@ -127,9 +127,11 @@ def test_local_cluster_with_two_processes_gives_the_same_output(setup, tmp_path)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         result = denoise_store(
             folder / "in.ome.zarr", tmp_path / "dist.ome.zarr", model_path=models["unet"], block=BLOCK,
-            scheduler=cluster.scheduler_address,
+            scheduler=cluster.scheduler_address, memory_limit=1_000_000,  # the smallest tiles: same output
         )  # fmt: skip
     np.testing.assert_allclose(read(result.path), read(reference.path), rtol=1e-5, atol=1e-6)
+    warned = [r for r in caplog.records if "even the smallest tiles" in r.getMessage()]
+    assert warned and all(r.levelname == "WARNING" for r in warned)  # said in a worker, shown here
     loads = result.provenance["blockwise"]["model_loads_per_process"]
     workers = {k: n for k, n in loads.items() if k != str(os.getpid())}  # this process loaded it for the sample
     assert 1 <= len(workers) <= 2 and all(n == 1 for n in workers.values())  # each worker loaded the model once

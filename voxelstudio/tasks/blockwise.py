@@ -120,6 +120,7 @@ def _run_blocks(
 
     futures: dict[Any, Shape3] = {}
     try:
+        client.forward_logging(predict_block.__module__, level=logging.WARNING)  # e.g. a memory limit it cannot meet
         futures = {client.submit(predict_block, job, a, b, pure=False): a for a, b in todo}
         for future in as_completed(list(futures), loop=client.loop):
             if cancel is not None:
