@@ -266,18 +266,23 @@ def _with_metadata(path: Path, out: Path, **changes: object) -> Path:
     return out
 
 
-def test_posed_models_record_the_pose_version_and_other_versions_are_refused(tmp_path: Path) -> None:
+def test_posed_models_record_the_pose_version_and_unknown_versions_are_refused(tmp_path: Path) -> None:
     posed = _tiny()
     posed = replace(posed, model=replace(posed.model, orientation="any"))
     path = save_classifier(build_classifier(posed.model), tmp_path / "any.keras", classes=("a", "b", "c"),
                            train_config=posed)  # fmt: skip
-    assert load_classifier(path).metadata["pose_version"] == POSE_VERSION
+    assert load_classifier(path).pose_version == POSE_VERSION
     newer = POSE_VERSION + 1
     stale_files = {1: _with_metadata(path, tmp_path / "old.keras", pose_version=None),
                    newer: _with_metadata(path, tmp_path / "next.keras", pose_version=newer)}  # fmt: skip
     for version, stale in stale_files.items():
         with pytest.raises(ModelError, match=f"{stale.name}: trained on grids posed by pose version {version}, "):
             load_classifier(stale)
+    older = load_classifier(_with_metadata(path, tmp_path / "v2.keras", pose_version=2))
+    assert older.pose_version == 2  # still computed: such a model is given grids posed as it was trained
+    again = save_classifier(older.model, tmp_path / "v2b.keras", classes=older.classes, train_config=posed,
+                            pose_version=older.pose_version)  # fmt: skip
+    assert load_classifier(again).pose_version == 2
     upright = _tiny()  # upright grids are not posed: no version, none checked
     path = save_classifier(build_classifier(upright.model), tmp_path / "up.keras", classes=("a", "b", "c"),
                            train_config=upright)  # fmt: skip

@@ -10,7 +10,15 @@ from voxelstudio.ml.classifier_config import ClassifierTrainConfig
 from voxelstudio.ml.classifier_inference import predict_probabilities, view_count
 from voxelstudio.ml.classifier_training import augment_settings
 from voxelstudio.ml.voxel_augment import augment_grid
-from voxelstudio.ml.voxel_pose import FLIPS, flip_views, principal_pose, to_principal_pose, transverse_angle
+from voxelstudio.ml.voxel_pose import (
+    FLIPS,
+    POSE_VERSIONS,
+    flip_views,
+    principal_pose,
+    quartic_frame,
+    to_principal_pose,
+    transverse_angle,
+)
 from voxelstudio.sim.shapes import random_rotation
 
 SIZE = 32
@@ -157,3 +165,64 @@ def test_transverse_angle_keeps_an_elongated_section_and_turns_a_square_to_its_d
         angle = transverse_angle(c * a - s * b, s * a + c * b)
         # the turned frame puts a diagonal on the first axis: the turn lands on turn + pi/4 modulo a quarter turn
         assert abs(np.angle(np.exp(4j * (angle - turn - np.pi / 4)))) < 0.02
+
+
+def solid_cube(rotation: np.ndarray, half: float = 8.0) -> np.ndarray:
+    """A solid cube (side 2 * ``half``, centred), turned by ``rotation``."""
+    axes = np.arange(SIZE) + 0.5 - SIZE / 2.0
+    local = np.stack(np.meshgrid(axes, axes, axes, indexing="ij"), axis=-1) @ rotation
+    return (np.abs(local).max(axis=-1) <= half).astype(np.uint8)
+
+
+def test_a_cube_poses_the_same_however_it_is_turned_and_version_2_did_not() -> None:
+    """A cube's second moments are isotropic and its third ones zero: only its fourth moments give it a frame."""
+    rng = np.random.default_rng(4)
+    grids = np.stack([solid_cube(random_rotation(rng)) for _ in range(4)])
+    old, new = to_principal_pose(grids, version=2), to_principal_pose(grids)
+    assert min(best_flip_iou(old[0], other) for other in old[1:]) < 0.8
+    assert min(best_flip_iou(new[0], other) for other in new[1:]) > 0.9
+    cube = np.argwhere(new[0]).astype(np.float64)
+    extent = cube.max(axis=0) - cube.min(axis=0) + 1
+    assert extent.max() <= 18  # faces across the axes: a 16-voxel box (+ rounding), not 16 * sqrt(2) or more wide
+    with pytest.raises(ValueError, match="pose version 1"):
+        principal_pose(grids[0], version=1)
+    assert POSE_VERSIONS[-1] == 3
+
+
+def test_the_quartic_frame_of_turned_points_turns_with_them() -> None:
+    rng = np.random.default_rng(8)
+    corners = np.array(np.meshgrid(*[np.linspace(-1, 1, 9)] * 3, indexing="ij")).reshape(3, -1).T  # a cube of points
+    turn = random_rotation(rng)
+    axes = quartic_frame(corners @ turn.T)  # the cube turned by ``turn``: its faces' normals are turn's columns
+    assert np.allclose(np.sort(np.abs(axes.T @ turn).max(axis=1)), 1.0, atol=1e-3)
+
+
+def test_objects_with_a_symmetry_axis_keep_their_version_2_pose() -> None:
+    grids = np.stack([half_ellipsoid(random_rotation(np.random.default_rng(2))), square_pyramid(np.eye(3), 7.0, 16.0)])
+    for grid in grids:
+        np.testing.assert_allclose(principal_pose(grid).axes, principal_pose(grid, version=2).axes)
+
+
+class DiagonalModel:
+    """A stand-in classifier whose 'probabilities' are the share of the input inside a slab along the grid's xy
+    diagonal: it tells a cube with its faces across the axes from a turned one."""
+
+    def __init__(self) -> None:
+        self.outputs = [np.zeros((1, 2))]
+
+    def predict_on_batch(self, batch: np.ndarray) -> np.ndarray:
+        i, j, _ = np.meshgrid(*[np.arange(SIZE)] * 3, indexing="ij")
+        slab = np.abs(i - j) < 4
+        inside = (batch[..., 0] * slab).sum(axis=(1, 2, 3))
+        share = inside / np.maximum(batch[..., 0].sum(axis=(1, 2, 3)), 1)
+        return np.stack([share, 1 - share], axis=1)
+
+
+def test_prediction_poses_grids_as_the_models_pose_version_did() -> None:
+    grids = np.stack([solid_cube(random_rotation(np.random.default_rng(s))) for s in (5, 6)])
+    for version in POSE_VERSIONS:
+        found = predict_probabilities(DiagonalModel(), grids, orientation="any", pose_version=version)
+        expected = DiagonalModel().predict_on_batch(to_principal_pose(grids, version)[..., None].astype(np.float32))
+        np.testing.assert_allclose(found, expected, atol=1e-6)
+    old, new = (predict_probabilities(DiagonalModel(), grids, orientation="any", pose_version=v) for v in (2, 3))
+    assert np.abs(old - new).max() > 0.01

@@ -18,6 +18,7 @@ import scipy.io
 from voxelstudio.core.errors import ModelError, VolumeReadError, VolumeWriteError
 from voxelstudio.core.resources import resource_path
 from voxelstudio.core.volume import Volume
+from voxelstudio.tasks.classifier_domain import add_extra_metadata, pose_options
 from voxelstudio.tasks.classify import (
     classification_report,
     classify_volumes,
@@ -230,6 +231,20 @@ def test_bundled_model_classifies_the_bundled_shapes() -> None:
     report = evaluate_classifier(resource_path("shapes"), model_path=model, rotations=1)
     assert len(report["classes"]) == 10 and report["count"] == sum(report["confusion"][0]) * 10
     assert report["accuracy"] >= 0.85  # chance is 0.1; the samples (seed 2024) were not used for training
+
+
+def test_an_older_pose_version_model_is_served_its_own_poses_and_keeps_its_version(tmp_path: Path) -> None:
+    import shutil
+
+    from voxelstudio.ml.classifiers import load_classifier
+    from voxelstudio.ml.voxel_pose import POSE_VERSION
+
+    copy = Path(shutil.copy(default_classifier_path(), tmp_path / "bundled.keras"))
+    loaded = load_classifier(copy)
+    assert loaded.pose_version == 2 < POSE_VERSION  # trained before cubes had a frame of their own
+    assert pose_options(loaded) == {"orientation": "any", "pose_version": 2}
+    add_extra_metadata(copy, {"note": "rewritten"})
+    assert load_classifier(copy).pose_version == 2 and load_classifier(copy).metadata["extra"]["note"] == "rewritten"
 
 
 def test_classify_with_heatmap_explains_the_prediction_on_the_volume_grid(trained, shapes_dir: Path) -> None:

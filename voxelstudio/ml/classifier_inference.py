@@ -12,7 +12,7 @@ import numpy as np
 
 from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
 from voxelstudio.ml.voxel_augment import rotate_vertical_batch
-from voxelstudio.ml.voxel_pose import FLIPS, flip_views, to_principal_pose
+from voxelstudio.ml.voxel_pose import FLIPS, POSE_VERSION, flip_views, to_principal_pose
 
 PREDICT_BATCH = 96
 """Samples (grids x rotations) per forward pass."""
@@ -49,13 +49,14 @@ def predict_probabilities(
     *,
     rotations: int = 1,
     orientation: str = "upright",
+    pose_version: int = POSE_VERSION,
     batch_size: int = PREDICT_BATCH,
     report: ReportFn = null_report,
     cancel: CancelToken | None = None,
 ) -> np.ndarray:
     """Class probabilities (N, C) of occupancy grids (N, H, W, Z), averaged over ``rotations`` about z; under the
-    model's ``orientation="any"`` each grid is put in its principal pose first and the views are its first
-    :func:`view_count` flips.
+    model's ``orientation="any"`` each grid is put in its principal pose first (as ``pose_version``, the model's,
+    poses it) and the views are its first :func:`view_count` flips.
 
     Each forward pass holds all views of ``max(1, batch_size // views)`` grids. Reports
     Progress(grids done, N, "classifying", {rotations, eta_s}) after each pass; ``cancel`` stops between passes.
@@ -63,7 +64,8 @@ def predict_probabilities(
     grids = np.asarray(grids)
     n_classes = int(model.outputs[0].shape[-1])
     rotations = view_count(rotations, orientation)
-    views = (lambda part: flip_views(to_principal_pose(part), rotations)) if orientation == "any" else None
+    posed = orientation == "any"
+    views = (lambda part: flip_views(to_principal_pose(part, pose_version), rotations)) if posed else None
     if len(grids) == 0:
         return np.zeros((0, n_classes))
     per_pass = max(1, batch_size // rotations)

@@ -19,6 +19,7 @@ import dataclasses
 import math
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ from voxelstudio.ml.fit import (
     training_state,
 )
 from voxelstudio.ml.voxel_augment import augment_batch
-from voxelstudio.ml.voxel_pose import to_principal_pose
+from voxelstudio.ml.voxel_pose import POSE_VERSION, to_principal_pose
 
 LAST_CHECKPOINT_EVERY_S = 30.0
 
@@ -175,6 +176,11 @@ def _value_at(history: dict[str, list[Any]], key: str, epoch: int | None) -> flo
     return math.nan if value is None else float(value)
 
 
+def _same_model(cfg: ClassifierTrainConfig, loaded: Any) -> bool:
+    """Whether a checkpoint continues ``cfg``'s run: the same network and, for posed grids, the same pose."""
+    return loaded.config == cfg.model and (cfg.model.orientation != "any" or loaded.pose_version == POSE_VERSION)
+
+
 def fit_classifier(
     train: tuple[np.ndarray, np.ndarray],
     val: tuple[np.ndarray, np.ndarray],
@@ -212,8 +218,7 @@ def fit_classifier(
         )  # fmt: skip
         saved: dict[str, Any] = {}
         if resume:
-            saved, _ = resume_checkpoint(model, out_path, load=load_classifier,
-                                         same_model=lambda loaded: loaded.config == cfg.model)  # fmt: skip
+            saved, _ = resume_checkpoint(model, out_path, load=load_classifier, same_model=partial(_same_model, cfg))
         dataset = GridBatches(x_train, y_train, cfg, batch_size, int(saved.get("epoch", 0)))
         max_epochs = cfg.max_epochs
         state = restore_run_state(saved, max_epochs, len(dataset))

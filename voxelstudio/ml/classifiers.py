@@ -27,7 +27,7 @@ from voxelstudio.ml.persistence import (
     read_members,
     write_keras_with_metadata,
 )
-from voxelstudio.ml.voxel_pose import POSE_VERSION
+from voxelstudio.ml.voxel_pose import POSE_VERSION, POSE_VERSIONS
 
 FORMAT = "voxelstudio-classifier"
 FORMAT_VERSION = 1
@@ -116,6 +116,11 @@ class LoadedClassifier:
     def input_shape(self) -> tuple[int, int, int]:
         return tuple(int(n) for n in self.model.inputs[0].shape[1:4])  # type: ignore[return-value]
 
+    @property
+    def pose_version(self) -> int:
+        """The pose its training grids had (files from before the version was recorded: 1)."""
+        return int(self.metadata.get("pose_version", 1))
+
 
 def save_classifier(
     model: keras.Model,
@@ -125,10 +130,12 @@ def save_classifier(
     train_config: ClassifierTrainConfig,
     extra: dict[str, Any] | None = None,
     include_optimizer: bool = False,
+    pose_version: int = POSE_VERSION,
 ) -> Path:
     """Write ``model`` with its class names and training config to one ``.keras`` file, atomically.
 
     The optimizer state (twice the weights' size for Adam) is kept only with ``include_optimizer`` (checkpoints).
+    ``pose_version``: the pose its training grids had, recorded for models of posed grids (``orientation="any"``).
     """
     path = keras_path(path)
     if len(classes) != model.outputs[0].shape[-1]:
@@ -140,7 +147,7 @@ def save_classifier(
         "extra": extra or {},
     }
     if train_config.model.orientation == "any":
-        metadata["pose_version"] = POSE_VERSION
+        metadata["pose_version"] = int(pose_version)
     text = json.dumps(metadata, indent=2, sort_keys=True)
     return write_keras_with_metadata(model, path, text, optimizer_state=include_optimizer)
 
@@ -166,12 +173,13 @@ def load_classifier(path: str | Path, *, trusted: bool = False) -> LoadedClassif
 
 
 def _check_pose_version(path: Path, config: ClassifierConfig, metadata: dict[str, Any]) -> None:
-    """A model trained on posed grids (``orientation="any"``) must have seen this version's poses (files written
-    before the version was recorded had version 1)."""
+    """A model trained on posed grids (``orientation="any"``) must have seen poses this version can still compute
+    (files written before the version was recorded had version 1)."""
     version = metadata.get("pose_version", 1)
-    if config.orientation == "any" and version != POSE_VERSION:
-        problem = f"trained on grids posed by pose version {version}, this VoxelStudio poses them with version"
-        raise ModelError(path, f"{problem} {POSE_VERSION}, so its predictions would be wrong; train it again")
+    if config.orientation == "any" and version not in POSE_VERSIONS:
+        problem = f"trained on grids posed by pose version {version}, this VoxelStudio poses them with versions"
+        known = ", ".join(map(str, POSE_VERSIONS))
+        raise ModelError(path, f"{problem} {known}, so its predictions would be wrong; train it again")
 
 
 def _check_classifier_shapes(path: Path, model: keras.Model, classes: tuple[str, ...]) -> None:

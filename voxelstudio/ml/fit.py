@@ -78,7 +78,8 @@ def resume_checkpoint(
     if state is None:
         raise ModelError(last, "is not a VoxelStudio training checkpoint")
     if not same_model(loaded):
-        raise ModelError(last, "was trained with a different architecture; resume needs the same model config")
+        problem = "was trained with a different architecture (or pose version)"
+        raise ModelError(last, f"{problem}; resume needs the same model config")
     model.set_weights(loaded.model.get_weights())
     restore_optimizer_state(model, last)
     return dict(state), loaded

@@ -16,20 +16,34 @@ round one turns where its voxel rounding says, which does not matter. When all t
 or pyramid), the second moments do not find the symmetry axis at all; the direction of the largest third moment
 (:func:`skew_direction`) does, so it becomes axis 0 whenever the object's skewness along it exceeds the largest gap
 between the normalised second moments (0 for objects symmetric about their centre, whose pose stays as above).
+When all three second moments are nearly equal and the object is not skewed (a cube), neither finds its frame; its
+fourth moments do: the frame is the turn that minimises the summed fourth moments along its axes
+(:func:`quartic_frame`), which puts a cube's faces across the axes, whenever the spread of the fourth moment over
+directions exceeds the gap between the second moments (:data:`QUARTIC_RATIO`).
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
+import math
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
 
-POSE_VERSION = 2
+POSE_VERSION = 3
 """The pose this module computes; a classifier trained on posed grids records it (1: principal axes and third
-moments only; 2: also the turn about a symmetry axis and the skew axis of squat objects, below). A model trained on
-another version's poses would see grids posed unlike its training set."""
+moments only; 2: also the turn about a symmetry axis and the skew axis of squat objects; 3: also the fourth-moment
+frame of objects with isotropic second moments, below). A model trained on another version's poses would see grids
+posed unlike its training set, so prediction poses grids with the model's version (:data:`POSE_VERSIONS`)."""
+POSE_VERSIONS = (2, 3)
+"""The versions :func:`principal_pose` can still compute."""
+QUARTIC_RATIO = 3.0
+"""The fourth-moment frame is taken when the spread of the normalised fourth moment over directions exceeds this
+many times the largest gap between the normalised second moments: cubes 0.08-0.11 against gaps of 0.002-0.014;
+spheres 0.004-0.011 against 0.001-0.006 (either frame will do), every other procedural shape a gap of 0.02 or more
+with skew (cones, pyramids) or a fourth-moment spread below 3x its gap."""
 FLIPS: tuple[tuple[int, ...], ...] = ((), (0,), (1,), (2,), (0, 1), (0, 2), (1, 2), (0, 1, 2))
 """The eight flip combinations of three axes, the identity first (the views of voting under ``any``)."""
 
@@ -70,7 +84,7 @@ class Pose:
         return _lookup(values, (_voxel_centres(values.shape) - self.centroid) @ self.axes + centre)
 
 
-def principal_pose(grid: np.ndarray) -> Pose:
+def principal_pose(grid: np.ndarray, version: int = POSE_VERSION) -> Pose:
     """The principal frame of the largest connected object of ``grid`` (the identity at the centre when empty).
     Isolated noise voxels are other components, so they move neither the centroid nor the axes.
 
@@ -78,7 +92,11 @@ def principal_pose(grid: np.ndarray) -> Pose:
     other two (by that gap, relative to the trace), unless the object's skewness along its most skewed direction
     (:func:`skew_direction`) is larger, as for a cone or pyramid whose moments are nearly equal in all directions;
     then that direction is axis 0. The other two axes are the principal axes across it, turned about it by
-    :func:`transverse_angle`; each axis points towards the object's positive third moment along it."""
+    :func:`transverse_angle`; each axis points towards the object's positive third moment along it. Under
+    ``version`` 3, an unskewed object whose second moments are nearly equal gets its fourth-moment frame instead
+    (:func:`quartic_frame`; axes ordered by variance)."""
+    if version not in POSE_VERSIONS:
+        raise ValueError(f"pose version {version} is not one of {POSE_VERSIONS}")
     grid = np.asarray(grid)
     occupied = grid > 0.5
     labels, count = ndimage.label(occupied)
@@ -94,10 +112,25 @@ def principal_pose(grid: np.ndarray) -> Pose:
     values, vectors = np.linalg.eigh(cov)
     values, vectors = values[::-1] / trace, vectors[:, ::-1]  # eigh sorts ascending
     direction, skewness = skew_direction(offsets, trace)
-    if skewness > max(values[0] - values[1], values[1] - values[2]):
-        plane = np.eye(3) - np.outer(direction, direction)
+    gap = max(values[0] - values[1], values[1] - values[2])
+    if version >= 3 and quartic_spread(offsets, trace) > QUARTIC_RATIO * max(gap, skewness):
+        axes = quartic_frame(offsets)
+        axes = axes[:, np.argsort(-((offsets @ axes) ** 2).sum(axis=0), kind="stable")]  # largest variance first
+    else:
+        axes = _symmetry_frame(offsets, cov, values, vectors, direction if skewness > gap else None)
+    skew = ((offsets @ axes) ** 3).sum(axis=0)
+    return Pose(axes * np.where(skew < 0, -1.0, 1.0), centroid)
+
+
+def _symmetry_frame(
+    offsets: np.ndarray, cov: np.ndarray, values: np.ndarray, vectors: np.ndarray, skew_axis: np.ndarray | None
+) -> np.ndarray:
+    """Axes (columns) from the second moments (``values`` normalised and ``vectors``, largest first), ``skew_axis``
+    first when given, the pair across the most isolated axis turned by :func:`transverse_angle`."""
+    if skew_axis is not None:
+        plane = np.eye(3) - np.outer(skew_axis, skew_axis)
         across = np.linalg.eigh(plane @ cov @ plane)[1]
-        slots, pair = [direction, across[:, 2], across[:, 1]], (1, 2)  # the plane's larger variance first
+        slots, pair = [skew_axis, across[:, 2], across[:, 1]], (1, 2)  # the plane's larger variance first
     else:
         slots, pair = [vectors[:, 0], vectors[:, 1], vectors[:, 2]], (1, 2)
         if values[0] - values[1] < values[1] - values[2]:  # the smallest moment stands apart: turn about axis 2
@@ -106,9 +139,73 @@ def principal_pose(grid: np.ndarray) -> Pose:
     angle = transverse_angle(offsets @ first, offsets @ second)
     slots[pair[0]] = np.cos(angle) * first + np.sin(angle) * second
     slots[pair[1]] = -np.sin(angle) * first + np.cos(angle) * second
-    axes = np.stack(slots, axis=1)
-    skew = ((offsets @ axes) ** 3).sum(axis=0)
-    return Pose(axes * np.where(skew < 0, -1.0, 1.0), centroid)
+    return np.stack(slots, axis=1)
+
+
+_QUARTIC_EXPONENTS = np.array([(a, b, 4 - a - b) for a in range(5) for b in range(5 - a)])
+_QUARTIC_MULTINOMIALS = np.array([24.0 / math.prod(math.factorial(int(e)) for e in row) for row in _QUARTIC_EXPONENTS])
+
+
+def _monomials(points: np.ndarray) -> np.ndarray:
+    """(N, 15): the degree-4 monomials x^a y^b z^c (a + b + c = 4) of each row of ``points`` (N, 3)."""
+    steps = np.broadcast_to(points[:, :, None], (*points.shape, 4))
+    powers = np.concatenate([np.ones((*points.shape, 1)), np.cumprod(steps, axis=2)], axis=2)  # (N, 3, 5)
+    a, b, c = _QUARTIC_EXPONENTS.T
+    return powers[:, 0, a] * powers[:, 1, b] * powers[:, 2, c]
+
+
+def _quartic_form(offsets: np.ndarray) -> np.ndarray:
+    """The 15 coefficients f of mean((u . x)^4) = monomials(u) @ f over the centred points ``offsets``."""
+    return _monomials(offsets).mean(axis=0) * _QUARTIC_MULTINOMIALS
+
+
+def quartic_spread(offsets: np.ndarray, trace: float) -> float:
+    """max - min over directions u of mean((u . x)^4), over trace^2 (dimensionless): about 0.09 for a cube, 0 for a
+    sphere; large for elongated objects too, whose second moments already fix their frame."""
+    values = _monomials(_half_sphere()) @ _quartic_form(offsets)  # u and -u alike: a half sphere covers all
+    return float((values.max() - values.min()) / trace**2)
+
+
+@functools.lru_cache(maxsize=1)
+def _rotations(count: int = 3000) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` rotations spread at random over all of them (fixed seed; rows are the turned axes) and the degree-4
+    monomials of their rows, (count * 3, 15)."""
+    w, x, y, z = np.random.default_rng(12345).normal(size=(4, count))
+    norm = np.sqrt(w * w + x * x + y * y + z * z)
+    w, x, y, z = w / norm, x / norm, y / norm, z / norm
+    rows = np.stack([
+        np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], axis=-1),
+        np.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], axis=-1),
+        np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], axis=-1),
+    ], axis=1)  # fmt: skip
+    return rows, _monomials(rows.reshape(-1, 3))
+
+
+def _small_turns(size: float) -> np.ndarray:
+    """(27, 3, 3): turns by ``size`` radians or none about each axis, every combination."""
+    turns = []
+    for vector in itertools.product((-size, 0.0, size), repeat=3):
+        angle = float(np.linalg.norm(vector))
+        if angle == 0.0:
+            turns.append(np.eye(3))
+            continue
+        k = np.asarray(vector) / angle
+        cross = np.array([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
+        turns.append(np.eye(3) + np.sin(angle) * cross + (1.0 - np.cos(angle)) * cross @ cross)
+    return np.stack(turns)
+
+
+def quartic_frame(offsets: np.ndarray) -> np.ndarray:
+    """Axes (columns) minimising the sum of mean((axis . x)^4) over the three axes: a cube's face normals (its
+    diagonals maximise it). The best of :func:`_rotations` (about 6 degrees apart up to a cube's 24 symmetries),
+    refined by small turns at falling step sizes."""
+    form = _quartic_form(offsets)
+    rows, monomials = _rotations()
+    best = rows[int(np.argmin((monomials @ form).reshape(-1, 3).sum(axis=1)))]
+    for size in (0.06, 0.025, 0.01, 0.004):
+        trial = best[None] @ np.transpose(_small_turns(size), (0, 2, 1))
+        best = trial[int(np.argmin((_monomials(trial.reshape(-1, 3)) @ form).reshape(-1, 3).sum(axis=1)))]
+    return best.T
 
 
 @functools.lru_cache(maxsize=1)
@@ -158,12 +255,12 @@ def transverse_angle(a: np.ndarray, b: np.ndarray, steps: int = 720) -> float:
     return float(angles[int(np.argmax(score))])
 
 
-def to_principal_pose(grids: np.ndarray) -> np.ndarray:
-    """Every grid of a batch (N, H, W, Z) in its own principal frame (same dtype)."""
+def to_principal_pose(grids: np.ndarray, version: int = POSE_VERSION) -> np.ndarray:
+    """Every grid of a batch (N, H, W, Z) in its own principal frame (same dtype), posed as ``version`` poses."""
     grids = np.asarray(grids)
     if grids.ndim != 4:
         raise ValueError(f"expected a batch of grids (N, H, W, Z), got shape {grids.shape}")
-    return np.stack([principal_pose(grid).apply(grid) for grid in grids]) if len(grids) else grids.copy()
+    return np.stack([principal_pose(grid, version).apply(grid) for grid in grids]) if len(grids) else grids.copy()
 
 
 def flip_views(grids: np.ndarray, count: int) -> np.ndarray:

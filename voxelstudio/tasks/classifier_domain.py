@@ -17,13 +17,19 @@ def add_extra_metadata(path: Path, extra: dict[str, Any]) -> None:
 
     loaded = load_classifier(path)
     merged = {**loaded.metadata.get("extra", {}), **extra}
-    save_classifier(loaded.model, path, classes=loaded.classes, train_config=loaded.train_config, extra=merged)
+    save_classifier(loaded.model, path, classes=loaded.classes, train_config=loaded.train_config, extra=merged,
+                    pose_version=loaded.pose_version)  # fmt: skip
 
 
 def orientation(loaded: Any) -> str:
     """How a loaded classifier's objects are posed: "upright" (voting turns about z) or "any" (principal pose,
     flips); "upright" for files from before the choice existed."""
     return loaded.config.orientation if loaded.config is not None else "upright"
+
+
+def pose_options(loaded: Any) -> dict[str, Any]:
+    """How to present grids to a loaded classifier: its orientation and, for posed grids, its pose version."""
+    return {"orientation": orientation(loaded), "pose_version": loaded.pose_version}
 
 
 def store_domain(
@@ -36,7 +42,7 @@ def store_domain(
 
     report(Progress(0, None, "measuring the model's domain on the validation grids"))
     loaded = load_classifier(path)
-    probabilities = predict_probabilities(loaded.model, val_grids, rotations=rotations, orientation=orientation(loaded))
+    probabilities = predict_probabilities(loaded.model, val_grids, rotations=rotations, **pose_options(loaded))
     domain = {**calibrate_domain(probabilities, grids).to_dict(), "rotations": int(rotations),
               "validation_grids": len(val_grids)}  # fmt: skip
     add_extra_metadata(path, {"domain": domain})

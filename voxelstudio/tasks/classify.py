@@ -18,7 +18,7 @@ from voxelstudio.core.errors import Cancelled, ModelError
 from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
 from voxelstudio.core.resources import resource_path
 from voxelstudio.core.volume import Volume
-from voxelstudio.tasks.classifier_domain import add_extra_metadata, orientation, store_domain
+from voxelstudio.tasks.classifier_domain import add_extra_metadata, orientation, pose_options, store_domain
 from voxelstudio.tasks.datasets import GridDataset, fit_grid, load_class_folder, stratified_split
 
 if TYPE_CHECKING:
@@ -225,7 +225,7 @@ def train_classifier(
         report(Progress(0, None, "testing with rotation voting"))
         loaded = load_classifier(outcome.model_path)
         probabilities = predict_probabilities(loaded.model, dataset.grids[test_idx], rotations=config.vote_rotations,
-                                              orientation=orientation(loaded), report=report,
+                                              **pose_options(loaded), report=report,
                                               cancel=cancel)  # fmt: skip
         test_accuracy = float(np.mean(probabilities.argmax(axis=1) == dataset.labels[test_idx]))
     return ClassifierTrainResult(
@@ -265,7 +265,7 @@ def evaluate_classifier(
                                 cancel=cancel)  # fmt: skip
     count = _vote_rotations(loaded, rotations, path, len(dataset))
     report(Progress(0, len(dataset), f"classifying with {count} rotation(s)"))
-    probabilities = predict_probabilities(loaded.model, dataset.grids, rotations=count, orientation=orientation(loaded),
+    probabilities = predict_probabilities(loaded.model, dataset.grids, rotations=count, **pose_options(loaded),
                                           report=report, cancel=cancel)  # fmt: skip
     result = classification_report(dataset.labels, probabilities.argmax(axis=1), loaded.classes)
     return {**result, "count": len(dataset), "rotations": count, "model": str(path)}
@@ -292,7 +292,7 @@ def classify_volumes(
         target = "x".join(str(n) for n in loaded.input_shape)
         warnings.warn(f"resampled to the model's {target} input: {', '.join(resampled)}", stacklevel=2)
     grids = np.stack([grid for grid, _ in fitted])
-    probabilities = predict_probabilities(loaded.model, grids, rotations=count, orientation=orientation(loaded),
+    probabilities = predict_probabilities(loaded.model, grids, rotations=count, **pose_options(loaded),
                                           report=report)  # fmt: skip
     domain = model_domain(loaded)
     results = []
@@ -346,10 +346,10 @@ def classify_with_heatmap(
     count = _vote_rotations(loaded, rotations, path)
     placed = place_volume(volume, loaded.input_shape)
     probabilities = predict_probabilities(loaded.model, placed.grid[None], rotations=count,
-                                          orientation=orientation(loaded))[0]  # fmt: skip
+                                          **pose_options(loaded))[0]  # fmt: skip
     predicted = int(np.argmax(probabilities))
     if orientation(loaded) == "any":  # explain the posed grid the model saw, then map the map back
-        pose = principal_pose(placed.grid)
+        pose = principal_pose(placed.grid, loaded.pose_version)
         cam = grad_cam(loaded.model, pose.apply(placed.grid), class_index=predicted)
         cam_map = pose.invert(np.asarray(cam.heatmap))
     else:
