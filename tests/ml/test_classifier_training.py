@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -127,6 +128,28 @@ def test_resume_continues_from_the_last_checkpoint(split, tmp_path) -> None:
         fit_classifier(train, val, other, CLASSES, out_path=out, resume=True)
     with pytest.raises(ModelError, match="no checkpoint"):
         fit_classifier(train, val, tiny(), CLASSES, out_path=tmp_path / "none.keras", resume=True)
+
+
+def test_resume_refuses_a_checkpoint_of_posed_grids_from_another_pose_version(split, tmp_path) -> None:
+    import zipfile
+
+    from voxelstudio.ml.persistence import METADATA_MEMBER
+
+    train, val = split
+    out = tmp_path / "m.keras"
+    posed = dataclasses.replace(tiny(epochs=1), model=dataclasses.replace(tiny().model, orientation="any"))
+    fit_classifier(train, val, posed, CLASSES, out_path=out)
+    last = checkpoint_paths(out)[0]
+    older = tmp_path / "older.keras"
+    with zipfile.ZipFile(last) as source, zipfile.ZipFile(older, "w") as target:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename == METADATA_MEMBER:
+                data = json.dumps({**json.loads(data), "pose_version": 2}).encode()
+            target.writestr(item, data)
+    older.replace(last)  # the checkpoint of a run made before the current pose version
+    with pytest.raises(ModelError, match="pose version"):
+        fit_classifier(train, val, posed, CLASSES, out_path=out, resume=True)
 
 
 def test_search_keeps_the_best_trial_by_validation_accuracy(split, tmp_path) -> None:

@@ -86,6 +86,24 @@ def test_a_memory_limit_tiles_the_blocks_finer_with_the_same_output(setup, tmp_p
     assert any("even the smallest tiles" in r.getMessage() for r in caplog.records)
 
 
+def test_workers_in_this_process_warn_once_and_leave_no_forwarding(setup, tmp_path, monkeypatch, caplog):
+    from dask.distributed import Client, LocalCluster
+
+    from voxelstudio.tasks import block_predict
+
+    folder, _, models = setup
+    monkeypatch.setattr(block_predict, "_WARNED_LIMITS", set())
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        denoise_store(folder / "in.ome.zarr", tmp_path / "out.ome.zarr", model_path=models["simple"], block=BLOCK,
+                      client=client, memory_limit=1_000_000)  # fmt: skip
+        plugins = client.run(lambda dask_worker: list(dask_worker.plugins))
+    assert len([r for r in caplog.records if "even the smallest tiles" in r.getMessage()]) == 1  # no echo loop
+    assert not [name for names in plugins.values() for name in names if name.startswith("forward-logging")]
+
+
 def test_cancelled_run_leaves_no_output_and_resumes(setup, tmp_path):
     folder, data, models = setup
     token, seen = CancelToken(), []
@@ -120,7 +138,7 @@ def test_bad_input_store_leaves_nothing(setup, tmp_path):
 
 
 def test_local_cluster_with_two_processes_gives_the_same_output(setup, tmp_path, caplog):
-    from dask.distributed import LocalCluster
+    from dask.distributed import Client, LocalCluster
 
     folder, _, models = setup
     reference = denoise_store(folder / "in.ome.zarr", tmp_path / "ref.ome.zarr", model_path=models["unet"], block=BLOCK)
@@ -129,9 +147,12 @@ def test_local_cluster_with_two_processes_gives_the_same_output(setup, tmp_path,
             folder / "in.ome.zarr", tmp_path / "dist.ome.zarr", model_path=models["unet"], block=BLOCK,
             scheduler=cluster.scheduler_address, memory_limit=1_000_000,  # the smallest tiles: same output
         )  # fmt: skip
+        with Client(cluster.scheduler_address) as client:  # forwarding ended with the run
+            plugins = client.run(lambda dask_worker: list(dask_worker.plugins))
     np.testing.assert_allclose(read(result.path), read(reference.path), rtol=1e-5, atol=1e-6)
     warned = [r for r in caplog.records if "even the smallest tiles" in r.getMessage()]
     assert warned and all(r.levelname == "WARNING" for r in warned)  # said in a worker, shown here
+    assert not [name for names in plugins.values() for name in names if name.startswith("forward-logging")]
     loads = result.provenance["blockwise"]["model_loads_per_process"]
     workers = {k: n for k, n in loads.items() if k != str(os.getpid())}  # this process loaded it for the sample
     assert 1 <= len(workers) <= 2 and all(n == 1 for n in workers.values())  # each worker loaded the model once

@@ -110,8 +110,8 @@ def write_pyramid(
     store: str | Path, *, min_lateral: int = MIN_LATERAL, max_levels: int = MAX_LEVELS, threads: int = 1
 ) -> int:
     """Write the lower-resolution levels of the 3-D (z, y, x) OME-Zarr image in ``store`` (level ``"0"`` written)
-    and list them in its ``multiscales``; returns the number of levels. Memory per thread: about three
-    chunks (see :func:`downsample_into` and benchmarks/README.md)."""
+    and list them in its ``multiscales``; returns the number of levels. Memory per thread: about 8 chunks
+    of resident memory (see :func:`downsample_into` and benchmarks/README.md)."""
     import zarr
 
     root = zarr.open_group(str(store), mode="r+")

@@ -118,7 +118,8 @@ class LoadedClassifier:
 
     @property
     def pose_version(self) -> int:
-        """The pose its training grids had (files from before the version was recorded: 1)."""
+        """The pose version of its training grids when they were posed (``orientation="any"``); 1 for files from
+        before the version was recorded and for models of upright grids, which are never posed."""
         return int(self.metadata.get("pose_version", 1))
 
 
@@ -147,6 +148,8 @@ def save_classifier(
         "extra": extra or {},
     }
     if train_config.model.orientation == "any":
+        if pose_version not in POSE_VERSIONS:
+            raise ValueError(f"{path}: pose version {pose_version} is not one of {POSE_VERSIONS}")
         metadata["pose_version"] = int(pose_version)
     text = json.dumps(metadata, indent=2, sort_keys=True)
     return write_keras_with_metadata(model, path, text, optimizer_state=include_optimizer)

@@ -14,13 +14,14 @@ input, model and block shape so that ``resume`` finds it); a finished block is r
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import math
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,23 +120,40 @@ def _run_blocks(
     from dask.distributed import as_completed
 
     futures: dict[Any, Shape3] = {}
-    try:
-        client.forward_logging(predict_block.__module__, level=logging.WARNING)  # e.g. a memory limit it cannot meet
-        futures = {client.submit(predict_block, job, a, b, pure=False): a for a, b in todo}
-        for future in as_completed(list(futures), loop=client.loop):
-            if cancel is not None:
-                cancel.raise_if_cancelled("block-wise prediction")
-            try:
-                pid, fresh = future.result()
-            except VoxelStudioError:
-                raise
-            except Exception as exc:
-                raise _block_failed(futures[future], " on a dask worker", exc) from exc
-            record(futures[future], pid, fresh)
-    except BaseException:
-        client.cancel(list(futures))
-        raise
+    with _worker_warnings(client):
+        try:
+            futures = {client.submit(predict_block, job, a, b, pure=False): a for a, b in todo}
+            for future in as_completed(list(futures), loop=client.loop):
+                if cancel is not None:
+                    cancel.raise_if_cancelled("block-wise prediction")
+                try:
+                    pid, fresh = future.result()
+                except VoxelStudioError:
+                    raise
+                except Exception as exc:
+                    raise _block_failed(futures[future], " on a dask worker", exc) from exc
+                record(futures[future], pid, fresh)
+        except BaseException:
+            client.cancel(list(futures))
+            raise
     return loads
+
+
+@contextlib.contextmanager
+def _worker_warnings(client: Any) -> Iterator[None]:
+    """Show the block tasks' warnings (such as a memory limit the smallest tiles cannot meet) here while they run:
+    forwarded from workers in other processes. Workers in this process log here already (forwarding theirs would
+    send each record round for ever), so then nothing is forwarded."""
+    name = predict_block.__module__
+    if os.getpid() in client.run(os.getpid).values():
+        yield
+        return
+    client.forward_logging(name, level=logging.WARNING)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):  # the cluster may be gone (the error being raised says why)
+            client.unforward_logging(name)
 
 
 def _resumable_run(run_file: Path) -> dict[str, Any] | None:

@@ -28,7 +28,7 @@ def orientation(loaded: Any) -> str:
 
 
 def pose_options(loaded: Any) -> dict[str, Any]:
-    """How to present grids to a loaded classifier: its orientation and, for posed grids, its pose version."""
+    """How to present grids to a loaded classifier: its orientation and its pose version (used for posed grids)."""
     return {"orientation": orientation(loaded), "pose_version": loaded.pose_version}
 
 
