@@ -15,6 +15,7 @@ from voxelstudio.ml.voxel_pose import (
     POSE_VERSIONS,
     flip_views,
     principal_pose,
+    quartic_form,
     quartic_frame,
     to_principal_pose,
     transverse_angle,
@@ -193,7 +194,8 @@ def test_the_quartic_frame_of_turned_points_turns_with_them() -> None:
     rng = np.random.default_rng(8)
     corners = np.array(np.meshgrid(*[np.linspace(-1, 1, 9)] * 3, indexing="ij")).reshape(3, -1).T  # a cube of points
     turn = random_rotation(rng)
-    axes = quartic_frame(corners @ turn.T)  # the cube turned by ``turn``: its faces' normals are turn's columns
+    # the cube turned by ``turn``: its faces' normals are turn's columns
+    axes = quartic_frame(quartic_form(corners @ turn.T))
     assert np.allclose(np.sort(np.abs(axes.T @ turn).max(axis=1)), 1.0, atol=1e-3)
 
 

@@ -115,8 +115,9 @@ def principal_pose(grid: np.ndarray, version: int = POSE_VERSION) -> Pose:
     values, vectors = values[::-1] / trace, vectors[:, ::-1]  # eigh sorts ascending
     direction, skewness = skew_direction(offsets, trace)
     gap = max(values[0] - values[1], values[1] - values[2])
-    if version >= 3 and quartic_spread(offsets, trace) > QUARTIC_RATIO * max(gap, skewness):
-        axes = quartic_frame(offsets)
+    form = quartic_form(offsets) if version >= 3 else None
+    if form is not None and quartic_spread(form, trace) > QUARTIC_RATIO * max(gap, skewness):
+        axes = quartic_frame(form)
         axes = axes[:, np.argsort(-((offsets @ axes) ** 2).sum(axis=0), kind="stable")]  # largest variance first
     else:
         axes = _symmetry_frame(offsets, cov, values, vectors, direction if skewness > gap else None)
@@ -156,15 +157,26 @@ def _monomials(points: np.ndarray) -> np.ndarray:
     return powers[:, 0, a] * powers[:, 1, b] * powers[:, 2, c]
 
 
-def _quartic_form(offsets: np.ndarray) -> np.ndarray:
+def quartic_form(offsets: np.ndarray) -> np.ndarray:
     """The 15 coefficients f of mean((u . x)^4) = monomials(u) @ f over the centred points ``offsets``."""
     return _monomials(offsets).mean(axis=0) * _QUARTIC_MULTINOMIALS
 
 
-def quartic_spread(offsets: np.ndarray, trace: float) -> float:
-    """max - min over directions u of mean((u . x)^4), over trace^2 (dimensionless): about 0.09 for a cube, 0 for a
-    sphere; large for elongated objects too, whose second moments already fix their frame."""
-    values = _monomials(_half_sphere()) @ _quartic_form(offsets)  # u and -u alike: a half sphere covers all
+def _frame_sums(monomials: np.ndarray, form: np.ndarray) -> np.ndarray:
+    """Per frame, the sum of mean((axis . x)^4) over its three axes, from the monomials of the frames' rows."""
+    return (monomials @ form).reshape(-1, 3).sum(axis=1)
+
+
+@functools.lru_cache(maxsize=1)
+def _half_sphere_monomials() -> np.ndarray:
+    return _monomials(_half_sphere())
+
+
+def quartic_spread(form: np.ndarray, trace: float) -> float:
+    """max - min over directions u of mean((u . x)^4) (``form``: :func:`quartic_form`), over trace^2
+    (dimensionless): about 0.09 for a cube, 0 for a sphere; large for elongated objects too, whose second moments
+    already fix their frame."""
+    values = _half_sphere_monomials() @ form  # u and -u alike: a half sphere covers all
     return float((values.max() - values.min()) / trace**2)
 
 
@@ -183,9 +195,10 @@ def _rotations(count: int = 3000) -> tuple[np.ndarray, np.ndarray]:
     return rows, _monomials(rows.reshape(-1, 3))
 
 
+@functools.lru_cache(maxsize=8)
 def _small_turns(size: float) -> np.ndarray:
-    """(27, 3, 3): the turns whose rotation vector has each component -``size``, 0 or ``size`` radians (the
-    identity among them)."""
+    """(27, 3, 3), transposed: the turns whose rotation vector has each component -``size``, 0 or ``size`` radians
+    (the identity among them, at index 13), as matrices that turn row vectors (``rows @ turns[i]``)."""
     turns = []
     for vector in itertools.product((-size, 0.0, size), repeat=3):
         angle = float(np.linalg.norm(vector))
@@ -195,24 +208,22 @@ def _small_turns(size: float) -> np.ndarray:
         k = np.asarray(vector) / angle
         cross = np.array([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
         turns.append(np.eye(3) + np.sin(angle) * cross + (1.0 - np.cos(angle)) * cross @ cross)
-    return np.stack(turns)
+    transposed = np.transpose(np.stack(turns), (0, 2, 1))
+    transposed.flags.writeable = False  # shared by every call (cached)
+    return transposed
 
 
-def quartic_frame(offsets: np.ndarray) -> np.ndarray:
-    """Axes (columns) minimising the sum of mean((axis . x)^4) over the three axes: a cube's face normals (its
-    diagonals maximise it). The best of :func:`_rotations` (about 6 degrees apart up to a cube's 24 symmetries),
-    refined by small turns at falling step sizes, each repeated while it improves."""
-    form = _quartic_form(offsets)
-
-    def total(frames: np.ndarray) -> np.ndarray:
-        return (_monomials(frames.reshape(-1, 3)) @ form).reshape(-1, 3).sum(axis=1)
-
+def quartic_frame(form: np.ndarray) -> np.ndarray:
+    """Axes (columns) minimising the sum of mean((axis . x)^4) over the three axes (``form``:
+    :func:`quartic_form` of the points): a cube's face normals (its diagonals maximise it). The best of
+    :func:`_rotations` (about 6 degrees apart up to a cube's 24 symmetries), refined by small turns at falling step
+    sizes, each repeated while it improves."""
     rows, monomials = _rotations()
-    best = rows[int(np.argmin((monomials @ form).reshape(-1, 3).sum(axis=1)))]
+    best = rows[int(np.argmin(_frame_sums(monomials, form)))]
     for size in (0.06, 0.025, 0.01, 0.004):
         for _ in range(MAX_REFINE_STEPS):
-            trial = best[None] @ np.transpose(_small_turns(size), (0, 2, 1))  # the identity is trial 13
-            scores = total(trial)
+            trial = best[None] @ _small_turns(size)  # the identity is trial 13
+            scores = _frame_sums(_monomials(trial.reshape(-1, 3)), form)
             if scores.min() >= scores[13]:
                 break
             best = trial[int(scores.argmin())]

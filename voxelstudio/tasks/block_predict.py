@@ -75,7 +75,7 @@ class BlockJob:
     """Bytes this process should stay under (``--memory-limit``; on a dask worker without it, the worker's own
     limit): the tiles are sized to fit what the model and the block's buffers leave. None: the default budget."""
     chunk_voxels: int = 0
-    """Voxels of one output chunk (a whole block), which the pyramid levels written at the end read 2x2 at a time."""
+    """Voxels of one output chunk (a whole block), the unit the pyramid levels written at the end read and write."""
 
 
 _MODELS: dict[tuple[str, bool, str | None], Any] = {}
