@@ -8,6 +8,7 @@ import json
 import numpy as np
 import optuna
 import pytest
+from model_files import with_metadata
 
 from voxelstudio.core.errors import ModelError
 from voxelstudio.core.progress import CancelToken
@@ -131,23 +132,13 @@ def test_resume_continues_from_the_last_checkpoint(split, tmp_path) -> None:
 
 
 def test_resume_refuses_a_checkpoint_of_posed_grids_from_another_pose_version(split, tmp_path) -> None:
-    import zipfile
-
-    from voxelstudio.ml.persistence import METADATA_MEMBER
-
     train, val = split
     out = tmp_path / "m.keras"
     posed = dataclasses.replace(tiny(epochs=1), model=dataclasses.replace(tiny().model, orientation="any"))
     fit_classifier(train, val, posed, CLASSES, out_path=out)
     last = checkpoint_paths(out)[0]
-    older = tmp_path / "older.keras"
-    with zipfile.ZipFile(last) as source, zipfile.ZipFile(older, "w") as target:
-        for item in source.infolist():
-            data = source.read(item)
-            if item.filename == METADATA_MEMBER:
-                data = json.dumps({**json.loads(data), "pose_version": 2}).encode()
-            target.writestr(item, data)
-    older.replace(last)  # the checkpoint of a run made before the current pose version
+    # the checkpoint of a run made before the current pose version
+    with_metadata(last, tmp_path / "older.keras", pose_version=2).replace(last)
     with pytest.raises(ModelError, match="pose version"):
         fit_classifier(train, val, posed, CLASSES, out_path=out, resume=True)
 

@@ -4,7 +4,6 @@ save/load round-trip and rotation-voting prediction."""
 from __future__ import annotations
 
 import io
-import json
 import zipfile
 from collections import Counter
 from dataclasses import replace
@@ -15,6 +14,7 @@ import keras
 import numpy as np
 import pytest
 from keras.ops import convert_to_numpy as to_numpy
+from model_files import with_metadata
 
 from voxelstudio.core.errors import ModelError
 from voxelstudio.ml.classifier_blocks import InsideAveragePooling3D, StochasticDepth, keep_probabilities
@@ -211,14 +211,7 @@ def test_load_errors_are_one_line_model_errors(tmp_path: Path) -> None:
     (tmp_path / "junk.keras").write_bytes(b"not a zip")
     with pytest.raises(ModelError, match=r"junk\.keras: not a readable"):
         load_classifier(tmp_path / "junk.keras")
-    bad = tmp_path / "bad.keras"
-    with zipfile.ZipFile(path) as source, zipfile.ZipFile(bad, "w") as target:
-        for item in source.infolist():
-            data = source.read(item)
-            if item.filename == METADATA_MEMBER:
-                meta = json.loads(data)
-                data = json.dumps({**meta, "classes": ["a", "b"]}).encode()
-            target.writestr(item, data)
+    bad = with_metadata(path, tmp_path / "bad.keras", classes=["a", "b"])
     with pytest.raises(ModelError, match="3 outputs but 2 class names"):
         load_classifier(bad)
     denoiser = tmp_path / "denoiser.keras"
@@ -254,18 +247,6 @@ def test_vrn_average_pooling_averages_only_voxels_inside_the_volume() -> None:
     np.testing.assert_allclose(pooled, expected, rtol=1e-5, atol=1e-6)
 
 
-def _with_metadata(path: Path, out: Path, **changes: object) -> Path:
-    """A copy of the model file at ``path`` with ``changes`` to its metadata (None removes a key)."""
-    with zipfile.ZipFile(path) as source, zipfile.ZipFile(out, "w") as target:
-        for item in source.infolist():
-            data = source.read(item)
-            if item.filename == METADATA_MEMBER:
-                meta = {**json.loads(data), **changes}
-                data = json.dumps({k: v for k, v in meta.items() if v is not None}).encode()
-            target.writestr(item, data)
-    return out
-
-
 def test_posed_models_record_the_pose_version_and_unknown_versions_are_refused(tmp_path: Path) -> None:
     posed = _tiny()
     posed = replace(posed, model=replace(posed.model, orientation="any"))
@@ -273,12 +254,12 @@ def test_posed_models_record_the_pose_version_and_unknown_versions_are_refused(t
                            train_config=posed)  # fmt: skip
     assert load_classifier(path).pose_version == POSE_VERSION
     newer = POSE_VERSION + 1
-    stale_files = {1: _with_metadata(path, tmp_path / "old.keras", pose_version=None),
-                   newer: _with_metadata(path, tmp_path / "next.keras", pose_version=newer)}  # fmt: skip
+    stale_files = {1: with_metadata(path, tmp_path / "old.keras", pose_version=None),
+                   newer: with_metadata(path, tmp_path / "next.keras", pose_version=newer)}  # fmt: skip
     for version, stale in stale_files.items():
         with pytest.raises(ModelError, match=f"{stale.name}: trained on grids posed by pose version {version}, "):
             load_classifier(stale)
-    older = load_classifier(_with_metadata(path, tmp_path / "v2.keras", pose_version=2))
+    older = load_classifier(with_metadata(path, tmp_path / "v2.keras", pose_version=2))
     assert older.pose_version == 2  # still computed: such a model is given grids posed as it was trained
     again = save_classifier(older.model, tmp_path / "v2b.keras", classes=older.classes, train_config=posed,
                             pose_version=older.pose_version)  # fmt: skip
@@ -287,4 +268,4 @@ def test_posed_models_record_the_pose_version_and_unknown_versions_are_refused(t
     path = save_classifier(build_classifier(upright.model), tmp_path / "up.keras", classes=("a", "b", "c"),
                            train_config=upright)  # fmt: skip
     assert "pose_version" not in load_classifier(path).metadata
-    assert load_classifier(_with_metadata(path, tmp_path / "up2.keras", pose_version=1)).config.orientation == "upright"
+    assert load_classifier(with_metadata(path, tmp_path / "up2.keras", pose_version=1)).config.orientation == "upright"
