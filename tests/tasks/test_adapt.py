@@ -12,7 +12,7 @@ from voxelstudio.io import save_volume
 from voxelstudio.metrics import psnr
 from voxelstudio.sim import SimParams, simulate_pair
 from voxelstudio.sim.params import OpticsParams
-from voxelstudio.tasks.adapt import adapt_files
+from voxelstudio.tasks.adapt import FINE_TUNE_LOSS, adapt_files
 from voxelstudio.tasks.denoise import denoise_volume
 
 TRUTH = SimParams(
@@ -38,7 +38,9 @@ def test_adapt_end_to_end_beats_its_input_and_stores_the_calibration(tmp_path: P
 
     from voxelstudio.ml.persistence import load_model
 
-    adaptation = load_model(out).metadata["extra"]["adaptation"]
+    adapted = load_model(out)
+    assert adapted.train_config is not None and adapted.train_config.loss.name == FINE_TUNE_LOSS != "mse"
+    adaptation = adapted.metadata["extra"]["adaptation"]
     assert SimParams.from_dict(adaptation["sim_params"]) == result.calibration.params
     bead = np.array(adaptation["measured_bead"]["data"]).reshape(adaptation["measured_bead"]["shape"])
     assert bead.max() == pytest.approx(1.0) and adaptation["report"]["beads_used"] >= 5
