@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from voxelstudio.core.progress import CancelToken
-from voxelstudio.ml.callbacks import RunState
+from voxelstudio.ml.callbacks import RunState, TimeBudgetCallback
 from voxelstudio.ml.fit import (
     TrainingMemoryError,
     fit_scope,
@@ -102,6 +102,22 @@ def test_cancel_stops_within_the_batch_and_says_so() -> None:
 
 def test_time_budget_ends_the_run() -> None:
     assert fit(RunState(epochs=10_000, steps=3), Saves(), minutes=1e-6) == "time"
+
+
+def test_time_budget_stops_before_a_batch_that_would_end_past_it() -> None:
+    now = [100.0]
+    budget = TimeBudgetCallback(RunState(epochs=10, steps=10, started=100.0), minutes=1.0, clock=lambda: now[0])
+    budget.set_model(tiny_model())
+    budget.model.stop_training = False
+    batches = [(100.0, 110.0), (110.0, 125.0), (125.0, 140.0), (140.0, 146.0), (146.0, 151.0), (151.0, 156.0)]
+    # after the last one 56 s of the minute are spent and another 5-s batch would end past it
+    for (begin, end), stops in zip(batches, [False] * 5 + [True], strict=True):
+        now[0] = begin
+        budget.on_train_batch_begin(0)
+        now[0] = end
+        budget.on_train_batch_end(0)
+        assert budget.model.stop_training is stops, (begin, end)
+    assert budget.state.stopped_reason == "time"
 
 
 def test_resumed_state_continues_and_a_finished_run_does_nothing() -> None:
