@@ -112,9 +112,9 @@ class CancelCallback(keras.callbacks.Callback):
 
 
 class TimeBudgetCallback(keras.callbacks.Callback):
-    """Stops training when ``minutes`` of wall-clock time are up or the next batch would end after them (the last
-    batch's duration is the estimate), checked after every batch: a budget is then kept, not overrun by a batch (a
-    bundled-model batch takes 6 s on a slow 2-core CPU, and adapt's 5 minutes include its calibration)."""
+    """Stops training when ``minutes`` of wall-clock time are up or the next batch would end after them, checked
+    after every batch; the last batch's duration is the estimate, from the second batch on (the first one includes
+    tracing and compiling)."""
 
     def __init__(self, state: RunState, minutes: float | None, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
@@ -122,16 +122,18 @@ class TimeBudgetCallback(keras.callbacks.Callback):
         self.seconds = None if minutes is None else minutes * 60.0
         self.clock = clock
         self.batch_started: float | None = None
+        self.batches = 0
 
     def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
         self.batch_started = self.clock()
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self.batches += 1
         if self.seconds is None:
             return
         now = self.clock()
-        last_batch = 0.0 if self.batch_started is None else now - self.batch_started
-        if now - self.state.started + last_batch >= self.seconds:
+        estimate = now - self.batch_started if self.batch_started is not None and self.batches > 1 else 0.0
+        if now - self.state.started + estimate >= self.seconds:
             if self.state.stopped_reason is None:
                 self.state.stopped_reason = "time"
             self.model.stop_training = True

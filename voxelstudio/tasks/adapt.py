@@ -38,11 +38,8 @@ FINISH_S = 10.0
 FINE_TUNE_LR = 3e-4
 """Adam learning rate of the fine-tuning (a third of training from scratch: the start is already good)."""
 FINE_TUNE_LOSS = "mae+ssim"
-"""Loss of the fine-tuning, whatever the starting model's. On a dim scan a bead's depth is uncertain and MSE's
-answer, the mean over where it could be, is a longer bead: fine-tuning with MSE, even on pairs simulated with the
-true microscope's parameters, lengthened the dim test microscope's beads from z/xy 1.22 to 1.42-1.44; MAE + SSIM gave
-1.34-1.38 at the same PSNR with more beads found, MAE alone 1.15-1.18 at 1.8 dB less (benchmarks/README.md, "What
-lengthens the dim microscope's beads")."""
+"""Loss of the fine-tuning, whatever the starting model's: MSE's answer for a bead whose depth a dim scan leaves
+uncertain is a longer bead (benchmarks/README.md, "What lengthens the dim microscope's beads")."""
 
 
 @dataclass(frozen=True)
@@ -86,7 +83,6 @@ minutes-long fine-tuning wants short epochs whatever the starting model's recipe
 def fine_tune_config(init: Path, scan_shape: tuple[int, int, int], minutes: float, seed: int) -> tuple[Any, Shape]:
     """(training config, simulated pair shape): ``init``'s recipe with the fine-tuning loss, learning rate, budget and
     epoch length; pairs as deep as the scans (rounded up to the model's multiple), patches no larger than the pairs."""
-    from voxelstudio.ml.config import LossConfig
     from voxelstudio.ml.denoisers import required_multiple
     from voxelstudio.ml.persistence import load_model
 
@@ -99,7 +95,7 @@ def fine_tune_config(init: Path, scan_shape: tuple[int, int, int], minutes: floa
     patch = tuple(max(m, min(p, (s // m) * m)) for p, s, m in zip(cfg.patch_shape, shape, multiple, strict=True))
     cfg = replace(
         cfg, minutes=minutes, epochs=100000, learning_rate=FINE_TUNE_LR, patch_shape=patch, seed=seed,
-        steps_per_epoch=FINE_TUNE_STEPS, loss=LossConfig(name=FINE_TUNE_LOSS),
+        steps_per_epoch=FINE_TUNE_STEPS, loss=replace(cfg.loss, name=FINE_TUNE_LOSS, mae_weight=1.0, ssim_weight=1.0),
     )  # fmt: skip
     return cfg, shape
 
