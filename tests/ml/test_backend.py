@@ -167,3 +167,31 @@ def test_value_and_gradient_of_a_scalar_function() -> None:
 
 def test_jit_compile_is_on_for_jax_only() -> None:
     assert backend.jit_compile() == ("auto" if backend.name() == "jax" else False)
+
+
+class _Batches(keras.utils.PyDataset):
+    def __init__(self, workers: int) -> None:
+        super().__init__(workers=workers, use_multiprocessing=False)
+
+    def __len__(self) -> int:
+        return 3
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        return np.full((2, 4), index, np.float32), np.full((2, 1), index, np.float32)
+
+
+@pytest.mark.skipif(not ON_TENSORFLOW, reason="tf.data is TensorFlow's")
+@pytest.mark.parametrize("workers", [0, 1, 2])
+def test_quiet_tf_data_builds_keras_pipelines_without_autotuning(workers: int) -> None:
+    from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
+
+    backend.quiet_tf_data()
+    backend.quiet_tf_data()  # idempotent
+    adapter = PyDatasetAdapter(_Batches(workers))
+    dataset = adapter.get_tf_dataset()
+    assert dataset.options().autotune.enabled is False
+    adapter.on_epoch_begin()
+    try:
+        assert [float(x[0, 0]) for x, _ in dataset] == [0.0, 1.0, 2.0]  # same batches, same order
+    finally:
+        adapter.on_epoch_end()

@@ -24,7 +24,7 @@ import keras
 
 from voxelstudio.core.errors import ModelError, VoxelStudioError
 from voxelstudio.core.progress import CancelToken, ReportFn
-from voxelstudio.ml.backend import is_out_of_memory
+from voxelstudio.ml.backend import is_out_of_memory, quiet_tf_data
 from voxelstudio.ml.callbacks import CancelCallback, CheckpointCallback, ProgressCallback, RunState, TimeBudgetCallback
 from voxelstudio.ml.device import training_scope
 from voxelstudio.ml.persistence import restore_optimizer_state
@@ -137,6 +137,7 @@ def run_fit(
         TimeBudgetCallback(state, minutes),
     ]
     if state.initial_epoch < state.epochs:
+        quiet_tf_data()
         with warnings.catch_warnings():
             # a cancelled partial epoch is not validated; LR schedules and early stopping then warn needlessly
             warnings.filterwarnings("ignore", message=".*conditioned on metric.*")
