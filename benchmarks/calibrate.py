@@ -3,9 +3,12 @@
 Each setting draws an objective (NA 0.9-1.45 oil), an emission wavelength (given to the calibration, as a user knows
 their dye), a z step, index mismatch at depth (sample index 1.33 or 1.45 at 2-10 µm, or matched), photons (log-uniform
 50-1000) and read noise (1-8 counts); one 128x128x40 scan is simulated and calibrated with the NA, aberration and
-camera free. Columns: beads used, NA error, photons and read-noise error, the fitted model's axial FWHM vs the true
-PSF's (both as simulated beads: PSF ⊗ blob), fit convergence and wall seconds per scan. Targets (issue 12): NA within
-0.05, photons within 25 %, read noise within 1 count, axial FWHM within 10 %, <= 60 s per scan.
+camera free. Columns: beads used, NA error (fitted minus true; dNAeff: of the effective NA, min(NA, ns, ni, ng), the
+aperture whose light reaches the image: an oil objective's NA above a water sample's 1.33 changes nothing in the PSF,
+so only the effective NA can be measured), photons and read-noise error, the fitted model's axial FWHM vs the true
+PSF's (both as simulated beads: PSF ⊗ blob, read in the same box), fit convergence and wall seconds per scan.
+Targets (issue 12): NA within 0.05 (counted on the effective NA; the plain NA's count is printed too), photons
+within 25 %, read noise within 1 count, axial FWHM within 10 %, <= 60 s per scan.
 
     python benchmarks/calibrate.py               # 10 settings
     python benchmarks/calibrate.py --settings 3  # fewer (--quick: 2)
@@ -22,9 +25,14 @@ import numpy as np
 from voxelstudio.core.volume import Volume
 from voxelstudio.sim import SimParams, simulate_pair
 from voxelstudio.sim.params import OpticsParams
-from voxelstudio.tasks.calibrate import calibrate_volumes, model_fwhm_um
+from voxelstudio.tasks.calibrate import REPORT_HALF_Z, calibrate_volumes, model_fwhm_um
 
 SHAPE = (128, 128, 40)
+
+
+def effective_na(optics: OpticsParams) -> float:
+    """The aperture the PSF integrates over (``psf.py``): light beyond the lowest index on its way is not imaged."""
+    return min(optics.na, optics.ni, optics.ns, optics.ng)
 
 
 def draw_setting(rng: np.random.Generator) -> SimParams:
@@ -49,7 +57,7 @@ def main() -> None:
     if args.quick:
         args.settings = 2
     header = f"{'#':>2} {'NA':>5} {'ns':>5} {'depth':>5} {'phot':>6} {'read':>4} | {'beads':>5} {'dNA':>6} "
-    header += f"{'phot%':>6} {'dRead':>6} {'axial%':>7} {'conv':>4} {'s':>5}"
+    header += f"{'dNAeff':>6} {'phot%':>6} {'dRead':>6} {'axial%':>7} {'conv':>4} {'s':>5}"
     print(header)
     rows = []
     for index in range(args.settings):
@@ -64,28 +72,33 @@ def main() -> None:
             continue
         seconds = time.perf_counter() - start
         half = tuple((n - 1) // 2 for n in cal.beads.image.shape)
+        # the true PSF read as the calibration reads its fitted one (cal.fwhm_um["model"]): in a box long enough
+        half = (*half[:2], max(half[2], REPORT_HALF_Z))
         true_axial = model_fwhm_um(truth.optics, truth.bead_sigma_vox, half)["axial"]
         fit_axial = cal.fwhm_um["model"]["axial"]
         o, p = truth.optics, cal.params
         row = (
             p.optics.na - o.na, 100 * (p.photons / truth.photons - 1), p.read_noise - truth.read_noise,
             100 * (fit_axial / true_axial - 1) if fit_axial and true_axial else math.nan, seconds,
+            effective_na(p.optics) - effective_na(o),
         )  # fmt: skip
         rows.append(row)
         print(
             f"{index:>2} {o.na:5.2f} {o.ns:5.3f} {o.depth_um:5.1f} {truth.photons:6.0f} {truth.read_noise:4.1f} | "
-            f"{len(cal.beads.amplitudes):>5} {row[0]:+6.3f} {row[1]:+6.1f} {row[2]:+6.2f} {row[3]:+7.1f} "
-            f"{'yes' if cal.converged else 'no':>4} {seconds:5.1f}",
+            f"{len(cal.beads.amplitudes):>5} {row[0]:+6.3f} {row[5]:+6.3f} {row[1]:+6.1f} {row[2]:+6.2f} "
+            f"{row[3]:+7.1f} {'yes' if cal.converged else 'no':>4} {seconds:5.1f}",
             flush=True,
         )
     if rows:
         table = np.array(rows)
         within = (
-            np.abs(table[:, 0]) <= 0.05, np.abs(table[:, 1]) <= 25, np.abs(table[:, 2]) <= 1, np.abs(table[:, 3]) <= 10
+            np.abs(table[:, 5]) <= 0.05, np.abs(table[:, 1]) <= 25, np.abs(table[:, 2]) <= 1, np.abs(table[:, 3]) <= 10
         )  # fmt: skip
+        plain = int(np.sum(np.abs(table[:, 0]) <= 0.05))
         print(
-            f"within target: NA {within[0].sum()}/{len(rows)}, photons {within[1].sum()}/{len(rows)}, read noise "
-            f"{within[2].sum()}/{len(rows)}, axial FWHM {within[3].sum()}/{len(rows)}; median |dNA| "
+            f"within target: effective NA {within[0].sum()}/{len(rows)} (NA {plain}/{len(rows)}), photons "
+            f"{within[1].sum()}/{len(rows)}, read noise {within[2].sum()}/{len(rows)}, axial FWHM "
+            f"{within[3].sum()}/{len(rows)}; median |dNA| "
             f"{np.median(np.abs(table[:, 0])):.3f}, median {np.median(table[:, 4]):.0f} s per scan"
         )
 
