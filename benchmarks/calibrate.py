@@ -25,7 +25,7 @@ import numpy as np
 from voxelstudio.core.volume import Volume
 from voxelstudio.sim import SimParams, simulate_pair
 from voxelstudio.sim.params import OpticsParams
-from voxelstudio.tasks.calibrate import REPORT_HALF_Z, calibrate_volumes, model_fwhm_um
+from voxelstudio.tasks.calibrate import calibrate_volumes, model_fwhm_um, report_box
 
 SHAPE = (128, 128, 40)
 
@@ -71,9 +71,7 @@ def main() -> None:
             print(f"{index:>2} failed: {exc}")
             continue
         seconds = time.perf_counter() - start
-        half = tuple((n - 1) // 2 for n in cal.beads.image.shape)
-        # the true PSF read as the calibration reads its fitted one (cal.fwhm_um["model"]): in a box long enough
-        half = (*half[:2], max(half[2], REPORT_HALF_Z))
+        half = report_box([(n - 1) // 2 for n in cal.beads.image.shape])  # as cal.fwhm_um["model"] is read
         true_axial = model_fwhm_um(truth.optics, truth.bead_sigma_vox, half)["axial"]
         fit_axial = cal.fwhm_um["model"]["axial"]
         o, p = truth.optics, cal.params
@@ -98,7 +96,7 @@ def main() -> None:
         print(
             f"within target: effective NA {within[0].sum()}/{len(rows)} (NA {plain}/{len(rows)}), photons "
             f"{within[1].sum()}/{len(rows)}, read noise {within[2].sum()}/{len(rows)}, axial FWHM "
-            f"{within[3].sum()}/{len(rows)}; median |dNA| "
+            f"{within[3].sum()}/{len(rows)}; median |dNA| (plain) "
             f"{np.median(np.abs(table[:, 0])):.3f}, median {np.median(table[:, 4]):.0f} s per scan"
         )
 

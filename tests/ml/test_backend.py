@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import re
@@ -182,13 +183,19 @@ class _Batches(keras.utils.PyDataset):
 
 @pytest.mark.skipif(not ON_TENSORFLOW, reason="tf.data is TensorFlow's")
 @pytest.mark.parametrize("workers", [0, 1, 2])
-def test_quiet_tf_data_builds_keras_pipelines_without_autotuning(workers: int) -> None:
+def test_quiet_tf_data_builds_keras_pipelines_without_autotuning(workers: int, monkeypatch: pytest.MonkeyPatch) -> None:
     from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
 
+    # from Keras' own method; pytest puts back what was there, so no other test depends on this one having run
+    original = inspect.unwrap(PyDatasetAdapter.__dict__["get_tf_dataset"])  # Keras' own, even if wrapped already
+    monkeypatch.setattr(PyDatasetAdapter, "get_tf_dataset", original)
     backend.quiet_tf_data()
-    backend.quiet_tf_data()  # idempotent
+    wrapped = PyDatasetAdapter.get_tf_dataset
+    backend.quiet_tf_data()
+    assert PyDatasetAdapter.get_tf_dataset is wrapped  # idempotent: wrapped once
     adapter = PyDatasetAdapter(_Batches(workers))
     dataset = adapter.get_tf_dataset()
+    # Keras leaves autotuning on (None: the default) below 2 workers, off with its worker queue
     assert dataset.options().autotune.enabled is False
     adapter.on_epoch_begin()
     try:

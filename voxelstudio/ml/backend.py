@@ -10,6 +10,7 @@ imported inside each function, so the module is cheap to import and a missing fr
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import sys
@@ -164,28 +165,36 @@ def quiet_tf_data() -> None:
     tf.data's autotuning thread sleeps up to a minute between optimisations, and TensorFlow 2.21 destroys an
     iterator only when that thread wakes: a fit stopped mid-epoch (a time budget, Stop) paused 6-46 s at its next
     garbage collection, which made a 1.7-minute fine-tuning take 2.4 minutes. Keras already disables autotuning for a
-    ``PyDataset`` with several workers; this does the same for the others (a batch of patches takes milliseconds, so
-    the legacy one-batch prefetch is enough). Idempotent; nothing changes on JAX and PyTorch, whose loaders are not
-    tf.data.
+    ``PyDataset`` with several workers; this does the same for the others (a batch of patches takes milliseconds;
+    tf.data's legacy prefetch buffer, which grows when it runs empty, needs no autotuning thread). One device only:
+    a multi-GPU strategy rebuilds per-device pipelines with default options (not measured). Idempotent; nothing
+    changes on JAX and PyTorch, whose loaders are not tf.data, nor when Keras' internals have moved (the fit then
+    runs as before, with the stall).
     """
     if name() != "tensorflow":
         return
-    from keras.src.trainers.data_adapters import py_dataset_adapter
+    try:
+        from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
 
-    adapter = py_dataset_adapter.PyDatasetAdapter
-    if getattr(adapter.get_tf_dataset, "_voxelstudio_quiet", False):
+        build = PyDatasetAdapter.get_tf_dataset
+    except (ImportError, AttributeError):
         return
-    build = adapter.get_tf_dataset
+    if getattr(build, "_voxelstudio_quiet", False):
+        return
 
-    def get_tf_dataset(self: Any) -> Any:
+    @functools.wraps(build)
+    def get_tf_dataset(self: Any, *args: Any, **kwargs: Any) -> Any:
         import tensorflow as tf
 
+        dataset = build(self, *args, **kwargs)
+        if not hasattr(dataset, "with_options"):
+            return dataset
         options = tf.data.Options()
         options.autotune.enabled = False
-        return build(self).with_options(options)
+        return dataset.with_options(options)
 
     get_tf_dataset._voxelstudio_quiet = True  # type: ignore[attr-defined]
-    adapter.get_tf_dataset = get_tf_dataset
+    PyDatasetAdapter.get_tf_dataset = get_tf_dataset
 
 
 def value_and_gradient(fn: Callable[[Any], Any], x: Any) -> tuple[Any, Any]:

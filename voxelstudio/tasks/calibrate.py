@@ -145,6 +145,11 @@ def model_fwhm_um(optics: OpticsParams, sigma_vox: float, half: Sequence[int]) -
     return bead_fwhm_um(bead_model(optics, sigma_vox, shape, (0.0, 0.0, 0.0)), optics.voxel_size_um)  # type: ignore[arg-type]
 
 
+def report_box(half: Sequence[int]) -> tuple[int, int, int]:
+    """Half-size of the box a model's reported FWHM is read in: the bead box, at least :data:`REPORT_HALF_Z` long."""
+    return (int(half[0]), int(half[1]), max(int(half[2]), REPORT_HALF_Z))
+
+
 def pooled_camera(volumes: Sequence[np.ndarray]) -> CameraEstimate:
     """Camera estimate from the background blocks of all scans together."""
     parts = [block_moments(v, bead_mask(v)) for v in volumes]
@@ -236,7 +241,7 @@ def calibrate_volumes(
     peak = tuple(int(i) for i in np.unravel_index(int(np.argmax(optics_fit.model)), beads.image.shape))
     fwhm = {
         "measured": bead_fwhm_um(beads.image, spacing, peak),
-        "model": model_fwhm_um(optics, optics_fit.bead_sigma_vox, (*half[:2], max(half[2], REPORT_HALF_Z))),
+        "model": model_fwhm_um(optics, optics_fit.bead_sigma_vox, report_box(half)),
     }
     check = {
         "measured": tube_axial_fwhm_um(beads.image, peak, spacing[2]),
