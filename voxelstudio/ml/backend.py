@@ -3,8 +3,8 @@
 Every other module in ``voxelstudio.ml`` is written with ``keras.layers`` and ``keras.ops`` only. This one lists
 accelerators, keeps a backend from grabbing all GPU memory, recognises out-of-memory errors, takes gradients (for
 Grad-CAM), picks the mixed-precision policy and the distribution scope for training, and works around a
-TensorFlow data-pipeline stall (:func:`quiet_tf_data`). The framework itself is
-imported inside each function, so the module is cheap to import and a missing framework only matters when used.
+TensorFlow data-pipeline stall (:func:`quiet_tf_data`). The framework itself is imported inside each function, so
+the module is cheap to import and a missing framework only matters when used.
 """
 
 from __future__ import annotations
