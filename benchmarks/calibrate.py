@@ -30,11 +30,6 @@ from voxelstudio.tasks.calibrate import calibrate_volumes, model_fwhm_um, report
 SHAPE = (128, 128, 40)
 
 
-def effective_na(optics: OpticsParams) -> float:
-    """The aperture the PSF integrates over (``psf.py``): light beyond the lowest index on its way is not imaged."""
-    return min(optics.na, optics.ni, optics.ns, optics.ng)
-
-
 def draw_setting(rng: np.random.Generator) -> SimParams:
     ns = float(rng.choice([1.33, 1.45, 1.515]))
     optics = OpticsParams(
@@ -78,7 +73,7 @@ def main() -> None:
         row = (
             p.optics.na - o.na, 100 * (p.photons / truth.photons - 1), p.read_noise - truth.read_noise,
             100 * (fit_axial / true_axial - 1) if fit_axial and true_axial else math.nan, seconds,
-            effective_na(p.optics) - effective_na(o),
+            p.optics.effective_na - o.effective_na,
         )  # fmt: skip
         rows.append(row)
         print(

@@ -65,7 +65,7 @@ def least_squares_focus_um(optics: OpticsParams) -> float:
     """Focus (µm) that best cancels the aberration across the pupil: a smooth stand-in for the brightest point's
     position (``psf.focal_offset_um`` searches on a grid, which the fit's finite differences would see as jumps)."""
     nodes, weights = roots_legendre(_FOCUS_NODES)
-    rho_max = min(optics.na, optics.ni, optics.ns, optics.ng) / optics.na
+    rho_max = optics.effective_na / optics.na
     rho = 0.5 * rho_max * (nodes + 1.0)
     w = weights * rho / np.sum(weights * rho)
     fixed = pupil_phase(optics, rho, np.zeros(1))[0]

@@ -111,6 +111,12 @@ class OpticsParams:
         """Voxel size (y, x, z) in µm: the spacing of simulated volumes."""
         return (self.pixel_um, self.pixel_um, self.z_step_um)
 
+    @property
+    def effective_na(self) -> float:
+        """The aperture whose light reaches the image: the NA, capped by the lowest index on the light's way (beyond
+        it the light is totally reflected). The PSF integrates the pupil up to it, so an NA above it is not seen."""
+        return min(self.na, self.ni, self.ns, self.ng)
+
     @classmethod
     def ranges(cls) -> dict[str, tuple[float, float]]:
         """Valid (min, max) of every parameter."""

@@ -43,7 +43,7 @@ def _legendre(count: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _pupil_nodes(optics: OpticsParams) -> tuple[np.ndarray, np.ndarray]:
     """Quadrature nodes ρ in [0, ρmax] and weights (including the ρ of ρ dρ)."""
-    rho_max = min(optics.na, optics.ni, optics.ns, optics.ng) / optics.na
+    rho_max = optics.effective_na / optics.na
     nodes, weights = _legendre(RHO_NODES)
     rho = 0.5 * rho_max * (nodes + 1.0)
     return rho, 0.5 * rho_max * weights * rho
