@@ -24,3 +24,15 @@ def _seed_keras() -> None:
         import keras
 
         keras.utils.set_random_seed(0)
+
+
+@pytest.fixture
+def keras_own_tf_pipeline(monkeypatch: pytest.MonkeyPatch) -> type:
+    """Keras' ``PyDatasetAdapter`` with its own ``get_tf_dataset`` (unwrapped from ``backend.quiet_tf_data``, which
+    an earlier fit may have applied); pytest puts back what was there, so no test depends on another having run."""
+    import inspect
+
+    from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
+
+    monkeypatch.setattr(PyDatasetAdapter, "get_tf_dataset", inspect.unwrap(PyDatasetAdapter.__dict__["get_tf_dataset"]))
+    return PyDatasetAdapter

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import re
@@ -183,17 +182,12 @@ class _Batches(keras.utils.PyDataset):
 
 @pytest.mark.skipif(not ON_TENSORFLOW, reason="tf.data is TensorFlow's")
 @pytest.mark.parametrize("workers", [0, 1, 2])
-def test_quiet_tf_data_builds_keras_pipelines_without_autotuning(workers: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
-
-    # from Keras' own method; pytest puts back what was there, so no other test depends on this one having run
-    original = inspect.unwrap(PyDatasetAdapter.__dict__["get_tf_dataset"])  # Keras' own, even if wrapped already
-    monkeypatch.setattr(PyDatasetAdapter, "get_tf_dataset", original)
+def test_quiet_tf_data_builds_keras_pipelines_without_autotuning(workers: int, keras_own_tf_pipeline: type) -> None:
     backend.quiet_tf_data()
-    wrapped = PyDatasetAdapter.get_tf_dataset
+    wrapped = keras_own_tf_pipeline.get_tf_dataset
     backend.quiet_tf_data()
-    assert PyDatasetAdapter.get_tf_dataset is wrapped  # idempotent: wrapped once
-    adapter = PyDatasetAdapter(_Batches(workers))
+    assert keras_own_tf_pipeline.get_tf_dataset is wrapped  # idempotent: wrapped once
+    adapter = keras_own_tf_pipeline(_Batches(workers))
     dataset = adapter.get_tf_dataset()
     # Keras leaves autotuning on (None: the default) below 2 workers, off with its worker queue
     assert dataset.options().autotune.enabled is False

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import math
 
 import keras
@@ -106,14 +105,10 @@ def test_time_budget_ends_the_run() -> None:
 
 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="tf.data is TensorFlow's")
-def test_training_builds_its_tf_data_pipeline_without_autotuning(monkeypatch: pytest.MonkeyPatch) -> None:
-    from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
-
-    original = inspect.unwrap(PyDatasetAdapter.__dict__["get_tf_dataset"])  # Keras' own, even if wrapped already
-    monkeypatch.setattr(PyDatasetAdapter, "get_tf_dataset", original)
-    assert not hasattr(PyDatasetAdapter.get_tf_dataset, "_voxelstudio_quiet")
+def test_training_builds_its_tf_data_pipeline_without_autotuning(keras_own_tf_pipeline: type) -> None:
+    assert not hasattr(keras_own_tf_pipeline.get_tf_dataset, "_voxelstudio_quiet")
     assert fit(RunState(epochs=1, steps=2), Saves()) == "epochs"
-    assert PyDatasetAdapter.get_tf_dataset._voxelstudio_quiet  # backend.quiet_tf_data: no stall after a stop
+    assert keras_own_tf_pipeline.get_tf_dataset._voxelstudio_quiet  # backend.quiet_tf_data: no stall after a stop
 
 
 def test_time_budget_stops_before_a_batch_that_would_end_past_it() -> None:
