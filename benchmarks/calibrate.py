@@ -70,29 +70,29 @@ def main() -> None:
         true_axial = model_fwhm_um(truth.optics, truth.bead_sigma_vox, half)["axial"]
         fit_axial = cal.fwhm_um["model"]["axial"]
         o, p = truth.optics, cal.params
-        row = (
-            p.optics.na - o.na, 100 * (p.photons / truth.photons - 1), p.read_noise - truth.read_noise,
+        row = (  # the columns after "|", in order
+            p.optics.na - o.na, p.optics.effective_na - o.effective_na, 100 * (p.photons / truth.photons - 1),
+            p.read_noise - truth.read_noise,
             100 * (fit_axial / true_axial - 1) if fit_axial and true_axial else math.nan, seconds,
-            p.optics.effective_na - o.effective_na,
         )  # fmt: skip
         rows.append(row)
         print(
             f"{index:>2} {o.na:5.2f} {o.ns:5.3f} {o.depth_um:5.1f} {truth.photons:6.0f} {truth.read_noise:4.1f} | "
-            f"{len(cal.beads.amplitudes):>5} {row[0]:+6.3f} {row[5]:+6.3f} {row[1]:+6.1f} {row[2]:+6.2f} "
-            f"{row[3]:+7.1f} {'yes' if cal.converged else 'no':>4} {seconds:5.1f}",
+            f"{len(cal.beads.amplitudes):>5} {row[0]:+6.3f} {row[1]:+6.3f} {row[2]:+6.1f} {row[3]:+6.2f} "
+            f"{row[4]:+7.1f} {'yes' if cal.converged else 'no':>4} {seconds:5.1f}",
             flush=True,
         )
     if rows:
         table = np.array(rows)
         within = (
-            np.abs(table[:, 5]) <= 0.05, np.abs(table[:, 1]) <= 25, np.abs(table[:, 2]) <= 1, np.abs(table[:, 3]) <= 10
+            np.abs(table[:, 1]) <= 0.05, np.abs(table[:, 2]) <= 25, np.abs(table[:, 3]) <= 1, np.abs(table[:, 4]) <= 10
         )  # fmt: skip
         plain = int(np.sum(np.abs(table[:, 0]) <= 0.05))
         print(
             f"within target: effective NA {within[0].sum()}/{len(rows)} (NA {plain}/{len(rows)}), photons "
             f"{within[1].sum()}/{len(rows)}, read noise {within[2].sum()}/{len(rows)}, axial FWHM "
             f"{within[3].sum()}/{len(rows)}; median |dNA| (plain) "
-            f"{np.median(np.abs(table[:, 0])):.3f}, median {np.median(table[:, 4]):.0f} s per scan"
+            f"{np.median(np.abs(table[:, 0])):.3f}, median {np.median(table[:, 5]):.0f} s per scan"
         )
 
 
