@@ -56,7 +56,7 @@ def test_adapt_job_reports_the_calibration_then_time_based_progress(monkeypatch,
     budget_s = 60.0
     fine_tune_minutes = []
 
-    def fake_fine_tune(train_pairs, *, config, out, val_pair, report, cancel, init, on_preview, preview_input):
+    def fake_fine_tune(train_pairs, *, config, out, val_pair, report, cancel, init, on_preview, preview_input, **_):
         """Stands in for the minutes of fine-tuning: one step a quarter into the budget, a preview of the scan being
         adapted to, then no model."""
         fine_tune_minutes.append(config.minutes)

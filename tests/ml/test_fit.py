@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from voxelstudio.core.progress import CancelToken
-from voxelstudio.ml.callbacks import RunState, TimeBudgetCallback
+from voxelstudio.ml.callbacks import RunState, TimeBudgetCallback, ValidationCallback
 from voxelstudio.ml.fit import (
     TrainingMemoryError,
     fit_scope,
@@ -126,6 +126,35 @@ def test_time_budget_stops_before_a_batch_that_would_end_past_it() -> None:
         budget.on_train_batch_end(0)
         assert budget.model.stop_training is stops, (begin, end)
     assert budget.state.stopped_reason == "time"
+
+
+def test_previews_keep_within_their_share_of_the_time() -> None:
+    """With a 20 % share, a preview that took 2 s is followed by 8 s without one; every epoch is still validated."""
+    now = [0.0]
+    asked: list[bool] = []
+
+    def validate(model: keras.Model, want_preview: bool) -> tuple[float, float, np.ndarray | None]:
+        asked.append(want_preview)
+        now[0] += 2.0 if want_preview else 0.1  # predicting the preview volume is the slow part
+        return 0.5, 30.0, np.zeros(3) if want_preview else None
+
+    shown: list[int] = []
+    callback = ValidationCallback(
+        RunState(epochs=10, steps=4), validate, on_preview=lambda epoch, _: shown.append(epoch), preview_share=0.2,
+        clock=lambda: now[0],
+    )  # fmt: skip
+    for epoch in range(8):
+        now[0] += 3.0  # an epoch of training
+        logs: dict = {}
+        callback.on_epoch_end(epoch, logs)
+        assert logs["val_loss"] == 0.5
+    # previews end at 5, 16.2 and 27.4 s; the next may start 8 s after each (at 13, 24.2 and 35.4)
+    assert shown == [1, 4, 7] and len(asked) == 8
+
+
+def test_a_preview_share_outside_0_to_1_is_refused() -> None:
+    with pytest.raises(ValueError, match="preview_share"):
+        ValidationCallback(RunState(epochs=1, steps=1), lambda model, want: (0.0, 0.0, None), preview_share=0.0)
 
 
 def test_resumed_state_continues_and_a_finished_run_does_nothing() -> None:

@@ -144,8 +144,10 @@ class ValidationCallback(keras.callbacks.Callback):
 
     Must come first in the callback list so later callbacks (LR schedule, early stopping, checkpoints) see the
     values (a NaN loss, when there is nothing to validate, is left out). ``on_preview(epoch, prediction)`` is called
-    every ``preview_every`` epochs (1-based) with the first validation volume's prediction. ``metric`` names the log
-    key of the second value (a classifier passes ``"val_accuracy"``).
+    every ``preview_every`` epochs (1-based) with the first validation volume's prediction, and only as often as
+    keeps previews within ``preview_share`` of the time: after one that took d seconds, none for d/share - d seconds
+    (short epochs of a slow model would otherwise spend their time previewing). ``metric`` names the log key of the
+    second value (a classifier passes ``"val_accuracy"``).
     """
 
     def __init__(
@@ -155,26 +157,38 @@ class ValidationCallback(keras.callbacks.Callback):
         *,
         on_preview: Callable[[int, np.ndarray], None] | None = None,
         preview_every: int = 1,
+        preview_share: float = 1.0,
         metric: str = "val_psnr",
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__()
+        if not 0.0 < preview_share <= 1.0:
+            raise ValueError(f"preview_share must be in (0, 1], got {preview_share:g}")
         self.state = state
         self.validate = validate
         self.metric = metric
         self.on_preview = on_preview
         self.preview_every = max(int(preview_every), 1)
+        self.preview_share = preview_share
+        self.clock = clock
+        self.next_preview = -math.inf
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs if logs is not None else {}
         if self.state.skip_epoch_end:
             return
-        want_preview = self.on_preview is not None and (epoch + 1) % self.preview_every == 0
+        started = self.clock()
+        want_preview = (
+            self.on_preview is not None and (epoch + 1) % self.preview_every == 0 and started >= self.next_preview
+        )
         loss, psnr, preview = self.validate(self.model, want_preview)
         if math.isfinite(loss):
             logs["val_loss"] = loss
             logs[self.metric] = psnr
         if want_preview and preview is not None and self.on_preview is not None:
             self.on_preview(epoch + 1, preview)
+            ended = self.clock()
+            self.next_preview = ended + (ended - started) * (1.0 / self.preview_share - 1.0)
 
 
 class CheckpointCallback(keras.callbacks.Callback):

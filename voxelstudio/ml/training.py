@@ -244,13 +244,15 @@ def fit_denoiser(
     cancel: CancelToken | None = None,
     on_preview: Callable[[int, np.ndarray], None] | None = None,
     preview_every: int = 1,
+    preview_share: float = 1.0,
     preview_input: np.ndarray | None = None,
 ) -> TrainOutcome:
     """Train ``cfg``'s denoiser; the best model (by validation loss, else training loss) is saved at ``out_path``.
 
     ``init``: a model file whose weights training starts from (same architecture), instead of random ones.
     ``on_preview(epoch, prediction)`` sees the prediction of the first validation volume, or of ``preview_input``
-    (a raw volume in the data's units, e.g. the scan a model is being adapted to) when given.
+    (a raw volume in the data's units, e.g. the scan a model is being adapted to) when given, every
+    ``preview_every`` epochs but within ``preview_share`` of the time (see ``ValidationCallback``).
     """
     cfg.validate()
     if resume and init is not None:
@@ -285,7 +287,9 @@ def fit_denoiser(
         validator = Validator(val, cfg, loss, preview_source=previewed, to_output=normalizer.after)
         callbacks: list[keras.callbacks.Callback] = []
         if val or on_preview is not None:
-            callbacks.append(ValidationCallback(state, validator, on_preview=on_preview, preview_every=preview_every))
+            callbacks.append(ValidationCallback(
+                state, validator, on_preview=on_preview, preview_every=preview_every, preview_share=preview_share
+            ))  # fmt: skip
         callbacks += [
             learning_rate_schedule(cfg, monitor),
             keras.callbacks.EarlyStopping(

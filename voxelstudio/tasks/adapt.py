@@ -75,9 +75,14 @@ def simulate_matched_pairs(
     return pairs
 
 
-FINE_TUNE_STEPS = 16
-"""Batches per epoch when adapting: each epoch ends with a validation, a preview in the window and a checkpoint, so a
-minutes-long fine-tuning wants short epochs whatever the starting model's recipe (the bundled one has 64)."""
+FINE_TUNE_STEPS = 4
+"""Batches per epoch when adapting: each epoch ends with a validation and a checkpoint of the best model so far.
+Fine-tuning's validation loss swings within a few dozen batches (and the test scans' PSNR with it, by up to 4 dB;
+benchmarks/README.md), so the best point is caught only by validating often: a 5-minute adaptation on a slow CPU
+runs about 33 batches, and epochs of 16 could pick only the 16th or the 32nd."""
+PREVIEW_SHARE = 0.2
+"""Most of the fine-tuning's time spent showing its prediction of the scan in the window (short epochs would
+otherwise spend it there)."""
 
 
 def fine_tune_config(init: Path, scan_shape: tuple[int, int, int], minutes: float, seed: int) -> tuple[Any, Shape]:
@@ -182,6 +187,7 @@ def adapt_volumes(
     result = train_denoiser(
         train_pairs, config=config, out=out, val_pair=val_pair, report=report, cancel=cancel, init=init,
         on_preview=on_preview, preview_input=volumes[0] if on_preview is not None else None,
+        preview_share=PREVIEW_SHARE,
     )  # fmt: skip
     if result.model_path is not None:
         names = sources or [v.source or v.name for v in volumes]

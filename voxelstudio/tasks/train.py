@@ -68,11 +68,13 @@ def train_denoiser(
     cancel: CancelToken | None = None,
     on_preview: Callable[[int, np.ndarray], None] | None = None,
     preview_input: Volume | None = None,
+    preview_share: float = 1.0,
 ) -> TrainResult:
     """Train ``config``'s denoiser; the best model goes to ``out`` (checkpoints beside it, see ml.training).
 
     Without ``val_pair``, ``config.val_fraction`` of the pairs (at least one of two or more) validate. ``init``: a
-    model file (same architecture) whose weights training starts from.
+    model file (same architecture) whose weights training starts from. ``on_preview(epoch, prediction)`` sees each
+    epoch's prediction of ``preview_input`` (default: the first validation raw), within ``preview_share`` of the time.
     """
     from voxelstudio.ml.training import fit_denoiser
 
@@ -97,6 +99,7 @@ def train_denoiser(
         cancel=cancel,
         on_preview=on_preview,
         preview_input=None if preview_input is None else preview_input.data,
+        preview_share=preview_share,
     )
     return TrainResult(
         outcome.model_path, outcome.history, outcome.best_val_loss, outcome.epochs_run, outcome.stopped_reason
