@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from voxelstudio.core.progress import CancelToken
-from voxelstudio.ml.callbacks import RunState, TimeBudgetCallback, ValidationCallback
+from voxelstudio.ml.callbacks import ProgressCallback, RunState, TimeBudgetCallback, ValidationCallback
 from voxelstudio.ml.fit import (
     TrainingMemoryError,
     fit_scope,
@@ -126,6 +126,24 @@ def test_time_budget_stops_before_a_batch_that_would_end_past_it() -> None:
         budget.on_train_batch_end(0)
         assert budget.model.stop_training is stops, (begin, end)
     assert budget.state.stopped_reason == "time"
+
+
+def test_progress_counts_seconds_when_the_budget_ends_the_run_first(monkeypatch) -> None:
+    """10 epochs of 10 batches at 1 s a batch need 100 s: a 60-s budget ends the run, so the bar counts its
+    seconds; a 600-s budget does not, so the bar counts batches."""
+    now = [100.0]
+    monkeypatch.setattr("voxelstudio.ml.callbacks.time.monotonic", lambda: now[0])
+    for budget_s, expected in [(60.0, (20, 60, 40.0)), (600.0, (20, 100, 80.0)), (None, (20, 100, 80.0))]:
+        seen: list = []
+        progress = ProgressCallback(RunState(epochs=10, steps=10, started=100.0), seen.append, budget_s=budget_s)
+        for epoch in range(2):
+            progress.on_epoch_begin(epoch)
+            for batch in range(10):
+                now[0] += 1.0
+                progress.on_train_batch_end(batch, {"loss": 0.5})
+        last = seen[-1]
+        assert (last.done, last.total, last.values["eta_s"]) == pytest.approx(expected), budget_s
+        now[0] = 100.0
 
 
 def test_previews_keep_within_their_share_of_the_time() -> None:

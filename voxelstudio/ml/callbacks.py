@@ -49,7 +49,11 @@ class RunState:
 
 
 class ProgressCallback(keras.callbacks.Callback):
-    """Reports Progress(done=epoch*steps+step, total=epochs*steps, values={epoch, step, loss, val_loss, eta_s, ...})."""
+    """Reports Progress(done=epoch*steps+step, total=epochs*steps, values={epoch, step, loss, val_loss, eta_s, ...}).
+
+    Under a time budget (``budget_s``) that ends the run before its epochs would, done/total count seconds instead
+    (elapsed of the budget) and ``eta_s`` is the budget's remainder, so a progress bar shows how long is left.
+    """
 
     def __init__(self, state: RunState, report: ReportFn, *, budget_s: float | None = None) -> None:
         super().__init__()
@@ -80,7 +84,9 @@ class ProgressCallback(keras.callbacks.Callback):
         remaining = max(total - done, 0)
         eta = elapsed / state.steps_done * remaining if state.steps_done else math.nan
         if self.budget_s is not None:
-            eta = min(eta, max(self.budget_s - elapsed, 0.0))
+            left = max(self.budget_s - elapsed, 0.0)
+            if not eta <= left:  # the budget ends the run first: count seconds
+                eta, done, total = left, min(round(elapsed), round(self.budget_s)), round(self.budget_s)
         history = state.history
         values = {
             "epoch": state.epoch + 1,

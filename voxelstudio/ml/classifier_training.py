@@ -247,14 +247,8 @@ def fit_classifier(
         def report_accuracy(progress: Progress) -> None:
             values = {k: v for k, v in progress.values.items() if k != "val_psnr"}
             values["val_accuracy"] = state.history.get("val_accuracy", [math.nan])[-1]
-            elapsed = time.monotonic() - state.started
-            by_steps, by_time = run_fractions(cfg, progress.done, state.steps, elapsed)
             if cfg.budget_driven:
                 values["epochs"] = None
-            if cfg.minutes is not None and by_time >= by_steps:  # the budget ends the run first: count seconds
-                budget = cfg.minutes * 60.0
-                values["eta_s"] = max(budget - elapsed, 0.0)
-                progress = dataclasses.replace(progress, done=min(round(elapsed), round(budget)), total=round(budget))
             report(dataclasses.replace(progress, values=values))
 
         def out_of_memory() -> str:
@@ -274,6 +268,7 @@ def fit_classifier(
         reason = run_fit(
             model, dataset, state, monitor=monitor, save_best=save_best, save_last=save_last, report=report_accuracy,
             cancel=cancel, minutes=cfg.minutes, callbacks=callbacks, out_of_memory=out_of_memory,
+            eta_budget_s=None if cfg.minutes is None else cfg.minutes * 60.0,
         )  # fmt: skip
         history = {k: list(v) for k, v in state.history.items()}
         return ClassifierOutcome(

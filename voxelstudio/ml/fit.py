@@ -127,7 +127,8 @@ def run_fit(
     "epochs", "time", "early_stopping" or "cancelled".
 
     ``callbacks`` run before the harness's own (checkpoint, progress, cancel, time budget), so a validation callback
-    among them has filled the epoch's logs when the checkpoint reads them. ``eta_budget_s`` caps the reported ETA.
+    among them has filled the epoch's logs when the checkpoint reads them. ``eta_budget_s``: the time budget the
+    progress counts in seconds when it ends the run first (:class:`~voxelstudio.ml.callbacks.ProgressCallback`).
     Out of memory raises :class:`TrainingMemoryError` with ``out_of_memory()``'s advice (the last checkpoint stays).
     """
     harness = [

@@ -200,7 +200,7 @@ def run_denoiser_fit(
     cancel: CancelToken | None,
     callbacks: Sequence[keras.callbacks.Callback],
 ) -> str:
-    """:func:`~voxelstudio.ml.fit.run_fit` for a denoiser: ``cfg``'s time budget (which also caps the ETA) and the
+    """:func:`~voxelstudio.ml.fit.run_fit` for a denoiser: ``cfg``'s time budget (which the progress follows) and the
     out-of-memory advice that names its batch and patch sizes; returns why training stopped."""
     save_best, save_last = savers
     return run_fit(
