@@ -81,8 +81,8 @@ Fine-tuning's validation loss swings within a few dozen batches (and the test sc
 benchmarks/README.md), so the best point is caught only by validating often: a 5-minute adaptation on a slow CPU
 runs about 33 batches, and epochs of 16 could pick only the 16th or the 32nd."""
 PREVIEW_SHARE = 0.2
-"""Most of the fine-tuning's time spent showing its prediction of the scan in the window (short epochs would
-otherwise spend it there)."""
+"""At most this share of the fine-tuning's time goes to predicting the whole scan for the window's preview (after
+every short epoch it would take over a quarter of it on a slow CPU)."""
 
 
 def fine_tune_config(init: Path, scan_shape: tuple[int, int, int], minutes: float, seed: int) -> tuple[Any, Shape]:
