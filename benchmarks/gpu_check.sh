@@ -13,7 +13,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out
 tests=(tests/ml/test_backend.py tests/ml/test_inference.py tests/ml/test_training.py tests/ml/test_gradcam.py
   tests/ml/test_persistence.py)
 for backend in jax torch; do
-  KERAS_BACKEND=$backend timeout 90 python3 -m pytest -q -p no:cacheprovider "${tests[@]}" >"$out/tests_$backend.txt" 2>&1
+  KERAS_BACKEND=$backend timeout 90 python3 -m pytest -v -p no:cacheprovider "${tests[@]}" >"$out/tests_$backend.txt" 2>&1
   echo "tests on $backend: $(tail -n 1 "$out/tests_$backend.txt")"
 done
 KERAS_BACKEND=jax timeout 90 python3 -m pytest -q -p no:cacheprovider tests/ml/test_cross_backend.py >"$out/cross_backend.txt" 2>&1
