@@ -18,6 +18,7 @@ from voxelstudio.jobs.events import CalibrationFound, Preview, ProgressEvent, Tr
 from voxelstudio.jobs.train import TrainingData, train_from_data
 from voxelstudio.sim import SimParams, simulate_pair
 from voxelstudio.sim.params import OpticsParams
+from voxelstudio.tasks.adapt import PREVIEW_SHARE
 from voxelstudio.tasks.train import TrainResult
 
 TRUTH = SimParams(
@@ -56,11 +57,14 @@ def test_adapt_job_reports_the_calibration_then_time_based_progress(monkeypatch,
     budget_s = 60.0
     fine_tune_minutes = []
 
-    def fake_fine_tune(train_pairs, *, config, out, val_pair, report, cancel, init, on_preview, preview_input, **_):
+    def fake_fine_tune(
+        train_pairs, *, config, out, val_pair, report, cancel, init, on_preview, preview_input, preview_share
+    ):
         """Stands in for the minutes of fine-tuning: one step a quarter into the budget, a preview of the scan being
         adapted to, then no model."""
         fine_tune_minutes.append(config.minutes)
-        values = {"epoch": 1, "epochs": 100000, "step": 1, "steps": 16, "loss": 0.2, "eta_s": 45.0}
+        assert preview_share == PREVIEW_SHARE < 1  # previews of the whole scan are kept to a share of the time
+        values = {"epoch": 1, "epochs": 100000, "step": 1, "steps": 4, "loss": 0.2, "eta_s": 45.0}
         report(Progress(1, 1_600_000, "training", values))
         on_preview(1, np.zeros(preview_input.shape, np.float32))
         return TrainResult(None, {}, math.nan, 1, "cancelled")

@@ -128,14 +128,14 @@ def test_time_budget_stops_before_a_batch_that_would_end_past_it() -> None:
     assert budget.state.stopped_reason == "time"
 
 
-def test_progress_counts_seconds_when_the_budget_ends_the_run_first(monkeypatch) -> None:
+def test_progress_counts_seconds_when_the_budget_ends_the_run_first() -> None:
     """10 epochs of 10 batches at 1 s a batch need 100 s: a 60-s budget ends the run, so the bar counts its
     seconds; a 600-s budget does not, so the bar counts batches."""
     now = [100.0]
-    monkeypatch.setattr("voxelstudio.ml.callbacks.time.monotonic", lambda: now[0])
     for budget_s, expected in [(60.0, (20, 60, 40.0)), (600.0, (20, 100, 80.0)), (None, (20, 100, 80.0))]:
         seen: list = []
-        progress = ProgressCallback(RunState(epochs=10, steps=10, started=100.0), seen.append, budget_s=budget_s)
+        state = RunState(epochs=10, steps=10, started=now[0])
+        progress = ProgressCallback(state, seen.append, budget_s=budget_s, clock=lambda: now[0])
         for epoch in range(2):
             progress.on_epoch_begin(epoch)
             for batch in range(10):
@@ -143,7 +143,21 @@ def test_progress_counts_seconds_when_the_budget_ends_the_run_first(monkeypatch)
                 progress.on_train_batch_end(batch, {"loss": 0.5})
         last = seen[-1]
         assert (last.done, last.total, last.values["eta_s"]) == pytest.approx(expected), budget_s
-        now[0] = 100.0
+
+
+def test_a_resumed_run_counts_batches_while_they_are_ahead_of_the_budget() -> None:
+    """Resumed half-way (50 of 100 batches done) with a 60-s budget: a slow first batch (5 s, compiling) puts the
+    batches' ETA past the budget, but their share (51 %) is still ahead of the budget's (8 %), so the bar stays in
+    batches rather than jumping back to 5 of 60 s; the ETA is capped by the budget."""
+    now = [0.0]
+    seen: list = []
+    state = restore_run_state({"epoch": 5}, epochs=10, steps=10)
+    state.started = 0.0
+    progress = ProgressCallback(state, seen.append, budget_s=60.0, clock=lambda: now[0])
+    progress.on_epoch_begin(5)
+    now[0] = 5.0
+    progress.on_train_batch_end(0, {"loss": 0.5})
+    assert (seen[-1].done, seen[-1].total, seen[-1].values["eta_s"]) == (51, 100, 55.0)
 
 
 def test_previews_keep_within_their_share_of_the_time() -> None:

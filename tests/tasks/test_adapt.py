@@ -12,7 +12,7 @@ from voxelstudio.io import save_volume
 from voxelstudio.metrics import psnr
 from voxelstudio.sim import SimParams, simulate_pair
 from voxelstudio.sim.params import OpticsParams
-from voxelstudio.tasks.adapt import FINE_TUNE_LOSS, adapt_files
+from voxelstudio.tasks.adapt import FINE_TUNE_LOSS, FINE_TUNE_PATIENCE, FINE_TUNE_STEPS, adapt_files
 from voxelstudio.tasks.denoise import denoise_volume
 
 TRUTH = SimParams(
@@ -40,6 +40,10 @@ def test_adapt_end_to_end_beats_its_input_and_stores_the_calibration(tmp_path: P
 
     adapted = load_model(out)
     assert adapted.train_config is not None and adapted.train_config.loss.name == FINE_TUNE_LOSS != "mse"
+    recipe = adapted.train_config  # short epochs, with the patience the bundled recipe's long ones had in batches
+    assert recipe.steps_per_epoch == FINE_TUNE_STEPS == 4
+    assert (recipe.lr_patience, recipe.early_stopping_patience) == FINE_TUNE_PATIENCE
+    assert recipe.lr_patience * FINE_TUNE_STEPS == 15 * 16 and recipe.early_stopping_patience * FINE_TUNE_STEPS == 1600
     adaptation = adapted.metadata["extra"]["adaptation"]
     assert SimParams.from_dict(adaptation["sim_params"]) == result.calibration.params
     bead = np.array(adaptation["measured_bead"]["data"]).reshape(adaptation["measured_bead"]["shape"])

@@ -51,15 +51,23 @@ class RunState:
 class ProgressCallback(keras.callbacks.Callback):
     """Reports Progress(done=epoch*steps+step, total=epochs*steps, values={epoch, step, loss, val_loss, eta_s, ...}).
 
-    Under a time budget (``budget_s``) that ends the run before its epochs would, done/total count seconds instead
-    (elapsed of the budget) and ``eta_s`` is the budget's remainder, so a progress bar shows how long is left.
+    Under a time budget (``budget_s``) whose elapsed share is ahead of the batches' share (the budget ends the run
+    first), done/total count the budget's seconds instead; ``eta_s`` is then capped by what is left of the budget.
     """
 
-    def __init__(self, state: RunState, report: ReportFn, *, budget_s: float | None = None) -> None:
+    def __init__(
+        self,
+        state: RunState,
+        report: ReportFn,
+        *,
+        budget_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         super().__init__()
         self.state = state
         self.report = report
-        self.budget_s = budget_s  # a time budget caps the ETA
+        self.budget_s = budget_s
+        self.clock = clock
         self.last_loss = math.nan
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
@@ -80,13 +88,15 @@ class ProgressCallback(keras.callbacks.Callback):
         state = self.state
         done = state.epoch * state.steps + state.step
         total = state.epochs * state.steps
-        elapsed = time.monotonic() - state.started
+        elapsed = self.clock() - state.started
         remaining = max(total - done, 0)
         eta = elapsed / state.steps_done * remaining if state.steps_done else math.nan
         if self.budget_s is not None:
             left = max(self.budget_s - elapsed, 0.0)
-            if not eta <= left:  # the budget ends the run first: count seconds
-                eta, done, total = left, min(round(elapsed), round(self.budget_s)), round(self.budget_s)
+            eta = min(eta, left) if math.isfinite(eta) else left
+            # shares, not ETAs: a resumed run's batches include its earlier epochs, its clock only this session
+            if elapsed / self.budget_s >= done / max(total, 1):  # the budget ends the run first: count seconds
+                done, total = min(round(elapsed), round(self.budget_s)), round(self.budget_s)
         history = state.history
         values = {
             "epoch": state.epoch + 1,

@@ -80,6 +80,10 @@ FINE_TUNE_STEPS = 4
 Fine-tuning's validation loss swings within a few dozen batches (and the test scans' PSNR with it, by up to 4 dB;
 benchmarks/README.md), so the best point is caught only by validating often: a 5-minute adaptation on a slow CPU
 runs about 33 batches, and epochs of 16 could pick only the 16th or the 32nd."""
+FINE_TUNE_PATIENCE = (60, 400)
+"""(learning-rate plateau, early stopping) patience of the fine-tuning, in its short epochs: 240 and 1600 batches,
+what they were with epochs of 16 (the bundled recipe's 15 and 100 epochs). Neither fired in any adaptation measured
+(at most about 230 batches in 5 minutes), so the learning rate stays constant."""
 PREVIEW_SHARE = 0.2
 """At most this share of the fine-tuning's time goes to predicting the whole scan for the window's preview (after
 every short epoch it would take over a quarter of it on a slow CPU)."""
@@ -101,6 +105,7 @@ def fine_tune_config(init: Path, scan_shape: tuple[int, int, int], minutes: floa
     cfg = replace(
         cfg, minutes=minutes, epochs=100000, learning_rate=FINE_TUNE_LR, patch_shape=patch, seed=seed,
         steps_per_epoch=FINE_TUNE_STEPS, loss=replace(cfg.loss, name=FINE_TUNE_LOSS, mae_weight=1.0, ssim_weight=1.0),
+        lr_patience=FINE_TUNE_PATIENCE[0], early_stopping_patience=FINE_TUNE_PATIENCE[1],
     )  # fmt: skip
     return cfg, shape
 
@@ -165,9 +170,9 @@ def adapt_volumes(
 ) -> AdaptResult:
     """Calibrate on the scans, simulate ``pairs`` matched pairs and fine-tune ``init`` into ``out`` (module doc),
     all within ``minutes`` (the fine-tuning gets what the calibration and simulation left). ``on_calibrated``
-    receives the calibration before the fine-tuning starts; ``on_preview(epoch, prediction)`` each epoch's
-    prediction of the first scan (what the adapted model makes of it); ``sources`` name the scans in the model's
-    metadata."""
+    receives the calibration before the fine-tuning starts; ``on_preview(epoch, prediction)`` the prediction of the
+    first scan (what the adapted model makes of it) after an epoch, within :data:`PREVIEW_SHARE` of the time;
+    ``sources`` name the scans in the model's metadata."""
     started = time.monotonic()
     out = Path(out)
     init = _check_arguments(out, minutes, init)

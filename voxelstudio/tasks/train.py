@@ -73,8 +73,9 @@ def train_denoiser(
     """Train ``config``'s denoiser; the best model goes to ``out`` (checkpoints beside it, see ml.training).
 
     Without ``val_pair``, ``config.val_fraction`` of the pairs (at least one of two or more) validate. ``init``: a
-    model file (same architecture) whose weights training starts from. ``on_preview(epoch, prediction)`` sees each
-    epoch's prediction of ``preview_input`` (default: the first validation raw), within ``preview_share`` of the time.
+    model file (same architecture) whose weights training starts from. ``on_preview(epoch, prediction)`` sees the
+    prediction of ``preview_input`` (default: the first validation raw) after an epoch: every epoch, or as often as
+    keeps previews within ``preview_share`` of the time.
     """
     from voxelstudio.ml.training import fit_denoiser
 
