@@ -145,6 +145,24 @@ def test_progress_counts_seconds_when_the_budget_ends_the_run_first() -> None:
         assert (last.done, last.total, last.values["eta_s"]) == pytest.approx(expected), budget_s
 
 
+def test_a_budget_alone_counts_seconds_however_fast_the_batches() -> None:
+    """When the caller says the epoch count is only a cap (``budget_only``, a classifier trained with --minutes
+    alone), the bar shows the budget's seconds even where fast batches (20 of 100 in 2 s of a 60-s budget) are ahead
+    of it; without the flag they count as batches."""
+    now = [0.0]
+    for budget_only, expected in [(True, (2, 60)), (False, (20, 100))]:
+        now[0], seen = 0.0, []
+        state = RunState(epochs=10, steps=10, started=0.0)
+        progress = ProgressCallback(state, seen.append, budget_s=60.0, budget_only=budget_only, clock=lambda: now[0])
+        for epoch in range(2):
+            progress.on_epoch_begin(epoch)
+            for batch in range(10):
+                now[0] += 0.1
+                progress.on_train_batch_end(batch, {"loss": 0.5})
+        assert (seen[-1].done, seen[-1].total) == expected, budget_only
+        assert seen[-1].values["eta_s"] == pytest.approx(8.0)  # 80 batches at 0.1 s: the batches end it first
+
+
 def test_a_resumed_run_counts_batches_while_they_are_ahead_of_the_budget() -> None:
     """Resumed half-way (50 of 100 batches done) with a 60-s budget: a slow first batch (5 s, compiling) puts the
     batches' ETA past the budget, but their share (51 %) is still ahead of the budget's (8 %), so the bar stays in

@@ -52,7 +52,8 @@ class ProgressCallback(keras.callbacks.Callback):
     """Reports Progress(done=epoch*steps+step, total=epochs*steps, values={epoch, step, loss, val_loss, eta_s, ...}).
 
     Under a time budget (``budget_s``) whose elapsed share is ahead of the batches' share (the budget ends the run
-    first), done/total count the budget's seconds instead; ``eta_s`` is then capped by what is left of the budget.
+    first), or that alone ends the run (``budget_only``: the epoch count is only a cap), done/total count the
+    budget's seconds instead; ``eta_s`` is capped by what is left of the budget.
     """
 
     def __init__(
@@ -61,12 +62,14 @@ class ProgressCallback(keras.callbacks.Callback):
         report: ReportFn,
         *,
         budget_s: float | None = None,
+        budget_only: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__()
         self.state = state
         self.report = report
         self.budget_s = budget_s
+        self.budget_only = budget_only
         self.clock = clock
         self.last_loss = math.nan
 
@@ -95,7 +98,7 @@ class ProgressCallback(keras.callbacks.Callback):
             left = max(self.budget_s - elapsed, 0.0)
             eta = min(eta, left) if math.isfinite(eta) else left
             # shares, not ETAs: a resumed run's batches include its earlier epochs, its clock only this session
-            if elapsed / self.budget_s >= done / max(total, 1):  # the budget ends the run first: count seconds
+            if self.budget_only or elapsed / self.budget_s >= done / max(total, 1):  # the budget ends it: seconds
                 done, total = min(round(elapsed), round(self.budget_s)), round(self.budget_s)
         history = state.history
         values = {

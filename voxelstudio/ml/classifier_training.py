@@ -268,7 +268,7 @@ def fit_classifier(
         reason = run_fit(
             model, dataset, state, monitor=monitor, save_best=save_best, save_last=save_last, report=report_accuracy,
             cancel=cancel, minutes=cfg.minutes, callbacks=callbacks, out_of_memory=out_of_memory,
-            eta_budget_s=None if cfg.minutes is None else cfg.minutes * 60.0,
+            eta_budget_s=None if cfg.minutes is None else cfg.minutes * 60.0, budget_only=cfg.budget_driven,
         )  # fmt: skip
         history = {k: list(v) for k, v in state.history.items()}
         return ClassifierOutcome(

@@ -121,6 +121,7 @@ def run_fit(
     minutes: float | None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     eta_budget_s: float | None = None,
+    budget_only: bool = False,
     out_of_memory: Callable[[], str] | None = None,
 ) -> str:
     """Train ``model`` on ``dataset`` from ``state.initial_epoch`` to ``state.epochs``; returns why it stopped:
@@ -128,12 +129,13 @@ def run_fit(
 
     ``callbacks`` run before the harness's own (checkpoint, progress, cancel, time budget), so a validation callback
     among them has filled the epoch's logs when the checkpoint reads them. ``eta_budget_s``: the time budget the
-    progress counts in seconds when it ends the run first (:class:`~voxelstudio.ml.callbacks.ProgressCallback`).
+    progress counts in seconds when it ends the run first, or always with ``budget_only`` (the epochs are only a cap;
+    :class:`~voxelstudio.ml.callbacks.ProgressCallback`).
     Out of memory raises :class:`TrainingMemoryError` with ``out_of_memory()``'s advice (the last checkpoint stays).
     """
     harness = [
         CheckpointCallback(state, monitor=monitor, save_last=save_last, save_best=save_best),
-        ProgressCallback(state, report, budget_s=eta_budget_s),
+        ProgressCallback(state, report, budget_s=eta_budget_s, budget_only=budget_only),
         CancelCallback(state, cancel),
         TimeBudgetCallback(state, minutes),
     ]
