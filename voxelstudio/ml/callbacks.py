@@ -48,6 +48,16 @@ class RunState:
                 self.history.setdefault(key, []).append(float(value))
 
 
+def run_shares(
+    done: int, total: int, elapsed_s: float, budget_s: float | None, *, budget_only: bool = False
+) -> tuple[float, float]:
+    """(share of the run's ``total`` batches done, share of its time budget used); 0 for a bound the run does not
+    have: no budget, or an epoch count that is only a cap (``budget_only``). The larger one is how far the run is."""
+    by_steps = 0.0 if budget_only else done / max(total, 1)
+    by_time = 0.0 if budget_s is None else elapsed_s / budget_s
+    return by_steps, by_time
+
+
 class ProgressCallback(keras.callbacks.Callback):
     """Reports Progress(done=epoch*steps+step, total=epochs*steps, values={epoch, step, loss, val_loss, eta_s, ...}).
 
@@ -98,7 +108,8 @@ class ProgressCallback(keras.callbacks.Callback):
             left = max(self.budget_s - elapsed, 0.0)
             eta = min(eta, left) if math.isfinite(eta) else left
             # shares, not ETAs: a resumed run's batches include its earlier epochs, its clock only this session
-            if self.budget_only or elapsed / self.budget_s >= done / max(total, 1):  # the budget ends it: seconds
+            by_steps, by_time = run_shares(done, total, elapsed, self.budget_s, budget_only=self.budget_only)
+            if by_time >= by_steps:  # the budget ends the run first: count its seconds
                 done, total = min(round(elapsed), round(self.budget_s)), round(self.budget_s)
         history = state.history
         values = {

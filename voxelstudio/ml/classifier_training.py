@@ -28,7 +28,7 @@ import numpy as np
 
 from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
 from voxelstudio.ml.backend import jit_compile
-from voxelstudio.ml.callbacks import RunState, ValidationCallback
+from voxelstudio.ml.callbacks import RunState, ValidationCallback, run_shares
 from voxelstudio.ml.classifier_config import ClassifierTrainConfig
 from voxelstudio.ml.classifiers import build_classifier, load_classifier, predict_probabilities, save_classifier
 from voxelstudio.ml.fit import (
@@ -139,9 +139,8 @@ def scheduled_learning_rate(schedule: str, base: float, fraction: float) -> floa
 
 def run_fractions(cfg: ClassifierTrainConfig, steps_done: int, steps: int, elapsed_s: float) -> tuple[float, float]:
     """(fraction of the epoch cap done, fraction of the time budget used); 0 for a bound the config does not set."""
-    by_steps = 0.0 if cfg.budget_driven else steps_done / max(cfg.max_epochs * steps, 1)
-    by_time = 0.0 if cfg.minutes is None else elapsed_s / (cfg.minutes * 60.0)
-    return by_steps, by_time
+    budget_s = None if cfg.minutes is None else cfg.minutes * 60.0
+    return run_shares(steps_done, cfg.max_epochs * steps, elapsed_s, budget_s, budget_only=cfg.budget_driven)
 
 
 class ScheduleCallback(keras.callbacks.Callback):
@@ -268,7 +267,7 @@ def fit_classifier(
         reason = run_fit(
             model, dataset, state, monitor=monitor, save_best=save_best, save_last=save_last, report=report_accuracy,
             cancel=cancel, minutes=cfg.minutes, callbacks=callbacks, out_of_memory=out_of_memory,
-            eta_budget_s=None if cfg.minutes is None else cfg.minutes * 60.0, budget_only=cfg.budget_driven,
+            budget_only=cfg.budget_driven,
         )  # fmt: skip
         history = {k: list(v) for k, v in state.history.items()}
         return ClassifierOutcome(

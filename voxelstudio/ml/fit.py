@@ -120,7 +120,6 @@ def run_fit(
     cancel: CancelToken | None,
     minutes: float | None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
-    eta_budget_s: float | None = None,
     budget_only: bool = False,
     out_of_memory: Callable[[], str] | None = None,
 ) -> str:
@@ -128,14 +127,14 @@ def run_fit(
     "epochs", "time", "early_stopping" or "cancelled".
 
     ``callbacks`` run before the harness's own (checkpoint, progress, cancel, time budget), so a validation callback
-    among them has filled the epoch's logs when the checkpoint reads them. ``eta_budget_s``: the time budget the
-    progress counts in seconds when it ends the run first, or always with ``budget_only`` (the epochs are only a cap;
+    among them has filled the epoch's logs when the checkpoint reads them. ``minutes`` ends the run, and the progress
+    counts its seconds when it ends the run first, or always with ``budget_only`` (the epochs are only a cap;
     :class:`~voxelstudio.ml.callbacks.ProgressCallback`).
     Out of memory raises :class:`TrainingMemoryError` with ``out_of_memory()``'s advice (the last checkpoint stays).
     """
     harness = [
         CheckpointCallback(state, monitor=monitor, save_last=save_last, save_best=save_best),
-        ProgressCallback(state, report, budget_s=eta_budget_s, budget_only=budget_only),
+        ProgressCallback(state, report, budget_s=None if minutes is None else minutes * 60.0, budget_only=budget_only),
         CancelCallback(state, cancel),
         TimeBudgetCallback(state, minutes),
     ]

@@ -206,7 +206,6 @@ def run_denoiser_fit(
     return run_fit(
         model, dataset, state, monitor=monitor, save_best=save_best, save_last=save_last, report=report,
         cancel=cancel, minutes=cfg.minutes, callbacks=callbacks,
-        eta_budget_s=None if cfg.minutes is None else cfg.minutes * 60,
         out_of_memory=lambda: memory_advice(cfg, checkpoint_paths(out_path)[0]),
     )  # fmt: skip
 
