@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 
 from voxelstudio.core.progress import CancelToken
-from voxelstudio.ml.callbacks import ProgressCallback, RunState, TimeBudgetCallback, ValidationCallback
+from voxelstudio.ml.callbacks import (
+    CheckpointCallback,
+    ProgressCallback,
+    RunState,
+    TimeBudgetCallback,
+    ValidationCallback,
+)
 from voxelstudio.ml.fit import (
     TrainingMemoryError,
     fit_scope,
@@ -51,11 +57,14 @@ class Saves:
         self.last.append(state.epochs_run)
 
 
-def fit(state: RunState, saves: Saves, *, cancel=None, minutes=None, callbacks=(), out_of_memory=None, report=None):
+def fit(
+    state: RunState, saves: Saves, *, cancel=None, minutes=None, callbacks=(), out_of_memory=None, report=None,
+    last_every_s=30.0,
+):  # fmt: skip
     return run_fit(
         tiny_model(), Batches(state.steps), state, monitor="loss", save_best=saves.save_best,
         save_last=saves.save_last, report=report or (lambda progress: None), cancel=cancel, minutes=minutes,
-        callbacks=callbacks, out_of_memory=out_of_memory,
+        callbacks=callbacks, out_of_memory=out_of_memory, last_every_s=last_every_s,
     )  # fmt: skip
 
 
@@ -85,8 +94,60 @@ def test_runs_every_epoch_saving_best_and_last() -> None:
     saves, state = Saves(), RunState(epochs=3, steps=2)
     steps = []
     assert fit(state, saves, report=lambda p: steps.append(p.done)) == "epochs"
-    assert saves.last == [1, 2, 3] and saves.best[0] == 1 and state.history["epoch"] == [1, 2, 3]
+    # the last checkpoint after the first epoch and on the last; epoch 2 came within 30 s of the first save
+    assert saves.last == [1, 3] and saves.best[0] == 1 and state.history["epoch"] == [1, 2, 3]
     assert steps[-1] == 6
+    every = Saves()
+    assert fit(RunState(epochs=3, steps=2), every, last_every_s=0.0) == "epochs" and every.last == [1, 2, 3]
+
+
+def _checkpointing(state: RunState, saves: Saves, now: list[float]) -> CheckpointCallback:
+    callback = CheckpointCallback(
+        state, monitor="loss", save_last=saves.save_last, save_best=saves.save_best, last_every_s=30.0,
+        clock=lambda: now[0],
+    )  # fmt: skip
+    callback.set_model(tiny_model())
+    return callback
+
+
+def _epoch(callback: CheckpointCallback, epoch: int, now: list[float], seconds: float) -> None:
+    callback.on_epoch_begin(epoch)
+    callback.on_train_batch_end(0)
+    now[0] += seconds
+    callback.on_epoch_end(epoch, {"loss": 1.0 / (epoch + 1)})
+
+
+def test_the_last_checkpoint_is_written_at_most_every_30_s_and_when_the_run_ends() -> None:
+    now, saves, state = [0.0], Saves(), RunState(epochs=20, steps=4)
+    callback = _checkpointing(state, saves, now)
+    for epoch in range(12):  # epochs of 7 s: saved after the 1st (7 s), then at 42, 77 s...
+        _epoch(callback, epoch, now, 7.0)
+    assert saves.last == [1, 6, 11] and saves.best == list(range(1, 13))  # the best model: every improvement
+    callback.model.stop_training = True  # e.g. the time budget: the run's last epoch is saved whatever the clock
+    _epoch(callback, 12, now, 7.0)
+    callback.on_train_end()
+    assert saves.last == [1, 6, 11, 13]
+
+
+def test_a_cancelled_partial_epoch_saves_the_batches_since_the_last_checkpoint() -> None:
+    now, saves, state = [0.0], Saves(), RunState(epochs=20, steps=4)
+    callback = _checkpointing(state, saves, now)
+    for epoch in range(3):
+        _epoch(callback, epoch, now, 7.0)
+    assert saves.last == [1]
+    state.stopped_reason = "cancelled"  # mid-way through epoch 4: not validated, not recorded
+    _epoch(callback, 3, now, 2.0)
+    callback.on_train_end()
+    assert saves.last == [1, 3] and state.epochs_run == 3  # the weights now, counted as the last whole epoch
+
+
+def test_a_run_ending_right_after_a_checkpoint_does_not_write_it_again() -> None:
+    now, saves, state = [0.0], Saves(), RunState(epochs=2, steps=4)
+    callback = _checkpointing(state, saves, now)
+    _epoch(callback, 0, now, 7.0)
+    _epoch(callback, 1, now, 7.0)  # the run's last epoch
+    callback.on_train_end()
+    assert saves.last == [1, 2]
 
 
 def test_cancel_stops_within_the_batch_and_says_so() -> None:

@@ -17,6 +17,9 @@ import numpy as np
 
 from voxelstudio.core.progress import CancelToken, Progress, ReportFn
 
+LAST_CHECKPOINT_EVERY_S = 30.0
+"""How often at most the last checkpoint is written while a run goes on (see :class:`CheckpointCallback`)."""
+
 
 @dataclass
 class RunState:
@@ -222,9 +225,14 @@ class ValidationCallback(keras.callbacks.Callback):
 
 
 class CheckpointCallback(keras.callbacks.Callback):
-    """Each validated epoch: records history, saves the last checkpoint, and the best model by ``monitor``.
+    """Each validated epoch: records history, saves the best model by ``monitor`` and the last checkpoint.
 
-    ``save_last(model, state)`` and ``save_best(model, state)`` write atomically (see training.py).
+    The last checkpoint (with the optimizer state: the costlier write) is saved after the first epoch, then at most
+    every ``last_every_s`` seconds and on the epoch that ends the run; a run that ends with batches trained since
+    (a cancelled partial epoch) saves it once more, with the epoch count of its last whole epoch. So short epochs
+    (a GPU's, or adapt's 4 batches) do not spend their time writing files, and a crash loses at most
+    ``last_every_s`` seconds and an epoch. ``save_last(model, state)`` and ``save_best(model, state)`` write
+    atomically (see training.py).
     """
 
     def __init__(
@@ -234,12 +242,21 @@ class CheckpointCallback(keras.callbacks.Callback):
         monitor: str,
         save_last: Callable[[keras.Model, RunState], None],
         save_best: Callable[[keras.Model, RunState], None],
+        last_every_s: float = LAST_CHECKPOINT_EVERY_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__()
         self.state = state
         self.monitor = monitor
         self.save_last = save_last
         self.save_best = save_best
+        self.last_every_s = last_every_s
+        self.clock = clock
+        self.last_saved = -math.inf
+        self.unsaved_batches = False
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self.unsaved_batches = True
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         state = self.state
@@ -256,4 +273,15 @@ class CheckpointCallback(keras.callbacks.Callback):
             state.best = value if math.isfinite(value) else state.best
             state.best_epoch = epoch + 1
             self.save_best(self.model, state)
-        self.save_last(self.model, state)
+        ending = self.model.stop_training or state.stopped_reason is not None or state.epochs_run >= state.epochs
+        if ending or self.clock() - self.last_saved >= self.last_every_s:
+            self._save_last()
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if self.unsaved_batches and self.state.epochs_run > self.state.initial_epoch:
+            self._save_last()
+
+    def _save_last(self) -> None:
+        self.save_last(self.model, self.state)
+        self.last_saved = self.clock()
+        self.unsaved_batches = False

@@ -8,6 +8,7 @@ learning-rate schedule, early stopping) and the functions that save the best and
 
 Checkpoints live beside the output: ``<stem>.last.keras`` holds the last epoch with its optimizer state and, in its
 metadata, the training state (:func:`training_state`); ``<stem>.last.json`` repeats that state for people and tools.
+It is written after the first epoch, at most every ``LAST_CHECKPOINT_EVERY_S`` seconds and when the run ends.
 """
 
 from __future__ import annotations
@@ -25,7 +26,14 @@ import keras
 from voxelstudio.core.errors import ModelError, VoxelStudioError
 from voxelstudio.core.progress import CancelToken, ReportFn
 from voxelstudio.ml.backend import is_out_of_memory, quiet_tf_data
-from voxelstudio.ml.callbacks import CancelCallback, CheckpointCallback, ProgressCallback, RunState, TimeBudgetCallback
+from voxelstudio.ml.callbacks import (
+    LAST_CHECKPOINT_EVERY_S,
+    CancelCallback,
+    CheckpointCallback,
+    ProgressCallback,
+    RunState,
+    TimeBudgetCallback,
+)
 from voxelstudio.ml.device import training_scope
 from voxelstudio.ml.persistence import restore_optimizer_state
 
@@ -121,6 +129,7 @@ def run_fit(
     minutes: float | None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     budget_only: bool = False,
+    last_every_s: float = LAST_CHECKPOINT_EVERY_S,
     out_of_memory: Callable[[], str] | None = None,
 ) -> str:
     """Train ``model`` on ``dataset`` from ``state.initial_epoch`` to ``state.epochs``; returns why it stopped:
@@ -129,11 +138,12 @@ def run_fit(
     ``callbacks`` run before the harness's own (checkpoint, progress, cancel, time budget), so a validation callback
     among them has filled the epoch's logs when the checkpoint reads them. ``minutes`` ends the run, and the progress
     counts its seconds when it ends the run first, or always with ``budget_only`` (the epochs are only a cap;
-    :class:`~voxelstudio.ml.callbacks.ProgressCallback`).
+    :class:`~voxelstudio.ml.callbacks.ProgressCallback`). The last checkpoint is written at most every
+    ``last_every_s`` seconds and when the run ends (:class:`~voxelstudio.ml.callbacks.CheckpointCallback`).
     Out of memory raises :class:`TrainingMemoryError` with ``out_of_memory()``'s advice (the last checkpoint stays).
     """
     harness = [
-        CheckpointCallback(state, monitor=monitor, save_last=save_last, save_best=save_best),
+        CheckpointCallback(state, monitor=monitor, save_last=save_last, save_best=save_best, last_every_s=last_every_s),
         ProgressCallback(state, report, budget_s=None if minutes is None else minutes * 60.0, budget_only=budget_only),
         CancelCallback(state, cancel),
         TimeBudgetCallback(state, minutes),

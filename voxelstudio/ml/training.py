@@ -3,9 +3,10 @@
 Inputs are percentile-normalised per volume; targets are mapped to [0, 1] with the training set's target range (the
 normaliser is stored with the model). Patches are drawn lazily (``patches.PatchSampler``). Each epoch the validation
 volumes are predicted whole (a few fixed patches when large) for ``val_loss``/``val_psnr``; the best model by that
-loss is kept at ``out_path`` and the last epoch at ``<out stem>.last.keras`` with ``<out stem>.last.json`` holding
-the training state (epoch, best loss, learning rate, history), so ``resume=True`` continues where it stopped
-(weights and Adam moments restored; the early-stopping and learning-rate-plateau counters start afresh).
+loss is kept at ``out_path`` and the last epoch (at most every 30 s, and at the run's end) at ``<out stem>.last.keras``
+with ``<out stem>.last.json`` holding the training state (epoch, best loss, learning rate, history), so
+``resume=True`` continues where it stopped (weights and Adam moments restored; the early-stopping and
+learning-rate-plateau counters start afresh).
 """
 
 from __future__ import annotations
