@@ -28,10 +28,9 @@ os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "2")
 os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 
 import numpy as np
-from scipy import ndimage
 
 from voxelstudio.core.progress import Progress
-from voxelstudio.sim.shapes import SHAPE_CLASSES, generate_shapes
+from voxelstudio.sim.shapes import SHAPE_CLASSES, generate_shapes, harden_grid
 from voxelstudio.tasks.datasets import GridDataset
 
 ARCHS = ("voxnet", "vrn")
@@ -41,17 +40,7 @@ VARIANTS = ("plain", "hard")
 def harden(grids: np.ndarray, seed: int) -> np.ndarray:
     """Surface-only (half), partial occlusion (half, independently) and 0.3 % flipped voxels (all)."""
     rng = np.random.default_rng([seed, 99])
-    out = grids.astype(bool).copy()
-    for grid in out:
-        if rng.random() < 0.5:
-            grid &= ~ndimage.binary_erosion(grid)
-        if rng.random() < 0.5:
-            axis, cut = int(rng.integers(3)), int(rng.uniform(0.6, 0.85) * grid.shape[0])
-            index = [slice(None)] * 3
-            index[axis] = slice(cut, None) if rng.random() < 0.5 else slice(0, grid.shape[0] - cut)
-            grid[tuple(index)] = False
-        grid ^= rng.random(grid.shape) < 0.003
-    return out.astype(np.uint8)
+    return np.stack([harden_grid(grid, rng) for grid in grids]) if len(grids) else grids.astype(np.uint8)
 
 
 def shapes_dataset(per_class: int, seed: int, size: int, variant: str) -> GridDataset:

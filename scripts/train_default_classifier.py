@@ -34,7 +34,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--arch", default="voxnet", choices=("voxnet", "vrn"))
     parser.add_argument("--width", type=float, default=None, help="channel multiplier [the preset's]")
-    parser.add_argument("--per-class", type=int, default=300)
+    parser.add_argument("--per-class", type=int, default=300, help="shapes per class of the fixed set [300]")
+    parser.add_argument(
+        "--generator",
+        action="store_true",
+        help="fresh shapes for every batch (no fixed set; a share made harder: surface only and/or occluded)",
+    )
+    parser.add_argument("--steps", type=int, default=100, help="batches an epoch with --generator [100]")
+    parser.add_argument("--workers", type=int, default=1, help="generator processes with --generator [1]")
+    parser.add_argument("--hard", type=float, default=0.3, help="share of harder shapes with --generator [0.3]")
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--epochs", type=int, default=None, help="epoch cap [none: the time budget alone]")
     parser.add_argument("--preset", default="cpu", choices=("cpu", "gpu", "none"), help="training recipe [cpu]")
@@ -56,6 +64,7 @@ def main() -> None:
     from voxelstudio.ml.classifier_presets import preset_settings
     from voxelstudio.ml.fit import checkpoint_paths
     from voxelstudio.tasks.classify import train_classifier
+    from voxelstudio.tasks.classify_shapes import train_classifier_on_shapes
     from voxelstudio.tasks.datasets import load_class_folder, write_shapes_dataset
 
     preset, settings = preset_settings(args.arch, args.preset, "CPU")
@@ -72,10 +81,17 @@ def main() -> None:
         test_fraction=0.15,  # its summary reports a held-out test accuracy
         **settings,
     )
-    with tempfile.TemporaryDirectory() as folder, tqdm_report("train") as report:
-        write_shapes_dataset(folder, per_class=args.per_class, seed=args.seed, size=32)
-        dataset = load_class_folder(folder, grid_shape=(32, 32, 32))
-        result = train_classifier(dataset, config=config, out=args.out, report=report)
+    with tqdm_report("train") as report:
+        if args.generator:
+            result = train_classifier_on_shapes(
+                config, args.out, steps=args.steps, workers=args.workers, hard_prob=args.hard,
+                test_per_class=40, report=report,
+            )  # fmt: skip
+        else:
+            with tempfile.TemporaryDirectory() as folder:
+                write_shapes_dataset(folder, per_class=args.per_class, seed=args.seed, size=32)
+                dataset = load_class_folder(folder, grid_shape=(32, 32, 32))
+                result = train_classifier(dataset, config=config, out=args.out, report=report)
     for path in checkpoint_paths(args.out):
         path.unlink(missing_ok=True)
     size = args.out.stat().st_size / 2**20

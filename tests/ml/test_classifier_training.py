@@ -14,10 +14,10 @@ from voxelstudio.core.errors import ModelError
 from voxelstudio.core.progress import CancelToken
 from voxelstudio.ml.classifier_config import ClassifierTrainConfig
 from voxelstudio.ml.classifier_search import _suggest, search_classifier, search_space
-from voxelstudio.ml.classifier_training import GridBatches, balanced_class_weights, fit_classifier
+from voxelstudio.ml.classifier_training import GeneratedGrids, GridBatches, balanced_class_weights, fit_classifier
 from voxelstudio.ml.classifiers import load_classifier, predict_probabilities
 from voxelstudio.ml.fit import checkpoint_paths
-from voxelstudio.sim.shapes import generate_shapes
+from voxelstudio.sim.shapes import ShapeStream, generate_shapes
 
 CLASSES = ("sphere", "cube", "torus")
 
@@ -167,3 +167,37 @@ def test_search_space_and_seeded_suggestions() -> None:
         suggestions.append(_suggest(study.ask(), space))
     assert suggestions[0] == suggestions[1]
     assert 1e-4 <= suggestions[0]["learning_rate"] <= 1e-2 and 0.0 <= suggestions[0]["dropout"] <= 0.6
+
+
+def test_generated_grids_train_a_model_posed_and_augmented_in_a_worker(split, tmp_path) -> None:
+    _, val = split
+    stream = ShapeStream(batch_size=16, size=16, seed=1, hard_prob=0.2, classes=CLASSES)
+    model = {"n_classes": 3, "input_shape": (16, 16, 16), "width": 0.25, "orientation": "any"}
+    cfg = ClassifierTrainConfig.for_arch("voxnet", model_overrides=model, epochs=12, batch_size=16, learning_rate=3e-3)
+    recorder = Recorder()
+    outcome = fit_classifier(GeneratedGrids(stream, steps=5, workers=1), val, cfg, CLASSES,
+                             out_path=tmp_path / "m.keras", report=recorder)  # fmt: skip
+    assert outcome.stopped_reason == "epochs" and outcome.epochs_run == 12 and len(recorder.batches) == 12 * 5
+    assert outcome.best_val_accuracy >= 0.6  # chance is 1/3; fresh shapes every batch, none seen twice
+    loaded = load_classifier(outcome.model_path)
+    assert loaded.config.orientation == "any" and loaded.metadata["extra"]["train_grids"] is None
+
+
+def test_generated_grids_go_on_with_new_batches_after_a_resume() -> None:
+    stream = ShapeStream(batch_size=16, size=16, classes=CLASSES)
+    data = GeneratedGrids(stream, steps=4).dataset(tiny(), epoch=3)  # a run resumed after 3 epochs
+    assert data.key(0) == 12 and data.num_batches == 4
+    x, y = data[0]
+    assert x.shape == (16, 16, 16, 16, 1) and y.shape == (16, 1)
+    np.testing.assert_array_equal(y[:, 0], stream(12)[1])
+    np.testing.assert_array_equal(x[..., 0], stream(12)[0])  # tiny(): upright, not augmented
+
+
+def _broken_batch(key: int) -> tuple[np.ndarray, np.ndarray]:
+    raise RuntimeError(f"no shapes for batch {key}")
+
+
+def test_an_error_in_the_generator_stops_training_with_that_error(split, tmp_path) -> None:
+    _, val = split
+    with pytest.raises(RuntimeError, match="no shapes for batch"):
+        fit_classifier(GeneratedGrids(_broken_batch, steps=2), val, tiny(), CLASSES, out_path=tmp_path / "m.keras")

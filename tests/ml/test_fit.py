@@ -125,11 +125,10 @@ def test_the_last_checkpoint_is_written_at_most_every_30_s_and_when_the_run_ends
     assert saves.last == [1, 6, 11] and saves.best == list(range(1, 13))  # the best model: every improvement
     callback.model.stop_training = True  # e.g. the time budget: the run's last epoch is saved whatever the clock
     _epoch(callback, 12, now, 7.0)
-    callback.on_train_end()
     assert saves.last == [1, 6, 11, 13]
 
 
-def test_a_cancelled_partial_epoch_saves_the_batches_since_the_last_checkpoint() -> None:
+def test_a_cancelled_partial_epoch_saves_whole_epochs_the_throttle_left_unsaved() -> None:
     now, saves, state = [0.0], Saves(), RunState(epochs=20, steps=4)
     callback = _checkpointing(state, saves, now)
     for epoch in range(3):
@@ -137,16 +136,39 @@ def test_a_cancelled_partial_epoch_saves_the_batches_since_the_last_checkpoint()
     assert saves.last == [1]
     state.stopped_reason = "cancelled"  # mid-way through epoch 4: not validated, not recorded
     _epoch(callback, 3, now, 2.0)
-    callback.on_train_end()
     assert saves.last == [1, 3] and state.epochs_run == 3  # the weights now, counted as the last whole epoch
+    _epoch(callback, 4, now, 2.0)  # nothing new since: stop fast
+    assert saves.last == [1, 3]
 
 
-def test_a_run_ending_right_after_a_checkpoint_does_not_write_it_again() -> None:
+def test_a_cancel_saves_the_trained_weights_not_early_stoppings_best() -> None:
+    """Keras restores early stopping's best weights when training ends; the cancel's save comes before that."""
+    saved: list[tuple[int, np.ndarray]] = []
+    stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=100, restore_best_weights=True)
+    token, state = CancelToken(), RunState(epochs=50, steps=3)
+    losses = iter([0.5, 0.4, 0.6])  # the best epoch is the second
+    validation = ValidationCallback(state, lambda model, want_preview: (next(losses), 30.0, None))
+
+    def report(progress) -> None:
+        if progress.done == 10:  # the first batch of epoch 4
+            token.cancel()
+
+    model = tiny_model()
+    run_fit(
+        model, Batches(3), state, monitor="val_loss", save_best=lambda m, s: None, report=report, cancel=token,
+        save_last=lambda m, s: saved.append((s.epochs_run, m.get_weights()[0].copy())), minutes=None,
+        callbacks=[validation, stopper],
+    )  # fmt: skip
+    assert [epoch for epoch, _ in saved] == [1, 3]
+    np.testing.assert_array_equal(model.get_weights()[0], stopper.best_weights[0])  # restored at the end ...
+    assert not np.array_equal(saved[-1][1], stopper.best_weights[0])  # ... after the checkpoint took the weights
+
+
+def test_a_run_ends_with_its_last_epoch_saved() -> None:
     now, saves, state = [0.0], Saves(), RunState(epochs=2, steps=4)
     callback = _checkpointing(state, saves, now)
     _epoch(callback, 0, now, 7.0)
     _epoch(callback, 1, now, 7.0)  # the run's last epoch
-    callback.on_train_end()
     assert saves.last == [1, 2]
 
 

@@ -7,6 +7,7 @@ import json
 import keras
 import numpy as np
 import pytest
+from model_files import with_metadata
 from scipy import ndimage
 
 from voxelstudio.core.errors import Cancelled, ModelError
@@ -122,6 +123,26 @@ def test_resume_continues_the_epoch_count(pairs, tmp_path):
     assert state["epoch"] == 4 and len(state["history"]["loss"]) == 4
     again = fit_denoiser(train, val, tiny_config(epochs=4), out_path=out, resume=True)
     assert again.epochs_run == 4 and again.stopped_reason == "epochs"  # nothing left to do
+
+
+def test_resume_keeps_a_best_model_newer_than_the_last_checkpoint(pairs, tmp_path):
+    """A crash can leave the best model (saved at every improvement) ahead of the throttled last checkpoint."""
+    train, val = pairs
+    out = tmp_path / "m.keras"
+    fit_denoiser(train, val, tiny_config(epochs=2), out_path=out)
+    extra = load_model(out).metadata["extra"]
+    ahead = {**extra, "best_epoch": 7, "best_val_loss": 1e-9}  # as if epoch 7 had been the best before a crash
+    with_metadata(out, tmp_path / "ahead.keras", extra=ahead).replace(out)
+    resumed = fit_denoiser(train, val, tiny_config(epochs=4), out_path=out, resume=True)
+    assert resumed.best_val_loss == 1e-9  # no resumed epoch beat it ...
+    assert load_model(out).metadata["extra"]["best_epoch"] == 7  # ... so none replaced the best model
+    other = tmp_path / "other" / "m.keras"
+    fit_denoiser(train, val, tiny_config(epochs=2), out_path=other)
+    extra = load_model(other).metadata["extra"]
+    stale = {**extra, "best_val_loss": 1e-9}  # not newer than the checkpoint's best epoch: the checkpoint's stands
+    with_metadata(other, tmp_path / "stale.keras", extra=stale).replace(other)
+    again = fit_denoiser(train, val, tiny_config(epochs=4), out_path=other, resume=True)
+    assert again.best_val_loss == pytest.approx(min(again.history["val_loss"]))
 
 
 def test_resume_needs_a_matching_checkpoint(pairs, tmp_path):

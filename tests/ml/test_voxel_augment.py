@@ -6,7 +6,17 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from voxelstudio.ml.voxel_augment import augment_batch, augment_grid, rotate_vertical, shift, vertical_rotations, vote
+from voxelstudio.ml.voxel_augment import (
+    AUGMENT_STREAM,
+    AugmentedBatches,
+    augment_batch,
+    augment_grid,
+    rotate_vertical,
+    shift,
+    vertical_rotations,
+    vote,
+)
+from voxelstudio.ml.voxel_pose import to_principal_pose
 
 
 def _grid(seed: int = 0, size: int = 12) -> np.ndarray:
@@ -123,3 +133,21 @@ def test_fast_rotation_turns_the_same_way_as_the_interpolating_one() -> None:
     grid = _grid(1)
     for quarter in range(4):
         np.testing.assert_array_equal(rotate_vertical_fast(grid, 90 * quarter), np.rot90(grid, quarter, axes=(0, 1)))
+
+
+def _grids_batch(key: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.stack([_grid(key), _grid(key + 1)]), np.array([0, 1])
+
+
+def test_augmented_batches_pose_then_augment_each_key_the_same_way() -> None:
+    settings = {"rotations": 1, "flip_prob": 0.5, "max_shift": 2, "flip_axes": (0, 1, 2)}
+    batches = AugmentedBatches(_grids_batch, seed=1, pose_version=3, settings=settings)
+    x, labels = batches(4)
+    again, _ = batches(4)
+    np.testing.assert_array_equal(x, again)
+    assert x.dtype == np.float32 and x.shape == (2, 12, 12, 12) and labels.tolist() == [0, 1]
+    rng = np.random.default_rng([1, AUGMENT_STREAM, 4])
+    np.testing.assert_array_equal(x, augment_batch(to_principal_pose(_grids_batch(4)[0], 3), rng, **settings))
+    assert not np.array_equal(batches(5)[0], x)
+    plain, _ = AugmentedBatches(_grids_batch)(4)  # no pose, no augmentation
+    np.testing.assert_array_equal(plain, _grids_batch(4)[0].astype(np.float32))

@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from voxelstudio.sim.shapes import SHAPE_CLASSES, generate_shapes, make_shape, random_rotation, shape_rng
+from voxelstudio.sim.shapes import (
+    SHAPE_CLASSES,
+    ShapeStream,
+    generate_shapes,
+    harden_grid,
+    make_shape,
+    random_rotation,
+    shape_rng,
+)
 
 
 def test_ten_classes_in_the_documented_order() -> None:
@@ -67,3 +75,75 @@ def test_bad_requests() -> None:
         make_shape("star", np.random.default_rng(0))
     with pytest.raises(ValueError, match="at least 8"):
         make_shape("cube", np.random.default_rng(0), 4)
+
+
+def _solid_sphere(size: int = 20) -> np.ndarray:
+    """A ball touching all but the outermost planes of the grid."""
+    centre = np.arange(size) - (size - 1) / 2
+    y, x, z = np.meshgrid(centre, centre, centre, indexing="ij")
+    return (y**2 + x**2 + z**2 <= (size / 2 - 1) ** 2).astype(np.uint8)
+
+
+def test_harden_keeps_the_surface_only() -> None:
+    solid = _solid_sphere()
+    surface = harden_grid(solid, np.random.default_rng(0), surface_prob=1.0, occlusion_prob=0.0, flip=0.0)
+    np.testing.assert_array_equal(surface, solid & ~ndimage.binary_erosion(solid))
+    assert 0 < surface.sum() < 0.7 * solid.sum() and surface.dtype == np.uint8
+
+
+def _empty_edge_planes(grid: np.ndarray) -> int:
+    """The longest run of empty planes from any face of the grid."""
+    runs = []
+    for axis in range(3):
+        filled = grid.sum(axis=tuple(a for a in range(3) if a != axis)) > 0
+        runs += [int(np.argmax(filled)), int(np.argmax(filled[::-1]))]
+    return max(runs)
+
+
+def test_harden_occludes_a_slab_of_the_grid() -> None:
+    solid = _solid_sphere()
+    assert _empty_edge_planes(solid) == 1
+    for seed in range(6):
+        cut = harden_grid(solid, np.random.default_rng(seed), surface_prob=0.0, occlusion_prob=1.0, flip=0.0)
+        assert np.all(cut <= solid)  # only removed
+        assert 3 <= _empty_edge_planes(cut) <= 8  # 15-40 % of the 20 planes cut off beyond a plane
+
+
+def test_harden_flips_the_given_share_of_voxels() -> None:
+    solid = _solid_sphere()
+    noisy = harden_grid(solid, np.random.default_rng(1), surface_prob=0.0, occlusion_prob=0.0, flip=0.1)
+    assert np.mean(noisy != solid) == pytest.approx(0.1, abs=0.01)
+
+
+def test_the_shape_stream_is_seeded_per_key_and_balanced() -> None:
+    stream = ShapeStream(batch_size=20, size=16, seed=3)
+    grids, labels = stream(5)
+    again, same = stream(5)
+    np.testing.assert_array_equal(grids, again)
+    np.testing.assert_array_equal(labels, same)
+    assert grids.shape == (20, 16, 16, 16) and grids.dtype == np.uint8 and labels.dtype == np.int64
+    assert np.bincount(labels, minlength=10).tolist() == [2] * 10  # a whole number of runs: every class twice
+    other, _ = stream(6)
+    assert not np.array_equal(grids, other)
+    assert not np.array_equal(ShapeStream(batch_size=20, size=16, seed=4)(5)[0], grids)
+    counts = np.bincount(ShapeStream(batch_size=7, size=8)(0)[1], minlength=10)
+    assert counts.max() == 1 and counts.sum() == 7  # 7 of the 10 classes, each once
+
+
+def test_hard_shapes_in_the_stream_are_the_same_shapes_thinner_or_cut() -> None:
+    plain, labels = ShapeStream(batch_size=30, size=32, seed=0, hard_prob=0.0)(0)
+    hard, same = ShapeStream(batch_size=30, size=32, seed=0, hard_prob=1.0)(0)
+    np.testing.assert_array_equal(labels, same)
+    thinner = [(h < p).sum() > 0.1 * p.sum() for h, p in zip(hard, plain, strict=True)]
+    assert np.mean(thinner) > 0.35  # surfaces and cuts remove voxels (3 in 4 grids get one or both) ...
+    assert np.mean(hard > plain) < 0.01  # ... and only the noise adds any
+    assert all(not np.array_equal(h, p) for h, p in zip(hard, plain, strict=True))
+
+
+def test_the_shape_stream_refuses_bad_settings() -> None:
+    with pytest.raises(ValueError, match="hard_prob"):
+        ShapeStream(hard_prob=1.5)
+    with pytest.raises(ValueError, match="unknown shape classes"):
+        ShapeStream(classes=("sphere", "blob"))
+    with pytest.raises(ValueError, match="batch_size"):
+        ShapeStream(batch_size=0)

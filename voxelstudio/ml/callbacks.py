@@ -40,7 +40,8 @@ class RunState:
 
     @property
     def skip_epoch_end(self) -> bool:
-        """A cancelled partial epoch is neither validated nor saved once a checkpoint exists (stop fast)."""
+        """A cancelled partial epoch is not validated once a checkpoint exists (stop fast; see
+        :class:`CheckpointCallback` for when it is saved)."""
         return self.stopped_reason == "cancelled" and self.best_epoch is not None
 
     def record(self, logs: dict[str, Any]) -> None:
@@ -227,12 +228,12 @@ class ValidationCallback(keras.callbacks.Callback):
 class CheckpointCallback(keras.callbacks.Callback):
     """Each validated epoch: records history, saves the best model by ``monitor`` and the last checkpoint.
 
-    The last checkpoint (with the optimizer state: the costlier write) is saved after the first epoch, then at most
-    every ``last_every_s`` seconds and on the epoch that ends the run; a run that ends with batches trained since
-    (a cancelled partial epoch) saves it once more, with the epoch count of its last whole epoch. So short epochs
-    (a GPU's, or adapt's 4 batches) do not spend their time writing files, and a crash loses at most
-    ``last_every_s`` seconds and an epoch. ``save_last(model, state)`` and ``save_best(model, state)`` write
-    atomically (see training.py).
+    The best model is saved at every improvement. The last checkpoint (with the optimizer state: the costlier write)
+    is saved after the first epoch, then at most every ``last_every_s`` seconds and on the epoch that ends the run,
+    so short epochs (a GPU's, or adapt's 4 batches) do not spend their time writing files; a crash loses at most
+    ``last_every_s`` seconds and an epoch. A cancelled partial epoch saves it only when whole epochs went unsaved
+    (with the weights as they are, counted as the last whole epoch). ``save_last(model, state)`` and
+    ``save_best(model, state)`` write atomically (see training.py).
     """
 
     def __init__(
@@ -253,14 +254,13 @@ class CheckpointCallback(keras.callbacks.Callback):
         self.last_every_s = last_every_s
         self.clock = clock
         self.last_saved = -math.inf
-        self.unsaved_batches = False
-
-    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        self.unsaved_batches = True
+        self.saved_epochs = state.initial_epoch
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         state = self.state
-        if state.skip_epoch_end:
+        if state.skip_epoch_end:  # cancelled mid-epoch (before any restore of best weights at the train's end)
+            if state.epochs_run > self.saved_epochs:
+                self._save_last()
             return
         logs = dict(logs or {})
         logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
@@ -277,11 +277,7 @@ class CheckpointCallback(keras.callbacks.Callback):
         if ending or self.clock() - self.last_saved >= self.last_every_s:
             self._save_last()
 
-    def on_train_end(self, logs: dict | None = None) -> None:
-        if self.unsaved_batches and self.state.epochs_run > self.state.initial_epoch:
-            self._save_last()
-
     def _save_last(self) -> None:
         self.save_last(self.model, self.state)
         self.last_saved = self.clock()
-        self.unsaved_batches = False
+        self.saved_epochs = self.state.epochs_run

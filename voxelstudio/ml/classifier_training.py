@@ -6,8 +6,8 @@ training set and augments it (rotation about z, flips, shifts; see :mod:`voxel_a
 objects in any orientation are put in their principal pose first and flipped, not turned); the loss is weighted by
 inverse class frequency. The best model by validation loss is saved at ``out_path`` (without optimizer state) and the
 last epoch at ``<out stem>.last.keras`` with the training state in its metadata, which ``resume=True`` continues.
-The last checkpoint is written at most every LAST_CHECKPOINT_EVERY_S seconds and when the run ends (writing it with
-the optimizer state every epoch cost CPU runs a good part of their budget).
+The last checkpoint is written at most every LAST_CHECKPOINT_EVERY_S seconds and when the run ends (as for every
+fit: :class:`~voxelstudio.ml.callbacks.CheckpointCallback`).
 
 The run's length follows the config: a fixed number of epochs, a time budget (then early stopping on a long
 patience), or whichever ends first; the learning-rate schedule and the progress total follow the same measure.
@@ -15,6 +15,7 @@ patience), or whichever ends first; the learning-rate schedule and the progress 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
@@ -28,7 +29,7 @@ import numpy as np
 
 from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
 from voxelstudio.ml.backend import jit_compile
-from voxelstudio.ml.callbacks import RunState, ValidationCallback, run_shares
+from voxelstudio.ml.callbacks import LAST_CHECKPOINT_EVERY_S, RunState, ValidationCallback, run_shares
 from voxelstudio.ml.classifier_config import ClassifierTrainConfig
 from voxelstudio.ml.classifiers import build_classifier, load_classifier, predict_probabilities, save_classifier
 from voxelstudio.ml.fit import (
@@ -41,10 +42,9 @@ from voxelstudio.ml.fit import (
     run_fit,
     training_state,
 )
-from voxelstudio.ml.voxel_augment import augment_batch
+from voxelstudio.ml.sim_dataset import BatchFn, SimulatedPatches
+from voxelstudio.ml.voxel_augment import AugmentedBatches, augment_batch
 from voxelstudio.ml.voxel_pose import POSE_VERSION, to_principal_pose
-
-LAST_CHECKPOINT_EVERY_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -180,8 +180,27 @@ def _same_model(cfg: ClassifierTrainConfig, loaded: Any) -> bool:
     return loaded.config == cfg.model and (cfg.model.orientation != "any" or loaded.pose_version == POSE_VERSION)
 
 
+@dataclass(frozen=True)
+class GeneratedGrids:
+    """Training grids made afresh for every batch instead of a fixed set: ``make_batch(key) -> (grids (B, H, W, Z)
+    in {0, 1}, labels)``, picklable and depending on nothing but ``key`` (e.g. ``voxelstudio.sim.shapes.ShapeStream``
+    made with the config's batch size), ``steps`` batches an epoch, made by ``workers`` processes (0: in the
+    training process). Classes should come about equally often: the loss is not weighted."""
+
+    make_batch: BatchFn
+    steps: int = 100
+    workers: int = 0
+
+    def dataset(self, cfg: ClassifierTrainConfig, epoch: int) -> SimulatedPatches:
+        """The batches, posed (under ``orientation="any"``) and augmented where they are made, from ``epoch`` on."""
+        pose = POSE_VERSION if cfg.model.orientation == "any" else None
+        settings = augment_settings(cfg) if cfg.augment else None
+        batches = AugmentedBatches(self.make_batch, seed=cfg.seed, pose_version=pose, settings=settings)
+        return SimulatedPatches.for_training(batches, batches=self.steps, workers=self.workers, epoch=epoch)
+
+
 def fit_classifier(
-    train: tuple[np.ndarray, np.ndarray],
+    train: tuple[np.ndarray, np.ndarray] | GeneratedGrids,
     val: tuple[np.ndarray, np.ndarray],
     cfg: ClassifierTrainConfig,
     classes: tuple[str, ...],
@@ -192,55 +211,55 @@ def fit_classifier(
     report: ReportFn = null_report,
     cancel: CancelToken | None = None,
 ) -> ClassifierOutcome:
-    """Train ``cfg``'s classifier on ``train`` = (grids, labels), validating on ``val`` every epoch.
+    """Train ``cfg``'s classifier on ``train`` = (grids, labels) or on :class:`GeneratedGrids`, validating on
+    ``val`` every epoch.
 
     ``keep_last`` writes every epoch's model to ``out_path`` (a refit on all data, with nothing to validate on).
     Progress values: epoch, epochs (None under a time budget alone), step, steps, loss, val_loss, val_accuracy,
     eta_s; done/total count steps, or seconds when the time budget ends the run first.
     """
     cfg.validate()
-    (x_train, y_train), (x_val, y_val) = train, val
-    if len(y_train) == 0:
+    generated = train if isinstance(train, GeneratedGrids) else None
+    x_train, y_train = (np.zeros((0, *cfg.model.input_shape)), np.zeros(0)) if generated else train
+    x_val, y_val = val
+    if generated is None and len(y_train) == 0:
         raise ValueError("no training grids")
     if len(classes) != cfg.model.n_classes:
         raise ValueError(f"{len(classes)} class names for a model of {cfg.model.n_classes} classes")
     out_path = Path(out_path)
-    if cfg.model.orientation == "any":  # posed once here; the validator then predicts them as they are
+    if cfg.model.orientation == "any":  # posed once here (generated ones where they are made)
         report(Progress(0, None, "turning the grids onto their principal axes"))
         x_train, x_val = to_principal_pose(x_train), to_principal_pose(x_val)
-    batch_size = min(cfg.batch_size, len(y_train))
+    batch_size = cfg.batch_size if generated else min(cfg.batch_size, len(y_train))
+    train_grids = None if generated else len(y_train)
     with fit_scope(cfg.seed):
         model = build_classifier(cfg.model)
         model.compile(
             optimizer=make_optimizer(cfg), loss=keras.losses.SparseCategoricalCrossentropy(),
             metrics=["accuracy"], jit_compile=jit_compile(),
         )  # fmt: skip
+        monitor = "val_loss" if len(y_val) else "loss"
         saved: dict[str, Any] = {}
         if resume:
-            saved, _ = resume_checkpoint(model, out_path, load=load_classifier, same_model=partial(_same_model, cfg))
-        dataset = GridBatches(x_train, y_train, cfg, batch_size, int(saved.get("epoch", 0)))
+            saved, _ = resume_checkpoint(model, out_path, load=load_classifier, same_model=partial(_same_model, cfg),
+                                         monitor=monitor)  # fmt: skip
+        epoch = int(saved.get("epoch", 0))
+        dataset = generated.dataset(cfg, epoch) if generated else GridBatches(x_train, y_train, cfg, batch_size, epoch)
         max_epochs = cfg.max_epochs
-        state = restore_run_state(saved, max_epochs, len(dataset))
-        monitor = "val_loss" if len(y_val) else "loss"
+        state = restore_run_state(saved, max_epochs, generated.steps if generated else len(dataset))
         last_path, _ = checkpoint_paths(out_path)
 
         def save_best(model: keras.Model, state: RunState) -> None:
             extra = {"best_epoch": state.best_epoch, f"best_{monitor}": finite(state.best),
                      "val_accuracy": finite(_value_at(state.history, "val_accuracy", state.best_epoch)),
-                     "train_grids": len(y_train)}  # fmt: skip
+                     "train_grids": train_grids}  # fmt: skip
             save_classifier(model, out_path, classes=classes, train_config=cfg, extra=extra)
 
-        last_saved = [-math.inf]
-
         def save_last(model: keras.Model, state: RunState) -> None:
-            ending = model.stop_training or state.stopped_reason is not None or state.epochs_run >= max_epochs
-            if not (ending or keep_last or time.monotonic() - last_saved[0] >= LAST_CHECKPOINT_EVERY_S):
-                return
-            last_saved[0] = time.monotonic()
             save_classifier(model, last_path, classes=classes, train_config=cfg,
                             extra={"training_state": training_state(state)}, include_optimizer=True)  # fmt: skip
             if keep_last:
-                extra = {"epochs": state.epochs_run, "train_grids": len(y_train)}
+                extra = {"epochs": state.epochs_run, "train_grids": train_grids}
                 save_classifier(model, out_path, classes=classes, train_config=cfg, extra=extra)
 
         def report_accuracy(progress: Progress) -> None:
@@ -264,11 +283,13 @@ def fit_classifier(
                     keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience, restore_best_weights=True)
                 )
         callbacks.append(ScheduleCallback(state, cfg))
-        reason = run_fit(
-            model, dataset, state, monitor=monitor, save_best=save_best, save_last=save_last, report=report_accuracy,
-            cancel=cancel, minutes=cfg.minutes, callbacks=callbacks, out_of_memory=out_of_memory,
-            budget_only=cfg.budget_driven,
-        )  # fmt: skip
+        with dataset.raising_own_errors() if isinstance(dataset, SimulatedPatches) else contextlib.nullcontext():
+            reason = run_fit(
+                model, dataset, state, monitor=monitor, save_best=save_best, save_last=save_last,
+                report=report_accuracy, cancel=cancel, minutes=cfg.minutes, callbacks=callbacks,
+                out_of_memory=out_of_memory, budget_only=cfg.budget_driven,
+                last_every_s=0.0 if keep_last else LAST_CHECKPOINT_EVERY_S,
+            )  # fmt: skip
         history = {k: list(v) for k, v in state.history.items()}
         return ClassifierOutcome(
             history, state.best, _value_at(history, "val_accuracy", state.best_epoch), state.best_epoch,

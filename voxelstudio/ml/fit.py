@@ -35,7 +35,7 @@ from voxelstudio.ml.callbacks import (
     TimeBudgetCallback,
 )
 from voxelstudio.ml.device import training_scope
-from voxelstudio.ml.persistence import restore_optimizer_state
+from voxelstudio.ml.persistence import read_members, restore_optimizer_state
 
 SaveFn = Callable[[keras.Model, RunState], None]
 
@@ -71,12 +71,18 @@ def finite(value: float) -> float | None:
 
 
 def resume_checkpoint(
-    model: keras.Model, out_path: str | Path, *, load: Callable[[Path], Any], same_model: Callable[[Any], bool]
+    model: keras.Model,
+    out_path: str | Path,
+    *,
+    load: Callable[[Path], Any],
+    same_model: Callable[[Any], bool],
+    monitor: str,
 ) -> tuple[dict[str, Any], Any]:
     """Load the last checkpoint beside ``out_path`` into ``model`` (weights and optimizer state).
 
     ``load(path)`` reads a checkpoint (it has ``.model`` and ``.metadata``); ``same_model(loaded)`` says whether its
-    architecture is the one being trained. Returns (the saved training state, the loaded checkpoint).
+    architecture is the one being trained. Returns (the saved training state, the loaded checkpoint); the state's
+    best value of ``monitor`` is the best model's at ``out_path`` when that one is newer (see :func:`newer_best`).
     """
     last, _ = checkpoint_paths(out_path)
     if not last.exists():
@@ -90,7 +96,23 @@ def resume_checkpoint(
         raise ModelError(last, f"{problem}; resume needs the same model config")
     model.set_weights(loaded.model.get_weights())
     restore_optimizer_state(model, last)
-    return dict(state), loaded
+    return newer_best(dict(state), Path(out_path), monitor), loaded
+
+
+def newer_best(saved: dict[str, Any], out_path: Path, monitor: str) -> dict[str, Any]:
+    """``saved`` (a checkpoint's training state) with the best epoch and value of ``monitor`` recorded in the best
+    model at ``out_path`` when they are newer: the best model is written at every improvement, the last checkpoint at
+    most every ``LAST_CHECKPOINT_EVERY_S`` seconds, so after a crash the best model may be ahead of the checkpoint,
+    and a resumed run must not replace it with a worse one."""
+    try:
+        _, metadata = read_members(out_path)
+    except ModelError:
+        return saved  # no best model (yet), or a damaged one: the checkpoint's record stands
+    extra = metadata.get("extra", {})
+    epoch, value = extra.get("best_epoch"), extra.get(f"best_{monitor}")
+    if isinstance(epoch, int) and isinstance(value, (int, float)) and epoch > (saved.get("best_epoch") or 0):
+        return {**saved, "best_epoch": epoch, "best": float(value)}
+    return saved
 
 
 def restore_run_state(saved: Mapping[str, Any], epochs: int, steps: int) -> RunState:

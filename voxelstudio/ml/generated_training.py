@@ -93,29 +93,20 @@ def fit_denoiser_on_generated(
         model, loss = compiled_denoiser(cfg)
         saved: dict[str, Any] = {}
         normalizer = normalizer or PercentileNormalizer()
-        if resume:
-            saved, normalizer = resume_denoiser(model, cfg, out_path)
-        state = restore_run_state(saved, cfg.epochs, cfg.steps_per_epoch)
         monitor = "val_loss" if validation else "loss"
+        if resume:
+            saved, normalizer = resume_denoiser(model, cfg, out_path, monitor)
+        state = restore_run_state(saved, cfg.epochs, cfg.steps_per_epoch)
         savers = denoiser_savers(out_path, cfg, normalizer, monitor, extra)
         callbacks: list[keras.callbacks.Callback] = []
         if validation:
             callbacks.append(ValidationCallback(state, BatchValidator(validation, loss)))
         callbacks.append(learning_rate_schedule(cfg, monitor))
-        processes = workers > 0
-        data = SimulatedPatches(
-            make_batch, batches=cfg.steps_per_epoch, workers=workers, use_multiprocessing=processes,
-            max_queue_size=2 * workers + 2,
-        )  # fmt: skip
-        data.epoch = state.initial_epoch
-        with data:
-            try:
-                reason = run_denoiser_fit(model, data, state, cfg, out_path, savers, monitor=monitor,
-                                          report=report, cancel=cancel, callbacks=callbacks)  # fmt: skip
-            except Exception as exc:
-                if data.error is not None and data.error is not exc:
-                    raise data.error from exc  # the generator's own error, not the backend's wrapping of it
-                raise
+        data = SimulatedPatches.for_training(make_batch, batches=cfg.steps_per_epoch, workers=workers,
+                                             epoch=state.initial_epoch)  # fmt: skip
+        with data.raising_own_errors():
+            reason = run_denoiser_fit(model, data, state, cfg, out_path, savers, monitor=monitor,
+                                      report=report, cancel=cancel, callbacks=callbacks)  # fmt: skip
         history = {k: list(v) for k, v in state.history.items()}
         return GeneratedOutcome(
             history, state.best, state.epochs_run, reason, out_path if out_path.exists() else None,

@@ -22,10 +22,11 @@ use ``with``) to stop the processes. Spawned workers import the main script agai
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import threading
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -79,6 +80,28 @@ class SimulatedPatches(keras.utils.PyDataset):
         self._executor: ProcessPoolExecutor | None = None
         self.error: Exception | None = None
         """The batch function's (or a dying worker's) error, once one happened."""
+
+    @classmethod
+    def for_training(cls, make_batch: BatchFn, *, batches: int, workers: int, epoch: int) -> SimulatedPatches:
+        """``batches`` batches an epoch made by ``workers`` processes (0: in Keras' loader thread), two requests
+        queued per worker, keyed from ``epoch`` on (a resumed run goes on with new batches)."""
+        data = cls(make_batch, batches=batches, workers=workers, use_multiprocessing=workers > 0,
+                   max_queue_size=2 * workers + 2)  # fmt: skip
+        data.epoch = epoch
+        return data
+
+    @contextlib.contextmanager
+    def raising_own_errors(self) -> Iterator[SimulatedPatches]:
+        """Use the dataset, then stop its workers; an error the backend raised for a failed batch becomes the batch
+        function's (or a dead worker's) own error."""
+        try:
+            yield self
+        except Exception as exc:
+            if self.error is not None and self.error is not exc:
+                raise self.error from exc
+            raise
+        finally:
+            self.close()
 
     @property
     def num_batches(self) -> int | None:

@@ -212,13 +212,14 @@ def run_denoiser_fit(
 
 
 def resume_denoiser(
-    model: keras.Model, cfg: TrainConfig, out_path: Path
+    model: keras.Model, cfg: TrainConfig, out_path: Path, monitor: str
 ) -> tuple[dict[str, Any], PercentileNormalizer]:
     """Continue the last checkpoint beside ``out_path`` in ``model`` (weights, optimizer state, learning rate);
     returns (its training state, its normaliser)."""
     saved, checkpoint = resume_checkpoint(
         model, out_path, load=load_model,
         same_model=lambda loaded: loaded.train_config is not None and loaded.train_config.model == cfg.model,
+        monitor=monitor,
     )  # fmt: skip
     model.optimizer.learning_rate.assign(saved["learning_rate"])
     return saved, checkpoint.normalizer
@@ -266,8 +267,9 @@ def fit_denoiser(
         model, loss = compiled_denoiser(cfg)
         saved: dict[str, Any] = {}
         normalizer = fit_normalizer([t for _, t in pairs_train])
+        monitor = "val_loss" if pairs_val else "loss"
         if resume:
-            saved, normalizer = resume_denoiser(model, cfg, out_path)
+            saved, normalizer = resume_denoiser(model, cfg, out_path, monitor)
         elif init is not None:
             _load_init_weights(model, init)
 
@@ -281,7 +283,6 @@ def fit_denoiser(
         )  # fmt: skip
         state = restore_run_state(saved, cfg.epochs, cfg.steps_per_epoch)
         dataset = PatchDataset(sampler, cfg.batch_size, cfg.steps_per_epoch, seed=(cfg.seed, state.initial_epoch))
-        monitor = "val_loss" if val else "loss"
         savers = denoiser_savers(out_path, cfg, normalizer, monitor, None)
         previewed = (val or train)[0][0] if preview_input is None else normalizer.before(preview_input)
         validator = Validator(val, cfg, loss, preview_source=previewed, to_output=normalizer.after)

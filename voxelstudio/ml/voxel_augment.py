@@ -6,15 +6,22 @@ interpolation, thresholded at 0.5 so occupancy stays binary). Because of that sp
 ``rot90(x)`` are exactly the 12 rotations of ``x`` in another order, so voting over them is rotation-invariant.
 Training augmentation turns the remainder by nearest-neighbour lookup instead (:func:`rotate_vertical_fast`, about
 ten times cheaper than interpolating, which matters on a CPU where it competed with the training step itself).
+
+:class:`AugmentedBatches` poses and augments a stream of generated (grids, labels) batches where they are made (in a
+generator worker: this module and :mod:`voxel_pose` import no deep learning library).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
+
+from voxelstudio.ml.voxel_pose import to_principal_pose
 
 PredictFn = Callable[[np.ndarray], np.ndarray]
 """Maps a float32 batch (N, H, W, Z) of occupancy grids to class probabilities (N, n_classes)."""
@@ -142,3 +149,28 @@ def vote(predict: PredictFn, grids: np.ndarray, rotations: int = 12, *, chunk: i
         probabilities = np.asarray(predict(stacked), dtype=np.float64)
         results.append(probabilities.reshape(len(part), rotations, -1).mean(axis=1))
     return np.concatenate(results) if results else np.zeros((0, 0))
+
+
+AUGMENT_STREAM = 4
+"""Second element of the ``[seed, stream, key]`` random stream that augments generated batch ``key``."""
+
+
+@dataclass(frozen=True)
+class AugmentedBatches:
+    """``make_batch(key) -> (grids, labels)`` with each grid put in its principal pose (``pose_version``; None: as
+    made) and augmented by :func:`augment_batch` with ``settings`` (None: not augmented): float32 grids, int labels.
+    Deterministic per key, and picklable when ``make_batch`` is, so a generator worker can do it."""
+
+    make_batch: Callable[[int], tuple[Any, ...]]
+    seed: int = 0
+    pose_version: int | None = None
+    settings: Mapping[str, Any] | None = field(default=None)
+
+    def __call__(self, key: int) -> tuple[np.ndarray, np.ndarray]:
+        grids, labels, *_ = self.make_batch(key)
+        if self.pose_version is not None:
+            grids = to_principal_pose(grids, self.pose_version)
+        if self.settings is None:
+            return np.asarray(grids, dtype=np.float32), np.asarray(labels, dtype=np.int64)
+        rng = np.random.default_rng([self.seed, AUGMENT_STREAM, int(key)])
+        return augment_batch(grids, rng, **self.settings), np.asarray(labels, dtype=np.int64)

@@ -4,11 +4,16 @@ Each sample is a solid defined in unit coordinates (it fits in the unit ball), g
 size (bounding radius 50-95 % of the half grid), a random position that keeps it inside the grid and a uniformly
 random rotation, sampled at voxel centres. Some are hollowed to a 1-3 voxel shell and a small random fraction of
 voxels is flipped (noise). Samples are seeded per (seed, class, index), so any subset is reproducible on its own.
+
+:func:`harden_grid` makes a grid harder as scans and voxelised meshes are: surface only, partly occluded (cut off
+beyond a plane), noisier. :class:`ShapeStream` is an endless seeded stream of labelled batches of such shapes for
+training without a fixed set (a batch function for ``voxelstudio.ml.sim_dataset.SimulatedPatches``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
@@ -140,3 +145,72 @@ def generate_shapes(
         class_index = SHAPE_CLASSES.index(name)
         for index in range(per_class):
             yield name, index, make_shape(name, shape_rng(seed, class_index, index), size)
+
+
+def harden_grid(
+    grid: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    surface_prob: float = 0.5,
+    occlusion_prob: float = 0.5,
+    flip: float = 0.003,
+) -> np.ndarray:
+    """``grid`` (uint8 occupancy) made harder: with ``surface_prob`` only its surface kept, with ``occlusion_prob``
+    everything beyond a random grid plane cut off (60-85 % of the grid kept, from either side of one axis), then a
+    ``flip`` share of voxels flipped."""
+    out = np.asarray(grid).astype(bool)
+    if rng.random() < surface_prob:
+        out &= ~ndimage.binary_erosion(out)
+    if rng.random() < occlusion_prob:
+        axis, cut = int(rng.integers(3)), int(rng.uniform(0.6, 0.85) * out.shape[0])
+        index: list[slice] = [slice(None)] * 3
+        index[axis] = slice(cut, None) if rng.random() < 0.5 else slice(0, out.shape[0] - cut)
+        out[tuple(index)] = False
+    out ^= rng.random(out.shape) < flip
+    return out.astype(np.uint8)
+
+
+SHAPE_BATCH_STREAM = 3
+"""Second element of the ``[seed, stream, key]`` random stream of :class:`ShapeStream`'s batches."""
+
+
+@dataclass(frozen=True)
+class ShapeStream:
+    """An endless, seeded stream of labelled shape batches: ``stream(key) -> (grids uint8 (B, S, S, S), labels)``.
+
+    Batch ``key`` depends on nothing but the stream and the key, so it is the same in any worker and order. Each
+    batch holds every class about equally (a shuffled run of the classes from a random one), each shape drawn by
+    :func:`make_shape` (random size, position, rotation, proportions, hollowing, noise) and then, with
+    ``hard_prob``, made harder by :func:`harden_grid` (surface only with probability 1/2, partly occluded with
+    probability 1/2, independently, and noisier; from a random stream of its own, so the same key gives the same
+    shapes whatever ``hard_prob``).
+    """
+
+    batch_size: int = 32
+    size: int = 32
+    seed: int = 0
+    hard_prob: float = 0.3
+    classes: tuple[str, ...] = SHAPE_CLASSES
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.size < 8:
+            raise ValueError(f"batch_size must be >= 1 and size >= 8, got {self.batch_size} and {self.size}")
+        if not 0.0 <= self.hard_prob <= 1.0:
+            raise ValueError(f"hard_prob must be in [0, 1], got {self.hard_prob}")
+        unknown = [name for name in self.classes if name not in SOLIDS]
+        if unknown or not self.classes:
+            raise ValueError(f"unknown shape classes {unknown}; choose from {', '.join(SHAPE_CLASSES)}")
+
+    def __call__(self, key: int) -> tuple[np.ndarray, np.ndarray]:
+        stream = [self.seed, SHAPE_BATCH_STREAM, int(key)]
+        rng = np.random.default_rng(stream)
+        n = len(self.classes)
+        labels = rng.permutation((np.arange(self.batch_size) + int(rng.integers(n))) % n)
+        grids = np.empty((self.batch_size, self.size, self.size, self.size), dtype=np.uint8)
+        for i, label in enumerate(labels):
+            # five-word seeds: numpy pads shorter ones with zeros, so [*stream, 0] would repeat the labels' stream
+            grids[i] = make_shape(self.classes[label], np.random.default_rng([*stream, i, 0]), self.size)
+            harder = np.random.default_rng([*stream, i, 1])  # its own stream: the shape is the same either way
+            if harder.random() < self.hard_prob:
+                grids[i] = harden_grid(grids[i], harder)
+        return grids, labels.astype(np.int64)
