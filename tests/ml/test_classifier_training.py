@@ -131,6 +131,18 @@ def test_resume_continues_from_the_last_checkpoint(split, tmp_path) -> None:
         fit_classifier(train, val, tiny(), CLASSES, out_path=tmp_path / "none.keras", resume=True)
 
 
+def test_resume_keeps_and_reports_a_best_model_newer_than_the_checkpoint(split, tmp_path) -> None:
+    train, val = split
+    out = tmp_path / "m.keras"
+    fit_classifier(train, val, tiny(epochs=1), CLASSES, out_path=out)
+    extra = load_classifier(out).metadata["extra"]
+    ahead = {**extra, "best_epoch": 2, "best_val_loss": 1e-9, "val_accuracy": 0.77}  # saved, then a crash
+    with_metadata(out, tmp_path / "ahead.keras", extra=ahead).replace(out)
+    resumed = fit_classifier(train, val, tiny(epochs=3), CLASSES, out_path=out, resume=True)
+    assert (resumed.best_epoch, resumed.best_val_loss, resumed.best_val_accuracy) == (2, 1e-9, 0.77)
+    assert load_classifier(out).metadata["extra"]["best_epoch"] == 2  # epochs 2 and 3 again did not replace it
+
+
 def test_resume_refuses_a_checkpoint_of_posed_grids_from_another_pose_version(split, tmp_path) -> None:
     train, val = split
     out = tmp_path / "m.keras"

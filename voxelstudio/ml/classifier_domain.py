@@ -7,8 +7,8 @@ the model's metadata (``extra["domain"]``):
 - **Topology**: the Euler characteristic of the occupancy grid (components - tunnels + cavities) must lie within the
   range of the data set's grids, widened by a quarter of that range plus EULER_SLACK on each side. Objects have few
   tunnels; pure noise thresholded into a grid has hundreds to thousands, and networks are often *confident* on such
-  inputs (the previous bundled classifier called random noise "torus" at 99.99 %, the current one "sphere" at 0.63,
-  above its threshold), so confidence alone cannot catch them.
+  inputs (earlier bundled classifiers called random noise "torus" at 99.99 % and "sphere" at 0.63, above their
+  thresholds; the current one gives it at most 0.32), so confidence alone cannot be trusted to catch them.
 - **Objects**: the count of separate objects (26-connected, at least MIN_OBJECT_VOXELS voxels) must not exceed the
   data set's 99.5th percentile by more than a quarter plus OBJECT_SLACK. A scan of many beads fitted into the grid
   holds a dozen; a grid of one shape holds one to three.

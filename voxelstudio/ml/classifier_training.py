@@ -27,6 +27,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from voxelstudio.core.errors import ModelError
 from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
 from voxelstudio.ml.backend import jit_compile
 from voxelstudio.ml.callbacks import LAST_CHECKPOINT_EVERY_S, RunState, ValidationCallback, run_shares
@@ -42,6 +43,7 @@ from voxelstudio.ml.fit import (
     run_fit,
     training_state,
 )
+from voxelstudio.ml.persistence import read_members
 from voxelstudio.ml.sim_dataset import BatchFn, SimulatedPatches
 from voxelstudio.ml.voxel_augment import AugmentedBatches, augment_batch
 from voxelstudio.ml.voxel_pose import POSE_VERSION, to_principal_pose
@@ -175,6 +177,21 @@ def _value_at(history: dict[str, list[Any]], key: str, epoch: int | None) -> flo
     return math.nan if value is None else float(value)
 
 
+def _best_accuracy(out_path: Path, history: dict[str, list[Any]], best_epoch: int | None) -> float:
+    """The validation accuracy of the best model: as recorded in its file at ``out_path`` when that file holds
+    ``best_epoch`` (a resumed run may have taken a best model newer than its checkpoint, whose epoch it trained
+    again), else from ``history``."""
+    try:
+        _, metadata = read_members(out_path)
+    except ModelError:
+        metadata = {}
+    extra = metadata.get("extra", {})
+    recorded = extra.get("val_accuracy")
+    if best_epoch is not None and extra.get("best_epoch") == best_epoch and isinstance(recorded, (int, float)):
+        return float(recorded)
+    return _value_at(history, "val_accuracy", best_epoch)
+
+
 def _same_model(cfg: ClassifierTrainConfig, loaded: Any) -> bool:
     """Whether a checkpoint continues ``cfg``'s run: the same network and, for posed grids, the same pose."""
     return loaded.config == cfg.model and (cfg.model.orientation != "any" or loaded.pose_version == POSE_VERSION)
@@ -292,6 +309,6 @@ def fit_classifier(
             )  # fmt: skip
         history = {k: list(v) for k, v in state.history.items()}
         return ClassifierOutcome(
-            history, state.best, _value_at(history, "val_accuracy", state.best_epoch), state.best_epoch,
+            history, state.best, _best_accuracy(out_path, history, state.best_epoch), state.best_epoch,
             state.epochs_run, reason, out_path if out_path.exists() else None,
         )  # fmt: skip
