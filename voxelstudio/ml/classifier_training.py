@@ -263,7 +263,7 @@ def fit_classifier(
         epoch = int(saved.get("epoch", 0))
         dataset = generated.dataset(cfg, epoch) if generated else GridBatches(x_train, y_train, cfg, batch_size, epoch)
         max_epochs = cfg.max_epochs
-        state = restore_run_state(saved, max_epochs, generated.steps if generated else len(dataset))
+        state = restore_run_state(saved, max_epochs, dataset.num_batches)
         last_path, _ = checkpoint_paths(out_path)
 
         def save_best(model: keras.Model, state: RunState) -> None:

@@ -33,10 +33,16 @@ def pose_options(loaded: Any) -> dict[str, Any]:
 
 
 def store_domain(
-    path: Path, val_grids: np.ndarray, grids: np.ndarray, rotations: int, report: ReportFn = null_report
+    path: Path,
+    val_grids: np.ndarray,
+    grids: np.ndarray,
+    rotations: int,
+    report: ReportFn = null_report,
+    *,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Calibrate the domain of the classifier at ``path`` on ``val_grids`` (voting over ``rotations``) and the data
-    set's ``grids``, store it in the file and return it (as stored)."""
+    set's ``grids``, store it in the file (with ``extra`` metadata, in the same rewrite) and return it (as stored)."""
     from voxelstudio.ml.classifier_domain import calibrate_domain
     from voxelstudio.ml.classifiers import load_classifier, predict_probabilities
 
@@ -45,5 +51,5 @@ def store_domain(
     probabilities = predict_probabilities(loaded.model, val_grids, rotations=rotations, **pose_options(loaded))
     domain = {**calibrate_domain(probabilities, grids).to_dict(), "rotations": int(rotations),
               "validation_grids": len(val_grids)}  # fmt: skip
-    add_extra_metadata(path, {"domain": domain})
+    add_extra_metadata(path, {**(extra or {}), "domain": domain})
     return domain

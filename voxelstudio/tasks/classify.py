@@ -168,10 +168,8 @@ def train_classifier(
     test split (when ``config.test_fraction`` > 0) with rotation voting. The model's class count and input shape
     are taken from the data set. ``on_trial`` receives each search trial's record when the trial ends; a stopped
     search keeps the best model so far."""
-    from voxelstudio.ml.classifier_inference import view_count
     from voxelstudio.ml.classifier_search import search_classifier
     from voxelstudio.ml.classifier_training import fit_classifier
-    from voxelstudio.ml.classifiers import load_classifier, predict_probabilities
 
     out = Path(out)
     if out.suffix != ".keras":
@@ -205,12 +203,9 @@ def train_classifier(
         outcome = fit_classifier(train, val, config, dataset.classes, out_path=out, resume=resume, report=report,
                                  cancel=cancel)  # fmt: skip
     domain = None
-    if outcome.model_path is not None:  # stopped: one rotation, to end soon
-        square = config.model.input_shape[0] == config.model.input_shape[1] or config.model.orientation == "any"
-        rotations = config.vote_rotations if square and outcome.stopped_reason != "cancelled" else 1
-        rotations = view_count(rotations, config.model.orientation)
+    if outcome.model_path is not None:
         domain = store_domain(outcome.model_path, val[0], dataset.grids[np.sort(np.concatenate([train_idx, val_idx]))],
-                              rotations, report)  # fmt: skip
+                              domain_views(config, outcome.stopped_reason), report)  # fmt: skip
     refit_epochs, refit_outcome = None, None
     if config.refit and outcome.best_epoch and outcome.stopped_reason != "cancelled":
         refit_epochs = int(outcome.best_epoch)
@@ -222,17 +217,43 @@ def train_classifier(
             outcome = dataclasses.replace(outcome, stopped_reason="cancelled")
     test_accuracy = None
     if outcome.model_path is not None and len(test_idx) and outcome.stopped_reason != "cancelled":
-        report(Progress(0, None, "testing with rotation voting"))
-        loaded = load_classifier(outcome.model_path)
-        probabilities = predict_probabilities(loaded.model, dataset.grids[test_idx], rotations=config.vote_rotations,
-                                              **pose_options(loaded), report=report,
-                                              cancel=cancel)  # fmt: skip
-        test_accuracy = float(np.mean(probabilities.argmax(axis=1) == dataset.labels[test_idx]))
+        test_accuracy = voted_accuracy(outcome.model_path, dataset.grids[test_idx], dataset.labels[test_idx],
+                                       config.vote_rotations, report=report, cancel=cancel)  # fmt: skip
     return ClassifierTrainResult(
         outcome.model_path, outcome.best_val_accuracy, outcome.best_val_loss, outcome.epochs_run,
         outcome.stopped_reason, test_accuracy, split, outcome.history, trials, best_params, refit_epochs,
         refit_outcome,
     )  # fmt: skip
+
+
+def domain_views(config: ClassifierTrainConfig, stopped_reason: str) -> int:
+    """The views a newly trained model's domain is measured with: the config's vote on square (or posed) grids, one
+    for a stopped run (to end soon)."""
+    from voxelstudio.ml.classifier_inference import view_count
+
+    square = config.model.input_shape[0] == config.model.input_shape[1] or config.model.orientation == "any"
+    rotations = config.vote_rotations if square and stopped_reason != "cancelled" else 1
+    return view_count(rotations, config.model.orientation)
+
+
+def voted_accuracy(
+    model_path: Path,
+    grids: np.ndarray,
+    labels: np.ndarray,
+    rotations: int,
+    *,
+    report: ReportFn = null_report,
+    cancel: CancelToken | None = None,
+) -> float:
+    """Accuracy of the classifier at ``model_path`` on ``grids`` (labels in its class order), voting over
+    ``rotations`` views as the model presents them."""
+    from voxelstudio.ml.classifiers import load_classifier, predict_probabilities
+
+    report(Progress(0, None, "testing with rotation voting"))
+    loaded = load_classifier(model_path)
+    probabilities = predict_probabilities(loaded.model, grids, rotations=rotations, **pose_options(loaded),
+                                          report=report, cancel=cancel)  # fmt: skip
+    return float(np.mean(probabilities.argmax(axis=1) == labels))
 
 
 def classification_report(labels: np.ndarray, predicted: np.ndarray, classes: Sequence[str]) -> dict[str, Any]:

@@ -17,8 +17,8 @@ import numpy as np
 
 from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
 from voxelstudio.sim.shapes import SHAPE_CLASSES, ShapeStream, generate_shapes, harden_grid
-from voxelstudio.tasks.classifier_domain import add_extra_metadata, pose_options, store_domain
-from voxelstudio.tasks.classify import ClassifierTrainResult
+from voxelstudio.tasks.classifier_domain import store_domain
+from voxelstudio.tasks.classify import ClassifierTrainResult, domain_views, voted_accuracy
 
 if TYPE_CHECKING:
     from voxelstudio.ml.classifier_config import ClassifierTrainConfig
@@ -55,9 +55,7 @@ def train_classifier_on_shapes(
     """Train ``config``'s classifier on the 10 shape classes, ``steps`` fresh batches an epoch made by ``workers``
     processes, ``hard_prob`` of the shapes made harder; keep the best model by validation loss at ``out`` with its
     domain measured, and test it with voting on ``test_per_class`` fresh shapes per class (none: not tested)."""
-    from voxelstudio.ml.classifier_inference import view_count
     from voxelstudio.ml.classifier_training import GeneratedGrids, fit_classifier
-    from voxelstudio.ml.classifiers import load_classifier, predict_probabilities
 
     out = Path(out)
     size = config.model.input_shape[0]
@@ -70,19 +68,14 @@ def train_classifier_on_shapes(
     outcome = fit_classifier(train, val, config, SHAPE_CLASSES, out_path=out, report=report, cancel=cancel)
     test_accuracy = None
     if outcome.model_path is not None:
-        rotations = view_count(config.vote_rotations if outcome.stopped_reason != "cancelled" else 1,
-                               config.model.orientation)  # fmt: skip
-        store_domain(outcome.model_path, val[0], val[0], rotations, report)
         made = {"generator": "procedural shapes", "hard_prob": hard_prob, "steps_per_epoch": steps,
                 "batch_size": config.batch_size, "validation_per_class": val_per_class}  # fmt: skip
-        add_extra_metadata(outcome.model_path, {"training_data": made})
+        store_domain(outcome.model_path, val[0], val[0], domain_views(config, outcome.stopped_reason), report,
+                     extra={"training_data": made})  # fmt: skip
         if test_per_class and outcome.stopped_reason != "cancelled":
-            report(Progress(0, None, "testing with rotation voting"))
             grids, labels = shapes_set(test_per_class, config.seed + TEST_SEED_OFFSET, size=size, hard_prob=hard_prob)
-            loaded = load_classifier(outcome.model_path)
-            probabilities = predict_probabilities(loaded.model, grids, rotations=config.vote_rotations,
-                                                  **pose_options(loaded), report=report, cancel=cancel)  # fmt: skip
-            test_accuracy = float(np.mean(probabilities.argmax(axis=1) == labels))
+            test_accuracy = voted_accuracy(outcome.model_path, grids, labels, config.vote_rotations, report=report,
+                                           cancel=cancel)  # fmt: skip
     split = {"train": 0, "validation": len(val[1]), "test": test_per_class * len(SHAPE_CLASSES)}
     return ClassifierTrainResult(
         outcome.model_path, outcome.best_val_accuracy, outcome.best_val_loss, outcome.epochs_run,
