@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 from voxelstudio.cli.progress import tqdm_report
-from voxelstudio.ml.config import TrainConfig
+from voxelstudio.ml.config import DenoiserConfig, TrainConfig
 from voxelstudio.tasks.denoise import denoise_volume
 from voxelstudio.tasks.evaluate import evaluate_volumes
 from voxelstudio.tasks.simulate import simulate_dataset
@@ -83,6 +83,7 @@ def main() -> None:
     parser.add_argument("--generator", action="store_true", help="train on fresh simulated patches, no fixed set")
     parser.add_argument("--workers", type=int, default=2, help="simulation processes with --generator [default 2]")
     parser.add_argument("--steps", type=int, default=None, help="batches per epoch with --generator")
+    parser.add_argument("--arch", choices=("unet", "resunet"), default=None, help="[unet]")
     parser.add_argument("--filters", type=int, default=None, help="U-Net filters at the top level [default 12]")
     parser.add_argument("--kernel", type=int, nargs=3, default=None, metavar=("KY", "KX", "KZ"), help="[3 3 3]")
     args = parser.parse_args()
@@ -148,7 +149,11 @@ def _train_from_generator(args: argparse.Namespace, work: Path) -> None:
 
 
 def _model_options(args: argparse.Namespace) -> dict[str, object]:
-    options = {"filters": args.filters, "kernel": None if args.kernel is None else tuple(args.kernel)}
+    kernel = None if args.kernel is None else tuple(args.kernel)
+    options = {"arch": args.arch, "filters": args.filters, "kernel": kernel}
+    if args.arch == "resunet":  # CARE-style: group normalisation, no pooling along the few z planes
+        care = DenoiserConfig.for_arch("resunet")
+        options.update(norm=care.norm, pool_z=care.pool_z)
     return {name: value for name, value in options.items() if value is not None}
 
 

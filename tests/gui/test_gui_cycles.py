@@ -20,7 +20,7 @@ from voxelstudio.io import load_volume
 
 pytestmark = pytest.mark.gui
 WARM_UP_CYCLES = 3
-COUNTED_MODULES = ("pyvista", "vtkmodules", "matplotlib.image", "matplotlib.axes")
+COUNTED_MODULES = ("pyvista", "vtkmodules", "matplotlib.image", "matplotlib.axes", "voxelstudio")
 
 
 def _counted_type(obj) -> bool:
@@ -29,7 +29,8 @@ def _counted_type(obj) -> bool:
 
 
 def census(session) -> dict:
-    """What one window holds now: process RSS, Qt widgets, props per renderer, live pyvista/VTK/matplotlib objects."""
+    """What one window holds now: process RSS, Qt widgets, props per renderer, live pyvista/VTK/matplotlib and
+    VoxelStudio objects (jobs, volumes...)."""
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     QApplication.processEvents()
     gc.collect()
@@ -76,7 +77,7 @@ def assert_no_leaks(before: dict, after: dict, *, rss_mb: float) -> None:
     assert after["widgets"] == before["widgets"], "Qt widgets leaked"
     assert after["props"] == before["props"], "props piled up in a renderer"
     assert after["actors"] == before["actors"], "actors piled up in a plotter"
-    assert after["objects"] <= before["objects"] + 20, f"pyvista/VTK/matplotlib objects: {before} -> {after}"
+    assert after["objects"] <= before["objects"] + 20, f"objects: {before} -> {after}"
     growth_mb = (after["rss"] - before["rss"]) / 2**20
     assert growth_mb < rss_mb, f"RSS grew by {growth_mb:.1f} MB"
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
+import weakref
 
 import numpy as np
 import pytest
@@ -34,7 +36,7 @@ def test_result_and_progress_arrive_on_the_gui_thread(qtbot):
 
     job = Job("count", task)
     progress = []
-    job.event.connect(lambda e: progress.append((e, threading.current_thread())))
+    job.reported.connect(lambda e: progress.append((e, threading.current_thread())))
     assert _run(qtbot, job, "finished") == 42
     assert seen_threads[0] is not threading.main_thread()
     assert [event for event, _ in progress] == [ProgressEvent(1, 3), ProgressEvent(2, 3), ProgressEvent(3, 3)]
@@ -87,7 +89,30 @@ def test_reported_events_arrive_unchanged(qtbot):
 
     job = Job("train", task)
     events = []
-    job.event.connect(events.append)
+    job.reported.connect(events.append)
     with qtbot.waitSignal(job.done, timeout=10_000):
         job.start()
     assert events[0].array is frame and events[1] == PreviewQuality(1, 1.5, 1.0)
+
+
+def test_an_ended_job_and_what_its_task_held_are_freed(qtbot):
+    """A finished job is deleted with its thread, worker and the task's closure (a Qt signal named ``event`` once
+    shadowed QObject.event() and kept every job, and the volumes its task held, alive)."""
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    from voxelstudio.gui.workers import JobRunner
+
+    runner = JobRunner()
+    held = np.zeros(8)
+
+    class Handler:
+        def on_result(self, result):
+            pass
+
+    job = runner.start("hold", lambda report, cancel: held.sum(), Handler())
+    job_ref, task_ref = weakref.ref(job), weakref.ref(job._worker._fn)
+    del job
+    qtbot.waitUntil(lambda: not runner.has_jobs, timeout=10_000)
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    gc.collect()
+    assert job_ref() is None and task_ref() is None

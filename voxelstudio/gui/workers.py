@@ -47,7 +47,7 @@ class JobError:
 class _Worker(QObject):
     """Lives on the job's thread; calls the task once and emits what happened."""
 
-    event = Signal(object)
+    reported = Signal(object)  # not ``event``: that would shadow QObject.event() and leak a reference per Qt event
     finished = Signal(object)
     errored = Signal(object)
 
@@ -56,7 +56,7 @@ class _Worker(QObject):
         self._name, self._fn, self._cancel = name, fn, cancel
 
     def report(self, news: Progress | JobEvent) -> None:
-        self.event.emit(as_event(news))
+        self.reported.emit(as_event(news))
 
     @Slot()
     def run(self) -> None:
@@ -74,11 +74,11 @@ class _Worker(QObject):
 class Job(QObject):
     """One task on its own QThread. All signals arrive on the GUI thread.
 
-    ``event`` carries each :mod:`~voxelstudio.jobs.events` event the task reported. ``done`` fires once, after
+    ``reported`` carries each :mod:`~voxelstudio.jobs.events` event the task reported. ``done`` fires once, after
     ``finished`` or ``errored``, when the thread has stopped: the place to re-enable UI.
     """
 
-    event = Signal(object)
+    reported = Signal(object)
     finished = Signal(object)
     errored = Signal(object)
     done = Signal()
@@ -92,7 +92,7 @@ class Job(QObject):
         self._worker = _Worker(name, fn, self.cancel_token)
         self._worker.moveToThread(self._thread)
         self._thread.started.connect(self._worker.run)
-        self._worker.event.connect(self._relay_event)
+        self._worker.reported.connect(self._relay_event)
         self._worker.finished.connect(self._relay_finished)
         self._worker.errored.connect(self._relay_errored)
         self._thread.finished.connect(self._on_thread_finished)
@@ -119,7 +119,7 @@ class Job(QObject):
 
     @Slot(object)
     def _relay_event(self, event: JobEvent) -> None:
-        self.event.emit(event)
+        self.reported.emit(event)
 
     @Slot(object)
     def _relay_finished(self, result: object) -> None:
@@ -184,7 +184,7 @@ class JobRunner(QObject):
             return None
         job = Job(name, fn, exclusive=exclusive, parent=self)
         self._handlers[job] = handler() if callable(handler) else handler
-        job.event.connect(lambda event: self._deliver(job, event))
+        job.reported.connect(lambda event: self._deliver(job, event))
         job.finished.connect(lambda result: self._apply(job, result))
         job.errored.connect(lambda error: self._on_error(job, error))
         job.done.connect(lambda: self._on_done(job, then))
