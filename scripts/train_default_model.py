@@ -23,8 +23,14 @@ voxels along z instead of 75 (receptive field 50x50x50 against 50x50x122), so ti
 overlap; its tiles need 1.5x the memory per voxel, though, so block-wise prediction peaks as high as with the old
 one (benchmarks/README.md, "Block-wise prediction"). Trained from scratch on 4 pairs of one
 microscope for 10 minutes it is not better than the old one (39.08 vs 40.19 dB; kernel 6 along z fits one PSF's
-elongation better), so ``train-denoiser``'s default stays the 8-filter 3x3x6 U-Net. The wider U-Net and conditioning
-on the voxel size (issue 13, item 3) wait for the GPU machine: the CPU budget does not compare them fairly.
+elongation better), so ``train-denoiser``'s default stays the 8-filter 3x3x6 U-Net.
+
+Issue 13, item 3 on a small budget (2026-12-06; 18 CPU-minutes each, ``--generator --workers 1 --steps 64``, then
+``benchmarks/unseen.py``; table in benchmarks/README.md, "Architectures on a small budget"): the CARE-style residual
+U-Net (``--arch resunet``) had barely left its input (mean bead F1 0.63, below the raw scan's 0.87) and is out; a
+24-filter U-Net (``--filters 24``) found more beads than the 12-filter one (mean F1 0.913 vs 0.905) from half the
+patches, at the same PSNR (37.0 vs 37.2 dB). The bundled architecture stays until the GPU run compares 12 and 24-32
+filters at equal GPU minutes; conditioning on the voxel size is not implemented yet.
 """
 
 from __future__ import annotations
