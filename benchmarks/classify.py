@@ -55,7 +55,8 @@ def run(arch: str, seed: int, variant: str, args: argparse.Namespace) -> dict:
     from voxelstudio.ml.classifier_presets import preset_settings
     from voxelstudio.ml.classifiers import load_classifier, predict_probabilities
     from voxelstudio.ml.device import configure_devices
-    from voxelstudio.tasks.classify import classification_report, train_classifier
+    from voxelstudio.tasks.classify import classification_report
+    from voxelstudio.tasks.classify_train import train_classifier
 
     train = shapes_dataset(args.per_class, seed, args.size, variant)
     test = shapes_dataset(args.test_per_class, seed + 1000, args.size, variant)

@@ -68,8 +68,8 @@ def main() -> None:
     from voxelstudio.ml.classifier_config import ClassifierTrainConfig
     from voxelstudio.ml.classifier_presets import preset_settings
     from voxelstudio.ml.fit import checkpoint_paths
-    from voxelstudio.tasks.classify import train_classifier
     from voxelstudio.tasks.classify_shapes import train_classifier_on_shapes
+    from voxelstudio.tasks.classify_train import train_classifier
     from voxelstudio.tasks.datasets import load_class_folder, write_shapes_dataset
 
     preset, settings = preset_settings(args.arch, args.preset, "CPU")

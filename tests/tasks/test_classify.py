@@ -1,5 +1,5 @@
-"""tasks.datasets and tasks.classify: folder data sets and their errors, the stratified split, training end to
-end, evaluation reports, classifying volumes, the shapes data set and meshes."""
+"""tasks.datasets, tasks.classify and tasks.classify_train: folder data sets and their errors, the stratified split,
+training end to end, evaluation reports, classifying volumes, the shapes data set and meshes."""
 
 from __future__ import annotations
 
@@ -25,9 +25,8 @@ from voxelstudio.tasks.classify import (
     classify_with_heatmap,
     default_classifier_path,
     evaluate_classifier,
-    train_classifier,
-    train_classifier_folder,
 )
+from voxelstudio.tasks.classify_train import train_classifier, train_classifier_folder
 from voxelstudio.tasks.datasets import (
     fit_grid,
     load_class_folder,

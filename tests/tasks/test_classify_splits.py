@@ -17,7 +17,7 @@ import pytest
 
 from voxelstudio.core.errors import VolumeReadError
 from voxelstudio.sim.shapes import generate_shapes
-from voxelstudio.tasks.classify import train_classifier
+from voxelstudio.tasks.classify_train import train_classifier
 from voxelstudio.tasks.datasets import GridDataset, load_class_folder, stratified_split
 
 CLASSES = ("sphere", "cube", "torus")

@@ -1,5 +1,5 @@
 """``voxelstudio train-classifier``, ``evaluate-classifier``, ``classify`` and ``simulate-shapes``: thin wrappers
-over voxelstudio.tasks.classify and voxelstudio.tasks.datasets."""
+over voxelstudio.tasks.classify, voxelstudio.tasks.classify_train and voxelstudio.tasks.datasets."""
 
 from __future__ import annotations
 
@@ -162,7 +162,7 @@ def device_kind(preset: str) -> str:
 
 def run_train(args: argparse.Namespace) -> int:
     from voxelstudio.cli.denoise_commands import cancel_on_interrupt
-    from voxelstudio.tasks.classify import train_classifier
+    from voxelstudio.tasks.classify_train import train_classifier
     from voxelstudio.tasks.datasets import load_class_folder
 
     config = train_config_from_args(args)

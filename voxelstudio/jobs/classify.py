@@ -26,7 +26,7 @@ def train_classifier_job(
     """Train ``config``'s classifier on ``folder`` (``trials`` > 0: an optuna search of that many trials, each
     reported as a TrialResult when it ends); returns the ClassifierTrainResult. A stopped search keeps the best
     model so far at ``out``."""
-    from voxelstudio.tasks.classify import train_classifier_folder
+    from voxelstudio.tasks.classify_train import train_classifier_folder
 
     def on_trial(record: dict[str, Any]) -> None:
         report(TrialResult.from_record(record, trials))

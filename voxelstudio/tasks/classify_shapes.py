@@ -18,7 +18,7 @@ import numpy as np
 from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
 from voxelstudio.sim.shapes import SHAPE_CLASSES, ShapeStream, generate_shapes, harden_grid
 from voxelstudio.tasks.classifier_domain import store_domain
-from voxelstudio.tasks.classify import ClassifierTrainResult, domain_views, voted_accuracy
+from voxelstudio.tasks.classify_train import ClassifierTrainResult, domain_views, voted_accuracy
 
 if TYPE_CHECKING:
     from voxelstudio.ml.classifier_config import ClassifierTrainConfig
