@@ -229,7 +229,7 @@ def _model_predictor(model_path: Path | None):
     loaded = load_model(model_path or default_model_path())
 
     def predict(volume: Volume) -> np.ndarray:
-        return predict_volume(loaded, volume.data)[0]
+        return predict_volume(loaded, volume.data, spacing=volume.spacing)[0]
 
     return predict
 

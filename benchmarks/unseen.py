@@ -111,7 +111,7 @@ def predict_models(work: Path, models: list[Path], n_settings: int) -> None:
             out.mkdir(parents=True, exist_ok=True)
             for name in test_names(work, k):
                 raw = load_volume(work / "test" / str(k) / "raw" / f"{name}.mat")
-                np.save(out / f"{name}.npy", predict_volume(loaded, raw.data)[0])
+                np.save(out / f"{name}.npy", predict_volume(loaded, raw.data, spacing=raw.spacing)[0])
 
 
 def train_care(work: Path, args: argparse.Namespace, n_settings: int) -> str | None:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
+from typing import Any
 
 from voxelstudio.core.progress import ReportFn, null_report
 from voxelstudio.ml.config import TrainConfig
+from voxelstudio.sim.params import OpticsParams
 from voxelstudio.sim.stream import PatchStream
 
 VALIDATION_SEED_OFFSET = 10_000
@@ -53,8 +55,14 @@ def train_from_generator(
         cache_dir=cache_dir,
     )
     validation_stream = dataclasses.replace(stream, seed=config.seed + VALIDATION_SEED_OFFSET)
-    validation = [SimulatedPatches(validation_stream)[i] for i in range(VALIDATION_BATCHES)]
-    extra = {"generator": {"stream": {k: v for k, v in dataclasses.asdict(stream).items() if k != "cache_dir"}}}
+    conditioned = config.model.spacing_input
+    validation = [SimulatedPatches(validation_stream, spacing_input=conditioned)[i] for i in range(VALIDATION_BATCHES)]
+    extra: dict[str, Any] = {
+        "generator": {"stream": {k: v for k, v in dataclasses.asdict(stream).items() if k != "cache_dir"}}
+    }
+    if conditioned:  # every patch draws its voxel size from the simulator's ranges
+        ranges = OpticsParams.ranges()
+        extra["spacing_range"] = {"lateral": list(ranges["pixel_um"]), "axial": list(ranges["z_step_um"])}
     started = time.perf_counter()
     outcome = fit_denoiser_on_generated(
         stream,

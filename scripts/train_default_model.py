@@ -29,8 +29,10 @@ Issue 13, item 3 on a small budget (2026-12-06; 18 CPU-minutes each, ``--generat
 ``benchmarks/unseen.py``; table in benchmarks/README.md, "Architectures on a small budget"): the CARE-style residual
 U-Net (``--arch resunet``) had barely left its input (mean bead F1 0.63, below the raw scan's 0.87) and is out; a
 24-filter U-Net (``--filters 24``) found more beads than the 12-filter one (mean F1 0.913 vs 0.905) from half the
-patches, at the same PSNR (37.0 vs 37.2 dB). The bundled architecture stays until the GPU run compares 12 and 24-32
-filters at equal GPU minutes; conditioning on the voxel size is not implemented yet.
+patches, at the same PSNR (37.0 vs 37.2 dB). The 12-filter U-Net with the voxel-size input (``--spacing-input``:
+FiLM on every level, README "Models") was a wash at that budget (mean F1 0.908, lowest 0.822; 36.8 dB). The bundled
+architecture stays until the GPU run compares 12 and 24-32 filters, each with and without ``--spacing-input``, at
+equal GPU minutes.
 """
 
 from __future__ import annotations
@@ -92,6 +94,9 @@ def main() -> None:
     parser.add_argument("--arch", choices=("unet", "resunet"), default=None, help="[unet]")
     parser.add_argument("--filters", type=int, default=None, help="U-Net filters at the top level [default 12]")
     parser.add_argument("--kernel", type=int, nargs=3, default=None, metavar=("KY", "KX", "KZ"), help="[3 3 3]")
+    parser.add_argument(
+        "--spacing-input", action="store_true", help="condition the U-Net on each volume's voxel size (FiLM)"
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -156,7 +161,12 @@ def _train_from_generator(args: argparse.Namespace, work: Path) -> None:
 
 def _model_options(args: argparse.Namespace) -> dict[str, object]:
     kernel = None if args.kernel is None else tuple(args.kernel)
-    options = {"arch": args.arch, "filters": args.filters, "kernel": kernel}
+    options = {
+        "arch": args.arch,
+        "filters": args.filters,
+        "kernel": kernel,
+        "spacing_input": args.spacing_input or None,
+    }
     if args.arch == "resunet":  # CARE-style: group normalisation, no pooling along the few z planes
         care = DenoiserConfig.for_arch("resunet")
         options.update(norm=care.norm, pool_z=care.pool_z)

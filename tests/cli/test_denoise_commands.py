@@ -169,6 +169,25 @@ def test_options_override_the_gpu_preset():
     assert cfg.preset == "gpu" and cfg.batch_size == 6 and cfg.patch_shape == (64, 64, 16) and cfg.model.filters == 32
 
 
+def test_spacing_input_conditions_the_recipes_network_but_not_a_starting_models(trained):
+    cfg = train_config_from_args(_preset_args(preset="cpu", spacing_input=True), device_kind=lambda: "")
+    assert cfg.model.spacing_input and cfg.model.arch == "unet"
+    assert not train_config_from_args(_preset_args(preset="cpu"), device_kind=lambda: "").model.spacing_input
+    with pytest.raises(ValueError, match="--spacing-input: the model training starts from does not take"):
+        train_config_from_args(_preset_args(init=str(trained), spacing_input=True), device_kind=lambda: "")
+
+
+def test_denoise_voxel_size_option_is_parsed_or_refused(capsys):
+    from voxelstudio.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["denoise", "in.mat", "--voxel-size", "0.1,0.1,0.25"])
+    assert args.voxel_size == (0.1, 0.1, 0.25)
+    with pytest.raises(SystemExit) as exit_info:
+        parser.parse_args(["denoise", "in.mat", "--voxel-size", "0.1,0"])
+    assert exit_info.value.code == 2 and "three positive numbers" in capsys.readouterr().err
+
+
 def test_init_brings_its_architecture_into_the_preset_recipe(trained, tmp_path):
     from voxelstudio.ml.bundled import read_train_config
 

@@ -58,6 +58,21 @@ def test_bundled_start_follows_the_model_config(panel):
     assert not box.isChecked()
 
 
+def test_voxel_size_input_goes_into_the_config_and_parts_it_from_the_bundled_model(panel):
+    assert not panel.spacing_input.isChecked() and not panel.config().model.spacing_input
+    panel.from_bundled.click()
+    assert panel.from_bundled.isChecked()
+    panel.spacing_input.click()
+    assert panel.config().model.spacing_input
+    box = panel.from_bundled
+    assert not box.isChecked() and "spacing_input False vs True" in box.toolTip()  # its weights do not fit
+    config = panel.config()
+    panel.set_config(type(config)())
+    assert not panel.spacing_input.isChecked()
+    panel.set_config(config)
+    assert panel.spacing_input.isChecked()
+
+
 def test_bundled_start_takes_fields_the_form_does_not_show(qtbot, tmp_path, monkeypatch):
     from PySide6.QtCore import QSettings
 

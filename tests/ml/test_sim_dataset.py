@@ -14,7 +14,7 @@ from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
 from voxelstudio.ml.sim_dataset import GeneratorWorkerError, SimulatedPatches
 from voxelstudio.sim import SimParams
 from voxelstudio.sim.psf_cache import PsfCache, round_optics
-from voxelstudio.sim.stream import PatchStream, simulate_batch
+from voxelstudio.sim.stream import BATCH_STREAM, PatchStream, simulate_batch
 
 STREAM = PatchStream(patch_shape=(32, 32, 16), batch_size=2, seed=5, microscopes=2, margin=4)
 
@@ -66,6 +66,19 @@ def test_every_patch_draws_its_parameters_and_optics_come_from_the_pool() -> Non
     assert fresh.optics == round_optics(fresh.optics)
     fixed = PatchStream(patch_shape=(16, 16, 8), params=SimParams(photons=77.0)).patch_params(rng)
     assert fixed.photons == 77.0
+
+
+def test_each_patch_carries_the_voxel_size_of_the_microscope_it_was_simulated_with() -> None:
+    stream = PatchStream(patch_shape=(16, 16, 8), batch_size=3, microscopes=0, seed=2, margin=2)
+    raw, _, _, spacing = stream(0)
+    rng = np.random.default_rng([stream.seed, BATCH_STREAM, 0])  # as simulate_batch draws batch 0
+    expected = []
+    for _ in range(3):
+        expected.append(stream.patch_params(rng).optics.voxel_size_um)
+        rng.integers(2**63)  # the pair's seed
+    assert raw.shape[0] == 3 and spacing.shape == (3, 3)
+    np.testing.assert_allclose(spacing, expected, rtol=1e-6)
+    assert len({tuple(s) for s in spacing}) == 3  # every patch its own microscope
 
 
 def test_a_repeated_microscope_hits_the_psf_cache() -> None:

@@ -291,3 +291,14 @@ def test_an_rdf_the_spec_rejects_is_one_line_naming_the_package_and_the_field(tm
     with pytest.raises(VolumeWriteError, match=r"^out\.zip: bioimageio\.spec \S+ rejects the package \(") as caught:
         validate_rdf(rdf_path, "out.zip")
     assert "\n" not in str(caught.value)
+
+
+def test_a_model_that_takes_the_voxel_size_is_refused_before_anything_is_written(tmp_path):
+    from tiny_denoisers import tiny_model as conditioned_model  # beside this file
+
+    from voxelstudio.core.errors import ModelError
+
+    model = conditioned_model(tmp_path, "unet", spacing_input=True)
+    with pytest.raises(ModelError, match=r"unet-spacing\.keras: takes the voxel size as a second input"):
+        export_bioimageio(model, tmp_path / "out.zip")
+    assert not (tmp_path / "out.zip").exists()

@@ -7,8 +7,9 @@ import os
 
 import numpy as np
 import pytest
+from tiny_denoisers import tiny_model  # beside this file
 
-from voxelstudio.core.errors import Cancelled, VolumeReadError, VolumeWriteError
+from voxelstudio.core.errors import Cancelled, VolumeReadError, VolumeWriteError, VoxelStudioError
 from voxelstudio.core.progress import CancelToken
 from voxelstudio.core.volume import Volume
 from voxelstudio.io import load_volume, save_volume
@@ -19,22 +20,6 @@ SHAPE = (37, 29, 13)  # odd sizes: the U-Net pads the volume, blocks must cut on
 BLOCK = (16, 12, 8)
 
 
-def tiny_model(folder, arch):
-    import keras
-
-    from voxelstudio.core.normalize import PercentileNormalizer
-    from voxelstudio.ml.config import DenoiserConfig, TrainConfig
-    from voxelstudio.ml.denoisers import build_denoiser
-    from voxelstudio.ml.persistence import save_model
-
-    keras.utils.set_random_seed(0)
-    options = {"simple": {"filters": 2, "kernel": (3, 3, 3), "n_layers": 2}, "unet": {"filters": 2, "depth": 2}}
-    cfg = TrainConfig(model=DenoiserConfig.for_arch(arch, **options[arch]))
-    path = folder / f"{arch}.keras"
-    save_model(build_denoiser(cfg.model), path, train_config=cfg, normalizer=PercentileNormalizer(), extra={})
-    return path
-
-
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     folder = tmp_path_factory.mktemp("blockwise")
@@ -43,11 +28,11 @@ def setup(tmp_path_factory):
     return folder, data, {arch: tiny_model(folder, arch) for arch in ("simple", "unet")}
 
 
-def whole_volume(model_path, data):
+def whole_volume(model_path, data, spacing=None):
     from voxelstudio.ml.inference import predict_volume
     from voxelstudio.ml.persistence import load_model
 
-    return predict_volume(load_model(model_path), data)[0]
+    return predict_volume(load_model(model_path), data, spacing=spacing)[0]
 
 
 def read(path):
@@ -63,6 +48,24 @@ def test_blockwise_equals_whole_volume_tiled_prediction(setup, tmp_path, arch):
     assert load_volume(result.path).spacing == pytest.approx((0.1, 0.2, 0.3))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.ome.zarr"]  # no temporary left
     assert all(n <= 1 for n in result.provenance["blockwise"]["model_loads_per_process"].values())
+
+
+def test_a_model_that_takes_the_voxel_size_gets_the_stores_or_the_one_given(setup, tmp_path):
+    folder, data, _ = setup
+    model = tiny_model(tmp_path, "unet", spacing_input=True)
+    result = denoise_store(folder / "in.ome.zarr", tmp_path / "own.ome.zarr", model_path=model, block=BLOCK)
+    own = read(result.path)
+    np.testing.assert_allclose(own, whole_volume(model, data, (0.1, 0.2, 0.3)), rtol=1e-5, atol=1e-6)
+    given = (0.2, 0.2, 0.2)
+    result = denoise_store(
+        folder / "in.ome.zarr", tmp_path / "given.ome.zarr", model_path=model, block=BLOCK, voxel_size=given
+    )
+    np.testing.assert_allclose(read(result.path), whole_volume(model, data, given), rtol=1e-5, atol=1e-6)
+    assert np.abs(read(result.path) - own).max() > 1e-4
+    assert load_volume(result.path).spacing == pytest.approx(given)
+    with pytest.raises(VoxelStudioError, match=r"in\.ome\.zarr: .*voxel size.*lateral 1 µm is outside"):
+        denoise_store(folder / "in.ome.zarr", tmp_path / "far.ome.zarr", model_path=model, voxel_size=(1, 1, 0.2))
+    assert not (tmp_path / "far.ome.zarr").exists()
 
 
 def test_a_memory_limit_tiles_the_blocks_finer_with_the_same_output(setup, tmp_path, monkeypatch, caplog):

@@ -128,3 +128,22 @@ def test_denoise_files_in_tif_and_npy(model_path, tmp_path):
         (out,) = denoise_files([source], model_path=model_path, out_dir=tmp_path / fmt, fmt=fmt)
         assert out.suffix == f".{fmt}" and load_volume(out).shape == (20, 18, 6)
         assert (tmp_path / fmt / f"scan.{fmt}.json").exists()
+
+
+def test_a_model_that_takes_the_voxel_size_uses_the_files_or_the_one_given(tmp_path):
+    from tiny_denoisers import tiny_model  # beside this file
+
+    model = tiny_model(tmp_path, "unet", spacing_input=True)
+    (tmp_path / "in").mkdir()
+    source = save_volume(volume(), tmp_path / "in" / "scan.mat")  # 0.1 x 0.1 x 0.3 µm
+    own = denoise_volume(load_volume(source), model_path=model).prediction.data
+    [written] = denoise_files([source], model_path=model, out_dir=tmp_path / "given", voxel_size=(0.2, 0.2, 0.2))
+    given = load_volume(written)
+    assert given.spacing == pytest.approx((0.2, 0.2, 0.2))  # the output records the voxel size it was given
+    expected = denoise_volume(load_volume(source).replace(spacing=(0.2, 0.2, 0.2)), model_path=model).prediction
+    np.testing.assert_allclose(given.data, expected.data, rtol=1e-6, atol=1e-6)
+    assert np.abs(given.data - own).max() > 1e-4
+    unknown = save_volume(volume().replace(spacing=(1.0, 1.0, 1.0)), tmp_path / "in" / "unknown.mat")
+    with pytest.raises(VoxelStudioError, match=r"unknown\.mat: .*\(1x1x1 µm\).*--voxel-size"):
+        denoise_files([unknown], model_path=model, out_dir=tmp_path / "out")
+    assert not (tmp_path / "out" / "unknown.mat").exists()

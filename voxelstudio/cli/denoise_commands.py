@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from voxelstudio.cli.eval_commands import voxel_size_arg
 from voxelstudio.cli.progress import tqdm_report
 from voxelstudio.core.errors import Cancelled
 from voxelstudio.core.progress import CancelToken
@@ -49,6 +50,12 @@ def register(subparsers: Any) -> None:
     train.add_argument("--lr", type=float, metavar="LR", help="Adam learning rate")
     train.add_argument("--batch-size", type=int, metavar="B", help="patches per batch")
     train.add_argument("--patch", metavar="H,W,Z", help="patch shape")
+    train.add_argument(
+        "--spacing-input",
+        action="store_true",
+        help="the network also takes each volume's voxel size (one model for several voxel sizes); it then needs "
+        "the voxel size of everything it denoises",
+    )
     train.add_argument("--seed", type=int, metavar="S", help="random seed")
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint beside --out")
     start = train.add_mutually_exclusive_group()
@@ -85,6 +92,13 @@ def register(subparsers: Any) -> None:
     denoise.add_argument("--tta", action="store_true", help="average 8 flips/rotations; also write the uncertainty")
     denoise.add_argument("--tile", metavar="H,W,Z", help="tile shape [default: chosen from the free memory]")
     denoise.add_argument("--trust", action="store_true", help="allow model files that contain code")
+    denoise.add_argument(
+        "--voxel-size",
+        type=voxel_size_arg,
+        metavar="Y,X,Z",
+        help="voxel size in µm of every input, replacing the files' own (which outputs keep otherwise); a model "
+        "that takes the voxel size as an input needs the right one",
+    )
     denoise.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     denoise.add_argument("--block", metavar="H,W,Z", help="block (output chunk) shape for Zarr to Zarr")
     denoise.add_argument(
@@ -196,6 +210,10 @@ def train_config_from_args(args: argparse.Namespace, device_kind: Callable[[], s
         config = dataclasses.replace(config, model=start)
     elif args.arch is not None and args.arch != config.model.arch:
         config = dataclasses.replace(config, model=DenoiserConfig.for_arch(args.arch))
+    if getattr(args, "spacing_input", False):
+        if start is not None and not start.spacing_input:
+            raise ValueError("--spacing-input: the model training starts from does not take the voxel size")
+        config = dataclasses.replace(config, model=dataclasses.replace(config.model, spacing_input=True))
     if args.loss is not None:
         config = dataclasses.replace(config, loss=dataclasses.replace(config.loss, name=args.loss))
     options = {
@@ -277,6 +295,7 @@ def run_denoise(args: argparse.Namespace) -> int:
                 args.inputs, model_path=args.model, out_dir=args.out_dir, fmt=args.format, tta=args.tta,
                 trusted=args.trust, tile_shape=tile, overwrite=args.overwrite, block=_shape("block", args.block),
                 resume=args.resume, scheduler=args.scheduler, memory_limit=_size("memory-limit", args.memory_limit),
+                voxel_size=args.voxel_size,
                 report=report, cancel=cancel,
             )  # fmt: skip
     except Cancelled as exc:

@@ -30,7 +30,8 @@ _TABLE_ROWS = (
 )
 
 
-def _voxel_size(text: str) -> tuple[float, float, float]:
+def voxel_size_arg(text: str) -> tuple[float, float, float]:
+    """argparse type of a ``--voxel-size Y,X,Z`` option (µm)."""
     try:
         values = tuple(float(v) for v in text.split(","))
     except ValueError:
@@ -73,7 +74,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     optics.add_argument("--ni", type=float, help="refractive index of the immersion medium")
     optics.add_argument("--ns", type=float, help="refractive index of the sample")
     deconvolve.add_argument(
-        "--voxel-size", type=_voxel_size, metavar="Y,X,Z", help="voxel size in µm (overrides the file's)"
+        "--voxel-size", type=voxel_size_arg, metavar="Y,X,Z", help="voxel size in µm (overrides the file's)"
     )
     deconvolve.add_argument("--iterations", type=int, default=20, help="Richardson-Lucy iterations (default 20)")
     deconvolve.add_argument("--out-dir", type=Path, help="output folder (default: 'deconvolved' beside the input)")

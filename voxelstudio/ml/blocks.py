@@ -197,3 +197,27 @@ class CropLike(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "pads": self.pads, "multiple": self.multiple}
+
+
+@keras.saving.register_keras_serializable(package="voxelstudio")
+class FiLM3D(keras.layers.Layer):
+    """Feature-wise linear modulation (Perez et al. 2018): ``x * (1 + gamma) + beta`` per channel of (N, H, W, Z, C)
+    features, with (gamma, beta) an affine map of a per-volume condition (N, K), e.g. the voxel size. Starts as the
+    identity (zero kernel and bias), so a conditioned model begins as the plain one."""
+
+    def build(self, input_shapes: Sequence[Sequence[int | None]]) -> None:
+        x_shape, condition_shape = input_shapes
+        channels, features = int(x_shape[-1]), int(condition_shape[-1])
+        self.kernel = self.add_weight(shape=(features, 2 * channels), initializer="zeros", name="kernel")
+        self.bias = self.add_weight(shape=(2 * channels,), initializer="zeros", name="bias")
+
+    def call(self, inputs: Sequence[Any]) -> Any:
+        x, condition = inputs
+        params = ops.matmul(ops.cast(condition, self.kernel.dtype), self.kernel) + self.bias
+        params = ops.cast(params, x.dtype)
+        gamma, beta = ops.split(params, 2, axis=-1)
+        shape = (-1, 1, 1, 1, ops.shape(gamma)[-1])
+        return x * (1 + ops.reshape(gamma, shape)) + ops.reshape(beta, shape)
+
+    def compute_output_shape(self, input_shapes: Sequence[Sequence[int | None]]) -> tuple[int | None, ...]:
+        return tuple(input_shapes[0])

@@ -15,7 +15,17 @@ from voxelstudio.core.resources import BUNDLED_DENOISER, resource_path
 from voxelstudio.ml.config import DenoiserConfig, TrainConfig
 from voxelstudio.ml.model_file import METADATA_MEMBER
 
-WEIGHT_FIELDS = ("arch", "filters", "kernel", "n_layers", "depth", "norm", "pool_z", "output_activation")
+WEIGHT_FIELDS = (
+    "arch",
+    "filters",
+    "kernel",
+    "n_layers",
+    "depth",
+    "norm",
+    "pool_z",
+    "output_activation",
+    "spacing_input",
+)
 """The DenoiserConfig fields two models must share for one to start from the other's weights (``depth`` and
 ``pool_z`` only matter to the U-Nets, ``n_layers`` only to the plain CNN; comparing all is the safe side)."""
 
@@ -53,7 +63,8 @@ def architecture_mismatch(start: DenoiserConfig, chosen: DenoiserConfig) -> str 
 def describe_architecture(model: DenoiserConfig) -> str:
     """``"unet, 8 filters, kernel 3x3x6, depth 3"``: what a user recognises in the Train tab."""
     text = f"{model.arch}, {model.filters} filters, kernel {_text(model.kernel)}"
-    return text + (f", {model.n_layers} layers" if model.arch == "simple" else f", depth {model.depth}")
+    text += f", {model.n_layers} layers" if model.arch == "simple" else f", depth {model.depth}"
+    return text + (", voxel-size input" if model.spacing_input else "")
 
 
 def _text(value: object) -> str:

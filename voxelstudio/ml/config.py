@@ -70,6 +70,9 @@ class DenoiserConfig(_JsonConfig):
 
     ``pool_z=False`` pools only in y and x (z holds few slices). Input (H, W, Z) of any size is padded to the
     network's multiple and cropped back.
+
+    ``spacing_input``: the network also takes each volume's voxel size and conditions every level on it
+    (:mod:`voxelstudio.ml.spacing`); such a model needs the voxel size of whatever it predicts.
     """
 
     arch: str = "simple"
@@ -81,6 +84,7 @@ class DenoiserConfig(_JsonConfig):
     pool_z: bool = True
     dropout: float = 0.0
     output_activation: str = "sigmoid"
+    spacing_input: bool = False
 
     def validate(self) -> DenoiserConfig:
         _check(

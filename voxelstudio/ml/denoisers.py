@@ -2,6 +2,8 @@
 
 Every model takes (N, H, W, Z, C) of any spatial size and returns (N, H, W, Z, 1) of the same size: it mirror-pads
 its input to the size it needs and crops the result back, so volume borders see reflected data instead of zeros.
+With ``cfg.spacing_input`` it also takes each volume's voxel size as (N, 2) features (:mod:`voxelstudio.ml.spacing`)
+and modulates every level's features with them (:class:`~voxelstudio.ml.blocks.FiLM3D`).
 
 Keras is imported inside the builders so ``receptive_field``, ``required_multiple`` and ``pad_to_multiple`` load
 without TensorFlow (tiling and the CLI use them).
@@ -29,6 +31,29 @@ def build_denoiser(cfg: DenoiserConfig, in_channels: int = 1) -> keras.Model:
     return builders[cfg.arch](cfg, in_channels)
 
 
+def _inputs(cfg: DenoiserConfig, in_channels: int) -> tuple[Any, Any]:
+    """The volume input, and the voxel-size input (None without ``cfg.spacing_input``)."""
+    import keras
+
+    from voxelstudio.ml.spacing import INPUT_NAME, SPACING_FEATURES
+
+    volume = keras.Input((None, None, None, in_channels), name="raw")
+    return volume, keras.Input((SPACING_FEATURES,), name=INPUT_NAME) if cfg.spacing_input else None
+
+
+def _conditioned(x: Any, spacing: Any, name: str) -> Any:
+    """``x`` modulated by the voxel-size features (unchanged without them)."""
+    from voxelstudio.ml import blocks
+
+    return x if spacing is None else blocks.FiLM3D(name=f"{name}_film")([x, spacing])
+
+
+def _model(inputs: Any, spacing: Any, outputs: Any, name: str) -> keras.Model:
+    import keras
+
+    return keras.Model(inputs if spacing is None else [inputs, spacing], outputs, name=name)
+
+
 def _build_simple(cfg: DenoiserConfig, in_channels: int) -> keras.Model:
     """The original plain CNN: ``n_layers`` large-kernel convolutions, no pooling, a 1x1x1 linear output.
 
@@ -39,14 +64,15 @@ def _build_simple(cfg: DenoiserConfig, in_channels: int) -> keras.Model:
 
     from voxelstudio.ml import blocks
 
-    inputs = keras.Input((None, None, None, in_channels), name="raw")
+    inputs, spacing = _inputs(cfg, in_channels)
     x = blocks.ReflectPad3D(_same_pads(cfg.kernel, cfg.n_layers), name="reflect_pad")(inputs)
     for i in range(cfg.n_layers):
         x = blocks.conv_block(
             x, cfg.filters, cfg.kernel, cfg.norm, "relu", dropout=cfg.dropout, padding="valid", name=f"conv{i + 1}"
         )
+        x = _conditioned(x, spacing, f"conv{i + 1}")
     outputs = keras.layers.Conv3D(1, 1, dtype="float32", name="output")(x)
-    return keras.Model(inputs, outputs, name="simple_denoiser")
+    return _model(inputs, spacing, outputs, "simple_denoiser")
 
 
 def _build_unet(cfg: DenoiserConfig, in_channels: int) -> keras.Model:
@@ -55,12 +81,12 @@ def _build_unet(cfg: DenoiserConfig, in_channels: int) -> keras.Model:
 
     from voxelstudio.ml import blocks
 
-    inputs = keras.Input((None, None, None, in_channels), name="raw")
+    inputs, spacing = _inputs(cfg, in_channels)
     padded = blocks.ReflectPad3D(multiple=required_multiple(cfg), name="reflect_pad")(inputs)
-    x = _unet_body(padded, cfg, _double_conv)
+    x = _unet_body(padded, cfg, _double_conv, spacing)
     x = keras.layers.Conv3D(1, 1, activation=cfg.output_activation, dtype="float32", name="output")(x)
     outputs = blocks.CropLike(multiple=required_multiple(cfg), dtype="float32", name="crop")([x, inputs])
-    return keras.Model(inputs, outputs, name="unet_denoiser")
+    return _model(inputs, spacing, outputs, "unet_denoiser")
 
 
 def _build_resunet(cfg: DenoiserConfig, in_channels: int) -> keras.Model:
@@ -69,14 +95,14 @@ def _build_resunet(cfg: DenoiserConfig, in_channels: int) -> keras.Model:
 
     from voxelstudio.ml import blocks
 
-    inputs = keras.Input((None, None, None, in_channels), name="raw")
+    inputs, spacing = _inputs(cfg, in_channels)
     padded = blocks.ReflectPad3D(multiple=required_multiple(cfg), name="reflect_pad")(inputs)
-    x = _unet_body(padded, cfg, blocks.residual_block)
+    x = _unet_body(padded, cfg, blocks.residual_block, spacing)
     correction = keras.layers.Conv3D(1, 1, dtype="float32", name="correction")(x)
     base = padded if in_channels == 1 else keras.layers.Conv3D(1, 1, dtype="float32", name="input_mix")(padded)
     x = keras.layers.Add(dtype="float32", name="output")([base, correction])
     outputs = blocks.CropLike(multiple=required_multiple(cfg), dtype="float32", name="crop")([x, inputs])
-    return keras.Model(inputs, outputs, name="resunet_denoiser")
+    return _model(inputs, spacing, outputs, "resunet_denoiser")
 
 
 def _double_conv(
@@ -88,14 +114,16 @@ def _double_conv(
     return blocks.conv_block(x, filters, kernel, norm, activation, dropout=dropout, name=f"{name}_b")
 
 
-def _unet_body(x: Any, cfg: DenoiserConfig, level_block: Any) -> Any:
-    """Encoder/decoder with ``cfg.depth`` levels; ``level_block`` is the two-convolution unit of each level."""
+def _unet_body(x: Any, cfg: DenoiserConfig, level_block: Any, spacing: Any = None) -> Any:
+    """Encoder/decoder with ``cfg.depth`` levels; ``level_block`` is the two-convolution unit of each level, whose
+    output the voxel-size features (when given) modulate."""
     import keras
 
     from voxelstudio.ml import blocks
 
     def level(x: Any, filters: int, name: str) -> Any:
-        return level_block(x, filters, cfg.kernel, cfg.norm, "relu", dropout=cfg.dropout, name=name)
+        x = level_block(x, filters, cfg.kernel, cfg.norm, "relu", dropout=cfg.dropout, name=name)
+        return _conditioned(x, spacing, name)
 
     skips = []
     for i in range(cfg.depth - 1):

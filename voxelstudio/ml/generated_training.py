@@ -52,9 +52,10 @@ class GeneratedOutcome:
 
 
 class BatchValidator:
-    """``(model, want_preview) -> (loss, psnr, None)`` on fixed (x, y) batches (channels last)."""
+    """``(model, want_preview) -> (loss, psnr, None)`` on fixed (x, y) batches (channels last; x is (volumes,
+    spacing features) for a spacing-conditioned model)."""
 
-    def __init__(self, batches: Sequence[tuple[np.ndarray, np.ndarray]], loss: Any) -> None:
+    def __init__(self, batches: Sequence[tuple[Any, np.ndarray]], loss: Any) -> None:
         self.batches, self.loss = list(batches), loss
 
     def __call__(self, model: keras.Model, want_preview: bool) -> tuple[float, float, None]:
@@ -70,7 +71,7 @@ class BatchValidator:
 
 def fit_denoiser_on_generated(
     make_batch: BatchFn,
-    validation: Sequence[tuple[np.ndarray, np.ndarray]],
+    validation: Sequence[tuple[Any, np.ndarray]],
     cfg: TrainConfig,
     *,
     out_path: str | Path,
@@ -82,7 +83,8 @@ def fit_denoiser_on_generated(
     cancel: CancelToken | None = None,
 ) -> GeneratedOutcome:
     """Train ``cfg``'s denoiser for ``cfg.epochs`` epochs of ``cfg.steps_per_epoch`` generated batches (or
-    ``cfg.minutes``); ``validation`` holds fixed (x, y) batches with a channel axis. ``normalizer`` is the one the
+    ``cfg.minutes``); ``validation`` holds fixed (x, y) batches with a channel axis (x: (volumes, spacing features)
+    for a spacing-conditioned model, whose batch function gives the voxel sizes). ``normalizer`` is the one the
     generator normalised its inputs with (saved with the model; default percentiles otherwise); ``extra`` goes into
     the model's metadata (e.g. how the batches were generated)."""
     cfg.validate()
@@ -102,8 +104,10 @@ def fit_denoiser_on_generated(
         if validation:
             callbacks.append(ValidationCallback(state, BatchValidator(validation, loss)))
         callbacks.append(learning_rate_schedule(cfg, monitor))
-        data = SimulatedPatches.for_training(make_batch, batches=cfg.steps_per_epoch, workers=workers,
-                                             epoch=state.initial_epoch)  # fmt: skip
+        data = SimulatedPatches.for_training(
+            make_batch, batches=cfg.steps_per_epoch, workers=workers, epoch=state.initial_epoch,
+            spacing_input=cfg.model.spacing_input,
+        )  # fmt: skip
         with data.raising_own_errors():
             reason = run_denoiser_fit(model, data, state, cfg, out_path, savers, monitor=monitor,
                                       report=report, cancel=cancel, callbacks=callbacks)  # fmt: skip

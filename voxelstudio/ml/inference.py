@@ -22,6 +22,7 @@ from voxelstudio.ml import backend
 from voxelstudio.ml.config import DenoiserConfig
 from voxelstudio.ml.denoisers import pad_to_multiple, receptive_field, required_multiple
 from voxelstudio.ml.device import describe_device
+from voxelstudio.ml.spacing import conditioning, with_features
 from voxelstudio.ml.tiling import (
     choose_tile_shape,
     estimate_memory,
@@ -128,27 +129,30 @@ class _RetracingNotice(logging.Filter):
 logging.getLogger("tensorflow").addFilter(_RetracingNotice())
 
 
-def model_predict_fn(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
+def model_predict_fn(model: keras.Model, spacing: Sequence[float] | None = None) -> Callable[[np.ndarray], np.ndarray]:
     """A tile function for :func:`predict_tiled`: (H, W, Z) float32 -> (H, W, Z) network output.
 
-    ``predict_on_batch`` runs a traced graph (once per tile shape), which frees intermediate feature maps as it goes:
-    a 128^3 tile of the default U-Net peaks at about half the memory of an eager ``model(x)`` call, and is faster.
+    ``spacing`` is the volume's voxel size (y, x, z µm), which a spacing-conditioned model needs (ValueError
+    without it) and other models ignore. ``predict_on_batch`` runs a traced graph (once per tile shape), which frees
+    intermediate feature maps as it goes: a 128^3 tile of the default U-Net peaks at about half the memory of an
+    eager ``model(x)`` call, and is faster.
     """
+    features = conditioning(model, spacing)
 
     def predict(tile: np.ndarray) -> np.ndarray:
         batch = np.asarray(tile, dtype=np.float32)[None, ..., None]
-        return np.asarray(model.predict_on_batch(batch))[0, ..., 0]
+        return np.asarray(model.predict_on_batch(with_features(batch, features)))[0, ..., 0]
 
     return predict
 
 
 def normalized_predict_fn(
-    model: keras.Model, normalizer: Any, value_range: tuple[float, float]
+    model: keras.Model, normalizer: Any, value_range: tuple[float, float], spacing: Sequence[float] | None = None
 ) -> Callable[[np.ndarray], np.ndarray]:
     """A tile function that normalises a raw tile with the whole volume's ``value_range``, runs the network and maps
     the output back to the target's units. Both maps are affine and the blending weights sum to one, so this equals
     normalising the whole volume first, without a normalised copy of it in memory."""
-    network = model_predict_fn(model)
+    network = model_predict_fn(model, spacing)
 
     def predict(tile: np.ndarray) -> np.ndarray:
         return normalizer.after(network(normalizer.before(tile, value_range)), copy=False)
@@ -166,20 +170,23 @@ def predict_unit(
     cancel: CancelToken | None = None,
     turns: int = 0,
     tile_fn: Callable[[np.ndarray], np.ndarray] | None = None,
+    spacing: Sequence[float] | None = None,
 ) -> tuple[np.ndarray, PredictionPlan, int]:
     """Network output for a normalised volume ``x`` (already transformed), retrying with smaller tiles on OOM.
 
-    ``tile_fn`` replaces the plain network call per tile (see :func:`normalized_predict_fn`).
+    ``tile_fn`` replaces the plain network call per tile (see :func:`normalized_predict_fn`); ``spacing`` is the
+    voxel size of ``x`` as the network sees it (a spacing-conditioned model needs it).
     Returns the prediction, the plan actually used, and the number of out-of-memory retries.
     """
     padded, crop = pad_to_multiple(x, plan.multiple)
     swap = turns % 2 == 1
     retries = 0
+    tile_fn = tile_fn or model_predict_fn(model, spacing)
     while True:
         tile = (plan.tile_shape[1], plan.tile_shape[0], plan.tile_shape[2]) if swap else plan.tile_shape
         try:
             out = predict_tiled(
-                tile_fn or model_predict_fn(model),
+                tile_fn,
                 padded,
                 tile_shape=tile,
                 overlap=plan.overlap,
@@ -209,8 +216,10 @@ def predict_volume(
     tta: bool = False,
     report: ReportFn = null_report,
     cancel: CancelToken | None = None,
+    spacing: Sequence[float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]]:
-    """Denoise ``array`` (H, W, Z) with a loaded model (``persistence.LoadedModel``).
+    """Denoise ``array`` (H, W, Z) with a loaded model (``persistence.LoadedModel``); ``spacing`` is its voxel size
+    (y, x, z µm), which a spacing-conditioned model needs.
 
     Returns (prediction in the target's units, per-voxel standard deviation over the TTA transforms or None, info).
     """
@@ -221,11 +230,12 @@ def predict_volume(
     normalizer = loaded.normalizer
     plan = plan_prediction(cfg, array.shape, tile_shape=tile_shape, tta=tta)
     if not tta:  # the common case: input and output are the only whole volumes in memory
-        tile_fn = normalized_predict_fn(loaded.model, normalizer, normalizer.input_range(array))
+        tile_fn = normalized_predict_fn(loaded.model, normalizer, normalizer.input_range(array), spacing)
         out, plan, retries = predict_unit(
             loaded.model, cfg, array, plan=plan, report=report, cancel=cancel, tile_fn=tile_fn
         )
         return out, None, _tiling_info(plan, tta=False, transforms=1, retries=retries)
+    conditioning(loaded.model, spacing)  # a conditioned model given no voxel size fails before any work
     x = normalizer.before(array)
     transforms = TTA_TRANSFORMS
     mean = np.zeros(array.shape, dtype=np.float32)
@@ -243,8 +253,9 @@ def predict_volume(
 
         x_turned = forward_transform(x, turns, flip)
         out, plan, more = predict_unit(
-            loaded.model, cfg, x_turned, plan=plan, report=step_report, cancel=cancel, turns=turns
-        )
+            loaded.model, cfg, x_turned, plan=plan, report=step_report, cancel=cancel, turns=turns,
+            spacing=spacing,
+        )  # fmt: skip
         retries += more
         prediction = normalizer.after(inverse_transform(out, turns, flip))
         delta = prediction - mean

@@ -105,6 +105,10 @@ class PatchSampler:
 
     def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """One (raw, target) float32 patch pair of shape ``patch_shape``."""
+        return self.draw(rng)[1:]
+
+    def draw(self, rng: np.random.Generator) -> tuple[int, np.ndarray, np.ndarray]:
+        """(index of the pair it came from, raw, target): :meth:`sample` with its source."""
         index = int(rng.choice(len(self.pairs), p=self._volume_p))
         y, x, z = self.corner(index, rng)
         ph, pw, pz = self.patch_shape
@@ -113,10 +117,14 @@ class PatchSampler:
         raw_patch = np.asarray(raw[window], dtype=np.float32)
         target_patch = np.asarray(target[window], dtype=np.float32)
         if self.augment:
-            return augment_pair(raw_patch, target_patch, rng)
-        return raw_patch.copy(), target_patch.copy()
+            return (index, *augment_pair(raw_patch, target_patch, rng))
+        return index, raw_patch.copy(), target_patch.copy()
 
     def batch(self, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """``size`` patch pairs stacked to (size, H, W, Z) float32 arrays."""
-        raws, targets = zip(*(self.sample(rng) for _ in range(size)), strict=True)
-        return np.stack(raws), np.stack(targets)
+        return self.indexed_batch(size, rng)[1:]
+
+    def indexed_batch(self, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(the pair index of each patch, raws, targets): :meth:`batch` with the patches' sources."""
+        indices, raws, targets = zip(*(self.draw(rng) for _ in range(size)), strict=True)
+        return np.array(indices, dtype=np.intp), np.stack(raws), np.stack(targets)

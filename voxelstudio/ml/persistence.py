@@ -30,6 +30,7 @@ from voxelstudio.ml.backend import keras  # started there: on TensorFlow without
 from voxelstudio.ml.config import TrainConfig
 from voxelstudio.ml.denoisers import receptive_field, required_multiple
 from voxelstudio.ml.model_file import METADATA_MEMBER, OPTIMIZER_MEMBER
+from voxelstudio.ml.spacing import SPACING_FEATURES, takes_spacing
 
 FORMAT = "voxelstudio-denoiser"
 FORMAT_VERSION = 1
@@ -230,9 +231,12 @@ def contains_lambda(node: Any) -> bool:
 
 
 def _check_io_shapes(path: Path, model: keras.Model) -> None:
-    """A denoiser maps (N, H, W, Z, 1) to (N, H, W, Z, 1)."""
-    if len(model.inputs) != 1 or len(model.outputs) != 1:
-        raise ModelError(path, "a denoiser needs exactly one input and one output")
+    """A denoiser maps (N, H, W, Z, 1) to (N, H, W, Z, 1), given the voxel-size features (N, 2) as a second input
+    when it is spacing-conditioned."""
+    if len(model.outputs) != 1 or len(model.inputs) not in (1, 2):
+        raise ModelError(path, "a denoiser needs one input (or a volume and its voxel size) and one output")
+    if takes_spacing(model) and tuple(model.inputs[1].shape)[1:] != (SPACING_FEATURES,):
+        raise ModelError(path, f"a second input must be the voxel size, (batch, {SPACING_FEATURES}) numbers")
     for role, tensor in (("input", model.inputs[0]), ("output", model.outputs[0])):
         shape = tuple(tensor.shape)
         if len(shape) != 5 or shape[-1] != 1:

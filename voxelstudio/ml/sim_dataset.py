@@ -1,13 +1,16 @@
 """A Keras ``PyDataset`` of freshly generated batches (e.g. simulated (raw, target) patches): no fixed training set.
 
-It is generic over a picklable *batch function* ``make_batch(key) -> (x, y)`` or ``(x, y, counts)`` that depends on
-nothing but ``key`` (``voxelstudio.sim.stream.PatchStream`` is one: the tasks layer passes it in, since ml/ does not
-import sim/). So the batches are the same with 0, 1 or N workers, threads or processes. ``batches=None`` makes the
-dataset endless (use ``model.fit(..., steps_per_epoch=...)``; the key is the running batch number, so every epoch
-sees new data); with ``batches=N`` an epoch has N batches and the key also counts the epochs (``on_epoch_end``;
-Keras's TensorFlow backend peeks a batch or two for the output signature and ends an epoch after that, so a few
-batches are made and not trained on, and ``fit``'s default ``shuffle=True`` reorders each epoch's batches).
-``counts`` (e.g. PSF cache hits and misses) are summed into :attr:`SimulatedPatches.counts`.
+It is generic over a picklable *batch function* ``make_batch(key) -> (x, y)``, ``(x, y, counts)`` or ``(x, y,
+counts, spacings)`` (each patch's voxel size, (N, 3) µm) that depends on nothing but ``key``
+(``voxelstudio.sim.stream.PatchStream`` is one: the tasks layer passes it in, since ml/ does not import sim/). So
+the batches are the same with 0, 1 or N workers, threads or processes. ``batches=None`` makes the dataset endless
+(use ``model.fit(..., steps_per_epoch=...)``; the key is the running batch number, so every epoch sees new data);
+with ``batches=N`` an epoch has N batches and the key also counts the epochs (``on_epoch_end``; Keras's TensorFlow
+backend peeks a batch or two for the output signature and ends an epoch after that, so a few batches are made and
+not trained on, and ``fit``'s default ``shuffle=True`` reorders each epoch's batches). ``counts`` (e.g. PSF cache
+hits and misses) are summed into :attr:`SimulatedPatches.counts`. With ``spacing_input`` the inputs are ``(x,
+spacing features)`` for a spacing-conditioned model (:mod:`voxelstudio.ml.spacing`), and the batch function must
+give the spacings.
 
 Workers: ``workers=0`` generates in the calling thread. ``use_multiprocessing=True`` runs ``workers`` processes (a
 ``ProcessPoolExecutor`` started with "spawn": no TensorFlow/JAX state is forked, and a worker imports only what the
@@ -34,6 +37,8 @@ from typing import Any
 import keras
 import numpy as np
 
+from voxelstudio.ml.spacing import features_batch
+
 BatchFn = Callable[[int], tuple[Any, ...]]
 
 
@@ -53,7 +58,8 @@ class GeneratorWorkerError(RuntimeError):
 
 
 class SimulatedPatches(keras.utils.PyDataset):
-    """Batches ``(x[..., None], y[..., None])`` (float32, channels last) from ``make_batch``."""
+    """Batches ``(x[..., None], y[..., None])`` (float32, channels last) from ``make_batch``; with ``spacing_input``
+    ``((x[..., None], features), y[..., None])``."""
 
     def __init__(
         self,
@@ -63,6 +69,7 @@ class SimulatedPatches(keras.utils.PyDataset):
         workers: int = 0,
         use_multiprocessing: bool = False,
         max_queue_size: int = 10,
+        spacing_input: bool = False,
     ) -> None:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
             raise ValueError(f"workers must be a non-negative integer, got {workers!r}")
@@ -72,6 +79,7 @@ class SimulatedPatches(keras.utils.PyDataset):
         threads = workers + 1 if self.processes else max(workers, 1)
         super().__init__(workers=threads, use_multiprocessing=False, max_queue_size=max_queue_size)
         self.make_batch = make_batch
+        self.spacing_input = spacing_input
         self.batches = batches
         self.epoch = 0
         self.counts: Counter[str] = Counter()
@@ -82,11 +90,13 @@ class SimulatedPatches(keras.utils.PyDataset):
         """The batch function's (or a dying worker's) error, once one happened."""
 
     @classmethod
-    def for_training(cls, make_batch: BatchFn, *, batches: int, workers: int, epoch: int) -> SimulatedPatches:
+    def for_training(
+        cls, make_batch: BatchFn, *, batches: int, workers: int, epoch: int, spacing_input: bool = False
+    ) -> SimulatedPatches:
         """``batches`` batches an epoch made by ``workers`` processes (0: in Keras' loader thread), two requests
         queued per worker, keyed from ``epoch`` on (a resumed run goes on with new batches)."""
         data = cls(make_batch, batches=batches, workers=workers, use_multiprocessing=workers > 0,
-                   max_queue_size=2 * workers + 2)  # fmt: skip
+                   max_queue_size=2 * workers + 2, spacing_input=spacing_input)  # fmt: skip
         data.epoch = epoch
         return data
 
@@ -111,9 +121,11 @@ class SimulatedPatches(keras.utils.PyDataset):
         """The batch function's key for ``index`` in the current epoch."""
         return index if self.batches is None else self.epoch * self.batches + index
 
-    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+    def __getitem__(self, index: int) -> tuple[Any, np.ndarray]:
         try:
             x, y, *rest = self._make(self.key(int(index)))
+            if self.spacing_input and len(rest) < 2:
+                raise ValueError("the batch function gives no voxel sizes, which a spacing-conditioned model needs")
         except Exception as exc:
             self.error = exc  # TensorFlow re-raises it wrapped in its own error; the trainer raises this one
             raise
@@ -121,7 +133,10 @@ class SimulatedPatches(keras.utils.PyDataset):
             if rest:
                 self.counts.update(rest[0])
             self.samples_made += len(x)
-        return np.asarray(x, dtype=np.float32)[..., None], np.asarray(y, dtype=np.float32)[..., None]
+        inputs = np.asarray(x, dtype=np.float32)[..., None]
+        if self.spacing_input:
+            inputs = (inputs, features_batch(rest[1]))
+        return inputs, np.asarray(y, dtype=np.float32)[..., None]
 
     def _make(self, key: int) -> tuple[Any, ...]:
         if not self.processes:

@@ -43,6 +43,7 @@ from voxelstudio.ml.inference import plan_prediction, predict_unit
 from voxelstudio.ml.losses import get_loss
 from voxelstudio.ml.patches import PatchSampler
 from voxelstudio.ml.persistence import file_sha256, load_model, save_model
+from voxelstudio.ml.spacing import PairSpacings, Spacing, check_spacings, features_batch
 
 Pair = tuple[np.ndarray, np.ndarray]
 VAL_PATCHES = 4
@@ -62,21 +63,34 @@ class TrainOutcome:
 
 
 class PatchDataset(keras.utils.PyDataset):
-    """``steps`` batches per epoch of random patches; one seeded generator consumed in order (deterministic)."""
+    """``steps`` batches per epoch of random patches; one seeded generator consumed in order (deterministic).
 
-    def __init__(self, sampler: PatchSampler, batch_size: int, steps: int, seed: Sequence[int]) -> None:
+    ``spacings`` (one voxel size per pair of the sampler) makes the inputs ``(x, spacing features)`` for a
+    spacing-conditioned model."""
+
+    def __init__(
+        self,
+        sampler: PatchSampler,
+        batch_size: int,
+        steps: int,
+        seed: Sequence[int],
+        spacings: Sequence[Spacing] | None = None,
+    ) -> None:
         super().__init__(workers=1, use_multiprocessing=False)
         self.sampler = sampler
         self.batch_size = batch_size
         self.steps = steps
         self.rng = np.random.default_rng(list(seed))
+        self.features = None if spacings is None else features_batch(spacings)
 
     def __len__(self) -> int:
         return self.steps
 
-    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        x, y = self.sampler.batch(self.batch_size, self.rng)
-        return x[..., None], y[..., None]
+    def __getitem__(self, index: int) -> tuple[Any, np.ndarray]:
+        indices, x, y = self.sampler.indexed_batch(self.batch_size, self.rng)
+        if self.features is None:
+            return x[..., None], y[..., None]
+        return (x[..., None], self.features[indices]), y[..., None]
 
 
 def memory_advice(cfg: TrainConfig, checkpoint: Path) -> str:
@@ -98,7 +112,9 @@ def fit_normalizer(targets: Sequence[np.ndarray]) -> PercentileNormalizer:
 
 
 class Validator:
-    """Predicts the validation set: whole volumes, or fixed patches of large ones; computes loss and PSNR."""
+    """Predicts the validation set: whole volumes, or fixed patches of large ones; computes loss and PSNR.
+
+    ``spacings`` (one per pair) and ``preview_spacing`` are the voxel sizes a spacing-conditioned model needs."""
 
     def __init__(
         self,
@@ -108,31 +124,34 @@ class Validator:
         *,
         preview_source: np.ndarray,
         to_output: Callable[[np.ndarray], np.ndarray],
+        spacings: Sequence[Spacing | None] | None = None,
+        preview_spacing: Spacing | None = None,
     ) -> None:
         self.cfg, self.loss, self.to_output = cfg, loss, to_output
-        self.items: list[Pair] = []
+        self.items: list[tuple[np.ndarray, np.ndarray, Spacing | None]] = []
         patch_voxels = math.prod(cfg.patch_shape)
         multiple = required_multiple(cfg.model)
-        for index, (x, y) in enumerate(pairs):
+        spacings = list(spacings) if spacings is not None else [None] * len(pairs)
+        for index, ((x, y), spacing) in enumerate(zip(pairs, spacings, strict=True)):
             if x.size <= VAL_MAX_PATCH_VOLUMES * patch_voxels:
-                self.items.append((x, y))
+                self.items.append((x, y, spacing))
                 continue
             sampler = PatchSampler(
                 [(x, y)], cfg.patch_shape, bead_bias=cfg.bead_bias, threshold=cfg.loss.threshold, augment=False,
                 multiple=multiple,
             )  # fmt: skip
             xs, ys = sampler.batch(VAL_PATCHES, np.random.default_rng([cfg.seed, index]))
-            self.items.extend(zip(xs, ys, strict=True))
-        self.preview_source = preview_source
+            self.items.extend((a, b, spacing) for a, b in zip(xs, ys, strict=True))
+        self.preview_source, self.preview_spacing = preview_source, preview_spacing
 
-    def predict(self, model: keras.Model, x: np.ndarray) -> np.ndarray:
+    def predict(self, model: keras.Model, x: np.ndarray, spacing: Spacing | None) -> np.ndarray:
         plan = plan_prediction(self.cfg.model, x.shape)
-        return predict_unit(model, self.cfg.model, x, plan=plan)[0]
+        return predict_unit(model, self.cfg.model, x, plan=plan, spacing=spacing)[0]
 
     def __call__(self, model: keras.Model, want_preview: bool) -> tuple[float, float, np.ndarray | None]:
         losses, errors, predictions = [], [], []
-        for x, y in self.items:
-            prediction = self.predict(model, x)
+        for x, y, spacing in self.items:
+            prediction = self.predict(model, x, spacing)
             predictions.append(prediction)
             losses.append(float(self.loss(y[None, ..., None], prediction[None, ..., None])))
             errors.append(float(np.mean((prediction - y) ** 2)))
@@ -142,7 +161,10 @@ class Validator:
         if want_preview:
             first = self.items[0][0] if self.items else None
             same = first is not None and first is self.preview_source
-            preview = self.to_output(predictions[0] if same else self.predict(model, self.preview_source))
+            if same:
+                preview = self.to_output(predictions[0])
+            else:
+                preview = self.to_output(self.predict(model, self.preview_source, self.preview_spacing))
         return loss, psnr, preview
 
 
@@ -247,9 +269,12 @@ def fit_denoiser(
     preview_every: int = 1,
     preview_share: float = 1.0,
     preview_input: np.ndarray | None = None,
+    spacings: PairSpacings | None = None,
 ) -> TrainOutcome:
     """Train ``cfg``'s denoiser; the best model (by validation loss, else training loss) is saved at ``out_path``.
 
+    ``spacings``: the voxel sizes (y, x, z µm) of the training pairs, of the validation pairs and of the preview
+    input; a spacing-conditioned model (``cfg.model.spacing_input``) needs them, others ignore them.
     ``init``: a model file whose weights training starts from (same architecture), instead of random ones.
     ``on_preview(epoch, prediction)`` sees the prediction of the first validation volume, or of ``preview_input``
     (a raw volume in the data's units, e.g. the scan a model is being adapted to) when given, every
@@ -260,6 +285,9 @@ def fit_denoiser(
         raise ValueError("resume continues a checkpoint; it cannot start from another model (init) as well")
     if not pairs_train:
         raise ValueError("no training pairs")
+    spacings = check_spacings(
+        cfg.model.spacing_input, spacings, len(pairs_train), len(pairs_val), preview_input is not None
+    )
     if cancel is not None:
         cancel.raise_if_cancelled("training")
     out_path = Path(out_path)
@@ -282,10 +310,14 @@ def fit_denoiser(
             multiple=required_multiple(cfg.model),
         )  # fmt: skip
         state = restore_run_state(saved, cfg.epochs, cfg.steps_per_epoch)
-        dataset = PatchDataset(sampler, cfg.batch_size, cfg.steps_per_epoch, seed=(cfg.seed, state.initial_epoch))
-        savers = denoiser_savers(out_path, cfg, normalizer, monitor, None)
+        seed = (cfg.seed, state.initial_epoch)
+        dataset = PatchDataset(sampler, cfg.batch_size, cfg.steps_per_epoch, seed, spacings and spacings.train)
+        savers = denoiser_savers(out_path, cfg, normalizer, monitor, spacings and spacings.extra())
         previewed = (val or train)[0][0] if preview_input is None else normalizer.before(preview_input)
-        validator = Validator(val, cfg, loss, preview_source=previewed, to_output=normalizer.after)
+        validator = Validator(
+            val, cfg, loss, preview_source=previewed, to_output=normalizer.after,
+            spacings=spacings and spacings.val, preview_spacing=spacings and spacings.preview_or_first(),
+        )  # fmt: skip
         callbacks: list[keras.callbacks.Callback] = []
         if val or on_preview is not None:
             callbacks.append(ValidationCallback(

@@ -70,14 +70,14 @@ class PatchStream:
         height, width, depth = self.patch_shape
         return (height + 2 * self.margin, width + 2 * self.margin, depth)
 
-    def __call__(self, index: int) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
-        """Batch ``index`` as (raw, target, look-up counts): the picklable batch function a generator runs (in a
-        worker process, with single-threaded FFTs)."""
+    def __call__(self, index: int) -> tuple[np.ndarray, np.ndarray, dict[str, int], np.ndarray]:
+        """Batch ``index`` as (raw, target, look-up counts, voxel sizes): the picklable batch function a generator
+        runs (in a worker process, with single-threaded FFTs)."""
         if multiprocessing.parent_process() is not None:
             pair.fft_workers = 1
         batch = simulate_batch(self, index)
         counts = {"cache_hits": batch.cache_hits, "cache_misses": batch.cache_misses}
-        return batch.raw, batch.target, {**counts, "cache_disk_hits": batch.cache_disk_hits}
+        return batch.raw, batch.target, {**counts, "cache_disk_hits": batch.cache_disk_hits}, batch.spacing
 
     def microscope(self, number: int) -> OpticsParams:
         """Optics ``number`` of the pool (rounded to the cache's grid)."""
@@ -115,13 +115,15 @@ def worker_cache(directory: str | None = None) -> PsfCache:
 
 @dataclass(frozen=True)
 class SimBatch:
-    """One batch: ``raw`` and ``target`` (N, H, W, Z) float32, and the PSF cache look-ups it made."""
+    """One batch: ``raw`` and ``target`` (N, H, W, Z) float32, the PSF cache look-ups it made, and each patch's voxel
+    size (N, 3) (y, x, z µm)."""
 
     raw: np.ndarray
     target: np.ndarray
     cache_hits: int
     cache_misses: int
     cache_disk_hits: int = 0
+    spacing: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float32))
 
 
 def simulate_batch(stream: PatchStream, index: int, cache: PsfCache | None = None) -> SimBatch:
@@ -135,10 +137,12 @@ def simulate_batch(stream: PatchStream, index: int, cache: PsfCache | None = Non
     m = stream.margin
     raws = np.empty((stream.batch_size, height, width, depth), dtype=np.float32)
     targets = np.empty_like(raws)
+    spacings = np.empty((stream.batch_size, 3), dtype=np.float32)
     for n in range(stream.batch_size):
         params = stream.patch_params(rng)
+        spacings[n] = params.optics.voxel_size_um
         pair_seed = int(rng.integers(2**63))
         raw, target = simulate_pair(stream.volume_shape, params, seed=pair_seed, psf_cache=cache)
         raws[n] = stream.normalizer.before(raw)[m : m + height, m : m + width, :]
         targets[n] = target[m : m + height, m : m + width, :]
-    return SimBatch(raws, targets, cache.hits - hits, cache.misses - misses, cache.disk_hits - disk)
+    return SimBatch(raws, targets, cache.hits - hits, cache.misses - misses, cache.disk_hits - disk, spacings)

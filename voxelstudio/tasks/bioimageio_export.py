@@ -144,6 +144,10 @@ def export_bioimageio(
     if loaded.train_config is None:
         raise ModelError(model_path, "has no VoxelStudio training metadata; use a model saved by voxelstudio")
     cfg = loaded.train_config.model
+    if cfg.spacing_input:
+        raise ModelError(
+            model_path, "takes the voxel size as a second input, which a BioImage Model Zoo package cannot give it"
+        )
     sample_path = Path(sample) if sample is not None else sample_pair_paths()[0]
     volume = load_volume(sample_path)
     multiple = tuple(int(m) for m in loaded.metadata.get("required_multiple") or ())

@@ -76,6 +76,8 @@ class BlockJob:
     limit): the tiles are sized to fit what the model and the block's buffers leave. None: the default budget."""
     chunk_voxels: int = 0
     """Voxels of one output chunk (a whole block), the unit the pyramid levels written at the end read and write."""
+    spacing: tuple[float, float, float] | None = None
+    """The volume's voxel size (y, x, z µm), which a model that takes the voxel size needs."""
 
 
 _MODELS: dict[tuple[str, bool, str | None], Any] = {}
@@ -262,7 +264,7 @@ def _predict_transformed(job: BlockJob, loaded: Any, lazy: Any, start: Shape3, s
     if tile_shape is not None and turns % 2:
         tile_shape = (tile_shape[1], tile_shape[0], tile_shape[2])
     plan = block_plan(cfg, x.shape, tile_shape, limit, tta=job.tta, baseline=baseline, block_voxels=job.chunk_voxels)
-    tile_fn = normalized_predict_fn(loaded.model, loaded.normalizer, job.value_range)
+    tile_fn = normalized_predict_fn(loaded.model, loaded.normalizer, job.value_range, job.spacing)
     out, _, _ = predict_unit(loaded.model, cfg, x, plan=plan, tile_fn=tile_fn)
     keep = tuple(
         slice(s0 + low - a, s1 + low - a)

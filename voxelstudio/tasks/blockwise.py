@@ -15,6 +15,7 @@ input, model and block shape so that ``resume`` finds it); a finished block is r
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -47,6 +48,7 @@ from voxelstudio.tasks.block_predict import (
     cached_model,
     predict_block,
 )
+from voxelstudio.tasks.denoise import check_model_spacing
 
 log = logging.getLogger(__name__)
 Shape3 = tuple[int, int, int]
@@ -190,6 +192,7 @@ def denoise_store(
     client: Any = None,
     uncertainty_out: str | Path | None = None,
     memory_limit: int | None = None,
+    voxel_size: tuple[float, float, float] | None = None,
     report: ReportFn = null_report,
     cancel: CancelToken | None = None,
 ) -> BlockwiseResult:
@@ -201,7 +204,8 @@ def denoise_store(
     connected to it (then kept open; None: connect here and close at the end); ``resume`` continues an
     interrupted run of the same input, model and block shape; ``uncertainty_out`` (a store path) asks for
     test-time augmentation, whose per-voxel spread goes there; ``memory_limit`` (bytes) sizes the tiles so that
-    each process predicting blocks stays under it (slower: smaller tiles compute more of the overlap). Returns the
+    each process predicting blocks stays under it (slower: smaller tiles compute more of the overlap); ``voxel_size``
+    (y, x, z µm) replaces the store's (for a model that takes the voxel size, and in the output). Returns the
     output path and provenance.
     """
     source, out = Path(source), Path(out)
@@ -214,6 +218,8 @@ def denoise_store(
     if not out.parent.is_dir():
         raise VolumeWriteError(out, f"folder {out.parent} does not exist")
     lazy = zarr_.open_lazy(source, variable)
+    if voxel_size is not None:
+        lazy = dataclasses.replace(lazy, spacing=tuple(float(v) for v in voxel_size))
     own_client = client is None and scheduler is not None
     if own_client:
         client = connect(scheduler)  # before anything is written
@@ -226,6 +232,7 @@ def denoise_store(
             model, fresh = cached_model(str(model_path), trusted, loaded=loaded)
         if model.train_config is None:
             raise VoxelStudioError(f"{model_path}: has no VoxelStudio training metadata")
+        check_model_spacing(lazy.spacing, model, str(source))
         settings = _Settings(
             variable, trusted, block, tile_shape, resume, overwrite, scheduler, spread_out, memory_limit
         )
@@ -282,7 +289,7 @@ def _denoise_store(
     block_hwz: Shape3 = (chunks[1], chunks[2], chunks[0])
     tta = settings.spread_out is not None
     tile = None if settings.tile_shape is None else tuple(int(t) for t in settings.tile_shape)
-    key = f"{source.resolve()}|{settings.variable}|{model.sha256}|{block_hwz}|{tile}|{tta}"
+    key = f"{source.resolve()}|{settings.variable}|{model.sha256}|{block_hwz}|{tile}|{tta}|{lazy.spacing}"
     temporary = temporary_directory_name(out, hashlib.sha256(key.encode()).hexdigest()[:8])
     done_dir, run_file, spread_dir = temporary / DONE, temporary / RUN, temporary / UNCERTAINTY_FOLDER
     run = _resumable_run(run_file) if settings.resume else None
@@ -302,7 +309,7 @@ def _denoise_store(
         absolute = [str(Path(p).resolve()) for p in (source, model_path, temporary)]  # as workers elsewhere see them
         job = BlockJob(absolute[0], settings.variable, absolute[1], settings.trusted, absolute[2], value_range,
                        tile, tta, model.sha256, settings.memory_limit,  # type: ignore[arg-type]
-                       chunk_voxels=math.prod(block_hwz))  # fmt: skip
+                       chunk_voxels=math.prod(block_hwz), spacing=lazy.spacing)  # fmt: skip
         blocks = block_grid(lazy.shape, block_hwz)
         finished = {p.name for p in done_dir.iterdir()}
         todo = [(a, b) for a, b in blocks if _marker(a) not in finished]

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psutil
 
 from voxelstudio.core.errors import ModelError, VoxelStudioError
@@ -71,6 +72,24 @@ def check_memory(volume: Volume, loaded: Any, *, tta: bool, tile_shape: Sequence
     return needed
 
 
+def check_model_spacing(spacing: Sequence[float], loaded: Any, label: str) -> None:
+    """VoxelStudioError naming ``label`` when ``loaded`` takes the voxel size as an input and ``spacing`` lies
+    outside the voxel sizes it was trained on (often a file that does not record its voxel size: 1 µm is assumed)."""
+    if loaded.train_config is None or not loaded.train_config.model.spacing_input:
+        return
+    from voxelstudio.ml.spacing import outside_range
+
+    trained = (loaded.metadata.get("extra") or {}).get("spacing_range")
+    problem = outside_range(spacing, trained) if trained else None
+    if problem:
+        size = "x".join(f"{s:g}" for s in spacing)
+        raise VoxelStudioError(
+            f"{label}: the model takes the voxel size as an input and this volume's ({size} µm) is not one it knows: "
+            f"{problem}; give the scan's voxel size (denoise --voxel-size Y,X,Z, or Voxel size in the window's View "
+            "settings)"
+        )
+
+
 def _label(volume: Volume) -> str:
     return str(volume.source) if volume.source is not None else (volume.name or "volume")
 
@@ -87,9 +106,10 @@ def _denoise_loaded(
 ) -> DenoiseResult:
     from voxelstudio.ml.inference import predict_volume, runtime_info
 
+    check_model_spacing(volume.spacing, loaded, _label(volume))
     check_memory(volume, loaded, tta=tta, tile_shape=tile_shape)
     prediction, uncertainty, tiling = predict_volume(
-        loaded, volume.data, tile_shape=tile_shape, tta=tta, report=report, cancel=cancel
+        loaded, volume.data, tile_shape=tile_shape, tta=tta, report=report, cancel=cancel, spacing=volume.spacing
     )
     provenance = denoise_provenance(volume, model_path, model_record(loaded), tiling, runtime_info())
     denoised = volume.replace(data=prediction, name=f"{volume.name}_denoised", source=None)
@@ -173,6 +193,8 @@ class FileOptions:
     resume: bool = False
     scheduler: str | None = None
     memory_limit: int | None = None
+    voxel_size: tuple[float, float, float] | None = None
+    """Replaces the files' voxel sizes (for a model that takes the voxel size, and in the outputs)."""
 
 
 def finished(out: Path, options: FileOptions, model_sha256: str | None = None) -> bool:
@@ -213,6 +235,7 @@ def denoise_files(
     resume: bool = False,
     scheduler: str | None = None,
     memory_limit: int | None = None,
+    voxel_size: Sequence[float] | None = None,
     report: ReportFn = null_report,
     cancel: CancelToken | None = None,
 ) -> list[Path]:
@@ -226,7 +249,8 @@ def denoise_files(
     ``scheduler`` (a dask.distributed address, or ``local[:N]``) sends the work to a cluster
     (:mod:`voxelstudio.tasks.file_cluster`): small files as whole-file tasks, larger stores block by block (larger
     files of other formats are denoised here). ``memory_limit`` (bytes; block-wise only) sizes the tiles so that
-    each process predicting blocks stays under it."""
+    each process predicting blocks stays under it. ``voxel_size`` (y, x, z µm) replaces the inputs' own (a model
+    that takes the voxel size needs the right one; the outputs record it)."""
     inputs = [Path(p) for p in paths]
     out_dir = Path(out_dir)
     outputs = [output_path(p, out_dir, extension(fmt)) for p in inputs]
@@ -235,7 +259,8 @@ def denoise_files(
     check_options(inputs, fmt, block=block, scheduler=scheduler, memory_limit=memory_limit, tile_shape=tile_shape)
     tile = None if tile_shape is None else tuple(int(t) for t in tile_shape)
     shape = None if block is None else tuple(int(b) for b in block)
-    options = FileOptions(fmt, tta, trusted, tile, overwrite, shape, resume, scheduler, memory_limit)
+    spacing = None if voxel_size is None else Volume(np.zeros((1, 1, 1), np.float32), voxel_size).spacing
+    options = FileOptions(fmt, tta, trusted, tile, overwrite, shape, resume, scheduler, memory_limit, spacing)
     model, loaded = _load(model_path, trusted)
     out_dir.mkdir(parents=True, exist_ok=True)
     if scheduler is not None:
@@ -336,6 +361,8 @@ def denoise_file(
     if options.fmt == "zarr" and is_store(source):
         return _denoise_store(source, out, model, loaded, options, client, report, cancel)
     volume = load_volume(source)
+    if options.voxel_size is not None:
+        volume = volume.replace(spacing=options.voxel_size)
     result = _denoise_loaded(
         volume, model, loaded, tta=options.tta, tile_shape=options.tile_shape, report=report, cancel=cancel
     )
@@ -368,7 +395,7 @@ def _denoise_store(
         tile_shape=options.tile_shape, resume=options.resume,
         overwrite=options.overwrite or (options.resume and out.exists()),
         scheduler=options.scheduler if client is not None else None, client=client, uncertainty_out=spread,
-        memory_limit=options.memory_limit,
+        memory_limit=options.memory_limit, voxel_size=options.voxel_size,
         report=report, cancel=cancel,
     )  # fmt: skip
     write_sidecar(out, {**result.provenance, "output": str(out.resolve())}, overwrite=True)

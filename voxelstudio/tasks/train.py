@@ -77,6 +77,7 @@ def train_denoiser(
     prediction of ``preview_input`` (default: the first validation raw) after an epoch: every epoch, or as often as
     keeps previews within ``preview_share`` of the time.
     """
+    from voxelstudio.ml.spacing import PairSpacings
     from voxelstudio.ml.training import fit_denoiser
 
     config.validate()
@@ -101,6 +102,11 @@ def train_denoiser(
         on_preview=on_preview,
         preview_input=None if preview_input is None else preview_input.data,
         preview_share=preview_share,
+        spacings=PairSpacings(
+            [r.spacing for r, _ in train],
+            [r.spacing for r, _ in val],
+            None if preview_input is None else preview_input.spacing,
+        ),
     )
     return TrainResult(
         outcome.model_path, outcome.history, outcome.best_val_loss, outcome.epochs_run, outcome.stopped_reason

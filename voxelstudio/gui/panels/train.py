@@ -81,6 +81,11 @@ class TrainPanel(QWidget):
         self.loss.addItems(LOSSES)
         self.filters = _spin(1, 256, defaults.model.filters, "filters")
         kernel_row, self.kernel = _triple(defaults.model.kernel, "kernel", high=64)
+        self.spacing_input = QCheckBox("takes the voxel size as an input", objectName="spacing_input")
+        self.spacing_input.setToolTip(
+            "The network also gets each volume's voxel size (one model for scans of several voxel sizes); it then "
+            "needs the right voxel size of everything it denoises (View settings)"
+        )
         self.epochs = _spin(1, 100_000, defaults.epochs, "epochs")
         self.minutes = QDoubleSpinBox(objectName="minutes", minimum=0.0, maximum=10_000.0, decimals=1)
         self.minutes.setSpecialValueText("no limit")
@@ -95,6 +100,7 @@ class TrainPanel(QWidget):
         form.addRow("Architecture", self.arch)
         form.addRow("Filters", self.filters)
         form.addRow("Kernel (y x z)", kernel_row)
+        form.addRow("", self.spacing_input)
         form.addRow("Loss", self.loss)
         form.addRow("Epochs", self.epochs)
         form.addRow("Time budget", self.minutes)
@@ -144,7 +150,7 @@ class TrainPanel(QWidget):
         self._idle, self._has_pair = True, False
         self._validation_label = "whole volume"
         self.arch.currentTextChanged.connect(self._arch_changed)
-        for signal in (self.arch.currentTextChanged, self.filters.valueChanged,
+        for signal in (self.arch.currentTextChanged, self.filters.valueChanged, self.spacing_input.toggled,
                        *(box.valueChanged for box in self.kernel)):  # fmt: skip
             signal.connect(self._model_changed)
         self.from_bundled.adopt_requested.connect(self._adopt_architecture)
@@ -209,7 +215,10 @@ class TrainPanel(QWidget):
 
         arch, kernel = self.arch.currentText(), tuple(b.value() for b in self.kernel)
         base = self._base.model if self._base.model.arch == arch else DenoiserConfig.for_arch(arch)
-        return dataclasses.replace(base, filters=self.filters.value(), kernel=kernel).validate()
+        spacing_input = self.spacing_input.isChecked()
+        return dataclasses.replace(
+            base, filters=self.filters.value(), kernel=kernel, spacing_input=spacing_input
+        ).validate()
 
     def init_model(self) -> Path | None:
         """The model file training starts from (the bundled denoiser when chosen), None for random weights."""
@@ -237,6 +246,7 @@ class TrainPanel(QWidget):
         self.filters.setValue(config.model.filters)
         for box, value in zip(self.kernel, config.model.kernel, strict=True):
             box.setValue(value)
+        self.spacing_input.setChecked(config.model.spacing_input)
         self.epochs.setValue(config.epochs)
         self.minutes.setValue(config.minutes or 0.0)
         self.learning_rate.setValue(config.learning_rate)
@@ -309,6 +319,7 @@ class TrainPanel(QWidget):
         self.filters.setValue(model.filters)
         for box, value in zip(self.kernel, model.kernel, strict=True):
             box.setValue(value)
+        self.spacing_input.setChecked(model.spacing_input)
         self._model_changed()
 
     def _arch_changed(self, arch: str) -> None:
