@@ -144,6 +144,9 @@ def test_a_model_that_takes_the_voxel_size_uses_the_files_or_the_one_given(tmp_p
     np.testing.assert_allclose(given.data, expected.data, rtol=1e-6, atol=1e-6)
     assert np.abs(given.data - own).max() > 1e-4
     unknown = save_volume(volume().replace(spacing=(1.0, 1.0, 1.0)), tmp_path / "in" / "unknown.mat")
-    with pytest.raises(VoxelStudioError, match=r"unknown\.mat: .*\(1x1x1 µm\).*--voxel-size"):
+    with pytest.raises(VoxelStudioError, match=r"unknown\.mat: voxel size not known, .*--voxel-size"):
         denoise_files([unknown], model_path=model, out_dir=tmp_path / "out")
-    assert not (tmp_path / "out" / "unknown.mat").exists()
+    far = save_volume(volume().replace(spacing=(2.0, 2.0, 2.0)), tmp_path / "in" / "far.mat")
+    with pytest.raises(VoxelStudioError, match=r"far\.mat: .*\(2x2x2 µm\).*lateral 2 µm is outside"):
+        denoise_files([far], model_path=model, out_dir=tmp_path / "out")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

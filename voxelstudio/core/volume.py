@@ -13,6 +13,8 @@ import numpy as np
 
 Spacing = tuple[float, float, float]
 """Voxel size (y, x, z) in micrometres; 1.0 per axis when unknown."""
+UNKNOWN_SPACING: Spacing = (1.0, 1.0, 1.0)
+"""A Volume's spacing when its file had none."""
 
 
 def _as_spacing(spacing: Any) -> Spacing:
@@ -56,6 +58,11 @@ class Volume:
     @property
     def nbytes(self) -> int:
         return int(self.data.nbytes)
+
+    @property
+    def known_spacing(self) -> Spacing | None:
+        """The voxel size (y, x, z) in µm, or None when the file did not say (spacing 1, 1, 1)."""
+        return None if self.spacing == UNKNOWN_SPACING else self.spacing
 
     def replace(self, **changes: Any) -> Volume:
         """A copy with some fields changed (``data`` included); metadata is merged, not replaced."""

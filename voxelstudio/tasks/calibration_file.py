@@ -148,7 +148,7 @@ def check_measured_psf(psf_path: str | Path, spacing: tuple[float, float, float]
     """The measured PSF stack; ValueError when its file states another voxel size than the scans' (a 0 in
     ``spacing`` is not checked)."""
     psf = load_volume(psf_path)
-    stated = None if tuple(psf.spacing) == (1.0, 1.0, 1.0) else tuple(psf.spacing)
+    stated = psf.known_spacing
     if stated is not None and not np.allclose(
         [s for s, t in zip(stated, spacing, strict=True) if t], [t for t in spacing if t], rtol=0.01
     ):

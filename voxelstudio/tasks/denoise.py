@@ -15,7 +15,7 @@ from voxelstudio.core.errors import ModelError, VoxelStudioError
 from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
 from voxelstudio.core.provenance import denoise_provenance, model_record, sidecar_path, write_sidecar
 from voxelstudio.core.resources import BUNDLED_DENOISER, resource_path
-from voxelstudio.core.volume import Volume
+from voxelstudio.core.volume import UNKNOWN_SPACING, Volume
 from voxelstudio.io import load_volume, save_volume
 from voxelstudio.io.api import output_path
 
@@ -74,19 +74,21 @@ def check_memory(volume: Volume, loaded: Any, *, tta: bool, tile_shape: Sequence
 
 def check_model_spacing(spacing: Sequence[float], loaded: Any, label: str) -> None:
     """VoxelStudioError naming ``label`` when ``loaded`` takes the voxel size as an input and ``spacing`` lies
-    outside the voxel sizes it was trained on (often a file that does not record its voxel size: 1 µm is assumed)."""
+    is unknown (a file without it) or outside the voxel sizes the model was trained on."""
     if loaded.train_config is None or not loaded.train_config.model.spacing_input:
         return
     from voxelstudio.ml.spacing import outside_range
 
+    how = "denoise --voxel-size Y,X,Z, or Voxel size in the window's View settings"
+    if tuple(spacing) == UNKNOWN_SPACING:
+        raise VoxelStudioError(f"{label}: voxel size not known, and the model takes it as an input; give it ({how})")
     trained = (loaded.metadata.get("extra") or {}).get("spacing_range")
     problem = outside_range(spacing, trained) if trained else None
     if problem:
         size = "x".join(f"{s:g}" for s in spacing)
         raise VoxelStudioError(
             f"{label}: the model takes the voxel size as an input and this volume's ({size} µm) is not one it knows: "
-            f"{problem}; give the scan's voxel size (denoise --voxel-size Y,X,Z, or Voxel size in the window's View "
-            "settings)"
+            f"{problem}; give the scan's voxel size ({how})"
         )
 
 

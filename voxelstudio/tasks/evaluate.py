@@ -9,13 +9,10 @@ from voxelstudio.core.volume import Spacing, Volume
 from voxelstudio.io import load_volume
 from voxelstudio.metrics import evaluate_pair
 
-UNKNOWN_SPACING = (1.0, 1.0, 1.0)
-"""A Volume's spacing when its file had none."""
-
 
 def known_spacing(volume: Volume) -> Spacing | None:
-    """The volume's voxel size (y, x, z) in µm, or None when its file did not say (spacing 1, 1, 1)."""
-    return None if tuple(volume.spacing) == UNKNOWN_SPACING else volume.spacing
+    """The volume's voxel size (y, x, z) in µm, or None when its file did not say (see ``Volume.known_spacing``)."""
+    return volume.known_spacing
 
 
 def _label(role: str, volume: Volume) -> str:
