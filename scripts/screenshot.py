@@ -131,6 +131,8 @@ def make_screenshots(folder: Path, minutes: float, size: tuple[int, int], model:
     window.slices.panels["raw"].draw_line("xz", (y, x, 0.0), (y, x, float(raw.shape[2] - 1)))
     window.tabs.setCurrentWidget(window.profile_panel)
     save(window, folder / "screenshot_profile.png")
+    window.tabs.setCurrentWidget(window.train_panel)
+    save(window, folder / "screenshot_train.png")
     window.close()
     wait_until(lambda: window.closed, 120)
 
