@@ -17,6 +17,7 @@ Run from the repository root::
     python benchmarks/unseen.py --models A.keras B.keras             # compare model files on the same scans
     python benchmarks/unseen.py --care-minutes 25 --pin 0            # with CARE per setting (about 3 hours)
     python benchmarks/unseen.py --quick                              # smoke run: 2 settings, small volumes
+    python benchmarks/unseen.py --tta                                # the models with test-time augmentation
 """
 
 from __future__ import annotations
@@ -99,8 +100,9 @@ def test_names(work: Path, k: int) -> list[str]:
     return sorted(p.stem for p in (work / "test" / str(k) / "raw").glob("*.mat"))
 
 
-def predict_models(work: Path, models: list[Path], n_settings: int) -> None:
-    """Each model's prediction of every test scan, as ``pred/<model stem>/<k>/<name>.npy``."""
+def predict_models(work: Path, models: list[Path], n_settings: int, tta: bool = False) -> None:
+    """Each model's prediction of every test scan (the mean over the 8 flips/rotations with ``tta``), as
+    ``pred/<model stem>/<k>/<name>.npy``."""
     from voxelstudio.ml.inference import predict_volume
     from voxelstudio.ml.persistence import load_model
 
@@ -111,7 +113,7 @@ def predict_models(work: Path, models: list[Path], n_settings: int) -> None:
             out.mkdir(parents=True, exist_ok=True)
             for name in test_names(work, k):
                 raw = load_volume(work / "test" / str(k) / "raw" / f"{name}.mat")
-                np.save(out / f"{name}.npy", predict_volume(loaded, raw.data, spacing=raw.spacing)[0])
+                np.save(out / f"{name}.npy", predict_volume(loaded, raw.data, spacing=raw.spacing, tta=tta)[0])
 
 
 def train_care(work: Path, args: argparse.Namespace, n_settings: int) -> str | None:
@@ -233,6 +235,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--pairs", type=int, default=PAIRS_PER_SETTING, help="test pairs per setting")
     parser.add_argument("--work", type=Path, help="keep data and predictions here (default: a temp folder)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 settings, 128x128x32, 1 pair each")
+    parser.add_argument("--tta", action="store_true", help="the models predict with test-time augmentation (8x)")
     args = parser.parse_args()
     args.settings = SETTINGS
     if args.quick:
@@ -260,8 +263,8 @@ def main() -> None:
             write_data(work, args.settings, args.shape, args.pairs)
             (work / "test" / "manifest.json").write_text(json.dumps(manifest))
         print(f"[{time.strftime('%H:%M:%S')}] predicting ...", file=sys.stderr, flush=True)
-        predict_models(work, models, len(args.settings))
-        labels = {"raw": "raw scan", **{m.stem: m.name for m in models}}
+        predict_models(work, models, len(args.settings), args.tta)
+        labels = {"raw": "raw scan", **{m.stem: m.name + (" + TTA" if args.tta else "") for m in models}}
         methods = ["raw", *(m.stem for m in models)]
         if args.care_minutes:
             write_matched_data(work, args.settings, args.shape)
