@@ -97,6 +97,7 @@ def main() -> None:
     parser.add_argument(
         "--spacing-input", action="store_true", help="condition the U-Net on each volume's voxel size (FiLM)"
     )
+    parser.add_argument("--seed", type=int, default=0, help="weights, patches and microscopes [default 0]")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -129,7 +130,7 @@ def _train_from_pairs(args: argparse.Namespace, work: Path) -> None:
     simulate_dataset(work / "train", count=total, seed=2024, shape=SHAPE, randomize=True, overwrite=True)
     pairs = load_pairs(work / "train" / "raw", work / "train" / "target")
     config = default_config(args.minutes, **_model_options(args))
-    config = dataclasses.replace(config, val_fraction=N_VALIDATION / total)
+    config = dataclasses.replace(config, val_fraction=N_VALIDATION / total, seed=args.seed)
 
     started = time.perf_counter()
     with tqdm_report("default model") as report:
@@ -144,7 +145,7 @@ def _train_from_pairs(args: argparse.Namespace, work: Path) -> None:
 def _train_from_generator(args: argparse.Namespace, work: Path) -> None:
     from generator_training import train_from_generator  # beside this script; imports Keras
 
-    config = default_config(args.minutes, **_model_options(args))
+    config = dataclasses.replace(default_config(args.minutes, **_model_options(args)), seed=args.seed)
     if args.steps is not None:
         config = dataclasses.replace(config, steps_per_epoch=args.steps)
     with tqdm_report("default model") as report:

@@ -81,7 +81,7 @@ class TrainPanel(QWidget):
         self.loss.addItems(LOSSES)
         self.filters = _spin(1, 256, defaults.model.filters, "filters")
         kernel_row, self.kernel = _triple(defaults.model.kernel, "kernel", high=64)
-        self.spacing_input = QCheckBox("takes the voxel size as an input", objectName="spacing_input")
+        self.spacing_input = QCheckBox("as an input", objectName="spacing_input")
         self.spacing_input.setToolTip(
             "The network also gets each volume's voxel size (one model for scans of several voxel sizes); it then "
             "needs the right voxel size of everything it denoises (View settings)"
@@ -100,7 +100,7 @@ class TrainPanel(QWidget):
         form.addRow("Architecture", self.arch)
         form.addRow("Filters", self.filters)
         form.addRow("Kernel (y x z)", kernel_row)
-        form.addRow("", self.spacing_input)
+        form.addRow("Voxel size", self.spacing_input)
         form.addRow("Loss", self.loss)
         form.addRow("Epochs", self.epochs)
         form.addRow("Time budget", self.minutes)
