@@ -105,3 +105,22 @@ def test_train_denoiser_with_explicit_validation_and_errors(tmp_path):
     bad = (Volume(np.zeros((8, 8, 8)), name="r"), Volume(np.zeros((8, 8, 9)), name="t"))
     with pytest.raises(ValueError, match="shapes differ"):
         train_denoiser(pairs, config=tiny_config(), out=tmp_path / "m.keras", val_pair=bad)
+
+
+def test_a_model_that_takes_the_voxel_size_trains_on_each_pairs_own_and_refuses_unknown_ones(tmp_path):
+    import dataclasses
+
+    from voxelstudio.ml.persistence import load_model
+
+    config = tiny_config(epochs=1)
+    config = dataclasses.replace(config, model=dataclasses.replace(config.model, spacing_input=True))
+    pairs = [blob_volumes(i, name=str(i)) for i in range(3)]  # files without a voxel size (1 µm assumed)
+    with pytest.raises(ValueError, match=r"0_raw: voxel size not known, .*--spacing-input"):
+        train_denoiser(pairs, config=config, out=tmp_path / "unknown.keras")
+    assert not (tmp_path / "unknown.keras").exists()
+    sizes = [(0.1, 0.1, 0.2), (0.2, 0.2, 0.3), (0.1, 0.1, 0.15)]
+    pairs = [(raw.replace(spacing=s), target.replace(spacing=s)) for (raw, target), s in zip(pairs, sizes, strict=True)]
+    result = train_denoiser(pairs, config=config, out=tmp_path / "m.keras")
+    trained = load_model(result.model_path).metadata["extra"]["spacing_range"]
+    assert trained["lateral"] == pytest.approx([0.1, 0.2]) and trained["axial"] == pytest.approx([0.15, 0.3])
+    assert len(result.history["val_loss"]) == 1

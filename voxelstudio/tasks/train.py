@@ -45,6 +45,18 @@ def check_pairs(pairs: Sequence[VolumePair]) -> None:
             )
 
 
+def check_known_spacing(volumes: Sequence[Volume]) -> None:
+    """ValueError naming the first volume whose voxel size is unknown: a model that takes the voxel size as an
+    input cannot learn from it (nor be used on such files)."""
+    for volume in volumes:
+        if volume.known_spacing is None:
+            raise ValueError(
+                f"{_label(volume)}: voxel size not known, and the model takes it as an input; save the files with "
+                "their voxel size (.mat with voxel_size_um, OME-TIFF, OME-Zarr; in the window: View settings) or "
+                "train without --spacing-input"
+            )
+
+
 def split_validation(
     pairs: Sequence[VolumePair], fraction: float, seed: int
 ) -> tuple[list[VolumePair], list[VolumePair]]:
@@ -85,6 +97,9 @@ def train_denoiser(
     if out.suffix != ".keras":
         raise ValueError(f"{out}: the model file must end in .keras")
     check_pairs(pairs)
+    if config.model.spacing_input:  # the raw volumes' voxel sizes are the ones the network gets
+        raws = [raw for raw, _ in pairs] + ([val_pair[0]] if val_pair is not None else [])
+        check_known_spacing(raws + ([preview_input] if preview_input is not None else []))
     if val_pair is not None:
         check_pairs([val_pair])
         train, val = list(pairs), [val_pair]
