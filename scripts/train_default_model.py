@@ -30,9 +30,10 @@ Issue 13, item 3 on a small budget (2026-12-06; 18 CPU-minutes each, ``--generat
 U-Net (``--arch resunet``) had barely left its input (mean bead F1 0.63, below the raw scan's 0.87) and is out; a
 24-filter U-Net (``--filters 24``) found more beads than the 12-filter one (mean F1 0.913 vs 0.905) from half the
 patches, at the same PSNR (37.0 vs 37.2 dB). The 12-filter U-Net with the voxel-size input (``--spacing-input``:
-FiLM on every level, README "Models") was a wash at that budget (mean F1 0.908, lowest 0.822; 36.8 dB). The bundled
-architecture stays until the GPU run compares 12 and 24-32 filters, each with and without ``--spacing-input``, at
-equal GPU minutes.
+FiLM on every level, README "Models") did not pay at that budget on two seeds (``--seed``): as many beads, 0.4-0.9 dB
+less PSNR, longer beads on the worst setting. The bundled architecture stays until the GPU run
+(``benchmarks/gpu_candidates.sh``) compares 12 and 24 filters, each with and without ``--spacing-input``, at equal
+GPU minutes.
 """
 
 from __future__ import annotations
