@@ -9,7 +9,7 @@ import pytest
 
 from voxelstudio.core.volume import Volume
 from voxelstudio.io import save_volume
-from voxelstudio.tasks.evaluate import evaluate_files, evaluate_volumes, known_spacing
+from voxelstudio.tasks.evaluate import evaluate_files, evaluate_volumes
 
 SHAPE = (40, 40, 24)
 BEADS = [(8, 8, 12), (8, 30, 11), (20, 20, 12), (31, 9, 13), (30, 30, 12), (20, 6, 11)]
@@ -48,7 +48,7 @@ def test_prediction_and_raw_rows(volumes: tuple[Volume, Volume, Volume]) -> None
 
 def test_unknown_spacing_gives_voxels(volumes: tuple[Volume, Volume, Volume]) -> None:
     pred, target, _ = (v.replace(spacing=(1.0, 1.0, 1.0)) for v in volumes)
-    assert known_spacing(target) is None and known_spacing(volumes[1]) == (0.1, 0.1, 0.2)
+    assert target.known_spacing is None and volumes[1].known_spacing == (0.1, 0.1, 0.2)
     result = evaluate_volumes(pred, target)
     assert result["units"] == "voxels" and result["spacing"] is None
     assert result["pred"]["fwhm_ratio"] == pytest.approx(1.0, rel=0.05)

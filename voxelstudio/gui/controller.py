@@ -222,10 +222,8 @@ class Controller(QObject):
     def adapt(self, minutes: float) -> Job | None:
         """Adapt the bundled denoiser to the raw volume's microscope (calibrate, simulate, fine-tune for ``minutes``);
         the handler makes the adapted model the current one when the fine-tuning completed."""
-        from voxelstudio.tasks.evaluate import known_spacing
-
         raw = self.document.volume("raw")
-        if raw is None or known_spacing(raw) is None:
+        if raw is None or raw.known_spacing is None:
             problem = "open a raw volume first"
             if raw is not None:
                 problem = f"{raw.name}: voxel size unknown; set it (µm) in the View tab and adapt again"

@@ -27,7 +27,6 @@ from voxelstudio.metrics.noise import CameraEstimate, bead_mask, block_moments, 
 from voxelstudio.sim.calibrate import OpticsFit, bead_model, fit_optics
 from voxelstudio.sim.params import OpticsParams, SimParams
 from voxelstudio.tasks.calibrate_ambient import AmbientEstimate, estimate_ambient
-from voxelstudio.tasks.evaluate import known_spacing
 
 MIN_BEADS = 5
 CROP_LATERAL_UM = 0.5
@@ -95,9 +94,9 @@ def resolve_spacing(volumes: Sequence[Volume], voxel_size: Sequence[float] | Non
         if values[0] != values[1]:
             raise ValueError(f"--voxel-size: Y and X must be equal (square pixels), got {voxel_size!r}")
         return (values[0], values[1], values[2] if len(values) == 3 else None)
-    known = {known_spacing(v) for v in volumes}
+    known = {v.known_spacing for v in volumes}
     if None in known:
-        unknown = next(v for v in volumes if known_spacing(v) is None)
+        unknown = next(v for v in volumes if v.known_spacing is None)
         raise ValueError(f"{unknown.source or unknown.name}: voxel size not in the file; give --voxel-size Y,X,Z in µm")
     if len(known) > 1:
         raise ValueError("the scans have different voxel sizes; calibrate scans of one microscope setting together")

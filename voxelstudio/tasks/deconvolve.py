@@ -29,7 +29,6 @@ from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_repo
 from voxelstudio.core.volume import Volume
 from voxelstudio.io import load_volume
 from voxelstudio.sim import OpticsParams, make_psf
-from voxelstudio.tasks.evaluate import known_spacing
 
 PSF_MAX_SHAPE = (31, 31, 31)
 """Largest simulated PSF (H, W, Z) in voxels; smaller volumes get the largest odd size that fits."""
@@ -107,7 +106,7 @@ def _simulated_psf(volume: Volume, optics: OpticsParams | None) -> tuple[np.ndar
     optics = OpticsParams() if optics is None else optics
     if not isinstance(optics, OpticsParams):
         raise ValueError(f"optics must be OpticsParams, got {type(optics).__name__}")
-    spacing = known_spacing(volume) or optics.voxel_size_um
+    spacing = volume.known_spacing or optics.voxel_size_um
     shape = tuple(_odd_fit(m, n) for m, n in zip(PSF_MAX_SHAPE, volume.shape, strict=True))
     psf = make_psf(optics, shape, spacing)
     spacing_text = ", ".join(f"{s:g}" for s in spacing)

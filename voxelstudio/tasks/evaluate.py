@@ -5,14 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from voxelstudio.core.volume import Spacing, Volume
+from voxelstudio.core.volume import Volume
 from voxelstudio.io import load_volume
 from voxelstudio.metrics import evaluate_pair
-
-
-def known_spacing(volume: Volume) -> Spacing | None:
-    """The volume's voxel size (y, x, z) in µm, or None when its file did not say (see ``Volume.known_spacing``)."""
-    return volume.known_spacing
 
 
 def _label(role: str, volume: Volume) -> str:
@@ -37,7 +32,7 @@ def evaluate_volumes(pred: Volume, target: Volume, raw: Volume | None = None) ->
     _check_same_shape(pred, "prediction", target)
     if raw is not None:
         _check_same_shape(raw, "raw", target)
-    spacing = known_spacing(target)
+    spacing = target.known_spacing
     result: dict[str, Any] = {
         "names": {"pred": pred.name, "target": target.name},
         "spacing": None if spacing is None else list(spacing),
