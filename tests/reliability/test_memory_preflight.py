@@ -11,7 +11,7 @@ import pytest
 from voxelstudio.cli import main
 from voxelstudio.core.errors import VoxelStudioError
 from voxelstudio.core.volume import Volume
-from voxelstudio.tasks import denoise
+from voxelstudio.tasks import denoise, denoise_checks
 
 GIB = 1 << 30
 SHAPE = (1024, 1024, 512)  # 2 GiB as float32, held as a zero-stride view: nothing is allocated
@@ -23,7 +23,7 @@ def _huge_volume() -> Volume:
 
 @pytest.fixture
 def one_gib_free(monkeypatch):
-    monkeypatch.setattr(denoise.psutil, "virtual_memory", lambda: SimpleNamespace(available=GIB, total=64 * GIB))
+    monkeypatch.setattr(denoise_checks.psutil, "virtual_memory", lambda: SimpleNamespace(available=GIB, total=64 * GIB))
 
 
 def _planned_gib(model_path, tta: bool = False) -> float:
@@ -57,7 +57,7 @@ def test_tta_needs_more_memory_than_plain_prediction(tiny_model, one_gib_free):
     needs = []
     for tta in (False, True):
         with pytest.raises(VoxelStudioError) as info:
-            denoise.check_memory(_huge_volume(), loaded, tta=tta)
+            denoise_checks.check_memory(_huge_volume(), loaded, tta=tta)
         needs.append(_amounts(str(info.value))[0])
     assert needs == [_planned_gib(tiny_model), _planned_gib(tiny_model, tta=True)] and needs[1] > needs[0]
 

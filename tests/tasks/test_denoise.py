@@ -12,7 +12,7 @@ from voxelstudio.core.errors import Cancelled, ModelError, VolumeWriteError, Vox
 from voxelstudio.core.progress import CancelToken
 from voxelstudio.core.volume import Volume
 from voxelstudio.io import load_volume, save_volume
-from voxelstudio.tasks import denoise
+from voxelstudio.tasks import denoise, denoise_checks
 from voxelstudio.tasks.denoise import denoise_files, denoise_volume
 
 
@@ -77,7 +77,7 @@ def test_bad_model_files_are_clear_errors(tmp_path):
 
 
 def test_memory_preflight_refuses_with_the_amount_needed(model_path, monkeypatch):
-    monkeypatch.setattr(denoise.psutil, "virtual_memory", lambda: SimpleNamespace(available=1000))
+    monkeypatch.setattr(denoise_checks.psutil, "virtual_memory", lambda: SimpleNamespace(available=1000))
     with pytest.raises(VoxelStudioError, match=r"needs about [0-9.]+ GiB of memory but only 0.0 GiB"):
         denoise_volume(volume(), model_path=model_path)
 

@@ -48,7 +48,7 @@ from voxelstudio.tasks.block_predict import (
     cached_model,
     predict_block,
 )
-from voxelstudio.tasks.denoise import check_model_spacing
+from voxelstudio.tasks.denoise_checks import check_model_spacing
 
 log = logging.getLogger(__name__)
 Shape3 = tuple[int, int, int]

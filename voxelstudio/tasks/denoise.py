@@ -9,21 +9,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import psutil
 
-from voxelstudio.core.errors import ModelError, VoxelStudioError
+from voxelstudio.core.errors import ModelError
 from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
 from voxelstudio.core.provenance import denoise_provenance, model_record, sidecar_path, write_sidecar
 from voxelstudio.core.resources import BUNDLED_DENOISER, resource_path
-from voxelstudio.core.volume import UNKNOWN_SPACING, Volume
+from voxelstudio.core.volume import Volume
 from voxelstudio.io import load_volume, save_volume
 from voxelstudio.io.api import output_path
+from voxelstudio.tasks.denoise_checks import check_memory, check_model_spacing, volume_label
 
 DEFAULT_MODEL = BUNDLED_DENOISER
 FORMATS = ("mat", "tif", "npy", "zarr", "ome.tif")
 STORE_SUFFIX = ".zarr"
 UNCERTAINTY_SUFFIX = "_uncertainty"
-GIB = float(1 << 30)
 
 
 @dataclass(frozen=True)
@@ -57,45 +56,6 @@ def _load(model_path: str | Path | None, trusted: bool) -> tuple[Path, Any]:
     return path, loaded
 
 
-def check_memory(volume: Volume, loaded: Any, *, tta: bool, tile_shape: Sequence[int] | None = None) -> int:
-    """Bytes the prediction needs beyond the loaded volume; VoxelStudioError when more than is available."""
-    from voxelstudio.ml.inference import plan_prediction
-
-    plan = plan_prediction(loaded.train_config.model, volume.shape, tile_shape=tile_shape, tta=tta)
-    needed = plan.host_bytes + plan.tile_bytes
-    available = psutil.virtual_memory().available
-    if needed > available:
-        raise VoxelStudioError(
-            f"{_label(volume)}: denoising {volume.shape} needs about {needed / GIB:.1f} GiB of memory but only "
-            f"{available / GIB:.1f} GiB is available; close other programs, crop the volume or give smaller --tile"
-        )
-    return needed
-
-
-def check_model_spacing(spacing: Sequence[float], loaded: Any, label: str) -> None:
-    """VoxelStudioError naming ``label`` when ``loaded`` takes the voxel size as an input and ``spacing`` lies
-    is unknown (a file without it) or outside the voxel sizes the model was trained on."""
-    if loaded.train_config is None or not loaded.train_config.model.spacing_input:
-        return
-    from voxelstudio.ml.spacing import outside_range
-
-    how = "denoise --voxel-size Y,X,Z, or Voxel size in the window's View settings"
-    if tuple(spacing) == UNKNOWN_SPACING:
-        raise VoxelStudioError(f"{label}: voxel size not known, and the model takes it as an input; give it ({how})")
-    trained = (loaded.metadata.get("extra") or {}).get("spacing_range")
-    problem = outside_range(spacing, trained) if trained else None
-    if problem:
-        size = "x".join(f"{s:g}" for s in spacing)
-        raise VoxelStudioError(
-            f"{label}: the model takes the voxel size as an input and this volume's ({size} µm) is not one it knows: "
-            f"{problem}; give the scan's voxel size ({how})"
-        )
-
-
-def _label(volume: Volume) -> str:
-    return str(volume.source) if volume.source is not None else (volume.name or "volume")
-
-
 def _denoise_loaded(
     volume: Volume,
     model_path: Path,
@@ -108,7 +68,7 @@ def _denoise_loaded(
 ) -> DenoiseResult:
     from voxelstudio.ml.inference import predict_volume, runtime_info
 
-    check_model_spacing(volume.spacing, loaded, _label(volume))
+    check_model_spacing(volume.spacing, loaded, volume_label(volume))
     check_memory(volume, loaded, tta=tta, tile_shape=tile_shape)
     prediction, uncertainty, tiling = predict_volume(
         loaded, volume.data, tile_shape=tile_shape, tta=tta, report=report, cancel=cancel, spacing=volume.spacing
