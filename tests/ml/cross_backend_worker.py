@@ -1,6 +1,7 @@
 """Child process of test_cross_backend.py, on the backend its KERAS_BACKEND names.
 
-``save DIR``: builds a tiny denoiser (one training step, so its optimizer has state) and a tiny VRN classifier,
+``save DIR``: builds a tiny denoiser (one training step, so its optimizer has state), a tiny one that takes the voxel
+size (its FiLM layers given weights, so the voxel size changes the output) and a tiny VRN classifier,
 saves the model files and a checkpoint with optimizer state as ``DIR/<backend>.*``, and their predictions of a fixed
 input as ``DIR/<backend>.expected.npz``. ``load DIR``: loads every backend's files, predicts the same input and
 prints, per saving backend, the largest difference relative to the data range and whether the checkpoint's
@@ -9,6 +10,7 @@ optimizer state was restored, as JSON.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import warnings
@@ -24,8 +26,11 @@ from voxelstudio.ml.classifiers import build_classifier, load_classifier, save_c
 from voxelstudio.ml.config import DenoiserConfig, TrainConfig
 from voxelstudio.ml.denoisers import build_denoiser
 from voxelstudio.ml.persistence import load_model, restore_optimizer_state, save_model
+from voxelstudio.ml.spacing import conditioning, with_features
 
 DENOISER = TrainConfig(model=DenoiserConfig.for_arch("unet", filters=2, kernel=(3, 3, 3), depth=2))
+CONDITIONED = TrainConfig(model=dataclasses.replace(DENOISER.model, spacing_input=True))
+SPACING = (0.1, 0.1, 0.25)
 CLASSIFIER = ClassifierTrainConfig(model=ClassifierConfig(arch="vrn", n_classes=3, input_shape=(16, 16, 16),
                                                           width=0.125, blocks_per_stage=1))  # fmt: skip
 CLASSES = ("a", "b", "c")
@@ -54,11 +59,18 @@ def save(folder: Path) -> None:
     save_model(denoiser, folder / f"{name}.denoiser.keras", train_config=DENOISER, normalizer=normalizer)
     save_model(denoiser, folder / f"{name}.checkpoint.keras", train_config=DENOISER, normalizer=normalizer,
                optimizer_state=True)  # fmt: skip
+    conditioned = build_denoiser(CONDITIONED.model)
+    rng = np.random.default_rng(0)
+    for layer in conditioned.layers:
+        if type(layer).__name__ == "FiLM3D":
+            layer.set_weights([rng.normal(0, 0.5, w.shape).astype(np.float32) for w in layer.get_weights()])
+    save_model(conditioned, folder / f"{name}.conditioned.keras", train_config=CONDITIONED, normalizer=normalizer)
     classifier = build_classifier(CLASSIFIER.model)
     save_classifier(classifier, folder / f"{name}.classifier.keras", classes=CLASSES, train_config=CLASSIFIER)
     np.savez(
         folder / f"{name}.expected.npz",
         denoiser=denoiser.predict_on_batch(volume),
+        conditioned=conditioned.predict_on_batch(with_features(volume, conditioning(conditioned, SPACING))),
         classifier=classifier.predict_on_batch(grids),
     )
 
@@ -75,6 +87,7 @@ def load(folder: Path) -> dict[str, dict[str, object]]:
         source = expected_file.name.split(".")[0]
         expected = np.load(expected_file)
         denoiser = load_model(folder / f"{source}.denoiser.keras").model
+        conditioned = load_model(folder / f"{source}.conditioned.keras").model
         classifier = load_classifier(folder / f"{source}.classifier.keras").model
         resumed = compiled_denoiser()
         with warnings.catch_warnings():
@@ -82,6 +95,10 @@ def load(folder: Path) -> dict[str, dict[str, object]]:
             restored = restore_optimizer_state(resumed, folder / f"{source}.checkpoint.keras")
         results[source] = {
             "denoiser": _relative_error(denoiser.predict_on_batch(volume), expected["denoiser"]),
+            "conditioned": _relative_error(
+                conditioned.predict_on_batch(with_features(volume, conditioning(conditioned, SPACING))),
+                expected["conditioned"],
+            ),
             "classifier": _relative_error(classifier.predict_on_batch(grids), expected["classifier"]),
             "optimizer_restored": restored,
             "optimizer_step": int(keras.ops.convert_to_numpy(resumed.optimizer.iterations)),

@@ -1,5 +1,6 @@
 """Model files any backend can read: every (save backend, load backend) pair among the installed ones predicts the
-same (within 1e-3 of the data range) and restores a checkpoint's optimizer state."""
+same (within 1e-3 of the data range; denoisers with and without the voxel-size input, classifiers) and restores a
+checkpoint's optimizer state."""
 
 from __future__ import annotations
 
@@ -45,6 +46,7 @@ def test_every_backend_reads_every_backends_models(matrix) -> None:
         for saver, result in by_saver.items():
             where = f"saved under {saver}, loaded under {loader}"
             assert result["denoiser"] <= 1e-3, where
+            assert result["conditioned"] <= 1e-3, where  # a denoiser that takes the voxel size (FiLM)
             assert result["classifier"] <= 1e-3, where
             assert result["optimizer_restored"] is True, where
             assert result["optimizer_step"] == 1, where
