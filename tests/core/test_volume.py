@@ -78,6 +78,12 @@ def test_shape_nbytes_and_repr(cube) -> None:
     assert repr(volume) == "Volume(name='scan', shape=(4, 5, 6), spacing=(0.5, 0.5, 2.0))"
 
 
+def test_label_names_the_file_else_the_name(cube) -> None:
+    assert Volume(cube, name="scan", source=Path("data/scan.mat")).label == str(Path("data/scan.mat"))
+    assert Volume(cube, name="scan").label == "scan"
+    assert Volume(cube).label == "unnamed volume"
+
+
 def test_replace_merges_metadata_and_revalidates(cube) -> None:
     original = Volume(cube, spacing=(1, 1, 2), name="raw", metadata={"variable": "voxel", "format": "mat-v5"})
 

@@ -64,6 +64,11 @@ class Volume:
         """The voxel size (y, x, z) in µm, or None when the file did not say (spacing 1, 1, 1)."""
         return None if self.spacing == UNKNOWN_SPACING else self.spacing
 
+    @property
+    def label(self) -> str:
+        """How messages name the volume: its file, else its name, else "unnamed volume"."""
+        return str(self.source) if self.source is not None else (self.name or "unnamed volume")
+
     def replace(self, **changes: Any) -> Volume:
         """A copy with some fields changed (``data`` included); metadata is merged, not replaced."""
         if "metadata" in changes:

@@ -67,7 +67,7 @@ def adapt_to_volume(
         found.append(calibration_event(cal))
         report(found[-1])
 
-    name = str(raw.source or raw.name or "the raw volume")
+    name = raw.label
     try:
         result = adapt_volumes(
             [raw], out, init=init, minutes=minutes, sources=[name], on_calibrated=calibrated,

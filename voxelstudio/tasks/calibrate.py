@@ -97,7 +97,7 @@ def resolve_spacing(volumes: Sequence[Volume], voxel_size: Sequence[float] | Non
     known = {v.known_spacing for v in volumes}
     if None in known:
         unknown = next(v for v in volumes if v.known_spacing is None)
-        raise ValueError(f"{unknown.source or unknown.name}: voxel size not in the file; give --voxel-size Y,X,Z in µm")
+        raise ValueError(f"{unknown.label}: voxel size not in the file; give --voxel-size Y,X,Z in µm")
     if len(known) > 1:
         raise ValueError("the scans have different voxel sizes; calibrate scans of one microscope setting together")
     y, x, z = known.pop()  # type: ignore[misc]

@@ -36,10 +36,6 @@ class ClassPrediction:
     out_of_domain: str | None = None
 
 
-def _label(volume: Volume) -> str:
-    return str(volume.source) if volume.source is not None else (volume.name or "unnamed volume")
-
-
 def default_classifier_path() -> Path:
     """The bundled classifier trained on the procedural shapes."""
     return resource_path("models", "classifier_default.keras")
@@ -127,7 +123,7 @@ def classify_volumes(
     loaded = load_trained_classifier(path, trusted=trusted)
     count = _vote_rotations(loaded, rotations, path, len(volumes))
     fitted = [fit_grid(v.data, loaded.input_shape, path=v.source or v.name) for v in volumes]
-    resampled = [_label(v) for v, (_, changed) in zip(volumes, fitted, strict=True) if changed]
+    resampled = [v.label for v, (_, changed) in zip(volumes, fitted, strict=True) if changed]
     if resampled:
         target = "x".join(str(n) for n in loaded.input_shape)
         warnings.warn(f"resampled to the model's {target} input: {', '.join(resampled)}", stacklevel=2)
@@ -140,7 +136,7 @@ def classify_volumes(
         order = np.argsort(-row, kind="stable")[: max(top, 1)]
         results.append(
             ClassPrediction(
-                _label(volume),
+                volume.label,
                 [(loaded.classes[i], float(row[i])) for i in order],
                 {name: float(p) for name, p in zip(loaded.classes, row, strict=True)},
                 domain.check(row, grid),

@@ -17,7 +17,7 @@ from voxelstudio.core.resources import BUNDLED_DENOISER, resource_path
 from voxelstudio.core.volume import Volume
 from voxelstudio.io import load_volume, save_volume
 from voxelstudio.io.api import output_path
-from voxelstudio.tasks.denoise_checks import check_memory, check_model_spacing, volume_label
+from voxelstudio.tasks.denoise_checks import check_memory, check_model_spacing
 
 DEFAULT_MODEL = BUNDLED_DENOISER
 FORMATS = ("mat", "tif", "npy", "zarr", "ome.tif")
@@ -68,7 +68,7 @@ def _denoise_loaded(
 ) -> DenoiseResult:
     from voxelstudio.ml.inference import predict_volume, runtime_info
 
-    check_model_spacing(volume.spacing, loaded, volume_label(volume))
+    check_model_spacing(volume.spacing, loaded, volume.label)
     check_memory(volume, loaded, tta=tta, tile_shape=tile_shape)
     prediction, uncertainty, tiling = predict_volume(
         loaded, volume.data, tile_shape=tile_shape, tta=tta, report=report, cancel=cancel, spacing=volume.spacing

@@ -15,11 +15,6 @@ from voxelstudio.core.volume import UNKNOWN_SPACING, Volume
 GIB = float(1 << 30)
 
 
-def volume_label(volume: Volume) -> str:
-    """How messages name a volume: its file, else its name."""
-    return str(volume.source) if volume.source is not None else (volume.name or "volume")
-
-
 def check_memory(volume: Volume, loaded: Any, *, tta: bool, tile_shape: Sequence[int] | None = None) -> int:
     """Bytes the prediction needs beyond the loaded volume; VoxelStudioError when more than is available."""
     from voxelstudio.ml.inference import plan_prediction
@@ -29,7 +24,7 @@ def check_memory(volume: Volume, loaded: Any, *, tta: bool, tile_shape: Sequence
     available = psutil.virtual_memory().available
     if needed > available:
         raise VoxelStudioError(
-            f"{volume_label(volume)}: denoising {volume.shape} needs about {needed / GIB:.1f} GiB of memory but only "
+            f"{volume.label}: denoising {volume.shape} needs about {needed / GIB:.1f} GiB of memory but only "
             f"{available / GIB:.1f} GiB is available; close other programs, crop the volume or give smaller --tile"
         )
     return needed

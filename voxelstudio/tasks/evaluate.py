@@ -11,7 +11,7 @@ from voxelstudio.metrics import evaluate_pair
 
 
 def _label(role: str, volume: Volume) -> str:
-    return f"{role} {str(volume.source or volume.name or 'volume')!r}"
+    return f"{role} {volume.label!r}"
 
 
 def _check_same_shape(volume: Volume, role: str, target: Volume) -> None:

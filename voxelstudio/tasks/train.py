@@ -30,19 +30,13 @@ class TrainResult:
     stopped_reason: str  # "epochs" | "time" | "early_stopping" | "cancelled"
 
 
-def _label(volume: Volume) -> str:
-    return str(volume.source) if volume.source is not None else (volume.name or "unnamed volume")
-
-
 def check_pairs(pairs: Sequence[VolumePair]) -> None:
     """Raise ValueError naming both volumes when a raw and its target differ in shape."""
     if not pairs:
         raise ValueError("no (raw, target) pairs to train on")
     for raw, target in pairs:
         if raw.shape != target.shape:
-            raise ValueError(
-                f"{_label(raw)} {raw.shape} and {_label(target)} {target.shape}: raw and target shapes differ"
-            )
+            raise ValueError(f"{raw.label} {raw.shape} and {target.label} {target.shape}: raw and target shapes differ")
 
 
 def check_known_spacing(volumes: Sequence[Volume]) -> None:
@@ -51,7 +45,7 @@ def check_known_spacing(volumes: Sequence[Volume]) -> None:
     for volume in volumes:
         if volume.known_spacing is None:
             raise ValueError(
-                f"{_label(volume)}: voxel size not known, and the model takes it as an input; save the files with "
+                f"{volume.label}: voxel size not known, and the model takes it as an input; save the files with "
                 "their voxel size (.mat with voxel_size_um, OME-TIFF, OME-Zarr; in the window: View settings) or "
                 "train without --spacing-input"
             )
