@@ -79,3 +79,39 @@ def test_off_leaves_the_pair_as_before_and_the_cli_keeps_working() -> None:
     raw_on, target_on = simulate_pair((32, 32, 16), SimParams(), seed=5)
     assert raw.shape == raw_on.shape == target.shape == target_on.shape == (32, 32, 16)
     assert not np.array_equal(raw, raw_on)
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_the_stacks_light_is_the_linear_convolution_of_every_bead_inside_and_out(cached: bool) -> None:
+    """The blur keeps only the stack's planes, so its FFT is shorter than a 'same' convolution of the whole layer;
+    a bead anywhere in the reserves must still light the stack exactly as a direct convolution says."""
+    from scipy.signal import fftconvolve
+
+    from voxelstudio.sim.pair import _blurred_signal, psf_shape_for
+    from voxelstudio.sim.psf import make_psf
+    from voxelstudio.sim.psf_cache import PsfCache
+
+    params = QUIET.replace(out_of_stack=3.0)
+    shape = (40, 40, 16)
+    _, reserve = out_of_stack_planes(params, shape[2])
+    assert reserve == shape[2]  # full reserves: the case the shorter FFT is for
+    beads = np.zeros((shape[0], shape[1], shape[2] + 2 * reserve), np.float32)
+    beads[20, 20, [0, reserve - 1, reserve, reserve + 7, -reserve, -1]] = 1.0  # the far ends and both borders
+    beads[1, 38, reserve // 2] = 0.5
+    cache = PsfCache() if cached else None
+    blurred = _blurred_signal(beads, params, shape, reserve, cache)
+
+    psf_shape = (shape[0], shape[1], shape[2] + reserve)
+    psf = (
+        cache.psf(params.optics, psf_shape_for(psf_shape))
+        if cached
+        else make_psf(params.optics, psf_shape_for(psf_shape))
+    )
+    half = [n // 2 for n in psf.shape]
+    full = fftconvolve(beads.astype(np.float64), psf.astype(np.float64), mode="full")
+    direct = full[
+        half[0] : half[0] + shape[0], half[1] : half[1] + shape[1], half[2] + reserve : half[2] + reserve + shape[2]
+    ]
+    gain = blurred.max() / direct.max()
+    np.testing.assert_allclose(blurred, gain * direct, atol=1e-5 * blurred.max())
+    assert blurred[:, :, 0].max() > 0 and blurred[:, :, -1].max() > 0  # beads outside do light the border planes

@@ -47,9 +47,16 @@ def _psf_spectrum(optics: OpticsParams, shape: Shape) -> tuple[np.ndarray, Shape
     return _spectrum_of(make_psf(optics, psf_shape_for(shape)), shape)
 
 
-def _spectrum_of(psf: np.ndarray, shape: Shape) -> tuple[np.ndarray, Shape]:
+def _spectrum_of(psf: np.ndarray, shape: Shape, *, middle_planes_only: bool = False) -> tuple[np.ndarray, Shape]:
+    """The padding makes the convolution linear ('same'). ``middle_planes_only``: only planes the PSF's axial half
+    away from both ends of ``shape`` are kept (a stack between its reserves), so along z a circular convolution as
+    long as the PSF is exact there: each of those planes pairs with every plane within the PSF's reach once (a
+    32-plane stack with full reserves: 128 FFT planes instead of 160)."""
     halves = [n // 2 for n in psf.shape]
-    padded = tuple(fft.next_fast_len(n + h, real=True) for n, h in zip(shape, halves, strict=True))
+    sizes = [n + h for n, h in zip(shape, halves, strict=True)]
+    if middle_planes_only:
+        sizes[2] = max(shape[2], psf.shape[2])
+    padded = tuple(fft.next_fast_len(n, real=True) for n in sizes)
     kernel = np.zeros(padded, dtype=np.float32)
     kernel[: psf.shape[0], : psf.shape[1], : psf.shape[2]] = psf
     kernel = np.roll(kernel, [-h for h in halves], axis=(0, 1, 2))
@@ -176,7 +183,7 @@ def _blurred_signal(
     so an isolated bead peaks at its brightness.
 
     The PSF spans the stack plus one reserve (2(Z + reserve) − 1 planes): every offset between a stack plane and a
-    bead plane, so nothing wraps around.
+    bead plane, so no light wraps around into the stack's planes.
     """
     optics = params.optics
     psf_shape = (shape[0], shape[1], shape[2] + reserve)
@@ -186,8 +193,9 @@ def _blurred_signal(
     else:
         support = psf_shape_for(psf_shape)
         spectrum, padded = psf_cache.derived(
-            "spectrum", optics, support, target.shape, lambda psf: _spectrum_of(psf, target.shape)
-        )
+            "spectrum", optics, support, target.shape,
+            lambda psf: _spectrum_of(psf, target.shape, middle_planes_only=reserve > 0),
+        )  # fmt: skip
         gain = np.float32(1.0 / _bead_peak_of(psf_cache.psf(optics, support), params.bead_sigma_vox))
     blurred = fft.irfftn(fft.rfftn(target, padded, workers=fft_workers) * spectrum * gain, padded, workers=fft_workers)
     return blurred[: shape[0], : shape[1], reserve : reserve + shape[2]].astype(np.float32)
@@ -201,7 +209,7 @@ def _psf_spectrum_for(optics: OpticsParams, object_shape: Shape, psf_shape: Shap
 
 @lru_cache(maxsize=2)
 def _extended_spectrum(optics: OpticsParams, object_shape: Shape, psf_shape: Shape) -> tuple[np.ndarray, Shape]:
-    return _spectrum_of(make_psf(optics, psf_shape_for(psf_shape)), object_shape)
+    return _spectrum_of(make_psf(optics, psf_shape_for(psf_shape)), object_shape, middle_planes_only=True)
 
 
 def _haze(target: np.ndarray, params: SimParams, mean_target: float) -> np.ndarray:
