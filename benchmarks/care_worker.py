@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+import voxelstudio.ml  # noqa: F401  # CARE's TensorFlow gets the oneDNN CPU kernels our models get
 from voxelstudio.io import load_volume
 
 PATCH_ZYX = (32, 64, 64)

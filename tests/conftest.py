@@ -42,3 +42,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     folders = {_folder(item) for item in items}
     if mixes_gui_and_tensorflow(folders, "tensorflow" in sys.modules):
         raise pytest.UsageError(MIXED_RUN)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Before any test module imports Keras: voxelstudio.ml turns on TensorFlow's oneDNN CPU kernels, so the suite
+    runs what the app runs whichever module starts TensorFlow first (importing it starts no framework)."""
+    import voxelstudio.ml  # noqa: F401

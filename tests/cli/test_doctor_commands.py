@@ -52,3 +52,34 @@ def test_unknown_backend_is_one_line_and_exit_2(tmp_path, value: str, expected: 
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and expected in lines[0]
     assert lines[0].endswith(", ".join(installed_backends()))
+
+
+@pytest.mark.skipif("tensorflow" not in installed_backends(), reason="TensorFlow is not installed")
+@pytest.mark.parametrize(("setting", "expected"), [(None, True), ("0", False)])
+def test_tensorflow_gets_onednn_kernels_unless_the_user_says_otherwise(setting: str | None, expected: bool) -> None:
+    """TensorFlow turns oneDNN on by itself only on AVX-512 CPUs; importing voxelstudio.ml turns it on elsewhere too,
+    and a user's own setting wins. The backend probe reports what TensorFlow actually runs."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    env["KERAS_BACKEND"] = "tensorflow"
+    if setting is not None:
+        env["TF_ENABLE_ONEDNN_OPTS"] = setting
+    result = subprocess.run(
+        [sys.executable, "-m", "voxelstudio.ml.probe"], capture_output=True, text=True, timeout=300, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["onednn"] is expected
+
+
+def test_the_report_says_whether_onednn_is_on() -> None:
+    entry = {"installed": True, "version": "2.21.0", "devices": []}
+    report = {
+        "voxelstudio": "0", "python": "3", "keras": "3", "platform": "p", "backend": "tensorflow",
+        "backends": {"tensorflow": {**entry, "onednn": False}, "jax": {**entry, "version": "0.4"}},
+        "opengl": {"error": "none"}, "qt": {"error": "none"},
+        "memory": {"available_bytes": 1, "total_bytes": 2, "disk_free_bytes": 3, "disk_path": "/"},
+    }  # fmt: skip
+    text = format_report(report)
+    assert "tensorflow 2.21.0: CPU only; oneDNN CPU kernels off (set TF_ENABLE_ONEDNN_OPTS=1)" in text
+    assert "jax 0.4: CPU only\n" in text
+    report["backends"]["tensorflow"]["onednn"] = True
+    assert "tensorflow 2.21.0: CPU only; oneDNN CPU kernels on" in format_report(report)

@@ -18,6 +18,8 @@ DEFAULT = "tensorflow"
 LABELS = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
 """How the window and status lines name each backend."""
 EXTRAS = {"tensorflow": "tensorflow", "jax": "voxelstudio[jax]", "torch": "voxelstudio[torch]"}
+ONEDNN_VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
+"""TensorFlow's switch for its oneDNN CPU kernels, which :mod:`voxelstudio.ml` turns on unless it is set."""
 
 
 class BackendError(VoxelStudioError):

@@ -140,6 +140,18 @@ def versions() -> dict[str, str]:
     return {"keras": keras.__version__, backend: str(getattr(module, "__version__", "unknown"))}
 
 
+def tensorflow_onednn() -> bool | None:
+    """Whether TensorFlow runs its oneDNN CPU kernels (see :mod:`voxelstudio.ml`); None under another backend or
+    when this TensorFlow does not say."""
+    if name() != "tensorflow":
+        return None
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+    except ImportError:
+        return None
+    return bool(_pywrap_util_port.IsMklEnabled())
+
+
 def is_out_of_memory(exc: BaseException) -> bool:
     """True for an out-of-memory error of any loaded backend (host ``MemoryError`` included).
 

@@ -13,16 +13,21 @@ from voxelstudio.ml.quiet_start import filtered_native_stderr
 
 
 def probe() -> dict[str, object]:
-    """{"version", "keras", "devices": [{"name", "memory_bytes"}]} of the active backend."""
+    """{"version", "keras", "devices": [{"name", "memory_bytes"}]} of the active backend, and under TensorFlow
+    "onednn": whether its oneDNN CPU kernels are on."""
     with filtered_native_stderr():
         from voxelstudio.ml import backend
 
         gpus = backend.accelerators()
-    return {
+        onednn = backend.tensorflow_onednn()
+    found: dict[str, object] = {
         "version": backend.versions()[backend.name()],
         "keras": backend.versions()["keras"],
         "devices": [{"name": g.name, "memory_bytes": g.memory_bytes} for g in gpus],
     }
+    if onednn is not None:
+        found["onednn"] = onednn
+    return found
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from typing import Any
 import psutil
 
 import voxelstudio
-from voxelstudio.core.backends import BACKENDS, installed_backends, requested_backend
+from voxelstudio.core.backends import BACKENDS, ONEDNN_VARIABLE, installed_backends, requested_backend
 from voxelstudio.core.progress import CancelToken
 
 PROBE_TIMEOUT_S = 120.0
@@ -95,7 +95,8 @@ def environment_report(
     cancel: CancelToken | None = None,
 ) -> dict[str, Any]:
     """Everything ``voxelstudio doctor --json`` prints: keys ``python``, ``voxelstudio``, ``keras``, ``platform``,
-    ``backend`` (the one jobs will use), ``backends`` (name -> {installed, version, devices[, error]}), ``opengl``,
+    ``backend`` (the one jobs will use), ``backends`` (name -> {installed, version, devices[, onednn][, error]};
+    ``onednn``: whether TensorFlow's oneDNN CPU kernels are on), ``opengl``,
     ``qt``, ``memory``. ``qt_probe`` names the module that probes Qt (the GUI layer's, passed in by the caller: tasks
     know nothing of Qt); without it ``qt`` says it was not probed. Setting ``cancel`` stops at once: every probe
     still running is killed (a window closing during Help > Environment leaves no process behind)."""
@@ -124,7 +125,7 @@ def _gather(
             continue
         found = _finish(probes[name], timeout, cancel)
         entry = {"installed": True, "version": found.get("version"), "devices": found.get("devices", [])}
-        backends[name] = {**entry, **({"error": found["error"]} if "error" in found else {})}
+        backends[name] = {**entry, **{key: found[key] for key in ("onednn", "error") if key in found}}
     memory = psutil.virtual_memory()
     disk = psutil.disk_usage(str(disk_path))
     return {
@@ -167,6 +168,8 @@ def format_report(report: dict[str, Any]) -> str:
             lines.append(f"  {name} {entry['version'] or ''}: cannot start ({entry['error']})".replace("  :", ":"))
             continue
         devices = ", ".join(f"{d['name']} ({_gib(d.get('memory_bytes'))})" for d in entry["devices"]) or "CPU only"
+        if "onednn" in entry:
+            devices += "; oneDNN CPU kernels " + ("on" if entry["onednn"] else f"off (set {ONEDNN_VARIABLE}=1)")
         lines.append(f"  {name} {entry['version']}: {devices}")
     gl = report["opengl"]
     if "error" in gl:
