@@ -44,6 +44,7 @@ BENCHMARKS = (
     Benchmark("blockwise", "Block-wise prediction"),
     Benchmark("calibrate", "Calibration (adapt)"),
     Benchmark("classify", "Classifier"),
+    Benchmark("cpu_kernels", "CPU kernels"),
     Benchmark("denoise", "Denoisers"),
     Benchmark("gui_latency", "GUI latency", needs_display=True),
     Benchmark("memory", "Memory"),

@@ -57,8 +57,8 @@ def test_unknown_backend_is_one_line_and_exit_2(tmp_path, value: str, expected: 
 @pytest.mark.skipif("tensorflow" not in installed_backends(), reason="TensorFlow is not installed")
 @pytest.mark.parametrize(("setting", "expected"), [(None, True), ("0", False)])
 def test_tensorflow_gets_onednn_kernels_unless_the_user_says_otherwise(setting: str | None, expected: bool) -> None:
-    """TensorFlow turns oneDNN on by itself only on AVX-512 CPUs; importing voxelstudio.ml turns it on elsewhere too,
-    and a user's own setting wins. The backend probe reports what TensorFlow actually runs."""
+    """TensorFlow turns oneDNN on by itself only on CPUs with AVX-512 VNNI and newer; importing voxelstudio.ml
+    turns it on elsewhere too, and a user's own setting wins. The backend probe reports what TensorFlow runs."""
     env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
     env["KERAS_BACKEND"] = "tensorflow"
     if setting is not None:

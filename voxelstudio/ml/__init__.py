@@ -14,10 +14,11 @@ model is built, trained or loaded. ``voxelstudio.ml.config`` never imports Tenso
   ``save_classifier`` / ``load_classifier`` -> ``LoadedClassifier``, ``predict_probabilities`` (rotation voting)
 
 Importing it also turns on TensorFlow's oneDNN kernels (``TF_ENABLE_ONEDNN_OPTS=1``) unless the environment says
-otherwise: TensorFlow enables them by default only on CPUs with AVX-512 and newer, and without them its 3-D
-convolutions fall back to kernels built for plain AVX. On an AVX2 CPU (most laptops; the development machine
-without AVX-512) one training step of the CPU-sized VRN took 11.8 s instead of 2.1 s, of VoxNet 0.77 s instead of
-0.18 s (benchmarks/README.md, "CPU kernels"). It must happen before TensorFlow is first imported, hence here.
+otherwise: TensorFlow enables them by default only on CPUs with neural-network instructions (AVX-512 VNNI or BF16, AMX),
+and without them its 3-D convolutions fall back to kernels built for plain AVX. On an AVX2 CPU (most laptops; the
+development machine without AVX-512) one training step of the CPU-sized VRN took 11.8 s instead of 2.1 s, of VoxNet 0.77
+s instead of 0.18 s (benchmarks/README.md, "CPU kernels"). It must happen before TensorFlow is first imported, hence
+here.
 """
 
 from __future__ import annotations
