@@ -9,6 +9,7 @@ simulated batches from another seed.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import time
 from pathlib import Path
 from typing import Any
@@ -40,10 +41,12 @@ def train_from_generator(
     cache_dir: str | None,
     microscopes: int = 256,
     resume: bool = False,
+    init: Path | None = None,
     report: ReportFn = null_report,
 ) -> GeneratorRun:
     """Train ``config``'s denoiser on ``config.steps_per_epoch`` fresh batches per epoch for ``config.epochs``
-    epochs or ``config.minutes``; the best model by validation loss goes to ``out``."""
+    epochs or ``config.minutes``, from random weights or ``init``'s; the best model by validation loss goes to
+    ``out``."""
     from voxelstudio.ml.generated_training import fit_denoiser_on_generated
     from voxelstudio.ml.sim_dataset import CACHE_MISSES, SimulatedPatches, hit_rate
 
@@ -60,6 +63,8 @@ def train_from_generator(
     extra: dict[str, Any] = {
         "generator": {"stream": {k: v for k, v in dataclasses.asdict(stream).items() if k != "cache_dir"}}
     }
+    if init is not None:  # more training for an earlier model: say which
+        extra["init"] = {"file": init.name, "sha256": _sha256(init)}
     if conditioned:  # every patch draws its voxel size from the simulator's ranges
         ranges = OpticsParams.ranges()
         extra["spacing_range"] = {"lateral": list(ranges["pixel_um"]), "axial": list(ranges["z_step_um"])}
@@ -71,6 +76,7 @@ def train_from_generator(
         out_path=out,
         workers=workers,
         resume=resume,
+        init=init,
         normalizer=stream.normalizer,
         extra=extra,
         report=report,
@@ -83,3 +89,7 @@ def train_from_generator(
         psf_hit_rate=hit_rate(outcome.counts),
         psfs_computed=outcome.counts.get(CACHE_MISSES, 0),
     )
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -99,7 +99,13 @@ def main() -> None:
         "--spacing-input", action="store_true", help="condition the U-Net on each volume's voxel size (FiLM)"
     )
     parser.add_argument("--seed", type=int, default=0, help="weights, patches and microscopes [default 0]")
+    parser.add_argument(
+        "--init", type=Path, default=None, help="with --generator: go on training this model (same architecture)"
+    )
+    parser.add_argument("--learning-rate", type=float, default=None, help="Adam's starting rate [1e-3]")
     args = parser.parse_args()
+    if args.init is not None and not args.generator:
+        parser.error("--init goes with --generator")
 
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work or Path(tmp)
@@ -130,8 +136,7 @@ def _train_from_pairs(args: argparse.Namespace, work: Path) -> None:
     total = args.pairs + N_VALIDATION
     simulate_dataset(work / "train", count=total, seed=2024, shape=SHAPE, randomize=True, overwrite=True)
     pairs = load_pairs(work / "train" / "raw", work / "train" / "target")
-    config = default_config(args.minutes, **_model_options(args))
-    config = dataclasses.replace(config, val_fraction=N_VALIDATION / total, seed=args.seed)
+    config = dataclasses.replace(_config(args), val_fraction=N_VALIDATION / total)
 
     started = time.perf_counter()
     with tqdm_report("default model") as report:
@@ -146,12 +151,12 @@ def _train_from_pairs(args: argparse.Namespace, work: Path) -> None:
 def _train_from_generator(args: argparse.Namespace, work: Path) -> None:
     from generator_training import train_from_generator  # beside this script; imports Keras
 
-    config = dataclasses.replace(default_config(args.minutes, **_model_options(args)), seed=args.seed)
+    config = _config(args)
     if args.steps is not None:
         config = dataclasses.replace(config, steps_per_epoch=args.steps)
     with tqdm_report("default model") as report:
         run = train_from_generator(
-            config, args.out, workers=args.workers, cache_dir=str(work / "psf-cache"), report=report
+            config, args.out, workers=args.workers, cache_dir=str(work / "psf-cache"), init=args.init, report=report
         )
     print(
         f"trained {run.epochs} epochs in {run.seconds / 60:.1f} min on {run.patches} fresh patches "
@@ -159,6 +164,12 @@ def _train_from_generator(args: argparse.Namespace, work: Path) -> None:
         f"{run.psfs_computed} PSFs computed); best val loss {run.best_val_loss:.4g}; model {args.out} "
         f"({args.out.stat().st_size / 1e6:.2f} MB)"
     )
+
+
+def _config(args: argparse.Namespace) -> TrainConfig:
+    """The bundled model's recipe with the command line's architecture, seed and learning rate."""
+    config = dataclasses.replace(default_config(args.minutes, **_model_options(args)), seed=args.seed)
+    return config if args.learning_rate is None else dataclasses.replace(config, learning_rate=args.learning_rate)
 
 
 def _model_options(args: argparse.Namespace) -> dict[str, object]:

@@ -83,3 +83,24 @@ def test_the_report_says_whether_onednn_is_on() -> None:
     assert "jax 0.4: CPU only\n" in text
     report["backends"]["tensorflow"]["onednn"] = True
     assert "tensorflow 2.21.0: CPU only; oneDNN CPU kernels on" in format_report(report)
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [({}, {"TF_ENABLE_ONEDNN_OPTS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}),
+     ({"TF_ENABLE_ONEDNN_OPTS": "1"}, {"TF_ENABLE_ONEDNN_OPTS": "1", "TF_CPP_MIN_LOG_LEVEL": None}),
+     ({"TF_CPP_MIN_LOG_LEVEL": "0"}, {"TF_ENABLE_ONEDNN_OPTS": "1", "TF_CPP_MIN_LOG_LEVEL": "0"})],
+)  # fmt: skip
+def test_importing_ml_sets_tensorflows_switches_only_where_the_user_did_not(given, expected) -> None:
+    """oneDNN on, and then TensorFlow's native log quiet (on a CPU without AVX-512 it logs an "E0000" line when it
+    falls back to Eigen for int32 ops); a user's own settings are kept."""
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_ENABLE_ONEDNN_OPTS", "TF_CPP_MIN_LOG_LEVEL")}
+    code = (
+        "import os, sys, voxelstudio.ml\n"
+        "print(os.environ.get('TF_ENABLE_ONEDNN_OPTS'), os.environ.get('TF_CPP_MIN_LOG_LEVEL'),"
+        " 'tensorflow' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**env, **given})
+    assert result.returncode == 0, result.stderr
+    switches = [str(expected["TF_ENABLE_ONEDNN_OPTS"]), str(expected["TF_CPP_MIN_LOG_LEVEL"])]
+    assert result.stdout.split() == [*switches, "False"]  # and TensorFlow not started by the import

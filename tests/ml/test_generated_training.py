@@ -79,3 +79,22 @@ def test_cancel_before_start_trains_nothing(tmp_path):
     with pytest.raises(Cancelled):
         fit_denoiser_on_generated(Blobs(), validation(), config(), out_path=tmp_path / "m.keras", cancel=token)
     assert not (tmp_path / "m.keras").exists()
+
+
+def test_init_starts_from_another_models_weights(tmp_path):
+    first = tmp_path / "first.keras"
+    fit_denoiser_on_generated(Blobs(), validation(), config(epochs=3), out_path=first)
+    x, _ = validation()[0]
+    trained = load_model(first).model
+    # a learning rate too small to move the weights: what is saved is the starting point
+    continued = fit_denoiser_on_generated(
+        Blobs(), validation(), config(epochs=1, learning_rate=1e-9), out_path=tmp_path / "more.keras", init=first
+    )
+    scratch = fit_denoiser_on_generated(
+        Blobs(), validation(), config(epochs=1, learning_rate=1e-9), out_path=tmp_path / "new.keras"
+    )
+    assert continued.best_val_loss < scratch.best_val_loss
+    more = load_model(tmp_path / "more.keras").model
+    np.testing.assert_allclose(np.asarray(more(x)), np.asarray(trained(x)), atol=1e-4)
+    with pytest.raises(ValueError, match="cannot start from another model"):
+        fit_denoiser_on_generated(Blobs(), validation(), config(), out_path=first, resume=True, init=first)

@@ -29,7 +29,10 @@ from typing import Any
 
 from voxelstudio.core.backends import ONEDNN_VARIABLE
 
-os.environ.setdefault(ONEDNN_VARIABLE, "1")
+if ONEDNN_VARIABLE not in os.environ:
+    os.environ[ONEDNN_VARIABLE] = "1"
+    # without AVX-512 TensorFlow then logs, once and as an error, that its int32 ops fall back to Eigen: say nothing
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 _LAZY = {
     "ARCHITECTURES": "config",

@@ -33,6 +33,7 @@ from voxelstudio.ml.training import (
     compiled_denoiser,
     denoiser_savers,
     learning_rate_schedule,
+    load_init_weights,
     resume_denoiser,
     run_denoiser_fit,
 )
@@ -77,6 +78,7 @@ def fit_denoiser_on_generated(
     out_path: str | Path,
     workers: int = 0,
     resume: bool = False,
+    init: str | Path | None = None,
     normalizer: PercentileNormalizer | None = None,
     extra: dict[str, Any] | None = None,
     report: ReportFn = null_report,
@@ -86,8 +88,11 @@ def fit_denoiser_on_generated(
     ``cfg.minutes``); ``validation`` holds fixed (x, y) batches with a channel axis (x: (volumes, spacing features)
     for a spacing-conditioned model, whose batch function gives the voxel sizes). ``normalizer`` is the one the
     generator normalised its inputs with (saved with the model; default percentiles otherwise); ``extra`` goes into
-    the model's metadata (e.g. how the batches were generated)."""
+    the model's metadata (e.g. how the batches were generated). ``init``: a model file of the same architecture
+    whose weights training starts from (e.g. more training for the bundled model), instead of random ones."""
     cfg.validate()
+    if resume and init is not None:
+        raise ValueError("resume continues a checkpoint; it cannot start from another model (init) as well")
     if cancel is not None:
         cancel.raise_if_cancelled("training")
     out_path = Path(out_path)
@@ -98,6 +103,8 @@ def fit_denoiser_on_generated(
         monitor = "val_loss" if validation else "loss"
         if resume:
             saved, normalizer = resume_denoiser(model, cfg, out_path, monitor)
+        elif init is not None:
+            load_init_weights(model, init)
         state = restore_run_state(saved, cfg.epochs, cfg.steps_per_epoch)
         savers = denoiser_savers(out_path, cfg, normalizer, monitor, extra)
         callbacks: list[keras.callbacks.Callback] = []

@@ -247,7 +247,7 @@ def resume_denoiser(
     return saved, checkpoint.normalizer
 
 
-def _load_init_weights(model: keras.Model, init: str | Path) -> None:
+def load_init_weights(model: keras.Model, init: str | Path) -> None:
     """Start from ``init``'s weights (fine-tuning); its architecture must match ``model``'s."""
     source = load_model(init).model
     if [tuple(w.shape) for w in source.weights] != [tuple(w.shape) for w in model.weights]:
@@ -299,7 +299,7 @@ def fit_denoiser(
         if resume:
             saved, normalizer = resume_denoiser(model, cfg, out_path, monitor)
         elif init is not None:
-            _load_init_weights(model, init)
+            load_init_weights(model, init)
 
         def prepare(pairs: Sequence[Pair]) -> list[Pair]:
             return [(normalizer.before(r), normalizer.target_to_unit(t)) for r, t in pairs]
