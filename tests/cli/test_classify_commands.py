@@ -119,3 +119,16 @@ def test_the_choices_the_cli_lists_without_importing_ml_are_the_libraries() -> N
     assert classify_commands.ARCHS == CLASSIFIER_ARCHITECTURES
     assert classify_commands.ORIENTATIONS == ORIENTATIONS
     assert classify_commands.PRESET_CHOICES == PRESET_CHOICES
+
+
+def test_train_refuses_an_existing_out_and_a_huge_grid_before_loading_anything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    existing = tmp_path / "kept.keras"
+    existing.write_bytes(b"a model the user keeps")
+    missing_data = tmp_path / "no-such-folder"  # never read: the checks come first
+    assert cli.main(["train-classifier", str(missing_data), "--out", str(existing), "--epochs", "1", "--quiet"]) == 2
+    assert f"{existing}: already exists; pass --overwrite to replace it" in capsys.readouterr().err
+    assert existing.read_bytes() == b"a model the user keeps"
+    assert cli.main(["train-classifier", str(missing_data), "--size", "1000", "--out", str(tmp_path / "m.keras")]) == 2
+    assert "--size: must be 10 to 128, got 1000" in capsys.readouterr().err

@@ -246,3 +246,42 @@ def test_from_scratch_is_the_explicit_opposite_of_init(data, tmp_path, monkeypat
     with pytest.raises(SystemExit) as exc:
         main([*argv, "--from-scratch", "--init", "start.keras"])
     assert exc.value.code == 2 and "not allowed with" in capsys.readouterr().err
+
+
+def test_an_existing_or_unwritable_out_is_refused_before_any_training(data, tmp_path, monkeypatch, capsys):
+    root, config = data
+    calls = []
+
+    def fake_train(pairs, **kwargs):
+        calls.append(kwargs["out"])
+        from voxelstudio.tasks.train import TrainResult
+
+        return TrainResult(kwargs["out"], {}, 0.1, 1, "epochs")
+
+    monkeypatch.setattr("voxelstudio.tasks.train.train_denoiser", fake_train)
+    existing = tmp_path / "kept.keras"
+    existing.write_bytes(b"a model the user keeps")
+    argv = ["train-denoiser", "--raw", str(root / "raw"), "--target", str(root / "target"), "--config", str(config),
+            "--quiet"]  # fmt: skip
+    for out, problem in [(existing, "already exists; pass --overwrite to replace it"),
+                         (tmp_path / "missing" / "m.keras", "does not exist"),
+                         (tmp_path, "is a folder, not a file")]:  # fmt: skip
+        assert main([*argv, "--out", str(out)]) == 2
+        last = capsys.readouterr().err.strip().splitlines()[-1]
+        assert f"{out}: " in last and problem in last
+    assert calls == [] and existing.read_bytes() == b"a model the user keeps"
+    assert not (tmp_path / "missing").exists()
+    assert main([*argv, "--out", str(existing), "--overwrite"]) == 0
+    assert main([*argv, "--out", str(existing), "--resume"]) == 0  # continuing it is not replacing it
+    assert calls == [existing, existing]
+
+
+def test_a_config_file_with_a_wrong_type_is_one_line_naming_it(data, tmp_path, capsys):
+    root, _ = data
+    config = tmp_path / "bad.json"
+    config.write_text(json.dumps({**TINY, "batch_size": 1.5}))
+    argv = ["train-denoiser", "--raw", str(root / "raw"), "--target", str(root / "target"), "--config", str(config),
+            "--out", str(tmp_path / "m.keras"), "--quiet"]  # fmt: skip
+    assert main(argv) == 2
+    assert f"{config}: TrainConfig field 'batch_size' must be an integer, got 1.5" in capsys.readouterr().err
+    assert not (tmp_path / "m.keras").exists()

@@ -158,6 +158,19 @@ def test_zip_without_keras_config(tmp_path: Path) -> None:
     _single_line_model_error(path, "no config.json")
 
 
+@pytest.mark.parametrize("member", ["config.json", METADATA_MEMBER])
+def test_a_member_that_is_not_a_json_object(tmp_path: Path, saved_unet, member: str) -> None:
+    path = tmp_path / "listed.keras"
+    _rewrite_member(saved_unet[0], path, member, lambda data: b"[1, 2]")
+    _single_line_model_error(path, f"damaged model file \\({member} holds a list, not an object\\)")
+
+
+def test_a_classifier_is_not_taken_for_a_denoiser(tmp_path: Path, saved_unet) -> None:
+    path = tmp_path / "classifier.keras"
+    _rewrite_member(saved_unet[0], path, METADATA_MEMBER, lambda data: b'{"format": "voxelstudio-classifier"}')
+    _single_line_model_error(path, "is a voxel classifier, not a denoiser")
+
+
 @pytest.mark.parametrize("input_shape", [(None, None, 1), (None, None, None, 2)])
 def test_model_of_the_wrong_shape(tmp_path: Path, input_shape: tuple) -> None:
     inputs = keras.Input(input_shape)

@@ -63,6 +63,14 @@ def test_shape_mismatch_names_both_volumes(volumes: tuple[Volume, Volume, Volume
         evaluate_volumes(cropped, target)
 
 
+@pytest.mark.parametrize("level", [0.0, 128.0])
+def test_a_constant_target_is_refused_instead_of_scoring_perfectly(volumes, level: float) -> None:
+    pred, target, _ = volumes
+    blank = Volume(np.full(target.shape, level, np.float32), name="blank")
+    with pytest.raises(ValueError, match=f"target 'blank' is constant \\({level:g} everywhere\\)"):
+        evaluate_volumes(pred, blank)
+
+
 def test_files_give_the_same_rows(volumes: tuple[Volume, Volume, Volume], tmp_path: Path) -> None:
     paths = [save_volume(v, tmp_path / f"{v.name}.npz") for v in volumes]
     result = evaluate_files(*paths[:2], raw_path=paths[2])

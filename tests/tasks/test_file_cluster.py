@@ -17,7 +17,7 @@ from voxelstudio.core.progress import CancelToken
 from voxelstudio.core.volume import Volume
 from voxelstudio.io import load_volume, save_volume
 from voxelstudio.tasks.denoise import denoise_files
-from voxelstudio.tasks.file_cluster import loads_summary, local_workers
+from voxelstudio.tasks.file_cluster import check_scheduler, loads_summary, local_workers
 
 SPACING = (0.1, 0.2, 0.5)
 LOADS = "voxelstudio.tasks.file_cluster"
@@ -156,3 +156,15 @@ def test_a_malformed_local_scheduler_stops_before_any_work(scans, tmp_path):
     with pytest.raises(ValueError, match="expected local or local:N"):
         denoise_files([scans[0]], model_path=tmp_path / "absent.keras", out_dir=tmp_path / "o", scheduler="local:x")
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("address", ["bogus", "tcp:/host:8786", "host:port", ""])
+def test_a_malformed_scheduler_address_stops_before_any_work(scans, tmp_path, address):
+    with pytest.raises(ValueError, match="expected a scheduler address"):
+        denoise_files([scans[0]], model_path=tmp_path / "absent.keras", out_dir=tmp_path / "o", scheduler=address)
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("address", ["tcp://10.0.0.1:8786", "tls://scheduler.lab:8786", "scheduler.lab:8786"])
+def test_well_formed_scheduler_addresses_pass_the_check(address):
+    check_scheduler(address)

@@ -16,6 +16,8 @@ EXIT_INTERRUPTED = 130
 ARCHS = ("voxnet", "vrn")
 PRESET_CHOICES = ("auto", "cpu", "gpu", "none")  # voxelstudio.ml.classifier_presets.PRESET_CHOICES (ml imports lazily)
 ORIENTATIONS = ("upright", "any")  # voxelstudio.ml.classifier_config.ORIENTATIONS
+MIN_GRID, MAX_GRID = 10, 128
+"""Input grid sizes a classifier may take (VoxNet and VRN were made for 32^3; 128^3 is already 64x the work)."""
 
 
 def register(subparsers: Any) -> None:
@@ -67,6 +69,7 @@ def register(subparsers: Any) -> None:
     train.add_argument("--search", type=int, default=0, metavar="N", help="run N hyper-parameter search trials")
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint beside --out")
     train.add_argument("--out", default="classifier.keras", metavar="MODEL.keras", help="[default classifier.keras]")
+    train.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=run_train)
 
@@ -135,8 +138,8 @@ def train_config_from_args(args: argparse.Namespace) -> Any:
         raise ValueError(f"--search: must not be negative, got {args.search}")
     if args.search and args.resume:
         raise ValueError("--resume continues one training run; it cannot be combined with --search")
-    if args.size < 10:
-        raise ValueError(f"--size: must be at least 10, got {args.size}")
+    if not MIN_GRID <= args.size <= MAX_GRID:
+        raise ValueError(f"--size: must be {MIN_GRID} to {MAX_GRID}, got {args.size}")
     for option in ("val_fraction", "test_fraction"):
         if not 0.0 <= getattr(args, option) < 1.0:
             raise ValueError(f"--{option.replace('_', '-')}: must be in [0, 1), got {getattr(args, option):g}")
@@ -162,10 +165,12 @@ def device_kind(preset: str) -> str:
 
 def run_train(args: argparse.Namespace) -> int:
     from voxelstudio.cli.denoise_commands import cancel_on_interrupt
+    from voxelstudio.core.atomic import check_destination
     from voxelstudio.tasks.classify_train import train_classifier
     from voxelstudio.tasks.datasets import load_class_folder
 
     config = train_config_from_args(args)
+    check_destination(args.out, overwrite=args.overwrite or args.resume, hint="pass --overwrite")
     with cancel_on_interrupt() as cancel, tqdm_report("train", quiet=args.quiet) as report:
         dataset = load_class_folder(args.data, grid_shape=config.model.input_shape, strict=True, report=report,
                                     cancel=cancel)  # fmt: skip

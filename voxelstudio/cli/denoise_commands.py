@@ -67,6 +67,7 @@ def register(subparsers: Any) -> None:
     )
     train.add_argument("--config", metavar="JSON", help="training config file; options given here override it")
     train.add_argument("--out", required=True, metavar="MODEL.keras", help="where to write the best model")
+    train.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=run_train)
 
@@ -248,11 +249,13 @@ def cancel_on_interrupt() -> Iterator[CancelToken]:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from voxelstudio.core.atomic import check_destination
     from voxelstudio.tasks.train import load_pairs, train_denoiser
 
     if (args.val_raw is None) != (args.val_target is None):
         raise ValueError("--val-raw and --val-target go together")
     config = train_config_from_args(args)
+    check_destination(args.out, overwrite=args.overwrite or args.resume, hint="pass --overwrite")
     pairs = load_pairs(args.raw, args.target)
     val_pair = load_pairs(args.val_raw, args.val_target)[0] if args.val_raw else None
     init = None if args.from_scratch else args.init

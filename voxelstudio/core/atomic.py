@@ -156,6 +156,22 @@ def _problem(exc: BaseException, folder: Path) -> str:
     return f"could not write the file ({type(exc).__name__}: {exc})"
 
 
+def check_destination(path: str | Path, *, overwrite: bool, hint: str = "pass overwrite=True (--overwrite)") -> Path:
+    """``path`` as a Path when a file may be written there; a one-line :class:`VolumeWriteError` naming it when it
+    is a folder, exists and ``overwrite`` is false (the message says to ``hint`` to replace it), or its folder is
+    missing or not writable. Long jobs call it before they start, so a bad output path costs no work."""
+    path = Path(path)
+    if path.is_dir():
+        raise VolumeWriteError(path, "is a folder, not a file")
+    if path.exists() and not overwrite:
+        raise VolumeWriteError(path, f"already exists; {hint} to replace it")
+    if not path.parent.is_dir():
+        raise VolumeWriteError(path, f"folder {path.parent} does not exist")
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise VolumeWriteError(path, f"folder {path.parent} is not writable")
+    return path
+
+
 def write_atomically(path: Path, write: Callable[[Path], None], *, overwrite: bool = False) -> Path:
     """Call ``write(temporary_path)`` and move the result onto ``path``.
 
@@ -163,13 +179,7 @@ def write_atomically(path: Path, write: Callable[[Path], None], *, overwrite: bo
     missing, or when writing fails (the cause is chained; a full disk says "No space left on device"); the temporary
     file is always removed on failure. Temporaries that killed writers left in ``path``'s folder are removed first.
     """
-    path = Path(path)
-    if path.is_dir():
-        raise VolumeWriteError(path, "is a folder, not a file")
-    if path.exists() and not overwrite:
-        raise VolumeWriteError(path, "already exists; pass overwrite=True (--overwrite) to replace it")
-    if not path.parent.is_dir():
-        raise VolumeWriteError(path, f"folder {path.parent} does not exist")
+    path = check_destination(path, overwrite=overwrite)
     remove_stale_temporaries(path.parent)
     try:
         temporary, holder, fd = _temporary_sibling(path)

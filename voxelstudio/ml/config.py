@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,18 +28,23 @@ class _JsonConfig:
 
     @classmethod
     def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+        """The config ``data`` describes; ValueError naming the field when a value has the wrong type."""
+        if not isinstance(data, dict):
+            raise ValueError(f"a {cls.__name__} is a JSON object, got {type(data).__name__}")
         known = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
         unknown = sorted(set(data) - set(known))
         if unknown:
             raise ValueError(f"unknown {cls.__name__} field(s): {', '.join(unknown)}")
+        hints = typing.get_type_hints(cls)
         values = {}
         for name, value in data.items():
             factory = known[name].default_factory
-            if isinstance(value, list):
-                value = tuple(value)
-            elif isinstance(value, dict) and factory is not dataclasses.MISSING:
-                value = type(factory()).from_dict(value)  # nested config
-            values[name] = value
+            if factory is not dataclasses.MISSING and isinstance(factory(), _JsonConfig):  # nested config
+                if not isinstance(value, dict):
+                    raise ValueError(f"{cls.__name__} field {name!r} is a JSON object, got {value!r}")
+                values[name] = type(factory()).from_dict(value)
+            else:
+                values[name] = _typed(value, hints[name], f"{cls.__name__} field {name!r}")
         return cls(**values)  # type: ignore[call-arg]
 
     def to_json(self) -> str:
@@ -49,7 +56,48 @@ class _JsonConfig:
 
     @classmethod
     def load(cls: type[T], path: str | Path) -> T:
-        return cls.from_json(Path(path).read_text())
+        """The config in the JSON file ``path``; ValueError starting with the file's name when it cannot be."""
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise ValueError(f"{path}: cannot read the config file ({exc.strerror or exc})") from exc
+        try:
+            return cls.from_json(text)
+        except ValueError as exc:  # json.JSONDecodeError included
+            raise ValueError(f"{path}: {exc}") from exc
+
+
+def _typed(value: Any, hint: Any, what: str) -> Any:
+    """``value`` as the JSON form of ``hint`` (bool, int, float, str, a tuple of those, or one of them or None)
+    gives it: lists become tuples, integers become floats where a float is wanted; ValueError naming ``what``."""
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    if value is None and type(None) in options:
+        return None
+    for option in options:
+        origin = typing.get_origin(option)
+        if origin is tuple and isinstance(value, (list, tuple)):
+            items = typing.get_args(option)
+            items = items[:1] * len(value) if len(items) == 2 and items[1] is Ellipsis else items
+            if len(items) == len(value):
+                return tuple(_typed(v, item, what) for v, item in zip(value, items, strict=True))
+        elif option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        elif option in (int, str, bool) and type(value) is option:
+            return value
+    wanted = " or ".join(_described(o) for o in options)
+    raise ValueError(f"{what} must be {wanted}, got {value!r}")
+
+
+def _described(hint: Any, plural: bool = False) -> str:
+    if hint is type(None):
+        return "null"
+    if typing.get_origin(hint) is tuple:
+        items = typing.get_args(hint)
+        count = "" if items[-1] is Ellipsis else f"{len(items)} "
+        return f"a list of {count}{_described(items[0], plural=True)}"
+    names = {bool: ("true or false", "booleans"), int: ("an integer", "integers"), float: ("a number", "numbers")}
+    names[str] = ("a string", "strings")
+    return names[hint][plural] if hint in names else str(hint)
 
 
 def _check(condition: bool, message: str) -> None:

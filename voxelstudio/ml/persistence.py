@@ -151,6 +151,8 @@ def load_model(path: str | Path, *, trusted: bool = False) -> LoadedModel:
     if not path.is_file():
         raise ModelError(path, "model file not found")
     config, metadata = read_members(path)
+    if metadata.get("format") == "voxelstudio-classifier":
+        raise ModelError(path, "is a voxel classifier, not a denoiser")
     model = load_network(path, config, metadata, trusted=trusted)
     _check_io_shapes(path, model)
     try:
@@ -218,6 +220,9 @@ def read_members(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
             metadata = json.loads(archive.read(METADATA_MEMBER)) if METADATA_MEMBER in names else {}
     except (zipfile.BadZipFile, EOFError, ValueError, OSError) as exc:
         raise ModelError(path, f"not a readable .keras model file ({exc})") from exc
+    for member, value in (("config.json", config), (METADATA_MEMBER, metadata)):
+        if not isinstance(value, dict):
+            raise ModelError(path, f"damaged model file ({member} holds a {type(value).__name__}, not an object)")
     return config, metadata
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from voxelstudio.core.atomic import check_destination
 from voxelstudio.core.errors import Cancelled
 from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
 from voxelstudio.tasks.classifier_domain import add_extra_metadata, pose_options, store_domain
@@ -121,6 +122,7 @@ def train_classifier(
     out = Path(out)
     if out.suffix != ".keras":
         raise ValueError(f"{out}: the model file must end in .keras")
+    check_destination(out, overwrite=True)  # a missing or read-only folder fails now, not after the training
     if resume and search_trials:
         raise ValueError("--resume continues one training run; it cannot be combined with --search")
     check_class_counts(dataset)

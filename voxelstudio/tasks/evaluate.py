@@ -32,6 +32,11 @@ def evaluate_volumes(pred: Volume, target: Volume, raw: Volume | None = None) ->
     _check_same_shape(pred, "prediction", target)
     if raw is not None:
         _check_same_shape(raw, "raw", target)
+    if target.data.size and float(target.data.min()) == float(target.data.max()):
+        raise ValueError(
+            f"{_label('target', target)} is constant ({float(target.data.min()):g} everywhere): there is nothing to "
+            "compare with (PSNR and SSIM scale by the target's range)"
+        )
     spacing = target.known_spacing
     result: dict[str, Any] = {
         "names": {"pred": pred.name, "target": target.name},

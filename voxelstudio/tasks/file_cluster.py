@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -54,9 +55,13 @@ def is_local(address: str) -> bool:
 
 
 def check_scheduler(address: str) -> None:
-    """ValueError for a malformed ``local:N`` (before the model is loaded or anything is read)."""
+    """ValueError for a malformed ``local:N`` or scheduler address (before the model is loaded or anything is read):
+    dask takes ``protocol://host[:port]`` or ``host:port``; anything else would only fail after its connect timeout,
+    with a traceback from the half-made Client."""
     if is_local(address):
         local_workers(address)
+    elif not (re.fullmatch(r"[a-z][a-z0-9+.-]*://\S+", address) or re.fullmatch(r"[\w.-]+:\d+", address)):
+        raise ValueError(f"--scheduler {address}: expected a scheduler address (tcp://host:8786) or local[:N]")
 
 
 def local_workers(address: str) -> int:

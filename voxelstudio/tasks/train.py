@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from voxelstudio.core.atomic import check_destination
 from voxelstudio.core.progress import CancelToken, ReportFn, null_report
 from voxelstudio.core.volume import Volume
 from voxelstudio.io import SUPPORTED_SUFFIXES, load_volume
@@ -90,6 +91,7 @@ def train_denoiser(
     out = Path(out)
     if out.suffix != ".keras":
         raise ValueError(f"{out}: the model file must end in .keras")
+    check_destination(out, overwrite=True)  # a missing or read-only folder fails now, not after the training
     check_pairs(pairs)
     if config.model.spacing_input:  # the raw volumes' voxel sizes are the ones the network gets
         raws = [raw for raw, _ in pairs] + ([val_pair[0]] if val_pair is not None else [])
