@@ -120,7 +120,8 @@ def test_calibrate_with_a_measured_psf_records_it_for_the_simulator(
     [
         ("flat_2d", [], "(2-D); a volume must be 3-D"),
         ("noise", [], "voxel size not in the file; give --voxel-size"),
-        ("noise", ["--voxel-size", "0.1,0.1,0.2"], "no beads found in the volume"),
+        ("noise", ["--voxel-size", "0.1,0.1,0.2"], "in.npy: no beads found in the volume"),
+        ("constant", ["--voxel-size", "0.1,0.1,0.2"], "in.npy: the volume is constant (0): no beads to fit"),
         ("saturated", [], "isolated beads are saturated"),
         ("two_beads", [], "usable beads (isolated, unsaturated, away from the borders) of"),
         ("noise", ["--voxel-size", "0.1,0.2,0.2"], "square pixels"),
@@ -135,9 +136,9 @@ def test_bad_inputs_fail_in_one_line_and_write_nothing(
     if make == "flat_2d":
         path = tmp_path / "in.npy"
         np.save(path, np.ones((20, 20), np.float32))
-    elif make == "noise":
+    elif make in ("noise", "constant"):
         path = tmp_path / "in.npy"
-        np.save(path, rng.normal(100.0, 2.0, (64, 64, 32)).astype(np.float32))
+        np.save(path, rng.normal(100.0, 2.0, (64, 64, 32)).astype(np.float32) * (make == "noise"))
     else:
         density = 3e-6 if make == "two_beads" else 8e-5
         params = TRUTH.replace(bead_density=density, photons=2000.0)

@@ -122,8 +122,8 @@ def test_simulated_psf_from_optics() -> None:
     result = richardson_lucy_volume(volume, optics=OpticsParams(na=1.3), iterations=5)
     assert result.shape == volume.shape and np.isfinite(result.data).all()
     assert "NA 1.3" in result.metadata["psf"] and "0.1, 0.1, 0.2" in result.metadata["psf"]
-    unknown = richardson_lucy_volume(volume.replace(spacing=(1.0, 1.0, 1.0)), iterations=2)
-    assert "NA 1.4" in unknown.metadata["psf"] and "voxel 0.1, 0.1, 0.1 um" in unknown.metadata["psf"]
+    with pytest.raises(ValueError, match="b: voxel size not in the file, and the simulated PSF needs it"):
+        richardson_lucy_volume(volume.replace(spacing=(1.0, 1.0, 1.0)), iterations=2)  # (1, 1, 1): unknown
 
 
 def test_invalid_requests_are_refused(blurred: Volume, psf: np.ndarray) -> None:

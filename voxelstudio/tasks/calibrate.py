@@ -186,10 +186,31 @@ def calibrate_volumes(
     report: ReportFn = null_report,
     cancel: CancelToken | None = None,
 ) -> Calibration:
-    """Calibrate the simulator on raw bead scans of one microscope (see the module docstring)."""
+    """Calibrate the simulator on raw bead scans of one microscope (see the module docstring). Every error is one
+    ValueError line; those of the analysis start with the scans' names."""
     if not volumes:
         raise ValueError("no scans to calibrate on")
-    y, x, z = resolve_spacing(volumes, voxel_size)
+    spacing = resolve_spacing(volumes, voxel_size)
+    for volume in volumes:
+        if volume.data.size and float(volume.data.min()) == float(volume.data.max()):
+            raise ValueError(f"{volume.label}: the volume is constant ({float(volume.data.min()):g}): no beads to fit")
+    try:
+        return _calibrate(volumes, spacing, wavelength_um=wavelength_um, na=na, ni=ni, report=report, cancel=cancel)
+    except (ValueError, np.linalg.LinAlgError) as exc:  # the analysis' own words, with the files it was about
+        raise ValueError(f"{', '.join(v.label for v in volumes)}: {exc}") from exc
+
+
+def _calibrate(
+    volumes: Sequence[Volume],
+    spacing: tuple[float, float, float | None],
+    *,
+    wavelength_um: float | None,
+    na: float | None,
+    ni: float,
+    report: ReportFn,
+    cancel: CancelToken | None,
+) -> Calibration:
+    y, x, z = spacing
     stages = 4
     report(Progress(0, stages, "camera noise"))
     camera = pooled_camera([v.data for v in volumes])

@@ -106,7 +106,12 @@ def _simulated_psf(volume: Volume, optics: OpticsParams | None) -> tuple[np.ndar
     optics = OpticsParams() if optics is None else optics
     if not isinstance(optics, OpticsParams):
         raise ValueError(f"optics must be OpticsParams, got {type(optics).__name__}")
-    spacing = volume.known_spacing or optics.voxel_size_um
+    spacing = volume.known_spacing
+    if spacing is None:  # a PSF simulated at a guessed voxel size would blur the wrong amount
+        raise ValueError(
+            f"{volume.label}: voxel size not in the file, and the simulated PSF needs it; give --voxel-size Y,X,Z "
+            "in µm (in the window: View settings) or a measured PSF (--psf)"
+        )
     shape = tuple(_odd_fit(m, n) for m, n in zip(PSF_MAX_SHAPE, volume.shape, strict=True))
     psf = make_psf(optics, shape, spacing)
     spacing_text = ", ".join(f"{s:g}" for s in spacing)
