@@ -132,3 +132,15 @@ def test_train_refuses_an_existing_out_and_a_huge_grid_before_loading_anything(
     assert existing.read_bytes() == b"a model the user keeps"
     assert cli.main(["train-classifier", str(missing_data), "--size", "1000", "--out", str(tmp_path / "m.keras")]) == 2
     assert "--size: must be 10 to 128, got 1000" in capsys.readouterr().err
+
+
+def test_a_test_set_of_one_class_can_be_evaluated(
+    shapes: Path, model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    shutil.copytree(shapes / "cone", tmp_path / "cones" / "cone")
+    argv = ["evaluate-classifier", str(tmp_path / "cones"), "--model", str(model), "--rotations", "1", "--json"]
+    assert cli.main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report["per_class"]) == {"cone"}

@@ -42,6 +42,7 @@ NOISY = _grid() * np.linspace(0.2, 1.0, 16, dtype=np.float32)
         ({"a": [_grid()] * 3, "b": [_grid(), _grid(), _grid(20)]}, "g2.npy: grid is 20x20x20 but g0.npy is 16x16x16"),
         ({"a": [_grid()] * 3, "b": [_grid(), NOISY, _grid()]}, "g1.npy: grid holds 9 distinct values"),
         ({"a": [_grid()] * 3, "b": [_grid()] * 2}, "classes with fewer than 3 grids: b (2)"),
+        ({"a": [_grid() * 0] * 3, "b": [_grid() * 0] * 3}, "every grid is empty (no occupied voxel)"),
     ],
 )
 def test_bad_data_sets_exit_2_with_one_line(

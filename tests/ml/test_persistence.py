@@ -125,6 +125,8 @@ def _single_line_model_error(path: Path, match: str) -> str:
 
 def test_missing_file(tmp_path: Path) -> None:
     _single_line_model_error(tmp_path / "nope.keras", "not found")
+    (tmp_path / "folder.keras").mkdir()
+    _single_line_model_error(tmp_path / "folder.keras", "is a folder, not a model file")
 
 
 def test_not_a_zip(tmp_path: Path) -> None:

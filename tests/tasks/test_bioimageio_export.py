@@ -251,6 +251,8 @@ def test_test_crop_keeps_multiples_of_the_size_step_and_refuses_too_small_volume
     assert crop_for_test(volume, (4, 4, 4), "v").shape == (64, 64, 8)  # at most 64 x 64 x 32
     with pytest.raises(VolumeReadError, match=r"small.tif: shape \(3, 40, 40\) is smaller than the model's size step"):
         crop_for_test(np.zeros((3, 40, 40), np.float32), (4, 4, 4), "small.tif")
+    with pytest.raises(VolumeReadError, match=r"zeros.mat: the sample's centre \(64, 64, 8\) is constant"):
+        crop_for_test(np.zeros_like(volume), (4, 4, 4), "zeros.mat")
 
 
 def test_test_crop_of_a_lazy_volume_reads_only_the_crop_as_float32():

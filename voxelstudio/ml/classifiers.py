@@ -159,7 +159,7 @@ def load_classifier(path: str | Path, *, trusted: bool = False) -> LoadedClassif
     """Load a classifier saved by :func:`save_classifier`; every problem is a one-line ``ModelError``."""
     path = Path(path)
     if not path.is_file():
-        raise ModelError(path, "model file not found")
+        raise ModelError(path, "is a folder, not a model file" if path.is_dir() else "model file not found")
     config, metadata = read_members(path)
     if metadata.get("format") != FORMAT:
         kind = "a denoiser" if metadata.get("format") == "voxelstudio-denoiser" else "not a VoxelStudio classifier"

@@ -149,7 +149,7 @@ def load_model(path: str | Path, *, trusted: bool = False) -> LoadedModel:
 
         return load_bioimageio(path, trusted=trusted)
     if not path.is_file():
-        raise ModelError(path, "model file not found")
+        raise ModelError(path, "is a folder, not a model file" if path.is_dir() else "model file not found")
     config, metadata = read_members(path)
     if metadata.get("format") == "voxelstudio-classifier":
         raise ModelError(path, "is a voxel classifier, not a denoiser")

@@ -110,8 +110,9 @@ def load_grid(path: str | Path, shape: Sequence[int]) -> tuple[np.ndarray, bool]
     return grid, native != tuple(int(n) for n in shape)
 
 
-def class_folders(folder: str | Path) -> list[tuple[str, list[Path]]]:
-    """(class name, sorted grid files) per sub-folder of ``folder``; clear errors for unusable layouts."""
+def class_folders(folder: str | Path, *, min_classes: int = 2) -> list[tuple[str, list[Path]]]:
+    """(class name, sorted grid files) per sub-folder of ``folder``; clear errors for unusable layouts (fewer than
+    ``min_classes`` classes among them: training needs two, testing a model may look at one)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such folder")
@@ -124,7 +125,7 @@ def class_folders(folder: str | Path) -> list[tuple[str, list[Path]]]:
         found.append((sub.name, files))
     if not found:
         raise ValueError(f"{folder}: no class sub-folders; a data set has one folder of grid files per class")
-    if len(found) == 1:
+    if len(found) < min_classes:
         raise ValueError(f"{folder}: only one class ({found[0][0]}); a classifier needs at least two")
     return found
 
@@ -140,11 +141,12 @@ def load_class_folder(
 ) -> GridDataset:
     """Load a class-per-folder data set as ``grid_shape`` occupancy grids.
 
-    With ``classes`` (a model's class names), labels index those names and unknown folders raise ValueError.
+    With ``classes`` (a model's class names), labels index those names, unknown folders raise ValueError and one
+    class folder is enough (a test set of one class).
     ``strict`` (training data): grids must be binary and all of one size (then resampled together if need be);
     otherwise a VolumeReadError / ValueError names the file.
     """
-    layout = class_folders(folder)
+    layout = class_folders(folder, min_classes=1 if classes is not None else 2)
     names = tuple(classes) if classes is not None else tuple(name for name, _ in layout)
     unknown = [name for name, _ in layout if name not in names]
     if unknown:
@@ -170,6 +172,8 @@ def load_class_folder(
             if native != tuple(grid_shape):
                 resampled.append(path)
             report(Progress(index + 1, total, "loading", {"file": path.name}))
+    if strict and not grids.any():
+        raise ValueError(f"{folder}: every grid is empty (no occupied voxel); there is nothing to learn from")
     if resampled:
         target = "x".join(str(n) for n in grid_shape)
         message = f"{len(resampled)} grid(s) resampled to {target}, e.g. {resampled[0]}"
