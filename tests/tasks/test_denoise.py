@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from voxelstudio.core.errors import Cancelled, ModelError, VolumeWriteError, VoxelStudioError
+from voxelstudio.core.errors import Cancelled, ModelError, VolumeReadError, VolumeWriteError, VoxelStudioError
 from voxelstudio.core.progress import CancelToken
 from voxelstudio.core.volume import Volume
 from voxelstudio.io import load_volume, save_volume
@@ -106,6 +106,15 @@ def test_denoise_files_writes_output_and_sidecar(model_path, tmp_path):
     with pytest.raises(VolumeWriteError, match="already exists"):
         denoise_files([source], model_path=model_path, out_dir=out_dir)
     assert denoise_files([source], model_path=model_path, out_dir=out_dir, overwrite=True) == outputs
+
+
+def test_a_bad_file_anywhere_in_the_batch_stops_it_before_the_first_output(model_path, tmp_path):
+    good = save_volume(volume(), tmp_path / "good.mat")
+    text = tmp_path / "notes.mat"
+    text.write_text("not a volume\n" * 20)
+    with pytest.raises(VolumeReadError, match=r"notes\.mat: cannot read the file"):
+        denoise_files([good, text], model_path=model_path, out_dir=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 def test_denoise_files_never_writes_over_the_input(model_path, tmp_path):

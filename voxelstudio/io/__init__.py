@@ -7,6 +7,7 @@ from voxelstudio.core.errors import VolumeReadError, VolumeWriteError
 from voxelstudio.io.api import (
     SUPPORTED_SUFFIXES,
     FileSummary,
+    check_volume_file,
     import_readers,
     list_variables,
     load_volume,
@@ -22,6 +23,7 @@ __all__ = [
     "VariableInfo",
     "VolumeReadError",
     "VolumeWriteError",
+    "check_volume_file",
     "import_readers",
     "list_variables",
     "load_volume",

@@ -242,6 +242,15 @@ def summarize_file(path: str | Path, variable: str | None = None) -> FileSummary
     )
 
 
+def check_volume_file(path: str | Path, variable: str | None = None) -> None:
+    """VolumeReadError (one line naming ``path``) when its header already shows that no volume can be loaded from
+    it: not readable as any format, or no single array to choose. Cheap (no array is read), so a batch can check
+    every input before it writes its first output."""
+    summary = summarize_file(path, variable)
+    if summary.choice_problem is not None:
+        raise VolumeReadError(path, summary.choice_problem)
+
+
 def save_volume(
     volume: Volume,
     path: str | Path,

@@ -15,7 +15,7 @@ from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_repo
 from voxelstudio.core.provenance import denoise_provenance, model_record, sidecar_path, write_sidecar
 from voxelstudio.core.resources import BUNDLED_DENOISER, resource_path
 from voxelstudio.core.volume import Volume
-from voxelstudio.io import load_volume, save_volume
+from voxelstudio.io import check_volume_file, load_volume, save_volume
 from voxelstudio.io.api import output_path
 from voxelstudio.tasks.denoise_checks import check_memory, check_model_spacing
 
@@ -219,6 +219,8 @@ def denoise_files(
     if len(set(outputs)) != len(outputs):
         raise ValueError("two inputs share a file name; their outputs would collide in one folder")
     check_options(inputs, fmt, block=block, scheduler=scheduler, memory_limit=memory_limit, tile_shape=tile_shape)
+    for source in inputs:  # every header before the first output: a bad file late in the list stops nothing midway
+        check_volume_file(source)
     tile = None if tile_shape is None else tuple(int(t) for t in tile_shape)
     shape = None if block is None else tuple(int(b) for b in block)
     spacing = None if voxel_size is None else Volume(np.zeros((1, 1, 1), np.float32), voxel_size).spacing
