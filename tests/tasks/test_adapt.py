@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from voxelstudio.core.errors import VolumeWriteError
 from voxelstudio.core.volume import Volume
 from voxelstudio.io import save_volume
 from voxelstudio.metrics import psnr
@@ -58,4 +59,11 @@ def test_adapt_rejects_bad_arguments_before_any_work(tmp_path: Path) -> None:
         adapt_files([tmp_path / "x.tif"], tmp_path / "m.h5")
     with pytest.raises(ValueError, match="no such model file"):
         adapt_files([tmp_path / "x.tif"], tmp_path / "m.keras", init=tmp_path / "none.keras")
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(VolumeWriteError, match="does not exist"):
+        adapt_files([tmp_path / "x.tif"], tmp_path / "missing" / "m.keras")
+    from voxelstudio.tasks.classify import default_classifier_path
+
+    with pytest.raises(ValueError, match="is a voxel classifier; adapt fine-tunes a denoiser"):
+        adapt_files([tmp_path / "x.tif"], tmp_path / "m.keras", init=default_classifier_path())
     assert list(tmp_path.iterdir()) == []

@@ -125,8 +125,9 @@ def test_denoise_files_never_writes_over_the_input(model_path, tmp_path):
     assert source.read_bytes() == before
     (tmp_path / "b").mkdir()
     other = save_volume(volume(seed=1), tmp_path / "b" / "scan.mat")
-    with pytest.raises(ValueError, match="share a file name"):
+    with pytest.raises(ValueError, match="share a file name") as error:
         denoise_files([source, other], model_path=model_path, out_dir=tmp_path / "out", fmt="tif")
+    assert str(source) in str(error.value) and str(other) in str(error.value)
     with pytest.raises(ValueError, match="unknown output format"):
         denoise_files([source], model_path=model_path, out_dir=tmp_path / "out", fmt="png")
 

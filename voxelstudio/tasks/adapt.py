@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from voxelstudio.core.atomic import check_destination
 from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
 from voxelstudio.core.volume import Volume
 from voxelstudio.sim import simulate_pair
@@ -147,6 +148,12 @@ def _check_arguments(out: Path, minutes: float, init: str | Path | None) -> Path
     init = default_model_path() if init is None else Path(init)
     if not init.exists():
         raise ValueError(f"{init}: no such model file")
+    check_destination(out, overwrite=True)  # a missing or read-only folder fails now, not after the fine-tuning
+    from voxelstudio.ml.persistence import read_members  # the file's kind, without building its network
+
+    _, metadata = read_members(init)
+    if metadata.get("format") == "voxelstudio-classifier":
+        raise ValueError(f"{init}: is a voxel classifier; adapt fine-tunes a denoiser")
     return init
 
 

@@ -216,8 +216,10 @@ def denoise_files(
     inputs = [Path(p) for p in paths]
     out_dir = Path(out_dir)
     outputs = [output_path(p, out_dir, extension(fmt)) for p in inputs]
-    if len(set(outputs)) != len(outputs):
-        raise ValueError("two inputs share a file name; their outputs would collide in one folder")
+    for index, out in enumerate(outputs):
+        if out in outputs[:index]:
+            other = inputs[outputs.index(out)]
+            raise ValueError(f"{other} and {inputs[index]} share a file name; their outputs would collide as {out}")
     check_options(inputs, fmt, block=block, scheduler=scheduler, memory_limit=memory_limit, tile_shape=tile_shape)
     for source in inputs:  # every header before the first output: a bad file late in the list stops nothing midway
         check_volume_file(source)
