@@ -241,6 +241,7 @@ def _train(method: str, work: Path, minutes: float) -> tuple[Path, float]:
 
     pairs = load_pairs(work / "train" / "raw", work / "train" / "target")
     model_path = work / "models" / f"{method}.keras"
+    model_path.parent.mkdir(parents=True, exist_ok=True)
     init, config = None, recipe("unet" if method == "finetune" else method, minutes)
     if method == "finetune":
         from dataclasses import replace

@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 
 from voxelstudio.core.volume import Volume
-from voxelstudio.io import VolumeReadError, VolumeWriteError, list_variables, load_volume, save_volume
+from voxelstudio.io import (
+    VolumeReadError,
+    VolumeWriteError,
+    check_volume_file,
+    list_variables,
+    load_volume,
+    save_volume,
+)
 from voxelstudio.io import variables as variables_module
 
 
@@ -110,3 +117,21 @@ def test_claims_far_beyond_the_file_size_are_corrupt(tmp_path, monkeypatch) -> N
     monkeypatch.setattr(variables_module.psutil, "virtual_memory", lambda: _Plenty())
     with pytest.raises(VolumeReadError, match=r"header claims 800\.0 MB of data for 'voxel' but the file is only"):
         load_volume(tmp_path / "sparse.mat")
+
+
+def test_check_volume_file_reads_headers_only_and_names_the_file(tmp_path, asymmetric) -> None:
+    import scipy.io
+
+    good = save_volume(Volume(asymmetric, (0.1, 0.1, 0.3)), tmp_path / "good.mat")
+    check_volume_file(good)
+    two = tmp_path / "two.mat"
+    scipy.io.savemat(two, {"a": asymmetric, "b": asymmetric})
+    bad_spacing = tmp_path / "spacing.mat"
+    scipy.io.savemat(bad_spacing, {"voxel": asymmetric, "voxel_size_um": np.array([[0.1, -1.0, 0.3]])})
+    for path, problem in [(two, "several arrays could be the volume"), (bad_spacing, "voxel"),
+                          (tmp_path / "none.mat", "")]:  # fmt: skip
+        with pytest.raises(VolumeReadError, match=problem) as error:
+            check_volume_file(path)
+        assert str(error.value).startswith(f"{path}: ")
+    with pytest.raises(VolumeReadError):  # what the check refuses, loading refuses too
+        load_volume(bad_spacing)

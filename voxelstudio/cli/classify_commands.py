@@ -16,8 +16,6 @@ EXIT_INTERRUPTED = 130
 ARCHS = ("voxnet", "vrn")
 PRESET_CHOICES = ("auto", "cpu", "gpu", "none")  # voxelstudio.ml.classifier_presets.PRESET_CHOICES (ml imports lazily)
 ORIENTATIONS = ("upright", "any")  # voxelstudio.ml.classifier_config.ORIENTATIONS
-MIN_GRID, MAX_GRID = 10, 128
-"""Input grid sizes a classifier may take (VoxNet and VRN were made for 32^3; 128^3 is already 64x the work)."""
 
 
 def register(subparsers: Any) -> None:
@@ -56,7 +54,13 @@ def register(subparsers: Any) -> None:
     train.add_argument("--test-fraction", type=float, default=0.0, metavar="F", help="held-out test part [0]")
     train.add_argument("--refit", action="store_true", help="retrain on training + validation for the best epochs")
     train.add_argument("--dropout", type=float, metavar="P", help="dropout [voxnet 0.3, vrn 0.2]")
-    train.add_argument("--size", type=int, default=32, metavar="N", help="input grid N^3; others are resampled [32]")
+    train.add_argument(
+        "--size",
+        type=int,
+        default=32,
+        metavar="N",
+        help="input grid N^3, 10 to 128; grids of one other size are resampled [32]",
+    )
     train.add_argument("--no-augment", action="store_true", help="no rotation/flip/shift augmentation")
     train.add_argument(
         "--orientation",
@@ -129,7 +133,7 @@ def _positive(option: str, value: float | None) -> None:
 
 def train_config_from_args(args: argparse.Namespace) -> Any:
     """The seed's defaults for ``--arch`` with the given options replacing them."""
-    from voxelstudio.ml.classifier_config import ClassifierTrainConfig
+    from voxelstudio.ml.classifier_config import GRID_SIZES, ClassifierTrainConfig
     from voxelstudio.ml.classifier_presets import preset_settings
 
     for option in ("epochs", "minutes", "width", "lr", "batch_size"):
@@ -138,8 +142,9 @@ def train_config_from_args(args: argparse.Namespace) -> Any:
         raise ValueError(f"--search: must not be negative, got {args.search}")
     if args.search and args.resume:
         raise ValueError("--resume continues one training run; it cannot be combined with --search")
-    if not MIN_GRID <= args.size <= MAX_GRID:
-        raise ValueError(f"--size: must be {MIN_GRID} to {MAX_GRID}, got {args.size}")
+    low, high = GRID_SIZES
+    if not low <= args.size <= high:
+        raise ValueError(f"--size: must be {low} to {high}, got {args.size}")
     for option in ("val_fraction", "test_fraction"):
         if not 0.0 <= getattr(args, option) < 1.0:
             raise ValueError(f"--{option.replace('_', '-')}: must be in [0, 1), got {getattr(args, option):g}")
@@ -169,8 +174,8 @@ def run_train(args: argparse.Namespace) -> int:
     from voxelstudio.tasks.classify_train import train_classifier
     from voxelstudio.tasks.datasets import load_class_folder
 
-    config = train_config_from_args(args)
     check_destination(args.out, overwrite=args.overwrite or args.resume, hint="pass --overwrite")
+    config = train_config_from_args(args)  # --preset auto starts the backend to see the device
     with cancel_on_interrupt() as cancel, tqdm_report("train", quiet=args.quiet) as report:
         dataset = load_class_folder(args.data, grid_shape=config.model.input_shape, strict=True, report=report,
                                     cancel=cancel)  # fmt: skip

@@ -252,10 +252,10 @@ def run_train(args: argparse.Namespace) -> int:
     from voxelstudio.core.atomic import check_destination
     from voxelstudio.tasks.train import load_pairs, train_denoiser
 
+    check_destination(args.out, overwrite=args.overwrite or args.resume, hint="pass --overwrite")
     if (args.val_raw is None) != (args.val_target is None):
         raise ValueError("--val-raw and --val-target go together")
-    config = train_config_from_args(args)
-    check_destination(args.out, overwrite=args.overwrite or args.resume, hint="pass --overwrite")
+    config = train_config_from_args(args)  # --preset auto starts the backend to see the device
     pairs = load_pairs(args.raw, args.target)
     val_pair = load_pairs(args.val_raw, args.val_target)[0] if args.val_raw else None
     init = None if args.from_scratch else args.init

@@ -268,6 +268,10 @@ class Controller(QObject):
         if raw is None:
             self.status.emit("Open a raw volume first.")
             return None
+        if raw.known_spacing is None:  # the simulated PSF needs it
+            problem = f"{raw.name}: voxel size unknown; set it (µm) in the View tab and deconvolve again"
+            self.failed.emit(JobError("deconvolution", problem, ""))
+            return None
 
         def deconvolved(volume: Volume) -> None:
             made_by = {"method": "richardson-lucy", "iterations": iterations, "psf": volume.metadata.get("psf")}
@@ -281,7 +285,9 @@ class Controller(QObject):
     def _evaluate_if_possible(self) -> None:
         volumes = self.document.volumes()
         if "target" in volumes and "prediction" in volumes and volumes["target"].shape == volumes["prediction"].shape:
-            self.evaluate()
+            target = volumes["target"].data
+            if target.size and float(target.min()) != float(target.max()):  # a blank target has no metrics
+                self.evaluate()
 
     def evaluate(self) -> Job | None:
         """Compare prediction and target (and raw) in a worker; results go to ``document.metrics``."""

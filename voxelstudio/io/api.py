@@ -223,7 +223,8 @@ def summarize_file(path: str | Path, variable: str | None = None) -> FileSummary
     chosen = choice_problem = spacing = spacing_problem = None
     if getattr(module, "IS_DIRECTORY", False):
         try:
-            lazy = module.open_lazy(path, variable)
+            with _reading(path):
+                lazy = module.open_lazy(path, variable)
             chosen, spacing = lazy.name, lazy.spacing
         except VolumeReadError as exc:
             choice_problem = spacing_problem = exc.problem
@@ -244,11 +245,12 @@ def summarize_file(path: str | Path, variable: str | None = None) -> FileSummary
 
 def check_volume_file(path: str | Path, variable: str | None = None) -> None:
     """VolumeReadError (one line naming ``path``) when its header already shows that no volume can be loaded from
-    it: not readable as any format, or no single array to choose. Cheap (no array is read), so a batch can check
-    every input before it writes its first output."""
+    it: not readable as any format, no single array to choose, or unreadable voxel-size metadata. Cheap (no array
+    is read), so a batch can check every input before it writes its first output."""
     summary = summarize_file(path, variable)
-    if summary.choice_problem is not None:
-        raise VolumeReadError(path, summary.choice_problem)
+    problem = summary.choice_problem or summary.spacing_problem
+    if problem is not None:
+        raise VolumeReadError(path, problem)
 
 
 def save_volume(

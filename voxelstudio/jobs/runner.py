@@ -152,7 +152,9 @@ def failure_event(exc: BaseException) -> JobFailed | JobCancelled:
 
 def _child_main(function: Callable[..., Any], kwargs: dict[str, Any], messages, stop) -> None:
     """Runs in the child: call the task, send its news as events, end with the result or the failure event."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's native errors become exceptions anyway
+    import voxelstudio.ml  # noqa: F401  # its TensorFlow settings first (oneDNN, and the log level that goes with it)
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with contextlib.suppress(OSError):
         os.nice(CHILD_NICENESS)  # the window stays responsive while the job uses every core
     from voxelstudio.ml.quiet_start import start_backend_quietly

@@ -15,6 +15,8 @@ CLASSIFIER_ARCHITECTURES = ("voxnet", "vrn")
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "cosine", "step")
 ORIENTATIONS = ("upright", "any")
+GRID_SIZES = (10, 128)
+"""Input grid sizes the trainers offer (VoxNet and VRN were made for 32^3; 128^3 is already 64x the work)."""
 DEFAULT_EPOCHS = 30
 """Epochs when neither ``epochs`` nor ``minutes`` is given."""
 MAX_BUDGET_EPOCHS = 100_000

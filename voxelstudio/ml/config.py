@@ -79,9 +79,15 @@ def _typed(value: Any, hint: Any, what: str) -> Any:
             items = typing.get_args(option)
             items = items[:1] * len(value) if len(items) == 2 and items[1] is Ellipsis else items
             if len(items) == len(value):
-                return tuple(_typed(v, item, what) for v, item in zip(value, items, strict=True))
+                return tuple(
+                    _typed(v, item, f"item {i + 1} of {what}")
+                    for i, (v, item) in enumerate(zip(value, items, strict=True))
+                )
         elif option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            try:
+                return float(value)
+            except OverflowError:  # a JSON integer beyond any float
+                break
         elif option in (int, str, bool) and type(value) is option:
             return value
     wanted = " or ".join(_described(o) for o in options)

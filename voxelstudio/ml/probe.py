@@ -7,14 +7,17 @@ Run by ``voxelstudio doctor`` in a child process per backend, so a backend that 
 from __future__ import annotations
 
 import json
+import os
 import sys
 
+from voxelstudio.core.backends import ONEDNN_VARIABLE
 from voxelstudio.ml.quiet_start import filtered_native_stderr
 
 
 def probe() -> dict[str, object]:
     """{"version", "keras", "devices": [{"name", "memory_bytes"}]} of the active backend, and under TensorFlow
-    "onednn": whether its oneDNN CPU kernels are on."""
+    "onednn": whether its oneDNN CPU kernels are on, and "onednn_requested": whether the environment asked for
+    them (on but off: this TensorFlow build has none)."""
     with filtered_native_stderr():
         from voxelstudio.ml import backend
 
@@ -27,6 +30,7 @@ def probe() -> dict[str, object]:
     }
     if onednn is not None:
         found["onednn"] = onednn
+        found["onednn_requested"] = os.environ.get(ONEDNN_VARIABLE) == "1"
     return found
 
 

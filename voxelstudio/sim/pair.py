@@ -48,10 +48,11 @@ def _psf_spectrum(optics: OpticsParams, shape: Shape) -> tuple[np.ndarray, Shape
 
 
 def _spectrum_of(psf: np.ndarray, shape: Shape, *, middle_planes_only: bool = False) -> tuple[np.ndarray, Shape]:
-    """The padding makes the convolution linear ('same'). ``middle_planes_only``: only planes the PSF's axial half
-    away from both ends of ``shape`` are kept (a stack between its reserves), so along z a circular convolution as
-    long as the PSF is exact there: each of those planes pairs with every plane within the PSF's reach once (a
-    32-plane stack with full reserves: 128 FFT planes instead of 160)."""
+    """The padding makes the convolution linear ('same'). ``middle_planes_only``: only the middle planes of
+    ``shape`` are kept (a stack between reserves as deep as the PSF's axial half minus the stack), so along z a
+    circular convolution as long as the PSF is exact there: every offset between a kept plane and any plane of
+    ``shape`` is within the PSF's reach and maps to its own PSF plane (a 32-plane stack with full reserves: 128 FFT
+    planes instead of 160)."""
     halves = [n // 2 for n in psf.shape]
     sizes = [n + h for n, h in zip(shape, halves, strict=True)]
     if middle_planes_only:

@@ -149,7 +149,7 @@ def richardson_lucy_volume(
 
     ``psf`` is an (H, W, Z) array, a Volume or a volume file, centred on its brightest voxel. Without it the PSF is
     simulated with :func:`voxelstudio.sim.make_psf` from ``optics`` (default ``OpticsParams()``, NA 1.4 oil) on
-    the volume's voxel size, or on the optics' voxel size when the volume's is unknown (1, 1, 1).
+    the volume's voxel size; a volume whose voxel size is unknown (1, 1, 1) is refused (ValueError naming it).
     Reports one progress step per iteration and raises :class:`~voxelstudio.core.errors.Cancelled` between
     iterations once ``cancel`` is set.
     """

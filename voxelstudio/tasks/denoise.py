@@ -123,7 +123,7 @@ def check_options(
 ) -> None:
     """ValueError (one line, naming the first input concerned) when ``block`` or ``memory_limit`` meets an input
     that is not denoised block by block, ``memory_limit`` is not positive, or ``scheduler`` is a malformed
-    ``local:N``; called before any work starts. (``resume`` and ``scheduler`` apply to every input.)"""
+    address or ``local:N``; called before any work starts. (``resume`` and ``scheduler`` apply to every input.)"""
     if scheduler is not None:
         from voxelstudio.tasks.file_cluster import check_scheduler
 
@@ -216,10 +216,13 @@ def denoise_files(
     inputs = [Path(p) for p in paths]
     out_dir = Path(out_dir)
     outputs = [output_path(p, out_dir, extension(fmt)) for p in inputs]
+    first_with: dict[Path, int] = {}
     for index, out in enumerate(outputs):
-        if out in outputs[:index]:
-            other = inputs[outputs.index(out)]
-            raise ValueError(f"{other} and {inputs[index]} share a file name; their outputs would collide as {out}")
+        first = first_with.setdefault(out, index)
+        if first != index:
+            raise ValueError(
+                f"{inputs[first]} and {inputs[index]} share a file name; their outputs would collide as {out}"
+            )
     check_options(inputs, fmt, block=block, scheduler=scheduler, memory_limit=memory_limit, tile_shape=tile_shape)
     for source in inputs:  # every header before the first output: a bad file late in the list stops nothing midway
         check_volume_file(source)

@@ -125,7 +125,10 @@ def _gather(
             continue
         found = _finish(probes[name], timeout, cancel)
         entry = {"installed": True, "version": found.get("version"), "devices": found.get("devices", [])}
-        backends[name] = {**entry, **{key: found[key] for key in ("onednn", "error") if key in found}}
+        backends[name] = {
+            **entry,
+            **{key: found[key] for key in ("onednn", "onednn_requested", "error") if key in found},
+        }
     memory = psutil.virtual_memory()
     disk = psutil.disk_usage(str(disk_path))
     return {
@@ -153,6 +156,12 @@ def _gib(value: int | None) -> str:
     return "?" if value is None else f"{value / 2**30:.1f} GiB"
 
 
+def _onednn_state(entry: dict[str, Any]) -> str:
+    if entry["onednn"]:
+        return "on"
+    return "not in this TensorFlow build" if entry.get("onednn_requested") else f"off (set {ONEDNN_VARIABLE}=1)"
+
+
 def format_report(report: dict[str, Any]) -> str:
     """The report as the short text ``voxelstudio doctor`` prints and Help > Environment shows."""
     lines = [
@@ -169,7 +178,7 @@ def format_report(report: dict[str, Any]) -> str:
             continue
         devices = ", ".join(f"{d['name']} ({_gib(d.get('memory_bytes'))})" for d in entry["devices"]) or "CPU only"
         if "onednn" in entry:
-            devices += "; oneDNN CPU kernels " + ("on" if entry["onednn"] else f"off (set {ONEDNN_VARIABLE}=1)")
+            devices += "; oneDNN CPU kernels " + _onednn_state(entry)
         lines.append(f"  {name} {entry['version']}: {devices}")
     gl = report["opengl"]
     if "error" in gl:

@@ -60,7 +60,9 @@ def check_scheduler(address: str) -> None:
     with a traceback from the half-made Client."""
     if is_local(address):
         local_workers(address)
-    elif not (re.fullmatch(r"[a-z][a-z0-9+.-]*://\S+", address) or re.fullmatch(r"[\w.-]+:\d+", address)):
+    elif not (
+        re.fullmatch(r"[a-z][a-z0-9+.-]*://\S+", address, re.IGNORECASE) or re.fullmatch(r"[\w.-]+:\d+", address)
+    ):
         raise ValueError(f"--scheduler {address}: expected a scheduler address (tcp://host:8786) or local[:N]")
 
 

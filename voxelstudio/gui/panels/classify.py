@@ -51,7 +51,7 @@ class ClassifyPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        from voxelstudio.ml.classifier_config import CLASSIFIER_ARCHITECTURES, ORIENTATIONS
+        from voxelstudio.ml.classifier_config import CLASSIFIER_ARCHITECTURES, GRID_SIZES, ORIENTATIONS
 
         self.folder = QLineEdit(objectName="dataset_folder", placeholderText="one sub-folder of grids per class")
         browse = QPushButton("Choose…")
@@ -66,8 +66,9 @@ class ClassifyPanel(QWidget):
         )
         self.width_box.setSingleStep(0.125)
         self.width_box.setToolTip("Channel multiplier (1 = the paper's network; 0.125–0.25 trains on a CPU)")
-        self.grid = QSpinBox(objectName="classifier_grid", minimum=10, maximum=128, value=32, suffix="³")
-        self.grid.setToolTip("Input grid size; grids of other sizes are resampled")
+        self.grid = QSpinBox(objectName="classifier_grid", minimum=GRID_SIZES[0], maximum=GRID_SIZES[1], value=32)
+        self.grid.setSuffix("³")
+        self.grid.setToolTip("Input grid size; a data set of grids of one other size is resampled")
         self.orientation = QComboBox(objectName="classifier_orientation")
         self.orientation.addItems(ORIENTATIONS)
         self.orientation.setToolTip(
