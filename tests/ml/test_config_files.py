@@ -50,3 +50,18 @@ def test_loading_a_file_names_it_in_every_error(tmp_path) -> None:
         with pytest.raises(ValueError, match=problem) as error:
             TrainConfig.load(path)
         assert str(error.value).startswith(f"{path}: ") and "\n" not in str(error.value)
+
+
+def test_a_nested_config_given_in_part_keeps_the_outer_configs_defaults() -> None:
+    """A config file that sets one loss or model field must not switch the loss or the architecture."""
+    assert TrainConfig.from_dict({"loss": {"weight": 10}}).loss.name == TrainConfig().loss.name == "mse"
+    model = TrainConfig.from_dict({"model": {"filters": 16}}).model
+    assert (model.arch, model.filters, model.kernel) == (TrainConfig().model.arch, 16, TrainConfig().model.kernel)
+    simple = TrainConfig.from_dict({"model": {"arch": "simple", "filters": 2}}).model
+    assert (simple.arch, simple.filters, simple.kernel, simple.output_activation) == (
+        "simple",
+        2,
+        (16, 16, 8),
+        "linear",
+    )
+    assert ClassifierTrainConfig.from_dict({"model": {"width": 0.5}}).model.arch == ClassifierTrainConfig().model.arch

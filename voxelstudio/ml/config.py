@@ -42,10 +42,15 @@ class _JsonConfig:
             if factory is not dataclasses.MISSING and isinstance(factory(), _JsonConfig):  # nested config
                 if not isinstance(value, dict):
                     raise ValueError(f"{cls.__name__} field {name!r} is a JSON object, got {value!r}")
-                values[name] = type(factory()).from_dict(value)
+                values[name] = factory().completed(value)
             else:
                 values[name] = _typed(value, hints[name], f"{cls.__name__} field {name!r}")
         return cls(**values)  # type: ignore[call-arg]
+
+    def completed(self: T, data: dict[str, Any]) -> T:
+        """The config ``data`` describes, with this one's values for the fields it leaves out (a nested config in a
+        file that gives only some of its fields keeps the outer config's defaults for the rest)."""
+        return type(self).from_dict({**self.to_dict(), **data})
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
@@ -152,6 +157,12 @@ class DenoiserConfig(_JsonConfig):
         _check(0.0 <= self.dropout < 1.0, "dropout must be in [0, 1)")
         _check(self.output_activation in OUTPUT_ACTIVATIONS, f"output activation must be one of {OUTPUT_ACTIVATIONS}")
         return self
+
+    def completed(self, data: dict[str, Any]) -> DenoiserConfig:
+        """As for every config, except that another ``arch`` starts from that architecture's defaults."""
+        arch = data.get("arch", self.arch)
+        base = self if arch == self.arch or arch not in ARCHITECTURES else DenoiserConfig.for_arch(arch)
+        return DenoiserConfig.from_dict({**base.to_dict(), **data})
 
     @classmethod
     def for_arch(cls, arch: str, **overrides: Any) -> DenoiserConfig:
