@@ -17,7 +17,7 @@ from voxelstudio.ml.quiet_start import filtered_native_stderr
 def probe() -> dict[str, object]:
     """{"version", "keras", "devices": [{"name", "memory_bytes"}]} of the active backend, and under TensorFlow
     "onednn": whether its oneDNN CPU kernels are on, and "onednn_requested": whether the environment asked for
-    them (on but off: this TensorFlow build has none)."""
+    them (asked for and still off: this TensorFlow build has none)."""
     with filtered_native_stderr():
         from voxelstudio.ml import backend
 

@@ -95,8 +95,8 @@ def environment_report(
     cancel: CancelToken | None = None,
 ) -> dict[str, Any]:
     """Everything ``voxelstudio doctor --json`` prints: keys ``python``, ``voxelstudio``, ``keras``, ``platform``,
-    ``backend`` (the one jobs will use), ``backends`` (name -> {installed, version, devices[, onednn][, error]};
-    ``onednn``: whether TensorFlow's oneDNN CPU kernels are on), ``opengl``,
+    ``backend`` (the one jobs will use), ``backends`` (name -> {installed, version, devices[, onednn,
+    onednn_requested][, error]}: whether TensorFlow's oneDNN CPU kernels are on, and were asked for), ``opengl``,
     ``qt``, ``memory``. ``qt_probe`` names the module that probes Qt (the GUI layer's, passed in by the caller: tasks
     know nothing of Qt); without it ``qt`` says it was not probed. Setting ``cancel`` stops at once: every probe
     still running is killed (a window closing during Help > Environment leaves no process behind)."""
