@@ -74,10 +74,11 @@ def adapt_to_volume(
             on_preview=lambda epoch, array: report(Preview(int(epoch), np.asarray(array, np.float32))),
             report=forward, cancel=cancel, **(calibrate_options or {}),
         )  # fmt: skip
-    except ValueError as exc:  # too few beads, no voxel size...: one line that names the volume
-        if Path(name).name in str(exc):
+    except ValueError as exc:  # too few beads, no voxel size...: one line that names the volume by its file name
+        short, message = Path(name).name, str(exc).removeprefix(f"{name}: ")
+        if message == str(exc) and short in message:
             raise
-        raise ValueError(f"{Path(name).name}: {exc}") from exc
+        raise ValueError(f"{short}: {message}") from exc
     return AdaptOutcome(found[-1] if found else calibration_event(result.calibration), result.training)
 
 
