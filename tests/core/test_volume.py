@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voxelstudio.core.volume import Volume
+from voxelstudio.core.volume import Volume, is_constant
 
 
 @pytest.fixture
@@ -82,6 +82,12 @@ def test_label_names_the_file_else_the_name(cube) -> None:
     assert Volume(cube, name="scan", source=Path("data/scan.mat")).label == str(Path("data/scan.mat"))
     assert Volume(cube, name="scan").label == "scan"
     assert Volume(cube).label == "unnamed volume"
+
+
+def test_is_constant_means_one_value_everywhere() -> None:
+    assert is_constant(np.full((2, 3, 4), 7.0)) and is_constant(np.zeros((1, 1, 1)))
+    assert not is_constant(np.arange(24.0).reshape(2, 3, 4))
+    assert not is_constant(np.zeros((0, 4, 4)))  # nothing at all is not one value
 
 
 def test_replace_merges_metadata_and_revalidates(cube) -> None:

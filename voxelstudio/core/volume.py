@@ -17,6 +17,11 @@ UNKNOWN_SPACING: Spacing = (1.0, 1.0, 1.0)
 """A Volume's spacing when its file had none."""
 
 
+def is_constant(data: np.ndarray) -> bool:
+    """Whether ``data`` holds one value everywhere (an empty array does not): nothing to find, fit or compare."""
+    return bool(data.size) and float(data.min()) == float(data.max())
+
+
 def _as_spacing(spacing: Any) -> Spacing:
     values = tuple(float(s) for s in spacing)
     if len(values) != 3 or not all(np.isfinite(v) and v > 0 for v in values):

@@ -16,7 +16,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QSettings, Signal
 
 from voxelstudio.core.provenance import export_provenance, sidecar_path
-from voxelstudio.core.volume import Spacing, Volume
+from voxelstudio.core.volume import Spacing, Volume, is_constant
 from voxelstudio.gui.document import Document
 from voxelstudio.gui.job_handlers import (
     AdaptHandler,
@@ -286,7 +286,7 @@ class Controller(QObject):
         volumes = self.document.volumes()
         if "target" in volumes and "prediction" in volumes and volumes["target"].shape == volumes["prediction"].shape:
             target = volumes["target"].data
-            if target.size and float(target.min()) != float(target.max()):  # a blank target has no metrics
+            if target.size and not is_constant(target):  # a blank target has no metrics
                 self.evaluate()
 
     def evaluate(self) -> Job | None:

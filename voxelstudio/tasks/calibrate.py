@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
-from voxelstudio.core.volume import Volume
+from voxelstudio.core.volume import Volume, is_constant
 from voxelstudio.metrics.bead_average import BeadAverage, average_beads
 from voxelstudio.metrics.fwhm import profile_fwhm
 from voxelstudio.metrics.noise import CameraEstimate, bead_mask, block_moments, fit_camera
@@ -192,7 +192,7 @@ def calibrate_volumes(
         raise ValueError("no scans to calibrate on")
     spacing = resolve_spacing(volumes, voxel_size)
     for volume in volumes:
-        if volume.data.size and float(volume.data.min()) == float(volume.data.max()):
+        if is_constant(volume.data):
             raise ValueError(f"{volume.label}: the volume is constant ({float(volume.data.min()):g}): no beads to fit")
     try:
         return _calibrate(volumes, spacing, wavelength_um=wavelength_um, na=na, ni=ni, report=report, cancel=cancel)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from voxelstudio.core.volume import Volume
+from voxelstudio.core.volume import Volume, is_constant
 from voxelstudio.io import load_volume
 from voxelstudio.metrics import evaluate_pair
 
@@ -32,7 +32,7 @@ def evaluate_volumes(pred: Volume, target: Volume, raw: Volume | None = None) ->
     _check_same_shape(pred, "prediction", target)
     if raw is not None:
         _check_same_shape(raw, "raw", target)
-    if target.data.size and float(target.data.min()) == float(target.data.max()):
+    if is_constant(target.data):
         raise ValueError(
             f"{_label('target', target)} is constant ({float(target.data.min()):g} everywhere): there is nothing to "
             "compare with (PSNR and SSIM scale by the target's range)"
