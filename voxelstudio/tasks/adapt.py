@@ -140,7 +140,8 @@ def adapt_files(
 
 
 def _check_arguments(out: Path, minutes: float, init: str | Path | None) -> Path:
-    """The starting model's path; ValueError for a bad ``out``, ``minutes`` or ``init`` (before any work)."""
+    """The starting model's path; a one-line error (ValueError, or VolumeWriteError / ModelError from the shared
+    checks) for a bad ``out``, ``minutes`` or ``init``, before any work."""
     if out.suffix != ".keras":
         raise ValueError(f"{out}: the model file must end in .keras")
     if not minutes > 0:
