@@ -132,6 +132,9 @@ def test_denoise_errors_exit_2_with_one_line(data, trained, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("voxelstudio: error: ") and "broken.keras" in err and err.count("\n") == 1
     assert main(["denoise", str(source), "--model", str(trained), "--tile", "a,b,c", "--quiet"]) == 2
+    capsys.readouterr()
+    assert main(["denoise", str(source), "--model", str(broken), "--out-dir", str(source), "--quiet"]) == 2
+    assert capsys.readouterr().err.strip().endswith("c.mat: is a file, not a folder")  # checked before the model
     with pytest.raises(SystemExit) as exc:
         main(["denoise", str(source), "--format", "png"])
     assert exc.value.code == 2
@@ -285,3 +288,6 @@ def test_a_config_file_with_a_wrong_type_is_one_line_naming_it(data, tmp_path, c
     assert main(argv) == 2
     assert f"{config}: TrainConfig field 'batch_size' must be an integer, got 1.5" in capsys.readouterr().err
     assert not (tmp_path / "m.keras").exists()
+    config.write_bytes(bytes(range(128, 256)))
+    assert main(argv) == 2
+    assert f"{config}: not a JSON config file (binary content)" in capsys.readouterr().err

@@ -96,8 +96,9 @@ def test_deconvolve_with_simulated_optics_keeps_the_voxel_size(
     files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = ["deconvolve", str(files["raw"]), "--na", "1.3", "--ni", "1.515", "--voxel-size", "0.1,0.1,0.25"]
-    argv += ["--iterations", "2", "--out-dir", str(tmp_path / "out"), "--format", "mat"]
+    argv += ["--iterations", "2", "--out-dir", str(tmp_path / "out"), "--format", "mat", "--quiet"]
     assert cli.main(argv) == 0
+    assert capsys.readouterr().err == ""  # --quiet: no progress bar
     result = load_volume(tmp_path / "out" / "raw.mat")
     assert result.spacing == pytest.approx((0.1, 0.1, 0.25))
     assert np.isfinite(result.data).all()
@@ -109,6 +110,7 @@ def test_deconvolve_with_simulated_optics_keeps_the_voxel_size(
         (["--na", "1.3"], "either --psf or the optics options"),
         (["--out-dir", "."], "would replace the input"),
         (["--iterations", "0"], "at least 1"),
+        (["--out-dir", "pred.npy"], "pred.npy: is a file, not a folder"),
     ],
 )
 def test_deconvolve_refusals(

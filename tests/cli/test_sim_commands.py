@@ -69,3 +69,14 @@ def test_bad_option_values_exit_2_with_one_line(
     assert err.startswith("voxelstudio: error: ")
     assert message in err
     assert not out.exists()
+
+
+def test_unreadable_params_and_a_file_as_outdir_are_one_line_naming_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    binary = tmp_path / "params.json"
+    binary.write_bytes(bytes(range(128, 256)))
+    assert cli.main(["simulate", str(tmp_path / "out"), "--params", str(binary), "--quiet"]) == 2
+    assert capsys.readouterr().err == f"voxelstudio: error: {binary}: not a JSON file (binary content)\n"
+    assert cli.main(["simulate", str(binary), "--count", "1", "--shape", "16,16,8", "--quiet"]) == 2
+    assert capsys.readouterr().err == f"voxelstudio: error: {binary}: is a file, not a folder\n"

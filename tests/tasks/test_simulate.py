@@ -94,3 +94,38 @@ def test_bad_arguments_raise_value_error_before_writing(tmp_path: Path, kwargs: 
     with pytest.raises(ValueError, match=message):
         simulate_dataset(tmp_path / "out", **{"shape": SHAPE, **kwargs})
     assert not (tmp_path / "out").exists()
+
+
+def test_a_volume_too_big_for_memory_is_refused_before_any_folder(tmp_path: Path, monkeypatch) -> None:
+    import psutil
+
+    from voxelstudio.core.errors import VoxelStudioError
+    from voxelstudio.tasks import simulate
+
+    available = simulate.BYTES_PER_VOXEL * int(np.prod(SHAPE)) - 1
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: type("Memory", (), {"available": available})())
+    with pytest.raises(VoxelStudioError, match=r"simulating a 24x20x8 volume needs about .* GiB of memory"):
+        simulate_dataset(tmp_path / "out", count=1, shape=SHAPE)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_failure_before_the_first_pair_leaves_no_empty_folders(tmp_path: Path, monkeypatch) -> None:
+    from voxelstudio.tasks import simulate
+
+    def fail(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(simulate, "simulate_pair", fail)
+    with pytest.raises(MemoryError):
+        simulate_dataset(tmp_path / "out", count=2, shape=SHAPE)
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_output_folder_that_is_a_file_is_refused_up_front(tmp_path: Path) -> None:
+    from voxelstudio.core.errors import VolumeWriteError
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(VolumeWriteError, match=r"file: is a file, not a folder$"):
+        simulate_dataset(tmp_path / "file", count=1, shape=SHAPE)
+    with pytest.raises(VolumeWriteError, match=r"sub: cannot be a folder \(its parent .*file is a file\)$"):
+        simulate_dataset(tmp_path / "file" / "sub", count=1, shape=SHAPE)

@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Sequence
 
 from voxelstudio import __version__
-from voxelstudio.core.errors import VoxelStudioError
+from voxelstudio.core.errors import VoxelStudioError, message_of
 
 # Modules that each define ``register(subparsers)``. Importing them must stay cheap (no TensorFlow at module level).
 COMMAND_MODULES = (
@@ -98,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (VoxelStudioError, OSError, ValueError) as exc:
         if args.debug:
             raise
-        return _fail(str(exc))
+        return _fail(message_of(exc))
     except MemoryError:
         if args.debug:
             raise

@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from voxelstudio.core.atomic import check_output_folder
 from voxelstudio.core.errors import VolumeWriteError
 
 FORMATS = ("mat", "tif", "npy", "npz")
@@ -80,6 +81,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     deconvolve.add_argument("--out-dir", type=Path, help="output folder (default: 'deconvolved' beside the input)")
     deconvolve.add_argument("--format", choices=FORMATS, help="output format (default: the input's)")
     deconvolve.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    deconvolve.add_argument("--quiet", action="store_true", help="no progress bar")
     deconvolve.set_defaults(func=run_deconvolve)
 
 
@@ -138,6 +140,7 @@ def run_deconvolve(args: argparse.Namespace) -> int:
 
     fmt = args.format or _FORMAT_OF_SUFFIX.get(args.input.suffix.lower(), "mat")
     out = output_path(args.input, args.input.parent / "deconvolved" if args.out_dir is None else args.out_dir, fmt)
+    check_output_folder(out.parent)
     if out.exists() and not args.overwrite:
         raise VolumeWriteError(out, "already exists; pass --overwrite to replace it")
 
@@ -150,7 +153,7 @@ def run_deconvolve(args: argparse.Namespace) -> int:
     volume = load_volume(args.input)
     if args.voxel_size is not None:
         volume = volume.replace(spacing=args.voxel_size)
-    with tqdm_report("deconvolve") as report:
+    with tqdm_report("deconvolve", quiet=args.quiet) as report:
         result = richardson_lucy_volume(volume, psf=args.psf, optics=optics, iterations=args.iterations, report=report)
     out.parent.mkdir(parents=True, exist_ok=True)
     print(save_volume(result, out, overwrite=args.overwrite))

@@ -172,6 +172,20 @@ def check_destination(path: str | Path, *, overwrite: bool, hint: str = "pass ov
     return path
 
 
+def check_output_folder(path: str | Path) -> Path:
+    """``path`` as a Path when files may be written into it (it exists as a folder, or can be made); a one-line
+    :class:`VolumeWriteError` naming it when it or a parent is a file, or the nearest existing parent is not
+    writable. Called before long jobs, like :func:`check_destination`."""
+    path = Path(path)
+    existing = next(p for p in (path, *path.parents) if p.exists() or p == Path(p.anchor or "."))
+    if not existing.is_dir():
+        where = "" if existing == path else f" (its parent {existing} is a file)"
+        raise VolumeWriteError(path, f"cannot be a folder{where}" if where else "is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise VolumeWriteError(path, f"folder {existing} is not writable")
+    return path
+
+
 def write_atomically(path: Path, write: Callable[[Path], None], *, overwrite: bool = False) -> Path:
     """Call ``write(temporary_path)`` and move the result onto ``path``.
 

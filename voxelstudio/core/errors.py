@@ -46,3 +46,12 @@ class Cancelled(VoxelStudioError):
 
     def __init__(self, what: str = "job") -> None:
         super().__init__(f"{what} cancelled")
+
+
+def message_of(exc: BaseException) -> str:
+    """The one-line text users see for ``exc``. An operating-system error reads ``FILE: problem`` (for example
+    ``out/raw: Not a directory``) instead of Python's ``[Errno 20] Not a directory: 'out/raw'``."""
+    if isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
+        where = f"{exc.filename} -> {exc.filename2}" if exc.filename2 is not None else f"{exc.filename}"
+        return _one_line(where, exc.strerror)
+    return " ".join(str(exc).split())

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from voxelstudio.core.errors import Cancelled, VoxelStudioError
+from voxelstudio.core.errors import Cancelled, VoxelStudioError, message_of
 from voxelstudio.core.progress import CancelToken, Progress
 from voxelstudio.core.volume import Volume
 from voxelstudio.jobs.events import JobCancelled, JobEvent, JobFailed, JobResult, Preview, as_event
@@ -57,7 +57,7 @@ def describe_exception(exc: BaseException) -> str:
     """One readable line for a dialog."""
     if isinstance(exc, MemoryError):
         return "out of memory; try a smaller volume, a smaller patch or batch size, or more tiles"
-    text = " ".join(str(exc).split())
+    text = message_of(exc)
     if isinstance(exc, (VoxelStudioError, OSError, ValueError)):
         return text or type(exc).__name__
     return f"unexpected {type(exc).__name__}: {text}"

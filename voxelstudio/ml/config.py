@@ -63,9 +63,11 @@ class _JsonConfig:
     def load(cls: type[T], path: str | Path) -> T:
         """The config in the JSON file ``path``; ValueError starting with the file's name when it cannot be."""
         try:
-            text = Path(path).read_text()
+            text = Path(path).read_text(encoding="utf-8")
         except OSError as exc:
             raise ValueError(f"{path}: cannot read the config file ({exc.strerror or exc})") from exc
+        except UnicodeDecodeError:
+            raise ValueError(f"{path}: not a JSON config file (binary content)") from None
         try:
             return cls.from_json(text)
         except ValueError as exc:  # json.JSONDecodeError included

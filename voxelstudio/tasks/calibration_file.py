@@ -119,6 +119,8 @@ def load_params(path: str | Path) -> tuple[SimParams, np.ndarray | None, dict[st
     path = Path(path)
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a JSON file (binary content)") from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: not a JSON file ({exc.msg} at line {exc.lineno})") from None
     if not isinstance(record, dict):

@@ -221,7 +221,7 @@ def write_shapes_dataset(
 ) -> list[Path]:
     """Write the procedural 10-class shapes as OUTDIR/<class>/<class>_NNNN.<fmt>: uint8 .npy, or .mat with the
     occupancy in variable ``voxel``. Returns the written paths."""
-    from voxelstudio.core.atomic import write_atomically
+    from voxelstudio.core.atomic import check_output_folder, write_atomically
     from voxelstudio.core.volume import Volume
     from voxelstudio.io import save_volume
     from voxelstudio.sim.shapes import SHAPE_CLASSES, generate_shapes
@@ -230,7 +230,7 @@ def write_shapes_dataset(
         raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(SHAPE_FORMATS)}")
     if per_class < 1:
         raise ValueError(f"per-class count must be at least 1, got {per_class}")
-    outdir = Path(outdir)
+    outdir = check_output_folder(outdir)
     total, written = per_class * len(SHAPE_CLASSES), []
     for name, index, grid in generate_shapes(per_class, seed=seed, size=size):
         if cancel is not None:

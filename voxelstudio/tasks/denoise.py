@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from voxelstudio.core.atomic import check_output_folder
 from voxelstudio.core.errors import ModelError
 from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
 from voxelstudio.core.provenance import denoise_provenance, model_record, sidecar_path, write_sidecar
@@ -230,6 +231,7 @@ def denoise_files(
     shape = None if block is None else tuple(int(b) for b in block)
     spacing = None if voxel_size is None else Volume(np.zeros((1, 1, 1), np.float32), voxel_size).spacing
     options = FileOptions(fmt, tta, trusted, tile, overwrite, shape, resume, scheduler, memory_limit, spacing)
+    check_output_folder(out_dir)
     model, loaded = _load(model_path, trusted)
     out_dir.mkdir(parents=True, exist_ok=True)
     if scheduler is not None:

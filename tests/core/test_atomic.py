@@ -1,0 +1,35 @@
+"""check_output_folder: an output folder is checked before long jobs start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from voxelstudio.core.atomic import check_output_folder
+from voxelstudio.core.errors import VolumeWriteError
+
+
+def test_existing_and_makeable_folders_pass(tmp_path: Path) -> None:
+    assert check_output_folder(tmp_path) == tmp_path
+    assert check_output_folder(tmp_path / "new" / "deeper") == tmp_path / "new" / "deeper"
+    assert not (tmp_path / "new").exists()  # checking makes nothing
+
+
+def test_a_file_in_the_way_is_named(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(VolumeWriteError, match=r"file: is a file, not a folder$"):
+        check_output_folder(tmp_path / "file")
+    with pytest.raises(VolumeWriteError, match=r"file/a/b: cannot be a folder \(its parent .*/file is a file\)$"):
+        check_output_folder(tmp_path / "file" / "a" / "b")
+
+
+def test_a_read_only_parent_is_named(tmp_path: Path, monkeypatch) -> None:
+    from voxelstudio.core import atomic
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    monkeypatch.setattr(atomic.os, "access", lambda path, mode: Path(path) != locked)  # root may write anywhere
+    with pytest.raises(VolumeWriteError, match=r"out: folder .*locked is not writable$"):
+        check_output_folder(locked / "out")
+    check_output_folder(tmp_path / "elsewhere")
