@@ -129,7 +129,7 @@ def test_check_volume_file_reads_headers_only_and_names_the_file(tmp_path, asymm
     bad_spacing = tmp_path / "spacing.mat"
     scipy.io.savemat(bad_spacing, {"voxel": asymmetric, "voxel_size_um": np.array([[0.1, -1.0, 0.3]])})
     for path, problem in [(two, "several arrays could be the volume"), (bad_spacing, "voxel"),
-                          (tmp_path / "none.mat", "")]:  # fmt: skip
+                          (tmp_path / "none.mat", "file not found")]:  # fmt: skip
         with pytest.raises(VolumeReadError, match=problem) as error:
             check_volume_file(path)
         assert str(error.value).startswith(f"{path}: ")

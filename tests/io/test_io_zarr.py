@@ -109,7 +109,7 @@ def test_time_and_channel_axes_must_be_picked(tmp_path):
     ]
     data = np.random.default_rng(2).random((3, 1, 4, 5, 6)).astype(np.float32)
     root.create_array("0", shape=data.shape, dtype="float32")[...] = data
-    with pytest.raises(VolumeReadError, match=r"3 time points \(axis t.*--variable '0\[t=0\]'"):
+    with pytest.raises(VolumeReadError, match=r"3 time points \(axis t.*pick one with the variable '0\[t=0\]'"):
         load_volume(tmp_path / "tc.ome.zarr")
     picked = load_volume(tmp_path / "tc.ome.zarr", "0[t=2]")
     np.testing.assert_array_equal(picked.data, data[2, 0].transpose(1, 2, 0))

@@ -22,6 +22,9 @@ from voxelstudio.core.volume import Spacing
 DEFAULT_VARIABLE = "voxel"
 """The variable the original bead data sets use; chosen first when a file has it."""
 
+NAME_ONE = "variable=... in Python, or `voxelstudio convert FILE OUT --variable NAME` to write it alone"
+"""How to pick an array or a plane, for messages: only ``info`` and ``convert`` take ``--variable``."""
+
 NUMERIC_DTYPES = frozenset(
     {"bool", "uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64", "float16", "float32", "float64"}
 )
@@ -94,9 +97,7 @@ def choose_variable(path: Path, variables: Sequence[VariableInfo], requested: st
         return offered[0].name  # the only array: let the checks say precisely what is wrong with it
     if not candidates:
         raise VolumeReadError(path, f"no 3-D numeric array to use as the volume; found: {_describe(offered)}")
-    raise VolumeReadError(
-        path, f"several arrays could be the volume; name one (variable=..., or --variable): {_describe(candidates)}"
-    )
+    raise VolumeReadError(path, f"several arrays could be the volume: {_describe(candidates)}; name one ({NAME_ONE})")
 
 
 def _describe(variables: Sequence[VariableInfo]) -> str:

@@ -23,7 +23,7 @@ import numpy as np
 
 from voxelstudio.core.errors import VolumeReadError, VolumeWriteError
 from voxelstudio.core.volume import Spacing
-from voxelstudio.io.variables import VariableInfo, format_shape
+from voxelstudio.io.variables import NAME_ONE, VariableInfo, format_shape
 
 SPACING_VARIABLE = None  # the voxel size lives in the multiscales metadata
 IS_DIRECTORY = True
@@ -146,7 +146,7 @@ def _image(path: Path, root: Any, wanted: str | None) -> tuple[str, Any, tuple[s
     candidates = [(n, a) for n, a in arrays if a.ndim == 3] or arrays
     if len(candidates) > 1:
         listed = ", ".join(f"{n} ({format_shape(a.shape)})" for n, a in candidates)
-        raise VolumeReadError(path, f"several arrays could be the volume; name one (--variable): {listed}")
+        raise VolumeReadError(path, f"several arrays could be the volume: {listed}; name one ({NAME_ONE})")
     name, array = candidates[0]
     if array.ndim != 3:
         raise VolumeReadError(path, f"array {name!r} has shape {format_shape(array.shape)}; a volume is 3-D (z, y, x)")
@@ -185,7 +185,7 @@ def open_lazy(path: str | Path, variable: str | None = None, *, store: Any = Non
             raise VolumeReadError(
                 path,
                 f"the image has {size} {_AXIS_WORDS[axis]} (axis {axis}, axes {','.join(names)}); a volume is 3-D: "
-                f"pick one with --variable '{name}[{axis}=0]'",
+                f"pick one with the variable '{name}[{axis}=0]' ({NAME_ONE})",
             )
     data = data[tuple(index)].transpose([kept.index(a) for a in "yxz"])
     return LazyVolume(data, spacing or (1.0, 1.0, 1.0), name, array, names)
