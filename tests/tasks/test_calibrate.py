@@ -111,3 +111,17 @@ def test_a_bead_longer_than_its_box_is_averaged_again_in_a_longer_box() -> None:
     assert axially_cut(beads.image)  # sigma 5 voxels along z: half maximum lies 5.9 voxels from the peak
     longer, again = lengthen_if_cut([volume], half, beads, shape)
     assert longer[:2] == half[:2] and longer[2] > 6 and not axially_cut(again.image)
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"na": 3.0}, r"--na: must be in \[0.8, 1.5\]"),
+        ({"wavelength_um": 0.9}, r"--wavelength: must be in \[0.4, 0.7\]"),
+        ({"ni": 1.0}, r"--ni: must be in \[1.33, 1.52\]"),
+    ],
+)
+def test_given_optics_outside_the_simulators_range_are_refused_before_any_analysis(given, message) -> None:
+    blank = Volume(np.zeros((16, 16, 8), np.float32), (0.1, 0.1, 0.2), name="blank")  # would fail the analysis
+    with pytest.raises(ValueError, match=message):
+        calibrate_volumes([blank], **given)

@@ -71,6 +71,12 @@ def test_a_constant_target_is_refused_instead_of_scoring_perfectly(volumes, leve
         evaluate_volumes(pred, blank)
 
 
+def test_a_target_too_small_for_ssim_is_named(volumes) -> None:
+    flat = Volume(np.random.default_rng(0).random((8, 8, 2)).astype(np.float32), name="flat")
+    with pytest.raises(ValueError, match=r"target 'flat' has shape \(8, 8, 2\): too small to compare"):
+        evaluate_volumes(flat, flat)
+
+
 def test_files_give_the_same_rows(volumes: tuple[Volume, Volume, Volume], tmp_path: Path) -> None:
     paths = [save_volume(v, tmp_path / f"{v.name}.npz") for v in volumes]
     result = evaluate_files(*paths[:2], raw_path=paths[2])

@@ -37,6 +37,20 @@ def test_shape_mismatch_names_both_volumes():
         check_pairs([])
 
 
+def test_targets_that_all_hold_one_value_are_named_before_training():
+    def pair(name, value):
+        return Volume(np.random.default_rng(0).random((8, 8, 4)), name=f"raw{name}"), Volume(
+            np.full((8, 8, 4), value), name=f"truth{name}"
+        )
+
+    with pytest.raises(ValueError, match=r"^truth1: 0 everywhere; there is nothing to learn$"):
+        check_pairs([pair(1, 0.0)])
+    with pytest.raises(ValueError, match=r"^truth1 and the 2 other targets: 0.5 everywhere"):
+        check_pairs([pair(1, 0.5), pair(2, 0.5), pair(3, 0.5)])
+    check_pairs([pair(1, 0.0), pair(2, 1.0)])  # two levels: a range to learn
+    check_pairs([pair(1, 0.0), blob_volumes(0)])
+
+
 def test_validation_split_sizes_and_determinism():
     pairs = [blob_volumes(i, shape=(4, 4, 4), name=str(i)) for i in range(5)]
     assert [len(part) for part in split_validation(pairs[:1], 0.2, 0)] == [1, 0]

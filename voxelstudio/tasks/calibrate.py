@@ -104,6 +104,20 @@ def resolve_spacing(volumes: Sequence[Volume], voxel_size: Sequence[float] | Non
     return (y, x, z)
 
 
+GIVEN_OPTICS = {"wavelength_um": "--wavelength", "na": "--na", "ni": "--ni"}
+"""The optics a user may fix instead of fitting, and the options that give them."""
+
+
+def check_given_optics(**values: float | None) -> None:
+    """ValueError naming the option when a given (not None) optical value is outside the simulator's range."""
+    ranges = OpticsParams.ranges()
+    for name, value in values.items():
+        low, high = ranges[name]
+        if value is not None and not low <= value <= high:
+            option = GIVEN_OPTICS[name]
+            raise ValueError(f"{option}: must be in [{low:g}, {high:g}] (the simulator's range), got {value:g}")
+
+
 def bead_box(spacing: tuple[float, float, float | None], shape: tuple[int, int, int]) -> tuple[int, int, int]:
     """Half-size (y, x, z) in voxels of the measured bead's box, limited so beads can fit inside the scan."""
     dy, dx, dz = spacing
@@ -190,6 +204,7 @@ def calibrate_volumes(
     ValueError line; those of the analysis start with the scans' names."""
     if not volumes:
         raise ValueError("no scans to calibrate on")
+    check_given_optics(wavelength_um=wavelength_um, na=na, ni=ni)
     spacing = resolve_spacing(volumes, voxel_size)
     for volume in volumes:
         if is_constant(volume.data):

@@ -32,6 +32,11 @@ def evaluate_volumes(pred: Volume, target: Volume, raw: Volume | None = None) ->
     _check_same_shape(pred, "prediction", target)
     if raw is not None:
         _check_same_shape(raw, "raw", target)
+    if min(target.shape) < 3:
+        raise ValueError(
+            f"{_label('target', target)} has shape {target.shape}: too small to compare (SSIM needs at least 3 "
+            "voxels along every axis)"
+        )
     if is_constant(target.data):
         raise ValueError(
             f"{_label('target', target)} is constant ({float(target.data.min()):g} everywhere): there is nothing to "

@@ -11,7 +11,7 @@ import numpy as np
 
 from voxelstudio.core.atomic import check_destination
 from voxelstudio.core.progress import CancelToken, ReportFn, null_report
-from voxelstudio.core.volume import Volume
+from voxelstudio.core.volume import Volume, is_constant
 from voxelstudio.io import SUPPORTED_SUFFIXES, load_volume
 
 if TYPE_CHECKING:
@@ -32,12 +32,18 @@ class TrainResult:
 
 
 def check_pairs(pairs: Sequence[VolumePair]) -> None:
-    """Raise ValueError naming both volumes when a raw and its target differ in shape."""
+    """Raise ValueError naming both volumes when a raw and its target differ in shape, and naming the targets when
+    they all hold one and the same value (nothing to learn)."""
     if not pairs:
         raise ValueError("no (raw, target) pairs to train on")
     for raw, target in pairs:
         if raw.shape != target.shape:
             raise ValueError(f"{raw.label} {raw.shape} and {target.label} {target.shape}: raw and target shapes differ")
+    targets = [target for _, target in pairs]
+    constant = [float(t.data.flat[0]) for t in targets if is_constant(t.data)]
+    if len(constant) == len(targets) and len(set(constant)) == 1:
+        others = f" and the {len(targets) - 1} other targets" if len(targets) > 1 else ""
+        raise ValueError(f"{targets[0].label}{others}: {constant[0]:g} everywhere; there is nothing to learn")
 
 
 def check_known_spacing(volumes: Sequence[Volume]) -> None:
