@@ -211,6 +211,9 @@ def test_load_errors_are_one_line_model_errors(tmp_path: Path) -> None:
     (tmp_path / "junk.keras").write_bytes(b"not a zip")
     with pytest.raises(ModelError, match=r"junk\.keras: not a readable"):
         load_classifier(tmp_path / "junk.keras")
+    newer = with_metadata(path, tmp_path / "newer.keras", format_version=2)
+    with pytest.raises(ModelError, match=r"newer\.keras: was written by a newer VoxelStudio .*model format 2"):
+        load_classifier(newer)
     bad = with_metadata(path, tmp_path / "bad.keras", classes=["a", "b"])
     with pytest.raises(ModelError, match="3 outputs but 2 class names"):
         load_classifier(bad)

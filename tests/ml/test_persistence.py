@@ -204,6 +204,16 @@ def test_a_file_from_a_newer_keras_names_both_versions(tmp_path: Path, saved_une
     assert keras.__version__ in message and "upgrade Keras" in message
 
 
+def test_a_file_of_a_newer_voxelstudio_format_is_refused_with_what_to_do(tmp_path: Path, saved_unet) -> None:
+    from model_files import with_metadata
+
+    newer = with_metadata(saved_unet[0], tmp_path / "newer.keras", format_version=99, voxelstudio_version="9.0")
+    message = _single_line_model_error(newer, r"was written by a newer VoxelStudio \(9.0, model format 99; this one")
+    assert "upgrade VoxelStudio" in message
+    _single_line_model_error(with_metadata(saved_unet[0], tmp_path / "odd.keras", format_version="1"), "not a positive")
+    assert load_model(with_metadata(saved_unet[0], tmp_path / "unversioned.keras", format_version=None)).model
+
+
 def test_mixed_precision_models_are_saved_computing_in_float32(tmp_path: Path) -> None:
     config = _config("unet")
     keras.mixed_precision.set_global_policy("mixed_bfloat16")

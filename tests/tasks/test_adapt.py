@@ -67,3 +67,10 @@ def test_adapt_rejects_bad_arguments_before_any_work(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="is a voxel classifier; adapt fine-tunes a denoiser"):
         adapt_files([tmp_path / "x.tif"], tmp_path / "m.keras", init=default_classifier_path())
     assert list(tmp_path.iterdir()) == []
+    import keras  # a plain Keras file: no recipe to fine-tune with, found before the scans are read
+
+    plain = tmp_path / "plain.keras"
+    keras.Sequential([keras.Input((8, 8, 8, 1)), keras.layers.Conv3D(1, 3, padding="same")]).save(plain)
+    with pytest.raises(ValueError, match=r"plain\.keras: not a VoxelStudio denoiser \(no training config\)"):
+        adapt_files([tmp_path / "x.tif"], tmp_path / "m.keras", init=plain)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plain.keras"]

@@ -19,6 +19,7 @@ from voxelstudio.ml import classifier_blocks
 from voxelstudio.ml.blocks import conv_block, normalization
 from voxelstudio.ml.classifier_config import ClassifierConfig, ClassifierTrainConfig
 from voxelstudio.ml.classifier_inference import predict_probabilities as predict_probabilities  # re-exported
+from voxelstudio.ml.model_file import CLASSIFIER_FORMAT, DENOISER_FORMAT, FORMAT_VERSION
 from voxelstudio.ml.persistence import (
     file_sha256,
     keras_path,
@@ -29,8 +30,6 @@ from voxelstudio.ml.persistence import (
 )
 from voxelstudio.ml.voxel_pose import POSE_VERSION, POSE_VERSIONS
 
-FORMAT = "voxelstudio-classifier"
-FORMAT_VERSION = 1
 VRN_CHANNELS = (32, 64, 128, 256, 512)
 """Channels of the VRN stem and after each of its four downsampling blocks (at width 1)."""
 BN_MOMENTUM = 0.9
@@ -142,7 +141,7 @@ def save_classifier(
     if len(classes) != model.outputs[0].shape[-1]:
         raise ValueError(f"{path}: {len(classes)} class names for a model with {model.outputs[0].shape[-1]} outputs")
     metadata = {
-        **metadata_header(FORMAT, FORMAT_VERSION),
+        **metadata_header(CLASSIFIER_FORMAT, FORMAT_VERSION),
         "classes": list(classes),
         "train_config": train_config.to_dict(),
         "extra": extra or {},
@@ -161,8 +160,8 @@ def load_classifier(path: str | Path, *, trusted: bool = False) -> LoadedClassif
     if not path.is_file():
         raise ModelError(path, "is a folder, not a model file" if path.is_dir() else "model file not found")
     config, metadata = read_members(path)
-    if metadata.get("format") != FORMAT:
-        kind = "a denoiser" if metadata.get("format") == "voxelstudio-denoiser" else "not a VoxelStudio classifier"
+    if metadata.get("format") != CLASSIFIER_FORMAT:
+        kind = "a denoiser" if metadata.get("format") == DENOISER_FORMAT else "not a VoxelStudio classifier"
         raise ModelError(path, f"{kind}; train one with 'voxelstudio train-classifier'")
     model = load_network(path, config, metadata, trusted=trusted)
     classes = tuple(str(c) for c in metadata.get("classes", []))

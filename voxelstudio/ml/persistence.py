@@ -29,11 +29,15 @@ from voxelstudio.ml import blocks, losses  # noqa: F401  (registers the custom l
 from voxelstudio.ml.backend import keras  # started there: on TensorFlow without JAX (about 100 MB less)
 from voxelstudio.ml.config import TrainConfig
 from voxelstudio.ml.denoisers import receptive_field, required_multiple
-from voxelstudio.ml.model_file import METADATA_MEMBER, OPTIMIZER_MEMBER
+from voxelstudio.ml.model_file import (
+    CLASSIFIER_FORMAT,
+    DENOISER_FORMAT,
+    FORMAT_VERSION,
+    METADATA_MEMBER,
+    OPTIMIZER_MEMBER,
+)
 from voxelstudio.ml.spacing import SPACING_FEATURES, takes_spacing
 
-FORMAT = "voxelstudio-denoiser"
-FORMAT_VERSION = 1
 CODE_MESSAGE = "contains code (Lambda layer); load it only if you trust it (--trust)"
 
 
@@ -61,7 +65,7 @@ def save_model(
     variables are kept only with ``optimizer_state`` (training checkpoints)."""
     path = keras_path(path)
     metadata = {
-        **metadata_header(FORMAT, FORMAT_VERSION),
+        **metadata_header(DENOISER_FORMAT, FORMAT_VERSION),
         "train_config": train_config.to_dict(),
         "normalizer": normalizer.to_dict(),
         "receptive_field": list(receptive_field(train_config.model)),
@@ -151,7 +155,7 @@ def load_model(path: str | Path, *, trusted: bool = False) -> LoadedModel:
     if not path.is_file():
         raise ModelError(path, "is a folder, not a model file" if path.is_dir() else "model file not found")
     config, metadata = read_members(path)
-    if metadata.get("format") == "voxelstudio-classifier":
+    if metadata.get("format") == CLASSIFIER_FORMAT:
         raise ModelError(path, "is a voxel classifier, not a denoiser")
     model = load_network(path, config, metadata, trusted=trusted)
     _check_io_shapes(path, model)
@@ -223,7 +227,23 @@ def read_members(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     for member, value in (("config.json", config), (METADATA_MEMBER, metadata)):
         if not isinstance(value, dict):
             raise ModelError(path, f"damaged model file ({member} holds a {type(value).__name__}, not an object)")
+    _check_format_version(path, metadata)
     return config, metadata
+
+
+def _check_format_version(path: Path, metadata: dict[str, Any]) -> None:
+    """ModelError when VoxelStudio metadata is of a newer layout than this version reads (or its version is not a
+    number); files without metadata or without a version (plain Keras files) pass."""
+    version = metadata.get("format_version")
+    if metadata.get("format") not in (DENOISER_FORMAT, CLASSIFIER_FORMAT) or version is None:
+        return
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ModelError(path, f"invalid VoxelStudio metadata: format_version {version!r} is not a positive integer")
+    if version > FORMAT_VERSION:
+        raise ModelError(
+            path, f"was written by a newer VoxelStudio ({metadata.get('voxelstudio_version', 'unknown version')}, "
+            f"model format {version}; this one reads up to {FORMAT_VERSION}); upgrade VoxelStudio to load it",
+        )  # fmt: skip
 
 
 def contains_lambda(node: Any) -> bool:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from voxelstudio.core.atomic import check_destination
+from voxelstudio.core.errors import ModelError
 from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
 from voxelstudio.core.volume import Volume
 from voxelstudio.sim import simulate_pair
@@ -90,15 +91,12 @@ PREVIEW_SHARE = 0.2
 every short epoch it would take over a quarter of it on a slow CPU)."""
 
 
-def fine_tune_config(init: Path, scan_shape: tuple[int, int, int], minutes: float, seed: int) -> tuple[Any, Shape]:
-    """(training config, simulated pair shape): ``init``'s recipe with the fine-tuning loss, learning rate, budget and
-    epoch length; pairs as deep as the scans (rounded up to the model's multiple), patches no larger than the pairs."""
+def fine_tune_config(cfg: Any, scan_shape: tuple[int, int, int], minutes: float, seed: int) -> tuple[Any, Shape]:
+    """(training config, simulated pair shape): the starting model's recipe ``cfg`` with the fine-tuning loss,
+    learning rate, budget and epoch length; pairs as deep as the scans (rounded up to the model's multiple), patches
+    no larger than the pairs."""
     from voxelstudio.ml.denoisers import required_multiple
-    from voxelstudio.ml.persistence import load_model
 
-    cfg = load_model(init).train_config
-    if cfg is None:
-        raise ValueError(f"{init}: not a VoxelStudio denoiser (no training config); --init needs one")
     multiple = required_multiple(cfg.model)
     lateral = [max(min(n, PAIR_LATERAL), m) for n, m in zip(scan_shape[:2], multiple[:2], strict=True)]
     shape = (lateral[0], lateral[1], int(np.ceil(max(scan_shape[2], multiple[2]) / multiple[2]) * multiple[2]))
@@ -135,13 +133,14 @@ def adapt_files(
     **options: Any,
 ) -> AdaptResult:
     """Load the scans at ``paths`` and adapt to them (:func:`adapt_volumes`; ``options`` go there)."""
-    _check_arguments(Path(out), options.get("minutes", DEFAULT_MINUTES), options.get("init"))
+    _check_arguments(Path(out), options.get("minutes", DEFAULT_MINUTES), options.get("init"))  # before loading scans
     return adapt_volumes(load_scans(paths), out, sources=paths, report=report, cancel=cancel, **options)
 
 
-def _check_arguments(out: Path, minutes: float, init: str | Path | None) -> Path:
-    """The starting model's path; a one-line error (ValueError, or VolumeWriteError / ModelError from the shared
-    checks) for a bad ``out``, ``minutes`` or ``init``, before any work."""
+def _check_arguments(out: Path, minutes: float, init: str | Path | None) -> tuple[Path, Any]:
+    """The starting model's path and training config (read from its metadata, without building the network); a
+    one-line error (ValueError, or VolumeWriteError / ModelError from the shared checks) for a bad ``out``,
+    ``minutes`` or ``init``, before any work."""
     if out.suffix != ".keras":
         raise ValueError(f"{out}: the model file must end in .keras")
     if not minutes > 0:
@@ -150,12 +149,19 @@ def _check_arguments(out: Path, minutes: float, init: str | Path | None) -> Path
     if not init.exists():
         raise ValueError(f"{init}: no such model file")
     check_destination(out, overwrite=True)  # a missing or read-only folder fails now, not after the fine-tuning
-    from voxelstudio.ml.persistence import read_members  # the file's kind, without building its network
+    from voxelstudio.ml.config import TrainConfig
+    from voxelstudio.ml.model_file import CLASSIFIER_FORMAT
+    from voxelstudio.ml.persistence import read_members
 
     _, metadata = read_members(init)
-    if metadata.get("format") == "voxelstudio-classifier":
+    if metadata.get("format") == CLASSIFIER_FORMAT:
         raise ValueError(f"{init}: is a voxel classifier; adapt fine-tunes a denoiser")
-    return init
+    if "train_config" not in metadata:
+        raise ValueError(f"{init}: not a VoxelStudio denoiser (no training config); --init needs one")
+    try:
+        return init, TrainConfig.from_dict(metadata["train_config"])
+    except (TypeError, ValueError) as exc:
+        raise ModelError(init, f"invalid VoxelStudio metadata: {exc}") from exc
 
 
 def adapt_volumes(
@@ -183,7 +189,7 @@ def adapt_volumes(
     ``sources`` name the scans in the model's metadata."""
     started = time.monotonic()
     out = Path(out)
-    init = _check_arguments(out, minutes, init)
+    init, init_config = _check_arguments(out, minutes, init)
     report(Progress(0, None, "calibrating"))
     cal = calibrate_checked(volumes, psf=psf, force=force, report=report, cancel=cancel, **calibrate_options)
     psf_array = None if psf is None else check_measured_psf(psf, cal.params.optics.voxel_size_um)
@@ -191,7 +197,7 @@ def adapt_volumes(
         cancel.raise_if_cancelled("adaptation")
     if on_calibrated is not None:
         on_calibrated(cal)
-    config, shape = fine_tune_config(init, cal.scan_shape, minutes, seed)
+    config, shape = fine_tune_config(init_config, cal.scan_shape, minutes, seed)
     report(Progress(0, None, f"simulating {pairs} matched pairs {shape}"))
     train_pairs = simulate_matched_pairs(cal, shape, pairs, jitter=jitter, seed=seed, psf=psf_array)
     val_pair = simulate_matched_pairs(cal, shape, 1, jitter=0.0, seed=seed + 10_000, psf=psf_array)[0]
