@@ -13,6 +13,7 @@ def test_operating_system_errors_name_the_file_first() -> None:
     assert message_of(error) == "out/raw: Not a directory"
     moved = OSError(errno.EXDEV, os.strerror(errno.EXDEV), "a.tmp", None, "b.mat")
     assert message_of(moved) == f"a.tmp -> b.mat: {os.strerror(errno.EXDEV)}"
+    assert message_of(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))) == os.strerror(errno.ENOSPC)  # no [Errno 28]
 
 
 def test_other_errors_keep_their_text_on_one_line() -> None:

@@ -51,7 +51,9 @@ class Cancelled(VoxelStudioError):
 def message_of(exc: BaseException) -> str:
     """The one-line text users see for ``exc``. An operating-system error reads ``FILE: problem`` (for example
     ``out/raw: Not a directory``) instead of Python's ``[Errno 20] Not a directory: 'out/raw'``."""
-    if isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
+    if isinstance(exc, OSError) and exc.strerror:
+        if exc.filename is None:
+            return _one_line(None, exc.strerror)
         where = f"{exc.filename} -> {exc.filename2}" if exc.filename2 is not None else f"{exc.filename}"
         return _one_line(where, exc.strerror)
     return " ".join(str(exc).split())
