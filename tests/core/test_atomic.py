@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from voxelstudio.core.atomic import check_output_folder
+from voxelstudio.core.atomic import check_destination, check_output_folder
 from voxelstudio.core.errors import VolumeWriteError
 
 
@@ -33,3 +33,11 @@ def test_a_read_only_parent_is_named(tmp_path: Path, monkeypatch) -> None:
     with pytest.raises(VolumeWriteError, match=r"out: folder .*locked is not writable$"):
         check_output_folder(locked / "out")
     check_output_folder(tmp_path / "elsewhere")
+
+
+def test_a_destination_under_a_file_says_so(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(VolumeWriteError, match=r"file/out\.tif: .*file is a file, not a folder$"):
+        check_destination(tmp_path / "file" / "out.tif", overwrite=False)
+    with pytest.raises(VolumeWriteError, match=r"folder .*missing does not exist$"):
+        check_destination(tmp_path / "missing" / "out.tif", overwrite=False)

@@ -165,6 +165,8 @@ def check_destination(path: str | Path, *, overwrite: bool, hint: str = "pass ov
         raise VolumeWriteError(path, "is a folder, not a file")
     if path.exists() and not overwrite:
         raise VolumeWriteError(path, f"already exists; {hint} to replace it")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise VolumeWriteError(path, f"{path.parent} is a file, not a folder")
     if not path.parent.is_dir():
         raise VolumeWriteError(path, f"folder {path.parent} does not exist")
     if not os.access(path.parent, os.W_OK | os.X_OK):
