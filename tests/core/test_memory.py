@@ -1,11 +1,26 @@
-"""core.memory: freed heap memory goes back to the system."""
+"""core.memory: a job that does not fit is refused with the amounts; freed heap memory goes back to the system."""
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import psutil
 import pytest
 
-from voxelstudio.core.memory import malloc_trim, release_free_heap
+from voxelstudio.core import memory
+from voxelstudio.core.errors import VoxelStudioError
+from voxelstudio.core.memory import check_available, malloc_trim, release_free_heap
+
+
+def test_a_need_beyond_the_available_memory_is_refused_with_both_amounts(monkeypatch):
+    monkeypatch.setattr(memory.psutil, "virtual_memory", lambda: SimpleNamespace(available=2 * memory.GIB))
+    check_available(2 * memory.GIB, "x", "y")  # exactly what is there fits
+    with pytest.raises(VoxelStudioError) as raised:
+        check_available(3.5 * memory.GIB, "simulating a 9x9x9 volume", "simulate a smaller --shape")
+    assert str(raised.value) == (
+        "simulating a 9x9x9 volume needs about 3.5 GiB of memory but only 2.0 GiB is available; "
+        "simulate a smaller --shape"
+    )
 
 
 @pytest.mark.skipif(malloc_trim() is None, reason="needs glibc's malloc_trim")

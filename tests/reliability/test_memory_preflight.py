@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from voxelstudio.cli import main
+from voxelstudio.core import memory
 from voxelstudio.core.errors import VoxelStudioError
 from voxelstudio.core.volume import Volume
 from voxelstudio.tasks import denoise, denoise_checks
@@ -23,7 +24,7 @@ def _huge_volume() -> Volume:
 
 @pytest.fixture
 def one_gib_free(monkeypatch):
-    monkeypatch.setattr(denoise_checks.psutil, "virtual_memory", lambda: SimpleNamespace(available=GIB, total=64 * GIB))
+    monkeypatch.setattr(memory.psutil, "virtual_memory", lambda: SimpleNamespace(available=GIB, total=64 * GIB))
 
 
 def _planned_gib(model_path, tta: bool = False) -> float:

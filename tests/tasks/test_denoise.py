@@ -8,11 +8,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from voxelstudio.core import memory
 from voxelstudio.core.errors import Cancelled, ModelError, VolumeReadError, VolumeWriteError, VoxelStudioError
 from voxelstudio.core.progress import CancelToken
 from voxelstudio.core.volume import Volume
 from voxelstudio.io import load_volume, save_volume
-from voxelstudio.tasks import denoise, denoise_checks
+from voxelstudio.tasks import denoise
 from voxelstudio.tasks.denoise import denoise_files, denoise_volume
 
 
@@ -77,7 +78,7 @@ def test_bad_model_files_are_clear_errors(tmp_path):
 
 
 def test_memory_preflight_refuses_with_the_amount_needed(model_path, monkeypatch):
-    monkeypatch.setattr(denoise_checks.psutil, "virtual_memory", lambda: SimpleNamespace(available=1000))
+    monkeypatch.setattr(memory.psutil, "virtual_memory", lambda: SimpleNamespace(available=1000))
     with pytest.raises(VoxelStudioError, match=r"needs about [0-9.]+ GiB of memory but only 0.0 GiB"):
         denoise_volume(volume(), model_path=model_path)
 

@@ -1,4 +1,4 @@
-"""Giving freed heap memory back to the operating system."""
+"""Memory: checking that a job fits before it starts, and giving freed heap memory back to the operating system."""
 
 from __future__ import annotations
 
@@ -6,6 +6,23 @@ import ctypes
 import functools
 import sys
 from collections.abc import Callable
+
+import psutil
+
+from voxelstudio.core.errors import VoxelStudioError
+
+GIB = float(1 << 30)
+
+
+def check_available(needed: float, task: str, advice: str) -> None:
+    """VoxelStudioError \"TASK needs about N GiB of memory but only M GiB is available; ADVICE\" when ``needed``
+    bytes exceed the memory available now."""
+    available = psutil.virtual_memory().available
+    if needed > available:
+        raise VoxelStudioError(
+            f"{task} needs about {needed / GIB:.1f} GiB of memory but only {available / GIB:.1f} GiB is available; "
+            f"{advice}"
+        )
 
 
 @functools.cache

@@ -7,12 +7,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import psutil
-
 from voxelstudio.core.errors import VoxelStudioError
+from voxelstudio.core.memory import check_available
 from voxelstudio.core.volume import UNKNOWN_SPACING, Volume
-
-GIB = float(1 << 30)
 
 
 def check_memory(volume: Volume, loaded: Any, *, tta: bool, tile_shape: Sequence[int] | None = None) -> int:
@@ -21,12 +18,8 @@ def check_memory(volume: Volume, loaded: Any, *, tta: bool, tile_shape: Sequence
 
     plan = plan_prediction(loaded.train_config.model, volume.shape, tile_shape=tile_shape, tta=tta)
     needed = plan.host_bytes + plan.tile_bytes
-    available = psutil.virtual_memory().available
-    if needed > available:
-        raise VoxelStudioError(
-            f"{volume.label}: denoising {volume.shape} needs about {needed / GIB:.1f} GiB of memory but only "
-            f"{available / GIB:.1f} GiB is available; close other programs, crop the volume or give smaller --tile"
-        )
+    advice = "close other programs, crop the volume or give smaller --tile"
+    check_available(needed, f"{volume.label}: denoising {volume.shape}", advice)
     return needed
 
 

@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import psutil
 
 from voxelstudio import __version__
 from voxelstudio.core.atomic import check_output_folder, write_atomically
-from voxelstudio.core.errors import VoxelStudioError
+from voxelstudio.core.memory import check_available
 from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
 from voxelstudio.core.volume import Volume
 from voxelstudio.io import save_volume
@@ -25,7 +24,6 @@ VARIABLE = "voxel"
 PARAMS_FILE = "params.json"
 BYTES_PER_VOXEL = 160
 """Peak memory of simulating one pair, per voxel (measured 86-138 B for 128x128x32 to 512x512x32, plus margin)."""
-GIB = float(1 << 30)
 
 
 def pair_seed(seed: int, index: int) -> int:
@@ -53,13 +51,8 @@ def _check_arguments(count: int, seed: int, shape: tuple[int, ...]) -> tuple[int
 def check_memory(shape: tuple[int, int, int]) -> None:
     """VoxelStudioError when simulating one pair of ``shape`` needs more memory than is available."""
     needed = BYTES_PER_VOXEL * float(np.prod(shape, dtype=np.float64))
-    available = psutil.virtual_memory().available
-    if needed > available:
-        size = "x".join(str(n) for n in shape)
-        raise VoxelStudioError(
-            f"simulating a {size} volume needs about {needed / GIB:.1f} GiB of memory but only "
-            f"{available / GIB:.1f} GiB is available; simulate a smaller --shape"
-        )
+    size = "x".join(str(n) for n in shape)
+    check_available(needed, f"simulating a {size} volume", "simulate a smaller --shape")
 
 
 def _write_json(path: Path, content: dict[str, Any]) -> None:
