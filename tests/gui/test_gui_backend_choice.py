@@ -79,3 +79,21 @@ def test_only_the_newest_device_probe_is_shown(qtbot, session, monkeypatch):
     session.controller.detect_device()
     qtbot.waitUntil(lambda: not session.controller.jobs._jobs, timeout=10_000)
     assert len(answers) == 1
+
+
+def test_a_failed_device_check_says_so_in_its_label_without_an_error_box(qtbot, session, dialogs, monkeypatch):
+    """The device check runs in the background at start-up and on every backend change: when it fails (a broken
+    driver, a framework that will not import) the label must not stay at "checking…", and no box interrupts."""
+    from voxelstudio.core.errors import VoxelStudioError
+
+    def broken(fn, kwargs, **_):
+        raise VoxelStudioError("jax: CUDA driver version is insufficient")
+
+    monkeypatch.setattr("voxelstudio.jobs.work.run_isolated", broken)
+    session.window.device_label.setText("device: JAX, checking…")
+    session.controller.detect_device()
+    qtbot.waitUntil(lambda: not session.window.device_label.text().endswith("checking…"), timeout=10_000)
+    assert session.window.device_label.text() == (
+        "device: unknown (the check failed: jax: CUDA driver version is insufficient)"
+    )
+    assert dialogs.errors == []

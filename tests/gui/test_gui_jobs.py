@@ -95,3 +95,21 @@ def test_a_background_read_leaves_the_job_bar_to_the_running_job(qtbot, session)
     release.set()
     wait_idle(qtbot, session)
     assert not bar.isVisible()
+
+
+def test_a_new_voxel_size_waits_for_the_running_job(qtbot, sample_session):
+    """Applying a voxel size replaces every volume; a running job's previews and results belong to the volumes it
+    started from, so Apply is off until the job ends."""
+    import threading
+
+    from voxelstudio.gui.job_handlers import JobHandler
+
+    jobs, apply = sample_session.controller.jobs, sample_session.window.view_panel.apply_spacing
+    release = threading.Event()
+    assert apply.isEnabled()
+    jobs.start("training", lambda report, cancel: release.wait(10), JobHandler())
+    qtbot.waitUntil(lambda: not apply.isEnabled(), timeout=5_000)
+    assert "Wait for the running job" in apply.toolTip()
+    release.set()
+    wait_idle(qtbot, sample_session)
+    assert apply.isEnabled() and apply.toolTip() == ""

@@ -116,3 +116,55 @@ def test_an_ended_job_and_what_its_task_held_are_freed(qtbot):
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     gc.collect()
     assert job_ref() is None and task_ref() is None
+
+
+def test_a_failed_job_is_undone_before_its_error_box_can_run_an_event_loop(qtbot):
+    """The handler hears of the failure first: a receiver of ``failed`` that runs a nested event loop (as a modal
+    box's exec() does) lets the job's thread end and its handler be dropped meanwhile, which once skipped the undo
+    and put "unexpected KeyError" in the status line."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    from voxelstudio.gui.workers import JobRunner
+
+    runner = JobRunner()
+    seen, statuses = [], []
+    runner.status.connect(statuses.append)
+
+    class Handler:
+        def on_failed(self, event):
+            seen.append(("undone", event.message))
+
+        def on_ended(self, outcome):
+            seen.append(("ended", outcome))
+
+    def modal_box(error):
+        loop = QEventLoop()
+        runner.all_done.connect(loop.quit)
+        QTimer.singleShot(10_000, loop.quit)
+        loop.exec()
+        seen.append(("box closed", error.message))
+
+    def fail(report, cancel):
+        raise ValueError("the GPU fell over")
+
+    runner.failed.connect(modal_box)
+    runner.start("training", fail, Handler())
+    qtbot.waitUntil(lambda: len(seen) == 3, timeout=15_000)
+    assert seen == [("undone", "the GPU fell over"), ("ended", "failed"), ("box closed", "the GPU fell over")]
+    assert statuses == ["Training failed: the GPU fell over"]
+
+
+def test_the_error_box_opens_without_blocking(qtbot):
+    from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
+
+    from voxelstudio.gui import dialogs
+
+    parent = QWidget()
+    qtbot.addWidget(parent)
+    parent.show()
+    box = dialogs.show_error(parent, "Training failed", "the GPU fell over", "Traceback ...")
+    assert isinstance(box, QMessageBox)  # returned at once: exec() would still be waiting for a click
+    qtbot.waitUntil(box.isVisible, timeout=5_000)
+    assert box.text() == "the GPU fell over" and box.detailedText() == "Traceback ..."
+    box.close()
+    qtbot.waitUntil(lambda: not any(isinstance(w, QMessageBox) for w in QApplication.topLevelWidgets()), timeout=5_000)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
+from voxelstudio.core.errors import Cancelled
 from voxelstudio.core.progress import CancelToken
 from voxelstudio.core.volume import Volume
 from voxelstudio.jobs import work
@@ -27,6 +29,29 @@ def test_export_then_load_round_trips_with_provenance(tmp_path):
     assert json.loads((tmp_path / "scan.tif.json").read_text())["method"] == "test"
     loaded, _ = run(work.load_volumes({"raw": (written, None)}))
     np.testing.assert_array_equal(loaded["raw"].data, original.data)
+
+
+def test_stop_during_loading_or_before_an_export_applies_nothing(tmp_path, monkeypatch):
+    """A Stop while a file loads ends the job as cancelled once the read returns (a read cannot be interrupted), so
+    the window keeps what it had open; an export stopped before it starts writes nothing."""
+    from voxelstudio import io
+
+    written, _ = run(work.export_volume(volume(0, "scan"), tmp_path / "scan.npy", {}))
+    stop = CancelToken()
+    reads = []
+
+    def read_then_stop(path, variable=None):
+        reads.append(path)
+        stop.cancel()  # the user pressed Stop while this file was being read
+        return Volume(np.zeros((4, 4, 4), np.float32), name="scan")
+
+    monkeypatch.setattr(io, "load_volume", read_then_stop)
+    with pytest.raises(Cancelled):
+        work.load_volumes({"raw": (written, None), "target": (written, None)})(print, stop)
+    assert reads == [written]  # the second file was not read
+    with pytest.raises(Cancelled):
+        work.export_volume(volume(1, "other"), tmp_path / "other.tif", {})(print, stop)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scan.npy", "scan.npy.json"]
 
 
 def test_copy_is_atomic_and_returns_the_path(tmp_path):

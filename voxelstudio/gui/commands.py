@@ -138,6 +138,7 @@ class Commands(QObject):
         self.window.denoise_panel.set_idle(idle, has_raw)
         self.window.denoise_panel.set_has_uncertainty("uncertainty" in conditions)
         self.window.metrics_panel.set_enabled_for(idle, has_pair)
+        self.window.view_panel.set_idle(idle)
         self.window.classify_panel.set_idle(idle, has_raw, "gradcam" in conditions)
 
     def _history_conditions(self) -> set[str]:

@@ -15,6 +15,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QSettings, Signal
 
+from voxelstudio.core.errors import Cancelled, message_of
 from voxelstudio.core.provenance import export_provenance, sidecar_path
 from voxelstudio.core.volume import Spacing, Volume, is_constant
 from voxelstudio.gui.document import Document
@@ -177,7 +178,16 @@ class Controller(QObject):
                 self.device_described.emit(device[0])
                 self.device_kind_found.emit(device[1])
 
-        describe = work.in_child("voxelstudio.jobs.runner:compute_device")
+        compute_device = work.in_child("voxelstudio.jobs.runner:compute_device")
+
+        def describe(report: Any, cancel: Any) -> tuple[str, str]:
+            try:
+                return compute_device(report, cancel)
+            except Cancelled:
+                raise
+            except Exception as exc:  # a background check: its label says so, no error box (jobs run on the CPU)
+                return f"unknown (the check failed: {message_of(exc)})", "CPU"
+
         return self.jobs.start("device check", describe, JobHandler().arm(described), exclusive=False)
 
     def gather_environment(self, on_text: Callable[[str], object]) -> Job | None:

@@ -24,13 +24,25 @@ from PySide6.QtWidgets import (
 )
 
 
-def show_error(parent: QWidget | None, title: str, message: str, details: str = "") -> None:
-    """A warning box with a one-line message; the traceback hides under "Show Details..."."""
+def show_error(parent: QWidget | None, title: str, message: str, details: str = "") -> QMessageBox:
+    """A warning box with a one-line message; the traceback hides under "Show Details...".
+
+    Opened window-modal without blocking (``open``, not ``exec``): a nested event loop would let the job that
+    failed end, and its objects be deleted, while the code that reported the failure is still on the stack.
+    """
     box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, parent)
     box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
     if details:
         box.setDetailedText(details)
-    box.exec()
+    if parent is None:  # nothing else keeps a parentless box's Python wrapper, and so the box, alive while open
+        _open_boxes.add(box)
+        box.finished.connect(lambda _result: _open_boxes.discard(box))
+    box.open()
+    return box
+
+
+_open_boxes: set[QMessageBox] = set()
 
 
 def show_info(parent: QWidget | None, title: str, message: str) -> None:

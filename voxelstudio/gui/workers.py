@@ -245,17 +245,17 @@ class JobRunner(QObject):
         if job.outcome != "running":
             return
         job.outcome = "cancelled" if error.cancelled else "failed"
-        if error.cancelled:
-            self.status.emit(f"{job.name.capitalize()} stopped.")
-            event: JobEvent = JobCancelled(error.message)
-        else:
-            self.status.emit(f"{job.name.capitalize()} failed: {error.message}")
-            self.failed.emit(error)
-            event = JobFailed(error.message, error.details)
+        event: JobEvent = JobCancelled(error.message) if error.cancelled else JobFailed(error.message, error.details)
+        # The handler undoes the run first: whatever ``failed`` starts (an error box) may run a nested event loop,
+        # in which the job's thread can end and _on_done drop its handler.
         try:
             dispatch(self._handlers[job], event)
+            ended = f"{job.name.capitalize()} {'stopped.' if error.cancelled else f'failed: {error.message}'}"
         except Exception as exc:  # undoing a failed run must not take the window down; the dialog is shown
-            self.status.emit(f"{job.name.capitalize()} failed: {JobError.from_exception(job.name, exc).message}")
+            ended = f"{job.name.capitalize()} failed: {JobError.from_exception(job.name, exc).message}"
+        self.status.emit(ended)
+        if not error.cancelled:
+            self.failed.emit(error)
 
     def _on_done(self, job: Job, then: Callable[[], object] | None) -> None:
         self._jobs.remove(job)

@@ -105,10 +105,11 @@ def load_volumes(paths: Mapping[str, tuple[Path, str | None]]) -> Task:
     def run(report: EventFn, cancel: CancelToken) -> dict[str, Volume]:
         from voxelstudio.io import load_volume
 
-        return {
-            role: load_volume(path, level_to_open(path) if variable is None else variable)
-            for role, (path, variable) in paths.items()
-        }
+        loaded = {}
+        for role, (path, variable) in paths.items():
+            loaded[role] = load_volume(path, level_to_open(path) if variable is None else variable)
+            cancel.raise_if_cancelled("loading")  # Stop keeps what was open: nothing read is applied
+        return loaded
 
     return run
 
@@ -119,6 +120,7 @@ def export_volume(volume: Volume, path: Path, provenance: Mapping[str, Any]) -> 
     def run(report: EventFn, cancel: CancelToken) -> Path:
         from voxelstudio.io import save_volume
 
+        cancel.raise_if_cancelled("export")  # once writing starts it finishes: the write is atomic and short
         written = save_volume(volume, path, overwrite=True)
         write_sidecar(written, provenance)
         return written

@@ -125,10 +125,10 @@ class ViewSettingsPanel(QWidget):
             box.setObjectName(f"spacing_{axis}")
             box.setPrefix(f"{axis} ")
             spacing_row.addWidget(box)
-        apply = QPushButton("Apply")
-        apply.setObjectName("apply_spacing")
-        apply.clicked.connect(lambda: self.spacing_requested.emit(tuple(b.value() for b in self.spacing)))
-        spacing_row.addWidget(apply)
+        self.apply_spacing = QPushButton("Apply")
+        self.apply_spacing.setObjectName("apply_spacing")
+        self.apply_spacing.clicked.connect(lambda: self.spacing_requested.emit(tuple(b.value() for b in self.spacing)))
+        spacing_row.addWidget(self.apply_spacing)
 
         layout = QVBoxLayout(self)
         for title, inner in (
@@ -163,6 +163,12 @@ class ViewSettingsPanel(QWidget):
         view.changed.connect(self._on_view_changed)
         document.volume_changed.connect(self._on_volume_changed)
         self._sync_all()
+
+    def set_idle(self, idle: bool) -> None:
+        """A new voxel size replaces every volume, so it waits for the running job (whose previews and results
+        belong to the volumes it started from)."""
+        self.apply_spacing.setEnabled(idle)
+        self.apply_spacing.setToolTip("" if idle else "Wait for the running job to finish, or stop it")
 
     def _let_shrink(self) -> None:
         """Boxes may be narrower than their longest text (a ±1e9 spin box asks for 143 px), so the tab fits its
