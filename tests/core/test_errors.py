@@ -1,4 +1,4 @@
-"""message_of: the one line users see for an exception."""
+"""core.errors: the one line users see for an exception, and errors that cross process boundaries intact."""
 
 from __future__ import annotations
 
@@ -20,3 +20,23 @@ def test_other_errors_keep_their_text_on_one_line() -> None:
     assert message_of(ValueError("two\n  lines")) == "two lines"
     assert message_of(OSError("no errno here")) == "no errno here"
     assert message_of(VolumeReadError("a.mat", "file not found")) == "a.mat: file not found"
+
+
+def test_errors_survive_the_trip_from_a_worker_process():
+    """A dask worker or the job's child process raises them; pickling must give back the same error, message and
+    attributes (the default pickling passed the message as the only argument: a TypeError, or "x cancelled
+    cancelled")."""
+    import pickle
+
+    from voxelstudio.core.errors import Cancelled, ModelError, VolumeReadError, VolumeWriteError
+
+    for error in (
+        VolumeReadError("in.zarr", "the array contains NaN or Inf values"),
+        VolumeWriteError(None, "disk full"),
+        ModelError("m.keras", "cannot load the Keras model"),
+    ):
+        back = pickle.loads(pickle.dumps(error))
+        assert type(back) is type(error) and str(back) == str(error)
+        assert (back.path, back.problem) == (error.path, error.problem)
+    back = pickle.loads(pickle.dumps(Cancelled("block-wise prediction")))
+    assert str(back) == "block-wise prediction cancelled" and back.what == "block-wise prediction"

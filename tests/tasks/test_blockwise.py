@@ -4,6 +4,7 @@ dask.distributed LocalCluster with the same output."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -263,3 +264,70 @@ def test_a_killed_dask_worker_does_not_spoil_the_output(setup, tmp_path):
     assert killed
     np.testing.assert_allclose(read(result.path), whole_volume(models["unet"], data), rtol=1e-5, atol=1e-6)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.ome.zarr"]
+
+
+@pytest.mark.parametrize("sampled", [True, False])
+def test_nan_in_the_input_is_refused_by_name_and_leaves_nothing(setup, tmp_path, monkeypatch, sampled):
+    """NaN where the normalisation sample reads it stops the run before any folder; NaN the sample misses stops
+    it at its block, naming where, and the blocks done so far are not kept (bad input is not resumed)."""
+    from voxelstudio.tasks import blockwise
+
+    _, _, models = setup
+    data = np.random.default_rng(3).random(SHAPE).astype(np.float32)
+    data[(0, 0, 0) if sampled else (20, 15, 10)] = np.nan
+    store = tmp_path / "nan.zarr"
+    import zarr
+
+    zarr.open_array(str(store), mode="w", shape=data.shape, dtype="f4")[:] = data
+    monkeypatch.setattr(blockwise, "SAMPLE_VOXELS", 8)  # a stride of 14 voxels: z, y, x = 20, 15, 10 is not in it
+    where = "" if sampled else r" in the block at voxel \(y, x, z\) \(0, 0, 16\)"  # a bare array is read as z, y, x
+    with pytest.raises(VolumeReadError, match=rf"nan\.zarr: the array contains NaN or Inf values{where}"):
+        denoise_store(store, tmp_path / "out.ome.zarr", model_path=models["simple"], block=BLOCK)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nan.zarr"]
+
+
+def test_a_store_replaced_with_another_shape_is_not_resumed_from_the_old_blocks(setup, tmp_path):
+    _, _, models = setup
+    source, out, token = tmp_path / "in.ome.zarr", tmp_path / "out.ome.zarr", CancelToken()
+    save_volume(Volume(np.random.default_rng(4).random(SHAPE).astype(np.float32)), source)
+
+    def stop_after_two(progress):
+        if progress.done == 2:
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        denoise_store(source, out, model_path=models["unet"], block=BLOCK, report=stop_after_two, cancel=token)
+    cropped = np.random.default_rng(5).random((30, 29, 13)).astype(np.float32)
+    save_volume(Volume(cropped), source, overwrite=True)  # re-exported at the same path, another shape
+    result = denoise_store(source, out, model_path=models["unet"], block=BLOCK, resume=True)
+    assert result.provenance["blockwise"]["resumed_blocks"] == 0
+    np.testing.assert_allclose(read(out), whole_volume(models["unet"], cropped), rtol=1e-5, atol=1e-6)
+
+
+def test_an_interruption_after_the_last_block_resumes_by_publishing_only(setup, tmp_path, monkeypatch):
+    """Removing the per-block markers takes a while on a big store: interrupted there, --resume recomputes nothing."""
+    import shutil
+
+    from voxelstudio.tasks import blockwise
+
+    folder, data, models = setup
+    remove, calls = shutil.rmtree, []
+
+    def interrupted_while_removing_the_markers(path, *args, **kwargs):
+        if Path(path).name == blockwise.DONE:
+            calls.append(path)
+        if Path(path).name == blockwise.DONE and len(calls) == 1:
+            raise KeyboardInterrupt
+        return remove(path, *args, **kwargs)
+
+    monkeypatch.setattr(blockwise.shutil, "rmtree", interrupted_while_removing_the_markers)
+    out = tmp_path / "out.ome.zarr"
+    with pytest.raises(KeyboardInterrupt):
+        denoise_store(folder / "in.ome.zarr", out, model_path=models["unet"], block=BLOCK)
+    assert not out.exists()
+    result = denoise_store(folder / "in.ome.zarr", out, model_path=models["unet"], block=BLOCK, resume=True)
+    blocks = result.provenance["blockwise"]["blocks"]
+    assert blocks > 1 and result.provenance["blockwise"]["resumed_blocks"] == blocks
+    np.testing.assert_allclose(read(out), whole_volume(models["unet"], data), rtol=1e-5, atol=1e-6)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.ome.zarr"]
+    assert not (out / blockwise.RUN).exists() and not (out / blockwise.DONE).exists()

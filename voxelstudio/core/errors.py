@@ -14,38 +14,40 @@ def _one_line(path: str | Path | None, problem: str) -> str:
     return f"{path}: {problem}" if path is not None else problem
 
 
-class VolumeReadError(VoxelStudioError):
+class FileError(VoxelStudioError):
+    """An error about one file: ``path`` (None when there is none) and the ``problem``, shown as ``PATH: problem``.
+    Picklable with both (a dask worker or a child process raises it where the user's process reports it)."""
+
+    def __init__(self, path: str | Path | None, problem: str) -> None:
+        self.path = None if path is None else Path(path)
+        self.problem = problem
+        super().__init__(_one_line(path, problem))
+
+    def __reduce__(self) -> tuple[type, tuple[Path | None, str]]:
+        return type(self), (self.path, self.problem)
+
+
+class VolumeReadError(FileError):
     """A volume file could not be read (missing, corrupt, unsupported content)."""
 
-    def __init__(self, path: str | Path | None, problem: str) -> None:
-        self.path = None if path is None else Path(path)
-        self.problem = problem
-        super().__init__(_one_line(path, problem))
 
-
-class VolumeWriteError(VoxelStudioError):
+class VolumeWriteError(FileError):
     """A volume could not be written; no partial output was left behind."""
 
-    def __init__(self, path: str | Path | None, problem: str) -> None:
-        self.path = None if path is None else Path(path)
-        self.problem = problem
-        super().__init__(_one_line(path, problem))
 
-
-class ModelError(VoxelStudioError):
+class ModelError(FileError):
     """A model file is unusable for the task (corrupt, unsafe, wrong shape)."""
-
-    def __init__(self, path: str | Path | None, problem: str) -> None:
-        self.path = None if path is None else Path(path)
-        self.problem = problem
-        super().__init__(_one_line(path, problem))
 
 
 class Cancelled(VoxelStudioError):
     """A long job stopped because its cancel token was set."""
 
     def __init__(self, what: str = "job") -> None:
+        self.what = what
         super().__init__(f"{what} cancelled")
+
+    def __reduce__(self) -> tuple[type, tuple[str]]:
+        return type(self), (self.what,)
 
 
 def message_of(exc: BaseException) -> str:

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from voxelstudio.core.errors import VolumeReadError
 from voxelstudio.core.memory import release_free_heap
 from voxelstudio.io import zarr_
 
@@ -81,6 +82,16 @@ class BlockJob:
 
 
 _MODELS: dict[tuple[str, bool, str | None], Any] = {}
+
+
+def check_finite(data: np.ndarray, source: str | Path, name: str, where: str = "") -> None:
+    """VolumeReadError naming ``source`` when ``data`` (read from it) holds NaN or infinite values (a float64 value
+    beyond float32's range becomes infinite when read)."""
+    if not np.isfinite(data).all():
+        what = f"array {name!r}" if name else "the array"
+        raise VolumeReadError(
+            source, f"{what} contains NaN or Inf values{where} (or values beyond the float32 range); replace them"
+        )
 
 
 def cached_model(path: str, trusted: bool, sha256: str | None = None, loaded: Any = None) -> tuple[Any, bool]:
@@ -255,6 +266,7 @@ def _predict_transformed(job: BlockJob, loaded: Any, lazy: Any, start: Shape3, s
         r0, r1 = transformed(a + before - low, b - after - low, i)  # the same map takes it back
         read[axes[i][0]] = slice(r0, r1)
     x = zarr_.compute(Path(job.source), lazy.data[tuple(read)]).astype(np.float32, copy=False)
+    check_finite(x, job.source, lazy.name, f" in the block at voxel (y, x, z) {tuple(int(a) for a in start)}")
     release_free_heap()  # the chunks decompressed to read the region, before the tiles
     x = forward_transform(x, turns, flip)
     pads = [(before, after) for _, _, before, after in regions]

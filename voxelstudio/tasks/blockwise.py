@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from voxelstudio.core.atomic import (
     RESUMABLE,
     holding,
@@ -46,6 +48,7 @@ from voxelstudio.tasks.block_predict import (
     BlockJob,
     block_grid,
     cached_model,
+    check_finite,
     predict_block,
 )
 from voxelstudio.tasks.denoise_checks import check_model_spacing
@@ -63,7 +66,9 @@ def sample_range(normalizer: Any, lazy: zarr_.LazyVolume, source: Path) -> tuple
     """The normaliser's percentiles over a fixed strided sample of at most SAMPLE_VOXELS voxels (read lazily)."""
     step = max(1, math.ceil((zarr_.voxels(lazy.shape) / SAMPLE_VOXELS) ** (1 / 3)))
     sample = zarr_.compute(source, lazy.data[::step, ::step, ::step])
-    return normalizer.input_range(sample)
+    check_finite(sample, source, lazy.name)
+    low, high = normalizer.input_range(sample)
+    return float(low), float(high)
 
 
 def _marker(start: Sequence[int]) -> str:
@@ -159,7 +164,8 @@ def _worker_warnings(client: Any) -> Iterator[None]:
 
 
 def _resumable_run(run_file: Path) -> dict[str, Any] | None:
-    """The record of an interrupted run to resume, or None when there is none or it cannot be read."""
+    """The record of an interrupted run to resume (``"complete"``: every block was done and only publishing was
+    left), or None when there is none or it cannot be read."""
     try:
         run = json.loads(run_file.read_text(encoding="utf-8"))
         float(run["value_range"][0]), float(run["value_range"][1])
@@ -290,16 +296,18 @@ def _denoise_store(
     tta = settings.spread_out is not None
     tile = None if settings.tile_shape is None else tuple(int(t) for t in settings.tile_shape)
     key = f"{source.resolve()}|{settings.variable}|{model.sha256}|{block_hwz}|{tile}|{tta}|{lazy.spacing}"
+    key += f"|{lazy.shape}|{np.dtype(lazy.data.dtype)}"  # a store re-exported at the same path is another job
     temporary = temporary_directory_name(out, hashlib.sha256(key.encode()).hexdigest()[:8])
     done_dir, run_file, spread_dir = temporary / DONE, temporary / RUN, temporary / UNCERTAINTY_FOLDER
     run = _resumable_run(run_file) if settings.resume else None
     if temporary.exists() and run is None:
         shutil.rmtree(temporary)  # an earlier run of the same job that is not to be resumed (or unreadable)
+    if run is not None:
+        value_range = (float(run["value_range"][0]), float(run["value_range"][1]))
+    else:
+        value_range = sample_range(model.normalizer, lazy, source)  # before any folder: NaN in the input stops here
     with holding(temporary):  # locked: a concurrent writer into the folder leaves it alone
-        if run is not None:
-            value_range = (float(run["value_range"][0]), float(run["value_range"][1]))
-        else:
-            value_range = sample_range(model.normalizer, lazy, source)
+        if run is None:
             zarr_.create_store(temporary, lazy.shape, lazy.spacing, volume_name(out), chunks)
             if settings.spread_out is not None:
                 zarr_.create_store(spread_dir, lazy.shape, lazy.spacing, volume_name(settings.spread_out), chunks)
@@ -311,7 +319,7 @@ def _denoise_store(
                        tile, tta, model.sha256, settings.memory_limit,  # type: ignore[arg-type]
                        chunk_voxels=math.prod(block_hwz), spacing=lazy.spacing)  # fmt: skip
         blocks = block_grid(lazy.shape, block_hwz)
-        finished = {p.name for p in done_dir.iterdir()}
+        finished = {_marker(a) for a, _ in blocks} if run.get("complete") else {p.name for p in done_dir.iterdir()}
         todo = [(a, b) for a, b in blocks if _marker(a) not in finished]
         report(Progress(len(blocks) - len(todo), len(blocks), "blocks"))
         try:
@@ -325,8 +333,10 @@ def _denoise_store(
         if settings.spread_out is not None and spread_dir.exists():  # gone: published before an interruption
             write_pyramid(spread_dir)
             publish_directory(spread_dir, settings.spread_out, overwrite=settings.overwrite or settings.resume)
-        run_file.unlink()  # interrupted before this, --resume finds every block done and only publishes
-        shutil.rmtree(done_dir)
+        # from here on --resume only publishes (removing the markers, one per block, takes a while)
+        write_json_atomically(run_file, {**run, "value_range": list(value_range), "complete": True})
+        shutil.rmtree(done_dir, ignore_errors=True)
+        run_file.unlink()
         publish_directory(temporary, out, overwrite=settings.overwrite)
     transforms = len(TTA_TRANSFORMS) if tta else 1
     tiling = {"tile_shape": None if tile is None else list(tile), "tta": tta, "transforms": transforms}
