@@ -102,3 +102,15 @@ def test_ome_tiff_without_physical_size_y_takes_the_width_in_its_own_unit(tmp_pa
     metadata = {"axes": "ZYX", "PhysicalSizeX": 100.0, "PhysicalSizeXUnit": "nm", "PhysicalSizeZ": 0.2}
     tifffile.imwrite(path, np.zeros((3, 8, 8), np.float32), ome=True, metadata=metadata)
     assert load_volume(path).spacing == pytest.approx((0.1, 0.1, 0.2))
+
+
+def test_ome_tiff_units_other_than_micrometres(tmp_path):
+    stack = np.zeros((3, 4, 5), np.float32)  # z, y, x
+    sizes = {"PhysicalSizeX": 1000, "PhysicalSizeY": 2000, "PhysicalSizeZ": 0.5}
+    units = {"PhysicalSizeXUnit": "Å", "PhysicalSizeYUnit": "Å", "PhysicalSizeZUnit": "µm"}
+    tifffile.imwrite(tmp_path / "a.ome.tif", stack, ome=True, metadata={"axes": "ZYX", **sizes, **units})
+    assert load_volume(tmp_path / "a.ome.tif").spacing == pytest.approx((0.2, 0.1, 0.5))
+    pixel_z = {**units, "PhysicalSizeZUnit": "pixel"}
+    tifffile.imwrite(tmp_path / "b.ome.tif", stack, ome=True, metadata={"axes": "ZYX", **sizes, **pixel_z})
+    with pytest.warns(UserWarning, match=r"b\.ome\.tif: unknown length unit 'pixel' of PhysicalSizeZ"):
+        assert load_volume(tmp_path / "b.ome.tif").known_spacing is None

@@ -182,3 +182,31 @@ def test_a_store_larger_than_the_memory_limit_is_sampled_and_read_in_bounded_mem
     done = subprocess.run(code, capture_output=True, text=True, timeout=120, check=True)
     grown = int(done.stdout.split()[0])
     assert grown < limit, f"reading grew the peak RSS by {grown / 1e6:.0f} MB"
+
+
+def _store_with_units(path, units, time_unit=None):
+    ms = multiscales_attrs("u", (4.0, 4.0, 8.0))["multiscales"]
+    for axis, unit in zip(ms[0]["axes"], units, strict=True):
+        axis["unit"] = unit
+    data = np.zeros((3, 4, 5), dtype=np.float32)  # z, y, x
+    if time_unit is not None:
+        ms[0]["axes"].insert(0, {"name": "t", "type": "time", "unit": time_unit})
+        for dataset in ms[0]["datasets"]:
+            dataset["coordinateTransformations"][0]["scale"].insert(0, 1.0)
+        data = data[None]
+    root = zarr.open_group(str(path), mode="w")
+    root.attrs["multiscales"] = ms
+    root.create_array("0", shape=data.shape, dtype="float32")[...] = data
+    return path
+
+
+def test_scale_units_convert_to_micrometres_and_a_time_axis_unit_is_no_length(tmp_path):
+    store = _store_with_units(tmp_path / "a.ome.zarr", ["angstrom", "angstrom", "angstrom"], time_unit="second")
+    assert load_volume(store, "0[t=0]").spacing == pytest.approx((4e-4, 4e-4, 8e-4))
+
+
+def test_an_unknown_unit_leaves_the_voxel_size_unknown_with_a_warning(tmp_path):
+    store = _store_with_units(tmp_path / "f.ome.zarr", ["furlong", "micrometer", "micrometer"])
+    with pytest.warns(UserWarning, match=r"f\.ome\.zarr: unknown length unit 'furlong' for axis z; the voxel size"):
+        loaded = load_volume(store)
+    assert loaded.known_spacing is None

@@ -62,3 +62,27 @@ def test_saving_a_wide_volume_writes_a_pyramid_and_a_small_one_none(tmp_path):
     save_volume(Volume(np.ones((20, 18, 6), np.float32)), tmp_path / "small.ome.zarr")
     assert len(levels(tmp_path / "small.ome.zarr")) == 1
     assert load_volume(tmp_path / "wide.ome.zarr").shape == (300, 260, 3)  # level 0 unless a level is named
+
+
+@pytest.mark.parametrize("damage", ["group", "dimensions", "missing"])
+def test_a_damaged_lower_level_leaves_the_others_readable(tmp_path, damage):
+    import shutil
+
+    from voxelstudio.core.errors import VolumeReadError
+    from voxelstudio.io import summarize_file
+
+    store = tmp_path / "p.ome.zarr"
+    data = np.random.default_rng(2).random((9, 17, 4)).astype(np.float32)
+    create_store(store, data.shape, (0.1, 0.1, 0.5), "p", (4, 8, 8))[...] = data.transpose(2, 0, 1)
+    assert write_pyramid(store, min_lateral=5) == 3
+    shutil.rmtree(store / "1")
+    if damage == "group":
+        zarr.open_group(str(store), mode="r+").create_group("1")
+    elif damage == "dimensions":
+        zarr.open_group(str(store), mode="r+").create_array("1", shape=(5, 9), dtype="float32")
+    assert [level.path for level in levels(store)] == ["0", "2"]
+    np.testing.assert_array_equal(load_volume(store).data, data)
+    assert [v.name for v in summarize_file(store).variables] == ["0", "2"]  # what `voxelstudio info` lists
+    problem = "has 2 dimensions" if damage == "dimensions" else "is listed but has no array"
+    with pytest.raises(VolumeReadError, match=rf"p\.ome\.zarr: OME-Zarr level '1' {problem}"):
+        load_volume(store, "1")

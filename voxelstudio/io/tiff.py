@@ -20,13 +20,15 @@ import tifffile
 
 from voxelstudio.core.errors import VolumeReadError
 from voxelstudio.core.volume import Spacing
+from voxelstudio.io.units import um_per_unit
 from voxelstudio.io.variables import VariableInfo, format_shape
 
 SPACING_VARIABLE = None  # TIFF keeps the voxel size in its tags, not in an array
 DEFAULT_Z_STEP_UM = 1.0
 """The z step when a file states none (as for any volume without a voxel size)."""
 
-_UM_PER_UNIT = {"um": 1.0, "µm": 1.0, "μm": 1.0, "\\u00b5m": 1.0, "micron": 1.0, "microns": 1.0, "nm": 1e-3, "mm": 1e3}
+_IMAGEJ_UNITS = {"\\u00b5m": "µm", "microns": "micron"}
+"""How ImageJ writes some units (an escaped micro sign, a plural) -> the unit."""
 _STACK_AXES = "ZIQTC"  # any one of these may act as the z axis of a grayscale stack
 
 
@@ -137,9 +139,6 @@ def _pixel_size(tif: tifffile.TiffFile, tag_name: str) -> float | None:
     return denominator / numerator if numerator > 0 and denominator > 0 else None
 
 
-_OME_UNITS = {"µm": 1.0, "um": 1.0, "μm": 1.0, "nm": 1e-3, "mm": 1e3, "m": 1e6}
-
-
 def _ome_spacing(path: Path, xml: str) -> Spacing | None:
     """(y, x, z) in micrometres from the first OME Pixels element's PhysicalSize* attributes (None when absent)."""
     import xml.etree.ElementTree as ElementTree
@@ -161,7 +160,12 @@ def _ome_spacing(path: Path, xml: str) -> Spacing | None:
             warnings.warn(f"{path}: {problem}", stacklevel=2)
             sizes.append(DEFAULT_Z_STEP_UM)
             continue
-        scale = _OME_UNITS.get(pixels.get(f"PhysicalSize{axis}Unit", "µm"), 1.0)
+        unit = pixels.get(f"PhysicalSize{axis}Unit", "µm")
+        scale = um_per_unit(unit)
+        if scale is None:
+            warnings.warn(f"{path}: unknown length unit {unit!r} of PhysicalSize{axis}; the voxel size is unknown",
+                          stacklevel=2)  # fmt: skip
+            return None
         sizes.append(float(value) * scale)
     if not all(np.isfinite(v) and v > 0 for v in sizes):
         raise VolumeReadError(path, f"the OME physical sizes must be positive numbers, got {sizes}")
@@ -178,9 +182,10 @@ def read_spacing(path: Path, entries: list[VariableInfo]) -> Spacing | None:
         if tif.is_ome and tif.ome_metadata:
             return _ome_spacing(path, tif.ome_metadata)
         metadata = tif.imagej_metadata or {}
-        unit = str(metadata.get("unit", "")).strip().lower()
-        scale = _UM_PER_UNIT.get(unit)
-        if scale is None:
+        unit = str(metadata.get("unit", "")).strip()
+        unit = _IMAGEJ_UNITS.get(unit.lower(), unit)
+        scale = um_per_unit(unit) or um_per_unit(unit.lower())  # ImageJ users write "UM" and "Microns" too
+        if scale is None:  # "pixel" (uncalibrated) or a unit that is not a length: the voxel size is unknown
             return None
         x = _pixel_size(tif, "XResolution") or 1.0
         y = _pixel_size(tif, "YResolution") or x

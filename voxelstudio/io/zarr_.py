@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,13 +24,13 @@ import numpy as np
 
 from voxelstudio.core.errors import VolumeReadError, VolumeWriteError
 from voxelstudio.core.volume import Spacing
+from voxelstudio.io.units import um_per_unit
 from voxelstudio.io.variables import NAME_ONE, VariableInfo, format_shape
 
 SPACING_VARIABLE = None  # the voxel size lives in the multiscales metadata
 IS_DIRECTORY = True
 DEFAULT_CHUNKS_ZYX = (64, 256, 256)
 """Chunk shape written by default (z, y, x): 16 MB float32 chunks, each one block of block-wise prediction."""
-_UM_PER_UNIT = {"micrometer": 1.0, "micron": 1.0, "um": 1.0, "nanometer": 1e-3, "nm": 1e-3, "millimeter": 1e3}
 _AXIS_WORDS = {"t": "time points", "c": "channels"}
 _SELECTION = re.compile(r"^(?P<path>[^\[]*)(?:\[(?P<picks>[^\]]*)\])?$")
 
@@ -79,12 +80,23 @@ def _axes(path: Path, image: dict[str, Any]) -> tuple[str, ...]:
     return names
 
 
-def _units(image: dict[str, Any], names: Sequence[str]) -> dict[str, float]:
+def _units(path: Path, image: dict[str, Any]) -> dict[str, float] | None:
+    """Micrometres per scale unit of the z, y and x axes (micrometres when not given); None, with a warning, when
+    one names a unit that is not a known length."""
     units = {}
     for axis in image.get("axes") or []:
-        if isinstance(axis, dict) and str(axis.get("name", "")).lower() in names:
-            unit = str(axis.get("unit") or "micrometer").lower()
-            units[str(axis["name"]).lower()] = _UM_PER_UNIT.get(unit, 1.0)
+        name = str(axis.get("name", "")).lower() if isinstance(axis, dict) else ""
+        if name in ("z", "y", "x"):
+            unit = str(axis.get("unit") or "micrometer")
+            factor = um_per_unit(unit)
+            if factor is None:
+                warnings.warn(
+                    f"{path}: unknown length unit {unit!r} for axis {name}; the voxel size is unknown "
+                    "(give it with --voxel-size, or in the window's View tab)",
+                    stacklevel=3,
+                )
+                return None
+            units[name] = factor
     return units
 
 
@@ -124,16 +136,23 @@ def _image(path: Path, root: Any, wanted: str | None) -> tuple[str, Any, tuple[s
         if level is None:
             listed = ", ".join(str(d.get("path")) for d in datasets)
             raise VolumeReadError(path, f"no multiscale level named {wanted!r}; available: {listed}")
-        try:
-            array = root[str(level["path"])]
-        except KeyError:
-            raise VolumeReadError(path, f"OME-Zarr level {level['path']!r} is listed but has no array") from None
+        array = _level_array(root, level)
+        if array is None:
+            raise VolumeReadError(path, f"OME-Zarr level {level['path']!r} is listed but has no array")
+        if array.ndim != len(names):
+            raise VolumeReadError(
+                path, f"OME-Zarr level {level['path']!r} has {array.ndim} dimensions but the axes are {','.join(names)}"
+            )
         scale = _scale(level.get("coordinateTransformations"), len(names))
         scale *= _scale(image.get("coordinateTransformations"), len(names))
-        units = _units(image, names)
+        if not all(np.isfinite(s) and s > 0 for s in scale[[names.index(a) for a in "yxz"]]):
+            raise VolumeReadError(path, f"OME-Zarr scale must be positive numbers, got {scale.tolist()}")
+        units = _units(path, image)
+        if units is None:
+            return str(level["path"]), array, names, None
         spacing = tuple(float(scale[names.index(a)] * units.get(a, 1.0)) for a in "yxz")
         if not all(np.isfinite(s) and s > 0 for s in spacing):
-            raise VolumeReadError(path, f"OME-Zarr scale must be positive numbers, got {scale.tolist()}")
+            raise VolumeReadError(path, f"OME-Zarr voxel size out of range: {spacing} µm")
         return str(level["path"]), array, names, spacing  # type: ignore[return-value]
     arrays = _arrays(root)
     if not arrays:
@@ -206,6 +225,15 @@ def describe(path: Path) -> str:
     return "ome-zarr" if _multiscales(_open(path)) else "zarr"
 
 
+def _level_array(root: Any, level: dict[str, Any]) -> Any:
+    """The Zarr array a multiscales dataset names; None when it is missing or not an array."""
+    try:
+        node = root[str(level["path"])]
+    except KeyError:
+        return None
+    return node if hasattr(node, "dtype") else None
+
+
 def list_entries(path: Path) -> list[VariableInfo]:
     root = _open(path)
     multiscales = _multiscales(root) if hasattr(root, "members") else None
@@ -213,10 +241,9 @@ def list_entries(path: Path) -> list[VariableInfo]:
         names = _axes(path, multiscales[0])
         entries = []
         for level in multiscales[0].get("datasets") or []:
-            try:
-                array = root[str(level["path"])]
-            except KeyError:
-                continue
+            array = _level_array(root, level)
+            if array is None or array.ndim != len(names):
+                continue  # a damaged level is left out; the others stay readable
             shape = dict(zip(names, array.shape, strict=True))
             extra = tuple(shape[a] for a in names if a in "tc")
             hwz = (shape["y"], shape["x"], shape["z"], *extra)
@@ -238,7 +265,10 @@ def levels(path: str | Path) -> list[Any]:
         return [Level(lazy.name, lazy.shape, lazy.spacing)]
     found = []
     for dataset in multiscales[0].get("datasets") or []:
-        name, array, names, spacing = _image(path, root, str(dataset.get("path")))
+        try:
+            name, array, names, spacing = _image(path, root, str(dataset.get("path")))
+        except VolumeReadError:
+            continue  # a damaged level is left out; the others stay readable
         shape = dict(zip(names, array.shape, strict=True))
         found.append(Level(name, (shape["y"], shape["x"], shape["z"]), spacing or (1.0, 1.0, 1.0)))
     return found
