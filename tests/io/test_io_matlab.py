@@ -9,7 +9,14 @@ import scipy.io
 from scipy.io.matlab import matfile_version
 
 from voxelstudio.core.volume import Volume
-from voxelstudio.io import VolumeWriteError, list_variables, load_volume, save_volume
+from voxelstudio.io import (
+    VolumeReadError,
+    VolumeWriteError,
+    list_variables,
+    load_volume,
+    save_volume,
+    summarize_file,
+)
 from voxelstudio.io import matlab as matlab_format
 
 MATLAB_HEADER = (
@@ -141,3 +148,49 @@ def test_complex_v5_variables_are_not_offered_as_volumes(tmp_path, asymmetric) -
     scipy.io.savemat(tmp_path / "c.mat", {"field": asymmetric + 1j, "voxel": asymmetric})
 
     assert [v.name for v in list_variables(tmp_path / "c.mat")] == ["voxel"]
+
+
+def _element(data_type: int, payload: bytes) -> bytes:
+    """A MAT v5 data element: its tag, then ``payload`` padded to 8 bytes."""
+    import struct
+
+    return struct.pack("<2I", data_type, len(payload)) + payload + b"\0" * (-len(payload) % 8)
+
+
+def _append_matlab_string_object(path, name: str) -> None:
+    """What MATLAB's ``save -v7`` writes for a ``string`` object: an opaque-class (17) matrix with a name and no
+    dimensions, its type system, its class and a nested matrix of object data."""
+    import struct
+
+    nested = _element(6, struct.pack("<2I", 13, 0)) + _element(5, struct.pack("<2i", 1, 1)) + _element(1, b"")
+    nested += _element(6, struct.pack("<I", 7))
+    body = _element(6, struct.pack("<2I", 17, 0)) + _element(1, name.encode()) + _element(1, b"MCOS")
+    body += _element(1, b"string") + _element(14, nested)
+    with open(path, "ab") as handle:
+        handle.write(_element(14, body))
+
+
+def test_a_matlab_object_beside_the_volume_is_listed_and_skipped(tmp_path, asymmetric) -> None:
+    """A string, table or datetime saved with the volume is an opaque-class matrix without dimensions: scipy's
+    whosmat fails on it, and the structural check once called the file corrupt."""
+    path = tmp_path / "scan.mat"
+    scipy.io.savemat(path, {"voxel": asymmetric}, do_compression=False)
+    _append_matlab_string_object(path, "notes")
+    listed = {v.name: (v.shape, v.dtype) for v in summarize_file(path).variables}  # what `voxelstudio info` shows
+    assert listed == {"voxel": (asymmetric.shape, "float64"), "notes": ((), "opaque")}
+    assert [v.name for v in list_variables(path)] == ["voxel"]  # what a variable picker offers
+    np.testing.assert_array_equal(load_volume(path).data, asymmetric.astype(np.float32))
+    with pytest.raises(VolumeReadError, match=r"scan\.mat: variable 'notes' is of unsupported type opaque"):
+        load_volume(path, "notes")
+
+
+def test_dimensions_stored_as_uint32_are_read(tmp_path, asymmetric) -> None:
+    """Some writers store the dimensions as miUINT32 instead of miINT32; scipy reads them, and so do we."""
+    path = tmp_path / "scan.mat"
+    scipy.io.savemat(path, {"voxel": asymmetric}, do_compression=False)
+    raw = bytearray(path.read_bytes())
+    dims_tag = 128 + 8 + 16  # after the element's tag and the array flags
+    assert raw[dims_tag] == 5  # miINT32
+    raw[dims_tag] = 6  # miUINT32
+    path.write_bytes(bytes(raw))
+    np.testing.assert_array_equal(load_volume(path).data, asymmetric.astype(np.float32))

@@ -50,13 +50,20 @@ def list_entries(path: Path) -> list[VariableInfo]:
     major = _major_version(path)
     if major == 2:
         return matlab73.list_entries(path)
-    complex_names = {h.name for h in read_headers(path) if h.is_complex} if major == 1 else set()
+    if major == 0:
+        listed = [
+            (name, shape, matlab_class, False)
+            for name, shape, matlab_class in scipy.io.whosmat(str(path), appendmat=False)
+        ]
+    else:  # from our own walk of the headers: scipy's whosmat fails on MATLAB objects (string, table, datetime)
+        headers = read_headers(path)
+        listed = [(h.name or "__function_workspace__", h.shape, h.class_name, h.is_complex) for h in headers]
     entries = []
-    for name, shape, matlab_class in scipy.io.whosmat(str(path), appendmat=False):
+    for name, shape, matlab_class, is_complex in listed:
         dtype = _DTYPE_OF_CLASS.get(matlab_class, matlab_class)
-        if name in complex_names and dtype in ("float32", "float64"):
+        if is_complex and dtype in ("float32", "float64"):
             dtype = "complex64" if dtype == "float32" else "complex128"
-        elif name in complex_names:
+        elif is_complex:
             dtype = f"complex {dtype}"
         entries.append(VariableInfo(name, tuple(int(n) for n in shape), dtype))
     return entries

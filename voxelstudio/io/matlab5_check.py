@@ -20,6 +20,12 @@ from voxelstudio.core.errors import VolumeReadError
 _MI_INT8, _MI_INT32, _MI_UINT32, _MI_MATRIX, _MI_COMPRESSED, _MI_UTF8 = 1, 5, 6, 14, 15, 16
 _DATA_TYPE_BYTES = {1: 1, 2: 1, 3: 2, 4: 2, 5: 4, 6: 4, 7: 4, 9: 8, 12: 8, 13: 8}
 NUMERIC_CLASSES = range(6, 16)  # mxDOUBLE_CLASS .. mxUINT64_CLASS
+_MX_CHAR, _MX_OPAQUE = 4, 17
+CLASS_NAMES = {
+    1: "cell", 2: "struct", 3: "object", 4: "char", 5: "sparse", 6: "double", 7: "single", 8: "int8", 9: "uint8",
+    10: "int16", 11: "uint16", 12: "int32", 13: "uint32", 14: "int64", 15: "uint64", 16: "function", 17: "opaque",
+}  # fmt: skip
+"""MATLAB's array classes by their number in the array flags, named as scipy's ``whosmat`` names them."""
 _MAX_DIMS = 32
 _MAX_NAME_BYTES = 1024
 
@@ -34,6 +40,17 @@ class V5Header:
     dims: tuple[int, ...]
     data_type: int | None
     data_bytes: int | None
+    is_logical: bool = False
+
+    @property
+    def class_name(self) -> str:
+        """``"double"``, ``"logical"``, ``"opaque"`` (a MATLAB string, table or datetime object), …"""
+        return "logical" if self.is_logical else CLASS_NAMES.get(self.matlab_class, "unknown")
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The shape scipy gives the variable (a char array's last dimension is its strings' length)."""
+        return self.dims[:-1] if self.matlab_class == _MX_CHAR else self.dims
 
 
 class _Source:
@@ -85,26 +102,34 @@ def _header(source: _Source, endian: str) -> V5Header:
     if (data_type, count, inline) != (_MI_UINT32, 8, None):
         raise ValueError("array flags are malformed")
     flags = struct.unpack(endian + "2I", source.read(8))[0]
+    matlab_class = flags & 0xFF
+    if matlab_class == _MX_OPAQUE:  # a MATLAB object (string, table, datetime): a name and no dimensions
+        return V5Header(_name(source, endian), matlab_class, False, (), None, None)
     data_type, count, inline = _tag(source, endian)
-    if data_type != _MI_INT32 or inline is not None or count % 4 or not 8 <= count <= 4 * _MAX_DIMS:
+    # MATLAB writes the dimensions as int32; some writers use uint32, which scipy reads alike
+    if data_type not in (_MI_INT32, _MI_UINT32) or inline is not None or count % 4 or not 8 <= count <= 4 * _MAX_DIMS:
         raise ValueError("array dimensions are malformed")
     dims = struct.unpack(endian + f"{count // 4}i", source.read(count))
     source.read(_padding(count))
     if min(dims) < 0:
         raise ValueError(f"negative array dimension {min(dims)}")
+    name = _name(source, endian)
+    real_type = real_bytes = None
+    if matlab_class in NUMERIC_CLASSES and math.prod(dims):
+        real_type, real_bytes, _ = _tag(source, endian)
+        if real_type not in _DATA_TYPE_BYTES:
+            raise ValueError(f"unknown data type {real_type}")
+    return V5Header(name, matlab_class, bool(flags & 0x800), dims, real_type, real_bytes, bool(flags & 0x200))
+
+
+def _name(source: _Source, endian: str) -> str:
     data_type, count, inline = _tag(source, endian)
     if data_type not in (_MI_INT8, _MI_UTF8) or count > _MAX_NAME_BYTES:
         raise ValueError("variable name is malformed")
     name = inline if inline is not None else source.read(count)
     if inline is None:
         source.read(_padding(count))
-    matlab_class = flags & 0xFF
-    real_type = real_bytes = None
-    if matlab_class in NUMERIC_CLASSES and math.prod(dims):
-        real_type, real_bytes, _ = _tag(source, endian)
-        if real_type not in _DATA_TYPE_BYTES:
-            raise ValueError(f"unknown data type {real_type}")
-    return V5Header(name.decode("latin1"), matlab_class, bool(flags & 0x800), dims, real_type, real_bytes)
+    return name.decode("latin1")
 
 
 def read_headers(path: Path) -> list[V5Header]:
