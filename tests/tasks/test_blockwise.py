@@ -331,3 +331,15 @@ def test_an_interruption_after_the_last_block_resumes_by_publishing_only(setup, 
     np.testing.assert_allclose(read(out), whole_volume(models["unet"], data), rtol=1e-5, atol=1e-6)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.ome.zarr"]
     assert not (out / blockwise.RUN).exists() and not (out / blockwise.DONE).exists()
+
+
+def test_resume_never_replaces_an_uncertainty_store_another_job_wrote(setup, tmp_path):
+    _, _, models = setup
+    save_volume(Volume(np.random.default_rng(6).random((12, 10, 7)).astype(np.float32)), tmp_path / "in.ome.zarr")
+    theirs = np.random.default_rng(7).random((12, 10, 7)).astype(np.float32)
+    save_volume(Volume(theirs), tmp_path / "spread.ome.zarr")  # the user's, or another run's
+    arguments = {"model_path": models["unet"], "block": (12, 10, 7), "uncertainty_out": tmp_path / "spread.ome.zarr"}
+    with pytest.raises(VolumeWriteError, match=r"spread\.ome\.zarr: already exists"):
+        denoise_store(tmp_path / "in.ome.zarr", tmp_path / "out.ome.zarr", resume=True, **arguments)
+    np.testing.assert_array_equal(load_volume(tmp_path / "spread.ome.zarr").data, theirs)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.ome.zarr", "spread.ome.zarr"]

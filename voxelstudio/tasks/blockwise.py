@@ -60,6 +60,8 @@ SAMPLE_VOXELS = 1 << 22
 CONNECT_TIMEOUT_S = 10
 DONE = ".voxelstudio-done"
 RUN = RESUMABLE
+JOB_ATTRIBUTE = "voxelstudio_job"
+"""Attribute of an uncertainty store naming the block-wise job that wrote it (what --resume may replace)."""
 
 
 def sample_range(normalizer: Any, lazy: zarr_.LazyVolume, source: Path) -> tuple[float, float]:
@@ -174,6 +176,23 @@ def _resumable_run(run_file: Path) -> dict[str, Any] | None:
     return run
 
 
+def _mark_published_by(store: Path, job_id: str) -> None:
+    import zarr
+
+    zarr.open_group(str(store), mode="r+").attrs[JOB_ATTRIBUTE] = job_id
+
+
+def _published_by(store: Path, job_id: str) -> bool:
+    """Whether ``store`` is the uncertainty an interrupted run of this very job published (then --resume may
+    replace it: the run ended before its output was published)."""
+    import zarr
+
+    try:
+        return zarr.open_group(str(store), mode="r").attrs.get(JOB_ATTRIBUTE) == job_id
+    except Exception:  # not a Zarr group, unreadable: not this job's
+        return False
+
+
 def _block_failed(start: Shape3, where: str, exc: BaseException) -> VoxelStudioError:
     detail = " ".join(str(exc).split())[:200]
     return VoxelStudioError(
@@ -217,7 +236,8 @@ def denoise_store(
     source, out = Path(source), Path(out)
     spread_out = None if uncertainty_out is None else Path(uncertainty_out)
     for target in filter(None, (out, spread_out)):
-        # an uncertainty store without its output was published by this job's interrupted run: resume replaces it
+        # an uncertainty store without its output may be what this job's interrupted run published, which resume
+        # replaces: _denoise_store checks that once the job is known
         resumed_spread = resume and target == spread_out and not out.exists()
         if target.exists() and not overwrite and not resumed_spread:
             raise VolumeWriteError(target, "already exists; pass overwrite=True (--overwrite) to replace it")
@@ -297,7 +317,12 @@ def _denoise_store(
     tile = None if settings.tile_shape is None else tuple(int(t) for t in settings.tile_shape)
     key = f"{source.resolve()}|{settings.variable}|{model.sha256}|{block_hwz}|{tile}|{tta}|{lazy.spacing}"
     key += f"|{lazy.shape}|{np.dtype(lazy.data.dtype)}"  # a store re-exported at the same path is another job
-    temporary = temporary_directory_name(out, hashlib.sha256(key.encode()).hexdigest()[:8])
+    job_id = hashlib.sha256(key.encode()).hexdigest()[:8]
+    spread_out = settings.spread_out
+    theirs = spread_out is not None and spread_out.exists() and not _published_by(spread_out, job_id)
+    if theirs and not settings.overwrite:  # another job's (or the user's) store is never replaced unasked
+        raise VolumeWriteError(spread_out, "already exists; pass overwrite=True (--overwrite) to replace it")
+    temporary = temporary_directory_name(out, job_id)
     done_dir, run_file, spread_dir = temporary / DONE, temporary / RUN, temporary / UNCERTAINTY_FOLDER
     run = _resumable_run(run_file) if settings.resume else None
     if temporary.exists() and run is None:
@@ -311,6 +336,7 @@ def _denoise_store(
             zarr_.create_store(temporary, lazy.shape, lazy.spacing, volume_name(out), chunks)
             if settings.spread_out is not None:
                 zarr_.create_store(spread_dir, lazy.shape, lazy.spacing, volume_name(settings.spread_out), chunks)
+                _mark_published_by(spread_dir, job_id)
             done_dir.mkdir()
             run = {"input": str(source.resolve()), "model_sha256": model.sha256, "block": list(block_hwz)}
             write_json_atomically(run_file, {**run, "value_range": list(value_range)})
