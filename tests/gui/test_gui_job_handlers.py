@@ -189,7 +189,8 @@ def test_classifier_search_handler_fills_the_trials_table(qtbot, sample_session,
         "1", "60.0%", "2", "0.01", "16", "0.2", "0.5", "complete"]  # fmt: skip
     assert table.item(0, 0).font().bold() and table.best_row() == 0
     assert panel.results.currentWidget() is table
-    assert steps == [("trial 1/2 · epoch 1/2 · step 1/2 · loss 0.5 · ETA 0:03", 12)]  # step 1 of 4: 1/8 of 2 trials
+    # the job counts a search's steps over all trials (tests/jobs/test_classify_job.py); the panel shows them as told
+    assert steps == [("trial 1/2 · epoch 1/2 · step 1/2 · loss 0.5 · ETA 0:03", 25)]
     if end == "finished":
         assert seen == [result] and "1 trial(s), best: 2 epoch(s)" in panel.progress.label.text()
     else:

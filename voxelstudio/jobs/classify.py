@@ -7,11 +7,12 @@ Qt-free (the child process imports it): only tasks and events.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
-from voxelstudio.core.progress import CancelToken, ReportFn, null_report
-from voxelstudio.jobs.events import TrialResult
+from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
+from voxelstudio.jobs.events import JobEvent, TrainingStep, TrialResult, as_event
 
 
 def train_classifier_job(
@@ -28,9 +29,20 @@ def train_classifier_job(
     model so far at ``out``."""
     from voxelstudio.tasks.classify_train import train_classifier_folder
 
+    ended: list[TrialResult] = []
+
     def on_trial(record: dict[str, Any]) -> None:
-        report(TrialResult.from_record(record, trials))
+        ended.append(TrialResult.from_record(record, trials))
+        report(ended[-1])
+
+    def forward(news: JobEvent | Progress) -> None:
+        """A search's steps count the whole search (trials ended plus this one's part), for every progress bar."""
+        event = as_event(news)
+        if trials and isinstance(event, TrainingStep) and event.total:
+            before = min(len(ended), trials - 1) * event.total
+            event = dataclasses.replace(event, done=before + event.done, total=event.total * trials)
+        report(event)
 
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    return train_classifier_folder(folder, config=config, out=out, search_trials=trials, report=report,
+    return train_classifier_folder(folder, config=config, out=out, search_trials=trials, report=forward,
                                    cancel=cancel, on_trial=on_trial)  # fmt: skip

@@ -4,7 +4,6 @@ bars, Grad-CAM) and evaluate on a data set (confusion)."""
 
 from __future__ import annotations
 
-import dataclasses
 import html
 import math
 from pathlib import Path
@@ -226,11 +225,10 @@ class ClassifyPanel(QWidget):
         self.trials_table.add_trial(trial)
 
     def search_step(self, step: TrainingStep) -> None:
-        """A step of the running trial; the bar counts the whole search (trials done plus this one's part)."""
+        """A step of the running trial (its ``done`` of ``total`` counts the whole search: see
+        :func:`voxelstudio.jobs.classify.train_classifier_job`)."""
         trials = max(self._search_trials, 1)
         trial = min(len(self.trials_table.trials) + 1, trials)
-        if step.total:
-            step = dataclasses.replace(step, done=(trial - 1) * step.total + step.done, total=step.total * trials)
         self.progress.progressed(step, f"trial {trial}/{trials} · {_step_text(step)}")
 
     def job_progress(self, progress: ProgressEvent) -> None:
