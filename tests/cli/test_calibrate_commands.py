@@ -158,3 +158,20 @@ def test_adapt_budget_defaults_to_the_librarys(capsys: pytest.CaptureFixture[str
     with pytest.raises(SystemExit):
         cli.main(["adapt", "--help"])
     assert f"[default {DEFAULT_MINUTES:g}]" in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--pairs", "0"], "--pairs: expected a positive integer, got '0'"),
+        (["--jitter", "1"], "--jitter: must be in [0, 1), got '1'"),
+        (["--seed", "-1"], "--seed: expected a whole number >= 0, got '-1'"),
+        (["--seed", "1.5"], "--seed: expected a whole number >= 0, got '1.5'"),
+    ],
+)
+def test_adapt_refuses_bad_options_before_reading_the_scan(
+    options: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "no-such-scan.mat"  # never read: the options are checked first
+    _fails(["adapt", str(missing), "--out", str(tmp_path / "m.keras"), "--quiet", *options], message, capsys)
+    assert list(tmp_path.iterdir()) == []

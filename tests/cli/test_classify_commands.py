@@ -132,6 +132,8 @@ def test_train_refuses_an_existing_out_and_a_huge_grid_before_loading_anything(
     assert existing.read_bytes() == b"a model the user keeps"
     assert cli.main(["train-classifier", str(missing_data), "--size", "1000", "--out", str(tmp_path / "m.keras")]) == 2
     assert "--size: must be 10 to 128, got 1000" in capsys.readouterr().err
+    assert cli.main(["train-classifier", str(missing_data), "--seed", "-1", "--out", str(tmp_path / "m.keras")]) == 2
+    assert "seed must be a whole number >= 0, got -1" in capsys.readouterr().err
 
 
 def test_a_test_set_of_one_class_can_be_evaluated(

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
 import zipfile
 
 import numpy as np
@@ -13,7 +11,7 @@ import pytest
 from scipy import ndimage
 
 from voxelstudio.cli import main
-from voxelstudio.cli.denoise_commands import cancel_on_interrupt, train_config_from_args
+from voxelstudio.cli.denoise_commands import train_config_from_args
 from voxelstudio.core.volume import Volume
 from voxelstudio.io import save_volume
 
@@ -89,6 +87,7 @@ def test_options_override_the_config_file(data):
         (["--patch", "16,16"], "--patch: expected three positive integers"),
         (["--val-raw", "x.mat"], "--val-raw and --val-target go together"),
         (["--epochs", "0"], "epochs must be >= 1"),
+        (["--seed", "-1"], "seed must be a whole number >= 0, got -1"),
     ],
 )
 def test_train_usage_errors_exit_2(data, tmp_path, capsys, extra, message):
@@ -138,17 +137,6 @@ def test_denoise_errors_exit_2_with_one_line(data, trained, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["denoise", str(source), "--format", "png"])
     assert exc.value.code == 2
-
-
-def test_first_ctrl_c_cancels_second_interrupts(capsys):
-    before = signal.getsignal(signal.SIGINT)  # Python's default, or SIG_IGN when started as a background job
-    with cancel_on_interrupt() as token:
-        os.kill(os.getpid(), signal.SIGINT)
-        assert token.cancelled
-        with pytest.raises(KeyboardInterrupt):
-            os.kill(os.getpid(), signal.SIGINT)
-    assert "stopping after the current step" in capsys.readouterr().err
-    assert signal.getsignal(signal.SIGINT) is before  # the handler found is restored
 
 
 def _preset_args(**overrides) -> argparse.Namespace:

@@ -80,3 +80,22 @@ def test_unreadable_params_and_a_file_as_outdir_are_one_line_naming_the_file(
     assert capsys.readouterr().err == f"voxelstudio: error: {binary}: not a JSON file (binary content)\n"
     assert cli.main(["simulate", str(binary), "--count", "1", "--shape", "16,16,8", "--quiet"]) == 2
     assert capsys.readouterr().err == f"voxelstudio: error: {binary}: is a file, not a folder\n"
+
+
+@pytest.mark.parametrize(
+    ("record", "problem"),
+    [
+        ({"format": "voxelstudio-calibration", "sim_params": [1, 2]}, "sim_params must be a JSON object"),
+        ({"format": "voxelstudio-calibration", "sim_params": {}, "measured_psf": 5}, "measured_psf must be the path"),
+        ({"optics": [1.2]}, ""),  # a nested field of the wrong JSON type
+    ],
+)
+def test_a_params_file_of_the_wrong_shape_is_one_line_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], record: dict, problem: str
+) -> None:
+    path = tmp_path / "params.json"
+    path.write_text(json.dumps(record))
+    assert cli.main(["simulate", str(tmp_path / "out"), "--params", str(path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"voxelstudio: error: {path}: {problem}") and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()

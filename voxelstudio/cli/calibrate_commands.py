@@ -9,10 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from voxelstudio.cli.progress import tqdm_report
+from voxelstudio.cli.progress import EXIT_INTERRUPTED, cancel_on_interrupt, tqdm_report
 from voxelstudio.core.errors import Cancelled
-
-EXIT_INTERRUPTED = 130
 
 
 def _add_calibration_options(parser: argparse.ArgumentParser) -> None:
@@ -137,7 +135,6 @@ def run_calibrate(args: argparse.Namespace) -> int:
 
 
 def run_adapt(args: argparse.Namespace) -> int:
-    from voxelstudio.cli.denoise_commands import cancel_on_interrupt
     from voxelstudio.tasks.adapt import adapt_files
     from voxelstudio.tasks.calibration_file import calibration_report
 
@@ -148,6 +145,8 @@ def run_adapt(args: argparse.Namespace) -> int:
         raise ValueError(f"--pairs: expected a positive integer, got {args.pairs!r}")
     if jitter is None or not 0 <= jitter < 1:
         raise ValueError(f"--jitter: must be in [0, 1), got {args.jitter!r}")
+    if seed is not None and (seed < 0 or seed != int(seed)):
+        raise ValueError(f"--seed: expected a whole number >= 0, got {args.seed!r}")
     if Path(args.out).exists():
         raise ValueError(f"{args.out}: already exists; choose another --out")
     try:

@@ -7,12 +7,13 @@ import argparse
 import dataclasses
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
-from voxelstudio.cli.progress import tqdm_report
+from voxelstudio.cli.progress import EXIT_INTERRUPTED, cancel_on_interrupt, tqdm_report
+from voxelstudio.core.errors import Cancelled
 
-EXIT_INTERRUPTED = 130
 ARCHS = ("voxnet", "vrn")
 PRESET_CHOICES = ("auto", "cpu", "gpu", "none")  # voxelstudio.ml.classifier_presets.PRESET_CHOICES (ml imports lazily)
 ORIENTATIONS = ("upright", "any")  # voxelstudio.ml.classifier_config.ORIENTATIONS
@@ -169,18 +170,21 @@ def device_kind(preset: str) -> str:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from voxelstudio.cli.denoise_commands import cancel_on_interrupt
     from voxelstudio.core.atomic import check_destination
     from voxelstudio.tasks.classify_train import train_classifier
     from voxelstudio.tasks.datasets import load_class_folder
 
     check_destination(args.out, overwrite=args.overwrite or args.resume, hint="pass --overwrite")
     config = train_config_from_args(args)  # --preset auto starts the backend to see the device
-    with cancel_on_interrupt() as cancel, tqdm_report("train", quiet=args.quiet) as report:
-        dataset = load_class_folder(args.data, grid_shape=config.model.input_shape, strict=True, report=report,
-                                    cancel=cancel)  # fmt: skip
-        result = train_classifier(dataset, config=config, out=Path(args.out), resume=args.resume,
-                                  search_trials=args.search, report=report, cancel=cancel)  # fmt: skip
+    try:
+        with cancel_on_interrupt() as cancel, tqdm_report("train", quiet=args.quiet) as report:
+            dataset = load_class_folder(args.data, grid_shape=config.model.input_shape, strict=True, report=report,
+                                        cancel=cancel)  # fmt: skip
+            result = train_classifier(dataset, config=config, out=Path(args.out), resume=args.resume,
+                                      search_trials=args.search, report=report, cancel=cancel)  # fmt: skip
+    except Cancelled as exc:  # while loading the data or between search trials (a stopped training returns)
+        print(f"voxelstudio: {exc}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     split = ", ".join(f"{k} {v}" for k, v in result.split.items())
     print(f"data: {len(dataset.classes)} classes, {len(dataset)} grids ({split})")
     if config.preset:

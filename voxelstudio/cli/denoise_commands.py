@@ -5,19 +5,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import signal
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from voxelstudio.cli.eval_commands import voxel_size_arg
-from voxelstudio.cli.progress import tqdm_report
+from voxelstudio.cli.progress import EXIT_INTERRUPTED, cancel_on_interrupt, tqdm_report
 from voxelstudio.core.errors import Cancelled
-from voxelstudio.core.progress import CancelToken
-
-EXIT_INTERRUPTED = 130
 
 
 def register(subparsers: Any) -> None:
@@ -227,25 +222,6 @@ def train_config_from_args(args: argparse.Namespace, device_kind: Callable[[], s
     }
     config = dataclasses.replace(config, **{k: v for k, v in options.items() if v is not None})
     return config.validate()
-
-
-@contextmanager
-def cancel_on_interrupt() -> Iterator[CancelToken]:
-    """A token the first Ctrl-C sets (the task stops cleanly); a second Ctrl-C interrupts at once."""
-    token = CancelToken()
-    previous = signal.getsignal(signal.SIGINT)
-
-    def handle(signum: int, frame: Any) -> None:
-        if token.cancelled:
-            raise KeyboardInterrupt
-        token.cancel()
-        print("\nvoxelstudio: stopping after the current step (Ctrl-C again to abort)", file=sys.stderr)
-
-    signal.signal(signal.SIGINT, handle)
-    try:
-        yield token
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def run_train(args: argparse.Namespace) -> int:

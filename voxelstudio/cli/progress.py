@@ -1,12 +1,18 @@
-"""A tqdm progress bar behind the task ``report`` callback, so the CLI shows the same progress as the GUI."""
+"""Long commands: a tqdm progress bar behind the task ``report`` callback (the same progress the GUI shows), and
+Ctrl-C as a clean stop (exit status :data:`EXIT_INTERRUPTED`)."""
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
-from voxelstudio.core.progress import Progress, ReportFn
+from voxelstudio.core.progress import CancelToken, Progress, ReportFn
+
+EXIT_INTERRUPTED = 130
+"""Exit status of a command stopped by Ctrl-C (128 + SIGINT, as shells report it)."""
 
 
 @contextmanager
@@ -33,3 +39,22 @@ def tqdm_report(description: str, *, quiet: bool = False) -> Iterator[ReportFn]:
         yield report
     finally:
         bar.close()
+
+
+@contextmanager
+def cancel_on_interrupt() -> Iterator[CancelToken]:
+    """A token the first Ctrl-C sets (the task stops cleanly); a second Ctrl-C interrupts at once."""
+    token = CancelToken()
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handle(signum: int, frame: Any) -> None:
+        if token.cancelled:
+            raise KeyboardInterrupt
+        token.cancel()
+        print("\nvoxelstudio: stopping after the current step (Ctrl-C again to abort)", file=sys.stderr)
+
+    signal.signal(signal.SIGINT, handle)
+    try:
+        yield token
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from pathlib import Path
 from typing import Any
 
-from voxelstudio.cli.progress import tqdm_report
+from voxelstudio.cli.progress import EXIT_INTERRUPTED, cancel_on_interrupt, tqdm_report
+from voxelstudio.core.errors import Cancelled
 
 # option name -> OpticsParams / SimParams field it sets
 OPTICS_OPTIONS = {
@@ -172,18 +174,36 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("--randomize draws every parameter; drop --params")
         params, psf, _ = load_params(args.params)
     outdir = Path(args.outdir)
-    with tqdm_report("simulate", quiet=args.quiet) as report:
-        pairs = simulate_dataset(
-            outdir,
-            count=count,
-            seed=seed,
-            shape=shape,
-            params=params,
-            randomize=args.randomize,
-            jitter=jitter,
-            psf=psf,
-            overwrite=args.overwrite,
-            report=report,
-        )
+    try:  # Ctrl-C stops between pairs: every pair written is whole and listed in params.json
+        with cancel_on_interrupt() as cancel, tqdm_report("simulate", quiet=args.quiet) as report:
+            pairs = simulate_dataset(
+                outdir,
+                count=count,
+                seed=seed,
+                shape=shape,
+                params=params,
+                randomize=args.randomize,
+                jitter=jitter,
+                psf=psf,
+                overwrite=args.overwrite,
+                report=report,
+                cancel=cancel,
+            )
+    except Cancelled:
+        done = len(_listed_pairs(outdir))
+        print(f"voxelstudio: simulation stopped; the {done} finished pair(s) in {outdir} are kept", file=sys.stderr)
+        return EXIT_INTERRUPTED
     print(f"wrote {len(pairs)} pairs to {outdir} (raw/, target/, params.json)")
     return 0
+
+
+def _listed_pairs(outdir: Path) -> list[object]:
+    """The pairs ``params.json`` lists (none when it is missing or unreadable)."""
+    import json
+
+    from voxelstudio.tasks.simulate import PARAMS_FILE
+
+    try:
+        return list(json.loads((outdir / PARAMS_FILE).read_text(encoding="utf-8"))["pairs"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return []

@@ -161,6 +161,7 @@ class ClassifierTrainConfig(_JsonConfig):
         _check(self.rotations >= 1 and self.vote_rotations >= 1, "rotation counts must be >= 1")
         _check(0.0 <= self.flip_prob <= 1.0, "flip probability must be in [0, 1]")
         _check(0 <= self.max_shift <= 8, "max_shift must be in [0, 8] voxels")
+        _check(self.seed >= 0 and int(self.seed) == self.seed, f"seed must be a whole number >= 0, got {self.seed!r}")
         _check(0.0 < self.val_fraction < 1.0, "validation fraction must be in (0, 1)")  # refit needs one too
         _check(0.0 <= self.test_fraction < 1.0, "test fraction must be in [0, 1)")
         _check(self.val_fraction + self.test_fraction < 1.0, "validation + test fractions must leave training data")

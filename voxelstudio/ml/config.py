@@ -234,6 +234,7 @@ class TrainConfig(_JsonConfig):
         _check(0.0 <= self.val_fraction < 1.0, "validation fraction must be in [0, 1)")
         _check(0.0 <= self.bead_bias <= 1.0, "bead bias must be in [0, 1]")
         _check(self.preset in PRESETS[1:], f"preset must be one of {', '.join(PRESETS[1:])}")
+        _check(self.seed >= 0 and int(self.seed) == self.seed, f"seed must be a whole number >= 0, got {self.seed!r}")
         return self
 
 

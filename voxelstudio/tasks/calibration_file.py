@@ -126,11 +126,15 @@ def load_params(path: str | Path) -> tuple[SimParams, np.ndarray | None, dict[st
     if not isinstance(record, dict):
         raise ValueError(f"{path}: expected a JSON object of simulator parameters")
     data = record.get("sim_params", record) if record.get("format") == FORMAT else record
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: sim_params must be a JSON object of simulator parameters")
     try:
         params = SimParams.from_dict(data)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:  # a field of the wrong JSON type
         raise ValueError(f"{path}: {exc}") from None
     psf_path = record.get("measured_psf") if record.get("format") == FORMAT else None
+    if psf_path is not None and not isinstance(psf_path, str):
+        raise ValueError(f"{path}: measured_psf must be the path of a PSF stack, got {psf_path!r}")
     psf = None if psf_path is None else np.asarray(load_volume(psf_path).data)
     return params, psf, record
 

@@ -1,0 +1,60 @@
+"""cli.progress: Ctrl-C as a clean stop; simulate and train-classifier keep what is finished and exit 130."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from voxelstudio import cli
+from voxelstudio.cli.progress import EXIT_INTERRUPTED, cancel_on_interrupt
+
+
+def test_first_ctrl_c_cancels_second_interrupts(capsys):
+    before = signal.getsignal(signal.SIGINT)  # Python's default, or SIG_IGN when started as a background job
+    with cancel_on_interrupt() as token:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert token.cancelled
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert "stopping after the current step" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGINT) is before  # the handler found is restored
+
+
+def test_ctrl_c_in_simulate_finishes_the_pair_and_keeps_the_finished_ones(tmp_path: Path, monkeypatch, capsys):
+    """Ctrl-C while a pair is written (here: just after its raw volume) lets that pair finish: every raw file has
+    its target and params.json lists exactly the pairs on disk."""
+    from voxelstudio.tasks import simulate
+
+    save, saved = simulate.save_volume, []
+
+    def save_then_interrupt(volume, path, **options):
+        written = save(volume, path, **options)
+        saved.append(Path(path).parent.name)
+        if saved == ["raw", "target", "raw"]:
+            os.kill(os.getpid(), signal.SIGINT)  # the user presses Ctrl-C during the second pair
+        return written
+
+    monkeypatch.setattr(simulate, "save_volume", save_then_interrupt)
+    out = tmp_path / "out"
+    assert cli.main(["simulate", str(out), "--count", "4", "--shape", "16,16,8", "--quiet"]) == EXIT_INTERRUPTED
+    assert sorted(p.name for p in (out / "raw").iterdir()) == sorted(p.name for p in (out / "target").iterdir())
+    assert len(json.loads((out / "params.json").read_text())["pairs"]) == 2 == len(list((out / "raw").iterdir()))
+    assert f"the 2 finished pair(s) in {out} are kept" in capsys.readouterr().err
+
+
+def test_ctrl_c_while_a_classifier_data_set_loads_is_an_interrupt_not_an_error(tmp_path: Path, monkeypatch, capsys):
+    from voxelstudio.core.errors import Cancelled
+    from voxelstudio.tasks import datasets
+
+    def interrupted(*args, **kwargs):
+        raise Cancelled("loading the data set")
+
+    monkeypatch.setattr(datasets, "load_class_folder", interrupted)
+    argv = ["train-classifier", str(tmp_path), "--out", str(tmp_path / "m.keras"), "--epochs", "1", "--quiet"]
+    assert cli.main(argv) == EXIT_INTERRUPTED
+    assert capsys.readouterr().err == "voxelstudio: loading the data set cancelled\n"
+    assert not (tmp_path / "m.keras").exists()
