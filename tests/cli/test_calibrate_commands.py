@@ -175,3 +175,14 @@ def test_adapt_refuses_bad_options_before_reading_the_scan(
     missing = tmp_path / "no-such-scan.mat"  # never read: the options are checked first
     _fails(["adapt", str(missing), "--out", str(tmp_path / "m.keras"), "--quiet", *options], message, capsys)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_scan_given_twice_is_refused_before_reading(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Its beads would be pooled twice and every uncertainty come out too small."""
+    scan = tmp_path / "scan.npy"
+    np.save(scan, np.zeros((8, 8, 8), np.float32))
+    for command in ("calibrate", "adapt"):
+        out = tmp_path / ("p.json" if command == "calibrate" else "m.keras")
+        again = str(tmp_path / "." / "scan.npy")  # the same file, written differently
+        _fails([command, str(scan), again, "--out", str(out), "--quiet"], "scan.npy: given twice", capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scan.npy"]

@@ -86,6 +86,7 @@ def test_classify_prints_top_classes(shapes: Path, model: Path, capsys: pytest.C
         (["train-classifier", "{shapes}", "--width", "0", "--out", "{tmp}/x.keras"], "--width: must be positive"),
         (["train-classifier", "{tmp}/nowhere", "--out", "{tmp}/x.keras"], "nowhere: no such folder"),
         (["simulate-shapes", "{tmp}/s", "--per-class", "0"], "--per-class: must be at least 1"),
+        (["simulate-shapes", "{tmp}/s", "--size", "100000"], "--size: must be 8 to 128 (the largest grid"),
     ],
 )
 def test_errors_exit_2_with_one_line(

@@ -1,4 +1,4 @@
-"""check_output_folder: an output folder is checked before long jobs start."""
+"""core.atomic: output paths and folders are checked before long jobs start; stores are published by renames."""
 
 from __future__ import annotations
 
@@ -41,3 +41,20 @@ def test_a_destination_under_a_file_says_so(tmp_path: Path) -> None:
         check_destination(tmp_path / "file" / "out.tif", overwrite=False)
     with pytest.raises(VolumeWriteError, match=r"folder .*missing does not exist$"):
         check_destination(tmp_path / "missing" / "out.tif", overwrite=False)
+
+
+def test_a_store_published_over_a_file_or_a_store_leaves_nothing_aside(tmp_path):
+    from voxelstudio.core.atomic import publish_directory
+
+    for old in ("file", "store"):
+        target = tmp_path / f"{old}.zarr"
+        if old == "file":
+            target.write_bytes(b"a file where the store goes")
+        else:
+            (target / "0").mkdir(parents=True)
+        new = tmp_path / f".{old}.new"
+        (new / "0").mkdir(parents=True)
+        (new / "0" / "chunk").write_bytes(b"data")
+        publish_directory(new, target, overwrite=True)
+        assert (target / "0" / "chunk").read_bytes() == b"data"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.zarr", "store.zarr"]

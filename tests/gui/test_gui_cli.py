@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from voxelstudio.cli import main
+from voxelstudio.core.volume import Volume
+from voxelstudio.io import save_volume
 
 
 @pytest.fixture
@@ -29,13 +31,16 @@ def test_gui_sample_and_files(launched, tmp_path):
         np.save(path, np.zeros((4, 4, 4), np.float32))
     assert main(["gui", "--sample"]) == 0
     assert main(["gui", str(raw), str(target)]) == 0
-    assert launched == [([], True), ([raw, target], False)]
+    store = save_volume(Volume(np.zeros((4, 4, 4), np.float32)), tmp_path / "scan.ome.zarr")  # a folder, but a volume
+    assert main(["gui", str(store)]) == 0
+    assert launched == [([], True), ([raw, target], False), ([store], False)]
 
 
 @pytest.mark.parametrize(
     ("argv", "problem"),
     [
         (["gui", "missing.mat"], "missing.mat: no such file"),
+        (["gui", "."], ".: is a folder, not a volume file"),
         (["gui", "--sample", "x.mat"], "not both"),
         (["gui", "a", "b", "c"], "at most two files"),
     ],

@@ -135,3 +135,12 @@ def test_check_volume_file_reads_headers_only_and_names_the_file(tmp_path, asymm
         assert str(error.value).startswith(f"{path}: ")
     with pytest.raises(VolumeReadError):  # what the check refuses, loading refuses too
         load_volume(bad_spacing)
+
+
+def test_a_folder_that_is_not_a_store_is_named_as_a_folder(tmp_path) -> None:
+    from voxelstudio.io import summarize_file
+
+    (tmp_path / "scans").mkdir()
+    for read in (load_volume, summarize_file):
+        with pytest.raises(VolumeReadError, match=r"scans: is a folder, not a volume file \(a Zarr store's name"):
+            read(tmp_path / "scans")

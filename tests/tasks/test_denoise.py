@@ -109,6 +109,25 @@ def test_denoise_files_writes_output_and_sidecar(model_path, tmp_path):
     assert denoise_files([source], model_path=model_path, out_dir=out_dir, overwrite=True) == outputs
 
 
+def test_an_output_already_there_stops_the_batch_before_any_prediction(tmp_path):
+    """Checked before the model loads (here it does not even exist), for the last file of a batch and for a TTA
+    uncertainty alone; --resume and --overwrite go on."""
+    first, second = save_volume(volume(), tmp_path / "a.mat"), save_volume(volume(), tmp_path / "b.mat")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    (out_dir / "b.mat").write_bytes(b"earlier")
+    absent = tmp_path / "no-such-model.keras"
+    with pytest.raises(VolumeWriteError, match=r"out/b\.mat: already exists; pass --overwrite to replace it"):
+        denoise_files([first, second], model_path=absent, out_dir=out_dir)
+    (out_dir / "b.mat").unlink()
+    (out_dir / "a_uncertainty.mat").write_bytes(b"earlier")
+    with pytest.raises(VolumeWriteError, match=r"out/a_uncertainty\.mat: already exists"):
+        denoise_files([first, second], model_path=absent, out_dir=out_dir, tta=True)
+    with pytest.raises(ModelError):  # past the check: the model is what fails now
+        denoise_files([first, second], model_path=absent, out_dir=out_dir, tta=True, overwrite=True)
+    assert sorted(p.name for p in out_dir.iterdir()) == ["a_uncertainty.mat"]
+
+
 def test_a_bad_file_anywhere_in_the_batch_stops_it_before_the_first_output(model_path, tmp_path):
     good = save_volume(volume(), tmp_path / "good.mat")
     text = tmp_path / "notes.mat"

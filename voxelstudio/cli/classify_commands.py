@@ -107,7 +107,7 @@ def register(subparsers: Any) -> None:
     shapes.add_argument("outdir", metavar="OUTDIR", help="folder to write the class folders into")
     shapes.add_argument("--per-class", type=int, default=100, metavar="N", help="grids per class [default 100]")
     shapes.add_argument("--seed", type=int, default=0, metavar="S", help="random seed [default 0]")
-    shapes.add_argument("--size", type=int, default=32, metavar="N", help="grid size N^3 [default 32]")
+    shapes.add_argument("--size", type=int, default=32, metavar="N", help="grid size N^3, 8 to 128 [default 32]")
     shapes.add_argument("--format", default="npy", choices=("npy", "mat"), help="uint8 .npy or .mat [default npy]")
     shapes.add_argument("--overwrite", action="store_true", help="replace existing files")
     shapes.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -275,8 +275,10 @@ def run_simulate_shapes(args: argparse.Namespace) -> int:
         raise ValueError(f"--seed: must not be negative, got {args.seed}")
     if args.per_class < 1:
         raise ValueError(f"--per-class: must be at least 1, got {args.per_class}")
-    if args.size < 8:
-        raise ValueError(f"--size: must be at least 8, got {args.size}")
+    from voxelstudio.ml.classifier_config import GRID_SIZES  # Keras-free
+
+    if not 8 <= args.size <= GRID_SIZES[1]:
+        raise ValueError(f"--size: must be 8 to {GRID_SIZES[1]} (the largest grid a classifier takes), got {args.size}")
     with tqdm_report("shapes", quiet=args.quiet) as report:
         paths = write_shapes_dataset(args.outdir, per_class=args.per_class, seed=args.seed, size=args.size,
                                      fmt=args.format, overwrite=args.overwrite, report=report)  # fmt: skip

@@ -31,7 +31,9 @@ def run(args: argparse.Namespace) -> int:
     if len(files) > 2:
         raise ValueError(f"at most two files (raw, then target); got {len(files)}")
     for path in files:
-        if not path.is_file():
+        if path.is_dir() and not path.name.lower().endswith(".zarr"):
+            raise VolumeReadError(path, "is a folder, not a volume file")
+        if not path.exists():
             raise VolumeReadError(path, "no such file")
     from voxelstudio.app import run_app
 

@@ -277,7 +277,10 @@ def publish_directory(temporary: Path, path: Path, *, overwrite: bool = False) -
         aside = temporary_directory_name(path)
         os.rename(path, aside)
         os.rename(temporary, path)
-        shutil.rmtree(aside, ignore_errors=True)
+        if aside.is_dir():
+            shutil.rmtree(aside, ignore_errors=True)
+        else:  # a plain file the store replaces
+            aside.unlink(missing_ok=True)
     else:
         os.rename(temporary, path)
     return path

@@ -43,6 +43,8 @@ _MAX_CAUSE_CHARS = 200
 
 def _format(path: Path, error: type[VolumeReadError] | type[VolumeWriteError]) -> tuple[ModuleType, bool]:
     entry = _FORMATS.get(path.suffix.lower())
+    if entry is None and error is VolumeReadError and path.is_dir():
+        raise error(path, "is a folder, not a volume file (a Zarr store's name ends in .zarr)")
     if entry is None:
         raise error(
             path, f"unsupported file type {path.suffix or '(no suffix)'!r}; use {', '.join(SUPPORTED_SUFFIXES)}"

@@ -144,9 +144,15 @@ class NotConvergedError(ValueError):
 
 
 def load_scans(paths: Sequence[str | Path]) -> list[Volume]:
-    """The raw scans; ValueError for none or for a file that is not a 3-D volume."""
+    """The raw scans; ValueError for none, for a file given twice, or for a file that is not a 3-D volume."""
     if not paths:
         raise ValueError("no raw scans given")
+    seen: set[Path] = set()
+    for path in paths:  # pooled twice, its beads would count double and the uncertainties shrink
+        resolved = Path(path).resolve()
+        if resolved in seen:
+            raise ValueError(f"{path}: given twice; each scan's beads are pooled once")
+        seen.add(resolved)
     return [load_volume(p) for p in paths]
 
 

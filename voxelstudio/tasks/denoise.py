@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from voxelstudio.core.atomic import check_output_folder
-from voxelstudio.core.errors import ModelError
+from voxelstudio.core.errors import ModelError, VolumeWriteError
 from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
 from voxelstudio.core.provenance import denoise_provenance, model_record, sidecar_path, write_sidecar
 from voxelstudio.core.resources import BUNDLED_DENOISER, resource_path
@@ -232,6 +232,12 @@ def denoise_files(
     spacing = None if voxel_size is None else Volume(np.zeros((1, 1, 1), np.float32), voxel_size).spacing
     options = FileOptions(fmt, tta, trusted, tile, overwrite, shape, resume, scheduler, memory_limit, spacing)
     check_output_folder(out_dir)
+    if not (overwrite or resume):  # an output already there stops the run before any prediction, not after
+        for source, out in zip(inputs, outputs, strict=True):
+            spread = output_path(source, out_dir, extension(fmt), suffix=UNCERTAINTY_SUFFIX) if tta else None
+            taken = next((path for path in (out, spread) if path is not None and path.exists()), None)
+            if taken is not None:
+                raise VolumeWriteError(taken, "already exists; pass --overwrite to replace it")
     model, loaded = _load(model_path, trusted)
     out_dir.mkdir(parents=True, exist_ok=True)
     if scheduler is not None:
