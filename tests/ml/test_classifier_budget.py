@@ -137,6 +137,7 @@ def test_batched_voting_equals_one_grid_at_a_time(rotations: int) -> None:
 def test_default_rotations_follow_the_models_cost() -> None:
     assert choose_rotations(0.001, 300) == 12  # 3.6 s
     assert choose_rotations(0.01, 300) == 12  # 36 s
-    assert choose_rotations(0.02, 300) == 8  # 12 would take 72 s
+    assert choose_rotations(0.02, 300) == 6  # 12 would take 72 s; 8 would vote at 45 degrees, which 12 never trains
+    assert choose_rotations(0.02, 300, preferred=8) == 8 and choose_rotations(0.05, 300, preferred=8) == 4
     assert choose_rotations(0.2, 300) == 1 and choose_rotations(0.2, 300, preferred=4) == 1
     assert choose_rotations(0.001, 300, preferred=4) == 4 and choose_rotations(math.nan, 10) == 1

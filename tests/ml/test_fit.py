@@ -318,3 +318,21 @@ def test_other_errors_pass_through() -> None:
 
     with pytest.raises(ValueError, match="a bug"):
         fit(RunState(epochs=2, steps=2), Saves(), callbacks=[Broken()])
+
+
+def test_a_resumed_run_goes_on_with_the_time_it_had_used() -> None:
+    """``--minutes`` is the whole run's budget, as ``--epochs`` is its whole epoch count: a resumed run continues the
+    budget (and a schedule over it) from where the checkpoint left it, instead of starting both afresh."""
+    import time
+
+    from voxelstudio.ml.fit import training_state
+
+    state = restore_run_state({"epoch": 3, "elapsed_s": 90.0}, epochs=10, steps=4)
+    assert time.monotonic() - state.started == pytest.approx(90.0, abs=5.0)
+    assert training_state(state)["elapsed_s"] == pytest.approx(90.0, abs=5.0)
+    assert time.monotonic() - restore_run_state({"epoch": 3}, epochs=10, steps=4).started < 5.0  # older checkpoints
+    budget = TimeBudgetCallback(state, minutes=1.0)  # 60 s, of which 90 are used
+    budget.set_model(keras.Sequential())
+    budget.on_train_batch_begin(0)
+    budget.on_train_batch_end(0)
+    assert state.stopped_reason == "time"

@@ -208,3 +208,17 @@ def test_other_errors_are_not_taken_for_out_of_memory():
     with pytest.raises(RuntimeError, match="cuDNN"):
         predict_volume(loaded(model, cfg), np.ones((32, 32, 8), dtype=np.float32), tile_shape=(32, 32, 8))
     assert len(model.shapes) == 1
+
+
+def test_tta_with_a_kernel_longer_along_y_than_x_tiles_the_turned_volume():
+    """A quarter turn swaps the tile's y and x but not the network's overlap: the turned tile must still leave a
+    stride (a (9, 3, 3) kernel once failed with "tile size 20 leaves no stride with overlap 24")."""
+    cfg = DenoiserConfig.for_arch("simple", filters=2, kernel=(9, 3, 3), n_layers=2)
+    keras.utils.set_random_seed(0)
+    model = loaded(build_denoiser(cfg), cfg)
+    x = np.random.default_rng(0).random((48, 48, 8)).astype(np.float32)
+    tiled, spread, info = predict_volume(model, x, tta=True, tile_shape=(40, 20, 8))
+    whole_mean, whole_spread, _ = predict_volume(model, x, tta=True)
+    assert info["tiles"] > 1
+    np.testing.assert_allclose(tiled, whole_mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(spread, whole_spread, rtol=1e-4, atol=1e-6)

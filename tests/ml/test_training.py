@@ -145,6 +145,19 @@ def test_resume_keeps_a_best_model_newer_than_the_last_checkpoint(pairs, tmp_pat
     assert again.best_val_loss == pytest.approx(min(again.history["val_loss"]))
 
 
+def test_resume_without_the_validation_data_chooses_the_best_model_afresh(pairs, tmp_path):
+    """The checkpoint's best is a validation loss; a resumed run without validation data monitors the training
+    loss, which must not be compared with it (the best model was then never, or wrongly, replaced)."""
+    train, val = pairs
+    out = tmp_path / "m.keras"
+    fit_denoiser(train, val, tiny_config(epochs=2), out_path=out)
+    with pytest.warns(UserWarning, match=r"kept the best val_loss, this run has only loss"):
+        resumed = fit_denoiser(train, [], tiny_config(epochs=4), out_path=out, resume=True)
+    assert resumed.epochs_run == 4
+    best = load_model(out).metadata["extra"]
+    assert best["best_epoch"] in (3, 4) and best["best_loss"] == pytest.approx(min(resumed.history["loss"][2:]))
+
+
 def test_resume_needs_a_matching_checkpoint(pairs, tmp_path):
     train, val = pairs
     out = tmp_path / "m.keras"

@@ -98,9 +98,10 @@ def seconds_per_sample(model: keras.Model, grid_shape: tuple[int, int, int], bat
 def choose_rotations(
     per_sample_s: float, n_grids: int, *, preferred: int = 12, target_s: float = EVALUATION_TARGET_S
 ) -> int:
-    """The most rotations (at most ``preferred``) whose predicted time for ``n_grids`` stays within ``target_s``;
-    at least 1."""
-    for count in (c for c in ROTATION_CHOICES if c <= max(preferred, 1)):
+    """The most rotations (a divisor of ``preferred``, the model's training rotations, so that every voting angle
+    is one training used) whose predicted time for ``n_grids`` stays within ``target_s``; at least 1."""
+    preferred = max(int(preferred), 1)
+    for count in (c for c in ROTATION_CHOICES if preferred % c == 0):
         if count == 1 or (math.isfinite(per_sample_s) and n_grids * count * per_sample_s <= target_s):
             return count
     return 1

@@ -274,7 +274,8 @@ def fit_classifier(
 
         def save_last(model: keras.Model, state: RunState) -> None:
             save_classifier(model, last_path, classes=classes, train_config=cfg,
-                            extra={"training_state": training_state(state)}, include_optimizer=True)  # fmt: skip
+                            extra={"training_state": training_state(state, monitor=monitor)},
+                            include_optimizer=True)  # fmt: skip
             if keep_last:
                 extra = {"epochs": state.epochs_run, "train_grids": train_grids}
                 save_classifier(model, out_path, classes=classes, train_config=cfg, extra=extra)

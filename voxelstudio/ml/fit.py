@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import math
+import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -96,7 +97,15 @@ def resume_checkpoint(
         raise ModelError(last, f"{problem}; resume needs the same model config")
     model.set_weights(loaded.model.get_weights())
     restore_optimizer_state(model, last)
-    return newer_best(dict(state), Path(out_path), monitor), loaded
+    state = dict(state)
+    if state.get("monitor", monitor) != monitor:  # e.g. validated before, no validation data now
+        warnings.warn(
+            f"{last}: the checkpoint kept the best {state['monitor']}, this run has only {monitor}; "
+            "the best model so far is chosen afresh",
+            stacklevel=2,
+        )
+        return {**state, "best": None, "best_epoch": None, "monitor": monitor}, loaded
+    return newer_best(state, Path(out_path), monitor), loaded
 
 
 def newer_best(saved: dict[str, Any], out_path: Path, monitor: str) -> dict[str, Any]:
@@ -120,6 +129,7 @@ def restore_run_state(saved: Mapping[str, Any], epochs: int, steps: int) -> RunS
     when ``saved`` is empty)."""
     initial_epoch = int(saved.get("epoch", 0))
     state = RunState(epochs, steps, initial_epoch=initial_epoch)
+    state.started -= float(saved.get("elapsed_s") or 0.0)  # a time budget and a schedule over it go on, not afresh
     state.history = {k: [math.nan if v is None else v for v in vs] for k, vs in saved.get("history", {}).items()}
     state.best = float(saved["best"]) if saved.get("best") is not None else math.inf
     state.best_epoch = saved.get("best_epoch")
@@ -133,6 +143,7 @@ def training_state(state: RunState, **extra: Any) -> dict[str, Any]:
         "epoch": state.epochs_run,
         "best": finite(state.best),
         "best_epoch": state.best_epoch,
+        "elapsed_s": round(time.monotonic() - state.started, 3),  # training time so far, earlier sessions included
         **extra,
         "history": {k: [finite(v) for v in vs] for k, vs in state.history.items()},
     }

@@ -183,7 +183,10 @@ def predict_unit(
     retries = 0
     tile_fn = tile_fn or model_predict_fn(model, spacing)
     while True:
-        tile = (plan.tile_shape[1], plan.tile_shape[0], plan.tile_shape[2]) if swap else plan.tile_shape
+        tile = plan.tile_shape
+        if swap:  # the same memory on the turned volume; the overlap stays the network's (anisotropic kernels)
+            minimum = _minimum_tile(plan.overlap, plan.multiple, padded.shape)
+            tile = tuple(max(t, m) for t, m in zip((tile[1], tile[0], tile[2]), minimum, strict=True))
         try:
             out = predict_tiled(
                 tile_fn,
