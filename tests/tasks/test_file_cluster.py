@@ -124,6 +124,8 @@ def test_local_cluster_size_and_load_summary(monkeypatch):
     with pytest.raises(ValueError, match="local:N"):
         local_workers("local:zero")
     assert 1 <= local_workers("local") <= 64
+    with pytest.raises(VoxelStudioError, match=r"local:100000: starting 100000 workers needs about .* GiB of memory"):
+        local_workers("local:100000")  # refused before a process starts
     assert loads_summary({"tcp://a": 1, "tcp://b": 1}) == "model loaded once on each of 2 workers"
     assert loads_summary({"tcp://a": 2, "tcp://b": 0}) == "model loads per worker: tcp://a 2, tcp://b 0"
 

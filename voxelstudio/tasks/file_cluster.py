@@ -26,6 +26,7 @@ from typing import Any
 import psutil
 
 from voxelstudio.core.errors import VoxelStudioError
+from voxelstudio.core.memory import check_available
 from voxelstudio.core.progress import CancelToken
 from voxelstudio.tasks.block_predict import cached_model
 from voxelstudio.tasks.blockwise import connect
@@ -67,12 +68,15 @@ def check_scheduler(address: str) -> None:
 
 
 def local_workers(address: str) -> int:
-    """Workers of a ``local`` or ``local:N`` cluster: N, else one per core that memory allows (at least one)."""
+    """Workers of a ``local`` or ``local:N`` cluster: N (VoxelStudioError when N workers need more memory than there
+    is), else one per core that memory allows (at least one)."""
     _, _, count = address.partition(":")
     if count:
         if not count.isdigit() or int(count) < 1:
             raise ValueError(f"--scheduler {address}: expected local or local:N with N a positive integer")
-        return int(count)
+        workers = int(count)
+        check_available(workers * WORKER_BYTES, f"--scheduler {address}: starting {workers} workers", "give fewer")
+        return workers
     by_memory = psutil.virtual_memory().available // WORKER_BYTES
     return max(1, min(os.cpu_count() or 1, int(by_memory)))
 
