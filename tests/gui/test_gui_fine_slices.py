@@ -63,6 +63,11 @@ def test_plane_requests_map_coarse_voxels_and_only_for_coarse_levels(store):
     extents = fine_extents(request)
     assert extents["xz"] == pytest.approx((-0.2, 51.8, 2.5, -0.5))  # z is not reduced: no shift
     assert extents["yz"] == pytest.approx((-0.5, 2.5, 59.8, -0.2))
+    # the voxel size applied by the user (or unknown: 1 per axis) leaves the levels' own spacing behind; the
+    # factor between them comes from the shapes, and the fine planes are drawn in the coarse volume's frame
+    resized = coarse.replace(spacing=(1.0, 1.0, 1.0))
+    request = plane_request(resized, (149, 0, 2))
+    assert request.index == (298, 0, 2) and request.fine_spacing == pytest.approx((0.5, 0.5, 1.0))
 
 
 def test_one_read_at_a_time_and_only_the_latest_wish_is_read(qapp):

@@ -33,10 +33,12 @@ def test_big_store_opens_at_a_coarse_level_and_a_finer_one_loads_on_request(qtbo
     chooser.levels.setCurrentIndex(0)
     if os.environ.get("VOXELSTUDIO_SCREENSHOT"):  # to look at by hand
         session.window.view_panel.grab().save(os.environ["VOXELSTUDIO_SCREENSHOT"])
+    session.view.set_cursor((100, 30, 2))
     chooser.load.click()
     wait_idle(qtbot, session)
     raw = session.document.volume("raw")
     assert raw.shape == (300, 260, 3) and raw.metadata["level"] == "0"
+    assert session.view.cursor == (200, 60, 2)  # the same place in the sample: coarse voxel 100 covers 200 and 201
     np.testing.assert_array_equal(raw.data, data)
     assert "level" not in session.window.viewports.panels["raw"].title.text().split("·")[-1]
     assert chooser.levels.currentIndex() == 0 and not chooser.load.isEnabled()

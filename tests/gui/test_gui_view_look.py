@@ -165,3 +165,21 @@ def test_a_screenshot_that_cannot_be_written_is_one_line_naming_the_file(sample_
     (_title, message, _details), *others = sample_session.dialogs.errors
     assert not others and str(out) in message and "does not exist" in message and "\n" not in message
     assert sample_session.commands.write_screenshot(tmp_path / "shot.png") and (tmp_path / "shot.png").stat().st_size
+
+
+def test_a_new_voxel_size_keeps_the_contrast_set_by_hand_and_new_data_resets_it(sample_session):
+    """Applying a voxel size replaces the volumes with the same data: the limits set by hand (and their undo
+    history) stay; new data (another file, a new prediction) gets automatic limits again."""
+    window, view, document = sample_session.window, sample_session.view, sample_session.document
+    bar = window.viewports.panels["raw"].colorbar
+    _drawn(sample_session)
+    auto = bar.clim
+    view.set_clim("raw", (115.0, 190.0))
+    spacing = document.volume("raw").spacing
+    sample_session.controller.set_spacing(tuple(2 * s for s in spacing))
+    _drawn(sample_session)
+    assert bar.clim == (115.0, 190.0) and window.action_map["undo"].isEnabled()
+    document.set_volume("raw", document.volume("raw").replace(data=document.volume("raw").data.copy()))
+    _drawn(sample_session)
+    assert bar.clim == auto
+    sample_session.controller.set_spacing(spacing)

@@ -120,3 +120,12 @@ def test_a_reduced_signed_image_keeps_the_extreme_of_either_sign():
     assert (values == 0.1).sum() == values.size - 2  # other blocks: their largest magnitude, here 0.1
     unsigned = display_image(data, (0.1, 0.2, 0.5), max_voxels=data.size // 4)
     assert unsigned.point_data["intensity"].min() == 0.1
+
+
+def test_an_index_keeps_its_place_in_the_sample_across_resolution_levels():
+    from voxelstudio.render.slices import rescale_index
+
+    assert rescale_index((128, 128, 16), (256, 256, 32), (1024, 1024, 128)) == (513, 513, 65)  # a block's middle
+    assert rescale_index((513, 515, 65), (1024, 1024, 128), (256, 256, 32)) == (128, 128, 16)  # the block holding it
+    assert rescale_index((149, 0, 2), (150, 130, 3), (300, 260, 3)) == (298, 0, 2)  # odd sizes, z not reduced
+    assert rescale_index((299, 259, 2), (300, 260, 3), (150, 130, 3)) == (149, 129, 2)

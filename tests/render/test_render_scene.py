@@ -70,3 +70,18 @@ def test_slice_planes_of_a_reduced_image_go_through_the_full_resolution_voxel(pl
     assert planes[0].bounds[0] == pytest.approx(70 * 0.1)  # x-normal plane at x = 7.0 um
     assert planes[1].bounds[2] == pytest.approx(40 * 0.1)  # y-normal plane at y = 4.0 um
     assert planes[2].bounds[4] == pytest.approx(6 * 0.2)
+    for edge in ((0, 95, 11), (95, 0, 0)):  # the first and last planes lie just outside the blocks
+        edges = dict(_slice_planes(image, SceneStyle(mode="slices", clim=(0.0, 1.0), slice_index=edge)))
+        assert all(plane.n_points for plane in edges.values()), edge
+    assert edges[0].bounds[0] == pytest.approx(image.bounds[0], abs=1e-3)  # drawn at the reduced image's edge
+
+
+def test_the_first_and_last_planes_of_a_full_resolution_image_are_drawn(plotter):
+    from voxelstudio.render import display_image
+    from voxelstudio.render.scene import _slice_planes
+
+    image = display_image(_bead_volume(), spacing=(0.1, 0.1, 0.2))
+    last = tuple(n - 1 for n in _bead_volume().shape)
+    for corner in ((0, 0, 0), last):
+        planes = dict(_slice_planes(image, SceneStyle(mode="slices", clim=(0.0, 1.0), slice_index=corner)))
+        assert all(plane.n_points for plane in planes.values()), corner

@@ -48,12 +48,15 @@ def plane_request(volume: Volume | None, cursor: Index) -> PlaneRequest | None:
     if volume is None or volume.source is None or not levels or volume.metadata.get("level") == levels[0].path:
         return None
     fine = levels[0]
-    index = []
-    for i, coarse, step, size in zip(cursor, volume.spacing, fine.spacing, fine.shape, strict=True):
-        factor = coarse / step
-        index.append(min(int(size) - 1, max(0, math.floor(i * factor + (factor - 1) / 2))))
+    # the reduction factor from the shapes, not the voxel sizes: those may be unknown (all 1) or set by the user
+    factors = [max(1, round(int(n) / max(int(c), 1))) for n, c in zip(fine.shape, volume.shape, strict=True)]
+    index = tuple(
+        min(int(size) - 1, max(0, math.floor(i * f + (f - 1) / 2)))
+        for i, f, size in zip(cursor, factors, fine.shape, strict=True)
+    )
     spacing = tuple(float(s) for s in volume.spacing)
-    return PlaneRequest(Path(volume.source), fine.path, tuple(index), spacing, fine.shape, fine.spacing)  # type: ignore[arg-type]
+    fine_spacing = tuple(s / f for s, f in zip(spacing, factors, strict=True))
+    return PlaneRequest(Path(volume.source), fine.path, index, spacing, fine.shape, fine_spacing)  # type: ignore[arg-type]
 
 
 def fine_extents(request: PlaneRequest) -> dict[str, Extent]:

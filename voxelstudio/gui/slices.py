@@ -30,6 +30,7 @@ from voxelstudio.render import (
     orthogonal_slices,
     plane_extents,
     point_at,
+    rescale_index,
     slice_layout,
     voxel_at,
 )
@@ -279,6 +280,7 @@ class SliceViews(QWidget):
         layout.addLayout(row, 1)
         layout.addLayout(bar)
         self._new_data: set[str] = set()
+        self._levels: dict[str, tuple | None] = {}  # role -> (source, level, shape) of the volume shown
         self._new_data_timer = QTimer(self, singleShot=True, interval=0)
         self._new_data_timer.timeout.connect(self._refresh_new_data)
         document.volume_changed.connect(self._on_volume_changed)
@@ -292,9 +294,21 @@ class SliceViews(QWidget):
 
     def _on_volume_changed(self, role: str) -> None:
         """New data is drawn here after the 3-D panels have drawn it (they are what the eye goes to first), one
-        panel per turn of the event loop."""
+        panel per turn of the event loop. Another resolution level of the same store keeps the cursor on the same
+        place in the sample."""
+        volume = self.document.volume(role)
+        level = None if volume is None else (volume.source, volume.metadata.get("level"), volume.shape)
+        before = self._levels.get(role)
+        other_level = level is not None and before is not None and level[0] == before[0] and level[1:] != before[1:]
+        if other_level and level[1] is not None and self.view.cursor is not None and role == self._reference_role():
+            self.view.set_cursor(rescale_index(self.view.cursor, before[2], level[2]))
+        self._levels[role] = level
         self._new_data.update(AFFECTED_PANELS[role])
         self._new_data_timer.start()
+
+    def _reference_role(self) -> str | None:
+        volumes = self.document.volumes()
+        return next((r for r in ("raw", "target", "prediction") if r in volumes), None)
 
     def _refresh_new_data(self) -> None:
         if self.viewports.drawing_pending:

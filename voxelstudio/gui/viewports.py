@@ -212,6 +212,7 @@ class ViewportGrid(QWidget):
         self.camera.AddObserver("ModifiedEvent", lambda *_: self._on_camera_moved())
         self._bounds: tuple[float, ...] | None = None
         self._settled: weakref.ref | None = None  # the preview that was current when training ended
+        self._shown_data: dict[str, weakref.ref | None] = {}  # each role's array, to tell new data from new spacing
         self._closed = False
         self.panels["extra"].setVisible(view.extra_panel != "none")
         document.volume_changed.connect(self._on_volume_changed)
@@ -374,7 +375,11 @@ class ViewportGrid(QWidget):
 
     def _on_volume_changed(self, role: str) -> None:
         if role in ("raw", "target", "prediction"):
-            self.view.forget_role(role)
+            volume = self.document.volume(role)
+            shown = self._shown_data.get(role)
+            if volume is None or shown is None or shown() is not volume.data:  # new data, not a new voxel size
+                self.view.forget_role(role)
+            self._shown_data[role] = None if volume is None else weakref.ref(volume.data)
         self.refresh(AFFECTED_PANELS[role])
 
     def _on_model_changed(self, _path) -> None:

@@ -29,6 +29,7 @@ from voxelstudio.render.slices import (
     orthogonal_slices,
     plane_extents,
     point_at,
+    rescale_index,
     slice_layout,
     voxel_at,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "orthogonal_slices",
     "plane_extents",
     "point_at",
+    "rescale_index",
     "reset_view",
     "slice_layout",
     "symmetric_clim",

@@ -207,6 +207,11 @@ def _slice_planes(image: pv.ImageData, style: SceneStyle) -> list[tuple[int, pv.
         centre = np.asarray(image.field_data[SOURCE_SPACING], dtype=float) * np.asarray([x, y, z], dtype=float)
     else:
         centre = np.asarray(image.origin) + np.asarray(image.spacing) * np.asarray([x, y, z], dtype=float)
+    # a reduced image's voxels sit at its blocks' centres, so its first and last full-resolution planes lie just
+    # outside it; and VTK's cutter may miss a plane exactly on the boundary: slice a hair inside
+    inset = 1e-3 * np.asarray(image.spacing, dtype=float)
+    low, high = np.asarray(image.bounds[0::2], dtype=float), np.asarray(image.bounds[1::2], dtype=float)
+    centre = np.clip(centre, low + inset, high - inset)
     return [(axis, image.slice(normal=normal, origin=centre.tolist())) for axis, normal in enumerate("xyz")]
 
 

@@ -10,6 +10,7 @@ Extents are in micrometres, ``(left, right, bottom, top)`` as matplotlib's ``ims
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -34,6 +35,17 @@ def clamp_index(index_yxz: Sequence[int], shape: Sequence[int]) -> tuple[int, in
 def centre_index(shape: Sequence[int]) -> tuple[int, int, int]:
     """The voxel at the centre of ``shape``."""
     return tuple(int(n // 2) for n in shape)  # type: ignore[return-value]
+
+
+def rescale_index(index_yxz: Sequence[int], old_shape: Sequence[int], new_shape: Sequence[int]) -> tuple[int, int, int]:
+    """The voxel of ``new_shape`` at the same place in the sample as ``index_yxz`` of ``old_shape`` (another
+    resolution level of one volume): to a coarser level the block holding it, to a finer one the middle voxel of
+    its block (as the slice views read full-resolution planes)."""
+    index = []
+    for i, old, new in zip(index_yxz, old_shape, new_shape, strict=True):
+        factor = new / old
+        index.append(math.floor(i * factor + (factor - 1) / 2) if factor >= 1 else math.floor(i * factor))
+    return clamp_index(index, new_shape)
 
 
 def orthogonal_slices(data: np.ndarray, index_yxz: Sequence[int]) -> OrthoSlices:
