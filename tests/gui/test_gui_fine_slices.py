@@ -24,6 +24,10 @@ def store(tmp_path):
     return tmp_path / "big.ome.zarr", data
 
 
+def panel_probe(session, index):
+    return session.window.slices.probe_text(index)
+
+
 def shown(panel, plane):
     """The array the panel draws for ``plane`` (empty before the panel first drew a volume)."""
     image = panel._images.get(plane)
@@ -46,6 +50,7 @@ def test_slice_views_of_a_coarse_level_end_up_showing_full_resolution_planes(qtb
     assert panel._images["xy"].get_extent() == pytest.approx((-0.2, 51.8, 59.8, -0.2))
     assert panel._axes["xy"].get_xlim() == pytest.approx((-0.2, 51.8))
 
+    assert panel_probe(session, (10, 20, 2)).startswith("level 1 voxel (y, x, z) = (10, 20, 2)")
     session.view.set_cursor((10, 20, 2))
     assert shown(panel, "xy").shape == (150, 130)  # the coarse plane at once, no wait on the GUI thread
     qtbot.waitUntil(lambda: shown(panel, "xy").shape == (300, 260), timeout=30_000)

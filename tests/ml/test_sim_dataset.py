@@ -81,6 +81,18 @@ def test_each_patch_carries_the_voxel_size_of_the_microscope_it_was_simulated_wi
     assert len({tuple(s) for s in spacing}) == 3  # every patch its own microscope
 
 
+def test_fixed_parameters_report_the_voxel_size_the_psf_cache_simulated() -> None:
+    """The cache simulates rounded optics; a stream of fixed parameters must report those, not the unrounded ones
+    (a spacing-conditioned model would learn a voxel size 1-2 % off)."""
+    from voxelstudio.sim import OpticsParams
+
+    odd = SimParams(optics=OpticsParams(pixel_um=0.1083, z_step_um=0.1234))
+    stream = PatchStream(patch_shape=(16, 16, 8), batch_size=2, microscopes=0, seed=2, margin=2, params=odd)
+    _, _, _, spacing = stream(0)
+    np.testing.assert_allclose(spacing, [round_optics(odd.optics).voxel_size_um] * 2, rtol=1e-6)
+    assert not np.allclose(spacing[0], odd.optics.voxel_size_um, rtol=1e-3)  # rounding moved it: the check bites
+
+
 def test_a_repeated_microscope_hits_the_psf_cache() -> None:
     cache = PsfCache()
     one = PatchStream(patch_shape=(32, 32, 16), batch_size=3, microscopes=1, margin=4)

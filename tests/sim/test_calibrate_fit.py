@@ -31,6 +31,20 @@ def test_fit_recovers_na_sigma_and_shift_of_a_noisy_bead() -> None:
     np.testing.assert_allclose(fit.model, clean, atol=5.0)
 
 
+def test_a_bead_deep_in_a_mismatched_sample_is_fitted_and_its_amplitude_kept() -> None:
+    """8 µm into water at NA 1.4 the PSF's brightest point lies 14 planes from the least-squares focus the model is
+    centred on; the z shift must reach it (it stopped at 8 planes: a residual of 1 %, photons low by 5 %)."""
+    truth = OpticsParams(na=1.4, wavelength_um=0.52, ns=1.33, depth_um=8.0, pixel_um=0.1, z_step_um=0.1)
+    shape = (15, 15, 61)
+    offset = np.unravel_index(np.argmax(bead_model(truth, 1.0, shape, (0.0, 0.0, 0.0))), shape)[2] - shape[2] // 2
+    assert abs(offset) > 8  # beyond the shift the fit used to allow
+    bead = 100.0 * bead_model(truth, 1.0, shape, (0.0, 0.0, float(-offset)))  # brightest voxel at the centre
+    start = dataclasses.replace(truth, na=1.2, depth_um=1.0)
+    fit = fit_optics(bead, start, ("na", "ns", "depth_um"))
+    assert fit.relative_residual < 0.005 and fit.optics.depth_um == pytest.approx(8.0, abs=0.3)
+    assert fit.amplitude == pytest.approx(bead.max(), rel=0.01)
+
+
 def test_a_wrong_model_is_not_converged() -> None:
     # a cube is no microscope bead: the residual stays far above the noise
     bead = np.zeros(SHAPE)
@@ -96,6 +110,19 @@ def test_prepare_psf_centres_and_rejects_bad_stacks() -> None:
         prepare_psf(np.ones((4, 4)))
     with pytest.raises(ValueError, match="no light"):
         prepare_psf(np.zeros((3, 3, 3)))
+
+
+def test_prepare_psf_refuses_a_brightest_point_at_the_stacks_edge() -> None:
+    truth = OpticsParams(na=1.2, pixel_um=0.1, z_step_um=0.1)
+    psf = make_psf(truth, (33, 33, 31))
+    assert prepare_psf(psf).shape == (33, 33, 31)
+    hot = psf.copy()
+    hot[0, 5, 3] = 1.01 * psf.max()  # one hot camera pixel at the edge: it once made a 1x11x7 kernel, no blur
+    with pytest.raises(ValueError, match=r"brightest point \(0, 5, 3\) is too near the stack's edge: .* 1x11x7 "):
+        prepare_psf(hot)
+    cut = psf[:, :, 13:]  # the focus 2 planes from the end: the axial tail would be lost
+    with pytest.raises(ValueError, match=r"a kernel centred on it is 33x33x5 voxels and keeps [0-9]+% of the light"):
+        prepare_psf(cut)
 
 
 def test_measured_psf_simulation_has_beads_outside_the_stack_too() -> None:

@@ -378,8 +378,12 @@ class SliceViews(QWidget):
 
     def probe_text(self, index: tuple[int, int, int]) -> str:
         """The voxel index, its position in µm (from the volumes' spacing) and the raw, target and predicted values
-        there."""
+        there; of a coarse level, the readout says which (the full-resolution planes drawn do not change it)."""
         parts = [f"voxel (y, x, z) = ({index[0]}, {index[1]}, {index[2]})"]
+        raw = self.document.volume("raw")
+        levels, level = (raw.metadata.get("levels") or (), raw.metadata.get("level")) if raw is not None else ((), None)
+        if levels and level is not None and level != levels[0].path:  # a coarse level: its voxels and values
+            parts[0] = f"level {level} {parts[0]}"
         spacing = self.document.spacing
         if spacing is not None:
             y, x, z = (i * s for i, s in zip(index, spacing, strict=True))

@@ -145,8 +145,14 @@ def _starts(problem: _Problem, peak: np.ndarray) -> list[np.ndarray]:
         model = problem.model(theta)
         model_peak = np.array(np.unravel_index(int(np.argmax(model)), model.shape)) - centre
         theta[-3:] = peak - model_peak
-        starts.append(np.clip(theta, problem.lower, problem.upper))
-    return starts
+        starts.append(theta)
+    # deep in a mismatched sample the brightest point lies many planes from the least-squares focus the model is
+    # centred on: let the z shift reach every start's (and as far again as SHIFT_LIMIT_VOX allows around it)
+    farthest = max(abs(float(theta[-1])) for theta in starts)
+    if farthest > problem.upper[-1]:
+        reach = farthest + SHIFT_LIMIT_VOX[2]
+        problem.lower[-1], problem.upper[-1] = -reach, reach
+    return [np.clip(theta, problem.lower, problem.upper) for theta in starts]
 
 
 def fit_optics(bead: np.ndarray, base: OpticsParams, free: tuple[str, ...], *, max_starts: int = 2) -> OpticsFit:
@@ -186,10 +192,12 @@ def fit_optics(bead: np.ndarray, base: OpticsParams, free: tuple[str, ...], *, m
         errors = np.sqrt(np.maximum(np.diag(covariance), 0.0))
     except np.linalg.LinAlgError:
         errors = np.full(len(theta), np.inf)
-    optics, sigma, _ = problem.unpack(theta)
+    optics, sigma, shift = problem.unpack(theta)
     model = problem.model(theta)
     _, amplitude, constant = _linear_fit(bead, model)
-    centred = bead_model(optics, sigma, bead.shape, (0.0, 0.0, 0.0))  # type: ignore[arg-type]
+    # the same bead on whole-voxel shifts: voxel-centred, its brightest point in the box however far it lies from
+    # the least-squares focus
+    centred = bead_model(optics, sigma, bead.shape, tuple(float(round(s)) for s in shift))  # type: ignore[arg-type]
     relative = float(np.linalg.norm(residual))
     dark = (model - model.min()) < DARK_FRACTION * (model.max() - model.min())
     noise = float(np.var(bead[dark])) if np.count_nonzero(dark) > 10 else 0.0

@@ -18,6 +18,9 @@ from voxelstudio.sim.camera import camera_counts
 from voxelstudio.sim.pair import out_of_stack_planes, params_background, with_outside_beads
 from voxelstudio.sim.params import SimParams, validate_shape
 
+MIN_PSF_LIGHT = 0.9
+"""Share of a measured PSF's light the kernel centred on its brightest point must keep."""
+
 
 def prepare_psf(psf: np.ndarray) -> np.ndarray:
     """A measured PSF as a non-negative float32 kernel summing to 1 with its brightest voxel at the centre (cropped
@@ -32,6 +35,13 @@ def prepare_psf(psf: np.ndarray) -> np.ndarray:
     half = [min(p, n - 1 - p) for p, n in zip(peak, data.shape, strict=True)]
     box = tuple(slice(p - h, p + h + 1) for p, h in zip(peak, half, strict=True))
     kernel = data[box]
+    kept = float(kernel.sum() / data.sum())
+    if min(half) < 2 or kept < MIN_PSF_LIGHT:
+        raise ValueError(
+            f"the PSF's brightest point {tuple(int(p) for p in peak)} is too near the stack's edge: a kernel centred "
+            f"on it is {'x'.join(str(2 * h + 1) for h in half)} voxels and keeps {kept:.0%} of the light; "
+            "record the stack with the bead in its middle (or remove a hot pixel there)"
+        )
     return (kernel / kernel.sum()).astype(np.float32)
 
 

@@ -85,8 +85,8 @@ class PatchStream:
 
     def patch_params(self, rng: np.random.Generator) -> SimParams:
         """The parameters of the next patch drawn from ``rng``."""
-        if self.params is not None:
-            return self.params
+        if self.params is not None:  # rounded as the PSF cache simulates it, so the recorded voxel size is true
+            return self.params.replace(optics=round_optics(self.params.optics))
         params = SimParams.random(rng)
         if self.microscopes:
             return params.replace(optics=self.microscope(int(rng.integers(self.microscopes))))

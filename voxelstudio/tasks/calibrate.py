@@ -101,6 +101,8 @@ def resolve_spacing(volumes: Sequence[Volume], voxel_size: Sequence[float] | Non
     if len(known) > 1:
         raise ValueError("the scans have different voxel sizes; calibrate scans of one microscope setting together")
     y, x, z = known.pop()  # type: ignore[misc]
+    if not math.isclose(y, x, rel_tol=1e-6):  # the optics model has one pixel size
+        raise ValueError(f"the scans' pixels are not square (y {y:g} µm, x {x:g} µm); calibration needs square pixels")
     return (y, x, z)
 
 
