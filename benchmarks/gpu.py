@@ -140,8 +140,13 @@ def main() -> int:
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
     info = configure_devices()
-    rows = []
-    for label, cfg in recipes().items():
+    patch = "x".join(map(str, sizes.patch))
+    print(f"{describe_device(info)}; {', '.join(f'{k} {v}' for k, v in backend.versions().items())}\n")
+    batches = " | ".join(f"train batch {b}: patches/s / Mvoxel/s" for b in sizes.batches)
+    volume, big = ("x".join(map(str, s)) for s in (sizes.volume, sizes.big))
+    print(f"| recipe ({patch} patches) | {batches} | predict {volume} (ms) | tiled {big} (s) | peak GPU memory (GiB) |")
+    print("|---|" + "---:|" * (len(sizes.batches) + 3), flush=True)
+    for label, cfg in recipes().items():  # each row as soon as it is measured: a run cut off keeps the rows done
         if cfg.mixed_precision and info.kind == "GPU":
             configure_devices(mixed_precision=True)
         peak_memory_reset()
@@ -149,23 +154,15 @@ def main() -> int:
         for batch in sizes.batches:
             seconds = train_step_time(cfg, batch, sizes)
             cells.append(f"{batch / seconds:.1f} / {mvoxels(batch, sizes.patch, seconds):.2f}")
-            print(f"{label}: batch {batch}: {seconds * 1e3:.1f} ms per step", file=sys.stderr)
+            print(f"{label}: batch {batch}: {seconds * 1e3:.1f} ms per step", file=sys.stderr, flush=True)
         small, _ = predict_time(cfg.model, sizes.volume, repeats=3)
-        big, tiles = predict_time(cfg.model, sizes.big, repeats=1)
+        big_s, tiles = predict_time(cfg.model, sizes.big, repeats=1)
         peak = peak_memory_bytes()
-        cells += [f"{small * 1e3:.0f}", f"{big:.2f} ({tiles} tiles)", "-" if peak is None else f"{peak / 2**30:.2f}"]
-        rows.append(cells)
+        cells += [f"{small * 1e3:.0f}", f"{big_s:.2f} ({tiles} tiles)", "-" if peak is None else f"{peak / 2**30:.2f}"]
+        print("| " + " | ".join(cells) + " |", flush=True)
         import keras
 
         keras.mixed_precision.set_global_policy("float32")
-    patch = "x".join(map(str, sizes.patch))
-    print(f"{describe_device(info)}; {', '.join(f'{k} {v}' for k, v in backend.versions().items())}\n")
-    batches = " | ".join(f"train batch {b}: patches/s / Mvoxel/s" for b in sizes.batches)
-    volume, big = ("x".join(map(str, s)) for s in (sizes.volume, sizes.big))
-    print(f"| recipe ({patch} patches) | {batches} | predict {volume} (ms) | tiled {big} (s) | peak GPU memory (GiB) |")
-    print("|---|" + "---:|" * (len(sizes.batches) + 3))
-    for cells in rows:
-        print("| " + " | ".join(cells) + " |")
     return 0
 
 

@@ -138,6 +138,7 @@ def test_jax_trains_data_parallel_over_two_devices() -> None:
     """Two host devices stand in for two GPUs: the batch is split over both by keras.distribution.DataParallel."""
     pytest.importorskip("jax", reason="JAX is not installed")
     env = {**os.environ, "KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    env["JAX_PLATFORMS"] = "cpu"  # on a machine with one GPU, jax.devices() would list that GPU alone
     result = subprocess.run(
         [sys.executable, "-c", DATA_PARALLEL_SCRIPT], env=env, capture_output=True, text=True, timeout=240
     )
