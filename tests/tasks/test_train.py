@@ -84,6 +84,33 @@ def test_load_pairs_matches_folders_by_stem(tmp_path):
     assert len(single) == 1 and single[0][0].shape == (20, 20, 12)
 
 
+def test_load_pairs_matches_volumes_by_name_whatever_their_format(tmp_path):
+    """``scan.ome.tif`` pairs with ``scan.tif`` (both are "scan"), and a Zarr store, though a folder, is a volume."""
+    raw, target = blob_volumes(3)
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "target").mkdir()
+    save_volume(raw, tmp_path / "raw" / "scan.ome.tif")
+    save_volume(target, tmp_path / "target" / "scan.tif")
+    save_volume(raw, tmp_path / "raw" / "deep.ome.zarr")
+    save_volume(target, tmp_path / "target" / "deep.npy")
+    pairs = load_pairs(tmp_path / "raw", tmp_path / "target")
+    assert [r.metadata["format"].split("-")[0] for r, _ in pairs] == ["ome", "ome"]  # deep (a store), then scan
+    assert [(r.name, t.name) for r, t in pairs] == [("deep", "deep"), ("scan", "scan")]
+    single = load_pairs(tmp_path / "raw" / "deep.ome.zarr", tmp_path / "target" / "deep.npy")
+    np.testing.assert_allclose(single[0][0].data, raw.data, atol=1e-6)
+
+
+def test_a_validation_pair_that_is_also_a_training_pair_is_left_out_of_training():
+    from voxelstudio.tasks.train import without_validation_pair
+
+    pairs = [blob_volumes(seed) for seed in (1, 2, 3)]
+    with pytest.warns(UserWarning, match="is also a training pair; it is left out of training"):
+        kept = without_validation_pair(pairs, pairs[1])
+    assert [p[0].data.sum() for p in kept] == [pairs[0][0].data.sum(), pairs[2][0].data.sum()]
+    assert without_validation_pair(pairs[:1], pairs[0]) == pairs[:1]  # the loaded pair alone: it validates too
+    assert without_validation_pair(pairs[:2], blob_volumes(4)) == pairs[:2]
+
+
 def test_load_pairs_reports_unmatched_and_mixed_inputs(tmp_path):
     raw_dir, target_dir = write_pair_folders(tmp_path, ["a"], extra_target="zz")
     with pytest.raises(ValueError, match=r"raw: no file matching zz"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ from voxelstudio.core.atomic import check_destination
 from voxelstudio.core.progress import CancelToken, ReportFn, null_report
 from voxelstudio.core.volume import Volume, is_constant
 from voxelstudio.io import SUPPORTED_SUFFIXES, load_volume
+from voxelstudio.io.api import volume_name
 
 if TYPE_CHECKING:
     from voxelstudio.ml.config import TrainConfig
@@ -104,7 +106,7 @@ def train_denoiser(
         check_known_spacing(raws + ([preview_input] if preview_input is not None else []))
     if val_pair is not None:
         check_pairs([val_pair])
-        train, val = list(pairs), [val_pair]
+        train, val = without_validation_pair(pairs, val_pair), [val_pair]
     else:
         train, val = split_validation(pairs, config.val_fraction, config.seed)
     outcome = fit_denoiser(
@@ -130,27 +132,46 @@ def train_denoiser(
     )
 
 
+def without_validation_pair(pairs: Sequence[VolumePair], val_pair: VolumePair) -> list[VolumePair]:
+    """``pairs`` less the ones that are ``val_pair`` (the same raw data): validating on a training pair would pick
+    the best model and stop early on what it learned (a loaded scan from the training folder, say), with a warning.
+    A single pair that is the validation pair stays: training on the loaded pair alone validates on it."""
+    raw = np.asarray(val_pair[0].data)
+    kept = [p for p in pairs if not (p[0].data.shape == raw.shape and np.array_equal(p[0].data, raw))]
+    if len(kept) < len(pairs) and kept:
+        warnings.warn(
+            f"the validation pair ({val_pair[0].label}) is also a training pair; it is left out of training",
+            stacklevel=3,
+        )
+        return kept
+    return list(pairs)
+
+
 def _volume_files(folder: Path) -> dict[str, Path]:
     files: dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
-        if path.is_file() and path.suffix.lower() in SUPPORTED_SUFFIXES and not path.name.startswith("."):
-            if path.stem in files:
-                raise ValueError(f"{folder}: two volume files share the name {path.stem!r}")
-            files[path.stem] = path
+        volume = path.is_file() or path.suffix.lower() == ".zarr"  # a Zarr store is a folder
+        if volume and path.suffix.lower() in SUPPORTED_SUFFIXES and not path.name.startswith("."):
+            name = volume_name(path)  # scan.ome.tif and scan.tif are both "scan"
+            if name in files:
+                raise ValueError(f"{folder}: two volume files share the name {name!r}")
+            files[name] = path
     if not files:
         raise ValueError(f"{folder}: no volume files ({', '.join(SUPPORTED_SUFFIXES)})")
     return files
 
 
 def load_pairs(raw: str | Path, target: str | Path) -> list[VolumePair]:
-    """Load (raw, target) pairs: two files, or two folders whose volume files are matched by file stem."""
+    """Load (raw, target) pairs: two volumes (files or Zarr stores), or two folders whose volumes are matched by
+    name (``scan.ome.tif`` matches ``scan.tif``)."""
     raw, target = Path(raw), Path(target)
     for path in (raw, target):
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such file or folder")
-    if raw.is_dir() != target.is_dir():
+    raw_folder, target_folder = (p.is_dir() and p.suffix.lower() != ".zarr" for p in (raw, target))
+    if raw_folder != target_folder:
         raise ValueError(f"{raw} and {target}: give two files or two folders, not one of each")
-    if not raw.is_dir():
+    if not raw_folder:
         return [(load_volume(raw), load_volume(target))]
     raws, targets = _volume_files(raw), _volume_files(target)
     for folder, missing in ((target, sorted(set(raws) - set(targets))), (raw, sorted(set(targets) - set(raws)))):
