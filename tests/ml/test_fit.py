@@ -211,6 +211,33 @@ def test_time_budget_stops_before_a_batch_that_would_end_past_it() -> None:
     assert budget.state.stopped_reason == "time"
 
 
+def test_time_budget_counts_the_epoch_end_that_a_stop_would_still_run() -> None:
+    """A stop mid-epoch still validates, previews and saves at the epoch's end: with 20 s of that after every epoch,
+    the run stops where another 1-s batch and those 20 s would pass the minute, not where the batch alone would
+    (adapt overran its budget by an epoch's end)."""
+    now = [0.0]
+    budget = TimeBudgetCallback(RunState(epochs=10, steps=4, started=0.0), minutes=1.0, clock=lambda: now[0])
+    budget.set_model(tiny_model())
+    budget.model.stop_training = False
+    for batch in range(4):  # the first epoch: 4 batches of 1 s, then 20 s of validation and preview
+        budget.on_train_batch_begin(batch)
+        now[0] += 1.0
+        budget.on_train_batch_end(batch)
+    now[0] += 20.0
+    budget.on_epoch_end(0)
+    assert not budget.model.stop_training  # 24 s of 60
+    stops = []
+    for batch in range(4):
+        budget.on_train_batch_begin(batch)
+        now[0] += 1.0
+        budget.on_train_batch_end(batch)
+        stops.append(budget.model.stop_training)
+    assert stops == [False, False, False, False]  # 28 s: 28 + 1 + 20 < 60
+    now[0] += 20.0
+    budget.on_epoch_end(1)  # 48 s: one more batch would end at 49 and its epoch's end at 69
+    assert budget.model.stop_training and budget.state.stopped_reason == "time"
+
+
 def test_progress_counts_seconds_when_the_budget_ends_the_run_first() -> None:
     """10 epochs of 10 batches at 1 s a batch need 100 s: a 60-s budget ends the run, so the bar counts its
     seconds; a 600-s budget does not, so the bar counts batches."""

@@ -146,9 +146,10 @@ class CancelCallback(keras.callbacks.Callback):
 
 
 class TimeBudgetCallback(keras.callbacks.Callback):
-    """Stops training when ``minutes`` of wall-clock time are up or the next batch would end after them, checked
-    after every batch; the last batch's duration is the estimate, from the second batch on (the first one includes
-    tracing and compiling)."""
+    """Stops training when ``minutes`` of wall-clock time are up or the next batch, and the epoch's end that follows
+    a stop (validation, preview, checkpoint), would end after them; checked after every batch and every epoch. The
+    estimate is the last batch's duration, from the second batch on (the first one includes tracing and compiling),
+    plus the last epoch end's. Must come last among the callbacks, so an epoch's end is timed whole."""
 
     def __init__(self, state: RunState, minutes: float | None, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
@@ -156,18 +157,28 @@ class TimeBudgetCallback(keras.callbacks.Callback):
         self.seconds = None if minutes is None else minutes * 60.0
         self.clock = clock
         self.batch_started: float | None = None
+        self.batch_ended: float | None = None
         self.batches = 0
+        self.batch_s = 0.0
+        self.epoch_end_s = 0.0
 
     def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
         self.batch_started = self.clock()
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         self.batches += 1
-        if self.seconds is None:
-            return
+        now = self.batch_ended = self.clock()
+        self.batch_s = now - self.batch_started if self.batch_started is not None and self.batches > 1 else 0.0
+        self._stop_if_over(now, self.batch_s + self.epoch_end_s)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         now = self.clock()
-        estimate = now - self.batch_started if self.batch_started is not None and self.batches > 1 else 0.0
-        if now - self.state.started + estimate >= self.seconds:
+        if self.batch_ended is not None:
+            self.epoch_end_s = now - self.batch_ended
+        self._stop_if_over(now, self.batch_s + self.epoch_end_s)  # one more batch would bring another epoch end
+
+    def _stop_if_over(self, now: float, estimate: float) -> None:
+        if self.seconds is not None and now - self.state.started + estimate >= self.seconds:
             if self.state.stopped_reason is None:
                 self.state.stopped_reason = "time"
             self.model.stop_training = True
