@@ -76,10 +76,16 @@ def test_scores_all_found_and_half_missing(bead_field: BeadField, bead_positions
 def test_scores_use_physical_distances_with_spacing(bead_field: BeadField, bead_positions: np.ndarray) -> None:
     target = bead_field(bead_positions)
     shifted_in_z = bead_field(bead_positions + np.array([0, 0, 2]))
-    # 2 slices is within 3 voxels; at 0.1 um lateral and 0.5 um axial spacing it is 1 um, beyond 3 x 0.1 um
+    # 2 slices is within 3 voxels; at 0.1 um lateral and 0.5 um axial spacing it is 1 um, beyond 1.5 x 0.5 um
     assert bead_detection_scores(shifted_in_z, target)["f1"] == 1.0
     assert bead_detection_scores(shifted_in_z, target, spacing=(0.1, 0.1, 0.5))["f1"] == 0.0
     assert bead_detection_scores(shifted_in_z, target, spacing=(0.1, 0.1, 0.5), max_distance=1.2)["f1"] == 1.0
+    # one plane off along a z step coarser than the 0.3-um default still matches: every axis allows 1.5 of its
+    # own voxels (0.75 um here), so a coarse z step does not turn half-plane errors into misses
+    one_plane = bead_field(bead_positions + np.array([0, 0, 1]))
+    assert bead_detection_scores(one_plane, target, spacing=(0.1, 0.1, 0.5))["f1"] == 1.0
+    four_pixels = bead_field(bead_positions + np.array([0, 4, 0]))  # laterally the default stays 3 x 0.1 um
+    assert bead_detection_scores(four_pixels, target, spacing=(0.1, 0.1, 0.5))["f1"] == 0.0
 
 
 def test_empty_volumes_score_by_convention() -> None:

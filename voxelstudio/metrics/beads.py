@@ -25,6 +25,9 @@ DEFAULT_BACKGROUND_BLOCK = (16, 16, 8)
 """Block size (y, x, z) of the background estimate; blocks should be several beads wide."""
 DEFAULT_MATCH_DISTANCE = 3.0
 """Largest distance between a found bead and its target bead, in voxels of the finest axis."""
+MIN_MATCH_VOXELS = 1.5
+"""...and along each axis at least this many of its own voxels: a z step coarser than half the default distance
+still matches a bead one plane off."""
 
 _ROBUST_HIGH_PERCENTILE = 99.99
 _MAD_TO_SIGMA = 1.4826
@@ -108,9 +111,8 @@ def find_beads(
     return np.asarray(peaks, dtype=np.int64).reshape(-1, 3)
 
 
-def _positions(points: np.ndarray, spacing: Sequence[float] | None) -> np.ndarray:
-    points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
-    return points if spacing is None else points * np.asarray(spacing, dtype=np.float64)
+def _positions(points: np.ndarray) -> np.ndarray:
+    return np.asarray(points, dtype=np.float64).reshape(-1, 3)
 
 
 def assign_beads(found: np.ndarray, truth: np.ndarray, max_distance: float) -> tuple[np.ndarray, np.ndarray]:
@@ -145,9 +147,15 @@ def detection_scores(tp: int, n_pred: int, n_target: int) -> dict[str, float | i
     return {"precision": precision, "recall": recall, "f1": f1, "n_pred": int(n_pred), "n_target": int(n_target)}
 
 
-def default_match_distance(spacing: Sequence[float] | None) -> float:
-    """:data:`DEFAULT_MATCH_DISTANCE` voxels of the finest axis, in the units of ``spacing`` (voxels when None)."""
-    return DEFAULT_MATCH_DISTANCE * (1.0 if spacing is None else float(min(spacing)))
+def matching_frame(spacing: Sequence[float] | None, max_distance: float | None = None) -> tuple[np.ndarray, float]:
+    """(per-axis scale of voxel coordinates, limit) for matching beads: ``max_distance`` in the units of
+    ``spacing`` (voxels when None), the same along every axis; by default :data:`DEFAULT_MATCH_DISTANCE` voxels of
+    the finest axis but at least :data:`MIN_MATCH_VOXELS` of each axis's own (an ellipsoid, limit 1)."""
+    step = np.ones(3) if spacing is None else np.asarray(spacing, dtype=np.float64)
+    if max_distance is not None:
+        return step, float(max_distance)
+    tolerance = np.maximum(DEFAULT_MATCH_DISTANCE * step.min(), MIN_MATCH_VOXELS * step)
+    return step / tolerance, 1.0
 
 
 def bead_detection_scores(
@@ -159,10 +167,10 @@ def bead_detection_scores(
 ) -> dict[str, float | int]:
     """How well the beads found in ``pred`` match those found in ``target``.
 
-    Distances are in voxels, or in the units of ``spacing`` (y, x, z) when given; ``max_distance`` defaults to
-    :func:`default_match_distance`. Returns precision, recall, f1, n_pred and n_target.
+    Distances are in voxels, or in the units of ``spacing`` (y, x, z) when given; without ``max_distance`` the
+    tolerance of :func:`matching_frame`. Returns precision, recall, f1, n_pred and n_target.
     """
     found, truth = find_beads(pred), find_beads(target)
-    limit = default_match_distance(spacing) if max_distance is None else float(max_distance)
-    tp, _, _ = match_beads(_positions(found, spacing), _positions(truth, spacing), limit)
+    scale, limit = matching_frame(spacing, max_distance)
+    tp, _, _ = match_beads(_positions(found) * scale, _positions(truth) * scale, limit)
     return detection_scores(tp, len(found), len(truth))

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from voxelstudio.metrics.beads import assign_beads, default_match_distance, detection_scores, find_beads
+from voxelstudio.metrics.beads import assign_beads, detection_scores, find_beads, matching_frame
 from voxelstudio.metrics.fwhm import bead_fwhm
 from voxelstudio.metrics.image import nrmse, psnr, ssim
 
@@ -33,8 +33,7 @@ def evaluate_pair(
     if pred.shape != target.shape:
         raise ValueError(f"prediction shape {pred.shape} differs from target shape {target.shape}")
     found, truth = find_beads(pred), find_beads(target)
-    scale = np.ones(3) if spacing is None else np.asarray(spacing, dtype=np.float64)
-    limit = default_match_distance(spacing) if max_distance is None else float(max_distance)
+    scale, limit = matching_frame(spacing, max_distance)
     found_idx, _ = assign_beads(found * scale, truth * scale, limit)
     result: dict[str, Any] = {"psnr": psnr(pred, target), "ssim": ssim(pred, target), "nrmse": nrmse(pred, target)}
     result.update(detection_scores(len(found_idx), len(found), len(truth)))
