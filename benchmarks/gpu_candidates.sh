@@ -5,7 +5,7 @@
 # unseen microscopes (the bundled model's scores on the same scans: benchmarks/README.md, "Unseen microscopes").
 # Run from the repository root with the Keras wheels in .whl/ (as for gpu_check.sh). Results land in $OUT (default
 # gpu-candidates/) as 4 files, within the device tool's 8: gpu.txt, train.log (every candidate's log), unseen.txt
-# and models.tar (the trained models). QUICK=1 MINUTES=0.2 rehearses it on a CPU (with Keras installed, no .whl).
+# and models.tar (the trained models). QUICK=1 MINUTES=0.2 GRACE=400 rehearses it on a CPU (Keras installed, no .whl).
 set -uo pipefail
 deadline=$((SECONDS + 560))  # the call's limit is 590 s: the scores must be written before it
 out=${OUT:-gpu-candidates}
@@ -25,7 +25,8 @@ candidates=("unet12:--filters 12" "unet12s:--filters 12 --spacing-input" "unet24
   "unet24s:--filters 24 --spacing-input")
 workers=$(( $(nproc) / ${#candidates[@]} - 1 ))  # each run: one training process and its simulation workers
 workers=$(( workers < 1 ? 1 : workers ))
-limit=$(python3 -c "print(int($minutes * 60 + 150))")  # start-up, training, then its held-out table
+grace=${GRACE:-150}  # start-up and compiling, then the held-out table (a run killed there keeps its model)
+limit=$(python3 -c "print(int($minutes * 60 + $grace))")
 echo "$(date -u +%H:%M:%S) ${#candidates[@]} candidates, $minutes min each, $workers generator workers each"
 for candidate in "${candidates[@]}"; do
   name=${candidate%%:*}
