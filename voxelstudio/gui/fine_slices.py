@@ -13,7 +13,6 @@ at the coarse first voxel's edge.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,8 @@ from typing import Any
 from PySide6.QtCore import QObject
 
 from voxelstudio.core.volume import Volume
-from voxelstudio.render.slices import plane_extents
+from voxelstudio.gui.levels import is_coarse_level
+from voxelstudio.render.slices import level_factor, plane_extents, rescale_index
 
 Index = tuple[int, int, int]
 Extent = tuple[float, float, float, float]
@@ -44,16 +44,12 @@ class PlaneRequest:
 
 def plane_request(volume: Volume | None, cursor: Index) -> PlaneRequest | None:
     """What to read for ``volume`` at the (coarse) ``cursor``; None unless it is a coarse level of a store."""
-    levels = () if volume is None else volume.metadata.get("levels") or ()
-    if volume is None or volume.source is None or not levels or volume.metadata.get("level") == levels[0].path:
+    if volume is None or volume.source is None or not is_coarse_level(volume):
         return None
-    fine = levels[0]
-    # the reduction factor from the shapes, not the voxel sizes: those may be unknown (all 1) or set by the user
-    factors = [max(1, round(int(n) / max(int(c), 1))) for n, c in zip(fine.shape, volume.shape, strict=True)]
-    index = tuple(
-        min(int(size) - 1, max(0, math.floor(i * f + (f - 1) / 2)))
-        for i, f, size in zip(cursor, factors, fine.shape, strict=True)
-    )
+    fine = volume.metadata["levels"][0]
+    # the reduction from the shapes, not the voxel sizes: those may be unknown (all 1) or set by the user
+    factors = [level_factor(c, n) for c, n in zip(volume.shape, fine.shape, strict=True)]
+    index = rescale_index(cursor, volume.shape, fine.shape)
     spacing = tuple(float(s) for s in volume.spacing)
     fine_spacing = tuple(s / f for s, f in zip(spacing, factors, strict=True))
     return PlaneRequest(Path(volume.source), fine.path, index, spacing, fine.shape, fine_spacing)  # type: ignore[arg-type]

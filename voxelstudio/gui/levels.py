@@ -16,10 +16,15 @@ def _index(volume: Volume) -> int:
     return next((i for i, found in enumerate(levels) if found.path == volume.metadata.get("level")), 0)
 
 
+def is_coarse_level(volume: Volume | None) -> bool:
+    """Whether ``volume`` was read from a level of a multiscale store coarser than its finest."""
+    return volume is not None and bool(volume.metadata.get("levels")) and _index(volume) > 0
+
+
 def level_note(volume: Volume) -> str:
     """Status text for a volume read from a coarser level of a multiscale store ("" otherwise)."""
     levels = volume.metadata.get("levels") or ()
-    if not levels or _index(volume) == 0:
+    if not is_coarse_level(volume):
         return ""
     full = "×".join(str(n) for n in levels[0].shape)
     return (

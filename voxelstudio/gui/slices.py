@@ -20,6 +20,7 @@ from voxelstudio.core.volume import Volume
 from voxelstudio.gui.canvas import QuietCanvas
 from voxelstudio.gui.document import Document
 from voxelstudio.gui.fine_slices import PlaneRequest, fine_extents, plane_request
+from voxelstudio.gui.levels import is_coarse_level
 from voxelstudio.gui.view_state import ViewState
 from voxelstudio.gui.viewports import AFFECTED_PANELS, PANEL_ROLES
 from voxelstudio.render import (
@@ -321,9 +322,8 @@ class SliceViews(QWidget):
             self._new_data_timer.start()
 
     def reference_shape(self) -> tuple[int, int, int] | None:
-        volumes = self.document.volumes()
-        first = next((volumes[r] for r in ("raw", "target", "prediction") if r in volumes), None)
-        return None if first is None else first.shape
+        role = self._reference_role()
+        return None if role is None else self.document.volumes()[role].shape
 
     def refresh(self, panel_roles: tuple[str, ...] = PANEL_ROLES, *, now: bool = False) -> None:
         """Update these panels (and the sliders) from the document and the cursor."""
@@ -381,9 +381,8 @@ class SliceViews(QWidget):
         there; of a coarse level, the readout says which (the full-resolution planes drawn do not change it)."""
         parts = [f"voxel (y, x, z) = ({index[0]}, {index[1]}, {index[2]})"]
         raw = self.document.volume("raw")
-        levels, level = (raw.metadata.get("levels") or (), raw.metadata.get("level")) if raw is not None else ((), None)
-        if levels and level is not None and level != levels[0].path:  # a coarse level: its voxels and values
-            parts[0] = f"level {level} {parts[0]}"
+        if is_coarse_level(raw):  # its voxels and values, not the full-resolution planes' drawn over them
+            parts[0] = f"level {raw.metadata['level']} {parts[0]}"
         spacing = self.document.spacing
         if spacing is not None:
             y, x, z = (i * s for i, s in zip(index, spacing, strict=True))

@@ -111,10 +111,6 @@ def find_beads(
     return np.asarray(peaks, dtype=np.int64).reshape(-1, 3)
 
 
-def _positions(points: np.ndarray) -> np.ndarray:
-    return np.asarray(points, dtype=np.float64).reshape(-1, 3)
-
-
 def assign_beads(found: np.ndarray, truth: np.ndarray, max_distance: float) -> tuple[np.ndarray, np.ndarray]:
     """Index pairs (found_idx, truth_idx) of a one-to-one matching within ``max_distance``.
 
@@ -172,5 +168,5 @@ def bead_detection_scores(
     """
     found, truth = find_beads(pred), find_beads(target)
     scale, limit = matching_frame(spacing, max_distance)
-    tp, _, _ = match_beads(_positions(found) * scale, _positions(truth) * scale, limit)
+    tp, _, _ = match_beads(found * scale, truth * scale, limit)  # find_beads: (n, 3) voxel indices
     return detection_scores(tp, len(found), len(truth))

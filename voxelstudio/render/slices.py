@@ -43,9 +43,18 @@ def rescale_index(index_yxz: Sequence[int], old_shape: Sequence[int], new_shape:
     its block (as the slice views read full-resolution planes)."""
     index = []
     for i, old, new in zip(index_yxz, old_shape, new_shape, strict=True):
-        factor = new / old
-        index.append(math.floor(i * factor + (factor - 1) / 2) if factor >= 1 else math.floor(i * factor))
+        if new >= old:
+            factor = level_factor(old, new)
+            index.append(math.floor(i * factor + (factor - 1) / 2))
+        else:
+            index.append(i // level_factor(new, old))
     return clamp_index(index, new_shape)
+
+
+def level_factor(coarse: int, fine: int) -> int:
+    """The whole factor by which one axis of ``fine`` voxels was reduced to ``coarse`` (a reduced size is rounded
+    up: 259 -> 130 is a factor of 2)."""
+    return max(1, round(int(fine) / max(int(coarse), 1)))
 
 
 def orthogonal_slices(data: np.ndarray, index_yxz: Sequence[int]) -> OrthoSlices:

@@ -26,6 +26,11 @@ STORE_SUFFIX = ".zarr"
 UNCERTAINTY_SUFFIX = "_uncertainty"
 
 
+def uncertainty_path(source: Path, out_dir: Path, fmt: str) -> Path:
+    """Where the test-time-augmentation spread of ``source`` goes: ``out_dir/<name>_uncertainty.<fmt>``."""
+    return output_path(source, out_dir, extension(fmt), suffix=UNCERTAINTY_SUFFIX)
+
+
 @dataclass(frozen=True)
 class DenoiseResult:
     """The denoised volume, the TTA standard deviation (when asked for) and how it was made."""
@@ -234,7 +239,7 @@ def denoise_files(
     check_output_folder(out_dir)
     if not (overwrite or resume):  # an output already there stops the run before any prediction, not after
         for source, out in zip(inputs, outputs, strict=True):
-            spread = output_path(source, out_dir, extension(fmt), suffix=UNCERTAINTY_SUFFIX) if tta else None
+            spread = uncertainty_path(source, out_dir, fmt) if tta else None
             taken = next((path for path in (out, spread) if path is not None and path.exists()), None)
             if taken is not None:
                 raise VolumeWriteError(taken, "already exists; pass --overwrite to replace it")
@@ -347,7 +352,7 @@ def denoise_file(
     replace = options.overwrite or options.resume  # resumed: anything here is an unfinished run's (see finished)
     save_volume(result.prediction, out, overwrite=replace)
     if result.uncertainty is not None:
-        spread_path = output_path(source, out.parent, extension(options.fmt), suffix=UNCERTAINTY_SUFFIX)
+        spread_path = uncertainty_path(source, out.parent, options.fmt)
         save_volume(result.uncertainty, spread_path, overwrite=replace)
         provenance["uncertainty_output"] = str(spread_path.resolve())
     write_sidecar(out, provenance, overwrite=replace)
@@ -366,7 +371,7 @@ def _denoise_store(
 ) -> Path:
     from voxelstudio.tasks.blockwise import denoise_store
 
-    spread = output_path(source, out.parent, extension("zarr"), suffix=UNCERTAINTY_SUFFIX) if options.tta else None
+    spread = uncertainty_path(source, out.parent, "zarr") if options.tta else None
     result = denoise_store(
         source, out, model_path=model, loaded=loaded, trusted=options.trusted, block=options.block,
         tile_shape=options.tile_shape, resume=options.resume,
