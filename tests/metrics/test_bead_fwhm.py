@@ -57,6 +57,14 @@ def test_beads_at_the_border_or_touching_another_are_rejected() -> None:
     assert bead_fwhm(volume, peaks=peaks[1:2]) == {"lateral": None, "axial": None, "ratio": None, "n": 0}
 
 
+def test_a_neighbour_that_is_not_measured_still_disqualifies_a_bead() -> None:
+    lone, pair = (10, 10, 12), [(28, 8, 12), (28, 11, 12)]
+    volume = gaussian_beads((40, 40, 24), [lone, *pair], (1.5, 1.5, 3.0))
+    measured = np.array([lone, pair[0]])
+    assert bead_fwhm(volume, peaks=measured)["n"] == 2
+    assert bead_fwhm(volume, peaks=measured, neighbours=np.array([lone, *pair]))["n"] == 1
+
+
 def test_profile_fwhm_interpolates_and_refuses_unfinished_profiles() -> None:
     triangle = np.array([0.0, 0.0, 1.0, 2.0, 1.0, 0.0, 0.0])
     assert profile_fwhm(triangle, 3) == pytest.approx(2.0)

@@ -50,6 +50,18 @@ def test_keys_and_physical_units(bead_field: BeadField, bead_positions: np.ndarr
     assert result["fwhm_ratio"] == pytest.approx(3.0, rel=0.03)
 
 
+def test_a_false_bead_beside_a_real_one_keeps_that_one_out_of_the_widths(
+    bead_field: BeadField, bead_positions: np.ndarray
+) -> None:
+    target = bead_field(bead_positions, sigma=(1.5, 1.5, 1.5))
+    y, x, z = bead_positions[0]
+    false_bead = bead_field(np.array([[y, x + 5, z]]), sigma=(1.5, 1.5, 1.5))
+    result = evaluate_pair(target + false_bead, target)
+    assert result["n_pred"] == len(bead_positions) + 1 and result["recall"] == 1.0
+    assert result["fwhm_n"] == result["target_fwhm_n"] - 1
+    assert result["fwhm_lateral"] == pytest.approx(FWHM_PER_SIGMA * 1.5, rel=0.03)
+
+
 def test_blank_prediction_has_no_widths_and_zero_recall(bead_field: BeadField, bead_positions: np.ndarray) -> None:
     target = bead_field(bead_positions)
     result = evaluate_pair(np.zeros_like(target), target)

@@ -10,7 +10,8 @@ the FWHM of a 1-voxel-sigma bead by up to 4 %, the spline by about 1 %.
 
 A bead is rejected when a profile reaches the volume border before falling below half maximum, or when another bead
 lies closer than ``isolation`` median FWHMs (distance measured in FWHM units per axis), since its light would widen
-the profiles.
+the profiles. "Another bead" is any of ``neighbours`` when given (e.g. every bead found, when only some are measured),
+else any other measured bead.
 """
 
 from __future__ import annotations
@@ -88,14 +89,16 @@ def _bead_widths(data: np.ndarray, background: np.ndarray, peak: np.ndarray) -> 
     return widths[0], widths[1], widths[2]
 
 
-def _isolated(peaks: np.ndarray, candidates: np.ndarray, scale: np.ndarray, isolation: float) -> np.ndarray:
-    """Mask of the candidate rows of ``peaks`` with no other peak within ``isolation`` (in units of ``scale``)."""
+def _isolated(candidates: np.ndarray, neighbours: np.ndarray, scale: np.ndarray, isolation: float) -> np.ndarray:
+    """Mask of the ``candidates`` with no other of ``neighbours`` within ``isolation`` (in units of ``scale``).
+
+    A neighbour at the candidate's own position is the candidate itself and is skipped.
+    """
+    scaled = neighbours / scale
     keep = np.ones(len(candidates), dtype=bool)
-    scaled = peaks / scale
-    for row, index in enumerate(candidates):
-        distances = np.linalg.norm(scaled - scaled[index], axis=1)
-        distances[index] = np.inf
-        keep[row] = bool(distances.min(initial=np.inf) >= isolation)
+    for row, position in enumerate(candidates / scale):
+        distances = np.linalg.norm(scaled - position, axis=1)
+        keep[row] = bool(distances[distances > 0].min(initial=np.inf) >= isolation)
     return keep
 
 
@@ -104,14 +107,16 @@ def bead_fwhm(
     spacing: Sequence[float] | None = None,
     peaks: np.ndarray | None = None,
     *,
+    neighbours: np.ndarray | None = None,
     isolation: float = DEFAULT_ISOLATION,
 ) -> dict[str, float | int | None]:
     """Median lateral and axial FWHM of the beads in ``volume`` and the median per-bead axial/lateral ratio.
 
-    ``peaks`` (N, 3) voxel coordinates default to :func:`~voxelstudio.metrics.beads.find_beads`. Widths are in
-    voxels, or in the units of ``spacing`` (y, x, z) when given; a bead's lateral FWHM is the mean of its y and x
-    widths. Returns ``lateral``, ``axial``, ``ratio`` (None when no bead could be measured) and ``n``, the number of
-    beads measured.
+    ``peaks`` (N, 3) voxel coordinates default to :func:`~voxelstudio.metrics.beads.find_beads`; ``neighbours``
+    (M, 3), default ``peaks``, are the beads whose closeness disqualifies a measurement (module docstring). Widths
+    are in voxels, or in the units of ``spacing`` (y, x, z) when given; a bead's lateral FWHM is the mean of its y
+    and x widths. Returns ``lateral``, ``axial``, ``ratio`` (None when no bead could be measured) and ``n``, the
+    number of beads measured.
     """
     data = np.asarray(volume, dtype=np.float32)
     _, background = smoothed_and_background(data)
@@ -120,7 +125,9 @@ def bead_fwhm(
     if measured:
         indices = np.array([i for i, _ in measured], dtype=np.int64)
         widths = np.array([w for _, w in measured], dtype=np.float64)
-        keep = _isolated(peaks.astype(np.float64), indices, np.median(widths, axis=0), isolation)
+        others = peaks if neighbours is None else np.asarray(neighbours, dtype=np.int64).reshape(-1, 3)
+        scale = np.median(widths, axis=0)
+        keep = _isolated(peaks[indices].astype(np.float64), others.astype(np.float64), scale, isolation)
         widths = widths[keep]
     else:
         widths = np.empty((0, 3))

@@ -23,7 +23,8 @@ def evaluate_pair(
 
     Keys: ``psnr``, ``ssim``, ``nrmse`` (after an affine fit, see :mod:`voxelstudio.metrics.image`); ``precision``,
     ``recall``, ``f1``, ``n_pred``, ``n_target`` (bead matching, see :mod:`voxelstudio.metrics.beads`);
-    ``fwhm_lateral``, ``fwhm_axial``, ``fwhm_ratio``, ``fwhm_n`` for the predicted beads that match a target bead;
+    ``fwhm_lateral``, ``fwhm_axial``, ``fwhm_ratio``, ``fwhm_n`` for the predicted beads that match a target bead
+    (isolated from every predicted bead, false ones included, whose light would widen them);
     and ``target_fwhm_lateral``, ``target_fwhm_axial``, ``target_fwhm_ratio``, ``target_fwhm_n`` for the target's
     own beads, so the elongation left in ``pred`` can be read against the target's. Widths are in voxels, or in
     the units of ``spacing`` (y, x, z) when given; a width is None when no bead could be measured.
@@ -38,7 +39,7 @@ def evaluate_pair(
     result: dict[str, Any] = {"psnr": psnr(pred, target), "ssim": ssim(pred, target), "nrmse": nrmse(pred, target)}
     result.update(detection_scores(len(found_idx), len(found), len(truth)))
     for prefix, widths in (
-        ("fwhm", bead_fwhm(pred, spacing, peaks=found[found_idx])),
+        ("fwhm", bead_fwhm(pred, spacing, peaks=found[found_idx], neighbours=found)),
         ("target_fwhm", bead_fwhm(target, spacing, peaks=truth)),
     ):
         result.update({f"{prefix}_{key}": value for key, value in widths.items()})
