@@ -13,7 +13,7 @@ from voxelstudio.io import save_volume
 from voxelstudio.metrics import psnr
 from voxelstudio.sim import SimParams, simulate_pair
 from voxelstudio.sim.params import OpticsParams
-from voxelstudio.tasks.adapt import FINE_TUNE_LOSS, FINE_TUNE_PATIENCE, FINE_TUNE_STEPS, adapt_files
+from voxelstudio.tasks.adapt import FINE_TUNE_LOSS, FINE_TUNE_PATIENCE, FINE_TUNE_STEPS, adapt_files, adapted_voxel_size
 from voxelstudio.tasks.denoise import denoise_volume
 
 TRUTH = SimParams(
@@ -49,6 +49,7 @@ def test_adapt_end_to_end_beats_its_input_and_stores_the_calibration(tmp_path: P
     assert SimParams.from_dict(adaptation["sim_params"]) == result.calibration.params
     bead = np.array(adaptation["measured_bead"]["data"]).reshape(adaptation["measured_bead"]["shape"])
     assert bead.max() == pytest.approx(1.0) and adaptation["report"]["beads_used"] >= 5
+    assert adapted_voxel_size(adapted.metadata) == pytest.approx(TRUTH.optics.voxel_size_um)  # what export-model reads
 
     prediction = denoise_volume(Volume(raw, TRUTH.optics.voxel_size_um), model_path=out).prediction.data
     assert psnr(prediction, target) > psnr(raw, target) + 3.0  # PSNR after an affine fit onto the target

@@ -127,6 +127,16 @@ def test_test_output_is_our_prediction_of_the_test_input(package, tiny_model):
     assert float(np.std(test_output)) > 0
 
 
+def test_the_voxel_size_is_the_option_else_the_adaptation_record_else_the_samples() -> None:
+    from voxelstudio.tasks.bioimageio_export import _voxel_size
+
+    adapted = {"extra": {"adaptation": {"measured_bead": {"spacing_um": [0.1, 0.1, 0.3]}}}}
+    assert _voxel_size((0.2, 0.2, 0.4), adapted, SPACING) == ((0.2, 0.2, 0.4), "given at export")
+    spacing, source = _voxel_size(None, adapted, SPACING)
+    assert spacing == (0.1, 0.1, 0.3) and source.startswith("recorded in the model file")
+    assert _voxel_size(None, {"extra": {"best_epoch": 7}}, SPACING)[0] == SPACING
+
+
 def test_denoise_reads_the_package_back_and_reproduces_the_test_output(package, tmp_path):
     from voxelstudio.cli import main
 

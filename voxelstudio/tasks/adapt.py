@@ -124,6 +124,15 @@ def _store_adaptation(model_path: Path, cal: Calibration, sources: Sequence[str 
     save_model(loaded.model, model_path, train_config=loaded.train_config, normalizer=loaded.normalizer, extra=extra)
 
 
+def adapted_voxel_size(metadata: dict[str, Any]) -> tuple[float, float, float] | None:
+    """The voxel size (y, x, z µm) of the scans a model was adapted to, as :func:`_store_adaptation` records it."""
+    bead = ((metadata.get("extra") or {}).get("adaptation") or {}).get("measured_bead") or {}
+    spacing = bead.get("spacing_um")
+    if isinstance(spacing, list) and len(spacing) == 3 and all(isinstance(v, (int, float)) for v in spacing):
+        return float(spacing[0]), float(spacing[1]), float(spacing[2])
+    return None
+
+
 def adapt_files(
     paths: Sequence[str | Path],
     out: str | Path,

@@ -31,6 +31,7 @@ from voxelstudio.core.resources import sample_pair_paths
 from voxelstudio.core.volume import Volume, is_constant
 from voxelstudio.io import load_volume, save_volume
 from voxelstudio.tasks import bioimageio_rdf as rdf
+from voxelstudio.tasks.adapt import adapted_voxel_size
 from voxelstudio.tasks.bioimageio_check import validate_rdf
 
 TEST_SHAPE = (64, 64, 32)
@@ -112,9 +113,9 @@ def _voxel_size(
     """The voxel size the model was trained at (y, x, z in um) and where it comes from."""
     if voxel_size is not None:
         return tuple(float(v) for v in voxel_size), "given at export"
-    recorded = (metadata.get("extra") or {}).get("spacing_um")
-    if isinstance(recorded, list) and len(recorded) == 3:
-        return tuple(float(v) for v in recorded), "recorded in the model file"
+    recorded = adapted_voxel_size(metadata)
+    if recorded is not None:
+        return recorded, "recorded in the model file (the scans it was adapted to)"
     return tuple(float(v) for v in sample_spacing), "the test sample's; the model file does not record it"
 
 
