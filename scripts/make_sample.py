@@ -1,7 +1,8 @@
 """Regenerate the bundled sample: resources/sample/{raw,target}/{train_1..train_4,val}.mat and params.json.
 
 Five 128x128x32 pairs (the original code's crop size: four for training, one for validation) simulated with the
-default SimParams, each from its own seed. Raw volumes are rounded to whole camera counts, as a camera delivers
+default SimParams but without out-of-stack beads (the sample predates them; pinned so that it stays reproducible and
+the results recorded on it stay valid), each from its own seed. Raw volumes are rounded to whole camera counts, as a camera delivers
 them (they compress to a quarter of the size); targets are float32 in [0, 1]. Run from the repository root:
 
     python scripts/make_sample.py            # or: --out some/folder --seed 7
@@ -30,7 +31,7 @@ DEFAULT_OUT = Path(__file__).resolve().parent.parent / "resources" / "sample"
 
 def make_sample(out: Path, seed: int = SEED) -> list[Path]:
     """Write the sample pairs and params.json into ``out``; returns the written volume paths."""
-    params = SimParams()
+    params = SimParams(out_of_stack=0.0)
     spacing = params.optics.voxel_size_um
     (out / "raw").mkdir(parents=True, exist_ok=True)
     (out / "target").mkdir(parents=True, exist_ok=True)
