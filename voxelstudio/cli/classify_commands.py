@@ -119,10 +119,11 @@ def _add_use_options(parser: argparse.ArgumentParser) -> None:
         "--rotations",
         type=int,
         metavar="R",
-        help="rotations about z to average [default: up to 12, as many as the model's measured cost "
-        "allows within a minute]",
+        help="views to average: rotations about z for an upright model, at most the 8 flips for one trained with "
+        "--orientation any [default: up to 12, as many as the model's measured cost allows within a minute]",
     )
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    json_help = "print JSON (evaluate-classifier: one object; classify: a list, one per file)"
+    parser.add_argument("--json", action="store_true", help=json_help)
     parser.add_argument("--trust", action="store_true", help="allow model files that contain code")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 

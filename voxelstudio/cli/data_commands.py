@@ -27,13 +27,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Print each array's name, shape, dtype and value range, the array used as the volume and the "
         "voxel size. Exits with code 2 when no usable volume can be read from the file.",
     )
-    info.add_argument("file", type=Path, help=".mat, .tif/.tiff, .npy or .npz file")
+    info.add_argument("file", type=Path, help=".mat, .tif/.tiff (OME-TIFF too), .npy or .npz file, or a .zarr store")
     info.add_argument("--variable", help="the array to treat as the volume (default: voxel, or the only 3-D array)")
     info.set_defaults(func=run_info)
 
     convert = subparsers.add_parser(
         "convert",
-        help="convert a volume between .mat, .tif/.tiff, .npy and .npz",
+        help="convert a volume between .mat, .tif/.tiff, .ome.tif, .npy, .npz and .zarr/.ome.zarr",
         description="Read one volume and write it in the format given by OUT's suffix, keeping the voxel size "
         "(.npy cannot store it). Values are written as float32.",
     )

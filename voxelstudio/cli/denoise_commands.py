@@ -69,8 +69,9 @@ def register(subparsers: Any) -> None:
     denoise = subparsers.add_parser(
         "denoise",
         help="denoise volumes with a trained model",
-        description="Denoise each IN into OUT_DIR/<name>.<format> (same variable name and voxel spacing) with a "
-        "<name>.<format>.json provenance record beside it. Inputs are never overwritten.",
+        description="Denoise each IN into OUT_DIR/<name>.<format> (<name>.ome.zarr for --format zarr; same variable "
+        "name and voxel spacing) with a <name>.<format>.json provenance record beside it. Inputs are never "
+        "overwritten.",
     )
     denoise.add_argument("inputs", nargs="+", metavar="IN", help="volume files (.mat, .tif, .npy, .npz, .zarr)")
     denoise.add_argument(

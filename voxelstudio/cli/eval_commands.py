@@ -79,7 +79,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     deconvolve.add_argument("--iterations", type=int, default=20, help="Richardson-Lucy iterations (default 20)")
     deconvolve.add_argument("--out-dir", type=Path, help="output folder (default: 'deconvolved' beside the input)")
-    deconvolve.add_argument("--format", choices=FORMATS, help="output format (default: the input's)")
+    deconvolve.add_argument(
+        "--format", choices=FORMATS, help="output format (default: the input's; .mat for a .zarr input)"
+    )
     deconvolve.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     deconvolve.add_argument("--quiet", action="store_true", help="no progress bar")
     deconvolve.set_defaults(func=run_deconvolve)

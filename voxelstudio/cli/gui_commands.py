@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "files",
         nargs="*",
         metavar="FILE",
-        help="volumes to open (.mat/.tif/.npy): the first as raw, the second as target",
+        help="volumes to open (.mat/.tif/.npy/.npz files, .zarr stores): the first as raw, the second as target",
     )
     parser.add_argument("--sample", action="store_true", help="open the bundled sample raw/target bead pair")
     parser.set_defaults(func=run)

@@ -29,7 +29,7 @@ class ActionSpec:
 
 
 ACTIONS: tuple[ActionSpec, ...] = (
-    ActionSpec("open", "&Open…", "File", "Ctrl+O", "Open a volume (.mat, .tif, .npy)", True),
+    ActionSpec("open", "&Open…", "File", "Ctrl+O", "Open a volume (.mat, .tif, .npy, .npz, .zarr)", True),
     ActionSpec("open_raw", "Open &Raw…", "File", "Ctrl+Shift+R", "Open the noisy volume to clean"),
     ActionSpec("open_target", "Open &Target…", "File", "Ctrl+Shift+T", "Open the clean reference volume"),
     ActionSpec("open_sample", "Open &Sample", "File", "", "Load the bundled raw/target bead sample", True),
@@ -51,7 +51,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "&Undo View Change",
         "Edit",
         "Ctrl+Z",
-        "Undo the last change of contrast, colormap, render mode or camera",
+        "Undo the last change of contrast, colormap, opacity, iso level, render mode or camera",
         requires=("can_undo",),
     ),
     ActionSpec(
