@@ -35,7 +35,7 @@ def test_doctor_json_has_every_section_and_exits_0() -> None:
             assert entry["version"] and "error" not in entry, entry
         else:
             assert entry["version"] is None and entry["devices"] == []
-    assert report["opengl"].get("renderer") or report["opengl"].get("error")
+    assert bool(report["opengl"].get("renderer")) != bool(report["opengl"].get("error")), report["opengl"]
     assert report["memory"]["available_bytes"] > 0 and report["memory"]["disk_free_bytes"] > 0
     text = format_report(report)
     assert f"VoxelStudio {report['voxelstudio']}" in text and "OpenGL:" in text and "Qt:" in text

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from voxelstudio.core.errors import Cancelled
-from voxelstudio.core.progress import CancelToken
+from voxelstudio.core.progress import CancelToken, Progress
 from voxelstudio.core.volume import Volume
 from voxelstudio.jobs import work
 from voxelstudio.tasks.denoise import denoise_volume
@@ -71,7 +71,9 @@ def test_thread_tasks_take_arguments_named_like_their_own_parameters():
 
 def test_progress_reaches_the_report_of_thread_tasks():
     result, events = run(work.deconvolve(volume(2, "raw"), iterations=2))
-    assert result.shape == (8, 8, 4) and events
+    assert result.shape == (8, 8, 4)
+    steps = [(event.done, event.total) for event in events if isinstance(event, Progress)]
+    assert steps and steps[-1] == (2, 2)
 
 
 def test_child_tasks_resolve_their_function_and_make_the_folder_first(tmp_path, monkeypatch):

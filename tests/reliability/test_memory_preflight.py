@@ -47,7 +47,8 @@ def test_too_large_a_volume_is_refused_with_needed_and_available_memory(tiny_mod
         denoise.denoise_volume(_huge_volume(), model_path=tiny_model)
     needed, available = _amounts(str(info.value))
     assert available == 1.0
-    assert needed == _planned_gib(tiny_model) and needed >= 2.0  # at least the 2 GiB output
+    assert needed == _planned_gib(tiny_model)
+    assert needed >= 4.0  # at least the float32 input copy and the output, 2 GiB each
     assert str(info.value).startswith("huge: denoising (1024, 1024, 512)") and "\n" not in str(info.value)
 
 
@@ -60,7 +61,8 @@ def test_tta_needs_more_memory_than_plain_prediction(tiny_model, one_gib_free):
         with pytest.raises(VoxelStudioError) as info:
             denoise_checks.check_memory(_huge_volume(), loaded, tta=tta)
         needs.append(_amounts(str(info.value))[0])
-    assert needs == [_planned_gib(tiny_model), _planned_gib(tiny_model, tta=True)] and needs[1] > needs[0]
+    assert needs == [_planned_gib(tiny_model), _planned_gib(tiny_model, tta=True)]
+    assert needs[1] >= needs[0] + 4.0  # at least a running sum and sum of squares of the views, 2 GiB each
 
 
 def test_cli_refuses_with_one_line_and_exit_2(tiny_model, one_gib_free, monkeypatch, tmp_path, capsys):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from voxelstudio.sim.shapes import SHAPE_CLASSES, generate_shapes
-from voxelstudio.tasks.classify_shapes import shapes_set, train_classifier_on_shapes
+from voxelstudio.tasks.classify_shapes import TEST_SEED_OFFSET, shapes_set, train_classifier_on_shapes
+from voxelstudio.tasks.classify_train import voted_accuracy
 
 
 def test_shapes_sets_are_the_seeded_shapes_a_share_of_them_made_harder() -> None:
@@ -29,7 +30,8 @@ def test_training_on_generated_shapes_writes_a_tested_model_with_its_domain(tmp_
     result = train_classifier_on_shapes(config, out, steps=3, workers=0, val_per_class=2, test_per_class=1)
     assert result.model_path == out and result.epochs_run == 2 and result.stopped_reason == "epochs"
     assert result.split == {"train": 0, "validation": 20, "test": 10}
-    assert result.test_accuracy is not None and 0.0 <= result.test_accuracy <= 1.0
+    test_grids, test_labels = shapes_set(1, config.seed + TEST_SEED_OFFSET, size=16, hard_prob=0.3)
+    assert result.test_accuracy == voted_accuracy(out, test_grids, test_labels, config.vote_rotations)
     loaded = load_classifier(out)
     assert loaded.classes == SHAPE_CLASSES and loaded.config.input_shape == (16, 16, 16)
     extra = loaded.metadata["extra"]

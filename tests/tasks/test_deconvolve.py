@@ -13,7 +13,7 @@ from voxelstudio.core.errors import Cancelled
 from voxelstudio.core.progress import CancelToken, Progress
 from voxelstudio.core.volume import Volume
 from voxelstudio.metrics import bead_fwhm
-from voxelstudio.sim import OpticsParams
+from voxelstudio.sim import OpticsParams, make_psf
 from voxelstudio.tasks.deconvolve import richardson_lucy, richardson_lucy_volume
 
 BEADS = [(8, 8, 12), (8, 24, 14), (24, 10, 10), (22, 24, 13)]
@@ -120,7 +120,11 @@ def test_simulated_psf_from_optics() -> None:
     beads = _gaussian((24, 24, 16), [(12, 12, 8)], (1.5, 1.5, 4.0)) * 50 + 10
     volume = Volume(beads.astype(np.float32), spacing=(0.1, 0.1, 0.2), name="b")
     result = richardson_lucy_volume(volume, optics=OpticsParams(na=1.3), iterations=5)
-    assert result.shape == volume.shape and np.isfinite(result.data).all()
+    psf_shape = (23, 23, 15)  # the volume's shape made odd (within the task's PSF size limit)
+    psf = make_psf(OpticsParams(na=1.3), psf_shape, (0.1, 0.1, 0.2))
+    np.testing.assert_allclose(result.data, richardson_lucy_volume(volume, psf=psf, iterations=5).data, rtol=1e-5)
+    other = richardson_lucy_volume(volume, optics=OpticsParams(na=1.0), iterations=5)
+    assert not np.allclose(other.data, result.data, rtol=1e-3)  # the optics shape the PSF
     assert "NA 1.3" in result.metadata["psf"] and "0.1, 0.1, 0.2" in result.metadata["psf"]
     with pytest.raises(ValueError, match="b: voxel size not in the file, and the simulated PSF needs it"):
         richardson_lucy_volume(volume.replace(spacing=(1.0, 1.0, 1.0)), iterations=2)  # (1, 1, 1): unknown

@@ -56,7 +56,8 @@ def test_denoise_volume_returns_prediction_and_provenance(model_path):
 def test_tta_adds_uncertainty_volume(model_path):
     result = denoise_volume(volume(), model_path=model_path, tta=True)
     assert result.uncertainty is not None and result.uncertainty.shape == (20, 18, 6)
-    assert result.uncertainty.data.min() >= 0 and result.provenance["tiling"]["transforms"] == 8
+    assert result.uncertainty.data.min() >= 0 and result.uncertainty.data.max() > 0  # the 8 views disagree somewhere
+    assert result.provenance["tiling"]["transforms"] == 8
 
 
 def test_missing_default_model_is_a_clear_error(monkeypatch):

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voxelstudio.core.errors import Cancelled
+from voxelstudio.core.errors import Cancelled, VolumeWriteError
 from voxelstudio.core.progress import CancelToken, Progress
 from voxelstudio.io import load_volume
 from voxelstudio.sim import OpticsParams, SimParams, simulate_pair
@@ -76,9 +76,14 @@ def test_cancel_between_pairs_keeps_what_was_written(tmp_path: Path) -> None:
 
 def test_refuses_to_overwrite_unless_asked(tmp_path: Path) -> None:
     simulate_dataset(tmp_path, count=1, seed=0, shape=SHAPE)
-    with pytest.raises(Exception, match="already exists"):
+    with pytest.raises(VolumeWriteError, match="already exists"):
         simulate_dataset(tmp_path, count=1, seed=1, shape=SHAPE)
+    first = load_volume(tmp_path / "raw" / "001.mat").data
+    np.testing.assert_array_equal(first, simulate_pair(SHAPE, SimParams(), seed=pair_seed(0, 0))[0])  # kept
     simulate_dataset(tmp_path, count=1, seed=1, shape=SHAPE, overwrite=True)
+    expected_raw, expected_target = simulate_pair(SHAPE, SimParams(), seed=pair_seed(1, 0))
+    np.testing.assert_array_equal(load_volume(tmp_path / "raw" / "001.mat").data, expected_raw)
+    np.testing.assert_array_equal(load_volume(tmp_path / "target" / "001.mat").data, expected_target)
 
 
 @pytest.mark.parametrize(
