@@ -5,7 +5,7 @@ elsewhere its 3-D convolutions run kernels built for plain AVX. ``voxelstudio.ml
 unless the user set it. Each setting runs in a fresh process (the switch is read once, when TensorFlow starts) with
 ``--threads`` TensorFlow threads and times: a training step of the CPU-preset VRN and of VoxNet (32 grids of 32^3), a
 training step of the bundled denoiser's U-Net (batch 4 of 48x48x32), and the bundled denoiser on the bundled 128x128x32
-sample::
+sample (as ``denoise`` runs it: loading the model file included)::
 
     python benchmarks/cpu_kernels.py               # one thread, as the benchmarks pin it
     python benchmarks/cpu_kernels.py --threads 2
@@ -27,7 +27,7 @@ ROWS = (
     ("vrn_step", "VRN (CPU preset) training step, 32 grids 32^3"),
     ("voxnet_step", "VoxNet training step, 32 grids 32^3"),
     ("unet_step", "bundled denoiser's U-Net training step, 4 patches 48x48x32"),
-    ("denoise", "bundled denoiser on the 128x128x32 sample"),
+    ("denoise", "bundled denoiser on the 128x128x32 sample, model load included"),
 )
 
 

@@ -130,11 +130,16 @@ def test_names(work: Path) -> list[str]:
     return sorted(json.loads((work / "test" / "settings.json").read_text()))
 
 
+def tests_by_label(work: Path) -> dict[str, list[str]]:
+    """The test names of each test setting's label, in ``TEST_SETTINGS`` order (settings without a test left out)."""
+    settings = json.loads((work / "test" / "settings.json").read_text())
+    groups = {label: [name for name in sorted(settings) if settings[name]["label"] == label] for label in TEST_SETTINGS}
+    return {label: names for label, names in groups.items() if names}
+
+
 def tests_by_setting(work: Path) -> list[list[str]]:
     """The test names of each test setting, in ``TEST_SETTINGS`` order (settings without a test left out)."""
-    settings = json.loads((work / "test" / "settings.json").read_text())
-    groups = [[name for name in sorted(settings) if settings[name]["label"] == label] for label in TEST_SETTINGS]
-    return [group for group in groups if group]
+    return list(tests_by_label(work).values())
 
 
 # -------------------------------------------------------------------------------------------------------- workers
@@ -286,7 +291,8 @@ def launch(method: str, work: Path, args: argparse.Namespace) -> dict:
         failed = [r for r in records if "error" in r]
         if failed:
             return failed[0]
-        return {key: statistics.mean(r[key] for r in records) for key in ("train_s", "infer_s", "peak_rss_mb")}
+        means = {key: statistics.mean(r[key] for r in records) for key in ("train_s", "infer_s")}
+        return {**means, "peak_rss_mb": max(r["peak_rss_mb"] for r in records)}  # one process per microscope
     if method == "care":
         command = _care_command(args, work, args.minutes)
     else:
@@ -326,25 +332,34 @@ def _run(method: str, command: list[str], work: Path, args: argparse.Namespace) 
     return json.loads(record_path.read_text())
 
 
+def _median_ratio(rows: list[dict]) -> float | None:
+    ratios = [r["fwhm_ratio"] for r in rows if r["fwhm_ratio"] is not None]
+    return statistics.median(ratios) if ratios else None
+
+
 def score(method: str, work: Path) -> dict:
-    """Mean PSNR/SSIM/F1 and median z/xy FWHM ratio of a method's predictions over the test pairs."""
+    """Mean PSNR/SSIM/F1 and median z/xy FWHM ratio of a method's predictions over the test pairs, and per test
+    setting (``by_setting``: mean F1 and median z/xy of its scans; the overall z/xy mixes settings whose ratios
+    differ, so the per-setting values are the ones to read against the target's)."""
     from voxelstudio.metrics import evaluate_pair
 
-    rows = []
+    rows = {}
     for name in test_names(work):
         target = load_volume(work / "test" / "target" / f"{name}.mat")
         if method == "raw":
             prediction = load_volume(work / "test" / "raw" / f"{name}.mat").data
         else:
             prediction = np.load(work / "pred" / method / f"{name}.npy")
-        rows.append(evaluate_pair(prediction, target.data, target.spacing))
-    ratios = [r["fwhm_ratio"] for r in rows if r["fwhm_ratio"] is not None]
+        rows[name] = evaluate_pair(prediction, target.data, target.spacing)
+    every = list(rows.values())
+    groups = {label: [rows[name] for name in names] for label, names in tests_by_label(work).items()}
     return {
-        "psnr": statistics.mean(r["psnr"] for r in rows),
-        "ssim": statistics.mean(r["ssim"] for r in rows),
-        "f1": statistics.mean(r["f1"] for r in rows),
-        "ratio": statistics.median(ratios) if ratios else None,
-        "target_ratio": statistics.median(r["target_fwhm_ratio"] for r in rows if r["target_fwhm_ratio"]),
+        "psnr": statistics.mean(r["psnr"] for r in every),
+        "ssim": statistics.mean(r["ssim"] for r in every),
+        "f1": statistics.mean(r["f1"] for r in every),
+        "ratio": _median_ratio(every),
+        "by_setting": {label: (statistics.mean(r["f1"] for r in g), _median_ratio(g)) for label, g in groups.items()},
+        "target_ratio": statistics.median(r["target_fwhm_ratio"] for r in every if r["target_fwhm_ratio"]),
     }
 
 
@@ -376,6 +391,7 @@ def print_table(results: dict[str, dict], args: argparse.Namespace, n_test: int,
         )
     if target_ratio is not None:
         print(f"| target (ground truth) | | | 1.000 | {target_ratio:.2f} | | | |")
+    print_by_setting(results)
     large = results.get("large")
     if large is not None:
         shape = "x".join(map(str, args.large_shape))
@@ -386,6 +402,20 @@ def print_table(results: dict[str, dict], args: argparse.Namespace, n_test: int,
                 f"\nTiled inference of a {shape} volume with the bundled model: {large['infer_s']:.1f} s, "
                 f"{large['tiles']} tiles of {'x'.join(map(str, large['tile']))}, peak RSS {large['peak_rss_mb']:.0f} MB"
             )
+
+
+def print_by_setting(results: dict[str, dict]) -> None:
+    """Bead F1 and z/xy of every scored method on each test setting (the targets are per setting)."""
+    scored = [(method, results[method]["by_setting"]) for method in METHODS if "by_setting" in results.get(method, {})]
+    if not scored:
+        return
+    labels = list(scored[0][1])
+    print("\nPer test setting (bead F1 / z/xy FWHM):\n")
+    print("| method | " + " | ".join(labels) + " |")
+    print("|---|" + "---|" * len(labels))
+    for method, by_setting in scored:
+        cells = [f"{f1:.3f} / {'-' if ratio is None else f'{ratio:.2f}'}" for f1, ratio in by_setting.values()]
+        print(f"| {LABELS[method]} | " + " | ".join(cells) + " |")
 
 
 def parse_args() -> argparse.Namespace:
@@ -435,6 +465,9 @@ def main() -> None:
                 record.update(scores)
             results[method] = record
         print_table(results, args, len(test_names(work)), target_ratio)
+    failed = [method for method, record in results.items() if "error" in record]
+    if failed:  # run_all.py keeps the section it had rather than one with error rows
+        sys.exit(f"failed: {', '.join(failed)}")
 
 
 if __name__ == "__main__":

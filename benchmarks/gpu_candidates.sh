@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Issue 13's choice of the bundled denoiser at GPU scale, in one device call of under 9.5 minutes (benchmarks/README.md,
 # "GPU"): trains the candidates side by side on one GPU, each on fresh simulated patches from its share of the CPU
-# cores (the generator, not the GPU, limits the rate), for the same MINUTES (default 4), then scores them on the
-# unseen microscopes (the bundled model's scores on the same scans: benchmarks/README.md, "Unseen microscopes").
+# cores (the generator, not the GPU, limits the rate), for the same wall-clock MINUTES (default 4), then scores them
+# and the shipped model on the same unseen-microscope scans (benchmarks/README.md, "Unseen microscopes").
 # Run from the repository root with the Keras wheels in .whl/ (as for gpu_check.sh). Results land in $OUT (default
 # gpu-candidates/) as 4 files, within the device tool's 8: gpu.txt, train.log (every candidate's log), unseen.txt
 # and models.tar (the trained models). QUICK=1 MINUTES=0.2 GRACE=400 rehearses it on a CPU (Keras installed, no .whl).
@@ -45,7 +45,8 @@ done
 [ ${#models[@]} -gt 0 ] && tar -cf "$out/models.tar" -C "$work" "${models[@]}"
 left=$((deadline - SECONDS))
 echo "$(date -u +%H:%M:%S) scoring (${left} s left)"
-(cd "$work" && timeout "$left" python3 "$OLDPWD/benchmarks/unseen.py" ${QUICK:+--quick} --models "${models[@]}") \
+(cd "$work" && timeout "$left" python3 "$OLDPWD/benchmarks/unseen.py" ${QUICK:+--quick} --models \
+  "$OLDPWD/resources/models/denoiser_default.keras" "${models[@]}") \
   >"$out/unseen.txt" 2>&1
 sed -n '/^| method/,$p' "$out/unseen.txt"
 echo "$(date -u +%H:%M:%S) done"

@@ -6,7 +6,7 @@ of a script lies between ``<!-- bench:NAME:start -->`` and ``<!-- bench:NAME:end
 (UTC), the machine (CPU, cores, RAM, GPU, TensorFlow) and the report; text outside the markers is kept, and a script
 without a section gets one appended. A script that fails keeps its old section. Run from the repository root::
 
-    python benchmarks/run_all.py                      # everything, full settings (about an hour)
+    python benchmarks/run_all.py                      # everything, full settings (about 5 hours)
     python benchmarks/run_all.py --only memory        # one script (repeat --only for more)
     python benchmarks/run_all.py --quick --no-write   # smoke run of all, README untouched
 """

@@ -226,8 +226,8 @@ def print_report(work: Path, methods: list[str], labels: dict[str, str], args: a
     print("|---|---:|---:|---:|---:|---:|")
     for method in methods:
         rows = table[method]
-        errors = [s.ratio_error for s in rows if s.ratio_error is not None]
-        worst = f"{max(errors):.0%}" if errors else "-"
+        errors = [s.ratio_error for s in rows]
+        worst = "unmeasured on a setting" if None in errors else f"{max(errors):.0%}"
         print(
             f"| {labels[method]} | {statistics.mean(s.psnr for s in rows):.2f} | "
             f"{statistics.mean(s.ssim for s in rows):.3f} | {statistics.mean(s.f1 for s in rows):.3f} | "
