@@ -7,12 +7,22 @@ run therefore stops before any test runs, with one line saying how to run the tw
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 from pathlib import Path
 
 import pytest
 
 TESTS = Path(__file__).resolve().parent
+
+XLA_TEST_FLAG = "--xla_backend_optimization_level=0"
+"""On a machine without a GPU, the suite's JAX code (the JAX run, and JAX children of the TensorFlow run) compiles
+without XLA's backend optimisation passes: the tests' tiny models run briefly, so compiling is most of their time,
+and the JAX run of tests/ml took 5.6 instead of 13.6 minutes on this 2-core machine. Numerics are XLA's either way.
+Set before any test imports JAX; a GPU check (benchmarks/gpu_check.sh) runs the suite as users' code compiles."""
+if shutil.which("nvidia-smi") is None and XLA_TEST_FLAG.split("=")[0] not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {XLA_TEST_FLAG}".strip()
 GUI_FOLDERS = ("gui", "render")
 TENSORFLOW_FOLDERS = ("ml", "tasks", "jobs", "cli", "reliability", "benchmarks")
 """Test folders whose tests load TensorFlow (in this process, or in children that this one does not care about,

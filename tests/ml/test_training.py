@@ -235,7 +235,7 @@ def test_tiny_model_beats_its_input_on_held_out_data(tmp_path):
     draws collapsed to a constant output under MSE)."""
     train = [blob_pair(i, shape=(32, 32, 16)) for i in range(4)]
     val = [blob_pair(10, shape=(32, 32, 16))]
-    model = DenoiserConfig.for_arch("simple", filters=4, kernel=(5, 5, 5), n_layers=3)
+    model = DenoiserConfig.for_arch("simple", filters=4, kernel=(3, 3, 3), n_layers=3)
     cfg = TrainConfig(
         model=model, loss=LossConfig(name="mse"), epochs=15, steps_per_epoch=10, batch_size=4,
         patch_shape=(16, 16, 16), learning_rate=1e-3,
