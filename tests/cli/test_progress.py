@@ -58,3 +58,43 @@ def test_ctrl_c_while_a_classifier_data_set_loads_is_an_interrupt_not_an_error(t
     assert cli.main(argv) == EXIT_INTERRUPTED
     assert capsys.readouterr().err == "voxelstudio: loading the data set cancelled\n"
     assert not (tmp_path / "m.keras").exists()
+
+
+def test_ctrl_c_during_the_last_pair_of_simulate_keeps_it_and_exits_130(tmp_path: Path, monkeypatch):
+    from voxelstudio.tasks import simulate
+
+    save = simulate.save_volume
+
+    def save_then_interrupt(volume, path, **options):
+        written = save(volume, path, **options)
+        if Path(path).parent.name == "raw":
+            os.kill(os.getpid(), signal.SIGINT)  # during the only pair: it finishes, the run still was interrupted
+        return written
+
+    monkeypatch.setattr(simulate, "save_volume", save_then_interrupt)
+    out = tmp_path / "out"
+    assert cli.main(["simulate", str(out), "--count", "1", "--shape", "16,16,8", "--quiet"]) == EXIT_INTERRUPTED
+    assert len(json.loads((out / "params.json").read_text())["pairs"]) == 1
+
+
+def test_ctrl_c_while_a_one_tile_volume_is_denoised_keeps_it_and_exits_130(tmp_path: Path, monkeypatch, capsys):
+    """A volume that fits one tile has no later point to stop at: the file is finished and kept, and the exit code
+    says the run was interrupted."""
+    import numpy as np
+
+    from voxelstudio.core.volume import Volume
+    from voxelstudio.io import save_volume
+    from voxelstudio.ml import inference
+
+    scan = save_volume(Volume(np.random.default_rng(0).random((24, 24, 8), dtype=np.float32)), tmp_path / "s.tif")
+    predict = inference.predict_volume
+
+    def predict_then_interrupt(*args, **kwargs):
+        result = predict(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)
+        return result
+
+    monkeypatch.setattr(inference, "predict_volume", predict_then_interrupt)
+    code = cli.main(["denoise", str(scan), "--out-dir", str(tmp_path / "out"), "--quiet"])
+    assert code == EXIT_INTERRUPTED and (tmp_path / "out" / "s.mat").exists()
+    assert "interrupted after the last file was written" in capsys.readouterr().err

@@ -283,4 +283,7 @@ def run_denoise(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     for path in outputs:
         print(path)
+    if cancel.cancelled:  # Ctrl-C during the last step, which finished: interrupted all the same
+        print("voxelstudio: interrupted after the last file was written; every file is kept", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0

@@ -194,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"voxelstudio: simulation stopped; the {done} finished pair(s) in {outdir} are kept", file=sys.stderr)
         return EXIT_INTERRUPTED
     print(f"wrote {len(pairs)} pairs to {outdir} (raw/, target/, params.json)")
-    return 0
+    return EXIT_INTERRUPTED if cancel.cancelled else 0  # Ctrl-C during the last pair, which finished
 
 
 def _listed_pairs(outdir: Path) -> list[object]:
