@@ -247,12 +247,17 @@ def summarize_file(path: str | Path, variable: str | None = None) -> FileSummary
 
 def check_volume_file(path: str | Path, variable: str | None = None) -> None:
     """VolumeReadError (one line naming ``path``) when its header already shows that no volume can be loaded from
-    it: not readable as any format, no single array to choose, or unreadable voxel-size metadata. Cheap (no array
-    is read), so a batch can check every input before it writes its first output."""
+    it: not readable as any format, no single array to choose, an array that cannot be a volume (2-D, complex, not
+    numeric, too large for memory), or unreadable voxel-size metadata. Cheap (no array is read), so a batch can
+    check every input before it writes its first output; values (NaN) are only seen when the file is loaded."""
     summary = summarize_file(path, variable)
     problem = summary.choice_problem or summary.spacing_problem
     if problem is not None:
         raise VolumeReadError(path, problem)
+    info = next((v for v in summary.variables if v.name == summary.chosen), None)
+    if info is not None:  # a file's array (a store's level is checked when it is opened)
+        refuse_unusable(summary.path, info)
+        ensure_loadable(summary.path, info, np.dtype(info.dtype).itemsize)
 
 
 def save_volume(
