@@ -127,6 +127,24 @@ def test_test_output_is_our_prediction_of_the_test_input(package, tiny_model):
     assert float(np.std(test_output)) > 0
 
 
+@pytest.mark.skipif(not has("bioimageio.spec"), reason="bioimageio.spec is not installed (it judges the tolerance)")
+def test_a_model_whose_output_stays_below_0_1_exports_with_a_tolerance_scaled_to_it(sample, tmp_path):
+    from voxelstudio.ml.config import TrainConfig
+    from voxelstudio.ml.denoisers import build_denoiser
+    from voxelstudio.ml.persistence import save_model
+
+    config = TrainConfig.from_dict(TINY)
+    dim = tmp_path / "dim.keras"  # outputs in [0, 0.03]: the spec's default 1e-3 would exceed 1 % of their maximum
+    save_model(build_denoiser(config.model), dim, train_config=config,
+               normalizer=PercentileNormalizer(p_low=1.0, p_high=99.5, out_low=0.0, out_high=0.03))  # fmt: skip
+    result = export_bioimageio(dim, tmp_path / "dim.zip", sample=sample)
+    assert result.validated_with is not None
+    with zipfile.ZipFile(result.path) as archive:
+        (tolerance,) = yaml.safe_load(archive.read("rdf.yaml"))["config"]["bioimageio"]["reproducibility_tolerance"]
+    largest = max(float(np.max(read_npy(result.path, "test_output.npy"))), 0.0)
+    assert largest < 0.1 and tolerance["absolute_tolerance"] == pytest.approx(1e-3 * largest)
+
+
 def test_the_voxel_size_is_the_option_else_the_adaptation_record_else_the_samples() -> None:
     from voxelstudio.tasks.bioimageio_export import _voxel_size
 

@@ -90,8 +90,19 @@ def _axes(facts: ModelFacts, *, output: bool) -> list[dict[str, Any]]:
     return axes
 
 
+REPRODUCIBILITY = 1e-3
+"""How closely a consumer must reproduce the test output: this fraction of its largest value, absolute, and this
+fraction of each value (the spec's default, 1e-3 absolute, is refused when the output's maximum is below 0.1, as for
+a briefly trained model)."""
+
+
 def build_rdf(
-    facts: ModelFacts, files: PackageFiles, weights: Mapping[str, Mapping[str, Any]], *, timestamp: str
+    facts: ModelFacts,
+    files: PackageFiles,
+    weights: Mapping[str, Mapping[str, Any]],
+    *,
+    timestamp: str,
+    output_magnitude: float = 1.0,
 ) -> dict[str, Any]:
     """The model RDF as a dict ready for ``yaml.safe_dump``; ``weights`` maps weights formats to their entries."""
     return {
@@ -131,6 +142,11 @@ def build_rdf(
         ],
         "weights": {name: dict(entry) for name, entry in weights.items()},
         "config": {
+            "bioimageio": {
+                "reproducibility_tolerance": [
+                    {"absolute_tolerance": REPRODUCIBILITY * output_magnitude, "relative_tolerance": REPRODUCIBILITY}
+                ]
+            },
             "voxelstudio": {
                 "version": facts.voxelstudio_version,
                 "architecture": facts.architecture,
@@ -140,7 +156,7 @@ def build_rdf(
                 "normalizer": facts.normalizer.to_dict(),
                 "saved_with": dict(facts.saved_with),
                 "train_config": dict(facts.train_config),
-            }
+            },
         },
     }
 
