@@ -186,3 +186,19 @@ def test_a_scan_given_twice_is_refused_before_reading(tmp_path: Path, capsys: py
         again = str(tmp_path / "." / "scan.npy")  # the same file, written differently
         _fails([command, str(scan), again, "--out", str(out), "--quiet"], "scan.npy: given twice", capsys)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scan.npy"]
+
+
+def test_the_output_folder_is_checked_before_the_fit_and_made_when_missing(
+    scan: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "new" / "scope.json"
+    assert cli.main(["calibrate", str(scan), "--out", str(out), *FAST]) == 0
+    assert out.exists() and (tmp_path / "new" / "scope.psf.tif").exists()
+    capsys.readouterr()
+
+    def no_fit(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the fit ran although the output cannot be written")
+
+    monkeypatch.setattr(calibrate_module, "calibrate_volumes", no_fit)
+    (tmp_path / "file").write_text("not a folder")
+    _fails(["calibrate", str(scan), "--out", str(tmp_path / "file" / "p.json"), *FAST], "file: is a file", capsys)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from voxelstudio.core.atomic import write_atomically
+from voxelstudio.core.atomic import check_output_folder, write_atomically
 from voxelstudio.core.volume import Volume
 from voxelstudio.io import load_volume, save_volume
 from voxelstudio.sim.params import SimParams
@@ -184,13 +184,15 @@ def calibrate_files(
     written) unless ``force``."""
     if out is not None and Path(out).suffix != ".json":
         raise ValueError(f"{out}: the parameter file must end in .json")
-    if out is not None and not overwrite:
+    if out is not None:  # before the fit: a folder problem found after it would cost the user its minute
+        check_output_folder(Path(out).parent)
         for path in (Path(out), bead_image_path(out)):
-            if path.exists():
+            if path.exists() and not overwrite:
                 raise ValueError(f"{path}: already exists; pass --overwrite to replace it")
     cal = calibrate_checked(load_scans(paths), psf=psf, force=force, **options)
     if out is None:
         return cal, None
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
     return cal, write_calibration(cal, out, sources=paths, measured_psf=psf, overwrite=overwrite)
 
 
