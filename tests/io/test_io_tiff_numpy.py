@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import tifffile
@@ -41,6 +43,17 @@ def test_imagej_spacing_in_nanometres_is_converted_to_micrometres(tmp_path, asym
     )
 
     assert load_volume(tmp_path / "nm.tif").spacing == pytest.approx((0.04, 0.05, 0.2))
+
+
+def test_an_unknown_imagej_unit_leaves_the_voxel_size_unknown_with_a_warning(tmp_path, asymmetric) -> None:
+    stack = asymmetric.transpose(2, 0, 1).astype(np.float32)
+    for unit, warns in (("furlong", True), ("pixel", False)):
+        path = tmp_path / f"{unit}.tif"
+        tifffile.imwrite(path, stack, imagej=True, resolution=(1 / 2, 1 / 2), metadata={"spacing": 3, "unit": unit})
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert load_volume(path).spacing == (1.0, 1.0, 1.0)
+        assert any(f"unknown ImageJ length unit '{unit}'" in str(w.message) for w in caught) == warns
 
 
 def test_plain_multipage_tiff_reads_as_a_stack_with_unit_spacing(tmp_path, asymmetric) -> None:

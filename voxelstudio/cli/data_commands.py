@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -61,8 +62,10 @@ def _quiet(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.N
     return run
 
 
-def _spacing_text(spacing: tuple[float, float, float]) -> str:
-    y, x, z = spacing
+def _spacing_text(volume: Volume) -> str:
+    if volume.known_spacing is None:
+        return "unknown (not in the file; 1 x 1 x 1 assumed)"
+    y, x, z = volume.spacing
     return f"y={y:g} x={x:g} z={z:g} um"
 
 
@@ -130,7 +133,7 @@ def run_info(args: argparse.Namespace) -> int:
     print(_table([header, *rows]) if rows else "(no arrays)")
     if volume is not None:
         print(f"volume:  {summary.chosen} ({'x'.join(map(str, volume.shape))}, loaded as float32)")
-        print(f"spacing: {_spacing_text(volume.spacing)}")
+        print(f"spacing: {_spacing_text(volume)}")
         return 0
     print(f"volume:  none ({volume_error.problem if volume_error else summary.choice_problem})")
     if volume_error is not None:
@@ -146,5 +149,10 @@ def run_convert(args: argparse.Namespace) -> int:
     written = save_volume(
         volume, args.output, variable=args.out_variable, overwrite=args.overwrite, mat_version=args.mat_version
     )
-    print(f"wrote {written} ({'x'.join(map(str, volume.shape))} float32, {_spacing_text(volume.spacing)})")
+    spacing = _spacing_text(volume)
+    if written.suffix.lower() == ".npy" and volume.known_spacing is not None:
+        spacing = "voxel size not stored"
+        print(f"voxelstudio: warning: {written.name}: .npy cannot store the voxel size; .npz, .tif or .mat keep it",
+              file=sys.stderr)  # fmt: skip
+    print(f"wrote {written} ({'x'.join(map(str, volume.shape))} float32, {spacing})")
     return 0

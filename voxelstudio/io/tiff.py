@@ -186,6 +186,8 @@ def read_spacing(path: Path, entries: list[VariableInfo]) -> Spacing | None:
         unit = _IMAGEJ_UNITS.get(unit.lower(), unit)
         scale = um_per_unit(unit) or um_per_unit(unit.lower())  # ImageJ users write "UM" and "Microns" too
         if scale is None:  # "pixel" (uncalibrated) or a unit that is not a length: the voxel size is unknown
+            if unit and unit.lower() not in ("pixel", "pixels"):
+                warnings.warn(f"{path}: unknown ImageJ length unit {unit!r}; the voxel size is unknown", stacklevel=2)
             return None
         x = _pixel_size(tif, "XResolution") or 1.0
         y = _pixel_size(tif, "YResolution") or x
