@@ -85,6 +85,8 @@ def test_classify_prints_top_classes(shapes: Path, model: Path, capsys: pytest.C
         (["train-classifier", "{shapes}", "--search", "2", "--resume", "--out", "{tmp}/x.keras"], "cannot be combined"),
         (["train-classifier", "{shapes}", "--width", "0", "--out", "{tmp}/x.keras"], "--width: must be positive"),
         (["train-classifier", "{tmp}/nowhere", "--out", "{tmp}/x.keras"], "nowhere: no such folder"),
+        (["train-classifier", "{shapes}", "--val-fraction", "0", "--out", "{tmp}/x.keras"], "must be in (0, 1), got 0"),
+        (["train-classifier", "{shapes}", "--test-fraction", "1", "--out", "{tmp}/x.keras"], "in [0, 1), got 1"),
         (["simulate-shapes", "{tmp}/s", "--per-class", "0"], "--per-class: must be at least 1"),
         (["simulate-shapes", "{tmp}/s", "--size", "100000"], "--size: must be 8 to 128 (the largest grid"),
     ],

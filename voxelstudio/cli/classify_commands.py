@@ -147,9 +147,10 @@ def train_config_from_args(args: argparse.Namespace) -> Any:
     low, high = GRID_SIZES
     if not low <= args.size <= high:
         raise ValueError(f"--size: must be {low} to {high}, got {args.size}")
-    for option in ("val_fraction", "test_fraction"):
-        if not 0.0 <= getattr(args, option) < 1.0:
-            raise ValueError(f"--{option.replace('_', '-')}: must be in [0, 1), got {getattr(args, option):g}")
+    if not 0.0 < args.val_fraction < 1.0:  # a validation part picks the best model (and --refit's epoch count)
+        raise ValueError(f"--val-fraction: must be in (0, 1), got {args.val_fraction:g}")
+    if not 0.0 <= args.test_fraction < 1.0:
+        raise ValueError(f"--test-fraction: must be in [0, 1), got {args.test_fraction:g}")
     name, preset = preset_settings(args.arch, args.preset, device_kind(args.preset))
     model = {**preset.pop("model"), "input_shape": (args.size,) * 3}
     model.update({k: v for k, v in {"width": args.width, "dropout": args.dropout}.items() if v is not None})
