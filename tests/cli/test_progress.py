@@ -98,3 +98,15 @@ def test_ctrl_c_while_a_one_tile_volume_is_denoised_keeps_it_and_exits_130(tmp_p
     code = cli.main(["denoise", str(scan), "--out-dir", str(tmp_path / "out"), "--quiet"])
     assert code == EXIT_INTERRUPTED and (tmp_path / "out" / "s.mat").exists()
     assert "interrupted after the last file was written" in capsys.readouterr().err
+
+
+def test_the_progress_bar_appears_with_the_first_report_only(capsys):
+    from voxelstudio.cli.progress import tqdm_report
+    from voxelstudio.core.progress import Progress
+
+    with tqdm_report("evaluate"):
+        pass  # a command that fails before its first report
+    assert capsys.readouterr().err == ""
+    with tqdm_report("evaluate") as report:
+        report(Progress(1, 2, "grids"))
+    assert "evaluate: grids" in capsys.readouterr().err

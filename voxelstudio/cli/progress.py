@@ -17,15 +17,19 @@ EXIT_INTERRUPTED = 130
 
 @contextmanager
 def tqdm_report(description: str, *, quiet: bool = False) -> Iterator[ReportFn]:
-    """Yield a ``report`` callback that drives one tqdm bar on stderr."""
+    """Yield a ``report`` callback that drives one tqdm bar on stderr, shown from the first report on (a command
+    that fails before reporting prints its error line alone)."""
     if quiet:
         yield lambda progress: None
         return
     from tqdm import tqdm
 
-    bar = tqdm(desc=description, total=None, file=sys.stderr, leave=True, dynamic_ncols=True)
+    bars: list[Any] = []
 
     def report(progress: Progress) -> None:
+        if not bars:
+            bars.append(tqdm(desc=description, total=None, file=sys.stderr, leave=True, dynamic_ncols=True))
+        bar = bars[0]
         if progress.total is not None and bar.total != progress.total:
             bar.total = progress.total
         bar.n = progress.done
@@ -38,7 +42,8 @@ def tqdm_report(description: str, *, quiet: bool = False) -> Iterator[ReportFn]:
     try:
         yield report
     finally:
-        bar.close()
+        for bar in bars:
+            bar.close()
 
 
 @contextmanager
