@@ -40,6 +40,33 @@ def test_user_errors_become_one_line_and_exit_code_2(
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["denoise", "x.mat", "--voxel-size", "abc"], "voxelstudio denoise: error: argument --voxel-size"),
+        (["evaluate", "--pred", "p.mat"], "voxelstudio evaluate: error: the following arguments are required"),
+        (["no-such-command"], "voxelstudio: error: argument COMMAND: invalid choice"),
+    ],
+)
+def test_usage_errors_are_one_line_with_where_to_look(argv, message, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(message) and line.endswith("--help)")
+
+
+def test_ctrl_c_while_the_commands_load_is_an_interruption(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def interrupted() -> argparse.ArgumentParser:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)
+    assert cli.main(["info", "x.mat"]) == 130
+    assert capsys.readouterr().err == "voxelstudio: interrupted\n"
+
+
 def test_debug_flag_shows_the_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
     def boom(args: argparse.Namespace) -> int:
         raise VolumeReadError("scan.mat", "bad")

@@ -11,6 +11,7 @@ import importlib
 import sys
 import warnings
 from collections.abc import Sequence
+from typing import NoReturn
 
 from voxelstudio import __version__
 from voxelstudio.core.errors import VoxelStudioError, message_of
@@ -36,8 +37,15 @@ ML_COMMANDS = frozenset(
 start-up lines filtered from stderr."""
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors (a missing or malformed option) on one line, like every other error, instead of the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="voxelstudio",
         description="View 3D microscope volumes and clean them with deep learning. "
         "Without a command, the desktop window opens.",
@@ -79,11 +87,15 @@ def _start_backend(*, debug: bool) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
-    parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(argv)
-    if args.command is None:  # plain ``voxelstudio`` opens the window
-        args = parser.parse_args([*argv, "gui"])
+    try:  # importing the command modules takes a moment: Ctrl-C there is an interruption too
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.command is None:  # plain ``voxelstudio`` opens the window
+            args = parser.parse_args([*argv, "gui"])
+    except KeyboardInterrupt:
+        print("voxelstudio: interrupted", file=sys.stderr)
+        return 130
     format_warning = warnings.formatwarning
     if not args.debug:  # reader libraries warn about damaged files; the one-line error already says it
         warnings.filterwarnings("ignore", module=r"(scipy|h5py|tifffile|numpy)(\.|$)")
