@@ -127,3 +127,14 @@ def test_given_optics_outside_the_simulators_range_are_refused_before_any_analys
     blank = Volume(np.zeros((16, 16, 8), np.float32), (0.1, 0.1, 0.2), name="blank")  # would fail the analysis
     with pytest.raises(ValueError, match=message):
         calibrate_volumes([blank], **given)
+
+
+def test_a_measured_psf_that_cannot_be_used_is_named_in_the_error(tmp_path) -> None:
+    from voxelstudio.io import save_volume
+    from voxelstudio.tasks.calibration_file import check_measured_psf
+
+    psf = np.zeros((11, 11, 7), np.float32)
+    psf[0, 5, 3] = 1.0  # its brightest point on the stack's edge: a hot pixel, not a bead
+    path = save_volume(Volume(psf, (0.1, 0.1, 0.2)), tmp_path / "psf.tif")
+    with pytest.raises(ValueError, match=r"psf\.tif: the PSF's brightest point .* too near the stack's edge"):
+        check_measured_psf(path, (0.1, 0.1, 0.2))

@@ -167,7 +167,10 @@ def check_measured_psf(psf_path: str | Path, spacing: tuple[float, float, float]
         raise ValueError(f"{psf_path}: voxel size {stated} differs from the scans' {tuple(spacing)}; resample it first")
     from voxelstudio.sim.measured_psf import prepare_psf
 
-    return prepare_psf(psf.data)
+    try:
+        return prepare_psf(psf.data)
+    except ValueError as exc:
+        raise ValueError(f"{psf_path}: {exc}") from exc
 
 
 def calibrate_files(
