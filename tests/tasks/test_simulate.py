@@ -134,3 +134,16 @@ def test_an_output_folder_that_is_a_file_is_refused_up_front(tmp_path: Path) -> 
         simulate_dataset(tmp_path / "file", count=1, shape=SHAPE)
     with pytest.raises(VolumeWriteError, match=r"sub: cannot be a folder \(its parent .*file is a file\)$"):
         simulate_dataset(tmp_path / "file" / "sub", count=1, shape=SHAPE)
+
+
+@pytest.mark.parametrize("blocker", ["raw", "params.json"])
+def test_an_output_that_cannot_be_written_is_refused_before_the_first_pair(tmp_path: Path, blocker: str) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    if blocker == "raw":
+        (out / "raw").write_text("a file where the raw/ folder goes")
+    else:
+        (out / "params.json").mkdir()
+    with pytest.raises(VolumeWriteError, match=blocker):
+        simulate_dataset(out, count=2, seed=0, shape=SHAPE)
+    assert sorted(p.name for p in out.iterdir()) == [blocker]

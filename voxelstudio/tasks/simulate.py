@@ -10,6 +10,7 @@ import numpy as np
 
 from voxelstudio import __version__
 from voxelstudio.core.atomic import check_output_folder, write_atomically
+from voxelstudio.core.errors import VolumeWriteError
 from voxelstudio.core.memory import check_available
 from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
 from voxelstudio.core.volume import Volume
@@ -90,6 +91,10 @@ def simulate_dataset(
         raise ValueError(f"params must be SimParams, got {type(params).__name__}")
     outdir = check_output_folder(outdir)
     raw_dir, target_dir = outdir / "raw", outdir / "target"
+    for folder in (raw_dir, target_dir):  # before the first pair: nothing is written when one cannot be
+        check_output_folder(folder)
+    if (outdir / "params.json").is_dir():
+        raise VolumeWriteError(outdir / "params.json", "is a folder, not a file")
 
     width = max(3, len(str(count)))
     record: dict[str, Any] = {
