@@ -18,8 +18,9 @@ otherwise: TensorFlow enables them by default only on CPUs with neural-network i
 and without them its 3-D convolutions fall back to kernels built for plain AVX. On an AVX2 CPU (most laptops; the
 development machine without AVX-512) one training step of the CPU-sized VRN took 11.8 s instead of 2.1 s, of VoxNet 0.77
 s instead of 0.18 s (benchmarks/README.md, "CPU kernels"). It must happen before TensorFlow is first imported, hence
-here. On a CPU without AVX-512 TensorFlow then logs an "E0000 ... oneDNN supports DT_INT32 only on platforms with
-AVX-512" line during every training, so there its native log is quieted too (``TF_CPP_MIN_LOG_LEVEL=3`` unless set).
+here. TensorFlow then logs "E0000 ... oneDNN supports DT_INT32 only on platforms with AVX-512" during every training
+(on AVX2 CPUs, and on AMD EPYCs with AVX-512 too), besides grappler's harmless "remapper failed" errors, so its
+native log is quieted as well (``TF_CPP_MIN_LOG_LEVEL=3`` unless set; exceptions still say what went wrong).
 """
 
 from __future__ import annotations
@@ -30,22 +31,9 @@ from typing import Any
 
 from voxelstudio.core.backends import ONEDNN_VARIABLE
 
-
-def cpu_lacks_avx512() -> bool:
-    """Whether this CPU lacks AVX-512 (True where the CPU cannot be asked: not Linux). TensorFlow with oneDNN on
-    then logs, once per process and as an error, that its int32 kernels fall back to Eigen."""
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            flags = next((line for line in cpuinfo if line.startswith("flags")), "")
-    except OSError:
-        return True
-    return "avx512f" not in flags.split()
-
-
 if ONEDNN_VARIABLE not in os.environ:
     os.environ[ONEDNN_VARIABLE] = "1"
-    if cpu_lacks_avx512():  # hide that line: errors on such CPUs go quiet, exceptions still say what went wrong
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 _LAZY = {
     "ARCHITECTURES": "config",
