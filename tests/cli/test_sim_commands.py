@@ -88,6 +88,7 @@ def test_unreadable_params_and_a_file_as_outdir_are_one_line_naming_the_file(
         ({"format": "voxelstudio-calibration", "sim_params": [1, 2]}, "sim_params must be a JSON object"),
         ({"format": "voxelstudio-calibration", "sim_params": {}, "measured_psf": 5}, "measured_psf must be the path"),
         ({"optics": [1.2]}, ""),  # a nested field of the wrong JSON type
+        ({"generator": "voxelstudio.sim.simulate_pair", "pairs": []}, "the record of a simulated data set"),
     ],
 )
 def test_a_params_file_of_the_wrong_shape_is_one_line_naming_it(

@@ -125,6 +125,11 @@ def load_params(path: str | Path) -> tuple[SimParams, np.ndarray | None, dict[st
         raise ValueError(f"{path}: not a JSON file ({exc.msg} at line {exc.lineno})") from None
     if not isinstance(record, dict):
         raise ValueError(f"{path}: expected a JSON object of simulator parameters")
+    if isinstance(record.get("pairs"), list) and "generator" in record:
+        raise ValueError(
+            f"{path}: the record of a simulated data set (its pairs' parameters), not simulator parameters; give a "
+            "calibrate output or a SimParams JSON"
+        )
     data = record.get("sim_params", record) if record.get("format") == FORMAT else record
     if not isinstance(data, dict):
         raise ValueError(f"{path}: sim_params must be a JSON object of simulator parameters")
