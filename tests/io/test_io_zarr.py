@@ -115,6 +115,9 @@ def test_time_and_channel_axes_must_be_picked(tmp_path):
     np.testing.assert_array_equal(picked.data, data[2, 0].transpose(1, 2, 0))
     assert picked.spacing == pytest.approx(SPACING)
     assert "time points" in summarize_file(tmp_path / "tc.ome.zarr").choice_problem
+    zarr.create_array(str(tmp_path / "plain.zarr"), shape=(4, 5, 6), dtype="float32", zarr_format=2)[...] = 1
+    with pytest.raises(VolumeReadError, match=r"has no axis c, t to pick from \(axes z,y,x\)"):
+        load_volume(tmp_path / "plain.zarr", "[t=99,c=42]")
 
 
 def test_chunk_of_another_dtype_is_a_clear_error(tmp_path):

@@ -187,6 +187,10 @@ def open_lazy(path: str | Path, variable: str | None = None, *, store: Any = Non
     name, array, names, spacing = _image(path, root, wanted)
     if np.dtype(array.dtype).kind not in "biuf":
         raise VolumeReadError(path, f"array {name!r} has dtype {array.dtype}; only real numbers are volumes")
+    absent = sorted(set(picks) - set(names))
+    if absent:
+        axes = ",".join(names)
+        raise VolumeReadError(path, f"array {name!r} has no axis {', '.join(absent)} to pick from (axes {axes})")
     data = da.from_zarr(array)
     index: list[Any] = []
     kept: list[str] = []
