@@ -82,7 +82,7 @@ def test_interrupted_write_removes_the_temporary_file(tmp_path, asymmetric, monk
 def test_existing_files_are_replaced_only_with_overwrite(tmp_path, asymmetric) -> None:
     path = save_volume(Volume(asymmetric), tmp_path / "v.npy")
 
-    with pytest.raises(VolumeWriteError, match=r"v\.npy: already exists; pass overwrite=True"):
+    with pytest.raises(VolumeWriteError, match=r"v\.npy: already exists; pass --overwrite"):
         save_volume(Volume(asymmetric * 3), path)
     np.testing.assert_array_equal(load_volume(path).data, asymmetric.astype(np.float32))
 

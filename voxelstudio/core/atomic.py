@@ -156,7 +156,7 @@ def _problem(exc: BaseException, folder: Path) -> str:
     return f"could not write the file ({type(exc).__name__}: {exc})"
 
 
-def check_destination(path: str | Path, *, overwrite: bool, hint: str = "pass overwrite=True (--overwrite)") -> Path:
+def check_destination(path: str | Path, *, overwrite: bool, hint: str = "pass --overwrite") -> Path:
     """``path`` as a Path when a file may be written there; a one-line :class:`VolumeWriteError` naming it when it
     is a folder, exists and ``overwrite`` is false (the message says to ``hint`` to replace it), or its folder is
     missing or not writable. Long jobs call it before they start, so a bad output path costs no work."""
@@ -273,7 +273,7 @@ def publish_directory(temporary: Path, path: Path, *, overwrite: bool = False) -
     path = Path(path)
     if path.exists():
         if not overwrite:
-            raise VolumeWriteError(path, "already exists; pass overwrite=True (--overwrite) to replace it")
+            raise VolumeWriteError(path, "already exists; pass --overwrite to replace it")
         aside = temporary_directory_name(path)
         os.rename(path, aside)
         os.rename(temporary, path)
@@ -293,7 +293,7 @@ def write_directory_atomically(path: Path, write: Callable[[Path], None], *, ove
     """
     path = Path(path)
     if path.exists() and not overwrite:
-        raise VolumeWriteError(path, "already exists; pass overwrite=True (--overwrite) to replace it")
+        raise VolumeWriteError(path, "already exists; pass --overwrite to replace it")
     if not path.parent.is_dir():
         raise VolumeWriteError(path, f"folder {path.parent} does not exist")
     temporary = temporary_directory_name(path)

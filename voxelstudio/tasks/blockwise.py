@@ -240,7 +240,7 @@ def denoise_store(
         # replaces: _denoise_store checks that once the job is known
         resumed_spread = resume and target == spread_out and not out.exists()
         if target.exists() and not overwrite and not resumed_spread:
-            raise VolumeWriteError(target, "already exists; pass overwrite=True (--overwrite) to replace it")
+            raise VolumeWriteError(target, "already exists; pass --overwrite to replace it")
     if not out.parent.is_dir():
         raise VolumeWriteError(out, f"folder {out.parent} does not exist")
     lazy = zarr_.open_lazy(source, variable)
@@ -321,7 +321,7 @@ def _denoise_store(
     spread_out = settings.spread_out
     theirs = spread_out is not None and spread_out.exists() and not _published_by(spread_out, job_id)
     if theirs and not settings.overwrite:  # another job's (or the user's) store is never replaced unasked
-        raise VolumeWriteError(spread_out, "already exists; pass overwrite=True (--overwrite) to replace it")
+        raise VolumeWriteError(spread_out, "already exists; pass --overwrite to replace it")
     temporary = temporary_directory_name(out, job_id)
     done_dir, run_file, spread_dir = temporary / DONE, temporary / RUN, temporary / UNCERTAINTY_FOLDER
     run = _resumable_run(run_file) if settings.resume else None
