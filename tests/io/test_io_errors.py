@@ -148,3 +148,17 @@ def test_a_folder_that_is_not_a_store_is_named_as_a_folder(tmp_path) -> None:
     for read in (load_volume, summarize_file):
         with pytest.raises(VolumeReadError, match=r"scans: is a folder, not a volume file \(a Zarr store's name"):
             read(tmp_path / "scans")
+
+
+def test_the_batch_check_refuses_a_file_too_large_for_memory_but_not_a_store(tmp_path, monkeypatch) -> None:
+    """A Zarr store larger than memory is what block-wise denoising is for; a file must fit to be loaded."""
+    from types import SimpleNamespace
+
+    import zarr
+
+    np.save(tmp_path / "v.npy", np.zeros((16, 16, 8), np.float32))
+    zarr.create_array(str(tmp_path / "v.zarr"), shape=(8, 16, 16), dtype="float32", zarr_format=2)[...] = 0
+    monkeypatch.setattr(variables_module.psutil, "virtual_memory", lambda: SimpleNamespace(available=1000))
+    with pytest.raises(VolumeReadError, match="of memory to load but only"):
+        check_volume_file(tmp_path / "v.npy")
+    check_volume_file(tmp_path / "v.zarr")

@@ -255,7 +255,7 @@ def check_volume_file(path: str | Path, variable: str | None = None) -> None:
     if problem is not None:
         raise VolumeReadError(path, problem)
     info = next((v for v in summary.variables if v.name == summary.chosen), None)
-    if info is not None:  # a file's array (a store's level is checked when it is opened)
+    if info is not None and not summary.path.is_dir():  # a store may exceed memory: it is read block by block
         refuse_unusable(summary.path, info)
         ensure_loadable(summary.path, info, np.dtype(info.dtype).itemsize)
 
