@@ -2,8 +2,9 @@
 
 Five 128x128x32 pairs (the original code's crop size: four for training, one for validation) simulated with the
 default SimParams but without out-of-stack beads (the sample predates them; pinned so that it stays reproducible and
-the results recorded on it stay valid), each from its own seed. Raw volumes are rounded to whole camera counts, as a camera delivers
-them (they compress to a quarter of the size); targets are float32 in [0, 1]. Run from the repository root:
+the results recorded on it stay valid), each from its own seed. Raw volumes are rounded to whole camera counts, as a
+camera delivers them (they compress to a quarter of the size); targets are float32 in [0, 1]. Run from the repository
+root:
 
     python scripts/make_sample.py            # or: --out some/folder --seed 7
 """
