@@ -35,6 +35,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -404,6 +405,13 @@ def print_table(results: dict[str, dict], args: argparse.Namespace, n_test: int,
             )
 
 
+def _read_json(path: Path) -> object:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def print_by_setting(results: dict[str, dict]) -> None:
     """Bead F1 and z/xy of every scored method on each test setting (the targets are per setting)."""
     scored = [(method, results[method]["by_setting"]) for method in METHODS if "by_setting" in results.get(method, {})]
@@ -452,9 +460,18 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work or Path(tmp)
-        (work / "pred").mkdir(parents=True, exist_ok=True)
-        if not (work / "test" / "settings.json").exists():
+        manifest = {  # what the data were made with, the simulator's parameters included
+            "shape": list(args.shape),
+            "test_pairs": args.test_pairs,
+            "train": TRAIN_SETTING.to_dict(),
+            "test": {label: params.to_dict() for label, params in TEST_SETTINGS.items()},
+        }
+        if _read_json(work / "manifest.json") != manifest:  # none yet, or another run's data: start afresh
+            for folder in ("train", "test", "matched", "pred", "models"):
+                shutil.rmtree(work / folder, ignore_errors=True)
             write_data(work, args.shape, args.test_pairs)
+            (work / "manifest.json").write_text(json.dumps(manifest))
+        (work / "pred").mkdir(parents=True, exist_ok=True)
         results: dict[str, dict] = {}
         target_ratio = None
         for method in args.only or [*METHODS, "large"]:

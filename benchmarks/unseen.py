@@ -278,7 +278,11 @@ def main() -> None:
         sys.exit("unseen.py: give the model files distinct names (not raw or care)")
     with tempfile.TemporaryDirectory() as tmp:
         work = (args.work or Path(tmp)).resolve()
-        manifest = {"settings": list(args.settings), "shape": list(args.shape), "pairs": args.pairs}
+        manifest = {  # the simulator's parameters too: a default that changed (out-of-stack beads) remakes the data
+            "settings": {label: params.to_dict() for label, params in args.settings.items()},
+            "shape": list(args.shape),
+            "pairs": args.pairs,
+        }
         if _read_json(work / "test" / "manifest.json") != manifest:  # none yet, or another run's data
             shutil.rmtree(work / "test", ignore_errors=True)
             write_data(work, args.settings, args.shape, args.pairs)
