@@ -9,6 +9,7 @@ parameters, the report and the measured bead are stored in the model's metadata 
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -210,8 +211,15 @@ def adapt_volumes(
     report(Progress(0, None, f"simulating {pairs} matched pairs {shape}"))
     train_pairs = simulate_matched_pairs(cal, shape, pairs, jitter=jitter, seed=seed, psf=psf_array)
     val_pair = simulate_matched_pairs(cal, shape, 1, jitter=0.0, seed=seed + 10_000, psf=psf_array)[0]
-    left_s = max(minutes * 60 - (time.monotonic() - started) - FINISH_S, MIN_FINE_TUNE_S)
-    config = replace(config, minutes=left_s / 60)
+    spent_s = time.monotonic() - started
+    left_s = minutes * 60 - spent_s - FINISH_S
+    if left_s < MIN_FINE_TUNE_S:
+        warnings.warn(
+            f"calibrating and simulating took {spent_s:.0f} s of the {minutes * 60:.0f}-s budget; the fine-tuning gets "
+            f"its minimum of {MIN_FINE_TUNE_S:.0f} s, so the run ends late (give more minutes)",
+            stacklevel=2,
+        )
+    config = replace(config, minutes=max(left_s, MIN_FINE_TUNE_S) / 60)
     result = train_denoiser(
         train_pairs, config=config, out=out, val_pair=val_pair, report=report, cancel=cancel, init=init,
         on_preview=on_preview, preview_input=volumes[0] if on_preview is not None else None,
