@@ -140,12 +140,16 @@ def measure_training_stalls(epochs: int) -> dict[str, float]:
     views = measure_view_changes(session)
     session.window.close()
     app.processEvents()
-    stalls = np.asarray(gaps[1:]) - TICK_MS
+    # Each gap between ticks bounds from above how long the loop was blocked (the block lies within gap - TICK_MS
+    # and gap): counted whole, the first one too, which holds switching to the Train tab and starting the job.
+    stalls = np.asarray(gaps)
     return {
         **views,
         "duration_s": duration,
         "previews": float(len(previews)),
         "max_stall_ms": float(stalls.max()),
+        "click_ms": float(stalls[0]),
+        "max_later_ms": float(stalls[1:].max()),
         "p99_stall_ms": float(np.percentile(stalls, 99)),
         "stalls_over_100ms": float((stalls > STALL_TARGET_MS).sum()),
     }
@@ -206,9 +210,11 @@ def main() -> None:
         ("launch -> first frame, worst (s)", f"{max(first):.2f}", f"<= {FIRST_FRAME_TARGET_S:g}"),
         ("training run (s)", f"{training['duration_s']:.1f}", ""),
         ("live previews shown", f"{training['previews']:.0f}", ""),
-        ("longest event-loop stall (ms)", f"{training['max_stall_ms']:.0f}", f"<= {STALL_TARGET_MS:g}"),
-        ("99th percentile stall (ms)", f"{training['p99_stall_ms']:.0f}", ""),
-        ("stalls over 100 ms", f"{training['stalls_over_100ms']:.0f}", "0"),
+        ("longest gap between 10-ms timer ticks (ms)", f"{training['max_stall_ms']:.0f}", f"<= {STALL_TARGET_MS:g}"),
+        ("  the first: showing the Train tab (first time), starting the job (ms)", f"{training['click_ms']:.0f}", ""),
+        ("  longest gap while it trains (ms)", f"{training['max_later_ms']:.0f}", ""),
+        ("99th percentile gap (ms)", f"{training['p99_stall_ms']:.0f}", ""),
+        ("gaps over 100 ms", f"{training['stalls_over_100ms']:.0f}", "0"),
         (
             "render-mode switch, 4 panels, median (s)",
             f"{training['mode_switch_s']:.2f}",
