@@ -89,7 +89,7 @@ def measure_training_stalls(epochs: int) -> dict[str, float]:
     """Train a small model with live previews while a 10 ms timer records event-loop gaps."""
     from PySide6.QtCore import QElapsedTimer, QEventLoop, QSettings, QTimer
 
-    from voxelstudio.app import build_session, create_application
+    from voxelstudio.app import build_session, create_application, prebuild_when_idle
     from voxelstudio.ml.config import DenoiserConfig, TrainConfig
 
     app = create_application()
@@ -97,6 +97,7 @@ def measure_training_stalls(epochs: int) -> dict[str, float]:
     session = build_session(settings=QSettings(str(scratch / "s.ini"), QSettings.Format.IniFormat), runs_dir=scratch)
     session.window.resize(1600, 1000)
     session.window.show()
+    prebuild_when_idle(session)  # as the app does
     controller = session.controller
 
     def run_until_idle(timeout_s: float) -> None:
@@ -112,6 +113,9 @@ def measure_training_stalls(epochs: int) -> dict[str, float]:
     controller.open_sample()
     run_until_idle(60)
     session.window.viewports.render()
+    idle = QEventLoop()  # a user clicks Train a moment after the window shows the sample, not in the same turn
+    QTimer.singleShot(500, idle.quit)
+    idle.exec()
     config = TrainConfig(
         model=DenoiserConfig.for_arch("unet", filters=4), epochs=epochs, batch_size=2, patch_shape=(32, 32, 16),
         steps_per_epoch=4,

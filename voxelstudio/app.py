@@ -30,6 +30,8 @@ DEVICE_PROBE_DELAY_MS = 2000
 TRACE_STARTUP_ENV = "VOXELSTUDIO_TRACE_STARTUP"
 """When set, a line on stderr marks the first frame drawn with data (``benchmarks/gui_latency.py`` times it)."""
 FIRST_FRAME_LINE = "voxelstudio: first frame with data rendered"
+PREBUILD_FALLBACK_MS = 4000
+"""Without data to draw, the plots are built this long after the window is shown."""
 
 
 @dataclass
@@ -92,9 +94,30 @@ def run_app(files: Sequence[str | Path] = (), *, sample: bool = False) -> int:
     open_initial(session, files, sample=sample)  # reads in a worker thread while the window is shown
     session.window.show()
     QTimer.singleShot(DEVICE_PROBE_DELAY_MS, session.controller.detect_device)
+    prebuild_when_idle(session)
     if os.environ.get(TRACE_STARTUP_ENV):
         trace_first_frame(session)
     return int(app.exec())
+
+
+def prebuild_when_idle(session: Session) -> None:
+    """Build the hidden tabs' plots (``MainWindow.prebuild_plots``) in the event-loop turn after the first frame
+    with data, or :data:`PREBUILD_FALLBACK_MS` after start without data: not before the first frame, which they
+    would delay, and not on the first click on a tab, which they would stall."""
+    built: list[bool] = []
+
+    def build() -> None:
+        if not built:
+            built.append(True)
+            session.window.prebuild_plots()
+
+    def rendered(panel_role: str) -> None:
+        if panel_role == "raw":
+            session.window.viewports.frame_rendered.disconnect(rendered)
+            QTimer.singleShot(0, build)
+
+    session.window.viewports.frame_rendered.connect(rendered)
+    QTimer.singleShot(PREBUILD_FALLBACK_MS, build)
 
 
 def trace_first_frame(session: Session) -> None:

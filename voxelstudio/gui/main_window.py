@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 from voxelstudio.gui import dialogs
 from voxelstudio.gui.actions import build_actions, populate_menus, populate_toolbar
 from voxelstudio.gui.backend_choice import BackendBox
+from voxelstudio.gui.canvas import QuietCanvas
 from voxelstudio.gui.controller import Controller
 from voxelstudio.gui.document import Document
 from voxelstudio.gui.panels.classify import ClassifyPanel
@@ -164,6 +165,12 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.device_label)
         self.restore_layout()
         document.volume_changed.connect(lambda role: self.update_title() if role == "raw" else None)
+
+    def prebuild_plots(self) -> None:
+        """Build every plot's axes now (they are otherwise built when first shown): called once the window is idle
+        after its first frame, so that first showing a tab (Train: about 45 ms of axes) does not stall the click."""
+        for canvas in self.findChildren(QuietCanvas):
+            canvas.ensure_built()
 
     def update_title(self) -> None:
         """The window title names the raw volume's file (or its name), as editors name their document."""
