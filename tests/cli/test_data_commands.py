@@ -161,7 +161,7 @@ def test_corrupt_file_in_a_real_process_gives_one_stderr_line_and_exit_2(tmp_pat
 def test_info_and_convert_say_when_the_voxel_size_is_unknown_or_lost(tmp_path, scan, capsys) -> None:
     np.save(tmp_path / "plain.npy", scan)
     assert cli.main(["info", str(tmp_path / "plain.npy")]) == 0
-    assert "spacing: unknown (not in the file; 1 x 1 x 1 assumed)" in capsys.readouterr().out
+    assert "spacing: unknown (none in the file, or 1 x 1 x 1, which is read as none)" in capsys.readouterr().out
     source = save_volume(Volume(scan, spacing=(0.2, 0.1, 0.5)), tmp_path / "scan.mat")
     assert cli.main(["convert", str(source), str(tmp_path / "scan.npy")]) == 0
     captured = capsys.readouterr()

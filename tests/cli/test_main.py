@@ -46,6 +46,7 @@ def test_user_errors_become_one_line_and_exit_code_2(
         (["denoise", "x.mat", "--voxel-size", "abc"], "voxelstudio denoise: error: argument --voxel-size"),
         (["evaluate", "--pred", "p.mat"], "voxelstudio evaluate: error: the following arguments are required"),
         (["no-such-command"], "voxelstudio: error: argument COMMAND: invalid choice"),
+        (["denoise", "x.mat", "--tiles", "64"], "voxelstudio denoise: error: unrecognized arguments: --tiles 64"),
     ],
 )
 def test_usage_errors_are_one_line_with_where_to_look(argv, message, capsys: pytest.CaptureFixture[str]) -> None:

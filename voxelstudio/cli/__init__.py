@@ -61,7 +61,18 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue  # a command group not built yet
         module.register(subparsers)
+    parser.set_defaults(commands=subparsers.choices)  # which parser to blame for a stray argument (main)
     return parser
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """Parse ``argv``; an argument no parser takes is reported by its command's parser, whose --help lists the
+    command's options (argparse would report it from the top level)."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        commands = getattr(args, "commands", None) or {}
+        commands.get(args.command, parser).error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
 
 
 def _one_line_warning(message: Warning | str, category: type[Warning], *args: object, **kwargs: object) -> str:
@@ -90,9 +101,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:  # importing the command modules takes a moment: Ctrl-C there is an interruption too
         parser = build_parser()
-        args = parser.parse_args(argv)
+        args = _parse(parser, argv)
         if args.command is None:  # plain ``voxelstudio`` opens the window
-            args = parser.parse_args([*argv, "gui"])
+            args = _parse(parser, [*argv, "gui"])
     except KeyboardInterrupt:
         print("voxelstudio: interrupted", file=sys.stderr)
         return 130

@@ -63,8 +63,8 @@ def _quiet(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.N
 
 
 def _spacing_text(volume: Volume) -> str:
-    if volume.known_spacing is None:
-        return "unknown (not in the file; 1 x 1 x 1 assumed)"
+    if volume.known_spacing is None:  # VoxelStudio reads 1, 1, 1 as "not given", stored or not
+        return "unknown (none in the file, or 1 x 1 x 1, which is read as none)"
     y, x, z = volume.spacing
     return f"y={y:g} x={x:g} z={z:g} um"
 

@@ -28,10 +28,8 @@ def clip_patch_shape(
     for axis, (p, m) in enumerate(zip(patch_shape, multiple, strict=True)):
         smallest = min(int(p), *(int(s[axis]) for s in volume_shapes))
         if smallest < m:
-            axis_name = "yxz"[axis]
-            raise ValueError(
-                f"the smallest training volume is {smallest} voxel(s) along {axis_name}; the network needs at least {m}"
-            )
+            what = "the patch" if smallest == int(p) else "the smallest training volume"
+            raise ValueError(f"{what} is {smallest} voxel(s) along {'yxz'[axis]}; the network needs at least {m}")
         clipped.append(smallest // m * m)
     return tuple(clipped)  # type: ignore[return-value]
 

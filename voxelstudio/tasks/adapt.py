@@ -215,8 +215,9 @@ def adapt_volumes(
     left_s = minutes * 60 - spent_s - FINISH_S
     if left_s < MIN_FINE_TUNE_S:
         warnings.warn(
-            f"calibrating and simulating took {spent_s:.0f} s of the {minutes * 60:.0f}-s budget; the fine-tuning gets "
-            f"its minimum of {MIN_FINE_TUNE_S:.0f} s, so the run ends late (give more minutes)",
+            f"the {minutes * 60:.0f}-s budget, less {spent_s:.0f} s of calibrating and simulating and {FINISH_S:.0f} s "
+            f"kept for saving, leaves the fine-tuning under its minimum of {MIN_FINE_TUNE_S:.0f} s, so the run ends "
+            "late (give more minutes)",
             stacklevel=2,
         )
     config = replace(config, minutes=max(left_s, MIN_FINE_TUNE_S) / 60)

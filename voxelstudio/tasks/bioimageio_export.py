@@ -197,7 +197,7 @@ def export_bioimageio(
         weights, notes, attached = _write_weights(loaded.model, model_path, stage, check_input)
         report(Progress(3, 5, "writing the package"))
         files = _write_files(stage, facts, provenance, test_input, test_output, list(weights), notes, attached)
-        magnitude = max(float(np.max(test_output)), 0.0)  # the spec bounds the tolerance by 1 % of the largest value
+        magnitude = max(float(np.nanmax(test_output)), 0.0)  # the spec bounds the tolerance by 1 % of the largest value
         rdf_dict = rdf.build_rdf(facts, files, weights, timestamp=_now(), output_magnitude=magnitude)
         (stage / "rdf.yaml").write_text(_yaml(rdf_dict), encoding="utf-8")
         validated_with = None
