@@ -39,7 +39,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
-from denoise import DEFAULT_CARE_PYTHON, _care_command, _run, _write_pair  # beside this script (on sys.path)
+from denoise import DEFAULT_CARE_PYTHON, _care_command, _read_json, _run, _write_pair  # beside this script
 from run_all import machine_summary
 
 from voxelstudio.io import load_volume
@@ -237,13 +237,6 @@ def print_report(work: Path, methods: list[str], labels: dict[str, str], args: a
     for method in methods:
         if method not in ("raw", "care"):
             print(f"\n{labels[method]}: " + "; ".join(verdict(table[method], care)) + ".")
-
-
-def _read_json(path: Path) -> object:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def parse_args() -> argparse.Namespace:

@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue  # a command group not built yet
         module.register(subparsers)
-    parser.set_defaults(commands=subparsers.choices)  # which parser to blame for a stray argument (main)
+    parser.commands = subparsers.choices  # type: ignore[attr-defined]  # which parser _parse blames for a stray argument
     return parser
 
 
@@ -70,7 +70,7 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespa
     command's options (argparse would report it from the top level)."""
     args, extra = parser.parse_known_args(argv)
     if extra:
-        commands = getattr(args, "commands", None) or {}
+        commands = getattr(parser, "commands", {})
         commands.get(args.command, parser).error(f"unrecognized arguments: {' '.join(extra)}")
     return args
 

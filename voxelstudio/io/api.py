@@ -156,10 +156,15 @@ def _load_store(path: Path, module: ModuleType, variable: str | None) -> Volume:
     return Volume(data, spacing=lazy.spacing, name=volume_name(path), source=path, metadata=metadata)
 
 
-def _read(path: Path, module: ModuleType, info: VariableInfo) -> np.ndarray:
-    """The raw array of ``info`` after the checks that need no data (type, rank, memory)."""
+def _refuse_unloadable(path: Path, info: VariableInfo) -> None:
+    """The checks of ``info`` that need no data: type, rank, memory."""
     refuse_unusable(path, info)
     ensure_loadable(path, info, np.dtype(info.dtype).itemsize)
+
+
+def _read(path: Path, module: ModuleType, info: VariableInfo) -> np.ndarray:
+    """The raw array of ``info`` after :func:`_refuse_unloadable`."""
+    _refuse_unloadable(path, info)
     return module.read_array(path, info.name)
 
 
@@ -256,8 +261,7 @@ def check_volume_file(path: str | Path, variable: str | None = None) -> None:
         raise VolumeReadError(path, problem)
     info = next((v for v in summary.variables if v.name == summary.chosen), None)
     if info is not None and not summary.path.is_dir():  # a store may exceed memory: it is read block by block
-        refuse_unusable(summary.path, info)
-        ensure_loadable(summary.path, info, np.dtype(info.dtype).itemsize)
+        _refuse_unloadable(summary.path, info)
 
 
 def save_volume(
