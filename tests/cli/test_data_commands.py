@@ -167,3 +167,20 @@ def test_info_and_convert_say_when_the_voxel_size_is_unknown_or_lost(tmp_path, s
     captured = capsys.readouterr()
     assert "(5x7x3 float32, voxel size not stored)" in captured.out
     assert "scan.npy: .npy cannot store the voxel size" in captured.err
+
+
+def test_a_warning_about_a_file_is_printed_once_though_the_file_is_read_twice(tmp_path, scan) -> None:
+    path = tmp_path / "furlongs.tif"
+    stack = np.moveaxis(scan, 2, 0).astype(np.float32)
+    tifffile.imwrite(path, stack, imagej=True, metadata={"unit": "furlong", "axes": "ZYX"})
+
+    # info lists the file, then loads it: two reads of its voxel size
+    result = subprocess.run(
+        [sys.executable, "-m", "voxelstudio", "info", str(path)], capture_output=True, text=True, timeout=120
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert (
+        result.stderr
+        == f"voxelstudio: warning: {path}: unknown ImageJ length unit 'furlong'; the voxel size is unknown\n"
+    )

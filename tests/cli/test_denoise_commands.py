@@ -179,6 +179,22 @@ def test_denoise_voxel_size_option_is_parsed_or_refused(capsys):
     assert exit_info.value.code == 2 and "three positive numbers" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", ["denoise", "deconvolve"])
+def test_an_out_dir_named_like_a_file_is_refused_unless_it_is_a_folder(command, tmp_path, capsys):
+    from voxelstudio.cli import build_parser
+
+    parser = build_parser()
+    for name in ("clean.tif", "clean.MAT", "clean.ome.zarr"):
+        with pytest.raises(SystemExit) as exit_info:
+            parser.parse_args([command, "in.mat", "--out", str(tmp_path / name)])  # --out: argparse's abbreviation
+        assert exit_info.value.code == 2
+        assert f"'{tmp_path / name}' looks like a file name, but this is the folder" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+    (tmp_path / "results.tif").mkdir()  # a folder that happens to have such a name is taken
+    assert parser.parse_args([command, "in.mat", "--out-dir", str(tmp_path / "results.tif")]).out_dir.is_dir()
+    assert parser.parse_args([command, "in.mat", "--out-dir", str(tmp_path / "v1.5")]).out_dir == tmp_path / "v1.5"
+
+
 def test_init_brings_its_architecture_into_the_preset_recipe(trained, tmp_path):
     from voxelstudio.ml.bundled import read_train_config
 

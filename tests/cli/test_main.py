@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import warnings
 
 import pytest
 
@@ -92,3 +93,21 @@ def test_every_command_module_registers_without_importing_tensorflow() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_each_warning_is_shown_once_and_the_callers_filters_come_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    def warn_from_two_places(args: argparse.Namespace) -> int:
+        warnings.warn("scan.tif: unknown unit", stacklevel=1)
+        warnings.warn("scan.tif: unknown unit", stacklevel=1)  # another line: Python alone would show it again
+        warnings.warn("other.tif: unknown unit", stacklevel=1)
+        return 0
+
+    shown: list[str] = []
+    monkeypatch.setattr(warnings, "showwarning", lambda message, *args, **kwargs: shown.append(str(message)))
+    monkeypatch.setattr(cli, "build_parser", lambda: _parser_with(warn_from_two_places))
+    filters, show, format_warning = list(warnings.filters), warnings.showwarning, warnings.formatwarning
+
+    assert cli.main(["boom"]) == 0
+
+    assert shown == ["scan.tif: unknown unit", "other.tif: unknown unit"]
+    assert (warnings.filters, warnings.showwarning, warnings.formatwarning) == (filters, show, format_warning)

@@ -9,7 +9,7 @@ import pytest
 from PySide6.QtGui import QGuiApplication
 
 from tests.gui.conftest import wait_idle
-from voxelstudio.gui.panels.metrics import WORSE_COLOR, worse_than_input
+from voxelstudio.gui.panels.metrics import WORSE_COLOR, metric_table, worse_than_input
 from voxelstudio.gui.settings import last_folder, recent_files
 
 pytestmark = pytest.mark.gui
@@ -23,6 +23,18 @@ def test_worse_than_input_rules():
     assert worse_than_input({"pred": bad, "raw": raw}) == ["psnr", "f1", "fwhm_ratio"]  # 0.5 is farther from 2.9
     assert worse_than_input({"pred": {"psnr": float("nan")}, "raw": raw}) == []
     assert worse_than_input({"pred": bad}) == []  # no raw baseline, nothing to compare with
+
+
+def test_undefined_scores_and_unmeasured_widths_show_a_dash():
+    prediction = {"f1": None, "n_pred": 0, "fwhm_lateral": None, "target_fwhm_lateral": None, "psnr": 31.25}
+    headers, rows = metric_table({"pred": prediction, "units": "um"})
+    assert headers == ["Metric", "Predicted", "Target"]
+    assert rows == [
+        ["Bead F1", "–", ""],
+        ["Beads found", "0", ""],
+        ["FWHM lateral (µm)", "–", "–"],
+        ["PSNR (dB)", "31.25", ""],
+    ]
 
 
 def test_a_deliberately_bad_prediction_is_flagged_and_the_table_exports(qtbot, sample_session, tmp_path, monkeypatch):

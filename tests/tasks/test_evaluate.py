@@ -46,6 +46,23 @@ def test_prediction_and_raw_rows(volumes: tuple[Volume, Volume, Volume]) -> None
     assert "raw" not in evaluate_volumes(pred, target)
 
 
+def test_scores_that_zero_beads_leave_undefined_are_none_not_perfect(volumes: tuple[Volume, Volume, Volume]) -> None:
+    pred, target, _ = volumes
+    rng = np.random.default_rng(1)
+    no_beads = target.replace(data=rng.random(SHAPE, dtype=np.float32) * 0.01)  # texture, nothing bead-like
+
+    nothing = evaluate_volumes(no_beads, no_beads)["pred"]  # nothing to find, nothing found
+    false_beads = evaluate_volumes(pred, no_beads)["pred"]  # nothing to find, 6 found
+    missed = evaluate_volumes(no_beads, target)["pred"]  # 6 to find, none found
+
+    assert (nothing["n_target"], nothing["n_pred"]) == (0, 0)
+    assert (nothing["precision"], nothing["recall"], nothing["f1"]) == (None, None, None)
+    assert (false_beads["n_target"], false_beads["n_pred"]) == (0, len(BEADS))
+    assert (false_beads["precision"], false_beads["recall"], false_beads["f1"]) == (0.0, None, None)
+    assert (missed["n_target"], missed["n_pred"]) == (len(BEADS), 0)
+    assert (missed["precision"], missed["recall"], missed["f1"]) == (None, 0.0, 0.0)
+
+
 def test_unknown_spacing_gives_voxels(volumes: tuple[Volume, Volume, Volume]) -> None:
     pred, target, _ = (v.replace(spacing=(1.0, 1.0, 1.0)) for v in volumes)
     assert target.known_spacing is None and volumes[1].known_spacing == (0.1, 0.1, 0.2)

@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from voxelstudio import __version__
@@ -108,9 +108,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("voxelstudio: interrupted", file=sys.stderr)
         return 130
     format_warning = warnings.formatwarning
-    if not args.debug:  # reader libraries warn about damaged files; the one-line error already says it
-        warnings.filterwarnings("ignore", module=r"(scipy|h5py|tifffile|numpy)(\.|$)")
-        warnings.formatwarning = _one_line_warning
+    with warnings.catch_warnings():  # main() may run inside another program (tests, notebooks): filters restored
+        try:
+            if not args.debug:
+                _one_line_warnings()
+            return _run(args)
+        finally:
+            warnings.formatwarning = format_warning
+
+
+def _one_line_warnings() -> None:
+    """Our warnings once each, on one line; the reader libraries' silenced (the one-line error says it already)."""
+    warnings.filterwarnings("ignore", module=r"(scipy|h5py|tifffile|numpy)(\.|$)")
+    warnings.formatwarning = _one_line_warning
+    warnings.showwarning = _once_per_message(warnings.showwarning)
+
+
+def _once_per_message(show: Callable[..., None]) -> Callable[..., None]:
+    """``show`` for each message's first time only: Python dedupes by line of code, so a file read twice (listed,
+    then loaded) would warn twice. Not ``"once"`` filters, whose registry outlives this command."""
+    seen: set[tuple[str, type[Warning]]] = set()
+
+    def show_once(message: Warning | str, category: type[Warning], *args: object, **kwargs: object) -> None:
+        key = (str(message), category)
+        if key not in seen:
+            seen.add(key)
+            show(message, category, *args, **kwargs)
+
+    return show_once
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         if args.command in ML_COMMANDS:
             _start_backend(debug=args.debug)
@@ -126,5 +154,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         return _fail("out of memory; try a smaller volume or more tiles")
-    finally:
-        warnings.formatwarning = format_warning  # main() may run inside another program (tests, notebooks)

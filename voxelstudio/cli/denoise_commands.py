@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from voxelstudio.cli.eval_commands import voxel_size_arg
+from voxelstudio.cli.eval_commands import folder_arg, voxel_size_arg
 from voxelstudio.cli.progress import EXIT_INTERRUPTED, cancel_on_interrupt, tqdm_report
 from voxelstudio.core.errors import Cancelled
 
@@ -79,7 +79,9 @@ def register(subparsers: Any) -> None:
         metavar="M",
         help="model file (.keras, or a .zip from export-model --bioimageio) [default: the bundled model]",
     )
-    denoise.add_argument("--out-dir", default="denoised", metavar="D", help="output folder [default ./denoised]")
+    denoise.add_argument(
+        "--out-dir", type=folder_arg, default="denoised", metavar="D", help="output folder [default ./denoised]"
+    )
     denoise.add_argument(
         "--format",
         default="mat",

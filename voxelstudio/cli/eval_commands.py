@@ -42,6 +42,20 @@ def voxel_size_arg(text: str) -> tuple[float, float, float]:
     return values  # type: ignore[return-value]
 
 
+def folder_arg(text: str) -> Path:
+    """argparse type of an ``--out-dir`` option: a folder. A new name like ``out.tif`` is refused, since the outputs
+    would go *into* a new folder of that name (an existing file is left to the command: "is a file, not a folder")."""
+    from voxelstudio.io.api import SUPPORTED_SUFFIXES
+
+    path = Path(text)
+    if path.suffix.lower() in SUPPORTED_SUFFIXES and not path.exists():
+        raise argparse.ArgumentTypeError(
+            f"{text!r} looks like a file name, but this is the folder the outputs go into as <input name>.<format> "
+            "(choose the format with --format)"
+        )
+    return path
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate = subparsers.add_parser(
         "evaluate",
@@ -78,7 +92,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--voxel-size", type=voxel_size_arg, metavar="Y,X,Z", help="voxel size in µm (overrides the file's)"
     )
     deconvolve.add_argument("--iterations", type=int, default=20, help="Richardson-Lucy iterations (default 20)")
-    deconvolve.add_argument("--out-dir", type=Path, help="output folder (default: 'deconvolved' beside the input)")
+    deconvolve.add_argument(
+        "--out-dir", type=folder_arg, help="output folder (default: 'deconvolved' beside the input)"
+    )
     deconvolve.add_argument(
         "--format", choices=FORMATS, help="output format (default: the input's; .mat for a .zarr input)"
     )

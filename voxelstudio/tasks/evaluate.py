@@ -22,12 +22,25 @@ def _check_same_shape(volume: Volume, role: str, target: Volume) -> None:
         )
 
 
+def _scored(pred: Volume, target: Volume, spacing: tuple[float, float, float] | None) -> dict[str, Any]:
+    """:func:`evaluate_pair`, with the detection scores a zero count leaves undefined as None (shown as n/a): no
+    bead in the target, no recall or F1; none found, no precision. The metrics' convention (1.0 for nothing to find
+    and nothing found, which suits averages) would read here as a perfect score on a volume without beads."""
+    row = evaluate_pair(pred.data, target.data, spacing)
+    if row["n_target"] == 0:
+        row["recall"] = row["f1"] = None
+    if row["n_pred"] == 0:
+        row["precision"] = None
+    return row
+
+
 def evaluate_volumes(pred: Volume, target: Volume, raw: Volume | None = None) -> dict[str, Any]:
     """Metrics of ``pred`` (and of ``raw``, when given, as the baseline) against ``target``.
 
     Returns ``{"pred": {...}, "raw": {...} (only with raw), "names": {...}, "spacing": [y, x, z] | None,
-    "units": "um" | "voxels"}``; each row is :func:`voxelstudio.metrics.evaluate_pair`'s dictionary. FWHM values
-    are in µm when the target's voxel size is known, else in voxels.
+    "units": "um" | "voxels"}``; each row is :func:`voxelstudio.metrics.evaluate_pair`'s dictionary, undefined
+    detection scores None (:func:`_scored`). FWHM values are in µm when the target's voxel size is known, else in
+    voxels.
     """
     _check_same_shape(pred, "prediction", target)
     if raw is not None:
@@ -47,11 +60,11 @@ def evaluate_volumes(pred: Volume, target: Volume, raw: Volume | None = None) ->
         "names": {"pred": pred.name, "target": target.name},
         "spacing": None if spacing is None else list(spacing),
         "units": "voxels" if spacing is None else "um",
-        "pred": evaluate_pair(pred.data, target.data, spacing),
+        "pred": _scored(pred, target, spacing),
     }
     if raw is not None:
         result["names"]["raw"] = raw.name
-        result["raw"] = evaluate_pair(raw.data, target.data, spacing)
+        result["raw"] = _scored(raw, target, spacing)
     return result
 
 

@@ -68,7 +68,9 @@ def describe_progress(progress: ProgressEvent) -> str:
 
 
 def format_number(value: object) -> str:
-    """Floats with 4 significant digits, everything else as text."""
+    """Floats with 4 significant digits, None (not defined, not measured) as a dash, everything else as text."""
+    if value is None:
+        return "–"
     if isinstance(value, float):
         return "–" if math.isnan(value) else f"{value:.4g}"
     return str(value)

@@ -103,8 +103,8 @@ def metric_table(metrics: Mapping[str, Any]) -> tuple[list[str], list[list[str]]
             continue
         label = LABELS.get(key, key).format(unit=unit)
         cells = [label, *([format_number(raw.get(key, ""))] if raw is not None else []), format_number(value)]
-        target = prediction.get(_TARGET_PREFIX + key)
-        cells.append("" if target is None else format_number(target))
+        target_key = _TARGET_PREFIX + key  # only the bead widths have a target value ("–" when none was measured)
+        cells.append(format_number(prediction[target_key]) if target_key in prediction else "")
         rows.append(cells)
     return headers, rows
 
