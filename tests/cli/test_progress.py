@@ -109,4 +109,6 @@ def test_the_progress_bar_appears_with_the_first_report_only(capsys):
     assert capsys.readouterr().err == ""
     with tqdm_report("evaluate") as report:
         report(Progress(1, 2, "grids"))
-    assert "evaluate: grids" in capsys.readouterr().err
+    drawn = [line for line in capsys.readouterr().err.replace("\r", "\n").split("\n") if line.strip()]
+    assert drawn[0].startswith("evaluate: grids:  50%|") and "1/2" in drawn[0]  # first drawn with its numbers
+    assert not any("0it" in line or (line.startswith("evaluate: ") and "grids" not in line) for line in drawn)

@@ -27,8 +27,10 @@ def tqdm_report(description: str, *, quiet: bool = False) -> Iterator[ReportFn]:
     bars: list[Any] = []
 
     def report(progress: Progress) -> None:
-        if not bars:
-            bars.append(tqdm(desc=description, total=None, file=sys.stderr, leave=True, dynamic_ncols=True))
+        if not bars:  # made with the first report's numbers: tqdm draws at once, and "0it" would stand above
+            label = f"{description}: {progress.message}" if progress.message else description
+            bar = tqdm(desc=label, total=progress.total, initial=progress.done, file=sys.stderr, dynamic_ncols=True)
+            bars.append(bar)
         bar = bars[0]
         if progress.total is not None and bar.total != progress.total:
             bar.total = progress.total
