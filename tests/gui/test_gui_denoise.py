@@ -36,7 +36,9 @@ def test_load_model_then_denoise_with_uncertainty(qtbot, sample_session, tiny_mo
     wait_for_pixels(qtbot, sample_session, "prediction", more_than=empty + 1000)  # drawn in its own contrast
     title = window.viewports.panels["prediction"].title.text()
     assert "Predicted" in title and "128×128×32" in title
-    assert sample_session.document.made_by("prediction")["model"]["sha256"]  # what the denoiser recorded, for export
+    made_by = sample_session.document.made_by("prediction")
+    assert made_by["model"]["sha256"]  # what the denoiser recorded, for export
+    assert sample_session.document.made_by("uncertainty")["model"] == made_by["model"]  # exported with its record
     assert "PSNR (dB)" in window.metrics_panel.values()
 
     qtbot.waitUntil(lambda: not window.device_label.text().endswith("checking…"), timeout=120_000)

@@ -30,6 +30,36 @@ def test_provenance_is_set_with_its_volume_and_goes_with_it(qapp):
     assert document.made_by("gradcam") is None
 
 
+def test_a_new_prediction_drops_the_uncertainty_of_the_old_one(qapp):
+    document = Document()
+    document.set_volume("raw", _volume("raw"))
+    document.set_volume("prediction", _volume("tta"), {"method": "denoise", "tta": True})
+    document.set_volume("uncertainty", _volume("spread"), {"method": "denoise", "output": "spread"})
+    document.set_volume("gradcam", _volume("cam"))
+    changed = []
+    document.volume_changed.connect(changed.append)
+
+    document.set_volume("prediction", _volume("rl"), {"method": "richardson-lucy"})
+
+    assert document.volume("uncertainty") is None and document.made_by("uncertainty") is None
+    assert changed == ["prediction", "uncertainty"]
+    assert document.volume("gradcam") is not None  # made from the raw volume, which did not change
+
+
+def test_a_new_voxel_size_drops_the_metrics_measured_in_the_old_one(qapp):
+    document = Document()
+    document.set_volume("raw", _volume("raw"))
+    document.set_metrics({"pred": {"fwhm_axial": 1.5}})
+    document.set_spacing((1.0, 1.0, 1.0))  # what the volume has already: nothing changes
+    assert document.metrics
+    emitted = []
+    document.metrics_changed.connect(emitted.append)
+
+    document.set_spacing((0.2, 0.2, 0.5))
+
+    assert document.metrics == {} and emitted == [{}]
+
+
 def test_the_classifier_in_use_lives_in_the_document(qapp, tmp_path):
     document = Document()
     seen = []

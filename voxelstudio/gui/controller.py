@@ -264,8 +264,10 @@ class Controller(QObject):
         model_path = self.document.model_path
 
         def denoised(result: Any) -> None:
-            self.document.set_volume("prediction", result.prediction, result.provenance)
-            self.document.set_volume("uncertainty", result.uncertainty)
+            self.document.set_volume("prediction", result.prediction, result.provenance)  # drops the old uncertainty
+            if result.uncertainty is not None:
+                spread = {**result.provenance, "output": "standard deviation over the test-time augmentations"}
+                self.document.set_volume("uncertainty", result.uncertainty, spread)
             self.status.emit("Denoised.")
 
         handler = lambda: self.denoising.arm(denoised, "Denoising…")  # noqa: E731

@@ -25,6 +25,7 @@ ROLE_LABELS = {
     "residual": "Residual (predicted − target)",
 }
 _DERIVED_FROM_RAW = ("prediction", "uncertainty", "gradcam")
+_DERIVED_FROM_PREDICTION = ("uncertainty",)  # the spread of the test-time augmentations that made that prediction
 _NOT_MEASURED = ("uncertainty", "gradcam")  # the metrics do not depend on these
 
 
@@ -32,8 +33,9 @@ class Document(QObject):
     """Raw, target, prediction, uncertainty and Grad-CAM volumes with their provenance (what made each one), the
     current denoiser and classifier, the metrics, and the running job.
 
-    Loading a new raw volume drops the prediction, uncertainty and Grad-CAM made from the old one; a volume change drops
-    the metrics, which described the old volumes. A volume's provenance is set with it and goes with it.
+    Loading a new raw volume drops the prediction, uncertainty and Grad-CAM made from the old one, and a new prediction
+    the uncertainty of the old one; a volume or voxel-size change drops the metrics, which described the old volumes.
+    A volume's provenance is set with it and goes with it.
     """
 
     volume_changed = Signal(str)
@@ -66,12 +68,12 @@ class Document(QObject):
         self._set_made_by(role, None if volume is None else made_by)
         self._residual = None
         self.volume_changed.emit(role)
-        if role == "raw":
-            for derived in _DERIVED_FROM_RAW:
-                if self._volumes[derived] is not None:
-                    self._volumes[derived] = None
-                    self._made_by.pop(derived, None)
-                    self.volume_changed.emit(derived)
+        derived_roles = {"raw": _DERIVED_FROM_RAW, "prediction": _DERIVED_FROM_PREDICTION}.get(role, ())
+        for derived in derived_roles:
+            if self._volumes[derived] is not None:
+                self._volumes[derived] = None
+                self._made_by.pop(derived, None)
+                self.volume_changed.emit(derived)
         if role not in _NOT_MEASURED:
             self.set_metrics({})
 
@@ -92,12 +94,17 @@ class Document(QObject):
         return next((v.spacing for v in self._volumes.values() if v is not None), None)
 
     def set_spacing(self, spacing: Spacing) -> None:
-        """Give every loaded volume the voxel spacing ``(y, x, z)`` in micrometres."""
+        """Give every loaded volume the voxel spacing ``(y, x, z)`` in micrometres; the metrics, whose bead widths
+        were measured in the old one, are dropped."""
+        changed = False
         for role, volume in self._volumes.items():
             if volume is not None and tuple(volume.spacing) != tuple(spacing):
                 self._volumes[role] = volume.replace(spacing=spacing)
                 self._residual = None
+                changed = True
                 self.volume_changed.emit(role)
+        if changed:
+            self.set_metrics({})
 
     def made_by(self, role: str) -> Mapping[str, Any] | None:
         """The provenance recorded with the ``role`` volume: what made it (None when loaded from a file)."""
