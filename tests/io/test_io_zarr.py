@@ -12,6 +12,7 @@ from voxelstudio.core.errors import VolumeReadError, VolumeWriteError
 from voxelstudio.core.volume import Volume
 from voxelstudio.io import load_volume, save_volume, summarize_file
 from voxelstudio.io.zarr_ import compute, multiscales_attrs, open_lazy
+from voxelstudio.io.zarr_ import levels as zarr_levels
 
 SPACING = (0.1, 0.2, 0.5)
 
@@ -213,3 +214,55 @@ def test_an_unknown_unit_leaves_the_voxel_size_unknown_with_a_warning(tmp_path):
     with pytest.warns(UserWarning, match=r"f\.ome\.zarr: unknown length unit 'furlong' for axis z; the voxel size"):
         loaded = load_volume(store)
     assert loaded.known_spacing is None
+
+
+def _bioformats2raw_store(path, series=1):
+    """What bioformats2raw (NGFF-Converter) writes: a root group holding an OME group and one image group per
+    series, each with a two-level t,c,z,y,x pyramid."""
+    root = zarr.open_group(str(path), mode="w", zarr_format=2)
+    root.attrs["bioformats2raw.layout"] = 3
+    root.create_group("OME").attrs["series"] = [str(s) for s in range(series)]
+    axes = [{"name": "t", "type": "time"}, {"name": "c", "type": "channel"}]
+    axes += [{"name": a, "type": "space", "unit": "micrometer"} for a in "zyx"]
+    stacks = []
+    for s in range(series):
+        image = root.create_group(str(s))
+        datasets = [
+            {"path": str(level), "coordinateTransformations": [{"type": "scale", "scale": [1, 1, 0.5, f, f]}]}
+            for level, f in enumerate((0.1, 0.2))
+        ]
+        image.attrs["multiscales"] = [{"version": "0.4", "axes": axes, "datasets": datasets}]
+        stack = np.random.default_rng(s).random((1, 1, 6, 16, 12)).astype(np.float32)
+        image.create_array("0", shape=stack.shape, dtype="float32")[...] = stack
+        image.create_array("1", shape=(1, 1, 6, 8, 6), dtype="float32")[...] = stack[..., ::2, ::2]
+        stacks.append(stack[0, 0].transpose(1, 2, 0))
+    return stacks
+
+
+def test_the_bioformats2raw_layout_reads_its_image_and_names_its_levels(tmp_path):
+    path = tmp_path / "converted.ome.zarr"
+    (stack,) = _bioformats2raw_store(path)
+
+    volume = load_volume(path)
+
+    np.testing.assert_array_equal(volume.data, stack)
+    assert volume.spacing == pytest.approx((0.1, 0.1, 0.5))
+    summary = summarize_file(path)
+    assert summary.format == "ome-zarr" and summary.chosen == "0/0"
+    assert [v.name for v in summary.variables] == ["0/0", "0/1"]
+    assert load_volume(path, "0/1").spacing == pytest.approx((0.2, 0.2, 0.5))
+    np.testing.assert_array_equal(load_volume(path, "0").data, stack)  # the image group: its finest level
+    assert [level.path for level in zarr_levels(path)] == ["0/0", "0/1"]  # what the window opens a level by
+    with pytest.raises(VolumeReadError, match=r"no multiscale level named '0/7'; available: 0/0, 0/1"):
+        load_volume(path, "0/7")
+
+
+def test_a_store_of_several_images_asks_which(tmp_path):
+    path = tmp_path / "plate.ome.zarr"
+    stacks = _bioformats2raw_store(path, series=3)
+    with pytest.raises(VolumeReadError, match=r"the store holds 3 images \(0, 1, 2\); name one"):
+        load_volume(path)
+    np.testing.assert_array_equal(load_volume(path, "2").data, stacks[2])
+    np.testing.assert_array_equal(load_volume(path, "1/1").data, stacks[1][::2, ::2])
+    with pytest.raises(VolumeReadError, match=r"no image or level named '5'; the store holds the images 0, 1, 2"):
+        load_volume(path, "5")

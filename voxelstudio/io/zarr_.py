@@ -65,6 +65,58 @@ def _multiscales(node: Any) -> list[dict[str, Any]] | None:
     return list(found) if found else None
 
 
+@dataclass(frozen=True)
+class _ImageGroup:
+    """An OME-Zarr image: the group whose ``multiscales`` names its levels, and its path in the store ("" for the
+    root; "0" in the bioformats2raw layout, where the root holds one group per image and an ``OME`` group)."""
+
+    group: Any
+    prefix: str
+    multiscales: list[dict[str, Any]]
+
+    def level_name(self, level_path: str) -> str:
+        return f"{self.prefix}/{level_path}" if self.prefix else level_path
+
+
+def _image_groups(root: Any) -> list[_ImageGroup]:
+    """The OME-Zarr images in a store: the root itself, else its child groups that have ``multiscales``."""
+    if not hasattr(root, "members"):
+        return []
+    own = _multiscales(root)
+    if own:
+        return [_ImageGroup(root, "", own)]
+    children = sorted(root.members(), key=lambda item: (len(item[0]), item[0]))  # series 2 before series 10
+    return [
+        _ImageGroup(node, name, found)
+        for name, node in children
+        if hasattr(node, "members") and (found := _multiscales(node))
+    ]
+
+
+def _pick_image(path: Path, root: Any, wanted: str | None) -> tuple[_ImageGroup | None, str | None]:
+    """(the image, the level path wanted within it) for a store with OME-Zarr images; (None, wanted) for one without.
+
+    ``wanted`` names a level of the root image ("1"), an image group ("0", its finest level) or a level in one
+    ("0/1"); without it a store must hold one image."""
+    images = _image_groups(root)
+    if not images:
+        return None, wanted
+    if images[0].prefix == "":
+        return images[0], wanted
+    if wanted is None:
+        if len(images) > 1:
+            listed = ", ".join(image.prefix for image in images)
+            raise VolumeReadError(path, f"the store holds {len(images)} images ({listed}); name one ({NAME_ONE})")
+        return images[0], None
+    for image in images:
+        if wanted == image.prefix:
+            return image, None
+        if wanted.startswith(image.prefix + "/"):
+            return image, wanted[len(image.prefix) + 1 :]
+    listed = ", ".join(image.prefix for image in images)
+    raise VolumeReadError(path, f"no image or level named {wanted!r}; the store holds the images {listed}")
+
+
 def _arrays(node: Any) -> list[tuple[str, Any]]:
     if not hasattr(node, "members"):
         return [("", node)]
@@ -125,23 +177,26 @@ def _parse_variable(path: Path, variable: str | None) -> tuple[str | None, dict[
 
 def _image(path: Path, root: Any, wanted: str | None) -> tuple[str, Any, tuple[str, ...], Spacing | None]:
     """(array path, array, axis names, spacing or None) of the volume in a store."""
-    multiscales = _multiscales(root) if hasattr(root, "members") else None
-    if multiscales:
-        image = multiscales[0]
+    found, wanted = _pick_image(path, root, wanted)
+    if found is not None:
+        image = found.multiscales[0]
         names = _axes(path, image)
         datasets = image.get("datasets") or []
         if not datasets:
             raise VolumeReadError(path, "OME-Zarr multiscales lists no datasets (no array)")
         level = next((d for d in datasets if d.get("path") == wanted), None) if wanted else datasets[0]
         if level is None:
-            listed = ", ".join(str(d.get("path")) for d in datasets)
-            raise VolumeReadError(path, f"no multiscale level named {wanted!r}; available: {listed}")
-        array = _level_array(root, level)
+            listed = ", ".join(found.level_name(str(d.get("path"))) for d in datasets)
+            raise VolumeReadError(
+                path, f"no multiscale level named {found.level_name(str(wanted))!r}; available: {listed}"
+            )
+        level_name = found.level_name(str(level["path"]))
+        array = _level_array(found.group, level)
         if array is None:
-            raise VolumeReadError(path, f"OME-Zarr level {level['path']!r} is listed but has no array")
+            raise VolumeReadError(path, f"OME-Zarr level {level_name!r} is listed but has no array")
         if array.ndim != len(names):
             raise VolumeReadError(
-                path, f"OME-Zarr level {level['path']!r} has {array.ndim} dimensions but the axes are {','.join(names)}"
+                path, f"OME-Zarr level {level_name!r} has {array.ndim} dimensions but the axes are {','.join(names)}"
             )
         scale = _scale(level.get("coordinateTransformations"), len(names))
         scale *= _scale(image.get("coordinateTransformations"), len(names))
@@ -149,11 +204,11 @@ def _image(path: Path, root: Any, wanted: str | None) -> tuple[str, Any, tuple[s
             raise VolumeReadError(path, f"OME-Zarr scale must be positive numbers, got {scale.tolist()}")
         units = _units(path, image)
         if units is None:
-            return str(level["path"]), array, names, None
+            return level_name, array, names, None
         spacing = tuple(float(scale[names.index(a)] * units.get(a, 1.0)) for a in "yxz")
         if not all(np.isfinite(s) and s > 0 for s in spacing):
             raise VolumeReadError(path, f"OME-Zarr voxel size out of range: {spacing} µm")
-        return str(level["path"]), array, names, spacing  # type: ignore[return-value]
+        return level_name, array, names, spacing  # type: ignore[return-value]
     arrays = _arrays(root)
     if not arrays:
         raise VolumeReadError(path, "the Zarr store contains no array")
@@ -226,7 +281,7 @@ def compute(path: Path, lazy: Any) -> np.ndarray:
 
 
 def describe(path: Path) -> str:
-    return "ome-zarr" if _multiscales(_open(path)) else "zarr"
+    return "ome-zarr" if _image_groups(_open(path)) else "zarr"
 
 
 def _level_array(root: Any, level: dict[str, Any]) -> Any:
@@ -240,18 +295,19 @@ def _level_array(root: Any, level: dict[str, Any]) -> Any:
 
 def list_entries(path: Path) -> list[VariableInfo]:
     root = _open(path)
-    multiscales = _multiscales(root) if hasattr(root, "members") else None
-    if multiscales:
-        names = _axes(path, multiscales[0])
+    images = _image_groups(root)
+    if images:
         entries = []
-        for level in multiscales[0].get("datasets") or []:
-            array = _level_array(root, level)
-            if array is None or array.ndim != len(names):
-                continue  # a damaged level is left out; the others stay readable
-            shape = dict(zip(names, array.shape, strict=True))
-            extra = tuple(shape[a] for a in names if a in "tc")
-            hwz = (shape["y"], shape["x"], shape["z"], *extra)
-            entries.append(VariableInfo(str(level["path"]), hwz, array.dtype.name))
+        for image in images:
+            names = _axes(path, image.multiscales[0])
+            for level in image.multiscales[0].get("datasets") or []:
+                array = _level_array(image.group, level)
+                if array is None or array.ndim != len(names):
+                    continue  # a damaged level is left out; the others stay readable
+                shape = dict(zip(names, array.shape, strict=True))
+                extra = tuple(shape[a] for a in names if a in "tc")
+                hwz = (shape["y"], shape["x"], shape["z"], *extra)
+                entries.append(VariableInfo(image.level_name(str(level["path"])), hwz, array.dtype.name))
         return entries
     return [VariableInfo(n or "array", _hwz(a.shape), a.dtype.name) for n, a in _arrays(root)]
 
@@ -263,14 +319,14 @@ def levels(path: str | Path) -> list[Any]:
 
     path = Path(path)
     root = _open(path)
-    multiscales = _multiscales(root) if hasattr(root, "members") else None
-    if not multiscales:
+    image, _ = _pick_image(path, root, None)
+    if image is None:
         lazy = open_lazy(path)
         return [Level(lazy.name, lazy.shape, lazy.spacing)]
     found = []
-    for dataset in multiscales[0].get("datasets") or []:
+    for dataset in image.multiscales[0].get("datasets") or []:
         try:
-            name, array, names, spacing = _image(path, root, str(dataset.get("path")))
+            name, array, names, spacing = _image(path, root, image.level_name(str(dataset.get("path"))))
         except VolumeReadError:
             continue  # a damaged level is left out; the others stay readable
         shape = dict(zip(names, array.shape, strict=True))
