@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import scipy.io
 
+from voxelstudio.core.errors import VolumeWriteError
 from voxelstudio.core.volume import Volume
 from voxelstudio.io import VariableInfo, VolumeReadError, list_variables, load_volume, read_variable, save_volume
 
@@ -48,6 +49,17 @@ def test_saved_variable_defaults_to_the_loaded_name_then_voxel(tmp_path, asymmet
     assert scipy.io.whosmat(tmp_path / "kept.mat")[0][0] == "raw"
     assert scipy.io.whosmat(tmp_path / "renamed.mat")[0][0] == "clean"
     assert scipy.io.whosmat(tmp_path / "default.mat")[0][0] == "voxel"
+
+
+def test_a_loaded_name_the_new_format_cannot_hold_becomes_voxel_but_a_given_one_is_refused(tmp_path, asymmetric):
+    np.savez(tmp_path / "in.npz", **{"volume-488": asymmetric})  # a legal .npz key, no MATLAB or Python name
+    loaded = load_volume(tmp_path / "in.npz")
+    assert loaded.metadata["variable"] == "volume-488"
+
+    assert scipy.io.whosmat(save_volume(loaded, tmp_path / "out.mat"))[0][0] == "voxel"
+    assert load_volume(save_volume(loaded, tmp_path / "out.npz")).metadata["variable"] == "voxel"
+    with pytest.raises(VolumeWriteError, match="'volume-488' is not a usable MATLAB variable name"):
+        save_volume(loaded, tmp_path / "named.mat", variable="volume-488")
 
 
 def test_voxel_is_preferred_then_the_only_3d_array(tmp_path, asymmetric) -> None:

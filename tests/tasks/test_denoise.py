@@ -146,11 +146,34 @@ def test_denoise_files_never_writes_over_the_input(model_path, tmp_path):
     assert source.read_bytes() == before
     (tmp_path / "b").mkdir()
     other = save_volume(volume(seed=1), tmp_path / "b" / "scan.mat")
-    with pytest.raises(ValueError, match="share a file name") as error:
+    with pytest.raises(ValueError, match="would both write") as error:
         denoise_files([source, other], model_path=model_path, out_dir=tmp_path / "out", fmt="tif")
     assert str(source) in str(error.value) and str(other) in str(error.value)
     with pytest.raises(ValueError, match="unknown output format"):
         denoise_files([source], model_path=model_path, out_dir=tmp_path / "out", fmt="png")
+
+
+def test_every_file_a_run_writes_is_checked_before_any_prediction(model_path, tmp_path):
+    source = save_volume(volume(), tmp_path / "a.npy")
+    named_like_its_spread = save_volume(volume(seed=1), tmp_path / "a_uncertainty.npy")
+    with pytest.raises(ValueError, match=r"a\.npy and .*a_uncertainty\.npy would both write .*a_uncertainty\.mat"):
+        denoise_files([source, named_like_its_spread], model_path=model_path, out_dir=tmp_path / "o", tta=True)
+    assert not (tmp_path / "o").exists()
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.tif.json").write_text("{}")  # left by a run whose output was deleted
+    with pytest.raises(VolumeWriteError, match=r"a\.tif\.json: already exists; pass --overwrite"):
+        denoise_files([source], model_path=model_path, out_dir=out, fmt="tif")
+    assert sorted(p.name for p in out.iterdir()) == ["a.tif.json"]
+    (written,) = denoise_files([source], model_path=model_path, out_dir=out, fmt="tif", overwrite=True)
+    assert json.loads((out / "a.tif.json").read_text())["output"] == str(written.resolve())
+
+
+def test_a_variable_name_the_output_format_cannot_hold_becomes_voxel(model_path, tmp_path):
+    np.savez(tmp_path / "named.npz", **{"volume-488": volume().data})  # a legal .npz key, no MATLAB name
+    (written,) = denoise_files([tmp_path / "named.npz"], model_path=model_path, out_dir=tmp_path / "out")
+    assert written.suffix == ".mat" and load_volume(written).metadata["variable"] == "voxel"
 
 
 def test_denoise_files_in_tif_and_npy(model_path, tmp_path):

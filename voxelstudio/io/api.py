@@ -274,7 +274,8 @@ def save_volume(
 ) -> Path:
     """Write ``volume`` atomically to .mat/.tif/.tiff/.npy/.npz (chosen by suffix) with its spacing.
 
-    ``variable`` names the array in .mat/.npz (default: the name it was loaded from, else ``voxel``).
+    ``variable`` names the array in .mat/.npz (default: the name it was loaded from where this format allows that
+    name, else ``voxel``).
     ``mat_version``: None (v5 compressed, or v7.3 when the volume exceeds 2 GB), "5"/"7" or "7.3".
     An existing file is replaced only when ``overwrite`` is true.
     """
@@ -283,6 +284,8 @@ def save_volume(
     if mat_version is not None and path.suffix.lower() != ".mat":
         raise VolumeWriteError(path, f"a MAT version ({mat_version}) applies to .mat files only")
     name = variable or volume.metadata.get("variable") or DEFAULT_VARIABLE
+    if variable is None and not getattr(module, "usable_variable", lambda _: True)(name):
+        name = DEFAULT_VARIABLE  # a name the source format allowed and this one does not ('volume-488' from a .npz)
     if not np.isfinite(volume.data).all():
         raise VolumeWriteError(path, "the volume contains NaN or Inf values; replace them before saving")
     write = module.writer(path, volume.data, volume.spacing, str(name), mat_version)

@@ -97,11 +97,17 @@ def read_spacing(path: Path, entries: list[VariableInfo]) -> Spacing | None:
     return parse_spacing(path, read_array(path, SPACING_VARIABLE), SPACING_VARIABLE)
 
 
+def usable_variable(name: str) -> bool:
+    """Whether MATLAB can name the volume ``name`` (letters, digits and _, starting with a letter, at most 63
+    characters; not the voxel-size variable)."""
+    return bool(_MATLAB_NAME.fullmatch(name)) and name != SPACING_VARIABLE
+
+
 def writer(
     path: Path, data: np.ndarray, spacing: Spacing, variable: str, mat_version: str | None
 ) -> Callable[[Path], None]:
     """Check the request and return the function that writes it to a (temporary) path."""
-    if not _MATLAB_NAME.fullmatch(variable) or variable == SPACING_VARIABLE:
+    if not usable_variable(variable):
         raise VolumeWriteError(
             path,
             f"{variable!r} is not a usable MATLAB variable name (letters, digits and _, starting with a letter, "

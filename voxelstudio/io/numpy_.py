@@ -99,13 +99,18 @@ def read_spacing(path: Path, entries: list[VariableInfo]) -> Spacing | None:
     return parse_spacing(path, read_array(path, SPACING_VARIABLE), "'spacing'")
 
 
+def usable_variable(name: str) -> bool:
+    """Whether a .npz can store the volume under ``name`` (an identifier other than ``spacing``)."""
+    return name.isidentifier() and name != SPACING_VARIABLE
+
+
 def writer(
     path: Path, data: np.ndarray, spacing: Spacing, variable: str, mat_version: str | None
 ) -> Callable[[Path], None]:
     """A function writing ``data``: ``.npy`` stores only the array, ``.npz`` stores it as ``variable`` + spacing."""
     if not _is_npz(path):
         return lambda target: _save(target, lambda handle: np.save(handle, data, allow_pickle=False))
-    if not variable.isidentifier() or variable == SPACING_VARIABLE:
+    if not usable_variable(variable):
         raise VolumeWriteError(path, f"{variable!r} is not a usable array name (an identifier other than 'spacing')")
     arrays = {variable: data, SPACING_VARIABLE: np.asarray(spacing, dtype=np.float64)}
     return lambda target: _save(target, lambda handle: np.savez(handle, **arrays))

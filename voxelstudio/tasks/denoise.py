@@ -189,6 +189,12 @@ def _sidecar_model(path: Path) -> str | None:
         return None
 
 
+def _files_written(source: Path, out: Path, fmt: str, tta: bool) -> tuple[Path, ...]:
+    """Every file denoising ``source`` into ``out`` writes: the output, its sidecar, and with ``tta`` the
+    uncertainty (a sidecar left from another run would otherwise describe the new output, or stop the run after it)."""
+    return (out, sidecar_path(out), *([uncertainty_path(source, out.parent, fmt)] if tta else []))
+
+
 def denoise_files(
     paths: Sequence[str | Path],
     *,
@@ -222,13 +228,16 @@ def denoise_files(
     inputs = [Path(p) for p in paths]
     out_dir = Path(out_dir)
     outputs = [output_path(p, out_dir, extension(fmt)) for p in inputs]
+    writes = [_files_written(source, out, fmt, tta) for source, out in zip(inputs, outputs, strict=True)]
     first_with: dict[Path, int] = {}
-    for index, out in enumerate(outputs):
-        first = first_with.setdefault(out, index)
-        if first != index:
-            raise ValueError(
-                f"{inputs[first]} and {inputs[index]} share a file name; their outputs would collide as {out}"
-            )
+    for index, files in enumerate(writes):
+        for path in files:
+            first = first_with.setdefault(path, index)
+            if first != index:
+                raise ValueError(
+                    f"{inputs[first]} and {inputs[index]} would both write {path} (outputs are named after the "
+                    "input's file name)"
+                )
     check_options(inputs, fmt, block=block, scheduler=scheduler, memory_limit=memory_limit, tile_shape=tile_shape)
     for source in inputs:  # every header before the first output: a bad file late in the list stops nothing midway
         check_volume_file(source)
@@ -238,11 +247,9 @@ def denoise_files(
     options = FileOptions(fmt, tta, trusted, tile, overwrite, shape, resume, scheduler, memory_limit, spacing)
     check_output_folder(out_dir)
     if not (overwrite or resume):  # an output already there stops the run before any prediction, not after
-        for source, out in zip(inputs, outputs, strict=True):
-            spread = uncertainty_path(source, out_dir, fmt) if tta else None
-            taken = next((path for path in (out, spread) if path is not None and path.exists()), None)
-            if taken is not None:
-                raise VolumeWriteError(taken, "already exists; pass --overwrite to replace it")
+        taken = next((path for files in writes for path in files if path.exists()), None)
+        if taken is not None:
+            raise VolumeWriteError(taken, "already exists; pass --overwrite to replace it")
     model, loaded = _load(model_path, trusted)
     out_dir.mkdir(parents=True, exist_ok=True)
     if scheduler is not None:
