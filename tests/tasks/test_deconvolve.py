@@ -79,6 +79,18 @@ def test_beads_near_the_top_and_bottom_slices_stay_in_place() -> None:
         assert abs(int(np.argmax(result[y, x, :])) - z) <= 1
 
 
+def test_a_psf_of_even_size_or_off_centre_peak_is_taken_as_centred_on_its_brightest_voxel(blurred: Volume) -> None:
+    odd = _gaussian((9, 9, 15), [(4, 4, 7)], (1.2, 1.2, 3.0))  # brightest voxel at the centre
+    even = np.pad(odd, ((1, 0), (1, 0), (1, 0)))  # the same PSF, its brightest voxel at n // 2 of 10, 10, 16
+    off_centre = np.pad(odd, ((0, 0), (0, 0), (0, 2)))  # the same PSF, its brightest voxel 1 plane off the centre
+
+    reference = richardson_lucy_volume(blurred, psf=odd, iterations=10).data
+    for psf in (even, off_centre):
+        np.testing.assert_allclose(richardson_lucy_volume(blurred, psf=psf, iterations=10).data, reference, atol=1e-5)
+    with pytest.raises(ValueError, match=r"brightest voxel is on its edge along z \(index 0 of 15\)"):
+        richardson_lucy_volume(blurred, psf=_gaussian((9, 9, 15), [(4, 4, 0)], (1.2, 1.2, 3.0)), iterations=1)
+
+
 def test_output_ignores_the_camera_offset(blurred: Volume, psf: np.ndarray) -> None:
     shifted = blurred.replace(data=blurred.data * 3 + 500)
     np.testing.assert_allclose(

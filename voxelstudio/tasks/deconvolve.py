@@ -136,6 +136,22 @@ def _unit_psf(psf: np.ndarray, label: str) -> np.ndarray:
     return psf / np.float32(total)
 
 
+def _centred_on_peak(psf: np.ndarray, label: str) -> np.ndarray:
+    """``psf`` padded with zeros so that its brightest voxel is the centre of an odd-sized kernel, the origin the
+    convolution takes (a 16-voxel PSF peaking at index 8 would otherwise move every bead by a voxel)."""
+    peak = np.unravel_index(int(np.argmax(psf)), psf.shape)
+    pads = []
+    for axis, (p, m) in enumerate(zip(peak, psf.shape, strict=True)):
+        if m > 2 and p in (0, m - 1):
+            raise ValueError(
+                f"{label}: the PSF's brightest voxel is on its edge along {'yxz'[axis]} (index {p} of {m}); a PSF is "
+                "centred on its brightest voxel"
+            )
+        half = max(p, m - 1 - p)
+        pads.append((half - p, half - (m - 1 - p)))
+    return np.pad(psf, pads) if any(before or after for before, after in pads) else psf
+
+
 def richardson_lucy_volume(
     volume: Volume,
     *,
@@ -160,9 +176,10 @@ def richardson_lucy_volume(
     if psf is None:
         report(Progress(0, iterations, "simulating PSF"))
         kernel, psf_label = _simulated_psf(volume, optics)
-    else:
+        kernel = _unit_psf(kernel, psf_label)
+    else:  # a measured PSF's origin is its brightest voxel; a simulated one's is its centre (aberrations move the peak)
         kernel, psf_label = _loaded_psf(psf)
-    kernel = _unit_psf(kernel, psf_label)
+        kernel = _centred_on_peak(_unit_psf(kernel, psf_label), psf_label)
 
     normalizer = PercentileNormalizer()
     low, high = normalizer.input_range(volume.data)
