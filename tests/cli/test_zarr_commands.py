@@ -14,6 +14,7 @@ import zarr
 from voxelstudio.cli import main
 from voxelstudio.core.volume import Volume
 from voxelstudio.io import load_volume, save_volume
+from voxelstudio.io.zarr_ import multiscales_attrs
 
 SPACING = (0.1, 0.2, 0.5)
 
@@ -50,6 +51,47 @@ def test_convert_and_info(tmp_path, store, capsys):
     assert main(["info", str(store)]) == 0
     out = capsys.readouterr().out
     assert "ome-zarr" in out and "20x18x6" in out
+
+
+def test_info_lists_a_store_too_big_to_read_without_reading_it(tmp_path, monkeypatch, capsys):
+    from voxelstudio.cli import data_commands
+
+    root = zarr.open_group(str(tmp_path / "big.ome.zarr"), mode="w", zarr_format=2)
+    root.attrs.update(multiscales_attrs("big", SPACING))
+    root.attrs["multiscales"][0]["datasets"].append(
+        {"path": "1", "coordinateTransformations": [{"type": "scale", "scale": [0.5, 0.2, 0.4]}]}
+    )
+    root.attrs["multiscales"] = root.attrs["multiscales"]  # written back: attrs are stored, not live
+    root.create_array("0", shape=(64, 512, 512), dtype="uint16", chunks=(16, 128, 128))  # 32 MB, no chunk written
+    root.create_array("1", shape=(64, 256, 256), dtype="uint16", chunks=(16, 128, 128))[...] = 7
+    monkeypatch.setattr(data_commands, "STORE_READ_LIMIT_BYTES", 16 * 2**20)  # level 0 stands for a huge store
+
+    assert main(["info", str(tmp_path / "big.ome.zarr")]) == 0
+
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[3].split()[:5] == ["0", "512x512x64", "uint16", "-", "-"]
+    assert lines[3].endswith("<- volume; 33.6 MB, not read (processed block by block)")
+    assert lines[4].split()[:5] == ["1", "256x256x64", "uint16", "7", "7"]  # small enough to read
+    assert lines[5] == "volume:  0 (512x512x64, 33.6 MB: denoise --format zarr reads it block by block)"
+    assert lines[6] == "spacing: y=0.1 x=0.2 z=0.5 um"
+
+
+def test_info_takes_the_variable_as_given_and_names_a_plain_array(tmp_path, capsys):
+    root = zarr.open_group(str(tmp_path / "czyx.ome.zarr"), mode="w", zarr_format=2)
+    axes = [{"name": "c", "type": "channel"}] + [{"name": a, "type": "space", "unit": "micrometer"} for a in "zyx"]
+    scale = [{"type": "scale", "scale": [1.0, 0.5, 0.1, 0.2]}]
+    root.attrs["multiscales"] = [
+        {"version": "0.4", "axes": axes, "datasets": [{"path": "0", "coordinateTransformations": scale}]}
+    ]
+    root.create_array("0", shape=(2, 6, 8, 7), dtype="float32")[...] = np.arange(2).reshape(2, 1, 1, 1) + 1.0
+    assert main(["info", str(tmp_path / "czyx.ome.zarr"), "--variable", "0[c=1]"]) == 0
+    assert "volume:  0[c=1] (8x7x6, loaded as float32)" in capsys.readouterr().out
+
+    zarr.create_array(str(tmp_path / "plain.zarr"), shape=(6, 8, 7), dtype="uint8", zarr_format=3)[...] = 3
+    assert main(["info", str(tmp_path / "plain.zarr")]) == 0
+    out = capsys.readouterr().out
+    assert "array  8x7x6  uint8  3    3    <- volume" in out and "volume:  array (8x7x6" in out
+    assert load_volume(tmp_path / "plain.zarr", "array").shape == (8, 7, 6)
 
 
 def test_denoise_zarr_block_wise_and_to_ome_tif(tmp_path, store, model, capsys):

@@ -10,7 +10,7 @@ import zarr
 
 from voxelstudio.core.errors import VolumeReadError, VolumeWriteError
 from voxelstudio.core.volume import Volume
-from voxelstudio.io import load_volume, save_volume, summarize_file
+from voxelstudio.io import load_volume, read_variable, save_volume, summarize_file
 from voxelstudio.io.zarr_ import compute, multiscales_attrs, open_lazy
 from voxelstudio.io.zarr_ import levels as zarr_levels
 
@@ -266,3 +266,10 @@ def test_a_store_of_several_images_asks_which(tmp_path):
     np.testing.assert_array_equal(load_volume(path, "1/1").data, stacks[1][::2, ::2])
     with pytest.raises(VolumeReadError, match=r"no image or level named '5'; the store holds the images 0, 1, 2"):
         load_volume(path, "5")
+
+
+def test_a_store_whose_chunks_are_unwritten_is_not_called_corrupt(tmp_path):
+    path = tmp_path / "sparse.zarr"  # 84 MB of float32 claimed, a few hundred bytes on disk: unwritten chunks are 0
+    zarr.create_array(str(path), shape=(80, 512, 512), dtype="float32", chunks=(16, 256, 256), zarr_format=2)
+    whole = read_variable(path, "array")
+    assert whole.shape == (512, 512, 80) and not whole.any()

@@ -10,7 +10,7 @@ import argparse
 import functools
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -62,10 +62,12 @@ def _quiet(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.N
     return run
 
 
-def _spacing_text(volume: Volume) -> str:
-    if volume.known_spacing is None:  # VoxelStudio reads 1, 1, 1 as "not given", stored or not
+def _spacing_text(spacing: Sequence[float] | None) -> str:
+    from voxelstudio.core.volume import UNKNOWN_SPACING
+
+    if spacing is None or tuple(spacing) == UNKNOWN_SPACING:  # VoxelStudio reads 1, 1, 1 as "not given", stored or not
         return "unknown (none in the file, or 1 x 1 x 1, which is read as none)"
-    y, x, z = volume.spacing
+    y, x, z = spacing
     return f"y={y:g} x={x:g} z={z:g} um"
 
 
@@ -84,6 +86,21 @@ def _value_range(array: np.ndarray) -> tuple[str, str, str]:
     return f"{values.min():.6g}", f"{values.max():.6g}", note
 
 
+STORE_READ_LIMIT_BYTES = 256 * 2**20
+"""``info`` reads a Zarr array whole for its min and max only up to this size: larger stores are processed block by
+block, and reading one whole to print two numbers could take longer than the memory holds."""
+
+
+def _store_array_too_big(summary: FileSummary, info: VariableInfo) -> str | None:
+    """Why ``info`` leaves an array of a Zarr store unread ("1.2 GB"), None when it reads it."""
+    from voxelstudio.io.variables import format_bytes
+
+    if summary.format not in ("zarr", "ome-zarr") or not info.is_numeric:
+        return None
+    size = float(np.prod(info.shape, dtype=np.float64)) * np.dtype(info.dtype).itemsize
+    return format_bytes(size) if size > STORE_READ_LIMIT_BYTES else None
+
+
 def _row(path: Path, info: VariableInfo, summary: FileSummary, volume: Volume | None) -> list[str]:
     from voxelstudio.io import VolumeReadError, read_variable
 
@@ -95,6 +112,8 @@ def _row(path: Path, info: VariableInfo, summary: FileSummary, volume: Volume | 
         notes.append("voxel size (y, x, z)")
     if volume is not None and info.name == summary.chosen:
         low, high, _ = _value_range(volume.data)
+    elif (size := _store_array_too_big(summary, info)) is not None:
+        notes.append(f"{size}, not read (processed block by block)")
     elif info.is_numeric:
         try:
             low, high, note = _value_range(read_variable(path, info.name))
@@ -120,10 +139,12 @@ def run_info(args: argparse.Namespace) -> int:
     from voxelstudio.io import VolumeReadError, load_volume, summarize_file
 
     summary = summarize_file(args.file, args.variable)
+    chosen = next((info for info in summary.variables if info.name == summary.chosen), None)
+    unread = None if chosen is None else _store_array_too_big(summary, chosen)
     volume, volume_error = None, None
-    if summary.chosen is not None:
-        try:
-            volume = load_volume(summary.path, summary.chosen)
+    if summary.chosen is not None and unread is None:
+        try:  # the variable as given: a store's name may carry an axis pick, '0[c=1]'
+            volume = load_volume(summary.path, args.variable if args.variable is not None else summary.chosen)
         except VolumeReadError as exc:
             volume_error = exc
     header = ["name", "shape", "dtype", "min", "max", "note"]
@@ -131,9 +152,15 @@ def run_info(args: argparse.Namespace) -> int:
     print(f"file:    {summary.path}")
     print(f"format:  {summary.format}")
     print(_table([header, *rows]) if rows else "(no arrays)")
+    if unread is not None and chosen is not None and summary.spacing_problem is None:
+        print(f"volume:  {summary.chosen} ({'x'.join(map(str, chosen.shape[:3]))}, {unread}: denoise --format zarr "
+              "reads it block by block)")  # fmt: skip
+        print(f"spacing: {_spacing_text(summary.spacing)}")
+        return 0
     if volume is not None:
-        print(f"volume:  {summary.chosen} ({'x'.join(map(str, volume.shape))}, loaded as float32)")
-        print(f"spacing: {_spacing_text(volume)}")
+        shown = args.variable if args.variable is not None else summary.chosen
+        print(f"volume:  {shown} ({'x'.join(map(str, volume.shape))}, loaded as float32)")
+        print(f"spacing: {_spacing_text(volume.known_spacing)}")
         return 0
     print(f"volume:  none ({volume_error.problem if volume_error else summary.choice_problem})")
     if volume_error is not None:
@@ -149,7 +176,7 @@ def run_convert(args: argparse.Namespace) -> int:
     written = save_volume(
         volume, args.output, variable=args.out_variable, overwrite=args.overwrite, mat_version=args.mat_version
     )
-    spacing = _spacing_text(volume)
+    spacing = _spacing_text(volume.known_spacing)
     if written.suffix.lower() == ".npy" and volume.known_spacing is not None:
         spacing = "voxel size not stored"
         print(f"voxelstudio: warning: {written.name}: .npy cannot store the voxel size; .npz, .tif or .mat keep it",

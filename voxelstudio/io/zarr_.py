@@ -117,9 +117,13 @@ def _pick_image(path: Path, root: Any, wanted: str | None) -> tuple[_ImageGroup 
     raise VolumeReadError(path, f"no image or level named {wanted!r}; the store holds the images {listed}")
 
 
+ROOT_ARRAY = "array"
+"""The name a store that is a single array (no group) goes by: what ``info`` lists and ``--variable`` takes."""
+
+
 def _arrays(node: Any) -> list[tuple[str, Any]]:
     if not hasattr(node, "members"):
-        return [("", node)]
+        return [(ROOT_ARRAY, node)]
     return [(name, member) for name, member in node.members(max_depth=None) if hasattr(member, "dtype")]
 
 
@@ -309,7 +313,7 @@ def list_entries(path: Path) -> list[VariableInfo]:
                 hwz = (shape["y"], shape["x"], shape["z"], *extra)
                 entries.append(VariableInfo(image.level_name(str(level["path"])), hwz, array.dtype.name))
         return entries
-    return [VariableInfo(n or "array", _hwz(a.shape), a.dtype.name) for n, a in _arrays(root)]
+    return [VariableInfo(n, _hwz(a.shape), a.dtype.name) for n, a in _arrays(root)]
 
 
 def levels(path: str | Path) -> list[Any]:
@@ -348,7 +352,7 @@ def _hwz(shape: Sequence[int]) -> tuple[int, ...]:
 
 
 def read_array(path: Path, name: str) -> np.ndarray:
-    return compute(path, open_lazy(path, None if name == "array" else name).data)
+    return compute(path, open_lazy(path, name).data)
 
 
 def read_spacing(path: Path, entries: list[VariableInfo]) -> Spacing | None:
