@@ -112,6 +112,28 @@ def test_a_failed_run_leaves_an_earlier_prediction_alone(qtbot, sample_session):
     assert document.volume("prediction") is earlier
 
 
+@pytest.mark.parametrize("saved", [True, False])
+def test_a_training_run_ended_without_a_result_hands_on_its_best_model_or_takes_its_preview_back(
+    qtbot, sample_session, tmp_path, saved
+):
+    controller, document = sample_session.controller, sample_session.document
+    raw = document.volume("raw")
+    out = tmp_path / "denoiser.keras"
+    if saved:  # the best model so far, written whole at an improvement before the run was ended
+        out.write_bytes(b"a model")
+    job = _every_event(raw.shape, _raise(Cancelled("training")))  # how the runner ends a run past its grace period
+
+    def handler():
+        return controller.training.prepare(raw, True, print, out=out, on_kept=controller._kept)
+
+    assert _run(qtbot, sample_session, "training", job, handler) == "cancelled"
+
+    if saved:
+        assert document.model_path == out and document.volume("prediction").name == "preview, epoch 1"
+    else:
+        assert document.model_path is None and document.volume("prediction") is None
+
+
 @pytest.mark.parametrize("end", ["finished", "failed", "cancelled"])
 def test_denoising_handler(qtbot, sample_session, end):
     controller, panel = sample_session.controller, sample_session.window.denoise_panel

@@ -183,3 +183,57 @@ def test_a_new_voxel_size_keeps_the_contrast_set_by_hand_and_new_data_resets_it(
     _drawn(sample_session)
     assert bar.clim == auto
     sample_session.controller.set_spacing(spacing)
+
+
+def test_leaving_a_contrast_box_untouched_keeps_the_limits_automatic(sample_session):
+    window, view = sample_session.window, sample_session.view
+    _drawn(sample_session)
+    panel = window.view_panel
+    undo_before = window.action_map["undo"].isEnabled()
+
+    panel.low.editingFinished.emit()  # focus moved through the box, nothing typed
+    panel.high.editingFinished.emit()
+
+    assert view._manual_clims == {} and window.action_map["undo"].isEnabled() == undo_before
+    panel.low.setValue(panel.high.value() / 2)  # typed in: now it is pinned
+    panel.low.editingFinished.emit()
+    assert set(view._manual_clims) == {panel.contrast_role.currentData()}
+
+
+def test_limits_pinned_on_the_residual_go_with_the_prediction_they_were_set_for(sample_session):
+    document, view = sample_session.document, sample_session.view
+    target = document.volume("target")
+    document.set_volume("prediction", target.replace(data=target.data + 0.25, source=None))
+    view.set_clim("residual", (0.2, 0.3))
+    document.set_spacing(tuple(2 * s for s in target.spacing))  # the same data in another voxel size: kept
+    assert view._manual_clims == {"residual": (0.2, 0.3)}
+
+    document.set_volume("prediction", target.replace(data=target.data - 4.0, source=None))
+
+    assert "residual" not in view._manual_clims
+
+
+def test_show_residual_is_checked_exactly_when_the_fourth_panel_shows_the_residual(sample_session):
+    window, view = sample_session.window, sample_session.view
+    action = window.action_map["show_residual"]
+    action.trigger()
+    assert action.isChecked() and view.extra_panel == "residual"
+    view.update(extra_panel="uncertainty")  # as Show uncertainty does
+    assert not action.isChecked()
+    action.trigger()  # shows the residual again, rather than hiding the uncertainty
+    assert view.extra_panel == "residual" and action.isChecked()
+    view.update(extra_panel="none")
+    assert not action.isChecked()
+
+
+def test_a_settled_preview_stays_settled_in_a_new_voxel_size(sample_session):
+    document, viewports = sample_session.document, sample_session.window.viewports
+    raw = document.volume("raw")
+    document.set_volume("prediction", raw.replace(data=raw.data * 0.5, name="preview 3", metadata={"preview": 3}))
+    assert viewports.is_draft("prediction")
+    document.set_model_path("trained.keras")  # training ended on that preview
+    assert not viewports.is_draft("prediction")
+
+    document.set_spacing(tuple(2 * s for s in raw.spacing))
+
+    assert not viewports.is_draft("prediction") and not viewports.is_draft("residual")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QSettings
+from PySide6.QtCore import QObject, QSettings, QSignalBlocker
 
 from voxelstudio.core.errors import VoxelStudioError
 from voxelstudio.gui import dialogs
@@ -80,8 +80,16 @@ class Commands(QObject):
         w.action_map["show_residual"].toggled.connect(
             lambda on: self.view.update(extra_panel="residual" if on else "none")
         )
+        self.view.changed.connect(self._check_residual_action)
         w.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         w.files_dropped.connect(lambda paths: [self.open_path(p, None) for p in paths])
+
+    def _check_residual_action(self, aspect: str) -> None:
+        """View > Show Residual Panel checked exactly when the fourth panel shows the residual, whoever changed it
+        (the View tab's box, Show uncertainty, Show Grad-CAM)."""
+        if aspect == "layout":
+            with QSignalBlocker(self.window.action_map["show_residual"]):
+                self.window.action_map["show_residual"].setChecked(self.view.extra_panel == "residual")
 
     def _connect_panels(self) -> None:
         w, c = self.window, self.controller

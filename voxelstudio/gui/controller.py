@@ -215,7 +215,9 @@ class Controller(QObject):
         train = work.in_child("voxelstudio.jobs.train:train_from_data", make_folder=out.parent, data=data, loaded=given,
                               config=config, out=out, init=init)  # fmt: skip
         job = self.jobs.start(
-            "training", train, lambda: self.training.prepare(raw, data.needs_loaded_pair, self._trained)
+            "training",
+            train,
+            lambda: self.training.prepare(raw, data.needs_loaded_pair, self._trained, out=out, on_kept=self._kept),
         )
         if job is not None:
             self.training_started.emit(config)
@@ -228,6 +230,10 @@ class Controller(QObject):
         self.document.set_model_path(result.model_path)
         how = "stopped" if result.stopped_reason == "cancelled" else "finished"
         self.status.emit(f"Training {how} after {result.epochs_run} epoch(s); best model: {result.model_path}.")
+
+    def _kept(self, model_path: Path) -> None:
+        self.document.set_model_path(model_path)
+        self.status.emit(f"Training stopped; best model so far: {model_path}.")
 
     def adapt(self, minutes: float) -> Job | None:
         """Adapt the bundled denoiser to the raw volume's microscope (calibrate, simulate, fine-tune for ``minutes``);

@@ -10,6 +10,7 @@ that panels connect to once (as napari's named events): nothing routes on a job'
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
@@ -92,7 +93,9 @@ def take_back_preview(document: Document, shown: Any) -> None:
 
 class TrainingHandler(JobHandler):
     """Denoiser training: steps and epoch results for the plots, each preview into the predicted panel (when it
-    predicts the loaded raw volume), its measured quality, the result. A failed run removes its preview."""
+    predicts the loaded raw volume), its measured quality, the result. A failed run removes its preview; a run
+    stopped without a result (it did not end within the runner's grace period and was ended) hands on the best
+    model it saved, else removes its preview too."""
 
     step = Signal(object)  # TrainingStep
     epoch = Signal(object)  # EpochResult
@@ -104,10 +107,23 @@ class TrainingHandler(JobHandler):
         self._raw = None
         self._shows_preview = False
         self._shown: Any = None  # the last preview this run put into the document
+        self._out: Path | None = None
+        self._on_kept: Callable[[Path], None] | None = None
 
-    def prepare(self, raw: Any, shows_preview: bool, on_result: ResultFn) -> TrainingHandler:
-        """``raw`` is the loaded raw volume; previews replace the prediction only when ``shows_preview``."""
+    def prepare(
+        self,
+        raw: Any,
+        shows_preview: bool,
+        on_result: ResultFn,
+        *,
+        out: Path | None = None,
+        on_kept: Callable[[Path], None] | None = None,
+    ) -> TrainingHandler:
+        """``raw`` is the loaded raw volume; previews replace the prediction only when ``shows_preview``. ``out``
+        is where the run saves its best model (written whole at every improvement), which ``on_kept`` receives
+        when the run is ended without a result."""
         self._raw, self._shows_preview, self._shown = raw, shows_preview, None
+        self._out, self._on_kept = out, on_kept
         self.arm(on_result)
         return self
 
@@ -128,6 +144,13 @@ class TrainingHandler(JobHandler):
         """A preview of a run that failed belongs to no model: take it out of the predicted panel."""
         take_back_preview(self.document, self._shown)
         self._shown = None
+
+    def on_cancelled(self, event: JobCancelled) -> None:
+        if self._out is not None and self._out.is_file() and self._on_kept is not None:
+            self._on_kept(self._out)
+        else:
+            take_back_preview(self.document, self._shown)
+            self._shown = None
 
 
 class ClassifierTrainingHandler(JobHandler):

@@ -12,41 +12,19 @@ from __future__ import annotations
 
 import weakref
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QTimer, Signal
 from PySide6.QtGui import QImage
-from PySide6.QtWidgets import QComboBox, QFrame, QHBoxLayout, QVBoxLayout, QWidget
-from pyvistaqt import QtInteractor
+from PySide6.QtWidgets import QHBoxLayout, QWidget
 
 from voxelstudio.core.volume import Volume
-from voxelstudio.gui.colorbar import Colorbar
-from voxelstudio.gui.document import ROLE_LABELS, ROLES, Document
+from voxelstudio.gui.document import ROLES, Document
 from voxelstudio.gui.naming import maker_name
-from voxelstudio.gui.panel_title import ElidedTitle
 from voxelstudio.gui.view_state import CameraPose, ViewState
-from voxelstudio.render import (
-    MODE_LABELS,
-    RENDER_MODES,
-    SceneStyle,
-    can_update,
-    display_factors,
-    display_image,
-    draw_scene,
-    reset_view,
-    update_scene,
-)
-from voxelstudio.render.scene import BACKGROUND, FOREGROUND
+from voxelstudio.gui.volume_panel import VolumePanel
+from voxelstudio.render import reset_view
 
 PANEL_ROLES = ("raw", "target", "prediction", "extra")
 CAMERA_SETTLE_MS = 400  # a camera that stopped moving this long is recorded in the view state (an undo step)
-SHORT_MODE_LABELS = {"mip": "MIP", "composite": "Volume", "isosurface": "Isosurface", "slices": "Slices"}
-PLACEHOLDERS = {
-    "raw": "No raw volume\n\nFile > Open Raw…, or drop a file here",
-    "target": "No target volume\n\nFile > Open Target…",
-    "prediction": "No prediction yet\n\nTrain a model,\nor press Denoise",
-    "residual": "The residual needs a prediction\nand a target of the same shape",
-    "uncertainty": "Denoise with test-time augmentation\nto see the uncertainty",
-    "gradcam": "Classify the volume (Classify tab)\nto see its Grad-CAM heat map",
-}
 # Which panels show a role's volume, directly or through derived data and linked contrast.
 AFFECTED_PANELS = {
     "raw": ("raw",),
@@ -55,126 +33,6 @@ AFFECTED_PANELS = {
     "uncertainty": ("extra",),
     "gradcam": ("extra",),
 }
-
-
-def reduction_note(shape: tuple[int, int, int]) -> str:
-    """Title text saying that a big volume is drawn in 3-D from block maxima (the slice views show every voxel)."""
-    factors = display_factors(shape)
-    if factors == (1, 1, 1):
-        return ""
-    return f"  ·  3-D from {'×'.join(str(f) for f in factors)} block maxima"
-
-
-def describe(volume: Volume) -> str:
-    """Title text: the file (with its folder, since raw and target files often share a name) or the volume's
-    name, and the shape."""
-    source = volume.source
-    label = f"{source.parent.name}/{source.name}" if source is not None and source.parent.name else volume.name
-    level = f"  ·  level {volume.metadata['level']}" if volume.metadata.get("level", "0") != "0" else ""
-    return f"{label}  ·  {'×'.join(str(n) for n in volume.shape)}{level}"
-
-
-class VolumePanel(QFrame):
-    """A title bar (volume name and shape, render-mode box) over one QtInteractor.
-
-    ``mode_chosen(panel_role, mode)`` fires when the user picks a render mode in the title bar.
-    """
-
-    mode_chosen = Signal(str, str)
-
-    def __init__(self, panel_role: str, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.panel_role = panel_role
-        self.setObjectName(f"panel_{panel_role}")
-        self.title = ElidedTitle(self)
-        self.title.setObjectName("panelTitle")
-        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.mode_box = QComboBox(self)
-        self.mode_box.setObjectName(f"mode_{panel_role}")
-        self.mode_box.setToolTip("Render mode of this panel (View > Render sets all panels)")
-        for mode in RENDER_MODES:
-            self.mode_box.addItem(SHORT_MODE_LABELS[mode], mode)
-            self.mode_box.setItemData(self.mode_box.count() - 1, MODE_LABELS[mode], Qt.ItemDataRole.ToolTipRole)
-        self.mode_box.activated.connect(lambda _index: self.mode_chosen.emit(panel_role, self.mode_box.currentData()))
-        self.plotter = QtInteractor(self, auto_update=False)
-        self.plotter.setAcceptDrops(False)  # drops go to the main window, which knows volumes
-        self.plotter.set_background(BACKGROUND)
-        self.plotter.add_axes(line_width=2, color=FOREGROUND, xlabel="x", ylabel="y", zlabel="z")
-        header = QHBoxLayout()
-        header.setContentsMargins(0, 0, 0, 0)
-        header.setSpacing(2)
-        header.addWidget(self.title, 1)
-        header.addWidget(self.mode_box)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(2, 2, 2, 2)
-        layout.setSpacing(2)
-        layout.addLayout(header)
-        layout.addWidget(self.plotter, 1)
-        self.colorbar = Colorbar(self)
-        self.colorbar.setObjectName(f"colorbar_{panel_role}")
-        layout.addWidget(self.colorbar)
-        self.volume: Volume | None = None
-        self.style: SceneStyle | None = None  # how the current scene was drawn (None: no scene)
-        self._image = None
-        self._image_source: Volume | None = None
-        self._signed = False  # the image keeps signed extremes (a residual) where it is reduced
-        self._scene_geometry: tuple | None = None
-
-    def show_mode(self, mode: str) -> None:
-        """Show ``mode`` in the title bar's box (without emitting ``mode_chosen``)."""
-        self.mode_box.blockSignals(True)
-        self.mode_box.setCurrentIndex(RENDER_MODES.index(mode))
-        self.mode_box.blockSignals(False)
-
-    def image(self, signed: bool | None = None):
-        """The pyvista ImageData of the shown volume (rebuilt only when data, spacing or ``signed`` change; None:
-        as last drawn)."""
-        volume, source, signed = self.volume, self._image_source, self._signed if signed is None else signed
-        assert volume is not None
-        stale = source is None or source.data is not volume.data or source.spacing != volume.spacing
-        if stale or signed != self._signed:
-            self._image = display_image(volume.data, volume.spacing, signed=signed)
-            self._image_source, self._signed = volume, signed
-        return self._image
-
-    def show_volume(self, role: str, volume: Volume | None, style_for, maker: str | None = None) -> None:
-        """Draw ``volume`` (the ``role`` data) with ``style_for(role, volume)``, or a hint when there is none;
-        ``maker`` names the model or method that made it (in the title).
-
-        New data of the same geometry in the same style goes into the existing actors (no rebuild)."""
-        self.volume = volume
-        label = ROLE_LABELS[role]
-        if volume is None:
-            self.title.set_title(label)
-            self._image, self._image_source, self.style, self._scene_geometry = None, None, None, None
-            self.colorbar.clear()
-            self.plotter.clear_actors()
-            self.plotter.add_text(
-                PLACEHOLDERS[role],
-                position=(0.08, 0.45),
-                viewport=True,
-                font_size=10,
-                color=FOREGROUND,
-                name="placeholder",
-            )
-            return
-        by = f"  ·  by {maker}" if maker else ""
-        self.title.set_title(label, f"{describe(volume)}{by}{reduction_note(volume.shape)}")
-        style = style_for(role, volume)
-        image = self.image(style.signed)
-        geometry = (tuple(image.dimensions), tuple(image.spacing))
-        reusable = geometry == self._scene_geometry and can_update(self.style, style)
-        if not (reusable and update_scene(self.plotter, image, style)):
-            draw_scene(self.plotter, image, style)
-        self.style, self._scene_geometry = style, geometry
-        self.colorbar.set_scale(style.cmap, style.clim)
-
-    def render_now(self) -> None:
-        """Render once, now. (``plotter.render()`` renders and then schedules a repaint that renders again.)"""
-        self.plotter.repaint()
-
-    def close_plotter(self) -> None:
-        self.plotter.close()
 
 
 class ViewportGrid(QWidget):
@@ -211,7 +69,7 @@ class ViewportGrid(QWidget):
         self._camera_settled.timeout.connect(self._camera_came_to_rest)
         self.camera.AddObserver("ModifiedEvent", lambda *_: self._on_camera_moved())
         self._bounds: tuple[float, ...] | None = None
-        self._settled: weakref.ref | None = None  # the preview that was current when training ended
+        self._settled: weakref.ref | None = None  # the preview data that was current when training ended
         self._shown_data: dict[str, weakref.ref | None] = {}  # each role's array, to tell new data from new spacing
         self._closed = False
         self.panels["extra"].setVisible(view.extra_panel != "none")
@@ -232,7 +90,7 @@ class ViewportGrid(QWidget):
         one, until training ends (the document's model changes)."""
         prediction = self.document.volume("prediction")
         settled = None if self._settled is None else self._settled()
-        live = prediction is not None and "preview" in prediction.metadata and prediction is not settled
+        live = prediction is not None and "preview" in prediction.metadata and prediction.data is not settled
         return live and role in ("prediction", "residual")
 
     def refresh(self, panel_roles: tuple[str, ...] = PANEL_ROLES) -> None:
@@ -379,13 +237,15 @@ class ViewportGrid(QWidget):
             shown = self._shown_data.get(role)
             if volume is None or shown is None or shown() is not volume.data:  # new data, not a new voxel size
                 self.view.forget_role(role)
+                if role != "raw":  # the residual is prediction - target: its pinned limits described the old one
+                    self.view.forget_role("residual")
             self._shown_data[role] = None if volume is None else weakref.ref(volume.data)
         self.refresh(AFFECTED_PANELS[role])
 
     def _on_model_changed(self, _path) -> None:
         """Training ended (or a model was loaded): draw the last preview at full quality."""
-        prediction = self.document.volume("prediction")
-        self._settled = None if prediction is None else weakref.ref(prediction)
+        prediction = self.document.volume("prediction")  # by its data: a new voxel size keeps it settled
+        self._settled = None if prediction is None else weakref.ref(prediction.data)
         self.refresh(tuple(r for r, p in self.panels.items() if p.style is not None and p.style.draft))
 
     def _on_view_changed(self, aspect: str) -> None:

@@ -50,6 +50,7 @@ class ViewSettingsPanel(QWidget):
     def __init__(self, document: Document, view: ViewState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.document, self.view = document, view
+        self._shown_limits: tuple[float, float] | None = None  # what _sync_contrast last put into the limit boxes
         self.mode = QComboBox(objectName="render_mode")
         self.mode.setToolTip("Render mode of every 3-D panel (each panel's title bar can pick its own)")
         for mode in RENDER_MODES:
@@ -187,7 +188,10 @@ class ViewSettingsPanel(QWidget):
         return self.document.residual() if role == "residual" else self.document.volume(role)
 
     def _limits_edited(self) -> None:
+        """Pin the limits typed in (not merely shown: leaving a box untouched keeps automatic limits automatic)."""
         low, high = self.low.value(), self.high.value()
+        if (low, high) == self._shown_limits:
+            return
         if high > low and self._volume() is not None:
             self.view.set_clim(self._role(), (low, high))
 
@@ -281,6 +285,7 @@ class ViewSettingsPanel(QWidget):
             box.setValue(value)
             box.setSingleStep(max((high - low) / 100, 1e-4))
             box.blockSignals(False)
+        self._shown_limits = (self.low.value(), self.high.value())  # as the boxes round them
         if with_histogram:
             self.histogram.set_data(volume.data)
         self.histogram.set_limits(low, high)
