@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 
 import numpy as np
 import pytest
@@ -92,6 +93,35 @@ def test_a_failure_or_cancellation_ends_the_job_with_its_event(kind, error, text
     assert received == [ProgressEvent(1, 2, "about to fail")]
     if kind == "value":
         assert "ValueError" in raised.value.remote_traceback  # the child's traceback came along
+
+
+def sleep_then_answer(seconds: float, report) -> str:
+    """A task that takes no cancel token: it cannot stop early."""
+    report(ProgressEvent(0, 1, "working"))
+    time.sleep(seconds)
+    return "answer"
+
+
+def sleep_until_cancelled(cancel) -> str:
+    while not cancel.cancelled:
+        time.sleep(0.01)
+    return "stopped cleanly"  # what training does: stop at the next batch, return the best model so far
+
+
+def test_stop_ends_a_task_without_a_cancel_token_at_once_and_lets_one_with_a_token_finish():
+    token = CancelToken()
+
+    def cancel_on_first_news(event: JobEvent) -> None:
+        token.cancel()
+
+    started = time.monotonic()
+    with pytest.raises(Cancelled):
+        run_isolated(sleep_then_answer, {"seconds": 15.0}, report=cancel_on_first_news, cancel=token)
+    assert time.monotonic() - started < 10.0  # not the 15 s of work, nor the grace period (its result is not used)
+
+    token = CancelToken()
+    token.cancel()
+    assert run_isolated(sleep_until_cancelled, {}, report=lambda event: None, cancel=token) == "stopped cleanly"
 
 
 def test_a_job_cannot_report_its_own_end():

@@ -39,7 +39,8 @@ EventFn = Callable[[JobEvent], None]
 POLL_S = 0.05
 CHILD_NICENESS = 5
 CANCEL_GRACE_S = 20.0
-"""How long a cancelled child may take to stop cleanly (training saves its best model) before it is killed."""
+"""How long a cancelled child whose task takes a cancel token may take to stop cleanly (training saves its best
+model) before it is killed; a task without one is ended at once."""
 
 
 def _rebuild_volume(data: np.ndarray, spacing, name: str, source, metadata: dict) -> Volume:
@@ -98,12 +99,14 @@ def run_isolated(
     )
     child.start()
     cancelled_at: float | None = None
+    # a task that takes no cancel token has nothing to finish cleanly: Stop ends it at once, and its result is not used
+    grace_s = CANCEL_GRACE_S if "cancel" in inspect.signature(function).parameters else 0.0
     try:
         while True:
             if cancel is not None and cancel.cancelled and cancelled_at is None:
                 stop.value = 1
                 cancelled_at = time.monotonic()
-            if cancelled_at is not None and time.monotonic() - cancelled_at > CANCEL_GRACE_S:
+            if cancelled_at is not None and time.monotonic() - cancelled_at >= grace_s:
                 raise Cancelled(function.__name__)
             try:
                 event = messages.get(timeout=POLL_S)
