@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ import scipy.io
 
 from tests.gui.conftest import wait_idle
 from voxelstudio.core.volume import Volume
+from voxelstudio.gui.job_handlers import JobHandler
 from voxelstudio.gui.settings import recent_files
 from voxelstudio.io import load_volume
 
@@ -99,6 +101,41 @@ def test_dropped_file_opens_as_the_chosen_role(qtbot, session, tmp_path, monkeyp
     session.window.files_dropped.emit([str(path)])
     wait_idle(qtbot, session)
     assert session.document.volume("target").name == "dropped"
+
+
+def test_files_dropped_together_open_together_raw_first(qtbot, session, tmp_path, monkeypatch):
+    for name, value in (("clean.npy", 3), ("noisy.npy", 4)):
+        np.save(tmp_path / name, _cube(value))
+    roles = {"clean.npy": "target", "noisy.npy": "raw"}
+    monkeypatch.setattr("voxelstudio.gui.dialogs.ask_role", lambda parent, file: roles[file.name])
+    jobs = []
+    session.controller.jobs.job_started.connect(jobs.append)
+    changed = []
+    session.document.volume_changed.connect(changed.append)
+
+    session.window.files_dropped.emit([str(tmp_path / "clean.npy"), str(tmp_path / "noisy.npy")])
+    wait_idle(qtbot, session)
+
+    assert len(jobs) == 1  # one load: a second job would have been refused while the first ran
+    np.testing.assert_array_equal(session.document.volume("target").data, _cube(3))
+    np.testing.assert_array_equal(session.document.volume("raw").data, _cube(4))
+    assert changed.index("raw") < changed.index("target")  # a new raw volume drops what was made from the old one
+
+
+def test_opening_while_a_job_runs_asks_nothing_and_says_why(qtbot, session, tmp_path, monkeypatch):
+    np.save(tmp_path / "later.npy", _cube(5))
+    asked = []
+    monkeypatch.setattr("voxelstudio.gui.dialogs.ask_role", lambda parent, file: asked.append(file) or "raw")
+    release = threading.Event()
+    session.controller.jobs.start("training", lambda report, cancel: release.wait(30), JobHandler())
+    try:
+        assert not session.window.action_map["open"].isEnabled()
+        session.window.files_dropped.emit([str(tmp_path / "later.npy")])
+        assert asked == [] and "Wait for training to finish" in session.window.statusBar().currentMessage()
+    finally:
+        release.set()
+    wait_idle(qtbot, session)
+    assert session.window.action_map["open"].isEnabled() and session.document.volume("raw") is None
 
 
 def test_screenshot_writes_a_png_of_the_panels(qtbot, session, tmp_path):

@@ -29,10 +29,16 @@ class ActionSpec:
 
 
 ACTIONS: tuple[ActionSpec, ...] = (
-    ActionSpec("open", "&Open…", "File", "Ctrl+O", "Open a volume (.mat, .tif, .npy, .npz, .zarr)", True),
-    ActionSpec("open_raw", "Open &Raw…", "File", "Ctrl+Shift+R", "Open the noisy volume to clean"),
-    ActionSpec("open_target", "Open &Target…", "File", "Ctrl+Shift+T", "Open the clean reference volume"),
-    ActionSpec("open_sample", "Open &Sample", "File", "", "Load the bundled raw/target bead sample", True),
+    ActionSpec(
+        "open", "&Open…", "File", "Ctrl+O", "Open a volume (.mat, .tif, .npy, .npz, .zarr)", True, requires=("idle",)
+    ),
+    ActionSpec("open_raw", "Open &Raw…", "File", "Ctrl+Shift+R", "Open the noisy volume to clean", requires=("idle",)),
+    ActionSpec(
+        "open_target", "Open &Target…", "File", "Ctrl+Shift+T", "Open the clean reference volume", requires=("idle",)
+    ),
+    ActionSpec(
+        "open_sample", "Open &Sample", "File", "", "Load the bundled raw/target bead sample", True, requires=("idle",)
+    ),
     ActionSpec(
         "export_prediction",
         "Predicted…",

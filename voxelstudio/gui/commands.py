@@ -82,7 +82,7 @@ class Commands(QObject):
         )
         self.view.changed.connect(self._check_residual_action)
         w.recent_menu.aboutToShow.connect(self._fill_recent_menu)
-        w.files_dropped.connect(lambda paths: [self.open_path(p, None) for p in paths])
+        w.files_dropped.connect(self.open_paths)
 
     def _check_residual_action(self, aspect: str) -> None:
         """View > Show Residual Panel checked exactly when the fourth panel shows the residual, whoever changed it
@@ -228,10 +228,25 @@ class Commands(QObject):
 
     def open_path(self, path: str | Path, role: str | None) -> None:
         """Open ``path`` as ``role`` (asking raw or target when None, and which array when a file holds several)."""
-        path = Path(path)
+        self.open_paths([path], role)
+
+    def open_paths(self, paths: list[str | Path], role: str | None = None) -> None:
+        """Ask what each file is (and which of its arrays), then load them all in one job."""
+        if self.document.running_job is not None:
+            self.window.statusBar().showMessage(f"Wait for {self.document.running_job} to finish, or stop it.", 10_000)
+            return
+        requests = []
+        for path in map(Path, paths):
+            request = self._ask(path, role)
+            if request is not None:
+                requests.append(request)
+        self.controller.open_volumes(requests)
+
+    def _ask(self, path: Path, role: str | None) -> tuple[Path, str, str | None] | None:
+        """(path, role, variable) as the user answers; None when they cancel or the file cannot be listed."""
         role = role or dialogs.ask_role(self.window, path)
         if role is None:
-            return
+            return None
         variable = None
         if path.suffix.lower() in _VARIABLE_FORMATS:
             from voxelstudio.io import list_variables
@@ -240,12 +255,12 @@ class Commands(QObject):
                 volumes = [info for info in list_variables(path) if info.is_volume]
             except (VoxelStudioError, OSError, ValueError) as exc:
                 self._fail(f"opening {path.name}", exc)
-                return
+                return None
             if len(volumes) > 1:
                 variable = dialogs.pick_variable(self.window, path, volumes)
                 if variable is None:
-                    return
-        self.controller.open_volume(path, role, variable)
+                    return None
+        return path, role, variable
 
     def _fill_recent_menu(self) -> None:
         menu = self.window.recent_menu

@@ -9,7 +9,7 @@ time, the compute-device probe beside it, and ``busy_changed(False)`` whatever w
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -89,17 +89,25 @@ class Controller(QObject):
     # ------------------------------------------------------------------------------------------------------- data
     def open_volume(self, path: str | Path, role: str, variable: str | None = None) -> Job | None:
         """Load ``path`` (a chosen ``variable`` of a .mat/.npz) as the ``role`` volume."""
+        return self.open_volumes([(Path(path), role, variable)])
+
+    def open_volumes(self, requests: Sequence[tuple[Path, str, str | None]]) -> Job | None:
+        """Load each (path, role, variable) in one job (files dropped together: a second job would be refused while
+        the first runs); the raw volume is set first, since a new raw volume drops what was made from the old one."""
         from voxelstudio.io import import_readers
 
-        path = Path(path)
-        import_readers([path])  # here, not in the worker: see import_readers
+        wanted = {role: (Path(path), variable) for path, role, variable in requests}  # a role asked twice: the last
+        if not wanted:
+            return None
+        import_readers([path for path, _ in wanted.values()])  # here, not in the worker: see import_readers
 
-        def loaded(volume: Volume) -> None:
-            self._set_loaded(role, volume)
-            remember_file(self.settings, path)
+        def loaded(found: dict[str, Volume]) -> None:
+            for role in sorted(found, key=lambda r: r != "raw"):
+                self._set_loaded(role, found[role])
+                remember_file(self.settings, wanted[role][0])
 
-        load = work.load_volumes({"volume": (path, variable)})
-        return self.jobs.start(f"loading {path.name}", load, JobHandler().arm(lambda found: loaded(found["volume"])))
+        names = ", ".join(path.name for path, _ in wanted.values())
+        return self.jobs.start(f"loading {names}", work.load_volumes(wanted), JobHandler().arm(loaded))
 
     def open_level(self, role: str, level: str) -> Job | None:
         """Load another resolution level of the multiscale store the ``role`` volume came from."""
