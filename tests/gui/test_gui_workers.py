@@ -168,3 +168,23 @@ def test_the_error_box_opens_without_blocking(qtbot):
     assert box.text() == "the GPU fell over" and box.detailedText() == "Traceback ..."
     box.close()
     qtbot.waitUntil(lambda: not any(isinstance(w, QMessageBox) for w in QApplication.topLevelWidgets()), timeout=5_000)
+
+
+def test_once_all_jobs_are_cancelled_for_closing_nothing_new_starts(qtbot):
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    from voxelstudio.gui.workers import JobRunner
+
+    class Handler:
+        def on_result(self, result):
+            pass
+
+    runner = JobRunner()
+    release, followed = threading.Event(), []
+    runner.start("denoising", lambda report, cancel: release.wait(10), Handler(), then=lambda: followed.append(1))
+    with qtbot.waitSignal(runner.all_done, timeout=10_000):
+        runner.cancel_all()  # the window is closing
+        assert runner.start("reading a slice", lambda report, cancel: None, Handler(), exclusive=False) is None
+        release.set()  # the denoise finished its work all the same
+    assert followed == []  # what it would have started (metrics) does not start
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)  # the ended job goes before its runner

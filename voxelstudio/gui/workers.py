@@ -157,6 +157,7 @@ class JobRunner(QObject):
         self._jobs: list[Job] = []
         self._active: Job | None = None
         self._handlers: dict[Job, object] = {}
+        self._closing = False  # cancel_all was called: the window is going, no job starts any more
 
     @property
     def busy(self) -> bool:
@@ -179,6 +180,8 @@ class JobRunner(QObject):
         lines); ``then`` runs once a successful job has ended. ``handler`` may be a function returning the handler,
         called only when the job starts (so a shared handler is prepared only for a run that happens). Returns None
         (and says why) while another exclusive job runs."""
+        if self._closing:
+            return None
         if exclusive and self._active is not None:
             self.status.emit(f"Wait for {self._active.name} to finish, or stop it first.")
             return None
@@ -209,7 +212,10 @@ class JobRunner(QObject):
         return bool(self._jobs)
 
     def cancel_all(self) -> None:
-        """Ask every job to stop, without waiting; ``all_done`` fires when the last one has ended."""
+        """Ask every job to stop, without waiting, and start no more (the window is closing: what a job's end would
+        start, metrics after a denoise or the next slice plane, is not wanted); ``all_done`` fires when the last one
+        has ended."""
+        self._closing = True
         for job in self._jobs:
             job.cancel()
 
@@ -270,7 +276,7 @@ class JobRunner(QObject):
         if ended is not None:
             ended(job.outcome)
         job.deleteLater()
-        if then is not None and job.outcome == "finished":
+        if then is not None and job.outcome == "finished" and not self._closing:
             then()
         if not self._jobs:
             self.all_done.emit()
