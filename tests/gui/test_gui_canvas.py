@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from PySide6.QtWidgets import QTabWidget, QWidget
 
 from voxelstudio.gui.class_plots import AccuracyPlot, ConfusionPlot
@@ -122,3 +123,19 @@ def figure_with_axes():
     figure = Figure(figsize=(2, 1))
     figure.add_subplot(111).plot([0, 1], [0, 1])
     return figure
+
+
+def test_empty_training_plots_show_epochs_and_plausible_ranges_not_matplotlibs_default(qtbot):
+    from voxelstudio.gui.plots import EMPTY_EPOCHS, QualityPlot
+
+    loss, quality = LossPlot(), QualityPlot()
+    for plot in (loss, quality):
+        qtbot.addWidget(plot)
+        plot.show()
+        plot.refresh()
+    qtbot.waitUntil(lambda: bool(loss.figure.axes) and bool(quality.figure.axes))
+    assert loss.axes.get_xlim() == EMPTY_EPOCHS and loss.axes.get_ylim() == pytest.approx((1e-3, 1.0))
+    assert quality.axes.get_ylim() == (29.0, 41.0) and quality.ratio_axes.get_ylim() == pytest.approx((0.8, 2.2))
+    loss.add(0.5, 0.02)
+    loss.redraw()
+    assert loss.axes.get_xlim() == (0.0, 1.0)  # data takes over

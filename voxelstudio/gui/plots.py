@@ -53,12 +53,16 @@ def _legend(axes, handles=None) -> None:
     axes.legend(handles=handles, loc="upper right", fontsize=7, facecolor=FACE, labelcolor=TEXT, edgecolor="#555d66")
 
 
+EMPTY_EPOCHS = (0, 10)
+"""The epoch axis a training plot shows before its first point."""
+
+
 class LossPlot(_LivePlot):
     """Training loss per step (on patches) and validation loss per epoch, on a log scale."""
 
     def __init__(self, parent: QWidget | None = None, *, validation_label: str = "validation") -> None:
         figure = Figure(figsize=(3, 2), facecolor=FACE)
-        figure.subplots_adjust(left=0.16, right=0.97, top=0.95, bottom=0.2)
+        figure.subplots_adjust(left=0.16, right=0.97, top=0.95, bottom=0.24)
         super().__init__(parent, figure)
         self.setMinimumHeight(150)
         self.validation_label = validation_label
@@ -107,6 +111,9 @@ class LossPlot(_LivePlot):
             self.axes.set_xlim(0, max(max(xs), 1.0))
             low, high = min(ys), max(ys)
             self.axes.set_ylim(low / 1.5, high * 1.5)
+        else:  # before the first step: epochs and a loss range, not matplotlib's -0.04 ... 0.04
+            self.axes.set_xlim(*EMPTY_EPOCHS)
+            self.axes.set_ylim(1e-3, 1.0)
         self.draw_idle()
 
 
@@ -164,13 +171,12 @@ class QualityPlot(_LivePlot):
         self.ratio_line.set_data(*self.ratio)
         self.target_line.set_ydata([self.target_ratio, self.target_ratio])
         epochs = self.psnr[0] + self.ratio[0]
-        self.axes.set_xlim(0.5, max(max(epochs, default=1) + 0.5, 2.0))
-        if self.psnr[1]:
-            low, high = min(self.psnr[1]), max(self.psnr[1])
-            self.axes.set_ylim(low - 1.0, high + 1.0)
+        self.axes.set_xlim(0.5, max(max(epochs, default=EMPTY_EPOCHS[1]) + 0.5, 2.0))
+        low, high = (min(self.psnr[1]), max(self.psnr[1])) if self.psnr[1] else (30.0, 40.0)  # typical dB
+        self.axes.set_ylim(low - 1.0, high + 1.0)
         ratios = self.ratio[1] + ([self.target_ratio] if math.isfinite(self.target_ratio) else [])
-        if ratios:
-            self.ratio_axes.set_ylim(min(ratios) - 0.2, max(ratios) + 0.2)
+        low, high = (min(ratios), max(ratios)) if ratios else (1.0, 2.0)  # a round bead .. twice as long
+        self.ratio_axes.set_ylim(low - 0.2, high + 0.2)
         self.draw_idle()
 
 
