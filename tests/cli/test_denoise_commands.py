@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import zipfile
 
@@ -224,8 +225,31 @@ def test_resume_continues_in_the_checkpoint_architecture(trained, tmp_path):
     fresh = train_config_from_args(_preset_args(preset="cpu", resume=True, out=str(out)), device_kind=lambda: "")
     assert fresh.model.arch == "unet"  # no checkpoint yet: the preset's
     shutil.copy(trained, tmp_path / "m.last.keras")
-    cfg = train_config_from_args(_preset_args(preset="cpu", resume=True, out=str(out)), device_kind=lambda: "")
+    cfg = train_config_from_args(_preset_args(resume=True, out=str(out)), device_kind=lambda: "")
     assert cfg.model == read_train_config(trained).model
+
+
+def test_resume_goes_on_with_the_checkpoints_config_and_refuses_to_change_the_run(trained, tmp_path):
+    import shutil
+
+    from voxelstudio.ml.bundled import read_train_config
+
+    shutil.copy(trained, tmp_path / "m.last.keras")
+    saved = read_train_config(trained)
+    out = str(tmp_path / "m.keras")
+
+    cfg = train_config_from_args(_preset_args(resume=True, out=out, epochs=saved.epochs + 5, patch="8,8,8"))
+
+    assert cfg == dataclasses.replace(saved, epochs=saved.epochs + 5, patch_shape=(8, 8, 8))  # nothing else moved
+    same = train_config_from_args(_preset_args(resume=True, out=out, loss=saved.loss.name, seed=saved.seed))
+    assert same == saved
+    changes = [("loss", "mae", "loss"), ("seed", saved.seed + 1, "seed"),
+               ("lr", saved.learning_rate * 10, "learning rate"), ("arch", "unet", "architecture")]  # fmt: skip
+    for option, value, what in changes:
+        with pytest.raises(ValueError, match=rf"--{option} {value}: the run --resume continues has {what} "):
+            train_config_from_args(_preset_args(resume=True, out=out, **{option: value}))
+    with pytest.raises(ValueError, match=r"--preset: --resume goes on with m.last.keras's own recipe"):
+        train_config_from_args(_preset_args(resume=True, out=out, preset="gpu"))
 
 
 def test_config_and_preset_do_not_mix(data):

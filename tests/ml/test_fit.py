@@ -13,10 +13,12 @@ from voxelstudio.ml.callbacks import (
     CheckpointCallback,
     ProgressCallback,
     RunState,
+    SaveUnsavedAtEnd,
     TimeBudgetCallback,
     ValidationCallback,
 )
 from voxelstudio.ml.fit import (
+    TrainingDiverged,
     TrainingMemoryError,
     fit_scope,
     restore_run_state,
@@ -170,6 +172,45 @@ def test_a_run_ends_with_its_last_epoch_saved() -> None:
     _epoch(callback, 0, now, 7.0)
     _epoch(callback, 1, now, 7.0)  # the run's last epoch
     assert saves.last == [1, 2]
+
+
+def test_epochs_a_stop_after_the_checkpoint_left_unsaved_are_saved_when_training_ends() -> None:
+    now, saves, state = [0.0], Saves(), RunState(epochs=20, steps=4)
+    callback = _checkpointing(state, saves, now)
+    for epoch in range(3):  # 7-s epochs: only the first is saved within the 30-s throttle
+        _epoch(callback, epoch, now, 7.0)
+    assert saves.last == [1]
+
+    SaveUnsavedAtEnd(callback).on_train_end()  # the time budget stopped the run after epoch 3's checkpoint
+
+    assert saves.last == [1, 3]
+    SaveUnsavedAtEnd(callback).on_train_end()
+    assert saves.last == [1, 3]  # nothing new: no second write
+
+
+class Diverge(keras.callbacks.Callback):
+    """Sends the weights to infinity as the second epoch begins: its first batch's loss is not finite."""
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        if epoch == 1:
+            self.model.set_weights([np.full_like(w, np.inf) for w in self.model.get_weights()])
+
+
+def test_a_loss_that_turns_nan_stops_the_run_and_keeps_the_last_good_epoch() -> None:
+    saves, state = Saves(), RunState(epochs=5, steps=3)
+    with pytest.raises(TrainingDiverged, match=r"NaN or infinite in epoch 2, batch 1 \(the model of epoch 1 is kept"):
+        fit(state, saves, callbacks=[Diverge()])
+    assert saves.best == [1] and saves.last == [1]  # nothing of the diverged epoch was saved
+    assert state.epochs_run == 1 and state.history["epoch"] == [1]
+
+
+def test_a_run_resumed_with_its_budget_spent_does_not_train() -> None:
+    saves, state, reports = Saves(), RunState(epochs=50, steps=3, initial_epoch=4), []
+    state.started -= 61.0  # a minute and a second of earlier sessions
+
+    assert fit(state, saves, minutes=1.0, report=reports.append) == "time"
+
+    assert reports == [] and saves.last == [] and saves.best == [] and state.epochs_run == 0
 
 
 def test_cancel_stops_within_the_batch_and_says_so() -> None:

@@ -178,22 +178,60 @@ def _architecture_of(init: str, arch: str | None) -> Any:
     return model
 
 
-def _checkpoint_architecture(out: str, arch: str | None) -> Any:
-    """The architecture of the last checkpoint beside ``out`` (what ``--resume`` continues), None without one."""
+_RESUMED_RUN_KEEPS = {
+    "loss": ("loss", lambda c: c.loss.name),
+    "seed": ("seed", lambda c: c.seed),
+    "lr": ("learning rate", lambda c: c.learning_rate),
+    "arch": ("architecture", lambda c: c.model.arch),
+}
+"""What a resumed run cannot change: ``--option`` -> (what it is, its value in a config). The loss and seed decide
+which model is best and which pairs validate; the learning rate goes on from the checkpoint's schedule."""
+
+
+def _resumed_config(args: argparse.Namespace) -> Any:
+    """The checkpoint's own TrainConfig, which ``--resume`` continues (None without a checkpoint), with the run's
+    length (--epochs, --minutes) and its batches (--batch-size, --patch) as given; an option that would change the
+    run itself (--loss, --seed, --lr, --arch, --preset, --spacing-input) is refused unless it matches."""
+    from voxelstudio.ml.bundled import read_train_config
     from voxelstudio.ml.fit import checkpoint_paths
 
-    checkpoint = checkpoint_paths(out)[0]
-    return _architecture_of(str(checkpoint), arch) if checkpoint.is_file() else None
+    checkpoint = checkpoint_paths(args.out)[0]
+    if not checkpoint.is_file():
+        return None
+    config = read_train_config(str(checkpoint))
+    if getattr(args, "preset", None) is not None:
+        raise ValueError(f"--preset: --resume goes on with {checkpoint.name}'s own recipe; leave it out")
+    for option, (what, value_of) in _RESUMED_RUN_KEEPS.items():
+        given = getattr(args, option, None)
+        if given is not None and given != value_of(config):
+            raise ValueError(
+                f"--{option} {given}: the run --resume continues has {what} {value_of(config)} ({checkpoint.name}); "
+                "a resumed run keeps it (start a new run with another --out to change it)"
+            )
+    if getattr(args, "spacing_input", False) and not config.model.spacing_input:
+        raise ValueError(f"--spacing-input: the run --resume continues ({checkpoint.name}) does not take it")
+    options = {
+        "epochs": args.epochs,
+        "minutes": args.minutes,
+        "batch_size": args.batch_size,
+        "patch_shape": _shape("patch", args.patch),
+    }
+    return dataclasses.replace(config, **{k: v for k, v in options.items() if v is not None}).validate()
 
 
 def train_config_from_args(args: argparse.Namespace, device_kind: Callable[[], str] = _device_kind) -> Any:
     """The TrainConfig: --config, else the --preset's recipe (auto: by the device) with the ``--init`` model's
-    architecture when one is given, and the options given here replacing its values."""
+    architecture when one is given, and the options given here replacing its values. ``--resume`` goes on with the
+    checkpoint's own config (:func:`_resumed_config`)."""
     from voxelstudio.ml.config import DenoiserConfig, TrainConfig, preset_config, resolve_preset
 
     preset = getattr(args, "preset", None)
     if args.config and preset is not None:
         raise ValueError("give --config or --preset, not both")
+    if not args.config and getattr(args, "resume", False):
+        resumed = _resumed_config(args)
+        if resumed is not None:
+            return resumed
     if args.config:
         config = TrainConfig.load(args.config)
     else:
@@ -203,8 +241,6 @@ def train_config_from_args(args: argparse.Namespace, device_kind: Callable[[], s
     start = None
     if not args.config and init is not None:
         start = _architecture_of(init, args.arch)
-    elif not args.config and getattr(args, "resume", False):  # the checkpoint's, e.g. after --init
-        start = _checkpoint_architecture(args.out, args.arch)
     if start is not None:  # the weights define the architecture
         config = dataclasses.replace(config, model=start)
     elif args.arch is not None and args.arch != config.model.arch:

@@ -39,10 +39,15 @@ class RunState:
     started: float = field(default_factory=time.monotonic)
 
     @property
+    def diverged(self) -> bool:
+        """The loss became NaN or infinite: the weights in memory are lost (:class:`DivergenceCallback`)."""
+        return self.stopped_reason == "diverged"
+
+    @property
     def skip_epoch_end(self) -> bool:
         """A cancelled partial epoch is not validated once a checkpoint exists (stop fast; see
-        :class:`CheckpointCallback` for when it is saved)."""
-        return self.stopped_reason == "cancelled" and self.best_epoch is not None
+        :class:`CheckpointCallback` for when it is saved); a diverged one never is (nor saved)."""
+        return self.diverged or (self.stopped_reason == "cancelled" and self.best_epoch is not None)
 
     def record(self, logs: dict[str, Any]) -> None:
         for key, value in logs.items():
@@ -129,6 +134,22 @@ class ProgressCallback(keras.callbacks.Callback):
             "validated": validated,
         }
         self.report(Progress(done, total, message, values))
+
+
+class DivergenceCallback(keras.callbacks.Callback):
+    """Stops training at the first batch whose loss is NaN or infinite (stopped_reason "diverged", which
+    :func:`~voxelstudio.ml.fit.run_fit` raises): its weights are not validated or saved, so the best model and the
+    last checkpoint on disk stay the last good ones."""
+
+    def __init__(self, state: RunState) -> None:
+        super().__init__()
+        self.state = state
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.state.stopped_reason = "diverged"
+            self.model.stop_training = True
 
 
 class CancelCallback(keras.callbacks.Callback):
@@ -270,7 +291,7 @@ class CheckpointCallback(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         state = self.state
         if state.skip_epoch_end:  # cancelled mid-epoch (before any restore of best weights at the train's end)
-            if state.epochs_run > self.saved_epochs:
+            if state.epochs_run > self.saved_epochs and not state.diverged:
                 self._save_last()
             return
         logs = dict(logs or {})
@@ -288,7 +309,25 @@ class CheckpointCallback(keras.callbacks.Callback):
         if ending or self.clock() - self.last_saved >= self.last_every_s:
             self._save_last()
 
+    def save_unsaved(self) -> None:
+        """Save the last checkpoint if epochs went unsaved: a run ended by a check after this callback's epoch end
+        (the time budget's). Called by :class:`SaveUnsavedAtEnd`, before early stopping restores the best weights."""
+        if self.state.epochs_run > self.saved_epochs and not self.state.diverged:
+            self._save_last()
+
     def _save_last(self) -> None:
         self.save_last(self.model, self.state)
         self.last_saved = self.clock()
         self.saved_epochs = self.state.epochs_run
+
+
+class SaveUnsavedAtEnd(keras.callbacks.Callback):
+    """Saves what ``checkpoint`` left unsaved when training ends. Goes first in the callback list: Keras calls
+    ``on_train_end`` in list order, and early stopping's restores the best weights over the last epoch's."""
+
+    def __init__(self, checkpoint: CheckpointCallback) -> None:
+        super().__init__()
+        self.checkpoint = checkpoint
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        self.checkpoint.save_unsaved()

@@ -31,8 +31,10 @@ from voxelstudio.ml.callbacks import (
     LAST_CHECKPOINT_EVERY_S,
     CancelCallback,
     CheckpointCallback,
+    DivergenceCallback,
     ProgressCallback,
     RunState,
+    SaveUnsavedAtEnd,
     TimeBudgetCallback,
 )
 from voxelstudio.ml.device import training_scope
@@ -43,6 +45,10 @@ SaveFn = Callable[[keras.Model, RunState], None]
 
 class TrainingMemoryError(VoxelStudioError):
     """Training ran out of (GPU) memory; the message says what failed, what to try and whether a checkpoint is kept."""
+
+
+class TrainingDiverged(VoxelStudioError):
+    """The training loss became NaN or infinite; the best model and last checkpoint saved before it are kept."""
 
 
 def checkpoint_paths(out_path: str | Path) -> tuple[Path, Path]:
@@ -166,7 +172,9 @@ def run_fit(
     out_of_memory: Callable[[], str] | None = None,
 ) -> str:
     """Train ``model`` on ``dataset`` from ``state.initial_epoch`` to ``state.epochs``; returns why it stopped:
-    "epochs", "time", "early_stopping" or "cancelled".
+    "epochs", "time", "early_stopping" or "cancelled". A NaN or infinite loss raises :class:`TrainingDiverged` (the
+    best model and last checkpoint on disk are the last good ones). A run resumed with its time budget already
+    spent does not train.
 
     ``callbacks`` run before the harness's own (checkpoint, progress, cancel, time budget), so a validation callback
     among them has filled the epoch's logs when the checkpoint reads them. ``minutes`` ends the run, and the progress
@@ -175,13 +183,20 @@ def run_fit(
     ``last_every_s`` seconds and when the run ends (:class:`~voxelstudio.ml.callbacks.CheckpointCallback`).
     Out of memory raises :class:`TrainingMemoryError` with ``out_of_memory()``'s advice (the last checkpoint stays).
     """
+    checkpoint = CheckpointCallback(
+        state, monitor=monitor, save_last=save_last, save_best=save_best, last_every_s=last_every_s
+    )
     harness = [
-        CheckpointCallback(state, monitor=monitor, save_last=save_last, save_best=save_best, last_every_s=last_every_s),
+        DivergenceCallback(state),
+        checkpoint,
         ProgressCallback(state, report, budget_s=None if minutes is None else minutes * 60.0, budget_only=budget_only),
         CancelCallback(state, cancel),
         TimeBudgetCallback(state, minutes),
     ]
-    if state.initial_epoch < state.epochs:
+    spent = minutes is not None and time.monotonic() - state.started >= minutes * 60.0  # resumed past its budget
+    if spent:
+        state.stopped_reason = "time"
+    elif state.initial_epoch < state.epochs:
         quiet_tf_data()
         with warnings.catch_warnings():
             # a cancelled partial epoch is not validated; LR schedules and early stopping then warn needlessly
@@ -189,7 +204,7 @@ def run_fit(
             try:
                 model.fit(
                     dataset, epochs=state.epochs, initial_epoch=state.initial_epoch,
-                    callbacks=[*callbacks, *harness], verbose=0,
+                    callbacks=[SaveUnsavedAtEnd(checkpoint), *callbacks, *harness], verbose=0,
                 )  # fmt: skip
             except Exception as exc:
                 if is_out_of_memory(exc):
@@ -198,4 +213,10 @@ def run_fit(
                 raise
         # a run stopped mid-epoch leaves the data iterator in a reference cycle; finalise it now, not at exit
         gc.collect()
+    if state.diverged:
+        kept = "nothing was saved" if state.best_epoch is None else f"the model of epoch {state.best_epoch} is kept"
+        raise TrainingDiverged(
+            f"training diverged: the loss became NaN or infinite in epoch {state.epoch + 1}, batch {state.step} "
+            f"({kept}); lower the learning rate, or check the data for extreme values"
+        )
     return state.stopped_reason or ("early_stopping" if state.epochs_run < state.epochs else "epochs")
