@@ -124,7 +124,7 @@ def run_isolated(
             report(event)
     finally:
         stop.value = 1
-        child.join(timeout=5.0)
+        child.join(timeout=0.0 if cancelled_at is not None and not grace_s else 5.0)  # a task without a token: now
         if child.is_alive():
             child.terminate()
             child.join(timeout=5.0)
