@@ -259,7 +259,7 @@ def _train(method: str, work: Path, minutes: float) -> tuple[Path, float]:
         bundled = load_model(init).train_config
         config = replace(config, model=bundled.model, learning_rate=FINE_TUNE_LEARNING_RATE)
     started = time.perf_counter()
-    train_denoiser(pairs[:4], config=config, out=model_path, val_pair=pairs[4], init=init)
+    train_denoiser(pairs[:4], config=config, out=model_path, val_pairs=[pairs[4]], init=init)
     return model_path, time.perf_counter() - started
 
 

@@ -208,7 +208,7 @@ def tiny_model(tmp_path_factory):
 
     raw, target = (load_volume(p) for p in sample_pair_paths())
     out = tmp_path_factory.mktemp("tiny_model") / "tiny.keras"
-    arguments = {"pairs": [(raw, target)], "config": tiny_train_config(), "out": out, "val_pair": (raw, target)}
+    arguments = {"pairs": [(raw, target)], "config": tiny_train_config(), "out": out, "val_pairs": [(raw, target)]}
     result = run_isolated(train_denoiser, arguments, report=null_report)
     assert result.model_path == out and out.is_file()
     return out

@@ -58,7 +58,7 @@ def test_adapt_job_reports_the_calibration_then_time_based_progress(monkeypatch,
     fine_tune_minutes = []
 
     def fake_fine_tune(
-        train_pairs, *, config, out, val_pair, report, cancel, init, on_preview, preview_input, preview_share
+        train_pairs, *, config, out, val_pairs, report, cancel, init, on_preview, preview_input, preview_share
     ):
         """Stands in for the minutes of fine-tuning: one step a quarter into the budget, a preview of the scan being
         adapted to, then no model."""

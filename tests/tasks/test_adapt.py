@@ -36,6 +36,7 @@ def test_adapt_end_to_end_beats_its_input_and_stores_the_calibration(tmp_path: P
             wavelength_um=0.52,  # NA given: a quick calibration
         )
     assert result.training.model_path == out and out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adapted.keras", "scan.tif"]  # no checkpoint left beside it
     assert result.calibration.params.photons == pytest.approx(300.0, rel=0.25)
 
     from voxelstudio.ml.persistence import load_model

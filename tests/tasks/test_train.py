@@ -100,15 +100,36 @@ def test_load_pairs_matches_volumes_by_name_whatever_their_format(tmp_path):
     np.testing.assert_allclose(single[0][0].data, raw.data, atol=1e-6)
 
 
-def test_a_validation_pair_that_is_also_a_training_pair_is_left_out_of_training():
-    from voxelstudio.tasks.train import without_validation_pair
+def test_validation_pairs_that_are_also_training_pairs_are_left_out_of_training():
+    from voxelstudio.tasks.train import without_validation_pairs
 
-    pairs = [blob_volumes(seed) for seed in (1, 2, 3)]
-    with pytest.warns(UserWarning, match="is also a training pair; it is left out of training"):
-        kept = without_validation_pair(pairs, pairs[1])
+    pairs = [blob_volumes(seed) for seed in (1, 2, 3, 4)]
+    with pytest.warns(UserWarning, match="validation pairs that are also training pairs are left out of training"):
+        kept = without_validation_pairs(pairs, [pairs[1], pairs[3]])
     assert [p[0].data.sum() for p in kept] == [pairs[0][0].data.sum(), pairs[2][0].data.sum()]
-    assert without_validation_pair(pairs[:1], pairs[0]) == pairs[:1]  # the loaded pair alone: it validates too
-    assert without_validation_pair(pairs[:2], blob_volumes(4)) == pairs[:2]
+    assert without_validation_pairs(pairs[:1], pairs[:1]) == pairs[:1]  # the loaded pair alone: it validates too
+    assert without_validation_pairs(pairs[:2], [blob_volumes(5)]) == pairs[:2]
+
+
+def test_every_validation_pair_given_validates(tmp_path, monkeypatch):
+    import voxelstudio.ml.training as training
+
+    seen = []
+    monkeypatch.setattr(training, "fit_denoiser", lambda train, val, config, **kwargs: seen.append(len(val)) or _stop())
+    pairs = [blob_volumes(seed) for seed in (1, 2, 3)]
+    with pytest.raises(_Stopped):
+        train_denoiser(
+            pairs, config=tiny_config(), out=tmp_path / "m.keras", val_pairs=[blob_volumes(7), blob_volumes(8)]
+        )
+    assert seen == [2]
+
+
+class _Stopped(Exception):
+    pass
+
+
+def _stop():
+    raise _Stopped
 
 
 def test_load_pairs_reports_unmatched_and_mixed_inputs(tmp_path):
@@ -138,14 +159,14 @@ def test_train_denoiser_end_to_end(tmp_path):
 def test_train_denoiser_with_explicit_validation_and_errors(tmp_path):
     pairs = [blob_volumes(0)]
     result = train_denoiser(
-        pairs, config=tiny_config(epochs=1), out=tmp_path / "m.keras", val_pair=blob_volumes(5, shape=(24, 20, 10))
+        pairs, config=tiny_config(epochs=1), out=tmp_path / "m.keras", val_pairs=[blob_volumes(5, shape=(24, 20, 10))]
     )
     assert "val_loss" in result.history
     with pytest.raises(ValueError, match=r"\.keras"):
         train_denoiser(pairs, config=tiny_config(), out=tmp_path / "m.h5")
     bad = (Volume(np.zeros((8, 8, 8)), name="r"), Volume(np.zeros((8, 8, 9)), name="t"))
     with pytest.raises(ValueError, match="shapes differ"):
-        train_denoiser(pairs, config=tiny_config(), out=tmp_path / "m.keras", val_pair=bad)
+        train_denoiser(pairs, config=tiny_config(), out=tmp_path / "m.keras", val_pairs=[bad])
 
 
 def test_a_model_that_takes_the_voxel_size_trains_on_each_pairs_own_and_refuses_unknown_ones(tmp_path):

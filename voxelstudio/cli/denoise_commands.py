@@ -272,11 +272,11 @@ def run_train(args: argparse.Namespace) -> int:
         raise ValueError("--val-raw and --val-target go together")
     config = train_config_from_args(args)  # --preset auto starts the backend to see the device
     pairs = load_pairs(args.raw, args.target)
-    val_pair = load_pairs(args.val_raw, args.val_target)[0] if args.val_raw else None
+    val_pairs = load_pairs(args.val_raw, args.val_target) if args.val_raw else None  # files, or folders of pairs
     init = None if args.from_scratch else args.init
     with cancel_on_interrupt() as cancel, tqdm_report("train", quiet=args.quiet) as report:
         result = train_denoiser(
-            pairs, config=config, out=Path(args.out), val_pair=val_pair, resume=args.resume, init=init,
+            pairs, config=config, out=Path(args.out), val_pairs=val_pairs, resume=args.resume, init=init,
             report=report, cancel=cancel,
         )  # fmt: skip
     best = f"best loss {result.best_val_loss:.4g}" if result.model_path else "no model saved"

@@ -66,7 +66,8 @@ def train_from_data(
         previewed = (val or train)[0]
     measure = _PreviewMeasure(previewed[1], report)
     return train_denoiser(
-        pairs, config=config, out=out, val_pair=val_pair, init=init, report=report, cancel=cancel,
+        pairs, config=config, out=out, val_pairs=None if val_pair is None else [val_pair], init=init, report=report,
+        cancel=cancel,
         on_preview=measure.preview,
     )  # fmt: skip
 

@@ -193,7 +193,8 @@ def run_fit(
         CancelCallback(state, cancel),
         TimeBudgetCallback(state, minutes),
     ]
-    spent = minutes is not None and time.monotonic() - state.started >= minutes * 60.0  # resumed past its budget
+    # a resumed run whose budget is spent ends here (a fresh run trains at least one batch, whatever its budget)
+    spent = minutes is not None and state.initial_epoch > 0 and time.monotonic() - state.started >= minutes * 60.0
     if spent:
         state.stopped_reason = "time"
     elif state.initial_epoch < state.epochs:

@@ -88,7 +88,7 @@ def check_finite(data: np.ndarray, source: str | Path, name: str, where: str = "
     """VolumeReadError naming ``source`` when ``data`` (read from it) holds NaN or infinite values (a float64 value
     beyond float32's range becomes infinite when read)."""
     if not np.isfinite(data).all():
-        what = f"array {name!r}" if name else "the array"
+        what = f"array {name!r}" if name and name != zarr_.ROOT_ARRAY else "the array"  # a store that is one array
         raise VolumeReadError(
             source, f"{what} contains NaN or Inf values{where} (or values beyond the float32 range); replace them"
         )

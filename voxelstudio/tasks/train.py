@@ -76,7 +76,7 @@ def train_denoiser(
     *,
     config: TrainConfig,
     out: str | Path,
-    val_pair: VolumePair | None = None,
+    val_pairs: Sequence[VolumePair] | None = None,
     resume: bool = False,
     init: str | Path | None = None,
     report: ReportFn = null_report,
@@ -87,7 +87,7 @@ def train_denoiser(
 ) -> TrainResult:
     """Train ``config``'s denoiser; the best model goes to ``out`` (checkpoints beside it, see ml.training).
 
-    Without ``val_pair``, ``config.val_fraction`` of the pairs (at least one of two or more) validate. ``init``: a
+    Without ``val_pairs``, ``config.val_fraction`` of the pairs (at least one of two or more) validate. ``init``: a
     model file (same architecture) whose weights training starts from. ``on_preview(epoch, prediction)`` sees the
     prediction of ``preview_input`` (default: the first validation raw) after an epoch: every epoch, or as often as
     keeps previews within ``preview_share`` of the time.
@@ -102,11 +102,11 @@ def train_denoiser(
     check_destination(out, overwrite=True)  # a missing or read-only folder fails now, not after the training
     check_pairs(pairs)
     if config.model.spacing_input:  # the raw volumes' voxel sizes are the ones the network gets
-        raws = [raw for raw, _ in pairs] + ([val_pair[0]] if val_pair is not None else [])
+        raws = [raw for raw, _ in [*pairs, *(val_pairs or [])]]
         check_known_spacing(raws + ([preview_input] if preview_input is not None else []))
-    if val_pair is not None:
-        check_pairs([val_pair])
-        train, val = without_validation_pair(pairs, val_pair), [val_pair]
+    if val_pairs:
+        check_pairs(val_pairs)
+        train, val = without_validation_pairs(pairs, val_pairs), list(val_pairs)
     else:
         train, val = split_validation(pairs, config.val_fraction, config.seed)
     outcome = fit_denoiser(
@@ -132,17 +132,19 @@ def train_denoiser(
     )
 
 
-def without_validation_pair(pairs: Sequence[VolumePair], val_pair: VolumePair) -> list[VolumePair]:
-    """``pairs`` less the ones that are ``val_pair`` (the same raw data): validating on a training pair would pick
-    the best model and stop early on what it learned (a loaded scan from the training folder, say), with a warning.
-    A single pair that is the validation pair stays: training on the loaded pair alone validates on it."""
-    raw = np.asarray(val_pair[0].data)
-    kept = [p for p in pairs if not (p[0].data.shape == raw.shape and np.array_equal(p[0].data, raw))]
+def without_validation_pairs(pairs: Sequence[VolumePair], val_pairs: Sequence[VolumePair]) -> list[VolumePair]:
+    """``pairs`` less the ones that are validation pairs (the same raw data): validating on a training pair would
+    pick the best model and stop early on what it learned (a loaded scan from the training folder, say), with a
+    warning. When every training pair validates too (the loaded pair alone), training keeps them."""
+    raws = [np.asarray(raw.data) for raw, _ in val_pairs]
+
+    def validates(pair: VolumePair) -> bool:
+        return any(pair[0].data.shape == raw.shape and np.array_equal(pair[0].data, raw) for raw in raws)
+
+    kept = [p for p in pairs if not validates(p)]
     if len(kept) < len(pairs) and kept:
-        warnings.warn(
-            f"the validation pair ({val_pair[0].label}) is also a training pair; it is left out of training",
-            stacklevel=3,
-        )
+        names = ", ".join(p[0].label for p in pairs if validates(p))
+        warnings.warn(f"validation pairs that are also training pairs are left out of training: {names}", stacklevel=3)
         return kept
     return list(pairs)
 
