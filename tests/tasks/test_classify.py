@@ -3,6 +3,7 @@ training end to end, evaluation reports, classifying volumes, the shapes data se
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import warnings
 from pathlib import Path
@@ -299,3 +300,31 @@ def test_training_stores_the_domain_measured_on_validation(trained) -> None:
     assert domain.calibrated and 0.0 < domain.max_probability <= 0.6
     low, high = domain.euler_range
     assert low <= 0 < high  # every training shape's Euler characteristic lies within
+
+
+def test_a_grid_of_another_shape_is_fitted_as_the_window_places_a_volume() -> None:
+    from voxelstudio.core.volume import Volume
+    from voxelstudio.tasks.volume_grid import place_volume
+
+    flat = np.zeros((24, 24, 16), dtype=np.uint8)
+    flat[4:20, 4:20, 2:14] = 1  # 16 x 16 x 12: not a cube, and not to be stretched into one
+    grid, changed = fit_grid(flat, (16, 16, 16))
+    assert changed
+    np.testing.assert_array_equal(grid, place_volume(Volume(flat.astype(np.float32)), (16, 16, 16)).grid)
+    extent = [int(np.ptp(np.nonzero(grid)[axis])) + 1 for axis in range(3)]
+    assert extent[0] == extent[1] and abs(extent[2] - extent[0] * 12 / 16) <= 1  # proportions kept
+
+
+def test_a_model_trained_without_augmentation_is_not_voted_over_turns_it_never_saw() -> None:
+    from types import SimpleNamespace
+
+    from voxelstudio.ml.classifier_config import ClassifierTrainConfig
+    from voxelstudio.tasks.classify import _vote_rotations
+
+    turned = ClassifierTrainConfig.for_arch("voxnet", vote_rotations=4)
+    plain = dataclasses.replace(turned, augment=False)
+    assert (turned.voting_views, plain.voting_views) == (4, 1)
+    for config, views in ((turned, 4), (plain, 1)):
+        loaded = SimpleNamespace(train_config=config, config=config.model, input_shape=(32, 32, 32), model=None)
+        assert _vote_rotations(loaded, None, Path("m.keras")) == views
+        assert _vote_rotations(loaded, 2, Path("m.keras")) == 2  # asked for: as asked

@@ -109,7 +109,8 @@ class ClassifierTrainConfig(_JsonConfig):
     a random rotation about the vertical (z) axis in steps of 360/``rotations`` degrees, flips of each horizontal
     axis with probability ``flip_prob`` and shifts of up to ``max_shift`` voxels per axis; under the model's
     ``orientation="any"`` it flips each of the three axes with probability 1/2 and shifts, without turning.
-    ``vote_rotations`` rotations (at most the 8 flips under ``any``) are averaged at test time. ``class_weights``
+    ``vote_rotations`` rotations (at most the 8 flips under ``any``; one without ``augment``) are averaged at test
+    time. ``class_weights``
     weights the loss by inverse class frequency.
     The split into train/validation(/test) is stratified by class with ``seed``; ``refit`` then retrains on
     train + validation for the best epoch count. ``preset`` records the device recipe the settings came from
@@ -137,6 +138,11 @@ class ClassifierTrainConfig(_JsonConfig):
     seed: int = 0
 
     @property
+    def voting_views(self) -> int:
+        """The rotations to vote over by default: ``vote_rotations`` when training turned the grids (``augment``),
+        one when it did not (the model never saw them turned)."""
+        return self.vote_rotations if self.augment else 1
+
     def max_epochs(self) -> int:
         """The epoch cap: ``epochs``, else MAX_BUDGET_EPOCHS under a time budget, else DEFAULT_EPOCHS."""
         if self.epochs is not None:

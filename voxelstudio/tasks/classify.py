@@ -61,7 +61,7 @@ def _vote_rotations(loaded: LoadedClassifier, rotations: int | None, path: Path,
     from voxelstudio.ml.classifier_inference import choose_rotations, seconds_per_sample, view_count
 
     height, width, _ = loaded.input_shape
-    preferred = loaded.train_config.vote_rotations if loaded.train_config else 12
+    preferred = loaded.train_config.voting_views if loaded.train_config else 12
     if rotations is None and height == width and preferred > 1:
         cost = seconds_per_sample(loaded.model, loaded.input_shape) if n_grids > 1 else 0.0
         rotations = choose_rotations(cost, n_grids, preferred=preferred)

@@ -167,7 +167,7 @@ def train_classifier(
     test_accuracy = None
     if outcome.model_path is not None and len(test_idx) and outcome.stopped_reason != "cancelled":
         test_accuracy = voted_accuracy(outcome.model_path, dataset.grids[test_idx], dataset.labels[test_idx],
-                                       config.vote_rotations, report=report, cancel=cancel)  # fmt: skip
+                                       config.voting_views, report=report, cancel=cancel)  # fmt: skip
     return ClassifierTrainResult(
         outcome.model_path, outcome.best_val_accuracy, outcome.best_val_loss, outcome.epochs_run,
         outcome.stopped_reason, test_accuracy, split, outcome.history, trials, best_params, refit_epochs,
@@ -181,7 +181,7 @@ def domain_views(config: ClassifierTrainConfig, stopped_reason: str) -> int:
     from voxelstudio.ml.classifier_inference import view_count
 
     square = config.model.input_shape[0] == config.model.input_shape[1] or config.model.orientation == "any"
-    rotations = config.vote_rotations if square and stopped_reason != "cancelled" else 1
+    rotations = config.voting_views if square and stopped_reason != "cancelled" else 1
     return view_count(rotations, config.model.orientation)
 
 

@@ -2,7 +2,8 @@
 .npy/.npz or .tif grids, read with :func:`voxelstudio.io.load_volume`; meshes (.stl/.obj/.ply) are voxelised.
 
 Grids become uint8 occupancy (value >= half the maximum when values exceed 1, else >= 0.5). Grids of another size
-are resampled (linear ``scipy.ndimage.zoom``, thresholded at 0.5) with one warning naming them. ``strict`` loading
+are placed in the model's grid as any volume is (:func:`~voxelstudio.tasks.volume_grid.place_volume`: one scale for
+every axis, centred), with one warning naming them. ``strict`` loading
 (training data) refuses grids with more than two distinct values and data sets whose grids differ in size.
 """
 
@@ -14,11 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
 
 from voxelstudio.core.errors import VolumeReadError
 from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
+from voxelstudio.core.volume import Volume
 from voxelstudio.io import SUPPORTED_SUFFIXES, load_volume
+from voxelstudio.tasks.volume_grid import place_volume
 
 MESH_SUFFIXES = (".stl", ".obj", ".ply")
 GRID_SUFFIXES = tuple(SUPPORTED_SUFFIXES)
@@ -73,12 +75,9 @@ def fit_grid(grid: np.ndarray, shape: Sequence[int], *, path: Path | str | None 
         raise VolumeReadError(
             path, f"grid of shape {size} cannot be resampled to {target} (sides must be >= 4 and within a factor 2)"
         )
-    factors = [t / s for t, s in zip(shape, occupied.shape, strict=True)]
-    zoomed = ndimage.zoom(occupied.astype(np.float32), factors, order=1, grid_mode=True, mode="nearest")
-    out = np.zeros(shape, dtype=np.uint8)
-    common = tuple(slice(0, min(a, b)) for a, b in zip(shape, zoomed.shape, strict=True))
-    out[common] = zoomed[common] >= 0.5
-    return out, True
+    # as "Classify shown volume" places any volume: one factor for every axis (a 48x48x32 grid's cube stays a cube),
+    # averaging the voxels that become one, centred, thresholded halfway
+    return place_volume(Volume(occupied.astype(np.float32)), shape).grid, True
 
 
 def check_binary(data: np.ndarray, path: Path | str | None) -> None:
