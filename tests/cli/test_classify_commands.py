@@ -134,7 +134,7 @@ def test_train_refuses_an_existing_out_and_a_huge_grid_before_loading_anything(
     assert f"{existing}: already exists; pass --overwrite to replace it" in capsys.readouterr().err
     assert existing.read_bytes() == b"a model the user keeps"
     assert cli.main(["train-classifier", str(missing_data), "--size", "1000", "--out", str(tmp_path / "m.keras")]) == 2
-    assert "--size: must be 10 to 128, got 1000" in capsys.readouterr().err
+    assert "--size: must be 11 to 128, got 1000" in capsys.readouterr().err
     assert cli.main(["train-classifier", str(missing_data), "--seed", "-1", "--out", str(tmp_path / "m.keras")]) == 2
     assert "seed must be a whole number >= 0, got -1" in capsys.readouterr().err
 

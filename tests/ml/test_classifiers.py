@@ -167,7 +167,7 @@ def test_configs_round_trip_and_validate() -> None:
         ({"arch": "pointnet"}, "unknown classifier"),
         ({"n_classes": 1}, "at least 2 classes"),
         ({"width": 0}, "width"),
-        ({"input_shape": (8, 8, 8)}, "VoxNet needs inputs of at least 10"),
+        ({"input_shape": (10, 10, 10)}, r"VoxNet needs inputs of at least 11\^3"),
         ({"norm": "weight"}, "normalisation"),
     ]:
         with pytest.raises(ValueError, match=message):
@@ -272,3 +272,11 @@ def test_posed_models_record_the_pose_version_and_unknown_versions_are_refused(t
                            train_config=upright)  # fmt: skip
     assert "pose_version" not in load_classifier(path).metadata
     assert load_classifier(with_metadata(path, tmp_path / "up2.keras", pose_version=1)).config.orientation == "upright"
+
+
+def test_voxnet_builds_and_predicts_at_the_smallest_grid_it_accepts() -> None:
+    from voxelstudio.ml.classifier_config import GRID_SIZES
+
+    config = ClassifierConfig(arch="voxnet", n_classes=3, input_shape=(GRID_SIZES[0],) * 3, width=0.25).validate()
+    model = build_classifier(config)
+    assert model.predict(np.zeros((1, *config.input_shape, 1), np.float32), verbose=0).shape == (1, 3)

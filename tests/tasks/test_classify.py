@@ -328,3 +328,32 @@ def test_a_model_trained_without_augmentation_is_not_voted_over_turns_it_never_s
         loaded = SimpleNamespace(train_config=config, config=config.model, input_shape=(32, 32, 32), model=None)
         assert _vote_rotations(loaded, None, Path("m.keras")) == views
         assert _vote_rotations(loaded, 2, Path("m.keras")) == 2  # asked for: as asked
+
+
+def test_zarr_grids_in_a_class_folder_are_loaded_with_the_others(tmp_path: Path) -> None:
+    from voxelstudio.core.volume import Volume
+    from voxelstudio.io import save_volume
+
+    _write(tmp_path / "a_ball", "one.npy", _cube(hi=8))
+    save_volume(Volume(_cube(hi=9).astype(np.float32)), tmp_path / "a_ball" / "two.zarr")  # a store is a folder
+    _write(tmp_path / "b_cube", "one.npy", _cube())
+    (tmp_path / "b_cube" / ".hidden.zarr").mkdir()  # hidden: left out
+
+    data = load_class_folder(tmp_path, grid_shape=(16, 16, 16))
+
+    assert data.counts() == {"a_ball": 2, "b_cube": 1} and [f.name for f in data.files] == [
+        "one.npy",
+        "two.zarr",
+        "one.npy",
+    ]
+    np.testing.assert_array_equal(data.grids[1], _cube(hi=9))
+
+
+def test_the_evaluation_report_says_which_order_the_confusion_columns_follow() -> None:
+    from voxelstudio.cli.classify_commands import _format_report
+
+    report = {"accuracy": 0.5, "count": 4, "rotations": 1, "per_class": {"cone": 0.5, "sphere": 0.5},
+              "classes": ["cone", "cube", "sphere"], "confusion": [[1, 1, 0], [0, 0, 0], [1, 0, 1]]}  # fmt: skip
+    lines = _format_report(report).splitlines()
+    assert "both in the model's class order below" in lines[-4]
+    assert [line.split()[0] for line in lines[-3:]] == ["cone", "cube", "sphere"]  # every model class, absent ones too

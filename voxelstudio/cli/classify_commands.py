@@ -215,7 +215,7 @@ def _format_report(report: dict[str, Any]) -> str:
     lines = [f"accuracy {report['accuracy']:.3f} on {report['count']} grids ({report['rotations']} rotation(s))", ""]
     lines += [f"  {name:<{width}}  {acc:.3f}" for name, acc in report["per_class"].items()]
     cell = max(5, *(len(str(v)) + 1 for row in report["confusion"] for v in row))
-    lines += ["", "confusion (rows: true class, columns: predicted, in the order above)"]
+    lines += ["", "confusion (rows: true class, columns: predicted, both in the model's class order below)"]
     for name, row in zip(classes, report["confusion"], strict=True):
         lines.append(f"  {name:<{width}} " + "".join(f"{v:>{cell}}" for v in row))
     return "\n".join(lines)

@@ -15,8 +15,9 @@ CLASSIFIER_ARCHITECTURES = ("voxnet", "vrn")
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "cosine", "step")
 ORIENTATIONS = ("upright", "any")
-GRID_SIZES = (10, 128)
-"""Input grid sizes the trainers offer (VoxNet and VRN were made for 32^3; 128^3 is already 64x the work)."""
+GRID_SIZES = (11, 128)
+"""Input grid sizes the trainers offer (VoxNet and VRN were made for 32^3; 128^3 is already 64x the work; VoxNet's
+strided convolution and pooling leave nothing of a grid under 11^3)."""
 DEFAULT_EPOCHS = 30
 """Epochs when neither ``epochs`` nor ``minutes`` is given."""
 MAX_BUDGET_EPOCHS = 100_000
@@ -75,8 +76,10 @@ class ClassifierConfig(_JsonConfig):
         _check(len(self.input_shape) == 3, "input_shape must be three sizes (H, W, Z)")
         _check(all(n >= 8 for n in self.input_shape), f"input sizes must be >= 8, got {self.input_shape}")
         if self.arch == "voxnet":
+            smallest = GRID_SIZES[0]
             _check(
-                all(n >= 10 for n in self.input_shape), f"VoxNet needs inputs of at least 10^3, got {self.input_shape}"
+                all(n >= smallest for n in self.input_shape),
+                f"VoxNet needs inputs of at least {smallest}^3, got {self.input_shape}",
             )
         _check(0.0 < self.width <= 4.0, f"width must be in (0, 4], got {self.width}")
         _check(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
@@ -110,8 +113,7 @@ class ClassifierTrainConfig(_JsonConfig):
     axis with probability ``flip_prob`` and shifts of up to ``max_shift`` voxels per axis; under the model's
     ``orientation="any"`` it flips each of the three axes with probability 1/2 and shifts, without turning.
     ``vote_rotations`` rotations (at most the 8 flips under ``any``; one without ``augment``) are averaged at test
-    time. ``class_weights``
-    weights the loss by inverse class frequency.
+    time. ``class_weights`` weights the loss by inverse class frequency.
     The split into train/validation(/test) is stratified by class with ``seed``; ``refit`` then retrains on
     train + validation for the best epoch count. ``preset`` records the device recipe the settings came from
     (``"cpu"``, ``"gpu"``, or ``None`` when none was used).
@@ -143,6 +145,7 @@ class ClassifierTrainConfig(_JsonConfig):
         one when it did not (the model never saw them turned)."""
         return self.vote_rotations if self.augment else 1
 
+    @property
     def max_epochs(self) -> int:
         """The epoch cap: ``epochs``, else MAX_BUDGET_EPOCHS under a time budget, else DEFAULT_EPOCHS."""
         if self.epochs is not None:

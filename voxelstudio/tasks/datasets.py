@@ -109,6 +109,12 @@ def load_grid(path: str | Path, shape: Sequence[int]) -> tuple[np.ndarray, bool]
     return grid, native != tuple(int(n) for n in shape)
 
 
+def _is_grid_file(path: Path, suffixes: Sequence[str]) -> bool:
+    """A grid or mesh file by its suffix, not hidden; a Zarr store (a folder) counts as a file."""
+    kind_ok = path.is_file() or (path.is_dir() and path.suffix.lower() == ".zarr")
+    return kind_ok and path.suffix.lower() in suffixes and not path.name.startswith(".")
+
+
 def class_folders(folder: str | Path, *, min_classes: int = 2) -> list[tuple[str, list[Path]]]:
     """(class name, sorted grid files) per sub-folder of ``folder``; clear errors for unusable layouts (fewer than
     ``min_classes`` classes among them: training needs two, testing a model may look at one)."""
@@ -118,7 +124,7 @@ def class_folders(folder: str | Path, *, min_classes: int = 2) -> list[tuple[str
     suffixes = GRID_SUFFIXES + MESH_SUFFIXES
     found = []
     for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        files = sorted(p for p in sub.iterdir() if p.is_file() and p.suffix.lower() in suffixes and p.name[0] != ".")
+        files = sorted(p for p in sub.iterdir() if _is_grid_file(p, suffixes))
         if not files:
             raise ValueError(f"{sub}: class folder holds no grid files ({', '.join(suffixes)})")
         found.append((sub.name, files))
