@@ -169,3 +169,31 @@ def test_the_orientation_choice_reaches_the_config(sample_session):
     panel.orientation.setCurrentText("any")
     assert panel.config().model.orientation == "any"
     panel.orientation.setCurrentText("upright")
+
+
+def test_the_tab_trains_the_devices_recipe_as_the_cli_does(sample_session):
+    import argparse
+
+    from voxelstudio.cli.classify_commands import train_config_from_args
+
+    panel = sample_session.window.classify_panel
+    before = (panel.arch.currentText(), panel.width_box.value(), panel.minutes.value(), panel.epochs.value(),
+              panel.grid.value())  # fmt: skip
+    panel.arch.setCurrentText("vrn")
+    panel.width_box.setValue(0.25)
+    panel.minutes.setValue(5.0)
+    panel.epochs.setValue(0)  # until the budget ends
+    panel.grid.setValue(32)
+    cli = train_config_from_args(argparse.Namespace(
+        arch="vrn", preset="cpu", size=32, width=0.25, dropout=None, orientation="upright", epochs=None, minutes=5.0,
+        lr=None, batch_size=None, seed=0, search=0, resume=False, val_fraction=0.1, test_fraction=0.0, refit=False,
+        no_augment=False,
+    ))  # fmt: skip
+    panel.set_device_kind("CPU")
+    assert panel.config() == cli  # batch 32, Adam with a cosine decay, one block per stage, preset "cpu"
+    panel.set_device_kind("GPU")
+    gpu = panel.config()
+    assert (gpu.preset, gpu.optimizer, gpu.model.blocks_per_stage, gpu.model.width) == ("gpu", "sgd", 3, 0.25)
+    panel.set_device_kind("CPU")
+    for box, value in zip((panel.arch, panel.width_box, panel.minutes, panel.epochs, panel.grid), before, strict=True):
+        box.setCurrentText(value) if box is panel.arch else box.setValue(value)

@@ -120,6 +120,7 @@ class Commands(QObject):
         c.failed.connect(self.show_job_error)
         c.device_described.connect(lambda text: w.device_label.setText(f"device: {text}"))
         c.device_kind_found.connect(w.train_panel.set_device_kind)
+        c.device_kind_found.connect(w.classify_panel.set_device_kind)
         w.backend_box.backend_chosen.connect(self.backend_chosen)
         c.training_started.connect(w.train_panel.training_started)
         self._connect_job_handlers()

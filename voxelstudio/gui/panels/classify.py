@@ -163,20 +163,33 @@ class ClassifyPanel(QWidget):
         layout.addWidget(self.results, 1)
         self._result_text: str | None = None
         self._search_trials = 0  # trials of the running search, 0 when none runs
+        self._device_kind = "CPU"  # until the device probe says otherwise
         self.set_model(None)
         self.set_idle(True, has_raw=False, has_gradcam=False)
 
     # ------------------------------------------------------------------------------------------------ inputs
-    def config(self) -> Any:
-        """The ClassifierTrainConfig the widgets describe (validated; ValueError names the bad field)."""
-        from voxelstudio.ml.classifier_config import ClassifierTrainConfig
+    def set_device_kind(self, kind: str) -> None:
+        """The compute device ("GPU" or "CPU"): the recipe behind the widgets follows it, as ``--preset auto``."""
+        self._device_kind = kind
 
-        overrides = {"width": self.width_box.value(), "input_shape": (self.grid.value(),) * 3,
+    def config(self) -> Any:
+        """The ClassifierTrainConfig the widgets describe, on the device's recipe as ``train-classifier --preset
+        auto`` builds it (batch size, optimizer and schedule; the width as the box says); validated, ValueError
+        names the bad field."""
+        import dataclasses
+
+        from voxelstudio.ml.classifier_config import ClassifierTrainConfig
+        from voxelstudio.ml.classifier_presets import preset_settings
+
+        arch = self.arch.currentText()
+        name, preset = preset_settings(arch, "auto", self._device_kind)
+        overrides = {**preset.pop("model"), "width": self.width_box.value(), "input_shape": (self.grid.value(),) * 3,
                      "orientation": self.orientation.currentText()}  # fmt: skip
-        return ClassifierTrainConfig.for_arch(
-            self.arch.currentText(), model_overrides=overrides, epochs=self.epochs.value() or None,
-            minutes=self.minutes.value() or None,
+        config = ClassifierTrainConfig.for_arch(
+            arch, model_overrides=overrides, epochs=self.epochs.value() or None, minutes=self.minutes.value() or None,
+            **preset,
         )  # fmt: skip
+        return dataclasses.replace(config, preset=name).validate()
 
     def dataset_folder(self) -> Path:
         """The chosen data set folder; ValueError when none is chosen or it is not a folder."""
