@@ -131,6 +131,17 @@ def test_resume_continues_from_the_last_checkpoint(split, tmp_path) -> None:
         fit_classifier(train, val, tiny(), CLASSES, out_path=tmp_path / "none.keras", resume=True)
 
 
+def test_resume_refuses_validation_grids_other_than_the_runs(split, tmp_path) -> None:
+    """A data set re-split (a grid added, another --seed) would train on what the run validated on."""
+    train, val = split
+    out = tmp_path / "m.keras"
+    fit_classifier(train, val, tiny(epochs=1), CLASSES, out_path=out)
+    swapped = (np.concatenate([train[0][:1], val[0][1:]]), np.concatenate([train[1][:1], val[1][1:]]))
+    with pytest.raises(ValueError, match=r"validation grids differ from those of the run --resume continues"):
+        fit_classifier(train, swapped, tiny(epochs=2), CLASSES, out_path=out, resume=True)
+    assert fit_classifier(train, val, tiny(epochs=2), CLASSES, out_path=out, resume=True).epochs_run == 2
+
+
 def test_resume_keeps_and_reports_a_best_model_newer_than_the_checkpoint(split, tmp_path) -> None:
     train, val = split
     out = tmp_path / "m.keras"

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import math
 import time
 from dataclasses import dataclass
@@ -216,6 +217,14 @@ class GeneratedGrids:
         return SimulatedPatches.for_training(batches, batches=self.steps, workers=self.workers, epoch=epoch)
 
 
+def validation_key(grids: np.ndarray, labels: np.ndarray) -> str:
+    """A short hash of the validation grids and labels, kept in a checkpoint: a resumed run must validate on the
+    same grids, or the ones it trained on would not be the same either (a re-split data set leaks)."""
+    digest = hashlib.sha256(np.ascontiguousarray(grids).tobytes())
+    digest.update(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
+    return digest.hexdigest()[:16]
+
+
 def fit_classifier(
     train: tuple[np.ndarray, np.ndarray] | GeneratedGrids,
     val: tuple[np.ndarray, np.ndarray],
@@ -257,9 +266,15 @@ def fit_classifier(
         )  # fmt: skip
         monitor = "val_loss" if len(y_val) else "loss"
         saved: dict[str, Any] = {}
+        validation = validation_key(x_val, y_val)
         if resume:
             saved, _ = resume_checkpoint(model, out_path, load=load_classifier, same_model=partial(_same_model, cfg),
                                          monitor=monitor)  # fmt: skip
+            if saved.get("validation", validation) != validation:
+                raise ValueError(
+                    f"{out_path}: the validation grids differ from those of the run --resume continues (another data "
+                    "set, --seed or fraction); its validation and test grids would now be trained on: start a new run"
+                )
         epoch = int(saved.get("epoch", 0))
         dataset = generated.dataset(cfg, epoch) if generated else GridBatches(x_train, y_train, cfg, batch_size, epoch)
         max_epochs = cfg.max_epochs
@@ -274,7 +289,7 @@ def fit_classifier(
 
         def save_last(model: keras.Model, state: RunState) -> None:
             save_classifier(model, last_path, classes=classes, train_config=cfg,
-                            extra={"training_state": training_state(state, monitor=monitor)},
+                            extra={"training_state": training_state(state, monitor=monitor, validation=validation)},
                             include_optimizer=True)  # fmt: skip
             if keep_last:
                 extra = {"epochs": state.epochs_run, "train_grids": train_grids}
