@@ -197,3 +197,13 @@ def test_the_tab_trains_the_devices_recipe_as_the_cli_does(sample_session):
     panel.set_device_kind("CPU")
     for box, value in zip((panel.arch, panel.width_box, panel.minutes, panel.epochs, panel.grid), before, strict=True):
         box.setCurrentText(value) if box is panel.arch else box.setValue(value)
+
+
+def test_rotation_voting_defaults_to_the_models_own_choice(sample_session):
+    panel = sample_session.window.classify_panel
+    before = panel.rotations.value()
+    panel.rotations.setValue(0)
+    assert panel.rotations.text() == "auto" and panel.chosen_rotations() is None  # as the CLI's default
+    panel.rotations.setValue(3)
+    assert panel.chosen_rotations() == 3
+    panel.rotations.setValue(before)

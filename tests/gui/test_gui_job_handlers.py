@@ -113,20 +113,28 @@ def test_a_failed_run_leaves_an_earlier_prediction_alone(qtbot, sample_session):
 
 
 @pytest.mark.parametrize("saved", [True, False])
+@pytest.mark.parametrize(
+    ("error", "outcome"),
+    [
+        (Cancelled("training"), "cancelled"),
+        (ValueError("training diverged: ... (the model of epoch 1 is kept)"), "failed"),
+    ],
+)  # how the runner ends a run past its grace period; a run that diverged
 def test_a_training_run_ended_without_a_result_hands_on_its_best_model_or_takes_its_preview_back(
-    qtbot, sample_session, tmp_path, saved
+    qtbot, sample_session, tmp_path, saved, error, outcome
 ):
     controller, document = sample_session.controller, sample_session.document
+    document.set_model_path(None)
     raw = document.volume("raw")
     out = tmp_path / "denoiser.keras"
-    if saved:  # the best model so far, written whole at an improvement before the run was ended
+    if saved:  # the best model so far, written whole at an improvement before the run ended
         out.write_bytes(b"a model")
-    job = _every_event(raw.shape, _raise(Cancelled("training")))  # how the runner ends a run past its grace period
+    job = _every_event(raw.shape, _raise(error))
 
     def handler():
         return controller.training.prepare(raw, True, print, out=out, on_kept=controller._kept)
 
-    assert _run(qtbot, sample_session, "training", job, handler) == "cancelled"
+    assert _run(qtbot, sample_session, "training", job, handler) == outcome
 
     if saved:
         assert document.model_path == out and document.volume("prediction").name == "preview, epoch 1"

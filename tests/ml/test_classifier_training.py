@@ -180,6 +180,27 @@ def test_search_keeps_the_best_trial_by_validation_accuracy(split, tmp_path) -> 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.keras", "best.search.json"]  # trials cleaned up
 
 
+def test_a_diverged_search_trial_fails_alone_and_the_search_goes_on(split, tmp_path, monkeypatch) -> None:
+    import voxelstudio.ml.classifier_search as search
+    from voxelstudio.ml.fit import TrainingDiverged
+
+    calls = []
+
+    def first_diverges(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise TrainingDiverged("training diverged: the loss became NaN or infinite in epoch 1, batch 1")
+        return fit_classifier(*args, **kwargs)
+
+    monkeypatch.setattr(search, "fit_classifier", first_diverges)
+    train, val = split
+    out = tmp_path / "best.keras"
+    found = search_classifier(train, val, tiny(epochs=1), CLASSES, trials=2, out_path=out)
+    assert [t["state"] for t in found.trials] == ["failed", "complete"] and found.trials[0]["val_accuracy"] is None
+    assert found.best.best_val_accuracy == found.trials[1]["val_accuracy"] and out.is_file()
+    assert out.with_name("best.search.json").is_file()
+
+
 def test_search_space_and_seeded_suggestions() -> None:
     cfg = tiny()
     space = search_space(cfg, n_train=40)

@@ -204,6 +204,20 @@ def test_a_loss_that_turns_nan_stops_the_run_and_keeps_the_last_good_epoch() -> 
     assert state.epochs_run == 1 and state.history["epoch"] == [1]
 
 
+def test_a_stop_pressed_in_the_batch_that_diverges_saves_nothing_of_it() -> None:
+    saves, state, token = Saves(), RunState(epochs=5, steps=3), CancelToken()
+
+    class StopAsItDiverges(Diverge):
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            super().on_epoch_begin(epoch, logs)
+            if epoch == 1:
+                token.cancel()
+
+    with pytest.raises(TrainingDiverged, match="the model of epoch 1 is kept"):
+        fit(state, saves, cancel=token, callbacks=[StopAsItDiverges()])
+    assert saves.best == [1] and saves.last == [1]
+
+
 def test_a_run_resumed_with_its_budget_spent_does_not_train() -> None:
     saves, state, reports = Saves(), RunState(epochs=50, steps=3, initial_epoch=4), []
     state.started -= 61.0  # a minute and a second of earlier sessions

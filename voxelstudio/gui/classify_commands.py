@@ -27,7 +27,7 @@ class ClassifyCommands:
         panel.search_requested.connect(lambda: self.train_classifier(search=True))
         panel.evaluate_requested.connect(self.evaluate_classifier)
         panel.classify_requested.connect(
-            lambda: c.classify_volume(self.document.classifier_path, panel.rotations.value())
+            lambda: c.classify_volume(self.document.classifier_path, panel.chosen_rotations())
         )
         panel.use_bundled_requested.connect(lambda: self.document.set_classifier_path(None))
         self.document.classifier_changed.connect(panel.set_model)
@@ -52,7 +52,7 @@ class ClassifyCommands:
         except ValueError as exc:
             self.commands._fail("classifier evaluation", exc)
             return
-        self.controller.evaluate_classifier(folder, self.document.classifier_path, panel.rotations.value())
+        self.controller.evaluate_classifier(folder, self.document.classifier_path, panel.chosen_rotations())
 
     def show_gradcam(self) -> None:
         """Show the Grad-CAM heat map in the fourth panel, on a fixed 0–1 scale."""

@@ -241,7 +241,7 @@ class Controller(QObject):
 
     def _kept(self, model_path: Path) -> None:
         self.document.set_model_path(model_path)
-        self.status.emit(f"Training stopped; best model so far: {model_path}.")
+        self.status.emit(f"Training ended early; using the best model it saved: {model_path}.")
 
     def adapt(self, minutes: float) -> Job | None:
         """Adapt the bundled denoiser to the raw volume's microscope (calibrate, simulate, fine-tune for ``minutes``);
@@ -360,7 +360,7 @@ class Controller(QObject):
         return self.jobs.start("classifier search" if trials else "classifier training", train,
                                lambda: handler.arm(trained))  # fmt: skip
 
-    def evaluate_classifier(self, folder: str | Path, model_path: Path | None, rotations: int) -> Job | None:
+    def evaluate_classifier(self, folder: str | Path, model_path: Path | None, rotations: int | None) -> Job | None:
         """Accuracy and confusion matrix of a classifier (None: the bundled one) on a data set."""
         evaluate = work.in_child("voxelstudio.tasks.classify:evaluate_classifier", folder=Path(folder),
                                  model_path=model_path, rotations=rotations)  # fmt: skip
@@ -370,7 +370,7 @@ class Controller(QObject):
 
         return self.jobs.start("classifier evaluation", evaluate, lambda: self.classifier_evaluation.arm(evaluated))
 
-    def classify_volume(self, model_path: Path | None, rotations: int) -> Job | None:
+    def classify_volume(self, model_path: Path | None, rotations: int | None) -> Job | None:
         """Classify the raw volume; its Grad-CAM heat map becomes the "gradcam" volume."""
         raw = self.document.volume("raw")
         if raw is None:

@@ -93,9 +93,8 @@ def take_back_preview(document: Document, shown: Any) -> None:
 
 class TrainingHandler(JobHandler):
     """Denoiser training: steps and epoch results for the plots, each preview into the predicted panel (when it
-    predicts the loaded raw volume), its measured quality, the result. A failed run removes its preview; a run
-    stopped without a result (it did not end within the runner's grace period and was ended) hands on the best
-    model it saved, else removes its preview too."""
+    predicts the loaded raw volume), its measured quality, the result. A run that ends without a result (it failed,
+    or did not stop within the runner's grace period) hands on the best model it saved, else removes its preview."""
 
     step = Signal(object)  # TrainingStep
     epoch = Signal(object)  # EpochResult
@@ -141,11 +140,14 @@ class TrainingHandler(JobHandler):
         self.preview_quality.emit(event)
 
     def on_failed(self, event: JobFailed) -> None:
-        """A preview of a run that failed belongs to no model: take it out of the predicted panel."""
-        take_back_preview(self.document, self._shown)
-        self._shown = None
+        """A run that failed after saving a best model (it diverged, ran out of memory) hands that model on, as its
+        message says it is kept; a preview of one that saved none belongs to no model and is taken back."""
+        self._keep_saved_model()
 
     def on_cancelled(self, event: JobCancelled) -> None:
+        self._keep_saved_model()
+
+    def _keep_saved_model(self) -> None:
         if self._out is not None and self._out.is_file() and self._on_kept is not None:
             self._on_kept(self._out)
         else:

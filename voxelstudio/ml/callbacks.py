@@ -162,7 +162,8 @@ class CancelCallback(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         if self.cancel is not None and self.cancel.cancelled:
-            self.state.stopped_reason = "cancelled"
+            if self.state.stopped_reason is None:  # a divergence in the same batch stays what ended the run
+                self.state.stopped_reason = "cancelled"
             self.model.stop_training = True
 
 

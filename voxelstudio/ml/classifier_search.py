@@ -22,6 +22,7 @@ from voxelstudio.core.atomic import temporary_directory, write_atomically, write
 from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
 from voxelstudio.ml.classifier_config import ClassifierTrainConfig
 from voxelstudio.ml.classifier_training import ClassifierOutcome, fit_classifier
+from voxelstudio.ml.fit import TrainingDiverged
 
 BATCH_SIZES = (16, 32, 50, 64, 100, 150)
 LEARNING_RATES = (1e-4, 1e-2)
@@ -118,7 +119,12 @@ def search_classifier(
                                            values=values))  # fmt: skip
 
             path = Path(workdir) / f"trial-{number:03d}.keras"
-            outcome = fit_classifier(train, val, trial_cfg, classes, out_path=path, report=trial_report, cancel=cancel)
+            try:
+                outcome = fit_classifier(
+                    train, val, trial_cfg, classes, out_path=path, report=trial_report, cancel=cancel
+                )
+            except TrainingDiverged:  # a learning rate too high for this trial: a failed trial, not a failed search
+                outcome = ClassifierOutcome({}, math.nan, math.nan, None, 0, "diverged", None)
             score = outcome.best_val_accuracy
             if math.isfinite(score):
                 study.tell(trial, score)

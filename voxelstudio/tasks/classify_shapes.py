@@ -74,7 +74,7 @@ def train_classifier_on_shapes(
                      extra={"training_data": made})  # fmt: skip
         if test_per_class and outcome.stopped_reason != "cancelled":
             grids, labels = shapes_set(test_per_class, config.seed + TEST_SEED_OFFSET, size=size, hard_prob=hard_prob)
-            test_accuracy = voted_accuracy(outcome.model_path, grids, labels, config.vote_rotations, report=report,
+            test_accuracy = voted_accuracy(outcome.model_path, grids, labels, config.voting_views, report=report,
                                            cancel=cancel)  # fmt: skip
     split = {"train": 0, "validation": len(val[1]), "test": test_per_class * len(SHAPE_CLASSES)}
     return ClassifierTrainResult(

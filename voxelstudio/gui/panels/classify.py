@@ -124,8 +124,13 @@ class ClassifyPanel(QWidget):
         model_row.addWidget(self.model_label, 1)
         model_row.addWidget(choose)
         model_row.addWidget(bundled)
-        self.rotations = QSpinBox(objectName="vote_rotations", minimum=1, maximum=36, value=12)
-        self.rotations.setToolTip("Average the prediction over this many rotations about the vertical axis")
+        self.rotations = QSpinBox(objectName="vote_rotations", minimum=0, maximum=36, value=0)
+        self.rotations.setSpecialValueText("auto")
+        self.rotations.setToolTip(
+            "Average the prediction over this many views (rotations about the vertical axis, or flips of a model "
+            "trained with orientation 'any'). auto: the model's own, as the CLI picks them: the views its training "
+            "turned the grids through, as many as its cost on this device allows"
+        )
         self.classify_button = QPushButton("Classify shown volume", objectName="classify_button")
         self.classify_button.setToolTip("Classify the raw volume (fitted into the model's grid)")
         self.classify_button.clicked.connect(self.classify_requested)
@@ -207,6 +212,10 @@ class ClassifyPanel(QWidget):
         except (OSError, ValueError):
             return None
         return count or None
+
+    def chosen_rotations(self) -> int | None:
+        """The views to vote over, None for the model's own choice (the box's "auto")."""
+        return self.rotations.value() or None
 
     def set_model(self, path: Path | str | None) -> None:
         self.model_label.setText("Model: bundled" if path is None else f"Model: {Path(path).name}")
