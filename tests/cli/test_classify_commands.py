@@ -134,7 +134,19 @@ def test_train_refuses_an_existing_out_and_a_huge_grid_before_loading_anything(
     assert f"{existing}: already exists; pass --overwrite to replace it" in capsys.readouterr().err
     assert existing.read_bytes() == b"a model the user keeps"
     assert cli.main(["train-classifier", str(missing_data), "--size", "1000", "--out", str(tmp_path / "m.keras")]) == 2
-    assert "--size: must be 11 to 128, got 1000" in capsys.readouterr().err
+    assert "--size: must be 8 to 128, got 1000" in capsys.readouterr().err
+    args = [
+        "train-classifier",
+        str(missing_data),
+        "--size",
+        "10",
+        "--preset",
+        "cpu",
+        "--out",
+        str(tmp_path / "m.keras"),
+    ]
+    assert cli.main([*args, "--arch", "voxnet"]) == 2  # refused before the data set is read
+    assert "VoxNet needs inputs of at least 11^3" in capsys.readouterr().err
     assert cli.main(["train-classifier", str(missing_data), "--seed", "-1", "--out", str(tmp_path / "m.keras")]) == 2
     assert "seed must be a whole number >= 0, got -1" in capsys.readouterr().err
 

@@ -76,7 +76,10 @@ def test_info_lists_a_store_too_big_to_read_without_reading_it(tmp_path, monkeyp
     assert lines[6] == "spacing: y=0.1 x=0.2 z=0.5 um"
 
 
-def test_info_takes_the_variable_as_given_and_names_a_plain_array(tmp_path, capsys):
+def test_info_takes_the_variable_as_given_and_names_a_plain_array(tmp_path, capsys, monkeypatch):
+    from voxelstudio.cli import data_commands
+
+    monkeypatch.setattr(data_commands, "STORE_READ_LIMIT_BYTES", 2000)  # one channel (1344 B) in, both (2688 B) not
     root = zarr.open_group(str(tmp_path / "czyx.ome.zarr"), mode="w", zarr_format=2)
     axes = [{"name": "c", "type": "channel"}] + [{"name": a, "type": "space", "unit": "micrometer"} for a in "zyx"]
     scale = [{"type": "scale", "scale": [1.0, 0.5, 0.1, 0.2]}]

@@ -122,6 +122,27 @@ def test_files_dropped_together_open_together_raw_first(qtbot, session, tmp_path
     assert changed.index("raw") < changed.index("target")  # a new raw volume drops what was made from the old one
 
 
+def test_of_files_dropped_together_the_readable_ones_open_and_the_others_are_named(
+    qtbot, session, tmp_path, monkeypatch, dialogs
+):
+    np.save(tmp_path / "good.npy", _cube(6))
+    (tmp_path / "broken.npy").write_bytes(b"not a volume")
+    (tmp_path / "also.npy").write_bytes(b"")
+    roles = {"good.npy": "raw", "broken.npy": "target", "also.npy": "target"}
+    monkeypatch.setattr("voxelstudio.gui.dialogs.ask_role", lambda parent, file: roles[file.name])
+    statuses = []
+    session.controller.status.connect(statuses.append)
+
+    session.window.files_dropped.emit([str(tmp_path / n) for n in ("good.npy", "broken.npy", "also.npy")])
+    wait_idle(qtbot, session)
+
+    np.testing.assert_array_equal(session.document.volume("raw").data, _cube(6))
+    assert session.document.volume("target") is None
+    assert any("not opening broken.npy" in s for s in statuses)  # two files answered "target": the last one is tried
+    (_title, message, _details), *_ = dialogs.errors
+    assert "also.npy" in message and "good.npy" not in message
+
+
 def test_opening_while_a_job_runs_asks_nothing_and_says_why(qtbot, session, tmp_path, monkeypatch):
     np.save(tmp_path / "later.npy", _cube(5))
     asked = []

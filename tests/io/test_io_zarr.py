@@ -273,3 +273,12 @@ def test_a_store_whose_chunks_are_unwritten_is_not_called_corrupt(tmp_path):
     zarr.create_array(str(path), shape=(80, 512, 512), dtype="float32", chunks=(16, 256, 256), zarr_format=2)
     whole = read_variable(path, "array")
     assert whole.shape == (512, 512, 80) and not whole.any()
+
+
+def test_an_image_picked_from_a_store_of_several_knows_its_own_levels(tmp_path):
+    path = tmp_path / "plate.ome.zarr"
+    _bioformats2raw_store(path, series=2)
+    for variable in ("1", "1/1"):
+        volume = load_volume(path, variable)
+        assert [level.path for level in volume.metadata["levels"]] == ["1/0", "1/1"]
+    assert volume.metadata["level"] == "1/1"

@@ -275,8 +275,8 @@ def test_posed_models_record_the_pose_version_and_unknown_versions_are_refused(t
 
 
 def test_voxnet_builds_and_predicts_at_the_smallest_grid_it_accepts() -> None:
-    from voxelstudio.ml.classifier_config import GRID_SIZES
+    from voxelstudio.ml.classifier_config import VOXNET_MIN_GRID
 
-    config = ClassifierConfig(arch="voxnet", n_classes=3, input_shape=(GRID_SIZES[0],) * 3, width=0.25).validate()
+    config = ClassifierConfig(arch="voxnet", n_classes=3, input_shape=(VOXNET_MIN_GRID,) * 3, width=0.25).validate()
     model = build_classifier(config)
     assert model.predict(np.zeros((1, *config.input_shape, 1), np.float32), verbose=0).shape == (1, 3)

@@ -60,7 +60,7 @@ def register(subparsers: Any) -> None:
         type=int,
         default=32,
         metavar="N",
-        help="input grid N^3, 10 to 128; grids of one other size are resampled [32]",
+        help="input grid N^3, 8 to 128 (VoxNet: from 11); grids of one other size are resampled [32]",
     )
     train.add_argument("--no-augment", action="store_true", help="no rotation/flip/shift augmentation")
     train.add_argument(

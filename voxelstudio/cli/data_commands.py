@@ -97,7 +97,7 @@ def _store_array_too_big(summary: FileSummary, info: VariableInfo) -> str | None
 
     if summary.format not in ("zarr", "ome-zarr") or not info.is_numeric:
         return None
-    size = float(np.prod(info.shape, dtype=np.float64)) * np.dtype(info.dtype).itemsize
+    size = float(np.prod(info.shape[:3], dtype=np.float64)) * np.dtype(info.dtype).itemsize  # one volume: H, W, Z
     return format_bytes(size) if size > STORE_READ_LIMIT_BYTES else None
 
 
@@ -152,13 +152,13 @@ def run_info(args: argparse.Namespace) -> int:
     print(f"file:    {summary.path}")
     print(f"format:  {summary.format}")
     print(_table([header, *rows]) if rows else "(no arrays)")
+    shown = args.variable if args.variable is not None else summary.chosen
     if unread is not None and chosen is not None and summary.spacing_problem is None:
-        print(f"volume:  {summary.chosen} ({'x'.join(map(str, chosen.shape[:3]))}, {unread}: denoise --format zarr "
+        print(f"volume:  {shown} ({'x'.join(map(str, chosen.shape[:3]))}, {unread}: denoise --format zarr "
               "reads it block by block)")  # fmt: skip
         print(f"spacing: {_spacing_text(summary.spacing)}")
         return 0
     if volume is not None:
-        shown = args.variable if args.variable is not None else summary.chosen
         print(f"volume:  {shown} ({'x'.join(map(str, volume.shape))}, loaded as float32)")
         print(f"spacing: {_spacing_text(volume.known_spacing)}")
         return 0

@@ -96,18 +96,26 @@ class Controller(QObject):
         the first runs); the raw volume is set first, since a new raw volume drops what was made from the old one."""
         from voxelstudio.io import import_readers
 
-        wanted = {role: (Path(path), variable) for path, role, variable in requests}  # a role asked twice: the last
+        wanted = {role: (Path(path), variable) for path, role, variable in requests}
         if not wanted:
             return None
+        if len(wanted) < len(requests):  # two files answered with one role: the last one is opened
+            skipped = [Path(path).name for path, role, _ in requests if wanted[role][0] != Path(path)]
+            self.status.emit(f"Each role shows one volume: not opening {', '.join(skipped)}.")
         import_readers([path for path, _ in wanted.values()])  # here, not in the worker: see import_readers
 
-        def loaded(found: dict[str, Volume]) -> None:
+        each = len(wanted) > 1  # several files: one that cannot be read does not keep the others from opening
+
+        def loaded(result: Any) -> None:
+            found, problems = result if each else (result, [])
             for role in sorted(found, key=lambda r: r != "raw"):
                 self._set_loaded(role, found[role])
                 remember_file(self.settings, wanted[role][0])
+            if problems:  # the files that could be read are shown; the others are named
+                self.failed.emit(JobError("opening", "; ".join(problems), ""))
 
         names = ", ".join(path.name for path, _ in wanted.values())
-        return self.jobs.start(f"loading {names}", work.load_volumes(wanted), JobHandler().arm(loaded))
+        return self.jobs.start(f"loading {names}", work.load_volumes(wanted, each=each), JobHandler().arm(loaded))
 
     def open_level(self, role: str, level: str) -> Job | None:
         """Load another resolution level of the multiscale store the ``role`` volume came from."""

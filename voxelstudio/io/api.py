@@ -148,7 +148,7 @@ def _load_store(path: Path, module: ModuleType, variable: str | None) -> Volume:
         data = to_volume_array(path, lazy.name, module.compute(path, lazy.data))
     metadata = {"variable": None, "array": lazy.name, "format": module.describe(path), "source_dtype": info.dtype}
     try:  # a damaged lower level does not keep the level read from being shown
-        levels = module.levels(path) if metadata["format"] == "ome-zarr" else []
+        levels = module.levels(path, variable) if metadata["format"] == "ome-zarr" else []
     except VolumeReadError:
         levels = []
     if len(levels) > 1:  # a multiscale image: which level this is, and what else there is

@@ -316,14 +316,15 @@ def list_entries(path: Path) -> list[VariableInfo]:
     return [VariableInfo(n, _hwz(a.shape), a.dtype.name) for n, a in _arrays(root)]
 
 
-def levels(path: str | Path) -> list[Any]:
+def levels(path: str | Path, variable: str | None = None) -> list[Any]:
     """The resolution levels of an OME-Zarr image, finest first (``zarr_pyramid.Level``: path, (H, W, Z) shape,
-    spacing); a plain Zarr array is one level. Reads metadata only."""
+    spacing): of the image ``variable`` names or holds a level of, in a store of several; a plain Zarr array is one
+    level. Reads metadata only."""
     from voxelstudio.io.zarr_pyramid import Level
 
     path = Path(path)
     root = _open(path)
-    image, _ = _pick_image(path, root, None)
+    image, _ = _pick_image(path, root, _parse_variable(path, variable)[0])
     if image is None:
         lazy = open_lazy(path)
         return [Level(lazy.name, lazy.shape, lazy.spacing)]

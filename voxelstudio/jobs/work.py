@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from voxelstudio.core.atomic import write_atomically
-from voxelstudio.core.errors import VoxelStudioError
+from voxelstudio.core.errors import VoxelStudioError, message_of
 from voxelstudio.core.progress import CancelToken
 from voxelstudio.core.provenance import write_sidecar
 from voxelstudio.core.volume import Volume
@@ -98,18 +98,25 @@ def read_planes(path: Path, level: str, index: tuple[int, int, int]) -> Task:
     return run
 
 
-def load_volumes(paths: Mapping[str, tuple[Path, str | None]]) -> Task:
+def load_volumes(paths: Mapping[str, tuple[Path, str | None]], *, each: bool = False) -> Task:
     """Read each role's (file, variable or level) into a Volume: {role: Volume}. A multiscale store without a chosen
-    level opens at :func:`level_to_open`'s level (chosen here, on the worker thread: it reads the store)."""
+    level opens at :func:`level_to_open`'s level (chosen here, on the worker thread: it reads the store). With
+    ``each`` (files opened together, each on its own) a file that cannot be read does not stop the others: the
+    result is ({role: Volume}, [one-line problem per file that failed])."""
 
-    def run(report: EventFn, cancel: CancelToken) -> dict[str, Volume]:
+    def run(report: EventFn, cancel: CancelToken) -> Any:
         from voxelstudio.io import load_volume
 
-        loaded = {}
+        loaded, problems = {}, []
         for role, (path, variable) in paths.items():
-            loaded[role] = load_volume(path, level_to_open(path) if variable is None else variable)
+            try:
+                loaded[role] = load_volume(path, level_to_open(path) if variable is None else variable)
+            except (VoxelStudioError, OSError, ValueError) as exc:
+                if not each:
+                    raise
+                problems.append(message_of(exc))
             cancel.raise_if_cancelled("loading")  # Stop keeps what was open: nothing read is applied
-        return loaded
+        return (loaded, problems) if each else loaded
 
     return run
 

@@ -15,9 +15,10 @@ CLASSIFIER_ARCHITECTURES = ("voxnet", "vrn")
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "cosine", "step")
 ORIENTATIONS = ("upright", "any")
-GRID_SIZES = (11, 128)
-"""Input grid sizes the trainers offer (VoxNet and VRN were made for 32^3; 128^3 is already 64x the work; VoxNet's
-strided convolution and pooling leave nothing of a grid under 11^3)."""
+GRID_SIZES = (8, 128)
+"""Input grid sizes the trainers offer (VoxNet and VRN were made for 32^3; 128^3 is already 64x the work)."""
+VOXNET_MIN_GRID = 11
+"""VoxNet's strided convolution and pooling leave nothing of a grid under 11^3."""
 DEFAULT_EPOCHS = 30
 """Epochs when neither ``epochs`` nor ``minutes`` is given."""
 MAX_BUDGET_EPOCHS = 100_000
@@ -76,10 +77,9 @@ class ClassifierConfig(_JsonConfig):
         _check(len(self.input_shape) == 3, "input_shape must be three sizes (H, W, Z)")
         _check(all(n >= 8 for n in self.input_shape), f"input sizes must be >= 8, got {self.input_shape}")
         if self.arch == "voxnet":
-            smallest = GRID_SIZES[0]
             _check(
-                all(n >= smallest for n in self.input_shape),
-                f"VoxNet needs inputs of at least {smallest}^3, got {self.input_shape}",
+                all(n >= VOXNET_MIN_GRID for n in self.input_shape),
+                f"VoxNet needs inputs of at least {VOXNET_MIN_GRID}^3, got {self.input_shape}",
             )
         _check(0.0 < self.width <= 4.0, f"width must be in (0, 4], got {self.width}")
         _check(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")

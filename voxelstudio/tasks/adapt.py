@@ -221,16 +221,18 @@ def adapt_volumes(
             stacklevel=2,
         )
     config = replace(config, minutes=max(left_s, MIN_FINE_TUNE_S) / 60)
-    result = train_denoiser(
-        train_pairs, config=config, out=out, val_pairs=[val_pair], report=report, cancel=cancel, init=init,
-        on_preview=on_preview, preview_input=volumes[0] if on_preview is not None else None,
-        preview_share=PREVIEW_SHARE,
-    )  # fmt: skip
+    from voxelstudio.ml.fit import checkpoint_paths
+
+    try:
+        result = train_denoiser(
+            train_pairs, config=config, out=out, val_pairs=[val_pair], report=report, cancel=cancel, init=init,
+            on_preview=on_preview, preview_input=volumes[0] if on_preview is not None else None,
+            preview_share=PREVIEW_SHARE,
+        )  # fmt: skip
+    finally:  # adapt has no --resume: the fine-tuning's checkpoint is of no use, whatever ended it
+        for checkpoint in checkpoint_paths(out):
+            checkpoint.unlink(missing_ok=True)
     if result.model_path is not None:
         names = sources or [v.source or v.name for v in volumes]
         _store_adaptation(result.model_path, cal, names, None if psf is None else str(Path(psf).resolve()))
-    from voxelstudio.ml.fit import checkpoint_paths
-
-    for checkpoint in checkpoint_paths(out):  # adapt has no --resume: the fine-tuning's checkpoint is of no use
-        checkpoint.unlink(missing_ok=True)
     return AdaptResult(cal, result)
