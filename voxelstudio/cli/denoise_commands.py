@@ -28,8 +28,8 @@ def register(subparsers: Any) -> None:
     )
     train.add_argument("--raw", required=True, metavar="R", help="raw volume file or folder")
     train.add_argument("--target", required=True, metavar="T", help="target volume file or folder")
-    train.add_argument("--val-raw", metavar="VR", help="validation raw file (default: split off the pairs)")
-    train.add_argument("--val-target", metavar="VT", help="validation target file")
+    train.add_argument("--val-raw", metavar="VR", help="validation raw file or folder (default: split off the pairs)")
+    train.add_argument("--val-target", metavar="VT", help="validation target file or folder (pairs by file name)")
     train.add_argument(
         "--preset",
         choices=PRESETS,
