@@ -24,6 +24,7 @@ import numpy as np
 
 from voxelstudio.core.errors import VolumeReadError, VolumeWriteError
 from voxelstudio.core.volume import Spacing
+from voxelstudio.io.ome_images import image_groups, pick_image
 from voxelstudio.io.units import um_per_unit
 from voxelstudio.io.variables import NAME_ONE, VariableInfo, format_shape
 
@@ -57,64 +58,6 @@ def _open(path: Path, store: Any = None) -> Any:
         return zarr.open(store=store if store is not None else str(path), mode="r")
     except Exception as exc:
         raise VolumeReadError(path, f"not a Zarr store ({type(exc).__name__}: {exc})") from exc
-
-
-def _multiscales(node: Any) -> list[dict[str, Any]] | None:
-    attrs = dict(node.attrs)
-    found = attrs.get("multiscales") or dict(attrs.get("ome") or {}).get("multiscales")
-    return list(found) if found else None
-
-
-@dataclass(frozen=True)
-class _ImageGroup:
-    """An OME-Zarr image: the group whose ``multiscales`` names its levels, and its path in the store ("" for the
-    root; "0" in the bioformats2raw layout, where the root holds one group per image and an ``OME`` group)."""
-
-    group: Any
-    prefix: str
-    multiscales: list[dict[str, Any]]
-
-    def level_name(self, level_path: str) -> str:
-        return f"{self.prefix}/{level_path}" if self.prefix else level_path
-
-
-def _image_groups(root: Any) -> list[_ImageGroup]:
-    """The OME-Zarr images in a store: the root itself, else its child groups that have ``multiscales``."""
-    if not hasattr(root, "members"):
-        return []
-    own = _multiscales(root)
-    if own:
-        return [_ImageGroup(root, "", own)]
-    children = sorted(root.members(), key=lambda item: (len(item[0]), item[0]))  # series 2 before series 10
-    return [
-        _ImageGroup(node, name, found)
-        for name, node in children
-        if hasattr(node, "members") and (found := _multiscales(node))
-    ]
-
-
-def _pick_image(path: Path, root: Any, wanted: str | None) -> tuple[_ImageGroup | None, str | None]:
-    """(the image, the level path wanted within it) for a store with OME-Zarr images; (None, wanted) for one without.
-
-    ``wanted`` names a level of the root image ("1"), an image group ("0", its finest level) or a level in one
-    ("0/1"); without it a store must hold one image."""
-    images = _image_groups(root)
-    if not images:
-        return None, wanted
-    if images[0].prefix == "":
-        return images[0], wanted
-    if wanted is None:
-        if len(images) > 1:
-            listed = ", ".join(image.prefix for image in images)
-            raise VolumeReadError(path, f"the store holds {len(images)} images ({listed}); name one ({NAME_ONE})")
-        return images[0], None
-    for image in images:
-        if wanted == image.prefix:
-            return image, None
-        if wanted.startswith(image.prefix + "/"):
-            return image, wanted[len(image.prefix) + 1 :]
-    listed = ", ".join(image.prefix for image in images)
-    raise VolumeReadError(path, f"no image or level named {wanted!r}; the store holds the images {listed}")
 
 
 ROOT_ARRAY = "array"
@@ -181,7 +124,7 @@ def _parse_variable(path: Path, variable: str | None) -> tuple[str | None, dict[
 
 def _image(path: Path, root: Any, wanted: str | None) -> tuple[str, Any, tuple[str, ...], Spacing | None]:
     """(array path, array, axis names, spacing or None) of the volume in a store."""
-    found, wanted = _pick_image(path, root, wanted)
+    found, wanted = pick_image(path, root, wanted)
     if found is not None:
         image = found.multiscales[0]
         names = _axes(path, image)
@@ -285,7 +228,7 @@ def compute(path: Path, lazy: Any) -> np.ndarray:
 
 
 def describe(path: Path) -> str:
-    return "ome-zarr" if _image_groups(_open(path)) else "zarr"
+    return "ome-zarr" if image_groups(_open(path)) else "zarr"
 
 
 def _level_array(root: Any, level: dict[str, Any]) -> Any:
@@ -299,7 +242,7 @@ def _level_array(root: Any, level: dict[str, Any]) -> Any:
 
 def list_entries(path: Path) -> list[VariableInfo]:
     root = _open(path)
-    images = _image_groups(root)
+    images = image_groups(root)
     if images:
         entries = []
         for image in images:
@@ -324,7 +267,7 @@ def levels(path: str | Path, variable: str | None = None) -> list[Any]:
 
     path = Path(path)
     root = _open(path)
-    image, _ = _pick_image(path, root, _parse_variable(path, variable)[0])
+    image, _ = pick_image(path, root, _parse_variable(path, variable)[0])
     if image is None:
         lazy = open_lazy(path)
         return [Level(lazy.name, lazy.shape, lazy.spacing)]
