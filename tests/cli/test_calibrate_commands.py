@@ -118,7 +118,7 @@ def test_calibrate_with_a_measured_psf_records_it_for_the_simulator(
 @pytest.mark.parametrize(
     ("make", "options", "message"),
     [
-        ("flat_2d", [], "(2-D); a volume must be 3-D"),
+        ("flat_2d", [], "in.npy: a single plane (2-D image): calibration needs a z stack"),
         ("noise", [], "voxel size not in the file; give --voxel-size"),
         ("noise", ["--voxel-size", "0.1,0.1,0.2"], "in.npy: no beads found in the volume"),
         ("constant", ["--voxel-size", "0.1,0.1,0.2"], "in.npy: the volume is constant (0): no beads to fit"),

@@ -141,7 +141,7 @@ def test_corrupt_file_in_a_real_process_gives_one_stderr_line_and_exit_2(tmp_pat
         path.write_bytes(b"MATLAB 5.0 MAT-file".ljust(124) + b"\x00\x01IM" + bytes(range(256)) * 3)
     elif kind == "v4":  # a v4 header claiming Cray numbers makes scipy warn, which must not reach stderr
         path = tmp_path / "cray.mat"
-        scipy.io.savemat(path, {"voxel": np.ones((4, 5))}, format="4")
+        scipy.io.savemat(path, {"voxel": np.ones((4, 1))}, format="4")  # a vector: not a volume
         path.write_bytes((4000).to_bytes(4, "little") + path.read_bytes()[4:])
     else:  # a truncated ImageJ stack makes tifffile log warnings, which must not reach stderr
         whole = save_volume(Volume(scan), tmp_path / "whole.tif")

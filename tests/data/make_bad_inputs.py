@@ -175,7 +175,7 @@ def _cases() -> dict[str, Builder]:
     vol = _volume()
     nan, inf = vol.copy(), vol.copy()
     nan[1, 2, 3], inf[0, 0, 0] = np.nan, np.inf
-    ranks = {0: np.float64(1.5), 1: np.arange(5.0), 2: np.ones((5, 4)), 4: np.ones((3, 4, 5, 2))}
+    ranks = {0: np.float64(1.5), 1: np.arange(5.0), 2: np.ones((5, 1)), 4: np.ones((3, 4, 5, 2))}
     ranks |= {5: np.ones((2, 3, 2, 2, 2)), 6: np.ones((2,) * 6)}
     cases: dict[str, Builder] = {}
     for suffix in (".mat", ".tif", ".tiff", ".npy", ".npz"):
@@ -210,7 +210,6 @@ def _cases() -> dict[str, Builder]:
         cases[f"rank{rank}_v73.mat"] = _dataset("voxel", array)
         cases[f"rank{rank}.npy"] = _with(np.save, array)
         cases[f"rank{rank}.npz"] = _with(np.savez, voxel=array)
-    cases["rank2.tif"] = _with(tifffile.imwrite, np.ones((5, 4), "float32"))
     cases["rank4.tif"] = _with(
         tifffile.imwrite, np.ones((2, 3, 5, 4), "float32"), imagej=True, metadata={"axes": "TZYX"}
     )
@@ -269,7 +268,7 @@ def _cases() -> dict[str, Builder]:
     cases["huge.npy"] = _with(Path.write_bytes, _npy_header(HUGE) + bytes(128))
     cases["huge.npz"] = _zip_member(_npy_header(HUGE) + bytes(64))
     cases["huge.tif"] = _patched_tiff_size
-    cases["v4_2d.mat"] = _with(scipy.io.savemat, {"voxel": np.ones((5, 4))}, format="4")
+    cases["v4_vector.mat"] = _with(scipy.io.savemat, {"voxel": np.ones((5, 1))}, format="4")
     cases["ambiguous_v5.mat"] = _with(scipy.io.savemat, {"a": vol, "b": vol})
     cases["bad_spacing_v5.mat"] = _with(scipy.io.savemat, {"voxel": vol, "voxel_size_um": np.array([[0.1, -1.0, 0.3]])})
     cases["bad_spacing.npz"] = _with(np.savez, voxel=vol, spacing=np.array([0.1, 0.2]))

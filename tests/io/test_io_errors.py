@@ -129,10 +129,10 @@ def test_check_volume_file_reads_headers_only_and_names_the_file(tmp_path, asymm
     bad_spacing = tmp_path / "spacing.mat"
     scipy.io.savemat(bad_spacing, {"voxel": asymmetric, "voxel_size_um": np.array([[0.1, -1.0, 0.3]])})
     flat, complex_ = tmp_path / "flat.mat", tmp_path / "complex.mat"
-    scipy.io.savemat(flat, {"voxel": asymmetric[:, :, 0]})
+    scipy.io.savemat(flat, {"voxel": asymmetric[:, 0, 0]})  # MATLAB's 1xN
     scipy.io.savemat(complex_, {"voxel": asymmetric * 1j})
     for path, problem in [(two, "several arrays could be the volume"), (bad_spacing, "voxel"),
-                          (tmp_path / "none.mat", "file not found"), (flat, r"\(2-D\)"),
+                          (tmp_path / "none.mat", "file not found"), (flat, r"shape 1x5 \(a vector\)"),
                           (complex_, "is complex")]:  # fmt: skip
         with pytest.raises(VolumeReadError, match=problem) as error:
             check_volume_file(path)

@@ -128,6 +128,19 @@ def test_trailing_singleton_channel_is_squeezed(tmp_path, asymmetric, version) -
 
 
 @pytest.mark.parametrize("version", ["5", "7.3"])
+def test_a_2d_image_is_one_plane(tmp_path, asymmetric, version) -> None:
+    """MATLAB saves an H x W x 1 array as H x W: it loads as the one-plane volume it was."""
+    plane = asymmetric[:, :, 1]
+    if version == "5":
+        scipy.io.savemat(tmp_path / "p.mat", {"voxel": plane})
+    else:
+        _write_like_matlab(tmp_path / "p.mat", {"voxel": plane})
+
+    assert list_variables(tmp_path / "p.mat")[0].is_volume
+    np.testing.assert_array_equal(load_volume(tmp_path / "p.mat").data, plane[:, :, np.newaxis].astype(np.float32))
+
+
+@pytest.mark.parametrize("version", ["5", "7.3"])
 def test_logical_arrays_load_as_zeros_and_ones(tmp_path, asymmetric, version) -> None:
     mask = asymmetric > 20
     if version == "5":

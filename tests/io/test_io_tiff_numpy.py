@@ -75,6 +75,17 @@ def test_single_slice_volume_round_trips_through_tiff(tmp_path, asymmetric) -> N
     assert back.spacing == pytest.approx((1.0, 1.0, 2.0))
 
 
+def test_2d_images_in_tiff_and_npy_are_one_plane(tmp_path, asymmetric) -> None:
+    """As in Fiji and napari: a single image opens as a stack of one."""
+    plane = asymmetric[:, :, 0].astype(np.uint16)
+    tifffile.imwrite(tmp_path / "image.tif", plane)
+    np.save(tmp_path / "image.npy", plane)
+
+    for name in ("image.tif", "image.npy"):
+        volume = load_volume(tmp_path / name)
+        np.testing.assert_array_equal(volume.data, plane[:, :, np.newaxis].astype(np.float32))
+
+
 def test_tiff_series_are_listed_in_matlab_order(tmp_path, asymmetric) -> None:
     save_volume(Volume(asymmetric), tmp_path / "v.tif")
     [info] = list_variables(tmp_path / "v.tif")

@@ -108,6 +108,16 @@ def test_display_image_keeps_bright_voxels_and_physical_positions():
     assert (offset <= 0.5 * np.array([0.4, 0.2, 0.5]) + 1e-6).all()  # within half a block of the bright voxel
 
 
+def test_a_single_plane_is_drawn_as_a_slab_one_z_step_thick_around_it():
+    from voxelstudio.render import display_image
+
+    plane = _ramp((5, 4, 1))
+    image = display_image(plane, (0.1, 0.2, 0.5))
+    assert image.dimensions == (4, 5, 2)  # a grid one point deep encloses nothing for a ray to cross
+    assert image.bounds[4:] == pytest.approx((-0.25, 0.25))
+    np.testing.assert_array_equal(image.point_data[SCALARS].reshape(2, 5, 4), plane.transpose(2, 0, 1)[[0, 0]])
+
+
 def test_a_reduced_signed_image_keeps_the_extreme_of_either_sign():
     from voxelstudio.render import display_image
 

@@ -159,7 +159,8 @@ def run_info(args: argparse.Namespace) -> int:
         print(f"spacing: {_spacing_text(summary.spacing)}")
         return 0
     if volume is not None:
-        print(f"volume:  {shown} ({'x'.join(map(str, volume.shape))}, loaded as float32)")
+        plane = ", a 2-D image read as one plane" if chosen is not None and len(chosen.shape) == 2 else ""
+        print(f"volume:  {shown} ({'x'.join(map(str, volume.shape))}{plane}, loaded as float32)")
         print(f"spacing: {_spacing_text(volume.known_spacing)}")
         return 0
     print(f"volume:  none ({volume_error.problem if volume_error else summary.choice_problem})")

@@ -178,9 +178,9 @@ def load_volume(path: str | Path, variable: str | None = None) -> Volume:
     """Read a volume from .mat (v4-v7.3), .tif/.tiff (ImageJ, OME), .npy, .npz or a (OME-)Zarr store.
 
     The array is ``variable`` if given; else ``voxel``; else the only numeric array with >= 3 dimensions. A trailing
-    singleton channel (H, W, Z, 1) is dropped. Values become float32; spacing comes from the file's metadata (1.0 per
-    axis when absent). Metadata: ``variable`` (None for .npy/.tif, which do not name arrays), ``format`` and
-    ``source_dtype``.
+    singleton channel (H, W, Z, 1) is dropped; a 2-D image (H, W) becomes one plane (H, W, 1). Values become
+    float32; spacing comes from the file's metadata (1.0 per axis when absent). Metadata: ``variable`` (None for
+    .npy/.tif, which do not name arrays), ``format`` and ``source_dtype``.
     """
     path, module, names_arrays, entries = _open_listing(path)
     if getattr(module, "IS_DIRECTORY", False):
@@ -252,7 +252,7 @@ def summarize_file(path: str | Path, variable: str | None = None) -> FileSummary
 
 def check_volume_file(path: str | Path, variable: str | None = None) -> None:
     """VolumeReadError (one line naming ``path``) when its header already shows that no volume can be loaded from
-    it: not readable as any format, no single array to choose, an array that cannot be a volume (2-D, complex, not
+    it: not readable as any format, no single array to choose, an array that cannot be a volume (1-D, complex, not
     numeric, too large for memory), or unreadable voxel-size metadata. Cheap (no array is read), so a batch can
     check every input before it writes its first output; values (NaN) are only seen when the file is loaded."""
     summary = summarize_file(path, variable)

@@ -67,10 +67,11 @@ def _open(path: Path) -> Iterator[tifffile.TiffFile]:
 
 
 def _layout(series: tifffile.TiffPageSeries) -> tuple[str, tuple[int, ...]]:
-    """The series' axes and shape without singleton axes (an explicit single Z plane is kept: a 1-slice stack)."""
+    """The series' axes and shape without singleton axes; a single image (YX, or one plane of any axis) is a 1-slice
+    stack."""
     axes, shape = series.get_axes(False), series.get_shape(False)
     kept = [(a, n) for a, n in zip(axes, shape, strict=True) if n > 1 or a in "YX"]
-    if len(kept) == 2 and "Z" in axes:
+    if len(kept) == 2:
         kept.insert(0, ("Z", 1))
     return "".join(a for a, _ in kept), tuple(n for _, n in kept)
 

@@ -50,9 +50,8 @@ class VariableInfo:
 
     @property
     def is_volume(self) -> bool:
-        """Numeric, non-empty and 3-D, or 4-D with a single trailing channel."""
-        rank_ok = len(self.shape) == 3 or (len(self.shape) == 4 and self.shape[3] == 1)
-        return self.is_numeric and rank_ok and all(n > 0 for n in self.shape)
+        """Numeric, non-empty and 3-D, a 2-D image (one plane), or 4-D with a single trailing channel."""
+        return self.is_numeric and _shape_problem(self.shape) is None
 
     @property
     def shape_text(self) -> str:
@@ -130,17 +129,27 @@ def _kind_words(dtype: str) -> str:
     return words.get(dtype, f"of unsupported type {dtype}")
 
 
-def _check_shape(path: Path, what: str, shape: tuple[int, ...]) -> None:
+def is_single_plane(shape: Sequence[int]) -> bool:
+    """A 2-D image of at least 2x2 pixels: read as a volume of one plane (MATLAB drops a trailing Z of 1 on save)."""
+    return len(shape) == 2 and min(shape) > 1
+
+
+def _shape_problem(shape: tuple[int, ...]) -> str | None:
     if any(n == 0 for n in shape):
-        raise VolumeReadError(path, f"{what} is empty (shape {format_shape(shape)})")
-    if len(shape) == 4 and shape[3] == 1:
-        return
-    if len(shape) != 3:
-        raise VolumeReadError(
-            path,
-            f"{what} has shape {format_shape(shape)} ({len(shape)}-D); a volume must be 3-D (H, W, Z) "
-            "or 4-D with a single trailing channel",
-        )
+        return f"is empty (shape {format_shape(shape)})"
+    if len(shape) == 3 or (len(shape) == 4 and shape[3] == 1) or is_single_plane(shape):
+        return None
+    rank = "a vector" if len(shape) == 2 else f"{len(shape)}-D"
+    return (
+        f"has shape {format_shape(shape)} ({rank}); a volume must be 3-D (H, W, Z), a 2-D image (read as one plane) "
+        "or 4-D with a single trailing channel"
+    )
+
+
+def _check_shape(path: Path, what: str, shape: tuple[int, ...]) -> None:
+    problem = _shape_problem(shape)
+    if problem is not None:
+        raise VolumeReadError(path, f"{what} {problem}")
 
 
 def ensure_loadable(path: Path, info: VariableInfo, itemsize: int) -> None:
@@ -186,6 +195,8 @@ def to_volume_array(path: Path, name: str, array: Any) -> np.ndarray:
     _check_shape(path, what, array.shape)
     if array.ndim == 4:
         array = array[..., 0]
+    elif array.ndim == 2:
+        array = array[..., np.newaxis]
     with np.errstate(over="ignore", invalid="ignore"):
         data = np.asarray(array, dtype=np.float32, order="C")
     if not np.isfinite(data).all():

@@ -78,7 +78,13 @@ def display_image(
     ``max_voxels`` voxels (maxima keep small bright beads visible in projections; up to one block less than a
     block at the far edges is left out); ``signed`` data (a residual) keeps each block's value of largest
     magnitude, with its sign. A reduced image's voxels sit at their blocks' centres and it records the
-    full-resolution spacing as :data:`SOURCE_SPACING`."""
+    full-resolution spacing as :data:`SOURCE_SPACING`. A single plane is drawn as a slab one z step thick centred
+    on it (a grid with no depth shows nothing when ray cast)."""
+    if data.shape[2] == 1:
+        image = display_image(np.repeat(data, 2, axis=2), spacing, max_voxels, signed=signed)
+        x, y, z = image.origin
+        image.origin = (x, y, z - spacing[2] / 2)
+        return image
     factors = display_factors(data.shape, max_voxels)
     if factors == (1, 1, 1):
         return to_image_data(data, spacing)

@@ -207,6 +207,9 @@ def calibrate_volumes(
     if not volumes:
         raise ValueError("no scans to calibrate on")
     check_given_optics(wavelength_um=wavelength_um, na=na, ni=ni)
+    for volume in volumes:
+        if volume.shape[2] == 1:
+            raise ValueError(f"{volume.label}: a single plane (2-D image): calibration needs a z stack of beads")
     spacing = resolve_spacing(volumes, voxel_size)
     for volume in volumes:
         if is_constant(volume.data):
