@@ -57,7 +57,7 @@ def accuracies(model_path: Path, sets: dict[str, tuple[np.ndarray, np.ndarray]],
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("models", nargs="*", type=Path, help="classifier files [the bundled one]")
     parser.add_argument("--per-class", type=int, default=40)
     parser.add_argument("--seed", type=int, default=7)

@@ -128,7 +128,7 @@ def print_tables(rows: list[dict], args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--voxnet-minutes", type=float, default=5.0, help="VoxNet budget [5]")
     parser.add_argument("--vrn-minutes", type=float, default=15.0, help="VRN budget [15]")
     parser.add_argument("--per-class", type=int, default=60, help="training + validation shapes per class [60]")

@@ -79,7 +79,7 @@ def child(threads: int, repeats: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="one repeat instead of three")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)

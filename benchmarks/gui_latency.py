@@ -197,7 +197,7 @@ def measure_view_changes(session, repeats: int = 3) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5, help="launches to time")
     parser.add_argument("--epochs", type=int, default=10, help="epochs of the training run watched for stalls")
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 launch, 2 training epochs")

@@ -61,7 +61,7 @@ def measure(model: Path, source: Path, out_dir: Path, fmt: str, cycles: int) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cycles", type=int, default=100, help="cycles per export format [100]")
     parser.add_argument("--shape", type=int, nargs=3, default=(32, 32, 16), metavar=("H", "W", "Z"))
     parser.add_argument("--formats", nargs="+", default=["mat", "tif", "npy"], choices=["mat", "tif", "npy"])

@@ -156,7 +156,7 @@ def run_benchmark(bench: Benchmark, folder: Path, quick: bool, timeout: float | 
     command = command_for(bench, script, quick)
     if command is None:
         return None, f"{bench.name}: skipped (needs a display: set DISPLAY or install xvfb-run)"
-    when = dt.datetime.now(dt.timezone.utc)
+    when = dt.datetime.now(dt.UTC)
     machine = machine_summary()
     print(f"== {bench.name}: {' '.join(command)}", file=sys.stderr, flush=True)
     try:
@@ -182,7 +182,7 @@ def main(
     folder: Path = HERE,
     readme: Path = README,
 ) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     names = [b.name for b in benchmarks]
     parser.add_argument("--only", action="append", choices=names, metavar="NAME", help=f"one of {', '.join(names)}")
     parser.add_argument("--quick", action="store_true", help="pass --quick to the scripts that support it")

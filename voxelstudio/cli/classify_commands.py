@@ -23,14 +23,16 @@ def register(subparsers: Any) -> None:
     train = subparsers.add_parser(
         "train-classifier",
         help="train a 3-D voxel classifier (VoxNet or Voxception-ResNet)",
-        description="Train a classifier on DATA, a folder with one sub-folder of 32^3 grids (.mat variable 'voxel', "
-        ".npy, ...) per class. The data are split (stratified, seeded) into training and 10 percent validation (and a "
-        "test part with --test-fraction); --minutes alone trains until the budget ends, --epochs alone that many "
-        "epochs, both whichever ends first. The best model by validation loss goes to --out, the last epoch to "
-        "<out>.last.keras, which --resume continues; --refit then retrains on training + validation for the best "
-        "epoch count. --preset picks the VRN width, batch size and schedule for the device. With "
-        "--search N, N trials of a Bayesian search (optuna TPE) over learning rate, batch size, dropout and width "
-        "keep the model with the best validation accuracy. Ctrl-C stops after the current batch.",
+        description="Train a classifier on DATA, a folder with one sub-folder per class of occupancy grids of one "
+        "size (.mat variable 'voxel', .npy, ..., or meshes; resampled to --size). The data are split (stratified, "
+        "seeded) into "
+        "training and 10 percent validation (and a test part with --test-fraction); --minutes alone trains until the "
+        "budget ends, --epochs alone that many epochs, both whichever ends first. The best model by validation loss "
+        "goes to --out, the last epoch to <out stem>.last.keras (beads.last.keras for --out beads.keras), which "
+        "--resume continues; --refit then retrains on training + validation for the best epoch count. --preset picks "
+        "the VRN width, batch size and schedule for the device. With --search N, N trials of a Bayesian search "
+        "(optuna TPE) over learning rate, batch size, dropout and width keep the model with the best validation "
+        "accuracy. Ctrl-C stops after the current batch.",
     )
     train.add_argument("data", metavar="DATA", help="folder of class folders")
     train.add_argument("--arch", choices=ARCHS, default="voxnet", help="architecture [default voxnet]")
@@ -120,7 +122,8 @@ def _add_use_options(parser: argparse.ArgumentParser) -> None:
         type=int,
         metavar="R",
         help="views to average: rotations about z for an upright model, at most the 8 flips for one trained with "
-        "--orientation any [default: up to 12, as many as the model's measured cost allows within a minute]",
+        "--orientation any [default: up to 12, as many as the model's measured cost allows within a minute; one "
+        "view for a model trained with --no-augment]",
     )
     json_help = "print JSON (evaluate-classifier: one object; classify: a list, one per file)"
     parser.add_argument("--json", action="store_true", help=json_help)

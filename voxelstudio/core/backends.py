@@ -17,7 +17,8 @@ BACKENDS = ("tensorflow", "jax", "torch")
 DEFAULT = "tensorflow"
 LABELS = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
 """How the window and status lines name each backend."""
-EXTRAS = {"tensorflow": "tensorflow", "jax": "voxelstudio[jax]", "torch": "voxelstudio[torch]"}
+EXTRAS = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+"""What to pip install for each backend (the extras of the same names install the same)."""
 ONEDNN_VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
 """TensorFlow's switch for its oneDNN CPU kernels, which :mod:`voxelstudio.ml` turns on unless it is set."""
 

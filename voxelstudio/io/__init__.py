@@ -1,4 +1,5 @@
-"""Volume files in and out: ``load_volume`` / ``save_volume`` for .mat (v4-v7.3), .tif/.tiff, .npy and .npz.
+"""Volume files in and out: ``load_volume`` / ``save_volume`` for .mat (v4-v7.3), .tif/.tiff (ImageJ,
+OME-TIFF), .npy, .npz and .zarr/.ome.zarr stores.
 
 Importing this package is cheap; scipy.io, h5py and tifffile load when a file of their format is first touched.
 """

@@ -272,7 +272,8 @@ def save_volume(
     overwrite: bool = False,
     mat_version: str | None = None,
 ) -> Path:
-    """Write ``volume`` atomically to .mat/.tif/.tiff/.npy/.npz (chosen by suffix) with its spacing.
+    """Write ``volume`` atomically to .mat/.tif/.tiff/.ome.tif/.npy/.npz or a .zarr/.ome.zarr store (chosen by
+    suffix) with its spacing.
 
     ``variable`` names the array in .mat/.npz (default: the name it was loaded from where this format allows that
     name, else ``voxel``).

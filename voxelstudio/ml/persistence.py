@@ -15,7 +15,7 @@ import json
 import warnings
 import zipfile
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +94,7 @@ def metadata_header(format_name: str, format_version: int) -> dict[str, Any]:
         "format_version": format_version,
         "voxelstudio_version": voxelstudio.__version__,
         "keras_version": keras.__version__,
-        "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "saved_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
 

@@ -7,7 +7,7 @@ A :class:`~voxelstudio.core.volume.Volume` is indexed ``data[y, x, z]`` (MATLAB 
 - the point at VTK ``(i, j, k)`` holds ``data[j, i, k]``;
 - world coordinates are micrometres: ``(i * sx, j * sy, k * sz)``.
 
-The 3-D views look along +z with -y up (see :func:`image_view_up`), so a volume's row 0 is at the top of the screen
+The 3-D views look along +z with -y up (see :data:`IMAGE_VIEW_UP`), so a volume's row 0 is at the top of the screen
 exactly as in the 2-D XY slice view and in MATLAB's ``imagesc``.
 """
 

@@ -1,1 +1,2 @@
-"""Side panels of the main window: view settings, training, denoising and metrics."""
+"""Side panels of the main window: view settings, training, denoising, metrics,
+classification and line profiles."""
