@@ -278,3 +278,46 @@ def test_many_files_on_a_local_cluster_log_one_model_load_per_worker(tmp_path, m
         np.testing.assert_allclose(
             np.load(out_dir / f"s{i}.npy"), np.load(tmp_path / "here" / f"s{i}.npy"), rtol=1e-5, atol=1e-6
         )
+
+
+def _two_channel_store(path):
+    root = zarr.open_group(str(path), mode="w", zarr_format=2)
+    axes = [{"name": "c", "type": "channel"}] + [{"name": a, "type": "space", "unit": "micrometer"} for a in "zyx"]
+    scale = [{"type": "scale", "scale": [1.0, 0.5, 0.1, 0.2]}]
+    root.attrs["multiscales"] = [
+        {"version": "0.4", "axes": axes, "datasets": [{"path": "0", "coordinateTransformations": scale}]}
+    ]
+    channels = np.random.default_rng(1).random((2, 6, 20, 18)).astype(np.float32)
+    root.create_array("0", shape=channels.shape, dtype="float32", chunks=(1, 6, 10, 9))[...] = channels
+    return channels
+
+
+def test_denoise_takes_the_variable_of_a_channel_block_wise_and_whole(tmp_path, model, capsys):
+    """A channel of a store (too big to convert first, say) is denoised as if it were stored alone."""
+    channels = _two_channel_store(tmp_path / "czyx.ome.zarr")
+    save_volume(Volume(channels[1].transpose(1, 2, 0), spacing=SPACING), tmp_path / "alone.ome.zarr")
+    results = {}
+    for source, pick in (("czyx.ome.zarr", ["--variable", "0[c=1]"]), ("alone.ome.zarr", [])):
+        for fmt, extra in (("zarr", ["--block", "8,8,6"]), ("npy", [])):
+            out_dir = tmp_path / source / fmt
+            args = ["denoise", str(tmp_path / source), "--model", str(model), "--out-dir", str(out_dir)]
+            assert main([*args, "--format", fmt, *extra, *pick, "--quiet"]) == 0
+            [output] = [p for p in out_dir.iterdir() if not p.name.endswith(".json")]
+            results[source, fmt] = load_volume(output).data
+            sidecar = json.loads((out_dir / f"{output.name}.json").read_text())
+            assert sidecar["input"]["variable"] == ("0[c=1]" if pick else None)
+    for fmt in ("zarr", "npy"):
+        np.testing.assert_allclose(results["czyx.ome.zarr", fmt], results["alone.ome.zarr", fmt], atol=1e-6)
+    code = main(["denoise", str(tmp_path / "czyx.ome.zarr"), "--model", str(model), "--out-dir",
+                 str(tmp_path / "none"), "--quiet"])  # fmt: skip
+    assert code == 2 and "--variable NAME with info, convert or denoise" in error_line(capsys)
+
+
+def test_resume_refuses_an_output_made_from_another_variable(tmp_path, model, capsys):
+    _two_channel_store(tmp_path / "czyx.ome.zarr")
+    out_dir = tmp_path / "out"
+    args = ["denoise", str(tmp_path / "czyx.ome.zarr"), "--model", str(model), "--out-dir", str(out_dir), "--quiet"]
+    assert main([*args, "--variable", "0[c=0]"]) == 0
+    assert main([*args, "--variable", "0[c=0]", "--resume"]) == 0  # the same array: kept
+    assert main([*args, "--variable", "0[c=1]", "--resume"]) == 2
+    assert "made from '0[c=0]', not '0[c=1]'; --resume goes on with the same --variable only" in error_line(capsys)

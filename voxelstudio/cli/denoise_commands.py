@@ -93,6 +93,12 @@ def register(subparsers: Any) -> None:
     denoise.add_argument("--tile", metavar="H,W,Z", help="tile shape [default: chosen from the free memory]")
     denoise.add_argument("--trust", action="store_true", help="allow model files that contain code")
     denoise.add_argument(
+        "--variable",
+        metavar="NAME",
+        help="the array of every IN to denoise: a .mat/.npz variable, an OME-Zarr level ('2') or an axis pick "
+        "('0[t=3,c=1]') [default: voxel, or the only 3-D array; a store's full resolution]",
+    )
+    denoise.add_argument(
         "--voxel-size",
         type=voxel_size_arg,
         metavar="Y,X,Z",
@@ -314,7 +320,7 @@ def run_denoise(args: argparse.Namespace) -> int:
                 args.inputs, model_path=args.model, out_dir=args.out_dir, fmt=args.format, tta=args.tta,
                 trusted=args.trust, tile_shape=tile, overwrite=args.overwrite, block=_shape("block", args.block),
                 resume=args.resume, scheduler=args.scheduler, memory_limit=_size("memory-limit", args.memory_limit),
-                voxel_size=args.voxel_size,
+                voxel_size=args.voxel_size, variable=args.variable,
                 report=report, cancel=cancel,
             )  # fmt: skip
     except Cancelled as exc:

@@ -22,8 +22,11 @@ from voxelstudio.core.volume import Spacing
 DEFAULT_VARIABLE = "voxel"
 """The variable the original bead data sets use; chosen first when a file has it."""
 
-NAME_ONE = "variable=... in Python, or `voxelstudio convert FILE OUT --variable NAME` to write it alone"
-"""How to pick an array or a plane, for messages: only ``info`` and ``convert`` take ``--variable``."""
+NAME_ONE = (
+    "--variable NAME with info, convert or denoise; variable=... in Python; for other commands, "
+    "`voxelstudio convert FILE OUT --variable NAME` writes it alone"
+)
+"""How to pick an array or a plane, for messages: ``info``, ``convert`` and ``denoise`` take ``--variable``."""
 
 NUMERIC_DTYPES = frozenset(
     {"bool", "uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64", "float16", "float32", "float64"}

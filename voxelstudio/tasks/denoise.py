@@ -163,15 +163,24 @@ class FileOptions:
     memory_limit: int | None = None
     voxel_size: tuple[float, float, float] | None = None
     """Replaces the files' voxel sizes (for a model that takes the voxel size, and in the outputs)."""
+    variable: str | None = None
+    """The array of every file to denoise (``load_volume``'s ``variable``: a name, a level, an axis pick)."""
 
 
 def finished(out: Path, options: FileOptions, model_sha256: str | None = None) -> bool:
     """Whether ``--resume`` keeps ``out`` as an earlier run finished it and skips the input: the output and its
     sidecar, written last, exist. (What an interrupted run left of an unfinished one is replaced.) ValueError when
-    the sidecar names a model other than ``model_sha256``: resuming would mix two models' outputs."""
+    the sidecar names a model other than ``model_sha256``, or another array than ``options.variable``: resuming
+    would mix two models' (or arrays') outputs."""
     if not (options.resume and not options.overwrite and out.exists() and sidecar_path(out).exists()):
         return False
-    made_by = _sidecar_model(sidecar_path(out))
+    made_by, made_from = _sidecar_model(sidecar_path(out)), _sidecar_variable(sidecar_path(out))
+    if options.variable is not None and made_from != options.variable:
+        raise ValueError(
+            f"{out}: made from {'another array' if made_from is None else repr(made_from)}, not "
+            f"{options.variable!r}; --resume goes on with the same --variable only: use --overwrite or another "
+            "--out-dir"
+        )
     if model_sha256 is not None and made_by is not None and made_by != model_sha256:
         raise ValueError(
             f"{out}: made by another model (sha256 {made_by[:12]}, this one is {model_sha256[:12]}); --resume goes "
@@ -182,11 +191,20 @@ def finished(out: Path, options: FileOptions, model_sha256: str | None = None) -
 
 def _sidecar_model(path: Path) -> str | None:
     """The model hash a provenance sidecar records (None when unreadable or absent)."""
+    return _sidecar_entry(path, "model", "sha256")
+
+
+def _sidecar_variable(path: Path) -> str | None:
+    """The input array a provenance sidecar records (None when unreadable or absent)."""
+    return _sidecar_entry(path, "input", "variable")
+
+
+def _sidecar_entry(path: Path, section: str, key: str) -> str | None:
     try:
-        record = json.loads(path.read_text())
-        return str(record["model"]["sha256"])
+        value = json.loads(path.read_text())[section][key]
     except (OSError, ValueError, KeyError, TypeError):
         return None
+    return None if value is None else str(value)
 
 
 def _files_written(source: Path, out: Path, fmt: str, tta: bool) -> tuple[Path, ...]:
@@ -210,6 +228,7 @@ def denoise_files(
     scheduler: str | None = None,
     memory_limit: int | None = None,
     voxel_size: Sequence[float] | None = None,
+    variable: str | None = None,
     report: ReportFn = null_report,
     cancel: CancelToken | None = None,
 ) -> list[Path]:
@@ -224,7 +243,8 @@ def denoise_files(
     (:mod:`voxelstudio.tasks.file_cluster`): small files as whole-file tasks, larger stores block by block (larger
     files of other formats are denoised here). ``memory_limit`` (bytes; block-wise only) sizes the tiles so that
     each process predicting blocks stays under it. ``voxel_size`` (y, x, z µm) replaces the inputs' own (a model
-    that takes the voxel size needs the right one; the outputs record it)."""
+    that takes the voxel size needs the right one; the outputs record it). ``variable`` picks the array of every
+    input (``load_volume``'s: a name, an OME-Zarr level, an axis pick such as ``0[c=1]``)."""
     inputs = [Path(p) for p in paths]
     out_dir = Path(out_dir)
     outputs = [output_path(p, out_dir, extension(fmt)) for p in inputs]
@@ -240,11 +260,11 @@ def denoise_files(
                 )
     check_options(inputs, fmt, block=block, scheduler=scheduler, memory_limit=memory_limit, tile_shape=tile_shape)
     for source in inputs:  # every header before the first output: a bad file late in the list stops nothing midway
-        check_volume_file(source)
+        check_volume_file(source, variable)
     tile = None if tile_shape is None else tuple(int(t) for t in tile_shape)
     shape = None if block is None else tuple(int(b) for b in block)
     spacing = None if voxel_size is None else Volume(np.zeros((1, 1, 1), np.float32), voxel_size).spacing
-    options = FileOptions(fmt, tta, trusted, tile, overwrite, shape, resume, scheduler, memory_limit, spacing)
+    options = FileOptions(fmt, tta, trusted, tile, overwrite, shape, resume, scheduler, memory_limit, spacing, variable)
     check_output_folder(out_dir)
     if not (overwrite or resume):  # an output already there stops the run before any prediction, not after
         taken = next((path for files in writes for path in files if path.exists()), None)
@@ -284,7 +304,7 @@ def whole_file(source: Path, options: FileOptions) -> bool:
         return True
     from voxelstudio.tasks.blockwise import block_count
 
-    return block_count(source, options.block) == 1
+    return block_count(source, options.block, options.variable) == 1
 
 
 def _denoise_on_cluster(
@@ -349,13 +369,15 @@ def denoise_file(
     atomically; a Zarr store to ``zarr`` block by block, on ``client`` (a dask Client) when given."""
     if options.fmt == "zarr" and is_store(source):
         return _denoise_store(source, out, model, loaded, options, client, report, cancel)
-    volume = load_volume(source)
+    volume = load_volume(source, options.variable)
     if options.voxel_size is not None:
         volume = volume.replace(spacing=options.voxel_size)
     result = _denoise_loaded(
         volume, model, loaded, tta=options.tta, tile_shape=options.tile_shape, report=report, cancel=cancel
     )
     provenance = {**result.provenance, "output": str(out.resolve())}
+    if options.variable is not None:  # as given: a store's axis pick is not the name it loads under
+        provenance["input"] = {**provenance["input"], "variable": options.variable}
     replace = options.overwrite or options.resume  # resumed: anything here is an unfinished run's (see finished)
     save_volume(result.prediction, out, overwrite=replace)
     if result.uncertainty is not None:
@@ -384,7 +406,7 @@ def _denoise_store(
         tile_shape=options.tile_shape, resume=options.resume,
         overwrite=options.overwrite or (options.resume and out.exists()),
         scheduler=options.scheduler if client is not None else None, client=client, uncertainty_out=spread,
-        memory_limit=options.memory_limit, voxel_size=options.voxel_size,
+        memory_limit=options.memory_limit, voxel_size=options.voxel_size, variable=options.variable,
         report=report, cancel=cancel,
     )  # fmt: skip
     write_sidecar(out, {**result.provenance, "output": str(out.resolve())}, overwrite=True)
