@@ -43,7 +43,7 @@ def test_classify_the_shown_volume_fills_the_probability_bars(qtbot, sample_sess
     window, controller = sample_session.window, sample_session.controller
     panel = window.classify_panel
     panel.rotations.setValue(2)
-    with qtbot.waitSignal(controller.volume_classified, timeout=120_000) as classified:
+    with qtbot.waitSignal(controller.classifiers.classified, timeout=120_000) as classified:
         panel.classify_button.click()
         assert controller.busy and not panel.classify_button.isEnabled()
     wait_idle(qtbot, sample_session)
@@ -61,7 +61,7 @@ def test_show_grad_cam_fills_the_fourth_panel(qtbot, sample_session):
     window, controller, document = sample_session.window, sample_session.controller, sample_session.document
     panel = window.classify_panel
     panel.rotations.setValue(1)
-    with qtbot.waitSignal(controller.volume_classified, timeout=120_000):
+    with qtbot.waitSignal(controller.classifiers.classified, timeout=120_000):
         panel.classify_button.click()
     wait_idle(qtbot, sample_session)
     heat = document.volume("gradcam")
@@ -80,7 +80,7 @@ def test_evaluate_shows_the_confusion_matrix(qtbot, sample_session, shapes_folde
     panel = window.classify_panel
     panel.folder.setText(str(shapes_folder))
     panel.rotations.setValue(1)
-    with qtbot.waitSignal(controller.classifier_evaluated, timeout=120_000) as evaluated:
+    with qtbot.waitSignal(controller.classifiers.evaluated, timeout=120_000) as evaluated:
         panel.evaluate_button.click()
     wait_idle(qtbot, sample_session)
     report = evaluated.args[0]
@@ -97,7 +97,7 @@ def test_train_shows_progress_and_accuracy_and_uses_the_new_model(qtbot, sample_
     _tiny_training(panel, shapes_folder, epochs=3)
     seen = []
     controller.jobs.job_event.connect(lambda event: seen.append(event) if isinstance(event, ProgressEvent) else None)
-    with qtbot.waitSignal(controller.classifier_trained, timeout=180_000) as trained:
+    with qtbot.waitSignal(controller.classifiers.trained, timeout=180_000) as trained:
         panel.train_button.click()
         assert controller.busy and not panel.evaluate_button.isEnabled()
     wait_idle(qtbot, sample_session)
@@ -123,8 +123,8 @@ def test_stop_ends_classifier_training(qtbot, sample_session, shapes_folder):
     panel = window.classify_panel
     _tiny_training(panel, shapes_folder, epochs=500)
     epochs = []
-    controller.classifier_training.step.connect(lambda step: epochs.append(step.epoch))
-    with qtbot.waitSignal(controller.classifier_trained, timeout=180_000) as trained:
+    controller.classifiers.training.step.connect(lambda step: epochs.append(step.epoch))
+    with qtbot.waitSignal(controller.classifiers.trained, timeout=180_000) as trained:
         panel.train_button.click()
         qtbot.waitUntil(lambda: any(e >= 2 for e in epochs), timeout=120_000)
         panel.progress.stop_button.click()
@@ -148,7 +148,7 @@ def test_search_fills_the_trials_table_and_uses_the_best_model(qtbot, sample_ses
     controller, panel = sample_session.controller, sample_session.window.classify_panel
     _tiny_training(panel, shapes_folder, epochs=1)
     panel.trials.setValue(2)
-    with qtbot.waitSignal(controller.classifier_search.finished, timeout=180_000) as searched:
+    with qtbot.waitSignal(controller.classifiers.search.finished, timeout=180_000) as searched:
         panel.search_button.click()
         assert controller.busy and not panel.train_button.isEnabled()
     wait_idle(qtbot, sample_session)

@@ -172,7 +172,7 @@ def test_classifier_training_handler(qtbot, sample_session):
     job = _every_event((4, 4, 4), lambda: result)
     seen = []
     outcome = _run(
-        qtbot, sample_session, "classifier training", job, lambda: controller.classifier_training.arm(seen.append)
+        qtbot, sample_session, "classifier training", job, lambda: controller.classifiers.training.arm(seen.append)
     )
     assert outcome == "finished" and seen == [result]
     assert panel.accuracy_plot.points == ([1], [0.6])  # one point per validated epoch, from its field
@@ -184,7 +184,7 @@ def test_classifier_evaluation_and_classification_handlers(qtbot, sample_session
     controller, panel = sample_session.controller, sample_session.window.classify_panel
     report = {"classes": ["a", "b"], "confusion": [[2, 0], [1, 1]], "accuracy": 0.75, "count": 4, "rotations": 1}
     job = _every_event((4, 4, 4), lambda: report)
-    assert _run(qtbot, sample_session, "evaluation", job, lambda: controller.classifier_evaluation.arm()) == "finished"
+    assert _run(qtbot, sample_session, "evaluation", job, lambda: controller.classifiers.evaluation.arm()) == "finished"
     assert (
         panel.confusion.matrix.tolist() == [[2, 0], [1, 1]]
         and "Evaluated: accuracy 75.0%" in panel.progress.label.text()
@@ -192,12 +192,13 @@ def test_classifier_evaluation_and_classification_handlers(qtbot, sample_session
     classified = SimpleNamespace(classes=["a", "b"], probabilities=[0.2, 0.8], predicted="b", rotations=1,
                                  out_of_domain=None)  # fmt: skip
     job = _every_event((4, 4, 4), lambda: classified)
-    assert _run(qtbot, sample_session, "classification", job, lambda: controller.classification.arm()) == "finished"
+    arm = controller.classifiers.classification.arm
+    assert _run(qtbot, sample_session, "classification", job, lambda: arm()) == "finished"
     assert panel.results.currentWidget() is panel.bars and "<b>b</b>" in panel.result_label.text()
     assert math.isclose(max(classified.probabilities), 0.8) and sample_session.dialogs.errors == []
     unlike = SimpleNamespace(**{**vars(classified), "out_of_domain": "its shape's topology is unlike the training"})
     job = _every_event((4, 4, 4), lambda: unlike)
-    assert _run(qtbot, sample_session, "classification", job, lambda: controller.classification.arm()) == "finished"
+    assert _run(qtbot, sample_session, "classification", job, lambda: arm()) == "finished"
     text = panel.result_label.text()
     assert "Unlike the classes this model knows" in text and "topology" in text and "Most likely" not in text
 
@@ -209,11 +210,11 @@ def test_classifier_search_handler_fills_the_trials_table(qtbot, sample_session,
                              model_path=None, trials=[{"trial": 1}], refit_outcome=None)  # fmt: skip
     panel.trials.setValue(2)
     steps = []
-    controller.classifier_search.step.connect(lambda _step: steps.append((panel.progress.label.text(),
+    controller.classifiers.search.step.connect(lambda _step: steps.append((panel.progress.label.text(),
                                                                           panel.progress.bar.value())))  # fmt: skip
     job = _every_event((4, 4, 4), (lambda: result) if end == "finished" else _raise(Cancelled("search")))
     seen = []
-    assert _run(qtbot, sample_session, "search", job, lambda: controller.classifier_search.arm(seen.append)) == end
+    assert _run(qtbot, sample_session, "search", job, lambda: controller.classifiers.search.arm(seen.append)) == end
     table = panel.trials_table
     assert table.rowCount() == 1 and [table.item(0, c).text() for c in range(table.columnCount())] == [
         "1", "60.0%", "2", "0.01", "16", "0.2", "0.5", "complete"]  # fmt: skip
@@ -231,7 +232,7 @@ def test_classifier_search_handler_fills_the_trials_table(qtbot, sample_session,
 def test_tiles_done_of_total_with_the_time_left(qtbot, sample_session, kind):
     controller, window = sample_session.controller, sample_session.window
     panel, handler = {"denoise": (window.denoise_panel, controller.denoising),
-                      "classify": (window.classify_panel, controller.classification)}[kind]  # fmt: skip
+                      "classify": (window.classify_panel, controller.classifiers.classification)}[kind]  # fmt: skip
     ticks = iter(range(0, 1000, 10))
     panel.progress.eta = EtaClock(clock=lambda: next(ticks))  # 10 s between reports
 

@@ -27,7 +27,7 @@ class ClassifyCommands:
         panel.search_requested.connect(lambda: self.train_classifier(search=True))
         panel.evaluate_requested.connect(self.evaluate_classifier)
         panel.classify_requested.connect(
-            lambda: c.classify_volume(self.document.classifier_path, panel.chosen_rotations())
+            lambda: c.classifiers.classify(self.document.classifier_path, panel.chosen_rotations())
         )
         panel.use_bundled_requested.connect(lambda: self.document.set_classifier_path(None))
         self.document.classifier_changed.connect(panel.set_model)
@@ -43,7 +43,7 @@ class ClassifyCommands:
         except ValueError as exc:
             self.commands._fail(f"classifier {'search' if search else 'training'} setup", exc)
             return
-        self.controller.train_classifier(folder, config, panel.trials.value() if search else 0)
+        self.controller.classifiers.train(folder, config, panel.trials.value() if search else 0)
 
     def evaluate_classifier(self) -> None:
         panel = self.window.classify_panel
@@ -52,7 +52,7 @@ class ClassifyCommands:
         except ValueError as exc:
             self.commands._fail("classifier evaluation", exc)
             return
-        self.controller.evaluate_classifier(folder, self.document.classifier_path, panel.chosen_rotations())
+        self.controller.classifiers.evaluate(folder, self.document.classifier_path, panel.chosen_rotations())
 
     def show_gradcam(self) -> None:
         """Show the Grad-CAM heat map in the fourth panel, on a fixed 0–1 scale."""

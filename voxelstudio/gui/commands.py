@@ -174,19 +174,20 @@ class Commands(QObject):
         c.denoising.started.connect(denoise.job_started)
         c.denoising.progressed.connect(denoise.job_progress)
         c.denoising.ended.connect(denoise.job_ended)
-        c.classifier_training.started.connect(classify.training_started)
-        c.classifier_training.step.connect(classify.training_step)
-        c.classifier_training.epoch.connect(classify.training_epoch)
-        c.classifier_training.finished.connect(classify.training_result)
-        c.classifier_search.started.connect(classify.search_started)
-        c.classifier_search.step.connect(classify.search_step)
-        c.classifier_search.epoch.connect(classify.search_step)
-        c.classifier_search.trial.connect(classify.add_trial)
-        c.classifier_search.finished.connect(classify.training_result)
-        c.classifier_evaluation.finished.connect(classify.show_evaluation)
-        c.classification.finished.connect(classify.show_classification)
-        for handler in (c.classifier_training, c.classifier_search, c.classifier_evaluation, c.classification):
-            if handler not in (c.classifier_training, c.classifier_search):
+        jobs = c.classifiers
+        jobs.training.started.connect(classify.training_started)
+        jobs.training.step.connect(classify.training_step)
+        jobs.training.epoch.connect(classify.training_epoch)
+        jobs.training.finished.connect(classify.training_result)
+        jobs.search.started.connect(classify.search_started)
+        jobs.search.step.connect(classify.search_step)
+        jobs.search.epoch.connect(classify.search_step)
+        jobs.search.trial.connect(classify.add_trial)
+        jobs.search.finished.connect(classify.training_result)
+        jobs.evaluation.finished.connect(classify.show_evaluation)
+        jobs.classification.finished.connect(classify.show_classification)
+        for handler in jobs.handlers:
+            if handler not in (jobs.training, jobs.search):
                 handler.started.connect(classify.job_started)
             handler.progressed.connect(classify.job_progress)
             handler.ended.connect(classify.job_ended)

@@ -1,7 +1,8 @@
 """The one place that starts jobs and writes their results into the document.
 
 Every long operation (loading, training, denoising, deconvolution, metrics, export) runs a Qt-free task function on
-a :class:`~voxelstudio.gui.workers.Job`. Results come back on the GUI thread, where they become document changes.
+a :class:`~voxelstudio.gui.workers.Job`; the classifier jobs start from ``controller.classifiers``
+(:mod:`~voxelstudio.gui.classifier_jobs`). Results come back on the GUI thread, where they become document changes.
 Jobs run through one :class:`~voxelstudio.gui.workers.JobRunner` (``controller.jobs``): at most one exclusive job at a
 time, the compute-device probe beside it, and ``busy_changed(False)`` whatever way a job ends.
 """
@@ -18,14 +19,9 @@ from PySide6.QtCore import QObject, QSettings, Signal
 from voxelstudio.core.errors import Cancelled, message_of
 from voxelstudio.core.provenance import export_provenance, sidecar_path
 from voxelstudio.core.volume import Spacing, Volume, is_constant
+from voxelstudio.gui.classifier_jobs import ClassifierJobs
 from voxelstudio.gui.document import Document
-from voxelstudio.gui.job_handlers import (
-    AdaptHandler,
-    ClassifierSearchHandler,
-    ClassifierTrainingHandler,
-    JobHandler,
-    TrainingHandler,
-)
+from voxelstudio.gui.job_handlers import AdaptHandler, JobHandler, TrainingHandler
 from voxelstudio.gui.levels import level_note
 from voxelstudio.gui.settings import remember_file, remember_folder
 from voxelstudio.gui.workers import Job, JobError, JobRunner
@@ -58,14 +54,8 @@ class Controller(QObject):
         self.training = TrainingHandler(document, self)
         self.adaptation = AdaptHandler(document, self)
         self.denoising = JobHandler("Denoising…", self)
-        self.classifier_training = ClassifierTrainingHandler(self)
-        self.classifier_search = ClassifierSearchHandler(self)
-        self.classifier_evaluation = JobHandler("Evaluating…", self)
-        self.classification = JobHandler("Classifying…", self)
+        self.classifiers = ClassifierJobs(document, self.jobs, self.status, self._new_run_dir, self)
         self.model_trained = self.training.finished  # TrainResult
-        self.classifier_trained = self.classifier_training.finished  # ClassifierTrainResult
-        self.classifier_evaluated = self.classifier_evaluation.finished  # evaluation report dict
-        self.volume_classified = self.classification.finished  # VolumeClassification
 
     @property
     def busy(self) -> bool:
@@ -347,58 +337,3 @@ class Controller(QObject):
 
         saved = JobHandler().arm(lambda written: self.status.emit(f"Saved model to {written}."))
         return self.jobs.start("saving model", work.copy_file(source, path), saved)
-
-    # ------------------------------------------------------------------------------------------------ classifier
-    def train_classifier(self, folder: str | Path, config: Any, trials: int = 0) -> Job | None:
-        """Train a voxel classifier on a class-per-folder data set (``trials`` > 0: search its hyper-parameters,
-        each finished trial to ``classifier_search.trial``); the result goes to the handler's ``finished``."""
-        run_dir = self._new_run_dir("search" if trials else "classify")
-        train = work.in_child("voxelstudio.jobs.classify:train_classifier_job", folder=Path(folder), config=config,
-                              out=run_dir / "classifier.keras", trials=trials)  # fmt: skip
-
-        def trained(result: Any) -> None:
-            if result.model_path is not None:
-                self.document.set_classifier_path(result.model_path)
-            how = "stopped" if result.stopped_reason == "cancelled" else "finished"
-            saved = "no model was saved" if result.model_path is None else f"best model: {result.model_path}"
-            run = f"Search ({len(result.trials)} trial(s))" if trials else "Classifier training"
-            self.status.emit(f"{run} {how} after {result.epochs_run} epoch(s); {saved}.")
-
-        handler = self.classifier_search if trials else self.classifier_training
-        return self.jobs.start("classifier search" if trials else "classifier training", train,
-                               lambda: handler.arm(trained))  # fmt: skip
-
-    def evaluate_classifier(self, folder: str | Path, model_path: Path | None, rotations: int | None) -> Job | None:
-        """Accuracy and confusion matrix of a classifier (None: the bundled one) on a data set."""
-        evaluate = work.in_child("voxelstudio.tasks.classify:evaluate_classifier", folder=Path(folder),
-                                 model_path=model_path, rotations=rotations)  # fmt: skip
-
-        def evaluated(report: dict[str, Any]) -> None:
-            self.status.emit(f"Classifier accuracy {report['accuracy']:.1%} on {report['count']} grids.")
-
-        return self.jobs.start("classifier evaluation", evaluate, lambda: self.classifier_evaluation.arm(evaluated))
-
-    def classify_volume(self, model_path: Path | None, rotations: int | None) -> Job | None:
-        """Classify the raw volume; its Grad-CAM heat map becomes the "gradcam" volume."""
-        raw = self.document.volume("raw")
-        if raw is None:
-            self.status.emit("Open a raw volume first.")
-            return None
-
-        classify = work.in_child("voxelstudio.tasks.classify:classify_with_heatmap", volume=raw, model_path=model_path,
-                                 rotations=rotations)  # fmt: skip
-
-        def classified(result: Any) -> None:
-            if self.document.volume("raw") is raw:
-                made_by = {"method": "grad-cam", "model": result.model, "class": result.predicted,
-                           "layer": result.layer}  # fmt: skip
-                self.document.set_volume("gradcam", result.heatmap, made_by)
-            best = f"{result.predicted} ({max(result.probabilities):.0%})"
-            if result.out_of_domain is None:
-                self.status.emit(f"{raw.name}: most likely {best}.")
-            else:
-                from voxelstudio.ml.classifier_domain import UNLIKE  # Keras-free
-
-                self.status.emit(f"{raw.name}: {UNLIKE}; closest {best}.")
-
-        return self.jobs.start("classification", classify, lambda: self.classification.arm(classified))
