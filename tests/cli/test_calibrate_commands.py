@@ -125,6 +125,7 @@ def test_calibrate_with_a_measured_psf_records_it_for_the_simulator(
         ("saturated", [], "isolated beads are saturated"),
         ("two_beads", [], "usable beads (isolated, unsaturated, away from the borders) of"),
         ("noise", ["--voxel-size", "0.1,0.2,0.2"], "square pixels"),
+        ("noise", ["--voxel-size", "0.1,0.1,0.5"], "--voxel-size: z step 0.5 µm is outside what the simulator models"),
         ("noise", ["--na", "high", "--voxel-size", "0.1,0.1,0.2"], "--na: expected a number, got 'high'"),
     ],
 )

@@ -45,6 +45,19 @@ def test_a_bead_deep_in_a_mismatched_sample_is_fitted_and_its_amplitude_kept() -
     assert fit.amplitude == pytest.approx(bead.max(), rel=0.01)
 
 
+def test_the_z_shift_reaches_beads_deeper_than_any_starting_point() -> None:
+    """14 µm into water the brightest point lies 12.8 planes of 0.2 µm from the least-squares focus; the starts
+    (depth 1 and 8 µm) lie within 8 planes, which the z shift used to stop at: depth fitted as 9.6 µm, "converged"."""
+    truth = OpticsParams(na=1.4, wavelength_um=0.52, ns=1.33, depth_um=14.0, pixel_um=0.1, z_step_um=0.2)
+    shape = (15, 15, 17)
+    wide = (15, 15, 61)
+    offset = np.unravel_index(np.argmax(bead_model(truth, 1.0, wide, (0.0, 0.0, 0.0))), wide)[2] - wide[2] // 2
+    assert abs(offset) > 12
+    bead = 100.0 * bead_model(truth, 1.0, shape, (0.0, 0.0, float(-offset)))
+    fit = fit_optics(bead, dataclasses.replace(truth, ns=1.45, depth_um=1.0), ("ns", "depth_um"))
+    assert fit.optics.depth_um == pytest.approx(14.0, abs=0.5) and fit.relative_residual < 0.01
+
+
 def test_a_wrong_model_is_not_converged() -> None:
     # a cube is no microscope bead: the residual stays far above the noise
     bead = np.zeros(SHAPE)

@@ -23,7 +23,7 @@ from scipy.special import roots_legendre
 
 from voxelstudio.sim.beads import BLOB_TRUNCATE
 from voxelstudio.sim.params import OpticsParams
-from voxelstudio.sim.psf import pupil_phase, radial_psf
+from voxelstudio.sim.psf import focal_offset_um, pupil_phase, radial_psf
 
 MAX_NOISE_RATIO = 3.0
 """A fit whose residual variance exceeds this multiple of the noise variance (read where the model is dark) has not
@@ -147,12 +147,25 @@ def _starts(problem: _Problem, peak: np.ndarray) -> list[np.ndarray]:
         theta[-3:] = peak - model_peak
         starts.append(theta)
     # deep in a mismatched sample the brightest point lies many planes from the least-squares focus the model is
-    # centred on: let the z shift reach every start's (and as far again as SHIFT_LIMIT_VOX allows around it)
-    farthest = max(abs(float(theta[-1])) for theta in starts)
-    if farthest > problem.upper[-1]:
-        reach = farthest + SHIFT_LIMIT_VOX[2]
-        problem.lower[-1], problem.upper[-1] = -reach, reach
+    # centred on: let the z shift reach that of every start and of any optics within the bounds (and as far again
+    # as SHIFT_LIMIT_VOX allows around it)
+    farthest = max(max(abs(float(theta[-1])) for theta in starts), _farthest_focus_offset_vox(problem))
+    reach = max(farthest + SHIFT_LIMIT_VOX[2], float(problem.upper[-1]))
+    problem.lower[-1], problem.upper[-1] = -reach, reach
     return [np.clip(theta, problem.lower, problem.upper) for theta in starts]
+
+
+def _farthest_focus_offset_vox(problem: _Problem) -> float:
+    """The farthest (in planes) the brightest point lies from the least-squares focus at the corners of the free
+    optics' bounds, where it is largest (it grows with depth, index mismatch and NA, and with finer z steps)."""
+    optics_fields = [n for n in problem.free if n in _OPTICS_FIELDS]
+    corners = itertools.product(*[(problem.lower[i], problem.upper[i]) for i in range(len(optics_fields))])
+    farthest = 0.0
+    for corner in corners:
+        optics = dataclasses.replace(problem.base, **{n: float(v) for n, v in zip(optics_fields, corner, strict=True)})
+        offset_um = focal_offset_um(optics) - least_squares_focus_um(optics)
+        farthest = max(farthest, abs(offset_um) / optics.z_step_um)
+    return farthest
 
 
 def fit_optics(bead: np.ndarray, base: OpticsParams, free: tuple[str, ...], *, max_starts: int = 2) -> OpticsFit:

@@ -106,6 +106,18 @@ def resolve_spacing(volumes: Sequence[Volume], voxel_size: Sequence[float] | Non
     return (y, x, z)
 
 
+def check_simulated_spacing(spacing: tuple[float, float, float | None], source: str) -> None:
+    """ValueError, before any analysis, when the simulator cannot model the voxel size (from ``source``)."""
+    ranges = OpticsParams.ranges()
+    for what, value, name in (("pixel", spacing[0], "pixel_um"), ("z step", spacing[2], "z_step_um")):
+        low, high = ranges[name]
+        if value is not None and not low <= value <= high:
+            raise ValueError(
+                f"{source}: {what} {value:g} µm is outside what the simulator models ({low:g}-{high:g} µm), so it "
+                "cannot be calibrated"
+            )
+
+
 GIVEN_OPTICS = {"wavelength_um": "--wavelength", "na": "--na", "ni": "--ni"}
 """The optics a user may fix instead of fitting, and the options that give them."""
 
@@ -211,6 +223,7 @@ def calibrate_volumes(
         if volume.shape[2] == 1:
             raise ValueError(f"{volume.label}: a single plane (2-D image): calibration needs a z stack of beads")
     spacing = resolve_spacing(volumes, voxel_size)
+    check_simulated_spacing(spacing, "--voxel-size" if voxel_size is not None else "the scans' voxel size")
     for volume in volumes:
         if is_constant(volume.data):
             raise ValueError(f"{volume.label}: the volume is constant ({float(volume.data.min()):g}): no beads to fit")
