@@ -87,6 +87,22 @@ def test_jitter_stays_near_and_in_range_and_keeps_the_instrument() -> None:
         jitter_params(params, rng, 1.5)
 
 
+def test_jitter_moves_an_index_by_a_share_of_its_mismatch_and_piles_nothing_on_a_bound() -> None:
+    """Relative jitter moved ns = 1.40 by up to 0.14 (more than its mismatch with oil, 0.115) and put half the
+    draws of a water sample (ns 1.33, the range's bottom) on that bound, the rest up to 1.46."""
+    rng = np.random.default_rng(0)
+    mismatched = SimParams(optics=OpticsParams(na=1.2, ni=1.515, ns=1.40), photons=4900.0)
+    draws = [jitter_params(mismatched, rng, 0.1) for _ in range(400)]
+    ns = np.array([d.optics.ns for d in draws])
+    assert ns.min() >= 1.515 - 1.1 * 0.115 - 1e-9 and ns.max() <= 1.515 - 0.9 * 0.115 + 1e-9
+    photons = np.array([d.photons for d in draws])
+    assert photons.max() <= 5000.0 and np.mean(photons == 5000.0) == 0 and abs(photons.mean() - 4900.0) < 10
+    water = SimParams(optics=OpticsParams(na=1.2, ni=1.33, ns=1.33, wavelength_um=0.5))
+    na = np.array([jitter_params(water, rng, 0.1).optics.na for _ in range(400)])
+    assert na.max() <= 1.32 and np.mean(na == 1.32) == 0 and abs(na.mean() - 1.2) < 0.01
+    assert {jitter_params(water, rng, 0.1).optics.ns for _ in range(20)} == {1.33}
+
+
 def test_measured_psf_simulation_matches_the_simulator_with_its_own_psf() -> None:
     params = SimParams(bead_density=3e-4, out_of_stack=0.0)
     shape = (32, 32, 12)

@@ -55,7 +55,12 @@ def register(subparsers: Any) -> None:
     )
     adapt.add_argument("--init", metavar="MODEL", help="model to start from [default: the bundled denoiser]")
     adapt.add_argument("--pairs", default="8", metavar="N", help="simulated training pairs [default 8]")
-    adapt.add_argument("--jitter", default="0.1", metavar="J", help="relative spread of their parameters [0.1]")
+    adapt.add_argument(
+        "--jitter",
+        default="0.1",
+        metavar="J",
+        help="relative spread of their parameters (of a sample's index: of its mismatch with the immersion) [0.1]",
+    )
     adapt.add_argument("--seed", default="0", metavar="S", help="random seed [default 0]")
     adapt.set_defaults(func=run_adapt)
 

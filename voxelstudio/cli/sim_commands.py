@@ -66,7 +66,11 @@ def register(subparsers: Any) -> None:
         help="simulator parameters from `voxelstudio calibrate` (with its measured PSF, if any) or a SimParams JSON",
     )
     parser.add_argument(
-        "--jitter", default="0", metavar="J", help="draw each pair's parameters within ±J (relative) of the given ones"
+        "--jitter",
+        default="0",
+        metavar="J",
+        help="draw each pair's parameters within ±J (relative; a sample's index: of its mismatch with the immersion) "
+        "of the given ones",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace existing files")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
