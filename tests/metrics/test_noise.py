@@ -28,6 +28,15 @@ def test_estimate_camera_recovers_gain_offset_and_read_noise(
     assert 0 < estimate.gain_sd < 0.1 * gain
 
 
+def test_the_read_noise_error_stays_finite_when_the_estimate_reaches_zero() -> None:
+    """Fitted as a standard deviation, its slope vanished at 0 and the error came out as "0 ± 470806"."""
+    estimates = [estimate_camera(_camera_scan(2.5, 100.0, 0.0, 20.0, seed), np.zeros((64, 64, 32), dtype=bool))
+                 for seed in range(4)]  # fmt: skip
+    assert min(e.read_noise for e in estimates) < 0.5  # some reach (nearly) 0
+    for estimate in estimates:
+        assert 0 < estimate.read_noise_sd < 5.0 and estimate.read_noise < 3.0
+
+
 def test_a_gain_twice_as_large_is_measured_twice_as_large() -> None:
     low = estimate_camera(_camera_scan(1.0, 100.0, 2.0, 20.0), np.zeros((64, 64, 32), dtype=bool))
     high = estimate_camera(_camera_scan(2.0, 100.0, 2.0, 20.0), np.zeros((64, 64, 32), dtype=bool))

@@ -106,16 +106,16 @@ def fit_camera(means: np.ndarray, variances: np.ndarray, thirds: np.ndarray, blo
     sd_var = np.sqrt(2.0 / (block_voxels - 1)) * smooth_var
     sd_third = np.sqrt(6.0 / block_voxels) * smooth_var**1.5
 
-    def residuals(theta: np.ndarray) -> np.ndarray:
-        gain, offset, read = theta
+    def residuals(theta: np.ndarray) -> np.ndarray:  # the read-noise variance, not its SD: linear, finite slope at 0
+        gain, offset, read_var = theta
         electrons = means - offset
         return np.concatenate(
-            [(gain * electrons + read**2 - variances) / sd_var, (gain**2 * electrons - thirds) / sd_third]
+            [(gain * electrons + read_var - variances) / sd_var, (gain**2 * electrons - thirds) / sd_third]
         )
 
     gain0 = max(float(slope), 1e-3)
     offset0 = float(np.median(means - thirds / gain0**2))
-    start = np.array([gain0, offset0, math.sqrt(max(float(np.min(smooth_var)) * 0.5, 1e-6))])
+    start = np.array([gain0, offset0, max(float(np.min(smooth_var)) * 0.5, 1e-6)])
     fit = least_squares(residuals, start, bounds=([1e-6, -np.inf, 0.0], [np.inf, np.inf, np.inf]), x_scale="jac")
     dof = max(2 * len(means) - 3, 1)
     scale = float(fit.fun @ fit.fun) / dof
@@ -124,8 +124,10 @@ def fit_camera(means: np.ndarray, variances: np.ndarray, thirds: np.ndarray, blo
         errors = np.sqrt(np.maximum(np.diag(covariance), 0.0))
     except np.linalg.LinAlgError:
         errors = np.full(3, np.inf)
-    gain, offset, read = (float(v) for v in fit.x)
-    return CameraEstimate(gain, offset, read, *(float(e) for e in errors), n_blocks=len(means))
+    gain, offset, read_var = (float(v) for v in fit.x)
+    read = math.sqrt(read_var)
+    read_sd = math.sqrt(read_var + float(errors[2])) - read  # one SD up; the delta method's sd/(2 read) away from 0
+    return CameraEstimate(gain, offset, read, float(errors[0]), float(errors[1]), read_sd, n_blocks=len(means))
 
 
 def estimate_camera(
