@@ -103,10 +103,26 @@ def test_isolated_bead_peaks_at_photons_times_brightness() -> None:
     raw, target = simulate_pair(SHAPE, QUIET.replace(brightness_spread=0.5), seed=4)
     beads = isolated_beads(target)
     assert len(beads) >= 4
+    ratios = []
     for y, x, z in beads:
-        peak = raw[y - 2 : y + 3, x - 2 : x + 3, :].max() / QUIET.photons
+        peak = raw[y - 2 : y + 3, x - 2 : x + 3, :].max() / QUIET.photons  # the column's noisiest voxel: biased up
         assert 0.5 - 0.01 <= target[y, x, z] <= 1.0
-        assert peak == pytest.approx(target[y, x, z], rel=0.08)
+        ratios.append(peak / target[y, x, z])
+    assert np.all(np.abs(np.array(ratios) - 1.0) < 0.1) and abs(np.median(ratios) - 1.0) < 0.05
+
+
+def test_one_overlap_does_not_dim_the_other_beads() -> None:
+    """Overlapping blobs above 1 are clipped where they overlap; dividing the whole volume by its peak instead put
+    the isolated beads of most dense volumes at 0.6-0.8 of their brightness, in the target and the raw."""
+    params = QUIET.replace(bead_density=5e-4)
+    for seed in range(3):
+        raw, target = simulate_pair((96, 96, 32), params, seed=seed)
+        assert target.max() == 1.0
+        beads = isolated_beads(target, distance=5, margin=(8, 8, 8))
+        assert len(beads) >= 3
+        np.testing.assert_allclose([target[tuple(b)] for b in beads], 1.0, atol=1e-3)
+        peaks = [raw[y - 1 : y + 2, x - 1 : x + 2, z - 3 : z + 4].max() / params.photons for y, x, z in beads]
+        assert np.median(peaks) > 0.97  # (above 1 by the light of the dense neighbours' PSFs)
 
 
 def test_haze_adds_its_mean_level() -> None:

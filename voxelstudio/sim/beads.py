@@ -32,9 +32,9 @@ def blob_peak(sigma_vox: float) -> float:
 
 
 def blob_field(points: np.ndarray, sigma_vox: float) -> np.ndarray:
-    """Smooth points into isotropic blobs whose peak equals the point's brightness; rescaled into [0, 1] if
-    overlapping blobs exceed 1."""
-    return unit_range(unit_blobs(points, sigma_vox))[0]
+    """Smooth points into isotropic blobs whose peak equals the point's brightness; overlapping blobs are clipped
+    to 1 where they sum above it (:func:`clip_overlaps`)."""
+    return clip_overlaps(unit_blobs(points, sigma_vox))
 
 
 def unit_blobs(points: np.ndarray, sigma_vox: float) -> np.ndarray:
@@ -44,15 +44,10 @@ def unit_blobs(points: np.ndarray, sigma_vox: float) -> np.ndarray:
     return field
 
 
-def unit_range(field: np.ndarray) -> tuple[np.ndarray, np.float32]:
-    """``field`` (in place) divided by its peak when that exceeds 1, clipped to [0, 1]; and the factor applied."""
-    peak = float(field.max()) if field.size else 0.0
-    scale = np.float32(1.0)
-    if peak > 1.0:
-        scale = np.float32(1.0) / np.float32(peak)
-        field /= np.float32(peak)
-    np.clip(field, 0.0, 1.0, out=field)
-    return field, scale
+def clip_overlaps(field: np.ndarray) -> np.ndarray:
+    """``field`` clipped to [0, 1] in place: only where overlapping blobs sum above 1 (dividing the whole field by
+    its peak instead dimmed every bead of a volume for one chance overlap, to 0.6-0.8 at high densities)."""
+    return np.clip(field, 0.0, 1.0, out=field)
 
 
 def blob_kernel(sigma_vox: float) -> np.ndarray:

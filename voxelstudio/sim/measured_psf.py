@@ -13,7 +13,7 @@ from scipy import fft
 from scipy.signal import fftconvolve
 
 from voxelstudio.sim.ambient import haze_transfer
-from voxelstudio.sim.beads import bead_points, blob_field, blob_kernel, unit_blobs, unit_range
+from voxelstudio.sim.beads import bead_points, blob_kernel, clip_overlaps, unit_blobs
 from voxelstudio.sim.camera import camera_counts
 from voxelstudio.sim.pair import out_of_stack_planes, params_background, with_outside_beads
 from voxelstudio.sim.params import SimParams, validate_shape
@@ -56,12 +56,12 @@ def simulate_pair_with_psf(
     optics = params.optics
     points = bead_points(shape, params.bead_density, params.brightness_spread, rng)
     layer = min(out_of_stack_planes(params, shape[2])[0], kernel.shape[2] // 2)
-    if layer:
+    if layer:  # as in simulate_pair: overlapping beads' light adds up in the raw; the target is clipped to 1
         target_extended = unit_blobs(with_outside_beads(points, params, layer, layer, seed), params.bead_sigma_vox)
-        target, scale = unit_range(np.array(target_extended[:, :, layer : layer + shape[2]]))
-        target_extended *= scale
+        target = clip_overlaps(np.array(target_extended[:, :, layer : layer + shape[2]]))
     else:
-        target_extended = target = blob_field(points, params.bead_sigma_vox)
+        target_extended = unit_blobs(points, params.bead_sigma_vox)
+        target = clip_overlaps(target_extended.copy())
     expected = params_background(shape, params, rng)
     mean_target = float(target.mean())
     if target_extended.any():

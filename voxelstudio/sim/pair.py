@@ -9,7 +9,7 @@ import numpy as np
 from scipy import fft
 
 from voxelstudio.sim.ambient import haze_transfer, smooth_background
-from voxelstudio.sim.beads import bead_points, blob_field, blob_kernel, unit_blobs, unit_range
+from voxelstudio.sim.beads import bead_points, blob_kernel, clip_overlaps, unit_blobs
 from voxelstudio.sim.camera import camera_counts
 from voxelstudio.sim.params import OpticsParams, SimParams, validate_shape
 from voxelstudio.sim.psf import axial_fwhm_um, make_psf
@@ -142,14 +142,14 @@ def simulate_pair(
 
     points = bead_points(shape, params.bead_density, params.brightness_spread, rng)
     layer, reserve = out_of_stack_planes(params, shape[2])
+    # every bead, inside and outside, emits light on the intensity scale of the stack's target; where beads overlap
+    # their light adds up in the raw, and the target is clipped to 1
     if reserve:
-        # every bead, inside and outside, emits light on the intensity scale of the stack's target
         target_extended = unit_blobs(with_outside_beads(points, params, layer, reserve, seed), params.bead_sigma_vox)
-        inside = np.array(target_extended[:, :, reserve : reserve + shape[2]])
-        target, scale = unit_range(inside)
-        target_extended *= scale
+        target = clip_overlaps(np.array(target_extended[:, :, reserve : reserve + shape[2]]))
     else:
-        target_extended = target = blob_field(points, params.bead_sigma_vox)
+        target_extended = unit_blobs(points, params.bead_sigma_vox)
+        target = clip_overlaps(target_extended.copy())
     expected = params_background(shape, params, rng)
     mean_target = float(target.mean())
     if target_extended.any():
