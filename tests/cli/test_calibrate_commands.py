@@ -83,6 +83,11 @@ def test_calibrate_json_report(scan: Path, capsys: pytest.CaptureFixture[str]) -
     assert report["fit"]["converged"] and "na" not in report["fitted"]  # given, so not fitted
     assert {"ns", "depth_um", "photons", "read_noise", "gain"} <= set(report["fitted"])
     assert report["sim_params"]["optics"]["na"] == 1.1
+    from voxelstudio.cli.calibrate_commands import format_report
+
+    report["fitted"]["ns"]["sd"] = None  # what the JSON says of a value the beads do not determine (not Infinity)
+    [line] = [line for line in format_report(report).splitlines() if line.split()[0] == "ns"]
+    assert line.endswith(" (not determined by the beads)") and "±" not in line
 
 
 def test_fit_that_does_not_converge_writes_nothing_unless_forced(

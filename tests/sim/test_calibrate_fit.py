@@ -58,6 +58,27 @@ def test_the_z_shift_reaches_beads_deeper_than_any_starting_point() -> None:
     assert fit.optics.depth_um == pytest.approx(14.0, abs=0.5) and fit.relative_residual < 0.01
 
 
+def test_an_na_the_pupil_cuts_off_is_not_determined() -> None:
+    """Above the sample's index the pupil is cut at that index, so the bead is the same for any larger NA: its
+    standard error is infinite (a pseudo-inverse reported it as exact, "NA 1.48 ± 0.00"), the others' stay finite."""
+    truth = OpticsParams(na=1.45, wavelength_um=0.52, ns=1.33, depth_um=0.0, pixel_um=0.1, z_step_um=0.2)
+    bead = 100.0 * bead_model(truth, 1.0, SHAPE, (0.0, 0.0, 0.0))
+    fit = fit_optics(bead, dataclasses.replace(truth, na=1.4), ("na",))
+    assert fit.optics.na > truth.effective_na and fit.errors["na"] == np.inf
+    assert np.isfinite(fit.errors["bead_sigma_vox"])
+
+
+def test_standard_errors_match_the_covariance_and_flag_what_the_data_do_not_move() -> None:
+    from voxelstudio.sim.calibrate import standard_errors
+
+    jacobian = np.random.default_rng(0).normal(size=(50, 3))
+    expected = np.sqrt(np.diag(np.linalg.inv(jacobian.T @ jacobian)) * 2.0)
+    np.testing.assert_allclose(standard_errors(jacobian, 2.0), expected, rtol=1e-9)
+    jacobian[:, 1] = 0.0
+    errors = standard_errors(jacobian, 2.0)
+    assert errors[1] == np.inf and np.isfinite(errors[[0, 2]]).all()
+
+
 def test_a_wrong_model_is_not_converged() -> None:
     # a cube is no microscope bead: the residual stays far above the noise
     bead = np.zeros(SHAPE)

@@ -96,7 +96,8 @@ def format_report(report: dict[str, Any]) -> str:
     if report["beads_saturated"]:
         lines[-1] += f" ({report['beads_saturated']} saturated)"
     for name, entry in report["fitted"].items():
-        lines.append(f"  {name:<16} {entry['value']:.4g} ± {entry['sd']:.2g}")
+        sd = "(not determined by the beads)" if entry["sd"] is None else f"± {entry['sd']:.2g}"
+        lines.append(f"  {name:<16} {entry['value']:.4g} {sd}")
     for name, value in report["ambient"].items():
         lines.append(f"  {name:<16} {value:.4g}")
     fit = report["fit"]

@@ -111,4 +111,5 @@ def _widths(fwhm: dict[str, float | None]) -> tuple[float, float]:
 
 
 def _float(value: float | None) -> float:
-    return math.nan if value is None else float(value)
+    """NaN for a value that is not known (None, or an infinite standard error)."""
+    return math.nan if value is None or not math.isfinite(value) else float(value)

@@ -200,11 +200,7 @@ def fit_optics(bead: np.ndarray, base: OpticsParams, free: tuple[str, ...], *, m
     theta = best.x
     residual = problem.residuals(theta)
     dof = max(residual.size - len(theta) - 2, 1)
-    try:
-        covariance = np.linalg.pinv(best.jac.T @ best.jac) * float(residual @ residual) / dof
-        errors = np.sqrt(np.maximum(np.diag(covariance), 0.0))
-    except np.linalg.LinAlgError:
-        errors = np.full(len(theta), np.inf)
+    errors = standard_errors(best.jac, float(residual @ residual) / dof)
     optics, sigma, shift = problem.unpack(theta)
     model = problem.model(theta)
     _, amplitude, constant = _linear_fit(bead, model)
@@ -227,6 +223,22 @@ def fit_optics(bead: np.ndarray, base: OpticsParams, free: tuple[str, ...], *, m
         converged=bool(best.status > 0) and ratio <= MAX_NOISE_RATIO,
         model=amplitude * model + constant,
     )
+
+
+def standard_errors(jacobian: np.ndarray, residual_variance: float, rcond: float = 1e-7) -> np.ndarray:
+    """Each parameter's standard error from the fit's Jacobian; ``inf`` for a parameter the data do not determine
+    (one with a share in a direction the model does not change along, e.g. an NA above the sample's index, where
+    the pupil is cut at that index: a pseudo-inverse would report it as exact)."""
+    try:
+        _, singular, vt = np.linalg.svd(jacobian, full_matrices=False)
+    except np.linalg.LinAlgError:
+        return np.full(jacobian.shape[1], np.inf)
+    flat = singular <= rcond * (singular.max() if singular.size else 0.0)
+    shares = vt**2  # row k: how much of direction k each parameter has
+    undetermined = (shares[flat] > 1e-6).any(axis=0) if flat.any() else np.zeros(jacobian.shape[1], dtype=bool)
+    determined = ~flat
+    variances = (shares[determined] / singular[determined, None] ** 2).sum(axis=0) * residual_variance
+    return np.where(undetermined, np.inf, np.sqrt(variances))
 
 
 def optics_report(fit: OpticsFit) -> Mapping[str, tuple[float, float]]:

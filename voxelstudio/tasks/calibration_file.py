@@ -55,7 +55,9 @@ def _report(cal: Calibration, sources: Sequence[str | Path]) -> dict[str, Any]:
         "beads_found": cal.beads.n_found,
         "beads_used": len(cal.beads.amplitudes),
         "beads_saturated": cal.beads.n_saturated,
-        "fitted": {name: {"value": value, "sd": sd} for name, (value, sd) in cal.fitted.items()},
+        "fitted": {  # sd None: the beads do not determine the value
+            name: {"value": value, "sd": sd if math.isfinite(sd) else None} for name, (value, sd) in cal.fitted.items()
+        },
         "ambient": {
             "background": cal.params.background,
             "background_variation": cal.params.background_variation,
