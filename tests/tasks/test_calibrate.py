@@ -138,3 +138,17 @@ def test_a_measured_psf_that_cannot_be_used_is_named_in_the_error(tmp_path) -> N
     path = save_volume(Volume(psf, (0.1, 0.1, 0.2)), tmp_path / "psf.tif")
     with pytest.raises(ValueError, match=r"psf\.tif: the PSF's brightest point .* too near the stack's edge"):
         check_measured_psf(path, (0.1, 0.1, 0.2))
+
+
+def test_the_ambient_variation_is_read_as_the_simulator_defines_it() -> None:
+    """Largest deviation from the mean, relative to it: a linear ramp's slopes read 0.03-0.19 for a true 0.5."""
+    from voxelstudio.sim.ambient import smooth_background
+    from voxelstudio.tasks.calibrate_ambient import estimate_ambient
+
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        background = smooth_background((128, 128, 32), (0.1, 0.1, 0.2), level=60.0, variation=0.5, scale_um=10.0,
+                                       rng=rng)  # fmt: skip
+        scan = rng.poisson(background).astype(np.float32)
+        found = estimate_ambient([scan], photons=300.0, sigma_vox=1.0, spacing=(0.1, 0.1, 0.2))
+        assert found.variation == pytest.approx(0.5, abs=0.2)

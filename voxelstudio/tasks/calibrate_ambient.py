@@ -1,9 +1,11 @@
 """Ambient background and haze of a bead scan, in the simulator's units (bead peak = 1).
 
 The smooth background of each scan (block medians, :func:`voxelstudio.metrics.beads.smoothed_and_background`) is
-explained by least squares as a linear ramp (the ambient background and its variation over the scan) plus a haze
-map: the found beads as the simulator's blobs, blurred by the simulator's haze kernel of lateral sigma ``s`` and
-scaled to mean 1, so its coefficient is the mean haze. ``s`` is the candidate with the smallest residual.
+explained by least squares as a linear ramp (the ambient background's trend) plus a haze map: the found beads as the
+simulator's blobs, blurred by the simulator's haze kernel of lateral sigma ``s`` and scaled to mean 1, so its
+coefficient is the mean haze. ``s`` is the candidate with the smallest residual. What the haze does not explain is the
+ambient background: its mean is the level and its largest deviation from that mean, relative to it, the variation
+(as the simulator defines it; a ramp's slopes missed most of its waves, reading 0.03-0.19 for 0.5).
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ def estimate_ambient(
     spacing: tuple[float, float, float],
 ) -> AmbientEstimate:
     """Background level and variation, haze and its sigma from scans in photo-electrons (module docstring)."""
-    fits: dict[float, list[tuple[np.ndarray, float, int]]] = {s: [] for s in HAZE_SIGMAS_UM}
+    fits: dict[float, list[tuple[np.ndarray, float, int, float, float]]] = {s: [] for s in HAZE_SIGMAS_UM}
     for volume in electrons:
         _, smooth = smoothed_and_background(volume)
         target = _bead_object(volume, smooth, photons, sigma_vox)
@@ -68,11 +70,13 @@ def estimate_ambient(
                 columns = np.column_stack([ramp, haze_map.ravel() / mean_target])
             coef, *_ = np.linalg.lstsq(columns, smooth.ravel().astype(np.float64), rcond=None)
             residual = float(np.sum((columns @ coef - smooth.ravel()) ** 2))
-            fits[sigma].append((coef, residual, volume.size))
-    sigma = min(HAZE_SIGMAS_UM, key=lambda s: sum(r for _, r, _ in fits[s]))
-    weights = np.array([n for _, _, n in fits[sigma]], dtype=np.float64)
-    level = float(np.average([c[0] for c, _, _ in fits[sigma]], weights=weights))
-    slopes = np.average([np.abs(c[1:4]).sum() for c, _, _ in fits[sigma]], weights=weights)
-    haze = float(np.average([c[4] if len(c) > 4 else 0.0 for c, _, _ in fits[sigma]], weights=weights))
-    variation = float(slopes / level) if level > 0 else 0.0
+            ambient = smooth.ravel() - (columns[:, 4:] @ coef[4:] if len(coef) > 4 else 0.0)
+            level = float(ambient.mean())
+            fits[sigma].append((coef, residual, volume.size, level, float(np.abs(ambient - level).max())))
+    sigma = min(HAZE_SIGMAS_UM, key=lambda s: sum(f[1] for f in fits[s]))
+    weights = np.array([f[2] for f in fits[sigma]], dtype=np.float64)
+    level = float(np.average([f[3] for f in fits[sigma]], weights=weights))
+    deviation = float(np.average([f[4] for f in fits[sigma]], weights=weights))
+    haze = float(np.average([f[0][4] if len(f[0]) > 4 else 0.0 for f in fits[sigma]], weights=weights))
+    variation = deviation / level if level > 0 else 0.0
     return AmbientEstimate(max(level, 0.0) / photons, variation, max(haze, 0.0) / photons, sigma)
