@@ -186,6 +186,49 @@ def test_a_block_that_fails_keeps_finished_blocks_for_resume(setup, tmp_path, mo
     np.testing.assert_allclose(read(out), whole_volume(models["simple"], data), rtol=1e-5, atol=1e-6)
 
 
+def test_a_block_that_cannot_be_read_keeps_finished_blocks_for_resume(setup, tmp_path, monkeypatch):
+    """An unreadable chunk may be passing (a network file system, a copy in progress): the finished blocks are kept
+    (they were deleted as if the input were bad), and --resume goes on once it reads."""
+    from voxelstudio.tasks import blockwise
+
+    folder, data, models = setup
+    real, calls = blockwise.predict_block, []
+
+    def unreadable(job, start, stop):
+        calls.append(start)
+        if len(calls) == 4:
+            raise VolumeReadError(folder / "in.ome.zarr", "a chunk cannot be read (EIO)")
+        return real(job, start, stop)
+
+    monkeypatch.setattr(blockwise, "predict_block", unreadable)
+    out = tmp_path / "out.ome.zarr"
+    with pytest.raises(VolumeReadError, match=r"\(EIO\); the 3 finished block\(s\) are kept: .* with --resume"):
+        denoise_store(folder / "in.ome.zarr", out, model_path=models["simple"], block=BLOCK)
+    monkeypatch.setattr(blockwise, "predict_block", real)
+    result = denoise_store(folder / "in.ome.zarr", out, model_path=models["simple"], block=BLOCK, resume=True)
+    assert result.provenance["blockwise"]["resumed_blocks"] == 3
+    np.testing.assert_allclose(read(out), whole_volume(models["simple"], data), rtol=1e-5, atol=1e-6)
+
+
+def test_a_store_written_again_with_the_same_shape_is_not_resumed(setup, tmp_path):
+    """Only the shape and dtype told stores apart: blocks of the old data were kept beside the new, with the old
+    data's normalisation."""
+    _, _, models = setup
+    source, out, token = tmp_path / "in.ome.zarr", tmp_path / "out.ome.zarr", CancelToken()
+    save_volume(Volume(np.random.default_rng(4).random(SHAPE).astype(np.float32)), source)
+
+    def stop_after_two(progress):
+        if progress.done == 2:
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        denoise_store(source, out, model_path=models["unet"], block=BLOCK, report=stop_after_two, cancel=token)
+    save_volume(Volume(3.0 * np.random.default_rng(5).random(SHAPE).astype(np.float32)), source, overwrite=True)
+    with pytest.raises(ValueError, match=r"in\.ome\.zarr: written again since the interrupted run"):
+        denoise_store(source, out, model_path=models["unet"], block=BLOCK, resume=True)
+    assert not out.exists()
+
+
 def test_block_wise_tta_equals_whole_volume_tta(setup, tmp_path):
     from voxelstudio.ml.inference import predict_volume
     from voxelstudio.ml.persistence import load_model

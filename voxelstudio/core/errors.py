@@ -31,6 +31,10 @@ class VolumeReadError(FileError):
     """A volume file could not be read (missing, corrupt, unsupported content)."""
 
 
+class NonFiniteValuesError(VolumeReadError):
+    """A volume holds NaN or infinite values: a fault of its content, not of reading it (trying again cannot help)."""
+
+
 class VolumeWriteError(FileError):
     """A volume could not be written; no partial output was left behind."""
 

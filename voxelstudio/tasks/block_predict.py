@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from voxelstudio.core.errors import VolumeReadError
+from voxelstudio.core.errors import NonFiniteValuesError
 from voxelstudio.core.memory import release_free_heap
 from voxelstudio.io import zarr_
 
@@ -85,11 +85,11 @@ _MODELS: dict[tuple[str, bool, str | None], Any] = {}
 
 
 def check_finite(data: np.ndarray, source: str | Path, name: str, where: str = "") -> None:
-    """VolumeReadError naming ``source`` when ``data`` (read from it) holds NaN or infinite values (a float64 value
-    beyond float32's range becomes infinite when read)."""
+    """NonFiniteValuesError (a VolumeReadError) naming ``source`` when ``data`` (read from it) holds NaN or infinite
+    values (a float64 value beyond float32's range becomes infinite when read)."""
     if not np.isfinite(data).all():
         what = f"array {name!r}" if name and name != zarr_.ROOT_ARRAY else "the array"  # a store that is one array
-        raise VolumeReadError(
+        raise NonFiniteValuesError(
             source, f"{what} contains NaN or Inf values{where} (or values beyond the float32 range); replace them"
         )
 

@@ -36,7 +36,7 @@ from voxelstudio.core.atomic import (
     temporary_directory_name,
     write_json_atomically,
 )
-from voxelstudio.core.errors import VolumeReadError, VolumeWriteError, VoxelStudioError
+from voxelstudio.core.errors import NonFiniteValuesError, VolumeReadError, VolumeWriteError, VoxelStudioError
 from voxelstudio.core.memory import release_free_heap
 from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
 from voxelstudio.core.provenance import denoise_provenance, input_record, model_record
@@ -163,6 +163,21 @@ def _worker_warnings(client: Any) -> Iterator[None]:
     finally:
         with contextlib.suppress(Exception):  # the cluster may be gone (the error being raised says why)
             client.unforward_logging(name)
+
+
+def input_fingerprint(source: Path, lazy: zarr_.LazyVolume) -> str:
+    """Changes when the input store is written again, even with the same shape: its metadata files' sizes and times
+    and the values of its first chunk (a resumed run must not mix blocks of the old data with the new)."""
+    digest = hashlib.sha256()
+    for folder in dict.fromkeys((source, source / str(lazy.array.path or ""))):
+        for name in (".zgroup", ".zattrs", ".zarray", "zarr.json"):
+            path = folder / name
+            if path.is_file():
+                stat = path.stat()
+                digest.update(f"{path.relative_to(source)}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    first = tuple(slice(0, c) for c in lazy.array.chunks)
+    digest.update(np.ascontiguousarray(lazy.array[first]).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def _resumable_run(run_file: Path) -> dict[str, Any] | None:
@@ -325,6 +340,12 @@ def _denoise_store(
     temporary = temporary_directory_name(out, job_id)
     done_dir, run_file, spread_dir = temporary / DONE, temporary / RUN, temporary / UNCERTAINTY_FOLDER
     run = _resumable_run(run_file) if settings.resume else None
+    fingerprint = input_fingerprint(source, lazy)
+    if run is not None and run.get("input_fingerprint", fingerprint) != fingerprint:
+        raise ValueError(
+            f"{source}: written again since the interrupted run (its finished blocks are of the old data); run "
+            "without --resume to start over"
+        )
     if temporary.exists() and run is None:
         shutil.rmtree(temporary)  # an earlier run of the same job that is not to be resumed (or unreadable)
     if run is not None:
@@ -338,7 +359,8 @@ def _denoise_store(
                 zarr_.create_store(spread_dir, lazy.shape, lazy.spacing, volume_name(settings.spread_out), chunks)
                 _mark_published_by(spread_dir, job_id)
             done_dir.mkdir()
-            run = {"input": str(source.resolve()), "model_sha256": model.sha256, "block": list(block_hwz)}
+            run = {"input": str(source.resolve()), "model_sha256": model.sha256, "block": list(block_hwz),
+                   "input_fingerprint": fingerprint}  # fmt: skip
             write_json_atomically(run_file, {**run, "value_range": list(value_range)})
         absolute = [str(Path(p).resolve()) for p in (source, model_path, temporary)]  # as workers elsewhere see them
         job = BlockJob(absolute[0], settings.variable, absolute[1], settings.trusted, absolute[2], value_range,
@@ -350,9 +372,14 @@ def _denoise_store(
         report(Progress(len(blocks) - len(todo), len(blocks), "blocks"))
         try:
             loads = _run_blocks(job, todo, done_dir, len(blocks), client, report, cancel, loads)
-        except VolumeReadError:
-            shutil.rmtree(temporary, ignore_errors=True)  # bad input: nothing worth resuming
+        except NonFiniteValuesError:
+            shutil.rmtree(temporary, ignore_errors=True)  # bad values: the input must change, nothing to resume
             raise
+        except VolumeReadError as exc:  # perhaps passing (a network file system, a chunk being copied): keep the work
+            kept = sum(1 for _ in done_dir.iterdir())
+            raise VolumeReadError(
+                source, f"{exc.problem}; the {kept} finished block(s) are kept: once it reads, run again with --resume"
+            ) from exc
         report(Progress(None, None, "writing the lower-resolution levels"))
         release_free_heap()  # the last block's buffers, before the levels' own
         levels = write_pyramid(temporary)
