@@ -3,14 +3,22 @@ long reach would make the lean tiles compute many times over."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
-from voxelstudio.tasks.block_predict import BLOCK_TILE_BYTES, LEAN_COST_RATIO, block_plan
+from voxelstudio.tasks.block_predict import BLOCK_TILE_BYTES, LEAN_COST_RATIO, block_plan, limited_budget
 
 
 @pytest.fixture(autouse=True)
 def whole_volume_budget(monkeypatch):
     monkeypatch.setattr("voxelstudio.ml.inference.default_tile_budget", lambda: 1 << 30)
+
+
+def _cost(plan) -> int:
+    from voxelstudio.ml.tiling import tiling_cost
+
+    return tiling_cost(plan.padded_shape, plan.tile_shape, plan.overlap, plan.multiple)
 
 
 def unet(kernel, depth, filters=8):
@@ -103,6 +111,19 @@ def test_a_dask_worker_shares_its_memory_limit_up_to_the_pause_among_its_threads
         ) as cluster,
         Client(cluster) as client,
     ):
-        share = client.submit(worker_memory_limit, pure=False).result()
-    assert share == pytest.approx(2e9 * 0.8 / 2)  # dask pauses a worker at 80% of its limit
-    assert worker_memory_limit() is None  # here, outside a worker
+        limit, threads = client.submit(worker_memory_limit, pure=False).result()
+    assert limit == pytest.approx(2e9 * 0.8) and threads == 2  # dask pauses a worker at 80% of its limit
+    assert worker_memory_limit() == (None, 1)  # here, outside a worker
+
+
+def test_threads_share_what_the_process_leaves_after_its_baseline_once():
+    """Dividing the limit among the threads first charged the process's baseline (TensorFlow, the model) to each:
+    4 threads of a 4 GB worker got the smallest tiles, 33x slower for one block."""
+    cfg = unet((3, 3, 3), depth=3, filters=12)  # the bundled model's architecture
+    region, limit, baseline = (312, 312, 120), int(3.2e9), 700_000_000
+    unlimited = block_plan(cfg, region, None)
+    shared = block_plan(cfg, region, None, limit, baseline=baseline, threads=4)
+    assert limited_budget(limit, baseline, math.prod(region), threads=4) > 0
+    assert shared.tile_shape != (68, 68, 68) and _cost(shared) < 2 * _cost(unlimited)
+    alone = limited_budget(limit, baseline, math.prod(region))
+    assert limited_budget(limit, baseline, math.prod(region), threads=4) < alone

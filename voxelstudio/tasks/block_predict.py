@@ -147,14 +147,17 @@ def axis_map(turns: int, flip_z: bool) -> list[tuple[int, bool]]:
     return axes
 
 
-def limited_budget(limit: int, baseline: int, region_voxels: int, *, tta: bool = False, block_voxels: int = 0) -> int:
+def limited_budget(
+    limit: int, baseline: int, region_voxels: int, *, tta: bool = False, block_voxels: int = 0, threads: int = 1
+) -> int:
     """The tile budget (in :func:`ml.tiling.estimate_memory`'s bytes) that keeps a process whose resident size was
-    ``baseline`` bytes with the model loaded under ``limit`` bytes while it predicts a region of ``region_voxels``,
-    and afterwards while the pyramid levels of a store chunked in blocks of ``block_voxels`` are written; 0 when
-    nothing is left (the smallest tiles are then used)."""
+    ``baseline`` bytes with the model loaded under ``limit`` bytes while each of its ``threads`` predicts a region of
+    ``region_voxels``, and afterwards while the pyramid levels of a store chunked in blocks of ``block_voxels`` are
+    written; 0 when nothing is left (the smallest tiles are then used). The baseline is the process's, shared: it is
+    taken from the limit once, not once per thread."""
     copies = REGION_COPIES + (TTA_COPIES if tta else 0)
     buffers = max(copies * region_voxels, PYRAMID_CHUNK_COPIES * block_voxels) * 4
-    free = limit * (1.0 - HEADROOM) - baseline - buffers
+    free = (limit * (1.0 - HEADROOM) - baseline) / max(1, threads) - buffers
     return max(0, int(free / MEASURED_TILE_FRACTION))
 
 
@@ -174,43 +177,44 @@ def process_baseline(model_sha256: str | None = None) -> int:
     return _BASELINE_RSS[model_sha256]
 
 
-def worker_memory_limit() -> int | None:
-    """What one task on the dask worker running this code may use: the worker's memory limit up to where dask pauses
-    it, shared among its threads (None outside a worker, or when it has no limit)."""
+def worker_memory_limit() -> tuple[int | None, int]:
+    """The dask worker running this code: its memory limit up to where dask pauses it (None when it has none) and
+    its threads, each of which may run a block at once; (None, 1) outside a worker."""
     if "distributed" not in sys.modules:  # a process that never imported it is no worker
-        return None
+        return None, 1
     from distributed import get_worker
 
     try:
         worker = get_worker()
     except ValueError:  # not in a worker's task
-        return None
-    memory = worker.memory_manager
+        return None, 1
+    memory, threads = worker.memory_manager, max(1, worker.state.nthreads)
     if not memory.memory_limit:
-        return None
+        return None, threads
     fraction = memory.memory_pause_fraction or memory.memory_terminate_fraction or 1.0
-    return int(memory.memory_limit * fraction / max(1, worker.state.nthreads))
+    return int(memory.memory_limit * fraction), threads
 
 
-def effective_memory_limit(job: BlockJob) -> int | None:
-    """``job.memory_limit``, and on a dask worker without a GPU its own share (:func:`worker_memory_limit`): the
-    smaller. (A GPU's tiles live in its memory, not the worker's.)"""
-    worker = worker_memory_limit()
+def effective_memory_limit(job: BlockJob) -> tuple[int | None, int]:
+    """The limit of this process (``job.memory_limit``, and on a dask worker without a GPU its own up to the pause
+    (:func:`worker_memory_limit`): the smaller) and how many blocks it predicts at once. (A GPU's tiles live in its
+    memory, not the worker's.)"""
+    worker, threads = worker_memory_limit()
     if worker is not None:
         from voxelstudio.ml.backend import accelerators
 
         if accelerators():
             worker = None
     limits = [v for v in (job.memory_limit, worker) if v is not None]
-    return min(limits) if limits else None
+    return (min(limits) if limits else None), threads
 
 
 def block_plan(cfg: Any, shape: Shape3, tile_shape: Shape3 | None, memory_limit: int | None = None,
-               *, tta: bool = False, baseline: int = 0, block_voxels: int = 0) -> Any:  # fmt: skip
+               *, tta: bool = False, baseline: int = 0, block_voxels: int = 0, threads: int = 1) -> Any:  # fmt: skip
     """The tiling of a block's region: ``tile_shape`` when given, else the lean budget's tiles where they cost at
     most LEAN_COST_RATIO times the whole-volume budget's, else those; under ``memory_limit`` (bytes, for a process
-    of ``baseline`` bytes with the model loaded, blocks of ``block_voxels``) neither budget exceeds what
-    :func:`limited_budget` leaves."""
+    of ``baseline`` bytes with the model loaded, blocks of ``block_voxels``, ``threads`` of them at once) neither
+    budget exceeds what :func:`limited_budget` leaves."""
     from voxelstudio.ml.inference import default_tile_budget, plan_prediction
     from voxelstudio.ml.tiling import tiling_cost
 
@@ -218,7 +222,9 @@ def block_plan(cfg: Any, shape: Shape3, tile_shape: Shape3 | None, memory_limit:
         return plan_prediction(cfg, shape, tile_shape=tile_shape)
     budget = default_tile_budget()
     if memory_limit is not None:
-        fitting = limited_budget(memory_limit, baseline, math.prod(shape), tta=tta, block_voxels=block_voxels)
+        fitting = limited_budget(
+            memory_limit, baseline, math.prod(shape), tta=tta, block_voxels=block_voxels, threads=threads
+        )
         budget = min(budget, fitting)
     plan = plan_prediction(cfg, shape, budget_bytes=budget)
     if memory_limit is not None and plan.tile_bytes > budget and memory_limit not in _WARNED_LIMITS:
@@ -236,9 +242,9 @@ def block_plan(cfg: Any, shape: Shape3, tile_shape: Shape3 | None, memory_limit:
 
 
 def _predict_transformed(job: BlockJob, loaded: Any, lazy: Any, start: Shape3, stop: Shape3, turns: int, flip: bool,
-                         limit: int | None = None, baseline: int = 0):  # fmt: skip
+                         limit: int | None = None, baseline: int = 0, threads: int = 1):  # fmt: skip
     """The block's prediction (original orientation, target units) under one TTA transform; tiles within ``limit``
-    bytes for a process of ``baseline`` bytes (:func:`block_plan`)."""
+    bytes for a process of ``baseline`` bytes predicting ``threads`` blocks at once (:func:`block_plan`)."""
     from voxelstudio.ml.denoisers import required_multiple
     from voxelstudio.ml.inference import (
         forward_transform,
@@ -275,7 +281,8 @@ def _predict_transformed(job: BlockJob, loaded: Any, lazy: Any, start: Shape3, s
     tile_shape = job.tile_shape
     if tile_shape is not None and turns % 2:
         tile_shape = (tile_shape[1], tile_shape[0], tile_shape[2])
-    plan = block_plan(cfg, x.shape, tile_shape, limit, tta=job.tta, baseline=baseline, block_voxels=job.chunk_voxels)
+    plan = block_plan(cfg, x.shape, tile_shape, limit, tta=job.tta, baseline=baseline, block_voxels=job.chunk_voxels,
+                      threads=threads)  # fmt: skip
     tile_fn = normalized_predict_fn(loaded.model, loaded.normalizer, job.value_range, job.spacing)
     out, _, _ = predict_unit(loaded.model, cfg, x, plan=plan, tile_fn=tile_fn)
     keep = tuple(
@@ -293,13 +300,13 @@ def predict_block(job: BlockJob, start: Shape3, stop: Shape3) -> tuple[int, bool
     from voxelstudio.ml.inference import TTA_TRANSFORMS
 
     loaded, fresh = cached_model(job.model_path, job.trusted, job.model_sha256)
-    limit = effective_memory_limit(job)
+    limit, threads = effective_memory_limit(job)
     baseline = process_baseline(job.model_sha256) if limit is not None else 0  # before this process's first tile
     lazy = zarr_.open_lazy(job.source, job.variable)
     transforms = TTA_TRANSFORMS if job.tta else IDENTITY
     mean = m2 = None
     for index, (turns, flip) in enumerate(transforms):
-        prediction = _predict_transformed(job, loaded, lazy, start, stop, turns, flip, limit, baseline)
+        prediction = _predict_transformed(job, loaded, lazy, start, stop, turns, flip, limit, baseline, threads)
         if mean is None:
             mean, m2 = np.zeros_like(prediction), np.zeros_like(prediction)
         delta = prediction - mean  # Welford, in the order predict_volume uses
