@@ -285,11 +285,22 @@ def denoise_store(
 
 
 def output_chunks(lazy: zarr_.LazyVolume, block: Sequence[int] | None) -> tuple[int, int, int]:
-    """The output's (Z, H, W) chunks, one per block: ``block`` (H, W, Z), else the input's chunks when 3-D, else the
-    default."""
+    """The output's (Z, H, W) chunks, one per block: ``block`` (H, W, Z), else :func:`default_block`."""
     if block is None and len(lazy.array.chunks) == 3 and lazy.axes == ("z", "y", "x"):
-        block = (lazy.array.chunks[1], lazy.array.chunks[2], lazy.array.chunks[0])
+        block = default_block(lazy.array.chunks)
     return zarr_.chunks_for(lazy.shape, block)
+
+
+def default_block(chunks_zyx: Sequence[int]) -> tuple[int, int, int]:
+    """A block (H, W, Z) of whole input chunks, as many along each axis as fit in the default chunk
+    (``zarr_.DEFAULT_CHUNKS_ZYX``); an axis whose chunks are longer gets the default length. Each block is predicted
+    with a halo of the network's reach, so blocks of the input's own chunks when small or thin (one plane, 32^3)
+    recomputed it 16-90 times over; and a huge chunk would have been one huge block."""
+    zyx = [
+        default if chunk >= default else chunk * (default // chunk)
+        for chunk, default in zip(chunks_zyx, zarr_.DEFAULT_CHUNKS_ZYX, strict=True)
+    ]
+    return (zyx[1], zyx[2], zyx[0])
 
 
 def block_count(source: str | Path, block: Sequence[int] | None, variable: str | None = None) -> int:
