@@ -396,3 +396,16 @@ def test_the_default_block_is_whole_input_chunks_up_to_the_default_chunk():
     assert default_block((32, 32, 32)) == (256, 256, 64)
     assert default_block((48, 100, 300)) == (200, 256, 48)
     assert default_block((64, 256, 256)) == (256, 256, 64)
+
+
+def test_the_files_progress_never_falls_back_while_the_levels_are_written(setup, tmp_path):
+    """The pyramid step after the blocks has no length: it showed the file at 0 % until it was written."""
+    from voxelstudio.tasks.denoise import denoise_files
+
+    folder, _, models = setup
+    seen = []
+    denoise_files([folder / "in.ome.zarr"], model_path=models["simple"], out_dir=tmp_path, fmt="zarr", block=BLOCK,
+                  report=lambda p: seen.append((p.fraction, p.message)))  # fmt: skip
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert any("lower-resolution levels" in m and f == 1.0 for f, m in seen)

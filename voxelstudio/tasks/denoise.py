@@ -283,13 +283,23 @@ def denoise_files(
             written.append(out)
             continue
 
-        def file_report(p: Progress, index: int = index, name: str = source.name) -> None:
-            done = index + (p.fraction or 0.0)
-            report(Progress(done, len(inputs), f"{name}: {p.message}" if p.message else name, p.values))
-
+        file_report = _within(report, index, len(inputs), source.name)
         written.append(denoise_file(source, out, model, loaded, options, report=file_report, cancel=cancel))
         report(Progress(index + 1, len(inputs), f"wrote {out.name}"))
     return written
+
+
+def _within(report: ReportFn, before: int, files: int, name: str) -> ReportFn:
+    """A report of one file's progress as a share of ``files``, ``before`` of them done; a step of unknown length
+    (a store's pyramid levels after its blocks) keeps the share reached instead of dropping back to the start."""
+    reached = 0.0
+
+    def file_report(p: Progress) -> None:
+        nonlocal reached
+        reached = reached if p.fraction is None else p.fraction
+        report(Progress(before + reached, files, f"{name}: {p.message}" if p.message else name, p.values))
+
+    return file_report
 
 
 def whole_file(source: Path, options: FileOptions) -> bool:
@@ -346,9 +356,7 @@ def _denoise_on_cluster(
             if cancel is not None:
                 cancel.raise_if_cancelled("denoising")
 
-            def blocks(p: Progress, name: str = source.name) -> None:
-                report(Progress(count + (p.fraction or 0.0), len(inputs), f"{name}: {p.message}", p.values))
-
+            blocks = _within(report, count, len(inputs), source.name)
             denoise_file(source, out, model, loaded, options, client=client, report=blocks, cancel=cancel)
             done(out)
     return list(outputs)
