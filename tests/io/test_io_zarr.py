@@ -44,6 +44,16 @@ def test_npy_to_ome_zarr_keeps_data(tmp_path):
     np.testing.assert_array_equal(load_volume(tmp_path / "b.ome.zarr").data, data)
 
 
+def test_written_stores_keep_chunks_in_nested_folders_as_ngff_specifies(tmp_path):
+    """OME-NGFF 0.4 stores its Zarr v2 chunks as ``0/1/2`` (readers that fetch keys over HTTP rely on it)."""
+    import json
+
+    save_volume(Volume(np.ones((300, 20, 4), np.float32)), tmp_path / "v.ome.zarr")
+    for level in ("0", "1"):
+        assert json.loads((tmp_path / "v.ome.zarr" / level / ".zarray").read_text())["dimension_separator"] == "/"
+    assert (tmp_path / "v.ome.zarr" / "0" / "0" / "0" / "0").is_file()
+
+
 def test_ome_tiff_round_trip_keeps_physical_sizes(tmp_path):
     save_volume(volume(), tmp_path / "c.ome.tif")
     back = load_volume(tmp_path / "c.ome.tif")

@@ -31,6 +31,8 @@ from voxelstudio.io.variables import NAME_ONE, VariableInfo, format_shape
 SPACING_VARIABLE = None  # the voxel size lives in the multiscales metadata
 IS_DIRECTORY = True
 DEFAULT_CHUNKS_ZYX = (64, 256, 256)
+NGFF_CHUNK_KEYS = {"name": "v2", "separator": "/"}
+"""Chunks in nested folders (``0/1/2``), as OME-NGFF 0.4 specifies (and ome-zarr-py writes) for Zarr v2 stores."""
 """Chunk shape written by default (z, y, x): 16 MB float32 chunks, each one block of block-wise prediction."""
 _AXIS_WORDS = {"t": "time points", "c": "channels"}
 _SELECTION = re.compile(r"^(?P<path>[^\[]*)(?:\[(?P<picks>[^\]]*)\])?$")
@@ -325,7 +327,10 @@ def create_store(target: Path, shape_hwz: Sequence[int], spacing: Spacing, name:
     root = zarr.open_group(str(target), mode="w-", zarr_format=2)  # "w" would delete and re-create the folder
     root.attrs.update(multiscales_attrs(name, spacing))
     zyx = (int(shape_hwz[2]), int(shape_hwz[0]), int(shape_hwz[1]))
-    return root.create_array("0", shape=zyx, chunks=tuple(int(c) for c in chunks_zyx), dtype="float32", fill_value=0)
+    chunks = tuple(int(c) for c in chunks_zyx)
+    return root.create_array(
+        "0", shape=zyx, chunks=chunks, dtype="float32", fill_value=0, chunk_key_encoding=NGFF_CHUNK_KEYS
+    )
 
 
 def writer(path: Path, data: np.ndarray, spacing: Spacing, variable: str, mat_version: str | None) -> Callable:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from voxelstudio.core.memory import release_free_heap
+from voxelstudio.io.zarr_ import NGFF_CHUNK_KEYS
 
 MIN_LATERAL = 256
 """A level is added while the previous one is wider or taller than this (voxels)."""
@@ -130,6 +131,7 @@ def write_pyramid(
             dtype="float32",
             fill_value=0,
             overwrite=True,
+            chunk_key_encoding=NGFF_CHUNK_KEYS,
         )
         downsample_into(source, target, factor, threads=threads)
         total *= factor
