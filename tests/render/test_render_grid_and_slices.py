@@ -139,3 +139,13 @@ def test_an_index_keeps_its_place_in_the_sample_across_resolution_levels():
     assert rescale_index((513, 515, 65), (1024, 1024, 128), (256, 256, 32)) == (128, 128, 16)  # the block holding it
     assert rescale_index((149, 0, 2), (150, 130, 3), (300, 260, 3)) == (298, 0, 2)  # odd sizes, z not reduced
     assert rescale_index((299, 259, 2), (300, 260, 3), (150, 130, 3)) == (149, 129, 2)
+
+
+def test_level_factors_of_a_pyramid_are_its_powers_of_two_even_where_an_axis_is_short():
+    """A 3000x100 image halved 4 times is 188x7: 100 -> 7 is a factor of 16, which rounding the ratio read as 14."""
+    from voxelstudio.render.slices import level_factor, rescale_index
+
+    pairs = ((188, 3000), (7, 100), (50, 50), (130, 259), (64, 129))
+    assert [level_factor(coarse, fine) for coarse, fine in pairs] == [16, 16, 1, 2, 2]
+    assert level_factor(10, 30) == 3  # no power of two gives it: the nearest whole ratio
+    assert rescale_index((0, 5, 0), (188, 7, 50), (3000, 100, 50))[1] == 87  # the middle of x 80..95 (14: 77)

@@ -52,9 +52,16 @@ def rescale_index(index_yxz: Sequence[int], old_shape: Sequence[int], new_shape:
 
 
 def level_factor(coarse: int, fine: int) -> int:
-    """The whole factor by which one axis of ``fine`` voxels was reduced to ``coarse`` (a reduced size is rounded
-    up: 259 -> 130 is a factor of 2)."""
-    return max(1, round(int(fine) / max(int(coarse), 1)))
+    """The whole factor by which one axis of ``fine`` voxels was reduced to ``coarse``: the smallest power of two
+    that gives that size rounded up (our pyramids: 259 -> 130 is 2, 100 -> 7 is 16) or down (some other writers),
+    else the nearest whole ratio. (Rounding the ratio alone read 100 -> 7 as 14.)"""
+    fine, coarse = int(fine), max(int(coarse), 1)
+    factor = 1
+    while factor <= fine:
+        if -(-fine // factor) == coarse or fine // factor == coarse:
+            return factor
+        factor *= 2
+    return max(1, round(fine / coarse))
 
 
 def orthogonal_slices(data: np.ndarray, index_yxz: Sequence[int]) -> OrthoSlices:
