@@ -39,6 +39,19 @@ def test_pyramid_levels_are_means_with_ngff_scale_and_translation(tmp_path):
     assert load_volume(tmp_path / "p.ome.zarr", "2").spacing == pytest.approx((0.4, 0.4, 0.5))
 
 
+def test_an_image_placed_in_space_keeps_its_origin_at_every_level(tmp_path):
+    """A tile of a larger acquisition: its translation is read as its origin and written on again."""
+    data = np.zeros((9, 17, 4), np.float32)
+    origin = (2000.0, 3000.0, 100.0)  # (y, x, z) µm
+    create_store(tmp_path / "p.ome.zarr", data.shape, (0.1, 0.1, 0.5), "p", (4, 8, 8), origin)[...] = 0
+    write_pyramid(tmp_path / "p.ome.zarr", min_lateral=5)
+    datasets = zarr.open_group(str(tmp_path / "p.ome.zarr"), mode="r").attrs["multiscales"][0]["datasets"]
+    assert datasets[0]["coordinateTransformations"][1]["translation"] == [100.0, 2000.0, 3000.0]
+    assert datasets[2]["coordinateTransformations"][1]["translation"] == pytest.approx([100.0, 2000.15, 3000.15])
+    assert open_lazy(tmp_path / "p.ome.zarr").origin == origin
+    assert open_lazy(tmp_path / "p.ome.zarr", "2").origin == pytest.approx((2000.15, 3000.15, 100.0))
+
+
 def test_levels_built_piece_by_piece_equal_the_whole_arrays_mean_for_any_chunking(tmp_path):
     data = np.random.default_rng(1).random((23, 19, 70)).astype(np.float32)  # (H, W, Z): z deep and fine enough
     array = create_store(tmp_path / "p.ome.zarr", data.shape, (0.5, 0.5, 0.1), "p", (7, 3, 5))  # odd (z, y, x)

@@ -409,3 +409,19 @@ def test_the_files_progress_never_falls_back_while_the_levels_are_written(setup,
     fractions = [f for f, _ in seen]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     assert any("lower-resolution levels" in m and f == 1.0 for f, m in seen)
+
+
+def test_the_output_keeps_the_inputs_place_in_space(setup, tmp_path):
+    """The input's OME-NGFF translation was dropped: a denoised tile no longer overlaid its raw."""
+    import zarr
+
+    from voxelstudio.io.zarr_ import create_store
+
+    _, data, models = setup
+    create_store(tmp_path / "tile.ome.zarr", SHAPE, (0.1, 0.2, 0.3), "tile", (8, 16, 16), (5.0, 7.0, 1.5))[...] = (
+        data.transpose(2, 0, 1)
+    )
+    out = tmp_path / "out.ome.zarr"
+    denoise_store(tmp_path / "tile.ome.zarr", out, model_path=models["simple"], block=BLOCK)
+    [level] = zarr.open_group(str(out), mode="r").attrs["multiscales"][0]["datasets"]
+    assert level["coordinateTransformations"][1] == {"type": "translation", "translation": [1.5, 5.0, 7.0]}

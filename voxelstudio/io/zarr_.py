@@ -47,6 +47,8 @@ class LazyVolume:
     name: str
     array: Any
     axes: tuple[str, ...]
+    origin: Spacing = (0.0, 0.0, 0.0)
+    """Where voxel (0, 0, 0) lies, (y, x, z) in µm: the image's OME-NGFF translation (kept in written stores)."""
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -109,6 +111,14 @@ def _scale(transforms: Sequence[dict[str, Any]] | None, ndim: int) -> np.ndarray
     return scale
 
 
+def _translation(transforms: Sequence[dict[str, Any]] | None, ndim: int) -> np.ndarray:
+    shift = np.zeros(ndim)
+    for t in transforms or []:
+        if t.get("type") == "translation" and len(t.get("translation", [])) == ndim:
+            shift += np.asarray(t["translation"], dtype=np.float64)
+    return shift
+
+
 def _parse_variable(path: Path, variable: str | None) -> tuple[str | None, dict[str, int]]:
     if variable is None:
         return None, {}
@@ -124,8 +134,9 @@ def _parse_variable(path: Path, variable: str | None) -> tuple[str | None, dict[
     return match["path"] or None, picks
 
 
-def _image(path: Path, root: Any, wanted: str | None) -> tuple[str, Any, tuple[str, ...], Spacing | None]:
-    """(array path, array, axis names, spacing or None) of the volume in a store."""
+def _image(path: Path, root: Any, wanted: str | None) -> tuple[str, Any, tuple[str, ...], Spacing | None, Spacing]:
+    """(array path, array, axis names, spacing or None, origin) of the volume in a store; the origin is (y, x, z) in
+    µm ((0, 0, 0) unless the image's units are known and it is translated)."""
     found, wanted = pick_image(path, root, wanted)
     if found is not None:
         image = found.multiscales[0]
@@ -153,11 +164,17 @@ def _image(path: Path, root: Any, wanted: str | None) -> tuple[str, Any, tuple[s
             raise VolumeReadError(path, f"OME-Zarr scale must be positive numbers, got {scale.tolist()}")
         units = _units(path, image)
         if units is None:
-            return level_name, array, names, None
+            return level_name, array, names, None, (0.0, 0.0, 0.0)
         spacing = tuple(float(scale[names.index(a)] * units.get(a, 1.0)) for a in "yxz")
         if not all(np.isfinite(s) and s > 0 for s in spacing):
             raise VolumeReadError(path, f"OME-Zarr voxel size out of range: {spacing} µm")
-        return level_name, array, names, spacing  # type: ignore[return-value]
+        outer = image.get("coordinateTransformations")  # applied after the level's own
+        shift = _translation(level.get("coordinateTransformations"), len(names)) * _scale(outer, len(names))
+        shift += _translation(outer, len(names))
+        origin = tuple(float(shift[names.index(a)] * units.get(a, 1.0)) for a in "yxz")
+        if not all(np.isfinite(o) for o in origin):
+            origin = (0.0, 0.0, 0.0)
+        return level_name, array, names, spacing, origin  # type: ignore[return-value]
     arrays = _arrays(root)
     if not arrays:
         raise VolumeReadError(path, "the Zarr store contains no array")
@@ -173,7 +190,7 @@ def _image(path: Path, root: Any, wanted: str | None) -> tuple[str, Any, tuple[s
     name, array = candidates[0]
     if array.ndim != 3:
         raise VolumeReadError(path, f"array {name!r} has shape {format_shape(array.shape)}; a volume is 3-D (z, y, x)")
-    return name, array, ("z", "y", "x"), None
+    return name, array, ("z", "y", "x"), None, (0.0, 0.0, 0.0)
 
 
 def open_lazy(path: str | Path, variable: str | None = None, *, store: Any = None) -> LazyVolume:
@@ -188,7 +205,7 @@ def open_lazy(path: str | Path, variable: str | None = None, *, store: Any = Non
         raise VolumeReadError(path, "store not found" if not path.exists() else "a Zarr store is a folder")
     wanted, picks = _parse_variable(path, variable)
     root = _open(path, store)
-    name, array, names, spacing = _image(path, root, wanted)
+    name, array, names, spacing, origin = _image(path, root, wanted)
     if np.dtype(array.dtype).kind not in "biuf":
         raise VolumeReadError(path, f"array {name!r} has dtype {array.dtype}; only real numbers are volumes")
     absent = sorted(set(picks) - set(names))
@@ -215,7 +232,7 @@ def open_lazy(path: str | Path, variable: str | None = None, *, store: Any = Non
                 f"pick one with the variable '{name}[{axis}=0]' ({NAME_ONE})",
             )
     data = data[tuple(index)].transpose([kept.index(a) for a in "yxz"])
-    return LazyVolume(data, spacing or (1.0, 1.0, 1.0), name, array, names)
+    return LazyVolume(data, spacing or (1.0, 1.0, 1.0), name, array, names, origin)
 
 
 def compute(path: Path, lazy: Any) -> np.ndarray:
@@ -276,7 +293,7 @@ def levels(path: str | Path, variable: str | None = None) -> list[Any]:
     found = []
     for dataset in image.multiscales[0].get("datasets") or []:
         try:
-            name, array, names, spacing = _image(path, root, image.level_name(str(dataset.get("path"))))
+            name, array, names, spacing, _ = _image(path, root, image.level_name(str(dataset.get("path"))))
         except VolumeReadError:
             continue  # a damaged level is left out; the others stay readable
         shape = dict(zip(names, array.shape, strict=True))
@@ -312,20 +329,32 @@ def chunks_for(shape_hwz: Sequence[int], chunks_hwz: Sequence[int] | None = None
     return tuple(max(1, min(int(c), int(s))) for c, s in zip(wanted, zyx, strict=True))  # type: ignore[return-value]
 
 
-def multiscales_attrs(name: str, spacing: Spacing) -> dict[str, Any]:
+def multiscales_attrs(name: str, spacing: Spacing, origin: Spacing = (0.0, 0.0, 0.0)) -> dict[str, Any]:
+    """OME-NGFF 0.4 ``multiscales`` of one level: axes z, y, x in µm, its scale and, when not 0, its translation
+    (``origin``: (y, x, z) µm of voxel (0, 0, 0))."""
     y, x, z = spacing
     axes = [{"name": a, "type": "space", "unit": "micrometer"} for a in "zyx"]
-    level = {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [z, y, x]}]}
+    transforms: list[dict[str, Any]] = [{"type": "scale", "scale": [z, y, x]}]
+    if any(origin):
+        transforms.append({"type": "translation", "translation": [origin[2], origin[0], origin[1]]})
+    level = {"path": "0", "coordinateTransformations": transforms}
     return {"multiscales": [{"version": "0.4", "name": name, "axes": axes, "datasets": [level]}]}
 
 
-def create_store(target: Path, shape_hwz: Sequence[int], spacing: Spacing, name: str, chunks_zyx: Sequence[int]) -> Any:
+def create_store(
+    target: Path,
+    shape_hwz: Sequence[int],
+    spacing: Spacing,
+    name: str,
+    chunks_zyx: Sequence[int],
+    origin: Spacing = (0.0, 0.0, 0.0),
+) -> Any:
     """An empty float32 OME-Zarr image at ``target`` (missing or an empty folder, which is kept: a writer may hold
     its lock, see ``core.atomic.holding``); returns its level-0 array (axes z, y, x)."""
     import zarr
 
     root = zarr.open_group(str(target), mode="w-", zarr_format=2)  # "w" would delete and re-create the folder
-    root.attrs.update(multiscales_attrs(name, spacing))
+    root.attrs.update(multiscales_attrs(name, spacing, origin))
     zyx = (int(shape_hwz[2]), int(shape_hwz[0]), int(shape_hwz[1]))
     chunks = tuple(int(c) for c in chunks_zyx)
     return root.create_array(

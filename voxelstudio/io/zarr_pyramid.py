@@ -120,6 +120,11 @@ def write_pyramid(
     first = dict(image["datasets"][0])
     source = root[str(first["path"])]
     scale = np.asarray(first["coordinateTransformations"][0]["scale"], dtype=np.float64)
+    origin = sum(  # level 0's own translation, kept by every level
+        (np.asarray(t["translation"], dtype=np.float64) for t in first["coordinateTransformations"]
+         if t.get("type") == "translation"),
+        np.zeros(3),
+    )  # fmt: skip
     datasets, chunks = [first], tuple(int(c) for c in source.chunks)
     total = np.ones(3)
     for index, factor in enumerate(level_factors(source.shape, scale, min_lateral=min_lateral, max_levels=max_levels)):
@@ -137,7 +142,7 @@ def write_pyramid(
         total *= factor
         transforms = [
             {"type": "scale", "scale": (scale * total).tolist()},
-            {"type": "translation", "translation": ((total - 1) / 2 * scale).tolist()},
+            {"type": "translation", "translation": (origin + (total - 1) / 2 * scale).tolist()},
         ]
         datasets.append({"path": str(index + 1), "coordinateTransformations": transforms})
         source = target

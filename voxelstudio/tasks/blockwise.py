@@ -365,9 +365,10 @@ def _denoise_store(
         value_range = sample_range(model.normalizer, lazy, source)  # before any folder: NaN in the input stops here
     with holding(temporary):  # locked: a concurrent writer into the folder leaves it alone
         if run is None:
-            zarr_.create_store(temporary, lazy.shape, lazy.spacing, volume_name(out), chunks)
+            zarr_.create_store(temporary, lazy.shape, lazy.spacing, volume_name(out), chunks, lazy.origin)
             if settings.spread_out is not None:
-                zarr_.create_store(spread_dir, lazy.shape, lazy.spacing, volume_name(settings.spread_out), chunks)
+                spread_name = volume_name(settings.spread_out)
+                zarr_.create_store(spread_dir, lazy.shape, lazy.spacing, spread_name, chunks, lazy.origin)
                 _mark_published_by(spread_dir, job_id)
             done_dir.mkdir()
             run = {"input": str(source.resolve()), "model_sha256": model.sha256, "block": list(block_hwz),
