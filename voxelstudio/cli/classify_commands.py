@@ -23,16 +23,15 @@ def register(subparsers: Any) -> None:
     train = subparsers.add_parser(
         "train-classifier",
         help="train a 3-D voxel classifier (VoxNet or Voxception-ResNet)",
-        description="Train a classifier on DATA, a folder with one sub-folder per class of occupancy grids of one "
-        "size (.mat variable 'voxel', .npy, ..., or meshes; resampled to --size). The data are split (stratified, "
-        "seeded) into "
-        "training and 10 percent validation (and a test part with --test-fraction); --minutes alone trains until the "
-        "budget ends, --epochs alone that many epochs, both whichever ends first. The best model by validation loss "
-        "goes to --out, the last epoch to <out stem>.last.keras (beads.last.keras for --out beads.keras), which "
-        "--resume continues; --refit then retrains on training + validation for the best epoch count. --preset picks "
-        "the VRN width, batch size and schedule for the device. With --search N, N trials of a Bayesian search "
-        "(optuna TPE) over learning rate, batch size, dropout and width keep the model with the best validation "
-        "accuracy. Ctrl-C stops after the current batch.",
+        description="Train a classifier on DATA, a folder with one sub-folder per class of occupancy grids of "
+        "one size (.mat variable 'voxel', .npy, ..., or meshes; resampled to --size). The data are split "
+        "(stratified, seeded) into training and 10 percent validation (and a test part with --test-fraction); "
+        "--minutes alone trains until the budget ends, --epochs alone that many epochs, both whichever ends first. "
+        "The best model by validation loss goes to --out, the last epoch to <out stem>.last.keras (beads.last.keras "
+        "for --out beads.keras), which --resume continues; --refit then retrains on training + validation for the "
+        "best epoch count. --preset picks the VRN width, batch size and schedule for the device. With --search N, "
+        "N trials of a Bayesian search (optuna TPE) over learning rate, batch size, dropout and width keep the "
+        "model with the best validation accuracy. Ctrl-C stops after the current batch.",
     )
     train.add_argument("data", metavar="DATA", help="folder of class folders")
     train.add_argument("--arch", choices=ARCHS, default="voxnet", help="architecture [default voxnet]")

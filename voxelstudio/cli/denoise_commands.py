@@ -22,10 +22,9 @@ def register(subparsers: Any) -> None:
         "train-denoiser",
         help="train a denoiser on raw/target volume pairs",
         description="Train a 3-D denoiser. RAW and TARGET are two files or two folders whose files are paired by "
-        "name. The best "
-        "model (by validation loss) is written to --out; the last epoch to <out stem>.last.keras with <out "
-        "stem>.last.json (beads.last.keras for --out beads.keras), which --resume continues from. Ctrl-C stops after "
-        "the current batch and keeps the best model.",
+        "name. The best model (by validation loss) is written to --out; the last epoch to <out stem>.last.keras "
+        "with <out stem>.last.json (beads.last.keras for --out beads.keras), which --resume continues from. Ctrl-C "
+        "stops after the current batch and keeps the best model.",
     )
     train.add_argument("--raw", required=True, metavar="R", help="raw volume file or folder")
     train.add_argument("--target", required=True, metavar="T", help="target volume file or folder")
