@@ -425,3 +425,25 @@ def test_the_output_keeps_the_inputs_place_in_space(setup, tmp_path):
     denoise_store(tmp_path / "tile.ome.zarr", out, model_path=models["simple"], block=BLOCK)
     [level] = zarr.open_group(str(out), mode="r").attrs["multiscales"][0]["datasets"]
     assert level["coordinateTransformations"][1] == {"type": "translation", "translation": [1.5, 5.0, 7.0]}
+
+
+def test_a_second_run_of_the_same_job_leaves_the_running_ones_blocks_alone(setup, tmp_path):
+    """It removed the first run's temporary store (not to be resumed) while that run was writing into it."""
+    from voxelstudio.core.atomic import holding
+
+    folder, _, models = setup
+    out, token = tmp_path / "out.ome.zarr", CancelToken()
+
+    def stop_after_two(progress):
+        if progress.done == 2:
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        denoise_store(folder / "in.ome.zarr", out, model_path=models["simple"], block=BLOCK, report=stop_after_two,
+                      cancel=token)  # fmt: skip
+    [temporary] = tmp_path.iterdir()
+    with holding(temporary):  # as the first run does while it writes
+        for resume in (False, True):
+            with pytest.raises(VolumeWriteError, match="another run of the same job is writing it now"):
+                denoise_store(folder / "in.ome.zarr", out, model_path=models["simple"], block=BLOCK, resume=resume)
+        assert len(list((temporary / ".voxelstudio-done").iterdir())) == 2

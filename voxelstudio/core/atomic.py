@@ -103,6 +103,23 @@ def remove_stale_temporaries(path: str | Path) -> list[Path]:
     return [p for p in candidates if _is_stale(p)]
 
 
+def held_by_a_writer(folder: Path) -> bool:
+    """Whether a live writer (this process or another) holds ``folder``'s lock (:func:`holding`)."""
+    if fcntl is None:
+        return False
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # also releases a lock taken here
+    return False
+
+
 def _lock(fd: int) -> None:
     if fcntl is not None:
         with contextlib.suppress(OSError):

@@ -31,6 +31,7 @@ import numpy as np
 
 from voxelstudio.core.atomic import (
     RESUMABLE,
+    held_by_a_writer,
     holding,
     publish_directory,
     temporary_directory_name,
@@ -350,6 +351,10 @@ def _denoise_store(
         raise VolumeWriteError(spread_out, "already exists; pass --overwrite to replace it")
     temporary = temporary_directory_name(out, job_id)
     done_dir, run_file, spread_dir = temporary / DONE, temporary / RUN, temporary / UNCERTAINTY_FOLDER
+    if temporary.exists() and held_by_a_writer(temporary):
+        raise VolumeWriteError(
+            out, "another run of the same job is writing it now; wait for it to end (or stop it and use --resume)"
+        )
     run = _resumable_run(run_file) if settings.resume else None
     fingerprint = input_fingerprint(source, lazy)
     if run is not None and run.get("input_fingerprint", fingerprint) != fingerprint:
