@@ -35,7 +35,7 @@ def test_unknown_backend_names_the_installed_ones() -> None:
 
 def test_missing_backend_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("voxelstudio.core.backends.installed_backends", lambda: ["tensorflow"])
-    with pytest.raises(BackendError, match=r"torch is not installed \(pip install \"voxelstudio\[torch\]\"\); "):
+    with pytest.raises(BackendError, match=r"torch is not installed \(pip install \"torch\"\); "):
         check_backend("torch")
 
 

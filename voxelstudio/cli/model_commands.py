@@ -17,7 +17,7 @@ def register(subparsers: Any) -> None:
         "TensorFlow SavedModel weights (and an ONNX copy when tf2onnx is installed), the .keras file attached; "
         "test input/output predicted by VoxelStudio from a crop of the bundled sample (or --sample); a cover "
         "image, a README and the training provenance. The package is checked with bioimageio.spec when installed "
-        "(pip install 'voxelstudio[bioimageio]') and written atomically. "
+        "(pip install bioimageio.spec tf2onnx onnx onnxruntime) and written atomically. "
         "'voxelstudio denoise --model OUT.zip' reads it back.",
     )
     export.add_argument("model", metavar="MODEL.keras", help="the denoiser to export")

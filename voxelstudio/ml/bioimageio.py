@@ -95,7 +95,7 @@ def export_onnx(
     if backend.name() != "tensorflow":
         return f"the ONNX exporter needs KERAS_BACKEND=tensorflow, the default (running {backend.name()})"
     if not all(importlib.util.find_spec(name) for name in ("tf2onnx", "onnx", "onnxruntime")):
-        return "the ONNX copy needs tf2onnx, onnx and onnxruntime (pip install 'voxelstudio[bioimageio]')"
+        return "the ONNX copy needs tf2onnx, onnx and onnxruntime (pip install tf2onnx onnx onnxruntime)"
     import onnx
     import onnxruntime
     import tensorflow as tf

@@ -1,4 +1,4 @@
-"""Validate a model package's rdf.yaml with ``bioimageio.spec`` when it is installed (``voxelstudio[bioimageio]``).
+"""Validate a model package's rdf.yaml with ``bioimageio.spec`` when it is installed (the ``bioimageio`` extra).
 
 The check reads the files the rdf names (their SHA-256, the test tensors' shapes against the axes) but runs no
 model; it needs no network. Without ``bioimageio.spec`` nothing is checked and the caller says so.
@@ -12,7 +12,7 @@ from pathlib import Path
 from voxelstudio.core.errors import VolumeWriteError
 
 SPEC_PACKAGE = "bioimageio.spec"
-INSTALL_HINT = "pip install 'voxelstudio[bioimageio]'"
+INSTALL_HINT = "pip install bioimageio.spec"
 VALID = ("valid-format", "passed")
 
 
