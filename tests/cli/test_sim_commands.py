@@ -38,8 +38,10 @@ def test_simulate_out_of_stack_is_on_by_default_and_can_be_turned_off(tmp_path: 
 
 
 def test_simulate_randomize(tmp_path: Path) -> None:
-    assert cli.main(["simulate", str(tmp_path), "--count", "1", "--shape", "16x16x8", "--randomize", "--quiet"]) == 0
-    assert json.loads((tmp_path / "params.json").read_text())["randomize"] is True
+    assert cli.main(["simulate", str(tmp_path), "--count", "2", "--shape", "16x16x8", "--randomize", "--quiet"]) == 0
+    record = json.loads((tmp_path / "params.json").read_text())
+    drawn = [SimParams.from_dict(pair["params"]) for pair in record["pairs"]]
+    assert record["randomize"] is True and drawn[0] != drawn[1] and SimParams() not in drawn
 
 
 @pytest.mark.parametrize(
@@ -87,7 +89,7 @@ def test_unreadable_params_and_a_file_as_outdir_are_one_line_naming_the_file(
     [
         ({"format": "voxelstudio-calibration", "sim_params": [1, 2]}, "sim_params must be a JSON object"),
         ({"format": "voxelstudio-calibration", "sim_params": {}, "measured_psf": 5}, "measured_psf must be the path"),
-        ({"optics": [1.2]}, ""),  # a nested field of the wrong JSON type
+        ({"optics": [1.2]}, "optics must be a mapping of optics parameters"),  # a nested field of the wrong type
         ({"generator": "voxelstudio.sim.simulate_pair", "pairs": []}, "the record of a simulated data set"),
     ],
 )

@@ -73,12 +73,19 @@ def test_choosing_a_backend_applies_it_remembers_it_and_reprobes_the_device(qtbo
 def test_only_the_newest_device_probe_is_shown(qtbot, session, monkeypatch):
     """A probe started before the backend changed must not overwrite the new backend's label."""
     answers = []
-    monkeypatch.setattr("voxelstudio.jobs.work.run_isolated", lambda fn, kwargs, **_: os.environ["KERAS_BACKEND"])
+
+    def probe_of_the_backend_now(_name):  # each probe answers for the backend chosen when it started
+        backend = os.environ["KERAS_BACKEND"]
+        return lambda report, cancel: (backend, "CPU")
+
+    monkeypatch.setattr("voxelstudio.jobs.work.in_child", probe_of_the_backend_now)
     session.controller.device_described.connect(answers.append)
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
     session.controller.detect_device()
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
     session.controller.detect_device()
     qtbot.waitUntil(lambda: not session.controller.jobs._jobs, timeout=10_000)
-    assert len(answers) == 1
+    assert answers == ["jax"]
 
 
 def test_a_failed_device_check_says_so_in_its_label_without_an_error_box(qtbot, session, dialogs, monkeypatch):

@@ -165,8 +165,11 @@ def test_screenshot_writes_a_png_of_the_panels(qtbot, session, tmp_path):
     session.document.set_volume("raw", Volume(_cube(7), name="raw"))
     out = tmp_path / "panels.png"
     assert session.commands.write_screenshot(out)
-    image = QImage(str(out))
+    image = QImage(str(out)).convertToFormat(QImage.Format.Format_RGB888)
     assert image.width() > 300 and image.height() > 100
+    pixels = np.frombuffer(image.constBits(), np.uint8).reshape(image.height(), image.bytesPerLine())
+    colours = np.unique(pixels[:, : 3 * image.width()].reshape(-1, 3), axis=0)
+    assert len(colours) > 50  # the panels' pictures, not a blank image of their size
 
 
 def test_recent_files_menu_reopens_a_file(qtbot, session, tmp_path, monkeypatch):

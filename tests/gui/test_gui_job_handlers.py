@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from types import SimpleNamespace
 
 import numpy as np
@@ -194,8 +193,9 @@ def test_classifier_evaluation_and_classification_handlers(qtbot, sample_session
     job = _every_event((4, 4, 4), lambda: classified)
     arm = controller.classifiers.classification.arm
     assert _run(qtbot, sample_session, "classification", job, lambda: arm()) == "finished"
-    assert panel.results.currentWidget() is panel.bars and "<b>b</b>" in panel.result_label.text()
-    assert math.isclose(max(classified.probabilities), 0.8) and sample_session.dialogs.errors == []
+    assert panel.results.currentWidget() is panel.bars
+    assert "Most likely: <b>b</b> (80%, 1 rotation(s))" in panel.result_label.text()
+    assert panel.bars.values == {"a": 0.2, "b": 0.8} and sample_session.dialogs.errors == []
     unlike = SimpleNamespace(**{**vars(classified), "out_of_domain": "its shape's topology is unlike the training"})
     job = _every_event((4, 4, 4), lambda: unlike)
     assert _run(qtbot, sample_session, "classification", job, lambda: arm()) == "finished"

@@ -37,9 +37,16 @@ def test_prediction_panel_fills_and_contrast_is_shared(qtbot, sample_session):
 
 @pytest.mark.parametrize("mode", ["composite", "isosurface", "slices"])
 def test_render_modes_draw_something(sample_session, mode):
+    def raw_panel():
+        sample_session.window.viewports.render()
+        return np.asarray(sample_session.window.viewports.panels["raw"].plotter.screenshot(return_img=True), int)
+
+    mip = raw_panel()  # the fixture's mode
     sample_session.view.update(mode=mode)
     empty = panel_pixels(sample_session, "prediction")  # no prediction yet: the overlays alone
     assert panel_pixels(sample_session, "raw") > empty + 1000
+    changed = np.abs(raw_panel() - mip).sum(-1) > 40
+    assert changed.sum() > 1000  # drawn in this mode, not the MIP left in place
 
 
 def test_cameras_are_linked(sample_session):

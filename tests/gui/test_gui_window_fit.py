@@ -57,6 +57,10 @@ def test_restored_geometry_is_clamped_to_the_screen(qtbot, tmp_path, dialogs):
         second.window.restore_layout()
         geometry = second.window.frameGeometry()
         assert area.contains(geometry), (area, geometry)
+        second.window.resize(2600, 1700)  # Qt's restore clamps too: the window's own fit is checked here
+        second.window.move(3000, 2000)
+        second.window.fit_to_screen()
+        assert area.contains(second.window.frameGeometry()), (area, second.window.frameGeometry())
     finally:
         close_window(second.window)
 

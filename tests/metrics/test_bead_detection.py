@@ -59,6 +59,11 @@ def test_matching_prefers_more_matches_over_shorter_distances() -> None:
     found = np.array([[1.0, 0, 0], [3.0, 0, 0]])
     # greedy nearest would pair found[0] with truth[1] (tie) or leave one unmatched; Hungarian matches both
     assert match_beads(found, truth, max_distance=1.0) == (2, 0, 0)
+    # found[0] is nearest truth[1]; taken greedily, found[1] is left with nothing within reach: (1, 1, 1)
+    assert match_beads(np.array([[1.0, 0, 0], [2.8, 0, 0]]), np.array([[0.0, 0, 0], [1.9, 0, 0]]), 1.0) == (2, 0, 0)
+    # the assignment of least total distance (unpriced by the limit) matches only one pair here
+    found, truth = np.array([[3.9, 0, 0], [2.4, 0, 0], [1.3, 0, 0]]), np.array([[0.8, 0, 0], [2.7, 0, 0], [0.8, 0, 0]])
+    assert match_beads(found, truth, max_distance=1.0)[0] == 2
 
 
 def test_scores_all_found_and_half_missing(bead_field: BeadField, bead_positions: np.ndarray) -> None:

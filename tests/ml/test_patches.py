@@ -69,6 +69,10 @@ def test_volume_without_beads_falls_back_to_uniform():
     sampler = PatchSampler([labelled_pair((16, 16, 8))], (8, 8, 8), bead_bias=1.0)
     x, y = sampler.batch(3, np.random.default_rng(0))
     assert x.shape == (3, 8, 8, 8) and not y.any()
+    rng = np.random.default_rng(1)
+    corners = {sampler.corner(0, rng) for _ in range(200)}  # lower corners (y, x, z) in [0, 8] x [0, 8] x [0, 0]
+    assert len(corners) > 40 and {(0, 0, 0), (8, 8, 0)} <= corners
+    assert all(0 <= y <= 8 and 0 <= x <= 8 and z == 0 for y, x, z in corners)
 
 
 def test_augmentation_moves_raw_and_target_together():

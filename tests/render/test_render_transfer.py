@@ -41,9 +41,13 @@ def test_opacity_curve_shape():
     assert np.all(np.diff(steep) >= 0) and steep[5] < 0.5 * steep[-1]
 
 
-@pytest.mark.parametrize("kwargs", [{"start": 1.0}, {"gamma": 0.0}, {"max_opacity": 0.0}])
-def test_opacity_curve_validates(kwargs):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(
+    ("kwargs", "problem"),
+    [({"start": 1.0}, "opacity start must be in"), ({"gamma": 0.0}, "opacity gamma must be > 0"),
+     ({"max_opacity": 0.0}, "max opacity must be in")],
+)  # fmt: skip
+def test_opacity_curve_validates(kwargs, problem):
+    with pytest.raises(ValueError, match=problem):
         OpacityCurve(**kwargs)
 
 

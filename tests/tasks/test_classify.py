@@ -166,10 +166,14 @@ def test_train_classifier_end_to_end(trained) -> None:
     result, data = trained
     assert result.model_path.exists() and result.epochs_run == 2 and result.stopped_reason == "epochs"
     assert result.split == {"train": 50, "validation": 10, "test": 10}
-    assert 0.0 <= result.test_accuracy <= 1.0 and result.trials == []
     from voxelstudio.ml.classifiers import load_classifier
+    from voxelstudio.tasks.classify_train import voted_accuracy
 
     loaded = load_classifier(result.model_path)
+    cfg = loaded.train_config
+    *_, test = stratified_split(data.labels, (cfg.val_fraction, cfg.test_fraction), cfg.seed)
+    expected = voted_accuracy(result.model_path, data.grids[test], data.labels[test], cfg.voting_views)
+    assert result.test_accuracy == expected and result.trials == []  # the held-out grids' score
     assert loaded.classes == data.classes and loaded.input_shape == (16, 16, 16)
     with pytest.raises(ValueError, match="cannot be combined with --search"):
         train_classifier(data, config=loaded.train_config, out=result.model_path, resume=True, search_trials=2)

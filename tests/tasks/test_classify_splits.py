@@ -48,8 +48,14 @@ def test_train_classifier_splits_and_tests_only_when_asked(tmp_path: Path) -> No
     data = shapes(10)
     result = train_classifier(data, config=config(), out=tmp_path / "a.keras")
     assert result.split == {"train": 27, "validation": 3, "test": 0} and result.test_accuracy is None
-    result = train_classifier(data, config=config(test_fraction=0.2), out=tmp_path / "b.keras")
-    assert result.split == {"train": 21, "validation": 3, "test": 6} and 0.0 <= result.test_accuracy <= 1.0
+    asked = config(test_fraction=0.2)
+    result = train_classifier(data, config=asked, out=tmp_path / "b.keras")
+    assert result.split == {"train": 21, "validation": 3, "test": 6}
+    from voxelstudio.tasks.classify_train import voted_accuracy
+
+    *_, test = stratified_split(data.labels, (asked.val_fraction, asked.test_fraction), asked.seed)
+    expected = voted_accuracy(result.model_path, data.grids[test], data.labels[test], asked.voting_views)
+    assert result.test_accuracy == expected  # the held-out grids' score, not the training grids'
 
 
 def test_refit_trains_on_train_and_validation_for_the_best_epoch_count(tmp_path: Path) -> None:
