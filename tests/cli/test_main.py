@@ -69,6 +69,22 @@ def test_ctrl_c_while_the_commands_load_is_an_interruption(
     assert capsys.readouterr().err == "voxelstudio: interrupted\n"
 
 
+def test_an_unforeseen_failure_is_one_line_with_where_to_find_more(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def boom(args: argparse.Namespace) -> int:
+        raise AttributeError("'NoneType' object has no attribute 'items'")
+
+    monkeypatch.setattr(cli, "build_parser", lambda: _parser_with(boom))
+    assert cli.main(["boom"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("voxelstudio: internal error: AttributeError: 'NoneType' object has no attribute 'items'")
+    assert "--debug" in err
+    with pytest.raises(AttributeError):
+        cli.main(["--debug", "boom"])
+
+
 def test_debug_flag_shows_the_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
     def boom(args: argparse.Namespace) -> int:
         raise VolumeReadError("scan.mat", "bad")

@@ -217,6 +217,9 @@ def test_load_errors_are_one_line_model_errors(tmp_path: Path) -> None:
     bad = with_metadata(path, tmp_path / "bad.keras", classes=["a", "b"])
     with pytest.raises(ModelError, match="3 outputs but 2 class names"):
         load_classifier(bad)
+    text = with_metadata(path, tmp_path / "text.keras", classes="abc")  # was read as three names
+    with pytest.raises(ModelError, match="classes must be a list of names, got 'abc'"):
+        load_classifier(text)
     denoiser = tmp_path / "denoiser.keras"
     with zipfile.ZipFile(path) as source, zipfile.ZipFile(denoiser, "w") as target:
         for item in source.infolist():

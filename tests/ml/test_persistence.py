@@ -167,6 +167,18 @@ def test_a_member_that_is_not_a_json_object(tmp_path: Path, saved_unet, member: 
     _single_line_model_error(path, f"damaged model file \\({member} holds a list, not an object\\)")
 
 
+@pytest.mark.parametrize("normalizer", [None, "percentile", [1, 99]])
+def test_metadata_members_of_the_wrong_type_are_one_line(tmp_path: Path, saved_unet, normalizer) -> None:
+    """A ``"normalizer": null`` escaped as an AttributeError traceback."""
+    path = tmp_path / "edited.keras"
+
+    def edit(data: bytes) -> bytes:
+        return json.dumps({**json.loads(data), "normalizer": normalizer}).encode()
+
+    _rewrite_member(saved_unet[0], path, METADATA_MEMBER, edit)
+    _single_line_model_error(path, "invalid VoxelStudio metadata")
+
+
 def test_a_classifier_is_not_taken_for_a_denoiser(tmp_path: Path, saved_unet) -> None:
     path = tmp_path / "classifier.keras"
     _rewrite_member(saved_unet[0], path, METADATA_MEMBER, lambda data: b'{"format": "voxelstudio-classifier"}')

@@ -272,6 +272,11 @@ def test_a_package_without_a_voxelstudio_model_is_refused_in_one_line(tmp_path):
     with pytest.raises(ModelError, match="only packages made by voxelstudio") as caught:
         load_model(foreign)
     assert "\n" not in str(caught.value) and str(foreign) in str(caught.value)
+    for odd in ({"weights": 5}, {"weights": ["a", "b"]}, {"attachments": 5}):  # tracebacks, as a bad rdf.yaml
+        with zipfile.ZipFile(foreign, "w") as archive:
+            archive.writestr("rdf.yaml", yaml.safe_dump({"type": "model", **odd}))
+        with pytest.raises(ModelError, match="only packages made by voxelstudio"):
+            load_model(foreign)
 
 
 def test_test_crop_keeps_multiples_of_the_size_step_and_refuses_too_small_volumes():

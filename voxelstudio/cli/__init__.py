@@ -154,3 +154,10 @@ def _run(args: argparse.Namespace) -> int:
         if args.debug:
             raise
         return _fail("out of memory; try a smaller volume or more tiles")
+    except Exception as exc:  # a defect of ours, or a case not foreseen: still one line, the traceback on request
+        if args.debug:
+            raise
+        problem = f"{type(exc).__name__}: {message_of(exc)}"
+        print(f"voxelstudio: internal error: {problem} (run again with --debug for the traceback, and please report "
+              "it)", file=sys.stderr)  # fmt: skip
+        return 1

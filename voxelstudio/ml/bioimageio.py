@@ -158,8 +158,9 @@ def read_rdf(path: Path) -> dict[str, Any]:
 
 def keras_file_entry(rdf: dict[str, Any]) -> dict[str, Any] | None:
     """The rdf's entry ({source, sha256}) of a ``.keras`` file: the ``keras_v3`` weights or an attachment."""
-    weights = rdf.get("weights") or {}
-    candidates = [weights.get(KERAS_WEIGHTS), *(rdf.get("attachments") or [])]
+    weights, attachments = rdf.get("weights") or {}, rdf.get("attachments") or []
+    candidates = [weights.get(KERAS_WEIGHTS) if isinstance(weights, dict) else None]
+    candidates += attachments if isinstance(attachments, list) else []
     for entry in candidates:
         if isinstance(entry, dict) and str(entry.get("source", "")).endswith(".keras"):
             return entry

@@ -164,7 +164,10 @@ def load_classifier(path: str | Path, *, trusted: bool = False) -> LoadedClassif
         kind = "a denoiser" if metadata.get("format") == DENOISER_FORMAT else "not a VoxelStudio classifier"
         raise ModelError(path, f"{kind}; train one with 'voxelstudio train-classifier'")
     model = load_network(path, config, metadata, trusted=trusted)
-    classes = tuple(str(c) for c in metadata.get("classes", []))
+    names = metadata.get("classes", [])
+    if not isinstance(names, list):
+        raise ModelError(path, f"invalid VoxelStudio metadata: classes must be a list of names, got {names!r:.60}")
+    classes = tuple(str(c) for c in names)
     _check_classifier_shapes(path, model, classes)
     try:
         train_config = ClassifierTrainConfig.from_dict(metadata["train_config"])

@@ -162,7 +162,7 @@ def load_model(path: str | Path, *, trusted: bool = False) -> LoadedModel:
     try:
         train_config = TrainConfig.from_dict(metadata["train_config"]) if "train_config" in metadata else None
         normalizer = PercentileNormalizer.from_dict(metadata.get("normalizer", {}))
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:  # a member of the wrong JSON type
         raise ModelError(path, f"invalid VoxelStudio metadata: {exc}") from exc
     return LoadedModel(model, train_config, normalizer, metadata, file_sha256(path))
 
