@@ -102,3 +102,13 @@ def test_a_params_file_of_the_wrong_shape_is_one_line_naming_it(
     err = capsys.readouterr().err
     assert err.startswith(f"voxelstudio: error: {path}: {problem}") and err.count("\n") == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_the_params_file_is_not_where_simulate_writes_its_record(tmp_path: Path, capsys) -> None:
+    """calibrate --out data/params.json, then simulate data --params data/params.json replaced the calibration."""
+    (tmp_path / "data").mkdir()
+    calibration = tmp_path / "data" / "params.json"
+    calibration.write_text(json.dumps(SimParams().to_dict()))
+    before = calibration.read_text()
+    assert cli.main(["simulate", str(tmp_path / "data"), "--params", str(calibration), "--quiet"]) == 2
+    assert "is where simulate writes its own record" in capsys.readouterr().err and calibration.read_text() == before

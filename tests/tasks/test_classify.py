@@ -158,8 +158,11 @@ def test_write_shapes_dataset(tmp_path: Path, shapes_dir: Path) -> None:
     mats = write_shapes_dataset(tmp_path, per_class=1, seed=1, size=16, fmt="mat")
     assert mats[4].name == "torus_0000.mat"
     np.testing.assert_array_equal(scipy.io.loadmat(mats[4])["voxel"], np.load(shapes_dir / "torus" / "torus_0000.npy"))
-    with pytest.raises(VolumeWriteError, match="already exists"):
-        write_shapes_dataset(tmp_path, per_class=1, seed=1, size=16, fmt="mat")
+    for fmt in ("mat", "npy"):  # in another format it doubled every grid, across the training/validation split
+        with pytest.raises(VolumeWriteError, match="already holds a shapes data set; pass --overwrite"):
+            write_shapes_dataset(tmp_path, per_class=1, seed=1, size=16, fmt=fmt)
+    write_shapes_dataset(tmp_path, per_class=1, seed=2, size=16, fmt="npy", overwrite=True)
+    assert sorted(p.name for p in (tmp_path / "torus").iterdir()) == ["torus_0000.npy"]  # the .mat set is gone
 
 
 def test_train_classifier_end_to_end(trained) -> None:

@@ -75,12 +75,17 @@ def test_cancel_between_pairs_keeps_what_was_written(tmp_path: Path) -> None:
 
 
 def test_refuses_to_overwrite_unless_asked(tmp_path: Path) -> None:
-    simulate_dataset(tmp_path, count=1, seed=0, shape=SHAPE)
-    with pytest.raises(VolumeWriteError, match="already exists"):
+    """A second set into the same folder joined the first (its pairs renamed 0001.mat once counts passed 999, the
+    same seeds: duplicates, in training and validation alike); --overwrite with fewer pairs left the old ones."""
+    simulate_dataset(tmp_path, count=2, seed=0, shape=SHAPE)
+    (tmp_path / "raw" / "notes.txt").write_text("mine")
+    with pytest.raises(VolumeWriteError, match="already holds a simulated data set; pass --overwrite"):
         simulate_dataset(tmp_path, count=1, seed=1, shape=SHAPE)
     first = load_volume(tmp_path / "raw" / "001.mat").data
     np.testing.assert_array_equal(first, simulate_pair(SHAPE, SimParams(), seed=pair_seed(0, 0))[0])  # kept
     simulate_dataset(tmp_path, count=1, seed=1, shape=SHAPE, overwrite=True)
+    assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == ["001.mat", "notes.txt"]  # the old set is gone
+    assert sorted(p.name for p in (tmp_path / "target").iterdir()) == ["001.mat"]
     expected_raw, expected_target = simulate_pair(SHAPE, SimParams(), seed=pair_seed(1, 0))
     np.testing.assert_array_equal(load_volume(tmp_path / "raw" / "001.mat").data, expected_raw)
     np.testing.assert_array_equal(load_volume(tmp_path / "target" / "001.mat").data, expected_target)

@@ -178,6 +178,11 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("--randomize draws every parameter; drop --params")
         params, psf, _ = load_params(args.params)
     outdir = Path(args.outdir)
+    if args.params is not None and Path(args.params).resolve() == (outdir / "params.json").resolve():
+        raise ValueError(
+            f"--params {args.params} is where simulate writes its own record of the pairs; keep the calibration "
+            "elsewhere (e.g. calibrate --out scope.json)"
+        )
     try:  # Ctrl-C stops between pairs: every pair written is whole and listed in params.json
         with cancel_on_interrupt() as cancel, tqdm_report("simulate", quiet=args.quiet) as report:
             pairs = simulate_dataset(

@@ -9,6 +9,7 @@ every axis, centred), with one warning naming them. ``strict`` loading
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from voxelstudio.core.errors import VolumeReadError
+from voxelstudio.core.errors import VolumeReadError, VolumeWriteError
 from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
 from voxelstudio.core.volume import Volume
 from voxelstudio.io import SUPPORTED_SUFFIXES, load_volume
@@ -236,10 +237,22 @@ def write_shapes_dataset(
     if per_class < 1:
         raise ValueError(f"per-class count must be at least 1, got {per_class}")
     outdir = check_output_folder(outdir)
+    earlier = [
+        path
+        for name in SHAPE_CLASSES
+        if (outdir / name).is_dir()
+        for path in sorted((outdir / name).iterdir())
+        if re.fullmatch(rf"{re.escape(name)}_\d{{4,}}\.(npy|mat)", path.name)
+    ]
+    if earlier and not overwrite:  # more grids beside them (another format, another seed) would mix two sets
+        raise VolumeWriteError(outdir, "already holds a shapes data set; pass --overwrite to replace it")
     total, written = per_class * len(SHAPE_CLASSES), []
     for name, index, grid in generate_shapes(per_class, seed=seed, size=size):
         if cancel is not None:
             cancel.raise_if_cancelled("writing the shapes")
+        for path in earlier:  # the whole earlier set goes, once there is a first new grid to write
+            path.unlink(missing_ok=True)
+        earlier = []
         path = outdir / name / f"{name}_{index:04d}.{fmt}"
         path.parent.mkdir(parents=True, exist_ok=True)
         if fmt == "npy":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,19 @@ def _write_json(path: Path, content: dict[str, Any]) -> None:
     write_atomically(path, lambda temporary: temporary.write_text(text, encoding="utf-8"), overwrite=True)
 
 
+_PAIR_NAME = re.compile(r"\d+\.mat")
+
+
+def earlier_data_set(outdir: Path) -> list[Path]:
+    """The files of a data set ``simulate_dataset`` wrote into ``outdir`` before: its params.json and its numbered
+    pairs (other files are left alone)."""
+    found = [outdir / PARAMS_FILE] if (outdir / PARAMS_FILE).is_file() else []
+    for folder in (outdir / "raw", outdir / "target"):
+        if folder.is_dir():
+            found += sorted(p for p in folder.iterdir() if p.is_file() and _PAIR_NAME.fullmatch(p.name))
+    return found
+
+
 def simulate_dataset(
     outdir: str | Path,
     *,
@@ -82,7 +96,8 @@ def simulate_dataset(
     replaces the Gibson-Lanni PSF. ``params.json`` records the seed, shape, version and each pair's parameters and
     seed, and is rewritten after every pair, so a cancelled run still describes the pairs it wrote. Cancellation is
     checked between pairs. The folders are made once the first pair is simulated: a run that fails before leaves
-    none behind.
+    none behind. A folder that holds a data set already is refused unless ``overwrite``, which removes that set
+    (:func:`earlier_data_set`) once the first new pair is made.
     """
     shape = _check_arguments(count, seed, shape)
     check_memory(shape)
@@ -95,6 +110,11 @@ def simulate_dataset(
         check_output_folder(folder)
     if (outdir / "params.json").is_dir():
         raise VolumeWriteError(outdir / "params.json", "is a folder, not a file")
+    earlier = earlier_data_set(outdir)
+    if earlier and not overwrite:  # a second run's pairs would join the first's (the same seeds: duplicates)
+        raise VolumeWriteError(
+            outdir, "already holds a simulated data set; pass --overwrite to replace it, or choose another folder"
+        )
 
     width = max(3, len(str(count)))
     record: dict[str, Any] = {
@@ -119,6 +139,9 @@ def simulate_dataset(
             raw, target = simulate_pair(shape, this_params, seed=this_seed)
         else:
             raw, target = simulate_pair_with_psf(shape, this_params, psf, seed=this_seed)
+        if index == 0:  # the first pair is made: now the earlier set goes, whole, so none of it is mixed in
+            for path in earlier:
+                path.unlink(missing_ok=True)
         raw_dir.mkdir(parents=True, exist_ok=True)
         target_dir.mkdir(parents=True, exist_ok=True)
         name = f"{index + 1:0{width}d}"
