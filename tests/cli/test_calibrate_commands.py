@@ -77,9 +77,10 @@ def test_calibrate_writes_params_and_bead_then_simulate_uses_them(
         assert p.optics.z_step_um == params.optics.z_step_um
 
 
-def test_calibrate_json_report(scan: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["calibrate", str(scan), "--json", *FAST]) == 0
-    report = json.loads(capsys.readouterr().out)
+def test_calibrate_json_report(scan: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["calibrate", str(scan), "--json", "--out", str(tmp_path / "p.json"), *FAST]) == 0
+    report = json.loads(capsys.readouterr().out)  # only the object: "wrote ..." followed it
+    assert report["written"] == [str(tmp_path / "p.json"), str(tmp_path / "p.psf.tif")]
     assert report["fit"]["converged"] and "na" not in report["fitted"]  # given, so not fitted
     assert {"ns", "depth_um", "photons", "read_noise", "gain"} <= set(report["fitted"])
     assert report["sim_params"]["optics"]["na"] == 1.1

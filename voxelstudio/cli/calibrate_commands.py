@@ -131,10 +131,11 @@ def run_calibrate(args: argparse.Namespace) -> int:
             args.raw, args.out, psf=args.psf, force=args.force, overwrite=args.overwrite, report=report, **options
         )
     summary = calibration_report(cal, args.raw)
-    if args.json:
-        print(json.dumps({**summary, "sim_params": cal.params.to_dict()}, indent=2))
-    else:
-        print(format_report(summary))
+    if args.json:  # stdout is the one JSON object; what was written is in it
+        record = {**summary, "sim_params": cal.params.to_dict(), "written": [str(p) for p in written or ()]}
+        print(json.dumps(record, indent=2, allow_nan=False))
+        return 0
+    print(format_report(summary))
     if written:
         print(f"wrote {written[0]} and {written[1]}")
     return 0
