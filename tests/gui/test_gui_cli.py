@@ -52,6 +52,22 @@ def test_bad_arguments_fail_with_one_line(launched, capsys, argv, problem):
     assert launched == []
 
 
+def test_without_a_display_the_window_is_one_line_not_a_qt_abort(launched, capsys, monkeypatch):
+    """Over plain ssh Qt aborted the process (exit 134, a core dump) after a page of plugin advice."""
+    from voxelstudio.cli.gui_commands import check_display
+
+    for variable in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setattr("sys.platform", "linux")
+    assert main(["gui"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no display to open the window on (DISPLAY is not set)" in err
+    assert launched == []
+    check_display({"QT_QPA_PLATFORM": "offscreen"}, "linux")  # a platform chosen on purpose
+    check_display({"WAYLAND_DISPLAY": "wayland-0"}, "linux")
+    check_display({}, "win32")
+
+
 def test_gui_command_module_imports_no_qt_or_tensorflow():
     code = (
         "import sys, voxelstudio.cli.gui_commands; "
