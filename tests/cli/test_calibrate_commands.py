@@ -119,6 +119,11 @@ def test_calibrate_with_a_measured_psf_records_it_for_the_simulator(
     assert json.loads((tmp_path / "sim" / "params.json").read_text())["measured_psf"] is True
     wrong = save_volume(Volume(psf, (0.1, 0.1, 0.5)), tmp_path / "wrong.tif")
     _fails(["calibrate", str(scan), "--psf", str(wrong), *FAST], "differs from the scans'", capsys)
+    bead = save_volume(Volume(psf, (0.1, 0.1, 0.2)), tmp_path / "cp.psf.tif")  # what --out cp.json writes beside it
+    before = bead.read_bytes()
+    argv = ["calibrate", str(scan), "--psf", str(bead), "--out", str(tmp_path / "cp.json"), "--overwrite", *FAST]
+    _fails(argv, "is the measured PSF (--psf): the output would replace it", capsys)
+    assert bead.read_bytes() == before and not (tmp_path / "cp.json").exists()
 
 
 @pytest.mark.parametrize(

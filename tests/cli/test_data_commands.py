@@ -118,6 +118,18 @@ def test_convert_refuses_to_overwrite_without_the_flag(tmp_path, scan, capsys) -
     assert existing.read_bytes() == before
 
 
+def test_convert_never_writes_over_its_input(tmp_path, scan, capsys) -> None:
+    """--variable a --overwrite onto the file itself removed its other variables."""
+    import scipy.io
+
+    both = tmp_path / "both.mat"
+    scipy.io.savemat(both, {"a": scan, "b": scan})
+    before = both.read_bytes()
+    assert cli.main(["convert", str(both), str(both), "--variable", "a", "--overwrite"]) == 2
+    assert "both.mat: is the input file: the output would replace it" in _stderr_line(capsys.readouterr().err)
+    assert both.read_bytes() == before
+
+
 def test_convert_with_mat_version_to_a_tiff_is_an_error(tmp_path, scan, capsys) -> None:
     source = save_volume(Volume(scan), tmp_path / "in.npy")
 

@@ -100,6 +100,18 @@ def test_train_usage_errors_exit_2(data, tmp_path, capsys, extra, message):
     assert not (tmp_path / "m.keras").exists()
 
 
+def test_the_model_trained_from_is_never_the_output(data, trained, tmp_path, capsys):
+    """--init m.keras --out m.keras --overwrite replaced the starting model with the new run's."""
+    root, config = data
+    start = tmp_path / "start.keras"
+    start.write_bytes(trained.read_bytes())
+    argv = ["train-denoiser", "--raw", str(root / "raw"), "--target", str(root / "target"), "--config", str(config),
+            "--init", str(start), "--out", str(start), "--overwrite", "--quiet"]  # fmt: skip
+    assert main(argv) == 2
+    assert "is the model it starts from (--init): the output would replace it" in capsys.readouterr().err
+    assert start.read_bytes() == trained.read_bytes()
+
+
 def test_train_requires_out(data):
     root, _ = data
     with pytest.raises(SystemExit) as exc:

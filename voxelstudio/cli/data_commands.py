@@ -171,8 +171,10 @@ def run_info(args: argparse.Namespace) -> int:
 
 @_quiet
 def run_convert(args: argparse.Namespace) -> int:
+    from voxelstudio.core.atomic import check_not_an_input
     from voxelstudio.io import load_volume, save_volume
 
+    check_not_an_input(args.output, {"input file": args.input})
     volume = load_volume(args.input, args.variable)
     written = save_volume(
         volume, args.output, variable=args.out_variable, overwrite=args.overwrite, mat_version=args.mat_version

@@ -270,9 +270,10 @@ def train_config_from_args(args: argparse.Namespace, device_kind: Callable[[], s
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from voxelstudio.core.atomic import check_destination
+    from voxelstudio.core.atomic import check_destination, check_not_an_input
     from voxelstudio.tasks.train import load_pairs, train_denoiser
 
+    check_not_an_input(args.out, {"model it starts from (--init)": None if args.from_scratch else args.init})
     check_destination(args.out, overwrite=args.overwrite or args.resume, hint="pass --overwrite")
     if (args.val_raw is None) != (args.val_target is None):
         raise ValueError("--val-raw and --val-target go together")

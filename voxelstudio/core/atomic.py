@@ -173,6 +173,19 @@ def _problem(exc: BaseException, folder: Path) -> str:
     return f"could not write the file ({type(exc).__name__}: {exc})"
 
 
+def check_not_an_input(path: str | Path, inputs: dict[str, str | Path | None]) -> None:
+    """VolumeWriteError when the output ``path`` is one of ``inputs`` (what it is -> its path): even with
+    --overwrite, writing there would destroy what the command reads (a .mat's other variables, the PSF or model
+    it started from)."""
+    out = Path(path)
+    for what, given in inputs.items():
+        if given is None:
+            continue
+        same = out.exists() and Path(given).exists() and os.path.samefile(out, given)
+        if same or out.resolve() == Path(given).resolve():
+            raise VolumeWriteError(out, f"is the {what}: the output would replace it; choose another name")
+
+
 def check_destination(path: str | Path, *, overwrite: bool, hint: str = "pass --overwrite") -> Path:
     """``path`` as a Path when a file may be written there; a one-line :class:`VolumeWriteError` naming it when it
     is a folder, exists and ``overwrite`` is false (the message says to ``hint`` to replace it), or its folder is

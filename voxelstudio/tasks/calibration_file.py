@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from voxelstudio.core.atomic import check_output_folder, write_atomically
+from voxelstudio.core.atomic import check_not_an_input, check_output_folder, write_atomically
 from voxelstudio.core.volume import Volume
 from voxelstudio.io import load_volume, save_volume
 from voxelstudio.sim.params import SimParams
@@ -196,6 +196,7 @@ def calibrate_files(
         raise ValueError(f"{out}: the parameter file must end in .json")
     if out is not None:  # before the fit: a folder problem found after it would cost the user its minute
         check_output_folder(Path(out).parent)
+        check_not_an_input(bead_image_path(out), {"measured PSF (--psf)": psf})
         for path in (Path(out), bead_image_path(out)):
             if path.exists() and not overwrite:
                 raise ValueError(f"{path}: already exists; pass --overwrite to replace it")
