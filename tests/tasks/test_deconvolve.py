@@ -126,6 +126,11 @@ def test_psf_from_a_file_and_as_a_volume(blurred: Volume, psf: np.ndarray, tmp_p
     assert from_file.metadata["psf"] == str(path)
     from_volume = richardson_lucy_volume(blurred, psf=Volume(psf, name="measured"), iterations=3)
     np.testing.assert_allclose(from_volume.data, expected, rtol=1e-4, atol=1e-5)
+    scan = blurred.replace(spacing=(0.1, 0.1, 0.3))  # a PSF recorded on a 3x finer z grid blurs 3x too long
+    with pytest.raises(ValueError, match=r"finer: voxel size \(0.1, 0.1, 0.1\) differs from the volume's"):
+        richardson_lucy_volume(scan, psf=Volume(psf, (0.1, 0.1, 0.1), name="finer"), iterations=3)
+    same = richardson_lucy_volume(scan, psf=Volume(psf, (0.1, 0.1, 0.3), name="same"), iterations=3)
+    np.testing.assert_allclose(same.data, expected, rtol=1e-4, atol=1e-5)
 
 
 def test_simulated_psf_from_optics() -> None:

@@ -118,12 +118,19 @@ def _simulated_psf(volume: Volume, optics: OpticsParams | None) -> tuple[np.ndar
     return np.asarray(psf), f"simulated (NA {optics.na:g}, {optics.wavelength_um:g} um, voxel {spacing_text} um)"
 
 
-def _loaded_psf(psf: PsfSource) -> tuple[np.ndarray, str]:
+def _loaded_psf(psf: PsfSource, spacing: tuple[float, float, float] | None) -> tuple[np.ndarray, str]:
+    """The PSF's values and a label; ValueError when both it and the volume state voxel sizes that differ (a PSF
+    sampled three times finer along z blurs three times too long)."""
     if isinstance(psf, (str, Path)):
-        return np.asarray(load_volume(psf).data), str(psf)
-    if isinstance(psf, Volume):
-        return np.asarray(psf.data), psf.name or "psf volume"
-    return np.asarray(psf), "array"
+        psf, label = load_volume(psf), str(psf)
+    elif isinstance(psf, Volume):
+        label = psf.name or "psf volume"
+    else:
+        return np.asarray(psf), "array"
+    stated = psf.known_spacing
+    if stated is not None and spacing is not None and not np.allclose(stated, spacing, rtol=0.01):
+        raise ValueError(f"{label}: voxel size {stated} differs from the volume's {spacing}; resample it first")
+    return np.asarray(psf.data), label
 
 
 def _unit_psf(psf: np.ndarray, label: str) -> np.ndarray:
@@ -178,7 +185,7 @@ def richardson_lucy_volume(
         kernel, psf_label = _simulated_psf(volume, optics)
         kernel = _unit_psf(kernel, psf_label)
     else:  # a measured PSF's origin is its brightest voxel; a simulated one's is its centre (aberrations move the peak)
-        kernel, psf_label = _loaded_psf(psf)
+        kernel, psf_label = _loaded_psf(psf, volume.known_spacing)
         kernel = _centred_on_peak(_unit_psf(kernel, psf_label), psf_label)
 
     normalizer = PercentileNormalizer()
