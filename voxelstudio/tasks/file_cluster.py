@@ -81,6 +81,14 @@ def local_workers(address: str) -> int:
     return max(1, min(os.cpu_count() or 1, int(by_memory)))
 
 
+def start_backend_in_worker() -> None:
+    """Start the Keras backend in a local worker with TensorFlow's native start-up lines filtered, as the CLI does
+    for itself (they reached the terminal through the workers)."""
+    from voxelstudio.ml.quiet_start import start_backend_quietly
+
+    start_backend_quietly()
+
+
 @contextmanager
 def dask_client(address: str) -> Iterator[Any]:
     """A dask Client for ``address``: a scheduler (tcp://host:8786; one clear error when it does not answer within
@@ -103,6 +111,7 @@ def dask_client(address: str) -> Iterator[Any]:
             ) as cluster,
             Client(cluster, set_as_default=False) as client,
         ):
+            client.run(start_backend_in_worker)  # their stderr is this terminal's
             yield client
         return
     client = connect(address)
