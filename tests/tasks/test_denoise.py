@@ -179,8 +179,11 @@ def test_a_variable_name_the_output_format_cannot_hold_becomes_voxel(model_path,
 def test_denoise_files_in_tif_and_npy(model_path, tmp_path):
     source = save_volume(volume(), tmp_path / "scan.mat")
     expected = denoise_volume(load_volume(source), model_path=model_path).prediction.data
+    denoise_files([source], model_path=model_path, out_dir=tmp_path / "tif", fmt="tif")
+    with pytest.warns(UserWarning, match="--format npy cannot store the voxel size"):  # said, not lost silently
+        denoise_files([source], model_path=model_path, out_dir=tmp_path / "npy", fmt="npy")
     for fmt in ("tif", "npy"):
-        (out,) = denoise_files([source], model_path=model_path, out_dir=tmp_path / fmt, fmt=fmt)
+        out = tmp_path / fmt / f"scan.{fmt}"
         assert out.suffix == f".{fmt}" and (tmp_path / fmt / f"scan.{fmt}.json").exists()
         np.testing.assert_allclose(load_volume(out).data, expected, rtol=1e-6, atol=1e-6)
     assert load_volume(tmp_path / "tif" / "scan.tif").spacing == pytest.approx(volume().spacing)  # npy holds none

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -271,6 +272,12 @@ def denoise_files(
         if taken is not None:
             raise VolumeWriteError(taken, "already exists; pass --overwrite to replace it")
     model, loaded = _load(model_path, trusted)
+    if fmt == "npy":  # said once for the run, before the first output
+        warnings.warn(
+            "--format npy cannot store the voxel size, so the outputs lose the inputs'; mat, tif, ome.tif and zarr "
+            "keep it",
+            stacklevel=2,
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     if scheduler is not None:
         return _denoise_on_cluster(inputs, outputs, model, loaded, options, report, cancel)
