@@ -104,6 +104,12 @@ def test_deconvolve_with_simulated_optics_keeps_the_voxel_size(
     assert np.isfinite(result.data).all()
 
 
+def test_deconvolve_takes_1_um_voxels_when_given(files: dict[str, Path], tmp_path: Path) -> None:
+    """1 µm isotropic voxels (a light sheet) read as 'not in the file; give --voxel-size' though it was given."""
+    argv = ["deconvolve", str(files["raw"]), "--na", "0.8", "--ni", "1.33", "--voxel-size", "1,1,1"]
+    assert cli.main([*argv, "--iterations", "1", "--out-dir", str(tmp_path / "out"), "--quiet"]) == 0
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [

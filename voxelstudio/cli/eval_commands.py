@@ -11,6 +11,7 @@ from typing import Any
 
 from voxelstudio.core.atomic import check_output_folder
 from voxelstudio.core.errors import VolumeWriteError
+from voxelstudio.core.volume import SPACING_GIVEN
 
 FORMATS = ("mat", "tif", "npy", "npz")
 _FORMAT_OF_SUFFIX = {".mat": "mat", ".tif": "tif", ".tiff": "tif", ".npy": "npy", ".npz": "npz"}
@@ -170,7 +171,7 @@ def run_deconvolve(args: argparse.Namespace) -> int:
     optics = OpticsParams(**optics_values) if optics_values else None
     volume = load_volume(args.input)
     if args.voxel_size is not None:
-        volume = volume.replace(spacing=args.voxel_size)
+        volume = volume.replace(spacing=args.voxel_size, metadata={SPACING_GIVEN: True})
     with tqdm_report("deconvolve", quiet=args.quiet) as report:
         result = richardson_lucy_volume(volume, psf=args.psf, optics=optics, iterations=args.iterations, report=report)
     out.parent.mkdir(parents=True, exist_ok=True)

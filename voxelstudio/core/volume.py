@@ -15,6 +15,8 @@ Spacing = tuple[float, float, float]
 """Voxel size (y, x, z) in micrometres; 1.0 per axis when unknown."""
 UNKNOWN_SPACING: Spacing = (1.0, 1.0, 1.0)
 """A Volume's spacing when its file had none."""
+SPACING_GIVEN = "spacing_given"
+"""Metadata flag: the user stated the spacing (``--voxel-size``), so 1, 1, 1 is a real 1 µm voxel, not unknown."""
 
 
 def is_constant(data: np.ndarray) -> bool:
@@ -66,8 +68,10 @@ class Volume:
 
     @property
     def known_spacing(self) -> Spacing | None:
-        """The voxel size (y, x, z) in µm, or None when the file did not say (spacing 1, 1, 1)."""
-        return None if self.spacing == UNKNOWN_SPACING else self.spacing
+        """The voxel size (y, x, z) in µm, or None when the file did not say (spacing 1, 1, 1, unless the user gave
+        it: metadata ``SPACING_GIVEN``, for 1 µm voxels)."""
+        given = bool(self.metadata.get(SPACING_GIVEN))
+        return None if self.spacing == UNKNOWN_SPACING and not given else self.spacing
 
     @property
     def label(self) -> str:
