@@ -63,6 +63,14 @@ def test_scores_that_zero_beads_leave_undefined_are_none_not_perfect(volumes: tu
     assert (missed["precision"], missed["recall"], missed["f1"]) == (None, 0.0, 0.0)
 
 
+def test_each_volume_scored_is_reported(volumes: tuple[Volume, Volume, Volume]) -> None:
+    """A 512x512x128 pair took minutes to score, in silence."""
+    pred, target, raw = volumes
+    seen = []
+    evaluate_volumes(pred, target, raw, report=lambda p: seen.append((p.done, p.total, p.message)))
+    assert seen == [(0, 2, "scoring the prediction"), (1, 2, "scoring the raw scan"), (2, 2, "scored")]
+
+
 def test_unknown_spacing_gives_voxels(volumes: tuple[Volume, Volume, Volume]) -> None:
     pred, target, _ = (v.replace(spacing=(1.0, 1.0, 1.0)) for v in volumes)
     assert target.known_spacing is None and volumes[1].known_spacing == (0.1, 0.1, 0.2)

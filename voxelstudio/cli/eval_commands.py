@@ -73,6 +73,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="print one JSON object instead of a table (infinite or missing values as null)",
     )
+    evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(func=run_evaluate)
 
     deconvolve = subparsers.add_parser(
@@ -141,9 +142,11 @@ def format_table(result: dict[str, Any]) -> str:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from voxelstudio.cli.progress import tqdm_report
     from voxelstudio.tasks.evaluate import evaluate_files
 
-    result = evaluate_files(args.pred, args.target, args.raw)
+    with tqdm_report("evaluate", quiet=args.quiet) as report:  # on stderr: --json's stdout stays one object
+        result = evaluate_files(args.pred, args.target, args.raw, report=report)
     print(json.dumps(_json_ready(result), allow_nan=False) if args.json else format_table(result))
     return 0
 

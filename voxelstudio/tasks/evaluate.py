@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from voxelstudio.core.progress import Progress, ReportFn, null_report
 from voxelstudio.core.volume import Volume, is_constant
 from voxelstudio.io import load_volume
 from voxelstudio.metrics import evaluate_pair
@@ -34,13 +35,15 @@ def _scored(pred: Volume, target: Volume, spacing: tuple[float, float, float] | 
     return row
 
 
-def evaluate_volumes(pred: Volume, target: Volume, raw: Volume | None = None) -> dict[str, Any]:
+def evaluate_volumes(
+    pred: Volume, target: Volume, raw: Volume | None = None, *, report: ReportFn = null_report
+) -> dict[str, Any]:
     """Metrics of ``pred`` (and of ``raw``, when given, as the baseline) against ``target``.
 
     Returns ``{"pred": {...}, "raw": {...} (only with raw), "names": {...}, "spacing": [y, x, z] | None,
     "units": "um" | "voxels"}``; each row is :func:`voxelstudio.metrics.evaluate_pair`'s dictionary, undefined
     detection scores None (:func:`_scored`). FWHM values are in µm when the target's voxel size is known, else in
-    voxels.
+    voxels. ``report`` hears of each volume scored (minutes for a large pair).
     """
     _check_same_shape(pred, "prediction", target)
     if raw is not None:
@@ -56,6 +59,8 @@ def evaluate_volumes(pred: Volume, target: Volume, raw: Volume | None = None) ->
             "compare with (PSNR and SSIM scale by the target's range)"
         )
     spacing = target.known_spacing
+    steps = 1 if raw is None else 2
+    report(Progress(0, steps, "scoring the prediction"))
     result: dict[str, Any] = {
         "names": {"pred": pred.name, "target": target.name},
         "spacing": None if spacing is None else list(spacing),
@@ -63,19 +68,25 @@ def evaluate_volumes(pred: Volume, target: Volume, raw: Volume | None = None) ->
         "pred": _scored(pred, target, spacing),
     }
     if raw is not None:
+        report(Progress(1, steps, "scoring the raw scan"))
         result["names"]["raw"] = raw.name
         result["raw"] = _scored(raw, target, spacing)
+    report(Progress(steps, steps, "scored"))
     return result
 
 
 def evaluate_files(
-    pred_path: str | Path, target_path: str | Path, raw_path: str | Path | None = None
+    pred_path: str | Path,
+    target_path: str | Path,
+    raw_path: str | Path | None = None,
+    *,
+    report: ReportFn = null_report,
 ) -> dict[str, Any]:
     """:func:`evaluate_volumes` on volume files, with their paths under ``"files"``."""
     paths = {"pred": pred_path, "target": target_path}
     if raw_path is not None:
         paths["raw"] = raw_path
-    volumes = {role: load_volume(path) for role, path in paths.items()}
-    result = evaluate_volumes(volumes["pred"], volumes["target"], volumes.get("raw"))
+    volumes = {role: load_volume(path) for role, path in paths.items()}  # seconds; the scoring takes minutes
+    result = evaluate_volumes(volumes["pred"], volumes["target"], volumes.get("raw"), report=report)
     result["files"] = {role: str(path) for role, path in paths.items()}
     return result
