@@ -447,3 +447,22 @@ def test_a_second_run_of_the_same_job_leaves_the_running_ones_blocks_alone(setup
             with pytest.raises(VolumeWriteError, match="another run of the same job is writing it now"):
                 denoise_store(folder / "in.ome.zarr", out, model_path=models["simple"], block=BLOCK, resume=resume)
         assert len(list((temporary / ".voxelstudio-done").iterdir())) == 2
+
+
+def test_resuming_with_other_settings_says_so_and_leaves_no_hidden_store(setup, tmp_path):
+    """Another --block made another job: the resume started over in silence and the first run's hidden store, as
+    big as the output, stayed for good."""
+    folder, _, models = setup
+    out, token = tmp_path / "out.ome.zarr", CancelToken()
+
+    def stop_after_two(progress):
+        if progress.done == 2:
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        denoise_store(folder / "in.ome.zarr", out, model_path=models["simple"], block=BLOCK, report=stop_after_two,
+                      cancel=token)  # fmt: skip
+    with pytest.warns(UserWarning, match="had other settings .* so it is not resumed"):
+        result = denoise_store(folder / "in.ome.zarr", out, model_path=models["simple"], block=(8, 8, 8), resume=True)
+    assert result.provenance["blockwise"]["resumed_blocks"] == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.ome.zarr"]

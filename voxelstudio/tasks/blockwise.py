@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import glob
 import hashlib
 import json
 import logging
 import math
 import os
 import shutil
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,6 +166,13 @@ def _worker_warnings(client: Any) -> Iterator[None]:
     finally:
         with contextlib.suppress(Exception):  # the cluster may be gone (the error being raised says why)
             client.unforward_logging(name)
+
+
+def _other_runs(out: Path, temporary: Path) -> list[Path]:
+    """Interrupted block-wise runs into ``out`` with other settings than the one at ``temporary``."""
+    return sorted(
+        p for p in out.parent.glob(f".{glob.escape(out.name)}.*.partial") if p != temporary and (p / RUN).is_file()
+    )
 
 
 def input_fingerprint(source: Path, lazy: zarr_.LazyVolume) -> str:
@@ -362,6 +371,13 @@ def _denoise_store(
             f"{source}: written again since the interrupted run (its finished blocks are of the old data); run "
             "without --resume to start over"
         )
+    others = _other_runs(out, temporary)
+    if settings.resume and run is None and others:
+        warnings.warn(
+            f"{out}: the interrupted run found ({others[0].name}) had other settings (block, tile, model or input), "
+            "so it is not resumed; this run starts over and removes it when it ends",
+            stacklevel=2,
+        )
     if temporary.exists() and run is None:
         shutil.rmtree(temporary)  # an earlier run of the same job that is not to be resumed (or unreadable)
     if run is not None:
@@ -408,6 +424,9 @@ def _denoise_store(
         shutil.rmtree(done_dir, ignore_errors=True)
         run_file.unlink()
         publish_directory(temporary, out, overwrite=settings.overwrite)
+    for other in _other_runs(out, temporary):  # superseded: otherwise hidden, perhaps gigabytes, for good
+        if not held_by_a_writer(other):
+            shutil.rmtree(other, ignore_errors=True)
     transforms = len(TTA_TRANSFORMS) if tta else 1
     tiling = {"tile_shape": None if tile is None else list(tile), "tta": tta, "transforms": transforms}
     record = input_record(source, lazy.name, lazy.shape, lazy.spacing, settings.variable)
