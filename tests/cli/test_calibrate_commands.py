@@ -117,6 +117,11 @@ def test_calibrate_with_a_measured_psf_records_it_for_the_simulator(
     assert json.loads(out.read_text())["measured_psf"] == str(psf_path.resolve())
     assert cli.main(["simulate", str(tmp_path / "sim"), "--params", str(out), "--count", "1", "--quiet"]) == 0
     assert json.loads((tmp_path / "sim" / "params.json").read_text())["measured_psf"] is True
+    edge = np.zeros((9, 9, 9), dtype=np.float32)
+    edge[4, 4, 0] = 1.0  # its brightest point on the stack's first plane
+    save_volume(Volume(edge, (0.1, 0.1, 0.2)), psf_path, overwrite=True)
+    argv = ["simulate", str(tmp_path / "sim2"), "--params", str(out), "--count", "1", "--quiet"]
+    _fails(argv, f"{psf_path} (the measured PSF {out} names): the PSF's brightest point", capsys)
     wrong = save_volume(Volume(psf, (0.1, 0.1, 0.5)), tmp_path / "wrong.tif")
     _fails(["calibrate", str(scan), "--psf", str(wrong), *FAST], "differs from the scans'", capsys)
     bead = save_volume(Volume(psf, (0.1, 0.1, 0.2)), tmp_path / "cp.psf.tif")  # what --out cp.json writes beside it

@@ -93,6 +93,9 @@ def test_bad_folders_give_clear_errors(tmp_path: Path, layout: dict, message: st
         load_class_folder(tmp_path, grid_shape=(16,) * 3)
     with pytest.raises(FileNotFoundError, match="no such folder"):
         load_class_folder(tmp_path / "missing")
+    (tmp_path / "grid.npy").write_bytes(b"")
+    with pytest.raises(FileNotFoundError, match=r"grid\.npy: is a file, not a folder of class folders"):
+        load_class_folder(tmp_path / "grid.npy")
 
 
 def test_unreadable_and_unresamplable_files_are_named(tmp_path: Path) -> None:

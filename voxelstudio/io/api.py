@@ -143,7 +143,7 @@ def _load_store(path: Path, module: ModuleType, variable: str | None) -> Volume:
             raise VolumeReadError(
                 path,
                 f"{info.shape_text} {info.dtype} needs {needed / 1e9:.1f} GB to load whole; denoise it block-wise"
-                " (--format zarr) or convert a crop",
+                " (--format zarr), or open a coarser level (--variable)",
             )
         data = to_volume_array(path, lazy.name, module.compute(path, lazy.data))
     metadata = {"variable": None, "array": lazy.name, "format": module.describe(path), "source_dtype": info.dtype}

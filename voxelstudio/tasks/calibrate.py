@@ -99,7 +99,10 @@ def resolve_spacing(volumes: Sequence[Volume], voxel_size: Sequence[float] | Non
         unknown = next(v for v in volumes if v.known_spacing is None)
         raise ValueError(f"{unknown.label}: voxel size not in the file; give --voxel-size Y,X,Z in µm")
     if len(known) > 1:
-        raise ValueError("the scans have different voxel sizes; calibrate scans of one microscope setting together")
+        sizes = "; ".join(f"{v.label} {'x'.join(f'{s:g}' for s in v.spacing)} µm" for v in volumes)
+        raise ValueError(
+            f"the scans have different voxel sizes ({sizes}); calibrate scans of one microscope setting together"
+        )
     y, x, z = known.pop()  # type: ignore[misc]
     if not math.isclose(y, x, rel_tol=1e-6):  # the optics model has one pixel size
         raise ValueError(f"the scans' pixels are not square (y {y:g} µm, x {x:g} µm); calibration needs square pixels")

@@ -142,7 +142,15 @@ def load_params(path: str | Path) -> tuple[SimParams, np.ndarray | None, dict[st
     psf_path = record.get("measured_psf") if record.get("format") == FORMAT else None
     if psf_path is not None and not isinstance(psf_path, str):
         raise ValueError(f"{path}: measured_psf must be the path of a PSF stack, got {psf_path!r}")
-    psf = None if psf_path is None else np.asarray(load_volume(psf_path).data)
+    if psf_path is None:
+        return params, None, record
+    from voxelstudio.sim.measured_psf import prepare_psf
+
+    psf = np.asarray(load_volume(psf_path).data)
+    try:  # the problem, then, is the PSF's; the file that named it says where it came from
+        prepare_psf(psf)
+    except ValueError as exc:
+        raise ValueError(f"{psf_path} (the measured PSF {path} names): {exc}") from exc
     return params, psf, record
 
 

@@ -121,7 +121,8 @@ def class_folders(folder: str | Path, *, min_classes: int = 2) -> list[tuple[str
     ``min_classes`` classes among them: training needs two, testing a model may look at one)."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: no such folder")
+        problem = "is a file, not a folder of class folders" if folder.exists() else "no such folder"
+        raise FileNotFoundError(f"{folder}: {problem}")
     suffixes = GRID_SUFFIXES + MESH_SUFFIXES
     found = []
     for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
