@@ -101,7 +101,8 @@ def test_a_sample_smaller_than_the_model_step_leaves_nothing_behind(tmp_path, ca
     flat = tmp_path / "flat.npy"
     save_volume(Volume(np.ones((32, 32, 2), np.float32)), flat)
     out = tmp_path / "deep.zip"
-    assert main(["export-model", str(model), "--bioimageio", str(out), "--sample", str(flat), "--quiet"]) == 2
+    argv = ["export-model", str(model), "--bioimageio", str(out), "--sample", str(flat), "--voxel-size", "0.1,0.1,0.2"]
+    assert main([*argv, "--quiet"]) == 2
     assert f"{flat}: shape (32, 32, 2) is smaller than the model's size step (4, 4, 4)" in error_line(capsys)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["deep.keras", "flat.npy"]
 

@@ -149,10 +149,13 @@ def test_the_voxel_size_is_the_option_else_the_adaptation_record_else_the_sample
     from voxelstudio.tasks.bioimageio_export import _voxel_size
 
     adapted = {"extra": {"adaptation": {"measured_bead": {"spacing_um": [0.1, 0.1, 0.3]}}}}
-    assert _voxel_size((0.2, 0.2, 0.4), adapted, SPACING) == ((0.2, 0.2, 0.4), "given at export")
-    spacing, source = _voxel_size(None, adapted, SPACING)
+    sample = Volume(np.zeros((4, 4, 4), np.float32), SPACING, name="sample")
+    assert _voxel_size((0.2, 0.2, 0.4), adapted, sample) == ((0.2, 0.2, 0.4), "given at export")
+    spacing, source = _voxel_size(None, adapted, sample)
     assert spacing == (0.1, 0.1, 0.3) and source.startswith("recorded in the model file")
-    assert _voxel_size(None, {"extra": {"best_epoch": 7}}, SPACING)[0] == SPACING
+    assert _voxel_size(None, {"extra": {"best_epoch": 7}}, sample)[0] == SPACING
+    with pytest.raises(ValueError, match="sample\\) has none; give --voxel-size"):  # not 1 µm stated as fact
+        _voxel_size(None, {}, sample.replace(spacing=(1.0, 1.0, 1.0)))
 
 
 def test_denoise_reads_the_package_back_and_reproduces_the_test_output(package, tmp_path):

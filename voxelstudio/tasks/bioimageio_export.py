@@ -108,15 +108,21 @@ def cover_image(raw: np.ndarray, denoised: np.ndarray) -> np.ndarray:
 
 
 def _voxel_size(
-    voxel_size: Sequence[float] | None, metadata: dict[str, Any], sample_spacing: Sequence[float]
+    voxel_size: Sequence[float] | None, metadata: dict[str, Any], sample: Volume
 ) -> tuple[tuple[float, ...], str]:
-    """The voxel size the model was trained at (y, x, z in um) and where it comes from."""
+    """The voxel size the model was trained at (y, x, z in um) and where it comes from; ValueError when nothing
+    says (the package would state 1 um per axis as fact, which Fiji and the zoo take as metadata)."""
     if voxel_size is not None:
         return tuple(float(v) for v in voxel_size), "given at export"
     recorded = adapted_voxel_size(metadata)
     if recorded is not None:
         return recorded, "recorded in the model file (the scans it was adapted to)"
-    return tuple(float(v) for v in sample_spacing), "the test sample's; the model file does not record it"
+    if sample.known_spacing is None:
+        raise ValueError(
+            f"the voxel size is not known: the model file does not record it and the test sample ({sample.label}) "
+            "has none; give --voxel-size Y,X,Z in µm"
+        )
+    return tuple(float(v) for v in sample.known_spacing), "the test sample's; the model file does not record it"
 
 
 def export_bioimageio(
@@ -154,6 +160,7 @@ def export_bioimageio(
         )
     sample_path = Path(sample) if sample is not None else sample_pair_paths()[0]
     volume = load_volume(sample_path)
+    spacing, spacing_source = _voxel_size(voxel_size, loaded.metadata, volume)  # before the minutes of work
     multiple = tuple(int(m) for m in loaded.metadata.get("required_multiple") or ())
     if len(multiple) != 3:
         from voxelstudio.ml.denoisers import required_multiple
@@ -162,7 +169,6 @@ def export_bioimageio(
     test_input = crop_for_test(volume.data, multiple, sample_path)  # reads only the crop of a lazy (Zarr) volume
     report(Progress(1, 5, "predicting the test output"))
     test_output, _, _ = predict_volume(loaded, test_input)
-    spacing, spacing_source = _voxel_size(voxel_size, loaded.metadata, volume.spacing)
     facts = rdf.ModelFacts(
         name=name or f"VoxelStudio denoiser {re.sub(r'[^A-Za-z0-9_+() -]', '-', model_path.stem)}"[:128],
         description=description
