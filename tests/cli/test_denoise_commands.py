@@ -187,6 +187,7 @@ def test_denoise_voxel_size_option_is_parsed_or_refused(capsys):
     parser = build_parser()
     args = parser.parse_args(["denoise", "in.mat", "--voxel-size", "0.1,0.1,0.25"])
     assert args.voxel_size == (0.1, 0.1, 0.25)
+    assert parser.parse_args(["denoise", "in.mat", "--voxel-size", "0.1x0.1x0.25"]).voxel_size == (0.1, 0.1, 0.25)
     with pytest.raises(SystemExit) as exit_info:
         parser.parse_args(["denoise", "in.mat", "--voxel-size", "0.1,0"])
     assert exit_info.value.code == 2 and "three positive numbers" in capsys.readouterr().err

@@ -60,6 +60,8 @@ def test_resolve_spacing_prefers_the_option_and_needs_one() -> None:
         resolve_spacing([known, known.replace(spacing=(0.1, 0.1, 0.2))], None)
     with pytest.raises(ValueError, match="square pixels"):
         resolve_spacing([known], (0.1, 0.2, 0.3))
+    with pytest.raises(ValueError, match=r"expected positive numbers Y,X,Z \(or Y,X\) in µm, got 0,0\.1,0\.1$"):
+        resolve_spacing([known], (0.0, 0.1, 0.1))
     with pytest.raises(ValueError, match=r"pixels are not square \(y 0.1 µm, x 0.13 µm\)"):  # from the file too
         resolve_spacing([known.replace(spacing=(0.1, 0.13, 0.3))], None)
 

@@ -33,9 +33,9 @@ _TABLE_ROWS = (
 
 
 def voxel_size_arg(text: str) -> tuple[float, float, float]:
-    """argparse type of a ``--voxel-size Y,X,Z`` option (µm)."""
+    """argparse type of a ``--voxel-size Y,X,Z`` option (µm; ``YxXxZ`` too, as simulate and calibrate take it)."""
     try:
-        values = tuple(float(v) for v in text.split(","))
+        values = tuple(float(v) for v in text.replace("x", ",").split(","))
     except ValueError:
         values = ()
     if len(values) != 3 or not all(math.isfinite(v) and v > 0 for v in values):

@@ -90,7 +90,8 @@ def resolve_spacing(volumes: Sequence[Volume], voxel_size: Sequence[float] | Non
     if voxel_size is not None:
         values = tuple(float(v) for v in voxel_size)
         if len(values) not in (2, 3) or not all(math.isfinite(v) and v > 0 for v in values):
-            raise ValueError(f"--voxel-size: expected Y,X,Z (or Y,X) in µm, got {voxel_size!r}")
+            given = ",".join(f"{v:g}" for v in values)
+            raise ValueError(f"--voxel-size: expected positive numbers Y,X,Z (or Y,X) in µm, got {given}")
         if values[0] != values[1]:
             raise ValueError(f"--voxel-size: Y and X must be equal (square pixels), got {voxel_size!r}")
         return (values[0], values[1], values[2] if len(values) == 3 else None)
