@@ -111,7 +111,8 @@ def test_a_sample_smaller_than_the_model_step_leaves_nothing_behind(tmp_path, ca
     ("option", "value", "problem"),
     [("--voxel-size", "0.1,0.1", "--voxel-size: expected three positive numbers"),
      ("--voxel-size", "0.1,-1,0.2", "--voxel-size: expected three positive numbers"),
-     ("--name", "a/b", "--name: 5 to 128 letters")],
+     ("--name", "a/b", "--name: 5 to 128 letters"),
+     ("--license", "NOT A LICENSE", "--license: 'NOT A LICENSE' is not an SPDX licence id")],
 )  # fmt: skip
 def test_bad_options_are_one_line_and_exit_2(tiny_model, tmp_path, capsys, option, value, problem):
     args = ["export-model", str(tiny_model), "--bioimageio", str(tmp_path / "o.zip"), option, value, "--quiet"]

@@ -125,6 +125,10 @@ def _voxel_size(
     return tuple(float(v) for v in sample.known_spacing), "the test sample's; the model file does not record it"
 
 
+SPDX_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+-]*")
+"""What an SPDX licence identifier looks like (the validator, when installed, checks it is a real one)."""
+
+
 def export_bioimageio(
     model_path: str | Path,
     out: str | Path,
@@ -146,6 +150,8 @@ def export_bioimageio(
     from voxelstudio.ml.persistence import load_model
 
     out = check_output(out, overwrite=overwrite)
+    if not SPDX_ID.fullmatch(license):  # now, not after the export (and without the validator's list of every id)
+        raise ValueError(f"--license: {license!r} is not an SPDX licence id (e.g. CC-BY-4.0, MIT, BSD-3-Clause)")
     model_path = Path(model_path)
     if model_path.suffix != ".keras":
         raise ModelError(model_path, "not a VoxelStudio model file (expected a .keras file)")
