@@ -226,6 +226,18 @@ def test_an_unknown_unit_leaves_the_voxel_size_unknown_with_a_warning(tmp_path):
     assert loaded.known_spacing is None
 
 
+def test_a_scale_of_the_wrong_length_is_said_not_silently_dropped(tmp_path):
+    root = zarr.open_group(str(tmp_path / "s.ome.zarr"), mode="w", zarr_format=2)
+    axes = [{"name": a, "type": "space", "unit": "micrometer"} for a in "zyx"]
+    scale = [{"type": "scale", "scale": [0.5, 0.1]}]  # two values for three axes
+    root.attrs["multiscales"] = [{"version": "0.4", "axes": axes, "datasets": [{"path": "0",
+                                  "coordinateTransformations": scale}]}]  # fmt: skip
+    root.create_array("0", shape=(4, 6, 5), dtype="float32")[...] = 1.0
+    with pytest.warns(UserWarning, match=r"s\.ome\.zarr: an OME-Zarr scale lists 2 values for the 3 axes z,y,x"):
+        loaded = load_volume(tmp_path / "s.ome.zarr")
+    assert loaded.known_spacing is None
+
+
 def _bioformats2raw_store(path, series=1):
     """What bioformats2raw (NGFF-Converter) writes: a root group holding an OME group and one image group per
     series, each with a two-level t,c,z,y,x pyramid."""

@@ -111,6 +111,16 @@ def _scale(transforms: Sequence[dict[str, Any]] | None, ndim: int) -> np.ndarray
     return scale
 
 
+def _warn_unusable_scales(path: Path, transforms: Sequence[dict[str, Any]] | None, names: Sequence[str]) -> None:
+    for t in transforms or []:
+        if t.get("type") == "scale" and len(t.get("scale", [])) != len(names):
+            warnings.warn(
+                f"{path}: an OME-Zarr scale lists {len(t.get('scale', []))} values for the {len(names)} axes "
+                f"{','.join(names)}; it is left out, so the voxel size may be unknown",
+                stacklevel=3,
+            )
+
+
 def _translation(transforms: Sequence[dict[str, Any]] | None, ndim: int) -> np.ndarray:
     shift = np.zeros(ndim)
     for t in transforms or []:
@@ -158,6 +168,8 @@ def _image(path: Path, root: Any, wanted: str | None) -> tuple[str, Any, tuple[s
             raise VolumeReadError(
                 path, f"OME-Zarr level {level_name!r} has {array.ndim} dimensions but the axes are {','.join(names)}"
             )
+        for transforms in (level.get("coordinateTransformations"), image.get("coordinateTransformations")):
+            _warn_unusable_scales(path, transforms, names)
         scale = _scale(level.get("coordinateTransformations"), len(names))
         scale *= _scale(image.get("coordinateTransformations"), len(names))
         if not all(np.isfinite(s) and s > 0 for s in scale[[names.index(a) for a in "yxz"]]):
