@@ -38,7 +38,7 @@ def test_simulate_shapes_writes_ten_class_folders(shapes: Path, capsys: pytest.C
     assert len(list(shapes.glob("*/*.npy"))) == 60
     assert np.load(shapes / "cube" / "cube_0005.npy").shape == (16, 16, 16)
     assert cli.main(["simulate-shapes", str(shapes), "--per-class", "6", "--size", "16", "--quiet"]) == 2
-    assert "already exists" in capsys.readouterr().err
+    assert "already holds a shapes data set; pass --overwrite" in capsys.readouterr().err
 
 
 def test_train_output_and_resume(shapes: Path, model: Path, capsys: pytest.CaptureFixture[str]) -> None:

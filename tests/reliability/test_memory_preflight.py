@@ -66,8 +66,8 @@ def test_tta_needs_more_memory_than_plain_prediction(tiny_model, one_gib_free):
 
 
 def test_cli_refuses_with_one_line_and_exit_2(tiny_model, one_gib_free, monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr(denoise, "load_volume", lambda path: _huge_volume())
-    monkeypatch.setattr(denoise, "check_volume_file", lambda path: None)  # there is no file: load_volume fakes it
+    monkeypatch.setattr(denoise, "load_volume", lambda path, variable=None: _huge_volume())
+    monkeypatch.setattr(denoise, "check_volume_file", lambda path, variable=None: None)  # no file: load_volume fakes it
     code = main(["denoise", str(tmp_path / "huge.npy"), "--model", str(tiny_model), "--out-dir", str(tmp_path / "o"),
                  "--quiet"])  # fmt: skip
     assert code == 2

@@ -40,6 +40,18 @@ def read(path):
     return compute(path, open_lazy(path).data)
 
 
+def interrupted_after_two_blocks(source, out, model, block=BLOCK):
+    """A run stopped (as by Ctrl-C) once two blocks are done: its temporary store stays for --resume."""
+    token = CancelToken()
+
+    def stop_after_two(progress):
+        if progress.done == 2:
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        denoise_store(source, out, model_path=model, block=block, report=stop_after_two, cancel=token)
+
+
 @pytest.mark.parametrize("arch", ["simple", "unet"])
 def test_blockwise_equals_whole_volume_tiled_prediction(setup, tmp_path, arch):
     folder, data, models = setup
@@ -214,15 +226,9 @@ def test_a_store_written_again_with_the_same_shape_is_not_resumed(setup, tmp_pat
     """Only the shape and dtype told stores apart: blocks of the old data were kept beside the new, with the old
     data's normalisation."""
     _, _, models = setup
-    source, out, token = tmp_path / "in.ome.zarr", tmp_path / "out.ome.zarr", CancelToken()
+    source, out = tmp_path / "in.ome.zarr", tmp_path / "out.ome.zarr"
     save_volume(Volume(np.random.default_rng(4).random(SHAPE).astype(np.float32)), source)
-
-    def stop_after_two(progress):
-        if progress.done == 2:
-            token.cancel()
-
-    with pytest.raises(Cancelled):
-        denoise_store(source, out, model_path=models["unet"], block=BLOCK, report=stop_after_two, cancel=token)
+    interrupted_after_two_blocks(source, out, models["unet"])
     save_volume(Volume(3.0 * np.random.default_rng(5).random(SHAPE).astype(np.float32)), source, overwrite=True)
     with pytest.raises(ValueError, match=r"in\.ome\.zarr: written again since the interrupted run"):
         denoise_store(source, out, model_path=models["unet"], block=BLOCK, resume=True)
@@ -331,15 +337,9 @@ def test_nan_in_the_input_is_refused_by_name_and_leaves_nothing(setup, tmp_path,
 
 def test_a_store_replaced_with_another_shape_is_not_resumed_from_the_old_blocks(setup, tmp_path):
     _, _, models = setup
-    source, out, token = tmp_path / "in.ome.zarr", tmp_path / "out.ome.zarr", CancelToken()
+    source, out = tmp_path / "in.ome.zarr", tmp_path / "out.ome.zarr"
     save_volume(Volume(np.random.default_rng(4).random(SHAPE).astype(np.float32)), source)
-
-    def stop_after_two(progress):
-        if progress.done == 2:
-            token.cancel()
-
-    with pytest.raises(Cancelled):
-        denoise_store(source, out, model_path=models["unet"], block=BLOCK, report=stop_after_two, cancel=token)
+    interrupted_after_two_blocks(source, out, models["unet"])
     cropped = np.random.default_rng(5).random((30, 29, 13)).astype(np.float32)
     save_volume(Volume(cropped), source, overwrite=True)  # re-exported at the same path, another shape
     result = denoise_store(source, out, model_path=models["unet"], block=BLOCK, resume=True)
@@ -432,15 +432,8 @@ def test_a_second_run_of_the_same_job_leaves_the_running_ones_blocks_alone(setup
     from voxelstudio.core.atomic import holding
 
     folder, _, models = setup
-    out, token = tmp_path / "out.ome.zarr", CancelToken()
-
-    def stop_after_two(progress):
-        if progress.done == 2:
-            token.cancel()
-
-    with pytest.raises(Cancelled):
-        denoise_store(folder / "in.ome.zarr", out, model_path=models["simple"], block=BLOCK, report=stop_after_two,
-                      cancel=token)  # fmt: skip
+    out = tmp_path / "out.ome.zarr"
+    interrupted_after_two_blocks(folder / "in.ome.zarr", out, models["simple"])
     [temporary] = tmp_path.iterdir()
     with holding(temporary):  # as the first run does while it writes
         for resume in (False, True):
@@ -453,15 +446,8 @@ def test_resuming_with_other_settings_says_so_and_leaves_no_hidden_store(setup, 
     """Another --block made another job: the resume started over in silence and the first run's hidden store, as
     big as the output, stayed for good."""
     folder, _, models = setup
-    out, token = tmp_path / "out.ome.zarr", CancelToken()
-
-    def stop_after_two(progress):
-        if progress.done == 2:
-            token.cancel()
-
-    with pytest.raises(Cancelled):
-        denoise_store(folder / "in.ome.zarr", out, model_path=models["simple"], block=BLOCK, report=stop_after_two,
-                      cancel=token)  # fmt: skip
+    out = tmp_path / "out.ome.zarr"
+    interrupted_after_two_blocks(folder / "in.ome.zarr", out, models["simple"])
     with pytest.warns(UserWarning, match="had other settings .* so it is not resumed"):
         result = denoise_store(folder / "in.ome.zarr", out, model_path=models["simple"], block=(8, 8, 8), resume=True)
     assert result.provenance["blockwise"]["resumed_blocks"] == 0
