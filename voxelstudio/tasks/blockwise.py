@@ -9,16 +9,15 @@ lower-resolution levels of the multiscale pyramid are written (:mod:`voxelstudio
 
 The output is written into a hidden temporary store beside the target (``.<name>.<8 hex>.partial``, named from the
 input, model and block shape so that ``resume`` finds it); a finished block is recorded as a marker file in its
-``.voxelstudio-done`` folder. Only when every block is done is the store renamed to its final name.
+``.voxelstudio-done`` folder (:mod:`voxelstudio.tasks.blockwise_runs`). Only when every block is done is the store
+renamed to its final name.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import glob
 import hashlib
-import json
 import logging
 import math
 import os
@@ -32,7 +31,6 @@ from typing import Any
 import numpy as np
 
 from voxelstudio.core.atomic import (
-    RESUMABLE,
     held_by_a_writer,
     holding,
     publish_directory,
@@ -54,6 +52,16 @@ from voxelstudio.tasks.block_predict import (
     check_finite,
     predict_block,
 )
+from voxelstudio.tasks.blockwise_runs import (
+    DONE,
+    RUN,
+    input_fingerprint,
+    mark_published_by,
+    marker,
+    other_runs,
+    published_by,
+    resumable_run,
+)
 from voxelstudio.tasks.denoise_checks import check_model_spacing
 
 log = logging.getLogger(__name__)
@@ -61,10 +69,6 @@ Shape3 = tuple[int, int, int]
 SAMPLE_VOXELS = 1 << 22
 """Voxels of the strided sample the normalisation percentiles are computed from (16 MB of float32)."""
 CONNECT_TIMEOUT_S = 10
-DONE = ".voxelstudio-done"
-RUN = RESUMABLE
-JOB_ATTRIBUTE = "voxelstudio_job"
-"""Attribute of an uncertainty store naming the block-wise job that wrote it (what --resume may replace)."""
 
 
 def sample_range(normalizer: Any, lazy: zarr_.LazyVolume, source: Path) -> tuple[float, float]:
@@ -74,10 +78,6 @@ def sample_range(normalizer: Any, lazy: zarr_.LazyVolume, source: Path) -> tuple
     check_finite(sample, source, lazy.name)
     low, high = normalizer.input_range(sample)
     return float(low), float(high)
-
-
-def _marker(start: Sequence[int]) -> str:
-    return "_".join(str(int(a)) for a in start)
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ def _run_blocks(
 
     def record(start: Shape3, pid: int, fresh: bool) -> None:
         nonlocal finished
-        (done_dir / _marker(start)).touch()
+        (done_dir / marker(start)).touch()
         loads[str(pid)] = loads.get(str(pid), 0) + int(fresh)
         finished += 1
         report(Progress(finished, total, "blocks", values={"block": finished, "blocks": total}))
@@ -166,56 +166,6 @@ def _worker_warnings(client: Any) -> Iterator[None]:
     finally:
         with contextlib.suppress(Exception):  # the cluster may be gone (the error being raised says why)
             client.unforward_logging(name)
-
-
-def _other_runs(out: Path, temporary: Path) -> list[Path]:
-    """Interrupted block-wise runs into ``out`` with other settings than the one at ``temporary``."""
-    return sorted(
-        p for p in out.parent.glob(f".{glob.escape(out.name)}.*.partial") if p != temporary and (p / RUN).is_file()
-    )
-
-
-def input_fingerprint(source: Path, lazy: zarr_.LazyVolume) -> str:
-    """Changes when the input store is written again, even with the same shape: its metadata files' sizes and times
-    and the values of its first chunk (a resumed run must not mix blocks of the old data with the new)."""
-    digest = hashlib.sha256()
-    for folder in dict.fromkeys((source, source / str(lazy.array.path or ""))):
-        for name in (".zgroup", ".zattrs", ".zarray", "zarr.json"):
-            path = folder / name
-            if path.is_file():
-                stat = path.stat()
-                digest.update(f"{path.relative_to(source)}:{stat.st_size}:{stat.st_mtime_ns}".encode())
-    first = tuple(slice(0, c) for c in lazy.array.chunks)
-    digest.update(np.ascontiguousarray(lazy.array[first]).tobytes())
-    return digest.hexdigest()[:16]
-
-
-def _resumable_run(run_file: Path) -> dict[str, Any] | None:
-    """The record of an interrupted run to resume (``"complete"``: every block was done and only publishing was
-    left), or None when there is none or it cannot be read."""
-    try:
-        run = json.loads(run_file.read_text(encoding="utf-8"))
-        float(run["value_range"][0]), float(run["value_range"][1])
-    except (OSError, ValueError, KeyError, TypeError, IndexError):
-        return None
-    return run
-
-
-def _mark_published_by(store: Path, job_id: str) -> None:
-    import zarr
-
-    zarr.open_group(str(store), mode="r+").attrs[JOB_ATTRIBUTE] = job_id
-
-
-def _published_by(store: Path, job_id: str) -> bool:
-    """Whether ``store`` is the uncertainty an interrupted run of this very job published (then --resume may
-    replace it: the run ended before its output was published)."""
-    import zarr
-
-    try:
-        return zarr.open_group(str(store), mode="r").attrs.get(JOB_ATTRIBUTE) == job_id
-    except Exception:  # not a Zarr group, unreadable: not this job's
-        return False
 
 
 def _block_failed(start: Shape3, where: str, exc: BaseException) -> VoxelStudioError:
@@ -355,7 +305,7 @@ def _denoise_store(
     key += f"|{lazy.shape}|{np.dtype(lazy.data.dtype)}"  # a store re-exported at the same path is another job
     job_id = hashlib.sha256(key.encode()).hexdigest()[:8]
     spread_out = settings.spread_out
-    theirs = spread_out is not None and spread_out.exists() and not _published_by(spread_out, job_id)
+    theirs = spread_out is not None and spread_out.exists() and not published_by(spread_out, job_id)
     if theirs and not settings.overwrite:  # another job's (or the user's) store is never replaced unasked
         raise VolumeWriteError(spread_out, "already exists; pass --overwrite to replace it")
     temporary = temporary_directory_name(out, job_id)
@@ -364,14 +314,14 @@ def _denoise_store(
         raise VolumeWriteError(
             out, "another run of the same job is writing it now; wait for it to end (or stop it and use --resume)"
         )
-    run = _resumable_run(run_file) if settings.resume else None
+    run = resumable_run(run_file) if settings.resume else None
     fingerprint = input_fingerprint(source, lazy)
     if run is not None and run.get("input_fingerprint", fingerprint) != fingerprint:
         raise ValueError(
             f"{source}: written again since the interrupted run (its finished blocks are of the old data); run "
             "without --resume to start over"
         )
-    others = _other_runs(out, temporary)
+    others = other_runs(out, temporary)
     if settings.resume and run is None and others:
         warnings.warn(
             f"{out}: the interrupted run found ({others[0].name}) had other settings (block, tile, model or input), "
@@ -390,7 +340,7 @@ def _denoise_store(
             if settings.spread_out is not None:
                 spread_name = volume_name(settings.spread_out)
                 zarr_.create_store(spread_dir, lazy.shape, lazy.spacing, spread_name, chunks, lazy.origin)
-                _mark_published_by(spread_dir, job_id)
+                mark_published_by(spread_dir, job_id)
             done_dir.mkdir()
             run = {"input": str(source.resolve()), "model_sha256": model.sha256, "block": list(block_hwz),
                    "input_fingerprint": fingerprint}  # fmt: skip
@@ -400,8 +350,8 @@ def _denoise_store(
                        tile, tta, model.sha256, settings.memory_limit,  # type: ignore[arg-type]
                        chunk_voxels=math.prod(block_hwz), spacing=lazy.spacing)  # fmt: skip
         blocks = block_grid(lazy.shape, block_hwz)
-        finished = {_marker(a) for a, _ in blocks} if run.get("complete") else {p.name for p in done_dir.iterdir()}
-        todo = [(a, b) for a, b in blocks if _marker(a) not in finished]
+        finished = {marker(a) for a, _ in blocks} if run.get("complete") else {p.name for p in done_dir.iterdir()}
+        todo = [(a, b) for a, b in blocks if marker(a) not in finished]
         report(Progress(len(blocks) - len(todo), len(blocks), "blocks"))
         try:
             loads = _run_blocks(job, todo, done_dir, len(blocks), client, report, cancel, loads)
@@ -424,7 +374,7 @@ def _denoise_store(
         shutil.rmtree(done_dir, ignore_errors=True)
         run_file.unlink()
         publish_directory(temporary, out, overwrite=settings.overwrite)
-    for other in _other_runs(out, temporary):  # superseded: otherwise hidden, perhaps gigabytes, for good
+    for other in other_runs(out, temporary):  # superseded: otherwise hidden, perhaps gigabytes, for good
         if not held_by_a_writer(other):
             shutil.rmtree(other, ignore_errors=True)
     transforms = len(TTA_TRANSFORMS) if tta else 1
