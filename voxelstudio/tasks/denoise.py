@@ -175,7 +175,8 @@ def finished(out: Path, options: FileOptions, model_sha256: str | None = None) -
     would mix two models' (or arrays') outputs."""
     if not (options.resume and not options.overwrite and out.exists() and sidecar_path(out).exists()):
         return False
-    made_by, made_from = _sidecar_model(sidecar_path(out)), _sidecar_variable(sidecar_path(out))
+    record = _sidecar(sidecar_path(out))
+    made_by, made_from = _entry(record, "model", "sha256"), _entry(record, "input", "variable")
     if options.variable is not None and made_from != options.variable:
         raise ValueError(
             f"{out}: made from {'another array' if made_from is None else repr(made_from)}, not "
@@ -190,20 +191,19 @@ def finished(out: Path, options: FileOptions, model_sha256: str | None = None) -
     return True
 
 
-def _sidecar_model(path: Path) -> str | None:
-    """The model hash a provenance sidecar records (None when unreadable or absent)."""
-    return _sidecar_entry(path, "model", "sha256")
-
-
-def _sidecar_variable(path: Path) -> str | None:
-    """The input array a provenance sidecar records (None when unreadable or absent)."""
-    return _sidecar_entry(path, "input", "variable")
-
-
-def _sidecar_entry(path: Path, section: str, key: str) -> str | None:
+def _sidecar(path: Path) -> Any:
+    """A provenance sidecar's record ({} when unreadable)."""
     try:
-        value = json.loads(path.read_text())[section][key]
-    except (OSError, ValueError, KeyError, TypeError):
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _entry(record: Any, section: str, key: str) -> str | None:
+    """``record[section][key]`` as text; None when absent, null or of another shape."""
+    try:
+        value = record[section][key]
+    except (KeyError, TypeError):
         return None
     return None if value is None else str(value)
 
