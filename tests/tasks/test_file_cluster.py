@@ -140,11 +140,13 @@ def test_a_single_block_store_runs_where_the_scheduler_is_local(scans, model, tm
 
 
 def test_a_large_file_is_denoised_on_the_driver_and_local_workers_share_the_cores(scans, model, tmp_path, monkeypatch):
-    from voxelstudio.tasks import denoise, file_cluster
+    from voxelstudio.tasks import file_cluster
+    from voxelstudio.tasks.denoise import FileOptions
+    from voxelstudio.tasks.denoise_cluster import whole_file
 
     big = scans[0]
     monkeypatch.setattr(file_cluster, "WHOLE_FILE_BYTES", big.stat().st_size - 1)
-    assert not denoise.whole_file(big, denoise.FileOptions()) and denoise.whole_file(scans[3], denoise.FileOptions())
+    assert not whole_file(big, FileOptions()) and whole_file(scans[3], FileOptions())
     (out,) = denoise_files([big], model_path=model, out_dir=tmp_path / "o", fmt="npy", scheduler="local:1")
     np.testing.assert_allclose(
         np.load(out), np.load(denoise_files([big], model_path=model, out_dir=tmp_path / "i", fmt="npy")[0]), atol=1e-6

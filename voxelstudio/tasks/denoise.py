@@ -241,7 +241,7 @@ def denoise_files(
     (H, W, Z) applies there and is refused (before any work) when another input is in the list. With ``resume``,
     outputs an earlier run finished are kept and skipped (and a store's interrupted blocks are continued).
     ``scheduler`` (a dask.distributed address, or ``local[:N]``) sends the work to a cluster
-    (:mod:`voxelstudio.tasks.file_cluster`): small files as whole-file tasks, larger stores block by block (larger
+    (:mod:`voxelstudio.tasks.denoise_cluster`): small files as whole-file tasks, larger stores block by block (larger
     files of other formats are denoised here). ``memory_limit`` (bytes; block-wise only) sizes the tiles so that
     each process predicting blocks stays under it. ``voxel_size`` (y, x, z µm) replaces the inputs' own (a model
     that takes the voxel size needs the right one; the outputs record it). ``variable`` picks the array of every
@@ -280,7 +280,9 @@ def denoise_files(
         )
     out_dir.mkdir(parents=True, exist_ok=True)
     if scheduler is not None:
-        return _denoise_on_cluster(inputs, outputs, model, loaded, options, report, cancel)
+        from voxelstudio.tasks.denoise_cluster import denoise_on_cluster
+
+        return denoise_on_cluster(inputs, outputs, model, loaded, options, report, cancel)
     written: list[Path] = []
     for index, (source, out) in enumerate(zip(inputs, outputs, strict=True)):
         if cancel is not None:
@@ -290,13 +292,13 @@ def denoise_files(
             written.append(out)
             continue
 
-        file_report = _within(report, index, len(inputs), source.name)
+        file_report = within(report, index, len(inputs), source.name)
         written.append(denoise_file(source, out, model, loaded, options, report=file_report, cancel=cancel))
         report(Progress(index + 1, len(inputs), f"wrote {out.name}"))
     return written
 
 
-def _within(report: ReportFn, before: int, files: int, name: str) -> ReportFn:
+def within(report: ReportFn, before: int, files: int, name: str) -> ReportFn:
     """A report of one file's progress as a share of ``files``, ``before`` of them done; a step of unknown length
     (a store's pyramid levels after its blocks) keeps the share reached instead of dropping back to the start."""
     reached = 0.0
@@ -307,66 +309,6 @@ def _within(report: ReportFn, before: int, files: int, name: str) -> ReportFn:
         report(Progress(before + reached, files, f"{name}: {p.message}" if p.message else name, p.values))
 
     return file_report
-
-
-def whole_file(source: Path, options: FileOptions) -> bool:
-    """Whether ``source`` goes to a cluster as one whole-file task: Zarr stores of one block (any store read whole,
-    when the output is not a store), other files up to ``WHOLE_FILE_BYTES`` on disk (a worker is sized for small
-    scans; larger ones are denoised here, tiled)."""
-    if not is_store(source):
-        from voxelstudio.tasks.file_cluster import WHOLE_FILE_BYTES
-
-        return source.stat().st_size <= WHOLE_FILE_BYTES
-    if options.fmt != "zarr":
-        return True
-    from voxelstudio.tasks.blockwise import block_count
-
-    return block_count(source, options.block, options.variable) == 1
-
-
-def _denoise_on_cluster(
-    inputs: Sequence[Path],
-    outputs: Sequence[Path],
-    model: Path,
-    loaded: Any,
-    options: FileOptions,
-    report: ReportFn,
-    cancel: CancelToken | None,
-) -> list[Path]:
-    """Small files (:func:`whole_file`) as whole-file tasks on the cluster (:mod:`voxelstudio.tasks.file_cluster`),
-    then larger Zarr stores block by block on it and larger other files here; the progress counts files. Returns the
-    outputs in input order."""
-    from voxelstudio.tasks.file_cluster import dask_client, loads_summary, log, run_whole_files
-
-    assert options.scheduler is not None
-    todo = [(s, o) for s, o in zip(inputs, outputs, strict=True) if not finished(o, options, loaded.sha256)]
-    whole, by_blocks = [], []
-    for item in todo:
-        (whole if whole_file(item[0], options) else by_blocks).append(item)
-    count = len(inputs) - len(todo)
-    report(Progress(count, len(inputs), "files" if not count else f"kept {count} finished"))
-    if not todo:
-        return list(outputs)  # nothing left: no cluster to start
-
-    def done(path: Path) -> None:
-        nonlocal count
-        count += 1
-        report(Progress(count, len(inputs), f"wrote {path.name}"))
-
-    with dask_client(options.scheduler) as client:
-        if whole:
-            loads = run_whole_files(
-                client, denoise_file, whole, model, loaded.sha256, options, lambda d: done(d.path), cancel
-            )
-            log.info(loads_summary(loads))
-        for source, out in by_blocks:
-            if cancel is not None:
-                cancel.raise_if_cancelled("denoising")
-
-            blocks = _within(report, count, len(inputs), source.name)
-            denoise_file(source, out, model, loaded, options, client=client, report=blocks, cancel=cancel)
-            done(out)
-    return list(outputs)
 
 
 def denoise_file(
