@@ -81,14 +81,6 @@ def local_workers(address: str) -> int:
     return max(1, min(os.cpu_count() or 1, int(by_memory)))
 
 
-def start_backend_in_worker() -> None:
-    """Start the Keras backend in a local worker with TensorFlow's native start-up lines filtered, as the CLI does
-    for itself (they reached the terminal through the workers)."""
-    from voxelstudio.ml.quiet_start import start_backend_quietly
-
-    start_backend_quietly()
-
-
 @contextmanager
 def dask_client(address: str) -> Iterator[Any]:
     """A dask Client for ``address``: a scheduler (tcp://host:8786; one clear error when it does not answer within
@@ -96,6 +88,8 @@ def dask_client(address: str) -> Iterator[Any]:
     TensorFlow's thread pools sized so the workers together use the cores once (left alone, each would take all)."""
     if is_local(address):
         from dask.distributed import Client, LocalCluster
+
+        from voxelstudio.ml.quiet_start import start_backend_quietly
 
         workers = local_workers(address)
         threads = str(max(1, (os.cpu_count() or 1) // workers))
@@ -111,7 +105,9 @@ def dask_client(address: str) -> Iterator[Any]:
             ) as cluster,
             Client(cluster, set_as_default=False) as client,
         ):
-            client.run(start_backend_in_worker)  # their stderr is this terminal's
+            # the backend started with TensorFlow's native start-up lines filtered, as the CLI does for itself:
+            # the workers' stderr is this terminal's
+            client.run(start_backend_quietly)
             yield client
         return
     client = connect(address)
