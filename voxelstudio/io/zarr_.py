@@ -121,7 +121,8 @@ def _warn_unusable_scales(path: Path, transforms: Sequence[dict[str, Any]] | Non
             )
 
 
-def _translation(transforms: Sequence[dict[str, Any]] | None, ndim: int) -> np.ndarray:
+def translation_of(transforms: Sequence[dict[str, Any]] | None, ndim: int) -> np.ndarray:
+    """The summed ``translation`` of OME-NGFF coordinate transformations (zeros when there is none)."""
     shift = np.zeros(ndim)
     for t in transforms or []:
         if t.get("type") == "translation" and len(t.get("translation", [])) == ndim:
@@ -181,8 +182,8 @@ def _image(path: Path, root: Any, wanted: str | None) -> tuple[str, Any, tuple[s
         if not all(np.isfinite(s) and s > 0 for s in spacing):
             raise VolumeReadError(path, f"OME-Zarr voxel size out of range: {spacing} µm")
         outer = image.get("coordinateTransformations")  # applied after the level's own
-        shift = _translation(level.get("coordinateTransformations"), len(names)) * _scale(outer, len(names))
-        shift += _translation(outer, len(names))
+        shift = translation_of(level.get("coordinateTransformations"), len(names)) * _scale(outer, len(names))
+        shift += translation_of(outer, len(names))
         origin = tuple(float(shift[names.index(a)] * units.get(a, 1.0)) for a in "yxz")
         if not all(np.isfinite(o) for o in origin):
             origin = (0.0, 0.0, 0.0)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from voxelstudio.core.memory import release_free_heap
-from voxelstudio.io.zarr_ import NGFF_CHUNK_KEYS
+from voxelstudio.io.zarr_ import NGFF_CHUNK_KEYS, translation_of
 
 MIN_LATERAL = 256
 """A level is added while the previous one is wider or taller than this (voxels)."""
@@ -120,11 +120,7 @@ def write_pyramid(
     first = dict(image["datasets"][0])
     source = root[str(first["path"])]
     scale = np.asarray(first["coordinateTransformations"][0]["scale"], dtype=np.float64)
-    origin = sum(  # level 0's own translation, kept by every level
-        (np.asarray(t["translation"], dtype=np.float64) for t in first["coordinateTransformations"]
-         if t.get("type") == "translation"),
-        np.zeros(3),
-    )  # fmt: skip
+    origin = translation_of(first["coordinateTransformations"], 3)  # level 0's own, kept by every level
     datasets, chunks = [first], tuple(int(c) for c in source.chunks)
     total = np.ones(3)
     for index, factor in enumerate(level_factors(source.shape, scale, min_lateral=min_lateral, max_levels=max_levels)):
