@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.gui.conftest import foreground_pixels
+from tests.gui.conftest import foreground_pixels, wait_for_pixels
 from voxelstudio.render import RENDER_MODES
 
 pytestmark = pytest.mark.gui
@@ -61,17 +61,22 @@ def test_global_mode_sets_every_panel_and_the_title_boxes_follow(sample_session)
     assert [panels["raw"].mode_box.itemData(i) for i in range(panels["raw"].mode_box.count())] == list(RENDER_MODES)
 
 
-def test_slice_mode_panel_follows_the_cursor_without_new_actors(sample_session):
+def test_slice_mode_panel_follows_the_cursor_without_new_actors(qtbot, sample_session):
     view, viewports = sample_session.view, sample_session.window.viewports
     view.set_panel_mode("raw", "slices")
     viewports.flush()
     actors = dict(viewports.panels["raw"].plotter.actors)
+    wait_for_pixels(qtbot, sample_session, "raw", 1000)  # a frame read back at once may still be blank (see there)
     before = _screenshot(sample_session, "raw")
     view.set_cursor((20, 100, 5))
     viewports.flush()
     assert viewports.panels["raw"].plotter.actors == actors
     assert viewports.panels["raw"].style.slice_index == (20, 100, 5)
-    assert np.abs(_screenshot(sample_session, "raw") - before).sum(-1).astype(bool).mean() > 0.01
+
+    def planes_moved() -> None:
+        assert np.abs(_screenshot(sample_session, "raw") - before).sum(-1).astype(bool).mean() > 0.01
+
+    qtbot.waitUntil(planes_moved, timeout=10_000)
 
 
 def test_training_previews_reuse_the_volume_actor_as_drafts(sample_session):
