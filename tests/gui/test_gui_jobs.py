@@ -49,6 +49,36 @@ def test_stop_ends_a_running_job_and_reenables_the_ui(qtbot, sample_session):
     assert sample_session.dialogs.errors == []  # a stop the user asked for is not an error
 
 
+def test_a_job_that_cannot_stop_offers_no_stop_and_finishes(qtbot, sample_session, monkeypatch):
+    """Metrics never check a cancel token: Stop is not offered, and Esc says why instead of pretending."""
+    import threading
+
+    from voxelstudio.jobs import work
+
+    window, controller = sample_session.window, sample_session.controller
+    document = sample_session.document
+    document.set_volume("prediction", document.volume("target"))
+    wait_idle(qtbot, sample_session)
+    release, real_evaluate = threading.Event(), work.evaluate
+
+    def held_evaluate(*args):
+        task = real_evaluate(*args)
+        return lambda report, cancel: (release.wait(30), task(report, cancel))[1]
+
+    monkeypatch.setattr(work, "evaluate", held_evaluate)
+    statuses = []
+    controller.jobs.status.connect(statuses.append)
+    job = controller.evaluate()
+    assert controller.busy and not window.action_map["stop"].isEnabled()
+    window.action_map["stop"].setEnabled(True)  # Esc from a stale menu state must not pretend either
+    window.action_map["stop"].trigger()
+    assert statuses[-1] == "Metrics cannot be stopped; it ends on its own in a moment."
+    assert not job.cancel_token.cancelled
+    with qtbot.waitSignal(controller.jobs.job_ended, timeout=30_000) as ended:
+        release.set()
+    assert ended.args == ["metrics", "finished"] and document.metrics
+
+
 def test_closing_during_a_job_asks_then_cancels_it(qtbot, session, dialogs):
     controller = session.controller
     controller.open_sample()

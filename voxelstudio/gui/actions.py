@@ -1,8 +1,8 @@
 """Menu and toolbar actions declared as data; the main window builds QActions and menus from this table.
 
 ``requires`` names conditions that must all hold for an action to be enabled: a loaded volume role ("raw",
-"target", "prediction"), "model" (a trained or loaded model), "idle"/"busy" (whether a job runs) and
-"can_undo"/"can_redo" (the view history has a step to go back or forward to).
+"target", "prediction"), "model" (a trained or loaded model), "idle"/"busy" (whether a job runs), "stoppable" (a
+job runs that Stop would stop) and "can_undo"/"can_redo" (the view history has a step to go back or forward to).
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "Esc",
         "Stop the running job (keeps the best model so far)",
         True,
-        requires=("busy",),
+        requires=("stoppable",),
         separator_before=True,
     ),
     ActionSpec("reset_camera", "&Reset Camera", "View", "Ctrl+0", "Show the whole volume in every panel", True),

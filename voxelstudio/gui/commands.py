@@ -137,6 +137,8 @@ class Commands(QObject):
         """Enable what makes sense now (a finished, failed or cancelled job always lands here)."""
         idle = self.document.running_job is None
         conditions = set(self.document.volumes()) | {"idle" if idle else "busy"}
+        if self.controller.jobs.can_stop:
+            conditions.add("stoppable")
         if self.document.model_path is not None:
             conditions.add("model")
         conditions |= self._history_conditions()

@@ -325,7 +325,8 @@ class Controller(QObject):
             if self.document.volume("prediction") is prediction:
                 self.document.set_metrics(metrics)
 
-        return self.jobs.start("metrics", work.evaluate(prediction, target, raw), JobHandler().arm(evaluated))
+        metrics = work.evaluate(prediction, target, raw)
+        return self.jobs.start("metrics", metrics, JobHandler().arm(evaluated), stoppable=False)
 
     def save_model(self, path: str | Path) -> Job | None:
         """Copy the current model file to ``path`` (atomically)."""
@@ -336,4 +337,4 @@ class Controller(QObject):
         path = Path(path)
 
         saved = JobHandler().arm(lambda written: self.status.emit(f"Saved model to {written}."))
-        return self.jobs.start("saving model", work.copy_file(source, path), saved)
+        return self.jobs.start("saving model", work.copy_file(source, path), saved, stoppable=False)

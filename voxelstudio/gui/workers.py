@@ -83,9 +83,11 @@ class Job(QObject):
     errored = Signal(object)
     done = Signal()
 
-    def __init__(self, name: str, fn: TaskFn, *, exclusive: bool = True, parent: QObject | None = None) -> None:
+    def __init__(
+        self, name: str, fn: TaskFn, *, exclusive: bool = True, stoppable: bool = True, parent: QObject | None = None
+    ) -> None:
         super().__init__(parent)
-        self.name, self.exclusive = name, exclusive
+        self.name, self.exclusive, self.stoppable = name, exclusive, stoppable
         self.cancel_token = CancelToken()
         self._thread = QThread()
         self._thread.setObjectName(f"voxelstudio-{name}")
@@ -174,18 +176,20 @@ class JobRunner(QObject):
         handler: object,
         *,
         exclusive: bool = True,
+        stoppable: bool = True,
         then: Callable[[], object] | None = None,
     ) -> Job | None:
         """Run ``fn`` on a new job whose events go to ``handler`` on the GUI thread (``name`` only words status
         lines); ``then`` runs once a successful job has ended. ``handler`` may be a function returning the handler,
-        called only when the job starts (so a shared handler is prepared only for a run that happens). Returns None
-        (and says why) while another exclusive job runs."""
+        called only when the job starts (so a shared handler is prepared only for a run that happens). A job that is
+        not ``stoppable`` (a short task that never checks its cancel token) is not offered a Stop. Returns None (and
+        says why) while another exclusive job runs."""
         if self._closing:
             return None
         if exclusive and self._active is not None:
             self.status.emit(f"Wait for {self._active.name} to finish, or stop it first.")
             return None
-        job = Job(name, fn, exclusive=exclusive, parent=self)
+        job = Job(name, fn, exclusive=exclusive, stoppable=stoppable, parent=self)
         self._handlers[job] = handler() if callable(handler) else handler
         job.reported.connect(lambda event: self._deliver(job, event))
         job.finished.connect(lambda result: self._apply(job, result))
@@ -200,11 +204,20 @@ class JobRunner(QObject):
         job.start()
         return job
 
+    @property
+    def can_stop(self) -> bool:
+        """Whether an exclusive job runs and Stop would stop it."""
+        return self._active is not None and self._active.stoppable
+
     def stop(self) -> None:
-        """Ask the running exclusive job to stop at its next cancel check."""
-        if self._active is not None:
-            self._active.cancel()
-            self.status.emit(f"Stopping {self._active.name}…")
+        """Ask the running exclusive job to stop at its next cancel check (a job that cannot stop just ends)."""
+        if self._active is None:
+            return
+        if not self._active.stoppable:
+            self.status.emit(f"{self._active.name.capitalize()} cannot be stopped; it ends on its own in a moment.")
+            return
+        self._active.cancel()
+        self.status.emit(f"Stopping {self._active.name}…")
 
     @property
     def has_jobs(self) -> bool:
