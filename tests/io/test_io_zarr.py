@@ -164,7 +164,7 @@ import resource, sys
 import numpy as np
 from voxelstudio.core.normalize import PercentileNormalizer
 from voxelstudio.io.zarr_ import compute, open_lazy
-from voxelstudio.tasks.blockwise import sample_range
+from voxelstudio.tasks.block_sample import sample_range
 path = sys.argv[1]
 lazy = open_lazy(path)  # warm up the imports and the metadata path first
 compute(path, lazy.data[:8, :8, :1])
@@ -182,7 +182,7 @@ def test_a_store_larger_than_the_memory_limit_is_sampled_and_read_in_bounded_mem
     import subprocess
     import sys
 
-    from voxelstudio.tasks import blockwise
+    from voxelstudio.tasks import block_sample
 
     limit = 48e6
     root = zarr.open_group(str(tmp_path / "big.ome.zarr"), mode="w", zarr_format=2)
@@ -191,7 +191,7 @@ def test_a_store_larger_than_the_memory_limit_is_sampled_and_read_in_bounded_mem
     rng = np.random.default_rng(0)
     for z in range(8):
         array[z] = rng.random((2048, 2048), dtype=np.float32)
-    assert 2 * limit < 8 * 2048 * 2048 * 4 and limit / 2 > blockwise.SAMPLE_VOXELS * 4
+    assert 2 * limit < 8 * 2048 * 2048 * 4 and limit / 2 > block_sample.SAMPLE_VOXELS * 4
     code = [sys.executable, "-c", LAZY_RSS_CHILD, str(tmp_path / "big.ome.zarr")]
     done = subprocess.run(code, capture_output=True, text=True, timeout=120, check=True)
     grown = int(done.stdout.split()[0])

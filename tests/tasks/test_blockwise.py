@@ -319,7 +319,7 @@ def test_a_killed_dask_worker_does_not_spoil_the_output(setup, tmp_path):
 def test_nan_in_the_input_is_refused_by_name_and_leaves_nothing(setup, tmp_path, monkeypatch, sampled):
     """NaN where the normalisation sample reads it stops the run before any folder; NaN the sample misses stops
     it at its block, naming where, and the blocks done so far are not kept (bad input is not resumed)."""
-    from voxelstudio.tasks import blockwise
+    from voxelstudio.tasks import block_sample
 
     _, _, models = setup
     data = np.random.default_rng(3).random(SHAPE).astype(np.float32)
@@ -328,7 +328,7 @@ def test_nan_in_the_input_is_refused_by_name_and_leaves_nothing(setup, tmp_path,
     import zarr
 
     zarr.open_array(str(store), mode="w", shape=data.shape, dtype="f4")[:] = data
-    monkeypatch.setattr(blockwise, "SAMPLE_VOXELS", 8)  # a stride of 14 voxels: z, y, x = 20, 15, 10 is not in it
+    monkeypatch.setattr(block_sample, "SAMPLE_VOXELS", 8)  # its one chunk, every 13th voxel: not z, y, x = 20, 15, 10
     where = "" if sampled else r" in the block at voxel \(y, x, z\) \(0, 0, 16\)"  # a bare array is read as z, y, x
     with pytest.raises(VolumeReadError, match=rf"nan\.zarr: the array contains NaN or Inf values{where}"):
         denoise_store(store, tmp_path / "out.ome.zarr", model_path=models["simple"], block=BLOCK)

@@ -3,8 +3,8 @@ optionally spread over a dask.distributed cluster.
 
 Each block of the output (one output chunk) is predicted as :mod:`voxelstudio.tasks.block_predict` describes, so the
 result equals whole-volume tiled prediction (with ``tta`` too: the mean and the spread of the 8 transforms, the
-spread written as a second store). All blocks share one normalisation range, computed once from a fixed strided
-sample of the volume (the whole volume when it has at most SAMPLE_VOXELS voxels). When every block is done, the
+spread written as a second store). All blocks share one normalisation range, computed once from a fixed sample of
+the volume's chunks (:mod:`voxelstudio.tasks.block_sample`). When every block is done, the
 lower-resolution levels of the multiscale pyramid are written (:mod:`voxelstudio.io.zarr_pyramid`).
 
 The output is written into a hidden temporary store beside the target (``.<name>.<8 hex>.partial``, named from the
@@ -49,9 +49,9 @@ from voxelstudio.tasks.block_predict import (
     BlockJob,
     block_grid,
     cached_model,
-    check_finite,
     predict_block,
 )
+from voxelstudio.tasks.block_sample import sample_range
 from voxelstudio.tasks.blockwise_runs import (
     DONE,
     RUN,
@@ -66,18 +66,7 @@ from voxelstudio.tasks.denoise_checks import check_model_spacing
 
 log = logging.getLogger(__name__)
 Shape3 = tuple[int, int, int]
-SAMPLE_VOXELS = 1 << 22
-"""Voxels of the strided sample the normalisation percentiles are computed from (16 MB of float32)."""
 CONNECT_TIMEOUT_S = 10
-
-
-def sample_range(normalizer: Any, lazy: zarr_.LazyVolume, source: Path) -> tuple[float, float]:
-    """The normaliser's percentiles over a fixed strided sample of at most SAMPLE_VOXELS voxels (read lazily)."""
-    step = max(1, math.ceil((zarr_.voxels(lazy.shape) / SAMPLE_VOXELS) ** (1 / 3)))
-    sample = zarr_.compute(source, lazy.data[::step, ::step, ::step])
-    check_finite(sample, source, lazy.name)
-    low, high = normalizer.input_range(sample)
-    return float(low), float(high)
 
 
 @dataclass(frozen=True)
