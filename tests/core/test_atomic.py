@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from voxelstudio.core.atomic import check_destination, check_output_folder
+from voxelstudio.core.atomic import check_destination, check_output_folder, same_file
 from voxelstudio.core.errors import VolumeWriteError
 
 
@@ -58,3 +59,15 @@ def test_a_store_published_over_a_file_or_a_store_leaves_nothing_aside(tmp_path)
         publish_directory(new, target, overwrite=True)
         assert (target / "0" / "chunk").read_bytes() == b"data"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file.zarr", "store.zarr"]
+
+
+def test_same_file_sees_one_file_through_a_symlinked_folder_and_a_hard_link(tmp_path):
+    (tmp_path / "real").mkdir()
+    scan = tmp_path / "real" / "scan.npy"
+    scan.write_bytes(b"x")
+    (tmp_path / "alias").symlink_to(tmp_path / "real")
+    os.link(scan, tmp_path / "linked.npy")
+    (tmp_path / "copy.npy").write_bytes(b"x")
+    assert same_file(scan, tmp_path / "alias" / "scan.npy") and same_file(scan, tmp_path / "linked.npy")
+    assert same_file(tmp_path / "real" / "new.npy", tmp_path / "alias" / "new.npy")  # not written yet
+    assert not same_file(scan, tmp_path / "copy.npy") and not same_file(scan, tmp_path / "missing.npy")

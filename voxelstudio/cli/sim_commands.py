@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from voxelstudio.cli.progress import EXIT_INTERRUPTED, cancel_on_interrupt, tqdm_report
+from voxelstudio.core.atomic import same_file
 from voxelstudio.core.errors import Cancelled
 
 # option name -> OpticsParams / SimParams field it sets
@@ -178,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("--randomize draws every parameter; drop --params")
         params, psf, _ = load_params(args.params)
     outdir = Path(args.outdir)
-    if args.params is not None and Path(args.params).resolve() == (outdir / "params.json").resolve():
+    if args.params is not None and same_file(args.params, outdir / "params.json"):
         raise ValueError(
             f"--params {args.params} is where simulate writes its own record of the pairs; keep the calibration "
             "elsewhere (e.g. calibrate --out scope.json)"

@@ -66,11 +66,8 @@ def _is_stale(candidate: Path) -> bool:
     except OSError:
         return False
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        return False  # a live writer holds it
-    try:
+        if _writer_holds(fd):
+            return False
         info = os.fstat(fd)
         folder = candidate.is_dir()
         empty = not any(candidate.iterdir()) if folder else info.st_size == 0
@@ -112,11 +109,17 @@ def held_by_a_writer(folder: Path) -> bool:
     except OSError:
         return False
     try:
+        return _writer_holds(fd)
+    finally:
+        os.close(fd)  # also releases a lock taken here
+
+
+def _writer_holds(fd: int) -> bool:
+    """Whether another open file (a live writer) holds the lock on ``fd``'s file; if not, ``fd`` now holds it."""
+    try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         return True
-    finally:
-        os.close(fd)  # also releases a lock taken here
     return False
 
 
@@ -179,11 +182,17 @@ def check_not_an_input(path: str | Path, inputs: dict[str, str | Path | None]) -
     it started from)."""
     out = Path(path)
     for what, given in inputs.items():
-        if given is None:
-            continue
-        same = out.exists() and Path(given).exists() and os.path.samefile(out, given)
-        if same or out.resolve() == Path(given).resolve():
+        if given is not None and same_file(out, given):
             raise VolumeWriteError(out, f"is the {what}: the output would replace it; choose another name")
+
+
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether paths ``a`` and ``b`` name one file: the same resolved path, or (both existing) one file reached
+    through a hard link or another mount of its folder."""
+    a, b = Path(a), Path(b)
+    if a.resolve() == b.resolve():
+        return True
+    return a.exists() and b.exists() and os.path.samefile(a, b)
 
 
 def check_destination(path: str | Path, *, overwrite: bool, hint: str = "pass --overwrite") -> Path:

@@ -17,7 +17,7 @@ from types import ModuleType
 import numpy as np
 import psutil
 
-from voxelstudio.core.atomic import write_atomically, write_directory_atomically
+from voxelstudio.core.atomic import same_file, write_atomically, write_directory_atomically
 from voxelstudio.core.errors import VolumeReadError, VolumeWriteError
 from voxelstudio.core.volume import Spacing, Volume
 from voxelstudio.io.variables import (
@@ -125,7 +125,7 @@ def output_path(input_path: Path, out_dir: Path, extension: str, *, suffix: str 
     """``out_dir/<volume name><suffix>.<extension>`` (``scan.ome.tif`` -> ``scan.npy``, ``scan_uncertainty.npy``);
     VolumeWriteError when that would be the input itself."""
     out = Path(out_dir) / f"{volume_name(Path(input_path))}{suffix}.{extension.lstrip('.')}"
-    if out.resolve() == Path(input_path).resolve():
+    if same_file(out, input_path):
         raise VolumeWriteError(
             out, "is the input file: the output would replace the input; choose another output folder or format"
         )
