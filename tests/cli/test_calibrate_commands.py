@@ -89,6 +89,9 @@ def test_calibrate_json_report(scan: Path, tmp_path: Path, capsys: pytest.Captur
     report["fitted"]["ns"]["sd"] = None  # what the JSON says of a value the beads do not determine (not Infinity)
     [line] = [line for line in format_report(report).splitlines() if line.split()[0] == "ns"]
     assert line.endswith(" (not determined by the beads)") and "±" not in line
+    assert report["z_reversed"] is False and "stack order" not in format_report(report)
+    report["z_reversed"] = True
+    assert "stack order: reversed" in format_report(report)
 
 
 def test_fit_that_does_not_converge_writes_nothing_unless_forced(

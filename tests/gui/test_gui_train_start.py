@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from types import SimpleNamespace
 
@@ -176,6 +177,13 @@ def _calibration() -> CalibrationFound:
     )  # fmt: skip
 
 
+def test_a_stack_that_runs_the_other_way_is_said_so(qtbot, sample_session):
+    box = sample_session.window.train_panel.adapt
+    box.show_calibration(dataclasses.replace(_calibration(), z_reversed=True))
+    assert "The stack runs the other way" in box.summary.text() and "9 beads" in box.summary.text()
+    box.show_calibration(None)
+
+
 def _fake_adapt(stopped_reason: str = "time", fail: bool = False):
     """A stand-in for jobs.adapt.adapt_to_volume: calibration stages, the calibration, a step, then the end."""
 
@@ -219,6 +227,7 @@ def test_adapt_shows_the_calibration_and_makes_the_model_current(qtbot, sample_s
     assert table.rowCount() == 3 and table.item(0, 0).text() == "NA" and table.item(1, 1).text() == "310"
     assert table.item(2, 2).text() == "–"  # an undetermined standard error
     assert "9 beads" in box.summary.text() and "converged" in box.summary.text()
+    assert "other way" not in box.summary.text()
     assert box.beads.calibration is not None and box.beads.calibration.measured_fwhm_um == (0.32, 1.13)
     assert "is now the current model" in box.progress.label.text()
     assert sample_session.dialogs.errors == [] and box.adapt_button.isEnabled()

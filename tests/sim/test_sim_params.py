@@ -45,6 +45,17 @@ def test_to_dict_from_dict_round_trip_through_json() -> None:
     assert OpticsParams.from_dict(params.optics.to_dict()) == params.optics
 
 
+def test_the_stack_direction_is_a_flag_kept_through_json_and_jitter() -> None:
+    from voxelstudio.sim.jitter import jitter_params
+
+    params = SimParams(optics=OpticsParams(z_reversed=True))
+    assert SimParams.from_dict(json.loads(json.dumps(params.to_dict()))).optics.z_reversed
+    assert jitter_params(params, np.random.default_rng(0), 0.1).optics.z_reversed
+    assert not SimParams.random(np.random.default_rng(0)).optics.z_reversed
+    with pytest.raises(ValueError, match="z_reversed must be true or false, got 'yes'"):
+        OpticsParams.from_dict({"z_reversed": "yes"})
+
+
 def test_numpy_scalars_and_ints_are_stored_as_plain_floats() -> None:
     params = SimParams(photons=np.float32(100.0), offset=5, optics=OpticsParams(na=np.float64(1.3)))
     assert type(params.photons) is float and type(params.offset) is float and type(params.optics.na) is float

@@ -51,6 +51,13 @@ def test_psf_is_axially_symmetric_only_without_index_mismatch() -> None:
     assert np.abs(mismatched - mismatched[:, :, ::-1]).max() > 0.05 * mismatched.max()
 
 
+def test_a_reversed_stack_has_the_psf_planes_in_reverse_order() -> None:
+    forward = make_psf(OpticsParams(ns=1.33, depth_um=5.0), (15, 15, 41))
+    backward = make_psf(OpticsParams(ns=1.33, depth_um=5.0, z_reversed=True), (15, 15, 41))
+    np.testing.assert_allclose(backward, forward[:, :, ::-1], rtol=1e-5, atol=1e-9)
+    assert np.abs(backward - forward).max() > 0.05 * forward.max()
+
+
 def test_lateral_and_axial_widths_match_textbook_values_for_matched_oil() -> None:
     lateral, axial = _widths(MATCHED_OIL)
     assert lateral == pytest.approx(0.51 * 0.52 / 1.4, rel=0.06)  # Airy FWHM 0.51 λ/NA

@@ -49,6 +49,18 @@ def test_fitted_model_has_the_true_axial_width(calibration: Calibration) -> None
         assert np.isfinite(value) and error > 0
 
 
+def test_a_stack_saved_in_reverse_is_fitted_as_reversed_with_the_same_optics(calibration: Calibration) -> None:
+    """The aberrated PSF's longer tail shows the stack's direction; the symmetric-looking fit is not fooled."""
+    raw, _ = simulate_pair((112, 112, 32), TRUTH, seed=0)
+    reversed_ = calibrate_volumes([Volume(raw[:, :, ::-1].copy(), TRUTH.optics.voxel_size_um)], wavelength_um=0.52)
+    assert reversed_.params.optics.z_reversed and not calibration.params.optics.z_reversed
+    assert reversed_.converged
+    assert reversed_.optics_fit.relative_residual == pytest.approx(calibration.optics_fit.relative_residual, rel=0.05)
+    for name in ("na", "ns", "depth_um"):
+        assert getattr(reversed_.params.optics, name) == pytest.approx(getattr(calibration.params.optics, name), 0.02)
+    np.testing.assert_allclose(reversed_.beads.image, calibration.beads.image[:, :, ::-1], rtol=0.05, atol=0.05)
+
+
 def test_resolve_spacing_prefers_the_option_and_needs_one() -> None:
     known = Volume(np.zeros((4, 4, 4), np.float32), (0.1, 0.1, 0.3))
     unknown = Volume(np.zeros((4, 4, 4), np.float32), name="scan")

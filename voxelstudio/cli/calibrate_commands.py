@@ -104,6 +104,8 @@ def format_report(report: dict[str, Any]) -> str:
     state = "converged" if fit["converged"] else "NOT converged"
     lines.append(f"fit: {state}, residual {fit['relative_residual']:.3g}, {fit['noise_ratio']:.3g}x noise variance")
     lines += [f"  - {problem}" for problem in fit.get("problems", [])]
+    if report.get("z_reversed"):
+        lines.append("stack order: reversed (the PSF's longer tail points to the other end); pairs are simulated so")
     measured, model = report["fwhm_um"]["measured"], report["fwhm_um"]["model"]
 
     def um(value: float | None) -> str:

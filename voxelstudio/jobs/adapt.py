@@ -90,6 +90,7 @@ def calibration_event(cal: Any) -> CalibrationFound:
         fitted=tuple((name, _float(value), _float(sd)) for name, (value, sd) in cal.fitted.items()),
         beads_used=len(cal.beads.amplitudes),
         converged=bool(cal.converged),
+        z_reversed=bool(cal.params.optics.z_reversed),
         relative_residual=_float(cal.optics_fit.relative_residual),
         spacing_um=tuple(float(s) for s in cal.params.optics.voxel_size_um),  # type: ignore[arg-type]
         measured_fwhm_um=_widths(cal.fwhm_um.get("measured", {})),

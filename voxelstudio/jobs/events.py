@@ -138,13 +138,15 @@ class CalibrationFound(JobEvent):
     ``fitted`` is (name, value, standard error) in the simulator's units (NaN where the fit cannot tell);
     ``measured_xz`` and ``fitted_xz`` are the averaged bead and the fitted model through the bead's centre (x, z),
     ``measured_xy`` and ``fitted_xy`` the same through its focal plane (y, x),
-    each scaled to a peak of 1, with their (lateral, axial) FWHM in µm (NaN: not measurable).
+    each scaled to a peak of 1, with their (lateral, axial) FWHM in µm (NaN: not measurable). ``z_reversed``: the
+    stack runs against the simulator's focal-scan direction (``OpticsParams.z_reversed``).
     """
 
     handler: ClassVar[str] = "on_calibration"
     fitted: tuple[tuple[str, float, float], ...] = ()
     beads_used: int = 0
     converged: bool = False
+    z_reversed: bool = False
     relative_residual: float = math.nan
     spacing_um: tuple[float, float, float] = (1.0, 1.0, 1.0)
     measured_fwhm_um: tuple[float, float] = (math.nan, math.nan)

@@ -100,9 +100,19 @@ class OpticsParams:
     depth_um: float = _param(2.0, 0.0, 20.0, "depth of the beads below the coverslip, µm")
     pixel_um: float = _param(0.1, 0.05, 0.25, "lateral voxel size (y and x), µm")
     z_step_um: float = _param(0.1, 0.05, 0.3, "axial voxel size (focus step), µm")
+    z_reversed: bool = field(
+        default=False,
+        metadata={
+            "doc": "the stack's planes run against the focal-scan direction of voxelstudio.sim.psf (a microscope "
+            "that steps the other way, or a stack saved in reverse): an aberrated PSF's longer tail then points "
+            "to the other end of the stack"
+        },
+    )
 
     def __post_init__(self) -> None:
         _check_ranges(self)
+        if not isinstance(self.z_reversed, bool):
+            raise ValueError(f"z_reversed must be true or false, got {self.z_reversed!r}")
         if self.na >= self.ni:
             raise ValueError(f"na ({self.na:g}) must be below the immersion index ni ({self.ni:g})")
 
@@ -131,7 +141,12 @@ class OpticsParams:
                 return cls(**values)
         raise RuntimeError("could not draw valid optics parameters")
 
-    def to_dict(self) -> dict[str, float]:
+    @property
+    def z_direction(self) -> float:
+        """+1, or −1 for a reversed stack: the focal-scan distance (in steps) from one plane to the next."""
+        return -1.0 if self.z_reversed else 1.0
+
+    def to_dict(self) -> dict[str, float | bool]:
         return dataclasses.asdict(self)
 
     @classmethod

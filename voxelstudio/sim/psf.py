@@ -119,7 +119,7 @@ def _make_psf(optics: OpticsParams, shape: tuple[int, int, int], spacing: Spacin
     radius = np.hypot(y[:, None], x[None, :])
     step = min(dy, dx) / RADIAL_OVERSAMPLING
     r_grid = np.arange(0.0, radius.max() + 2 * step, step)
-    z = focal_offset_um(optics) + (np.arange(depth) - depth // 2) * dz
+    z = focal_offset_um(optics) + optics.z_direction * (np.arange(depth) - depth // 2) * dz
     profile = radial_psf(optics, r_grid, z)  # (Z, n_r)
     # Linear interpolation along r at every plane at once: the same neighbours and weights for all z.
     position = radius.ravel() / step

@@ -24,7 +24,7 @@ from voxelstudio.core.volume import Volume, is_constant
 from voxelstudio.metrics.bead_average import BeadAverage, average_beads
 from voxelstudio.metrics.fwhm import profile_fwhm
 from voxelstudio.metrics.noise import CameraEstimate, bead_mask, block_moments, fit_camera
-from voxelstudio.sim.calibrate import OpticsFit, bead_model, fit_optics
+from voxelstudio.sim.calibrate import OpticsFit, bead_model, fit_optics_either_way
 from voxelstudio.sim.params import OpticsParams, SimParams
 from voxelstudio.tasks.calibrate_ambient import AmbientEstimate, estimate_ambient
 
@@ -266,7 +266,7 @@ def _calibrate(
         na=1.2 if na is None else na, wavelength_um=0.52 if wavelength_um is None else wavelength_um, ni=ni,
         pixel_um=y, z_step_um=Z_STEP_GUESS_UM if z is None else z,
     )  # fmt: skip
-    optics_fit = fit_optics(beads.image, base, free)
+    optics_fit = fit_optics_either_way(beads.image, base, free)
     optics = optics_fit.optics
     spacing = optics.voxel_size_um
     _check(cancel, report, 3, stages, "background and haze")

@@ -64,6 +64,7 @@ def _report(cal: Calibration, sources: Sequence[str | Path]) -> dict[str, Any]:
             "haze": cal.params.haze,
             "haze_sigma_um": cal.params.haze_sigma_um,
         },
+        "z_reversed": cal.params.optics.z_reversed,
         "camera_blocks": cal.camera.n_blocks,
         "fit": {
             "converged": cal.converged,
