@@ -8,10 +8,14 @@ and flipped; ``upright`` turns them about z as VoxNet does for CAD models), then
 ``--test-per-class`` shapes per class generated with another seed, with rotation voting (``--rotations``), and
 reports accuracy, per-class accuracy and the confusion matrix. ``--variants hard`` makes training and test grids
 harder: half of them surface-only, half partly occluded (everything beyond a random plane through the inner
-60-85 % of one axis removed) and all with 0.3 % of voxels flipped. Prints Markdown. Run from the repository root:
+60-85 % of one axis removed) and all with 0.3 % of voxels flipped. ``--data TRAIN --test-data TEST`` uses real
+grids instead (class-per-folder data sets, as ``train-classifier`` reads them; the seeds then only seed the
+training): the issue's acceptance data are real CAD-model grids, which are not shipped. Prints Markdown. Run from the
+repository root:
 
     python benchmarks/classify.py                                  # the issue's budgets: VoxNet 5, VRN 15 min
     python benchmarks/classify.py --models voxnet --seeds 0 1 2 --voxnet-minutes 2
+    python benchmarks/classify.py --data train600 --test-data test --orientation upright --seeds 0
     python benchmarks/classify.py --quick                          # smoke run (run_all.py --quick)
 """
 
@@ -31,10 +35,10 @@ import numpy as np
 
 from voxelstudio.core.progress import Progress
 from voxelstudio.sim.shapes import SHAPE_CLASSES, generate_shapes, harden_grid
-from voxelstudio.tasks.datasets import GridDataset
+from voxelstudio.tasks.datasets import GridDataset, load_class_folder
 
 ARCHS = ("voxnet", "vrn")
-VARIANTS = ("plain", "hard")
+VARIANTS = ("plain", "hard")  # "real" with --data
 
 
 def harden(grids: np.ndarray, seed: int) -> np.ndarray:
@@ -58,8 +62,12 @@ def run(arch: str, seed: int, variant: str, args: argparse.Namespace) -> dict:
     from voxelstudio.tasks.classify import classification_report
     from voxelstudio.tasks.classify_train import train_classifier
 
-    train = shapes_dataset(args.per_class, seed, args.size, variant)
-    test = shapes_dataset(args.test_per_class, seed + 1000, args.size, variant)
+    if args.data is not None:
+        train = load_class_folder(args.data, grid_shape=(args.size,) * 3, strict=True)
+        test = load_class_folder(args.test_data, grid_shape=(args.size,) * 3, classes=train.classes)
+    else:
+        train = shapes_dataset(args.per_class, seed, args.size, variant)
+        test = shapes_dataset(args.test_per_class, seed + 1000, args.size, variant)
     minutes = args.voxnet_minutes if arch == "voxnet" else args.vrn_minutes
     name, preset = preset_settings(arch, args.preset, configure_devices().kind)
     model = {**preset.pop("model"), "input_shape": (args.size,) * 3, "orientation": args.orientation}
@@ -90,8 +98,8 @@ def run(arch: str, seed: int, variant: str, args: argparse.Namespace) -> dict:
             int(np.nanargmin(result.history["val_loss"]))] if result.history.get("val_loss") else None,
         "epoch_s": float(np.median(times)), "stopped": result.stopped_reason, "val": result.best_val_accuracy,
         "test": float(np.mean(single == test.labels)), "test_voted": float(np.mean(voted == test.labels)),
-        "voting_s": voting_s, "n_test": len(test), "n_train": result.split["train"],
-        "report": classification_report(test.labels, voted, SHAPE_CLASSES),
+        "voting_s": voting_s, "n_test": len(test), "n_train": result.split["train"], "classes": train.classes,
+        "report": classification_report(test.labels, voted, train.classes),
     }  # fmt: skip
 
 
@@ -99,11 +107,14 @@ def print_tables(rows: list[dict], args: argparse.Namespace) -> None:
     threads = os.environ["TF_NUM_INTRAOP_THREADS"]
     upright = args.orientation == "upright"
     votes = f"{args.rotations}-rotation" if upright else f"{min(args.rotations, 8)}-flip"
-    print(
-        f"\n{args.per_class * 10} shapes per training set ({args.size}^3, 10 classes; 10 % of them validate), "
-        f"{args.test_per_class * 10} test shapes from another seed; preset {args.preset}; orientation "
-        f"{args.orientation}; {threads} TF threads\n"
-    )
+    if args.data is not None:
+        first = rows[0]
+        data = (f"{first['n_train']} training grids of {args.data} (10 % more validate), {first['n_test']} test "
+                f"grids of {args.test_data} ({args.size}^3, {len(first['classes'])} classes)")  # fmt: skip
+    else:
+        data = (f"{args.per_class * 10} shapes per training set ({args.size}^3, 10 classes; 10 % of them validate), "
+                f"{args.test_per_class * 10} test shapes from another seed")  # fmt: skip
+    print(f"\n{data}; preset {args.preset}; orientation {args.orientation}; {threads} TF threads\n")
     print("| model | variant | seed | parameters | width / blocks | batch / recipe | budget (min) | epochs (best) | "
           "epoch (s) | stopped | val acc | test acc | test acc, {r} vote | vote time (s) |"
           .replace("{r}", votes))  # fmt: skip
@@ -113,17 +124,18 @@ def print_tables(rows: list[dict], args: argparse.Namespace) -> None:
               f"{r['batch']} / {r['recipe']} | {r['minutes']:g} | {r['epochs']} ({r['best_epoch']}) | "
               f"{r['epoch_s']:.1f} | {r['stopped']} | {r['val']:.3f} | {r['test']:.3f} | {r['test_voted']:.3f} | "
               f"{r['voting_s']:.1f} |")  # fmt: skip
+    classes = rows[0]["classes"]
     print("\nPer-class test accuracy with voting:\n")
-    print("| model | variant | seed | " + " | ".join(SHAPE_CLASSES) + " |")
-    print("|---|---|---:|" + "---:|" * len(SHAPE_CLASSES))
+    print("| model | variant | seed | " + " | ".join(classes) + " |")
+    print("|---|---|---:|" + "---:|" * len(classes))
     for r in rows:
-        cells = " | ".join(f"{r['report']['per_class'].get(c, float('nan')):.2f}" for c in SHAPE_CLASSES)
+        cells = " | ".join(f"{r['report']['per_class'].get(c, float('nan')):.2f}" for c in classes)
         print(f"| {r['arch']} | {r['variant']} | {r['seed']} | {cells} |")
     for r in rows:
         print(f"\nConfusion, {r['arch']} {r['variant']} seed {r['seed']} (rows true, columns predicted):\n")
-        print("| | " + " | ".join(c[:4] for c in SHAPE_CLASSES) + " |")
-        print("|---|" + "---:|" * len(SHAPE_CLASSES))
-        for name, row in zip(SHAPE_CLASSES, r["report"]["confusion"], strict=True):
+        print("| | " + " | ".join(c[:4] for c in classes) + " |")
+        print("|---|" + "---:|" * len(classes))
+        for name, row in zip(classes, r["report"]["confusion"], strict=True):
             print(f"| {name} | " + " | ".join(str(v) for v in row) + " |")
 
 
@@ -145,8 +157,14 @@ def main() -> None:
         choices=("any", "upright"),
         help="model orientation [any: principal pose, flips; upright: turns about z as before]",
     )
+    parser.add_argument("--data", type=Path, help="real training grids: a folder of class folders [procedural shapes]")
+    parser.add_argument("--test-data", type=Path, help="real test grids, class folders named as --data's")
     parser.add_argument("--quick", action="store_true", help="smoke run: 0.3 min per model, 10 + 3 shapes per class")
     args = parser.parse_args()
+    if (args.data is None) != (args.test_data is None):
+        parser.error("--data and --test-data go together")
+    if args.data is not None:
+        args.variants = ["real"]
     if args.quick:
         args.voxnet_minutes = args.vrn_minutes = 0.3
         args.per_class, args.test_per_class, args.seeds, args.variants = 10, 3, [0], ["plain"]

@@ -50,6 +50,7 @@ def test_the_stack_direction_is_a_flag_kept_through_json_and_jitter() -> None:
 
     params = SimParams(optics=OpticsParams(z_reversed=True))
     assert SimParams.from_dict(json.loads(json.dumps(params.to_dict()))).optics.z_reversed
+    assert "z_reversed" not in OpticsParams().to_dict()  # a forward stack's record reads as before the flag
     assert jitter_params(params, np.random.default_rng(0), 0.1).optics.z_reversed
     assert not SimParams.random(np.random.default_rng(0)).optics.z_reversed
     with pytest.raises(ValueError, match="z_reversed must be true or false, got 'yes'"):

@@ -170,7 +170,8 @@ class Controller(QObject):
             remember_file(self.settings, written)
             self.status.emit(f"Saved the {role} volume to {written} (provenance in {sidecar_path(written).name}).")
 
-        return self.jobs.start("export", work.export_volume(volume, path, provenance), JobHandler().arm(exported))
+        write = work.export_volume(volume, path, provenance)  # once writing starts it finishes: not stoppable
+        return self.jobs.start("export", write, JobHandler().arm(exported), stoppable=False)
 
     # ------------------------------------------------------------------------------------------------------ model
     def detect_device(self) -> Job | None:

@@ -147,7 +147,12 @@ class OpticsParams:
         return -1.0 if self.z_reversed else 1.0
 
     def to_dict(self) -> dict[str, float | bool]:
-        return dataclasses.asdict(self)
+        """Every field by name; ``z_reversed`` only when set (a forward stack's record, and the PSF cache's keys,
+        read as before the flag existed)."""
+        values = dataclasses.asdict(self)
+        if not self.z_reversed:
+            del values["z_reversed"]
+        return values
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> OpticsParams:
