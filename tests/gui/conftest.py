@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import time
 
+import numpy as np
 import pytest
 
 # Inherited by the worker processes that run TensorFlow: one thread per pool leaves a core for the GUI.
@@ -55,18 +56,30 @@ def dialogs(monkeypatch) -> DialogRecorder:
 BACKGROUND_RGB = (0x10, 0x14, 0x18)
 
 
+def panel_image(session, panel_role: str) -> np.ndarray:
+    """One 3-D panel's RGB image (int), after all pending drawing, rendered by VTK now.
+
+    ``viewports.render()`` asks Qt to repaint, and Qt 6 defers a repaint that comes within a frame (16.7 ms at
+    Xvfb's 60 Hz) of the window's last screen update to the next turn of the event loop; pyvista's screenshot reads
+    the last finished frame without rendering. Read at once, a panel could show its previous frame (two CI
+    failures: a slice view "unchanged" after the cursor moved, a Grad-CAM panel with the axes alone). A
+    synchronous VTK render first makes the read the current frame.
+    """
+    viewports = session.window.viewports
+    viewports.render()
+    plotter = viewports.panels[panel_role].plotter
+    plotter.render_window.Render()
+    return np.asarray(plotter.screenshot(return_img=True), dtype=int)
+
+
 def panel_pixels(session, panel_role: str) -> int:
-    """Non-background pixels in one 3-D panel, after all pending drawing."""
-    session.window.viewports.render()
-    return foreground_pixels(session.window.viewports.panels[panel_role].plotter.screenshot(return_img=True))
+    """Non-background pixels in one 3-D panel, after all pending drawing (:func:`panel_image`)."""
+    return foreground_pixels(panel_image(session, panel_role))
 
 
 def wait_for_pixels(qtbot, session, panel_role: str, more_than: int, timeout: int = 10_000) -> None:
-    """Wait until one 3-D panel shows more than ``more_than`` foreground pixels, the event loop running meanwhile.
-
-    For a panel shown a moment ago: in one CI run its first frame, read back at once, held 143 pixels where the
-    same Grad-CAM shows thousands; checking again while events run does not depend on that first frame.
-    """
+    """Wait until one 3-D panel shows more than ``more_than`` foreground pixels, the event loop running meanwhile
+    (for a panel whose content arrives from a job)."""
 
     def shown() -> None:
         pixels = panel_pixels(session, panel_role)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PySide6.QtWidgets import QPushButton
 
-from tests.gui.conftest import panel_pixels, wait_for_pixels, wait_idle
+from tests.gui.conftest import panel_image, panel_pixels, wait_for_pixels, wait_idle
 from voxelstudio.gui.viewports import PANEL_ROLES
 
 pytestmark = pytest.mark.gui
@@ -38,8 +38,7 @@ def test_prediction_panel_fills_and_contrast_is_shared(qtbot, sample_session):
 @pytest.mark.parametrize("mode", ["composite", "isosurface", "slices"])
 def test_render_modes_draw_something(sample_session, mode):
     def raw_panel():
-        sample_session.window.viewports.render()
-        return np.asarray(sample_session.window.viewports.panels["raw"].plotter.screenshot(return_img=True), int)
+        return panel_image(sample_session, "raw")
 
     mip = raw_panel()  # the fixture's mode
     sample_session.view.update(mode=mode)

@@ -152,7 +152,8 @@ class ViewportGrid(QWidget):
             self.reset_camera(record=False)
 
     def flush(self) -> None:
-        """Do all pending drawing now (before a screenshot or a test looks at the panels)."""
+        """Do all pending rebuilds and repaints now (Qt may still defer a repaint by a frame: see
+        ``VolumePanel.render_now``; :meth:`grab_panels` renders what it grabs)."""
         self._timer.stop()
         while self.drawing_pending:
             self._draw_step()

@@ -151,7 +151,9 @@ class VolumePanel(QFrame):
         self.colorbar.set_scale(style.cmap, style.clim)
 
     def render_now(self) -> None:
-        """Render once, now. (``plotter.render()`` renders and then schedules a repaint that renders again.)"""
+        """Repaint now, which renders once (``plotter.render()`` renders and then schedules a repaint that renders
+        again). Qt may defer a repaint that comes within a frame of the window's last screen update to the next turn
+        of the event loop; a user sees the frame then."""
         self.plotter.repaint()
 
     def close_plotter(self) -> None:
