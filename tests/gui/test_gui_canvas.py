@@ -84,7 +84,7 @@ def test_visible_canvases_draw_one_per_turn_and_a_canvas_hidden_meanwhile_draws_
     is its own turn of the event loop. A canvas hidden before its turn draws when it is shown again."""
     from PySide6.QtCore import QEventLoop, QTimer
 
-    from voxelstudio.gui.canvas import QuietCanvas
+    from voxelstudio.gui.canvas import DRAWS, QuietCanvas
 
     window = QWidget()
     qtbot.addWidget(window)
@@ -93,7 +93,7 @@ def test_visible_canvases_draw_one_per_turn_and_a_canvas_hidden_meanwhile_draws_
         canvas.setParent(window)
     window.show()
     qtbot.waitExposed(window)
-    qtbot.wait(50)  # first draws on show
+    qtbot.waitUntil(lambda: not DRAWS.waiting, timeout=2_000)  # the first draws on show
     drawn: list[str] = []
     for name, canvas in (("first", first), ("second", second)):
         original = canvas.draw
@@ -115,6 +115,33 @@ def test_visible_canvases_draw_one_per_turn_and_a_canvas_hidden_meanwhile_draws_
     assert drawn == []
     second.show()
     qtbot.waitUntil(lambda: drawn == ["second"], timeout=2_000)
+
+
+def test_a_canvas_just_shown_draws_in_a_later_turn_than_the_one_that_paints_it(qtbot, monkeypatch):
+    """The first click on Train showed the tab and drew its loss plot in one turn of the event loop: the plot's draw
+    now waits SHOWN_DRAW_DELAY_MS, so the tab's paint and the draw are two stalls, not one."""
+    from voxelstudio.gui import canvas as canvas_module
+    from voxelstudio.gui.canvas import DRAWS, SHOWN_DRAW_DELAY_MS, QuietCanvas
+
+    window = QWidget()
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    plot = QuietCanvas(figure_with_axes())  # not built yet: it builds and draws when first shown
+    plot.setParent(window)
+    asked, drawn = [], []
+    add = DRAWS.add
+    monkeypatch.setattr(
+        canvas_module.DRAWS, "add", lambda canvas, delay_ms=0: (asked.append(delay_ms), add(canvas, delay_ms))
+    )
+    original = plot.draw
+    monkeypatch.setattr(plot, "draw", lambda: (drawn.append(True), original()))
+    plot.show()
+    assert asked == [SHOWN_DRAW_DELAY_MS] > [0] and drawn == []
+    qtbot.waitUntil(lambda: drawn == [True], timeout=2_000)
+    plot.draw_idle()  # new data while it shows: the next turn
+    assert asked[-1] == 0
+    qtbot.waitUntil(lambda: len(drawn) == 2, timeout=2_000)
 
 
 def figure_with_axes():

@@ -2,10 +2,10 @@
 optionally spread over a dask.distributed cluster.
 
 Each block of the output (one output chunk) is predicted as :mod:`voxelstudio.tasks.block_predict` describes, so the
-result equals whole-volume tiled prediction (with ``tta`` too: the mean and the spread of the 8 transforms, the
-spread written as a second store). All blocks share one normalisation range, computed once from a fixed sample of
-the volume's chunks (:mod:`voxelstudio.tasks.block_sample`). When every block is done, the
-lower-resolution levels of the multiscale pyramid are written (:mod:`voxelstudio.io.zarr_pyramid`).
+result equals whole-volume tiled prediction at the same normalisation range (with ``tta`` too: the mean and the
+spread of the 8 transforms, the spread written as a second store). All blocks share one normalisation range,
+computed once from a sample of the volume's chunks (:mod:`voxelstudio.tasks.block_sample`). When every block is done,
+the lower-resolution levels of the multiscale pyramid are written (:mod:`voxelstudio.io.zarr_pyramid`).
 
 The output is written into a hidden temporary store beside the target (``.<name>.<8 hex>.partial``, named from the
 input, model and block shape so that ``resume`` finds it); a finished block is recorded as a marker file in its

@@ -138,9 +138,8 @@ class AdaptBox(QGroupBox):
         fit = "converged" if calibration.converged else "did not converge"
         residual = calibration.relative_residual
         residual_text = f"; residual {residual:.0%} of the bead's signal" if math.isfinite(residual) else ""
-        reversed_text = " The stack runs the other way (the bead's longer tail): pairs are simulated so." * (
-            calibration.z_reversed
-        )
+        direction = " The stack runs the other way (the bead's longer tail): pairs are simulated so."
+        reversed_text = direction if calibration.z_reversed else ""
         self.summary.setText(
             f"Calibrated on {calibration.beads_used} beads: fit {fit}{residual_text}.{reversed_text} "
             "Measured average bead vs the simulator's fitted bead (XZ, through the centre):"
