@@ -60,6 +60,16 @@ def test_select_beads_rejects_border_crowded_and_saturated_beads() -> None:
     assert len(kept) == 0 and saturated == 1
 
 
+def test_a_dense_sample_falls_back_to_beads_without_a_neighbour_in_their_box() -> None:
+    centres = [np.array([y, x, 24.0]) for y in (20, 28, 36, 44) for x in (20, 28, 36, 44)]  # 8 voxels apart
+    scan = _scan(centres)
+    peaks = np.array(centres, dtype=int)
+    assert len(select_beads(scan, peaks, (6, 6, 10), None)[0]) == 0  # each has a neighbour within 1.25 half-widths
+    assert len(select_beads(scan, peaks, (6, 6, 10), None, isolation=1.0)[0]) == 16  # but none inside its box
+    result = average_beads([scan], (6, 6, 10))
+    assert len(result.amplitudes) == 16 and result.n_found == 16
+
+
 def test_errors_name_the_problem() -> None:
     rng = np.random.default_rng(0)
     with pytest.raises(ValueError, match="no beads found"):
