@@ -41,6 +41,21 @@ def test_imbalanced_loss_on_a_hand_example() -> None:
     assert float(custom(y, yhat)) == pytest.approx((0.2 + 0.05 + 0.1 + 2 * (0.25 + 0.5) + 0.1) / 6, rel=1e-6)
 
 
+def test_imbalanced_loss_below_one_answers_an_uncertain_voxel_with_background() -> None:
+    """adapt's fine-tuning loss (bead voxels weighted 0.25): a voxel that is bead in 70 % of the samples, background
+    in the rest, costs least predicted as background; MAE answers with the median (bead), MSE with the mean."""
+    y = np.array([1.0] * 7 + [0.0] * 3, np.float32).reshape(1, 1, 1, 10, 1)
+
+    def cost(cfg: LossConfig, value: float) -> float:
+        return float(get_loss(cfg)(y, np.full_like(y, value)))
+
+    quarter = LossConfig(name="imbalanced", threshold=0.1, weight=0.25)
+    assert cost(quarter, 0.0) < cost(quarter, 0.7) < cost(quarter, 1.0)
+    assert cost(LossConfig(name="mae"), 0.0) > cost(LossConfig(name="mae"), 1.0)
+    mse = [cost(LossConfig(name="mse"), v) for v in (0.0, 0.7, 1.0)]
+    assert mse[1] < min(mse[0], mse[2])
+
+
 def test_mse_and_mae_match_numpy() -> None:
     y, yhat = _pair()
     assert float(get_loss(LossConfig(name="mse"))(y, yhat)) == pytest.approx(np.mean((y - yhat) ** 2), rel=1e-5)

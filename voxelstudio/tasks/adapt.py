@@ -40,9 +40,12 @@ FINISH_S = 10.0
 (a 5-minute adaptation on one core ran 5.2 minutes without it)."""
 FINE_TUNE_LR = 3e-4
 """Adam learning rate of the fine-tuning (a third of training from scratch: the start is already good)."""
-FINE_TUNE_LOSS = "mae+ssim"
-"""Loss of the fine-tuning, whatever the starting model's: MSE's answer for a bead whose depth a dim scan leaves
-uncertain is a longer bead (benchmarks/README.md, "What lengthens the dim microscope's beads")."""
+FINE_TUNE_LOSS = {"name": "imbalanced", "threshold": 0.1, "weight": 0.25}
+"""The fine-tuning's loss (``LossConfig`` fields), whatever the starting model's: L1 with the beads' voxels (target
+>= 0.1) weighted a quarter of the background's. Where a dim scan leaves a bead's depth uncertain, MSE answers with the
+mean over where it could be and L1 with the median, both a longer bead; weighting the background more answers with a
+lower quantile, a bead as compact as the target's (benchmarks/README.md, "Keeping the adapted beads compact").
+Measured on 8 microscopes: beads within 10 % of the target's z/xy on 8 instead of 4, at 0.6-2.4 dB less PSNR."""
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,7 @@ def fine_tune_config(cfg: Any, scan_shape: tuple[int, int, int], minutes: float,
     patch = tuple(max(m, min(p, (s // m) * m)) for p, s, m in zip(cfg.patch_shape, shape, multiple, strict=True))
     cfg = replace(
         cfg, minutes=minutes, epochs=100000, learning_rate=FINE_TUNE_LR, patch_shape=patch, seed=seed,
-        steps_per_epoch=FINE_TUNE_STEPS, loss=replace(cfg.loss, name=FINE_TUNE_LOSS, mae_weight=1.0, ssim_weight=1.0),
+        steps_per_epoch=FINE_TUNE_STEPS, loss=replace(cfg.loss, **FINE_TUNE_LOSS),
         lr_patience=FINE_TUNE_PATIENCE[0], early_stopping_patience=FINE_TUNE_PATIENCE[1],
     )  # fmt: skip
     return cfg, shape
