@@ -112,10 +112,10 @@ def average_beads(
         data = np.asarray(volume, dtype=np.float32)
         if data.ndim != 3:
             raise ValueError(f"bead averaging needs 3-D volumes, got shape {data.shape}")
-        found.append((data, find_beads(data, **find_options)))  # type: ignore[arg-type]
-    n_found = sum(len(peaks) for _, peaks in found)
+        found.append((data, find_beads(data, **find_options), saturation_level(data)))  # type: ignore[arg-type]
+    n_found = sum(len(peaks) for _, peaks, _ in found)
     for isolation in ISOLATION:
-        chosen = [(data, *select_beads(data, peaks, half, saturation_level(data), isolation)) for data, peaks in found]
+        chosen = [(data, *select_beads(data, peaks, half, level, isolation)) for data, peaks, level in found]
         n_saturated = sum(saturated for _, _, saturated in chosen)
         if sum(len(kept) for _, kept, _ in chosen) >= min_beads:
             break
