@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -102,6 +103,11 @@ def test_cancel_leaves_only_whole_outputs(cluster, scans, model, tmp_path):
     out = tmp_path / "out"
     with pytest.raises(Cancelled):
         denoise_files(scans, model_path=model, out_dir=out, fmt="npy", scheduler=cluster, report=report, cancel=token)
+    # a task already running when the run was cancelled finishes its file (module docstring of file_cluster): its
+    # temporary is renamed to a whole output once it is written, which a look straight after the cancel can catch
+    deadline = time.monotonic() + 60
+    while any(is_temporary(p) for p in out.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.1)
     outputs = [p for p in out.iterdir() if not p.name.endswith(".json")]
     assert not any(is_temporary(p) for p in outputs)  # nothing half-written is left behind either
     for path in outputs:
