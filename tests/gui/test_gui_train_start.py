@@ -198,7 +198,7 @@ def _fake_adapt(stopped_reason: str = "time", fail: bool = False):
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(b"model")
         training = SimpleNamespace(model_path=out, stopped_reason=stopped_reason, epochs_run=3)
-        return AdaptOutcome(_calibration(), training)
+        return AdaptOutcome(_calibration(), training, "Bead positions: the model moved beads by (y, x, z) +0.00, …")
 
     return adapt
 
@@ -229,7 +229,7 @@ def test_adapt_shows_the_calibration_and_makes_the_model_current(qtbot, sample_s
     assert "9 beads" in box.summary.text() and "converged" in box.summary.text()
     assert "other way" not in box.summary.text()
     assert box.beads.calibration is not None and box.beads.calibration.measured_fwhm_um == (0.32, 1.13)
-    assert "is now the current model" in box.progress.label.text()
+    assert "is now the current model. Bead positions: the model moved" in box.progress.label.text()
     assert sample_session.dialogs.errors == [] and box.adapt_button.isEnabled()
     preview = sample_session.document.volume("prediction")  # the live preview stays: its model is the current one
     assert preview is not None and preview.name == "preview, epoch 1" and float(preview.data.max()) == 0.5

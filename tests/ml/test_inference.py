@@ -238,3 +238,27 @@ def test_tta_with_a_kernel_longer_along_y_than_x_tiles_the_turned_volume():
     assert info["tiles"] > 1
     np.testing.assert_allclose(tiled, whole_mean, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(spread, whole_spread, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("tta", [False, True])
+def test_a_model_with_an_input_shift_sees_the_scan_moved(tta):
+    from dataclasses import replace
+
+    from voxelstudio.core.subvoxel import translate
+
+    cfg = CONFIGS["unet"]
+    keras.utils.set_random_seed(0)
+    model = build_denoiser(cfg)
+    plain = loaded(model, cfg, PercentileNormalizer(out_low=0.0, out_high=2.0))
+    shifted = replace(plain, input_shift=(0.0, 0.3, -0.62))
+    x = np.random.default_rng(4).random((24, 20, 12)).astype(np.float32) * 100
+    moved = translate(x, shifted.input_shift)
+    normalizer = plain.normalizer
+    network_input = normalizer.before(moved, normalizer.input_range(x))  # the range of the scan as given
+    transforms = TTA_TRANSFORMS if tta else ((0, False),)
+    expected = np.mean(
+        [inverse_transform(whole(model, forward_transform(network_input, t, f)), t, f) for t, f in transforms], axis=0
+    )
+    out, _, _ = predict_volume(shifted, x, tta=tta)
+    np.testing.assert_allclose(out, normalizer.after(expected), rtol=1e-4, atol=1e-5)
+    assert np.abs(out - predict_volume(plain, x, tta=tta)[0]).max() > 1e-3

@@ -12,10 +12,12 @@ import pytest
 import voxelstudio
 from voxelstudio.core.errors import ModelError
 from voxelstudio.core.normalize import PercentileNormalizer
+from voxelstudio.core.provenance import model_record
 from voxelstudio.ml.config import ARCHITECTURES, DenoiserConfig, TrainConfig
 from voxelstudio.ml.denoisers import build_denoiser, receptive_field, required_multiple
 from voxelstudio.ml.persistence import (
     CODE_MESSAGE,
+    INPUT_SHIFT_KEY,
     METADATA_MEMBER,
     OPTIMIZER_MEMBER,
     load_model,
@@ -272,3 +274,27 @@ def test_optimizer_state_that_does_not_fit_restarts_with_a_warning(tmp_path: Pat
     with pytest.warns(UserWarning, match="optimizer state not restored .* the optimizer restarts"):
         assert restore_optimizer_state(other, last) is False
     assert int(keras.ops.convert_to_numpy(other.optimizer.iterations)) == 0
+
+
+def test_an_input_shift_is_saved_only_when_there_is_one_and_loaded_back(tmp_path: Path, saved_unet) -> None:
+    _, model, config = saved_unet
+    shifted = save_model(model, tmp_path / "s.keras", train_config=config, normalizer=NORMALIZER,
+                         input_shift=(0.0, 0.0, -0.62))  # fmt: skip
+    assert load_model(shifted).input_shift == (0.0, 0.0, -0.62)
+    assert load_model(shifted).metadata[INPUT_SHIFT_KEY] == [0.0, 0.0, -0.62]
+    plain = save_model(model, tmp_path / "p.keras", train_config=config, normalizer=NORMALIZER, input_shift=(0, 0, 0))
+    assert INPUT_SHIFT_KEY not in load_model(plain).metadata
+    assert load_model(plain).input_shift == (0.0, 0.0, 0.0)
+    assert model_record(load_model(shifted))["input_shift_vox"] == [0.0, 0.0, -0.62]  # in a prediction's provenance
+    assert "input_shift_vox" not in model_record(load_model(plain))
+
+
+@pytest.mark.parametrize("value", [[0.5, 0.5], "up", [0.0, 0.0, None], [0.0, 0.0, float("nan")]])
+def test_a_bad_input_shift_is_one_line(tmp_path: Path, saved_unet, value) -> None:
+    path = tmp_path / "edited.keras"
+
+    def edit(data: bytes) -> bytes:
+        return json.dumps({**json.loads(data), INPUT_SHIFT_KEY: value}).encode()
+
+    _rewrite_member(saved_unet[0], path, METADATA_MEMBER, edit)
+    _single_line_model_error(path, "invalid VoxelStudio metadata")

@@ -13,7 +13,16 @@ from voxelstudio.io import save_volume
 from voxelstudio.metrics import psnr
 from voxelstudio.sim import SimParams, simulate_pair
 from voxelstudio.sim.params import OpticsParams
-from voxelstudio.tasks.adapt import FINE_TUNE_LOSS, FINE_TUNE_PATIENCE, FINE_TUNE_STEPS, adapt_files, adapted_voxel_size
+from voxelstudio.tasks.adapt import (
+    FINE_TUNE_LOSS,
+    FINE_TUNE_PATIENCE,
+    FINE_TUNE_STEPS,
+    MIN_CORRECTED_OFFSET,
+    MIN_OFFSET_BEADS,
+    adapt_files,
+    adapted_voxel_size,
+    bead_offset_of,
+)
 from voxelstudio.tasks.denoise import denoise_volume
 
 TRUTH = SimParams(
@@ -27,7 +36,7 @@ def test_adapt_end_to_end_beats_its_input_and_stores_the_calibration(tmp_path: P
     scan = save_volume(Volume(raw, TRUTH.optics.voxel_size_um), tmp_path / "scan.tif")
     out = tmp_path / "adapted.keras"
     with pytest.warns(UserWarning, match=r"the 9-s budget, less .* leaves the fine-tuning under its minimum of 6 s"):
-        result = adapt_files(  # 9 s: less than the 10 s kept for saving, so the run says it ends late
+        result = adapt_files(  # 9 s: less than the 15 s kept for saving, so the run says it ends late
             [scan],
             out,
             minutes=0.15,
@@ -53,6 +62,9 @@ def test_adapt_end_to_end_beats_its_input_and_stores_the_calibration(tmp_path: P
     bead = np.array(adaptation["measured_bead"]["data"]).reshape(adaptation["measured_bead"]["shape"])
     assert bead.max() == pytest.approx(1.0) and adaptation["report"]["beads_used"] >= 5
     assert adapted_voxel_size(adapted.metadata) == pytest.approx(TRUTH.optics.voxel_size_um)  # what export-model reads
+    offset = result.bead_offset  # measured on simulated beads; what prediction applies is in the file
+    assert offset is not None and offset.beads >= MIN_OFFSET_BEADS and adaptation["bead_offset"] == offset.to_dict()
+    assert adapted.input_shift == offset.input_shift
 
     prediction = denoise_volume(Volume(raw, TRUTH.optics.voxel_size_um), model_path=out).prediction.data
     assert psnr(prediction, target) > psnr(raw, target) + 3.0  # PSNR after an affine fit onto the target
@@ -78,3 +90,37 @@ def test_adapt_rejects_bad_arguments_before_any_work(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"plain\.keras: not a VoxelStudio denoiser \(no training config\)"):
         adapt_files([tmp_path / "x.tif"], tmp_path / "m.keras", init=plain)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plain.keras"]
+
+
+def _shifted_pairs(by: tuple[float, float, float]) -> tuple[list[tuple[Volume, Volume]], dict[int, np.ndarray]]:
+    """Simulated (raw, target) pairs, and for each raw the target moved by ``by``: a stand-in model that puts every
+    bead ``by`` voxels from where it is."""
+    from voxelstudio.core.subvoxel import translate
+
+    pairs, answers = [], {}
+    for seed in range(2):
+        raw, target = simulate_pair((96, 96, 32), TRUTH, seed=seed)
+        pairs.append((Volume(raw, TRUTH.optics.voxel_size_um), Volume(target, TRUTH.optics.voxel_size_um)))
+        answers[id(pairs[-1][0])] = translate(target, by)
+    return pairs, answers
+
+
+@pytest.mark.parametrize(
+    ("by", "corrected"), [((0.0, 0.0, 0.6), (0.0, 0.0, -0.6)), ((0.0, 0.1, -0.4), (0.0, 0.0, 0.4))]
+)
+def test_a_model_that_moves_beads_gets_the_shift_that_puts_them_back(by, corrected) -> None:
+    pairs, answers = _shifted_pairs(by)
+    offset = bead_offset_of(lambda raw: answers[id(raw)], pairs)
+    assert offset.beads >= MIN_OFFSET_BEADS
+    assert offset.measured == pytest.approx(by, abs=0.06)
+    assert offset.input_shift == pytest.approx(corrected, abs=0.06)
+    assert offset.input_shift[1] == 0.0  # 0.1 voxel: under MIN_CORRECTED_OFFSET, left alone
+    assert "predictions move the scan by" in offset.summary()
+
+
+def test_a_model_that_keeps_beads_in_place_is_not_corrected() -> None:
+    pairs, answers = _shifted_pairs((0.0, 0.0, 0.0))
+    offset = bead_offset_of(lambda raw: answers[id(raw)], pairs)
+    assert offset.input_shift == (0.0, 0.0, 0.0)
+    assert max(abs(v) for v in offset.measured) < MIN_CORRECTED_OFFSET
+    assert offset.summary().startswith("Bead positions: within")

@@ -340,3 +340,23 @@ def test_a_model_that_takes_the_voxel_size_is_refused_before_anything_is_written
     with pytest.raises(ModelError, match=r"unet-spacing\.keras: takes the voxel size as a second input"):
         export_bioimageio(model, tmp_path / "out.zip")
     assert not (tmp_path / "out.zip").exists()
+
+
+def test_a_model_with_an_input_shift_exports_its_network_and_says_what_is_left_out(sample, tmp_path):
+    from dataclasses import replace
+
+    from voxelstudio.ml.config import TrainConfig
+    from voxelstudio.ml.denoisers import build_denoiser
+    from voxelstudio.ml.inference import predict_volume
+    from voxelstudio.ml.persistence import load_model, save_model
+
+    config = TrainConfig.from_dict(TINY)
+    path = save_model(build_denoiser(config.model), tmp_path / "adapted.keras", train_config=config,
+                      normalizer=PercentileNormalizer(), input_shift=(0.0, 0.0, -0.62))  # fmt: skip
+    result = export_bioimageio(path, tmp_path / "adapted.zip", sample=sample, validate=False)
+    assert any("moves scans by (y, x, z) +0.00, +0.00, -0.62 voxels" in note for note in result.notes)
+    test_input = read_npy(result.path, "test_input.npy")[0, ..., 0]
+    network = replace(load_model(path), input_shift=(0.0, 0.0, 0.0))
+    own = predict_volume(network, test_input)[0]
+    np.testing.assert_allclose(read_npy(result.path, "test_output.npy")[0, ..., 0], own, rtol=1e-5, atol=1e-6)
+    assert np.abs(predict_volume(load_model(path), test_input)[0] - own).max() > 1e-3  # what VoxelStudio gives

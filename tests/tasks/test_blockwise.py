@@ -81,6 +81,23 @@ def test_a_model_that_takes_the_voxel_size_gets_the_stores_or_the_one_given(setu
     assert not (tmp_path / "far.ome.zarr").exists()
 
 
+def test_a_models_input_shift_moves_each_block_as_it_moves_the_whole_volume(setup, tmp_path):
+    """Blocks cut the volume along z (13 planes in blocks of 8): each reads the shift's reach beyond its faces."""
+    folder, data, models = setup
+    model = tiny_model(tmp_path, "unet", input_shift=(0.0, -0.4, 0.62))
+    result = denoise_store(folder / "in.ome.zarr", tmp_path / "out.ome.zarr", model_path=model, block=BLOCK)
+    np.testing.assert_allclose(read(result.path), whole_volume(model, data), rtol=1e-5, atol=1e-6)
+    assert np.abs(read(result.path) - whole_volume(models["unet"], data)).max() > 1e-3  # the same weights, unmoved
+    tta = denoise_store(folder / "in.ome.zarr", tmp_path / "tta.ome.zarr", model_path=model, block=BLOCK,
+                        uncertainty_out=tmp_path / "spread.ome.zarr")  # fmt: skip
+    from voxelstudio.ml.inference import predict_volume
+    from voxelstudio.ml.persistence import load_model
+
+    np.testing.assert_allclose(
+        read(tta.path), predict_volume(load_model(model), data, tta=True)[0], rtol=1e-5, atol=1e-6
+    )
+
+
 def test_a_memory_limit_tiles_the_blocks_finer_with_the_same_output(setup, tmp_path, monkeypatch, caplog):
     from voxelstudio.tasks import block_predict
 

@@ -171,4 +171,6 @@ def run_adapt(args: argparse.Namespace) -> int:
     training = result.training
     best = f"best loss {training.best_val_loss:.4g}" if training.model_path else "no model saved"
     print(f"{training.model_path or args.out}: {best}; {training.epochs_run} epochs; {training.stopped_reason}")
+    if result.bead_offset is not None:
+        print(result.bead_offset.summary())
     return EXIT_INTERRUPTED if training.stopped_reason == "cancelled" else 0

@@ -46,13 +46,18 @@ def volume_record(volume: Volume) -> dict[str, Any]:
 
 
 def model_record(loaded: Any) -> dict[str, Any]:
-    """What a loaded model (``ml.persistence.LoadedModel``) says about itself: hash, save time, config, normaliser."""
-    return {
+    """What a loaded model (``ml.persistence.LoadedModel``) says about itself: hash, save time, config, normaliser,
+    and the shift it moves scans by, if any."""
+    record = {
         "sha256": loaded.sha256,
         "saved_at": loaded.metadata.get("saved_at"),
         "train_config": loaded.train_config.to_dict(),
         "normalizer": loaded.normalizer.to_dict(),
     }
+    shift = tuple(getattr(loaded, "input_shift", ()))
+    if any(shift):
+        record["input_shift_vox"] = list(shift)
+    return record
 
 
 def denoise_provenance(

@@ -23,10 +23,12 @@ from voxelstudio.jobs.events import CalibrationFound, JobEvent, Preview, Trainin
 
 @dataclass(frozen=True)
 class AdaptOutcome:
-    """What an adaptation found and trained: the calibration as reported, and the training's TrainResult."""
+    """What an adaptation found and trained: the calibration as reported, the training's TrainResult and where the
+    model puts beads (``tasks.adapt.BeadOffset.summary``; empty when no model was saved)."""
 
     calibration: CalibrationFound
     training: Any  # voxelstudio.tasks.train.TrainResult
+    bead_offset: str = ""
 
     @property
     def model_path(self) -> Path | None:
@@ -79,7 +81,8 @@ def adapt_to_volume(
         if message == str(exc) and short in message:
             raise
         raise ValueError(f"{short}: {message}") from exc
-    return AdaptOutcome(found[-1] if found else calibration_event(result.calibration), result.training)
+    offset = "" if result.bead_offset is None else result.bead_offset.summary()
+    return AdaptOutcome(found[-1] if found else calibration_event(result.calibration), result.training, offset)
 
 
 def calibration_event(cal: Any) -> CalibrationFound:

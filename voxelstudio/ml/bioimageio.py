@@ -20,6 +20,7 @@ import shutil
 import tempfile
 import warnings
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -197,4 +198,4 @@ def load_bioimageio(path: str | Path, *, trusted: bool = False) -> LoadedModel:
         raise ModelError(
             path, "its weights carry no VoxelStudio metadata; only packages made by voxelstudio can be read"
         )
-    return LoadedModel(loaded.model, loaded.train_config, loaded.normalizer, loaded.metadata, sha256_of(path))
+    return replace(loaded, sha256=sha256_of(path))

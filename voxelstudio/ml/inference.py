@@ -18,6 +18,7 @@ import numpy as np
 import psutil
 
 from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
+from voxelstudio.core.subvoxel import translate
 from voxelstudio.ml import backend
 from voxelstudio.ml.config import DenoiserConfig
 from voxelstudio.ml.denoisers import pad_to_multiple, receptive_field, required_multiple
@@ -222,7 +223,8 @@ def predict_volume(
     spacing: Sequence[float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]]:
     """Denoise ``array`` (H, W, Z) with a loaded model (``persistence.LoadedModel``); ``spacing`` is its voxel size
-    (y, x, z µm), which a spacing-conditioned model needs.
+    (y, x, z µm), which a spacing-conditioned model needs. A model with an ``input_shift`` (adapt's correction of
+    where it puts beads) sees the scan moved by it.
 
     Returns (prediction in the target's units, per-voxel standard deviation over the TTA transforms or None, info).
     """
@@ -232,14 +234,16 @@ def predict_volume(
     cfg: DenoiserConfig = loaded.train_config.model
     normalizer = loaded.normalizer
     plan = plan_prediction(cfg, array.shape, tile_shape=tile_shape, tta=tta)
+    value_range = normalizer.input_range(array)
+    array = shifted_input(loaded, array)
     if not tta:  # the common case: input and output are the only whole volumes in memory
-        tile_fn = normalized_predict_fn(loaded.model, normalizer, normalizer.input_range(array), spacing)
+        tile_fn = normalized_predict_fn(loaded.model, normalizer, value_range, spacing)
         out, plan, retries = predict_unit(
             loaded.model, cfg, array, plan=plan, report=report, cancel=cancel, tile_fn=tile_fn
         )
         return out, None, _tiling_info(plan, tta=False, transforms=1, retries=retries)
     conditioning(loaded.model, spacing)  # a conditioned model given no voxel size fails before any work
-    x = normalizer.before(array)
+    x = normalizer.before(array, value_range)
     transforms = TTA_TRANSFORMS
     mean = np.zeros(array.shape, dtype=np.float32)
     m2 = np.zeros(array.shape, dtype=np.float32)
@@ -266,6 +270,12 @@ def predict_volume(
         m2 += delta * (prediction - mean)
     uncertainty = np.sqrt(np.maximum(m2 / len(transforms), 0.0)).astype(np.float32)
     return mean, uncertainty, _tiling_info(plan, tta=True, transforms=len(transforms), retries=retries)
+
+
+def shifted_input(loaded: Any, array: np.ndarray) -> np.ndarray:
+    """``array`` moved by the model's ``input_shift`` (``persistence.LoadedModel``), or itself when it has none."""
+    shift = getattr(loaded, "input_shift", (0.0, 0.0, 0.0))
+    return translate(array, shift) if any(shift) else array
 
 
 def _tiling_info(plan: PredictionPlan, *, tta: bool, transforms: int, retries: int) -> dict[str, Any]:

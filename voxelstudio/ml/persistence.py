@@ -14,6 +14,7 @@ import itertools
 import json
 import warnings
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +39,7 @@ from voxelstudio.ml.model_file import (
 )
 from voxelstudio.ml.spacing import SPACING_FEATURES, takes_spacing
 
+INPUT_SHIFT_KEY = "input_shift_vox"
 CODE_MESSAGE = "contains code (Lambda layer); load it only if you trust it (--trust)"
 
 
@@ -50,6 +52,9 @@ class LoadedModel:
     normalizer: PercentileNormalizer
     metadata: dict[str, Any]
     sha256: str
+    input_shift: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    """Voxels (y, x, z) prediction moves the scan by before the network (``metadata["input_shift_vox"]``): adapt
+    measures how far the model puts beads from where they are and stores the correction (tasks/adapt.py)."""
 
 
 def save_model(
@@ -60,9 +65,11 @@ def save_model(
     normalizer: PercentileNormalizer,
     extra: dict[str, Any] | None = None,
     optimizer_state: bool = False,
+    input_shift: Sequence[float] | None = None,
 ) -> Path:
     """Write ``model`` and its metadata to ``path`` (a ``.keras`` file), replacing it atomically; the optimizer's
-    variables are kept only with ``optimizer_state`` (training checkpoints)."""
+    variables are kept only with ``optimizer_state`` (training checkpoints); ``input_shift``: see
+    :attr:`LoadedModel.input_shift`."""
     path = keras_path(path)
     metadata = {
         **metadata_header(DENOISER_FORMAT, FORMAT_VERSION),
@@ -72,6 +79,8 @@ def save_model(
         "required_multiple": list(required_multiple(train_config.model)),
         "extra": extra or {},
     }
+    if input_shift is not None and any(float(v) != 0.0 for v in input_shift):
+        metadata[INPUT_SHIFT_KEY] = [round(float(v), 4) for v in input_shift]
     try:
         text = json.dumps(metadata, indent=2, sort_keys=True)
     except TypeError as exc:
@@ -162,9 +171,21 @@ def load_model(path: str | Path, *, trusted: bool = False) -> LoadedModel:
     try:
         train_config = TrainConfig.from_dict(metadata["train_config"]) if "train_config" in metadata else None
         normalizer = PercentileNormalizer.from_dict(metadata.get("normalizer", {}))
+        shift = input_shift_of(metadata)
     except (TypeError, ValueError, AttributeError, KeyError) as exc:  # a member of the wrong JSON type
         raise ModelError(path, f"invalid VoxelStudio metadata: {exc}") from exc
-    return LoadedModel(model, train_config, normalizer, metadata, file_sha256(path))
+    return LoadedModel(model, train_config, normalizer, metadata, file_sha256(path), shift)
+
+
+def input_shift_of(metadata: dict[str, Any]) -> tuple[float, float, float]:
+    """The model's :attr:`LoadedModel.input_shift` from its metadata; ValueError when it is not 3 finite numbers."""
+    value = metadata.get(INPUT_SHIFT_KEY, (0.0, 0.0, 0.0))
+    if not isinstance(value, (list, tuple)) or len(value) != 3:
+        raise ValueError(f"{INPUT_SHIFT_KEY} must be 3 numbers (y, x, z voxels), got {value!r}")
+    shift = tuple(float(v) for v in value)
+    if not all(np.isfinite(shift)):
+        raise ValueError(f"{INPUT_SHIFT_KEY} must be finite, got {value!r}")
+    return shift  # type: ignore[return-value]
 
 
 def load_network(path: Path, config: dict[str, Any], metadata: dict[str, Any], *, trusted: bool) -> keras.Model:

@@ -35,9 +35,9 @@ Shape = tuple[int, int, int]
 DEFAULT_MINUTES = 5.0
 MIN_FINE_TUNE_S = 6.0
 """Fine-tuning time when the calibration and simulation used up the budget (a few steps, so a model is written)."""
-FINISH_S = 10.0
-"""Kept from the fine-tuning for what follows it: loading the starting model, saving the best one with its metadata
-(a 5-minute adaptation on one core ran 5.2 minutes without it)."""
+FINISH_S = 15.0
+"""Kept from the fine-tuning for what follows it: loading the starting model, measuring where the best one puts
+beads and saving it with its metadata (a 5-minute adaptation on one core ran 5.2 minutes without it)."""
 FINE_TUNE_LR = 3e-4
 """Adam learning rate of the fine-tuning (a third of training from scratch: the start is already good)."""
 FINE_TUNE_LOSS = {"name": "imbalanced", "threshold": 0.1, "weight": 0.25}
@@ -48,12 +48,51 @@ lower quantile, a bead as compact as the target's (benchmarks/README.md, "Keepin
 Measured on 8 microscopes: beads within 10 % of the target's z/xy on 8 instead of 4, at 0.6-2.4 dB less PSNR."""
 
 
+OFFSET_PAIRS = 3
+"""Pairs simulated with the calibrated parameters (no jitter) to measure where the adapted model puts beads."""
+MIN_OFFSET_BEADS = 20
+"""Fewer beads measured than this: no correction (the median of so few is not a systematic offset)."""
+MIN_CORRECTED_OFFSET = 0.25
+"""An axis is corrected when the model's beads sit at least this far (voxels) from the truth along it: the
+measurement's own spread over about 70 beads was 0.1 voxel (benchmarks/README.md, "Where the adapted model puts
+beads")."""
+
+
+@dataclass(frozen=True)
+class BeadOffset:
+    """Where the adapted model puts beads on pairs simulated with the calibrated parameters, and the correction."""
+
+    measured: tuple[float, float, float]
+    """Median position of the model's beads minus the simulated truth's, voxels (y, x, z)."""
+    beads: int
+    input_shift: tuple[float, float, float]
+    """What prediction moves scans by (``persistence.LoadedModel.input_shift``); zero on uncorrected axes."""
+
+    def summary(self) -> str:
+        """One sentence for the CLI and the window."""
+        moved = ", ".join(f"{v:+.2f}" for v in self.measured)
+        if not any(self.input_shift):
+            return (
+                f"Bead positions: within {MIN_CORRECTED_OFFSET} voxel of the truth on {self.beads} simulated beads "
+                f"(y, x, z {moved})."
+            )
+        shift = ", ".join(f"{v:+.2f}" for v in self.input_shift)
+        return (
+            f"Bead positions: the model moved beads by (y, x, z) {moved} voxels on {self.beads} simulated beads; "
+            f"predictions move the scan by {shift} to put them back."
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"measured_vox": list(self.measured), "beads": self.beads, "input_shift_vox": list(self.input_shift)}
+
+
 @dataclass(frozen=True)
 class AdaptResult:
-    """The calibration and the training outcome of :func:`adapt_files`."""
+    """The calibration, the training outcome and the bead-position correction of :func:`adapt_files`."""
 
     calibration: Calibration
     training: TrainResult
+    bead_offset: BeadOffset | None = None
 
 
 def simulate_matched_pairs(
@@ -113,10 +152,45 @@ def fine_tune_config(cfg: Any, scan_shape: tuple[int, int, int], minutes: float,
     return cfg, shape
 
 
-def _store_adaptation(model_path: Path, cal: Calibration, sources: Sequence[str | Path], psf: str | None) -> None:
+def measure_bead_offset(
+    loaded: Any, cal: Calibration, shape: Shape, *, seed: int, psf: np.ndarray | None
+) -> BeadOffset:
+    """:func:`bead_offset_of` the model ``loaded`` on :data:`OFFSET_PAIRS` pairs simulated with the calibrated
+    parameters."""
+    from voxelstudio.ml.inference import predict_volume
+
+    pairs = simulate_matched_pairs(cal, shape, OFFSET_PAIRS, jitter=0.0, seed=seed + 20_000, psf=psf)
+    return bead_offset_of(lambda raw: predict_volume(loaded, raw.data, spacing=raw.spacing)[0], pairs)
+
+
+def bead_offset_of(predict: Callable[[Volume], np.ndarray], pairs: Sequence[tuple[Volume, Volume]]) -> BeadOffset:
+    """Where ``predict`` puts the beads of the (raw, target) ``pairs`` relative to the targets' (the median over
+    all beads), and the input shift that puts them back on the axes where they are off by
+    :data:`MIN_CORRECTED_OFFSET` or more."""
+    from voxelstudio.metrics.bead_offset import bead_shifts, median_offset
+
+    shifts = np.concatenate([bead_shifts(predict(raw), target.data, raw.spacing) for raw, target in pairs])
+    measured = median_offset(shifts)
+    correct = len(shifts) >= MIN_OFFSET_BEADS and np.abs(measured) >= MIN_CORRECTED_OFFSET
+    shift = np.where(correct, -measured, 0.0)
+    return BeadOffset(_rounded(measured), len(shifts), _rounded(shift))
+
+
+def _rounded(values: np.ndarray) -> tuple[float, float, float]:
+    y, x, z = (round(float(v), 3) + 0.0 for v in values)  # + 0.0: no -0.0 in the file
+    return y, x, z
+
+
+def _store_adaptation(
+    model_path: Path, cal: Calibration, sources: Sequence[str | Path], psf: str | None, *, shape: Shape, seed: int,
+    psf_array: np.ndarray | None,
+) -> BeadOffset:  # fmt: skip
+    """Measure the model's bead offset (:func:`measure_bead_offset`), then rewrite the model with its correction,
+    the calibration and the measured bead in the metadata."""
     from voxelstudio.ml.persistence import load_model, save_model
 
     loaded = load_model(model_path)
+    offset = measure_bead_offset(loaded, cal, shape, seed=seed, psf=psf_array)
     record = calibration_record(cal, sources=sources, measured_psf=psf, bead_image="(in this model)")
     image = cal.beads.image.astype(np.float32)
     record["measured_bead"] = {
@@ -124,8 +198,13 @@ def _store_adaptation(model_path: Path, cal: Calibration, sources: Sequence[str 
         "shape": list(image.shape),
         "data": np.round(image / max(float(image.max()), 1e-12), 5).ravel().tolist(),
     }
+    record["bead_offset"] = offset.to_dict()
     extra = {**loaded.metadata.get("extra", {}), "adaptation": record}
-    save_model(loaded.model, model_path, train_config=loaded.train_config, normalizer=loaded.normalizer, extra=extra)
+    save_model(
+        loaded.model, model_path, train_config=loaded.train_config, normalizer=loaded.normalizer, extra=extra,
+        input_shift=offset.input_shift,
+    )  # fmt: skip
+    return offset
 
 
 def adapted_voxel_size(metadata: dict[str, Any]) -> tuple[float, float, float] | None:
@@ -235,7 +314,10 @@ def adapt_volumes(
     finally:  # adapt has no --resume: the fine-tuning's checkpoint is of no use, whatever ended it
         for checkpoint in checkpoint_paths(out):
             checkpoint.unlink(missing_ok=True)
+    offset = None
     if result.model_path is not None:
+        report(Progress(0, None, "measuring where the model puts beads"))
         names = sources or [v.source or v.name for v in volumes]
-        _store_adaptation(result.model_path, cal, names, None if psf is None else str(Path(psf).resolve()))
-    return AdaptResult(cal, result)
+        psf_name = None if psf is None else str(Path(psf).resolve())
+        offset = _store_adaptation(result.model_path, cal, names, psf_name, shape=shape, seed=seed, psf_array=psf_array)
+    return AdaptResult(cal, result, offset)

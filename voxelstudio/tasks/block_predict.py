@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from voxelstudio.core import subvoxel
 from voxelstudio.core.errors import NonFiniteValuesError
 from voxelstudio.core.memory import release_free_heap
 from voxelstudio.io import zarr_
@@ -271,8 +272,7 @@ def _predict_transformed(job: BlockJob, loaded: Any, lazy: Any, start: Shape3, s
     for i, ((a, b, before, after), low) in enumerate(zip(regions, lows, strict=True)):
         r0, r1 = transformed(a + before - low, b - after - low, i)  # the same map takes it back
         read[axes[i][0]] = slice(r0, r1)
-    x = zarr_.compute(Path(job.source), lazy.data[tuple(read)]).astype(np.float32, copy=False)
-    check_finite(x, job.source, lazy.name, f" in the block at voxel (y, x, z) {tuple(int(a) for a in start)}")
+    x = _read_shifted(job, loaded, lazy, read, start)
     release_free_heap()  # the chunks decompressed to read the region, before the tiles
     x = forward_transform(x, turns, flip)
     pads = [(before, after) for _, _, before, after in regions]
@@ -290,6 +290,22 @@ def _predict_transformed(job: BlockJob, loaded: Any, lazy: Any, start: Shape3, s
         for s0, s1, (a, _, _, _), low in zip(t_start, t_stop, regions, lows, strict=True)
     )
     return inverse_transform(out[keep], turns, flip)
+
+
+def _read_shifted(job: BlockJob, loaded: Any, lazy: Any, read: list[slice], start: Shape3) -> np.ndarray:
+    """The region ``read`` (original axes) of the volume as float32, moved by the model's input shift exactly as
+    whole-volume prediction moves the whole volume: read with the shift's reach around it, moved, cut back."""
+    shift = loaded.input_shift
+    extra = subvoxel.reach(shift)
+    wide = [slice(max(0, r.start - e), min(n, r.stop + e)) for r, e, n in zip(read, extra, lazy.shape, strict=True)]
+    x = zarr_.compute(Path(job.source), lazy.data[tuple(wide)]).astype(np.float32, copy=False)
+    check_finite(x, job.source, lazy.name, f" in the block at voxel (y, x, z) {tuple(int(a) for a in start)}")
+    if not any(extra):
+        return x
+    x = subvoxel.translate(x, shift)
+    return np.ascontiguousarray(
+        x[tuple(slice(r.start - w.start, r.stop - w.start) for r, w in zip(read, wide, strict=True))]
+    )
 
 
 def predict_block(job: BlockJob, start: Shape3, stop: Shape3) -> tuple[int, bool]:

@@ -150,8 +150,9 @@ class AdaptBox(QGroupBox):
         training = outcome.training
         if outcome.completed:
             self._result_text = (
-                f"Adapted in {training.epochs_run} epoch(s); {outcome.model_path.name} is now the current model."
-            )
+                f"Adapted in {training.epochs_run} epoch(s); {outcome.model_path.name} is now the current model. "
+                f"{outcome.bead_offset}"
+            ).strip()
         elif outcome.model_path is not None:
             self._result_text = "Stopped; the current model is unchanged (the partial model stays in the runs folder)."
         else:
