@@ -222,3 +222,41 @@ def test_the_output_folder_is_checked_before_the_fit_and_made_when_missing(
     monkeypatch.setattr(calibrate_module, "calibrate_volumes", no_fit)
     (tmp_path / "file").write_text("not a folder")
     _fails(["calibrate", str(scan), "--out", str(tmp_path / "file" / "p.json"), *FAST], "file: is a file", capsys)
+
+
+def test_a_dark_stack_gives_the_camera_its_offset_and_read_noise(
+    scan: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    own = tmp_path / "beads.tif"  # another path: the module's cached calibration is without a dark stack
+    own.write_bytes(scan.read_bytes())
+    rng = np.random.default_rng(3)
+    dark = tmp_path / "dark.npy"
+    np.save(dark, (TRUTH.offset + TRUTH.read_noise * rng.standard_normal((64, 64, 8))).astype(np.float32))
+    assert cli.main(["calibrate", str(own), "--dark", str(dark), "--json", *FAST]) == 0
+    report = json.loads(capsys.readouterr().out)
+    fitted = {name: entry["value"] for name, entry in report["fitted"].items()}  # in photo-electrons
+    assert fitted["read_noise"] * fitted["gain"] == pytest.approx(TRUTH.read_noise, abs=0.1)  # counts, as the dark's
+    assert fitted["offset"] * fitted["gain"] == pytest.approx(TRUTH.offset, abs=0.1)
+    assert any("(dark stack)" in line for line in report["assumed"])
+
+
+@pytest.mark.parametrize(
+    ("dark_data", "message"),
+    [
+        (np.full((64, 64, 8), 5000.0), "dark.npy: its mean, 5000 counts, is above the scans' darkest voxels"),
+        (np.zeros((4, 4, 2)), "dark.npy: a dark stack needs at least 8x8 pixels"),
+        (None, "dark.npy: file not found"),
+    ],
+    ids=["bright", "small", "missing"],
+)
+def test_a_dark_stack_that_cannot_be_one_fails_in_one_line(
+    scan: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], dark_data: np.ndarray | None, message: str
+) -> None:
+    own = tmp_path / "beads.tif"
+    own.write_bytes(scan.read_bytes())
+    dark = tmp_path / "dark.npy"
+    if dark_data is not None:
+        np.save(dark, dark_data.astype(np.float32))
+    _fails(["calibrate", str(own), "--dark", str(dark), "--out", str(tmp_path / "p.json"), *FAST], message, capsys)
+    _fails(["adapt", str(own), "--dark", str(dark), "--out", str(tmp_path / "m.keras"), *FAST], message, capsys)
+    assert not (tmp_path / "p.json").exists() and not (tmp_path / "m.keras").exists()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from voxelstudio.metrics.noise import bead_mask, estimate_camera, fit_camera
+from voxelstudio.metrics.noise import DarkCamera, bead_mask, block_moments, dark_camera, estimate_camera, fit_camera
 
 
 def _camera_scan(gain: float, offset: float, read: float, electrons: float, seed: int = 0) -> np.ndarray:
@@ -54,3 +54,30 @@ def test_bead_mask_covers_beads_and_spares_the_background() -> None:
 def test_too_few_background_blocks_is_an_error() -> None:
     with pytest.raises(ValueError, match="only 3 background blocks"):
         fit_camera(np.ones(3), np.ones(3), np.ones(3), 256)
+
+
+def test_a_dark_stack_gives_the_offset_and_read_noise() -> None:
+    rng = np.random.default_rng(5)
+    dark = 101.5 + 3.2 * rng.standard_normal((64, 64, 8))
+    dark[10, 10, :] += 400.0  # a hot pixel: the median over blocks ignores it
+    camera = dark_camera(dark)
+    assert camera.offset == pytest.approx(101.5, abs=0.1)
+    assert camera.read_noise == pytest.approx(3.2, abs=0.1)
+    assert 0 < camera.read_noise_sd < 0.1 and 0 < camera.offset_sd < 0.1
+    assert dark_camera(dark[..., 0]).read_noise == pytest.approx(3.2, abs=0.15)  # one plane will do
+
+
+@pytest.mark.parametrize(("shape", "message"), [((4, 64, 8), "at least 8x8 pixels"), ((8, 8, 2, 2), "2-D image")])
+def test_a_stack_that_cannot_be_a_dark_one_is_refused(shape: tuple[int, ...], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        dark_camera(np.zeros(shape))
+
+
+def test_with_a_known_offset_and_read_noise_only_the_gain_is_fitted() -> None:
+    scan = _camera_scan(2.5, 100.0, 5.0, 30.0)
+    known = DarkCamera(offset=100.0, read_noise=5.0, offset_sd=0.01, read_noise_sd=0.01)
+    estimate = fit_camera(*block_moments(scan, None), known=known)
+    assert (estimate.offset, estimate.read_noise) == (100.0, 5.0)
+    assert estimate.gain == pytest.approx(2.5, rel=0.04) and 0 < estimate.gain_sd < 0.1
+    wrong = fit_camera(*block_moments(scan, None), known=DarkCamera(80.0, 5.0, 0.01, 0.01))
+    assert wrong.gain < 0.9 * estimate.gain  # the offset is held, not fitted: a wrong one moves the gain

@@ -22,6 +22,9 @@ def _add_calibration_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--na", metavar="NA", help="numerical aperture [default: fitted]")
     parser.add_argument("--ni", metavar="N", help="immersion index the objective is designed for [default 1.515]")
     parser.add_argument("--psf", metavar="FILE", help="a measured PSF stack to simulate with instead of Gibson-Lanni")
+    parser.add_argument(
+        "--dark", metavar="FILE", help="a stack recorded with no light, same camera settings: offset and read noise"
+    )
     parser.add_argument("--force", action="store_true", help="write the result even when the fit did not converge")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -80,6 +83,8 @@ def _number(option: str, text: str | None) -> float | None:
 def calibration_options(args: argparse.Namespace) -> dict[str, Any]:
     """Keyword arguments of ``calibrate_volumes`` from the command line."""
     options: dict[str, Any] = {"wavelength_um": _number("wavelength", args.wavelength), "na": _number("na", args.na)}
+    if args.dark is not None:
+        options["dark"] = args.dark
     if args.ni is not None:
         options["ni"] = _number("ni", args.ni)
     if args.voxel_size is not None:

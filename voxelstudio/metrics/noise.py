@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.ndimage import binary_dilation, binary_opening
@@ -86,8 +87,49 @@ def block_moments(
     return values.mean(axis=1), variance, third, len(grid)
 
 
-def fit_camera(means: np.ndarray, variances: np.ndarray, thirds: np.ndarray, block_voxels: int) -> CameraEstimate:
-    """Joint weighted least-squares fit of the variance and skew lines (module docstring) to block moments.
+@dataclass(frozen=True)
+class DarkCamera:
+    """Offset and read noise (counts) measured on a dark stack, with their standard errors."""
+
+    offset: float
+    read_noise: float
+    offset_sd: float
+    read_noise_sd: float
+
+
+def dark_camera(dark: np.ndarray) -> DarkCamera:
+    """The camera's offset and read noise from a stack recorded without light (same camera settings): the median
+    over blocks of their mean and detrended variance (:func:`block_moments`; the median ignores hot pixels).
+    ValueError for a stack smaller than one block."""
+    dark = np.asarray(dark, dtype=np.float64)
+    if dark.ndim == 2:
+        dark = dark[..., None]
+    if dark.ndim != 3:
+        raise ValueError(f"a dark stack must be a 2-D image or a 3-D stack, got shape {dark.shape}")
+    block = (DEFAULT_BLOCK[0], DEFAULT_BLOCK[1], min(DEFAULT_BLOCK[2], dark.shape[2]))
+    if dark.shape[0] < block[0] or dark.shape[1] < block[1]:
+        raise ValueError(f"a dark stack needs at least {block[0]}x{block[1]} pixels, got {dark.shape[:2]}")
+    means, variances, _, voxels = block_moments(dark, None, block)
+    if not np.isfinite(means).all():
+        raise ValueError("the dark stack holds NaN or infinite values")
+    read_var = float(np.median(variances))
+    n = len(means)
+    read = math.sqrt(max(read_var, 0.0))
+    read_var_sd = read_var * math.sqrt(2.0 / max(voxels - 1, 1) / n) * 1.2533  # the median's SE: sqrt(pi/2) x mean's
+    offset_sd = math.sqrt(max(read_var, 0.0) / (n * voxels))
+    return DarkCamera(float(np.median(means)), read, offset_sd, math.sqrt(read_var + read_var_sd) - read)
+
+
+def fit_camera(
+    means: np.ndarray,
+    variances: np.ndarray,
+    thirds: np.ndarray,
+    block_voxels: int,
+    *,
+    known: DarkCamera | None = None,
+) -> CameraEstimate:
+    """Joint weighted least-squares fit of the variance and skew lines (module docstring) to block moments; with
+    ``known`` (a dark stack's offset and read noise) only the gain is fitted.
 
     Blocks whose variance lies more than ``CLIP_SD`` standard errors above or below the robust variance line (light
     that is not noise: bead rims, defocused beads outside the stack) are left out first, twice."""
@@ -114,6 +156,8 @@ def fit_camera(means: np.ndarray, variances: np.ndarray, thirds: np.ndarray, blo
         )
 
     gain0 = max(float(slope), 1e-3)
+    if known is not None:
+        return _fit_gain(residuals, gain0, known, len(means))
     offset0 = float(np.median(means - thirds / gain0**2))
     start = np.array([gain0, offset0, max(float(np.min(smooth_var)) * 0.5, 1e-6)])
     fit = least_squares(residuals, start, bounds=([1e-6, -np.inf, 0.0], [np.inf, np.inf, np.inf]), x_scale="jac")
@@ -128,6 +172,21 @@ def fit_camera(means: np.ndarray, variances: np.ndarray, thirds: np.ndarray, blo
     read = math.sqrt(read_var)
     read_sd = math.sqrt(read_var + float(errors[2])) - read  # one SD up; the delta method's sd/(2 read) away from 0
     return CameraEstimate(gain, offset, read, float(errors[0]), float(errors[1]), read_sd, n_blocks=len(means))
+
+
+def _fit_gain(residuals: Any, gain0: float, known: DarkCamera, n_blocks: int) -> CameraEstimate:
+    """The gain alone, with the offset and read noise of a dark stack held."""
+    fixed = (known.offset, known.read_noise**2)
+    fit = least_squares(lambda g: residuals(np.array([g[0], *fixed])), [gain0], bounds=([1e-6], [np.inf]))
+    dof = max(2 * n_blocks - 1, 1)
+    scale = float(fit.fun @ fit.fun) / dof
+    try:
+        gain_sd = float(np.sqrt(np.linalg.inv(fit.jac.T @ fit.jac)[0, 0] * max(scale, 1.0)))
+    except np.linalg.LinAlgError:
+        gain_sd = math.inf
+    return CameraEstimate(
+        float(fit.x[0]), known.offset, known.read_noise, gain_sd, known.offset_sd, known.read_noise_sd, n_blocks
+    )
 
 
 def estimate_camera(

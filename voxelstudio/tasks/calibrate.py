@@ -23,7 +23,7 @@ from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_repo
 from voxelstudio.core.volume import Volume, is_constant
 from voxelstudio.metrics.bead_average import BeadAverage, average_beads
 from voxelstudio.metrics.fwhm import profile_fwhm
-from voxelstudio.metrics.noise import CameraEstimate, bead_mask, block_moments, fit_camera
+from voxelstudio.metrics.noise import CameraEstimate, bead_mask, block_moments, dark_camera, fit_camera
 from voxelstudio.sim.calibrate import OpticsFit, bead_model, fit_optics_either_way
 from voxelstudio.sim.params import OpticsParams, SimParams
 from voxelstudio.tasks.calibrate_ambient import AmbientEstimate, estimate_ambient
@@ -181,10 +181,24 @@ def report_box(half: Sequence[int]) -> tuple[int, int, int]:
     return (int(half[0]), int(half[1]), max(int(half[2]), REPORT_HALF_Z))
 
 
-def pooled_camera(volumes: Sequence[np.ndarray]) -> CameraEstimate:
-    """Camera estimate from the background blocks of all scans together."""
+class DarkStackError(ValueError):
+    """A dark stack that cannot be one (the message is about the stack, without its file name)."""
+
+
+def pooled_camera(volumes: Sequence[np.ndarray], dark: np.ndarray | None = None) -> CameraEstimate:
+    """Camera estimate from the background blocks of all scans together; with a ``dark`` stack (recorded without
+    light) its offset and read noise are taken and only the gain is fitted. ValueError for a dark stack brighter than
+    the scans' background."""
+    known = None if dark is None else dark_camera(dark)
+    if known is not None:
+        floor = min(float(np.percentile(v, 1)) for v in volumes)
+        if known.offset > floor + 3 * known.read_noise + 1e-6:
+            raise DarkStackError(
+                f"its mean, {known.offset:.4g} counts, is above the scans' darkest voxels ({floor:.4g}): a dark "
+                "stack is recorded with no light reaching the camera"
+            )
     parts = [block_moments(v, bead_mask(v)) for v in volumes]
-    return fit_camera(*(np.concatenate([p[i] for p in parts]) for i in range(3)), parts[0][3])
+    return fit_camera(*(np.concatenate([p[i] for p in parts]) for i in range(3)), parts[0][3], known=known)
 
 
 def _brightness(beads: BeadAverage, noise_var: float) -> tuple[float, float]:
@@ -215,11 +229,13 @@ def calibrate_volumes(
     wavelength_um: float | None = None,
     na: float | None = None,
     ni: float = OpticsParams().ni,
+    dark: np.ndarray | None = None,
     report: ReportFn = null_report,
     cancel: CancelToken | None = None,
 ) -> Calibration:
-    """Calibrate the simulator on raw bead scans of one microscope (see the module docstring). Every error is one
-    ValueError line; those of the analysis start with the scans' names."""
+    """Calibrate the simulator on raw bead scans of one microscope (see the module docstring); ``dark``: a stack
+    recorded without light, which gives the camera's offset and read noise. Every error is one ValueError line;
+    those of the analysis start with the scans' names."""
     if not volumes:
         raise ValueError("no scans to calibrate on")
     check_given_optics(wavelength_um=wavelength_um, na=na, ni=ni)
@@ -232,7 +248,9 @@ def calibrate_volumes(
         if is_constant(volume.data):
             raise ValueError(f"{volume.label}: the volume is constant ({float(volume.data.min()):g}): no beads to fit")
     try:
-        return _calibrate(volumes, spacing, wavelength_um=wavelength_um, na=na, ni=ni, report=report, cancel=cancel)
+        return _calibrate(
+            volumes, spacing, wavelength_um=wavelength_um, na=na, ni=ni, dark=dark, report=report, cancel=cancel
+        )
     except (ValueError, np.linalg.LinAlgError) as exc:  # the analysis' own words, with the files it was about
         raise ValueError(f"{', '.join(v.label for v in volumes)}: {exc}") from exc
 
@@ -244,13 +262,14 @@ def _calibrate(
     wavelength_um: float | None,
     na: float | None,
     ni: float,
+    dark: np.ndarray | None,
     report: ReportFn,
     cancel: CancelToken | None,
 ) -> Calibration:
     y, x, z = spacing
     stages = 4
     report(Progress(0, stages, "camera noise"))
-    camera = pooled_camera([v.data for v in volumes])
+    camera = pooled_camera([v.data for v in volumes], dark)
     if not (camera.gain > 0 and math.isfinite(camera.gain)):
         raise ValueError("could not measure the camera gain from the background")
     electrons = [(np.asarray(v.data, dtype=np.float32) - camera.offset) / camera.gain for v in volumes]
@@ -307,6 +326,8 @@ def _calibrate(
     given = {"na": na, "wavelength_um": wavelength_um}
     assumed = [f"{name} {getattr(optics, name):g} (given)" for name, value in given.items() if value is not None]
     assumed += [f"ni {ni:g}", f"background_scale_um {params.background_scale_um:g} (default)"]
+    if dark is not None:
+        assumed += [f"camera offset {camera.offset:.4g} and read noise {camera.read_noise:.3g} counts (dark stack)"]
     assumed += [f"out_of_stack {params.out_of_stack:g} (default)"]
     report(Progress(stages, stages, "calibrated"))
     return Calibration(params, optics_fit, camera, beads, ambient, fitted, fwhm, check, assumed, clipped, scan_shape)

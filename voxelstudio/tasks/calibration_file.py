@@ -172,6 +172,18 @@ def load_scans(paths: Sequence[str | Path]) -> list[Volume]:
     return [load_volume(p) for p in paths]
 
 
+def load_dark(path: str | Path) -> np.ndarray:
+    """The dark stack at ``path`` as float32; ValueError naming the file when it cannot serve as one."""
+    from voxelstudio.metrics.noise import dark_camera
+
+    data = np.asarray(load_volume(path).data, dtype=np.float32)
+    try:
+        dark_camera(data)  # its shape and values, before the calibration's minute of work
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from exc
+    return data
+
+
 def check_measured_psf(psf_path: str | Path, spacing: tuple[float, float, float]) -> np.ndarray:
     """The measured PSF stack; ValueError when its file states another voxel size than the scans' (a 0 in
     ``spacing`` is not checked)."""
@@ -217,16 +229,28 @@ def calibrate_files(
 
 
 def calibrate_checked(
-    volumes: Sequence[Volume], *, psf: str | Path | None = None, force: bool = False, **options: Any
+    volumes: Sequence[Volume],
+    *,
+    psf: str | Path | None = None,
+    dark: str | Path | None = None,
+    force: bool = False,
+    **options: Any,
 ) -> Calibration:
     """Calibrate on loaded scans (``options`` go to :func:`calibrate_volumes`) after checking the measured PSF's
-    voxel size; a fit that did not converge raises :class:`NotConvergedError` unless ``force``."""
-    from voxelstudio.tasks.calibrate import calibrate_volumes
+    voxel size; ``dark`` is the file of a stack recorded without light (the camera's offset and read noise). A fit
+    that did not converge raises :class:`NotConvergedError` unless ``force``."""
+    from voxelstudio.tasks.calibrate import DarkStackError, calibrate_volumes
 
     if psf is not None:
         y, x, z = resolve_spacing(volumes, options.get("voxel_size"))
         check_measured_psf(psf, (y, x, z if z is not None else 0.0))
-    cal = calibrate_volumes(volumes, **options)
+    dark_data = None if dark is None else load_dark(dark)
+    try:
+        cal = calibrate_volumes(volumes, dark=dark_data, **options)
+    except ValueError as exc:
+        if isinstance(exc.__cause__, DarkStackError):
+            raise ValueError(f"{dark}: {exc.__cause__}") from exc
+        raise
     if not cal.converged and not force:
         raise NotConvergedError(
             f"the calibration is not trustworthy: {'; '.join(cal.problems)}; nothing written (--force writes it anyway)"
