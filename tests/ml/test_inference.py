@@ -250,14 +250,14 @@ def test_a_model_with_an_input_shift_sees_the_scan_moved(tta):
     keras.utils.set_random_seed(0)
     model = build_denoiser(cfg)
     plain = loaded(model, cfg, PercentileNormalizer(out_low=0.0, out_high=2.0))
-    shifted = replace(plain, input_shift=(0.0, 0.3, -0.62))
+    shifts = {False: (0.0, 0.3, -0.62), True: (0.0, 0.0, -1.3)}  # the z-flipped views of TTA have their own
+    shifted = replace(plain, input_shift=shifts[False], flipped_input_shift=shifts[True])
     x = np.random.default_rng(4).random((24, 20, 12)).astype(np.float32) * 100
-    moved = translate(x, shifted.input_shift)
     normalizer = plain.normalizer
-    network_input = normalizer.before(moved, normalizer.input_range(x))  # the range of the scan as given
+    views = {flip: normalizer.before(translate(x, shift), normalizer.input_range(x)) for flip, shift in shifts.items()}
     transforms = TTA_TRANSFORMS if tta else ((0, False),)
     expected = np.mean(
-        [inverse_transform(whole(model, forward_transform(network_input, t, f)), t, f) for t, f in transforms], axis=0
+        [inverse_transform(whole(model, forward_transform(views[f], t, f)), t, f) for t, f in transforms], axis=0
     )
     out, _, _ = predict_volume(shifted, x, tta=tta)
     np.testing.assert_allclose(out, normalizer.after(expected), rtol=1e-4, atol=1e-5)

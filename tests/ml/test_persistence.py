@@ -17,6 +17,7 @@ from voxelstudio.ml.config import ARCHITECTURES, DenoiserConfig, TrainConfig
 from voxelstudio.ml.denoisers import build_denoiser, receptive_field, required_multiple
 from voxelstudio.ml.persistence import (
     CODE_MESSAGE,
+    FLIPPED_SHIFT_KEY,
     INPUT_SHIFT_KEY,
     METADATA_MEMBER,
     OPTIMIZER_MEMBER,
@@ -289,12 +290,30 @@ def test_an_input_shift_is_saved_only_when_there_is_one_and_loaded_back(tmp_path
     assert "input_shift_vox" not in model_record(load_model(plain))
 
 
+def test_the_z_flipped_views_shift_is_kept_where_it_differs(tmp_path: Path, saved_unet) -> None:
+    _, model, config = saved_unet
+    both = save_model(model, tmp_path / "b.keras", train_config=config, normalizer=NORMALIZER,
+                      input_shift=(0.0, 0.0, -0.62), flipped_input_shift=(0.0, 0.0, -1.3))  # fmt: skip
+    loaded = load_model(both)
+    assert (loaded.shift_for(False), loaded.shift_for(True)) == ((0.0, 0.0, -0.62), (0.0, 0.0, -1.3))
+    assert model_record(loaded)["flipped_input_shift_vox"] == [0.0, 0.0, -1.3]
+    same = save_model(model, tmp_path / "s.keras", train_config=config, normalizer=NORMALIZER,
+                      input_shift=(0.0, 0.0, -0.62), flipped_input_shift=(0.0, 0.0, -0.62))  # fmt: skip
+    assert FLIPPED_SHIFT_KEY not in load_model(same).metadata
+    assert load_model(same).shift_for(True) == (0.0, 0.0, -0.62)
+    only_flipped = save_model(model, tmp_path / "f.keras", train_config=config, normalizer=NORMALIZER,
+                              flipped_input_shift=(0.0, 0.0, 0.5))  # fmt: skip
+    assert load_model(only_flipped).shift_for(False) == (0.0, 0.0, 0.0)
+    assert load_model(only_flipped).shift_for(True) == (0.0, 0.0, 0.5)
+
+
+@pytest.mark.parametrize("key", ["input_shift_vox", "flipped_input_shift_vox"])
 @pytest.mark.parametrize("value", [[0.5, 0.5], "up", [0.0, 0.0, None], [0.0, 0.0, float("nan")]])
-def test_a_bad_input_shift_is_one_line(tmp_path: Path, saved_unet, value) -> None:
+def test_a_bad_input_shift_is_one_line(tmp_path: Path, saved_unet, key, value) -> None:
     path = tmp_path / "edited.keras"
 
     def edit(data: bytes) -> bytes:
-        return json.dumps({**json.loads(data), INPUT_SHIFT_KEY: value}).encode()
+        return json.dumps({**json.loads(data), key: value}).encode()
 
     _rewrite_member(saved_unet[0], path, METADATA_MEMBER, edit)
     _single_line_model_error(path, "invalid VoxelStudio metadata")

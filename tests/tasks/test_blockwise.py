@@ -84,7 +84,7 @@ def test_a_model_that_takes_the_voxel_size_gets_the_stores_or_the_one_given(setu
 def test_a_models_input_shift_moves_each_block_as_it_moves_the_whole_volume(setup, tmp_path):
     """Blocks cut the volume along z (13 planes in blocks of 8): each reads the shift's reach beyond its faces."""
     folder, data, models = setup
-    model = tiny_model(tmp_path, "unet", input_shift=(0.0, -0.4, 0.62))
+    model = tiny_model(tmp_path, "unet", input_shift=(0.0, -0.4, 0.62), flipped_input_shift=(0.0, 0.0, 1.3))
     result = denoise_store(folder / "in.ome.zarr", tmp_path / "out.ome.zarr", model_path=model, block=BLOCK)
     np.testing.assert_allclose(read(result.path), whole_volume(model, data), rtol=1e-5, atol=1e-6)
     assert np.abs(read(result.path) - whole_volume(models["unet"], data)).max() > 1e-3  # the same weights, unmoved

@@ -47,16 +47,17 @@ def volume_record(volume: Volume) -> dict[str, Any]:
 
 def model_record(loaded: Any) -> dict[str, Any]:
     """What a loaded model (``ml.persistence.LoadedModel``) says about itself: hash, save time, config, normaliser,
-    and the shift it moves scans by, if any."""
+    and the shifts it moves scans by, if any."""
     record = {
         "sha256": loaded.sha256,
         "saved_at": loaded.metadata.get("saved_at"),
         "train_config": loaded.train_config.to_dict(),
         "normalizer": loaded.normalizer.to_dict(),
     }
-    shift = tuple(getattr(loaded, "input_shift", ()))
-    if any(shift):
-        record["input_shift_vox"] = list(shift)
+    for key, field in (("input_shift_vox", "input_shift"), ("flipped_input_shift_vox", "flipped_input_shift")):
+        shift = getattr(loaded, field, None)
+        if shift is not None and any(shift):
+            record[key] = list(shift)
     return record
 
 

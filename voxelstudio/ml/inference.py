@@ -223,8 +223,8 @@ def predict_volume(
     spacing: Sequence[float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]]:
     """Denoise ``array`` (H, W, Z) with a loaded model (``persistence.LoadedModel``); ``spacing`` is its voxel size
-    (y, x, z µm), which a spacing-conditioned model needs. A model with an ``input_shift`` (adapt's correction of
-    where it puts beads) sees the scan moved by it.
+    (y, x, z µm), which a spacing-conditioned model needs. A model with an input shift (adapt's correction of
+    where it puts beads) sees the scan moved by it (``LoadedModel.shift_for`` each view).
 
     Returns (prediction in the target's units, per-voxel standard deviation over the TTA transforms or None, info).
     """
@@ -235,15 +235,14 @@ def predict_volume(
     normalizer = loaded.normalizer
     plan = plan_prediction(cfg, array.shape, tile_shape=tile_shape, tta=tta)
     value_range = normalizer.input_range(array)
-    array = shifted_input(loaded, array)
     if not tta:  # the common case: input and output are the only whole volumes in memory
         tile_fn = normalized_predict_fn(loaded.model, normalizer, value_range, spacing)
         out, plan, retries = predict_unit(
-            loaded.model, cfg, array, plan=plan, report=report, cancel=cancel, tile_fn=tile_fn
+            loaded.model, cfg, shifted_input(loaded, array), plan=plan, report=report, cancel=cancel, tile_fn=tile_fn
         )
         return out, None, _tiling_info(plan, tta=False, transforms=1, retries=retries)
     conditioning(loaded.model, spacing)  # a conditioned model given no voxel size fails before any work
-    x = normalizer.before(array, value_range)
+    views: dict[bool, np.ndarray] = {}  # the scan moved for the views with and without a z flip, one at a time
     transforms = TTA_TRANSFORMS
     mean = np.zeros(array.shape, dtype=np.float32)
     m2 = np.zeros(array.shape, dtype=np.float32)
@@ -258,7 +257,10 @@ def predict_volume(
             values = {**p.values, "transform": index + 1, "transforms": len(transforms)}
             report(Progress(index + fraction, len(transforms), p.message, values))
 
-        x_turned = forward_transform(x, turns, flip)
+        if flip not in views:
+            views.clear()  # before the next view is made: one normalised copy of the scan at a time
+            views[flip] = normalizer.before(shifted_input(loaded, array, flip_z=flip), value_range)
+        x_turned = forward_transform(views[flip], turns, flip)
         out, plan, more = predict_unit(
             loaded.model, cfg, x_turned, plan=plan, report=step_report, cancel=cancel, turns=turns,
             spacing=spacing,
@@ -272,9 +274,10 @@ def predict_volume(
     return mean, uncertainty, _tiling_info(plan, tta=True, transforms=len(transforms), retries=retries)
 
 
-def shifted_input(loaded: Any, array: np.ndarray) -> np.ndarray:
-    """``array`` moved by the model's ``input_shift`` (``persistence.LoadedModel``), or itself when it has none."""
-    shift = getattr(loaded, "input_shift", (0.0, 0.0, 0.0))
+def shifted_input(loaded: Any, array: np.ndarray, *, flip_z: bool = False) -> np.ndarray:
+    """``array`` moved by the shift of the model (``persistence.LoadedModel.shift_for``) for a view with or without a
+    z flip, or ``array`` itself when there is none."""
+    shift = loaded.shift_for(flip_z) if hasattr(loaded, "shift_for") else (0.0, 0.0, 0.0)
     return translate(array, shift) if any(shift) else array
 
 

@@ -40,6 +40,8 @@ from voxelstudio.ml.model_file import (
 from voxelstudio.ml.spacing import SPACING_FEATURES, takes_spacing
 
 INPUT_SHIFT_KEY = "input_shift_vox"
+FLIPPED_SHIFT_KEY = "flipped_input_shift_vox"
+NO_SHIFT = (0.0, 0.0, 0.0)
 CODE_MESSAGE = "contains code (Lambda layer); load it only if you trust it (--trust)"
 
 
@@ -52,9 +54,18 @@ class LoadedModel:
     normalizer: PercentileNormalizer
     metadata: dict[str, Any]
     sha256: str
-    input_shift: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    input_shift: tuple[float, float, float] = NO_SHIFT
     """Voxels (y, x, z) prediction moves the scan by before the network (``metadata["input_shift_vox"]``): adapt
     measures how far the model puts beads from where they are and stores the correction (tasks/adapt.py)."""
+    flipped_input_shift: tuple[float, float, float] | None = None
+    """The same for the z-flipped views of test-time augmentation, whose beads a model may put elsewhere
+    (``metadata["flipped_input_shift_vox"]``); None: :attr:`input_shift`."""
+
+    def shift_for(self, flip_z: bool) -> tuple[float, float, float]:
+        """What a view (z-flipped or not) of the scan is moved by, in the scan's own orientation."""
+        if flip_z and self.flipped_input_shift is not None:
+            return self.flipped_input_shift
+        return self.input_shift
 
 
 def save_model(
@@ -66,10 +77,11 @@ def save_model(
     extra: dict[str, Any] | None = None,
     optimizer_state: bool = False,
     input_shift: Sequence[float] | None = None,
+    flipped_input_shift: Sequence[float] | None = None,
 ) -> Path:
     """Write ``model`` and its metadata to ``path`` (a ``.keras`` file), replacing it atomically; the optimizer's
-    variables are kept only with ``optimizer_state`` (training checkpoints); ``input_shift``: see
-    :attr:`LoadedModel.input_shift`."""
+    variables are kept only with ``optimizer_state`` (training checkpoints); ``input_shift`` and
+    ``flipped_input_shift``: see :class:`LoadedModel`."""
     path = keras_path(path)
     metadata = {
         **metadata_header(DENOISER_FORMAT, FORMAT_VERSION),
@@ -79,8 +91,12 @@ def save_model(
         "required_multiple": list(required_multiple(train_config.model)),
         "extra": extra or {},
     }
-    if input_shift is not None and any(float(v) != 0.0 for v in input_shift):
-        metadata[INPUT_SHIFT_KEY] = [round(float(v), 4) for v in input_shift]
+    plain = [round(float(v), 4) + 0.0 for v in input_shift or NO_SHIFT]
+    if any(plain):
+        metadata[INPUT_SHIFT_KEY] = plain
+    flipped = None if flipped_input_shift is None else [round(float(v), 4) + 0.0 for v in flipped_input_shift]
+    if flipped is not None and flipped != plain:  # the same as the plain shift: that one serves
+        metadata[FLIPPED_SHIFT_KEY] = flipped
     try:
         text = json.dumps(metadata, indent=2, sort_keys=True)
     except TypeError as exc:
@@ -171,20 +187,24 @@ def load_model(path: str | Path, *, trusted: bool = False) -> LoadedModel:
     try:
         train_config = TrainConfig.from_dict(metadata["train_config"]) if "train_config" in metadata else None
         normalizer = PercentileNormalizer.from_dict(metadata.get("normalizer", {}))
-        shift = input_shift_of(metadata)
+        shift = shift_of(metadata, INPUT_SHIFT_KEY) or NO_SHIFT
+        flipped = shift_of(metadata, FLIPPED_SHIFT_KEY)
     except (TypeError, ValueError, AttributeError, KeyError) as exc:  # a member of the wrong JSON type
         raise ModelError(path, f"invalid VoxelStudio metadata: {exc}") from exc
-    return LoadedModel(model, train_config, normalizer, metadata, file_sha256(path), shift)
+    return LoadedModel(model, train_config, normalizer, metadata, file_sha256(path), shift, flipped)
 
 
-def input_shift_of(metadata: dict[str, Any]) -> tuple[float, float, float]:
-    """The model's :attr:`LoadedModel.input_shift` from its metadata; ValueError when it is not 3 finite numbers."""
-    value = metadata.get(INPUT_SHIFT_KEY, (0.0, 0.0, 0.0))
+def shift_of(metadata: dict[str, Any], key: str) -> tuple[float, float, float] | None:
+    """A shift of :class:`LoadedModel` from the metadata's ``key`` (None when absent); ValueError when it is not 3
+    finite numbers."""
+    value = metadata.get(key)
+    if value is None:
+        return None
     if not isinstance(value, (list, tuple)) or len(value) != 3:
-        raise ValueError(f"{INPUT_SHIFT_KEY} must be 3 numbers (y, x, z voxels), got {value!r}")
+        raise ValueError(f"{key} must be 3 numbers (y, x, z voxels), got {value!r}")
     shift = tuple(float(v) for v in value)
     if not all(np.isfinite(shift)):
-        raise ValueError(f"{INPUT_SHIFT_KEY} must be finite, got {value!r}")
+        raise ValueError(f"{key} must be finite, got {value!r}")
     return shift  # type: ignore[return-value]
 
 

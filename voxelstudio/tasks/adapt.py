@@ -67,6 +67,10 @@ class BeadOffset:
     beads: int
     input_shift: tuple[float, float, float]
     """What prediction moves scans by (``persistence.LoadedModel.input_shift``); zero on uncorrected axes."""
+    flipped_measured: tuple[float, float, float] | None = None
+    """The same for the model's prediction of the scan flipped along z (flipped back), as test-time augmentation
+    makes it: a model fine-tuned on one microscope puts those beads elsewhere (1.35 planes against 0.63)."""
+    flipped_input_shift: tuple[float, float, float] | None = None
 
     def summary(self) -> str:
         """One sentence for the CLI and the window."""
@@ -83,7 +87,13 @@ class BeadOffset:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"measured_vox": list(self.measured), "beads": self.beads, "input_shift_vox": list(self.input_shift)}
+        record: dict[str, Any] = {
+            "measured_vox": list(self.measured), "beads": self.beads, "input_shift_vox": list(self.input_shift),
+        }  # fmt: skip
+        if self.flipped_measured is not None and self.flipped_input_shift is not None:
+            record["flipped_measured_vox"] = list(self.flipped_measured)
+            record["flipped_input_shift_vox"] = list(self.flipped_input_shift)
+        return record
 
 
 @dataclass(frozen=True)
@@ -156,11 +166,17 @@ def measure_bead_offset(
     loaded: Any, cal: Calibration, shape: Shape, *, seed: int, psf: np.ndarray | None
 ) -> BeadOffset:
     """:func:`bead_offset_of` the model ``loaded`` on :data:`OFFSET_PAIRS` pairs simulated with the calibrated
-    parameters."""
+    parameters, for its plain prediction and for the z-flipped view of test-time augmentation."""
     from voxelstudio.ml.inference import predict_volume
 
     pairs = simulate_matched_pairs(cal, shape, OFFSET_PAIRS, jitter=0.0, seed=seed + 20_000, psf=psf)
-    return bead_offset_of(lambda raw: predict_volume(loaded, raw.data, spacing=raw.spacing)[0], pairs)
+    plain = bead_offset_of(lambda raw: predict_volume(loaded, raw.data, spacing=raw.spacing)[0], pairs)
+
+    def flipped(raw: Volume) -> np.ndarray:  # a view of test-time augmentation, flipped back
+        return predict_volume(loaded, raw.data[:, :, ::-1], spacing=raw.spacing)[0][:, :, ::-1]
+
+    other = bead_offset_of(flipped, pairs)
+    return replace(plain, flipped_measured=other.measured, flipped_input_shift=other.input_shift)
 
 
 def bead_offset_of(predict: Callable[[Volume], np.ndarray], pairs: Sequence[tuple[Volume, Volume]]) -> BeadOffset:
@@ -202,7 +218,7 @@ def _store_adaptation(
     extra = {**loaded.metadata.get("extra", {}), "adaptation": record}
     save_model(
         loaded.model, model_path, train_config=loaded.train_config, normalizer=loaded.normalizer, extra=extra,
-        input_shift=offset.input_shift,
+        input_shift=offset.input_shift, flipped_input_shift=offset.flipped_input_shift,
     )  # fmt: skip
     return offset
 

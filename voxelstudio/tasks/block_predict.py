@@ -272,7 +272,7 @@ def _predict_transformed(job: BlockJob, loaded: Any, lazy: Any, start: Shape3, s
     for i, ((a, b, before, after), low) in enumerate(zip(regions, lows, strict=True)):
         r0, r1 = transformed(a + before - low, b - after - low, i)  # the same map takes it back
         read[axes[i][0]] = slice(r0, r1)
-    x = _read_shifted(job, loaded, lazy, read, start)
+    x = _read_shifted(job, loaded.shift_for(flip), lazy, read, start)
     release_free_heap()  # the chunks decompressed to read the region, before the tiles
     x = forward_transform(x, turns, flip)
     pads = [(before, after) for _, _, before, after in regions]
@@ -292,10 +292,10 @@ def _predict_transformed(job: BlockJob, loaded: Any, lazy: Any, start: Shape3, s
     return inverse_transform(out[keep], turns, flip)
 
 
-def _read_shifted(job: BlockJob, loaded: Any, lazy: Any, read: list[slice], start: Shape3) -> np.ndarray:
-    """The region ``read`` (original axes) of the volume as float32, moved by the model's input shift exactly as
-    whole-volume prediction moves the whole volume: read with the shift's reach around it, moved, cut back."""
-    shift = loaded.input_shift
+def _read_shifted(job: BlockJob, shift: Sequence[float], lazy: Any, read: list[slice], start: Shape3) -> np.ndarray:
+    """The region ``read`` (original axes) of the volume as float32, moved by ``shift`` (the model's, for the view)
+    exactly as whole-volume prediction moves the whole volume: read with the shift's reach around it, moved, cut
+    back."""
     extra = subvoxel.reach(shift)
     wide = [slice(max(0, r.start - e), min(n, r.stop + e)) for r, e, n in zip(read, extra, lazy.shape, strict=True)]
     x = zarr_.compute(Path(job.source), lazy.data[tuple(wide)]).astype(np.float32, copy=False)
