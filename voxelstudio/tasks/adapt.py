@@ -53,9 +53,9 @@ OFFSET_PAIRS = 3
 MIN_OFFSET_BEADS = 20
 """Fewer beads measured than this: no correction (the median of so few is not a systematic offset)."""
 MIN_CORRECTED_OFFSET = 0.25
-"""An axis is corrected when the model's beads sit at least this far (voxels) from the truth along it: the
-measurement's own spread over about 70 beads was 0.1 voxel (benchmarks/README.md, "Where the adapted model puts
-beads")."""
+"""An axis is corrected when the model's beads sit at least this far (voxels) from the truth along it: models
+without an offset measured within 0.1 voxel, and a repeated measurement moved by up to 0.13 (benchmarks/README.md,
+"Where the adapted model puts beads")."""
 
 
 @dataclass(frozen=True)
