@@ -14,7 +14,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 LOBES = 4
-"""Lanczos window size a: the kernel has 2a taps."""
+"""Lanczos window size a: the kernel has 2a non-zero taps."""
 HALO = LOBES
 """Voxels beyond a block on each side that translating it reads."""
 MIN_SHIFT = 1e-3

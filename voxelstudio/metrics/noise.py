@@ -16,9 +16,8 @@ come from the Jacobian.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from scipy.ndimage import binary_dilation, binary_opening
@@ -174,7 +173,9 @@ def fit_camera(
     return CameraEstimate(gain, offset, read, float(errors[0]), float(errors[1]), read_sd, n_blocks=len(means))
 
 
-def _fit_gain(residuals: Any, gain0: float, known: DarkCamera, n_blocks: int) -> CameraEstimate:
+def _fit_gain(
+    residuals: Callable[[np.ndarray], np.ndarray], gain0: float, known: DarkCamera, n_blocks: int
+) -> CameraEstimate:
     """The gain alone, with the offset and read noise of a dark stack held."""
     fixed = (known.offset, known.read_noise**2)
     fit = least_squares(lambda g: residuals(np.array([g[0], *fixed])), [gain0], bounds=([1e-6], [np.inf]))
