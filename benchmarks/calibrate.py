@@ -27,6 +27,7 @@ import time
 import numpy as np
 
 from voxelstudio.core.volume import Volume
+from voxelstudio.metrics.noise import dark_camera
 from voxelstudio.sim import SimParams, simulate_pair
 from voxelstudio.sim.camera import camera_counts
 from voxelstudio.sim.params import OpticsParams
@@ -72,7 +73,7 @@ def main() -> None:
         rng = np.random.default_rng([args.seed, index])
         truth = draw_setting(rng)
         raw, _ = simulate_pair(SHAPE, truth, seed=index)
-        dark = dark_stack(truth, seed=index) if args.dark else None
+        dark = dark_camera(dark_stack(truth, seed=index)) if args.dark else None
         start = time.perf_counter()
         try:
             scan = Volume(raw, truth.optics.voxel_size_um)

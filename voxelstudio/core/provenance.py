@@ -54,8 +54,8 @@ def model_record(loaded: Any) -> dict[str, Any]:
         "train_config": loaded.train_config.to_dict(),
         "normalizer": loaded.normalizer.to_dict(),
     }
-    for key, field in (("input_shift_vox", "input_shift"), ("flipped_input_shift_vox", "flipped_input_shift")):
-        shift = getattr(loaded, field, None)
+    shifts = {"input_shift_vox": loaded.input_shift, "flipped_input_shift_vox": loaded.flipped_input_shift}
+    for key, shift in shifts.items():
         if shift is not None and any(shift):
             record[key] = list(shift)
     return record

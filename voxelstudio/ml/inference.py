@@ -277,7 +277,7 @@ def predict_volume(
 def shifted_input(loaded: Any, array: np.ndarray, *, flip_z: bool = False) -> np.ndarray:
     """``array`` moved by the shift of the model (``persistence.LoadedModel.shift_for``) for a view with or without a
     z flip, or ``array`` itself when there is none."""
-    shift = loaded.shift_for(flip_z) if hasattr(loaded, "shift_for") else (0.0, 0.0, 0.0)
+    shift = loaded.shift_for(flip_z)
     return translate(array, shift) if any(shift) else array
 
 

@@ -167,13 +167,14 @@ def measure_bead_offset(
 ) -> BeadOffset:
     """:func:`bead_offset_of` the model ``loaded`` on :data:`OFFSET_PAIRS` pairs simulated with the calibrated
     parameters, for its plain prediction and for the z-flipped view of test-time augmentation."""
-    from voxelstudio.ml.inference import predict_volume
+    from voxelstudio.ml.inference import forward_transform, inverse_transform, predict_volume
 
     pairs = simulate_matched_pairs(cal, shape, OFFSET_PAIRS, jitter=0.0, seed=seed + 20_000, psf=psf)
     plain = bead_offset_of(lambda raw: predict_volume(loaded, raw.data, spacing=raw.spacing)[0], pairs)
 
-    def flipped(raw: Volume) -> np.ndarray:  # a view of test-time augmentation, flipped back
-        return predict_volume(loaded, raw.data[:, :, ::-1], spacing=raw.spacing)[0][:, :, ::-1]
+    def flipped(raw: Volume) -> np.ndarray:  # the z-flipped view of test-time augmentation, turned back
+        view = forward_transform(raw.data, 0, True)
+        return inverse_transform(predict_volume(loaded, view, spacing=raw.spacing)[0], 0, True)
 
     other = bead_offset_of(flipped, pairs)
     return replace(plain, flipped_measured=other.measured, flipped_input_shift=other.input_shift)

@@ -23,7 +23,7 @@ from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_repo
 from voxelstudio.core.volume import Volume, is_constant
 from voxelstudio.metrics.bead_average import BeadAverage, average_beads
 from voxelstudio.metrics.fwhm import profile_fwhm
-from voxelstudio.metrics.noise import CameraEstimate, bead_mask, block_moments, dark_camera, fit_camera
+from voxelstudio.metrics.noise import CameraEstimate, DarkCamera, bead_mask, block_moments, fit_camera
 from voxelstudio.sim.calibrate import OpticsFit, bead_model, fit_optics_either_way
 from voxelstudio.sim.params import OpticsParams, SimParams
 from voxelstudio.tasks.calibrate_ambient import AmbientEstimate, estimate_ambient
@@ -185,11 +185,10 @@ class DarkStackError(ValueError):
     """A dark stack that cannot be one (the message is about the stack, without its file name)."""
 
 
-def pooled_camera(volumes: Sequence[np.ndarray], dark: np.ndarray | None = None) -> CameraEstimate:
-    """Camera estimate from the background blocks of all scans together; with a ``dark`` stack (recorded without
-    light) its offset and read noise are taken and only the gain is fitted. ValueError for a dark stack brighter than
-    the scans' background."""
-    known = None if dark is None else dark_camera(dark)
+def pooled_camera(volumes: Sequence[np.ndarray], known: DarkCamera | None = None) -> CameraEstimate:
+    """Camera estimate from the background blocks of all scans together; with the offset and read noise ``known``
+    from a dark stack (:func:`~voxelstudio.metrics.noise.dark_camera`) only the gain is fitted. DarkStackError for a
+    dark stack brighter than the scans' background."""
     if known is not None:
         floor = min(float(np.percentile(v, 1)) for v in volumes)
         if known.offset > floor + 3 * known.read_noise + 1e-6:
@@ -229,13 +228,13 @@ def calibrate_volumes(
     wavelength_um: float | None = None,
     na: float | None = None,
     ni: float = OpticsParams().ni,
-    dark: np.ndarray | None = None,
+    dark: DarkCamera | None = None,
     report: ReportFn = null_report,
     cancel: CancelToken | None = None,
 ) -> Calibration:
-    """Calibrate the simulator on raw bead scans of one microscope (see the module docstring); ``dark``: a stack
-    recorded without light, which gives the camera's offset and read noise. Every error is one ValueError line;
-    those of the analysis start with the scans' names."""
+    """Calibrate the simulator on raw bead scans of one microscope (see the module docstring); ``dark``: the camera's
+    offset and read noise measured on a stack recorded without light (``metrics.noise.dark_camera``). Every error is
+    one ValueError line; those of the analysis start with the scans' names."""
     if not volumes:
         raise ValueError("no scans to calibrate on")
     check_given_optics(wavelength_um=wavelength_um, na=na, ni=ni)
@@ -262,7 +261,7 @@ def _calibrate(
     wavelength_um: float | None,
     na: float | None,
     ni: float,
-    dark: np.ndarray | None,
+    dark: DarkCamera | None,
     report: ReportFn,
     cancel: CancelToken | None,
 ) -> Calibration:

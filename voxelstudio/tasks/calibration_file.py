@@ -19,6 +19,7 @@ import numpy as np
 from voxelstudio.core.atomic import check_not_an_input, check_output_folder, write_atomically
 from voxelstudio.core.volume import Volume
 from voxelstudio.io import load_volume, save_volume
+from voxelstudio.metrics.noise import DarkCamera, dark_camera
 from voxelstudio.sim.params import SimParams
 from voxelstudio.tasks.calibrate import Calibration, resolve_spacing
 
@@ -172,16 +173,13 @@ def load_scans(paths: Sequence[str | Path]) -> list[Volume]:
     return [load_volume(p) for p in paths]
 
 
-def load_dark(path: str | Path) -> np.ndarray:
-    """The dark stack at ``path`` as float32; ValueError naming the file when it cannot serve as one."""
-    from voxelstudio.metrics.noise import dark_camera
-
-    data = np.asarray(load_volume(path).data, dtype=np.float32)
+def load_dark(path: str | Path) -> DarkCamera:
+    """The camera's offset and read noise measured on the dark stack at ``path``; ValueError naming the file when it
+    cannot serve as one."""
     try:
-        dark_camera(data)  # its shape and values, before the calibration's minute of work
+        return dark_camera(np.asarray(load_volume(path).data, dtype=np.float32))
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from exc
-    return data
 
 
 def check_measured_psf(psf_path: str | Path, spacing: tuple[float, float, float]) -> np.ndarray:
@@ -244,9 +242,9 @@ def calibrate_checked(
     if psf is not None:
         y, x, z = resolve_spacing(volumes, options.get("voxel_size"))
         check_measured_psf(psf, (y, x, z if z is not None else 0.0))
-    dark_data = None if dark is None else load_dark(dark)
+    camera = None if dark is None else load_dark(dark)  # before the calibration's minute of work
     try:
-        cal = calibrate_volumes(volumes, dark=dark_data, **options)
+        cal = calibrate_volumes(volumes, dark=camera, **options)
     except ValueError as exc:
         if isinstance(exc.__cause__, DarkStackError):
             raise ValueError(f"{dark}: {exc.__cause__}") from exc
