@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from PySide6.QtWidgets import QPushButton
 
 from tests.gui.conftest import wait_idle
 from voxelstudio.jobs.adapt import AdaptOutcome
@@ -184,10 +185,13 @@ def test_a_stack_that_runs_the_other_way_is_said_so(qtbot, sample_session):
     box.show_calibration(None)
 
 
-def _fake_adapt(stopped_reason: str = "time", fail: bool = False):
-    """A stand-in for jobs.adapt.adapt_to_volume: calibration stages, the calibration, a step, then the end."""
+def _fake_adapt(stopped_reason: str = "time", fail: bool = False, given: list | None = None):
+    """A stand-in for jobs.adapt.adapt_to_volume: calibration stages, the calibration, a step, then the end;
+    ``given`` collects the calibration options it was given."""
 
-    def adapt(raw, out, minutes, report, cancel=None):
+    def adapt(raw, out, minutes, report, cancel=None, calibrate_options=None):
+        if given is not None:
+            given.append(calibrate_options)
         report(ProgressEvent(1, 4, "averaging beads"))
         report(_calibration())
         report(TrainingStep(15, 60, "training", epoch=1, epochs=100000, step=3, steps=16, loss=0.1, eta_s=45))
@@ -245,6 +249,38 @@ def test_a_stopped_or_failed_adapt_keeps_the_current_model(qtbot, sample_session
     assert sample_session.document.volume("prediction") is None  # the preview of a model not kept is taken back
     errors = sample_session.dialogs.errors
     assert errors == [] if not fail else (len(errors) == 1 and errors[0][1] == "adapted.keras: disk full")
+
+
+def test_adapt_gives_the_calibration_what_the_user_knows(qtbot, sample_session, monkeypatch, tmp_path):
+    box = sample_session.window.train_panel.adapt
+    given: list = []
+    _run_adapt(qtbot, sample_session, monkeypatch, _fake_adapt(given=given))
+    assert given == [{}]  # nothing known: everything is fitted
+    asked = []
+    dark, psf = tmp_path / "dark.tif", tmp_path / "psf.tif"
+    answers = iter([str(dark), None, str(psf)])  # the second dialog is cancelled: the dark stack stays
+
+    def answer(_parent, title, folder, _filter):
+        asked.append((title, folder))
+        return next(answers)
+
+    monkeypatch.setattr("voxelstudio.gui.dialogs.get_open_path", answer)
+    box.findChild(QPushButton, "choose_adapt_dark").click()
+    box.findChild(QPushButton, "choose_adapt_dark").click()
+    box.findChild(QPushButton, "choose_adapt_psf").click()
+    assert "dark stack" in asked[0][0] and asked[1][1] == str(tmp_path)  # asked again where the last one was
+    assert box.files["dark"].label.text() == "dark.tif" and box.files["dark"].label.toolTip() == str(dark)
+    box.na.setValue(1.2)
+    box.wavelength.setValue(0.52)
+    _run_adapt(qtbot, sample_session, monkeypatch, _fake_adapt(given=given))
+    assert given[-1] == {"na": 1.2, "wavelength_um": 0.52, "dark": str(dark), "psf": str(psf)}
+    box.findChild(QPushButton, "clear_adapt_psf").click()
+    box.na.setValue(box.na.minimum())
+    assert box.na.text() == "fitted from the beads" and box.files["psf"].label.text() == "none"
+    _run_adapt(qtbot, sample_session, monkeypatch, _fake_adapt(given=given))
+    assert given[-1] == {"wavelength_um": 0.52, "dark": str(dark)}
+    box.set_file("dark", None)
+    box.wavelength.setValue(box.wavelength.minimum())
 
 
 def test_adapt_needs_the_voxel_size(qtbot, sample_session):

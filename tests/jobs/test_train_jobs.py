@@ -117,3 +117,15 @@ def test_adapt_job_names_the_volume_it_cannot_calibrate_on(tmp_path):
     with pytest.raises(ValueError, match=r"^empty\.tif: .*bead"):
         adapt_to_volume(empty, out=tmp_path / "a.keras", minutes=1.0)
     assert not (tmp_path / "a.keras").exists()
+
+
+@pytest.mark.parametrize("role", ["dark", "psf"])
+def test_adapt_job_names_the_given_file_it_cannot_use(tmp_path, role):
+    scan = Volume(np.zeros((32, 32, 8), np.float32), (0.1, 0.1, 0.2), name="scan", source=tmp_path / "scan.tif")
+    bad = tmp_path / "folder" / f"{role}.npy"
+    bad.parent.mkdir()
+    np.save(bad, np.zeros((4, 4, 2), np.float32))  # too small for a dark stack, no light for a PSF
+    with pytest.raises(ValueError, match=rf"^{role}\.npy: ") as raised:
+        adapt_to_volume(scan, out=tmp_path / "a.keras", minutes=1.0, calibrate_options={role: str(bad)})
+    assert "\n" not in str(raised.value) and "scan.tif" not in str(raised.value)
+    assert not (tmp_path / "a.keras").exists()

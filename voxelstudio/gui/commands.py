@@ -99,6 +99,7 @@ class Commands(QObject):
         w.train_panel.choose_folder_requested.connect(self.choose_training_folder)
         w.train_panel.adapt.adapt_requested.connect(c.adapt)
         w.train_panel.adapt.stop_requested.connect(c.stop)
+        w.train_panel.adapt.choose_file_requested.connect(self.choose_adapt_file)
         w.denoise_panel.denoise_requested.connect(lambda tta: c.denoise(tta=tta))
         w.denoise_panel.deconvolve_requested.connect(c.deconvolve)
         w.denoise_panel.cancel_requested.connect(c.stop)
@@ -353,6 +354,16 @@ class Commands(QObject):
         folder = dialogs.get_folder(self.window, f"Choose the {role} folder", current or last_folder(self.settings))
         if folder:
             panel.set_folder(role, folder)
+
+    def choose_adapt_file(self, role: str) -> None:
+        """Ask for the dark stack or measured PSF that Adapt gives the calibration."""
+        box = self.window.train_panel.adapt
+        what = {"dark": "a dark stack (recorded with no light)", "psf": "a measured PSF stack"}[role]
+        current = box.files[role].path
+        folder = str(Path(current).parent) if current else last_folder(self.settings)
+        path = dialogs.get_open_path(self.window, f"Choose {what}", folder, dialogs.VOLUME_FILTER)
+        if path:
+            box.set_file(role, path)
 
     def show_environment(self) -> None:
         """Help > Environment: show the dialog at once and fill it when the report has been gathered."""

@@ -76,13 +76,21 @@ def adapt_to_volume(
             on_preview=lambda epoch, array: report(Preview(int(epoch), np.asarray(array, np.float32))),
             report=forward, cancel=cancel, **(calibrate_options or {}),
         )  # fmt: skip
-    except ValueError as exc:  # too few beads, no voxel size...: one line that names the volume by its file name
-        short, message = Path(name).name, str(exc).removeprefix(f"{name}: ")
-        if message == str(exc) and short in message:
-            raise
-        raise ValueError(f"{short}: {message}") from exc
+    except ValueError as exc:  # too few beads, no voxel size, a bad dark stack...: one line naming the file
+        given = [str(path) for key in ("dark", "psf") if (path := (calibrate_options or {}).get(key))]
+        raise ValueError(_naming_the_file(str(exc), name, given)) from exc
     offset = "" if result.bead_offset is None else result.bead_offset.summary()
     return AdaptOutcome(found[-1] if found else calibration_event(result.calibration), result.training, offset)
+
+
+def _naming_the_file(message: str, volume: str, given_files: list[str]) -> str:
+    """``message`` naming the file it is about by its name: a leading path of a given file (dark stack, measured PSF)
+    or the volume's label becomes the file's name; a message that names no file gets the volume's."""
+    for path in (*given_files, volume):
+        if message.startswith(f"{path}: "):
+            return f"{Path(path).name}: {message.removeprefix(f'{path}: ')}"
+    short = Path(volume).name
+    return message if short in message else f"{short}: {message}"
 
 
 def calibration_event(cal: Any) -> CalibrationFound:

@@ -4,12 +4,14 @@ the bundled denoiser on matched simulated pairs (no target needed), and show wha
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDoubleSpinBox,
+    QFormLayout,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
@@ -23,8 +25,9 @@ from PySide6.QtWidgets import (
 
 from voxelstudio.gui.bead_plot import BeadComparisonPlot
 from voxelstudio.gui.job_handlers import AdaptHandler
-from voxelstudio.gui.panels.common import ProgressRow, format_duration, format_number
+from voxelstudio.gui.panels.common import ElidedLabel, ProgressRow, format_duration, format_number
 from voxelstudio.jobs.events import CalibrationFound, ProgressEvent, TrainingStep
+from voxelstudio.sim.params import OpticsParams
 
 FITTED_LABELS = {
     "na": "NA",
@@ -39,14 +42,73 @@ FITTED_LABELS = {
     "gain": "gain (counts per e⁻)",
 }
 DEFAULT_MINUTES = 5.0  # tasks.adapt.DEFAULT_MINUTES (the window imports no tasks at start; a test keeps them equal)
+FILE_ROLES = {
+    "dark": (
+        "Dark stack",
+        "A stack recorded with no light and the same camera settings: the camera's offset and read noise are "
+        "measured on it. None: they are estimated from the background around the beads.",
+    ),
+    "psf": (
+        "Measured PSF",
+        "A measured PSF stack (same voxel size): the pairs are simulated with it. None: with the Gibson-Lanni "
+        "model fitted to the beads.",
+    ),
+}
+"""The files the user may give the calibration: option key -> (label, tooltip)."""
+
+
+class OptionalFile(QWidget):
+    """A file the user may choose or clear, shown by its name; ``choose_requested`` asks the window for one (it
+    owns the dialogs)."""
+
+    choose_requested = Signal()
+
+    def __init__(self, role: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        _label, self._tooltip = FILE_ROLES[role]
+        self.path: str | None = None
+        self.label = ElidedLabel("none", self, objectName=f"adapt_{role}_file")
+        choose = QPushButton("…", self, objectName=f"choose_adapt_{role}")
+        choose.setMaximumWidth(36)  # the style's default minimum (80 px) would widen the whole tab
+        choose.setToolTip(self._tooltip)
+        choose.clicked.connect(self.choose_requested)
+        self.clear_button = QPushButton("×", self, objectName=f"clear_adapt_{role}")
+        self.clear_button.setMaximumWidth(36)
+        self.clear_button.setToolTip("Use none")
+        self.clear_button.clicked.connect(lambda: self.set_path(None))
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.label, 1)
+        row.addWidget(choose)
+        row.addWidget(self.clear_button)
+        self.set_path(None)
+
+    def set_path(self, path: str | None) -> None:
+        self.path = path or None
+        self.label.setText("none" if self.path is None else Path(self.path).name)
+        self.label.setToolTip(self._tooltip if self.path is None else self.path)
+        self.clear_button.setEnabled(self.path is not None)
+
+
+def _optional_number(name: str, key: str, decimals: int, suffix: str) -> QDoubleSpinBox:
+    """A spin box over the simulator's range of ``key`` whose lowest step means "fit it from the beads"."""
+    low, high = OpticsParams.ranges()[key]
+    box = QDoubleSpinBox(objectName=name, decimals=decimals, minimum=low - 10.0**-decimals, maximum=high)
+    box.setSingleStep(10.0 ** (1 - decimals))
+    box.setSpecialValueText("fitted from the beads")
+    box.setSuffix(suffix)
+    box.setValue(box.minimum())
+    return box
 
 
 class AdaptBox(QGroupBox):
-    """Adapt button with its time budget, progress with Stop, then the fitted values and the measured vs fitted
-    bead. ``adapt_requested(minutes)`` and ``stop_requested`` go out."""
+    """Adapt button with its time budget and what the user knows of the microscope, progress with Stop, then the
+    fitted values and the measured vs fitted bead. ``adapt_requested(minutes, calibration_options)``,
+    ``stop_requested`` and ``choose_file_requested(role)`` (a key of :data:`FILE_ROLES`) go out."""
 
-    adapt_requested = Signal(float)
+    adapt_requested = Signal(float, object)
     stop_requested = Signal()
+    choose_file_requested = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Adapt to the raw volume (no target needed)", parent)
@@ -60,7 +122,16 @@ class AdaptBox(QGroupBox):
             "with them and fine-tune the bundled denoiser on those: a model for this microscope without targets. "
             "It becomes the current model."
         )
-        self.adapt_button.clicked.connect(lambda: self.adapt_requested.emit(self.minutes.value()))
+        self.adapt_button.clicked.connect(
+            lambda: self.adapt_requested.emit(self.minutes.value(), self.calibration_options())
+        )
+        self.na = _optional_number("adapt_na", "na", 2, "")
+        self.na.setToolTip("The objective's numerical aperture; left at its lowest step, it is fitted to the beads")
+        self.wavelength = _optional_number("adapt_wavelength", "wavelength_um", 3, " µm")
+        self.wavelength.setToolTip("The beads' emission wavelength; left at its lowest step, it is fitted")
+        self.files = {role: OptionalFile(role, self) for role in FILE_ROLES}
+        for role, choice in self.files.items():
+            choice.choose_requested.connect(lambda r=role: self.choose_file_requested.emit(r))
         self.progress = ProgressRow("Stop", self)
         self.progress.stop_requested.connect(self.stop_requested)
         self.summary = QLabel("", self, objectName="calibration_summary")
@@ -80,8 +151,14 @@ class AdaptBox(QGroupBox):
         row.addWidget(QLabel("Fine-tune for"))
         row.addWidget(self.minutes)
         row.addWidget(self.adapt_button, 1)
+        known = QFormLayout()
+        known.addRow("NA", self.na)
+        known.addRow("Emission", self.wavelength)
+        for role, choice in self.files.items():
+            known.addRow(FILE_ROLES[role][0], choice)
         layout = QVBoxLayout(self)
         layout.addLayout(row)
+        layout.addLayout(known)
         layout.addWidget(self.progress)
         layout.addWidget(self.summary)
         layout.addWidget(self.table)
@@ -102,6 +179,19 @@ class AdaptBox(QGroupBox):
     def set_ready(self, ready: bool) -> None:
         """Enable Adapt when no job runs and a raw volume is loaded."""
         self.adapt_button.setEnabled(ready)
+
+    def set_file(self, role: str, path: str | None) -> None:
+        """Give the calibration the file of ``role`` (a key of :data:`FILE_ROLES`); None: none."""
+        self.files[role].set_path(path)
+
+    def calibration_options(self) -> dict[str, Any]:
+        """What the user gave, as ``tasks.adapt.adapt_volumes`` takes it: values left at "fitted" are left out."""
+        options: dict[str, Any] = {
+            key: box.value() for key, box in (("na", self.na), ("wavelength_um", self.wavelength))
+            if box.value() > box.minimum()
+        }  # fmt: skip
+        options.update({role: choice.path for role, choice in self.files.items() if choice.path is not None})
+        return options
 
     # ---------------------------------------------------------------------------------------------- progress
     def adapt_started(self, text: str) -> None:
