@@ -18,6 +18,7 @@ Run from the repository root::
     python benchmarks/unseen.py --care-minutes 25 --pin 0            # with CARE per setting (about 3 hours)
     python benchmarks/unseen.py --quick                              # smoke run: 2 settings, small volumes
     python benchmarks/unseen.py --tta                                # the models with test-time augmentation
+    python benchmarks/unseen.py --correct-only                       # also corrected where they put beads
 """
 
 from __future__ import annotations
@@ -117,6 +118,34 @@ def predict_models(work: Path, models: list[Path], n_settings: int, tta: bool = 
             for name in test_names(work, k):
                 raw = load_volume(work / "test" / str(k) / "raw" / f"{name}.mat")
                 np.save(out / f"{name}.npy", predict_volume(loaded, raw.data, spacing=raw.spacing, tta=tta)[0])
+
+
+def predict_corrected(work: Path, models: list[Path], n_settings: int, tta: bool = False) -> dict[str, str]:
+    """``adapt --correct-only`` of each model on each setting's first test scan (its raw scan only, no target),
+    then that corrected model's prediction of the setting's scans, as ``pred/<model stem>-corrected/<k>/``; returns
+    each new method's label."""
+    from voxelstudio.ml.inference import predict_volume
+    from voxelstudio.ml.persistence import load_model
+    from voxelstudio.tasks.adapt import adapt_volumes
+
+    labels = {}
+    for model in models:
+        method = f"{model.stem}-corrected"
+        labels[method] = f"{model.name}, corrected on the first scan (adapt --correct-only)"
+        for k in range(n_settings):
+            names = test_names(work, k)
+            scans = {name: load_volume(work / "test" / str(k) / "raw" / f"{name}.mat") for name in names}
+            corrected = work / "corrected" / model.stem / f"{k}.keras"
+            corrected.parent.mkdir(parents=True, exist_ok=True)
+            corrected.unlink(missing_ok=True)
+            result = adapt_volumes([scans[names[0]]], corrected, init=model, fine_tune=False)
+            print(f"[{time.strftime('%H:%M:%S')}] setting {k}: {result.bead_offset.summary()}", file=sys.stderr)
+            loaded = load_model(corrected)
+            out = work / "pred" / method / str(k)
+            out.mkdir(parents=True, exist_ok=True)
+            for name, raw in scans.items():
+                np.save(out / f"{name}.npy", predict_volume(loaded, raw.data, spacing=raw.spacing, tta=tta)[0])
+    return labels
 
 
 def train_care(work: Path, args: argparse.Namespace, n_settings: int) -> str | None:
@@ -250,6 +279,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--work", type=Path, help="keep data and predictions here (default: a temp folder)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 settings, 128x128x32, 1 pair each")
     parser.add_argument("--tta", action="store_true", help="the models predict with test-time augmentation (8x)")
+    parser.add_argument(
+        "--correct-only",
+        action="store_true",
+        help="also each model corrected for where it puts beads, calibrated on each setting's first raw scan",
+    )
     args = parser.parse_args()
     args.settings = SETTINGS
     if args.quick:
@@ -284,6 +318,10 @@ def main() -> None:
         predict_models(work, models, len(args.settings), args.tta)
         labels = {"raw": "raw scan", **{m.stem: m.name + (" + TTA" if args.tta else "") for m in models}}
         methods = ["raw", *(m.stem for m in models)]
+        if args.correct_only:
+            corrected = predict_corrected(work, models, len(args.settings), args.tta)
+            labels.update(corrected)
+            methods += list(corrected)
         if args.care_minutes:
             write_matched_data(work, args.settings, args.shape)
             error = train_care(work, args, len(args.settings))

@@ -260,3 +260,24 @@ def test_a_dark_stack_that_cannot_be_one_fails_in_one_line(
     _fails(["calibrate", str(own), "--dark", str(dark), "--out", str(tmp_path / "p.json"), *FAST], message, capsys)
     _fails(["adapt", str(own), "--dark", str(dark), "--out", str(tmp_path / "m.keras"), *FAST], message, capsys)
     assert not (tmp_path / "p.json").exists() and not (tmp_path / "m.keras").exists()
+
+
+def test_adapt_correct_only_stores_the_shift_in_a_copy_of_the_starting_model(
+    scan: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from voxelstudio.ml.persistence import load_model
+    from voxelstudio.tasks.denoise import default_model_path
+
+    out = tmp_path / "corrected.keras"
+    assert cli.main(["adapt", str(scan), "--correct-only", "--out", str(out), *FAST]) == 0
+    text = capsys.readouterr().out
+    assert f"{out}: the starting model, corrected (not fine-tuned)" in text and "Bead positions:" in text
+    corrected, bundled = load_model(out), load_model(default_model_path())
+    for mine, theirs in zip(corrected.model.get_weights(), bundled.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(mine, theirs)  # not trained: the bundled network as it is
+    assert corrected.train_config == bundled.train_config
+    adaptation = corrected.metadata["extra"]["adaptation"]
+    offset = adaptation["bead_offset"]
+    assert offset["source"] == "simulated" and offset["beads"] >= 20
+    assert list(corrected.input_shift) == offset["input_shift_vox"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corrected.keras"]  # no checkpoint, nothing else

@@ -57,7 +57,7 @@ def _run(qtbot, session, name, job, handler):
     return ended[-1]
 
 
-TRAINED = SimpleNamespace(epochs_run=2, stopped_reason="epochs", best_val_loss=0.3, model_path=None)
+TRAINED = SimpleNamespace(epochs_run=2, stopped_reason="epochs", best_val_loss=0.3, model_path=None, bead_offset=None)
 
 
 def test_training_handler_draws_every_event_and_applies_the_result(qtbot, sample_session):
@@ -75,7 +75,24 @@ def test_training_handler_draws_every_event_and_applies_the_result(qtbot, sample
     assert document.volume("prediction").name == "preview, epoch 1"  # the preview reached the predicted panel
     assert document.made_by("prediction") == {"method": "training preview", "epoch": 1}
     assert "2 epoch(s), all epochs done" in panel.progress.label.text()
+    assert "Bead positions" not in panel.progress.label.text()
     assert sample_session.dialogs.errors == []
+
+
+def test_a_training_whose_model_moved_beads_says_so(qtbot, sample_session, tmp_path):
+    from voxelstudio.tasks.bead_offset import BeadOffset
+
+    controller, document, panel = sample_session.controller, sample_session.document, sample_session.window.train_panel
+    raw = document.volume("raw")
+    (tmp_path / "m.keras").write_bytes(b"model")
+    offset = BeadOffset((0.0, 0.0, 0.6), 34, (0.0, 0.0, -0.6), source="validation")
+    trained = SimpleNamespace(**{**vars(TRAINED), "model_path": tmp_path / "m.keras", "bead_offset": offset})
+    controller.training_started.emit(panel.config())
+    _run(qtbot, sample_session, "training", _every_event(raw.shape, lambda: trained),
+         lambda: controller.training.prepare(raw, True, lambda _result: None))  # fmt: skip
+    text = panel.progress.label.text()
+    assert "model m.keras kept. Bead positions: the model moved beads by (y, x, z) +0.00, +0.00, +0.60" in text
+    assert "on 34 validation beads; predictions move the scan by +0.00, +0.00, -0.60" in text
 
 
 def test_a_failed_training_run_clears_its_draft_preview(qtbot, sample_session):

@@ -152,7 +152,8 @@ def test_training_starts_from_the_bundled_model_when_checked(qtbot, sample_sessi
 
     def fake_run(function, kwargs, *, report, cancel=None):
         calls.append(kwargs)
-        return SimpleNamespace(model_path=None, stopped_reason="cancelled", epochs_run=0, best_val_loss=math.nan)
+        return SimpleNamespace(model_path=None, stopped_reason="cancelled", epochs_run=0, best_val_loss=math.nan,
+                               bead_offset=None)  # fmt: skip
 
     monkeypatch.setattr("voxelstudio.jobs.work.run_isolated", fake_run)
     panel = sample_session.window.train_panel
@@ -189,7 +190,7 @@ def _fake_adapt(stopped_reason: str = "time", fail: bool = False, given: list | 
     """A stand-in for jobs.adapt.adapt_to_volume: calibration stages, the calibration, a step, then the end;
     ``given`` collects the calibration options it was given."""
 
-    def adapt(raw, out, minutes, report, cancel=None, calibrate_options=None):
+    def adapt(raw, out, minutes, report, cancel=None, calibrate_options=None, fine_tune=True):
         if given is not None:
             given.append(calibrate_options)
         report(ProgressEvent(1, 4, "averaging beads"))
@@ -201,8 +202,9 @@ def _fake_adapt(stopped_reason: str = "time", fail: bool = False, given: list | 
             raise ValueError(f"{out.name}: disk full")
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(b"model")
-        training = SimpleNamespace(model_path=out, stopped_reason=stopped_reason, epochs_run=3)
-        return AdaptOutcome(_calibration(), training, "Bead positions: the model moved beads by (y, x, z) +0.00, …")
+        training = SimpleNamespace(model_path=out, stopped_reason=stopped_reason, epochs_run=3) if fine_tune else None
+        offset = "Bead positions: the model moved beads by (y, x, z) +0.00, …"
+        return AdaptOutcome(_calibration(), training, offset, out)
 
     return adapt
 
@@ -281,6 +283,27 @@ def test_adapt_gives_the_calibration_what_the_user_knows(qtbot, sample_session, 
     assert given[-1] == {"wavelength_um": 0.52, "dark": str(dark)}
     box.set_file("dark", None)
     box.wavelength.setValue(box.wavelength.minimum())
+
+
+def test_adapt_without_fine_tuning_corrects_the_bundled_model(qtbot, sample_session, monkeypatch):
+    box = sample_session.window.train_panel.adapt
+    box.fine_tune.setChecked(False)
+    assert not box.minutes.isEnabled()
+    seen = []
+    monkeypatch.setattr(
+        "voxelstudio.jobs.work.run_isolated",
+        lambda function, kwargs, *, report, cancel=None: (
+            seen.append(kwargs["fine_tune"]) or _fake_adapt()(**kwargs, report=report, cancel=cancel)
+        ),
+    )
+    box.adapt_button.click()
+    wait_idle(qtbot, sample_session)
+    assert seen == [False]
+    model = sample_session.document.model_path
+    assert model is not None and model.name == "adapted.keras"
+    assert box.progress.label.text().startswith("Corrected (not fine-tuned); adapted.keras is now the current model.")
+    box.fine_tune.setChecked(True)
+    assert box.minutes.isEnabled()
 
 
 def test_adapt_needs_the_voxel_size(qtbot, sample_session):

@@ -58,11 +58,23 @@ def test_adapt_job_reports_the_calibration_then_time_based_progress(monkeypatch,
     fine_tune_minutes = []
 
     def fake_fine_tune(
-        train_pairs, *, config, out, val_pairs, report, cancel, init, on_preview, preview_input, preview_share
+        train_pairs,
+        *,
+        config,
+        out,
+        val_pairs,
+        report,
+        cancel,
+        init,
+        on_preview,
+        preview_input,
+        preview_share,
+        correct_offset,
     ):
         """Stands in for the minutes of fine-tuning: one step a quarter into the budget, a preview of the scan being
         adapted to, then no model."""
         fine_tune_minutes.append(config.minutes)
+        assert not correct_offset  # adapt measures where the model puts beads itself, on more pairs
         assert preview_share == PREVIEW_SHARE < 1  # previews of the whole scan are kept to a share of the time
         values = {"epoch": 1, "epochs": 100000, "step": 1, "steps": 4, "loss": 0.2, "eta_s": 45.0}
         report(Progress(1, 1_600_000, "training", values))
@@ -129,3 +141,17 @@ def test_adapt_job_names_the_given_file_it_cannot_use(tmp_path, role):
         adapt_to_volume(scan, out=tmp_path / "a.keras", minutes=1.0, calibrate_options={role: str(bad)})
     assert "\n" not in str(raised.value) and "scan.tif" not in str(raised.value)
     assert not (tmp_path / "a.keras").exists()
+
+
+def test_adapt_job_without_fine_tuning_returns_the_corrected_model(tmp_path):
+    raw, _ = simulate_pair((112, 112, 32), TRUTH, seed=0)
+    volume = Volume(raw, TRUTH.optics.voxel_size_um, name="scan")
+    events = []
+    outcome = adapt_to_volume(
+        volume, out=tmp_path / "corrected.keras", minutes=1.0, fine_tune=False, report=events.append,
+        calibrate_options={"na": 1.1, "wavelength_um": 0.52},
+    )  # fmt: skip
+    assert outcome.training is None and outcome.completed and outcome.model_path == tmp_path / "corrected.keras"
+    assert outcome.model_path.exists() and outcome.bead_offset.startswith("Bead positions:")
+    assert not any(isinstance(as_event(event), TrainingStep) for event in events)  # nothing was trained
+    assert pickle.loads(pickle.dumps(outcome)).model_path == outcome.model_path  # crosses the process boundary

@@ -17,12 +17,10 @@ from voxelstudio.tasks.adapt import (
     FINE_TUNE_LOSS,
     FINE_TUNE_PATIENCE,
     FINE_TUNE_STEPS,
-    MIN_CORRECTED_OFFSET,
-    MIN_OFFSET_BEADS,
     adapt_files,
     adapted_voxel_size,
-    bead_offset_of,
 )
+from voxelstudio.tasks.bead_offset import MIN_OFFSET_BEADS
 from voxelstudio.tasks.denoise import denoise_volume
 
 TRUTH = SimParams(
@@ -91,37 +89,3 @@ def test_adapt_rejects_bad_arguments_before_any_work(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"plain\.keras: not a VoxelStudio denoiser \(no training config\)"):
         adapt_files([tmp_path / "x.tif"], tmp_path / "m.keras", init=plain)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plain.keras"]
-
-
-def _shifted_pairs(by: tuple[float, float, float]) -> tuple[list[tuple[Volume, Volume]], dict[int, np.ndarray]]:
-    """Simulated (raw, target) pairs, and for each raw the target moved by ``by``: a stand-in model that puts every
-    bead ``by`` voxels from where it is."""
-    from voxelstudio.core.subvoxel import translate
-
-    pairs, answers = [], {}
-    for seed in range(2):
-        raw, target = simulate_pair((96, 96, 32), TRUTH, seed=seed)
-        pairs.append((Volume(raw, TRUTH.optics.voxel_size_um), Volume(target, TRUTH.optics.voxel_size_um)))
-        answers[id(pairs[-1][0])] = translate(target, by)
-    return pairs, answers
-
-
-@pytest.mark.parametrize(
-    ("by", "corrected"), [((0.0, 0.0, 0.6), (0.0, 0.0, -0.6)), ((0.0, 0.1, -0.4), (0.0, 0.0, 0.4))]
-)
-def test_a_model_that_moves_beads_gets_the_shift_that_puts_them_back(by, corrected) -> None:
-    pairs, answers = _shifted_pairs(by)
-    offset = bead_offset_of(lambda raw: answers[id(raw)], pairs)
-    assert offset.beads >= MIN_OFFSET_BEADS
-    assert offset.measured == pytest.approx(by, abs=0.06)
-    assert offset.input_shift == pytest.approx(corrected, abs=0.06)
-    assert offset.input_shift[1] == 0.0  # 0.1 voxel: under MIN_CORRECTED_OFFSET, left alone
-    assert "predictions move the scan by" in offset.summary()
-
-
-def test_a_model_that_keeps_beads_in_place_is_not_corrected() -> None:
-    pairs, answers = _shifted_pairs((0.0, 0.0, 0.0))
-    offset = bead_offset_of(lambda raw: answers[id(raw)], pairs)
-    assert offset.input_shift == (0.0, 0.0, 0.0)
-    assert max(abs(v) for v in offset.measured) < MIN_CORRECTED_OFFSET
-    assert offset.summary().startswith("Bead positions: within")

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from voxelstudio.core.progress import CancelToken
 from voxelstudio.core.volume import Volume
 from voxelstudio.io import save_volume
 from voxelstudio.tasks.train import check_pairs, load_pairs, split_validation, train_denoiser
@@ -154,6 +155,28 @@ def test_train_denoiser_end_to_end(tmp_path):
     assert result.epochs_run == 2 and result.stopped_reason == "epochs"
     assert len(result.history["val_loss"]) == 2 and result.best_val_loss == min(result.history["val_loss"])
     assert progress[-1].total == 4 and progress[-1].values["epochs"] == 2
+    offset = result.bead_offset  # measured on the validation pair (blobs too few to correct)
+    assert offset is not None and offset.source == "validation" and not offset.corrects
+
+
+def test_training_measures_bead_positions_on_its_validation_pairs_unless_stopped(tmp_path, monkeypatch):
+    import voxelstudio.tasks.train as train
+
+    measured = []
+    monkeypatch.setattr(train, "correct_trained_model", lambda path, val: measured.append((path, val)) or "offset")
+    pairs, val = [blob_volumes(i, name=str(i)) for i in range(2)], [blob_volumes(5)]
+    result = train_denoiser(pairs, config=tiny_config(epochs=1), out=tmp_path / "m.keras", val_pairs=val)
+    assert result.bead_offset == "offset" and measured == [(result.model_path, val)]
+    stop = CancelToken()  # Stop after the first epoch: its best model is kept, and the job ends at once
+
+    def stop_after_an_epoch(progress) -> None:
+        if progress.values.get("epochs", 0) >= 1:
+            stop.cancel()
+
+    result = train_denoiser(pairs, config=tiny_config(epochs=3), out=tmp_path / "m.keras", val_pairs=val,
+                            cancel=stop, report=stop_after_an_epoch)  # fmt: skip
+    assert result.stopped_reason == "cancelled" and result.model_path is not None
+    assert result.bead_offset is None and len(measured) == 1
 
 
 def test_train_denoiser_with_explicit_validation_and_errors(tmp_path):

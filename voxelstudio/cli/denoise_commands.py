@@ -288,6 +288,8 @@ def run_train(args: argparse.Namespace) -> int:
         )  # fmt: skip
     best = f"best loss {result.best_val_loss:.4g}" if result.model_path else "no model saved"
     print(f"{result.model_path or args.out}: {best}; {result.epochs_run} epochs; stopped: {result.stopped_reason}")
+    if result.bead_offset is not None:
+        print(result.bead_offset.summary())
     return EXIT_INTERRUPTED if result.stopped_reason == "cancelled" else 0
 
 

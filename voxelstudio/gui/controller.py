@@ -242,10 +242,12 @@ class Controller(QObject):
         self.document.set_model_path(model_path)
         self.status.emit(f"Training ended early; using the best model it saved: {model_path}.")
 
-    def adapt(self, minutes: float, calibration_options: dict[str, Any] | None = None) -> Job | None:
+    def adapt(
+        self, minutes: float, calibration_options: dict[str, Any] | None = None, fine_tune: bool = True
+    ) -> Job | None:
         """Adapt the bundled denoiser to the raw volume's microscope (calibrate with ``calibration_options``, as
-        ``tasks.adapt.adapt_volumes`` takes them, simulate, fine-tune for ``minutes``); the handler makes the adapted
-        model the current one when the fine-tuning completed."""
+        ``tasks.adapt.adapt_volumes`` takes them, simulate, fine-tune for ``minutes``, or without ``fine_tune`` only
+        correct where it puts beads); the handler makes the adapted model the current one when the job completed."""
         raw = self.document.volume("raw")
         if raw is None or raw.known_spacing is None:
             problem = "open a raw volume first"
@@ -255,7 +257,8 @@ class Controller(QObject):
             return None
         out = self._new_run_dir("adapt") / "adapted.keras"
         adapt = work.in_child("voxelstudio.jobs.adapt:adapt_to_volume", make_folder=out.parent, raw=raw, out=out,
-                              minutes=float(minutes), calibrate_options=dict(calibration_options or {}))  # fmt: skip
+                              minutes=float(minutes), calibrate_options=dict(calibration_options or {}),
+                              fine_tune=bool(fine_tune))  # fmt: skip
         return self.jobs.start("adaptation", adapt, lambda: self.adaptation.prepare(raw))  # it applies the result
 
     def load_model(self, path: str | Path) -> Job | None:

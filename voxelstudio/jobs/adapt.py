@@ -23,22 +23,21 @@ from voxelstudio.jobs.events import CalibrationFound, JobEvent, Preview, Trainin
 
 @dataclass(frozen=True)
 class AdaptOutcome:
-    """What an adaptation found and trained: the calibration as reported, the training's TrainResult and where the
-    model puts beads (``tasks.adapt.BeadOffset.summary``; empty when no model was saved)."""
+    """What an adaptation found and trained: the calibration as reported, the training's TrainResult (None when the
+    model was corrected only, not fine-tuned), where the model puts beads (``tasks.bead_offset.BeadOffset.summary``;
+    empty when no model was saved) and the adapted model (None when training stopped before its first epoch
+    ended)."""
 
     calibration: CalibrationFound
-    training: Any  # voxelstudio.tasks.train.TrainResult
+    training: Any  # voxelstudio.tasks.train.TrainResult | None
     bead_offset: str = ""
-
-    @property
-    def model_path(self) -> Path | None:
-        """The adapted model, None when training stopped before its first epoch ended."""
-        return self.training.model_path
+    model_path: Path | None = None
 
     @property
     def completed(self) -> bool:
-        """True when the fine-tuning ran to its end (it was not stopped) and saved a model."""
-        return self.model_path is not None and self.training.stopped_reason != "cancelled"
+        """True when the adaptation ran to its end (it was not stopped) and saved a model."""
+        stopped = self.training is not None and self.training.stopped_reason == "cancelled"
+        return self.model_path is not None and not stopped
 
 
 def adapt_to_volume(
@@ -48,11 +47,13 @@ def adapt_to_volume(
     minutes: float,
     init: Path | None = None,
     calibrate_options: dict[str, Any] | None = None,
+    fine_tune: bool = True,
     report: ReportFn = null_report,
     cancel: CancelToken | None = None,
 ) -> AdaptOutcome:
     """Adapt ``init`` (default: the bundled denoiser) to ``raw``'s microscope for ``minutes``, into ``out``;
-    ``calibrate_options`` (``na``, ``wavelength_um``...) go to the calibration."""
+    ``calibrate_options`` (``na``, ``wavelength_um``, ``dark``...) go to the calibration; without ``fine_tune``
+    the model is only corrected for where it puts beads (``tasks.adapt.adapt_volumes``)."""
     from voxelstudio.tasks.adapt import adapt_volumes
 
     found: list[CalibrationFound] = []
@@ -74,13 +75,14 @@ def adapt_to_volume(
         result = adapt_volumes(
             [raw], out, init=init, minutes=minutes, sources=[name], on_calibrated=calibrated,
             on_preview=lambda epoch, array: report(Preview(int(epoch), np.asarray(array, np.float32))),
-            report=forward, cancel=cancel, **(calibrate_options or {}),
+            report=forward, cancel=cancel, fine_tune=fine_tune, **(calibrate_options or {}),
         )  # fmt: skip
     except ValueError as exc:  # too few beads, no voxel size, a bad dark stack...: one line naming the file
         given = [str(path) for key in ("dark", "psf") if (path := (calibrate_options or {}).get(key))]
         raise ValueError(_naming_the_file(str(exc), name, given)) from exc
     offset = "" if result.bead_offset is None else result.bead_offset.summary()
-    return AdaptOutcome(found[-1] if found else calibration_event(result.calibration), result.training, offset)
+    found_event = found[-1] if found else calibration_event(result.calibration)
+    return AdaptOutcome(found_event, result.training, offset, result.model_path)
 
 
 def _naming_the_file(message: str, volume: str, given_files: list[str]) -> str:

@@ -3,7 +3,12 @@
 The simulator is calibrated on the scans (:mod:`voxelstudio.tasks.calibrate`); pairs are simulated around the
 fitted parameters (``jitter``) with the scans' voxel size and depth; the starting model (the bundled denoiser, or
 ``init``) is fine-tuned on them for what is left of ``minutes``, the budget of the whole adaptation. The fitted
-parameters, the report and the measured bead are stored in the model's metadata (``extra["adaptation"]``).
+parameters, the report and the measured bead are stored in the model's metadata (``extra["adaptation"]``), and where
+the model puts beads on pairs simulated with them, with the input shift that puts them back
+(:mod:`voxelstudio.tasks.bead_offset`). Without fine-tuning (``fine_tune=False``, ``adapt --correct-only``) the
+starting model gets only that: the bundled model puts the beads of oil-objective scans of aqueous samples 0.4-1.0
+planes deep, and the correction alone is worth +1.6 to +3.9 dB on five of six unseen microscopes
+(benchmarks/README.md, "Unseen microscopes").
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from voxelstudio.core.volume import Volume
 from voxelstudio.sim import simulate_pair
 from voxelstudio.sim.jitter import jitter_params
 from voxelstudio.sim.measured_psf import simulate_pair_with_psf
+from voxelstudio.tasks.bead_offset import METADATA_KEY as OFFSET_KEY
+from voxelstudio.tasks.bead_offset import BeadOffset, model_bead_offset, save_with_offset
 from voxelstudio.tasks.calibrate import Calibration
 from voxelstudio.tasks.calibration_file import calibrate_checked, calibration_record, check_measured_psf, load_scans
 from voxelstudio.tasks.denoise import default_model_path
@@ -50,50 +57,6 @@ Measured on 8 microscopes: beads within 10 % of the target's z/xy on 8 instead o
 
 OFFSET_PAIRS = 3
 """Pairs simulated with the calibrated parameters (no jitter) to measure where the adapted model puts beads."""
-MIN_OFFSET_BEADS = 20
-"""Fewer beads measured than this: no correction (the median of so few is not a systematic offset)."""
-MIN_CORRECTED_OFFSET = 0.25
-"""An axis is corrected when the model's beads sit at least this far (voxels) from the truth along it: models
-without an offset measured within 0.1 voxel, and a repeated measurement moved by up to 0.13 (benchmarks/README.md,
-"Where the adapted model puts beads")."""
-
-
-@dataclass(frozen=True)
-class BeadOffset:
-    """Where the adapted model puts beads on pairs simulated with the calibrated parameters, and the correction."""
-
-    measured: tuple[float, float, float]
-    """Median position of the model's beads minus the simulated truth's, voxels (y, x, z)."""
-    beads: int
-    input_shift: tuple[float, float, float]
-    """What prediction moves scans by (``persistence.LoadedModel.input_shift``); zero on uncorrected axes."""
-    flipped_measured: tuple[float, float, float] | None = None
-    """The same for the model's prediction of the scan flipped along z (flipped back), as test-time augmentation
-    makes it: a model fine-tuned on one microscope puts those beads elsewhere (1.35 planes against 0.63)."""
-    flipped_input_shift: tuple[float, float, float] | None = None
-
-    def summary(self) -> str:
-        """One sentence for the CLI and the window."""
-        moved = ", ".join(f"{v:+.2f}" for v in self.measured)
-        if not any(self.input_shift):
-            return (
-                f"Bead positions: within {MIN_CORRECTED_OFFSET} voxel of the truth on {self.beads} simulated beads "
-                f"(y, x, z {moved})."
-            )
-        shift = ", ".join(f"{v:+.2f}" for v in self.input_shift)
-        return (
-            f"Bead positions: the model moved beads by (y, x, z) {moved} voxels on {self.beads} simulated beads; "
-            f"predictions move the scan by {shift} to put them back."
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        record: dict[str, Any] = {
-            "measured_vox": list(self.measured), "beads": self.beads, "input_shift_vox": list(self.input_shift),
-        }  # fmt: skip
-        if self.flipped_measured is not None and self.flipped_input_shift is not None:
-            record["flipped_measured_vox"] = list(self.flipped_measured)
-            record["flipped_input_shift_vox"] = list(self.flipped_input_shift)
-        return record
 
 
 @dataclass(frozen=True)
@@ -101,8 +64,11 @@ class AdaptResult:
     """The calibration, the training outcome and the bead-position correction of :func:`adapt_files`."""
 
     calibration: Calibration
-    training: TrainResult
+    training: TrainResult | None
+    """None when the starting model was corrected only, not fine-tuned (``fine_tune=False``)."""
     bead_offset: BeadOffset | None = None
+    model_path: Path | None = None
+    """The adapted model; None when the fine-tuning stopped before its first epoch ended."""
 
 
 def simulate_matched_pairs(
@@ -165,48 +131,18 @@ def fine_tune_config(cfg: Any, scan_shape: tuple[int, int, int], minutes: float,
 def measure_bead_offset(
     loaded: Any, cal: Calibration, shape: Shape, *, seed: int, psf: np.ndarray | None
 ) -> BeadOffset:
-    """:func:`bead_offset_of` the model ``loaded`` on :data:`OFFSET_PAIRS` pairs simulated with the calibrated
-    parameters, for its plain prediction and for the z-flipped view of test-time augmentation."""
-    from voxelstudio.ml.inference import forward_transform, inverse_transform, predict_volume
-
+    """Where the model ``loaded`` puts beads (:func:`~voxelstudio.tasks.bead_offset.model_bead_offset`) on
+    :data:`OFFSET_PAIRS` pairs simulated with the calibrated parameters."""
     pairs = simulate_matched_pairs(cal, shape, OFFSET_PAIRS, jitter=0.0, seed=seed + 20_000, psf=psf)
-    plain = bead_offset_of(lambda raw: predict_volume(loaded, raw.data, spacing=raw.spacing)[0], pairs)
-
-    def flipped(raw: Volume) -> np.ndarray:  # the z-flipped view of test-time augmentation, turned back
-        view = forward_transform(raw.data, 0, True)
-        return inverse_transform(predict_volume(loaded, view, spacing=raw.spacing)[0], 0, True)
-
-    other = bead_offset_of(flipped, pairs)
-    return replace(plain, flipped_measured=other.measured, flipped_input_shift=other.input_shift)
-
-
-def bead_offset_of(predict: Callable[[Volume], np.ndarray], pairs: Sequence[tuple[Volume, Volume]]) -> BeadOffset:
-    """Where ``predict`` puts the beads of the (raw, target) ``pairs`` relative to the targets' (the median over
-    all beads), and the input shift that puts them back on the axes where they are off by
-    :data:`MIN_CORRECTED_OFFSET` or more."""
-    from voxelstudio.metrics.bead_offset import bead_shifts, median_offset
-
-    shifts = np.concatenate([bead_shifts(predict(raw), target.data, raw.spacing) for raw, target in pairs])
-    measured = median_offset(shifts)
-    correct = len(shifts) >= MIN_OFFSET_BEADS and np.abs(measured) >= MIN_CORRECTED_OFFSET
-    shift = np.where(correct, -measured, 0.0)
-    return BeadOffset(_rounded(measured), len(shifts), _rounded(shift))
-
-
-def _rounded(values: np.ndarray) -> tuple[float, float, float]:
-    y, x, z = (round(float(v), 3) + 0.0 for v in values)  # + 0.0: no -0.0 in the file
-    return y, x, z
+    return model_bead_offset(loaded, pairs, "simulated")
 
 
 def _store_adaptation(
-    model_path: Path, cal: Calibration, sources: Sequence[str | Path], psf: str | None, *, shape: Shape, seed: int,
-    psf_array: np.ndarray | None,
+    loaded: Any, out: Path, cal: Calibration, sources: Sequence[str | Path], psf: str | None, *, shape: Shape,
+    seed: int, psf_array: np.ndarray | None,
 ) -> BeadOffset:  # fmt: skip
-    """Measure the model's bead offset (:func:`measure_bead_offset`), then rewrite the model with its correction,
-    the calibration and the measured bead in the metadata."""
-    from voxelstudio.ml.persistence import load_model, save_model
-
-    loaded = load_model(model_path)
+    """Measure the bead offset (:func:`measure_bead_offset`) of the model ``loaded``, then write it to ``out`` with
+    its correction, the calibration and the measured bead in the metadata."""
     offset = measure_bead_offset(loaded, cal, shape, seed=seed, psf=psf_array)
     record = calibration_record(cal, sources=sources, measured_psf=psf, bead_image="(in this model)")
     image = cal.beads.image.astype(np.float32)
@@ -215,12 +151,8 @@ def _store_adaptation(
         "shape": list(image.shape),
         "data": np.round(image / max(float(image.max()), 1e-12), 5).ravel().tolist(),
     }
-    record["bead_offset"] = offset.to_dict()
-    extra = {**loaded.metadata.get("extra", {}), "adaptation": record}
-    save_model(
-        loaded.model, model_path, train_config=loaded.train_config, normalizer=loaded.normalizer, extra=extra,
-        input_shift=offset.input_shift, flipped_input_shift=offset.flipped_input_shift,
-    )  # fmt: skip
+    record[OFFSET_KEY] = offset.to_dict()
+    save_with_offset(loaded, out, offset, {**loaded.metadata.get("extra", {}), "adaptation": record})
     return offset
 
 
@@ -289,13 +221,16 @@ def adapt_volumes(
     on_preview: Callable[[int, np.ndarray], None] | None = None,
     report: ReportFn = null_report,
     cancel: CancelToken | None = None,
+    fine_tune: bool = True,
     **calibrate_options: Any,
 ) -> AdaptResult:
     """Calibrate on the scans, simulate ``pairs`` matched pairs and fine-tune ``init`` into ``out`` (module doc),
     all within ``minutes`` (the fine-tuning gets what the calibration and simulation left). ``on_calibrated``
     receives the calibration before the fine-tuning starts; ``on_preview(epoch, prediction)`` the prediction of the
     first scan (what the adapted model makes of it) after an epoch, within :data:`PREVIEW_SHARE` of the time;
-    ``sources`` name the scans in the model's metadata."""
+    ``sources`` name the scans in the model's metadata. Without ``fine_tune``, ``out`` is ``init`` as it is, with
+    the calibration and the shift that puts its beads back (a quarter of a minute on a CPU; module
+    :mod:`voxelstudio.tasks.bead_offset`)."""
     started = time.monotonic()
     out = Path(out)
     init, init_config = _check_arguments(out, minutes, init)
@@ -307,6 +242,15 @@ def adapt_volumes(
     if on_calibrated is not None:
         on_calibrated(cal)
     config, shape = fine_tune_config(init_config, cal.scan_shape, minutes, seed)
+    names = sources or [v.source or v.name for v in volumes]
+    psf_name = None if psf is None else str(Path(psf).resolve())
+    if not fine_tune:
+        from voxelstudio.ml.persistence import load_model
+
+        report(Progress(0, None, "measuring where the model puts beads"))
+        offset = _store_adaptation(load_model(init), out, cal, names, psf_name, shape=shape, seed=seed,
+                                   psf_array=psf_array)  # fmt: skip
+        return AdaptResult(cal, None, offset, out)
     report(Progress(0, None, f"simulating {pairs} matched pairs {shape}"))
     train_pairs = simulate_matched_pairs(cal, shape, pairs, jitter=jitter, seed=seed, psf=psf_array)
     val_pair = simulate_matched_pairs(cal, shape, 1, jitter=0.0, seed=seed + 10_000, psf=psf_array)[0]
@@ -326,15 +270,16 @@ def adapt_volumes(
         result = train_denoiser(
             train_pairs, config=config, out=out, val_pairs=[val_pair], report=report, cancel=cancel, init=init,
             on_preview=on_preview, preview_input=volumes[0] if on_preview is not None else None,
-            preview_share=PREVIEW_SHARE,
+            preview_share=PREVIEW_SHARE, correct_offset=False,  # measured below, on more pairs
         )  # fmt: skip
     finally:  # adapt has no --resume: the fine-tuning's checkpoint is of no use, whatever ended it
         for checkpoint in checkpoint_paths(out):
             checkpoint.unlink(missing_ok=True)
     offset = None
     if result.model_path is not None:
+        from voxelstudio.ml.persistence import load_model
+
         report(Progress(0, None, "measuring where the model puts beads"))
-        names = sources or [v.source or v.name for v in volumes]
-        psf_name = None if psf is None else str(Path(psf).resolve())
-        offset = _store_adaptation(result.model_path, cal, names, psf_name, shape=shape, seed=seed, psf_array=psf_array)
-    return AdaptResult(cal, result, offset)
+        offset = _store_adaptation(load_model(result.model_path), result.model_path, cal, names, psf_name,
+                                   shape=shape, seed=seed, psf_array=psf_array)  # fmt: skip
+    return AdaptResult(cal, result, offset, result.model_path)

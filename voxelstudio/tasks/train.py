@@ -15,6 +15,7 @@ from voxelstudio.core.progress import CancelToken, ReportFn, null_report
 from voxelstudio.core.volume import Volume, is_constant
 from voxelstudio.io import SUPPORTED_SUFFIXES, load_volume
 from voxelstudio.io.api import volume_name
+from voxelstudio.tasks.bead_offset import BeadOffset, correct_trained_model
 
 if TYPE_CHECKING:
     from voxelstudio.ml.config import TrainConfig
@@ -31,6 +32,9 @@ class TrainResult:
     best_val_loss: float
     epochs_run: int
     stopped_reason: str  # "epochs" | "time" | "early_stopping" | "cancelled"
+    bead_offset: BeadOffset | None = None
+    """Where the best model puts the validation pairs' beads, and the correction it now carries (None: not
+    measured, e.g. no model or no validation pairs)."""
 
 
 def check_pairs(pairs: Sequence[VolumePair]) -> None:
@@ -84,13 +88,16 @@ def train_denoiser(
     on_preview: Callable[[int, np.ndarray], None] | None = None,
     preview_input: Volume | None = None,
     preview_share: float = 1.0,
+    correct_offset: bool = True,
 ) -> TrainResult:
     """Train ``config``'s denoiser; the best model goes to ``out`` (checkpoints beside it, see ml.training).
 
     Without ``val_pairs``, ``config.val_fraction`` of the pairs (at least one of two or more) validate. ``init``: a
     model file (same architecture) whose weights training starts from. ``on_preview(epoch, prediction)`` sees the
     prediction of ``preview_input`` (default: the first validation raw) after an epoch: every epoch, or as often as
-    keeps previews within ``preview_share`` of the time.
+    keeps previews within ``preview_share`` of the time. With ``correct_offset``, where the best model puts the
+    validation pairs' beads is measured and, when it moves them, corrected in the model file
+    (:mod:`voxelstudio.tasks.bead_offset`; not after a Stop, which should end at once).
     """
     from voxelstudio.ml.spacing import PairSpacings
     from voxelstudio.ml.training import fit_denoiser
@@ -127,8 +134,11 @@ def train_denoiser(
             None if preview_input is None else preview_input.spacing,
         ),
     )
+    offset = None
+    if correct_offset and outcome.model_path is not None and val and outcome.stopped_reason != "cancelled":
+        offset = correct_trained_model(outcome.model_path, val)
     return TrainResult(
-        outcome.model_path, outcome.history, outcome.best_val_loss, outcome.epochs_run, outcome.stopped_reason
+        outcome.model_path, outcome.history, outcome.best_val_loss, outcome.epochs_run, outcome.stopped_reason, offset
     )
 
 

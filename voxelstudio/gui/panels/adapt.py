@@ -10,6 +10,7 @@ from typing import Any
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
@@ -102,11 +103,12 @@ def _optional_number(name: str, key: str, decimals: int, suffix: str) -> QDouble
 
 
 class AdaptBox(QGroupBox):
-    """Adapt button with its time budget and what the user knows of the microscope, progress with Stop, then the
-    fitted values and the measured vs fitted bead. ``adapt_requested(minutes, calibration_options)``,
+    """Adapt button with its time budget (or no fine-tuning) and what the user knows of the microscope, progress
+    with Stop, then the fitted values and the measured vs fitted bead. ``adapt_requested(minutes,
+    calibration_options, fine_tune)``,
     ``stop_requested`` and ``choose_file_requested(role)`` (a key of :data:`FILE_ROLES`) go out."""
 
-    adapt_requested = Signal(float, object)
+    adapt_requested = Signal(float, object, bool)
     stop_requested = Signal()
     choose_file_requested = Signal(str)
 
@@ -122,8 +124,16 @@ class AdaptBox(QGroupBox):
             "with them and fine-tune the bundled denoiser on those: a model for this microscope without targets. "
             "It becomes the current model."
         )
+        self.fine_tune = QCheckBox("Fine-tune for", self, objectName="adapt_fine_tune", checked=True)
+        self.fine_tune.setToolTip(
+            "Unchecked: only calibrate and store, in a copy of the bundled model, the shift that puts its beads back "
+            "where they are (about a quarter of a minute); fine-tuning on matched simulated pairs does more"
+        )
+        self.fine_tune.toggled.connect(self.minutes.setEnabled)
         self.adapt_button.clicked.connect(
-            lambda: self.adapt_requested.emit(self.minutes.value(), self.calibration_options())
+            lambda: self.adapt_requested.emit(
+                self.minutes.value(), self.calibration_options(), self.fine_tune.isChecked()
+            )
         )
         self.na = _optional_number("adapt_na", "na", 2, "")
         self.na.setToolTip("The objective's numerical aperture; left at its lowest step, it is fitted to the beads")
@@ -148,7 +158,7 @@ class AdaptBox(QGroupBox):
             policy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.beads = BeadComparisonPlot(self)
         row = QHBoxLayout()
-        row.addWidget(QLabel("Fine-tune for"))
+        row.addWidget(self.fine_tune)
         row.addWidget(self.minutes)
         row.addWidget(self.adapt_button, 1)
         known = QFormLayout()
@@ -239,9 +249,9 @@ class AdaptBox(QGroupBox):
         """Say how the adaptation ended and whether its model is now the current one."""
         training = outcome.training
         if outcome.completed:
+            how = "Corrected (not fine-tuned)" if training is None else f"Adapted in {training.epochs_run} epoch(s)"
             self._result_text = (
-                f"Adapted in {training.epochs_run} epoch(s); {outcome.model_path.name} is now the current model. "
-                f"{outcome.bead_offset}"
+                f"{how}; {outcome.model_path.name} is now the current model. {outcome.bead_offset}"
             ).strip()
         elif outcome.model_path is not None:
             self._result_text = "Stopped; the current model is unchanged (the partial model stays in the runs folder)."

@@ -386,6 +386,9 @@ class TrainPanel(QWidget):
         if math.isfinite(result.best_val_loss):
             text += f"; best loss {format_number(result.best_val_loss)}"
         text += "; no model saved." if result.model_path is None else f"; model {result.model_path.name} kept."
+        offset = result.bead_offset
+        if offset is not None and offset.corrects:  # where the model puts beads, and the shift it now applies
+            text += f" {offset.summary()}"
         self._result_text = text
 
     def set_idle(self, idle: bool, has_pair: bool = True) -> None:

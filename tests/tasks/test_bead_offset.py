@@ -1,0 +1,118 @@
+"""Where a trained denoiser puts beads: measured on pairs whose truth is known, corrected by an input shift that
+the model file carries (adapt measures on simulated pairs, training on its validation pairs)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from voxelstudio.core.volume import Volume
+from voxelstudio.sim import SimParams, simulate_pair
+from voxelstudio.sim.params import OpticsParams
+from voxelstudio.tasks.bead_offset import (
+    METADATA_KEY,
+    MIN_CORRECTED_OFFSET,
+    MIN_OFFSET_BEADS,
+    bead_offset_of,
+    correct_trained_model,
+)
+
+TRUTH = SimParams(
+    optics=OpticsParams(na=1.1, ns=1.33, depth_um=4.0, pixel_um=0.1, z_step_um=0.2),
+    bead_density=8e-5, photons=300.0, read_noise=2.0, offset=100.0,
+)  # fmt: skip
+
+
+def _shifted_pairs(by: tuple[float, float, float]) -> tuple[list[tuple[Volume, Volume]], dict[int, np.ndarray]]:
+    """Simulated (raw, target) pairs, and for each raw the target moved by ``by``: a stand-in model that puts every
+    bead ``by`` voxels from where it is."""
+    from voxelstudio.core.subvoxel import translate
+
+    pairs, answers = [], {}
+    for seed in range(2):
+        raw, target = simulate_pair((96, 96, 32), TRUTH, seed=seed)
+        pairs.append((Volume(raw, TRUTH.optics.voxel_size_um), Volume(target, TRUTH.optics.voxel_size_um)))
+        answers[id(pairs[-1][0])] = translate(target, by)
+    return pairs, answers
+
+
+@pytest.mark.parametrize(
+    ("by", "corrected"), [((0.0, 0.0, 0.6), (0.0, 0.0, -0.6)), ((0.0, 0.1, -0.4), (0.0, 0.0, 0.4))]
+)
+def test_a_model_that_moves_beads_gets_the_shift_that_puts_them_back(by, corrected) -> None:
+    pairs, answers = _shifted_pairs(by)
+    offset = bead_offset_of(lambda raw: answers[id(raw)], pairs)
+    assert offset.beads >= MIN_OFFSET_BEADS
+    assert offset.measured == pytest.approx(by, abs=0.06)
+    assert offset.input_shift == pytest.approx(corrected, abs=0.06)
+    assert offset.input_shift[1] == 0.0  # 0.1 voxel: under MIN_CORRECTED_OFFSET, left alone
+    assert "predictions move the scan by" in offset.summary()
+
+
+def test_a_model_that_keeps_beads_in_place_is_not_corrected() -> None:
+    pairs, answers = _shifted_pairs((0.0, 0.0, 0.0))
+    offset = bead_offset_of(lambda raw: answers[id(raw)], pairs)
+    assert offset.input_shift == (0.0, 0.0, 0.0)
+    assert max(abs(v) for v in offset.measured) < MIN_CORRECTED_OFFSET
+    assert offset.summary().startswith("Bead positions: within")
+
+
+def test_too_few_beads_are_not_corrected() -> None:
+    pairs, answers = _shifted_pairs((0.0, 0.0, 0.6))
+    cut = [(Volume(raw.data[:24, :24], raw.spacing), Volume(t.data[:24, :24], t.spacing)) for raw, t in pairs]
+    answers = {id(raw): answers[id(full)][:24, :24] for (raw, _), (full, _) in zip(cut, pairs, strict=True)}
+    offset = bead_offset_of(lambda raw: answers[id(raw)], cut, "validation")
+    assert 0 < offset.beads < MIN_OFFSET_BEADS and offset.input_shift == (0.0, 0.0, 0.0) and not offset.corrects
+    assert offset.summary().startswith(f"Bead positions: not corrected ({offset.beads} validation beads")
+
+
+def _plane_shifting_model(folder, planes_down: int):
+    """A model file whose network moves its input ``planes_down`` planes towards z = 0 (one 1x1x3 convolution
+    with a one-hot kernel): a stand-in for a trained model that puts every bead a plane off."""
+    from voxelstudio.core.normalize import PercentileNormalizer
+    from voxelstudio.ml.config import DenoiserConfig, TrainConfig
+    from voxelstudio.ml.denoisers import build_denoiser
+    from voxelstudio.ml.persistence import save_model
+
+    cfg = TrainConfig(model=DenoiserConfig(arch="simple", filters=1, kernel=(1, 1, 3), n_layers=1))
+    model = build_denoiser(cfg.model)
+    kernel = np.zeros((1, 1, 3, 1, 1), np.float32)
+    kernel[0, 0, 1 + planes_down] = 1.0  # output[z] = input[z + planes_down]
+    model.get_layer("conv1_conv").set_weights([kernel, np.zeros(1, np.float32)])
+    model.get_layer("output").set_weights([np.ones((1, 1, 1, 1, 1), np.float32), np.zeros(1, np.float32)])
+    path = folder / "shifting.keras"
+    save_model(model, path, train_config=cfg, normalizer=PercentileNormalizer(), extra={"kept": 1})
+    return path
+
+
+def test_a_trained_model_that_moves_beads_is_corrected_in_its_file(tmp_path) -> None:
+    from voxelstudio.metrics.bead_offset import bead_shifts, median_offset
+    from voxelstudio.ml.inference import predict_volume
+    from voxelstudio.ml.persistence import load_model
+
+    path = _plane_shifting_model(tmp_path, 1)
+    spacing = TRUTH.optics.voxel_size_um
+    pairs = []
+    for seed in range(2):  # the targets as their own raw scans: all the model changes is where the beads are
+        _, target = simulate_pair((96, 96, 32), TRUTH, seed=seed)
+        pairs.append((Volume(target, spacing), Volume(target, spacing)))
+    offset = correct_trained_model(path, pairs)
+    assert offset.source == "validation" and offset.beads >= MIN_OFFSET_BEADS and offset.corrects
+    assert offset.measured == pytest.approx((0.0, 0.0, -1.0), abs=0.06)
+    assert offset.input_shift == pytest.approx((0.0, 0.0, 1.0), abs=0.06)
+    loaded = load_model(path)
+    assert loaded.input_shift == offset.input_shift and loaded.shift_for(True) == offset.flipped_input_shift
+    assert loaded.metadata["extra"] == {"kept": 1, METADATA_KEY: offset.to_dict()}  # the rest of the metadata kept
+    raw, target = pairs[0]
+    corrected = predict_volume(loaded, raw.data, spacing=spacing)[0]  # prediction applies the stored shift
+    assert np.abs(median_offset(bead_shifts(corrected, target.data, spacing))).max() < 0.1
+
+
+def test_a_model_that_keeps_beads_in_place_is_left_as_it_was(tmp_path) -> None:
+    path = _plane_shifting_model(tmp_path, 0)
+    before = path.read_bytes()
+    _, target = simulate_pair((96, 96, 32), TRUTH, seed=0)
+    volume = Volume(target, TRUTH.optics.voxel_size_um)
+    offset = correct_trained_model(path, [(volume, volume)])
+    assert not offset.corrects and max(abs(v) for v in offset.measured) < 0.1
+    assert path.read_bytes() == before

@@ -1,0 +1,148 @@
+"""Where a trained denoiser puts beads, and the input shift that puts them back.
+
+A denoiser trained on beads whose point-spread function has a long tail along z learns to undo only part of the
+elongation's shift: the bundled model puts the sample's beads 0.5-0.65 planes deep, a model fine-tuned on one
+microscope up to 0.9 (benchmarks/README.md, "Where the adapted model puts beads"). Measured on pairs whose truth is
+known (a training run's validation pairs; adapt's pairs simulated with the calibrated parameters), the offset is
+stored in the model as the opposite shift (``persistence.LoadedModel.input_shift``), which every prediction with it
+applies to the scan before the network; the z-flipped views of test-time augmentation get a shift of their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from voxelstudio.core.volume import Volume
+
+MIN_OFFSET_BEADS = 20
+"""Fewer beads measured than this: no correction (the median of so few is not a systematic offset)."""
+MIN_CORRECTED_OFFSET = 0.25
+"""An axis is corrected when the model's beads sit at least this far (voxels) from the truth along it: models
+without an offset measured within 0.1 voxel, and a repeated measurement moved by up to 0.13 (benchmarks/README.md,
+"Where the adapted model puts beads")."""
+MEASURED_PAIRS, MEASURED_LATERAL = 3, 256
+"""A training run measures on at most this many validation pairs, each cut to its middle 256 x 256 voxels across:
+a few seconds of prediction on a CPU (two views) whatever the size of the user's volumes."""
+METADATA_KEY = "bead_offset"
+"""Where a trained model's metadata records the measurement (``extra["bead_offset"]``)."""
+
+
+@dataclass(frozen=True)
+class BeadOffset:
+    """Where a model puts beads on pairs whose truth is known (``source``: which), and the correction."""
+
+    measured: tuple[float, float, float]
+    """Median position of the model's beads minus the truth's, voxels (y, x, z)."""
+    beads: int
+    input_shift: tuple[float, float, float]
+    """What prediction moves scans by (``persistence.LoadedModel.input_shift``); zero on uncorrected axes."""
+    flipped_measured: tuple[float, float, float] | None = None
+    """The same for the model's prediction of the scan flipped along z (flipped back), as test-time augmentation
+    makes it: a model fine-tuned on one microscope puts those beads elsewhere (1.35 planes against 0.63)."""
+    flipped_input_shift: tuple[float, float, float] | None = None
+    source: str = "simulated"
+    """The beads measured, as the summary names them: "simulated" (adapt) or "validation" (training)."""
+
+    @property
+    def corrects(self) -> bool:
+        """True when predictions with the model move the scan (some axis is off by the threshold or more)."""
+        return any(self.input_shift) or any(self.flipped_input_shift or ())
+
+    def summary(self) -> str:
+        """One sentence for the CLI and the window."""
+        moved = ", ".join(f"{v:+.2f}" for v in self.measured)
+        if self.beads < MIN_OFFSET_BEADS:
+            return f"Bead positions: not corrected ({self.beads} {self.source} beads, {MIN_OFFSET_BEADS} needed)."
+        if not any(self.input_shift):
+            return (
+                f"Bead positions: within {MIN_CORRECTED_OFFSET} voxel of the truth on {self.beads} {self.source} "
+                f"beads (y, x, z {moved})."
+            )
+        shift = ", ".join(f"{v:+.2f}" for v in self.input_shift)
+        return (
+            f"Bead positions: the model moved beads by (y, x, z) {moved} voxels on {self.beads} {self.source} "
+            f"beads; predictions move the scan by {shift} to put them back."
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "measured_vox": list(self.measured), "beads": self.beads, "input_shift_vox": list(self.input_shift),
+            "source": self.source,
+        }  # fmt: skip
+        if self.flipped_measured is not None and self.flipped_input_shift is not None:
+            record["flipped_measured_vox"] = list(self.flipped_measured)
+            record["flipped_input_shift_vox"] = list(self.flipped_input_shift)
+        return record
+
+
+def bead_offset_of(
+    predict: Callable[[Volume], np.ndarray], pairs: Sequence[tuple[Volume, Volume]], source: str = "simulated"
+) -> BeadOffset:
+    """Where ``predict`` puts the beads of the (raw, target) ``pairs`` relative to the targets' (the median over
+    all beads), and the input shift that puts them back on the axes where they are off by
+    :data:`MIN_CORRECTED_OFFSET` or more (none with fewer than :data:`MIN_OFFSET_BEADS` beads)."""
+    from voxelstudio.metrics.bead_offset import bead_shifts, median_offset
+
+    shifts = np.concatenate([bead_shifts(predict(raw), target.data, raw.spacing) for raw, target in pairs])
+    measured = median_offset(shifts)
+    correct = len(shifts) >= MIN_OFFSET_BEADS and np.abs(measured) >= MIN_CORRECTED_OFFSET
+    shift = np.where(correct, -measured, 0.0)
+    return BeadOffset(_rounded(measured), len(shifts), _rounded(shift), source=source)
+
+
+def model_bead_offset(loaded: Any, pairs: Sequence[tuple[Volume, Volume]], source: str) -> BeadOffset:
+    """:func:`bead_offset_of` the model ``loaded`` (``persistence.LoadedModel``, predicting without any shift it
+    carries) on ``pairs``, for its plain prediction and for the z-flipped view of test-time augmentation."""
+    from voxelstudio.ml.inference import forward_transform, inverse_transform, predict_volume
+
+    bare = replace(loaded, input_shift=(0.0, 0.0, 0.0), flipped_input_shift=None)
+    plain = bead_offset_of(lambda raw: predict_volume(bare, raw.data, spacing=raw.spacing)[0], pairs, source)
+
+    def flipped(raw: Volume) -> np.ndarray:  # the z-flipped view of test-time augmentation, turned back
+        view = forward_transform(raw.data, 0, True)
+        return inverse_transform(predict_volume(bare, view, spacing=raw.spacing)[0], 0, True)
+
+    other = bead_offset_of(flipped, pairs, source)
+    return replace(plain, flipped_measured=other.measured, flipped_input_shift=other.input_shift)
+
+
+def save_with_offset(loaded: Any, path: Path, offset: BeadOffset, extra: dict[str, Any]) -> None:
+    """Rewrite the model file at ``path`` (``loaded`` from it) with ``offset``'s correction and ``extra`` as its
+    metadata's ``extra``."""
+    from voxelstudio.ml.persistence import save_model
+
+    save_model(
+        loaded.model, path, train_config=loaded.train_config, normalizer=loaded.normalizer, extra=extra,
+        input_shift=offset.input_shift, flipped_input_shift=offset.flipped_input_shift,
+    )  # fmt: skip
+
+
+def correct_trained_model(path: Path, val_pairs: Sequence[tuple[Volume, Volume]]) -> BeadOffset:
+    """Measure where the model trained into ``path`` puts the beads of its validation pairs (at most
+    :data:`MEASURED_PAIRS`, each cut to :data:`MEASURED_LATERAL` voxels across) and, when it moves them
+    (:attr:`BeadOffset.corrects`), rewrite it with the correction and the measurement (``extra["bead_offset"]``)."""
+    from voxelstudio.ml.persistence import load_model
+
+    loaded = load_model(path)
+    pairs = [(_central(raw), _central(target)) for raw, target in val_pairs[:MEASURED_PAIRS]]
+    offset = model_bead_offset(loaded, pairs, "validation")
+    if offset.corrects:
+        extra = {**loaded.metadata.get("extra", {}), METADATA_KEY: offset.to_dict()}
+        save_with_offset(loaded, path, offset, extra)
+    return offset
+
+
+def _central(volume: Volume) -> Volume:
+    """The middle :data:`MEASURED_LATERAL` x :data:`MEASURED_LATERAL` voxels of ``volume`` (all its planes)."""
+    y, x = (slice(start := max((n - MEASURED_LATERAL) // 2, 0), start + MEASURED_LATERAL) for n in volume.shape[:2])
+    return Volume(np.asarray(volume.data)[y, x], volume.spacing, name=volume.name)
+
+
+def _rounded(values: np.ndarray) -> tuple[float, float, float]:
+    y, x, z = (round(float(v), 3) + 0.0 for v in values)  # + 0.0: no -0.0 in the file
+    return y, x, z
