@@ -40,6 +40,7 @@ def train_from_generator(
     workers: int,
     cache_dir: str | None,
     microscopes: int = 256,
+    optics_prior: str = "uniform",
     resume: bool = False,
     init: Path | None = None,
     report: ReportFn = null_report,
@@ -56,6 +57,7 @@ def train_from_generator(
         seed=config.seed,
         microscopes=microscopes,
         cache_dir=cache_dir,
+        optics_prior=optics_prior,
     )
     validation_stream = dataclasses.replace(stream, seed=config.seed + VALIDATION_SEED_OFFSET)
     conditioned = config.model.spacing_input

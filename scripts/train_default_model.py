@@ -112,6 +112,12 @@ def main() -> None:
         "--init", type=Path, default=None, help="with --generator: go on training this model (same architecture)"
     )
     parser.add_argument("--learning-rate", type=float, default=None, help="Adam's starting rate [1e-3]")
+    parser.add_argument(
+        "--optics-prior",
+        choices=("uniform", "practical"),
+        default="uniform",
+        help="with --generator: optics drawn uniformly, or as objectives are used (OpticsParams.practical)",
+    )
     args = parser.parse_args()
     if args.init is not None and not args.generator:
         parser.error("--init goes with --generator")
@@ -165,8 +171,9 @@ def _train_from_generator(args: argparse.Namespace, work: Path) -> None:
         config = dataclasses.replace(config, steps_per_epoch=args.steps)
     with tqdm_report("default model") as report:
         run = train_from_generator(
-            config, args.out, workers=args.workers, cache_dir=str(work / "psf-cache"), init=args.init, report=report
-        )
+            config, args.out, workers=args.workers, cache_dir=str(work / "psf-cache"), init=args.init,
+            optics_prior=args.optics_prior, report=report,
+        )  # fmt: skip
     print(
         f"trained {run.epochs} epochs in {run.seconds / 60:.1f} min on {run.patches} fresh patches "
         f"({run.patches / run.seconds:.1f} patches/s; PSF cache hit rate {run.psf_hit_rate:.0%}, "

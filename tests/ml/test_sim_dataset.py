@@ -154,3 +154,21 @@ def test_fit_sees_new_batches_every_epoch_finite_and_endless() -> None:
     keys.clear()
     model.fit(SimulatedPatches(make_batch), epochs=2, steps_per_epoch=2, shuffle=False, verbose=0)
     assert {0, 1, 2, 3} <= set(keys)  # the second epoch continues the stream
+
+
+def test_the_practical_prior_draws_the_pool_and_fresh_optics_as_objectives_are_used() -> None:
+    from voxelstudio.sim.params import IMMERSIONS
+
+    def objective(ni: float) -> float | None:
+        """The immersion of IMMERSIONS that ``ni`` is, as the PSF cache's grid rounds it (None: none)."""
+        return next((known for known, *_ in IMMERSIONS if abs(known - ni) <= 0.0025), None)
+
+    pooled = PatchStream(patch_shape=(16, 16, 8), microscopes=40, seed=1, optics_prior="practical")
+    kinds = [objective(pooled.microscope(i).ni) for i in range(40)]
+    assert None not in kinds and len(set(kinds)) > 1
+    fresh = PatchStream(patch_shape=(16, 16, 8), microscopes=0, optics_prior="practical")
+    assert objective(fresh.patch_params(np.random.default_rng(0)).optics.ni) is not None
+    uniform = PatchStream(patch_shape=(16, 16, 8), microscopes=40, seed=1)
+    assert None in [objective(uniform.microscope(i).ni) for i in range(40)]  # the default draws are unchanged
+    with pytest.raises(ValueError, match="optics_prior must be one of uniform, practical"):
+        PatchStream(optics_prior="lab")

@@ -101,3 +101,19 @@ def test_random_params_stay_in_range_vary_and_are_reproducible() -> None:
     assert SimParams.random(np.random.default_rng(7)) == draws[7]
     photons = np.log([p.photons for p in draws])
     assert photons.min() < np.log(30) and photons.max() > np.log(150)  # log-uniform spans orders of magnitude
+
+
+def test_practical_optics_use_objectives_as_labs_do() -> None:
+    from voxelstudio.sim.params import IMMERSIONS, OpticsParams
+
+    rng = np.random.default_rng(0)
+    draws = [OpticsParams.practical(rng) for _ in range(400)]
+    limits = {ni: (na_max, ns_max) for ni, _share, na_max, ns_max in IMMERSIONS}
+    for optics in draws:  # every value valid (the constructor checks the ranges and na < ni) and per objective type
+        na_max, ns_max = limits[optics.ni]
+        assert optics.na <= na_max and optics.ns <= ns_max
+    oil = [o for o in draws if o.ni == 1.515]
+    assert 0.5 < len(oil) / len(draws) < 0.7  # the common case
+    denser = np.mean([o.ns > o.ni for o in draws])  # uniform draws: about half; here only a little above water
+    assert denser < 0.25 and np.mean([o.ns > o.ni for o in (OpticsParams.random(rng) for _ in range(400))]) > 0.4
+    assert OpticsParams.practical(np.random.default_rng(3)) == OpticsParams.practical(np.random.default_rng(3))

@@ -23,6 +23,15 @@ COVERSLIP_DESIGN_UM = 170.0
 
 _T = TypeVar("_T")
 
+IMMERSIONS = (
+    (1.515, 0.6, 1.49, 1.52),  # oil, into water (1.33) up to mounting media (1.52)
+    (1.406, 0.15, 1.35, 1.42),  # silicone oil
+    (1.45, 0.1, 1.30, 1.47),  # glycerol
+    (1.333, 0.15, 1.20, 1.38),  # water, into water or tissue
+)
+"""Objective types of :meth:`OpticsParams.practical`: (immersion index, share of draws, highest NA, highest sample
+index)."""
+
 
 def validate_shape(shape: Any, what: str = "shape") -> tuple[int, int, int]:
     """``shape`` as three positive ints (H, W, Z); ValueError naming ``what`` otherwise."""
@@ -140,6 +149,22 @@ class OpticsParams:
             if values["na"] < values["ni"]:
                 return cls(**values)
         raise RuntimeError("could not draw valid optics parameters")
+
+    @classmethod
+    def practical(cls, rng: np.random.Generator) -> OpticsParams:
+        """Optics drawn as objectives are used (:data:`IMMERSIONS`): an immersion medium, an NA that objective type
+        reaches, a sample index from water up to a little above the immersion's; the rest as :meth:`random`.
+
+        Uniform draws give a sample denser than the immersion (ns > ni) half the time, and an aberrated PSF's long
+        tail then points the other way; in practice an oil objective images water, glycerol or mounted samples
+        (ns <= ni) and water or silicone objectives samples close to their own index."""
+        values = _draw(cls, rng)
+        shares = np.array([immersion[1] for immersion in IMMERSIONS])
+        ni, _, na_max, ns_max = IMMERSIONS[int(rng.choice(len(IMMERSIONS), p=shares / shares.sum()))]
+        na_low, _ = cls.ranges()["na"]
+        ns_low, _ = cls.ranges()["ns"]
+        values.update(ni=ni, na=float(rng.uniform(na_low, na_max)), ns=float(rng.uniform(ns_low, ns_max)))
+        return cls(**values)
 
     @property
     def z_direction(self) -> float:

@@ -41,6 +41,8 @@ class PatchStream:
     the optics pool (0: fresh optics per patch). ``margin`` lateral voxels are simulated around each patch.
     ``params``: None draws every parameter per patch (``SimParams.random``); a SimParams uses those parameters for
     every patch (only the beads and noise change). ``cache_dir``: a folder the workers share computed PSFs through.
+    ``optics_prior``: how the optics are drawn, "uniform" (``OpticsParams.random``) or "practical"
+    (``OpticsParams.practical``: immersion and sample indices as objectives are used).
     """
 
     patch_shape: tuple[int, int, int] = (64, 64, 32)
@@ -51,6 +53,7 @@ class PatchStream:
     params: SimParams | None = None
     cache_dir: str | None = None
     normalizer: PercentileNormalizer = field(default_factory=PercentileNormalizer)
+    optics_prior: str = "uniform"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "patch_shape", validate_shape(self.patch_shape, "patch_shape"))
@@ -63,6 +66,8 @@ class PatchStream:
             raise ValueError("batch_size must be at least 1")
         if self.params is not None and not isinstance(self.params, SimParams):
             raise ValueError(f"params must be SimParams or None, got {type(self.params).__name__}")
+        if self.optics_prior not in OPTICS_PRIORS:
+            raise ValueError(f"optics_prior must be one of {', '.join(OPTICS_PRIORS)}, got {self.optics_prior!r}")
 
     @property
     def volume_shape(self) -> tuple[int, int, int]:
@@ -81,7 +86,7 @@ class PatchStream:
 
     def microscope(self, number: int) -> OpticsParams:
         """Optics ``number`` of the pool (rounded to the cache's grid)."""
-        return _pool_optics(self.seed, number)
+        return _pool_optics(self.seed, number, self.optics_prior)
 
     def patch_params(self, rng: np.random.Generator) -> SimParams:
         """The parameters of the next patch drawn from ``rng``."""
@@ -90,12 +95,17 @@ class PatchStream:
         params = SimParams.random(rng)
         if self.microscopes:
             return params.replace(optics=self.microscope(int(rng.integers(self.microscopes))))
-        return params.replace(optics=round_optics(params.optics))
+        optics = params.optics if self.optics_prior == "uniform" else OPTICS_PRIORS[self.optics_prior](rng)
+        return params.replace(optics=round_optics(optics))
+
+
+OPTICS_PRIORS = {"uniform": OpticsParams.random, "practical": OpticsParams.practical}
+"""How :class:`PatchStream` may draw optics."""
 
 
 @lru_cache(maxsize=4096)
-def _pool_optics(seed: int, number: int) -> OpticsParams:
-    return round_optics(OpticsParams.random(np.random.default_rng([seed, MICROSCOPE_STREAM, number])))
+def _pool_optics(seed: int, number: int, prior: str = "uniform") -> OpticsParams:
+    return round_optics(OPTICS_PRIORS[prior](np.random.default_rng([seed, MICROSCOPE_STREAM, number])))
 
 
 _local = threading.local()
