@@ -17,6 +17,7 @@ def test_load_model_then_denoise_with_uncertainty(qtbot, sample_session, tiny_mo
     wait_idle(qtbot, sample_session, timeout=120_000)
     assert document.model_path == tiny_model
     assert window.denoise_panel.model_label.text() == "Model: tiny.keras"
+    assert window.denoise_panel.model_label.toolTip() == str(tiny_model)
 
     empty = panel_pixels(sample_session, "prediction")
     window.denoise_panel.tta.setChecked(True)
@@ -72,3 +73,10 @@ def test_save_model_copies_the_current_model(qtbot, sample_session, tiny_model, 
     sample_session.window.action_map["save_model"].trigger()
     wait_idle(qtbot, sample_session)
     assert destination.read_bytes() == tiny_model.read_bytes()
+
+
+def test_the_bundled_model_says_how_to_fit_it_to_a_microscope(session):
+    panel = session.window.denoise_panel
+    assert panel.model_label.text() == "Model: bundled default"
+    tip = panel.model_label.toolTip()
+    assert "Adapt to the raw volume" in tip and "Fine-tune unchecked" in tip
