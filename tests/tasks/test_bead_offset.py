@@ -116,3 +116,13 @@ def test_a_model_that_keeps_beads_in_place_is_left_as_it_was(tmp_path) -> None:
     offset = correct_trained_model(path, [(volume, volume)])
     assert not offset.corrects and max(abs(v) for v in offset.measured) < 0.1
     assert path.read_bytes() == before
+
+
+def test_the_summary_names_a_shift_of_the_flipped_views_alone() -> None:
+    from voxelstudio.tasks.bead_offset import BeadOffset
+
+    offset = BeadOffset((0.0, 0.0, 0.1), 40, (0.0, 0.0, 0.0), (0.0, 0.0, 0.7), (0.0, 0.0, -0.7))
+    assert offset.corrects and offset.summary().startswith("Bead positions: within 0.25 voxel")
+    assert offset.summary().endswith("Test-time augmentation's z-flipped views are moved by +0.00, +0.00, -0.70.")
+    same = BeadOffset((0.0, 0.0, 0.5), 40, (0.0, 0.0, -0.5), (0.0, 0.0, 0.5), (0.0, 0.0, -0.5))
+    assert "Test-time" not in same.summary()

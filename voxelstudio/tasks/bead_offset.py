@@ -58,15 +58,19 @@ class BeadOffset:
         moved = ", ".join(f"{v:+.2f}" for v in self.measured)
         if self.beads < MIN_OFFSET_BEADS:
             return f"Bead positions: not corrected ({self.beads} {self.source} beads, {MIN_OFFSET_BEADS} needed)."
+        flipped = self.flipped_input_shift
+        tta = "" if flipped is None or flipped == self.input_shift or not any(flipped) else (
+            f" Test-time augmentation's z-flipped views are moved by {', '.join(f'{v:+.2f}' for v in flipped)}."
+        )  # fmt: skip
         if not any(self.input_shift):
             return (
                 f"Bead positions: within {MIN_CORRECTED_OFFSET} voxel of the truth on {self.beads} {self.source} "
-                f"beads (y, x, z {moved})."
+                f"beads (y, x, z {moved}).{tta}"
             )
         shift = ", ".join(f"{v:+.2f}" for v in self.input_shift)
         return (
             f"Bead positions: the model moved beads by (y, x, z) {moved} voxels on {self.beads} {self.source} "
-            f"beads; predictions move the scan by {shift} to put them back."
+            f"beads; predictions move the scan by {shift} to put them back.{tta}"
         )
 
     def to_dict(self) -> dict[str, Any]:
