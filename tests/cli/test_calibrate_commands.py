@@ -265,19 +265,26 @@ def test_a_dark_stack_that_cannot_be_one_fails_in_one_line(
 def test_adapt_correct_only_stores_the_shift_in_a_copy_of_the_starting_model(
     scan: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from voxelstudio.ml.persistence import load_model
+    from voxelstudio.ml.persistence import load_model, save_model
     from voxelstudio.tasks.denoise import default_model_path
 
+    bundled = load_model(default_model_path())
+    start = tmp_path / "trained.keras"  # a model whose training measured its own shift: the new one replaces it
+    stale = {"bead_offset": {"input_shift_vox": [0, 0, -0.9]}, "kept": 1}
+    save_model(bundled.model, start, train_config=bundled.train_config, normalizer=bundled.normalizer, extra=stale,
+               input_shift=(0.0, 0.0, -0.9))  # fmt: skip
     out = tmp_path / "corrected.keras"
-    assert cli.main(["adapt", str(scan), "--correct-only", "--out", str(out), *FAST]) == 0
+    assert cli.main(["adapt", str(scan), "--correct-only", "--init", str(start), "--out", str(out), *FAST]) == 0
     text = capsys.readouterr().out
     assert f"{out}: the starting model, corrected (not fine-tuned)" in text and "Bead positions:" in text
-    corrected, bundled = load_model(out), load_model(default_model_path())
+    corrected = load_model(out)
     for mine, theirs in zip(corrected.model.get_weights(), bundled.model.get_weights(), strict=True):
-        np.testing.assert_array_equal(mine, theirs)  # not trained: the bundled network as it is
+        np.testing.assert_array_equal(mine, theirs)  # not trained: the network as it is
     assert corrected.train_config == bundled.train_config
-    adaptation = corrected.metadata["extra"]["adaptation"]
-    offset = adaptation["bead_offset"]
+    extra = corrected.metadata["extra"]
+    assert extra["kept"] == 1 and "bead_offset" not in extra  # the superseded measurement is gone
+    offset = extra["adaptation"]["bead_offset"]
     assert offset["source"] == "simulated" and offset["beads"] >= 20
-    assert list(corrected.input_shift) == offset["input_shift_vox"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["corrected.keras"]  # no checkpoint, nothing else
+    assert list(corrected.input_shift) == offset["input_shift_vox"] and corrected.input_shift[2] != -0.9
+    assert offset["measured_vox"][2] > -0.5  # the network alone: moved by the old -0.9 first, beads would end short
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corrected.keras", "trained.keras"]  # no checkpoint

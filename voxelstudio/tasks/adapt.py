@@ -152,7 +152,8 @@ def _store_adaptation(
         "data": np.round(image / max(float(image.max()), 1e-12), 5).ravel().tolist(),
     }
     record[OFFSET_KEY] = offset.to_dict()
-    save_with_offset(loaded, out, offset, {**loaded.metadata.get("extra", {}), "adaptation": record})
+    kept = {key: value for key, value in loaded.metadata.get("extra", {}).items() if key != OFFSET_KEY}  # superseded
+    save_with_offset(loaded, out, offset, {**kept, "adaptation": record})
     return offset
 
 
