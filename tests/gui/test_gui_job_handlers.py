@@ -80,7 +80,7 @@ def test_training_handler_draws_every_event_and_applies_the_result(qtbot, sample
 
 
 def test_a_training_whose_model_moved_beads_says_so(qtbot, sample_session, tmp_path):
-    from voxelstudio.tasks.bead_offset import BeadOffset
+    from voxelstudio.tasks.offset_correction import BeadOffset
 
     controller, document, panel = sample_session.controller, sample_session.document, sample_session.window.train_panel
     raw = document.volume("raw")

@@ -20,8 +20,8 @@ from voxelstudio.tasks.adapt import (
     adapt_files,
     adapted_voxel_size,
 )
-from voxelstudio.tasks.bead_offset import MIN_OFFSET_BEADS
 from voxelstudio.tasks.denoise import denoise_volume
+from voxelstudio.tasks.offset_correction import MIN_OFFSET_BEADS
 
 TRUTH = SimParams(
     optics=OpticsParams(na=1.1, ns=1.33, depth_um=4.0, pixel_um=0.1, z_step_um=0.2),

@@ -24,9 +24,9 @@ from voxelstudio.jobs.events import CalibrationFound, JobEvent, Preview, Trainin
 @dataclass(frozen=True)
 class AdaptOutcome:
     """What an adaptation found and trained: the calibration as reported, the training's TrainResult (None when the
-    model was corrected only, not fine-tuned), where the model puts beads (``tasks.bead_offset.BeadOffset.summary``;
-    empty when no model was saved) and the adapted model (None when training stopped before its first epoch
-    ended)."""
+    model was corrected only, not fine-tuned), where the model puts beads
+    (``tasks.offset_correction.BeadOffset.summary``; empty when no model was saved) and the adapted model (None when
+    training stopped before its first epoch ended)."""
 
     calibration: CalibrationFound
     training: Any  # voxelstudio.tasks.train.TrainResult | None

@@ -5,7 +5,7 @@ fitted parameters (``jitter``) with the scans' voxel size and depth; the startin
 ``init``) is fine-tuned on them for what is left of ``minutes``, the budget of the whole adaptation. The fitted
 parameters, the report and the measured bead are stored in the model's metadata (``extra["adaptation"]``), and where
 the model puts beads on pairs simulated with them, with the input shift that puts them back
-(:mod:`voxelstudio.tasks.bead_offset`). Without fine-tuning (``fine_tune=False``, ``adapt --correct-only``) the
+(:mod:`voxelstudio.tasks.offset_correction`). Without fine-tuning (``fine_tune=False``, ``adapt --correct-only``) the
 starting model gets only that: the bundled model puts the beads of oil-objective scans of aqueous samples 0.4-1.0
 planes deep, and the correction alone is worth +1.6 to +3.9 dB on five of six unseen microscopes
 (benchmarks/README.md, "Unseen microscopes").
@@ -29,11 +29,11 @@ from voxelstudio.core.volume import Volume
 from voxelstudio.sim import simulate_pair
 from voxelstudio.sim.jitter import jitter_params
 from voxelstudio.sim.measured_psf import simulate_pair_with_psf
-from voxelstudio.tasks.bead_offset import METADATA_KEY as OFFSET_KEY
-from voxelstudio.tasks.bead_offset import BeadOffset, model_bead_offset, save_with_offset
 from voxelstudio.tasks.calibrate import Calibration
 from voxelstudio.tasks.calibration_file import calibrate_checked, calibration_record, check_measured_psf, load_scans
 from voxelstudio.tasks.denoise import default_model_path
+from voxelstudio.tasks.offset_correction import METADATA_KEY as OFFSET_KEY
+from voxelstudio.tasks.offset_correction import BeadOffset, model_bead_offset, save_with_offset
 from voxelstudio.tasks.train import TrainResult, train_denoiser
 
 PAIR_LATERAL = 96
@@ -131,7 +131,7 @@ def fine_tune_config(cfg: Any, scan_shape: tuple[int, int, int], minutes: float,
 def measure_bead_offset(
     loaded: Any, cal: Calibration, shape: Shape, *, seed: int, psf: np.ndarray | None
 ) -> BeadOffset:
-    """Where the model ``loaded`` puts beads (:func:`~voxelstudio.tasks.bead_offset.model_bead_offset`) on
+    """Where the model ``loaded`` puts beads (:func:`~voxelstudio.tasks.offset_correction.model_bead_offset`) on
     :data:`OFFSET_PAIRS` pairs simulated with the calibrated parameters."""
     pairs = simulate_matched_pairs(cal, shape, OFFSET_PAIRS, jitter=0.0, seed=seed + 20_000, psf=psf)
     return model_bead_offset(loaded, pairs, "simulated")
@@ -231,7 +231,7 @@ def adapt_volumes(
     first scan (what the adapted model makes of it) after an epoch, within :data:`PREVIEW_SHARE` of the time;
     ``sources`` name the scans in the model's metadata. Without ``fine_tune``, ``out`` is ``init`` as it is, with
     the calibration and the shift that puts its beads back (a quarter of a minute on a CPU; module
-    :mod:`voxelstudio.tasks.bead_offset`)."""
+    :mod:`voxelstudio.tasks.offset_correction`)."""
     started = time.monotonic()
     out = Path(out)
     init, init_config = _check_arguments(out, minutes, init)

@@ -15,7 +15,7 @@ from voxelstudio.core.progress import CancelToken, ReportFn, null_report
 from voxelstudio.core.volume import Volume, is_constant
 from voxelstudio.io import SUPPORTED_SUFFIXES, load_volume
 from voxelstudio.io.api import volume_name
-from voxelstudio.tasks.bead_offset import BeadOffset, correct_trained_model
+from voxelstudio.tasks.offset_correction import BeadOffset, correct_trained_model
 
 if TYPE_CHECKING:
     from voxelstudio.ml.config import TrainConfig
@@ -97,7 +97,7 @@ def train_denoiser(
     prediction of ``preview_input`` (default: the first validation raw) after an epoch: every epoch, or as often as
     keeps previews within ``preview_share`` of the time. With ``correct_offset``, where the best model puts the
     validation pairs' beads is measured and, when it moves them, corrected in the model file
-    (:mod:`voxelstudio.tasks.bead_offset`; not after a Stop, which should end at once).
+    (:mod:`voxelstudio.tasks.offset_correction`; not after a Stop, which should end at once).
     """
     from voxelstudio.ml.spacing import PairSpacings
     from voxelstudio.ml.training import fit_denoiser

@@ -9,7 +9,7 @@ import pytest
 from voxelstudio.core.volume import Volume
 from voxelstudio.sim import SimParams, simulate_pair
 from voxelstudio.sim.params import OpticsParams
-from voxelstudio.tasks.bead_offset import (
+from voxelstudio.tasks.offset_correction import (
     METADATA_KEY,
     MIN_CORRECTED_OFFSET,
     MIN_OFFSET_BEADS,
@@ -119,7 +119,7 @@ def test_a_model_that_keeps_beads_in_place_is_left_as_it_was(tmp_path) -> None:
 
 
 def test_the_summary_names_a_shift_of_the_flipped_views_alone() -> None:
-    from voxelstudio.tasks.bead_offset import BeadOffset
+    from voxelstudio.tasks.offset_correction import BeadOffset
 
     offset = BeadOffset((0.0, 0.0, 0.1), 40, (0.0, 0.0, 0.0), (0.0, 0.0, 0.7), (0.0, 0.0, -0.7))
     assert offset.corrects and offset.summary().startswith("Bead positions: within 0.25 voxel")
