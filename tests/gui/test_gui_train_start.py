@@ -306,6 +306,33 @@ def test_adapt_without_fine_tuning_corrects_the_bundled_model(qtbot, sample_sess
     assert box.minutes.isEnabled()
 
 
+def test_adapt_remembers_what_the_user_gave_for_the_next_session(qtbot, tmp_path):
+    from PySide6.QtCore import QSettings
+
+    from voxelstudio.gui.panels.train import TrainPanel
+
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    dark, gone = tmp_path / "dark.tif", tmp_path / "moved.tif"
+    dark.write_bytes(b"dark")
+    first = TrainPanel(settings)
+    qtbot.addWidget(first)
+    box = first.adapt
+    box.minutes.setValue(3.0)
+    box.fine_tune.setChecked(False)
+    box.na.setValue(1.3)
+    box.set_file("dark", str(dark))
+    box.set_file("psf", str(gone))  # a file moved away before the next session
+    requests = []
+    box.adapt_requested.connect(lambda *args: requests.append(args))
+    box.adapt_button.click()
+    assert requests == [(3.0, {"na": 1.3, "dark": str(dark), "psf": str(gone)}, False)]
+    again = TrainPanel(settings).adapt
+    qtbot.addWidget(again.parentWidget())
+    assert (again.minutes.value(), again.fine_tune.isChecked(), again.na.value()) == (3.0, False, 1.3)
+    assert not again.minutes.isEnabled()  # no fine-tuning: no budget to set
+    assert again.calibration_options() == {"na": 1.3, "dark": str(dark)}  # the emission stays fitted; no lost PSF
+
+
 def test_adapt_needs_the_voxel_size(qtbot, sample_session):
     document = sample_session.document
     document.set_volume("raw", document.volume("raw").replace(spacing=(1.0, 1.0, 1.0)))

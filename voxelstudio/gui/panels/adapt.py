@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -56,6 +56,7 @@ FILE_ROLES = {
     ),
 }
 """The files the user may give the calibration: option key -> (label, tooltip)."""
+SETTINGS_KEYS = tuple(f"adapt/{name}" for name in ("minutes", "fine_tune", "na", "wavelength_um", "dark", "psf"))
 
 
 class OptionalFile(QWidget):
@@ -112,8 +113,9 @@ class AdaptBox(QGroupBox):
     stop_requested = Signal()
     choose_file_requested = Signal(str)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, settings: QSettings, parent: QWidget | None = None) -> None:
         super().__init__("Adapt to the raw volume (no target needed)", parent)
+        self.settings = settings
         self.minutes = QDoubleSpinBox(objectName="adapt_minutes", minimum=0.1, maximum=600.0, decimals=1)
         self.minutes.setValue(DEFAULT_MINUTES)
         self.minutes.setSuffix(" min")
@@ -130,11 +132,7 @@ class AdaptBox(QGroupBox):
             "where they are (about a quarter of a minute); fine-tuning on matched simulated pairs does more"
         )
         self.fine_tune.toggled.connect(self.minutes.setEnabled)
-        self.adapt_button.clicked.connect(
-            lambda: self.adapt_requested.emit(
-                self.minutes.value(), self.calibration_options(), self.fine_tune.isChecked()
-            )
-        )
+        self.adapt_button.clicked.connect(self._adapt_clicked)
         self.na = _optional_number("adapt_na", "na", 2, "")
         self.na.setToolTip("The objective's numerical aperture; left at its lowest step, it is fitted to the beads")
         self.wavelength = _optional_number("adapt_wavelength", "wavelength_um", 3, " µm")
@@ -176,6 +174,29 @@ class AdaptBox(QGroupBox):
         self._minutes = DEFAULT_MINUTES
         self._result_text: str | None = None
         self.show_calibration(None)
+        self._restore()
+
+    def _adapt_clicked(self) -> None:
+        self._remember()
+        self.adapt_requested.emit(self.minutes.value(), self.calibration_options(), self.fine_tune.isChecked())
+
+    def _remember(self) -> None:
+        """What the user chose, for the next session: a microscope's optics and camera files rarely change."""
+        values = (self.minutes.value(), self.fine_tune.isChecked(), self.na.value(), self.wavelength.value(),
+                  self.files["dark"].path or "", self.files["psf"].path or "")  # fmt: skip
+        for key, value in zip(SETTINGS_KEYS, values, strict=True):
+            self.settings.setValue(key, value)
+
+    def _restore(self) -> None:
+        """The choices of the last adaptation; a file that is no longer there is left out."""
+        minutes, fine_tune, na, wavelength, dark, psf = SETTINGS_KEYS
+        self.minutes.setValue(float(self.settings.value(minutes, DEFAULT_MINUTES, type=float)))
+        self.fine_tune.setChecked(bool(self.settings.value(fine_tune, True, type=bool)))
+        self.na.setValue(float(self.settings.value(na, self.na.minimum(), type=float)))
+        self.wavelength.setValue(float(self.settings.value(wavelength, self.wavelength.minimum(), type=float)))
+        for role, key in (("dark", dark), ("psf", psf)):
+            path = str(self.settings.value(key, "") or "")
+            self.set_file(role, path if path and Path(path).is_file() else None)
 
     def show_job(self, handler: AdaptHandler) -> None:
         """Show the adaptation jobs ``handler`` receives (connected once)."""

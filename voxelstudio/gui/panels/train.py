@@ -142,7 +142,7 @@ class TrainPanel(QWidget):
         layout.addWidget(self.progress)
         layout.addWidget(self.plot, 3)
         layout.addWidget(self.quality, 2)
-        self.adapt = AdaptBox(self)
+        self.adapt = AdaptBox(settings, self)
         layout.addWidget(self.adapt)
         self._result_text: str | None = None
         self._last_step: TrainingStep | None = None
