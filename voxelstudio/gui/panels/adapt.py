@@ -105,9 +105,9 @@ def _optional_number(name: str, key: str, decimals: int, suffix: str) -> QDouble
 
 class AdaptBox(QGroupBox):
     """Adapt button with its time budget (or no fine-tuning) and what the user knows of the microscope, progress
-    with Stop, then the fitted values and the measured vs fitted bead. ``adapt_requested(minutes,
-    calibration_options, fine_tune)``,
-    ``stop_requested`` and ``choose_file_requested(role)`` (a key of :data:`FILE_ROLES`) go out."""
+    with Stop, then the fitted values and the measured vs fitted bead. Out go ``adapt_requested(minutes,
+    calibration_options, fine_tune)``, ``stop_requested`` and ``choose_file_requested(role)`` (a key of
+    :data:`FILE_ROLES`)."""
 
     adapt_requested = Signal(float, object, bool)
     stop_requested = Signal()
