@@ -11,17 +11,13 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.bead_microscope import TRUTH
 from voxelstudio import cli
 from voxelstudio.core.volume import Volume
 from voxelstudio.io import load_volume, save_volume
 from voxelstudio.sim import SimParams, simulate_pair
-from voxelstudio.sim.params import OpticsParams
 from voxelstudio.tasks import calibrate as calibrate_module
 
-TRUTH = SimParams(
-    optics=OpticsParams(na=1.1, ns=1.33, depth_um=4.0, pixel_um=0.1, z_step_um=0.2),
-    bead_density=8e-5, photons=300.0, read_noise=2.0, offset=100.0,
-)  # fmt: skip
 FAST = ["--na", "1.1", "--wavelength", "0.52", "--quiet"]  # NA given: only the aberration is fitted
 
 

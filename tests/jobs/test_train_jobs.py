@@ -11,20 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.bead_microscope import TRUTH
 from voxelstudio.core.progress import Progress
 from voxelstudio.core.volume import Volume
 from voxelstudio.jobs.adapt import AdaptOutcome, adapt_to_volume
 from voxelstudio.jobs.events import CalibrationFound, Preview, ProgressEvent, TrainingStep, as_event
 from voxelstudio.jobs.train import TrainingData, train_from_data
-from voxelstudio.sim import SimParams, simulate_pair
-from voxelstudio.sim.params import OpticsParams
+from voxelstudio.sim import simulate_pair
 from voxelstudio.tasks.adapt import PREVIEW_SHARE
 from voxelstudio.tasks.train import TrainResult
-
-TRUTH = SimParams(
-    optics=OpticsParams(na=1.1, ns=1.33, depth_um=4.0, pixel_um=0.1, z_step_um=0.2),
-    bead_density=8e-5, photons=300.0, read_noise=2.0, offset=100.0,
-)  # fmt: skip
 
 
 def test_training_job_starts_from_the_given_model(monkeypatch, tmp_path):

@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.bead_microscope import TRUTH
 from voxelstudio.core.errors import VolumeWriteError
 from voxelstudio.core.volume import Volume
 from voxelstudio.io import save_volume
 from voxelstudio.metrics import psnr
 from voxelstudio.sim import SimParams, simulate_pair
-from voxelstudio.sim.params import OpticsParams
 from voxelstudio.tasks.adapt import (
     FINE_TUNE_LOSS,
     FINE_TUNE_PATIENCE,
@@ -22,11 +22,6 @@ from voxelstudio.tasks.adapt import (
 )
 from voxelstudio.tasks.denoise import denoise_volume
 from voxelstudio.tasks.offset_correction import MIN_OFFSET_BEADS
-
-TRUTH = SimParams(
-    optics=OpticsParams(na=1.1, ns=1.33, depth_um=4.0, pixel_um=0.1, z_step_um=0.2),
-    bead_density=8e-5, photons=300.0, read_noise=2.0, offset=100.0,
-)  # fmt: skip
 
 
 def test_adapt_end_to_end_beats_its_input_and_stores_the_calibration(tmp_path: Path) -> None:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.bead_microscope import TRUTH
 from voxelstudio.core.volume import Volume
-from voxelstudio.sim import SimParams, simulate_pair
-from voxelstudio.sim.params import OpticsParams
+from voxelstudio.sim import simulate_pair
 from voxelstudio.tasks.offset_correction import (
     METADATA_KEY,
     MIN_CORRECTED_OFFSET,
@@ -16,11 +16,6 @@ from voxelstudio.tasks.offset_correction import (
     bead_offset_of,
     correct_trained_model,
 )
-
-TRUTH = SimParams(
-    optics=OpticsParams(na=1.1, ns=1.33, depth_um=4.0, pixel_um=0.1, z_step_um=0.2),
-    bead_density=8e-5, photons=300.0, read_noise=2.0, offset=100.0,
-)  # fmt: skip
 
 
 def _shifted_pairs(by: tuple[float, float, float]) -> tuple[list[tuple[Volume, Volume]], dict[int, np.ndarray]]:
