@@ -36,6 +36,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -43,6 +44,7 @@ import numpy as np
 from denoise import DEFAULT_CARE_PYTHON, _care_command, _read_json, _run, _write_pair  # beside this script
 from run_all import machine_summary
 
+from voxelstudio.core.volume import Volume
 from voxelstudio.io import load_volume
 from voxelstudio.sim import OpticsParams, SimParams
 
@@ -107,24 +109,32 @@ def test_names(work: Path, k: int) -> list[str]:
 def predict_models(work: Path, models: list[Path], n_settings: int, tta: bool = False) -> None:
     """Each model's prediction of every test scan (the mean over the 8 flips/rotations with ``tta``), as
     ``pred/<model stem>/<k>/<name>.npy``."""
-    from voxelstudio.ml.inference import predict_volume
     from voxelstudio.ml.persistence import load_model
 
     for model in models:
         loaded = load_model(model)
         for k in range(n_settings):
-            out = work / "pred" / model.stem / str(k)
-            out.mkdir(parents=True, exist_ok=True)
-            for name in test_names(work, k):
-                raw = load_volume(work / "test" / str(k) / "raw" / f"{name}.mat")
-                np.save(out / f"{name}.npy", predict_volume(loaded, raw.data, spacing=raw.spacing, tta=tta)[0])
+            predict_scans(loaded, test_scans(work, k), work / "pred" / model.stem / str(k), tta)
+
+
+def test_scans(work: Path, k: int) -> dict[str, Volume]:
+    """Setting k's raw test scans by name."""
+    return {name: load_volume(work / "test" / str(k) / "raw" / f"{name}.mat") for name in test_names(work, k)}
+
+
+def predict_scans(loaded: Any, scans: dict[str, Volume], out: Path, tta: bool) -> None:
+    """The model ``loaded``'s prediction of each scan, as ``out/<name>.npy``."""
+    from voxelstudio.ml.inference import predict_volume
+
+    out.mkdir(parents=True, exist_ok=True)
+    for name, raw in scans.items():
+        np.save(out / f"{name}.npy", predict_volume(loaded, raw.data, spacing=raw.spacing, tta=tta)[0])
 
 
 def predict_corrected(work: Path, models: list[Path], n_settings: int, tta: bool = False) -> dict[str, str]:
     """``adapt --correct-only`` of each model on each setting's first test scan (its raw scan only, no target),
     then that corrected model's prediction of the setting's scans, as ``pred/<model stem>-corrected/<k>/``; returns
     each new method's label."""
-    from voxelstudio.ml.inference import predict_volume
     from voxelstudio.ml.persistence import load_model
     from voxelstudio.tasks.adapt import adapt_volumes
 
@@ -133,18 +143,13 @@ def predict_corrected(work: Path, models: list[Path], n_settings: int, tta: bool
         method = f"{model.stem}-corrected"
         labels[method] = f"{model.name}, corrected on the first scan (adapt --correct-only)"
         for k in range(n_settings):
-            names = test_names(work, k)
-            scans = {name: load_volume(work / "test" / str(k) / "raw" / f"{name}.mat") for name in names}
+            scans = test_scans(work, k)
             corrected = work / "corrected" / model.stem / f"{k}.keras"
             corrected.parent.mkdir(parents=True, exist_ok=True)
             corrected.unlink(missing_ok=True)
-            result = adapt_volumes([scans[names[0]]], corrected, init=model, fine_tune=False)
+            result = adapt_volumes([next(iter(scans.values()))], corrected, init=model, fine_tune=False)
             print(f"[{time.strftime('%H:%M:%S')}] setting {k}: {result.bead_offset.summary()}", file=sys.stderr)
-            loaded = load_model(corrected)
-            out = work / "pred" / method / str(k)
-            out.mkdir(parents=True, exist_ok=True)
-            for name, raw in scans.items():
-                np.save(out / f"{name}.npy", predict_volume(loaded, raw.data, spacing=raw.spacing, tta=tta)[0])
+            predict_scans(load_model(corrected), scans, work / "pred" / method / str(k), tta)
     return labels
 
 
