@@ -117,8 +117,7 @@ class AdaptBox(QGroupBox):
         super().__init__("Adapt to the raw volume (no target needed)", parent)
         self.settings = settings
         self.minutes = QDoubleSpinBox(objectName="adapt_minutes", minimum=0.1, maximum=600.0, decimals=1)
-        self.minutes.setValue(DEFAULT_MINUTES)
-        self.minutes.setSuffix(" min")
+        self.minutes.setSuffix(" min")  # its value: the last session's, or DEFAULT_MINUTES (_restore)
         self.minutes.setToolTip("Time for the whole adaptation: the calibration, then fine-tuning on simulated pairs")
         self.adapt_button = QPushButton("Adapt", objectName="adapt_button")
         self.adapt_button.setToolTip(
@@ -171,7 +170,6 @@ class AdaptBox(QGroupBox):
         layout.addWidget(self.summary)
         layout.addWidget(self.table)
         layout.addWidget(self.beads)
-        self._minutes = DEFAULT_MINUTES
         self._result_text: str | None = None
         self.show_calibration(None)
         self._restore()
@@ -226,7 +224,7 @@ class AdaptBox(QGroupBox):
 
     # ---------------------------------------------------------------------------------------------- progress
     def adapt_started(self, text: str) -> None:
-        self._minutes, self._result_text = self.minutes.value(), None
+        self._result_text = None
         self.show_calibration(None)
         self.progress.started(text)
 
