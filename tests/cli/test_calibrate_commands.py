@@ -284,3 +284,13 @@ def test_adapt_correct_only_stores_the_shift_in_a_copy_of_the_starting_model(
     assert list(corrected.input_shift) == offset["input_shift_vox"] and corrected.input_shift[2] != -0.9
     assert offset["measured_vox"][2] > -0.5  # the network alone: moved by the old -0.9 first, beads would end short
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corrected.keras", "trained.keras"]  # no checkpoint
+
+
+def test_adapt_correct_only_refuses_the_fine_tuning_options_it_would_ignore(
+    scan: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "corrected.keras"
+    base = ["adapt", str(scan), "--correct-only", "--out", str(out), *FAST]
+    _fails([*base, "--minutes", "3"], "--correct-only trains nothing, so --minutes would be ignored", capsys)
+    _fails([*base, "--pairs", "4", "--jitter", "0.2"], "so --pairs and --jitter would be ignored", capsys)
+    assert not out.exists()

@@ -53,9 +53,7 @@ def register(subparsers: Any) -> None:
     )
     _add_calibration_options(adapt)
     adapt.add_argument("--out", required=True, metavar="MODEL.keras", help="where to write the model")
-    adapt.add_argument(
-        "--minutes", default="5", metavar="M", help="time for the whole adaptation, calibration included [default 5]"
-    )
+    adapt.add_argument("--minutes", metavar="M", help="time for the whole adaptation, calibration included [default 5]")
     adapt.add_argument("--init", metavar="MODEL", help="model to start from [default: the bundled denoiser]")
     adapt.add_argument(
         "--correct-only",
@@ -63,15 +61,18 @@ def register(subparsers: Any) -> None:
         help="no fine-tuning: --out is the starting model with the calibration and the shift that puts its beads "
         "back where they are, measured on pairs simulated with it (about a quarter of a minute)",
     )
-    adapt.add_argument("--pairs", default="8", metavar="N", help="simulated training pairs [default 8]")
+    adapt.add_argument("--pairs", metavar="N", help="simulated training pairs [default 8]")
     adapt.add_argument(
         "--jitter",
-        default="0.1",
         metavar="J",
         help="relative spread of their parameters (of a sample's index: of its mismatch with the immersion) [0.1]",
     )
     adapt.add_argument("--seed", default="0", metavar="S", help="random seed [default 0]")
     adapt.set_defaults(func=run_adapt)
+
+
+ADAPT_TRAINING_DEFAULTS = {"minutes": "5", "pairs": "8", "jitter": "0.1"}
+"""The fine-tuning options of ``adapt`` and their defaults; ``--correct-only`` refuses them."""
 
 
 def _number(option: str, text: str | None) -> float | None:
@@ -159,8 +160,14 @@ def run_adapt(args: argparse.Namespace) -> int:
     from voxelstudio.tasks.calibration_file import calibration_report
 
     options = calibration_options(args)
-    minutes, pairs = _number("minutes", args.minutes), _number("pairs", args.pairs)
-    jitter, seed = _number("jitter", args.jitter), _number("seed", args.seed)
+    given = [f"--{name}" for name in ADAPT_TRAINING_DEFAULTS if getattr(args, name) is not None]
+    if args.correct_only and given:
+        raise ValueError(f"--correct-only trains nothing, so {' and '.join(given)} would be ignored; leave them out")
+    minutes, pairs, jitter = (
+        _number(name, default if getattr(args, name) is None else getattr(args, name))
+        for name, default in ADAPT_TRAINING_DEFAULTS.items()
+    )
+    seed = _number("seed", args.seed)
     if pairs is None or pairs < 1 or pairs != int(pairs):
         raise ValueError(f"--pairs: expected a positive integer, got {args.pairs!r}")
     if jitter is None or not 0 <= jitter < 1:
