@@ -29,10 +29,10 @@ def _write_pairs(folder, names=("a", "b", "c"), shape=(32, 32, 16)):
 
 
 def _use_folders(panel, raw_dir, target_dir, *, validate_on_loaded: bool) -> None:
-    panel.source.setCurrentText("folder of pairs")
-    panel.set_folder("raw", str(raw_dir))
-    panel.set_folder("target", str(target_dir))
-    panel.validate_on_loaded.setChecked(validate_on_loaded)
+    panel.data.source.setCurrentText("folder of pairs")
+    panel.data.set_folder("raw", str(raw_dir))
+    panel.data.set_folder("target", str(target_dir))
+    panel.data.validate_on_loaded.setChecked(validate_on_loaded)
 
 
 def _train_two_epochs(qtbot, session):
@@ -81,7 +81,7 @@ def test_folder_training_needs_no_loaded_pair(qtbot, session, dialogs, tmp_path)
     raw_dir, target_dir = _write_pairs(tmp_path / "pairs")
     _use_folders(panel, raw_dir, target_dir, validate_on_loaded=True)
     assert not panel.train_button.isEnabled()  # still validates on a loaded pair that is not there
-    panel.validate_on_loaded.setChecked(False)
+    panel.data.validate_on_loaded.setChecked(False)
     assert panel.train_button.isEnabled() and train_action.isEnabled()
     session.commands.update_actions()  # a document or job change re-applies the action table
     assert train_action.isEnabled()
@@ -114,8 +114,8 @@ def test_a_bad_folder_shows_an_error_and_leaves_the_panel_usable(qtbot, sample_s
         assert title == "Training failed" and expected in message and details
         assert not controller.busy and panel.train_button.isEnabled() and not panel.progress.stop_button.isEnabled()
         assert window.action_map["denoise"].isEnabled()
-    panel.source.setCurrentText("folder of pairs")
-    panel.set_folder("target", "")
+    panel.data.source.setCurrentText("folder of pairs")
+    panel.data.set_folder("target", "")
     sample_session.dialogs.errors.clear()
     panel.train_button.click()  # an empty folder field is caught before any job starts
     assert not controller.busy and "choose a raw folder" in sample_session.dialogs.errors[0][1]
@@ -129,9 +129,9 @@ def test_training_data_choice_persists(qtbot, tmp_path):
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
     panel = TrainPanel(settings)
     qtbot.addWidget(panel)
-    assert panel.source.currentText() == "loaded pair" and not panel.raw_folder.isEnabled()
+    assert panel.data.source.currentText() == "loaded pair" and not panel.data.raw_folder.isEnabled()
     _use_folders(panel, tmp_path / "r", tmp_path / "t", validate_on_loaded=False)
-    assert panel.raw_folder.isEnabled()
+    assert panel.data.raw_folder.isEnabled()
     panel.remember(panel.config())
     settings.sync()
     again = TrainPanel(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))

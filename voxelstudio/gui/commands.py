@@ -349,11 +349,11 @@ class Commands(QObject):
         self.controller.train(config, data, self.window.train_panel.init_model())
 
     def choose_training_folder(self, role: str) -> None:
-        panel = self.window.train_panel
-        current = (panel.raw_folder if role == "raw" else panel.target_folder).text()
+        data = self.window.train_panel.data
+        current = data.folder(role)
         folder = dialogs.get_folder(self.window, f"Choose the {role} folder", current or last_folder(self.settings))
         if folder:
-            panel.set_folder(role, folder)
+            data.set_folder(role, folder)
 
     def choose_adapt_file(self, role: str) -> None:
         """Ask for the dark stack or measured PSF that Adapt gives the calibration."""

@@ -1,6 +1,7 @@
 """Train panel: the training data and configuration (filled from a device preset; optionally starting from the
 bundled model), Train/Stop, progress with ETA, live plots of the loss and of the preview's quality (validation PSNR,
-bead z/xy FWHM ratio), and the "Adapt to the raw volume" box (:mod:`voxelstudio.gui.panels.adapt`)."""
+bead z/xy FWHM ratio), the "Training data" box (:mod:`voxelstudio.gui.panels.train_data`) and the "Adapt to the raw
+volume" box (:mod:`voxelstudio.gui.panels.adapt`)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
-    QLineEdit,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
@@ -27,15 +27,14 @@ from PySide6.QtWidgets import (
 
 from voxelstudio.gui.panels.adapt import AdaptBox
 from voxelstudio.gui.panels.common import ProgressRow, format_duration, format_number
+from voxelstudio.gui.panels.train_data import TrainingDataBox
 from voxelstudio.gui.panels.train_start import BundledStart, PresetBox
 from voxelstudio.gui.plots import LossPlot, QualityPlot
 from voxelstudio.jobs.events import EpochResult, PreviewQuality, ProgressEvent, TrainingStep
 from voxelstudio.jobs.train import TrainingData
 
 SETTINGS_KEY = "training/config"
-DATA_KEYS = ("training/source", "training/raw_folder", "training/target_folder", "training/validate_on_loaded")
 START_KEYS = ("training/preset", "training/from_bundled")
-SOURCES = ("loaded pair", "folder of pairs")
 
 
 def _spin(low: int, high: int, value: int, name: str) -> QSpinBox:
@@ -111,7 +110,8 @@ class TrainPanel(QWidget):
         form.addRow(self.from_bundled)  # spans both columns: the label column stays narrow
         config_box = QGroupBox("Training configuration")
         config_box.setLayout(form)
-        data_box = self._build_data_box()
+        self.data = TrainingDataBox(settings, self)
+        self.data.choose_folder_requested.connect(self.choose_folder_requested)
 
         self.train_button = QPushButton("Train", objectName="train_button")
         self.train_button.setToolTip("Train a denoiser on the chosen training data")
@@ -136,7 +136,7 @@ class TrainPanel(QWidget):
         )
 
         layout = QVBoxLayout(self)
-        layout.addWidget(data_box)
+        layout.addWidget(self.data)
         layout.addWidget(config_box)
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
@@ -157,41 +157,8 @@ class TrainPanel(QWidget):
         self._restore_start()
         self.set_config(self._saved_config(self.preset.recipe(self._device_kind)))
         self.preset.activated.connect(lambda _index: self.set_config(self.preset.recipe(self._device_kind)))
-        self._restore_data()
-
-    def _build_data_box(self) -> QGroupBox:
-        self.source = QComboBox(objectName="train_source")
-        self.source.addItems(SOURCES)
-        self.source.setToolTip("Train on the loaded raw/target pair, or on folders of pairs matched by file name")
-        self.raw_folder = QLineEdit(objectName="train_raw_folder", placeholderText="folder of raw volumes")
-        self.target_folder = QLineEdit(objectName="train_target_folder", placeholderText="same names, targets")
-        self.validate_on_loaded = QCheckBox("validate on the loaded pair", objectName="validate_on_loaded")
-        self.validate_on_loaded.setChecked(True)
-        self.validate_on_loaded.setToolTip(
-            "Validate (pick the best model, show the live preview) on the loaded raw/target pair; "
-            "otherwise a fraction of the folder pairs is held out for validation"
-        )
-        form = QFormLayout()
-        form.addRow("Train on", self.source)
-        self._folder_widgets: list[QWidget] = [self.validate_on_loaded]
-        for label, edit, role in (
-            ("Raw folder", self.raw_folder, "raw"),
-            ("Target folder", self.target_folder, "target"),
-        ):
-            browse = QPushButton("…", objectName=f"browse_{role}_folder")
-            browse.setMaximumWidth(36)  # the style's default minimum (80 px) would widen the whole tab
-            browse.clicked.connect(lambda _checked=False, r=role: self.choose_folder_requested.emit(r))
-            row = QHBoxLayout()
-            row.addWidget(edit, 1)
-            row.addWidget(browse)
-            form.addRow(label, row)
-            self._folder_widgets += [edit, browse]
-        form.addRow("", self.validate_on_loaded)
-        self.source.currentIndexChanged.connect(self._data_changed)
-        self.validate_on_loaded.toggled.connect(self._data_changed)
-        box = QGroupBox("Training data")
-        box.setLayout(form)
-        return box
+        self.data.changed.connect(self._update_train_button)
+        self._update_train_button()
 
     # ------------------------------------------------------------------------------------------------ config
     def config(self) -> Any:
@@ -260,24 +227,13 @@ class TrainPanel(QWidget):
         self.from_bundled.follow(self._model())
 
     def training_data(self) -> TrainingData:
-        """The TrainingData the widgets describe; ValueError when folder training lacks a folder."""
-        if self.source.currentIndex() == 0:
-            return TrainingData()
-        raw, target = self.raw_folder.text().strip(), self.target_folder.text().strip()
-        if not raw or not target:
-            raise ValueError("choose a raw folder and a target folder (pairs are matched by file name)")
-        return TrainingData((Path(raw), Path(target)), self.validate_on_loaded.isChecked())
-
-    def set_folder(self, role: str, folder: str) -> None:
-        (self.raw_folder if role == "raw" else self.target_folder).setText(folder)
+        """The TrainingData the "Training data" box describes; ValueError when folder training lacks a folder."""
+        return self.data.training_data()
 
     def remember(self, config: Any) -> None:
         """Store ``config`` and the training data choice as the next session's defaults."""
         self.settings.setValue(SETTINGS_KEY, config.to_json())
-        values = (SOURCES[self.source.currentIndex()], self.raw_folder.text(), self.target_folder.text(),
-                  self.validate_on_loaded.isChecked())  # fmt: skip
-        for key, value in zip(DATA_KEYS, values, strict=True):
-            self.settings.setValue(key, value)
+        self.data.remember()
         self.settings.setValue(START_KEYS[0], self.preset.currentText())
         self.settings.setValue(START_KEYS[1], self.from_bundled.wanted)
 
@@ -285,23 +241,6 @@ class TrainPanel(QWidget):
         preset = str(self.settings.value(START_KEYS[0], "auto"))
         self.preset.setCurrentText(preset if self.preset.findText(preset) >= 0 else "auto")
         self.from_bundled.wanted = bool(self.settings.value(START_KEYS[1], False, type=bool))
-
-    def _restore_data(self) -> None:
-        source = str(self.settings.value(DATA_KEYS[0], SOURCES[0]))
-        self.source.setCurrentIndex(SOURCES.index(source) if source in SOURCES else 0)
-        self.raw_folder.setText(str(self.settings.value(DATA_KEYS[1], "") or ""))
-        self.target_folder.setText(str(self.settings.value(DATA_KEYS[2], "") or ""))
-        self.validate_on_loaded.setChecked(bool(self.settings.value(DATA_KEYS[3], True, type=bool)))
-        self._data_changed()
-
-    def _needs_loaded_pair(self) -> bool:
-        return self.source.currentIndex() == 0 or self.validate_on_loaded.isChecked()
-
-    def _data_changed(self) -> None:
-        folders = self.source.currentIndex() == 1
-        for widget in self._folder_widgets:
-            widget.setEnabled(folders)
-        self._update_train_button()
 
     def _saved_config(self, defaults: Any) -> Any:
         text = self.settings.value(SETTINGS_KEY, "")
@@ -333,7 +272,7 @@ class TrainPanel(QWidget):
     # ---------------------------------------------------------------------------------------------- progress
     def training_started(self, config: Any) -> None:
         self.remember(config)
-        self._validation_label = "whole volume" if self._needs_loaded_pair() else "validation"
+        self._validation_label = "whole volume" if self.data.needs_loaded_pair() else "validation"
         self.plot.set_validation_label(self._validation_label)
         self.plot.clear()
         self.quality.clear()
@@ -397,6 +336,6 @@ class TrainPanel(QWidget):
         self._update_train_button()
 
     def _update_train_button(self) -> None:
-        ready = self._idle and (self._has_pair or not self._needs_loaded_pair())
+        ready = self._idle and (self._has_pair or not self.data.needs_loaded_pair())
         self.train_button.setEnabled(ready)
         self.ready_changed.emit(ready)
