@@ -144,6 +144,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, nargs=2, default=(1600, 1000), metavar=("W", "H"))
     parser.add_argument("--model", type=Path, help="a trained .keras denoiser to use instead of training one")
     args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)  # before the window: a folder that cannot be made fails at once
     if os.environ.get("DISPLAY"):
         make_screenshots(args.out, args.minutes, tuple(args.size), args.model)
         return
