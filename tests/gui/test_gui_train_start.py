@@ -186,9 +186,9 @@ def test_a_stack_that_runs_the_other_way_is_said_so(qtbot, sample_session):
     box.show_calibration(None)
 
 
-def _fake_adapt(stopped_reason: str = "time", fail: bool = False, given: list | None = None):
+def _fake_adapt(stopped_reason: str = "time", fail: bool = False, given: list | None = None, corrected: bool = True):
     """A stand-in for jobs.adapt.adapt_to_volume: calibration stages, the calibration, a step, then the end;
-    ``given`` collects the calibration options it was given."""
+    ``given`` collects the calibration options it was given; ``corrected``: whether the model moves scans."""
 
     def adapt(raw, out, minutes, report, cancel=None, calibrate_options=None, fine_tune=True):
         if given is not None:
@@ -203,8 +203,8 @@ def _fake_adapt(stopped_reason: str = "time", fail: bool = False, given: list | 
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(b"model")
         training = SimpleNamespace(model_path=out, stopped_reason=stopped_reason, epochs_run=3) if fine_tune else None
-        offset = "Bead positions: the model moved beads by (y, x, z) +0.00, …"
-        return AdaptOutcome(_calibration(), training, offset, out)
+        offset = "Bead positions: the model moved beads by (y, x, z) +0.00, …" if corrected else "Bead positions: …"
+        return AdaptOutcome(_calibration(), training, offset, out, corrected)
 
     return adapt
 
@@ -302,6 +302,13 @@ def test_adapt_without_fine_tuning_corrects_the_bundled_model(qtbot, sample_sess
     model = sample_session.document.model_path
     assert model is not None and model.name == "adapted.keras"
     assert box.progress.label.text().startswith("Corrected (not fine-tuned); adapted.keras is now the current model.")
+    monkeypatch.setattr(  # too few beads to measure, or beads where they should be: the model is not moved
+        "voxelstudio.jobs.work.run_isolated",
+        lambda function, kwargs, *, report, cancel=None: _fake_adapt(corrected=False)(**kwargs, report=report),
+    )
+    box.adapt_button.click()
+    wait_idle(qtbot, sample_session)
+    assert box.progress.label.text().startswith("Calibrated, not corrected (not fine-tuned); adapted.keras is now")
     box.fine_tune.setChecked(True)
     assert box.minutes.isEnabled()
 

@@ -84,3 +84,33 @@ def test_adapt_rejects_bad_arguments_before_any_work(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"plain\.keras: not a VoxelStudio denoiser \(no training config\)"):
         adapt_files([tmp_path / "x.tif"], tmp_path / "m.keras", init=plain)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plain.keras"]
+
+
+def test_a_stop_after_the_calibration_writes_nothing_when_only_correcting(tmp_path: Path) -> None:
+    from voxelstudio.core.errors import Cancelled
+    from voxelstudio.core.progress import CancelToken
+    from voxelstudio.tasks.adapt import adapt_volumes
+
+    raw, _ = simulate_pair((112, 112, 32), TRUTH, seed=5)
+    out, token = tmp_path / "corrected.keras", CancelToken()
+    measuring = []
+
+    def stop_while_measuring(progress) -> None:  # Stop pressed as the measurement starts
+        if "measuring where the model puts beads" in progress.message:
+            measuring.append(progress)
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        adapt_volumes([Volume(raw, TRUTH.optics.voxel_size_um)], out, fine_tune=False, report=stop_while_measuring,
+                      cancel=token, na=1.1, wavelength_um=0.52)  # fmt: skip
+    assert measuring and list(tmp_path.iterdir()) == []
+
+
+def test_the_offset_is_measured_on_as_many_pairs_as_hold_enough_beads() -> None:
+    from voxelstudio.tasks.adapt import OFFSET_BEADS, OFFSET_PAIRS, offset_pair_count
+
+    shape = (96, 96, 48)
+    assert offset_pair_count(1e-4, shape) == OFFSET_PAIRS[0] == 3  # 44 beads a pair: the fewest pairs do
+    count = offset_pair_count(2e-5, shape)  # 8.8 a pair
+    assert 2e-5 * np.prod(shape) * count >= OFFSET_BEADS > 2e-5 * np.prod(shape) * (count - 1)
+    assert offset_pair_count(1e-6, shape) == offset_pair_count(0.0, shape) == OFFSET_PAIRS[1]  # at most

@@ -163,7 +163,8 @@ def test_training_measures_bead_positions_on_its_validation_pairs_unless_stopped
     import voxelstudio.tasks.train as train
 
     measured = []
-    monkeypatch.setattr(train, "correct_trained_model", lambda path, val: measured.append((path, val)) or "offset")
+    monkeypatch.setattr(train, "correct_trained_model",
+                        lambda path, val, cancel=None: measured.append((path, val)) or "offset")  # fmt: skip
     pairs, val = [blob_volumes(i, name=str(i)) for i in range(2)], [blob_volumes(5)]
     result = train_denoiser(pairs, config=tiny_config(epochs=1), out=tmp_path / "m.keras", val_pairs=val)
     assert result.bead_offset == "offset" and measured == [(result.model_path, val)]
@@ -177,6 +178,26 @@ def test_training_measures_bead_positions_on_its_validation_pairs_unless_stopped
                             cancel=stop, report=stop_after_an_epoch)  # fmt: skip
     assert result.stopped_reason == "cancelled" and result.model_path is not None
     assert result.bead_offset is None and len(measured) == 1
+
+
+def test_a_stop_during_the_bead_measurement_keeps_the_trained_model_uncorrected(tmp_path):
+    from voxelstudio.ml.persistence import load_model
+
+    stop = CancelToken()
+    said = []
+
+    def stop_when_measuring(progress) -> None:  # Stop pressed once training is over, as the measurement starts
+        said.append(progress.message)
+        if progress.message == "measuring where the model puts beads":
+            stop.cancel()
+
+    pairs, val = [blob_volumes(i, name=str(i)) for i in range(2)], [blob_volumes(5)]
+    out = tmp_path / "m.keras"
+    result = train_denoiser(pairs, config=tiny_config(epochs=1), out=out, val_pairs=val, cancel=stop,
+                            report=stop_when_measuring)  # fmt: skip
+    assert "measuring where the model puts beads" in said
+    assert result.stopped_reason == "cancelled" and result.model_path == out and result.bead_offset is None
+    assert load_model(out).input_shift == (0.0, 0.0, 0.0)
 
 
 def test_train_denoiser_with_explicit_validation_and_errors(tmp_path):

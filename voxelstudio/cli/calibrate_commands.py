@@ -189,10 +189,14 @@ def run_adapt(args: argparse.Namespace) -> int:
     print(format_report(calibration_report(result.calibration, args.raw)))
     training = result.training
     if training is None:
-        print(f"{result.model_path}: the starting model, corrected (not fine-tuned)")
+        corrected = result.bead_offset is not None and result.bead_offset.corrects
+        how = "corrected" if corrected else "as it is, with the calibration"
+        print(f"{result.model_path}: the starting model, {how} (not fine-tuned)")
     else:
         best = f"best loss {training.best_val_loss:.4g}" if training.model_path else "no model saved"
         print(f"{training.model_path or args.out}: {best}; {training.epochs_run} epochs; {training.stopped_reason}")
     if result.bead_offset is not None:
         print(result.bead_offset.summary())
+    elif result.model_path is not None:
+        print("Bead positions: not measured (stopped); the model is not corrected for them.")
     return EXIT_INTERRUPTED if training is not None and training.stopped_reason == "cancelled" else 0

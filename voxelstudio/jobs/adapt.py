@@ -32,6 +32,8 @@ class AdaptOutcome:
     training: Any  # voxelstudio.tasks.train.TrainResult | None
     bead_offset: str = ""
     model_path: Path | None = None
+    corrected: bool = False
+    """Whether the model moves scans to put its beads back (``BeadOffset.corrects``)."""
 
     @property
     def completed(self) -> bool:
@@ -82,7 +84,8 @@ def adapt_to_volume(
         raise ValueError(_naming_the_file(str(exc), name, given)) from exc
     offset = "" if result.bead_offset is None else result.bead_offset.summary()
     found_event = found[-1] if found else calibration_event(result.calibration)
-    return AdaptOutcome(found_event, result.training, offset, result.model_path)
+    corrected = result.bead_offset is not None and result.bead_offset.corrects
+    return AdaptOutcome(found_event, result.training, offset, result.model_path, corrected)
 
 
 def _naming_the_file(message: str, volume: str, given_files: list[str]) -> str:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from voxelstudio.core.atomic import check_destination
-from voxelstudio.core.errors import ModelError
+from voxelstudio.core.errors import Cancelled, ModelError
 from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
 from voxelstudio.core.volume import Volume
 from voxelstudio.sim import simulate_pair
@@ -33,7 +33,7 @@ from voxelstudio.tasks.calibrate import Calibration
 from voxelstudio.tasks.calibration_file import calibrate_checked, calibration_record, check_measured_psf, load_scans
 from voxelstudio.tasks.denoise import default_model_path
 from voxelstudio.tasks.offset_correction import METADATA_KEY as OFFSET_KEY
-from voxelstudio.tasks.offset_correction import BeadOffset, model_bead_offset, save_with_offset
+from voxelstudio.tasks.offset_correction import MIN_OFFSET_BEADS, BeadOffset, model_bead_offset, save_with_offset
 from voxelstudio.tasks.train import TrainResult, train_denoiser
 
 PAIR_LATERAL = 96
@@ -55,8 +55,12 @@ lower quantile, a bead as compact as the target's (benchmarks/README.md, "Keepin
 Measured on 8 microscopes: beads within 10 % of the target's z/xy on 8 instead of 4, at 0.6-2.4 dB less PSNR."""
 
 
-OFFSET_PAIRS = 3
-"""Pairs simulated with the calibrated parameters (no jitter) to measure where the adapted model puts beads."""
+OFFSET_PAIRS = (3, 16)
+"""Fewest and most pairs simulated with the calibrated parameters (no jitter) to measure where the adapted model
+puts beads: as many as hold about :data:`OFFSET_BEADS` beads at the calibrated bead density."""
+OFFSET_BEADS = 3 * MIN_OFFSET_BEADS
+"""Beads the measurement's pairs should hold: some are too near a face to register, and fewer than
+``MIN_OFFSET_BEADS`` measured leave the model uncorrected (3 pairs of a sparse scan held 6)."""
 
 
 @dataclass(frozen=True)
@@ -128,22 +132,30 @@ def fine_tune_config(cfg: Any, scan_shape: tuple[int, int, int], minutes: float,
     return cfg, shape
 
 
+def offset_pair_count(bead_density: float, shape: Shape) -> int:
+    """Pairs of ``shape`` that hold about :data:`OFFSET_BEADS` beads at ``bead_density`` (beads per voxel), within
+    :data:`OFFSET_PAIRS`."""
+    per_pair = max(float(bead_density), 0.0) * float(np.prod(shape))
+    wanted = OFFSET_PAIRS[1] if per_pair <= 0 else int(np.ceil(OFFSET_BEADS / per_pair))
+    return int(np.clip(wanted, *OFFSET_PAIRS))
+
+
 def measure_bead_offset(
-    loaded: Any, cal: Calibration, shape: Shape, *, seed: int, psf: np.ndarray | None
-) -> BeadOffset:
+    loaded: Any, cal: Calibration, shape: Shape, *, seed: int, psf: np.ndarray | None,
+    cancel: CancelToken | None = None,
+) -> BeadOffset:  # fmt: skip
     """Where the model ``loaded`` puts beads (:func:`~voxelstudio.tasks.offset_correction.model_bead_offset`) on
-    :data:`OFFSET_PAIRS` pairs simulated with the calibrated parameters."""
-    pairs = simulate_matched_pairs(cal, shape, OFFSET_PAIRS, jitter=0.0, seed=seed + 20_000, psf=psf)
-    return model_bead_offset(loaded, pairs, "simulated")
+    pairs simulated with the calibrated parameters (:func:`offset_pair_count` of them)."""
+    count = offset_pair_count(cal.params.bead_density, shape)
+    pairs = simulate_matched_pairs(cal, shape, count, jitter=0.0, seed=seed + 20_000, psf=psf)
+    return model_bead_offset(loaded, pairs, "simulated", cancel=cancel)
 
 
 def _store_adaptation(
-    loaded: Any, out: Path, cal: Calibration, sources: Sequence[str | Path], psf: str | None, *, shape: Shape,
-    seed: int, psf_array: np.ndarray | None,
-) -> BeadOffset:  # fmt: skip
-    """Measure the bead offset (:func:`measure_bead_offset`) of the model ``loaded``, then write it to ``out`` with
-    its correction, the calibration and the measured bead in the metadata."""
-    offset = measure_bead_offset(loaded, cal, shape, seed=seed, psf=psf_array)
+    loaded: Any, out: Path, cal: Calibration, sources: Sequence[str | Path], psf: str | None, offset: BeadOffset | None
+) -> None:
+    """Write the model ``loaded`` to ``out`` with ``offset``'s correction (None: not measured, no correction), the
+    calibration and the measured bead in the metadata."""
     record = calibration_record(cal, sources=sources, measured_psf=psf, bead_image="(in this model)")
     image = cal.beads.image.astype(np.float32)
     record["measured_bead"] = {
@@ -151,10 +163,10 @@ def _store_adaptation(
         "shape": list(image.shape),
         "data": np.round(image / max(float(image.max()), 1e-12), 5).ravel().tolist(),
     }
-    record[OFFSET_KEY] = offset.to_dict()
+    if offset is not None:
+        record[OFFSET_KEY] = offset.to_dict()
     kept = {key: value for key, value in loaded.metadata.get("extra", {}).items() if key != OFFSET_KEY}  # superseded
     save_with_offset(loaded, out, offset, {**kept, "adaptation": record})
-    return offset
 
 
 def adapted_voxel_size(metadata: dict[str, Any]) -> tuple[float, float, float] | None:
@@ -249,8 +261,11 @@ def adapt_volumes(
         from voxelstudio.ml.persistence import load_model
 
         report(Progress(0, None, "measuring where the model puts beads"))
-        offset = _store_adaptation(load_model(init), out, cal, names, psf_name, shape=shape, seed=seed,
-                                   psf_array=psf_array)  # fmt: skip
+        loaded = load_model(init)
+        offset = measure_bead_offset(loaded, cal, shape, seed=seed, psf=psf_array, cancel=cancel)
+        if cancel is not None:  # a Stop now still writes nothing
+            cancel.raise_if_cancelled("adaptation")
+        _store_adaptation(loaded, out, cal, names, psf_name, offset)
         return AdaptResult(cal, None, offset, out)
     report(Progress(0, None, f"simulating {pairs} matched pairs {shape}"))
     train_pairs = simulate_matched_pairs(cal, shape, pairs, jitter=jitter, seed=seed, psf=psf_array)
@@ -277,10 +292,15 @@ def adapt_volumes(
         for checkpoint in checkpoint_paths(out):
             checkpoint.unlink(missing_ok=True)
     offset = None
-    if result.model_path is not None:
+    if result.model_path is not None:  # also after a Stop: the best model so far, with its calibration
         from voxelstudio.ml.persistence import load_model
 
-        report(Progress(0, None, "measuring where the model puts beads"))
-        offset = _store_adaptation(load_model(result.model_path), result.model_path, cal, names, psf_name,
-                                   shape=shape, seed=seed, psf_array=psf_array)  # fmt: skip
+        loaded = load_model(result.model_path)
+        if result.stopped_reason != "cancelled":
+            report(Progress(0, None, "measuring where the model puts beads"))
+            try:
+                offset = measure_bead_offset(loaded, cal, shape, seed=seed, psf=psf_array, cancel=cancel)
+            except Cancelled:  # Stop during the measurement: the model is kept, uncorrected, as after a Stop
+                result = replace(result, stopped_reason="cancelled")
+        _store_adaptation(loaded, result.model_path, cal, names, psf_name, offset)
     return AdaptResult(cal, result, offset, result.model_path)

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from voxelstudio.core.progress import CancelToken
 from voxelstudio.core.volume import Volume
 
 MIN_OFFSET_BEADS = 20
@@ -59,8 +60,9 @@ class BeadOffset:
         if self.beads < MIN_OFFSET_BEADS:
             return f"Bead positions: not corrected ({self.beads} {self.source} beads, {MIN_OFFSET_BEADS} needed)."
         flipped = self.flipped_input_shift
-        tta = "" if flipped is None or flipped == self.input_shift or not any(flipped) else (
+        tta = "" if flipped is None or flipped == self.input_shift else (
             f" Test-time augmentation's z-flipped views are moved by {', '.join(f'{v:+.2f}' for v in flipped)}."
+            if any(flipped) else " Test-time augmentation's z-flipped views are not moved."
         )  # fmt: skip
         if not any(self.input_shift):
             return (
@@ -99,42 +101,56 @@ def bead_offset_of(
     return BeadOffset(_rounded(measured), len(shifts), _rounded(shift), source=source)
 
 
-def model_bead_offset(loaded: Any, pairs: Sequence[tuple[Volume, Volume]], source: str) -> BeadOffset:
+def model_bead_offset(
+    loaded: Any, pairs: Sequence[tuple[Volume, Volume]], source: str, *, cancel: CancelToken | None = None
+) -> BeadOffset:
     """:func:`bead_offset_of` the model ``loaded`` (``persistence.LoadedModel``, predicting without any shift it
-    carries) on ``pairs``, for its plain prediction and for the z-flipped view of test-time augmentation."""
+    carries) on ``pairs``, for its plain prediction and for the z-flipped view of test-time augmentation;
+    :class:`~voxelstudio.core.errors.Cancelled` when ``cancel`` is set before it ends."""
     from voxelstudio.ml.inference import forward_transform, inverse_transform, predict_volume
 
     bare = replace(loaded, input_shift=(0.0, 0.0, 0.0), flipped_input_shift=None)
-    plain = bead_offset_of(lambda raw: predict_volume(bare, raw.data, spacing=raw.spacing)[0], pairs, source)
+
+    def predict(data: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
+        if cancel is not None:  # prediction checks between tiles; a volume of one tile would not look
+            cancel.raise_if_cancelled("bead position measurement")
+        return predict_volume(bare, data, spacing=spacing, cancel=cancel)[0]
+
+    plain = bead_offset_of(lambda raw: predict(raw.data, raw.spacing), pairs, source)
 
     def flipped(raw: Volume) -> np.ndarray:  # the z-flipped view of test-time augmentation, turned back
-        view = forward_transform(raw.data, 0, True)
-        return inverse_transform(predict_volume(bare, view, spacing=raw.spacing)[0], 0, True)
+        return inverse_transform(predict(forward_transform(raw.data, 0, True), raw.spacing), 0, True)
 
     other = bead_offset_of(flipped, pairs, source)
     return replace(plain, flipped_measured=other.measured, flipped_input_shift=other.input_shift)
 
 
-def save_with_offset(loaded: Any, path: Path, offset: BeadOffset, extra: dict[str, Any]) -> None:
-    """Rewrite the model file at ``path`` (``loaded`` from it) with ``offset``'s correction and ``extra`` as its
-    metadata's ``extra``."""
+def save_with_offset(loaded: Any, path: Path, offset: BeadOffset | None, extra: dict[str, Any]) -> None:
+    """Rewrite the model file at ``path`` (``loaded`` from it) with ``offset``'s correction (None: none, whatever
+    ``loaded`` had) and ``extra`` as its metadata's ``extra``."""
     from voxelstudio.ml.persistence import save_model
 
     save_model(
         loaded.model, path, train_config=loaded.train_config, normalizer=loaded.normalizer, extra=extra,
-        input_shift=offset.input_shift, flipped_input_shift=offset.flipped_input_shift,
+        input_shift=None if offset is None else offset.input_shift,
+        flipped_input_shift=None if offset is None else offset.flipped_input_shift,
     )  # fmt: skip
 
 
-def correct_trained_model(path: Path, val_pairs: Sequence[tuple[Volume, Volume]]) -> BeadOffset:
+def correct_trained_model(
+    path: Path, val_pairs: Sequence[tuple[Volume, Volume]], *, cancel: CancelToken | None = None
+) -> BeadOffset:
     """Measure where the model trained into ``path`` puts the beads of its validation pairs (at most
     :data:`MEASURED_PAIRS`, each cut to :data:`MEASURED_LATERAL` voxels across) and, when it moves them
-    (:attr:`BeadOffset.corrects`), rewrite it with the correction and the measurement (``extra["bead_offset"]``)."""
+    (:attr:`BeadOffset.corrects`), rewrite it with the correction and the measurement (``extra["bead_offset"]``).
+    :class:`~voxelstudio.core.errors.Cancelled`, with the file as it was, when ``cancel`` is set before it ends."""
     from voxelstudio.ml.persistence import load_model
 
     loaded = load_model(path)
     pairs = [(_central(raw), _central(target)) for raw, target in val_pairs[:MEASURED_PAIRS]]
-    offset = model_bead_offset(loaded, pairs, "validation")
+    offset = model_bead_offset(loaded, pairs, "validation", cancel=cancel)
+    if cancel is not None:
+        cancel.raise_if_cancelled("bead position measurement")
     if offset.corrects:
         extra = {**loaded.metadata.get("extra", {}), METADATA_KEY: offset.to_dict()}
         save_with_offset(loaded, path, offset, extra)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from voxelstudio.core.atomic import check_destination
-from voxelstudio.core.progress import CancelToken, ReportFn, null_report
+from voxelstudio.core.errors import Cancelled
+from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
 from voxelstudio.core.volume import Volume, is_constant
 from voxelstudio.io import SUPPORTED_SUFFIXES, load_volume
 from voxelstudio.io.api import volume_name
@@ -136,7 +137,11 @@ def train_denoiser(
     )
     offset = None
     if correct_offset and outcome.model_path is not None and val and outcome.stopped_reason != "cancelled":
-        offset = correct_trained_model(outcome.model_path, val)
+        report(Progress(0, None, "measuring where the model puts beads"))
+        try:
+            offset = correct_trained_model(outcome.model_path, val, cancel=cancel)
+        except Cancelled:  # Stop during the measurement: the trained model is kept as it is, uncorrected
+            outcome = replace(outcome, stopped_reason="cancelled")
     return TrainResult(
         outcome.model_path, outcome.history, outcome.best_val_loss, outcome.epochs_run, outcome.stopped_reason, offset
     )

@@ -268,7 +268,11 @@ class AdaptBox(QGroupBox):
         """Say how the adaptation ended and whether its model is now the current one."""
         training = outcome.training
         if outcome.completed:
-            how = "Corrected (not fine-tuned)" if training is None else f"Adapted in {training.epochs_run} epoch(s)"
+            if training is not None:
+                how = f"Adapted in {training.epochs_run} epoch(s)"
+            else:  # the bead summary that follows says why a model was not corrected
+                how = "Corrected" if outcome.corrected else "Calibrated, not corrected"
+                how += " (not fine-tuned)"
             self._result_text = (
                 f"{how}; {outcome.model_path.name} is now the current model. {outcome.bead_offset}"
             ).strip()
