@@ -121,3 +121,5 @@ def test_the_summary_names_a_shift_of_the_flipped_views_alone() -> None:
     assert offset.summary().endswith("Test-time augmentation's z-flipped views are moved by +0.00, +0.00, -0.70.")
     same = BeadOffset((0.0, 0.0, 0.5), 40, (0.0, 0.0, -0.5), (0.0, 0.0, 0.5), (0.0, 0.0, -0.5))
     assert "Test-time" not in same.summary()
+    plain_only = BeadOffset((0.0, 0.0, 0.3), 40, (0.0, 0.0, -0.3), (0.0, 0.0, 0.2), (0.0, 0.0, 0.0))
+    assert plain_only.summary().endswith("Test-time augmentation's z-flipped views are not moved.")  # half the views
