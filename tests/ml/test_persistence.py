@@ -21,6 +21,7 @@ from voxelstudio.ml.persistence import (
     INPUT_SHIFT_KEY,
     METADATA_MEMBER,
     OPTIMIZER_MEMBER,
+    SHIFT_SPACING_KEY,
     load_model,
     restore_optimizer_state,
     save_model,
@@ -305,6 +306,39 @@ def test_the_z_flipped_views_shift_is_kept_where_it_differs(tmp_path: Path, save
                               flipped_input_shift=(0.0, 0.0, 0.5))  # fmt: skip
     assert load_model(only_flipped).shift_for(False) == (0.0, 0.0, 0.0)
     assert load_model(only_flipped).shift_for(True) == (0.0, 0.0, 0.5)
+
+
+def test_a_shift_measured_on_one_voxel_size_moves_scans_of_another_by_as_many_um(tmp_path: Path, saved_unet) -> None:
+    _, model, config = saved_unet
+    path = save_model(model, tmp_path / "m.keras", train_config=config, normalizer=NORMALIZER,
+                      input_shift=(0.0, 0.2, -0.6), flipped_input_shift=(0.0, 0.0, -1.2),
+                      shift_spacing=(0.1, 0.1, 0.1))  # fmt: skip
+    loaded = load_model(path)
+    assert loaded.shift_spacing == (0.1, 0.1, 0.1) and loaded.metadata[SHIFT_SPACING_KEY] == [0.1, 0.1, 0.1]
+    coarse = loaded.for_spacing((0.1, 0.2, 0.3))  # planes 3x, columns 2x as far apart
+    assert coarse.input_shift == pytest.approx((0.0, 0.1, -0.2)) and coarse.shift_for(True) == pytest.approx(
+        (0.0, 0.0, -0.4)
+    )
+    assert coarse.shift_spacing == (0.1, 0.2, 0.3) and coarse.model is loaded.model
+    assert model_record(coarse)["input_shift_vox"] == pytest.approx([0.0, 0.1, -0.2])  # what the scan was moved by
+    assert loaded.for_spacing(None) is loaded  # a scan of unknown voxel size: the shift in voxels, as measured
+    unknown = save_model(model, tmp_path / "u.keras", train_config=config, normalizer=NORMALIZER,
+                         input_shift=(0.0, 0.0, -0.6))  # fmt: skip
+    assert load_model(unknown).for_spacing((0.1, 0.1, 0.3)).input_shift == (0.0, 0.0, -0.6)
+    none = save_model(model, tmp_path / "n.keras", train_config=config, normalizer=NORMALIZER,
+                      shift_spacing=(0.1, 0.1, 0.1))  # fmt: skip
+    assert SHIFT_SPACING_KEY not in load_model(none).metadata  # no shift, nothing to scale
+
+
+@pytest.mark.parametrize("value", [[0.1, 0.1], [0.1, 0.0, 0.2], [0.1, 0.1, float("inf")], "0.1"])
+def test_a_bad_shift_voxel_size_is_one_line(tmp_path: Path, saved_unet, value) -> None:
+    path = tmp_path / "edited.keras"
+
+    def edit(data: bytes) -> bytes:
+        return json.dumps({**json.loads(data), SHIFT_SPACING_KEY: value}).encode()
+
+    _rewrite_member(saved_unet[0], path, METADATA_MEMBER, edit)
+    _single_line_model_error(path, "invalid VoxelStudio metadata")
 
 
 @pytest.mark.parametrize("key", ["input_shift_vox", "flipped_input_shift_vox"])

@@ -58,6 +58,7 @@ def test_adapt_end_to_end_beats_its_input_and_stores_the_calibration(tmp_path: P
     offset = result.bead_offset  # measured on simulated beads; what prediction applies is in the file
     assert offset is not None and offset.beads >= MIN_OFFSET_BEADS and adaptation["bead_offset"] == offset.to_dict()
     assert adapted.input_shift == offset.input_shift and offset.flipped_input_shift is not None
+    assert offset.spacing_um == pytest.approx(TRUTH.optics.voxel_size_um)  # scans of other voxel sizes: in µm
     assert adapted.shift_for(True) == offset.flipped_input_shift  # what the z-flipped views of --tta are moved by
 
     prediction = denoise_volume(Volume(raw, TRUTH.optics.voxel_size_um), model_path=out).prediction.data

@@ -98,6 +98,21 @@ def test_a_models_input_shift_moves_each_block_as_it_moves_the_whole_volume(setu
     )
 
 
+def test_blocks_move_by_the_shift_in_the_stores_voxels_when_it_was_measured_on_others(setup, tmp_path):
+    """Measured on 0.1-µm voxels, the shift is half as many columns and a third as many planes of this store's
+    0.1 x 0.2 x 0.3 µm voxels, as whole-volume denoising of the same file moves it."""
+    from voxelstudio.ml.inference import predict_volume
+    from voxelstudio.ml.persistence import load_model
+
+    folder, data, _ = setup
+    model = tiny_model(tmp_path, "unet", input_shift=(0.0, -0.8, 1.5), shift_spacing=(0.1, 0.1, 0.1))
+    result = denoise_store(folder / "in.ome.zarr", tmp_path / "out.ome.zarr", model_path=model, block=BLOCK)
+    scaled = load_model(model).for_spacing((0.1, 0.2, 0.3))
+    assert scaled.input_shift == pytest.approx((0.0, -0.4, 0.5))
+    assert result.provenance["model"]["input_shift_vox"] == pytest.approx([0.0, -0.4, 0.5])
+    np.testing.assert_allclose(read(result.path), predict_volume(scaled, data)[0], rtol=1e-5, atol=1e-6)
+
+
 def test_a_memory_limit_tiles_the_blocks_finer_with_the_same_output(setup, tmp_path, monkeypatch, caplog):
     from voxelstudio.tasks import block_predict
 

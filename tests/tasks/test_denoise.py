@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from types import SimpleNamespace
 
@@ -209,3 +210,24 @@ def test_a_model_that_takes_the_voxel_size_uses_the_files_or_the_one_given(tmp_p
     with pytest.raises(VoxelStudioError, match=r"far\.mat: .*\(2x2x2 µm\).*lateral 2 µm is outside"):
         denoise_files([far], model_path=model, out_dir=tmp_path / "out")
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_a_models_input_shift_moves_scans_of_another_z_step_by_as_many_um(tmp_path):
+    """Measured on 0.1-µm planes, -0.6 planes is -0.2 planes of a 0.3-µm scan; a file without a voxel size gets
+    the shift as measured."""
+    from tiny_denoisers import tiny_model  # beside this file
+
+    from voxelstudio.core.volume import SPACING_GIVEN
+    from voxelstudio.ml.inference import predict_volume
+    from voxelstudio.ml.persistence import load_model
+
+    path = tiny_model(tmp_path, "simple", input_shift=(0.0, 0.0, -0.6), shift_spacing=(0.1, 0.1, 0.1))
+    data = volume(shape=(24, 24, 12)).data
+    coarse = denoise_volume(Volume(data, (0.1, 0.1, 0.3)), model_path=path)
+    assert coarse.provenance["model"]["input_shift_vox"] == pytest.approx([0.0, 0.0, -0.2])
+    by_hand = predict_volume(dataclasses.replace(load_model(path), input_shift=(0.0, 0.0, -0.2)), data)[0]
+    np.testing.assert_allclose(coarse.prediction.data, by_hand, rtol=1e-5, atol=1e-6)
+    unknown = denoise_volume(Volume(data), model_path=path)  # 1 µm only because the file said nothing
+    assert unknown.provenance["model"]["input_shift_vox"] == pytest.approx([0.0, 0.0, -0.6])
+    given = denoise_volume(Volume(data, metadata={SPACING_GIVEN: True}), model_path=path)  # 1 µm voxels, said so
+    assert given.provenance["model"]["input_shift_vox"] == pytest.approx([0.0, 0.0, -0.06])

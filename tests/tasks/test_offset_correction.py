@@ -123,3 +123,23 @@ def test_the_summary_names_a_shift_of_the_flipped_views_alone() -> None:
     assert "Test-time" not in same.summary()
     plain_only = BeadOffset((0.0, 0.0, 0.3), 40, (0.0, 0.0, -0.3), (0.0, 0.0, 0.2), (0.0, 0.0, 0.0))
     assert plain_only.summary().endswith("Test-time augmentation's z-flipped views are not moved.")  # half the views
+
+
+def test_pairs_of_several_voxel_sizes_are_measured_in_um() -> None:
+    """A model that puts beads 0.12 µm deep: 0.6 planes of 0.2 µm, 0.3 of 0.4 µm; measured as 0.4 planes of the
+    pairs' median 0.3 µm, which scans of any z step are then moved by in µm."""
+    from voxelstudio.core.subvoxel import translate
+
+    pairs, answers = [], {}
+    for seed, z_step in enumerate((0.2, 0.4)):
+        raw, target = simulate_pair((96, 96, 32), TRUTH, seed=seed)
+        spacing = (0.1, 0.1, z_step)
+        pairs.append((Volume(raw, spacing), Volume(target, spacing)))
+        answers[id(pairs[-1][0])] = translate(target, (0.0, 0.0, 0.12 / z_step))
+    offset = bead_offset_of(lambda raw: answers[id(raw)], pairs)
+    assert offset.spacing_um == (0.1, 0.1, 0.3) and offset.to_dict()["spacing_um"] == [0.1, 0.1, 0.3]
+    assert offset.measured[2] == pytest.approx(0.4, abs=0.04) and offset.input_shift[2] == pytest.approx(-0.4, abs=0.04)
+    unknown = [(Volume(raw.data), Volume(target.data)) for raw, target in pairs]  # files without a voxel size
+    answers.update({id(u[0]): answers[id(p[0])] for u, p in zip(unknown, pairs, strict=True)})
+    plain = bead_offset_of(lambda raw: answers[id(raw)], unknown)
+    assert plain.spacing_um is None and "spacing_um" not in plain.to_dict()

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 
-def tiny_model(folder, arch, *, spacing_input=False, input_shift=None, flipped_input_shift=None):
+def tiny_model(folder, arch, *, spacing_input=False, input_shift=None, flipped_input_shift=None, shift_spacing=None):
     """A tiny untrained denoiser file; with ``spacing_input`` its FiLM layers get random weights (they start as the
-    identity) and it records training on lateral 0.1-0.2 µm, axial 0.1-0.3 µm voxels; ``input_shift`` and
-    ``flipped_input_shift``: see ``persistence.LoadedModel``."""
+    identity) and it records training on lateral 0.1-0.2 µm, axial 0.1-0.3 µm voxels; ``input_shift``,
+    ``flipped_input_shift`` and ``shift_spacing``: see ``persistence.LoadedModel``."""
     import keras
 
     from voxelstudio.core.normalize import PercentileNormalizer
@@ -29,5 +29,5 @@ def tiny_model(folder, arch, *, spacing_input=False, input_shift=None, flipped_i
         extra = {"spacing_range": {"lateral": [0.1, 0.2], "axial": [0.1, 0.3]}}
     path = folder / f"{arch}{'-spacing' if spacing_input else ''}{'-shifted' if input_shift else ''}.keras"
     save_model(model, path, train_config=cfg, normalizer=PercentileNormalizer(), extra=extra, input_shift=input_shift,
-               flipped_input_shift=flipped_input_shift)  # fmt: skip
+               flipped_input_shift=flipped_input_shift, shift_spacing=shift_spacing)  # fmt: skip
     return path

@@ -15,7 +15,7 @@ import json
 import warnings
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ from voxelstudio.ml.spacing import SPACING_FEATURES, takes_spacing
 
 INPUT_SHIFT_KEY = "input_shift_vox"
 FLIPPED_SHIFT_KEY = "flipped_input_shift_vox"
+SHIFT_SPACING_KEY = "input_shift_spacing_um"
 NO_SHIFT = (0.0, 0.0, 0.0)
 CODE_MESSAGE = "contains code (Lambda layer); load it only if you trust it (--trust)"
 
@@ -60,12 +61,33 @@ class LoadedModel:
     flipped_input_shift: tuple[float, float, float] | None = None
     """The same for the z-flipped views of test-time augmentation, whose beads a model may put elsewhere
     (``metadata["flipped_input_shift_vox"]``); None: :attr:`input_shift`."""
+    shift_spacing: tuple[float, float, float] | None = None
+    """The voxel size (y, x, z µm) of the scans the shifts were measured on (``metadata["input_shift_spacing_um"]``);
+    None: not known, and the shifts are voxels of any scan."""
 
     def shift_for(self, flip_z: bool) -> tuple[float, float, float]:
         """What a view (z-flipped or not) of the scan is moved by, in the scan's own orientation."""
         if flip_z and self.flipped_input_shift is not None:
             return self.flipped_input_shift
         return self.input_shift
+
+    def for_spacing(self, spacing: Sequence[float] | None) -> LoadedModel:
+        """This model with its shifts in voxels of a scan of voxel size ``spacing`` (y, x, z µm; None: unknown, the
+        shifts as they are): where a model puts beads is a distance, so a shift measured on 0.1-µm planes is a third
+        of the planes on 0.3-µm ones (the bundled model put beads 0.070, 0.090 and 0.075 µm deep at z steps of 0.1,
+        0.2 and 0.3 µm: 0.70, 0.45 and 0.25 planes)."""
+        if spacing is None or self.shift_spacing is None:
+            return self
+        scale = [measured / float(size) for measured, size in zip(self.shift_spacing, spacing, strict=True)]
+
+        def scaled(shift: Sequence[float]) -> tuple[float, float, float]:
+            y, x, z = (round(float(v) * k, 4) + 0.0 for v, k in zip(shift, scale, strict=True))
+            return y, x, z
+
+        flipped = None if self.flipped_input_shift is None else scaled(self.flipped_input_shift)
+        new_spacing = tuple(float(v) for v in spacing)
+        return replace(self, input_shift=scaled(self.input_shift), flipped_input_shift=flipped,
+                       shift_spacing=new_spacing)  # type: ignore[arg-type]  # fmt: skip
 
 
 def save_model(
@@ -78,10 +100,11 @@ def save_model(
     optimizer_state: bool = False,
     input_shift: Sequence[float] | None = None,
     flipped_input_shift: Sequence[float] | None = None,
+    shift_spacing: Sequence[float] | None = None,
 ) -> Path:
     """Write ``model`` and its metadata to ``path`` (a ``.keras`` file), replacing it atomically; the optimizer's
-    variables are kept only with ``optimizer_state`` (training checkpoints); ``input_shift`` and
-    ``flipped_input_shift``: see :class:`LoadedModel`."""
+    variables are kept only with ``optimizer_state`` (training checkpoints); ``input_shift``,
+    ``flipped_input_shift`` and ``shift_spacing``: see :class:`LoadedModel`."""
     path = keras_path(path)
     metadata = {
         **metadata_header(DENOISER_FORMAT, FORMAT_VERSION),
@@ -97,6 +120,8 @@ def save_model(
     flipped = None if flipped_input_shift is None else [round(float(v), 4) + 0.0 for v in flipped_input_shift]
     if flipped is not None and flipped != plain:  # the same as the plain shift: that one serves
         metadata[FLIPPED_SHIFT_KEY] = flipped
+    if shift_spacing is not None and (any(plain) or FLIPPED_SHIFT_KEY in metadata):
+        metadata[SHIFT_SPACING_KEY] = [float(v) for v in _positive_triple(shift_spacing, SHIFT_SPACING_KEY)]
     try:
         text = json.dumps(metadata, indent=2, sort_keys=True)
     except TypeError as exc:
@@ -189,9 +214,21 @@ def load_model(path: str | Path, *, trusted: bool = False) -> LoadedModel:
         normalizer = PercentileNormalizer.from_dict(metadata.get("normalizer", {}))
         shift = shift_of(metadata, INPUT_SHIFT_KEY) or NO_SHIFT
         flipped = shift_of(metadata, FLIPPED_SHIFT_KEY)
+        given = metadata.get(SHIFT_SPACING_KEY)
+        shift_spacing = None if given is None else _positive_triple(given, SHIFT_SPACING_KEY)
     except (TypeError, ValueError, AttributeError, KeyError) as exc:  # a member of the wrong JSON type
         raise ModelError(path, f"invalid VoxelStudio metadata: {exc}") from exc
-    return LoadedModel(model, train_config, normalizer, metadata, file_sha256(path), shift, flipped)
+    return LoadedModel(model, train_config, normalizer, metadata, file_sha256(path), shift, flipped, shift_spacing)
+
+
+def _positive_triple(value: Any, key: str) -> tuple[float, float, float]:
+    """``value`` as 3 positive finite numbers; ValueError naming ``key`` otherwise."""
+    if not isinstance(value, (list, tuple)) or len(value) != 3:
+        raise ValueError(f"{key} must be 3 numbers (y, x, z µm), got {value!r}")
+    y, x, z = (float(v) for v in value)
+    if not all(np.isfinite((y, x, z))) or min(y, x, z) <= 0:
+        raise ValueError(f"{key} must be positive and finite, got {value!r}")
+    return y, x, z
 
 
 def shift_of(metadata: dict[str, Any], key: str) -> tuple[float, float, float] | None:

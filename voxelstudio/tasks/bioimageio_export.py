@@ -207,7 +207,7 @@ def export_bioimageio(
         report(Progress(2, 5, "exporting the weights"))
         check_input = loaded.normalizer.before(test_input)[None, ..., None]  # what the network sees
         weights, notes, attached = _write_weights(loaded.model, model_path, stage, check_input)
-        notes = [*shift_note(loaded.input_shift), *notes]
+        notes = [*shift_note(loaded.for_spacing(spacing).input_shift), *notes]  # in the package's voxels
         report(Progress(3, 5, "writing the package"))
         files = _write_files(stage, facts, provenance, test_input, test_output, list(weights), notes, attached)
         magnitude = max(float(np.nanmax(test_output)), 0.0)  # the spec bounds the tolerance by 1 % of the largest value

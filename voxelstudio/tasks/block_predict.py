@@ -80,6 +80,9 @@ class BlockJob:
     """Voxels of one output chunk (a whole block), the unit the pyramid levels written at the end read and write."""
     spacing: tuple[float, float, float] | None = None
     """The volume's voxel size (y, x, z µm), which a model that takes the voxel size needs."""
+    known_spacing: tuple[float, float, float] | None = None
+    """The same when the store or the user gave it (None: not known), which the model's input shift is scaled to
+    (``persistence.LoadedModel.for_spacing``)."""
 
 
 _MODELS: dict[tuple[str, bool, str | None], Any] = {}
@@ -316,6 +319,7 @@ def predict_block(job: BlockJob, start: Shape3, stop: Shape3) -> tuple[int, bool
     from voxelstudio.ml.inference import TTA_TRANSFORMS
 
     loaded, fresh = cached_model(job.model_path, job.trusted, job.model_sha256)
+    loaded = loaded.for_spacing(job.known_spacing)  # its input shift in this volume's voxels
     limit, threads = effective_memory_limit(job)
     baseline = process_baseline(job.model_sha256) if limit is not None else 0  # before this process's first tile
     lazy = zarr_.open_lazy(job.source, job.variable)

@@ -41,6 +41,7 @@ from voxelstudio.core.errors import NonFiniteValuesError, VolumeReadError, Volum
 from voxelstudio.core.memory import release_free_heap
 from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
 from voxelstudio.core.provenance import denoise_provenance, input_record, model_record
+from voxelstudio.core.volume import UNKNOWN_SPACING
 from voxelstudio.io import zarr_
 from voxelstudio.io.api import volume_name
 from voxelstudio.io.zarr_pyramid import write_pyramid
@@ -224,7 +225,16 @@ def denoise_store(
             raise VoxelStudioError(f"{model_path}: has no VoxelStudio training metadata")
         check_model_spacing(lazy.spacing, model, str(source))
         settings = _Settings(
-            variable, trusted, block, tile_shape, resume, overwrite, scheduler, spread_out, memory_limit
+            variable,
+            trusted,
+            block,
+            tile_shape,
+            resume,
+            overwrite,
+            scheduler,
+            spread_out,
+            memory_limit,
+            spacing_given=voxel_size is not None,
         )
         loads = {str(os.getpid()): 1} if fresh else {}
         return _denoise_store(source, out, lazy, client, Path(model_path), model, loads, settings, report, cancel)
@@ -270,6 +280,7 @@ class _Settings:
     scheduler: str | None
     spread_out: Path | None
     memory_limit: int | None = None
+    spacing_given: bool = False
 
 
 def _denoise_store(
@@ -335,9 +346,11 @@ def _denoise_store(
                    "input_fingerprint": fingerprint}  # fmt: skip
             write_json_atomically(run_file, {**run, "value_range": list(value_range)})
         absolute = [str(Path(p).resolve()) for p in (source, model_path, temporary)]  # as workers elsewhere see them
+        known = settings.spacing_given or tuple(lazy.spacing) != UNKNOWN_SPACING
         job = BlockJob(absolute[0], settings.variable, absolute[1], settings.trusted, absolute[2], value_range,
                        tile, tta, model.sha256, settings.memory_limit,  # type: ignore[arg-type]
-                       chunk_voxels=math.prod(block_hwz), spacing=lazy.spacing)  # fmt: skip
+                       chunk_voxels=math.prod(block_hwz), spacing=lazy.spacing,
+                       known_spacing=lazy.spacing if known else None)  # fmt: skip
         blocks = block_grid(lazy.shape, block_hwz)
         finished = {marker(a) for a, _ in blocks} if run.get("complete") else {p.name for p in done_dir.iterdir()}
         todo = [(a, b) for a, b in blocks if marker(a) not in finished]
@@ -369,7 +382,8 @@ def _denoise_store(
     transforms = len(TTA_TRANSFORMS) if tta else 1
     tiling = {"tile_shape": None if tile is None else list(tile), "tta": tta, "transforms": transforms}
     record = input_record(source, lazy.name, lazy.shape, lazy.spacing, settings.variable)
-    provenance = denoise_provenance(record, model_path, model_record(model), tiling, runtime_info())
+    applied = model.for_spacing(job.known_spacing)  # the input shift as the blocks applied it
+    provenance = denoise_provenance(record, model_path, model_record(applied), tiling, runtime_info())
     provenance["blockwise"] = {
         "block": list(block_hwz), "blocks": len(blocks), "resumed_blocks": len(blocks) - len(todo),
         "value_range": list(value_range), "scheduler": settings.scheduler, "model_loads_per_process": loads,

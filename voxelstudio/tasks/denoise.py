@@ -77,6 +77,7 @@ def _denoise_loaded(
 
     check_model_spacing(volume.spacing, loaded, volume.label)
     check_memory(volume, loaded, tta=tta, tile_shape=tile_shape)
+    loaded = loaded.for_spacing(volume.known_spacing)  # its input shift in this scan's voxels
     prediction, uncertainty, tiling = predict_volume(
         loaded, volume.data, tile_shape=tile_shape, tta=tta, report=report, cancel=cancel, spacing=volume.spacing
     )

@@ -48,6 +48,9 @@ class BeadOffset:
     flipped_input_shift: tuple[float, float, float] | None = None
     source: str = "simulated"
     """The beads measured, as the summary names them: "simulated" (adapt) or "validation" (training)."""
+    spacing_um: tuple[float, float, float] | None = None
+    """The voxel size (y, x, z µm) the voxels above are of (``persistence.LoadedModel.shift_spacing``): scans of
+    another voxel size are moved by as many µm; None when the pairs' voxel size was not known."""
 
     @property
     def corrects(self) -> bool:
@@ -83,6 +86,8 @@ class BeadOffset:
         if self.flipped_measured is not None and self.flipped_input_shift is not None:
             record["flipped_measured_vox"] = list(self.flipped_measured)
             record["flipped_input_shift_vox"] = list(self.flipped_input_shift)
+        if self.spacing_um is not None:
+            record["spacing_um"] = list(self.spacing_um)
         return record
 
 
@@ -91,14 +96,23 @@ def bead_offset_of(
 ) -> BeadOffset:
     """Where ``predict`` puts the beads of the (raw, target) ``pairs`` relative to the targets' (the median over
     all beads), and the input shift that puts them back on the axes where they are off by
-    :data:`MIN_CORRECTED_OFFSET` or more (none with fewer than :data:`MIN_OFFSET_BEADS` beads)."""
+    :data:`MIN_CORRECTED_OFFSET` or more (none with fewer than :data:`MIN_OFFSET_BEADS` beads). When every pair's
+    voxel size is known, the median is taken in µm and given in voxels of the pairs' median voxel size."""
     from voxelstudio.metrics.bead_offset import bead_shifts, median_offset
 
-    shifts = np.concatenate([bead_shifts(predict(raw), target.data, raw.spacing) for raw, target in pairs])
+    spacings = [raw.known_spacing for raw, _ in pairs]
+    known = bool(pairs) and all(spacing is not None for spacing in spacings)
+    per_pair = [bead_shifts(predict(raw), target.data, raw.spacing) for raw, target in pairs]
+    if known:
+        spacing = np.median(np.asarray(spacings, dtype=np.float64), axis=0)
+        shifts = np.concatenate([s * np.asarray(size) for s, size in zip(per_pair, spacings, strict=True)]) / spacing
+    else:
+        shifts = np.concatenate(per_pair) if per_pair else np.zeros((0, 3))
     measured = median_offset(shifts)
     correct = len(shifts) >= MIN_OFFSET_BEADS and np.abs(measured) >= MIN_CORRECTED_OFFSET
     shift = np.where(correct, -measured, 0.0)
-    return BeadOffset(_rounded(measured), len(shifts), _rounded(shift), source=source)
+    spacing_um = _rounded(spacing, 6) if known else None
+    return BeadOffset(_rounded(measured), len(shifts), _rounded(shift), source=source, spacing_um=spacing_um)
 
 
 def model_bead_offset(
@@ -134,6 +148,7 @@ def save_with_offset(loaded: Any, path: Path, offset: BeadOffset | None, extra: 
         loaded.model, path, train_config=loaded.train_config, normalizer=loaded.normalizer, extra=extra,
         input_shift=None if offset is None else offset.input_shift,
         flipped_input_shift=None if offset is None else offset.flipped_input_shift,
+        shift_spacing=None if offset is None else offset.spacing_um,
     )  # fmt: skip
 
 
@@ -160,9 +175,9 @@ def correct_trained_model(
 def _central(volume: Volume) -> Volume:
     """The middle :data:`MEASURED_LATERAL` x :data:`MEASURED_LATERAL` voxels of ``volume`` (all its planes)."""
     y, x = (slice(start := max((n - MEASURED_LATERAL) // 2, 0), start + MEASURED_LATERAL) for n in volume.shape[:2])
-    return Volume(np.asarray(volume.data)[y, x], volume.spacing, name=volume.name)
+    return volume.replace(data=np.asarray(volume.data)[y, x])
 
 
-def _rounded(values: np.ndarray) -> tuple[float, float, float]:
-    y, x, z = (round(float(v), 3) + 0.0 for v in values)  # + 0.0: no -0.0 in the file
+def _rounded(values: np.ndarray, digits: int = 3) -> tuple[float, float, float]:
+    y, x, z = (round(float(v), digits) + 0.0 for v in values)  # + 0.0: no -0.0 in the file
     return y, x, z
