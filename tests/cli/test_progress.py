@@ -112,3 +112,17 @@ def test_the_progress_bar_appears_with_the_first_report_only(capsys):
     drawn = [line for line in capsys.readouterr().err.replace("\r", "\n").split("\n") if line.strip()]
     assert drawn[0].startswith("evaluate: grids:  50%|") and "1/2" in drawn[0]  # first drawn with its numbers
     assert not any("0it" in line or (line.startswith("evaluate: ") and "grids" not in line) for line in drawn)
+
+
+def test_a_stage_without_a_count_renames_the_bar_and_leaves_it_where_it_is(capsys):
+    from voxelstudio.cli.progress import tqdm_report
+    from voxelstudio.core.progress import Progress
+
+    with tqdm_report("train") as report:
+        report(Progress(4, 4, "training"))
+        report(Progress(None, None, "measuring where the model puts beads"))  # it failed here before
+    last = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]
+    assert last.startswith("train: measuring where the model puts beads: 100%") and "4/4" in last
+    with tqdm_report("calibrate") as report:  # a stage first: an open-ended bar from 0
+        report(Progress(None, None, "finding beads"))
+    assert "calibrate: finding beads: 0it" in capsys.readouterr().err

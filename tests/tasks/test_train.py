@@ -154,7 +154,9 @@ def test_train_denoiser_end_to_end(tmp_path):
     assert result.model_path == out and out.exists()
     assert result.epochs_run == 2 and result.stopped_reason == "epochs"
     assert len(result.history["val_loss"]) == 2 and result.best_val_loss == min(result.history["val_loss"])
-    assert progress[-1].total == 4 and progress[-1].values["epochs"] == 2
+    steps = [p for p in progress if "epochs" in p.values]
+    assert steps[-1].total == 4 and steps[-1].values["epochs"] == 2
+    assert progress[-1].message == "measuring where the model puts beads"  # then the best model is measured
     offset = result.bead_offset  # measured on the validation pair (blobs too few to correct)
     assert offset is not None and offset.source == "validation" and not offset.corrects
 
@@ -230,3 +232,24 @@ def test_a_model_that_takes_the_voxel_size_trains_on_each_pairs_own_and_refuses_
     trained = load_model(result.model_path).metadata["extra"]["spacing_range"]
     assert trained["lateral"] == pytest.approx([0.1, 0.2]) and trained["axial"] == pytest.approx([0.15, 0.3])
     assert len(result.history["val_loss"]) == 1
+
+
+def test_fine_tuning_a_corrected_model_without_measuring_says_the_correction_is_not_carried_over(tmp_path):
+    from voxelstudio.ml.persistence import load_model, save_model
+
+    first = train_denoiser([blob_volumes(0)], config=tiny_config(epochs=1), out=tmp_path / "first.keras")
+    loaded = load_model(first.model_path)
+    corrected = tmp_path / "corrected.keras"
+    save_model(loaded.model, corrected, train_config=loaded.train_config, normalizer=loaded.normalizer,
+               input_shift=(0.0, 0.0, -0.6))  # fmt: skip
+    with pytest.warns(UserWarning, match=r"corrected\.keras moved scans .* so it moves nothing: measure it with"):
+        result = train_denoiser([blob_volumes(1)], config=tiny_config(epochs=1), out=tmp_path / "ft.keras",
+                                init=corrected)  # one pair: nothing to validate on, nothing measured  # fmt: skip
+    assert result.bead_offset is None and load_model(result.model_path).input_shift == (0.0, 0.0, 0.0)
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train_denoiser([blob_volumes(1)], config=tiny_config(epochs=1), out=tmp_path / "ft2.keras",
+                       init=first.model_path)  # fmt: skip
+    assert not [w for w in caught if "moved scans" in str(w.message)]  # from a model without a correction: nothing

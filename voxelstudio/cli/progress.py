@@ -29,12 +29,14 @@ def tqdm_report(description: str, *, quiet: bool = False) -> Iterator[ReportFn]:
     def report(progress: Progress) -> None:
         if not bars:  # made with the first report's numbers: tqdm draws at once, and "0it" would stand above
             label = f"{description}: {progress.message}" if progress.message else description
-            bar = tqdm(desc=label, total=progress.total, initial=progress.done, file=sys.stderr, dynamic_ncols=True)
+            initial = progress.done or 0
+            bar = tqdm(desc=label, total=progress.total, initial=initial, file=sys.stderr, dynamic_ncols=True)
             bars.append(bar)
         bar = bars[0]
         if progress.total is not None and bar.total != progress.total:
             bar.total = progress.total
-        bar.n = progress.done
+        if progress.done is not None:  # None: a stage with no count of its own; the bar stays where it is
+            bar.n = progress.done
         postfix = {k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in progress.values.items()}
         if progress.message:
             bar.set_description_str(f"{description}: {progress.message}", refresh=False)

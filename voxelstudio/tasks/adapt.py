@@ -260,7 +260,7 @@ def adapt_volumes(
     if not fine_tune:
         from voxelstudio.ml.persistence import load_model
 
-        report(Progress(0, None, "measuring where the model puts beads"))
+        report(Progress(None, None, "measuring where the model puts beads"))
         loaded = load_model(init)
         offset = measure_bead_offset(loaded, cal, shape, seed=seed, psf=psf_array, cancel=cancel)
         if cancel is not None:  # a Stop now still writes nothing
@@ -297,7 +297,7 @@ def adapt_volumes(
 
         loaded = load_model(result.model_path)
         if result.stopped_reason != "cancelled":
-            report(Progress(0, None, "measuring where the model puts beads"))
+            report(Progress(None, None, "measuring where the model puts beads"))
             try:
                 offset = measure_bead_offset(loaded, cal, shape, seed=seed, psf=psf_array, cancel=cancel)
             except Cancelled:  # Stop during the measurement: the model is kept, uncorrected, as after a Stop

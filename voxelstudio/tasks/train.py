@@ -137,14 +137,31 @@ def train_denoiser(
     )
     offset = None
     if correct_offset and outcome.model_path is not None and val and outcome.stopped_reason != "cancelled":
-        report(Progress(0, None, "measuring where the model puts beads"))
+        report(Progress(None, None, "measuring where the model puts beads"))
         try:
             offset = correct_trained_model(outcome.model_path, val, cancel=cancel)
         except Cancelled:  # Stop during the measurement: the trained model is kept as it is, uncorrected
             outcome = replace(outcome, stopped_reason="cancelled")
+    if correct_offset and init is not None and offset is None and outcome.model_path is not None:
+        _warn_dropped_correction(Path(init))
     return TrainResult(
         outcome.model_path, outcome.history, outcome.best_val_loss, outcome.epochs_run, outcome.stopped_reason, offset
     )
+
+
+def _warn_dropped_correction(init: Path) -> None:
+    """Warn when the model training started from moved scans to put its beads back and the new one was not measured
+    (no validation pairs, or a Stop): the fine-tuned network puts beads elsewhere, so the shift is not carried over."""
+    from voxelstudio.ml.persistence import FLIPPED_SHIFT_KEY, INPUT_SHIFT_KEY, read_members
+
+    _, metadata = read_members(init)
+    if INPUT_SHIFT_KEY in metadata or FLIPPED_SHIFT_KEY in metadata:
+        warnings.warn(
+            f"{init.name} moved scans to put its beads back; the fine-tuned model was not measured (no validation "
+            "pairs, or stopped), so it moves nothing: measure it with `voxelstudio adapt RAW --correct-only --init "
+            "MODEL`",
+            stacklevel=3,
+        )
 
 
 def without_validation_pairs(pairs: Sequence[VolumePair], val_pairs: Sequence[VolumePair]) -> list[VolumePair]:
