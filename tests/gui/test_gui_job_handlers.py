@@ -93,6 +93,13 @@ def test_a_training_whose_model_moved_beads_says_so(qtbot, sample_session, tmp_p
     text = panel.progress.label.text()
     assert "model m.keras kept. Bead positions: the model moved beads by (y, x, z) +0.00, +0.00, +0.60" in text
     assert "on 34 validation beads; predictions move the scan by +0.00, +0.00, -0.60" in text
+    assert text.endswith("Denoise to see its corrected prediction (the previews were the network's alone).")
+    assert document.volume("prediction") is None  # the network's last preview, 0.6 planes off: taken back
+    uncorrected = SimpleNamespace(**{**vars(trained), "bead_offset": BeadOffset((0.0, 0.0, 0.1), 34, (0.0,) * 3)})
+    controller.training_started.emit(panel.config())
+    _run(qtbot, sample_session, "training", _every_event(raw.shape, lambda: uncorrected),
+         lambda: controller.training.prepare(raw, True, lambda _result: None))  # fmt: skip
+    assert document.volume("prediction").name == "preview, epoch 1"  # the model predicts as its preview did
 
 
 def test_a_failed_training_run_clears_its_draft_preview(qtbot, sample_session):

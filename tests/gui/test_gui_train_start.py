@@ -236,9 +236,16 @@ def test_adapt_shows_the_calibration_and_makes_the_model_current(qtbot, sample_s
     assert "other way" not in box.summary.text()
     assert box.beads.calibration is not None and box.beads.calibration.measured_fwhm_um == (0.32, 1.13)
     assert "is now the current model. Bead positions: the model moved" in box.progress.label.text()
+    assert box.progress.label.text().endswith("Denoise to see its prediction.")
     assert sample_session.dialogs.errors == [] and box.adapt_button.isEnabled()
+    assert sample_session.document.volume("prediction") is None  # the network's preview: the model moves scans first
+
+
+def test_the_adaptation_preview_stays_when_the_model_predicts_as_it_did(qtbot, sample_session, monkeypatch):
+    box = _run_adapt(qtbot, sample_session, monkeypatch, _fake_adapt(corrected=False))
     preview = sample_session.document.volume("prediction")  # the live preview stays: its model is the current one
     assert preview is not None and preview.name == "preview, epoch 1" and float(preview.data.max()) == 0.5
+    assert "Denoise to see" not in box.progress.label.text()
 
 
 @pytest.mark.parametrize("fail", [False, True], ids=["stopped", "failed"])

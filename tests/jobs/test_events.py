@@ -131,6 +131,8 @@ def test_a_job_cannot_report_its_own_end():
 
 def test_progress_becomes_the_event_it_stands_for():
     assert as_event(Progress(1, 2, "loading", {"file": 1})) == ProgressEvent(1.0, 2.0, "loading")
+    stage = as_event(Progress(None, None, "measuring where the model puts beads"))  # a stage with no count
+    assert stage == ProgressEvent(0.0, None, "measuring where the model puts beads") and stage.fraction is None
     values = {"epoch": 1, "epochs": 3, "step": 2, "steps": 5, "loss": 0.5, "val_loss": math.nan, "eta_s": 7.0}
     step = as_event(Progress(2, 15, "training", values))
     assert type(step) is TrainingStep and (step.epoch, step.step, step.loss, step.eta_s) == (1, 2, 0.5, 7.0)

@@ -139,6 +139,13 @@ class TrainingHandler(JobHandler):
     def on_preview_quality(self, event: PreviewQuality) -> None:
         self.preview_quality.emit(event)
 
+    def on_result(self, event: JobResult) -> None:
+        offset = getattr(event.value, "bead_offset", None)
+        if offset is not None and offset.corrects:  # the model now moves scans first; the preview is the network's
+            take_back_preview(self.document, self._shown)
+            self._shown = None
+        super().on_result(event)
+
     def on_failed(self, event: JobFailed) -> None:
         """A run that failed after saving a best model (it diverged, ran out of memory) hands that model on, as its
         message says it is kept; a preview of one that saved none belongs to no model and is taken back."""
@@ -211,7 +218,7 @@ class AdaptHandler(JobHandler):
     def on_result(self, event: JobResult) -> None:
         if event.value.completed:
             self.document.set_model_path(event.value.model_path)
-        else:
+        if not event.value.completed or event.value.corrected:  # a corrected model moves scans before its network
             take_back_preview(self.document, self._shown)
         super().on_result(event)
 

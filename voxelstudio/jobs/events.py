@@ -209,8 +209,8 @@ def as_event(news: JobEvent | Progress) -> JobEvent:
     if isinstance(news, JobEvent):
         return news
     values = news.values
-    base = {"done": float(news.done), "total": None if news.total is None else float(news.total),
-            "message": news.message}  # fmt: skip
+    done = 0.0 if news.done is None else float(news.done)  # None: a stage with no count of its own
+    base = {"done": done, "total": None if news.total is None else float(news.total), "message": news.message}
     if values.get("epoch") is None:
         if values.get("tile") is not None:
             counts = {key: _count(values, key) for key in ("tile", "tiles", "transform", "transforms")}

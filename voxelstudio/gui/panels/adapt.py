@@ -273,8 +273,9 @@ class AdaptBox(QGroupBox):
             else:  # the bead summary that follows says why a model was not corrected
                 how = "Corrected" if outcome.corrected else "Calibrated, not corrected"
                 how += " (not fine-tuned)"
+            see = " Denoise to see its prediction." if outcome.corrected else ""
             self._result_text = (
-                f"{how}; {outcome.model_path.name} is now the current model. {outcome.bead_offset}"
+                f"{how}; {outcome.model_path.name} is now the current model. {outcome.bead_offset}{see}"
             ).strip()
         elif outcome.model_path is not None:
             self._result_text = "Stopped; the current model is unchanged (the partial model stays in the runs folder)."

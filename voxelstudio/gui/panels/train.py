@@ -35,6 +35,7 @@ from voxelstudio.jobs.train import TrainingData
 
 SETTINGS_KEY = "training/config"
 START_KEYS = ("training/preset", "training/from_bundled")
+DENOISE_TO_SEE = "Denoise to see its corrected prediction (the previews were the network's alone)."
 
 
 def _spin(low: int, high: int, value: int, name: str) -> QSpinBox:
@@ -327,7 +328,7 @@ class TrainPanel(QWidget):
         text += "; no model saved." if result.model_path is None else f"; model {result.model_path.name} kept."
         offset = result.bead_offset
         if offset is not None and offset.corrects:  # where the model puts beads, and the shift it now applies
-            text += f" {offset.summary()}"
+            text += f" {offset.summary()} {DENOISE_TO_SEE}"
         self._result_text = text
 
     def set_idle(self, idle: bool, has_pair: bool = True) -> None:
