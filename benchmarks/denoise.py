@@ -235,7 +235,8 @@ def _model_predictor(model_path: Path | None):
     loaded = load_model(model_path or default_model_path())
 
     def predict(volume: Volume) -> np.ndarray:
-        return predict_volume(loaded, volume.data, spacing=volume.spacing)[0]
+        model = loaded.for_spacing(volume.known_spacing)  # its input shift in this scan's voxels, as denoise does
+        return predict_volume(model, volume.data, spacing=volume.spacing)[0]
 
     return predict
 

@@ -128,7 +128,8 @@ def predict_scans(loaded: Any, scans: dict[str, Volume], out: Path, tta: bool) -
 
     out.mkdir(parents=True, exist_ok=True)
     for name, raw in scans.items():
-        np.save(out / f"{name}.npy", predict_volume(loaded, raw.data, spacing=raw.spacing, tta=tta)[0])
+        model = loaded.for_spacing(raw.known_spacing)  # its input shift in this scan's voxels, as denoise does
+        np.save(out / f"{name}.npy", predict_volume(model, raw.data, spacing=raw.spacing, tta=tta)[0])
 
 
 def predict_corrected(work: Path, models: list[Path], n_settings: int, tta: bool = False) -> dict[str, str]:

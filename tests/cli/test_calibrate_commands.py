@@ -260,7 +260,7 @@ def test_a_dark_stack_that_cannot_be_one_fails_in_one_line(
     assert not (tmp_path / "p.json").exists() and not (tmp_path / "m.keras").exists()
 
 
-def test_adapt_correct_only_stores_the_shift_in_a_copy_of_the_starting_model(
+def test_adapt_correct_only_stores_its_measurement_in_a_copy_of_the_starting_model(
     scan: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from voxelstudio.ml.persistence import load_model, save_model

@@ -231,3 +231,7 @@ def test_a_models_input_shift_moves_scans_of_another_z_step_by_as_many_um(tmp_pa
     assert unknown.provenance["model"]["input_shift_vox"] == pytest.approx([0.0, 0.0, -0.6])
     given = denoise_volume(Volume(data, metadata={SPACING_GIVEN: True}), model_path=path)  # 1 µm voxels, said so
     assert given.provenance["model"]["input_shift_vox"] == pytest.approx([0.0, 0.0, -0.06])
+    source = save_volume(Volume(data), tmp_path / "scan.npy")  # a file without a voxel size; --voxel-size 1,1,1
+    [written] = denoise_files([source], model_path=path, out_dir=tmp_path / "out", voxel_size=(1.0, 1.0, 1.0))
+    sidecar = json.loads(written.with_name(written.name + ".json").read_text())
+    assert sidecar["model"]["input_shift_vox"] == pytest.approx([0.0, 0.0, -0.06])

@@ -97,6 +97,7 @@ def test_a_trained_model_that_moves_beads_is_corrected_in_its_file(tmp_path) -> 
     assert offset.input_shift == pytest.approx((0.0, 0.0, 1.0), abs=0.06)
     loaded = load_model(path)
     assert loaded.input_shift == offset.input_shift and loaded.shift_for(True) == offset.flipped_input_shift
+    assert loaded.shift_spacing == pytest.approx(spacing)  # the voxels the shift counts, for scans of other sizes
     assert loaded.metadata["extra"] == {"kept": 1, METADATA_KEY: offset.to_dict()}  # the rest of the metadata kept
     raw, target = pairs[0]
     corrected = predict_volume(loaded, raw.data, spacing=spacing)[0]  # prediction applies the stored shift

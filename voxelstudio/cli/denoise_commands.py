@@ -290,6 +290,8 @@ def run_train(args: argparse.Namespace) -> int:
     print(f"{result.model_path or args.out}: {best}; {result.epochs_run} epochs; stopped: {result.stopped_reason}")
     if result.bead_offset is not None:
         print(result.bead_offset.summary())
+    elif result.model_path is not None and result.stopped_reason == "cancelled":
+        print("Bead positions: not measured (stopped); the model is not corrected for them.")
     return EXIT_INTERRUPTED if result.stopped_reason == "cancelled" else 0
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from voxelstudio.core.volume import Spacing, Volume
+from voxelstudio.core.volume import SPACING_GIVEN, Spacing, Volume
 
 ROLES = ("raw", "target", "prediction", "uncertainty", "gradcam")
 ROLE_LABELS = {
@@ -99,7 +99,7 @@ class Document(QObject):
         changed = False
         for role, volume in self._volumes.items():
             if volume is not None and tuple(volume.spacing) != tuple(spacing):
-                self._volumes[role] = volume.replace(spacing=spacing)
+                self._volumes[role] = volume.replace(spacing=spacing, metadata={SPACING_GIVEN: True})  # 1 µm is 1 µm
                 self._residual = None
                 changed = True
                 self.volume_changed.emit(role)

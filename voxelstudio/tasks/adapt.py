@@ -44,7 +44,10 @@ MIN_FINE_TUNE_S = 6.0
 """Fine-tuning time when the calibration and simulation used up the budget (a few steps, so a model is written)."""
 FINISH_S = 15.0
 """Kept from the fine-tuning for what follows it: loading the starting model, measuring where the best one puts
-beads and saving it with its metadata (a 5-minute adaptation on one core ran 5.2 minutes without it)."""
+beads (on the fewest pairs) and saving it with its metadata (a 5-minute adaptation on one core ran 5.2 minutes
+without it)."""
+MEASURE_PAIR_S = 1.5
+"""Kept besides for each measurement pair beyond the fewest: simulating it and predicting it twice."""
 FINE_TUNE_LR = 3e-4
 """Adam learning rate of the fine-tuning (a third of training from scratch: the start is already good)."""
 FINE_TUNE_LOSS = {"name": "imbalanced", "threshold": 0.1, "weight": 0.25}
@@ -271,12 +274,14 @@ def adapt_volumes(
     train_pairs = simulate_matched_pairs(cal, shape, pairs, jitter=jitter, seed=seed, psf=psf_array)
     val_pair = simulate_matched_pairs(cal, shape, 1, jitter=0.0, seed=seed + 10_000, psf=psf_array)[0]
     spent_s = time.monotonic() - started
-    left_s = minutes * 60 - spent_s - FINISH_S
+    more_pairs = offset_pair_count(cal.params.bead_density, shape) - OFFSET_PAIRS[0]
+    finish_s = FINISH_S + MEASURE_PAIR_S * more_pairs
+    left_s = minutes * 60 - spent_s - finish_s
     if left_s < MIN_FINE_TUNE_S:
         warnings.warn(
-            f"the {minutes * 60:.0f}-s budget, less {spent_s:.0f} s of calibrating and simulating and {FINISH_S:.0f} s "
-            f"kept for saving, leaves the fine-tuning under its minimum of {MIN_FINE_TUNE_S:.0f} s, so the run ends "
-            "late (give more minutes)",
+            f"the {minutes * 60:.0f}-s budget, less {spent_s:.0f} s of calibrating and simulating and {finish_s:.0f} s "
+            f"kept for measuring and saving, leaves the fine-tuning under its minimum of {MIN_FINE_TUNE_S:.0f} s, so "
+            "the run ends late (give more minutes)",
             stacklevel=2,
         )
     config = replace(config, minutes=max(left_s, MIN_FINE_TUNE_S) / 60)

@@ -301,7 +301,8 @@ def _denoise_store(
     block_hwz: Shape3 = (chunks[1], chunks[2], chunks[0])
     tta = settings.spread_out is not None
     tile = None if settings.tile_shape is None else tuple(int(t) for t in settings.tile_shape)
-    key = f"{source.resolve()}|{settings.variable}|{model.sha256}|{block_hwz}|{tile}|{tta}|{lazy.spacing}"
+    known = settings.spacing_given or tuple(lazy.spacing) != UNKNOWN_SPACING  # what the model's shift scales to
+    key = f"{source.resolve()}|{settings.variable}|{model.sha256}|{block_hwz}|{tile}|{tta}|{lazy.spacing}|{known}"
     key += f"|{lazy.shape}|{np.dtype(lazy.data.dtype)}"  # a store re-exported at the same path is another job
     job_id = hashlib.sha256(key.encode()).hexdigest()[:8]
     spread_out = settings.spread_out
@@ -346,7 +347,6 @@ def _denoise_store(
                    "input_fingerprint": fingerprint}  # fmt: skip
             write_json_atomically(run_file, {**run, "value_range": list(value_range)})
         absolute = [str(Path(p).resolve()) for p in (source, model_path, temporary)]  # as workers elsewhere see them
-        known = settings.spacing_given or tuple(lazy.spacing) != UNKNOWN_SPACING
         job = BlockJob(absolute[0], settings.variable, absolute[1], settings.trusted, absolute[2], value_range,
                        tile, tta, model.sha256, settings.memory_limit,  # type: ignore[arg-type]
                        chunk_voxels=math.prod(block_hwz), spacing=lazy.spacing,

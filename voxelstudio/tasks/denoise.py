@@ -16,7 +16,7 @@ from voxelstudio.core.errors import ModelError, VolumeWriteError
 from voxelstudio.core.progress import CancelToken, Progress, ReportFn, null_report
 from voxelstudio.core.provenance import denoise_provenance, model_record, sidecar_path, write_sidecar
 from voxelstudio.core.resources import BUNDLED_DENOISER, resource_path
-from voxelstudio.core.volume import Volume
+from voxelstudio.core.volume import SPACING_GIVEN, Volume
 from voxelstudio.io import check_volume_file, load_volume, save_volume
 from voxelstudio.io.api import output_path
 from voxelstudio.tasks.denoise_checks import check_memory, check_model_spacing
@@ -329,7 +329,7 @@ def denoise_file(
         return _denoise_store(source, out, model, loaded, options, client, report, cancel)
     volume = load_volume(source, options.variable)
     if options.voxel_size is not None:
-        volume = volume.replace(spacing=options.voxel_size)
+        volume = volume.replace(spacing=options.voxel_size, metadata={SPACING_GIVEN: True})  # 1 µm is 1 µm now
     result = _denoise_loaded(
         volume, model, loaded, tta=options.tta, tile_shape=options.tile_shape, report=report, cancel=cancel
     )

@@ -318,7 +318,7 @@ class TrainPanel(QWidget):
         step = self._last_step
         if result.stopped_reason == "cancelled" and step is not None and step.epochs:
             # Stopped by the user: say where (the bar stays there, not at 100 %) and what was kept.
-            kept = "no model saved" if result.model_path is None else "best model kept"
+            kept = "no model saved" if result.model_path is None else "best model kept (bead positions not measured)"
             self._result_text = f"stopped at epoch {step.epoch}/{step.epochs}, {kept}."
             self._stopped_at = step.fraction
             return
