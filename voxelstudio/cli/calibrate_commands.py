@@ -59,7 +59,7 @@ def register(subparsers: Any) -> None:
         "--correct-only",
         action="store_true",
         help="no fine-tuning: --out is the starting model with the calibration and the shift that puts its beads "
-        "back where they are, measured on pairs simulated with it (about a quarter of a minute)",
+        "back where they are, measured on pairs simulated with it (15-30 seconds)",
     )
     adapt.add_argument("--pairs", metavar="N", help="simulated training pairs [default 8]")
     adapt.add_argument(

@@ -245,7 +245,7 @@ def adapt_volumes(
     receives the calibration before the fine-tuning starts; ``on_preview(epoch, prediction)`` the prediction of the
     first scan (what the adapted model makes of it) after an epoch, within :data:`PREVIEW_SHARE` of the time;
     ``sources`` name the scans in the model's metadata. Without ``fine_tune``, ``out`` is ``init`` as it is, with
-    the calibration and the shift that puts its beads back (a quarter of a minute on a CPU; module
+    the calibration and the shift that puts its beads back (15-30 s on a CPU, the longer for sparse beads; module
     :mod:`voxelstudio.tasks.offset_correction`)."""
     started = time.monotonic()
     out = Path(out)

@@ -128,7 +128,7 @@ class AdaptBox(QGroupBox):
         self.fine_tune = QCheckBox("Fine-tune for", self, objectName="adapt_fine_tune", checked=True)
         self.fine_tune.setToolTip(
             "Unchecked: only calibrate and store, in a copy of the bundled model, the shift that puts its beads back "
-            "where they are (about a quarter of a minute); fine-tuning on matched simulated pairs does more"
+            "where they are (15-30 seconds); fine-tuning on matched simulated pairs does more"
         )
         self.fine_tune.toggled.connect(self.minutes.setEnabled)
         self.adapt_button.clicked.connect(self._adapt_clicked)

@@ -23,7 +23,7 @@ from voxelstudio.jobs.events import ProgressEvent
 BUNDLED_TIP = (
     "The bundled denoiser, trained on simulated bead scans of many microscopes. For bead scans of your microscope, "
     "Train > Adapt to the raw volume fits it to them; with Fine-tune unchecked it only puts the beads back where "
-    "they are, in about a quarter of a minute (it puts those of oil-objective scans of water or glycerol samples "
+    "they are, in 15-30 seconds (it puts those of oil-objective scans of water or glycerol samples "
     "up to a plane too deep)."
 )
 
