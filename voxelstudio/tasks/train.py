@@ -152,9 +152,13 @@ def train_denoiser(
 def _warn_dropped_correction(init: Path) -> None:
     """Warn when the model training started from moved scans to put its beads back and the new one was not measured
     (no validation pairs, or a Stop): the fine-tuned network puts beads elsewhere, so the shift is not carried over."""
+    from voxelstudio.core.errors import ModelError
     from voxelstudio.ml.persistence import FLIPPED_SHIFT_KEY, INPUT_SHIFT_KEY, read_members
 
-    _, metadata = read_members(init)
+    try:
+        _, metadata = read_members(init)
+    except ModelError:  # not a .keras file of ours (a BioImage package, say): no shift it could have carried
+        return
     if INPUT_SHIFT_KEY in metadata or FLIPPED_SHIFT_KEY in metadata:
         warnings.warn(
             f"{init.name} moved scans to put its beads back; the fine-tuned model was not measured (no validation "
