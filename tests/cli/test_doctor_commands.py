@@ -108,3 +108,19 @@ def test_importing_ml_sets_tensorflows_switches_only_where_the_user_did_not(give
     assert result.returncode == 0, result.stderr
     switches = [str(expected["TF_ENABLE_ONEDNN_OPTS"]), str(expected["TF_CPP_MIN_LOG_LEVEL"])]
     assert result.stdout.split() == [*switches, "False"]  # and TensorFlow not started by the import
+
+
+def test_the_report_says_when_the_jobs_backend_cannot_run() -> None:
+    backends = {name: {"installed": name == "tensorflow", "version": "2", "devices": []} for name in BACKENDS}
+    report = {"voxelstudio": "1", "python": "3.11", "keras": "3", "platform": "x", "backends": backends,
+              "opengl": {"error": "-"}, "qt": {"error": "-"},
+              "memory": {"available_bytes": 1, "total_bytes": 1, "disk_free_bytes": 1, "disk_path": "/"}}  # fmt: skip
+
+    def backend_line(backend: str) -> str:
+        return next(line for line in format_report({**report, "backend": backend}).splitlines() if "jobs" in line)
+
+    assert backend_line("bogus").startswith("Backend for jobs: bogus (KERAS_BACKEND): not a Keras backend; set")
+    assert backend_line("torch").endswith(
+        "(KERAS_BACKEND): not installed, so every job fails; install it or choose another"
+    )
+    assert backend_line("tensorflow") == "Backend for jobs: tensorflow (KERAS_BACKEND)"

@@ -52,6 +52,8 @@ def test_simulate_randomize(tmp_path: Path) -> None:
         (["--photons", "0"], "--photons: photons must be in [10, 5000], got 0"),
         (["--wavelength", "0.9"], "--wavelength: wavelength_um must be in [0.4, 0.7], got 0.9"),
         (["--voxel-size", "0.1,0.2,0.1"], "--voxel-size: Y and X must be equal"),
+        (["--voxel-size=nan,nan,0.1"], "--voxel-size: expected three positive numbers (µm), got 'nan,nan,0.1'"),
+        (["--voxel-size=-1,1,1"], "--voxel-size: expected three positive numbers (µm), got '-1,1,1'"),
         (["--voxel-size", "0.1,0.1"], "--voxel-size: expected 3 comma-separated values"),
         (["--voxel-size", "1,1,1"], "--voxel-size: pixel_um must be in"),
         (["--shape", "16,16"], "--shape: expected 3 comma-separated values"),

@@ -56,6 +56,14 @@ def test_too_few_background_blocks_is_an_error() -> None:
         fit_camera(np.ones(3), np.ones(3), np.ones(3), 256)
 
 
+def test_a_background_without_noise_is_said_to_be_no_raw_scan(capfd: pytest.CaptureFixture[str]) -> None:
+    clean = np.zeros((64, 64, 32))  # a target: beads floating in black, no camera noise
+    clean[20, 30, 10] = clean[40, 12, 22] = 1.0
+    with pytest.raises(ValueError, match=r"no noise at all \(a target or a denoised volume\?\): calibration needs raw"):
+        estimate_camera(clean)
+    assert "DLASCL" not in capfd.readouterr().out  # LAPACK's complaints on stdout (they broke calibrate --json)
+
+
 def test_a_dark_stack_gives_the_offset_and_read_noise() -> None:
     rng = np.random.default_rng(5)
     dark = 101.5 + 3.2 * rng.standard_normal((64, 64, 8))

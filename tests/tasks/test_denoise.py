@@ -235,3 +235,17 @@ def test_a_models_input_shift_moves_scans_of_another_z_step_by_as_many_um(tmp_pa
     [written] = denoise_files([source], model_path=path, out_dir=tmp_path / "out", voxel_size=(1.0, 1.0, 1.0))
     sidecar = json.loads(written.with_name(written.name + ".json").read_text())
     assert sidecar["model"]["input_shift_vox"] == pytest.approx([0.0, 0.0, -0.06])
+
+
+def test_resume_goes_on_only_with_the_settings_the_finished_outputs_were_made_with(model_path, tmp_path):
+    source = save_volume(volume(), tmp_path / "scan.mat")
+    out_dir = tmp_path / "out"
+    [written] = denoise_files([source], model_path=model_path, out_dir=out_dir)
+    with pytest.raises(ValueError, match=r"scan\.mat: made without --tta; --resume goes on with the same settings"):
+        denoise_files([source], model_path=model_path, out_dir=out_dir, resume=True, tta=True)
+    with pytest.raises(
+        ValueError, match=r"made with the voxel size \[0\.1, 0\.1, 0\.3\], not --voxel-size \[0\.1, 0\.1, 0\.2\]"
+    ):
+        denoise_files([source], model_path=model_path, out_dir=out_dir, resume=True, voxel_size=(0.1, 0.1, 0.2))
+    assert denoise_files([source], model_path=model_path, out_dir=out_dir, resume=True) == [written]  # the same: kept
+    assert sorted(p.name for p in out_dir.iterdir()) == ["scan.mat", "scan.mat.json"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -138,6 +139,8 @@ def params_from_args(args: argparse.Namespace) -> Any:
                 given.append(option)
     if args.voxel_size is not None:
         y, x, z = _numbers("voxel-size", args.voxel_size, 3, _number)
+        if not all(math.isfinite(v) and v > 0 for v in (y, x, z)):
+            raise ValueError(f"--voxel-size: expected three positive numbers (µm), got {args.voxel_size!r}")
         if y != x:
             raise ValueError(f"--voxel-size: Y and X must be equal (square pixels), got {args.voxel_size!r}")
         optics.update(pixel_um=y, z_step_um=z)

@@ -132,6 +132,10 @@ def fit_camera(
 
     Blocks whose variance lies more than ``CLIP_SD`` standard errors above or below the robust variance line (light
     that is not noise: bead rims, defocused beads outside the stack) are left out first, twice."""
+    if len(variances) and not np.any(np.asarray(variances) > 0):  # the fit would fail inside LAPACK, noisily
+        raise ValueError(
+            "the background holds no noise at all (a target or a denoised volume?): calibration needs raw camera scans"
+        )
     for _ in range(2):
         if len(means) < MIN_BLOCKS:
             break

@@ -184,6 +184,18 @@ def finished(out: Path, options: FileOptions, model_sha256: str | None = None) -
             f"{options.variable!r}; --resume goes on with the same --variable only: use --overwrite or another "
             "--out-dir"
         )
+    made_with_tta = _entry(record, "tiling", "tta")
+    if made_with_tta is not None and (made_with_tta == "True") != options.tta:
+        raise ValueError(
+            f"{out}: made {'with' if made_with_tta == 'True' else 'without'} --tta; --resume goes on with the same "
+            "settings only: use --overwrite or another --out-dir"
+        )
+    made_at = record.get("input", {}).get("spacing") if isinstance(record.get("input"), dict) else None
+    if options.voxel_size is not None and made_at is not None and not np.allclose(made_at, options.voxel_size):
+        raise ValueError(
+            f"{out}: made with the voxel size {made_at}, not --voxel-size {list(options.voxel_size)}; --resume goes "
+            "on with the same settings only: use --overwrite or another --out-dir"
+        )
     if model_sha256 is not None and made_by is not None and made_by != model_sha256:
         raise ValueError(
             f"{out}: made by another model (sha256 {made_by[:12]}, this one is {model_sha256[:12]}); --resume goes "

@@ -162,12 +162,20 @@ def _onednn_state(entry: dict[str, Any]) -> str:
     return "not in this TensorFlow build" if entry.get("onednn_requested") else f"off (set {ONEDNN_VARIABLE}=1)"
 
 
+def _backend_problem(report: dict[str, Any]) -> str:
+    """Why the jobs' backend cannot run (every training and prediction fails then), or nothing."""
+    entry = report["backends"].get(report["backend"])
+    if entry is None:
+        return f": not a Keras backend; set KERAS_BACKEND to one of {', '.join(report['backends'])}"
+    return "" if entry["installed"] else ": not installed, so every job fails; install it or choose another"
+
+
 def format_report(report: dict[str, Any]) -> str:
     """The report as the short text ``voxelstudio doctor`` prints and Help > Environment shows."""
     lines = [
         f"VoxelStudio {report['voxelstudio']}, Python {report['python']}, Keras {report['keras'] or 'not installed'}",
         f"Platform: {report['platform']}",
-        f"Backend for jobs: {report['backend']} (KERAS_BACKEND)",
+        f"Backend for jobs: {report['backend']} (KERAS_BACKEND){_backend_problem(report)}",
     ]
     for name, entry in report["backends"].items():
         if not entry["installed"]:
